@@ -1,0 +1,371 @@
+"""The ``galexplorer`` command line. Thin: parse, call the library, print, choose exit codes.
+
+Exit codes: 0 ok, 2 bad input or usage (one line on stderr: what, which file, what to do),
+1 internal error (a bug: rerun with ``--verbose`` for the traceback), 130 interrupted.
+
+Heavy libraries (torch, Qt, umap) are imported inside the subcommands that need them, so
+``galexplorer --help`` and ``galexplorer open`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from . import __version__, progress
+from .errors import ConfigError, GalexplorerError, NotBuiltError
+
+log = logging.getLogger("galexplorer")
+
+COMMANDS = {
+    "ingest": "FITS, image folders or HDF5 cubes -> a cutouts HDF5 file",
+    "train": "self-supervised BYOL or SimCLR training of a ResNet encoder",
+    "embed": "encoder or your own embeddings -> store (PCA, UMAP, anomaly)",
+    "info": "summarise a cutouts file or a store and its labels",
+    "open": "the desktop explorer: scatter, tooltips, labelling, GP loop",
+    "rank": "refit a scorer on your labels and rank every object",
+    "export": "write the ranked candidate list as CSV or VOTable",
+    "simulate": "run the labelling loop with a catalogue column as oracle",
+    "demo": "build and open a demo on real Hubble Deep Field galaxies",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit code 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _csv_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list, e.g. g,r,i")
+    return items
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(t) for t in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/n such as 0/4, got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+# --------------------------------------------------------------------------------------------
+# subcommands
+# --------------------------------------------------------------------------------------------
+
+def _add_ingest(sub) -> None:
+    p = sub.add_parser("ingest", help=COMMANDS["ingest"], description=COMMANDS["ingest"])
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="FITS files (.fits .fit .fits.gz .fz), images (.png .jpg .tif), HDF5 cubes, "
+                        "or folders of them")
+    p.add_argument("-o", "--output", required=True, metavar="CUTOUTS.h5", help="the cutouts file to write")
+    p.add_argument("--size", type=_positive_int, default=64, metavar="PX", help="stamp side in pixels (default 64)")
+    p.add_argument("--catalog", metavar="CSV",
+                   help="catalogue with id, ra, dec (deg) and any other columns, or a path column")
+    p.add_argument("--bands", type=_csv_list, metavar="g,r,i", help="band names, blue to red")
+    p.add_argument("--band-pattern", metavar="PATTERN",
+                   help="one file per band: a file-name pattern with {id} and {band}, e.g. '{id}_{band}.fits'")
+    p.add_argument("--mosaic", action="store_true",
+                   help="cut stamps at the catalogue's ra/dec (or x/y) out of large FITS images")
+    p.add_argument("--dataset", metavar="NAME", help="dataset holding the images in an HDF5 input")
+    p.add_argument("--preprocess", action="store_true",
+                   help="crop to the central source (sigma-clipped threshold + contour), as Astronomaly")
+    p.add_argument("--thumb-size", type=_positive_int, default=64, metavar="PX",
+                   help="side of the display thumbnails (default 64)")
+    p.set_defaults(run=_run_ingest)
+
+
+def _run_ingest(args) -> int:
+    from .data.ingest import IngestConfig, ingest
+
+    cfg = IngestConfig(size=args.size, catalog=args.catalog, bands=args.bands,
+                       band_pattern=args.band_pattern, mosaic=args.mosaic, dataset=args.dataset,
+                       preprocess=args.preprocess, thumb_size=args.thumb_size)
+    report = ingest(args.inputs, args.output, cfg)
+    _say(args, report.summary())
+    return 0
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"])
+    p.add_argument("cutouts", metavar="CUTOUTS.h5")
+    p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="folder for checkpoints and encoder")
+    p.add_argument("--config", metavar="FILE", help="TOML or JSON file with the same options")
+    p.add_argument("--method", choices=["byol", "simclr"])
+    p.add_argument("--backbone", choices=["resnet18", "resnet34", "resnet50"])
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--image-size", type=_positive_int, metavar="PX", help="crop fed to the network")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int, metavar="N", help="data-loading worker processes")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR's latest checkpoint")
+    p.add_argument("--init", metavar="PATH", help="start from saved weights (encoder.pt or checkpoint)")
+    p.add_argument("--eval-column", metavar="COLUMN",
+                   help="label column in the cutouts file: report kNN and linear-probe accuracy each epoch")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args) -> int:
+    from .ssl.trainer import train_from_cli
+
+    return train_from_cli(args)
+
+
+def _add_embed(sub) -> None:
+    p = sub.add_parser("embed", help=COMMANDS["embed"], description=COMMANDS["embed"])
+    p.add_argument("cutouts", nargs="?", metavar="CUTOUTS.h5")
+    p.add_argument("--run", metavar="RUN_DIR", help="training run folder holding encoder.pt")
+    p.add_argument("-o", "--output", required=True, metavar="STORE.h5")
+    p.add_argument("--embeddings", metavar="FILE",
+                   help="use these embeddings (.npy, .h5, .parquet, .csv) instead of an encoder")
+    p.add_argument("--dataset", metavar="NAME", help="HDF5 dataset with the embeddings")
+    p.add_argument("--id-dataset", metavar="NAME", help="HDF5 dataset with the ids")
+    p.add_argument("--id-column", metavar="NAME", help="id column of a Parquet/CSV embeddings file")
+    p.add_argument("--feature-columns", metavar="GLOB", help="feature columns, e.g. 'feat_*'")
+    p.add_argument("--allow-missing", action="store_true", help="keep the objects present on both sides")
+    p.add_argument("--no-cutouts", action="store_true", help="build the store without a cutouts file")
+    p.add_argument("--catalog", metavar="CSV", help="ids, ra/dec and columns when there is no cutouts file")
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--pca-variance", type=float, default=0.95, metavar="F",
+                   help="keep the principal components that explain this fraction of variance")
+    p.add_argument("--projection", choices=["umap", "pca"], default="umap")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shard", type=_shard, metavar="i/n", help="embed only shard i of n")
+    p.add_argument("--merge", nargs="+", metavar="SHARD.h5", help="join shard stores into -o")
+    p.set_defaults(run=_run_embed)
+
+
+def _run_embed(args) -> int:
+    from .explore.pipeline import EmbedConfig
+
+    cfg = EmbedConfig(batch_size=args.batch_size, device=args.device, pca_variance=args.pca_variance,
+                      projection=args.projection, seed=args.seed)
+    if args.merge:
+        from .store.merge import merge_shards
+
+        report = merge_shards(args.merge, args.output)
+    elif args.embeddings:
+        from .explore.external import ExternalEmbeddings, embed_from_file
+
+        if args.no_cutouts and args.cutouts:
+            raise ConfigError("give either CUTOUTS.h5 or --no-cutouts, not both")
+        if not args.no_cutouts and not args.cutouts:
+            raise ConfigError("no cutouts file given", hint="pass CUTOUTS.h5, or --no-cutouts with --catalog")
+        src = ExternalEmbeddings(path=args.embeddings, dataset=args.dataset, id_dataset=args.id_dataset,
+                                 id_column=args.id_column, feature_columns=args.feature_columns,
+                                 allow_missing=args.allow_missing, catalog=args.catalog)
+        report = embed_from_file(None if args.no_cutouts else args.cutouts, src, args.output, cfg)
+    else:
+        if not args.cutouts or not args.run:
+            raise ConfigError("embed needs CUTOUTS.h5 and --run RUN_DIR (or --embeddings FILE, or --merge)")
+        from .ssl.embed import embed_with_encoder
+
+        report = embed_with_encoder(args.cutouts, args.run, args.output, cfg, shard=args.shard)
+    _say(args, report.summary())
+    return 0
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help=COMMANDS["info"], description=COMMANDS["info"])
+    p.add_argument("path", metavar="FILE.h5", help="a cutouts file or an embedding store")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=_run_info)
+
+
+def _run_info(args) -> int:
+    import json
+
+    from .store.info import describe, format_description
+
+    info = describe(args.path)
+    print(json.dumps(info, indent=2, default=str) if args.json else format_description(info))
+    return 0
+
+
+def _add_open(sub) -> None:
+    p = sub.add_parser("open", help=COMMANDS["open"], description=COMMANDS["open"])
+    p.add_argument("store", nargs="?", metavar="STORE.h5")
+    p.add_argument("--user", help="name recorded with your labels (default: your login)")
+    p.add_argument("--screenshot", metavar="FILE.png", help="render the window after loading, save it, exit")
+    p.set_defaults(run=_run_open)
+
+
+def _run_open(args) -> int:
+    from .gui.app import run_app
+
+    return run_app(args)
+
+
+def _add_rank(sub) -> None:
+    p = sub.add_parser("rank", help=COMMANDS["rank"], description=COMMANDS["rank"])
+    p.add_argument("store", metavar="STORE.h5")
+    p.add_argument("--scorer", choices=["gp", "neighbour", "knn", "iforest", "lof"], default="gp")
+    p.add_argument("--acquisition", choices=["ei", "ucb", "uncertainty"], default="ei")
+    p.add_argument("--xi", type=float, default=0.5, help="exploration trade-off of expected improvement")
+    p.add_argument("--user", help="rank with this user's labels only (default: consensus of all)")
+    p.set_defaults(run=_run_rank)
+
+
+def _run_rank(args) -> int:
+    from .active.ranking import rank_from_cli
+
+    return rank_from_cli(args, _say)
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help=COMMANDS["export"], description=COMMANDS["export"])
+    p.add_argument("store", metavar="STORE.h5")
+    p.add_argument("-o", "--output", required=True, metavar="ranked.csv")
+    p.add_argument("--top", type=_positive_int, metavar="N", help="only the N best-ranked objects")
+    p.add_argument("--format", choices=["csv", "votable"], help="default: from the file extension")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args) -> int:
+    from .export import export_from_cli
+
+    return export_from_cli(args, _say)
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help=COMMANDS["simulate"], description=COMMANDS["simulate"])
+    p.add_argument("store", metavar="STORE.h5")
+    p.add_argument("--truth", required=True, metavar="COLUMN", help="catalogue column the oracle answers from")
+    p.add_argument("--scale", type=float, default=5.0, help="map the column's range to 0..SCALE before rounding")
+    p.add_argument("--interesting-above", type=float, metavar="X",
+                   help="an object is interesting when its oracle score is >= X (default: 3)")
+    p.add_argument("--budget", type=_positive_int, default=200, help="labels the oracle gives")
+    p.add_argument("--batch", type=_positive_int, default=10, help="labels between refits")
+    p.add_argument("--scorer", choices=["gp", "neighbour", "knn", "iforest", "lof"], default="gp")
+    p.add_argument("--acquisition", choices=["ei", "ucb", "uncertainty"], default="ei")
+    p.add_argument("--xi", type=float, default=0.5)
+    p.add_argument("--seeds", type=_positive_int, default=1, help="repeat with K seeds (random baseline, ties)")
+    p.add_argument("-o", "--output", metavar="curve.csv", help="curve CSV (a PNG plot is written beside it)")
+    p.set_defaults(run=_run_simulate)
+
+
+def _run_simulate(args) -> int:
+    from .active.simulate import simulate_from_cli
+
+    return simulate_from_cli(args, _say)
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help=COMMANDS["demo"], description=COMMANDS["demo"])
+    p.add_argument("--out", metavar="DIR", help="where to build the demo (default: your user cache folder)")
+    p.add_argument("--rebuild", action="store_true", help="start again instead of reusing what exists")
+    p.add_argument("--no-gui", action="store_true", help="build the store, print the command to open it, stop")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from .demo import run_demo_from_cli
+
+    return run_demo_from_cli(args, _say)
+
+
+# --------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="galexplorer",
+                     description="Find rare galaxies among survey cutouts: self-supervised embeddings, "
+                                 "a UMAP explorer with image tooltips, and Gaussian-process active learning.",
+                     epilog="Run `galexplorer COMMAND --help` for a command's options. Docs: docs/ in the "
+                            "source tree.")
+    parser.add_argument("--version", action="version", version=f"galexplorer {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_ingest, _add_train, _add_embed, _add_info, _add_open, _add_rank, _add_export,
+                _add_simulate, _add_demo):
+        add(sub)
+    return parser
+
+
+def _say(args, text: str) -> None:
+    """Print a result summary to stdout unless --quiet."""
+    if text and not getattr(args, "quiet", False):
+        print(text, flush=True)
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose
+                                           else "galexplorer: %(message)s"))
+    root = logging.getLogger("galexplorer")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # global flags may also follow the subcommand (`galexplorer ingest ... -v`)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags = {"-v": "--verbose", "--verbose": "--verbose", "-q": "--quiet", "--quiet": "--quiet"}
+    pre = [flags[a] for a in argv if a in flags]
+    argv = pre + [a for a in argv if a not in flags]
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose, args.quiet)
+    progress.configure(enabled=not args.quiet)
+    prog = f"galexplorer {args.command}"
+    t0 = time.monotonic()
+    try:
+        code = args.run(args)
+    except GalexplorerError as exc:
+        if args.verbose:
+            log.exception("%s", exc)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("galexplorer"):
+            raise
+        err = NotBuiltError(f"`{prog}` is not built in this version of galexplorer yet")
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"{prog}: error: out of memory; use a smaller --batch-size or fewer objects", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if args.verbose:
+            log.exception("%s", exc)
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"{prog}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: say so, keep it to one line unless --verbose
+        if args.verbose:
+            log.exception("internal error")
+        print(f"{prog}: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+              " (this is a bug; rerun with --verbose and report the traceback)", file=sys.stderr)
+        return 1
+    log.debug("%s finished in %.1f s", prog, time.monotonic() - t0)
+    return int(code or 0)
+
+

@@ -1,0 +1,1 @@
+"""Readers (FITS, images, HDF5), preprocessing, stretches and thumbnails."""

@@ -1,0 +1,1 @@
+"""PCA, 2-D projection, anomaly detectors, similarity search, clustering, the store-building pipeline. No torch, no Qt."""

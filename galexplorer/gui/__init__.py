@@ -1,0 +1,1 @@
+"""The desktop explorer (the only package that imports Qt)."""

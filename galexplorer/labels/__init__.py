@@ -1,0 +1,1 @@
+"""The SQLite label journal: scores, users, notes, undo/redo, consensus."""

@@ -1,0 +1,297 @@
+"""The cutouts file: ``galexplorer ingest`` writes it, ``train`` and ``embed`` read it.
+
+Layout (schema v1, see docs/store-format.md)::
+
+    /                 attrs: format="galexplorer-cutouts", version, galexplorer_version, created,
+                             uuid, bands (list of str), size, thumb_size, stretch, ingest (JSON)
+    /images           (N, C, H, W) float32, chunked by object
+    /thumbnails       (N, T, T, 3) uint8 display stamps (asinh or Lupton colour)
+    /objects/id       (N,) str, unique
+    /objects/ra, dec  (N,) float64 deg, NaN if unknown
+    /objects/source   (N,) str, the input file of each object
+    /objects/columns/<name>  (N,) catalogue column
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import StoreError
+from .atomic import temporary_sibling
+from .schema import (
+    CUTOUTS_FORMAT,
+    STR_DTYPE,
+    ObjectTable,
+    check_objects,
+    column_kind,
+    h5_dtype_for,
+    open_checked,
+    read_attr,
+    read_column,
+    read_json_attr,
+    read_objects,
+    root_attrs,
+    write_attrs,
+)
+
+log = logging.getLogger(__name__)
+
+FIX = "create it with `galexplorer ingest INPUT... -o CUTOUTS.h5`"
+
+
+class CutoutWriter:
+    """Stream stamps into a new cutouts file, atomically.
+
+    Use as a context manager; the file appears under its final name only when the block ends
+    without an exception and at least one object was written::
+
+        with CutoutWriter(out, bands=["g", "r", "i"], size=64) as w:
+            w.add(images, ids, ra=ra, dec=dec, columns={"z": z}, thumbnails=thumbs)
+
+    Raises:
+        StoreError: duplicate ids, shape mismatches, or no objects at all.
+    """
+
+    def __init__(self, path: str | Path, bands: Sequence[str], size: int, thumb_size: int = 64,
+                 attrs: dict[str, Any] | None = None, chunk_objects: int = 16):
+        self.path = Path(path)
+        self.bands = [str(b) for b in bands]
+        self.size = int(size)
+        self.thumb_size = int(thumb_size)
+        self.attrs = dict(attrs or {})
+        self.chunk_objects = chunk_objects
+        self.n = 0
+        self._ids: set[str] = set()
+        self._col_kinds: dict[str, str] | None = None
+        self._tmp: Path | None = None
+        self._f: h5py.File | None = None
+
+    # -- context management -------------------------------------------------------------------
+    def __enter__(self) -> CutoutWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = temporary_sibling(self.path)
+        self._f = h5py.File(self._tmp, "w")
+        c, s, t = len(self.bands), self.size, self.thumb_size
+        k = self.chunk_objects
+        f = self._f
+        f.create_dataset("images", shape=(0, c, s, s), maxshape=(None, c, s, s), dtype=np.float32,
+                         chunks=(k, c, s, s))
+        f.create_dataset("thumbnails", shape=(0, t, t, 3), maxshape=(None, t, t, 3), dtype=np.uint8,
+                         chunks=(k, t, t, 3), compression="gzip", compression_opts=4)
+        g = f.create_group("objects")
+        for name, dt in [("id", STR_DTYPE), ("source", STR_DTYPE), ("ra", np.float64),
+                         ("dec", np.float64)]:
+            g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(4096,))
+        g["ra"].attrs["unit"] = "deg"
+        g["dec"].attrs["unit"] = "deg"
+        g.create_group("columns")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._f is not None
+        ok = exc_type is None
+        try:
+            if ok and self.n == 0:
+                raise StoreError("no objects were written", self.path,
+                                 "check that the inputs contain readable images")
+            if ok:
+                write_attrs(self._f, root_attrs(CUTOUTS_FORMAT, bands=self.bands, size=self.size,
+                                                thumb_size=self.thumb_size, **self.attrs))
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            self._f.close()
+            self._f = None
+            if ok:
+                os.replace(self._tmp, self.path)
+            else:
+                self._tmp.unlink(missing_ok=True)
+
+    # -- writing --------------------------------------------------------------------------------
+    def add(self, images: np.ndarray, ids: Sequence[str], ra: Sequence[float] | None = None,
+            dec: Sequence[float] | None = None, columns: dict[str, Sequence] | None = None,
+            thumbnails: np.ndarray | None = None, source: Sequence[str] | None = None) -> None:
+        """Append a batch of ``n`` objects.
+
+        Args:
+            images: (n, C, H, W) float32 with C = len(bands), H = W = size; finite values.
+            ids: n unique ids (unique across the whole file).
+            ra, dec: degrees, NaN where unknown.
+            columns: catalogue columns, the same names in every batch.
+            thumbnails: (n, T, T, 3) uint8 display stamps.
+            source: the input file of each object.
+        """
+        if self._f is None:
+            raise RuntimeError("CutoutWriter must be used as a context manager")
+        images = np.asarray(images, dtype=np.float32)
+        n = len(ids)
+        expect = (n, len(self.bands), self.size, self.size)
+        if images.shape != expect:
+            raise StoreError(f"images of shape {images.shape} do not fit {expect} (N, bands, size, size)",
+                             self.path)
+        if not np.isfinite(images).all():
+            raise StoreError("images contain NaN or inf (replace them before writing)", self.path)
+        ids = [str(i) for i in ids]
+        for oid in ids:
+            if oid in self._ids:
+                raise StoreError(f"duplicate object id {oid!r}", self.path,
+                                 "make ids unique in the catalogue or file names")
+            self._ids.add(oid)
+        if len(set(ids)) != n:  # duplicates inside this batch were caught above; keep the set exact
+            raise StoreError("duplicate object ids in one batch", self.path)
+        columns = dict(columns or {})
+        if self._col_kinds is None:
+            self._col_kinds = {}
+            for name, values in columns.items():
+                kind = column_kind(np.asarray(values))
+                self._col_kinds[name] = kind
+                self._f["objects/columns"].create_dataset(
+                    name, shape=(0,), maxshape=(None,), dtype=h5_dtype_for(kind), chunks=(4096,))
+        if set(columns) != set(self._col_kinds):
+            raise StoreError(f"catalogue columns changed between batches: {sorted(columns)} vs "
+                             f"{sorted(self._col_kinds)}", self.path)
+        f, a, b = self._f, self.n, self.n + n
+
+        def put(dset: h5py.Dataset, data) -> None:
+            dset.resize(b, axis=0)
+            dset[a:b] = data
+
+        put(f["images"], images)
+        if thumbnails is None:
+            from ..data.thumbnails import make_thumbnails  # display stretch lives in data/
+            thumbnails = make_thumbnails(images, self.bands, self.thumb_size)
+        thumbnails = np.asarray(thumbnails, dtype=np.uint8)
+        if thumbnails.shape != (n, self.thumb_size, self.thumb_size, 3):
+            raise StoreError(f"thumbnails of shape {thumbnails.shape} do not fit "
+                             f"{(n, self.thumb_size, self.thumb_size, 3)}", self.path)
+        put(f["thumbnails"], thumbnails)
+        put(f["objects/id"], np.array(ids, dtype=object))
+        put(f["objects/source"], np.array([str(s) for s in source] if source is not None else [""] * n,
+                                          dtype=object))
+        put(f["objects/ra"], np.full(n, np.nan) if ra is None else np.asarray(ra, dtype=np.float64))
+        put(f["objects/dec"], np.full(n, np.nan) if dec is None else np.asarray(dec, dtype=np.float64))
+        for name, values in columns.items():
+            kind = self._col_kinds[name]
+            data = np.asarray(values, dtype=object if kind == "str" else None)
+            if kind == "str":
+                data = np.array([str(v) for v in data], dtype=object)
+            put(f[f"objects/columns/{name}"], data)
+        self.n = b
+
+
+class CutoutStore:
+    """Read-only access to a cutouts file, validated on open.
+
+    Raises:
+        StoreError: the file is missing, not ours, of a newer version, truncated or inconsistent.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._f = open_checked(self.path, CUTOUTS_FORMAT, "cutouts file", FIX)
+        try:
+            f = self._f
+            if "images" not in f:
+                raise StoreError("the cutouts file has no images dataset (incomplete file)", self.path, FIX)
+            shape = f["images"].shape
+            if len(shape) != 4:
+                raise StoreError(f"images has shape {shape}, expected (N, C, H, W)", self.path, FIX)
+            self.n = check_objects(f, self.path, shape[0], "cutouts file", FIX)
+            self.bands: list[str] = read_attr(f, "bands") or [f"band{i}" for i in range(shape[1])]
+            if len(self.bands) != shape[1]:
+                raise StoreError(f"{len(self.bands)} band names for {shape[1]} bands", self.path, FIX)
+            if "thumbnails" in f and f["thumbnails"].shape[0] != self.n:
+                raise StoreError("the cutouts file is inconsistent: thumbnails and images differ in length",
+                                 self.path, FIX)
+            self.uuid: str = read_attr(f, "uuid", "")
+            self.size: int = shape[2]
+        except BaseException:
+            self._f.close()
+            raise
+        self._objects: ObjectTable | None = None
+
+    # -- metadata -------------------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {k: read_attr(self._f, k) for k in self._f.attrs}
+
+    def json_attr(self, key: str, default: Any = None) -> Any:
+        return read_json_attr(self._f, key, default)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return tuple(self._f["images"].shape)  # type: ignore[return-value]
+
+    @property
+    def objects(self) -> ObjectTable:
+        if self._objects is None:
+            self._objects = read_objects(self._f["objects"])
+        return self._objects
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.objects.ids
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self._f["objects/columns"]) if "objects/columns" in self._f else []
+
+    def column(self, name: str) -> np.ndarray:
+        if name not in self.column_names:
+            raise StoreError(f"no catalogue column {name!r} (have: {', '.join(self.column_names) or 'none'})",
+                             self.path, "add it with --catalog at ingest")
+        return read_column(self._f["objects/columns"][name])
+
+    # -- pixels ---------------------------------------------------------------------------------
+    @property
+    def images(self) -> h5py.Dataset:
+        """The (N, C, H, W) float32 dataset; slice it to read."""
+        return self._f["images"]
+
+    @property
+    def thumbnails(self) -> h5py.Dataset | None:
+        return self._f["thumbnails"] if "thumbnails" in self._f else None
+
+    def read(self, index) -> np.ndarray:
+        """Images at ``index`` (int, slice or sorted/unsorted int array) as float32."""
+        if isinstance(index, (int, np.integer, slice)):
+            return np.asarray(self._f["images"][index], dtype=np.float32)
+        index = np.asarray(index)
+        order = np.argsort(index)
+        data = self._f["images"][index[order]] if len(index) else \
+            np.empty((0,) + self.shape[1:], np.float32)
+        out = np.empty_like(data)
+        out[order] = data
+        return out
+
+    def iter_batches(self, batch_size: int = 256, start: int = 0, stop: int | None = None
+                     ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(offset, images)`` batches in file order; memory is flat in N."""
+        stop = self.n if stop is None else stop
+        for a in range(start, stop, batch_size):
+            yield a, self.read(slice(a, min(a + batch_size, stop)))
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._f:
+            self._f.close()
+
+    def __enter__(self) -> CutoutStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"CutoutStore({str(self.path)!r}, n={self.n}, bands={self.bands}, size={self.size})"

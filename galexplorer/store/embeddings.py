@@ -1,0 +1,302 @@
+"""The embedding store: ``galexplorer embed`` writes it; ``open``, ``rank``, ``export`` and
+``simulate`` read it.
+
+Layout (schema v1, see docs/store-format.md)::
+
+    /                  attrs: format="galexplorer-store", version, galexplorer_version, created,
+                              uuid, cutouts_path, cutouts_uuid, bands, config (JSON)
+    /objects/...       as in the cutouts file (id, ra, dec, source, columns/<name>)
+    /thumbnails        (N, T, T, 3) uint8 display stamps (optional)
+    /embeddings        (N, D) float32; attrs method, backbone, checkpoint_sha256, config, source
+    /pca               (N, k) float32; attrs explained_variance_ratio, n_components
+    /projection        (N, 2) float32; attrs method, params (JSON)
+    /scores/<name>     (N,) float32 (or int32 for cluster); attrs description
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import StoreError
+from .atomic import temporary_sibling
+from .schema import (
+    STORE_FORMAT,
+    ObjectTable,
+    check_objects,
+    open_checked,
+    read_attr,
+    read_json_attr,
+    read_objects,
+    root_attrs,
+    write_attrs,
+    write_objects,
+)
+
+log = logging.getLogger(__name__)
+
+FIX = "build it with `galexplorer embed CUTOUTS.h5 --run RUN_DIR -o STORE.h5`"
+ARRAYS = ("thumbnails", "embeddings", "pca", "projection")
+
+
+class EmbeddingStoreWriter:
+    """Build a new embedding store in a temporary file; it appears under ``path`` only on success.
+
+    ::
+
+        with EmbeddingStoreWriter(out, objects, attrs={"cutouts_path": ...}) as w:
+            emb = w.create("embeddings", (n, d), np.float32, attrs={...})
+            emb[0:256] = ...
+            w.write("pca", pca, attrs={...})
+            w.write("scores/anomaly", score)
+    """
+
+    def __init__(self, path: str | Path, objects: ObjectTable, attrs: dict[str, Any] | None = None):
+        self.path = Path(path)
+        self.objects = objects
+        self.n = len(objects)
+        self.attrs = dict(attrs or {})
+        self._f: h5py.File | None = None
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> EmbeddingStoreWriter:
+        if self.n == 0:
+            raise StoreError("no objects to write", self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = temporary_sibling(self.path)
+        self._f = h5py.File(self._tmp, "w")
+        write_objects(self._f.create_group("objects"), self.objects)
+        return self
+
+    @property
+    def file(self) -> h5py.File:
+        if self._f is None:
+            raise RuntimeError("EmbeddingStoreWriter must be used as a context manager")
+        return self._f
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.file
+
+    def __getitem__(self, name: str) -> h5py.Dataset:
+        return self.file[name]
+
+    def _check_rows(self, name: str, shape: tuple[int, ...]) -> None:
+        if shape[0] != self.n:
+            raise StoreError(f"{name} has {shape[0]} rows but the store has {self.n} objects", self.path)
+
+    def create(self, name: str, shape: tuple[int, ...], dtype, attrs: dict[str, Any] | None = None,
+               chunks: tuple[int, ...] | bool | None = True, compression: str | None = None
+               ) -> h5py.Dataset:
+        """Create an empty dataset to fill in batches (e.g. embeddings streamed from a model)."""
+        self._check_rows(name, shape)
+        if name in self.file:
+            del self.file[name]
+        dset = self.file.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks,
+                                        compression=compression)
+        write_attrs(dset, attrs or {})
+        return dset
+
+    def write(self, name: str, data: np.ndarray, attrs: dict[str, Any] | None = None,
+              compression: str | None = None) -> h5py.Dataset:
+        """Write a whole array (``pca``, ``projection``, ``scores/<name>`` ...)."""
+        data = np.asarray(data)
+        self._check_rows(name, data.shape)
+        if name in self.file:
+            del self.file[name]
+        dset = self.file.create_dataset(name, data=data, compression=compression)
+        write_attrs(dset, attrs or {})
+        return dset
+
+    def copy_thumbnails(self, source: h5py.Dataset, batch: int = 4096) -> None:
+        """Copy (N, T, T, 3) uint8 thumbnails from a cutouts file in batches."""
+        self._check_rows("thumbnails", source.shape)
+        dst = self.file.create_dataset("thumbnails", shape=source.shape, dtype=np.uint8,
+                                       chunks=(min(16, self.n),) + source.shape[1:],
+                                       compression="gzip", compression_opts=4)
+        for a in range(0, self.n, batch):
+            dst[a:a + batch] = source[a:a + batch]
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        ok = exc_type is None
+        try:
+            if ok:
+                write_attrs(self.file, root_attrs(STORE_FORMAT, **self.attrs))
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            assert self._f is not None and self._tmp is not None
+            self._f.close()
+            self._f = None
+            if ok:
+                if self.path.exists():
+                    log.info("replacing existing %s", self.path)
+                os.replace(self._tmp, self.path)
+            else:
+                self._tmp.unlink(missing_ok=True)
+
+
+class EmbeddingStore:
+    """Read-only access to an embedding store, validated on open.
+
+    Raises:
+        StoreError: the file is missing, not ours, of a newer version, truncated or inconsistent.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._f = open_checked(self.path, STORE_FORMAT, "embedding store", FIX)
+        try:
+            self.n = check_objects(self._f, self.path, None, "embedding store", FIX)
+            for name in list(ARRAYS) + [f"scores/{s}" for s in self.score_names]:
+                if name in self._f and self._f[name].shape[0] != self.n:
+                    raise StoreError(f"the embedding store is inconsistent: {name} has "
+                                     f"{self._f[name].shape[0]} rows for {self.n} objects", self.path, FIX)
+            self.uuid: str = read_attr(self._f, "uuid", "")
+        except BaseException:
+            self._f.close()
+            raise
+        self._objects: ObjectTable | None = None
+        self._cache: dict[str, np.ndarray] = {}
+
+    # -- metadata -------------------------------------------------------------------------------
+    @property
+    def file(self) -> h5py.File:
+        """The open, read-only h5py file (for code that needs a dataset directly)."""
+        return self._f
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {k: read_attr(self._f, k) for k in self._f.attrs}
+
+    def json_attr(self, key: str, default: Any = None, dataset: str | None = None) -> Any:
+        obj = self._f[dataset] if dataset else self._f
+        return read_json_attr(obj, key, default)
+
+    def dataset_attrs(self, name: str) -> dict[str, Any]:
+        if name not in self._f:
+            return {}
+        return {k: read_json_attr(self._f[name], k) for k in self._f[name].attrs}
+
+    @property
+    def objects(self) -> ObjectTable:
+        if self._objects is None:
+            self._objects = read_objects(self._f["objects"])
+        return self._objects
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.objects.ids
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self._f["objects/columns"]) if "objects/columns" in self._f else []
+
+    def column(self, name: str) -> np.ndarray:
+        if name not in self.column_names:
+            raise StoreError(f"no catalogue column {name!r} (have: {', '.join(self.column_names) or 'none'})",
+                             self.path, "add it with --catalog at ingest, then embed again")
+        return self.objects.columns[name]
+
+    @property
+    def bands(self) -> list[str]:
+        return read_attr(self._f, "bands") or []
+
+    # -- arrays ---------------------------------------------------------------------------------
+    def has(self, name: str) -> bool:
+        return name in self._f
+
+    def require(self, name: str, fix: str | None = None) -> None:
+        """Raise a clear StoreError when dataset ``name`` is absent."""
+        if name not in self._f:
+            raise StoreError(f"the store has no {name}", self.path, fix or FIX)
+
+    def _array(self, name: str, dtype=np.float32) -> np.ndarray:
+        if name not in self._cache:
+            self.require(name)
+            self._cache[name] = np.asarray(self._f[name][...], dtype=dtype)
+        return self._cache[name]
+
+    @property
+    def embeddings(self) -> h5py.Dataset:
+        """(N, D) float32 dataset (not loaded; slice it, or use :meth:`load_embeddings`)."""
+        self.require("embeddings")
+        return self._f["embeddings"]
+
+    def load_embeddings(self) -> np.ndarray:
+        return self._array("embeddings")
+
+    @property
+    def pca(self) -> np.ndarray:
+        return self._array("pca")
+
+    @property
+    def projection(self) -> np.ndarray:
+        return self._array("projection")
+
+    @property
+    def thumbnails(self) -> h5py.Dataset | None:
+        return self._f["thumbnails"] if "thumbnails" in self._f else None
+
+    @property
+    def score_names(self) -> list[str]:
+        return sorted(self._f["scores"]) if "scores" in self._f else []
+
+    def score(self, name: str) -> np.ndarray:
+        if name not in self.score_names:
+            raise StoreError(f"no score {name!r} (have: {', '.join(self.score_names) or 'none'})",
+                             self.path, FIX)
+        return self._array(f"scores/{name}", dtype=self._f[f"scores/{name}"].dtype)
+
+    # -- the cutouts this store was built from ----------------------------------------------------
+    @property
+    def cutouts_path(self) -> Path | None:
+        """The cutouts file, resolved relative to the store's folder when stored relative."""
+        p = read_attr(self._f, "cutouts_path")
+        if not p:
+            return None
+        p = Path(p)
+        return p if p.is_absolute() else (self.path.parent / p)
+
+    def open_cutouts(self):
+        """Open the linked cutouts file, or return None (logged) when it is gone or replaced."""
+        from .cutouts import CutoutStore
+
+        path = self.cutouts_path
+        if path is None or not path.exists():
+            log.warning("%s: the cutouts file %s is not available; showing thumbnails only", self.path, path)
+            return None
+        try:
+            cut = CutoutStore(path)
+        except StoreError as exc:
+            log.warning("%s", exc)
+            return None
+        want = read_attr(self._f, "cutouts_uuid")
+        if want and cut.uuid != want:
+            log.warning("%s: %s is not the cutouts file this store was built from (uuid differs)",
+                        self.path, path)
+            cut.close()
+            return None
+        return cut
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._f:
+            self._f.close()
+
+    def __enter__(self) -> EmbeddingStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"EmbeddingStore({str(self.path)!r}, n={self.n})"

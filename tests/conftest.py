@@ -1,0 +1,31 @@
+"""Shared fixtures. Qt runs offscreen; real pixels come from the Hubble XDF in scikit-image."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from xdf import BANDS, xdf_stamps  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def xdf_cutouts(tmp_path_factory) -> Path:
+    """A small cutouts file of 48 real 3-band XDF stamps of 32 px, with ra/dec and columns."""
+    from galexplorer.store import CutoutWriter
+
+    stamps, ids = xdf_stamps(48, 32)
+    path = tmp_path_factory.mktemp("cutouts") / "xdf.h5"
+    rng = np.random.default_rng(0)
+    peak = stamps[:, :, 13:19, 13:19].mean(axis=(1, 2, 3))
+    with CutoutWriter(path, bands=BANDS, size=32, thumb_size=32) as w:
+        w.add(stamps, ids, ra=53.16 + rng.normal(0, 0.01, len(ids)), dec=-27.79 + rng.normal(0, 0.01, len(ids)),
+              columns={"peak": peak, "kind": np.array(["bright" if p > np.median(peak) else "faint" for p in peak],
+                                                      dtype=object)})
+    return path

@@ -1,0 +1,33 @@
+"""The layering rules of docs/architecture.md, held by import-linter and a start-up check."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_hold():
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    assert exe, "import-linter is part of the dev extras"
+    run = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_cli_starts_without_torch_or_qt():
+    code = ("import sys, galexplorer.cli as c; c.build_parser(); "
+            "bad = [m for m in ('torch', 'PySide6', 'pyqtgraph', 'umap') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_ruff_clean():
+    exe = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert exe, "ruff is part of the dev extras"
+    run = subprocess.run([exe, "check", "galexplorer", "tests", "benchmarks"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
