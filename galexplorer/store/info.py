@@ -1,0 +1,112 @@
+"""``galexplorer info``: what is in a cutouts file or an embedding store, and its labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .schema import CUTOUTS_FORMAT, read_attr
+
+
+def _file_format(path: Path) -> str | None:
+    try:
+        with h5py.File(path, "r") as f:
+            return read_attr(f, "format")
+    except OSError:
+        return None
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """A summary of a cutouts file or an embedding store (validated on open).
+
+    Raises:
+        StoreError: not a galexplorer file, truncated, too new, or inconsistent.
+    """
+    from .cutouts import CutoutStore
+    from .embeddings import EmbeddingStore
+
+    path = Path(path)
+    fmt = _file_format(path) if path.is_file() else None
+    if fmt == CUTOUTS_FORMAT:
+        with CutoutStore(path) as cut:
+            attrs = cut.attrs
+            return {
+                "path": str(path), "kind": "cutouts", "objects": cut.n, "bands": cut.bands,
+                "size": cut.size, "columns": cut.column_names,
+                "with_ra_dec": int(np.isfinite(cut.objects.ra).sum()),
+                "created": attrs.get("created"), "galexplorer_version": attrs.get("galexplorer_version"),
+                "schema_version": attrs.get("version"), "uuid": cut.uuid,
+            }
+    # anything else goes through the store validator, which names what is wrong
+    with EmbeddingStore(path) as store:
+        from ..labels import LabelJournal
+
+        attrs = store.attrs
+        info: dict[str, Any] = {
+            "path": str(path), "kind": "store", "objects": store.n, "columns": store.column_names,
+            "bands": store.bands, "created": attrs.get("created"),
+            "galexplorer_version": attrs.get("galexplorer_version"), "schema_version": attrs.get("version"),
+            "uuid": store.uuid, "cutouts": str(store.cutouts_path) if store.cutouts_path else None,
+            "cutouts_found": bool(store.cutouts_path and store.cutouts_path.exists()),
+            "thumbnails": store.has("thumbnails"),
+            "scores": store.score_names,
+        }
+        if store.has("embeddings"):
+            e = store.dataset_attrs("embeddings")
+            info["embeddings"] = {"dim": int(store.embeddings.shape[1]), "method": e.get("method"),
+                                  "backbone": e.get("backbone"), "source": e.get("source")}
+        if store.has("pca"):
+            p = store.dataset_attrs("pca")
+            evr = p.get("explained_variance_ratio")
+            info["pca"] = {"components": int(store.file["pca"].shape[1]),
+                           "explained_variance": float(sum(evr)) if isinstance(evr, list) else None}
+        if store.has("projection"):
+            info["projection"] = store.dataset_attrs("projection")
+        if attrs.get("shard"):
+            info["shard"] = attrs.get("shard")
+        with LabelJournal.for_store(path, readonly=True) as journal:
+            info["labels"] = journal.counts()
+            info["labels_file"] = str(journal.path) if journal.path.exists() else None
+        return info
+
+
+def format_description(info: dict[str, Any]) -> str:
+    """Human-readable lines for ``galexplorer info``."""
+    lines = [f"{info['path']}: galexplorer {'cutouts file' if info['kind'] == 'cutouts' else 'embedding store'}"
+             f" (schema v{info['schema_version']}, written by galexplorer {info['galexplorer_version']}"
+             f" on {info['created']})"]
+    lines.append(f"  objects      {info['objects']}")
+    if info.get("bands"):
+        lines.append(f"  bands        {', '.join(info['bands'])}")
+    if info["kind"] == "cutouts":
+        lines.append(f"  stamp size   {info['size']} px")
+        lines.append(f"  ra/dec       {info['with_ra_dec']} of {info['objects']} objects")
+    else:
+        emb = info.get("embeddings")
+        lines.append(f"  embeddings   {emb['dim']}-d ({emb.get('method') or emb.get('source') or '?'}"
+                     f"{', ' + emb['backbone'] if emb.get('backbone') else ''})" if emb else "  embeddings   none")
+        pca = info.get("pca")
+        if pca:
+            ev = f", {pca['explained_variance']:.1%} of variance" if pca.get("explained_variance") else ""
+            lines.append(f"  pca          {pca['components']} components{ev}")
+        else:
+            lines.append("  pca          none")
+        proj = info.get("projection")
+        lines.append(f"  projection   {proj.get('method', '?')}" if proj else
+                     "  projection   none (run `galexplorer embed` without --shard, or --merge the shards)")
+        lines.append(f"  scores       {', '.join(info['scores']) or 'none'}")
+        lines.append(f"  thumbnails   {'yes' if info['thumbnails'] else 'no'}")
+        cut = info.get("cutouts")
+        lines.append(f"  cutouts      {cut} ({'found' if info['cutouts_found'] else 'NOT FOUND'})" if cut
+                     else "  cutouts      none")
+        lab = info["labels"]
+        lines.append(f"  labels       {lab['labels']} by {lab['users']} user(s) on {lab['labelled_objects']} objects"
+                     f", {lab['excluded']} excluded, {lab['disputed']} disputed"
+                     f"{' (' + info['labels_file'] + ')' if info.get('labels_file') else ''}")
+    if info.get("columns"):
+        lines.append(f"  columns      {', '.join(info['columns'])}")
+    return "\n".join(lines)
+
