@@ -1,7 +1,8 @@
 """Real pixels for tests: the Hubble eXtreme Deep Field image that ships inside scikit-image.
 
 ``skimage.data.hubble_deep_field()`` is a (872, 1000, 3) uint8 colour image of real HST data
-(public domain). We treat its three channels as three bands, blue to red.
+(public domain). We treat its three channels as three bands, blue to red (the RGB channels
+reversed, as galexplorer.data.xdf does).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ PIXEL_SCALE = 0.06 / 3600          # deg per pixel
 
 @lru_cache(maxsize=1)
 def xdf_image() -> np.ndarray:
-    """(H, W, 3) float32 in [0, 1]."""
-    from skimage import data
+    """(H, W, 3) float32 in [0, 1], channels blue, green, red."""
+    from galexplorer.data.xdf import xdf_image as _image
 
-    return data.hubble_deep_field().astype(np.float32) / 255.0
+    return _image()
 
 
 @lru_cache(maxsize=4)
