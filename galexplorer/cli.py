@@ -152,6 +152,12 @@ def _add_embed(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard", type=_shard, metavar="i/n", help="embed only shard i of n")
     p.add_argument("--merge", nargs="+", metavar="SHARD.h5", help="join shard stores into -o")
+    p.add_argument("--virtual", action="store_true",
+                   help="with --merge: link the shards' arrays as HDF5 virtual datasets instead of copying "
+                        "them (the shard files must then stay where they are)")
+    p.add_argument("--pca-standardise", action="store_true",
+                   help="scale each embedding dimension to unit variance before the PCA (for feature "
+                        "tables whose columns have different units)")
     p.set_defaults(run=_run_embed)
 
 
@@ -159,11 +165,14 @@ def _run_embed(args) -> int:
     from .explore.pipeline import EmbedConfig
 
     cfg = EmbedConfig(batch_size=args.batch_size, device=args.device, pca_variance=args.pca_variance,
-                      projection=args.projection, seed=args.seed)
+                      projection=args.projection, seed=args.seed,
+                      pca_standardise=args.pca_standardise).validate()
+    if args.virtual and not args.merge:
+        raise ConfigError("--virtual only applies to --merge")
     if args.merge:
         from .store.merge import merge_shards
 
-        report = merge_shards(args.merge, args.output)
+        report = merge_shards(args.merge, args.output, config=cfg, virtual=args.virtual)
     elif args.embeddings:
         from .explore.external import ExternalEmbeddings, embed_from_file
 

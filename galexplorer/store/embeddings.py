@@ -112,14 +112,31 @@ class EmbeddingStoreWriter:
         write_attrs(dset, attrs or {})
         return dset
 
-    def copy_thumbnails(self, source: h5py.Dataset, batch: int = 4096) -> None:
-        """Copy (N, T, T, 3) uint8 thumbnails from a cutouts file in batches."""
-        self._check_rows("thumbnails", source.shape)
-        dst = self.file.create_dataset("thumbnails", shape=source.shape, dtype=np.uint8,
-                                       chunks=(min(16, self.n),) + source.shape[1:],
+    def copy_thumbnails(self, source: h5py.Dataset, batch: int = 4096,
+                        rows: slice | np.ndarray | None = None) -> None:
+        """Copy (N, T, T, 3) uint8 thumbnails from a cutouts file in batches.
+
+        Args:
+            source: the cutouts file's ``thumbnails`` dataset.
+            rows: the source rows to copy, in store order (a slice, or increasing row numbers);
+                all rows when None.
+        """
+        index = np.arange(source.shape[0])[rows] if rows is not None else None
+        shape = (len(index) if index is not None else source.shape[0],) + tuple(source.shape[1:])
+        self._check_rows("thumbnails", shape)
+        dst = self.file.create_dataset("thumbnails", shape=shape, dtype=np.uint8,
+                                       chunks=(min(16, self.n),) + shape[1:],
                                        compression="gzip", compression_opts=4)
         for a in range(0, self.n, batch):
-            dst[a:a + batch] = source[a:a + batch]
+            if index is None:
+                dst[a:a + batch] = source[a:a + batch]
+                continue
+            want = index[a:a + batch]
+            span = int(want[-1] - want[0] + 1)
+            if span <= 4 * len(want):  # dense: one sequential read of the covering block
+                dst[a:a + len(want)] = source[want[0]:want[-1] + 1][want - want[0]]
+            else:
+                dst[a:a + len(want)] = source[want]
 
     def __exit__(self, exc_type, exc, tb) -> None:
         ok = exc_type is None

@@ -1,0 +1,72 @@
+"""Clustering of feature vectors: a Bayesian Gaussian mixture, as Mohale & Lochner (2024)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+
+from .. import progress
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+FIT_SAMPLE = 20000
+PREDICT_CHUNK = 65536
+
+
+def bayesian_gmm_clusters(x: np.ndarray, n_components: int = 20, weight_concentration_prior: float = 0.5,
+                          seed: int = 0, fit_sample: int = FIT_SAMPLE, max_iter: int = 200) -> np.ndarray:
+    """Cluster labels from a variational Bayesian Gaussian mixture (full covariances).
+
+    The mixture is fitted on a random sample of at most ``fit_sample`` rows (the Dirichlet-process
+    prior switches unneeded components off, so the sample only has to contain every population),
+    then every row is assigned to its most probable component.
+
+    Args:
+        x: (N, D) features (normally the store's PCA features).
+        n_components: the largest number of clusters (capped to N).
+        weight_concentration_prior: Dirichlet-process concentration; smaller -> fewer clusters.
+        seed: random seed (sample and initialisation); same seed -> same labels.
+        fit_sample: rows used for the fit.
+
+    Returns:
+        (N,) int32 labels in 0..n_components-1. Labels are renumbered by decreasing cluster size
+        (0 = the largest), so they do not depend on the mixture's internal order.
+
+    Raises:
+        InputError: X is not 2-D or has NaN/inf.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import BayesianGaussianMixture
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or len(x) == 0:
+        raise InputError(f"clustering needs an (N, D) array with N >= 1, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise InputError("the features given to the clustering contain NaN or inf")
+    n = len(x)
+    if n < 2:
+        return np.zeros(n, np.int32)
+    rng = np.random.default_rng(seed)
+    fit_rows = np.sort(rng.choice(n, fit_sample, replace=False)) if n > fit_sample else slice(None)
+    k = min(int(n_components), n)
+    gmm = BayesianGaussianMixture(n_components=k, weight_concentration_prior=weight_concentration_prior,
+                                  weight_concentration_prior_type="dirichlet_process",
+                                  covariance_type="full", max_iter=max_iter, random_state=seed,
+                                  reg_covar=1e-6 * max(float(np.var(x[fit_rows], axis=0).mean()), 1e-12))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(x[fit_rows])
+    if not gmm.converged_:
+        log.info("Bayesian Gaussian mixture did not converge in %d iterations; using its last state",
+                 max_iter)
+    labels = np.empty(n, np.int32)
+    for a in progress.track(range(0, n, PREDICT_CHUNK), "clustering"):
+        labels[a:a + PREDICT_CHUNK] = gmm.predict(x[a:a + PREDICT_CHUNK])
+    counts = np.bincount(labels, minlength=k)
+    order = np.argsort(-counts, kind="stable")
+    relabel = np.empty(k, np.int32)
+    relabel[order] = np.arange(k, dtype=np.int32)
+    return relabel[labels]

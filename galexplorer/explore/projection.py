@@ -1,0 +1,127 @@
+"""2-D projection of feature vectors for the explorer's scatter: UMAP (default) or PCA.
+
+UMAP at survey scale: fitting UMAP costs more than linear time, so for N above ``fit_sample``
+we fit on a random sample of that size and place the other rows with ``UMAP.transform`` in
+chunks (their nearest neighbours among the sample, then a short optimisation against the fixed
+sample layout). See benchmarks/bench_projection.py for the time at N = 10^6.
+
+Reproducibility: with ``deterministic=True`` (the default) UMAP runs with ``random_state=seed``,
+which makes umap-learn single-threaded; the same seed gives the same projection. With
+``deterministic=False`` it uses all cores and the layout changes from run to run.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .. import progress
+from ..errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+UMAP_FIT_SAMPLE = 50000
+TRANSFORM_CHUNK = 32768
+MIN_UMAP_ROWS = 8   # below this a UMAP layout means nothing; use the first two principal components
+METHODS = ("umap", "pca")
+
+
+def _pca_2d(x: np.ndarray) -> np.ndarray:
+    from .pca import fit_pca_model
+
+    n, d = x.shape
+    out = np.zeros((n, 2), np.float32)
+    if n < 2 or not np.ptp(x, axis=0).any():
+        return out
+    model = fit_pca_model(x, variance=1.0, max_components=2)
+    out[:, :model.n_components] = model.transform(x)
+    return out
+
+
+def project_2d(x: np.ndarray, method: str = "umap", n_neighbors: int = 15, min_dist: float = 0.01,
+               fit_sample: int = UMAP_FIT_SAMPLE, seed: int = 0, deterministic: bool = True,
+               transform_chunk: int = TRANSFORM_CHUNK, return_info: bool = False
+               ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
+    """Project (N, D) features to 2-D.
+
+    Args:
+        x: (N, D) float features (normally the store's PCA features).
+        method: ``"umap"`` or ``"pca"`` (the first two principal components).
+        n_neighbors, min_dist: UMAP parameters (15 and 0.01 as Mohale & Lochner); n_neighbors is
+            capped to N - 1.
+        fit_sample: fit UMAP on at most this many random rows and transform the rest.
+        seed: random seed (sample choice and UMAP).
+        deterministic: single-threaded, reproducible UMAP (see the module docstring).
+        transform_chunk: rows per ``UMAP.transform`` call.
+        return_info: also return a dict of the parameters actually used.
+
+    Returns:
+        (N, 2) float32 coordinates (arbitrary units), and the info dict when ``return_info``.
+
+    Raises:
+        ConfigError: an unknown method or invalid parameter.
+        InputError: X is not 2-D, is empty, or has NaN/inf.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown projection {method!r}", hint=f"use one of {', '.join(METHODS)}")
+    if n_neighbors < 2 or not (0.0 <= min_dist) or fit_sample < 2:
+        raise ConfigError(f"invalid UMAP parameters n_neighbors={n_neighbors}, min_dist={min_dist}, "
+                          f"fit_sample={fit_sample}", hint="n_neighbors >= 2, min_dist >= 0, fit_sample >= 2")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        raise InputError(f"the projection needs an (N, D) array with N >= 1, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise InputError("the features given to the projection contain NaN or inf")
+    n = len(x)
+    info: dict[str, Any] = {"method": method}
+    if method == "umap" and n < MIN_UMAP_ROWS:
+        log.info("only %d objects: using the first two principal components instead of UMAP", n)
+        info.update(method="pca", requested="umap", note=f"UMAP needs at least {MIN_UMAP_ROWS} objects")
+        method = "pca"
+    if method == "pca":
+        with progress.Bar("projection (PCA)", 1) as bar:
+            out = _pca_2d(x)
+            bar.update(1)
+    else:
+        out = _umap(x, n_neighbors, min_dist, fit_sample, seed, deterministic, transform_chunk, info)
+    return (out, info) if return_info else out
+
+
+def _umap(x: np.ndarray, n_neighbors: int, min_dist: float, fit_sample: int, seed: int,
+          deterministic: bool, transform_chunk: int, info: dict[str, Any]) -> np.ndarray:
+    import umap  # imported here: numba compilation makes it slow to import
+
+    n = len(x)
+    k = int(min(n_neighbors, n - 1))
+    sample = n > fit_sample
+    fit_rows = np.sort(np.random.default_rng(seed).choice(n, fit_sample, replace=False)) if sample \
+        else np.arange(n)
+    info.update(n_neighbors=k, min_dist=float(min_dist), seed=int(seed), deterministic=bool(deterministic),
+                fit_rows=int(len(fit_rows)), transformed_rows=int(n - len(fit_rows)),
+                umap_version=umap.__version__, metric="euclidean")
+    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, n_components=2, metric="euclidean",
+                        random_state=seed if deterministic else None, n_jobs=1 if deterministic else -1,
+                        transform_seed=seed, init="spectral" if len(fit_rows) > k + 2 else "random",
+                        low_memory=True)
+    out = np.empty((n, 2), np.float32)
+    with warnings.catch_warnings():
+        # umap warns about n_jobs with a seed, disconnected graphs in tiny data, numba's TBB, ...
+        warnings.simplefilter("ignore")
+        with progress.Bar(f"projection (UMAP fit on {len(fit_rows)})", 1) as bar:
+            out[fit_rows] = reducer.fit_transform(x[fit_rows])
+            bar.update(1)
+        if sample:
+            rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
+            with progress.Bar("projection (UMAP transform)", len(rest), unit="obj") as bar:
+                for a in range(0, len(rest), transform_chunk):
+                    rows = rest[a:a + transform_chunk]
+                    out[rows] = reducer.transform(x[rows])
+                    bar.update(len(rows))
+    if not np.isfinite(out).all():  # a degenerate layout (e.g. all points identical)
+        log.warning("UMAP gave a non-finite layout; using the first two principal components")
+        info.update(method="pca", requested="umap", note="UMAP layout was not finite")
+        return _pca_2d(x)
+    return out
