@@ -113,7 +113,11 @@ def _add_train(sub) -> None:
     p.add_argument("--epochs", type=_positive_int)
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--image-size", type=_positive_int, metavar="PX", help="crop fed to the network")
+    p.add_argument("--image-size", type=_positive_int, metavar="PX",
+                   help="crop fed to the network (default: min(64, stamp size))")
+    p.add_argument("--stem", choices=["auto", "small", "standard"],
+                   help="first layers: small (3x3 stride 1, no max-pool) keeps detail of small stamps but costs "
+                        "~16x; auto = small on CUDA for crops <= 96 px, standard on CPU")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, metavar="N", help="data-loading worker processes")
@@ -127,13 +131,15 @@ def _add_train(sub) -> None:
 def _run_train(args) -> int:
     from .ssl.trainer import train_from_cli
 
-    return train_from_cli(args)
+    report = train_from_cli(args)
+    _say(args, report.summary())
+    return 0
 
 
 def _add_embed(sub) -> None:
     p = sub.add_parser("embed", help=COMMANDS["embed"], description=COMMANDS["embed"])
     p.add_argument("cutouts", nargs="?", metavar="CUTOUTS.h5")
-    p.add_argument("--run", metavar="RUN_DIR", help="training run folder holding encoder.pt")
+    p.add_argument("--run", dest="run_dir", metavar="RUN_DIR", help="training run folder holding encoder.pt")
     p.add_argument("-o", "--output", required=True, metavar="STORE.h5")
     p.add_argument("--embeddings", metavar="FILE",
                    help="use these embeddings (.npy, .h5, .parquet, .csv) instead of an encoder")
@@ -185,11 +191,11 @@ def _run_embed(args) -> int:
                                  allow_missing=args.allow_missing, catalog=args.catalog)
         report = embed_from_file(None if args.no_cutouts else args.cutouts, src, args.output, cfg)
     else:
-        if not args.cutouts or not args.run:
+        if not args.cutouts or not args.run_dir:
             raise ConfigError("embed needs CUTOUTS.h5 and --run RUN_DIR (or --embeddings FILE, or --merge)")
         from .ssl.embed import embed_with_encoder
 
-        report = embed_with_encoder(args.cutouts, args.run, args.output, cfg, shard=args.shard)
+        report = embed_with_encoder(args.cutouts, args.run_dir, args.output, cfg, shard=args.shard)
     _say(args, report.summary())
     return 0
 

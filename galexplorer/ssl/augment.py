@@ -1,0 +1,261 @@
+"""Augmentations of astronomical stamps, batched on tensors (on the GPU when training there).
+
+Every operation works on a whole (B, C, S, S) batch at once with a ``torch.Generator`` so a run
+is reproducible and resumable. :class:`AstroAugment` draws the random parameters of one view
+(:class:`ViewParams`) and applies, on raw pixel values:
+
+1. :func:`resample` - rotation, flip, scale and jitter-and-crop in a single bilinear
+   ``grid_sample`` (one interpolation, not four);
+2. :func:`redden` - Galactic extinction, 10**(-0.4 A_b) per band;
+3. :func:`gaussian_blur` - a per-view (optionally per-band) Gaussian PSF as two separable
+   depthwise convolutions;
+4. :func:`scale_gain` - per-band gain jitter around the sky level;
+5. :func:`add_noise` - Gaussian noise of sigma = k * MAD_b.
+
+The functions are public so they can be used and tested one by one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .config import AugmentConfig
+
+
+@dataclass
+class ViewParams:
+    """Random parameters of one view of a batch of B stamps with C bands.
+
+    Attributes:
+        angle: (B,) rotation, radians, counter-clockwise as displayed with the origin at the bottom.
+        flip: (B,) bool, mirror left-right before rotating.
+        scale: (B,) magnification (> 1 zooms in).
+        shift: (B, 2) crop-centre offset (x, y) in input pixels.
+        ebv: (B,) E(B-V) in magnitudes, or None.
+        blur_sigma: (B, C) Gaussian PSF sigma in output pixels, or None.
+        gain: (B, C) multiplicative gain, or None.
+        noise_k: (B,) noise level in units of each band's MAD, or None.
+    """
+
+    angle: torch.Tensor
+    flip: torch.Tensor
+    scale: torch.Tensor
+    shift: torch.Tensor
+    ebv: torch.Tensor | None = None
+    blur_sigma: torch.Tensor | None = None
+    gain: torch.Tensor | None = None
+    noise_k: torch.Tensor | None = None
+
+
+def _uniform(n: int | tuple[int, ...], lo: float, hi: float, gen: torch.Generator,
+             device: torch.device) -> torch.Tensor:
+    shape = (n,) if isinstance(n, int) else n
+    return lo + (hi - lo) * torch.rand(shape, generator=gen, device=device)
+
+
+def resample(x: torch.Tensor, size: int, angle: torch.Tensor | None = None,
+             flip: torch.Tensor | None = None, scale: torch.Tensor | None = None,
+             shift: torch.Tensor | None = None, padding_mode: str = "reflection") -> torch.Tensor:
+    """Rotate, flip, scale and crop a batch in one bilinear resampling.
+
+    The output pixel grid is centred on the crop centre ``(S - size) // 2 + size / 2`` of the
+    input (plus ``shift``); with no rotation, flip, scale or shift the result is exactly
+    :func:`galexplorer.ssl.normalize.center_crop` (samples fall on pixel centres).
+
+    Args:
+        x: (B, C, S, S) float images.
+        size: side of the output crop, pixels.
+        angle: (B,) radians; a positive angle turns the image counter-clockwise as
+            ``torch.rot90(x, 1, dims=(-2, -1))`` does (row 0 at the top).
+        flip: (B,) bool, mirror left-right first.
+        scale: (B,) magnification; 1.1 shows the central 1/1.1 of the field at 1.1x size.
+        shift: (B, 2) float, centre offset (x, y) in input pixels.
+        padding_mode: what ``grid_sample`` reads outside the stamp ('reflection' keeps sky-like
+            texture at the corners of rotated crops).
+
+    Returns:
+        (B, C, size, size) of the input's dtype.
+    """
+    b, _, h, w = x.shape
+    dev, dt = x.device, torch.float32
+    if angle is None:
+        angle = torch.zeros(b, device=dev)
+    cos, sin = torch.cos(angle.to(dt)), torch.sin(angle.to(dt))
+    inv = 1.0 / (scale.to(dt) if scale is not None else torch.ones(b, device=dev))
+    fx = torch.ones(b, device=dev, dtype=dt)
+    if flip is not None:
+        fx = torch.where(flip.to(torch.bool), -fx, fx)
+    # output offsets d from the crop centre (pixels, x to the right, y down as stored)
+    d = torch.arange(size, device=dev, dtype=dt) + 0.5 - size / 2
+    dy, dx = torch.meshgrid(d, d, indexing="ij")                      # (size, size)
+    # output = scale(rotate(flip(input))), so source = centre + F R^-1 S^-1 d, where R turns
+    # counter-clockwise on screen; with rows growing downwards R^-1 = [[c, -s], [s, c]]
+    c3, s3, i3 = cos[:, None, None], sin[:, None, None], inv[:, None, None]
+    ux = (c3 * dx[None] - s3 * dy[None]) * i3 * fx[:, None, None]
+    uy = (s3 * dx[None] + c3 * dy[None]) * i3
+    cy = cx = (h - size) // 2 + size / 2
+    cxs = torch.full((b,), float(cx), device=dev, dtype=dt)
+    cys = torch.full((b,), float(cy), device=dev, dtype=dt)
+    if shift is not None:
+        cxs = cxs + shift[:, 0].to(dt)
+        cys = cys + shift[:, 1].to(dt)
+    gx = (cxs[:, None, None] + ux) * (2.0 / w) - 1.0
+    gy = (cys[:, None, None] + uy) * (2.0 / h) - 1.0
+    grid = torch.stack([gx, gy], dim=-1).to(x.dtype)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+
+
+def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """Normalised 1-D Gaussian kernels, one per sigma.
+
+    Args:
+        sigma: (...) sigmas in pixels; sigma <= 0.05 gives a delta (no blur).
+        radius: half-width; the kernel has 2 * radius + 1 taps.
+
+    Returns:
+        (..., 2 * radius + 1) float32 kernels that sum to 1 (so blurring conserves flux).
+    """
+    t = torch.arange(-radius, radius + 1, device=sigma.device, dtype=torch.float32)
+    s = sigma.to(torch.float32).clamp_min(0.05)[..., None]
+    k = torch.exp(-0.5 * (t / s) ** 2)
+    return k / k.sum(dim=-1, keepdim=True)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int | None = None) -> torch.Tensor:
+    """Convolve each band of each image with its own Gaussian PSF (reflecting borders).
+
+    Args:
+        x: (B, C, H, W) float images.
+        sigma: (B,) or (B, C) sigma in pixels.
+        radius: kernel half-width; default ``ceil(3 * max(sigma))``.
+
+    Returns:
+        (B, C, H, W); the total flux of a source away from the border is unchanged.
+    """
+    b, c, h, w = x.shape
+    if sigma.dim() == 1:
+        sigma = sigma[:, None].expand(b, c)
+    if radius is None:
+        radius = int(math.ceil(3.0 * float(sigma.max()))) if sigma.numel() else 0
+    radius = min(radius, h - 1, w - 1)
+    if radius <= 0:
+        return x
+    k = gaussian_kernels(sigma.reshape(-1), radius).to(x.dtype)   # (B*C, K)
+    y = x.reshape(1, b * c, h, w)
+    y = F.pad(y, (radius, radius, 0, 0), mode="reflect")
+    y = F.conv2d(y, k[:, None, None, :], groups=b * c)
+    y = F.pad(y, (0, 0, radius, radius), mode="reflect")
+    y = F.conv2d(y, k[:, None, :, None], groups=b * c)
+    return y.reshape(b, c, h, w)
+
+
+def add_noise(x: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Add Gaussian noise.
+
+    Args:
+        x: (B, C, H, W).
+        sigma: (B, C) standard deviation per image and band, data units.
+        gen: generator on ``x.device``.
+    """
+    noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    return x + noise * sigma.to(x.dtype)[:, :, None, None]
+
+
+def scale_gain(x: torch.Tensor, gain: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
+    """``sky + gain * (x - sky)`` per band: rescale the signal, keep the sky level.
+
+    Args:
+        x: (B, C, H, W); gain: (B, C); sky: (1, C, 1, 1) (the band medians).
+    """
+    return sky + gain.to(x.dtype)[:, :, None, None] * (x - sky)
+
+
+def redden(x: torch.Tensor, ebv: torch.Tensor, extinction: torch.Tensor, sky: torch.Tensor) -> torch.Tensor:
+    """Dim the signal of band b by ``10**(-0.4 * extinction[b] * ebv)`` (Galactic dust).
+
+    Args:
+        x: (B, C, H, W); ebv: (B,) E(B-V) in magnitudes; extinction: (C,) A_b / E(B-V);
+        sky: (1, C, 1, 1) band medians (the sky level is kept).
+    """
+    transmission = torch.pow(10.0, -0.4 * ebv[:, None].to(torch.float32) * extinction[None].to(torch.float32))
+    return scale_gain(x, transmission, sky)
+
+
+class AstroAugment:
+    """Random views of a batch of raw stamps, all on ``x.device``.
+
+    Args:
+        config: which augmentations and their ranges.
+        image_size: side of the output crop, pixels.
+        median, mad: (C,) band statistics of the training set (data units), see
+            :class:`galexplorer.ssl.normalize.BandStats`.
+
+    Call it as ``view = aug(x, gen)`` with x (B, C, S, S) float32 and a ``torch.Generator`` on
+    x's device; the result is (B, C, image_size, image_size) float32 in data units (normalise
+    it afterwards).
+    """
+
+    def __init__(self, config: AugmentConfig, image_size: int, median, mad):
+        self.config = config
+        self.image_size = int(image_size)
+        self._median = torch.as_tensor(median, dtype=torch.float32).view(1, -1, 1, 1)
+        self._mad = torch.as_tensor(mad, dtype=torch.float32).view(-1)
+        self._ext = (torch.as_tensor(config.extinction, dtype=torch.float32)
+                     if config.reddening_on else None)
+        self._cache: dict[torch.device, tuple] = {}
+
+    def _stats(self, device: torch.device):
+        if device not in self._cache:
+            self._cache[device] = (self._median.to(device), self._mad.to(device),
+                                   None if self._ext is None else self._ext.to(device))
+        return self._cache[device]
+
+    def sample(self, b: int, c: int, gen: torch.Generator, device: torch.device) -> ViewParams:
+        """Draw the parameters of one view for ``b`` stamps of ``c`` bands."""
+        cfg = self.config
+        zeros = torch.zeros(b, device=device)
+        # draw every parameter whether or not it is used, so switching one augmentation off
+        # does not change the random numbers of the others
+        angle = _uniform(b, 0.0, 2 * math.pi, gen, device)
+        flip = torch.rand(b, generator=gen, device=device) < 0.5
+        scale = _uniform(b, *cfg.scale_range, gen, device)
+        j = int(cfg.jitter_px)
+        shift = torch.randint(-j, j + 1, (b, 2), generator=gen, device=device).to(torch.float32)
+        ebv = _uniform(b, *cfg.ebv_range, gen, device)
+        sig = _uniform((b, c) if cfg.blur_per_band else (b,), *cfg.blur_sigma, gen, device)
+        gain = _uniform((b, c), *cfg.gain_range, gen, device)
+        noise_k = _uniform(b, *cfg.noise_scale, gen, device)
+        return ViewParams(
+            angle=angle if cfg.rotate else zeros,
+            flip=flip if cfg.flip else torch.zeros(b, dtype=torch.bool, device=device),
+            scale=scale if cfg.scale else torch.ones(b, device=device),
+            shift=shift if cfg.jitter else torch.zeros(b, 2, device=device),
+            ebv=ebv if cfg.reddening_on else None,
+            blur_sigma=(sig if sig.dim() == 2 else sig[:, None].expand(b, c)) if cfg.blur else None,
+            gain=gain if cfg.gain else None,
+            noise_k=noise_k if cfg.noise else None,
+        )
+
+    def apply(self, x: torch.Tensor, p: ViewParams, gen: torch.Generator | None) -> torch.Tensor:
+        """Apply the view ``p`` to ``x`` (B, C, S, S); ``gen`` draws the noise."""
+        median, mad, ext = self._stats(x.device)
+        y = resample(x, self.image_size, p.angle, p.flip, p.scale, p.shift)
+        if p.ebv is not None and ext is not None:
+            y = redden(y, p.ebv, ext, median)
+        if p.blur_sigma is not None:
+            # the PSF sigma is in output pixels; radius from the configured maximum keeps the
+            # kernel size fixed from step to step
+            y = gaussian_blur(y, p.blur_sigma, int(math.ceil(3.0 * self.config.blur_sigma[1])))
+        if p.gain is not None:
+            y = scale_gain(y, p.gain, median)
+        if p.noise_k is not None:
+            y = add_noise(y, p.noise_k[:, None] * mad[None, :], gen)
+        return y
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        p = self.sample(x.shape[0], x.shape[1], gen, x.device)
+        return self.apply(x, p, gen)

@@ -1,0 +1,126 @@
+"""Distributed helpers: process-group set-up under ``torchrun``, gathering with gradients.
+
+``torchrun --nproc_per_node=K -m galexplorer train ...`` starts K processes with ``RANK``,
+``WORLD_SIZE`` and ``LOCAL_RANK`` in their environment; :func:`init_distributed` joins them
+(NCCL on CUDA, gloo on CPU). Without those variables everything runs in one process and the
+helpers here are no-ops.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DistInfo:
+    """Where this process sits: ``rank`` of ``world_size`` (``local_rank`` on its node)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_distributed(device_type: str) -> DistInfo:
+    """Join the process group that ``torchrun`` set up, or return a single-process DistInfo.
+
+    Args:
+        device_type: 'cuda' (NCCL backend, one GPU per process) or 'cpu' (gloo).
+    """
+    if not launched_by_torchrun():
+        return DistInfo()
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+        log.debug("joined process group: rank %d of %d (%s)", dist.get_rank(), dist.get_world_size(), backend)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()
+
+
+def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
+    """The mean of ``value`` over all processes (``value`` itself in one process)."""
+    if world_size() == 1:
+        return value
+    value = value.clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / world_size()
+
+
+def all_reduce_max(value: torch.Tensor) -> torch.Tensor:
+    if world_size() == 1:
+        return value
+    value = value.clone()
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return value
+
+
+def broadcast_object(obj):
+    """``obj`` from rank 0 on every process."""
+    if world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+class GatherLayer(torch.autograd.Function):
+    """All-gather that lets gradients flow back to every process's own slice.
+
+    ``torch.distributed.all_gather`` cuts the graph; here the backward pass sums the gradients
+    that all processes computed for each slice and returns this process's share (the scheme of
+    SimCLR's reference code and lightly). Works with gloo and NCCL.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor):  # type: ignore[override]
+        out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(out, x.contiguous())
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor):  # type: ignore[override]
+        g = torch.stack(grads)
+        dist.all_reduce(g)
+        return g[dist.get_rank()]
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """(world_size * B, ...) concatenation of ``x`` (B, ...) from every process, rank order."""
+    if world_size() == 1:
+        return x
+    return torch.cat(GatherLayer.apply(x), dim=0)

@@ -1,0 +1,244 @@
+"""Embedding with a trained encoder: cutouts -> (N, D) representations, streamed in batches.
+
+``galexplorer embed CUTOUTS.h5 --run RUN_DIR -o STORE.h5`` comes here. :func:`load_encoder`
+rebuilds the encoder from ``RUN_DIR/encoder.pt`` + ``encoder.json`` (weights only) and
+:func:`embed_with_encoder` hands a streaming *filler* to the store pipeline
+(:func:`galexplorer.explore.pipeline.build_store`), which owns the store, PCA, projection and
+scores. The filler reads the stamps batch by batch (a background thread reads the next batch
+while the model runs), applies exactly the training normalisation and the un-augmented centre
+crop, runs the backbone under ``torch.inference_mode()`` (bf16 autocast on CUDA), and writes
+each batch into the (N, D) float32 dataset: memory stays flat in N.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from .. import progress
+from ..errors import CheckpointError, ConfigError, InputError
+from ..store import CutoutStore
+from .backbones import ResNetEncoder
+from .checkpoint import check_fits, read_encoder_files
+from .normalize import center_crop, normalize
+
+log = logging.getLogger(__name__)
+
+
+class Encoder(nn.Module):
+    """Raw stamps in, representations out: centre crop, asinh normalisation, backbone.
+
+    Args:
+        backbone: the trained :class:`ResNetEncoder`.
+        median, mad: (C,) band statistics of the training set (data units).
+        image_size: the crop side the backbone was trained on, pixels.
+
+    ``forward(x)`` takes (B, C, S, S) float32 stamps in data units, S >= image_size, and returns
+    (B, D) float32.
+    """
+
+    def __init__(self, backbone: ResNetEncoder, median, mad, image_size: int):
+        super().__init__()
+        self.backbone = backbone
+        self.image_size = int(image_size)
+        self.register_buffer("median", torch.as_tensor(np.asarray(median), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("mad", torch.as_tensor(np.asarray(mad), dtype=torch.float32).view(1, -1, 1, 1))
+
+    @property
+    def dim(self) -> int:
+        return self.backbone.dim
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) raw -> (B, C, image_size, image_size) normalised network input."""
+        return normalize(center_crop(x, self.image_size), self.median, self.mad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.preprocess(x)).float()
+
+
+def resolve_device(pref: str) -> torch.device:
+    """'auto' -> CUDA when available else CPU; 'cuda' without a GPU is a :class:`ConfigError`."""
+    if pref not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"unknown device {pref!r}; choose auto, cpu or cuda")
+    if pref == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda, but no CUDA GPU is visible to PyTorch", hint="use --device cpu or auto")
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(pref)
+
+
+def load_encoder(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Encoder, dict[str, Any]]:
+    """Rebuild the encoder of a training run, in eval mode on ``device``.
+
+    Args:
+        run_dir: the run folder holding ``encoder.pt`` and ``encoder.json``.
+        device: where to put it ('cpu', 'cuda', 'auto' or a torch.device).
+
+    Returns:
+        (encoder, meta): the :class:`Encoder` and the metadata of ``encoder.json``: bands,
+        normalization {median, mad}, image_size, stamp_size, backbone, stem, in_channels, dim,
+        method, config, epoch, sha256.
+
+    Raises:
+        CheckpointError: missing, corrupt or mismatched files.
+    """
+    dev = resolve_device(device) if isinstance(device, str) else device
+    payload, meta = read_encoder_files(run_dir)
+    path = Path(run_dir) / "encoder.pt"
+    try:
+        backbone = ResNetEncoder(payload["backbone"], int(payload["in_channels"]), payload["stem"])
+        backbone.load_state_dict(payload["state_dict"])
+        norm = meta["normalization"]
+        if len(norm["median"]) != backbone.in_channels or len(meta["bands"]) != backbone.in_channels:
+            raise CheckpointError("encoder.json's bands or normalisation do not fit the encoder's "
+                                  f"{backbone.in_channels} input bands", Path(run_dir))
+        enc = Encoder(backbone, norm["median"], norm["mad"], int(meta["image_size"]))
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"the encoder cannot be rebuilt ({first})", path,
+                              "it may come from another galexplorer version; retrain") from None
+    return enc.to(dev).eval(), meta
+
+
+def _autocast(device: torch.device, precision: str):
+    use_bf16 = device.type == "cuda" and precision in ("auto", "bf16") and torch.cuda.is_bf16_supported()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+
+def _prefetched(cut: CutoutStore, batch_size: int, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``cut.iter_batches`` with the next batch read in a background thread."""
+    starts = list(range(start, stop, batch_size))
+    if not starts:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="galexplorer-read") as pool:
+        future = pool.submit(cut.read, slice(starts[0], min(starts[0] + batch_size, stop)))
+        for i, a in enumerate(starts):
+            x = future.result()
+            if i + 1 < len(starts):
+                b = starts[i + 1]
+                future = pool.submit(cut.read, slice(b, min(b + batch_size, stop)))
+            yield a, x
+
+
+def encode_rows(encoder: Encoder, cut: CutoutStore, start: int, stop: int, out, batch_size: int = 256,
+                precision: str = "auto", desc: str = "embedding") -> None:
+    """Embed rows ``start:stop`` of ``cut`` into ``out[0:stop - start]`` batch by batch.
+
+    Args:
+        encoder: from :func:`load_encoder` (its device is used).
+        out: an (stop - start, D) float32 h5py dataset or numpy array.
+        batch_size: stamps per forward pass.
+        precision: 'auto' (bf16 autocast on CUDA), 'fp32' or 'bf16'.
+
+    Raises:
+        InputError: a stamp with NaN or inf pixels.
+    """
+    dev = next(encoder.parameters()).device
+    non_blocking = dev.type == "cuda"
+    with progress.Bar(desc, total=stop - start, unit="img") as bar, torch.inference_mode():
+        for a, x in _prefetched(cut, batch_size, start, stop):
+            t = torch.from_numpy(x)
+            if non_blocking:
+                t = t.pin_memory().to(dev, non_blocking=True)
+            if not torch.isfinite(t).all():
+                bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1).cpu().numpy()
+                ids = [str(cut.ids[a + i]) for i in np.flatnonzero(bad)[:3]]
+                raise InputError(f"NaN or inf pixels in object(s) {', '.join(ids)}", cut.path,
+                                 "replace or drop them before embedding")
+            with _autocast(dev, precision):
+                z = encoder(t)
+            out[a - start:a - start + len(x)] = z.float().cpu().numpy()
+            bar.update(len(x))
+
+
+def shard_rows(n: int, shard: tuple[int, int] | None) -> tuple[int, int]:
+    """Contiguous block ``[floor(i*n/k), floor((i+1)*n/k))`` of shard ``(i, k)``."""
+    if shard is None:
+        return 0, n
+    i, k = shard
+    if not (k >= 1 and 0 <= i < k):
+        raise ConfigError(f"shard {i}/{k}: need 0 <= i < n")
+    return (i * n) // k, ((i + 1) * n) // k
+
+
+def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: str | Path, config,
+                       shard: tuple[int, int] | None = None):
+    """Embed a cutouts file with a run's encoder and build the store at ``output``.
+
+    Args:
+        cutouts_path: the cutouts HDF5 file.
+        run_dir: the training run folder (``encoder.pt`` + ``encoder.json``).
+        output: the store to write (atomically, by the store pipeline).
+        config: a :class:`galexplorer.explore.pipeline.EmbedConfig` (batch_size, device, ...).
+        shard: ``(i, n)`` to embed only the i-th of n contiguous blocks.
+
+    Returns:
+        The pipeline's ``EmbedReport``.
+
+    Raises:
+        CheckpointError: missing/corrupt encoder, or bands that differ from the cutouts'.
+        ConfigError: an empty shard, stamps smaller than the encoder's crop, no GPU for 'cuda'.
+        StoreError: an unreadable cutouts file.
+    """
+    from ..explore.pipeline import build_store
+
+    cut = CutoutStore(cutouts_path)
+    try:
+        device = resolve_device(getattr(config, "device", "auto"))
+        encoder, meta = load_encoder(run_dir, device)
+        check_fits(meta, Path(run_dir) / "encoder.json", bands=list(cut.bands))
+        if cut.size < encoder.image_size:
+            raise CheckpointError(f"the encoder crops {encoder.image_size} px but the stamps are "
+                                  f"{cut.size} px", Path(cutouts_path),
+                                  "ingest larger stamps (--size) or train with a smaller --image-size")
+        a, b = shard_rows(cut.n, shard)
+        if b <= a:
+            raise ConfigError(f"shard {shard[0]}/{shard[1]} of {cut.n} objects is empty",
+                              hint="use fewer shards") if shard else \
+                ConfigError("the cutouts file holds no objects", cutouts_path)
+        batch = int(getattr(config, "batch_size", 256))
+        precision = getattr(config, "precision", "auto")
+        log.info("embedding %d stamps with %s/%s (%s stem, %d px, %d-d) on %s", b - a, meta["method"],
+                 meta["backbone"], meta["stem"], encoder.image_size, encoder.dim, device)
+
+        def fill(dset: h5py.Dataset) -> None:
+            encode_rows(encoder, cut, a, b, dset, batch_size=batch, precision=precision)
+
+        train_cfg = meta.get("config", {})
+        embedding_attrs = {"method": meta["method"], "backbone": meta["backbone"],
+                           "checkpoint_sha256": meta["sha256"], "config": train_cfg,
+                           "image_size": int(encoder.image_size), "source": "encoder",
+                           "stem": meta["stem"], "epoch": meta.get("epoch")}
+        store_attrs = {"cutouts_path": str(Path(cutouts_path).resolve()), "cutouts_uuid": cut.uuid,
+                       "bands": list(cut.bands)}
+        rows = np.arange(a, b)
+        return build_store(output, objects=cut.objects.subset(rows), dim=encoder.dim, fill=fill,
+                           config=config, cutouts=cut, rows=slice(a, b), embedding_attrs=embedding_attrs,
+                           store_attrs=store_attrs, shard=shard,
+                           source=f"{meta['method']}/{meta['backbone']} encoder of {Path(run_dir).name}")
+    finally:
+        cut.close()
+
+
+def embed_array(encoder: Encoder, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(N, D) float32 embeddings of an in-memory (N, C, S, S) array (small sets, tests, demo)."""
+    dev = next(encoder.parameters()).device
+    out = np.empty((len(images), encoder.dim), np.float32)
+    with torch.inference_mode():
+        for a in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(images[a:a + batch_size], dtype=np.float32)).to(dev)
+            with _autocast(dev, "auto"):
+                out[a:a + len(x)] = encoder(x).float().cpu().numpy()
+    return out
+
+
+__all__ = ["Encoder", "load_encoder", "embed_with_encoder", "encode_rows", "embed_array", "shard_rows",
+           "resolve_device"]
