@@ -71,20 +71,32 @@ def _positive_int(text: str) -> int:
 # --------------------------------------------------------------------------------------------
 
 def _add_ingest(sub) -> None:
-    p = sub.add_parser("ingest", help=COMMANDS["ingest"], description=COMMANDS["ingest"])
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
+    p = sub.add_parser("ingest", help=COMMANDS["ingest"], description=COMMANDS["ingest"],
+                       epilog="Every input kind, option and error is explained in docs/ingest.md.")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="FITS files (.fits .fit .fits.gz .fz), images (.png .jpg .tif), HDF5 cubes, "
-                        "or folders of them")
+                        "or folders of them (none: the catalogue's path column)")
     p.add_argument("-o", "--output", required=True, metavar="CUTOUTS.h5", help="the cutouts file to write")
     p.add_argument("--size", type=_positive_int, default=64, metavar="PX", help="stamp side in pixels (default 64)")
     p.add_argument("--catalog", metavar="CSV",
-                   help="catalogue with id, ra, dec (deg) and any other columns, or a path column")
+                   help="catalogue with id, ra, dec (deg) and any other columns, or x,y pixel columns, "
+                        "or a path column")
     p.add_argument("--bands", type=_csv_list, metavar="g,r,i", help="band names, blue to red")
     p.add_argument("--band-pattern", metavar="PATTERN",
                    help="one file per band: a file-name pattern with {id} and {band}, e.g. '{id}_{band}.fits'")
     p.add_argument("--mosaic", action="store_true",
-                   help="cut stamps at the catalogue's ra/dec (or x/y) out of large FITS images")
+                   help="cut stamps at the catalogue's ra/dec (or x/y) out of large FITS images "
+                        "(automatic for one FITS image and a catalogue of positions)")
+    p.add_argument("--cut-size", type=_positive_int, metavar="PX",
+                   help="side of the stamps cut from a mosaic before resampling to --size (default: --size)")
+    p.add_argument("--xy-origin", type=int, choices=[0, 1], default=0,
+                   help="number of the first pixel in the catalogue's x/y columns: 0 (numpy, astropy; "
+                        "default) or 1 (FITS, SExtractor, DS9)")
+    p.add_argument("--hdu", metavar="N|NAME", help="FITS HDU to read (default: the first image)")
     p.add_argument("--dataset", metavar="NAME", help="dataset holding the images in an HDF5 input")
+    p.add_argument("--id-column", metavar="NAME", help="catalogue id column (default: id, objid, name, ...)")
+    p.add_argument("--ra-column", metavar="NAME", help="catalogue ra column (default: ra, ra_deg, ...)")
+    p.add_argument("--dec-column", metavar="NAME", help="catalogue dec column (default: dec, dec_deg, ...)")
     p.add_argument("--preprocess", action="store_true",
                    help="crop to the central source (sigma-clipped threshold + contour), as Astronomaly")
     p.add_argument("--thumb-size", type=_positive_int, default=64, metavar="PX",
@@ -97,7 +109,9 @@ def _run_ingest(args) -> int:
 
     cfg = IngestConfig(size=args.size, catalog=args.catalog, bands=args.bands,
                        band_pattern=args.band_pattern, mosaic=args.mosaic, dataset=args.dataset,
-                       preprocess=args.preprocess, thumb_size=args.thumb_size)
+                       preprocess=args.preprocess, thumb_size=args.thumb_size, cut_size=args.cut_size,
+                       hdu=args.hdu, id_column=args.id_column, ra_column=args.ra_column,
+                       dec_column=args.dec_column, xy_origin=args.xy_origin)
     report = ingest(args.inputs, args.output, cfg)
     _say(args, report.summary())
     return 0

@@ -2,6 +2,12 @@
 
 All functions take float images in data units and return values in [0, 1] (or uint8 RGB).
 They never modify their input and treat NaN as the background.
+
+Every function has a batched twin (``stretch_batch``, ``lupton_rgb_batch``, ``to_rgb8_batch``)
+that works on a whole stack of stamps at once with vectorised NumPy; the single-stamp
+functions call them, so a thumbnail in the store and the inspector's view of the same stamp
+look the same. Batching matters: ``make_lupton_rgb`` on one 64-px stamp costs ~2 ms of Python
+and astropy overhead, the batched version ~0.1 ms per stamp.
 """
 
 from __future__ import annotations
@@ -12,21 +18,93 @@ import numpy as np
 
 STRETCHES = ("linear", "log", "asinh", "zscale")
 
+# Lupton et al. (2004) asinh colour composite, the look of
+# ``make_lupton_rgb(r, g, b, minimum=0, stretch=0.5, Q=8)`` after scaling each stamp so that the
+# ``percentile`` of its brightest band maps to 1.
+LUPTON_Q = 8.0
+LUPTON_STRETCH = 0.5
+_LUPTON_FRAC = 0.1   # astropy's LuptonAsinhStretch: the gradient is estimated at frac * stretch
 
-def _interval(img: np.ndarray, kind: str, percentile: float) -> tuple[float, float]:
-    finite = img[np.isfinite(img)]
-    if finite.size == 0:
-        return 0.0, 1.0
+
+def _finite_rows(x: np.ndarray) -> np.ndarray:
+    """Per-row flag: the row (n, P) has only finite values."""
+    return np.isfinite(x).all(axis=1)
+
+
+def _limits(flat: np.ndarray, kind: str, percentile: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-stamp (lo, hi) display limits of (n, P) pixels, ignoring NaN/inf; float64 (n,)."""
+    n = flat.shape[0]
+    lo = np.zeros(n)
+    hi = np.ones(n)
+    good = np.isfinite(flat)
+    has_any = good.any(axis=1)
+    all_good = good.all(axis=1)
     if kind == "zscale":
         from astropy.visualization import ZScaleInterval
 
-        lo, hi = ZScaleInterval().get_limits(finite)
+        zs = ZScaleInterval()
+        for i in np.flatnonzero(has_any):
+            lo[i], hi[i] = zs.get_limits(flat[i][good[i]])
+        fmax = np.where(has_any, np.max(np.where(good, flat, -np.inf), axis=1), 1.0)
     else:
-        lo = float(np.median(finite)) if kind in ("asinh", "log") else float(np.percentile(finite, 0.5))
-        hi = float(np.percentile(finite, percentile))
-    if not hi > lo:
-        hi = lo + (float(finite.max()) - lo if finite.max() > lo else 1.0)
-    return float(lo), float(hi)
+        q = [50.0, percentile] if kind in ("asinh", "log") else [0.5, percentile]
+        if all_good.all():
+            lo, hi = np.percentile(flat, q, axis=1)
+            fmax = flat.max(axis=1).astype(np.float64)
+        else:
+            # the NaN-aware path is ~10x slower, so use it only for stamps that need it
+            lo, hi, fmax = np.zeros(n), np.ones(n), np.ones(n)
+            ok = np.flatnonzero(all_good)
+            if ok.size:
+                lo[ok], hi[ok] = np.percentile(flat[ok], q, axis=1)
+                fmax[ok] = flat[ok].max(axis=1)
+            part = np.flatnonzero(has_any & ~all_good)
+            if part.size:
+                sub = np.where(good[part], flat[part], np.nan)
+                lo[part], hi[part] = np.nanpercentile(sub, q, axis=1)
+                fmax[part] = np.nanmax(sub, axis=1)
+    # a flat stamp: widen the interval so the division below is safe
+    bad = ~(hi > lo)
+    hi = np.where(bad, lo + np.where(fmax > lo, fmax - lo, 1.0), hi)
+    lo = np.where(has_any, lo, 0.0)
+    hi = np.where(has_any, hi, 1.0)
+    return lo.astype(np.float64), hi.astype(np.float64)
+
+
+def stretch_batch(imgs: np.ndarray, kind: str = "asinh", percentile: float = 99.5,
+                  a: float = 0.1) -> np.ndarray:
+    """:func:`stretch` applied to each image of a stack, vectorised.
+
+    Args:
+        imgs: (n, H, W) float images.
+        kind, percentile, a: as in :func:`stretch`; limits are computed per image.
+
+    Returns:
+        (n, H, W) float32 in [0, 1].
+
+    Raises:
+        ValueError: unknown ``kind``.
+    """
+    if kind not in STRETCHES:
+        raise ValueError(f"unknown stretch {kind!r}; choose one of {', '.join(STRETCHES)}")
+    x = np.asarray(imgs, dtype=np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"expected (n, H, W) images, got shape {x.shape}")
+    n = x.shape[0]
+    lo, hi = _limits(x.reshape(n, -1), kind, percentile)
+    lo32 = lo.astype(np.float32)[:, None, None]
+    inv = (1.0 / (hi - lo)).astype(np.float32)[:, None, None]
+    y = np.where(np.isnan(x), lo32, x)   # NaN is background; +inf shows white, -inf black
+    y -= lo32
+    y *= inv
+    np.clip(y, 0.0, 1.0, out=y)
+    if kind == "asinh":
+        np.arcsinh(y * np.float32(1.0 / a), out=y)
+        y *= np.float32(1.0 / np.arcsinh(1.0 / a))
+    elif kind == "log":
+        np.log1p(y * np.float32(1000.0), out=y)
+        y *= np.float32(1.0 / np.log1p(1000.0))
+    return y
 
 
 def stretch(img: np.ndarray, kind: str = "asinh", percentile: float = 99.5, a: float = 0.1) -> np.ndarray:
@@ -39,19 +117,13 @@ def stretch(img: np.ndarray, kind: str = "asinh", percentile: float = 99.5, a: f
         percentile: upper clipping percentile for linear, log and asinh.
         a: softening of the asinh stretch (smaller shows fainter structure).
 
+    Returns:
+        (H, W) float32 in [0, 1].
+
     Raises:
         ValueError: unknown ``kind``.
     """
-    if kind not in STRETCHES:
-        raise ValueError(f"unknown stretch {kind!r}; choose one of {', '.join(STRETCHES)}")
-    x = np.asarray(img, dtype=np.float32)
-    lo, hi = _interval(x, kind, percentile)
-    y = np.clip((np.nan_to_num(x, nan=lo) - lo) / (hi - lo), 0.0, 1.0)
-    if kind == "asinh":
-        y = np.arcsinh(y / a) / np.arcsinh(1.0 / a)
-    elif kind == "log":
-        y = np.log1p(1000.0 * y) / np.log1p(1000.0)
-    return y.astype(np.float32)
+    return stretch_batch(np.asarray(img)[None], kind, percentile, a)[0]
 
 
 def rgb_band_order(bands: Sequence[str]) -> tuple[int, int, int]:
@@ -64,25 +136,89 @@ def rgb_band_order(bands: Sequence[str]) -> tuple[int, int, int]:
     return (n - 1, n // 2, 0)
 
 
-def lupton_rgb(img: np.ndarray, rgb: tuple[int, int, int] | None = None, Q: float = 8.0,
-               percentile: float = 99.5) -> np.ndarray:
-    """Colour composite of a (C, H, W) stamp with ``astropy.visualization.make_lupton_rgb``.
+def lupton_rgb_batch(imgs: np.ndarray, rgb: tuple[int, int, int] | None = None, Q: float = LUPTON_Q,
+                     percentile: float = 99.5) -> np.ndarray:
+    """Lupton asinh colour composites of a stack of stamps, vectorised.
 
-    Each band's background (median) is subtracted; a common scale maps the ``percentile`` of the
-    brightest band to 1, so colours are comparable between bands within the stamp.
+    The same look as :func:`astropy.visualization.make_lupton_rgb` with ``minimum=0``,
+    ``stretch=0.5``: each band's background (median) is subtracted; a common scale maps the
+    ``percentile`` of the brightest band to 1, so colours are comparable between bands within a
+    stamp; then the intensity I = (R+G+B)/3 is mapped through asinh(Q I / stretch), and pixels
+    brighter than white keep their colour.
+
+    Args:
+        imgs: (n, C, H, W) float images in data units (NaN counts as 0).
+        rgb: band indices shown as (R, G, B); default :func:`rgb_band_order`.
+        Q: asinh softening.
+        percentile: the brightness percentile that maps to 1 before the stretch.
+
+    Returns:
+        (n, H, W, 3) uint8.
+    """
+    x = np.asarray(imgs, dtype=np.float32)
+    if x.ndim != 4:
+        raise ValueError(f"expected (n, C, H, W) images, got shape {x.shape}")
+    n, c, h, w = x.shape
+    rgb = rgb or rgb_band_order([str(i) for i in range(c)])
+    chans = np.nan_to_num(x[:, list(rgb)], nan=0.0, posinf=0.0, neginf=0.0)     # (n, 3, H, W), a copy
+    med = np.median(chans.reshape(n, 3, -1), axis=-1).astype(np.float32)
+    chans -= med[:, :, None, None]
+    brightest = chans.max(axis=1).reshape(n, -1)
+    scale = np.maximum(np.percentile(brightest, percentile, axis=1), 1e-12).astype(np.float32)
+    chans *= (1.0 / scale)[:, None, None, None]
+    np.maximum(chans, 0.0, out=chans)
+    # Lupton et al. (2004) as in astropy's LuptonAsinhStretch and RGBImageMappingLupton
+    q = Q if abs(Q) >= 2.0 ** -23 else 0.1
+    soften = np.float32(q / LUPTON_STRETCH)
+    slope = np.float32(_LUPTON_FRAC / np.arcsinh(_LUPTON_FRAC * q))
+    intensity = chans.sum(axis=1) / np.float32(3.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = np.where(intensity <= 0, np.float32(0.0),
+                          np.arcsinh(intensity * soften) * slope / intensity)
+    chans *= factor[:, None]
+    peak = chans.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        chans = np.where(peak > 1.0, chans / peak, chans)
+    chans *= np.float32(255.0)
+    return np.ascontiguousarray(chans.astype(np.uint8).transpose(0, 2, 3, 1))
+
+
+def lupton_rgb(img: np.ndarray, rgb: tuple[int, int, int] | None = None, Q: float = LUPTON_Q,
+               percentile: float = 99.5) -> np.ndarray:
+    """Colour composite of a (C, H, W) stamp, the look of ``astropy.visualization.make_lupton_rgb``.
+
+    See :func:`lupton_rgb_batch`.
 
     Returns:
         (H, W, 3) uint8.
     """
-    from astropy.visualization import make_lupton_rgb
+    return lupton_rgb_batch(np.asarray(img)[None], rgb, Q, percentile)[0]
 
-    x = np.nan_to_num(np.asarray(img, dtype=np.float32))
-    rgb = rgb or rgb_band_order([str(i) for i in range(x.shape[0])])
-    chans = [x[i] - np.median(x[i]) for i in rgb]
-    scale = max(float(np.percentile(np.max(chans, axis=0), percentile)), 1e-12)
-    r, g, b = (np.clip(c / scale, 0, None) for c in chans)
-    with np.errstate(invalid="ignore", divide="ignore"):  # astropy divides 0/0 in empty sky
-        return make_lupton_rgb(r, g, b, minimum=0.0, stretch=0.5, Q=Q)
+
+def to_rgb8_batch(imgs: np.ndarray, bands: Sequence[str] | None = None, kind: str = "asinh",
+                  band: int | None = None) -> np.ndarray:
+    """Render a stack of (C, H, W) stamps as uint8 RGB; see :func:`to_rgb8`.
+
+    Args:
+        imgs: (n, C, H, W) float images.
+
+    Returns:
+        (n, H, W, 3) uint8.
+    """
+    x = np.asarray(imgs)
+    if x.ndim == 3:
+        x = x[:, None]
+    n, c = x.shape[:2]
+    order = rgb_band_order(list(bands) if bands else [str(i) for i in range(c)])
+    if band is None and c >= 3 and kind == "asinh":
+        return lupton_rgb_batch(x, order)
+    if band is None and c >= 2:
+        r, g, b = order
+        h, w = x.shape[2:]
+        planes = stretch_batch(x[:, [r, g, b]].reshape(n * 3, h, w), kind).reshape(n, 3, h, w)
+        return np.ascontiguousarray((planes * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1))
+    grey = (stretch_batch(x[:, band or 0], kind) * 255 + 0.5).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
 
 
 def to_rgb8(img: np.ndarray, bands: Sequence[str] | None = None, kind: str = "asinh",
@@ -90,19 +226,14 @@ def to_rgb8(img: np.ndarray, bands: Sequence[str] | None = None, kind: str = "as
     """Render a (C, H, W) stamp as (H, W, 3) uint8.
 
     Args:
+        img: (C, H, W) or (H, W) float image.
+        bands: the C band names, blue to red (only their number and order matter).
         kind: stretch for a single band; with 3 or more bands and ``band is None`` and
-            ``kind == "asinh"``, a Lupton colour composite is made instead.
+            ``kind == "asinh"``, a Lupton colour composite is made instead; with 2 or more
+            bands and another ``kind``, each shown band is stretched on its own.
         band: show only this band index (grey).
     """
     x = np.asarray(img)
     if x.ndim == 2:
         x = x[None]
-    c = x.shape[0]
-    if band is None and c >= 3 and kind == "asinh":
-        return lupton_rgb(x, rgb_band_order(bands or [str(i) for i in range(c)]))
-    if band is None and c >= 2:
-        r, g, b = rgb_band_order(bands or [str(i) for i in range(c)])
-        planes = [stretch(x[i], kind) for i in (r, g, b)]
-        return (np.stack(planes, axis=-1) * 255 + 0.5).astype(np.uint8)
-    grey = stretch(x[band or 0], kind)
-    return np.repeat((grey * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=-1)
+    return to_rgb8_batch(x[None], bands, kind, band)[0]

@@ -1,0 +1,274 @@
+"""The input catalogue: a CSV of objects with an id, a sky position and any other columns.
+
+Column names are matched case-insensitively (surrounding spaces ignored):
+
+* id: ``id``, ``objid``, ``obj_id``, ``object_id``, ``objectid``, ``source_id``, ``name``
+* ra: ``ra``, ``ra_deg``, ``raj2000``, ``ra_icrs``, ``alpha_j2000``; dec likewise
+  (``dec``, ``dec_deg``, ``dej2000``, ``decj2000``, ``de_icrs``, ``dec_icrs``, ``delta_j2000``);
+  degrees, or sexagesimal (``03:32:38.5``, ``-27:46:57``, RA in hours)
+* x, y: pixel position in a mosaic (``x``, ``y``, ``x_pix``, ``y_pix``, ``xpix``, ``ypix``)
+* path: the image file of each object (``path``, ``file``, ``filename``, ``image``)
+
+Every column except id, ra and dec is kept: it becomes ``objects/columns/<name>`` in the
+cutouts file. A column whose every non-empty value is an integer is stored as int64; with
+some empty values, or decimals, as float64 (empty = NaN); anything else as text (empty = "").
+Values and names are stripped of surrounding spaces.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+ID_NAMES = ("id", "objid", "obj_id", "object_id", "objectid", "source_id", "sourceid", "name")
+RA_NAMES = ("ra", "ra_deg", "radeg", "raj2000", "ra_j2000", "ra_icrs", "alpha_j2000", "alpha")
+DEC_NAMES = ("dec", "dec_deg", "decdeg", "dej2000", "decj2000", "dec_j2000", "de_icrs", "dec_icrs",
+             "delta_j2000", "delta")
+X_NAMES = ("x", "x_pix", "xpix", "x_pixel")
+Y_NAMES = ("y", "y_pix", "ypix", "y_pixel")
+PATH_NAMES = ("path", "file", "filename", "file_name", "image", "image_path")
+
+_FIX = "a catalogue is a CSV file with a header row, e.g. id,ra,dec,z"
+
+
+@dataclass
+class Catalog:
+    """A catalogue read from CSV.
+
+    Attributes:
+        path: the CSV file.
+        ids: (N,) str object ids, or None when the catalogue has no id column.
+        ra, dec: (N,) float64 degrees (ICRS), NaN where empty; None without those columns.
+        x, y: (N,) float64 pixel positions (as written in the file), or None.
+        paths: (N,) str image paths as written (relative to the catalogue's folder), or None.
+        columns: every column except id, ra and dec, in file order; (N,) int64, float64 or
+            object (str) arrays.
+        names: which file column each role came from, e.g. ``{"id": "OBJID", "ra": "RA"}``.
+    """
+
+    path: Path
+    ids: np.ndarray | None
+    ra: np.ndarray | None
+    dec: np.ndarray | None
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    paths: np.ndarray | None = None
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def n(self) -> int:
+        for arr in (self.ids, self.ra, self.x, self.paths, *self.columns.values()):
+            if arr is not None:
+                return len(arr)
+        return 0
+
+    @property
+    def has_sky(self) -> bool:
+        return self.ra is not None and self.dec is not None
+
+    @property
+    def has_xy(self) -> bool:
+        return self.x is not None and self.y is not None
+
+    def row_ids(self) -> np.ndarray:
+        """Object ids of the rows: the id column, else the 0-based row number."""
+        if self.ids is not None:
+            return self.ids
+        return np.array([str(i) for i in range(self.n)], dtype=object)
+
+    def column_rows(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The kept columns at ``rows`` ((n,) int indices into the catalogue)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return {name: values[rows] for name, values in self.columns.items()}
+
+
+def _find(header_lower: list[str], candidates: tuple[str, ...], forced: str | None, role: str,
+          path: Path, header: list[str]) -> int | None:
+    if forced is not None:
+        key = forced.strip().lower()
+        if key not in header_lower:
+            raise InputError(f"no column {forced!r} for {role} (have: {', '.join(header)})", path,
+                             f"check the --{role}-column option")
+        return header_lower.index(key)
+    for name in candidates:
+        if name in header_lower:
+            return header_lower.index(name)
+    return None
+
+
+def _parse_numbers(values: list[str]) -> np.ndarray | None:
+    """int64 or float64 array if every non-empty value is a number, else None."""
+    if all(v == "" for v in values):
+        return np.full(len(values), np.nan)
+    ints = True
+    out = []
+    for v in values:
+        if v == "":
+            ints = False
+            out.append(np.nan)
+            continue
+        try:
+            out.append(int(v))
+            continue
+        except ValueError:
+            ints = False
+        try:
+            out.append(float(v))
+        except ValueError:
+            return None
+    if ints:
+        try:
+            return np.array(out, dtype=np.int64)
+        except OverflowError:
+            return np.array(out, dtype=np.float64)
+    return np.array(out, dtype=np.float64)
+
+
+def _parse_coords(ra_text: list[str], dec_text: list[str], path: Path) -> tuple[np.ndarray, np.ndarray]:
+    ra, dec = _parse_numbers(ra_text), _parse_numbers(dec_text)
+    if ra is not None and dec is not None:
+        return ra.astype(np.float64), dec.astype(np.float64)
+    # sexagesimal: RA in hours, Dec in degrees, as most catalogues write them
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    ra_unit = u.deg if ra is not None else u.hourangle
+
+    ra_out = np.full(len(ra_text), np.nan)
+    dec_out = np.full(len(dec_text), np.nan)
+    have = np.array([bool(r) and bool(d) for r, d in zip(ra_text, dec_text)])
+    if have.any():
+        try:
+            sc = SkyCoord([r for r, h in zip(ra_text, have) if h], [d for d, h in zip(dec_text, have) if h],
+                          unit=(ra_unit, u.deg), frame="icrs")
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"ra/dec are neither numbers (degrees) nor sexagesimal ({exc})", path,
+                             "write ra and dec in degrees, e.g. 53.1624,-27.7914") from None
+        ra_out[have], dec_out[have] = sc.ra.deg, sc.dec.deg
+    return ra_out, dec_out
+
+
+def _safe_column_name(name: str) -> str:
+    # '/' would make an HDF5 group; '.' alone is not a valid name
+    safe = name.replace("/", "_")
+    return "_" if safe in ("", ".") else safe
+
+
+def read_catalog(path: str | Path, id_column: str | None = None, ra_column: str | None = None,
+                 dec_column: str | None = None) -> Catalog:
+    """Read a catalogue CSV (comma, tab or semicolon separated, UTF-8, optional BOM).
+
+    Args:
+        path: the CSV file; its first row names the columns.
+        id_column, ra_column, dec_column: force these columns (case-insensitive) instead of the
+            usual names listed in this module's docstring.
+
+    Returns:
+        A :class:`Catalog`; ids are text exactly as written (minus surrounding spaces).
+
+    Raises:
+        InputError: missing or unreadable file, no header, ragged rows, duplicate or empty ids,
+            duplicate column names, ra without dec, or ra/dec that are not coordinates.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such catalogue file" if not path.exists() else "is a folder, not a catalogue",
+                         path, _FIX)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            sample = fh.read(65536)
+            fh.seek(0)
+            first = sample.splitlines()[0] if sample else ""
+            delim = max([",", "\t", ";"], key=first.count) if first else ","
+            rows = list(csv.reader(fh, delimiter=delim))
+    except UnicodeDecodeError:
+        raise InputError("the catalogue is not UTF-8 text", path, _FIX) from None
+    except csv.Error as exc:
+        raise InputError(f"not a readable CSV file ({exc})", path, _FIX) from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise InputError("the catalogue is empty", path, _FIX)
+    header = [h.strip() for h in rows[0]]
+    body = rows[1:]
+    lower = [h.lower() for h in header]
+    dup = sorted({h for h in lower if lower.count(h) > 1})
+    if dup:
+        raise InputError(f"duplicate column names {', '.join(dup)} (compared without case)", path,
+                         "rename the columns so every name is unique")
+    for k, r in enumerate(body):
+        if len(r) != len(header):
+            raise InputError(f"row {k + 2} has {len(r)} values but the header has {len(header)} columns",
+                             path, "quote values that contain the separator")
+    cols = [[r[j].strip() for r in body] for j in range(len(header))]
+
+    i_id = _find(lower, ID_NAMES, id_column, "id", path, header)
+    i_ra = _find(lower, RA_NAMES, ra_column, "ra", path, header)
+    i_dec = _find(lower, DEC_NAMES, dec_column, "dec", path, header)
+    i_x = _find(lower, X_NAMES, None, "x", path, header)
+    i_y = _find(lower, Y_NAMES, None, "y", path, header)
+    i_path = _find(lower, PATH_NAMES, None, "path", path, header)
+    if (i_ra is None) != (i_dec is None):
+        raise InputError("the catalogue has " + ("ra but no dec" if i_dec is None else "dec but no ra") +
+                         " column", path, "give both, in degrees")
+    names = {role: header[i] for role, i in
+             [("id", i_id), ("ra", i_ra), ("dec", i_dec), ("x", i_x), ("y", i_y), ("path", i_path)]
+             if i is not None}
+
+    ids = None
+    if i_id is not None:
+        ids = np.array(cols[i_id], dtype=object)
+        empty = [k for k, v in enumerate(ids) if v == ""]
+        if empty:
+            raise InputError(f"{len(empty)} row(s) without an id (first: row {empty[0] + 2})", path,
+                             "give every object an id")
+        if any("\x00" in v for v in ids):
+            raise InputError("an id contains a NUL character", path, "remove it")
+        uniq, counts = np.unique(ids.astype(str), return_counts=True)
+        if (counts > 1).any():
+            d = uniq[counts > 1]
+            raise InputError(f"{len(d)} duplicate id(s) in column {header[i_id]!r} "
+                             f"(first: {', '.join(repr(str(v)) for v in d[:3])})", path,
+                             "make every id unique")
+    ra = dec = None
+    if i_ra is not None:
+        ra, dec = _parse_coords(cols[i_ra], cols[i_dec], path)
+        bad = np.isfinite(ra) & ((ra < -360) | (ra > 360) | (np.abs(dec) > 90))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise InputError(f"row {k + 2}: ra={ra[k]}, dec={dec[k]} is not a sky position in degrees",
+                             path, "ra in [0, 360), dec in [-90, 90]")
+        ra = np.where(np.isfinite(ra), np.mod(ra, 360.0), ra)
+    xs = ys = None
+    if i_x is not None and i_y is not None:
+        xs, ys = _parse_numbers(cols[i_x]), _parse_numbers(cols[i_y])
+        if xs is None or ys is None:
+            xs = ys = None   # not pixel positions after all: keep them as ordinary columns
+        else:
+            xs, ys = xs.astype(np.float64), ys.astype(np.float64)
+    paths = np.array(cols[i_path], dtype=object) if i_path is not None else None
+
+    columns: dict[str, np.ndarray] = {}
+    for j, name in enumerate(header):
+        if j in (i_id, i_ra, i_dec):
+            continue
+        key = _safe_column_name(name)
+        if key in columns:
+            raise InputError(f"columns {name!r} and another become the same name {key!r}", path,
+                             "rename one of them")
+        nums = _parse_numbers(cols[j])
+        columns[key] = nums if nums is not None else np.array(cols[j], dtype=object)
+    cat = Catalog(path=path, ids=ids, ra=ra, dec=dec, x=xs, y=ys, paths=paths, columns=columns, names=names)
+    log.debug("catalogue %s: %d rows, roles %s, columns %s", path, cat.n, names, list(columns))
+    return cat
