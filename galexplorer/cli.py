@@ -304,6 +304,7 @@ def _add_demo(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="where to build the demo (default: your user cache folder)")
     p.add_argument("--rebuild", action="store_true", help="start again instead of reusing what exists")
     p.add_argument("--no-gui", action="store_true", help="build the store, print the command to open it, stop")
+    p.add_argument("--quick", action="store_true", help="a one-minute version (one short epoch) for testing")
     p.set_defaults(run=_run_demo)
 
 

@@ -1,0 +1,188 @@
+"""``galexplorer demo``: the whole workflow on real Hubble XDF galaxies, offline.
+
+Stages, each skipped when its output already exists and is valid (``--rebuild`` starts again):
+
+1. **cutouts** — detect sources in the XDF image shipped with scikit-image
+   (:mod:`galexplorer.data.xdf`), cut 64-px three-band stamps, write ``cut.h5`` with
+   catalogue columns measured on the segmentation (area, peak, colour, ...);
+2. **train** — a small BYOL encoder on the CPU (:data:`DEMO_TRAINING`, a few minutes on 2 cores);
+3. **embed** — embeddings, PCA, UMAP, anomaly and cluster scores into ``store.h5``;
+4. **open** — the explorer (unless ``--no-gui`` or there is no display).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GalexplorerError, StoreError
+
+log = logging.getLogger(__name__)
+
+#: the CPU training preset: standard stem, 48-px crops, batch 64 (see docs/training.md)
+DEMO_TRAINING = {"method": "byol", "backbone": "resnet18", "stem": "standard", "epochs": 30,
+                 "batch_size": 64, "image_size": 48, "lr": 2e-3, "warmup_epochs": 3, "device": "cpu",
+                 "seed": 0, "stats_objects": 1000, "monitor_objects": 256}
+#: the reduced preset used by tests and `--quick`
+QUICK_TRAINING = dict(DEMO_TRAINING, epochs=1, batch_size=16, image_size=32)
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    cutouts: Path
+    run_dir: Path
+    store: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"demo store: {self.store}"]
+        for stage, sec in self.seconds.items():
+            how = "reused" if stage in self.reused else f"{sec:.0f} s"
+            lines.append(f"  {stage:<8} {how}")
+        lines.append(f"open it with:  galexplorer open {self.store}")
+        return "\n".join(lines)
+
+
+def default_out_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("galexplorer")) / "demo"
+
+
+def xdf_catalogue(size: int = 64, nsigma: float = 5.0, min_area: int = 25, limit: int | None = None):
+    """Stamps and catalogue columns of the XDF sources.
+
+    Returns:
+        ``(stamps (K, 3, size, size) float32, ids, ra, dec, columns)``.
+    """
+    from .data.xdf import cut_stamps, detect_sources, xdf_image
+
+    img = xdf_image()
+    src = detect_sources(img, nsigma=nsigma, min_area=min_area, edge=8)
+    order = np.argsort(-src.flux, kind="stable")          # brightest first: stable ids across runs
+    if limit is not None:
+        order = order[:limit]
+    stamps = cut_stamps(img, src.y[order], src.x[order], size)
+    ids = [f"XDF{k:04d}" for k in range(len(order))]
+    columns = {
+        "x": src.x[order], "y": src.y[order],
+        "area": src.area[order].astype(np.int64),
+        "peak": src.peak[order], "flux": src.flux[order],
+        "colour_red_blue": src.colour[order], "ellipticity": src.ellipticity[order],
+        "saturated_px": src.saturated[order].astype(np.int64),
+    }
+    return stamps, ids, src.ra[order], src.dec[order], columns
+
+
+def _valid(path: Path, kind: str) -> bool:
+    from .store import CutoutStore, EmbeddingStore
+
+    if not path.exists():
+        return False
+    try:
+        opener = CutoutStore if kind == "cutouts" else EmbeddingStore
+        with opener(path) as f:
+            return kind == "cutouts" or f.has("projection")
+    except StoreError as exc:
+        log.warning("rebuilding %s: %s", path, exc)
+        return False
+
+
+def build_demo(out_dir: str | Path | None = None, rebuild: bool = False, quick: bool = False,
+               limit: int | None = None) -> DemoResult:
+    """Build (or reuse) the demo's cutouts, encoder and store in ``out_dir``.
+
+    Args:
+        out_dir: folder for everything (default: the user cache folder).
+        rebuild: delete what exists and start again.
+        quick: one short epoch on 32-px crops (tests).
+        limit: keep only the ``limit`` brightest sources (tests).
+    """
+    from . import progress
+    from .explore.pipeline import EmbedConfig
+    from .ssl.config import TrainConfig
+    from .ssl.embed import embed_with_encoder
+    from .ssl.trainer import train
+    from .store import CutoutWriter
+
+    out = Path(out_dir) if out_dir else default_out_dir()
+    if rebuild and out.exists():
+        for name in ("cut.h5", "store.h5", "run"):
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    res = DemoResult(out, out / "cut.h5", out / "run", out / "store.h5")
+
+    t = time.monotonic()
+    if _valid(res.cutouts, "cutouts"):
+        res.reused.append("cutouts")
+    else:
+        log.info("demo 1/3: cutting galaxy stamps from the Hubble XDF image")
+        stamps, ids, ra, dec, columns = xdf_catalogue(limit=limit)
+        with CutoutWriter(res.cutouts, bands=["blue", "green", "red"], size=stamps.shape[-1], thumb_size=64,
+                          attrs={"ingest": {"source": "skimage.data.hubble_deep_field()", "detection":
+                                            "5 sigma above a sigma-clipped background, area >= 25 px"}}) as w:
+            bar = progress.Bar("cutouts", total=len(ids), unit="stamp")
+            for a in range(0, len(ids), 128):
+                sl = slice(a, a + 128)
+                w.add(stamps[sl], ids[sl], ra=ra[sl], dec=dec[sl], columns={k: v[sl] for k, v in columns.items()},
+                      source=["hubble_deep_field"] * len(ids[sl]))
+                bar.update(len(ids[sl]))
+            bar.close()
+    res.seconds["cutouts"] = time.monotonic() - t
+
+    t = time.monotonic()
+    encoder = res.run_dir / "encoder.pt"
+    if encoder.exists() and (res.run_dir / "encoder.json").exists() and "cutouts" in res.reused:
+        res.reused.append("train")
+    else:
+        log.info("demo 2/3: training a small BYOL encoder on the CPU")
+        cfg = TrainConfig.from_dict(QUICK_TRAINING if quick else DEMO_TRAINING)
+        train(res.cutouts, res.run_dir, cfg)
+    res.seconds["train"] = time.monotonic() - t
+
+    t = time.monotonic()
+    if "train" in res.reused and _valid(res.store, "store"):
+        res.reused.append("embed")
+    else:
+        log.info("demo 3/3: embedding, PCA, UMAP and anomaly scores")
+        embed_with_encoder(res.cutouts, res.run_dir, res.store, EmbedConfig(device="cpu", seed=0))
+    res.seconds["embed"] = time.monotonic() - t
+    return res
+
+
+def has_display() -> bool:
+    """Whether a window can be shown (Linux needs X11 or Wayland unless Qt is told otherwise)."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def run_demo_from_cli(args, say) -> int:
+    """The ``galexplorer demo`` command."""
+    t0 = time.monotonic()
+    try:
+        res = build_demo(args.out, rebuild=args.rebuild, quick=getattr(args, "quick", False))
+    except GalexplorerError:
+        raise
+    say(args, res.summary() + f"\n  total    {time.monotonic() - t0:.0f} s")
+    if args.no_gui:
+        return 0
+    if not has_display():
+        say(args, "no display found, so the explorer was not opened; run the command above on a desktop")
+        return 0
+    from .gui.app import run_app
+
+    return run_app(argparse.Namespace(store=str(res.store), user=None, screenshot=None))
