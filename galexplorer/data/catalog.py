@@ -2,7 +2,8 @@
 
 Column names are matched case-insensitively (surrounding spaces ignored):
 
-* id: ``id``, ``objid``, ``obj_id``, ``object_id``, ``objectid``, ``source_id``, ``name``
+* id: ``id``, ``objid``, ``obj_id``, ``object_id``, ``objectid``, ``source_id``, ``name``,
+  ``objname``, ``object``
 * ra: ``ra``, ``ra_deg``, ``raj2000``, ``ra_icrs``, ``alpha_j2000``; dec likewise
   (``dec``, ``dec_deg``, ``dej2000``, ``decj2000``, ``de_icrs``, ``dec_icrs``, ``delta_j2000``);
   degrees, or sexagesimal (``03:32:38.5``, ``-27:46:57``, RA in hours)
@@ -28,7 +29,8 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-ID_NAMES = ("id", "objid", "obj_id", "object_id", "objectid", "source_id", "sourceid", "name")
+ID_NAMES = ("id", "objid", "obj_id", "object_id", "objectid", "source_id", "sourceid", "name", "objname",
+            "object_name", "object")
 RA_NAMES = ("ra", "ra_deg", "radeg", "raj2000", "ra_j2000", "ra_icrs", "alpha_j2000", "alpha")
 DEC_NAMES = ("dec", "dec_deg", "decdeg", "dej2000", "decj2000", "dec_j2000", "de_icrs", "dec_icrs",
              "delta_j2000", "delta")
