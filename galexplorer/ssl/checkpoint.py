@@ -115,7 +115,7 @@ def _load(path: Path, what: str, fix: str, map_location="cpu") -> dict[str, Any]
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for a truncated or foreign file
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot be read as a {what} ({first})", path,
+        raise CheckpointError(f"the {what} cannot be read ({first})", path,
                               "it may be truncated or not written by galexplorer; " + fix) from None
     if not isinstance(obj, dict) or "format" not in obj:
         raise CheckpointError(f"not a galexplorer {what}", path, fix)

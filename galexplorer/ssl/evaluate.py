@@ -73,9 +73,10 @@ def labelled_set(values: np.ndarray, column: str, max_objects: int = 5000, seed:
     if len(classes) < 2:
         raise ConfigError(f"eval column {column!r} has {len(classes)} class(es) among its labelled rows",
                           hint="it needs at least two classes")
-    if len(classes) > MAX_CLASSES:
-        raise ConfigError(f"eval column {column!r} has {len(classes)} distinct values; it looks continuous",
-                          hint=f"use a class column with at most {MAX_CLASSES} values")
+    if len(classes) > MAX_CLASSES or len(classes) > len(keep) // 2:
+        raise ConfigError(f"eval column {column!r} has {len(classes)} distinct values among {len(keep)} labelled "
+                          "objects; it looks continuous, not a class label",
+                          hint=f"use a class column with at most {MAX_CLASSES} values, each on several objects")
     train, test = [], []
     for c in range(len(classes)):
         idx = rng.permutation(np.flatnonzero(labels == c))

@@ -427,7 +427,7 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                except torch.OutOfMemoryError:
+                except torch.cuda.OutOfMemoryError:
                     optimizer.zero_grad(set_to_none=True)
                     if device.type == "cuda":
                         torch.cuda.empty_cache()

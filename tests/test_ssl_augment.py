@@ -1,0 +1,159 @@
+"""Batched augmentations: shapes, dtypes, and that each does what it says."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from xdf import xdf_stamps
+
+from galexplorer.ssl.augment import (
+    AstroAugment,
+    add_noise,
+    gaussian_blur,
+    gaussian_kernels,
+    redden,
+    resample,
+    scale_gain,
+)
+from galexplorer.ssl.config import AugmentConfig
+from galexplorer.ssl.normalize import center_crop, normalize
+
+
+@pytest.fixture(scope="module")
+def stamps() -> torch.Tensor:
+    x, _ = xdf_stamps(8, 32)
+    return torch.from_numpy(x)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_rotation_by_quarter_turns_equals_rot90(stamps, k):
+    angle = torch.full((len(stamps),), k * math.pi / 2)
+    out = resample(stamps, 32, angle=angle)
+    torch.testing.assert_close(out, torch.rot90(stamps, k, dims=(-2, -1)), atol=1e-5, rtol=0)
+
+
+def test_rotation_of_a_crop_equals_rot90_of_the_crop(stamps):
+    out = resample(stamps, 20, angle=torch.full((len(stamps),), math.pi / 2))
+    torch.testing.assert_close(out, torch.rot90(center_crop(stamps, 20), 1, dims=(-2, -1)), atol=1e-5, rtol=0)
+
+
+def test_identity_resample_is_the_centre_crop_and_flip_mirrors(stamps):
+    torch.testing.assert_close(resample(stamps, 24), center_crop(stamps, 24), atol=1e-6, rtol=0)
+    flip = torch.ones(len(stamps), dtype=torch.bool)
+    torch.testing.assert_close(resample(stamps, 32, flip=flip), torch.flip(stamps, dims=(-1,)), atol=1e-6, rtol=0)
+
+
+def test_integer_shift_moves_the_crop(stamps):
+    shift = torch.tensor([[3.0, -2.0]]).repeat(len(stamps), 1)
+    out = resample(stamps, 16, shift=shift)
+    o = (32 - 16) // 2
+    torch.testing.assert_close(out, stamps[..., o - 2:o - 2 + 16, o + 3:o + 3 + 16], atol=1e-6, rtol=0)
+
+
+def test_scale_magnifies_about_the_centre():
+    # a centred Gaussian blob of sigma 3 px looks 1.5x wider after scale 1.5
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    blob = torch.exp(-((xx - 31.5) ** 2 + (yy - 31.5) ** 2) / (2 * 3.0 ** 2))[None, None]
+    out = resample(blob, 32, scale=torch.tensor([1.5]))[0, 0]
+    d = torch.arange(32.0) - 15.5
+    w = out / out.sum()
+    sigma = torch.sqrt((w * d[None, :] ** 2).sum())
+    assert sigma.item() == pytest.approx(4.5, rel=0.03)
+
+
+def test_blur_conserves_flux_and_keeps_a_flat_sky():
+    x = torch.zeros(3, 2, 33, 33)
+    x[:, :, 16, 16] = 10.0
+    sigma = torch.tensor([[0.5, 1.0], [1.5, 2.0], [0.0, 3.0]])
+    y = gaussian_blur(x, sigma)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    torch.testing.assert_close(y.sum(dim=(-2, -1)), torch.full((3, 2), 10.0), rtol=1e-5, atol=1e-5)
+    assert torch.equal(y[2, 0], x[2, 0])                           # sigma 0 leaves the band alone
+    # a wider PSF spreads more: the second moment grows as sigma^2
+    d = torch.arange(33.0) - 16
+    var = (y[1, 1].sum(dim=0) * d ** 2).sum() / 10.0
+    assert var.item() == pytest.approx(4.0, rel=0.02)
+    flat = torch.full((2, 3, 20, 20), 7.0)
+    torch.testing.assert_close(gaussian_blur(flat, torch.tensor([1.0, 2.5])), flat)
+
+
+def test_kernels_sum_to_one():
+    k = gaussian_kernels(torch.tensor([0.0, 0.7, 2.0]), 6)
+    torch.testing.assert_close(k.sum(-1), torch.ones(3))
+    assert k[0, 6] == 1.0                                          # a delta for sigma 0
+
+
+def test_noise_level_matches_its_mad_scale():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.zeros(4, 3, 64, 64)
+    mad = torch.tensor([0.01, 0.1, 2.0])
+    k = torch.tensor([1.0, 5.0, 10.0, 25.0])
+    y = add_noise(x, k[:, None] * mad[None, :], gen)
+    measured = y.std(dim=(-2, -1))
+    torch.testing.assert_close(measured, k[:, None] * mad[None, :], rtol=0.05, atol=0)
+
+
+def test_gain_and_reddening_scale_the_signal_not_the_sky():
+    sky = torch.tensor([1.0, 2.0]).view(1, 2, 1, 1)
+    x = sky + torch.rand(2, 2, 8, 8)
+    g = torch.tensor([[0.8, 1.2], [1.0, 1.1]])
+    y = scale_gain(x, g, sky)
+    torch.testing.assert_close(y - sky, (x - sky) * g[:, :, None, None])
+    ebv = torch.tensor([0.0, 0.5])
+    ext = torch.tensor([3.3, 2.3])
+    r = redden(x, ebv, ext, sky)
+    torch.testing.assert_close(r[0], x[0])
+    expect = 10 ** (-0.4 * ext * 0.5)
+    torch.testing.assert_close((r[1] - sky[0]) / (x[1] - sky[0]), expect[:, None, None].expand(2, 8, 8),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pipeline_shape_dtype_and_reproducibility(stamps, dtype):
+    cfg = AugmentConfig(extinction=[3.3, 2.3, 1.7])
+    aug = AstroAugment(cfg, 24, median=np.zeros(3), mad=np.full(3, 0.01))
+    x = stamps.to(dtype)
+    a = aug(x, torch.Generator().manual_seed(1))
+    b = aug(x, torch.Generator().manual_seed(1))
+    c = aug(x, torch.Generator().manual_seed(2))
+    assert a.shape == (8, 3, 24, 24) and a.dtype == dtype
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.isfinite(a).all()
+
+
+def test_everything_off_is_the_centre_crop(stamps):
+    cfg = AugmentConfig(rotate=False, flip=False, jitter=False, scale=False, blur=False, noise=False, gain=False)
+    aug = AstroAugment(cfg, 20, median=np.zeros(3), mad=np.ones(3))
+    torch.testing.assert_close(aug(stamps, torch.Generator().manual_seed(0)), center_crop(stamps, 20),
+                               atol=1e-6, rtol=0)
+
+
+def test_switching_one_augmentation_off_keeps_the_others_draws(stamps):
+    on = AstroAugment(AugmentConfig(), 24, np.zeros(3), np.full(3, 0.01))
+    off = AstroAugment(AugmentConfig(gain=False), 24, np.zeros(3), np.full(3, 0.01))
+    p_on = on.sample(8, 3, torch.Generator().manual_seed(3), torch.device("cpu"))
+    p_off = off.sample(8, 3, torch.Generator().manual_seed(3), torch.device("cpu"))
+    assert torch.equal(p_on.angle, p_off.angle) and torch.equal(p_on.noise_k, p_off.noise_k)
+    assert p_off.gain is None
+
+
+def test_normalize_is_asinh_of_robust_units():
+    x = torch.tensor([[[[1.0, 3.0]]]])
+    y = normalize(x, torch.tensor(1.0).view(1, 1, 1, 1), torch.tensor(0.5).view(1, 1, 1, 1))
+    torch.testing.assert_close(y, torch.asinh(torch.tensor([[[[0.0, 4.0]]]])))
+
+
+def test_batched_equals_per_sample(stamps):
+    """The batched resample/blur give the same pixels as doing each stamp alone."""
+    g = torch.Generator().manual_seed(5)
+    angle = torch.rand(8, generator=g) * 6.28
+    scale = 0.9 + 0.2 * torch.rand(8, generator=g)
+    sigma = torch.rand(8, 3, generator=g) * 1.5
+    batched = gaussian_blur(resample(stamps, 24, angle=angle, scale=scale), sigma, radius=5)
+    for i in range(8):
+        one = gaussian_blur(resample(stamps[i:i + 1], 24, angle=angle[i:i + 1], scale=scale[i:i + 1]),
+                            sigma[i:i + 1], radius=5)
+        torch.testing.assert_close(batched[i:i + 1], one, atol=1e-5, rtol=1e-5)

@@ -1,0 +1,123 @@
+"""Embedding with a trained encoder: load_encoder, the streaming filler, embed_with_encoder and
+``galexplorer embed --run``, shards, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from galexplorer.cli import main
+from galexplorer.errors import CheckpointError
+from galexplorer.ssl.collapse import collapse_stats
+from galexplorer.ssl.config import TrainConfig
+from galexplorer.ssl.embed import embed_array, encode_rows, load_encoder, shard_rows
+from galexplorer.ssl.trainer import train
+from galexplorer.store import CutoutStore, CutoutWriter, EmbeddingStore
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, xdf_cutouts):
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("ssl") / "run"
+    cfg = TrainConfig.from_dict(dict(epochs=1, batch_size=16, image_size=24, device="cpu", proj_hidden=128,
+                                     proj_dim=64, pred_hidden=128, monitor_objects=32))
+    train(xdf_cutouts, run, cfg)
+    return run
+
+
+def test_load_encoder_gives_model_and_metadata(run_dir):
+    enc, meta = load_encoder(run_dir)
+    assert not enc.training and enc.dim == 512 and enc.image_size == 24
+    assert meta["bands"] == ["b", "g", "r"] and meta["backbone"] == "resnet18" and meta["method"] == "byol"
+    assert len(meta["sha256"]) == 64 and set(meta["normalization"]) >= {"median", "mad"}
+    with torch.no_grad():
+        z = enc(torch.zeros(2, 3, 32, 32))
+    assert z.shape == (2, 512) and z.dtype == torch.float32
+
+
+def test_filler_streams_into_a_dataset_and_matches_in_memory(run_dir, xdf_cutouts, tmp_path):
+    enc, _ = load_encoder(run_dir)
+    with CutoutStore(xdf_cutouts) as cut, h5py.File(tmp_path / "e.h5", "w") as f:
+        d = f.create_dataset("e", (30, 512), np.float32)
+        encode_rows(enc, cut, 10, 40, d, batch_size=7)
+        got = d[:]
+        ref = embed_array(enc, cut.read(slice(10, 40)))
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+    assert np.isfinite(got).all()
+
+
+def test_shard_rows():
+    assert [shard_rows(10, (i, 3)) for i in range(3)] == [(0, 3), (3, 6), (6, 10)]
+    assert shard_rows(10, None) == (0, 10)
+
+
+def test_embed_cli_writes_a_valid_store(run_dir, xdf_cutouts, tmp_path):
+    out = tmp_path / "store.h5"
+    code = main(["-q", "embed", str(xdf_cutouts), "--run", str(run_dir), "-o", str(out), "--projection", "pca",
+                 "--device", "cpu", "--batch-size", "16"])
+    assert code == 0
+    with EmbeddingStore(out) as s:
+        emb = s.load_embeddings()
+        attrs = s.dataset_attrs("embeddings")
+        ids = list(s.ids)
+    assert emb.shape == (48, 512) and np.isfinite(emb).all()
+    stats = collapse_stats(emb)
+    assert not stats.collapsed and stats.effective_rank > 2
+    meta = json.loads((run_dir / "encoder.json").read_text())
+    assert attrs["method"] == "byol" and attrs["backbone"] == "resnet18" and attrs["source"] == "encoder"
+    assert attrs["checkpoint_sha256"] == meta["sha256"] and attrs["image_size"] == 24
+    with CutoutStore(xdf_cutouts) as cut:
+        assert ids == list(cut.ids)
+        enc, _ = load_encoder(run_dir)
+        np.testing.assert_allclose(emb, embed_array(enc, cut.read(slice(0, 48))), rtol=1e-4, atol=1e-5)
+
+
+def test_embed_shard(run_dir, xdf_cutouts, tmp_path):
+    out = tmp_path / "shard1.h5"
+    assert main(["-q", "embed", str(xdf_cutouts), "--run", str(run_dir), "-o", str(out), "--projection", "pca",
+                 "--device", "cpu", "--shard", "1/2"]) == 0
+    with EmbeddingStore(out) as s, CutoutStore(xdf_cutouts) as cut:
+        assert list(s.ids) == list(cut.ids[24:48])
+        enc, _ = load_encoder(run_dir)
+        np.testing.assert_allclose(s.load_embeddings(), embed_array(enc, cut.read(slice(24, 48))),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_embed_with_other_bands_is_a_clear_error(run_dir, xdf_cutouts, tmp_path, capsys):
+    with CutoutStore(xdf_cutouts) as cut:
+        x, ids = cut.read(slice(0, 8)), list(cut.ids[:8])
+    five = tmp_path / "five.h5"
+    with CutoutWriter(five, bands=["u", "g", "r", "i", "z"], size=32, thumb_size=32) as w:
+        w.add(np.concatenate([x, x[:, :2]], axis=1), ids)
+    out = tmp_path / "s.h5"
+    code = main(["-q", "embed", str(five), "--run", str(run_dir), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "made for 3 bands (b, g, r) but the cutouts have 5" in err and not out.exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("no_dir", "no such run folder"),
+    ("no_json", "no encoder.json"),
+    ("garbage_pt", "the encoder cannot be read"),
+    ("swapped", "sha256 differs"),
+])
+def test_broken_run_folders(run_dir, tmp_path, damage, message):
+    bad = tmp_path / "bad"
+    if damage != "no_dir":
+        shutil.copytree(run_dir, bad)
+    if damage == "no_json":
+        (bad / "encoder.json").unlink()
+    elif damage == "garbage_pt":
+        (bad / "encoder.pt").write_bytes(b"not a zip file at all")
+    elif damage == "swapped":
+        meta = json.loads((bad / "encoder.json").read_text())
+        meta["sha256"] = "0" * 64
+        (bad / "encoder.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_encoder(bad)
+    assert "\n" not in str(info.value)
