@@ -1,0 +1,207 @@
+"""Acquisition functions (what to label next) and batch selection.
+
+* ``ei``: expected improvement over the best label so far, with exploration trade-off ξ
+  (Astronomaly's protege and Walmsley et al. 2022 use ξ = 0.5 on the 0–5 scale)::
+
+      z  = (μ − best − ξ) / σ
+      EI = (μ − best − ξ) · Φ(z) + σ · φ(z)          (EI = max(μ − best − ξ, 0) where σ = 0)
+
+* ``ucb``: upper confidence bound ``μ + κ·σ``;
+* ``uncertainty``: ``σ`` alone (pure exploration).
+
+All three grow with σ at fixed μ. :func:`select_batch` uses that: with an upper bound on σ
+for every object it evaluates the exact σ only for objects whose acquisition *bound* could
+still beat the batch found so far, best bound first, and stops when none can.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtr
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ACQUISITIONS = ("ei", "ucb", "uncertainty")
+_INV_SQRT_2PI = np.float32(1.0 / math.sqrt(2.0 * math.pi))
+
+
+def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.5) -> np.ndarray:
+    """Expected improvement of each object over ``best + xi``.
+
+    Args:
+        mean: (N,) predictive means.
+        std: (N,) predictive standard deviations (≥ 0; NaN gives NaN).
+        best: the best label so far.
+        xi: exploration trade-off, ≥ 0 (label units).
+
+    Returns:
+        (N,) float32, ≥ 0.
+    """
+    mean = np.asarray(mean, dtype=np.float32)
+    std = np.asarray(std, dtype=np.float32)
+    imp = mean - np.float32(best + xi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = imp / std
+        ei = imp * ndtr(z) + std * _INV_SQRT_2PI * np.exp(np.float32(-0.5) * z * z)
+    zero = std == 0
+    if zero.any():
+        ei[zero] = np.maximum(imp[zero], 0)
+    return np.maximum(ei, 0, out=ei, where=~np.isnan(ei)).astype(np.float32, copy=False)
+
+
+def upper_confidence_bound(mean: np.ndarray, std: np.ndarray, kappa: float = 2.0) -> np.ndarray:
+    """``mean + kappa·std``, (N,) float32."""
+    return (np.asarray(mean, dtype=np.float32) + np.float32(kappa) * np.asarray(std, dtype=np.float32))
+
+
+def uncertainty(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``std``, (N,) float32 (``mean`` is ignored; the signature is shared)."""
+    del mean
+    return np.asarray(std, dtype=np.float32).copy()
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """An acquisition function with its parameters bound: ``acq(mean, std) -> (N,) float32``."""
+
+    name: str
+    best: float = 0.0
+    xi: float = 0.5
+    kappa: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.name not in ACQUISITIONS:
+            raise ConfigError(f"unknown acquisition {self.name!r}; choose one of {', '.join(ACQUISITIONS)}")
+        if not (np.isfinite(self.xi) and self.xi >= 0):
+            raise ConfigError(f"xi must be a number >= 0, got {self.xi!r}")
+        if not (np.isfinite(self.kappa) and self.kappa >= 0):
+            raise ConfigError(f"kappa must be a number >= 0, got {self.kappa!r}")
+
+    def __call__(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        if self.name == "ei":
+            return expected_improvement(mean, std, self.best, self.xi)
+        if self.name == "ucb":
+            return upper_confidence_bound(mean, std, self.kappa)
+        return uncertainty(mean, std)
+
+
+def top_k(values: np.ndarray, k: int, candidates: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``k`` largest values (among ``candidates``), best first; ties by lower index.
+
+    Returns:
+        (min(k, n),) int64.
+    """
+    idx = np.arange(len(values)) if candidates is None else np.asarray(candidates, dtype=np.int64)
+    v = np.asarray(values)[idx]
+    k = min(int(k), len(idx))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k < len(idx):
+        part = np.argpartition(-v, k - 1)[:k]
+        # the k-th value may be tied with rows left out: take all rows >= it, then sort stably
+        kth = v[part].min()
+        part = np.flatnonzero(v >= kth)
+    else:
+        part = np.arange(len(idx))
+    order = part[np.lexsort((idx[part], -v[part]))][:k]
+    return idx[order].astype(np.int64)
+
+
+@dataclass
+class BatchSelection:
+    """Result of :func:`select_batch`.
+
+    Attributes:
+        batch: (k,) int64, best first.
+        evaluated: (m,) int64 rows whose exact std was computed (the batch among them).
+        std: (m,) float32 exact std of ``evaluated``.
+        acquisition: (m,) float32 acquisition of ``evaluated``.
+    """
+
+    batch: np.ndarray
+    evaluated: np.ndarray
+    std: np.ndarray
+    acquisition: np.ndarray
+
+
+def select_batch(mean: np.ndarray, std_bound: np.ndarray, exact_std: Callable[[np.ndarray], np.ndarray],
+                 acquisition: Acquisition, k: int, candidates: np.ndarray,
+                 first_chunk: int = 8192) -> BatchSelection:
+    """The ``k`` candidates with the highest acquisition, computing exact σ only where it matters.
+
+    Candidates are visited in decreasing order of their acquisition *bound*
+    ``acq(μ, σ_bound) ≥ acq(μ, σ)``; exact σ is computed chunk by chunk (doubling sizes) until
+    the k-th best exact acquisition is at least the bound of every candidate not yet visited.
+    The result is the same as computing σ for every candidate.
+
+    Args:
+        mean: (N,) predictive means.
+        std_bound: (N,) upper bounds on the std (the exact std makes this a plain top-k).
+        exact_std: ``f(rows) -> (len(rows),)`` exact std.
+        acquisition: the acquisition function (non-decreasing in σ).
+        k: batch size.
+        candidates: (c,) int64 rows that may be chosen (unlabelled, not excluded).
+        first_chunk: rows evaluated in the first round.
+
+    Returns:
+        :class:`BatchSelection`.
+    """
+    candidates = np.asarray(candidates, dtype=np.int64)
+    k = min(int(k), len(candidates))
+    if k == 0:
+        e = np.empty(0, np.int64)
+        return BatchSelection(e, e, np.empty(0, np.float32), np.empty(0, np.float32))
+    bound = acquisition(mean[candidates], std_bound[candidates])
+    order = candidates[np.lexsort((candidates, -bound))]
+    bound_sorted = np.sort(bound)[::-1]
+    done = 0
+    chunk = max(int(first_chunk), 4 * k)
+    rows, stds, acqs = [], [], []
+    while done < len(order):
+        take = order[done:done + chunk]
+        s = np.asarray(exact_std(take), dtype=np.float32)
+        rows.append(take)
+        stds.append(s)
+        acqs.append(acquisition(mean[take], s))
+        done += len(take)
+        chunk *= 2
+        all_acq = np.concatenate(acqs)
+        if len(all_acq) >= k and done < len(order):
+            kth = np.partition(all_acq, len(all_acq) - k)[len(all_acq) - k]
+            if kth >= bound_sorted[done]:
+                break
+    evaluated = np.concatenate(rows)
+    std = np.concatenate(stds)
+    acq = np.concatenate(acqs)
+    pick = top_k(acq, k)
+    log.debug("batch selection: exact std for %d of %d candidates", len(evaluated), len(candidates))
+    return BatchSelection(evaluated[pick], evaluated, std, acq)
+
+
+def spanning_batch(features: np.ndarray, k: int, candidates: np.ndarray | None = None) -> np.ndarray:
+    """A first batch that spans the data: sort by the first feature (the first principal
+    component), take ``k`` evenly spaced objects. Deterministic.
+
+    Args:
+        features: (N, k') features whose column 0 is the first principal component.
+        k: batch size.
+        candidates: rows allowed (default: all).
+
+    Returns:
+        (min(k, c),) int64 row indices, in order along the first component.
+    """
+    idx = np.arange(len(features)) if candidates is None else np.asarray(candidates, dtype=np.int64)
+    if len(idx) == 0 or k <= 0:
+        return np.empty(0, dtype=np.int64)
+    pc1 = np.asarray(features[idx, 0], dtype=np.float64)
+    order = idx[np.lexsort((idx, pc1))]
+    k = min(int(k), len(order))
+    pos = np.unique(np.round(np.linspace(0, len(order) - 1, k)).astype(np.int64))
+    return order[pos].astype(np.int64)

@@ -1,0 +1,386 @@
+"""Gaussian-process regression of the user's 0–5 scores (Astronomaly's protege; Walmsley et al. 2022).
+
+The model is scikit-learn's ``GaussianProcessRegressor(kernel=ConstantKernel() * Matern(nu=1.5)
++ WhiteKernel(), normalize_y=True)`` re-implemented for 10^6 objects:
+
+* the hyper-parameters (amplitude, length scale, noise level) maximise the log marginal
+  likelihood of the labelled points with L-BFGS-B and analytic gradients, in float64, inside
+  scikit-learn's default bounds (1e-5, 1e5) for each, from the same start as scikit-learn
+  (all 1) plus a warm start and a few seeded random restarts;
+* the predictive mean of every object is one pass of the cross-kernel
+  (:mod:`galexplorer.active.kernels`) over chunks of rows, in as many threads as there are
+  cores, with bounded memory (``chunk_rows × n_labels`` floats per thread); in float32 when
+  the rounding error that would cause is below a tolerance (1e-4 label units by default),
+  else in float64 — long length scales make the weights ``α`` large and cancel, and then
+  float32 is not safe;
+* the predictive standard deviation costs an ``n × n`` product per object (2.5·10^11 flops at
+  10^6 × 500), so it is computed only for the rows asked for (:meth:`predict_std`), in float64
+  for accuracy near the labelled points. :meth:`std_upper_bound` gives a free upper bound on it
+  for every object, which the acquisition step uses to find where the exact value matters.
+
+As in scikit-learn, the predictive variance includes the white-noise level (``kernel.diag``),
+and ``normalize_y`` scales the labels to zero mean and unit variance before fitting.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.linalg import lapack
+from scipy.optimize import minimize
+
+from .. import progress
+from ..errors import ConfigError
+from .kernels import SQRT3, matern_block, pairwise_distances64, scaled_augmented
+
+log = logging.getLogger(__name__)
+
+BOUNDS = (1e-5, 1e5)  # scikit-learn's default bounds for each hyper-parameter
+_E32 = np.float32(math.e)
+
+
+@dataclass(frozen=True)
+class GPHyperparameters:
+    """Kernel ``amplitude · Matern(length_scale, ν=1.5) + White(noise)``, in normalised label units."""
+
+    amplitude: float = 1.0
+    length_scale: float = 1.0
+    noise: float = 1.0
+
+    @property
+    def theta(self) -> np.ndarray:
+        """(3,) float64 natural logs, in scikit-learn's order (amplitude, length scale, noise)."""
+        return np.log([self.amplitude, self.length_scale, self.noise])
+
+    @classmethod
+    def from_theta(cls, theta: np.ndarray) -> GPHyperparameters:
+        a, ell, s = (float(v) for v in np.exp(theta))
+        return cls(a, ell, s)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def default_threads() -> int:
+    """Threads for the chunked passes: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_chunks(n_rows: int, chunk_rows: int, work: Callable[[int, int], None], n_threads: int,
+               desc: str | None = None) -> None:
+    """Call ``work(start, stop)`` for consecutive row chunks, in ``n_threads`` threads.
+
+    NumPy releases the GIL in ufuncs and BLAS, so threads give real parallelism; BLAS is held at
+    one thread meanwhile so the threads do not oversubscribe the cores.
+    """
+    from threadpoolctl import threadpool_limits
+
+    starts = list(range(0, n_rows, chunk_rows))
+    bar = progress.Bar(desc, total=n_rows, unit="obj") if desc else None
+    try:
+        if n_threads <= 1 or len(starts) <= 1:
+            for a in starts:
+                work(a, min(a + chunk_rows, n_rows))
+                if bar:
+                    bar.update(min(chunk_rows, n_rows - a))
+            return
+        with threadpool_limits(1), ThreadPoolExecutor(n_threads) as pool:
+            futures = [pool.submit(work, a, min(a + chunk_rows, n_rows)) for a in starts]
+            for a, fut in zip(starts, futures):
+                fut.result()
+                if bar:
+                    bar.update(min(chunk_rows, n_rows - a))
+    finally:
+        if bar:
+            bar.close()
+
+
+def _lml_and_grad(theta: np.ndarray, R: np.ndarray, y: np.ndarray, jitter: float,
+                  eye: np.ndarray) -> tuple[float, np.ndarray]:
+    """Log marginal likelihood and its gradient in log hyper-parameters (float64)."""
+    amp, ell, noise = np.exp(theta)
+    d = R * (SQRT3 / ell)
+    e = np.exp(-d)
+    M = (1.0 + d) * e
+    K = amp * M
+    K.flat[:: len(K) + 1] += noise + jitter
+    L, info = lapack.dpotrf(K, lower=1, clean=1)
+    if info != 0:  # not positive definite at these values: as scikit-learn, -inf and no direction
+        return -np.inf, np.zeros(3)
+    alpha, _ = lapack.dpotrs(L, y, lower=1)
+    lml = -0.5 * float(y @ alpha) - float(np.log(np.diag(L)).sum()) - 0.5 * len(y) * math.log(2 * math.pi)
+    # K^-1 = L^-T L^-1 (dpotri is pathologically slow for small n with this OpenBLAS)
+    Linv, _ = lapack.dtrtri(L, lower=1)
+    Kinv = Linv.T @ Linv
+    A = np.outer(alpha, alpha)
+    A -= Kinv
+    g_amp = 0.5 * float(np.einsum("ij,ij->", A, M)) * amp
+    g_ell = 0.5 * float(np.einsum("ij,ij->", A, d * d * e)) * amp
+    g_noise = 0.5 * float(np.trace(A)) * noise
+    return lml, np.array([g_amp, g_ell, g_noise])
+
+
+class GaussianProcessRegressor:
+    """GP regression with a Matern-3/2 + white-noise kernel, fitted by maximum marginal likelihood.
+
+    Args:
+        normalize_y: scale labels to zero mean and unit variance (as scikit-learn's option).
+        n_restarts: random restarts of the optimiser besides the default and warm starts.
+        seed: seed of the random restarts.
+        jitter: added to the diagonal (scikit-learn's ``alpha``, 1e-10).
+        precision: dtype of the cross-kernel for the mean: ``"float32"``, ``"float64"``, or
+            ``"auto"``: float32 when its estimated rounding error of the mean (see
+            :attr:`float32_error`) is below ``tolerance``, else float64 (about twice the time).
+        tolerance: largest acceptable rounding error of the mean, label units (``"auto"`` only).
+        chunk_rows: rows of the cross-kernel per block (memory per thread: chunk_rows × n × 4 B).
+        n_threads: threads for the chunked passes (default: the cores available).
+
+    Example::
+
+        gp = GaussianProcessRegressor().fit(X[labelled], scores)
+        mean = gp.predict_mean(X)                  # (N,) float32, fast
+        std = gp.predict_std(X, index=some_rows)   # exact, only where needed
+    """
+
+    def __init__(self, normalize_y: bool = True, n_restarts: int = 0, seed: int = 0, jitter: float = 1e-10,
+                 precision: str = "auto", tolerance: float = 1e-4, chunk_rows: int = 2048,
+                 n_threads: int | None = None):
+        if n_restarts < 0:
+            raise ConfigError(f"n_restarts must be >= 0, got {n_restarts}")
+        if precision not in ("auto", "float32", "float64"):
+            raise ConfigError(f"precision must be auto, float32 or float64, not {precision!r}")
+        self.precision = precision
+        self.tolerance = float(tolerance)
+        self.normalize_y = normalize_y
+        self.n_restarts = n_restarts
+        self.seed = seed
+        self.jitter = jitter
+        self.chunk_rows = int(chunk_rows)
+        self.n_threads = n_threads or default_threads()
+        self.hyper: GPHyperparameters | None = None
+        self.log_marginal_likelihood_value: float = float("nan")
+        self.fit_seconds = 0.0
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit(self, X: np.ndarray, y: np.ndarray, hyper: GPHyperparameters | None = None,
+            optimise: bool = True) -> GaussianProcessRegressor:
+        """Fit to labelled points.
+
+        Args:
+            X: (n, k) features of the labelled objects.
+            y: (n,) their scores.
+            hyper: start of the optimisation (a warm start, e.g. the last fit's values), or the
+                values to use when ``optimise`` is False.
+            optimise: maximise the log marginal likelihood; False keeps ``hyper`` as given.
+
+        Returns:
+            self.
+
+        Raises:
+            ConfigError: no labelled points, shapes that disagree, or non-finite values.
+        """
+        t0 = time.perf_counter()
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64).ravel()
+        if X.ndim != 2 or len(X) != len(y):
+            raise ConfigError(f"GP fit needs X (n, k) and y (n,), got {X.shape} and {y.shape}")
+        if len(y) == 0:
+            raise ConfigError("the GP needs at least one labelled object")
+        if not (np.isfinite(X).all() and np.isfinite(y).all()):
+            raise ConfigError("the GP got NaN or infinite features or labels")
+        self.X_train = X
+        if self.normalize_y:
+            self.y_mean = float(y.mean())
+            std = float(y.std())
+            self.y_std = std if std > 0 else 1.0
+        else:
+            self.y_mean, self.y_std = 0.0, 1.0
+        self.y_norm = (y - self.y_mean) / self.y_std
+        R = pairwise_distances64(X)
+        eye = np.eye(len(y))
+        if optimise:
+            self.hyper = self._optimise(R, eye, hyper)
+        else:
+            self.hyper = hyper or GPHyperparameters()
+        h = self.hyper
+        self.log_marginal_likelihood_value = _lml_and_grad(h.theta, R, self.y_norm, self.jitter, eye)[0]
+        K = h.amplitude * ((1.0 + SQRT3 * R / h.length_scale) * np.exp(-SQRT3 * R / h.length_scale))
+        K.flat[:: len(K) + 1] += h.noise + self.jitter
+        L, info = lapack.dpotrf(K, lower=1, clean=1)
+        if info != 0:
+            raise ConfigError("the GP kernel matrix is not positive definite for these labels",
+                              hint="are there duplicate objects with different scores? raise the noise level")
+        self.L_ = L
+        self.alpha_ = lapack.dpotrs(L, self.y_norm, lower=1)[0]
+        # K^-1 = L^-T L^-1: with W = L^-T, the variance reduction of a cross-covariance k is |k W|^2
+        Linv, _ = lapack.dtrtri(L, lower=1)
+        self._W64 = np.ascontiguousarray(Linv.T) * (h.amplitude * math.e)
+        # the cross kernel is computed divided by e (see kernels.matern_block): fold amplitude·e in
+        alpha_e = self.alpha_ * (h.amplitude * math.e)
+        # Rounding model of the float32 mean (checked against float64 in the tests): each kernel
+        # value carries about an ulp of relative error (sqrt, exp, divide) and the sum over n
+        # labels adds its own, nearly independently, so the mean's error is about
+        # eps·|α·amplitude·e|₂·y_std; six of those bound the largest over 10^6 objects. Next to
+        # a labelled point the squared distance |x|² + |z|² − 2x·z loses eps·|z|² (scaled
+        # units), which moves the kernel by half that.
+        eps = float(np.finfo(np.float32).eps)
+        zs2 = float(np.max(np.sum((X * (SQRT3 / h.length_scale)) ** 2, axis=1)))
+        self.float32_error = self.y_std * eps * (6.0 * float(np.linalg.norm(alpha_e))
+                                                 + 3.0 * zs2 * float(np.abs(alpha_e).max()))
+        if self.precision == "auto":
+            self.dtype = np.dtype(np.float32 if self.float32_error <= self.tolerance else np.float64)
+        else:
+            self.dtype = np.dtype(self.precision)
+        self._alpha_c = alpha_e.astype(self.dtype)
+        self._right_t = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", self.dtype).T)
+        self._right_t64 = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", np.float64).T)
+        self._alpha_K_alpha = float(self.alpha_ @ self.y_norm)  # alpha^T K alpha = alpha^T y
+        self.fit_seconds = time.perf_counter() - t0
+        log.debug("GP fit on %d labels in %.3f s: %s, log marginal likelihood %.3f", len(y),
+                  self.fit_seconds, h, self.log_marginal_likelihood_value)
+        return self
+
+    def _optimise(self, R: np.ndarray, eye: np.ndarray, warm: GPHyperparameters | None) -> GPHyperparameters:
+        lo, hi = math.log(BOUNDS[0]), math.log(BOUNDS[1])
+        starts = [GPHyperparameters().theta]
+        if warm is not None:
+            starts.insert(0, np.clip(warm.theta, lo, hi))
+        rng = np.random.default_rng(self.seed)
+        starts += [rng.uniform(lo, hi, 3) for _ in range(self.n_restarts)]
+        y = self.y_norm
+
+        def objective(theta):
+            lml, grad = _lml_and_grad(theta, R, y, self.jitter, eye)
+            if not np.isfinite(lml):
+                return 1e25, np.zeros(3)
+            return -lml, -grad
+
+        best_theta, best = None, -np.inf
+        for theta0 in starts:
+            res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=[(lo, hi)] * 3)
+            if -res.fun > best:
+                best, best_theta = -res.fun, res.x
+        if best_theta is None:
+            raise ConfigError("the GP hyper-parameter search failed at every start",
+                              hint="check the labels and features for duplicates")
+        return GPHyperparameters.from_theta(best_theta)
+
+    def log_marginal_likelihood(self, hyper: GPHyperparameters | None = None) -> float:
+        """Log marginal likelihood of the training labels (normalised) at ``hyper`` (default: fitted)."""
+        self._check_fitted()
+        h = hyper or self.hyper
+        R = pairwise_distances64(self.X_train)
+        return _lml_and_grad(h.theta, R, self.y_norm, self.jitter, np.eye(len(R)))[0]
+
+    def _check_fitted(self) -> None:
+        if self.hyper is None:
+            raise RuntimeError("fit the GaussianProcessRegressor first")
+
+    # -- prediction ---------------------------------------------------------------------------
+    @property
+    def prior_std(self) -> float:
+        """The predictive std far from every label (an upper bound for every object), label units."""
+        self._check_fitted()
+        return math.sqrt(self.hyper.amplitude + self.hyper.noise) * self.y_std
+
+    def predict_mean(self, X: np.ndarray, out: np.ndarray | None = None, desc: str | None = None
+                     ) -> np.ndarray:
+        """Predictive mean for every row of ``X``.
+
+        Args:
+            X: (N, k) features (float32 preferred: no copy of the whole array is made).
+            out: optional (N,) float32 array to fill.
+            desc: progress-bar name (None: no bar).
+
+        Returns:
+            (N,) float32, in label units. Computed in :attr:`dtype` (see ``precision``).
+        """
+        self._check_fitted()
+        n = len(X)
+        out = np.empty(n, dtype=np.float32) if out is None else out
+        ell, dt = self.hyper.length_scale, self.dtype
+        ymean, ystd = dt.type(self.y_mean), dt.type(self.y_std)
+
+        def work(a: int, b: int) -> None:
+            K = matern_block(scaled_augmented(X[a:b], ell, "left", dt), self._right_t)
+            m = K @ self._alpha_c
+            m *= ystd
+            m += ymean
+            out[a:b] = m
+
+        run_chunks(n, self.chunk_rows, work, self.n_threads, desc)
+        return out
+
+    def std_upper_bound(self, mean: np.ndarray) -> np.ndarray:
+        """An upper bound on the predictive std of each object, from its mean alone.
+
+        The variance reduction ``kᵀK⁻¹k`` is at least ``(kᵀα)² / (αᵀKα)`` (Cauchy–Schwarz in the
+        ``K⁻¹`` inner product with ``w = α``), and ``kᵀα`` is the normalised mean.
+
+        Args:
+            mean: (N,) predictive means (label units), e.g. from :meth:`predict_mean`.
+
+        Returns:
+            (N,) float32 upper bounds, in label units.
+        """
+        self._check_fitted()
+        m = (np.asarray(mean, dtype=np.float32) - np.float32(self.y_mean)) / np.float32(self.y_std)
+        prior = np.float32(self.hyper.amplitude + self.hyper.noise)
+        aKa = np.float32(max(self._alpha_K_alpha, 1e-300))
+        var = prior - m * m / aKa
+        np.maximum(var, np.float32(self.hyper.noise), out=var)
+        return np.sqrt(var) * np.float32(self.y_std)
+
+    def predict_std(self, X: np.ndarray, index: np.ndarray | None = None, desc: str | None = None
+                    ) -> np.ndarray:
+        """Exact predictive standard deviation (white noise included, as scikit-learn).
+
+        Args:
+            X: (N, k) features.
+            index: rows of ``X`` to compute (int array); None = all rows (N·n² flops: slow at 10^6).
+            desc: progress-bar name (None: no bar).
+
+        Returns:
+            (len(index),) or (N,) float32, in label units.
+        """
+        self._check_fitted()
+        rows = np.arange(len(X)) if index is None else np.asarray(index, dtype=np.int64)
+        out = np.empty(len(rows), dtype=np.float32)
+        prior = self.hyper.amplitude + self.hyper.noise
+        ell = self.hyper.length_scale
+        chunk = max(256, self.chunk_rows // 2)
+
+        def work(a: int, b: int) -> None:
+            sel = rows[a:b]
+            Xc = X[sel] if index is not None else X[a:b]
+            K = matern_block(scaled_augmented(Xc, ell, "left", np.float64), self._right_t64)
+            V = K @ self._W64
+            var = prior - np.einsum("ij,ij->i", V, V)
+            np.maximum(var, 0.0, out=var)
+            out[a:b] = np.sqrt(var) * self.y_std
+
+        run_chunks(len(rows), chunk, work, self.n_threads, desc)
+        return out
+
+    def predict(self, X: np.ndarray, return_std: bool = False):
+        """scikit-learn-style: mean, or (mean, std) for every row of ``X`` (float32)."""
+        mean = self.predict_mean(X)
+        return (mean, self.predict_std(X)) if return_std else mean
+
+    def to_sklearn_kernel(self):
+        """The same kernel as a scikit-learn object (for tests and comparisons)."""
+        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+        h = self.hyper or GPHyperparameters()
+        return (ConstantKernel(h.amplitude, BOUNDS) * Matern(h.length_scale, BOUNDS, nu=1.5)
+                + WhiteKernel(h.noise, BOUNDS))

@@ -1,0 +1,260 @@
+"""Ranking: refit a scorer from the label journal, save the scores beside the store, and build
+the ranked candidate table that ``export`` writes and the explorer shows.
+
+The table has one row per object, best first, with the columns::
+
+    id, ra, dec, rank, label, n_labellers, disputed, excluded, score_mean, score_std,
+    acquisition, anomaly, cluster, <every catalogue column>
+
+``label`` is the consensus (median) of the users' scores, or one user's; NaN where unlabelled.
+``score_mean``/``score_std`` are the scorer's prediction and its std (NaN where it has none).
+A catalogue column whose name clashes with these is written as ``catalog_<name>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..labels import LabelJournal
+from ..store import EmbeddingStore
+from ..store.ranking import Ranking, labels_hash, ranking_path, read_ranking, write_ranking
+from .loop import ActiveLoop, LoopConfig, LoopResult
+
+log = logging.getLogger(__name__)
+
+BASE_COLUMNS = ("id", "ra", "dec", "rank", "label", "n_labellers", "disputed", "excluded", "score_mean",
+                "score_std", "acquisition", "anomaly", "cluster")
+
+
+@dataclass
+class RankedTable:
+    """Columns of the ranked candidate list, rows best first.
+
+    Attributes:
+        columns: name -> (M,) array, in output order. Floats use NaN for "no value".
+        meta: provenance (store, scorer, n_labels, created, ...), JSON-able.
+    """
+
+    columns: dict[str, np.ndarray]
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    def head(self, n: int) -> RankedTable:
+        """The first ``n`` rows."""
+        return RankedTable({k: v[:n] for k, v in self.columns.items()}, dict(self.meta))
+
+    def row(self, i: int) -> dict:
+        return {k: v[i] for k, v in self.columns.items()}
+
+
+@dataclass
+class LabelSnapshot:
+    """Labels of a store at one moment, as rows.
+
+    Attributes:
+        labelled: (n,) int64 rows; labels: (n,) float32; excluded: (m,) int64 rows.
+        n_labellers: (N,) int32 per object (0 when unlabelled); disputed: (N,) bool.
+        label: (N,) float32, NaN where unlabelled.
+    """
+
+    labelled: np.ndarray
+    labels: np.ndarray
+    excluded: np.ndarray
+    label: np.ndarray
+    n_labellers: np.ndarray
+    disputed: np.ndarray
+
+    @property
+    def hash(self) -> str:
+        return labels_hash(self.labelled, self.labels, self.excluded)
+
+
+def label_snapshot(store: EmbeddingStore, journal: LabelJournal, user: str | None = None,
+                   skip_disputed: bool = False) -> LabelSnapshot:
+    """The journal's current labels as rows of ``store``.
+
+    Args:
+        user: one user's labels; None = consensus of all users.
+        skip_disputed: leave disputed objects out of ``labelled`` (kNN transfer does).
+
+    Raises:
+        LabelError: labels for ids that are not in the store.
+    """
+    ids = store.ids
+    n = len(ids)
+    labelled, labels = journal.labels_for(ids, user=user, strict=True, skip_disputed=skip_disputed)
+    label = np.full(n, np.nan, np.float32)
+    n_lab = np.zeros(n, np.int32)
+    disputed = np.zeros(n, bool)
+    pos = {oid: i for i, oid in enumerate(ids.tolist())}
+    if user is None:
+        cons = journal.consensus()
+        rows = np.array([pos[o] for o in cons.ids.tolist() if o in pos], dtype=np.int64)
+        known = np.array([o in pos for o in cons.ids.tolist()], dtype=bool)
+        label[rows] = cons.score[known]
+        n_lab[rows] = cons.n_labellers[known]
+        disputed[rows] = cons.disputed[known]
+    else:
+        label[labelled] = labels
+        n_lab[labelled] = 1
+    excluded_ids = journal.excluded()
+    unknown = [o for o in excluded_ids if o not in pos]
+    if unknown:
+        log.warning("%d excluded object(s) are not in the store (e.g. %r); ignored", len(unknown), unknown[0])
+    excluded = np.array(sorted(pos[o] for o in excluded_ids if o in pos), dtype=np.int64)
+    return LabelSnapshot(labelled, labels, excluded, label, n_lab, disputed)
+
+
+def _store_score(store: EmbeddingStore, name: str, dtype, fill) -> np.ndarray:
+    if name in store.score_names:
+        return np.asarray(store.score(name)).astype(dtype)
+    return np.full(store.n, fill, dtype)
+
+
+def ranked_table(store: EmbeddingStore, result: LoopResult | Ranking, journal: LabelJournal | None = None,
+                 user: str | None = None, top: int | None = None) -> RankedTable:
+    """The ranked candidate list of a store.
+
+    Args:
+        store: the open store.
+        result: a :class:`LoopResult` (from :meth:`ActiveLoop.fit`) or a :class:`Ranking` (sidecar).
+        journal: the label journal for the label columns (None: no labels shown).
+        user: one user's labels; None = consensus.
+        top: keep only the best ``top`` rows.
+
+    Returns:
+        :class:`RankedTable`.
+    """
+    if isinstance(result, LoopResult):
+        ranking = Ranking.from_result(result, store.uuid)
+    else:
+        ranking = result
+    n = store.n
+    order = ranking.order
+    if top is not None:
+        order = order[:int(top)]
+    if journal is not None:
+        snap = label_snapshot(store, journal, user=user)
+        label, n_lab, disputed = snap.label, snap.n_labellers, snap.disputed
+        excluded = np.zeros(n, bool)
+        excluded[snap.excluded] = True
+    else:
+        label, n_lab = np.full(n, np.nan, np.float32), np.zeros(n, np.int32)
+        disputed, excluded = np.zeros(n, bool), np.zeros(n, bool)
+    objects = store.objects
+    cols: dict[str, np.ndarray] = {
+        "id": np.asarray(objects.ids, dtype=object)[order],
+        "ra": objects.ra[order],
+        "dec": objects.dec[order],
+        "rank": ranking.rank[order],
+        "label": label[order],
+        "n_labellers": n_lab[order],
+        "disputed": disputed[order],
+        "excluded": excluded[order],
+        "score_mean": ranking.mean[order],
+        "score_std": ranking.std[order],
+        "acquisition": ranking.acquisition[order],
+        "anomaly": _store_score(store, "anomaly", np.float32, np.nan)[order],
+        "cluster": _store_score(store, "cluster", np.int64, -1)[order],
+    }
+    for name, values in objects.columns.items():
+        out = name if name not in cols else f"catalog_{name}"
+        cols[out] = np.asarray(values)[order]
+    meta = {"store": str(store.path), "store_uuid": store.uuid, "scorer": ranking.scorer,
+            "acquisition": ranking.acquisition_name, "xi": ranking.xi, "n_labels": ranking.n_labels,
+            "labels_hash": ranking.labels_hash, "ranked": ranking.created, "rows": len(order),
+            "objects": n, "user": user or "consensus", "scorer_info": ranking.info, "config": ranking.config}
+    return RankedTable(cols, meta)
+
+
+@dataclass
+class RankReport:
+    """What :func:`rank_store` did."""
+
+    store: Path
+    sidecar: Path | None
+    result: LoopResult
+    seconds: float
+
+    def summary(self) -> str:
+        r = self.result
+        lines = [f"ranked {len(r.mean)} objects of {self.store} with {r.scorer} on {r.n_labels} label(s) "
+                 f"in {self.seconds:.1f} s"]
+        if r.scorer.startswith("prior"):
+            lines.append("no labels yet: the order is the anomaly score; label objects in `galexplorer open`")
+        if "hyper" in r.info:
+            h = r.info["hyper"]
+            lines.append(f"GP: amplitude {h['amplitude']:.3g}, length scale {h['length_scale']:.3g}, "
+                         f"noise {h['noise']:.3g} (normalised units)")
+        if len(r.next_batch):
+            lines.append(f"next to label ({r.acquisition_name}): {len(r.next_batch)} objects")
+        if self.sidecar:
+            lines.append(f"wrote {self.sidecar}")
+        return "\n".join(lines)
+
+
+def rank_store(store_path: str | Path, config: LoopConfig | None = None, user: str | None = None,
+               write: bool = True, full_std: bool = True) -> RankReport:
+    """Refit a scorer from the label journal and (by default) write the ranking sidecar.
+
+    Args:
+        store_path: the embedding store.
+        config: loop options (default :class:`LoopConfig`).
+        user: rank with one user's labels (None: consensus of all users).
+        write: write ``STORE.h5.ranking.h5``.
+        full_std: compute the exact std of every object (for export; seconds at 10^6).
+
+    Returns:
+        :class:`RankReport`.
+
+    Raises:
+        StoreError: no such store, or it has no embeddings/PCA.
+        LabelError: labels for objects not in the store.
+    """
+    t0 = time.perf_counter()
+    config = config or LoopConfig()
+    with EmbeddingStore(store_path) as store, LabelJournal.for_store(store_path, readonly=True) as journal:
+        snap = label_snapshot(store, journal, user=user, skip_disputed=config.scorer == "knn")
+        loop = ActiveLoop(store, config)
+        result = loop.fit(snap.labelled, snap.labels, snap.excluded)
+        if full_std:
+            result.complete_std()
+        sidecar = write_ranking(store.path, Ranking.from_result(result, store.uuid)) if write else None
+    return RankReport(Path(store_path), sidecar, result, time.perf_counter() - t0)
+
+
+def current_ranking(store: EmbeddingStore, config: LoopConfig | None = None, user: str | None = None
+                    ) -> Ranking:
+    """The store's saved ranking, or a fresh one (in memory, logged) when none is saved or it is stale."""
+    ranking = read_ranking(store.path, store.uuid, store.n)
+    if ranking is not None:
+        return ranking
+    log.info("no ranking saved beside %s yet; ranking now (save one with `galexplorer rank`)", store.path)
+    config = config or LoopConfig()
+    with LabelJournal.for_store(store.path, readonly=True) as journal:
+        snap = label_snapshot(store, journal, user=user, skip_disputed=config.scorer == "knn")
+    result = ActiveLoop(store, config).fit(snap.labelled, snap.labels, snap.excluded).complete_std()
+    return Ranking.from_result(result, store.uuid)
+
+
+def rank_from_cli(args, say) -> int:
+    """``galexplorer rank``: translate options, call :func:`rank_store`, print its summary."""
+    config = LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi)
+    report = rank_store(args.store, config, user=getattr(args, "user", None))
+    say(args, report.summary())
+    return 0
+
+
+__all__ = ["RankedTable", "RankReport", "LabelSnapshot", "label_snapshot", "ranked_table", "rank_store",
+           "current_ranking", "rank_from_cli", "ranking_path"]

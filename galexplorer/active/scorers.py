@@ -1,0 +1,316 @@
+"""Scorers: fit on the labelled objects, score every object. One interface for all of them.
+
+==============  ==========================================================  =========  =====
+name            what it does                                                uses       std
+==============  ==========================================================  =========  =====
+``gp``          GP regression of the 0–5 labels (:mod:`.gp`)                 labels     yes
+``knn``         kNN label transfer (Gondhalekar et al. 2023): Σ sᵢ·labelᵢ /  labels     yes
+                Σ sᵢ over the n most cosine-similar labelled objects
+``neighbour``   Astronomaly's NeighbourScore: the anomaly score re-weighted  both       no
+                by a regression of the labels and the distance to the
+                nearest labelled object
+``iforest``     isolation forest (200 trees), min–max scaled to 0–5          neither    no
+``lof``         local outlier factor (50 neighbours), min–max scaled to 0–5  neither    no
+==============  ==========================================================  =========  =====
+
+A scorer's :meth:`Scorer.fit` returns a :class:`ScoreModel`: the mean for every object, and
+for scorers with an uncertainty an upper bound on the std of every object plus a function for
+the exact std of any rows (the GP's exact std is expensive, so it is computed only where
+needed, see :func:`galexplorer.active.acquisition.select_batch`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from .gp import GaussianProcessRegressor, GPHyperparameters, run_chunks
+
+log = logging.getLogger(__name__)
+
+SCORERS = ("gp", "neighbour", "knn", "iforest", "lof")
+SCALE = 5.0
+
+
+def minmax_scale(x: np.ndarray, top: float = SCALE) -> np.ndarray:
+    """Linear map of ``x`` onto 0..top (a constant array maps to 0), (N,) float32."""
+    x = np.asarray(x, dtype=np.float64)
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if not hi > lo:
+        return np.zeros(len(x), np.float32)
+    return ((x - lo) * (top / (hi - lo))).astype(np.float32)
+
+
+@dataclass
+class ScoreModel:
+    """What a fitted scorer knows about every object.
+
+    Attributes:
+        mean: (N,) float32 predicted score (0–5 scale for every scorer but the GP, whose mean
+            may leave it slightly).
+        std_bound: (N,) float32 upper bound on the std, or None for scorers without one.
+        exact_std: ``f(rows int64) -> float32`` exact std of those rows, or None.
+        info: fitted parameters (JSON-able), e.g. the GP's hyper-parameters.
+    """
+
+    mean: np.ndarray
+    std_bound: np.ndarray | None = None
+    exact_std: Callable[[np.ndarray], np.ndarray] | None = None
+    info: dict = field(default_factory=dict)
+    std_is_exact: bool = False
+
+    @property
+    def has_std(self) -> bool:
+        return self.exact_std is not None
+
+
+class Scorer:
+    """Base class. Subclasses set ``name`` and ``needs_labels`` and implement :meth:`fit`."""
+
+    name = ""
+    needs_labels = True
+
+    def fit(self, X: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
+            warm: dict | None = None) -> ScoreModel:
+        """Fit on labels, score all objects.
+
+        Args:
+            X: (N, k) float32 standardised learning features.
+            labelled: (n,) int64 rows of the labelled objects.
+            labels: (n,) float32 their scores 0–5.
+            warm: the ``info`` of a previous fit (a warm start where the scorer has one).
+
+        Returns:
+            :class:`ScoreModel`.
+        """
+        raise NotImplementedError
+
+
+class GPScorer(Scorer):
+    """Gaussian-process regression (Matern-3/2 + white noise, amplitude; ML-II hyper-parameters)."""
+
+    name = "gp"
+
+    def __init__(self, n_restarts: int = 0, seed: int = 0, precision: str = "auto", tolerance: float = 1e-4):
+        self.n_restarts, self.seed, self.precision, self.tolerance = n_restarts, seed, precision, tolerance
+
+    def fit(self, X, labelled, labels, warm=None) -> ScoreModel:
+        gp = GaussianProcessRegressor(normalize_y=True, n_restarts=self.n_restarts, seed=self.seed,
+                                      precision=self.precision, tolerance=self.tolerance)
+        start = None
+        if warm and "hyper" in warm:
+            start = GPHyperparameters(**warm["hyper"])
+        gp.fit(X[labelled], labels, hyper=start)
+        mean = gp.predict_mean(X, desc="GP mean")
+        return ScoreModel(
+            mean=mean, std_bound=gp.std_upper_bound(mean),
+            exact_std=lambda rows: gp.predict_std(X, rows, desc="GP std" if len(rows) > 100_000 else None),
+            info={"hyper": gp.hyper.as_dict(), "log_marginal_likelihood": gp.log_marginal_likelihood_value,
+                  "dtype": gp.dtype.name, "float32_error": gp.float32_error, "fit_seconds": gp.fit_seconds})
+
+
+class KNNTransferScorer(Scorer):
+    """kNN label transfer (Gondhalekar et al. 2023): ``Σ sᵢ·labelᵢ / Σ sᵢ`` over the ``k`` labelled
+    objects most cosine-similar to each object (``sᵢ`` their cosine similarities, clipped at a
+    small positive floor so that dissimilar neighbours weigh almost nothing).
+
+    The std is the similarity-weighted spread of those k labels (0 when they agree).
+
+    Args:
+        unit_vectors: (N, D) float32 rows of unit length (e.g. ``SimilarityIndex.vectors``); None
+            uses the rows of ``X`` given to :meth:`fit`, normalised.
+        k: neighbours (4, as the paper).
+    """
+
+    name = "knn"
+    FLOOR = 1e-3
+
+    def __init__(self, unit_vectors: np.ndarray | Callable[[], np.ndarray] | None = None, k: int = 4):
+        if int(k) < 1:
+            raise ConfigError(f"knn k must be >= 1, got {k}")
+        self._vectors = unit_vectors
+        self.k = int(k)
+
+    def _unit(self, X: np.ndarray) -> np.ndarray:
+        v = self._vectors
+        if callable(v):
+            v = v()
+        if v is None:
+            from ..explore.similarity import normalise_rows
+
+            v = normalise_rows(X)
+        return v
+
+    def fit(self, X, labelled, labels, warm=None) -> ScoreModel:
+        V = self._unit(X)
+        n = len(V)
+        L = np.ascontiguousarray(V[labelled].T)
+        lab = np.asarray(labels, dtype=np.float32)
+        k = min(self.k, len(labelled))
+        mean = np.empty(n, np.float32)
+        std = np.empty(n, np.float32)
+
+        def work(a: int, b: int) -> None:
+            S = V[a:b] @ L                                          # (rows, n) cosine similarities
+            if k < S.shape[1]:
+                top = np.argpartition(S, S.shape[1] - k, axis=1)[:, -k:]
+            else:
+                top = np.broadcast_to(np.arange(S.shape[1]), S.shape)
+            s = np.take_along_axis(S, top, axis=1)
+            np.maximum(s, np.float32(self.FLOOR), out=s)
+            y = lab[top]
+            w = s.sum(axis=1)
+            m = (s * y).sum(axis=1) / w
+            mean[a:b] = m
+            std[a:b] = np.sqrt(np.maximum((s * (y - m[:, None]) ** 2).sum(axis=1) / w, 0))
+
+        run_chunks(n, 8192, work, n_threads=_threads(), desc="kNN transfer" if n > 200_000 else None)
+        return ScoreModel(mean=mean, std_bound=std, exact_std=lambda rows: std[rows], info={"k": k},
+                          std_is_exact=True)
+
+
+def _threads() -> int:
+    from .gp import default_threads
+
+    return default_threads()
+
+
+class _CachedUnsupervised(Scorer):
+    """An unsupervised score computed once per features array (the labels do not change it)."""
+
+    needs_labels = False
+
+    def __init__(self, raw: np.ndarray | None = None):
+        self._raw = raw
+        self._lock = threading.Lock()
+
+    def _compute(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def raw_scores(self, X: np.ndarray) -> np.ndarray:
+        """(N,) float32 anomaly score, higher = more anomalous (cached)."""
+        with self._lock:
+            if self._raw is None or len(self._raw) != len(X):
+                self._raw = self._compute(X)
+            return self._raw
+
+    def fit(self, X, labelled, labels, warm=None) -> ScoreModel:
+        return ScoreModel(mean=minmax_scale(self.raw_scores(X)), info={})
+
+
+class IsolationForestScorer(_CachedUnsupervised):
+    """Isolation forest (Astronomaly default 200 trees), min–max scaled to 0–5."""
+
+    name = "iforest"
+
+    def __init__(self, n_trees: int = 200, seed: int = 0, raw: np.ndarray | None = None):
+        super().__init__(raw)
+        self.n_trees, self.seed = n_trees, seed
+
+    def _compute(self, X):
+        from ..explore.anomaly import isolation_forest_scores
+
+        return isolation_forest_scores(X, n_trees=self.n_trees, seed=self.seed)
+
+
+class LOFScorer(_CachedUnsupervised):
+    """Local outlier factor (Astronomaly default 50 neighbours), min–max scaled to 0–5."""
+
+    name = "lof"
+
+    def __init__(self, n_neighbors: int = 50, raw: np.ndarray | None = None):
+        super().__init__(raw)
+        self.n_neighbors = n_neighbors
+
+    def _compute(self, X):
+        from ..explore.anomaly import lof_scores
+
+        return lof_scores(X, n_neighbors=self.n_neighbors)
+
+
+def neighbour_score(anomaly: np.ndarray, user_score: np.ndarray, distance: np.ndarray,
+                    min_score: float = 0.1, max_score: float = SCALE, alpha: float = 1.0) -> np.ndarray:
+    """Astronomaly's NeighbourScore function, vectorised::
+
+        f_u = min_score + 0.85 · user_score / max_score
+        d0  = distance / mean(distance)
+        score = anomaly · tanh(exp(alpha · d0) − 1 + arctanh(f_u))
+
+    At a labelled object (distance 0) the score is ``anomaly · f_u``: the user's judgement;
+    far from every label it tends to the anomaly score.
+
+    Args:
+        anomaly: (N,) anomaly score on 0–5.
+        user_score: (N,) regression of the labels, 0–5.
+        distance: (N,) distance to the nearest labelled object.
+
+    Returns:
+        (N,) float32.
+    """
+    u = np.clip(np.asarray(user_score, dtype=np.float64), 0.0, max_score)
+    f_u = min_score + 0.85 * u / max_score
+    d = np.asarray(distance, dtype=np.float64)
+    mean_d = float(d.mean()) if len(d) else 0.0
+    d0 = d / mean_d if mean_d > 0 else np.zeros_like(d)
+    with np.errstate(over="ignore"):
+        pen = np.exp(np.minimum(alpha * d0, 50.0))
+    return (np.asarray(anomaly, dtype=np.float64) * np.tanh(pen - 1.0 + np.arctanh(f_u))).astype(np.float32)
+
+
+class NeighbourScorer(Scorer):
+    """Astronomaly's NeighbourScore: anomaly score × a factor learned from the labels.
+
+    The user's scores are regressed over the features with a random forest (100 trees, as
+    Astronomaly), the nearest labelled object of every object is found with a k-d tree, and
+    :func:`neighbour_score` combines them with the (isolation-forest) anomaly score.
+
+    Args:
+        anomaly: a scorer providing the raw anomaly score (default: isolation forest, 200 trees).
+        n_trees: trees of the regression forest.
+        seed: seed of the forest.
+    """
+
+    name = "neighbour"
+
+    def __init__(self, anomaly: _CachedUnsupervised | None = None, n_trees: int = 100, seed: int = 0):
+        self.anomaly = anomaly or IsolationForestScorer(seed=seed)
+        self.n_trees, self.seed = n_trees, seed
+
+    def fit(self, X, labelled, labels, warm=None) -> ScoreModel:
+        from scipy.spatial import cKDTree
+        from sklearn.ensemble import RandomForestRegressor
+
+        anomaly = minmax_scale(self.anomaly.raw_scores(X))
+        forest = RandomForestRegressor(n_estimators=self.n_trees, random_state=self.seed, n_jobs=_threads())
+        forest.fit(X[labelled], labels)
+        user = np.empty(len(X), np.float32)
+        for a in range(0, len(X), 65536):
+            user[a:a + 65536] = forest.predict(X[a:a + 65536])
+        dist, _ = cKDTree(X[labelled]).query(X, k=1, workers=-1)
+        return ScoreModel(mean=neighbour_score(anomaly, user, dist), info={"n_trees": self.n_trees})
+
+
+def make_scorer(name: str, *, seed: int = 0, knn_k: int = 4, iforest_trees: int = 200,
+                lof_neighbors: int = 50, gp_restarts: int = 0, gp_precision: str = "auto",
+                unit_vectors=None, anomaly_raw: np.ndarray | None = None) -> Scorer:
+    """A scorer by name (one of :data:`SCORERS`).
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    if name == "gp":
+        return GPScorer(n_restarts=gp_restarts, seed=seed, precision=gp_precision)
+    if name == "knn":
+        return KNNTransferScorer(unit_vectors, k=knn_k)
+    if name == "iforest":
+        return IsolationForestScorer(n_trees=iforest_trees, seed=seed, raw=anomaly_raw)
+    if name == "lof":
+        return LOFScorer(n_neighbors=lof_neighbors)
+    if name == "neighbour":
+        return NeighbourScorer(IsolationForestScorer(n_trees=iforest_trees, seed=seed, raw=anomaly_raw), seed=seed)
+    raise ConfigError(f"unknown scorer {name!r}; choose one of {', '.join(SCORERS)}")

@@ -1,0 +1,259 @@
+"""Simulate the labelling loop with a catalogue column as the oracle (``galexplorer simulate``).
+
+The loop is the one a person runs in the explorer: the spanning first batch, then fit → the
+next ``batch`` objects by acquisition → the oracle scores them, until ``budget`` labels. The
+final ranking (labelled objects by their label, the rest by the scorer) is compared with a
+random ordering (mean over ``seeds`` random orders) and with the anomaly-score ordering, by
+recall@k, precision@k and the rank-weighted score (see :mod:`.metrics`). The curve of
+interesting objects found against position in the list is saved as CSV and PNG (as Fig. 8 of
+Mohale & Lochner 2024).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..store import EmbeddingStore
+from ..store.atomic import atomic_output
+from .loop import ActiveLoop, LoopConfig, LoopResult
+from .metrics import found_curve, precision_at_k, rank_weighted_score, recall_at_k
+from .oracle import ColumnOracle
+
+log = logging.getLogger(__name__)
+
+CURVE_MAX_ROWS = 100_000
+
+
+@dataclass
+class SimulateConfig:
+    """Options of :func:`simulate`.
+
+    Attributes:
+        truth: the catalogue column the oracle answers from.
+        scale: the column's range maps onto 0..scale (≤ 5) before rounding.
+        interesting_above: an object is interesting when its oracle score is ≥ this.
+        budget: labels the oracle gives.
+        batch: labels between refits (the first batch spans PC 1).
+        seeds: random orderings averaged for the baseline.
+        loop: the loop options (scorer, acquisition, xi, ...); its batch size is ``batch``.
+    """
+
+    truth: str
+    scale: float = 5.0
+    interesting_above: float = 3.0
+    budget: int = 200
+    batch: int = 10
+    seeds: int = 1
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+
+@dataclass
+class OrderingScores:
+    """Metrics of one ordering."""
+
+    name: str
+    recall: dict[int, float]
+    precision: dict[int, float]
+    rws: dict[int, float]
+    curve: np.ndarray
+
+
+@dataclass
+class SimulationReport:
+    """Result of :func:`simulate`.
+
+    Attributes:
+        loop, random, anomaly: metrics of the final loop ranking, of random orders (mean), and
+            of the anomaly-score order.
+        n_objects, n_interesting, n_labels: sizes.
+        ks: the k of recall@k and precision@k; rws_ns: the N of RWS(N).
+        history: per refit, (labels so far, interesting found among them).
+        result: the final :class:`LoopResult`.
+    """
+
+    config: SimulateConfig
+    loop: OrderingScores
+    random: OrderingScores
+    anomaly: OrderingScores
+    n_objects: int
+    n_interesting: int
+    n_labels: int
+    ks: list[int]
+    rws_ns: list[int]
+    history: list[tuple[int, int]]
+    result: LoopResult
+    seconds: float
+    outputs: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        c = self.config
+        lines = [f"simulated {self.n_labels} labels ({c.loop.scorer}, {c.loop.acquisition}, xi={c.loop.xi}, "
+                 f"batches of {c.batch}) on {self.n_objects} objects; {self.n_interesting} interesting "
+                 f"({c.truth} score >= {c.interesting_above:g}, {100 * self.n_interesting / self.n_objects:.1f}%) "
+                 f"in {self.seconds:.1f} s",
+                 f"{'':14s}" + "".join(f"{'recall@' + str(k):>12s}" for k in self.ks)
+                 + "".join(f"{'prec@' + str(k):>11s}" for k in self.ks)
+                 + "".join(f"{'RWS(' + str(n) + ')':>10s}" for n in self.rws_ns)]
+        for s in (self.loop, self.random, self.anomaly):
+            lines.append(f"{s.name:14s}" + "".join(f"{s.recall[k]:12.3f}" for k in self.ks)
+                         + "".join(f"{s.precision[k]:11.3f}" for k in self.ks)
+                         + "".join(f"{s.rws[n]:10.3f}" for n in self.rws_ns))
+        k = max(k for k in self.ks if k <= self.n_objects)
+        base = self.random.curve[k - 1]
+        ratio = self.loop.curve[k - 1] / base if base > 0 else float("inf")
+        lines.append(f"in the first {k}: the loop found {int(self.loop.curve[k - 1])}, random "
+                     f"{base:.1f} ({ratio:.1f}x), anomaly order {int(self.anomaly.curve[k - 1])}")
+        lines += [f"wrote {p}" for p in self.outputs]
+        return "\n".join(lines)
+
+
+def _scores(name: str, order: np.ndarray, interesting: np.ndarray, ks, rws_ns) -> OrderingScores:
+    return OrderingScores(name, {k: recall_at_k(order, interesting, k) for k in ks},
+                          {k: precision_at_k(order, interesting, k) for k in ks},
+                          {n: rank_weighted_score(order, interesting, n) for n in rws_ns},
+                          found_curve(order, interesting).astype(np.float64))
+
+
+def _random_scores(interesting: np.ndarray, ks, rws_ns, seeds: int, seed0: int) -> OrderingScores:
+    n = len(interesting)
+    recs, precs, rwss, curves = [], [], [], []
+    for s in range(seeds):
+        order = np.random.default_rng(seed0 + 1000 + s).permutation(n)
+        one = _scores("random", order, interesting, ks, rws_ns)
+        recs.append(one.recall)
+        precs.append(one.precision)
+        rwss.append(one.rws)
+        curves.append(one.curve)
+    mean = lambda ds: {k: float(np.mean([d[k] for d in ds])) for k in ds[0]}  # noqa: E731
+    return OrderingScores(f"random (x{seeds})", mean(recs), mean(precs), mean(rwss), np.mean(curves, axis=0))
+
+
+def simulate(store: EmbeddingStore, config: SimulateConfig) -> SimulationReport:
+    """Run the loop with a column as the oracle and score the final ranking.
+
+    Args:
+        store: an open embedding store with the truth column among its catalogue columns.
+        config: the options.
+
+    Returns:
+        :class:`SimulationReport` (nothing written; see :func:`write_curve`).
+
+    Raises:
+        StoreError: no such column, or no embeddings/PCA.
+        ConfigError: a non-numeric or constant column, budget larger than N, no interesting
+            objects, or invalid options.
+    """
+    t0 = time.perf_counter()
+    c = config
+    n = store.n
+    if c.budget < 1 or c.batch < 1 or c.seeds < 1:
+        raise ConfigError("budget, batch and seeds must be >= 1")
+    if c.budget > n:
+        raise ConfigError(f"--budget {c.budget} is larger than the {n} objects in the store",
+                          store.path, f"use --budget {n} or less")
+    oracle = ColumnOracle(store.column(c.truth), c.scale, c.truth)
+    interesting = oracle.interesting(c.interesting_above)
+    n_int = int(interesting.sum())
+    if n_int == 0:
+        raise ConfigError(f"no object has an oracle score >= {c.interesting_above:g} from column {c.truth!r} "
+                          f"(scores {int(oracle.scores.min())}..{int(oracle.scores.max())})",
+                          hint="lower --interesting-above")
+    loop_cfg = LoopConfig.from_dict({**c.loop.to_dict(), "batch_size": c.batch})
+    loop = ActiveLoop(store, loop_cfg)
+    labelled = loop.initial_batch()[: c.budget]
+    labels = oracle(labelled)
+    history = [(len(labelled), int(interesting[labelled].sum()))]
+    result = None
+    while True:
+        result = loop.fit(labelled, labels, previous=result)
+        if len(labelled) >= c.budget:
+            break
+        nxt = result.next_batch[: c.budget - len(labelled)]
+        if len(nxt) == 0:
+            break
+        labelled = np.concatenate([labelled, nxt])
+        labels = np.concatenate([labels, oracle(nxt)])
+        history.append((len(labelled), int(interesting[labelled].sum())))
+        log.debug("simulate: %d labels, %d interesting found", *history[-1])
+    ks = sorted({k for k in (10, 50, 100, c.budget) if k <= n})
+    rws_ns = sorted({min(c.budget, n), min(n_int, n)})
+    loop_scores = _scores("loop", result.order, interesting, ks, rws_ns)
+    random_scores = _random_scores(interesting, ks, rws_ns, c.seeds, c.loop.seed)
+    anomaly = loop.anomaly_prior()
+    anomaly_order = np.lexsort((np.arange(n), -anomaly.astype(np.float64)))
+    anomaly_scores = _scores("anomaly", anomaly_order, interesting, ks, rws_ns)
+    return SimulationReport(c, loop_scores, random_scores, anomaly_scores, n, n_int, len(labelled), ks, rws_ns,
+                            history, result, time.perf_counter() - t0)
+
+
+def write_curve(report: SimulationReport, path: str | Path) -> list[Path]:
+    """Write the curve CSV (position, found_by_loop, found_random, found_anomaly) and a PNG beside it.
+
+    Positions run from 1 to N (at most :data:`CURVE_MAX_ROWS`). Both files are written atomically.
+
+    Returns:
+        The two paths.
+    """
+    path = Path(path)
+    m = min(report.n_objects, CURVE_MAX_ROWS)
+    if m < report.n_objects:
+        log.info("the curve keeps the first %d of %d positions", m, report.n_objects)
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(["position", "found_by_loop", "found_random", "found_anomaly"])
+            rnd = report.random.curve[:m]
+            w.writerows(zip(range(1, m + 1), report.loop.curve[:m].astype(np.int64).tolist(),
+                            np.round(rnd, 6).tolist(), report.anomaly.curve[:m].astype(np.int64).tolist()))
+    png = path.with_suffix(".png")
+    with atomic_output(png) as tmp:
+        _plot(report, m, tmp)
+    report.outputs = [path, png]
+    return [path, png]
+
+
+def _plot(report: SimulationReport, m: int, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.4), dpi=120)
+    ax = fig.add_subplot()
+    x = np.arange(1, m + 1)
+    ax.plot(x, np.minimum(x, report.n_interesting), color="0.7", ls=":", label="ideal")
+    ax.plot(x, report.loop.curve[:m], lw=2, label=f"{report.config.loop.scorer} after {report.n_labels} labels")
+    ax.plot(x, report.anomaly.curve[:m], label="anomaly score")
+    ax.plot(x, report.random.curve[:m], color="k", ls="--", label=report.random.name)
+    ax.axvline(report.n_labels, color="0.5", lw=0.8)
+    ax.set_xlabel("position in the ranked list")
+    ax.set_ylabel("interesting objects found")
+    ax.set_title(f"{report.config.truth} score >= {report.config.interesting_above:g}: "
+                 f"{report.n_interesting} of {report.n_objects}")
+    ax.set_xlim(1, m)
+    ax.set_ylim(0, report.n_interesting * 1.05)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, format="png")
+
+
+def simulate_from_cli(args, say) -> int:
+    """``galexplorer simulate``: translate options, run :func:`simulate`, write the curve, print."""
+    above = 3.0 if args.interesting_above is None else args.interesting_above
+    cfg = SimulateConfig(truth=args.truth, scale=args.scale, interesting_above=above, budget=args.budget,
+                         batch=args.batch, seeds=args.seeds,
+                         loop=LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
+                                         batch_size=args.batch))
+    with EmbeddingStore(args.store) as store:
+        report = simulate(store, cfg)
+    if args.output:
+        write_curve(report, args.output)
+    say(args, report.summary())
+    return 0

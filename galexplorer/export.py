@@ -1,0 +1,175 @@
+"""Write the ranked candidate list as CSV or VOTable.
+
+CSV, so that astropy.table, pandas, TOPCAT and spreadsheets all read it the same way:
+
+* one header row, then one row per object, best first; no comment lines;
+* ``ra``/``dec`` in degrees; every float written with the shortest text that reads back to the
+  same value (float64 and float32 alike); NaN as an empty cell;
+* booleans as 0/1; cells quoted only when they must be (commas, quotes, new lines);
+* text cells that begin with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get a
+  leading ``'`` so that a spreadsheet does not run them as a formula (CSV injection); numbers
+  are never changed.
+
+Provenance (store, scorer, labels, time, galexplorer version) goes into ``<output>.json``
+beside the table. Both files are written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .active.ranking import RankedTable, current_ranking, ranked_table
+from .errors import ConfigError
+from .labels import LabelJournal
+from .store import EmbeddingStore
+from .store.atomic import atomic_output
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "votable")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def format_for(path: str | Path, fmt: str | None = None) -> str:
+    """``csv`` or ``votable``, from ``fmt`` or the file extension.
+
+    Raises:
+        ConfigError: an unknown format or extension.
+    """
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise ConfigError(f"unknown export format {fmt!r}; choose csv or votable")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix in (".csv", ".txt", ""):
+        return "csv"
+    if suffix in (".xml", ".vot", ".votable"):
+        return "votable"
+    raise ConfigError(f"cannot tell the format from the extension {suffix!r}", path,
+                      "use .csv or .xml/.vot, or pass --format csv|votable")
+
+
+def neutralise(text: str) -> str:
+    """Prefix ``'`` to a text cell a spreadsheet would run as a formula."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _csv_cells(values: np.ndarray) -> list[str]:
+    """One column as CSV cell texts."""
+    arr = np.asarray(values)
+    kind = arr.dtype.kind
+    if kind == "b":
+        return np.where(arr, "1", "0").tolist()
+    if kind in "iu":
+        return arr.astype(str).tolist()
+    if kind == "f":
+        # numpy's str of a float is the shortest text that reads back to the same value *in its
+        # own dtype*: float32 0.1 -> "0.1", float64 ra -> repr
+        cells = arr.astype(str)
+        cells[~np.isfinite(arr)] = ""
+        cells[np.isposinf(arr)] = "inf"
+        cells[np.isneginf(arr)] = "-inf"
+        return cells.tolist()
+    return [neutralise("" if v is None else str(v)) for v in arr.tolist()]
+
+
+def _write_csv(table: RankedTable, path: Path) -> None:
+    cols = [_csv_cells(v) for v in table.columns.values()]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        w.writerow([neutralise(str(name)) for name in table.names])
+        w.writerows(zip(*cols))
+
+
+def _write_votable(table: RankedTable, path: Path) -> None:
+    from astropy.table import Table
+
+    t = Table()
+    for name, values in table.columns.items():
+        arr = np.asarray(values)
+        if arr.dtype.kind == "O":
+            arr = np.array([("" if v is None else str(v)) for v in arr.tolist()], dtype=str)
+        t[name] = arr
+    for name, unit in (("ra", "deg"), ("dec", "deg")):
+        if name in t.colnames:
+            t[name].unit = unit
+    t.meta["description"] = f"galexplorer ranked candidates ({table.meta.get('scorer', '')})"
+    t.write(path, format="votable", overwrite=True)
+
+
+def write_ranked(table: RankedTable, path: str | Path, format: str | None = None, top: int | None = None,
+                 provenance: bool = True) -> Path:
+    """Write a ranked table (atomically), with its provenance in ``<path>.json``.
+
+    Args:
+        table: from :func:`galexplorer.active.ranking.ranked_table`.
+        path: output file.
+        format: ``csv`` or ``votable``; None = from the extension.
+        top: only the first ``top`` rows.
+        provenance: also write ``<path>.json``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ConfigError: unknown format or ``top`` < 1.
+    """
+    path = Path(path)
+    fmt = format_for(path, format)
+    if top is not None:
+        if int(top) < 1:
+            raise ConfigError(f"--top must be >= 1, got {top}")
+        table = table.head(int(top))
+    with atomic_output(path) as tmp:
+        (_write_csv if fmt == "csv" else _write_votable)(table, tmp)
+    if provenance:
+        meta = dict(table.meta)
+        meta.update(format=fmt, rows_written=len(table), columns=table.names, written=time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), galexplorer_version=__version__)
+        with atomic_output(Path(str(path) + ".json")) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json_default), encoding="utf-8")
+    log.info("wrote %d rows to %s", len(table), path)
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def export_store(store_path: str | Path, output: str | Path, format: str | None = None, top: int | None = None,
+                 user: str | None = None) -> tuple[Path, RankedTable]:
+    """Export a store's ranked candidate list.
+
+    Uses the saved ranking (``galexplorer rank``); without one, ranks now with the default
+    scorer (logged) without saving it.
+
+    Returns:
+        ``(path, table)``.
+
+    Raises:
+        StoreError, LabelError, ConfigError: as the steps they come from.
+    """
+    fmt = format_for(output, format)
+    with EmbeddingStore(store_path) as store, LabelJournal.for_store(store_path, readonly=True) as journal:
+        ranking = current_ranking(store, user=user)
+        table = ranked_table(store, ranking, journal, user=user, top=top)
+    return write_ranked(table, output, fmt), table
+
+
+def export_from_cli(args, say) -> int:
+    """``galexplorer export``: translate options, call :func:`export_store`, print a summary."""
+    path, table = export_store(args.store, args.output, args.format, args.top, getattr(args, "user", None))
+    say(args, f"wrote {len(table)} ranked objects ({table.meta.get('scorer')}, {table.meta.get('n_labels')} "
+              f"label(s)) to {path}\nprovenance: {path}.json")
+    return 0

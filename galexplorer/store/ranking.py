@@ -1,0 +1,174 @@
+"""The ranking sidecar ``STORE.h5.ranking.h5``: the last ``galexplorer rank`` (or explorer refit).
+
+The store is written once, so scores learned from labels live beside it::
+
+    /            attrs: format="galexplorer-ranking", version, galexplorer_version, created, uuid,
+                        store_uuid, scorer, acquisition, xi, n_labels, labels_hash, config (JSON),
+                        info (JSON: the scorer's fitted parameters)
+    /mean        (N,) float32  the scorer's predicted score (0–5 scale)
+    /std         (N,) float32  its standard deviation; NaN where not computed or not defined
+    /acquisition (N,) float32  acquisition value; NaN for labelled/excluded objects
+    /rank        (N,) int64    1 = best; ``order = argsort(rank)``
+
+A sidecar whose ``store_uuid`` is not the store's (the store was rebuilt) is stale: it is
+ignored with a log message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import StoreError
+from .atomic import atomic_output
+from .schema import RANKING_FORMAT, open_checked, read_attr, read_json_attr, root_attrs, write_attrs
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".ranking.h5"
+FIX = "run `galexplorer rank STORE.h5` again"
+
+
+def ranking_path(store_path: str | Path) -> Path:
+    """``store.h5`` -> ``store.h5.ranking.h5``."""
+    return Path(str(store_path) + SUFFIX)
+
+
+def labels_hash(labelled: np.ndarray, labels: np.ndarray, excluded: np.ndarray | None = None) -> str:
+    """A short hash of the labels a ranking was fitted on (rows, scores, exclusions)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(labelled, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(labels, dtype=np.float32).tobytes())
+    if excluded is not None:
+        h.update(b"|")
+        h.update(np.ascontiguousarray(excluded, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Ranking:
+    """A ranking read back from its sidecar (or built from a :class:`~galexplorer.active.loop.LoopResult`).
+
+    Attributes:
+        mean, std, acquisition: (N,) float32.
+        rank: (N,) int64, 1 = best.
+        scorer, acquisition_name: names; xi: EI's trade-off; n_labels: labels fitted on.
+        labels_hash: :func:`labels_hash` of those labels.
+        store_uuid: uuid of the store it belongs to.
+        created: ISO time.
+        config, info: JSON-able dicts (loop options; fitted parameters).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    acquisition: np.ndarray
+    rank: np.ndarray
+    scorer: str
+    acquisition_name: str
+    xi: float
+    n_labels: int
+    labels_hash: str
+    store_uuid: str
+    created: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def order(self) -> np.ndarray:
+        """(N,) int64 rows, best first."""
+        return np.argsort(self.rank, kind="stable").astype(np.int64)
+
+    @classmethod
+    def from_result(cls, result, store_uuid: str) -> Ranking:
+        """From a LoopResult (duck-typed, so the store layer does not import ``active``)."""
+        rank = np.empty(len(result.order), np.int64)
+        rank[result.order] = np.arange(1, len(result.order) + 1)
+        cfg = result.config.to_dict() if hasattr(result.config, "to_dict") else dict(result.config or {})
+        return cls(result.mean, result.std, result.acquisition, rank, result.scorer, result.acquisition_name,
+                   float(cfg.get("xi", float("nan"))), int(result.n_labels),
+                   labels_hash(result.labelled, result.labels, result.excluded), store_uuid,
+                   config=cfg, info=dict(result.info))
+
+
+def write_ranking(store_path: str | Path, ranking: Ranking) -> Path:
+    """Write the sidecar of ``store_path`` atomically (replacing an older one).
+
+    Returns:
+        The sidecar's path.
+
+    Raises:
+        StoreError: arrays of different lengths.
+    """
+    path = ranking_path(store_path)
+    n = len(ranking.rank)
+    for name in ("mean", "std", "acquisition"):
+        if len(getattr(ranking, name)) != n:
+            raise StoreError(f"ranking: {name} has {len(getattr(ranking, name))} rows, rank has {n}", path)
+    with atomic_output(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("mean", data=np.asarray(ranking.mean, np.float32))
+            f.create_dataset("std", data=np.asarray(ranking.std, np.float32))
+            f.create_dataset("acquisition", data=np.asarray(ranking.acquisition, np.float32))
+            f.create_dataset("rank", data=np.asarray(ranking.rank, np.int64))
+            f["rank"].attrs["description"] = "1 = best; order = argsort(rank)"
+            write_attrs(f, root_attrs(
+                RANKING_FORMAT, store_uuid=ranking.store_uuid, scorer=ranking.scorer,
+                acquisition=ranking.acquisition_name, xi=float(ranking.xi), n_labels=int(ranking.n_labels),
+                labels_hash=ranking.labels_hash, config=json.dumps(ranking.config, sort_keys=True, default=str),
+                info=json.dumps(ranking.info, sort_keys=True, default=_json_default)))
+    log.info("wrote %s", path)
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def read_ranking(store_path: str | Path, store_uuid: str | None = None, n: int | None = None) -> Ranking | None:
+    """Read the sidecar of ``store_path``.
+
+    Args:
+        store_path: the store.
+        store_uuid: the store's uuid; a sidecar made for another uuid is stale and ignored.
+        n: the store's object count; a sidecar of another length is ignored.
+
+    Returns:
+        The :class:`Ranking`, or None when there is none or it is stale (logged).
+
+    Raises:
+        StoreError: the sidecar exists but is not a ranking file or is damaged.
+    """
+    path = ranking_path(store_path)
+    if not path.exists():
+        return None
+    with open_checked(path, RANKING_FORMAT, "ranking file", FIX) as f:
+        found_uuid = read_attr(f, "store_uuid", "")
+        if store_uuid is not None and found_uuid != store_uuid:
+            log.warning("%s was made for another version of the store (uuid differs); ignoring it", path)
+            return None
+        try:
+            arrays = {k: f[k][...] for k in ("mean", "std", "acquisition", "rank")}
+        except KeyError as exc:
+            raise StoreError(f"the ranking file is incomplete ({exc})", path, FIX) from None
+        if len({len(a) for a in arrays.values()}) != 1:
+            raise StoreError("the ranking file's arrays differ in length", path, FIX)
+        if n is not None and len(arrays["rank"]) != n:
+            log.warning("%s has %d rows but the store %d; ignoring it", path, len(arrays["rank"]), n)
+            return None
+        return Ranking(arrays["mean"].astype(np.float32), arrays["std"].astype(np.float32),
+                       arrays["acquisition"].astype(np.float32), arrays["rank"].astype(np.int64),
+                       read_attr(f, "scorer", ""), read_attr(f, "acquisition", ""),
+                       float(read_attr(f, "xi", float("nan"))), int(read_attr(f, "n_labels", 0)),
+                       read_attr(f, "labels_hash", ""), found_uuid, read_attr(f, "created", ""),
+                       read_json_attr(f, "config", {}) or {}, read_json_attr(f, "info", {}) or {})

@@ -1,0 +1,90 @@
+"""The GP regressor against scikit-learn's GaussianProcessRegressor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.gaussian_process import GaussianProcessRegressor as SkGP
+from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+from galexplorer.active.gp import GaussianProcessRegressor, GPHyperparameters
+from galexplorer.errors import ConfigError
+
+
+def _data(case: str, n_all=1500, k=8, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_all, k)).astype(np.float32)
+    lab = rng.choice(n_all, n, replace=False)
+    if case == "smooth":       # long length scale: large cancelling weights, float64 needed
+        y = np.clip(np.round(2 + 1.5 * X[lab, 0] + rng.normal(0, 0.5, n)), 0, 5)
+    elif case == "cluster":    # a rare bump
+        y = np.where(np.linalg.norm(X[lab, :3] - 1, axis=1) < 1.5, 5.0, 0.0)
+    else:                      # noise
+        y = rng.integers(0, 6, n).astype(float)
+    return X, lab, y
+
+
+def _sklearn(hyper: GPHyperparameters, X, y, optimise=False):
+    kernel = ConstantKernel(hyper.amplitude) * Matern(hyper.length_scale, nu=1.5) + WhiteKernel(hyper.noise)
+    return SkGP(kernel, normalize_y=True, optimizer="fmin_l_bfgs_b" if optimise else None,
+                random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("case", ["smooth", "cluster", "noise"])
+def test_same_hyperparameters_same_predictions(case):
+    X, lab, y = _data(case)
+    gp = GaussianProcessRegressor().fit(X[lab], y)
+    sk = _sklearn(gp.hyper, X[lab].astype(np.float64), y)
+    m_ref, s_ref = sk.predict(X.astype(np.float64), return_std=True)
+    np.testing.assert_allclose(gp.predict_mean(X), m_ref, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(gp.predict_std(X), s_ref, atol=1e-4, rtol=0)
+    # the rows-subset path gives the same values
+    rows = np.array([5, 0, 77, 5])
+    np.testing.assert_allclose(gp.predict_std(X, rows), s_ref[rows], atol=1e-4, rtol=0)
+    assert gp.log_marginal_likelihood() == pytest.approx(sk.log_marginal_likelihood_value_, rel=1e-9)
+
+
+@pytest.mark.parametrize("case", ["smooth", "cluster", "noise"])
+def test_fitted_likelihood_at_least_sklearns(case):
+    X, lab, y = _data(case, seed=3)
+    gp = GaussianProcessRegressor().fit(X[lab], y)
+    sk = _sklearn(GPHyperparameters(), X[lab].astype(np.float64), y, optimise=True)
+    assert gp.log_marginal_likelihood_value >= sk.log_marginal_likelihood_value_ - 1e-4 * abs(
+        sk.log_marginal_likelihood_value_)
+
+
+@pytest.mark.parametrize("case", ["smooth", "cluster", "noise"])
+def test_float32_error_estimate_is_an_upper_bound(case):
+    X, lab, y = _data(case, seed=1)
+    gp32 = GaussianProcessRegressor(precision="float32").fit(X[lab], y)
+    gp64 = GaussianProcessRegressor(precision="float64").fit(X[lab], y, gp32.hyper, optimise=False)
+    err = np.abs(gp32.predict_mean(X) - gp64.predict_mean(X)).max()
+    assert err <= gp32.float32_error
+    auto = GaussianProcessRegressor(precision="auto", tolerance=1e-4).fit(X[lab], y, gp32.hyper, optimise=False)
+    assert auto.dtype == (np.float32 if gp32.float32_error <= 1e-4 else np.float64)
+
+
+def test_std_upper_bound_holds():
+    X, lab, y = _data("cluster", seed=2)
+    gp = GaussianProcessRegressor().fit(X[lab], y)
+    mean = gp.predict_mean(X)
+    bound = gp.std_upper_bound(mean)
+    exact = gp.predict_std(X)
+    assert np.all(bound >= exact - 1e-5)
+    assert np.all(exact <= gp.prior_std + 1e-5)
+
+
+def test_threads_and_chunks_do_not_change_results():
+    X, lab, y = _data("cluster", seed=4)
+    a = GaussianProcessRegressor(n_threads=1, chunk_rows=100000).fit(X[lab], y)
+    b = GaussianProcessRegressor(n_threads=2, chunk_rows=97).fit(X[lab], y)
+    np.testing.assert_array_equal(a.predict_mean(X), b.predict_mean(X))
+
+
+def test_bad_input():
+    with pytest.raises(ConfigError, match="at least one"):
+        GaussianProcessRegressor().fit(np.zeros((0, 3)), np.zeros(0))
+    with pytest.raises(ConfigError, match="NaN"):
+        GaussianProcessRegressor().fit(np.array([[0.0, np.nan]]), np.array([1.0]))
+    with pytest.raises(ConfigError, match="precision"):
+        GaussianProcessRegressor(precision="float16")

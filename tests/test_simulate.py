@@ -1,0 +1,86 @@
+"""Simulated labelling with a catalogue column as the oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from active_synthetic import planted_store
+
+from galexplorer.active.loop import LoopConfig
+from galexplorer.active.metrics import precision_at_k, rank_weighted_score, recall_at_k
+from galexplorer.active.oracle import ColumnOracle
+from galexplorer.active.simulate import SimulateConfig, simulate, write_curve
+from galexplorer.cli import main
+from galexplorer.errors import ConfigError, StoreError
+from galexplorer.store import EmbeddingStore
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return planted_store(tmp_path_factory.mktemp("sim") / "store.h5", 2000, rare=0.02)
+
+
+def test_metrics_by_hand():
+    order = np.array([3, 1, 0, 2, 4])
+    interesting = np.array([False, True, False, True, False])
+    assert recall_at_k(order, interesting, 2) == 1.0
+    assert precision_at_k(order, interesting, 3) == pytest.approx(2 / 3)
+    # RWS(3): weights 3, 2, 1 on hits at positions 0, 1 -> (3 + 2) / 6
+    assert rank_weighted_score(order, interesting, 3) == pytest.approx(5 / 6)
+    assert rank_weighted_score(np.array([0, 1, 3]), interesting, 3) == pytest.approx(3 / 6)
+
+
+def test_oracle_maps_and_rounds():
+    o = ColumnOracle(np.array([0.0, 0.1, 0.5, 0.95, 1.0, np.nan]), scale=5)
+    np.testing.assert_array_equal(o.scores, [0, 1, 3, 5, 5, 0])  # 0.5 -> 2.5 -> 3 (half up)
+    with pytest.raises(ConfigError, match="not numeric"):
+        ColumnOracle(np.array(["a", "b"], dtype=object))
+    with pytest.raises(ConfigError, match="constant"):
+        ColumnOracle(np.ones(4))
+    with pytest.raises(ConfigError, match="scale"):
+        ColumnOracle(np.arange(4.0), scale=10)
+
+
+def test_simulate_finds_rare_class(store, tmp_path):
+    path, rare, _ = store
+    with EmbeddingStore(path) as st:
+        report = simulate(st, SimulateConfig(truth="truth", budget=60, batch=10, seeds=3,
+                                             loop=LoopConfig(scorer="gp")))
+    assert report.n_interesting == rare.sum() == 40 and report.n_labels == 60
+    loop_top100 = report.loop.curve[99]
+    random_top100 = report.random.curve[99]
+    assert loop_top100 >= 5 * random_top100, (loop_top100, random_top100)
+    assert report.loop.rws[60] > 5 * report.random.rws[60]
+    text = report.summary()
+    assert "recall@100" in text and "RWS(60)" in text
+    csv, png = write_curve(report, tmp_path / "curve.csv")
+    df = pd.read_csv(csv)
+    assert list(df.columns) == ["position", "found_by_loop", "found_random", "found_anomaly"]
+    assert len(df) == 2000 and df["found_by_loop"].iloc[-1] == 40
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_input(store, tmp_path):
+    path, _, _ = store
+    with EmbeddingStore(path) as st:
+        with pytest.raises(StoreError, match="no catalogue column 'nope'"):
+            simulate(st, SimulateConfig(truth="nope"))
+        with pytest.raises(ConfigError, match="not numeric"):
+            simulate(st, SimulateConfig(truth="kind"))
+        with pytest.raises(ConfigError, match="larger than the 2000"):
+            simulate(st, SimulateConfig(truth="truth", budget=5000))
+        with pytest.raises(ConfigError, match="no object has an oracle score"):
+            simulate(st, SimulateConfig(truth="truth", interesting_above=6))
+
+
+def test_cli_simulate(store, tmp_path, capsys):
+    path, _, _ = store
+    out = tmp_path / "c.csv"
+    assert main(["simulate", str(path), "--truth", "truth", "--budget", "30", "--batch", "10",
+                 "--scorer", "knn", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "recall@10" in text and out.exists() and out.with_suffix(".png").exists()
+    assert main(["simulate", str(path), "--truth", "kind", "--budget", "30"]) == 2
+    err = capsys.readouterr().err
+    assert "not numeric" in err and "Traceback" not in err
