@@ -1,0 +1,112 @@
+"""``galexplorer open``: start the Qt application and the main window.
+
+With ``--screenshot FILE.png`` the window is rendered once everything has loaded (the first
+fit included), saved, and the program exits: docs and tests use it, headless. A store that
+cannot be opened is then an error (exit code 2, one line); interactively it is a dialog that
+says what is wrong and which command fixes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SCREENSHOT_SIZE = (1600, 1000)
+
+
+def _headless_platform() -> None:
+    """Render offscreen when there is no display (``--screenshot`` on a server or in CI)."""
+    if "QT_QPA_PLATFORM" not in os.environ and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def application():
+    """The QApplication, created once, with the explorer's theme."""
+    import pyqtgraph as pg
+    from PySide6 import QtWidgets
+
+    from . import theme
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication(sys.argv[:1])
+        app.setOrganizationName("galexplorer")
+        app.setApplicationName("galexplorer")
+        app.setApplicationDisplayName("galexplorer")
+    pg.setConfigOptions(antialias=False, background=theme.BG, foreground=theme.TEXT_DIM)
+    theme.apply(app)
+    return app
+
+
+def settle(window, timeout: float = 120.0) -> None:
+    """Wait until the window's jobs are done and its views drawn (screenshots, tests)."""
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    deadline = time.monotonic() + timeout
+    ex = window.explorer
+    if ex is not None:
+        ex.wait_idle(timeout)
+        if window.scatter.picker is not None:
+            window.scatter.picker.wait(max(0.0, deadline - time.monotonic()))
+    for _ in range(5):
+        app.processEvents()
+    window.scatter.refresh()
+    app.processEvents()
+
+
+def save_screenshot(widget, path: str | Path) -> Path:
+    """Grab ``widget`` and write it as PNG, atomically."""
+    from ..store.atomic import atomic_output
+
+    path = Path(path)
+    pixmap = widget.grab()
+    with atomic_output(path) as tmp:
+        if not pixmap.save(str(tmp), "PNG"):
+            raise OSError(f"{path}: could not write the screenshot")
+    return path
+
+
+def run_app(args) -> int:
+    """Entry point of ``galexplorer open [STORE] [--user NAME] [--screenshot FILE.png]``.
+
+    Raises:
+        StoreError, LabelError: with ``--screenshot``, when the store cannot be opened.
+    """
+    from .. import progress
+
+    progress.configure(enabled=False)   # the window shows progress; no bars on the terminal
+    store = getattr(args, "store", None)
+    shot = getattr(args, "screenshot", None)
+    user = getattr(args, "user", None)
+    if shot:
+        _headless_platform()
+        if store:
+            # fail fast, before any window exists, with the one-line message and its fix
+            from .session import open_store
+
+            open_store(store).close()
+    app = application()
+    from .main_window import MainWindow
+    from .settings import Settings
+
+    window = MainWindow(Settings(), user=user)
+    if shot:
+        window.resize(*SCREENSHOT_SIZE)
+        if store:
+            window.load(store)
+        window.show()
+        settle(window)
+        path = save_screenshot(window, shot)
+        window.close()
+        log.info("wrote %s", path)
+        return 0
+    window.show()
+    if store:
+        window.try_load(store)
+    return int(app.exec())

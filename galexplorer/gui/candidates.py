@@ -1,0 +1,239 @@
+"""The candidates table: every object ranked by the model, sortable and filterable, with
+Export… (the same writer as ``galexplorer export``).
+
+The model keeps the table as NumPy columns and sorts and filters with NumPy (a
+``QSortFilterProxyModel`` calls Python per comparison: minutes at 10^6 rows); Qt only asks for
+the rows on screen.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from . import theme
+from .colouring import SCORE_COLOURS
+
+INDEX_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
+SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
+
+
+class RankedTableModel(QtCore.QAbstractTableModel):
+    """Rows of a ranked table (see :func:`galexplorer.active.ranking.ranked_table`).
+
+    ``columns`` maps a column name to an (N,) array; ``index`` is each row's object index in
+    the store. A view of the rows (filtered, sorted) is an int64 permutation.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._cols: dict[str, np.ndarray] = {}
+        self._names: list[str] = []
+        self._index = np.empty(0, np.int64)
+        self._rows = np.empty(0, np.int64)
+        self._sort: tuple[str, bool] | None = None
+        self._filter: tuple[float, float, str, str] = (-math.inf, math.inf, "", "")
+
+    def set_table(self, columns: dict[str, np.ndarray], index: np.ndarray) -> None:
+        self.beginResetModel()
+        self._cols = {k: np.asarray(v) for k, v in columns.items()}
+        self._names = list(self._cols)
+        self._index = np.asarray(index, np.int64)
+        self._apply()
+        self.endResetModel()
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self._names)
+
+    def column(self, name: str) -> np.ndarray:
+        return self._cols[name]
+
+    @property
+    def visible_indices(self) -> np.ndarray:
+        """Object indices of the rows shown, in display order."""
+        return self._index[self._rows]
+
+    def set_filter(self, lo: float, hi: float, text: str, column: str) -> None:
+        self.beginResetModel()
+        self._filter = (lo, hi, text.strip().lower(), column)
+        self._apply()
+        self.endResetModel()
+
+    def sort(self, column: int, order=QtCore.Qt.SortOrder.AscendingOrder) -> None:
+        if not 0 <= column < len(self._names):
+            return
+        self.layoutAboutToBeChanged.emit()
+        self._sort = (self._names[column], order == QtCore.Qt.SortOrder.DescendingOrder)
+        self._apply()
+        self.layoutChanged.emit()
+
+    def _apply(self) -> None:
+        n = len(self._index)
+        keep = np.ones(n, bool)
+        lo, hi, text, col = self._filter
+        if col in self._cols and (lo > -math.inf or hi < math.inf):
+            v = self._cols[col].astype(np.float64)
+            keep &= (v >= lo) & (v <= hi)
+        if text:
+            ids = self._cols.get("id")
+            if ids is not None:
+                keep &= np.fromiter((text in str(s).lower() for s in ids), bool, count=n)
+        rows = np.flatnonzero(keep)
+        if self._sort is not None:
+            name, desc = self._sort
+            v = self._cols[name][rows]
+            if v.dtype.kind in "fiub":
+                key = v.astype(np.float64)
+                key = np.where(np.isnan(key), np.inf if not desc else -np.inf, key)
+                o = np.argsort(-key if desc else key, kind="stable")
+            else:
+                o = np.argsort(v.astype(str), kind="stable")
+                if desc:
+                    o = o[::-1]
+            rows = rows[o]
+        self._rows = rows
+
+    # -- Qt model ------------------------------------------------------------------------------
+    def rowCount(self, parent=QtCore.QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent=QtCore.QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._names)
+
+    def headerData(self, section, orientation, role=QtCore.Qt.ItemDataRole.DisplayRole):
+        if role == QtCore.Qt.ItemDataRole.DisplayRole and orientation == QtCore.Qt.Orientation.Horizontal:
+            return self._names[section] if section < len(self._names) else None
+        return None
+
+    def data(self, index: QtCore.QModelIndex, role=QtCore.Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        r = int(self._rows[index.row()])
+        name = self._names[index.column()]
+        v = self._cols[name][r]
+        if role == QtCore.Qt.ItemDataRole.DisplayRole:
+            if isinstance(v, (float, np.floating)):
+                return "" if not math.isfinite(float(v)) else f"{float(v):.3f}"
+            return str(v)
+        if role == QtCore.Qt.ItemDataRole.TextAlignmentRole:
+            if isinstance(v, (int, float, np.integer, np.floating)):
+                return int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+            return None
+        if role == QtCore.Qt.ItemDataRole.ForegroundRole and name == "label" and \
+                isinstance(v, (float, np.floating)) and math.isfinite(float(v)):
+            return QtGui.QColor(SCORE_COLOURS[int(np.clip(round(float(v)), 0, 5))])
+        if role == INDEX_ROLE:
+            return int(self._index[r])
+        return None
+
+
+def _number(text: str, default: float) -> float:
+    try:
+        return float(text.replace(",", "."))
+    except ValueError:
+        return default
+
+
+class CandidatesPanel(QtWidgets.QWidget):
+    """Signals:
+        opened(int): a row was double-clicked (object index).
+        exportRequested(): Export….
+    """
+
+    opened = QtCore.Signal(int)
+    exportRequested = QtCore.Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("CandidatesPanel")
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(8, 6, 8, 6)
+        lay.setSpacing(6)
+        bar = QtWidgets.QHBoxLayout()
+        self.text = QtWidgets.QLineEdit()
+        self.text.setPlaceholderText("filter ids…")
+        self.text.setClearButtonEnabled(True)
+        self.text.setMinimumWidth(120)
+        self.column = QtWidgets.QComboBox()
+        self.column.setToolTip("the column the range applies to")
+        self.column.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.lo = QtWidgets.QLineEdit()
+        self.hi = QtWidgets.QLineEdit()
+        for w, text in ((self.lo, "min"), (self.hi, "max")):
+            w.setPlaceholderText(text)
+            w.setValidator(QtGui.QDoubleValidator(w))
+            w.setMaximumWidth(70)
+        self.export = QtWidgets.QPushButton("Export…")
+        self.export.setToolTip("write the ranked list (Ctrl+E), as `galexplorer export`")
+        self.export.clicked.connect(self.exportRequested)
+        self.count = QtWidgets.QLabel("")
+        self.count.setObjectName("Dim")
+        bar.addWidget(self.text, 2)
+        bar.addWidget(self.column)
+        bar.addWidget(self.lo)
+        bar.addWidget(QtWidgets.QLabel("to"))
+        bar.addWidget(self.hi)
+        bar.addWidget(self.count)
+        bar.addWidget(self.export)
+        lay.addLayout(bar)
+
+        self.model = RankedTableModel(self)
+        self.table = QtWidgets.QTableView(self)
+        self.table.setModel(self.model)
+        self.table.setSortingEnabled(True)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.horizontalHeader().setHighlightSections(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(self._open)
+        lay.addWidget(self.table, 1)
+
+        # typing filters after a pause, so 10^6 ids are not scanned per key press
+        self._timer = QtCore.QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(250)
+        self._timer.timeout.connect(self.apply_filter)
+        self.text.textChanged.connect(self._timer.start)
+        for w in (self.lo, self.hi):
+            w.textChanged.connect(self._timer.start)
+        self.column.currentIndexChanged.connect(self._timer.start)
+
+    def _open(self, index: QtCore.QModelIndex) -> None:
+        i = index.data(INDEX_ROLE)
+        if i is not None:
+            self.opened.emit(int(i))
+
+    def set_table(self, columns: dict[str, np.ndarray], index: np.ndarray, range_columns: list[str]) -> None:
+        """Show a ranked table; ``range_columns`` are offered for the score-range filter."""
+        current = self.column.currentText()
+        self.column.blockSignals(True)
+        self.column.clear()
+        self.column.addItems(range_columns)
+        if current in range_columns:
+            self.column.setCurrentText(current)
+        self.column.blockSignals(False)
+        header = self.table.horizontalHeader()
+        sort_col, sort_order = header.sortIndicatorSection(), header.sortIndicatorOrder()
+        old = self.model.column_names
+        self.model.set_table(columns, index)
+        self.apply_filter()
+        if old and 0 <= sort_col < len(old) and old[sort_col] in columns:
+            self.table.sortByColumn(list(columns).index(old[sort_col]), sort_order)
+        else:
+            # the table arrives ranked: show it in rank order without a sort indicator
+            header.setSortIndicator(-1, QtCore.Qt.SortOrder.AscendingOrder)
+        self.table.resizeColumnsToContents()
+
+    def apply_filter(self) -> None:
+        lo, hi = _number(self.lo.text(), -math.inf), _number(self.hi.text(), math.inf)
+        self.model.set_filter(lo, hi, self.text.text(), self.column.currentText())
+        self.count.setText(f"{self.model.rowCount():,} of {len(self.model._index):,}")
+        self.count.setStyleSheet(f"color: {theme.TEXT_DIM}")

@@ -1,0 +1,104 @@
+"""What the scatter is coloured by (no Qt): density, a score, a catalogue column, the model.
+
+A :class:`ColourSpec` turns one per-object array into what the scatter needs: either a
+continuous value with a fixed display range (so colours do not change while panning), or
+category codes with a palette and a legend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_CATEGORIES = 20
+
+# Distinct, bright enough to read on a dark background (Tableau 20, reordered).
+CATEGORY_COLOURS = [
+    "#4e9ae8", "#f28e2b", "#59c47d", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7",
+    "#9c755f", "#bab0ac", "#86bcb6", "#f1ce63", "#a0cbe8", "#ffbe7d", "#8cd17d", "#d4a6c8",
+    "#fabfd2", "#79706e", "#d7b5a6", "#499894",
+]
+
+# Label colours 0..5: cool and quiet for "nothing here", hot for "look at this".
+SCORE_COLOURS = ["#6b7a90", "#3f8fd8", "#2ebfa5", "#b8d335", "#ffae34", "#ff4d5a"]
+
+DENSITY = "density"
+
+
+def hex_to_rgb(colour: str) -> tuple[int, int, int]:
+    c = colour.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+@dataclass
+class ColourSpec:
+    """How to colour the points.
+
+    Attributes:
+        name: what the user picked, e.g. "density", "score: anomaly", "column: z".
+        kind: "density", "continuous" or "categorical".
+        values: (N,) float32, for continuous (NaN = no value) — or int32 codes for categorical
+            (-1 = no value).
+        vrange: display range of a continuous column (1st and 99th percentiles).
+        categories: category names, in code order.
+        colours: "#rrggbb" per category.
+        cmap: colour map name for density and continuous.
+    """
+
+    name: str
+    kind: str
+    values: np.ndarray | None = None
+    vrange: tuple[float, float] = (0.0, 1.0)
+    categories: list[str] = field(default_factory=list)
+    colours: list[str] = field(default_factory=list)
+    cmap: str = "inferno"
+
+    def rgb_weights(self) -> np.ndarray:
+        """(3, N) float32 per-object R, G, B (0..255) of a categorical spec (0 for no value)."""
+        table = np.array([hex_to_rgb(c) for c in self.colours] + [(0, 0, 0)], dtype=np.float32)
+        codes = np.where(self.values >= 0, self.values, len(self.colours))
+        return np.ascontiguousarray(table[codes].T)
+
+    def colour_index(self, n_colours: int = 256) -> np.ndarray:
+        """(N,) int per-object colour index: category code, or the continuous value quantised to
+        ``n_colours`` steps of the colour map (``n_colours`` for no value)."""
+        if self.kind == "categorical":
+            return np.where(self.values >= 0, self.values, n_colours).astype(np.int32)
+        if self.kind == "continuous":
+            lo, hi = self.vrange
+            t = (self.values - lo) / (hi - lo if hi > lo else 1.0)
+            idx = np.clip(np.nan_to_num(t, nan=-1.0) * (n_colours - 1) + 0.5, -1, n_colours - 1)
+            return np.where(np.isfinite(self.values), idx, n_colours).astype(np.int32)
+        return np.zeros(0 if self.values is None else len(self.values), np.int32)
+
+
+def density_spec() -> ColourSpec:
+    return ColourSpec(DENSITY, "density", cmap="inferno")
+
+
+def spec_for(name: str, values: np.ndarray, cmap: str = "viridis") -> ColourSpec:
+    """Build the colour spec of one per-object array: strings, booleans and integers with at
+    most :data:`MAX_CATEGORIES` distinct values are categories, anything else is continuous."""
+    values = np.asarray(values)
+    kind = values.dtype.kind
+    if kind in "OUSb" or (kind in "iu" and len(np.unique(values)) <= MAX_CATEGORIES):
+        keys = values.astype(str) if kind in "OUS" else values
+        cats, codes = np.unique(keys, return_inverse=True)
+        if len(cats) <= MAX_CATEGORIES:
+            names = [str(c) for c in cats.tolist()]
+            colours = [CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i in range(len(names))]
+            return ColourSpec(name, "categorical", codes.astype(np.int32), categories=names, colours=colours)
+        # too many distinct strings to colour: fall back to density
+        return density_spec()
+    v = values.astype(np.float32)
+    finite = v[np.isfinite(v)]
+    if finite.size == 0:
+        lo, hi = 0.0, 1.0
+    else:
+        lo, hi = (float(q) for q in np.percentile(finite, [1, 99]))
+        if not hi > lo:
+            lo, hi = float(finite.min()), float(finite.max())
+            if not hi > lo:
+                hi = lo + 1.0
+    return ColourSpec(name, "continuous", v, (lo, hi), cmap=cmap)

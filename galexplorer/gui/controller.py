@@ -1,0 +1,506 @@
+"""The explorer's controller: the labelling session, the active-learning loop, similarity
+search and export, behind Qt signals.
+
+Widgets call its methods and listen to its signals; it calls the same library functions as the
+command line (:class:`~galexplorer.labels.LabelJournal`, :class:`~galexplorer.active.loop.ActiveLoop`,
+:func:`~galexplorer.active.ranking.ranked_table`, :class:`~galexplorer.explore.similarity.SimilarityIndex`,
+:func:`~galexplorer.export.write_ranked`). Long work runs in :class:`~.workers.LatestOnlyRunner`
+threads: a refit requested while one runs waits in a single slot, so a burst of requests runs
+only the latest, and the UI thread never waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore
+
+from ..active.loop import ActiveLoop, LoopConfig, LoopResult
+from ..active.ranking import RankedTable, ranked_table
+from ..errors import GalexplorerError
+from .colouring import ColourSpec, density_spec, spec_for
+from .selection import SelectionMode, combine
+from .session import LabellingSession, ModelState, model_state
+from .workers import LatestOnlyRunner
+
+log = logging.getLogger(__name__)
+
+COMPLETE_STD_FLOPS = 2e10   # below this N·n² the exact std of every object is computed at each fit
+MODEL_MEAN = "model: predicted score"
+MODEL_STD = "model: uncertainty"
+MODEL_ACQ = "model: acquisition"
+LABEL = "your labels (consensus)"
+
+
+@dataclass
+class FitOutcome:
+    """What a refit job hands back to the UI thread (all computed in the worker)."""
+
+    loop: ActiveLoop
+    result: LoopResult
+    state: ModelState
+    table: RankedTable
+    tag: str
+
+
+def fit_job(store, journal, latest, config: LoopConfig, labelled: np.ndarray, labels: np.ndarray,
+            excluded: np.ndarray, tag: str) -> FitOutcome:
+    """Fit the scorer, choose the next batch, build the candidates table. Runs in a worker.
+
+    Args:
+        latest: ``f() -> (loop, previous result)`` read when the job starts, so a queued
+            refit reuses the features (and warm-starts from the result) of the one before it.
+    """
+    loop, previous = latest()
+    if loop is None:
+        loop = ActiveLoop(store, config)
+    elif loop.config != config:
+        loop = ActiveLoop(store, config, features=loop.features, unit_vectors=loop._unit)
+    result = loop.fit(labelled, labels, excluded, previous=previous)
+    if len(result.mean) * max(result.n_labels, 1) ** 2 <= COMPLETE_STD_FLOPS:
+        result.complete_std()   # cheap here: every object gets its exact uncertainty
+    state = model_state(result)
+    table = ranked_table(store, result, journal)
+    return FitOutcome(loop, result, state, table, tag)
+
+
+def similar_job(index_holder: dict, store, rows: np.ndarray, k: int):
+    """Build the similarity index on first use (normalised embeddings), then query it."""
+    from ..explore.similarity import SimilarityIndex
+
+    index = index_holder.get("index")
+    if index is None:
+        source = store.embeddings if store.has("embeddings") else store.pca
+        index = SimilarityIndex(source)
+        index_holder["index"] = index
+    idx, sim = index.query(rows, k=k, exclude_query=True)
+    return rows, idx, sim
+
+
+def export_job(store, journal, result: LoopResult, path: Path, fmt: str | None, subset: np.ndarray | None):
+    """Write the ranked list (or the rows of ``subset``) with the CLI's writer. Runs in a worker."""
+    from ..export import write_ranked
+
+    result.complete_std()
+    table = ranked_table(store, result, journal)
+    if subset is not None:
+        keep = np.isin(np.asarray(result.order, np.int64), subset)
+        table = RankedTable({k: v[keep] for k, v in table.columns.items()}, dict(table.meta))
+        table.meta["subset"] = f"{int(keep.sum())} objects chosen in the explorer"
+    return write_ranked(table, path, fmt), len(table)
+
+
+class Explorer(QtCore.QObject):
+    """Everything the explorer's widgets show and do, for one store.
+
+    Signals:
+        currentChanged(object): the object in the inspector (int or None).
+        labelsChanged(): scores, notes or exclusions changed.
+        queueChanged(): the queue changed.
+        modelChanged(): a refit finished (colours, queue, candidates).
+        refitStateChanged(bool, str): a refit started (True) or ended, with a status line.
+        selectionChanged(): the selection changed.
+        galleryChanged(): the gallery's content changed.
+        scored(str, int): a score was committed to the journal (object id, score).
+        message(str): a status-bar message.
+        failed(str): something the user should see in a dialog (one line).
+        progressed(str, int, int): progress of a long job (stage, done, total or -1).
+    """
+
+    currentChanged = QtCore.Signal(object)
+    labelsChanged = QtCore.Signal()
+    queueChanged = QtCore.Signal()
+    modelChanged = QtCore.Signal()
+    refitStateChanged = QtCore.Signal(bool, str)
+    selectionChanged = QtCore.Signal()
+    galleryChanged = QtCore.Signal()
+    scored = QtCore.Signal(str, int)
+    message = QtCore.Signal(str)
+    failed = QtCore.Signal(str)
+    progressed = QtCore.Signal(str, int, int)
+
+    def __init__(self, session: LabellingSession, config: LoopConfig | None = None, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.store = session.store
+        self.config = config or LoopConfig(batch_size=session.batch_size)
+        self.session.batch_size = self.config.batch_size
+        self.loop: ActiveLoop | None = None
+        self.result: LoopResult | None = None
+        self.state: ModelState | None = None
+        self.table: RankedTable | None = None
+        self.selection = np.empty(0, np.int64)
+        self.gallery_indices = np.empty(0, np.int64)
+        self.gallery_values: np.ndarray | None = None
+        self.gallery_title = ""
+        self.gallery_kind = "empty"
+        self._similarity: dict = {}
+        self.refit_started_at: float | None = None
+        self.refits = LatestOnlyRunner("refit", self)
+        self.searches = LatestOnlyRunner("similarity", self)
+        self.io = LatestOnlyRunner("io", self)
+        self.refits.finished.connect(self._on_fitted)
+        self.refits.failed.connect(self._on_fit_failed)
+        self.refits.progressed.connect(self.progressed)
+        self.searches.finished.connect(self._on_similar)
+        self.searches.failed.connect(lambda tag, msg: self.failed.emit(msg))
+        self.io.finished.connect(self._on_io_done)
+        self.io.failed.connect(lambda tag, msg: self.failed.emit(msg))
+        self.io.progressed.connect(self.progressed)
+        self._scores = {name: None for name in self.store.score_names}
+
+    # -- lifetime --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Show where the user stopped, and start the first fit (features, first batch)."""
+        if self.session.current is not None:
+            self.currentChanged.emit(self.session.current)
+        self.request_refit(tag="startup")
+
+    def shutdown(self) -> None:
+        """Wait for running jobs (they only read) and close the store and the journal."""
+        for runner in (self.refits, self.searches, self.io):
+            runner.shutdown()
+        self.session.close()
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Tests and screenshots: wait until no job runs."""
+        deadline = time.monotonic() + timeout
+        ok = True
+        for runner in (self.refits, self.searches, self.io):
+            ok = runner.wait(max(0.0, deadline - time.monotonic())) and ok
+        return ok
+
+    @property
+    def n(self) -> int:
+        return self.session.n
+
+    # -- the object on screen --------------------------------------------------------------------
+    @property
+    def current(self) -> int | None:
+        return self.session.current
+
+    def open(self, i: int, context: np.ndarray | None = None) -> None:
+        self.session.open(int(i), None if context is None else context.tolist())
+        self.currentChanged.emit(self.session.current)
+
+    def back(self) -> None:
+        before = self.session.current
+        if self.session.back() != before:
+            self.currentChanged.emit(self.session.current)
+
+    def forward(self) -> None:
+        before = self.session.current
+        if self.session.forward() != before:
+            self.currentChanged.emit(self.session.current)
+            self.queueChanged.emit()
+        else:
+            self.message.emit("no next object yet: the queue refills after the refit")
+
+    def skip(self) -> None:
+        self.session.skip()
+        self.currentChanged.emit(self.session.current)
+        self.queueChanged.emit()
+
+    # -- labelling ---------------------------------------------------------------------------------
+    def score(self, s: int) -> bool:
+        """Record score ``s`` for the current object (committed before the view moves on)."""
+        cur = self.session.current
+        if cur is None:
+            self.message.emit("no object to score")
+            return False
+        try:
+            ev = self.session.score_current(s)
+        except GalexplorerError as exc:
+            self.failed.emit(str(exc))
+            return False
+        self.scored.emit(ev.object_id, int(ev.score))
+        self._after_labels()
+        self.currentChanged.emit(self.session.current)
+        return True
+
+    def score_many(self, indices: np.ndarray, s: int) -> None:
+        if len(indices) == 0:
+            return
+        try:
+            evs = self.session.score_many(indices, s)
+        except GalexplorerError as exc:
+            self.failed.emit(str(exc))
+            return
+        self.message.emit(f"scored {len(evs)} objects {s} (Ctrl+Z undoes it)")
+        self._after_labels()
+        self.currentChanged.emit(self.session.current)
+
+    def exclude(self, indices: np.ndarray) -> None:
+        if len(indices) == 0:
+            return
+        self.session.exclude(indices)
+        self.message.emit(f"excluded {len(indices)} objects from the ranking (Ctrl+Z undoes it)")
+        self._after_labels()
+        self.currentChanged.emit(self.session.current)
+
+    def include(self, indices: np.ndarray) -> None:
+        if len(indices) == 0:
+            return
+        self.session.include(indices)
+        self.message.emit(f"{len(indices)} objects are back in the ranking")
+        self._after_labels()
+        self.currentChanged.emit(self.session.current)
+
+    def note(self, text: str) -> None:
+        if self.session.note(text) is not None:
+            self.message.emit("note saved")
+            self.labelsChanged.emit()
+            self.currentChanged.emit(self.session.current)
+
+    def undo(self) -> None:
+        evs = self.session.undo()
+        if not evs:
+            self.message.emit("nothing to undo")
+            return
+        self.message.emit(f"undid: {_describe_events(evs)}")
+        self._after_labels(refit=False)
+        self.currentChanged.emit(self.session.current)
+
+    def redo(self) -> None:
+        evs = self.session.redo()
+        if not evs:
+            self.message.emit("nothing to redo")
+            return
+        self.message.emit(f"redid: {_describe_events(evs)}")
+        self._after_labels()
+        self.currentChanged.emit(self.session.current)
+
+    def _after_labels(self, refit: bool = True) -> None:
+        self.labelsChanged.emit()
+        self.queueChanged.emit()
+        if refit and self.session.needs_refit:
+            self.request_refit()
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def set_config(self, scorer: str, acquisition: str, xi: float, batch_size: int) -> None:
+        """New loop options: they apply at the next refit (started now if the scorer changed)."""
+        try:
+            config = replace(self.config, scorer=scorer, acquisition=acquisition, xi=float(xi),
+                             batch_size=int(batch_size))
+        except GalexplorerError as exc:
+            self.failed.emit(str(exc))
+            return
+        changed_model = (config.scorer, config.acquisition, config.xi) != \
+            (self.config.scorer, self.config.acquisition, self.config.xi)
+        self.config = config
+        self.session.batch_size = config.batch_size
+        if changed_model and self.result is not None:
+            self.request_refit(tag="options")
+
+    def request_refit(self, tag: str = "batch") -> None:
+        """Refit on every label now, in the worker (a request made while one runs waits; only
+        the latest waits)."""
+        labelled, labels, excluded = self.session.fit_inputs()
+        self.refit_started_at = time.monotonic()
+        self.refitStateChanged.emit(True, f"refitting {self.config.scorer} on {len(labelled)} labels…")
+        self.refits.submit(fit_job, self.store, self.session.journal, lambda: (self.loop, self.result),
+                           self.config, labelled, labels, excluded, tag, tag=tag)
+
+    @property
+    def refitting(self) -> bool:
+        return self.refits.busy
+
+    def _on_fitted(self, tag, outcome: FitOutcome) -> None:
+        self.loop, self.result, self.state, self.table = outcome.loop, outcome.result, outcome.state, outcome.table
+        self.session.apply_model(outcome.state)
+        if self.session.current is None:
+            self.session.start()
+            self.currentChanged.emit(self.session.current)
+        self.modelChanged.emit()
+        self.queueChanged.emit()
+        if not self.refits.busy:
+            self.refitStateChanged.emit(False, self.state.description)
+
+    def _on_fit_failed(self, tag, message: str) -> None:
+        self.refitStateChanged.emit(self.refits.busy, f"refit failed: {message}")
+        self.failed.emit(f"the refit failed: {message}")
+
+    # -- selection, similarity, gallery ------------------------------------------------------------
+    def select(self, indices: np.ndarray, mode: SelectionMode = SelectionMode.REPLACE) -> None:
+        self.selection = combine(self.selection, indices, mode)
+        self.selectionChanged.emit()
+        self.show_selection()
+
+    def clear_selection(self) -> None:
+        if len(self.selection):
+            self.selection = np.empty(0, np.int64)
+            self.selectionChanged.emit()
+            if self.gallery_kind == "selection":
+                self.show_gallery(np.empty(0, np.int64), "", None, "empty")
+
+    def show_selection(self) -> None:
+        n = len(self.selection)
+        title = f"Selection · {n:,} object{'s' if n != 1 else ''}" if n else ""
+        self.show_gallery(self.selection, title, None, "selection" if n else "empty")
+
+    def show_gallery(self, indices: np.ndarray, title: str, values: np.ndarray | None, kind: str) -> None:
+        self.gallery_indices = np.asarray(indices, np.int64)
+        self.gallery_values = values
+        self.gallery_title = title
+        self.gallery_kind = kind
+        self.galleryChanged.emit()
+
+    def find_similar(self, k: int = 24) -> None:
+        """The ``k`` objects most similar to the selection (when there is one) or to the object
+        in the inspector, shown in the gallery (computed in a worker)."""
+        if len(self.selection):
+            rows = self.selection
+        elif self.session.current is not None:
+            rows = np.array([self.session.current], np.int64)
+        else:
+            self.message.emit("nothing to search from: open an object or select some")
+            return
+        if not (self.store.has("embeddings") or self.store.has("pca")):
+            self.failed.emit(f"{self.store.path}: the store has no embeddings to search; "
+                             "build it with `galexplorer embed`")
+            return
+        self.message.emit("searching for similar objects…")
+        self.searches.submit(similar_job, self._similarity, self.store, rows, int(k), tag="similar")
+
+    def _on_similar(self, tag, answer) -> None:
+        rows, idx, sim = answer
+        what = self.session.ids[rows[0]] if len(rows) == 1 else f"the {len(rows)} selected objects"
+        self.show_gallery(idx, f"Similar to {what} · {len(idx)}", sim, "similar")
+        self.message.emit(f"{len(idx)} objects similar to {what}")
+
+    # -- export ------------------------------------------------------------------------------------
+    def export(self, path: str | Path, fmt: str | None = None, subset: np.ndarray | None = None) -> bool:
+        """Write the ranked list (all, or ``subset``) in a worker; False when there is no model yet."""
+        if self.result is None:
+            self.failed.emit("the model is still being fitted; export again in a moment")
+            return False
+        self.message.emit(f"writing {path}…")
+        self.io.submit(export_job, self.store, self.session.journal, self.result, Path(path), fmt,
+                       None if subset is None else np.asarray(subset, np.int64), tag="export")
+        return True
+
+    def send_samp(self, sender, indices: np.ndarray, folder: Path) -> None:
+        """Broadcast objects as a VOTable over SAMP (in a worker)."""
+        if self.result is None:
+            self.failed.emit("the model is still being fitted; try again in a moment")
+            return
+
+        def job():
+            path = folder / f"galexplorer-selection-{int(time.time())}.xml"
+            export_job(self.store, self.session.journal, self.result, path, "votable", indices)
+            told = sender.send_votable(path, f"galexplorer: {len(indices)} objects")
+            return told, len(indices)
+
+        self.io.submit(job, tag="samp")
+
+    def _on_io_done(self, tag, value) -> None:
+        if tag == "export":
+            path, rows = value
+            self.message.emit(f"wrote {rows:,} ranked objects to {path}")
+        elif tag == "samp":
+            told, n = value
+            self.message.emit(f"sent {n} objects over SAMP")
+
+    # -- what to show --------------------------------------------------------------------------------
+    def score_array(self, name: str) -> np.ndarray:
+        values = self._scores.get(name)
+        if values is None:
+            values = np.asarray(self.store.score(name))
+            self._scores[name] = values
+        return values
+
+    def colour_options(self) -> list[str]:
+        opts = ["density"]
+        if self.state is not None and not self.state.scorer.startswith("prior"):
+            opts += [MODEL_MEAN, MODEL_ACQ]
+            if np.isfinite(self.state.std).any():
+                opts.insert(2, MODEL_STD)
+        opts.append(LABEL)
+        opts += [f"score: {s}" for s in self.store.score_names]
+        opts += [f"column: {c}" for c in self.store.column_names]
+        return opts
+
+    def colour_spec(self, name: str) -> ColourSpec:
+        s = self.state
+        if name == MODEL_MEAN and s is not None:
+            return spec_for(name, s.mean, cmap="plasma")
+        if name == MODEL_STD and s is not None:
+            return spec_for(name, s.std, cmap="viridis")
+        if name == MODEL_ACQ and s is not None:
+            return spec_for(name, s.acquisition, cmap="plasma")
+        if name == LABEL:
+            spec = spec_for(name, self.session.labels, cmap="plasma")
+            spec.vrange = (0.0, 5.0)
+            return spec
+        if name.startswith("score: "):
+            key = name[len("score: "):]
+            return spec_for(name, self.score_array(key), cmap="viridis")
+        if name.startswith("column: "):
+            return spec_for(name, self.store.column(name[len("column: "):]), cmap="viridis")
+        return density_spec()
+
+    def describe(self, i: int) -> tuple[str, list[tuple[str, str]]]:
+        """Id and key values of object ``i`` for the hover card (cheap: array lookups only)."""
+        ses = self.session
+        lines: list[tuple[str, str]] = []
+        lab = ses.labels[i]
+        lines.append(("label", f"{lab:g}" if np.isfinite(lab) else "—"))
+        s = self.state
+        if s is not None and not s.scorer.startswith("prior"):
+            mean, std = s.mean[i], s.std[i]
+            lines.append(("model", f"{mean:.2f}" + (f" ± {std:.2f}" if np.isfinite(std) else "")))
+            lines.append(("rank", f"{int(s.rank[i]):,}"))
+        for name in ("anomaly", "cluster"):
+            if name in self._scores:
+                v = self.score_array(name)[i]
+                lines.append((name, f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)))
+        if ses.excluded[i]:
+            lines.append(("excluded", "artefact"))
+        return str(ses.ids[i]), lines
+
+    def details(self, i: int) -> list[tuple[str, object]]:
+        """Rows of the inspector's table for object ``i``."""
+        ses = self.session
+        rows: list[tuple[str, object]] = []
+        lab = ses.labels[i]
+        rows.append(("label (consensus)", float(lab) if np.isfinite(lab) else None))
+        s = self.state
+        if s is not None and not s.scorer.startswith("prior"):
+            rows.append(("model mean", float(s.mean[i])))
+            rows.append(("model std", float(s.std[i]) if np.isfinite(s.std[i]) else None))
+            rows.append(("acquisition", float(s.acquisition[i]) if np.isfinite(s.acquisition[i]) else None))
+            rows.append(("rank", f"{int(s.rank[i]):,} of {len(s.rank):,}"))
+        for name in self.store.score_names:
+            v = self.score_array(name)[i]
+            rows.append((name, v.item() if hasattr(v, "item") else v))
+        objects = self.store.objects
+        for name, values in objects.columns.items():
+            v = values[i]
+            rows.append((name, v.item() if hasattr(v, "item") else v))
+        return rows
+
+    def position(self, i: int) -> tuple[float, float]:
+        o = self.store.objects
+        return float(o.ra[i]), float(o.dec[i])
+
+    def counters(self) -> dict[str, object]:
+        ses = self.session
+        return {"objects": ses.n, "scored": ses.n_labelled, "queue": ses.batch_left(),
+                "since_refit": ses.since_refit, "batch": ses.batch_size,
+                "model": "refitting…" if self.refits.busy else
+                (self.state.description if self.state is not None else "starting…")}
+
+
+def _describe_events(evs) -> str:
+    kinds = {e.kind for e in evs}
+    if len(evs) == 1:
+        e = evs[0]
+        what = {"score": f"score {e.score}", "note": "note", "exclude": "exclusion",
+                "include": "inclusion"}.get(e.kind, e.kind)
+        return f"{what} of {e.object_id}"
+    return f"{len(evs)} {'/'.join(sorted(kinds))} events"
+

@@ -1,0 +1,229 @@
+"""Screen-resolution density images of a 2-D point cloud, without Qt (pure NumPy).
+
+The explorer draws up to ~10^6 points. Drawing a marker per point costs seconds, so when many
+points are in view it shows an image instead: the points in view are binned at the resolution
+of the screen (one bin per device pixel) with ``np.bincount`` on integer pixel indices, and the
+counts (log-scaled) or the mean of a colour column per pixel become an RGBA image.
+
+:class:`SortedPoints` keeps the points sorted by x, so the points in a view are one contiguous
+slice (two ``searchsorted``) plus a mask on y: the work is proportional to the points in the
+vertical strip of the view, not to N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ViewRect:
+    """A rectangle in data coordinates: x0 <= x < x1, y0 <= y < y1."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+
+    @property
+    def width(self) -> float:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0
+
+
+class SortedPoints:
+    """Points sorted by x for fast culling to a rectangle.
+
+    Args:
+        xy: (N, 2) float coordinates (any float dtype; kept as float32).
+
+    Attributes:
+        order: (N,) int64, ``order[k]`` is the original index of the k-th point in x order.
+        rank: (N,) int64, the inverse permutation (position in x order of original index i).
+        x, y: (N,) float32 coordinates in x order.
+    """
+
+    def __init__(self, xy: np.ndarray):
+        xy = np.asarray(xy)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise ValueError(f"expected (N, 2) coordinates, got shape {xy.shape}")
+        finite = np.isfinite(xy).all(axis=1)
+        # non-finite points (failed projections) are kept out of every view: they sort last
+        # and carry +inf, so no slice [x0, x1) with finite bounds contains them
+        x = np.where(finite, xy[:, 0], np.inf).astype(np.float32)
+        self.order = np.argsort(x, kind="stable")
+        self.rank = np.empty_like(self.order)
+        self.rank[self.order] = np.arange(len(self.order))
+        self.x = np.ascontiguousarray(x[self.order])
+        self.y = np.ascontiguousarray(np.where(finite, xy[:, 1], np.inf).astype(np.float32)[self.order])
+        self.n = len(self.x)
+
+    def sorted_values(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (N,) in original order -> the same values in x order."""
+        return np.asarray(values)[self.order]
+
+    def bounds(self) -> ViewRect:
+        """The data's bounding rectangle (finite points), or a unit square when there are none."""
+        fin = np.isfinite(self.x)
+        if not fin.any():
+            return ViewRect(0.0, 1.0, 0.0, 1.0)
+        x, y = self.x[fin], self.y[fin]
+        return ViewRect(float(x.min()), float(x.max()), float(y.min()), float(y.max()))
+
+    def strip(self, rect: ViewRect) -> slice:
+        """The slice (in x order) of points with x0 <= x < x1."""
+        a = int(np.searchsorted(self.x, np.float32(rect.x0), side="left"))
+        b = int(np.searchsorted(self.x, np.float32(rect.x1), side="left"))
+        return slice(a, b)
+
+    def cull(self, rect: ViewRect) -> tuple[slice, np.ndarray]:
+        """Points inside ``rect``: ``(strip, mask)`` with ``mask`` a bool array over the strip."""
+        s = self.strip(rect)
+        y = self.y[s]
+        return s, (y >= np.float32(rect.y0)) & (y < np.float32(rect.y1))
+
+    def count_in(self, rect: ViewRect) -> int:
+        _, mask = self.cull(rect)
+        return int(np.count_nonzero(mask))
+
+
+@dataclass
+class Binned:
+    """Per-pixel aggregates of the points in one view.
+
+    Attributes:
+        count: (H, W) float32 number of points per pixel (row 0 is the bottom, y0).
+        sums: (K, H, W) float32 per-pixel sums of K weight arrays (e.g. a score, or R, G, B).
+        selected: (H, W) float32 number of selected points per pixel, or None.
+        n_in_view: points inside the rectangle.
+    """
+
+    count: np.ndarray
+    sums: np.ndarray | None
+    selected: np.ndarray | None
+    n_in_view: int
+
+
+def bin_view(points: SortedPoints, rect: ViewRect, width: int, height: int,
+             weights: np.ndarray | None = None, selected: np.ndarray | None = None) -> Binned:
+    """Bin the points inside ``rect`` on a ``width`` x ``height`` pixel grid.
+
+    Args:
+        points: the point cloud.
+        rect: the view in data coordinates.
+        width, height: the grid in pixels (the view's size in device pixels).
+        weights: (K, N) float32 values in x order (see :meth:`SortedPoints.sorted_values`),
+            summed per pixel; NaN values are treated as 0 and should be masked by the caller.
+        selected: (N,) bool in x order; when given, also count the selected points per pixel.
+
+    Returns:
+        The per-pixel aggregates.
+    """
+    width, height = max(int(width), 1), max(int(height), 1)
+    s, mask = points.cull(rect)
+    xs = points.x[s][mask]
+    ys = points.y[s][mask]
+    n = len(xs)
+    ix = ((xs - np.float32(rect.x0)) * np.float32(width / rect.width)).astype(np.int32)
+    iy = ((ys - np.float32(rect.y0)) * np.float32(height / rect.height)).astype(np.int32)
+    # float32 rounding can land exactly on the far edge
+    np.clip(ix, 0, width - 1, out=ix)
+    np.clip(iy, 0, height - 1, out=iy)
+    key = iy
+    key *= width
+    key += ix
+    size = width * height
+    count = np.bincount(key, minlength=size).astype(np.float32).reshape(height, width)
+    sums = None
+    if weights is not None:
+        w = np.atleast_2d(weights)
+        sums = np.empty((len(w), height, width), np.float32)
+        for k, wk in enumerate(w):
+            sums[k] = np.bincount(key, weights=wk[s][mask], minlength=size).reshape(height, width)
+    sel = None
+    if selected is not None:
+        sk = key[selected[s][mask]]
+        sel = np.bincount(sk, minlength=size).astype(np.float32).reshape(height, width)
+    return Binned(count, sums, sel, n)
+
+
+def _levels(count: np.ndarray) -> np.ndarray:
+    """Log-scaled density in [0, 1] per pixel (0 where empty)."""
+    peak = float(count.max()) if count.size else 0.0
+    if peak <= 0:
+        return np.zeros_like(count)
+    lev = np.log1p(count)
+    lev *= np.float32(1.0 / np.log1p(peak))
+    return lev
+
+
+ALPHA_LEVELS = 32
+
+
+def premultiplied_table(lut: np.ndarray) -> np.ndarray:
+    """(256, 3 or 4) uint8 colour map -> (256 * ALPHA_LEVELS,) uint32 premultiplied RGBA8888
+    pixels: entry ``c * ALPHA_LEVELS + a`` is colour ``c`` at opacity ``a / (ALPHA_LEVELS - 1)``."""
+    rgb = np.asarray(lut, dtype=np.float32)[:, :3]
+    a = np.linspace(0.0, 1.0, ALPHA_LEVELS, dtype=np.float32)
+    px = np.empty((len(rgb), ALPHA_LEVELS, 4), np.uint8)
+    px[..., :3] = np.round(rgb[:, None, :] * a[None, :, None])
+    px[..., 3] = np.round(255 * a)[None, :]
+    return px.reshape(-1, 4).view("<u4").reshape(-1)   # RGBA bytes in memory order
+
+
+def render_rgba(binned: Binned, table: np.ndarray, values: np.ndarray | None = None,
+                vrange: tuple[float, float] = (0.0, 1.0), rgb: np.ndarray | None = None,
+                floor: float = 0.3, dim: float = 0.2) -> np.ndarray:
+    """Turn per-pixel aggregates into a premultiplied RGBA8888 image.
+
+    Three colourings:
+
+    * density (``values`` and ``rgb`` None): the log count picks the colour (from ``floor`` so
+      single points stay visible on a dark background), fully opaque;
+    * a continuous column (``values`` = per-pixel mean, (H, W)): its place within ``vrange``
+      picks the colour, and the log count the opacity (from ``floor``);
+    * categories (``rgb`` = per-pixel mean colour, (3, H, W), 0..255): opacity from the log count.
+
+    Where ``binned.selected`` is given, pixels without a selected point are dimmed to ``dim``
+    of their opacity, and pixels with one are at least 85 % opaque.
+
+    Args:
+        table: the colour map as built by :func:`premultiplied_table`.
+
+    Returns:
+        (H, W, 4) uint8, premultiplied alpha, row 0 at the bottom of the view.
+    """
+    count = binned.count
+    h, w = count.shape
+    lev = _levels(count)
+    occupied = count > 0
+    if values is None and rgb is None:
+        t = lev * np.float32(1.0 - floor)
+        t += np.float32(floor)
+        alpha = occupied.astype(np.float32)
+    else:
+        alpha = lev * np.float32(1.0 - floor)
+        alpha += np.float32(floor)
+        alpha *= occupied
+        if rgb is None:
+            lo, hi = vrange
+            t = (values - np.float32(lo)) * np.float32(1.0 / (hi - lo if hi > lo else 1.0))
+            np.nan_to_num(t, copy=False, nan=0.0)
+            np.clip(t, 0.0, 1.0, out=t)
+    if binned.selected is not None:
+        picked = binned.selected > 0
+        alpha = np.where(picked, np.maximum(alpha, np.float32(0.85)), alpha * np.float32(dim))
+    if rgb is not None:
+        col = np.moveaxis(rgb, 0, -1) * alpha[..., None]
+        out = np.empty((h, w, 4), np.uint8)
+        out[..., :3] = np.clip(col, 0, 255).astype(np.uint8)
+        out[..., 3] = (alpha * 255.0 + 0.5).astype(np.uint8)
+        return out
+    ci = (t * np.float32(255.0) + np.float32(0.5)).astype(np.int32)
+    ci *= ALPHA_LEVELS
+    ci += (alpha * np.float32(ALPHA_LEVELS - 1) + np.float32(0.5)).astype(np.int32)
+    return table[ci].view(np.uint8).reshape(h, w, 4)

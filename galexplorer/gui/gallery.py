@@ -1,0 +1,93 @@
+"""The gallery: a grid of thumbnails — the selection, or the objects most similar to one —
+with bulk actions (score all, exclude as artefacts, export, send over SAMP)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+
+from .objectlist import ObjectListModel, ObjectListView
+
+
+class GalleryPanel(QtWidgets.QWidget):
+    """Signals:
+        opened(int): an object was clicked (to show in the inspector).
+        scoreAll(object, int): give these objects (int64 indices) this score.
+        excludeAll(object): exclude these objects from the ranking.
+        includeAll(object): take them back into the ranking.
+        exportAll(object): export these objects.
+        broadcast(object): send these objects to TOPCAT/DS9/Aladin over SAMP.
+    """
+
+    opened = QtCore.Signal(int)
+    scoreAll = QtCore.Signal(object, int)
+    excludeAll = QtCore.Signal(object)
+    includeAll = QtCore.Signal(object)
+    exportAll = QtCore.Signal(object)
+    broadcast = QtCore.Signal(object)
+
+    def __init__(self, caption, tooltip=None, parent=None):
+        super().__init__(parent)
+        self.setObjectName("GalleryPanel")
+        self.kind = "empty"            # "selection" or "similar"
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(8, 6, 8, 6)
+        lay.setSpacing(6)
+        bar = QtWidgets.QHBoxLayout()
+        self.title = QtWidgets.QLabel("Select objects in the map (L, R) or press F for similar ones")
+        self.title.setObjectName("PanelTitle")
+        bar.addWidget(self.title, 1)
+
+        self.score_button = QtWidgets.QToolButton()
+        self.score_button.setText("Score all")
+        self.score_button.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QtWidgets.QMenu(self.score_button)
+        for s in range(6):
+            act = menu.addAction(f"{s}")
+            act.triggered.connect(lambda _=False, s=s: self.scoreAll.emit(self.targets(), s))
+        self.score_button.setMenu(menu)
+        self.score_button.setToolTip("give the shown (or the picked) objects one score, as one undo step")
+        bar.addWidget(self.score_button)
+        self.buttons: dict[str, QtWidgets.QAbstractButton] = {"score": self.score_button}
+        for name, text, tip, sig in [
+                ("exclude", "Artefacts", "exclude them from the ranking", self.excludeAll),
+                ("include", "Include", "take them back into the ranking", self.includeAll),
+                ("export", "Export…", "write them to CSV or VOTable", self.exportAll),
+                ("samp", "SAMP", "send them to TOPCAT, DS9 or Aladin (a SAMP hub must run)", self.broadcast)]:
+            b = QtWidgets.QToolButton()
+            b.setText(text)
+            b.setToolTip(tip)
+            b.clicked.connect(lambda _=False, sig=sig: sig.emit(self.targets()))
+            bar.addWidget(b)
+            self.buttons[name] = b
+        lay.addLayout(bar)
+        self.model = ObjectListModel(caption, tooltip, self)
+        self.view = ObjectListView(self.model, grid=True, icon=96, parent=self)
+        self.view.opened.connect(self._opened)
+        lay.addWidget(self.view, 1)
+        self._enable()
+
+    def _opened(self, i: int) -> None:
+        self.opened.emit(i)
+
+    def _enable(self) -> None:
+        on = len(self.model.indices) > 0
+        for b in self.buttons.values():
+            b.setEnabled(on)
+
+    def show_objects(self, indices: np.ndarray, title: str, values: np.ndarray | None = None,
+                     kind: str = "selection") -> None:
+        self.kind = kind
+        self.model.set_objects(indices, values)
+        self.title.setText(title)
+        self.view.scrollToTop()
+        self._enable()
+
+    @property
+    def indices(self) -> np.ndarray:
+        return self.model.indices
+
+    def targets(self) -> np.ndarray:
+        """The objects picked in the grid, or all shown when none are picked."""
+        picked = self.view.selected_objects()
+        return picked if len(picked) else self.model.indices

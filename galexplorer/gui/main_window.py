@@ -1,0 +1,736 @@
+"""The main window: the scatter in the centre, docked panels around it, menus, shortcuts and
+the status bar. It wires widgets to the :class:`~.controller.Explorer` and holds no logic of
+its own beyond that wiring."""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from ..active.loop import LoopConfig
+from ..errors import GalexplorerError
+from . import theme
+from .controller import Explorer
+from .gallery import GalleryPanel
+from .inspector import Inspector
+from .keymap import SHORTCUTS, ShortcutHelp, key_sequences
+from .queue import QueuePanel
+from .scatter import ScatterView, Tool
+from .selection import SelectionMode
+from .session import LabellingSession, open_store
+from .settings import Settings, viewer_url
+from .thumbs import ThumbnailCache
+
+log = logging.getLogger(__name__)
+
+STORE_SUFFIXES = (".h5", ".hdf5", ".hdf")
+MODE_NAMES = [("replace", SelectionMode.REPLACE), ("add (Shift)", SelectionMode.ADD),
+              ("remove (Ctrl)", SelectionMode.REMOVE), ("intersect (Shift+Ctrl)", SelectionMode.INTERSECT)]
+
+
+class WelcomePage(QtWidgets.QWidget):
+    """What the centre shows before a store is open: how to open one, and recent stores."""
+
+    openRequested = QtCore.Signal(str)
+
+    def __init__(self, recent: list[str], parent=None):
+        super().__init__(parent)
+        self.setObjectName("Welcome")
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.addStretch(2)
+        title = QtWidgets.QLabel("galexplorer")
+        title.setObjectName("WelcomeTitle")
+        title.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        lay.addWidget(title)
+        text = QtWidgets.QLabel("Open a store with File ▸ Open (Ctrl+O), or drop a store.h5 here.\n"
+                                "Build one with `galexplorer embed`, or try `galexplorer demo`.")
+        text.setObjectName("Dim")
+        text.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        lay.addWidget(text)
+        for path in recent[:6]:
+            b = QtWidgets.QPushButton(path)
+            b.setObjectName("RecentButton")
+            b.clicked.connect(lambda _=False, p=path: self.openRequested.emit(p))
+            row = QtWidgets.QHBoxLayout()
+            row.addStretch(1)
+            row.addWidget(b)
+            row.addStretch(1)
+            lay.addLayout(row)
+        lay.addStretch(3)
+
+
+class ScatterPanel(QtWidgets.QWidget):
+    """The scatter with its toolbar (tools, selection mode, colour, view)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        bar = QtWidgets.QToolBar(self)
+        bar.setObjectName("ScatterBar")
+        bar.setIconSize(QtCore.QSize(18, 18))
+        bar.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.toolbar = bar
+        self.view = ScatterView(self)
+        self.colour = QtWidgets.QComboBox()
+        self.colour.setMinimumWidth(150)
+        self.colour.setMaximumWidth(240)
+        self.colour.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.colour.setMinimumContentsLength(14)
+        self.colour.setToolTip("colour the map by density, the model, a score or a catalogue column")
+        self.mode = QtWidgets.QComboBox()
+        self.mode.setMaximumWidth(150)
+        for text, mode in MODE_NAMES:
+            self.mode.addItem(text, mode)
+        self.mode.setToolTip("how a new lasso or rectangle combines with the selection "
+                             "(Shift adds, Ctrl removes, Shift+Ctrl intersects)")
+        self.info = QtWidgets.QLabel("")
+        self.info.setObjectName("Dim")
+        lay.addWidget(bar)
+        lay.addWidget(self.view, 1)
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The explorer window. ``load(path)`` opens a store (raising ``GalexplorerError`` when it
+    cannot be used); ``open_store_dialog`` and drops go through :meth:`try_load`, which shows a
+    dialog instead."""
+
+    def __init__(self, settings: Settings | None = None, user: str | None = None):
+        super().__init__()
+        self.settings = settings or Settings()
+        self.user = user
+        self.explorer: Explorer | None = None
+        self.thumbs: ThumbnailCache | None = None
+        self._cutouts = None
+        self._help: ShortcutHelp | None = None
+        self._samp = None
+        self._samp_dir: tempfile.TemporaryDirectory | None = None
+        self.setObjectName("MainWindow")
+        self.setWindowTitle("galexplorer")
+        self.setWindowIcon(theme.icon("galexplorer"))
+        self.setAcceptDrops(True)
+        self.setDockOptions(QtWidgets.QMainWindow.DockOption.AnimatedDocks
+                            | QtWidgets.QMainWindow.DockOption.AllowTabbedDocks
+                            | QtWidgets.QMainWindow.DockOption.AllowNestedDocks)
+
+        self.scatter_panel = ScatterPanel(self)
+        self.scatter = self.scatter_panel.view
+        self.inspector = Inspector(self)
+        self.queue = QueuePanel(self._queue_caption, self._tooltip, self)
+        self.gallery = GalleryPanel(self._gallery_caption, self._tooltip, self)
+        from .candidates import CandidatesPanel
+
+        self.candidates = CandidatesPanel(self)
+        self.central = QtWidgets.QStackedWidget(self)
+        self.welcome = WelcomePage(self.settings.recent_files(), self)
+        self.welcome.openRequested.connect(self.try_load)
+        self.central.addWidget(self.welcome)
+        self.central.addWidget(self.scatter_panel)
+        self.setCentralWidget(self.central)
+
+        self.docks: dict[str, QtWidgets.QDockWidget] = {}
+        self._dock("inspector", "Inspector", self.inspector, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("queue", "Queue", self.queue, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("gallery", "Gallery", self.gallery, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("candidates", "Candidates", self.candidates, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(self.docks["gallery"], self.docks["candidates"], QtCore.Qt.Orientation.Horizontal)
+        self._default_state = None
+
+        self.act: dict[str, QtGui.QAction] = {}
+        self._make_actions()
+        self._make_menus()
+        self._make_scatter_toolbar()
+        self._make_status_bar()
+        self._connect_widgets()
+        self.resize(1600, 1000)
+        self.resizeDocks([self.docks["queue"], self.docks["inspector"]], [270, 400], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["gallery"]], [300], QtCore.Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["gallery"], self.docks["candidates"]], [700, 900],
+                         QtCore.Qt.Orientation.Horizontal)
+        self._default_state = self.saveState()
+        self.settings.restore_window(self)
+        self._set_loaded(False)
+
+    # -- construction -------------------------------------------------------------------------
+    def _dock(self, name: str, title: str, widget: QtWidgets.QWidget, area) -> None:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(f"{name}Dock")
+        dock.setWidget(widget)
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        self.docks[name] = dock
+
+    def _make_actions(self) -> None:
+        handlers = {
+            "previous": lambda: self._ex("back"), "next": lambda: self._ex("forward"),
+            "skip": lambda: self._ex("skip"), "note": self.write_note, "undo": lambda: self._ex("undo"),
+            "redo": lambda: self._ex("redo"), "exclude": self.exclude_current_or_selection,
+            "similar": self.find_similar, "lasso": lambda: self.set_tool(Tool.LASSO),
+            "rectangle": lambda: self.set_tool(Tool.RECT), "pan": lambda: self.set_tool(Tool.PAN),
+            "clear_selection": self.escape, "show_selection": lambda: self._ex("show_selection"),
+            "reset_view": self.scatter.reset_view, "centre": self.centre_on_current,
+            "stretch": self.inspector.cycle_stretch, "band": self.inspector.cycle_band,
+            "viewer": self.open_in_viewer, "refit": self.refit_now, "open": self.open_store_dialog,
+            "export": self.export_dialog, "quit": self.close, "help": self.show_help,
+        }
+        for s in range(6):
+            handlers[f"score_{s}"] = lambda _=False, s=s: self.score(s)
+        for sc in SHORTCUTS:
+            act = QtGui.QAction(sc.text, self)
+            act.setObjectName(sc.action)
+            act.setShortcuts(key_sequences(sc))
+            act.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+            act.setToolTip(f"{sc.description} ({' or '.join(sc.keys)})")
+            act.triggered.connect(handlers[sc.action])
+            self.addAction(act)
+            self.act[sc.action] = act
+        for name in ("lasso", "rectangle", "pan"):
+            self.act[name].setCheckable(True)
+        self.act["pan"].setChecked(True)
+        self.tool_group = QtGui.QActionGroup(self)
+        for name in ("pan", "lasso", "rectangle"):
+            self.tool_group.addAction(self.act[name])
+        for name, icon in (("pan", "pan"), ("lasso", "lasso"), ("rectangle", "rectangle"),
+                           ("reset_view", "home"), ("similar", "similar"), ("refit", "refit"),
+                           ("export", "export"), ("open", "open")):
+            self.act[name].setIcon(theme.icon(icon))
+        self.act["viewer_url"] = QtGui.QAction("Sky viewer URL…", self, triggered=self.edit_viewer_url)
+        self.act["samp"] = QtGui.QAction("Send selection over SAMP", self,
+                                             triggered=lambda: self.send_samp(self._selection_or_current()))
+        self.act["reset_layout"] = QtGui.QAction("Reset layout", self, triggered=self.reset_layout)
+
+    def _make_menus(self) -> None:
+        mb = self.menuBar()
+        a = self.act
+        m = mb.addMenu("&File")
+        m.addAction(a["open"])
+        self.recent_menu = m.addMenu("Open recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addSeparator()
+        m.addAction(a["export"])
+        m.addSeparator()
+        m.addAction(a["quit"])
+        m = mb.addMenu("&Label")
+        for s in range(6):
+            m.addAction(a[f"score_{s}"])
+        m.addSeparator()
+        for name in ("previous", "next", "skip", "note", "exclude"):
+            m.addAction(a[name])
+        m.addSeparator()
+        m.addAction(a["undo"])
+        m.addAction(a["redo"])
+        m = mb.addMenu("&Select")
+        for name in ("pan", "lasso", "rectangle", "clear_selection", "show_selection", "similar"):
+            m.addAction(a[name])
+        m.addAction(a["samp"])
+        m = mb.addMenu("&View")
+        for name in ("reset_view", "centre", "stretch", "band"):
+            m.addAction(a[name])
+        m.addSeparator()
+        for dock in self.docks.values():
+            m.addAction(dock.toggleViewAction())
+        m.addAction(a["reset_layout"])
+        m = mb.addMenu("&Model")
+        m.addAction(a["refit"])
+        m = mb.addMenu("&Tools")
+        m.addAction(a["viewer"])
+        m.addAction(a["viewer_url"])
+        m = mb.addMenu("&Help")
+        m.addAction(a["help"])
+
+    def _make_scatter_toolbar(self) -> None:
+        bar = self.scatter_panel.toolbar
+        a = self.act
+        for name in ("pan", "lasso", "rectangle"):
+            bar.addAction(a[name])
+        bar.addWidget(self.scatter_panel.mode)
+        bar.addSeparator()
+        bar.addWidget(QtWidgets.QLabel(" Colour "))
+        bar.addWidget(self.scatter_panel.colour)
+        bar.addSeparator()
+        bar.addAction(a["reset_view"])
+        bar.addAction(a["similar"])
+        spacer = QtWidgets.QWidget()
+        spacer.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        bar.addWidget(self.scatter_panel.info)
+
+    def _make_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.counters: dict[str, QtWidgets.QLabel] = {}
+        for name in ("objects", "scored", "queue", "since_refit", "selected", "model"):
+            lab = QtWidgets.QLabel("")
+            lab.setObjectName(f"counter_{name}")
+            lab.setProperty("counter", True)
+            sb.addPermanentWidget(lab)
+            self.counters[name] = lab
+        self.refit_bar = QtWidgets.QProgressBar()
+        self.refit_bar.setObjectName("RefitProgress")
+        self.refit_bar.setMaximumWidth(120)
+        self.refit_bar.setMaximumHeight(10)
+        self.refit_bar.setTextVisible(False)
+        self.refit_bar.hide()
+        sb.addPermanentWidget(self.refit_bar)
+
+    def _connect_widgets(self) -> None:
+        sc = self.scatter
+        sc.clicked.connect(lambda i: self._ex("open", i))
+        sc.regionSelected.connect(lambda idx, mode: self._ex("select", idx, mode))
+        sc.hovered.connect(self._on_hover)
+        sc.toolChanged.connect(self._on_tool_changed)
+        sc.describe = lambda i: self.explorer.describe(i) if self.explorer else (str(i), [])
+        self.scatter_panel.colour.currentTextChanged.connect(self._on_colour)
+        self.scatter_panel.mode.currentIndexChanged.connect(
+            lambda _: setattr(self.scatter, "default_mode", self.scatter_panel.mode.currentData()))
+        ins = self.inspector
+        ins.scored.connect(self.score)
+        ins.previous.connect(lambda: self._ex("back"))
+        ins.next.connect(lambda: self._ex("forward"))
+        ins.skip.connect(lambda: self._ex("skip"))
+        ins.note.connect(self.write_note)
+        ins.similar.connect(self.find_similar)
+        ins.viewer.connect(self.open_in_viewer)
+        ins.exclude.connect(self.exclude_current_or_selection)
+        ins.displayChanged.connect(lambda: setattr(self.settings, "stretch", ins.stretch.currentText()))
+        self.queue.opened.connect(lambda i: self._ex("open", i))
+        self.queue.configChanged.connect(self._on_loop_config)
+        self.queue.refitRequested.connect(self.refit_now)
+        g = self.gallery
+        g.opened.connect(lambda i: self._ex("open", i, self.gallery.indices))
+        g.scoreAll.connect(lambda idx, s: self._ex("score_many", idx, s))
+        g.excludeAll.connect(lambda idx: self._ex("exclude", idx))
+        g.includeAll.connect(lambda idx: self._ex("include", idx))
+        g.exportAll.connect(lambda idx: self.export_dialog(subset=idx))
+        g.broadcast.connect(self.send_samp)
+        self.candidates.opened.connect(lambda i: self._ex("open", i))
+        self.candidates.exportRequested.connect(self.export_dialog)
+
+    # -- loading ------------------------------------------------------------------------------
+    def load(self, path: str | Path) -> None:
+        """Open a store in this window (closing the one open before).
+
+        Raises:
+            StoreError, LabelError: the store or its label journal cannot be used; the message
+                says what to run to fix it.
+        """
+        store = open_store(path)
+        try:
+            session = LabellingSession(store, self.user, batch_size=self.settings.batch_size)
+        except BaseException:
+            store.close()
+            raise
+        self.unload()
+        config = LoopConfig(scorer=self.settings.scorer if self.settings.scorer in
+                            ("gp", "knn", "neighbour", "iforest", "lof") else "gp",
+                            acquisition=self.settings.acquisition if self.settings.acquisition in
+                            ("ei", "ucb", "uncertainty") else "ei",
+                            xi=self.settings.xi, batch_size=self.settings.batch_size)
+        ex = Explorer(session, config, self)
+        self.explorer = ex
+        self._cutouts = store.open_cutouts() if store.cutouts_path is not None else None
+        self.thumbs = ThumbnailCache(store.thumbnails, self._cutouts)
+        self.scatter.thumbnails = self.thumbs
+        self.queue.model.thumbnails = self.thumbs
+        self.gallery.model.thumbnails = self.thumbs
+        self.inspector.set_sources(self._cutouts, self.thumbs)
+        self.inspector.set_stretch(self.settings.stretch)
+        self.queue.set_config(config.scorer, config.acquisition, config.xi, config.batch_size)
+        self.scatter.set_points(session.xy)
+        ex.currentChanged.connect(self._on_current)
+        ex.labelsChanged.connect(self._on_labels)
+        ex.queueChanged.connect(self._on_queue)
+        ex.modelChanged.connect(self._on_model)
+        ex.refitStateChanged.connect(self._on_refit_state)
+        ex.selectionChanged.connect(self._on_selection)
+        ex.galleryChanged.connect(self._on_gallery)
+        ex.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        ex.failed.connect(self.show_error)
+        ex.progressed.connect(self._on_progress)
+        self._refresh_colour_options()
+        self._on_labels()
+        self._on_queue()
+        self._on_selection()
+        self._on_gallery()
+        self.central.setCurrentWidget(self.scatter_panel)
+        self._set_loaded(True)
+        name = Path(path).name
+        self.setWindowTitle(f"{name} — galexplorer ({session.n:,} objects, labels by {session.user})")
+        self.settings.add_recent(path)
+        ex.start()
+        self._on_current(ex.current)
+
+    def try_load(self, path: str | Path) -> bool:
+        """:meth:`load`, showing a dialog (what is wrong, what fixes it) instead of raising."""
+        try:
+            self.load(path)
+        except GalexplorerError as exc:
+            self.show_error(str(exc), title="Cannot open this store")
+            if not Path(path).exists():
+                self.settings.remove_recent(path)
+            return False
+        return True
+
+    def unload(self) -> None:
+        if self.explorer is not None:
+            self.explorer.shutdown()
+            self.explorer.deleteLater()
+            self.explorer = None
+        if self._cutouts is not None:
+            self._cutouts.close()
+            self._cutouts = None
+        self._set_loaded(False)
+
+    def _set_loaded(self, on: bool) -> None:
+        for name, act in self.act.items():
+            if name not in ("open", "quit", "help", "viewer_url", "reset_layout"):
+                act.setEnabled(on)
+        for d in self.docks.values():
+            d.widget().setEnabled(on)
+
+    # -- actions --------------------------------------------------------------------------------
+    def _ex(self, method: str, *args) -> None:
+        if self.explorer is not None:
+            getattr(self.explorer, method)(*args)
+
+    def score(self, s: int) -> None:
+        self._ex("score", s)
+
+    def set_tool(self, tool: str) -> None:
+        self.scatter.set_tool(tool)
+
+    def _on_tool_changed(self, tool: str) -> None:
+        name = {Tool.PAN: "pan", Tool.LASSO: "lasso", Tool.RECT: "rectangle"}[tool]
+        self.act[name].setChecked(True)
+        hint = {Tool.PAN: "", Tool.LASSO: "drag to draw a lasso · Shift adds · Ctrl removes · Esc stops",
+                Tool.RECT: "drag a rectangle · Shift adds · Ctrl removes · Esc stops"}[tool]
+        self.scatter_panel.info.setText(hint)
+
+    def escape(self) -> None:
+        """Esc: stop drawing; with the pan tool, clear the selection."""
+        if self.scatter.tool != Tool.PAN:
+            self.scatter.set_tool(Tool.PAN)
+        self._ex("clear_selection")
+
+    def write_note(self) -> None:
+        ex = self.explorer
+        if ex is None or ex.current is None:
+            return
+        old = ex.session.note_of(ex.current) or ""
+        text, ok = QtWidgets.QInputDialog.getMultiLineText(self, "Note", f"Note about {ex.session.ids[ex.current]}:",
+                                                           old)
+        if ok:
+            ex.note(text)
+
+    def exclude_current_or_selection(self) -> None:
+        ex = self.explorer
+        if ex is None:
+            return
+        ex.exclude(self._selection_or_current())
+
+    def _selection_or_current(self) -> np.ndarray:
+        ex = self.explorer
+        if ex is None:
+            return np.empty(0, np.int64)
+        if len(ex.selection):
+            return ex.selection
+        return np.array([ex.current], np.int64) if ex.current is not None else np.empty(0, np.int64)
+
+    def find_similar(self) -> None:
+        self._ex("find_similar", self.settings.similar_k)
+        self.docks["gallery"].raise_()
+
+    def centre_on_current(self) -> None:
+        if self.explorer is not None and self.explorer.current is not None:
+            self.scatter.zoom_to(self.explorer.current)
+
+    def refit_now(self) -> None:
+        self._ex("request_refit", "manual")
+
+    def open_in_viewer(self) -> None:
+        ex = self.explorer
+        if ex is None or ex.current is None:
+            return
+        ra, dec = ex.position(ex.current)
+        if not (math.isfinite(ra) and math.isfinite(dec)):
+            self.statusBar().showMessage("this object has no sky position", 5000)
+            return
+        try:
+            url = viewer_url(self.settings.viewer_url, ra, dec, str(ex.session.ids[ex.current]))
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return
+        QtGui.QDesktopServices.openUrl(QtCore.QUrl(url))
+        self.statusBar().showMessage(f"opened {url}", 6000)
+
+    def edit_viewer_url(self) -> None:
+        text, ok = QtWidgets.QInputDialog.getText(
+            self, "Sky viewer", "URL template ({ra}, {dec} in degrees, {id}):",
+            QtWidgets.QLineEdit.EchoMode.Normal, self.settings.viewer_url)
+        if ok and text.strip():
+            try:
+                viewer_url(text.strip(), 0.0, 0.0, "x")
+            except ValueError as exc:
+                self.show_error(str(exc))
+                return
+            self.settings.viewer_url = text.strip()
+
+    def send_samp(self, indices: np.ndarray) -> None:
+        ex = self.explorer
+        if ex is None or len(indices) == 0:
+            return
+        from .samp import SampSender, hub_running
+
+        if not hub_running():
+            self.show_error("no SAMP hub is running; start TOPCAT, DS9 or Aladin (they start one) and try again",
+                            title="SAMP")
+            return
+        if self._samp is None:
+            self._samp = SampSender()
+            self._samp_dir = tempfile.TemporaryDirectory(prefix="galexplorer-samp-")
+        ex.send_samp(self._samp, np.asarray(indices, np.int64), Path(self._samp_dir.name))
+
+    def export_dialog(self, subset: np.ndarray | None = None) -> None:
+        ex = self.explorer
+        if ex is None:
+            return
+        start = str(Path(ex.store.path).with_suffix("").as_posix()) + ("-selection.csv" if subset is not None
+                                                                        else "-ranked.csv")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export ranked list", start,
+                                                        "CSV (*.csv);;VOTable (*.xml *.vot)")
+        if path:
+            ex.export(path, None, subset)
+
+    def open_store_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open store", "",
+                                                        "galexplorer stores (*.h5 *.hdf5);;All files (*)")
+        if path:
+            self.try_load(path)
+
+    def show_help(self) -> None:
+        if self._help is None:
+            self._help = ShortcutHelp(self)
+        self._help.show()
+        self._help.raise_()
+
+    def show_error(self, message: str, title: str = "galexplorer") -> None:
+        log.warning("%s", message)
+        if QtWidgets.QApplication.platformName() == "offscreen":
+            # headless (tests, --screenshot): nobody could close a modal dialog
+            self.statusBar().showMessage(message, 10000)
+            self.last_error = message
+            return
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, title, message,
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box.exec()
+
+    def reset_layout(self) -> None:
+        if self._default_state is not None:
+            self.restoreState(self._default_state)
+        for d in self.docks.values():
+            d.show()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent_files():
+            self.recent_menu.addAction(path, lambda p=path: self.try_load(p))
+        if not self.recent_menu.actions():
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def _on_loop_config(self) -> None:
+        c = self.queue.config()
+        self.settings.scorer, self.settings.acquisition = c["scorer"], c["acquisition"]
+        self.settings.xi, self.settings.batch_size = c["xi"], c["batch_size"]
+        self._ex("set_config", c["scorer"], c["acquisition"], c["xi"], c["batch_size"])
+        self._update_counters()
+
+    # -- explorer signals -----------------------------------------------------------------------
+    def _on_current(self, i) -> None:
+        ex = self.explorer
+        if ex is None:
+            return
+        self.scatter.set_current(i)
+        if i is None:
+            self.inspector.show_object(None)
+            return
+        ses = ex.session
+        ra, dec = ex.position(i)
+        self.inspector.show_object(i, str(ses.ids[i]), ra, dec, ex.details(i), ses.my_label(i),
+                                   bool(ses.excluded[i]), ses.note_of(i))
+        self.act["previous"].setEnabled(ses.hpos > 0)
+
+    def _on_labels(self) -> None:
+        ex = self.explorer
+        if ex is None:
+            return
+        ses = ex.session
+        idx = ses.labelled_indices()
+        self.scatter.set_labelled(idx, ses.labels[idx])
+        self.scatter.set_excluded(np.flatnonzero(ses.excluded))
+        self.gallery.model.refresh()
+        if self.scatter_panel.colour.currentText() == "your labels (consensus)":
+            self._on_colour(self.scatter_panel.colour.currentText())
+        self._update_counters()
+
+    def _on_queue(self) -> None:
+        ex = self.explorer
+        if ex is None:
+            return
+        q = ex.session.queue(50)
+        self.queue.set_queue(q)
+        self.scatter.set_queue(np.asarray(q[:ex.session.batch_size], np.int64))
+        self._update_counters()
+
+    def _on_model(self) -> None:
+        ex = self.explorer
+        if ex is None or ex.table is None:
+            return
+        t = ex.table
+        show = [c for c in ("rank", "id", "label", "score_mean", "score_std", "acquisition", "anomaly", "cluster",
+                            "ra", "dec") if c in t.columns]
+        show += [c for c in t.columns if c not in show and c not in ("n_labellers", "disputed", "excluded")]
+        cols = {c: t.columns[c] for c in show}
+        self.candidates.set_table(cols, np.asarray(ex.result.order[:len(t)], np.int64),
+                                  [c for c in ("score_mean", "label", "acquisition", "anomaly", "score_std")
+                                   if c in cols])
+        self._refresh_colour_options()
+        self.queue.model.refresh()
+        self.gallery.model.refresh()
+        self._on_current(ex.current)
+
+    def _on_refit_state(self, busy: bool, text: str) -> None:
+        self.queue.set_busy(busy, text)
+        self.refit_bar.setVisible(busy)
+        if busy:
+            self.refit_bar.setRange(0, 0)
+        self._update_counters()
+
+    def _on_progress(self, stage: str, done: int, total: int) -> None:
+        if total > 0:
+            self.refit_bar.setRange(0, total)
+            self.refit_bar.setValue(min(done, total))
+            self.queue.set_progress(done, total)
+
+    def _on_selection(self) -> None:
+        ex = self.explorer
+        if ex is None:
+            return
+        self.scatter.set_selection(ex.selection)
+        self._update_counters()
+
+    def _on_gallery(self) -> None:
+        ex = self.explorer
+        if ex is None:
+            return
+        title = ex.gallery_title or "Select objects in the map (L, R) or press F for similar ones"
+        self.gallery.show_objects(ex.gallery_indices, title, ex.gallery_values, ex.gallery_kind)
+
+    def _on_hover(self, i: int) -> None:
+        if i >= 0 and self.explorer is not None:
+            self.statusBar().showMessage(f"{self.explorer.session.ids[i]} — click to inspect", 3000)
+
+    def _refresh_colour_options(self) -> None:
+        ex = self.explorer
+        box = self.scatter_panel.colour
+        current = box.currentText()
+        opts = ex.colour_options() if ex is not None else ["density"]
+        box.blockSignals(True)
+        box.clear()
+        box.addItems(opts)
+        box.setCurrentText(current if current in opts else "density")
+        box.blockSignals(False)
+        if ex is not None and (current not in opts or current.startswith("model") or not current):
+            self._on_colour(box.currentText())
+
+    def _on_colour(self, name: str) -> None:
+        if self.explorer is not None and name:
+            self.scatter.set_colour(self.explorer.colour_spec(name))
+
+    def _update_counters(self) -> None:
+        ex = self.explorer
+        if ex is None:
+            for lab in self.counters.values():
+                lab.setText("")
+            return
+        c = ex.counters()
+        self.counters["objects"].setText(f"{c['objects']:,} objects")
+        self.counters["scored"].setText(f"{c['scored']:,} scored")
+        self.counters["queue"].setText(f"{c['queue']} in batch")
+        self.counters["since_refit"].setText(f"{c['since_refit']}/{c['batch']} to refit")
+        n_sel = len(ex.selection)
+        self.counters["selected"].setText(f"{n_sel:,} selected" if n_sel else "")
+        self.counters["selected"].setVisible(bool(n_sel))
+        self.counters["model"].setText(str(c["model"]))
+
+    # -- captions -------------------------------------------------------------------------------
+    def _queue_caption(self, i: int, v) -> str:
+        ex = self.explorer
+        if ex is None:
+            return str(i)
+        oid = str(ex.session.ids[i])
+        s = ex.state
+        if s is None or s.scorer.startswith("prior"):
+            return f"{oid}\nfirst batch"
+        acq = s.acquisition[i]
+        extra = f"μ {s.mean[i]:.2f}" + (f" ± {s.std[i]:.2f}" if np.isfinite(s.std[i]) else "")
+        if np.isfinite(acq):
+            extra += f" · acq {acq:.2f}"
+        return f"{oid}\n{extra}"
+
+    def _gallery_caption(self, i: int, v) -> str:
+        ex = self.explorer
+        if ex is None:
+            return str(i)
+        oid = str(ex.session.ids[i])
+        lab = ex.session.labels[i]
+        bits = []
+        if v is not None and np.isfinite(v):
+            bits.append(f"{v:.3f}")
+        if np.isfinite(lab):
+            bits.append(f"★{lab:g}")
+        if ex.session.excluded[i]:
+            bits.append("✕")
+        return oid + ("\n" + " · ".join(bits) if bits else "")
+
+    def _tooltip(self, i: int, v) -> str:
+        ex = self.explorer
+        if ex is None:
+            return ""
+        oid, lines = ex.describe(i)
+        return oid + "\n" + "\n".join(f"{k}: {val}" for k, val in lines)
+
+    # -- Qt events ------------------------------------------------------------------------------
+    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:
+        urls = ev.mimeData().urls()
+        if urls and urls[0].isLocalFile() and urls[0].toLocalFile().lower().endswith(STORE_SUFFIXES):
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    def dropEvent(self, ev: QtGui.QDropEvent) -> None:
+        urls = ev.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            ev.acceptProposedAction()
+            QtCore.QTimer.singleShot(0, lambda p=urls[0].toLocalFile(): self.try_load(p))
+
+    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
+        self.settings.save_window(self)
+        self.settings.sync()
+        self.unload()
+        if self._samp is not None:
+            self._samp.close()
+        if self._samp_dir is not None:
+            self._samp_dir.cleanup()
+        if self._help is not None:
+            self._help.close()
+        super().closeEvent(ev)
+
+
+

@@ -1,0 +1,448 @@
+"""The labelling session behind the explorer, without Qt: what is shown, scored and queued.
+
+A :class:`LabellingSession` ties one embedding store to its label journal. Every score goes
+to the journal (committed before the call returns) *before* the session moves on, and the
+session's own place — the object on screen, the recent history, skipped objects, labels since
+the last refit — is kept in the journal's meta table, so reopening the store resumes where the
+user stopped, even after a crash or ``kill -9``.
+
+Navigation is a browser-like history: scoring or skipping moves forward (through objects
+already visited, then to the next object of the queue), ← goes back. The queue is the
+acquisition order of the latest model (or the spanning first batch before there is one) with
+labelled, excluded and skipped objects left out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import StoreError
+from ..labels import Event, LabelJournal
+from ..store import EmbeddingStore
+
+log = logging.getLogger(__name__)
+
+PROJECTION_FIX = ("compute it with `galexplorer embed CUTOUTS.h5 --run RUN_DIR -o STORE.h5` "
+                  "(or --embeddings FILE for your own embeddings)")
+HISTORY_KEPT = 200
+
+
+def open_store(path: str | Path) -> EmbeddingStore:
+    """Open an embedding store for exploring: it must have a finite (N, 2) projection.
+
+    Raises:
+        StoreError: not a store, truncated, inconsistent, or without a usable projection.
+    """
+    store = EmbeddingStore(path)
+    try:
+        store.require("projection", PROJECTION_FIX)
+        shape = store.file["projection"].shape
+        if len(shape) != 2 or shape[1] != 2:
+            raise StoreError(f"the projection has shape {shape}, expected (N, 2)", store.path, PROJECTION_FIX)
+        xy = store.projection
+        if not np.isfinite(xy).any():
+            raise StoreError("the projection has no finite coordinates", store.path, PROJECTION_FIX)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+@dataclass
+class ModelState:
+    """The latest scorer output shown by the explorer (arrays in store order).
+
+    Attributes:
+        mean: (N,) float32 the model's predicted score.
+        std: (N,) float32 its uncertainty (NaN where not computed or not available).
+        acquisition: (N,) float32 acquisition value (NaN where not computed).
+        next_batch: (k,) int64 the batch the acquisition picked.
+        queue_order: (M,) int64 what to show next, best first: the batch, then the rest by
+            acquisition, then by predicted score.
+        ranking: (N,) int64 every object, best first (the candidates table's order).
+        rank: (N,) int32 1-based position of each object in ``ranking``.
+        n_labels: labels the model was fitted on.
+        scorer: the scorer's name ("prior:anomaly" before there are labels).
+        seconds: the fit's wall time.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    acquisition: np.ndarray
+    next_batch: np.ndarray
+    queue_order: np.ndarray
+    ranking: np.ndarray
+    rank: np.ndarray
+    n_labels: int
+    scorer: str
+    seconds: float = 0.0
+
+    @property
+    def description(self) -> str:
+        if self.scorer.startswith("prior"):
+            return "no model yet: anomaly order"
+        names = {"gp": "GP", "knn": "kNN", "neighbour": "NeighbourScore", "iforest": "isolation forest",
+                 "lof": "LOF"}
+        return f"{names.get(self.scorer, self.scorer)} on {self.n_labels} labels ({self.seconds:.1f} s)"
+
+
+def model_state(result) -> ModelState:
+    """A :class:`ModelState` from a :class:`galexplorer.active.loop.LoopResult`."""
+    n = len(result.mean)
+    taken = np.zeros(n, bool)
+    taken[result.labelled] = True
+    taken[result.excluded] = True
+    parts = []
+    for block in (np.asarray(result.next_batch, np.int64), _by_value(result.acquisition),
+                  np.asarray(result.order, np.int64)):
+        block = block[~taken[block]]
+        if len(block):   # first occurrence of each object, in order
+            _, first = np.unique(block, return_index=True)
+            block = block[np.sort(first)]
+        taken[block] = True
+        parts.append(block)
+    ranking = np.asarray(result.order, np.int64)
+    rank = np.empty(n, np.int32)
+    rank[ranking] = np.arange(1, n + 1, dtype=np.int32)
+    return ModelState(np.asarray(result.mean, np.float32), np.asarray(result.std, np.float32),
+                      np.asarray(result.acquisition, np.float32), np.asarray(result.next_batch, np.int64),
+                      np.concatenate(parts), ranking, rank, int(result.n_labels), str(result.scorer),
+                      float(result.seconds))
+
+
+def _by_value(values: np.ndarray) -> np.ndarray:
+    """Rows with a finite value, highest first (ties by row)."""
+    v = np.asarray(values)
+    rows = np.flatnonzero(np.isfinite(v))
+    return rows[np.lexsort((rows, -v[rows]))].astype(np.int64)
+
+
+class LabellingSession:
+    """One user's labelling session on one store.
+
+    Args:
+        store: an open store (see :func:`open_store`); the session closes it in :meth:`close`.
+        user: name recorded with the labels (default: the login name).
+
+    Attributes:
+        ids: (N,) object ids.
+        xy: (N, 2) float32 projection.
+        labels: (N,) float32 consensus label per object (NaN = not labelled).
+        excluded: (N,) bool, excluded from ranking (artefacts).
+        model: the latest :class:`ModelState`, or None before the first fit.
+        batch_size: labels between refits.
+    """
+
+    def __init__(self, store: EmbeddingStore, user: str | None = None, batch_size: int = 10):
+        self.store = store
+        self.journal = LabelJournal.for_store(store.path, user)
+        self.user = self.journal.user
+        self.ids = np.asarray(store.ids, dtype=object)
+        self.n = len(self.ids)
+        self.index: dict[str, int] = {oid: i for i, oid in enumerate(self.ids.tolist())}
+        self.xy = np.asarray(store.projection, dtype=np.float32)
+        self.labels = np.full(self.n, np.nan, np.float32)
+        self.excluded = np.zeros(self.n, bool)
+        self.model: ModelState | None = None
+        self.batch_size = int(batch_size)
+        self.since_refit = 0
+        self.skipped: set[int] = set()
+        self.history: list[int] = []
+        self.hpos = -1
+        self._order = np.empty(0, np.int64)     # queue source: acquisition order or first batch
+        self._context: list[int] | None = None  # a list being worked through (the gallery)
+        self.sync_labels()
+        self._restore()
+
+    # -- labels --------------------------------------------------------------------------------
+    def sync_labels(self) -> None:
+        """Reload consensus labels and exclusions from the journal (after any change)."""
+        cons = self.journal.consensus()
+        self.labels.fill(np.nan)
+        for oid, s in zip(cons.ids.tolist(), cons.score.tolist()):
+            i = self.index.get(oid)
+            if i is None:
+                log.warning("%s: label for %r, which is not in the store; ignored", self.journal.path, oid)
+                continue
+            self.labels[i] = s
+        self.excluded.fill(False)
+        for oid in self.journal.excluded():
+            i = self.index.get(oid)
+            if i is not None:
+                self.excluded[i] = True
+
+    @property
+    def n_labelled(self) -> int:
+        return int(np.count_nonzero(np.isfinite(self.labels)))
+
+    def my_label(self, i: int) -> int | None:
+        """This user's current label of object ``i`` (None when not labelled by them)."""
+        evs = [e for e in self.journal.history(self.ids[i]) if e.user == self.user]
+        retracted = {e.target for e in evs if e.kind == "retract"}
+        scores = [e.score for e in evs if e.kind == "score" and e.seq not in retracted]
+        return scores[-1] if scores else None
+
+    def note_of(self, i: int) -> str | None:
+        evs = self.journal.history(self.ids[i])
+        retracted = {e.target for e in evs if e.kind == "retract"}
+        notes = [e.note for e in evs if e.kind == "note" and e.seq not in retracted]
+        return notes[-1] if notes else None
+
+    def labelled_indices(self) -> np.ndarray:
+        return np.flatnonzero(np.isfinite(self.labels))
+
+    def fit_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What a refit needs, as copies safe to hand to a worker thread:
+        ``(labelled_idx int64, labels float32, excluded_idx int64)``."""
+        idx = self.labelled_indices().astype(np.int64)
+        return idx, self.labels[idx].astype(np.float32), np.flatnonzero(self.excluded).astype(np.int64)
+
+    # -- the object on screen ------------------------------------------------------------------
+    @property
+    def current(self) -> int | None:
+        return self.history[self.hpos] if 0 <= self.hpos < len(self.history) else None
+
+    def open(self, i: int, context: Sequence[int] | None = None) -> int:
+        """Show object ``i`` now (a click in the scatter, the table or the gallery).
+
+        Args:
+            context: the list ``i`` was picked from (the gallery): scoring then moves on to the
+                next unscored object of that list rather than of the queue.
+        """
+        i = int(i)
+        self._context = None if context is None else [int(c) for c in context]
+        if i == self.current:
+            return i
+        del self.history[self.hpos + 1:]
+        self.history.append(i)
+        self.hpos = len(self.history) - 1
+        self._trim_history()
+        self._persist()
+        return i
+
+    def back(self) -> int | None:
+        """← : the previously shown object."""
+        if self.hpos > 0:
+            self.hpos -= 1
+            self._persist()
+        return self.current
+
+    def forward(self) -> int | None:
+        """→ : forward in the history, else the next object of the queue (leaving this one
+        in the queue)."""
+        return self._advance(skip=False)
+
+    def skip(self) -> int | None:
+        """S : leave the current object unscored and out of the queue for this session."""
+        return self._advance(skip=True)
+
+    def _advance(self, skip: bool) -> int | None:
+        cur = self.current
+        if skip and cur is not None:
+            self.skipped.add(cur)
+        if self.hpos < len(self.history) - 1:
+            self.hpos += 1
+        else:
+            nxt = self._next_in_context(cur)
+            if nxt is None:
+                nxt = next(self.upcoming(exclude_current=True), None)
+            if nxt is None:
+                self._persist()
+                return cur
+            self.history.append(int(nxt))
+            self.hpos = len(self.history) - 1
+            self._trim_history()
+        self._persist()
+        return self.current
+
+    def _next_in_context(self, cur: int | None) -> int | None:
+        ctx = self._context
+        if not ctx:
+            return None
+        start = ctx.index(cur) + 1 if cur in ctx else 0
+        for i in ctx[start:] + ctx[:start]:
+            if i != cur and i not in self.skipped and not self.excluded[i] and not np.isfinite(self.labels[i]):
+                return i
+        self._context = None   # the list is done: back to the queue
+        return None
+
+    def _trim_history(self) -> None:
+        extra = len(self.history) - HISTORY_KEPT
+        if extra > 0:
+            del self.history[:extra]
+            self.hpos -= extra
+
+    # -- scoring -------------------------------------------------------------------------------
+    def score_current(self, score: int) -> Event:
+        """Record ``score`` for the object on screen (committed to the journal when this
+        returns), then move on to the next object.
+
+        Raises:
+            LabelError: no object is shown, or the score is not an integer 0–5.
+        """
+        cur = self.current
+        if cur is None:
+            from ..errors import LabelError
+
+            raise LabelError("no object is shown to score")
+        ev = self.journal.score(self.ids[cur], score)
+        self.sync_labels()   # the consensus of all users, as the model will see it
+        self.since_refit += 1
+        self.skipped.discard(cur)
+        self._advance(skip=False)
+        return ev
+
+    def score_many(self, indices: Sequence[int], score: int) -> list[Event]:
+        """Give many objects (a selection, a gallery) the same score, as one undo step."""
+        evs = self.journal.score_many(self.ids[np.asarray(indices, dtype=np.int64)], score)
+        self.sync_labels()
+        self.since_refit += len(evs)
+        self._persist()
+        return evs
+
+    def note(self, text: str) -> Event | None:
+        cur = self.current
+        if cur is None or not text.strip():
+            return None
+        return self.journal.note(self.ids[cur], text.strip())
+
+    def exclude(self, indices: Sequence[int]) -> list[Event]:
+        """Exclude objects from ranking (artefacts); undoable."""
+        evs = self.journal.exclude(self.ids[np.asarray(indices, dtype=np.int64)])
+        self.sync_labels()
+        self.since_refit += 1 if evs else 0
+        self._persist()
+        return evs
+
+    def include(self, indices: Sequence[int]) -> list[Event]:
+        evs = self.journal.include(self.ids[np.asarray(indices, dtype=np.int64)])
+        self.sync_labels()
+        self._persist()
+        return evs
+
+    def undo(self) -> list[Event]:
+        """Retract this user's last action and show the object it was about."""
+        evs = self.journal.undo()
+        if evs:
+            self.sync_labels()
+            n_scores = sum(e.kind == "score" for e in evs)
+            self.since_refit = max(0, self.since_refit - n_scores)
+            if len(evs) == 1 and evs[0].object_id in self.index:
+                self.open(self.index[evs[0].object_id])
+            self._persist()
+        return evs
+
+    def redo(self) -> list[Event]:
+        """Record again what :meth:`undo` retracted; a single score moves on as scoring does."""
+        evs = self.journal.redo()
+        if evs:
+            self.sync_labels()
+            self.since_refit += sum(e.kind == "score" for e in evs)
+            if len(evs) == 1 and evs[0].kind == "score" and self.current == self.index.get(evs[0].object_id):
+                self._advance(skip=False)
+            self._persist()
+        return evs
+
+    @property
+    def can_redo(self) -> bool:
+        return self.journal.can_redo
+
+    # -- the queue -----------------------------------------------------------------------------
+    def set_order(self, order: np.ndarray) -> None:
+        """The queue's source: objects in the order they should be shown."""
+        self._order = np.asarray(order, dtype=np.int64)
+
+    @property
+    def order(self) -> np.ndarray:
+        return self._order
+
+    def upcoming(self, exclude_current: bool = False) -> Iterator[int]:
+        """Objects still to show, best first: the order without labelled, excluded, skipped
+        objects (and without the current one when asked)."""
+        cur = self.current if exclude_current else None
+        labels, excluded, skipped = self.labels, self.excluded, self.skipped
+        order = self._order
+        for a in range(0, len(order), 512):   # lazily: the order may hold 10^6 objects
+            for i in order[a:a + 512].tolist():
+                if i == cur or i in skipped or excluded[i] or labels[i] == labels[i]:  # x == x: not NaN
+                    continue
+                yield i
+
+    def batch_left(self) -> int:
+        """Objects of the model's current batch still to score."""
+        if self.model is None:
+            batch = self._order[:self.batch_size]
+        else:
+            batch = self.model.next_batch
+        return sum(1 for i in batch.tolist() if i not in self.skipped and not self.excluded[i]
+                   and not np.isfinite(self.labels[i]))
+
+    def queue(self, k: int = 50) -> list[int]:
+        """The next ``k`` objects of the queue (the current one first if it is queued)."""
+        out = []
+        for i in self.upcoming():
+            out.append(i)
+            if len(out) >= k:
+                break
+        return out
+
+    def apply_model(self, model: ModelState) -> None:
+        """A refit finished: new colours, a new queue, the refit counter restarts."""
+        self.model = model
+        self.set_order(model.queue_order)
+        self.since_refit = max(0, self.n_labelled - model.n_labels)
+        self._persist()
+
+    @property
+    def needs_refit(self) -> bool:
+        """Enough new labels since the last fit (and at least two to fit on)."""
+        return self.since_refit >= self.batch_size and self.n_labelled >= 2
+
+    # -- persistence ---------------------------------------------------------------------------
+    @property
+    def _meta_key(self) -> str:
+        return f"explorer.{self.user}.state"
+
+    def _persist(self) -> None:
+        state = {
+            "history": [self.ids[i] for i in self.history],
+            "hpos": self.hpos,
+            "skipped": [self.ids[i] for i in sorted(self.skipped)],
+            "since_refit": self.since_refit,
+        }
+        try:
+            self.journal.set_meta(self._meta_key, json.dumps(state))
+        except Exception as exc:  # the labels themselves are already committed; keep going
+            log.warning("could not save the session state: %s", exc)
+
+    def _restore(self) -> None:
+        raw = self.journal.get_meta(self._meta_key)
+        if not raw:
+            return
+        try:
+            state = json.loads(raw)
+            hist = [self.index[o] for o in state.get("history", []) if o in self.index]
+            self.history = hist
+            self.hpos = min(int(state.get("hpos", len(hist) - 1)), len(hist) - 1)
+            self.skipped = {self.index[o] for o in state.get("skipped", []) if o in self.index}
+            self.since_refit = int(state.get("since_refit", 0))
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.warning("%s: the saved session state is unreadable (%s); starting afresh", self.journal.path, exc)
+
+    def start(self) -> int | None:
+        """Show the object the user left off at, else the first object of the queue."""
+        if self.current is None:
+            nxt = next(self.upcoming(), None)
+            if nxt is not None:
+                self.open(nxt)
+        return self.current
+
+    def close(self) -> None:
+        self.journal.close()
+        self.store.close()

@@ -1,0 +1,90 @@
+"""Thumbnails as cached QPixmaps, for the hover card, the queue and the gallery.
+
+Pixmaps are made once per object and kept in a least-recently-used cache, so moving the mouse
+back and forth over the same points never reads the store again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+import numpy as np
+from PySide6 import QtCore, QtGui
+
+log = logging.getLogger(__name__)
+
+
+def rgb_to_qimage(rgb: np.ndarray) -> QtGui.QImage:
+    """(H, W, 3) uint8 -> a QImage that owns a copy of the pixels."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    return QtGui.QImage(rgb.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
+
+
+class ThumbnailCache:
+    """Thumbnails of the objects of one store.
+
+    Args:
+        thumbnails: the store's (N, T, T, 3) uint8 dataset, or None.
+        cutouts: the linked :class:`~galexplorer.store.CutoutStore` (used when the store has
+            no thumbnails), or None.
+        capacity: pixmaps kept.
+    """
+
+    def __init__(self, thumbnails=None, cutouts=None, capacity: int = 4096):
+        self._thumbs = thumbnails
+        self._cutouts = cutouts
+        self._cache: OrderedDict[int, QtGui.QPixmap] = OrderedDict()
+        self.capacity = capacity
+        self.size = int(thumbnails.shape[1]) if thumbnails is not None else 64
+        self.hits = self.misses = 0
+
+    @property
+    def available(self) -> bool:
+        return self._thumbs is not None or self._cutouts is not None
+
+    def rgb(self, i: int) -> np.ndarray | None:
+        """(T, T, 3) uint8 pixels of object ``i``, or None when the store has no images."""
+        try:
+            if self._thumbs is not None:
+                return np.asarray(self._thumbs[int(i)], dtype=np.uint8)
+            if self._cutouts is not None:
+                from ..data.stretch import to_rgb8
+
+                return to_rgb8(self._cutouts.read(int(i)), self._cutouts.bands, "asinh")
+        except (OSError, ValueError) as exc:  # a damaged chunk: show the placeholder, say why once
+            log.warning("cannot read the image of object %d: %s", i, exc)
+        return None
+
+    def pixmap(self, i: int) -> QtGui.QPixmap:
+        """The thumbnail of object ``i`` (a grey placeholder when there is none)."""
+        i = int(i)
+        pm = self._cache.get(i)
+        if pm is not None:
+            self._cache.move_to_end(i)
+            self.hits += 1
+            return pm
+        self.misses += 1
+        rgb = self.rgb(i)
+        if rgb is None:
+            pm = placeholder(self.size)
+        else:
+            pm = QtGui.QPixmap.fromImage(rgb_to_qimage(rgb))
+        self._cache[i] = pm
+        if len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return pm
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+def placeholder(size: int) -> QtGui.QPixmap:
+    pm = QtGui.QPixmap(size, size)
+    pm.fill(QtGui.QColor("#262b36"))
+    p = QtGui.QPainter(pm)
+    p.setPen(QtGui.QColor("#5c6678"))
+    p.drawText(pm.rect(), QtCore.Qt.AlignmentFlag.AlignCenter, "no\nimage")
+    p.end()
+    return pm

@@ -1,0 +1,256 @@
+"""The explorer's window, driven as a user would (offscreen): open, hover, score by key, undo,
+lasso, similarity, refit, export, bad stores, resume."""
+
+from __future__ import annotations
+
+import csv
+
+import gui_qt
+import numpy as np
+import pytest
+from gui_qt import drag, hover, key, open_window
+from gui_stores import build_store
+from PySide6 import QtCore
+
+from galexplorer.gui.selection import in_polygon
+from galexplorer.labels import LabelJournal
+
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
+gui_settings = gui_qt.gui_settings   # fixtures shared by the GUI tests
+no_leaks = gui_qt.no_leaks
+Key = QtCore.Qt.Key
+Mod = QtCore.Qt.KeyboardModifier
+
+
+@pytest.fixture(scope="module")
+def xdf_store(tmp_path_factory, xdf_cutouts):
+    """48 real XDF galaxies, linked to their 3-band cutouts."""
+    return build_store(tmp_path_factory.mktemp("xdf") / "xdf.h5", 48, cutouts=xdf_cutouts)
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A fresh 600-object store (labels start empty in every test)."""
+    return build_store(tmp_path / "store.h5", 600)
+
+
+def journal_scores(path, user="tester") -> dict:
+    with LabelJournal.for_store(path, readonly=True) as j:
+        return j.current(user)
+
+
+def test_open_shows_the_store(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    assert "store.h5" in w.windowTitle()
+    assert w.counters["objects"].text() == "600 objects"
+    assert w.counters["scored"].text() == "0 scored"
+    assert w.scatter.n_points == 600 and w.scatter.mode == "markers"
+    # the first batch spans the data and is queued; the inspector shows its first object
+    assert ex.state is not None and ex.state.scorer.startswith("prior")
+    assert len(w.queue.model.indices) > 0
+    assert ex.current == int(w.queue.model.indices[0])
+    assert w.inspector.title.text() == ex.session.ids[ex.current]
+    assert w.candidates.model.rowCount() == 600
+    w.close()
+
+
+def test_hover_shows_card_with_the_nearest_object(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    sc = w.scatter
+    xy = sc._xy.astype(np.float64)
+    # an isolated object, so "nearest within a few pixels" has one answer
+    d = np.linalg.norm(xy[:, None] - xy[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    i = int(np.argmax(d.min(axis=1)))
+    hover(sc, *(xy[i] + [0.02, -0.02]))
+    qtbot.waitUntil(lambda: sc.card.isVisible() and sc.card.index == i, timeout=2000)
+    assert sc.card.object_id == w.explorer.session.ids[i]
+    assert dict(sc.card.lines)["cluster"] == str(w.explorer.score_array("cluster")[i])
+    # far from every point: no card
+    b = sc.view_rect()
+    hover(sc, b.x0 + 0.001 * b.width, b.y1 - 0.001 * b.height)
+    qtbot.waitUntil(lambda: not sc.card.isVisible(), timeout=2000)
+    # a click opens the object in the inspector
+    qtbot.mouseClick(sc.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=hover(sc, *xy[i]))
+    qtbot.waitUntil(lambda: w.explorer.current == i, timeout=2000)
+    assert w.inspector.title.text() == w.explorer.session.ids[i]
+    w.close()
+
+
+def test_score_key_commits_advances_and_undoes(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    first = ex.current
+    queue_before = [int(i) for i in w.queue.model.indices]
+    oid = ex.session.ids[first]
+    key(w, Key.Key_3)
+    assert journal_scores(store) == {oid: 3}       # in the journal, read by another connection
+    assert ex.current != first and ex.current == queue_before[1]
+    assert first not in w.queue.model.indices
+    assert w.counters["scored"].text() == "1 scored"
+    key(w, Key.Key_Z, Mod.ControlModifier)
+    assert journal_scores(store) == {}
+    assert ex.current == first                       # back on the undone object
+    key(w, Key.Key_Z, Mod.ControlModifier | Mod.ShiftModifier)
+    assert journal_scores(store) == {oid: 3}
+    key(w, Key.Key_Left)
+    assert ex.current == first
+    key(w, Key.Key_S)                                  # skip: out of the queue, unscored
+    assert ex.current != first and len(journal_scores(store)) == 1
+    w.close()
+
+
+def test_lasso_and_rectangle_selection(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    sc, ex = w.scatter, w.explorer
+    c = ex.score_array("cluster")
+    xy = sc._xy.astype(np.float64)
+    centre = xy[c == 0].mean(axis=0)
+    t = np.linspace(0, 2 * np.pi, 40)
+    lasso = centre + 2.0 * np.c_[np.cos(t), np.sin(t)]
+    key(w, Key.Key_L)
+    assert sc.tool == "lasso"
+    drag(sc, lasso)
+    qtbot.waitUntil(lambda: len(ex.selection) > 0, timeout=2000)
+    # the selection is what the drawn lasso (as mapped back from pixels) contains
+    expect = in_polygon(xy, lasso)
+    assert abs(len(ex.selection) - len(expect)) <= max(2, 0.03 * len(expect))
+    assert len(np.intersect1d(ex.selection, expect)) >= 0.97 * len(expect)
+    assert w.gallery.kind == "selection" and len(w.gallery.indices) == len(ex.selection)
+    # Shift adds a rectangle, Ctrl removes it again
+    key(w, Key.Key_R)
+    other = xy[c == 1].mean(axis=0)
+    box = np.array([other - 1.0, other + 1.0])
+    before = ex.selection.copy()
+    drag(sc, np.array([box[0], (box[0] + box[1]) / 2, box[1]]), Mod.ShiftModifier)
+    qtbot.waitUntil(lambda: len(ex.selection) > len(before), timeout=2000)
+    assert np.isin(before, ex.selection).all()
+    drag(sc, np.array([box[0], (box[0] + box[1]) / 2, box[1]]), Mod.ControlModifier)
+    qtbot.waitUntil(lambda: len(ex.selection) == len(before), timeout=2000)
+    key(w, Key.Key_Escape)                            # stop drawing, clear the selection
+    assert sc.tool == "pan" and len(ex.selection) == 0
+    assert w.scatter.selection.size == 0
+    w.close()
+
+
+def test_similarity_search_in_gallery(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    cur = ex.current
+    key(w, Key.Key_F)
+    qtbot.waitUntil(lambda: w.gallery.kind == "similar", timeout=10000)
+    idx, sim = w.gallery.indices, w.gallery.model.values
+    assert len(idx) == gui_settings.similar_k and cur not in idx
+    # the answer is the exact top-k by cosine similarity of the embeddings
+    emb = ex.store.load_embeddings().astype(np.float64)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    cos = emb @ emb[cur]
+    cos[cur] = -np.inf
+    top = np.argsort(-cos)[:len(idx)]
+    np.testing.assert_allclose(np.sort(sim)[::-1], cos[top], atol=1e-5)
+    # open one from the gallery and score it: the next object comes from the gallery
+    w.gallery.view.clicked.emit(w.gallery.model.index(0))
+    assert ex.current == idx[0]
+    key(w, Key.Key_4)
+    assert journal_scores(ex.store.path) == {ex.session.ids[idx[0]]: 4}
+    assert ex.current == idx[1]
+    w.close()
+
+
+def test_refit_after_a_batch_updates_model_queue_and_table(qtbot, store, gui_settings, tmp_path):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    c = ex.score_array("cluster")
+    w.queue.batch.setValue(5)
+    scored = {}
+    for _ in range(5):
+        i = ex.current
+        s = 5 if c[i] == 0 else 1
+        key(w, getattr(Key, f"Key_{s}"))
+        scored[ex.session.ids[i]] = s
+    assert ex.refitting or ex.state.n_labels == 5
+    assert ex.wait_idle(60)
+    assert ex.state.scorer == "gp" and ex.state.n_labels == 5
+    assert "GP on 5 labels" in w.counters["model"].text()
+    assert w.counters["since_refit"].text() == "0/5 to refit"
+    assert "model: predicted score" in [w.scatter_panel.colour.itemText(k)
+                                        for k in range(w.scatter_panel.colour.count())]
+    # the queue is the new batch; the table is ranked by the model
+    assert len(w.queue.model.indices) and not np.isin(w.queue.model.indices,
+                                                      [ex.session.index[o] for o in scored]).any()
+    col = w.candidates.model.column("label")
+    assert np.isfinite(col).sum() == 5
+    # export from the window reads back as the ranked CSV
+    out = tmp_path / "ranked.csv"
+    assert ex.export(out)
+    assert ex.wait_idle(60)
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 600
+    got = {r["id"]: float(r["label"]) for r in rows if r["label"]}
+    assert got == {k: float(v) for k, v in scored.items()}
+    ranks = [int(r["rank"]) for r in rows]
+    assert ranks == sorted(ranks)
+    w.close()
+
+
+def test_resume_where_the_user_stopped(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    for s in (2, 3):
+        key(w, getattr(Key, f"Key_{s}"))
+    here = ex.session.ids[ex.current]
+    w.close()
+    w2 = open_window(qtbot, store, gui_settings)
+    ex2 = w2.explorer
+    assert ex2.session.ids[ex2.current] == here
+    assert ex2.session.n_labelled == 2 and w2.counters["scored"].text() == "2 scored"
+    # the model is refitted on opening, on every label there is
+    assert ex2.state.n_labels == 2 and w2.counters["since_refit"].text() == "0/10 to refit"
+    w2.close()
+
+
+def test_inspector_stretch_and_bands_from_cutouts(qtbot, xdf_store, gui_settings):
+    w = open_window(qtbot, xdf_store, gui_settings)
+    ins = w.inspector
+    assert ins.stretch.isEnabled() and ins.band.count() == 4     # composite + b, g, r
+    images = []
+    for k in range(4):
+        ins.stretch.setCurrentIndex(k)
+        images.append(ins.stamp.image.copy())
+    assert len({bytes(im.constBits()) for im in images}) == 4    # every stretch looks different
+    key(w, Key.Key_B)
+    assert ins.band.currentIndex() == 1
+    assert gui_settings.stretch == ins.stretch.currentText()
+    w.close()
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("text", "not an HDF5 file"),
+    ("truncated", "truncated"),
+    ("no projection", "galexplorer embed"),
+    ("cutouts", "this is a cutouts file"),
+])
+def test_bad_stores_say_what_is_wrong_and_how_to_fix(qtbot, tmp_path, xdf_cutouts, gui_settings,
+                                                     damage, words):
+    from galexplorer.gui.main_window import MainWindow
+
+    path = tmp_path / "bad.h5"
+    if damage == "text":
+        path.write_text("hello")
+    elif damage == "truncated":
+        good = build_store(tmp_path / "good.h5", 300)
+        path.write_bytes(good.read_bytes()[:5000])
+    elif damage == "no projection":
+        build_store(path, 50, projection=False)
+    else:
+        path = xdf_cutouts
+    w = MainWindow(gui_settings, user="tester")
+    qtbot.addWidget(w)
+    w.show()
+    assert not w.try_load(path)
+    assert words in w.last_error
+    assert str(path) in w.last_error
+    assert w.explorer is None
+    w.close()
