@@ -20,7 +20,7 @@ from galexplorer.ssl.augment import AstroAugment
 from galexplorer.ssl.byol import BYOL
 from galexplorer.ssl.checkpoint import load_checkpoint
 from galexplorer.ssl.config import TrainConfig
-from galexplorer.ssl.normalize import BandStats, normalize
+from galexplorer.ssl.normalize import BandStats
 from galexplorer.ssl.trainer import _build_model, _load_init, train
 from galexplorer.store import CutoutStore, CutoutWriter
 
@@ -56,12 +56,11 @@ def _further_steps(run_dir, cutouts, method: str, steps: int = 8) -> list[float]
     model = _build_model(cfg, 3)
     model.load_state_dict(ckpt["model"])
     stats = BandStats.from_dict(ckpt["stats"])
-    med, mad = stats.tensors()
     with CutoutStore(cutouts) as cut:
         x = torch.from_numpy(cut.read(slice(0, 16)))
     aug = AstroAugment(cfg.augment, cfg.image_size, stats.median, stats.mad)
     g = torch.Generator().manual_seed(0)
-    v1, v2 = normalize(aug(x, g), med, mad), normalize(aug(x, g), med, mad)
+    v1, v2 = aug(x, g, normalise=True), aug(x, g, normalise=True)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     model.train()
     losses = []

@@ -55,7 +55,7 @@ from .config import TrainConfig, config_from_args, given_cli_options, load_confi
 from .data import BatchDataset, StampSource
 from .embed import Encoder, resolve_device
 from .evaluate import LabelledSet, evaluate, labelled_set
-from .normalize import BandStats, compute_band_stats, normalize
+from .normalize import BandStats, compute_band_stats
 from .schedule import cosine_tau, warmup_cosine, warmup_steps_for
 from .simclr import SimCLR
 
@@ -381,7 +381,6 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
         dataset, sampler=torch.utils.data.BatchSampler(sampler, batch, drop_last=True), batch_size=None,
         num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
     augment = AstroAugment(cfg.augment, cfg.image_size, stats.median, stats.mad)
-    med, mad = stats.tensors(device)
     monitor_rows = np.sort(np.random.default_rng(cfg.seed).choice(n, min(n, cfg.monitor_objects), replace=False))
     eval_set: LabelledSet | None = labelled_set(labels, cfg.eval_column, cfg.eval_objects, cfg.seed) \
         if labels is not None else None
@@ -418,8 +417,8 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
                                      "replace or drop them (galexplorer ingest replaces NaN by the sky level)")
                 x = x.to(device, non_blocking=True)
                 with torch.no_grad():
-                    v1 = normalize(augment(x, aug_gen), med, mad)
-                    v2 = normalize(augment(x, aug_gen), med, mad)
+                    v1 = augment(x, aug_gen, normalise=True)
+                    v2 = augment(x, aug_gen, normalise=True)
                 lr = optimizer.param_groups[0]["lr"]
                 try:
                     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
