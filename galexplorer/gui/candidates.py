@@ -193,6 +193,8 @@ class CandidatesPanel(QtWidgets.QWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.horizontalHeader().setHighlightSections(False)
         self.table.horizontalHeader().setStretchLastSection(True)
+        # size columns from the first rows only: Qt would otherwise ask for 1000 rows' text
+        self.table.horizontalHeader().setResizeContentsPrecision(30)
         self.table.doubleClicked.connect(self._open)
         lay.addWidget(self.table, 1)
 
@@ -230,7 +232,8 @@ class CandidatesPanel(QtWidgets.QWidget):
         else:
             # the table arrives ranked: show it in rank order without a sort indicator
             header.setSortIndicator(-1, QtCore.Qt.SortOrder.AscendingOrder)
-        self.table.resizeColumnsToContents()
+        if list(columns) != old:   # new columns: size them; a refit keeps the user's widths
+            self.table.resizeColumnsToContents()
 
     def apply_filter(self) -> None:
         lo, hi = _number(self.lo.text(), -math.inf), _number(self.hi.text(), math.inf)
