@@ -249,3 +249,28 @@ def test_cli(tmp_path, xdf_cutouts, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "3 embeddings without ids but 48 objects" in err
     assert not (tmp_path / "t.h5").exists()
+
+
+def test_given_embeddings_give_the_same_store_as_the_encoder(tmp_path, xdf_cutouts):
+    """Issue 7: the same vectors from a file and from an encoder -> identical embeddings, PCA and
+    projection (same seed)."""
+    torch = pytest.importorskip("torch")
+    from galexplorer.ssl.config import TrainConfig
+    from galexplorer.ssl.embed import embed_with_encoder
+    from galexplorer.ssl.trainer import train
+
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    train(xdf_cutouts, run, TrainConfig.from_dict(dict(epochs=1, batch_size=16, image_size=24, device="cpu",
+                                                       proj_hidden=128, proj_dim=64, pred_hidden=128,
+                                                       monitor_objects=32)))
+    encoded = tmp_path / "encoder.h5"
+    embed_with_encoder(xdf_cutouts, run, encoded, EmbedConfig(device="cpu"))
+    with EmbeddingStore(encoded) as s:
+        vectors = s.load_embeddings()
+        assert s.dataset_attrs("embeddings")["method"] == "byol"
+    np.save(tmp_path / "vectors.npy", vectors)
+    write_parquet(tmp_path / "vectors.parquet", IDS[PERM], vectors[PERM])
+    for name in ("vectors.npy", "vectors.parquet"):
+        out, _ = build(tmp_path, xdf_cutouts, ExternalEmbeddings(tmp_path / name), name=f"{name}.h5")
+        assert_same_store(out, encoded)

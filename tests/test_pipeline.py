@@ -188,3 +188,27 @@ def test_store_without_cutouts(tmp_path):
     with EmbeddingStore(tmp_path / "s.h5") as s:
         assert s.thumbnails is None and s.cutouts_path is None and s.projection.shape == (48, 2)
         assert "objects/cutouts_row" not in s.file
+
+
+def test_cutouts_link_is_relative_beside_the_store(tmp_path, xdf_cutouts):
+    import shutil
+
+    (tmp_path / "data").mkdir()
+    cut_copy = tmp_path / "data" / "cut.h5"
+    shutil.copy(xdf_cutouts, cut_copy)
+    with CutoutStore(cut_copy) as cut:
+        build_store(tmp_path / "store.h5", objects=cut.objects, dim=32, fill=blobs(),
+                    config=EmbedConfig(projection="pca"), cutouts=cut)
+        build_store(tmp_path / "data" / "sub" / "store.h5", objects=cut.objects, dim=32, fill=blobs(),
+                    config=EmbedConfig(projection="pca"), cutouts=cut)
+    with EmbeddingStore(tmp_path / "store.h5") as s:
+        assert s.attrs["cutouts_path"] == "data/cut.h5"
+    # the pair moves together: the link still works
+    shutil.move(tmp_path, tmp_path.parent / (tmp_path.name + "-moved"))
+    moved = tmp_path.parent / (tmp_path.name + "-moved")
+    with EmbeddingStore(moved / "store.h5") as s:
+        linked = s.open_cutouts()
+        assert linked is not None
+        linked.close()
+    with EmbeddingStore(moved / "data" / "sub" / "store.h5") as s:
+        assert s.attrs["cutouts_path"] == str(cut_copy.resolve())   # not below the store: absolute

@@ -701,7 +701,8 @@ def embed_from_file(cutouts: str | Path | None, src: ExternalEmbeddings, output:
         if cut is not None:
             objects = cut.objects.subset(keep)
         elif cat is not None:
-            ids = cat.row_ids()[keep]
+            ids = cat.ids[keep] if cat.ids is not None else \
+                opened.ids[src_rows] if opened.ids is not None else cat.row_ids()[keep]
             objects = ObjectTable(ids, None if cat.ra is None else cat.ra[keep],
                                   None if cat.dec is None else cat.dec[keep], cat.column_rows(keep))
         else:

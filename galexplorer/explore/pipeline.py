@@ -167,6 +167,17 @@ def shard_rows(n: int, shard: tuple[int, int]) -> slice:
     return slice(i * n // k, (i + 1) * n // k)
 
 
+def cutouts_link(cutouts_path: str | Path, output: str | Path) -> str:
+    """The ``cutouts_path`` attribute: relative to the store's folder when the cutouts file lies in
+    it or below (the pair can then be moved together), else absolute."""
+    cut = Path(cutouts_path).resolve()
+    folder = Path(output).resolve().parent
+    try:
+        return cut.relative_to(folder).as_posix()
+    except ValueError:
+        return str(cut)
+
+
 def embedding_chunks(n: int, dim: int) -> tuple[int, int]:
     return (max(1, min(n, CHUNK_BYTES // (4 * max(dim, 1)))), dim)
 
@@ -243,6 +254,8 @@ def build_store(output: str | Path, *, objects: ObjectTable, dim: int, fill: Emb
         attrs.update(shard=f"{shard[0]}/{shard[1]}", shard_rows=span,
                      cutouts_n=cutouts.n if cutouts is not None else None)
     attrs.update(store_attrs or {})
+    if cutouts is not None:
+        attrs["cutouts_path"] = cutouts_link(cutouts.path, output)
     if isinstance(fill, np.ndarray) or not callable(fill):
         fill = _check_array(fill, n, dim)
 

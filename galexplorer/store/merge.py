@@ -74,7 +74,14 @@ def merge_shards(paths: list[str | Path], output: str | Path, config=None, virtu
             cutouts file or encoder, missing or repeated shards, overlapping or missing rows).
         ConfigError: no shards given, or ``output`` is one of the shards.
     """
-    from ..explore.pipeline import EmbedReport, _Timer, analyse, config_from_store_attrs, scan_embeddings
+    from ..explore.pipeline import (
+        EmbedReport,
+        _Timer,
+        analyse,
+        config_from_store_attrs,
+        cutouts_link,
+        scan_embeddings,
+    )
 
     paths = [Path(p) for p in paths]
     output = Path(output)
@@ -149,7 +156,9 @@ def merge_shards(paths: list[str | Path], output: str | Path, config=None, virtu
             config = config_from_store_attrs(read_attr(first.file, "config"))
         config.validate()
         n, d = len(objects), ref["dim"]
-        attrs = {key: read_attr(first.file, key) for key in ("cutouts_path", "cutouts_uuid", "bands")}
+        attrs = {key: read_attr(first.file, key) for key in ("cutouts_uuid", "bands")}
+        cut_path = first.cutouts_path
+        attrs["cutouts_path"] = cutouts_link(cut_path, output) if cut_path is not None else None
         attrs.update(config=config.to_dict(), merged_from=[str(s.path.resolve()) for s in ordered],
                      merge_mode="virtual" if virtual else "copy")
         report = EmbedReport(output=output, n=n, dim=d, source=f"{k} shards")
