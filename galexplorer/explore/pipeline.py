@@ -267,9 +267,8 @@ def build_store(output: str | Path, *, objects: ObjectTable, dim: int, fill: Emb
             w.write("objects/cutouts_row", cut_rows,
                     attrs={"description": "row of each object in the linked cutouts file"})
             if cutouts.thumbnails is not None:
-                with _Timer(report, "thumbnails"), progress.Bar("thumbnails", 1) as bar:
+                with _Timer(report, "thumbnails"):
                     w.copy_thumbnails(cutouts.thumbnails, rows=rows)
-                    bar.update(1)
         emb = w.create("embeddings", (n, dim), np.float32, attrs=embedding_attrs,
                        chunks=embedding_chunks(n, dim))
         with _Timer(report, "embeddings"):
