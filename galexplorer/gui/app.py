@@ -31,6 +31,7 @@ def application():
     from PySide6 import QtWidgets
 
     from . import theme
+    from .qtcompat import guard_singleton_refcounts
 
     app = QtWidgets.QApplication.instance()
     if app is None:
@@ -38,6 +39,7 @@ def application():
         app.setOrganizationName("galexplorer")
         app.setApplicationName("galexplorer")
         app.setApplicationDisplayName("galexplorer")
+    guard_singleton_refcounts()
     pg.setConfigOptions(antialias=False, background=theme.BG, foreground=theme.TEXT_DIM)
     theme.apply(app)
     return app
