@@ -120,6 +120,14 @@ def test_resume_after_one_epoch_equals_two_epochs(tmp_path, xdf_cutouts, method)
     assert la == lb
 
 
+def test_worker_processes_do_not_change_the_result(tmp_path, xdf_cutouts):
+    train(xdf_cutouts, tmp_path / "w0", tiny(epochs=1, method="simclr"))
+    train(xdf_cutouts, tmp_path / "w2", tiny(epochs=1, method="simclr", workers=2))
+    a = load_checkpoint(tmp_path / "w0" / "checkpoint-latest.pt")["model"]
+    b = load_checkpoint(tmp_path / "w2" / "checkpoint-latest.pt")["model"]
+    assert _states_equal(a, b) == []
+
+
 def test_resume_refuses_changed_options_and_missing_checkpoint(tmp_path, xdf_cutouts):
     run = tmp_path / "run"
     with pytest.raises(CheckpointError, match="no training checkpoint"):

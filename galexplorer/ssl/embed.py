@@ -113,19 +113,26 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
 
-def _prefetched(cut: CutoutStore, batch_size: int, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
-    """``cut.iter_batches`` with the next batch read in a background thread."""
+def _read_checked(cut: CutoutStore, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    x = cut.read(slice(a, b))
+    return x, ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+
+
+def _prefetched(cut: CutoutStore, batch_size: int, start: int, stop: int
+                ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(offset, images, bad)`` batches of rows start:stop; the next batch is read (and checked
+    for NaN/inf) in a background thread while the model runs on this one."""
     starts = list(range(start, stop, batch_size))
     if not starts:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="galexplorer-read") as pool:
-        future = pool.submit(cut.read, slice(starts[0], min(starts[0] + batch_size, stop)))
+        future = pool.submit(_read_checked, cut, starts[0], min(starts[0] + batch_size, stop))
         for i, a in enumerate(starts):
-            x = future.result()
+            x, bad = future.result()
             if i + 1 < len(starts):
                 b = starts[i + 1]
-                future = pool.submit(cut.read, slice(b, min(b + batch_size, stop)))
-            yield a, x
+                future = pool.submit(_read_checked, cut, b, min(b + batch_size, stop))
+            yield a, x, bad
 
 
 def encode_rows(encoder: Encoder, cut: CutoutStore, start: int, stop: int, out, batch_size: int = 256,
@@ -144,15 +151,14 @@ def encode_rows(encoder: Encoder, cut: CutoutStore, start: int, stop: int, out, 
     dev = next(encoder.parameters()).device
     non_blocking = dev.type == "cuda"
     with progress.Bar(desc, total=stop - start, unit="img") as bar, torch.inference_mode():
-        for a, x in _prefetched(cut, batch_size, start, stop):
-            t = torch.from_numpy(x)
-            if non_blocking:
-                t = t.pin_memory().to(dev, non_blocking=True)
-            if not torch.isfinite(t).all():
-                bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1).cpu().numpy()
+        for a, x, bad in _prefetched(cut, batch_size, start, stop):
+            if bad.any():
                 ids = [str(cut.ids[a + i]) for i in np.flatnonzero(bad)[:3]]
                 raise InputError(f"NaN or inf pixels in object(s) {', '.join(ids)}", cut.path,
                                  "replace or drop them before embedding")
+            t = torch.from_numpy(x)
+            if non_blocking:
+                t = t.pin_memory().to(dev, non_blocking=True)
             with _autocast(dev, precision):
                 z = encoder(t)
             out[a - start:a - start + len(x)] = z.float().cpu().numpy()
