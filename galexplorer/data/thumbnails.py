@@ -9,6 +9,8 @@ import numpy as np
 
 from .stretch import to_rgb8_batch
 
+_CHUNK = 64   # stamps stretched at once
+
 
 def make_thumbnails(images: np.ndarray, bands: Sequence[str], size: int = 64,
                     kind: str = "asinh") -> np.ndarray:
@@ -25,12 +27,14 @@ def make_thumbnails(images: np.ndarray, bands: Sequence[str], size: int = 64,
         (n, T, T, 3) uint8.
     """
     images = np.asarray(images)
-    rgb = to_rgb8_batch(images, bands, kind) if len(images) else \
-        np.empty((0, size, size, 3), dtype=np.uint8)
-    if rgb.shape[1:3] == (size, size):
-        return rgb
     out = np.empty((len(images), size, size, 3), dtype=np.uint8)
-    interp = cv2.INTER_AREA if rgb.shape[1] > size else cv2.INTER_LINEAR
-    for i in range(len(rgb)):
-        out[i] = cv2.resize(rgb[i], (size, size), interpolation=interp)
+    # chunks keep the float temporaries of the stretch small whatever the batch size
+    for a in range(0, len(images), _CHUNK):
+        rgb = to_rgb8_batch(images[a:a + _CHUNK], bands, kind)
+        if rgb.shape[1:3] == (size, size):
+            out[a:a + len(rgb)] = rgb
+            continue
+        interp = cv2.INTER_AREA if rgb.shape[1] > size else cv2.INTER_LINEAR
+        for i in range(len(rgb)):
+            out[a + i] = cv2.resize(rgb[i], (size, size), interpolation=interp)
     return out
