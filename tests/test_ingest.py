@@ -167,6 +167,20 @@ def test_fits_without_catalogue_ids_from_names_and_header_bands(tmp_path):
         assert list(cut.objects.source)[order[ids[1]]].endswith(f"{ids[1]}.fits")
 
 
+def test_fits_stack_of_objects(tmp_path):
+    stamps, _ = xdf_stamps(4, S)
+    fits.PrimaryHDU(stamps).writeto(tmp_path / "stack.fits")        # (N, C, H, W)
+    fits.PrimaryHDU(stamps[0, 0][None, None]).writeto(tmp_path / "single.fits")   # (1, 1, H, W) = one band
+    report = ingest([tmp_path / "stack.fits"], tmp_path / "o.h5", IngestConfig(size=S))
+    assert report.n_written == 4
+    with CutoutStore(tmp_path / "o.h5") as cut:
+        assert list(cut.ids) == [f"stack_{i}" for i in range(4)]
+        np.testing.assert_array_equal(cut.read(slice(0, 4)), stamps)
+    ingest([tmp_path / "single.fits"], tmp_path / "s.h5", IngestConfig(size=S))
+    with CutoutStore(tmp_path / "s.h5") as cut:
+        assert cut.shape == (1, 1, S, S) and list(cut.ids) == ["single"]
+
+
 def test_band_selection_by_header_names(tmp_path):
     stamps, ids, _ = write_cubes(tmp_path / "in", 2, filters=["g", "r", "i"])
     ingest([tmp_path / "in"], tmp_path / "o.h5", IngestConfig(size=S, bands=["i", "g"]))

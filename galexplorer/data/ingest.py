@@ -312,9 +312,9 @@ class _Matcher:
         if catalog.ids is not None:
             self.by_id = {str(v): i for i, v in enumerate(catalog.ids)}
         if len(files) == 1 and files[0].path in cubes and catalog.paths is None:
-            cube = cubes[files[0].path]
-            keys = cube.ids if cube.ids is not None else [f"{files[0].stem}_{i}" for i in range(cube.n)]
-            if not any(str(k) in self.by_id for k in keys) and cube.n == catalog.n and cube.ids is None:
+            cube, stem = cubes[files[0].path], files[0].stem
+            if cube.ids is None and cube.n == catalog.n and \
+                    not any(f"{stem}_{i}" in self.by_id for i in range(cube.n)):
                 self.order_file = files[0].path
                 log.info("matching the %d catalogue rows to %s's objects by order", catalog.n, files[0].path)
         if catalog.paths is None and catalog.ids is None and self.order_file is None:
