@@ -89,6 +89,15 @@ def all_reduce_max(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+def all_gather_object(obj) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every process (``[obj]`` in one process)."""
+    if world_size() == 1:
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def broadcast_object(obj):
     """``obj`` from rank 0 on every process."""
     if world_size() == 1:

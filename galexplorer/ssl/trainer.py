@@ -375,6 +375,11 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
         history = list(ckpt.get("metrics", []))
         best = dict(ckpt.get("best", best))
         set_rng_state(ckpt["rng"], aug_gen)
+        per_rank = ckpt["rng"].get("augment_ranks", [])
+        if len(per_rank) == info.world_size:
+            aug_gen.set_state(per_rank[info.rank].cpu())
+        elif info.enabled:  # another number of processes: a fresh, distinct stream per process
+            aug_gen.manual_seed(cfg.seed * 1_000_003 + info.rank + 1 + 7919 * start_epoch)
         log.info("resuming %s after epoch %d (step %d)", run_dir, start_epoch, step)
     inner = model
     if info.enabled:
@@ -466,6 +471,8 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
         row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "loss": round(mean_loss, 6), "lr": lr,
                                "tau": None if tau is None else round(tau, 6), "images_per_s": round(speed, 2),
                                "seconds": round(seconds, 2)}
+        # every process's augmentation stream goes into the checkpoint, so --resume continues each
+        aug_states = distributed.all_gather_object(aug_gen.get_state())
         if info.is_main:
             enc = Encoder(inner.backbone, stats.median, stats.mad, cfg.image_size).to(device)
             emb = _embed_rows(enc, source, monitor_rows, device, amp)
@@ -487,7 +494,7 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
             save_checkpoint(run_dir, {
                 "config": cfg.to_json(), "bands": bands, "stats": stats.to_dict(), "epoch": epoch + 1,
                 "step": step, "model": inner.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": rng_state(aug_gen), "metrics": history,
+                "scheduler": scheduler.state_dict(), "rng": {**rng_state(aug_gen), "augment_ranks": aug_states}, "metrics": history,
                 "best": best, "cutouts_uuid": uuid, "stamp_size": stamp,
             }, best=is_best)
             _write_metrics(run_dir, history)
