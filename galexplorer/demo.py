@@ -70,8 +70,8 @@ def xdf_catalogue(size: int = 64, nsigma: float = 5.0, min_area: int = 25, limit
     img = xdf_image()
     src = detect_sources(img, nsigma=nsigma, min_area=min_area, edge=8)
     order = np.argsort(-src.flux, kind="stable")          # brightest first: stable ids across runs
-    if limit is not None:
-        order = order[:limit]
+    if limit is not None and limit < len(order):           # a subset spanning the whole range of flux
+        order = order[np.unique(np.linspace(0, len(order) - 1, limit).round().astype(int))]
     stamps = cut_stamps(img, src.y[order], src.x[order], size)
     ids = [f"XDF{k:04d}" for k in range(len(order))]
     columns = {
@@ -80,8 +80,17 @@ def xdf_catalogue(size: int = 64, nsigma: float = 5.0, min_area: int = 25, limit
         "peak": src.peak[order], "flux": src.flux[order],
         "colour_red_blue": src.colour[order], "ellipticity": src.ellipticity[order],
         "saturated_px": src.saturated[order].astype(np.int64),
+        # pixels at the 8-bit ceiling in the central 8x8 px: saturated stars and bright nuclei
+        "core_saturated_px": core_saturation(stamps),
     }
     return stamps, ids, src.ra[order], src.dec[order], columns
+
+
+def core_saturation(stamps: np.ndarray, half: int = 4) -> np.ndarray:
+    """(K,) int64 number of central pixels (2*half square) at the 8-bit ceiling in any band."""
+    c = stamps.shape[-1] // 2
+    core = stamps[:, :, c - half:c + half, c - half:c + half]
+    return (core >= 254.5 / 255).any(axis=1).sum(axis=(1, 2)).astype(np.int64)
 
 
 def _valid(path: Path, kind: str) -> bool:
@@ -106,7 +115,7 @@ def build_demo(out_dir: str | Path | None = None, rebuild: bool = False, quick: 
         out_dir: folder for everything (default: the user cache folder).
         rebuild: delete what exists and start again.
         quick: one short epoch on 32-px crops (tests).
-        limit: keep only the ``limit`` brightest sources (tests).
+        limit: keep only ``limit`` sources, evenly spread in brightness (tests).
     """
     from . import progress
     from .explore.pipeline import EmbedConfig
