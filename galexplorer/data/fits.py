@@ -105,7 +105,13 @@ _DISTORTION_KEYS = ("A_ORDER", "B_ORDER", "AP_ORDER", "BP_ORDER", "CPDIS1", "CPD
 
 
 def has_wcs(header) -> bool:
-    return any(str(k).startswith("CTYPE") for k in header)
+    # keyword look-ups only: iterating a header makes astropy parse every card
+    return any(f"CTYPE{i}" in header for i in range(1, _n_wcs_axes(header) + 1))
+
+
+def _n_wcs_axes(header) -> int:
+    n = header.get("WCSAXES", header.get("NAXIS", 2))
+    return int(n) if isinstance(n, int) and 0 < n < 10 else 2
 
 
 def header_radec(header, x: float, y: float, path: Path | str) -> tuple[float, float]:
@@ -121,7 +127,7 @@ def header_radec(header, x: float, y: float, path: Path | str) -> tuple[float, f
     """
     if not has_wcs(header):
         return float("nan"), float("nan")
-    ctypes = [str(v).upper() for k, v in header.items() if str(k).startswith("CTYPE")]
+    ctypes = [str(header.get(f"CTYPE{i}", "")).upper() for i in range(1, _n_wcs_axes(header) + 1)]
     if not any(k in header for k in _DISTORTION_KEYS) and not any(c.endswith("-SIP") for c in ctypes):
         from astropy.wcs import WCSSUB_LATITUDE, WCSSUB_LONGITUDE, Wcsprm
 
