@@ -90,3 +90,17 @@ def test_merge_output_must_be_new(shards):
     _, _, paths = shards
     with pytest.raises(ConfigError, match="one of the shards"):
         merge_shards(paths, paths[0])
+
+
+def test_cli_merge(shards, tmp_path, capsys):
+    from galexplorer.cli import main
+
+    folder, whole, paths = shards
+    out = tmp_path / "cli.h5"
+    assert main(["embed", "--merge", *map(str, paths), "-o", str(out), "--virtual", "-q"]) == 0
+    with EmbeddingStore(out) as m, EmbeddingStore(whole) as w:
+        assert m.file["embeddings"].is_virtual and m.attrs["merge_mode"] == "virtual"
+        np.testing.assert_array_equal(m.projection, w.projection)
+    assert main(["embed", "--merge", str(paths[0]), "-o", str(tmp_path / "x.h5"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "shards 1/3, 2/3 missing" in err and err.count("\n") == 1
