@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -361,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _setup_logging(args.verbose, args.quiet)
-    progress.configure(enabled=not args.quiet)
+    # bars only on a terminal (or when asked): logs and pipes get the per-stage log lines instead
+    bars = os.environ.get("GALEXPLORER_PROGRESS", "auto")
+    progress.configure(enabled=not args.quiet and (bars == "1" or (bars == "auto" and sys.stderr.isatty())))
     prog = f"galexplorer {args.command}"
     t0 = time.monotonic()
     try:

@@ -84,7 +84,7 @@ class CutoutWriter:
         f.create_dataset("images", shape=(0, c, s, s), maxshape=(None, c, s, s), dtype=np.float32,
                          chunks=(k, c, s, s))
         f.create_dataset("thumbnails", shape=(0, t, t, 3), maxshape=(None, t, t, 3), dtype=np.uint8,
-                         chunks=(k, t, t, 3), compression="gzip", compression_opts=4)
+                         chunks=(k, t, t, 3), compression="gzip", compression_opts=1)
         g = f.create_group("objects")
         for name, dt in [("id", STR_DTYPE), ("source", STR_DTYPE), ("ra", np.float64),
                          ("dec", np.float64)]:

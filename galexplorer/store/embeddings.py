@@ -132,7 +132,7 @@ class EmbeddingStoreWriter:
         self._check_rows("thumbnails", shape)
         dst = self.file.create_dataset("thumbnails", shape=shape, dtype=np.uint8,
                                        chunks=(min(16, self.n),) + shape[1:],
-                                       compression="gzip", compression_opts=4)
+                                       compression="gzip", compression_opts=1)
         contiguous = len(index) > 0 and int(index[-1] - index[0] + 1) == len(index)
         with progress.Bar("thumbnails", self.n, unit="obj") as bar:
             done = _copy_whole_chunks(source, dst, int(index[0]), bar) if contiguous else 0
@@ -286,6 +286,18 @@ class EmbeddingStore:
             return None
         p = Path(p)
         return p if p.is_absolute() else (self.path.parent / p)
+
+    @property
+    def cutouts_rows(self) -> np.ndarray:
+        """(N,) int64: the row of each object in the linked cutouts file (``objects/cutouts_row``).
+
+        A store built with ``--allow-missing`` holds a subset of the cutouts, so store row ``i``
+        is cutouts row ``cutouts_rows[i]``, not ``i``. Stores without the dataset map row to row.
+        """
+        if "cutouts_rows" not in self._cache:
+            rows = self._f["objects/cutouts_row"][:] if "objects/cutouts_row" in self._f else np.arange(self.n)
+            self._cache["cutouts_rows"] = np.asarray(rows, dtype=np.int64)
+        return self._cache["cutouts_rows"]
 
     def open_cutouts(self):
         """Open the linked cutouts file, or return None (logged) when it is gone or replaced."""

@@ -201,7 +201,7 @@ def _join(w: EmbeddingStoreWriter, name: str, shards: list[EmbeddingStore], shap
         return
     if name == "thumbnails":
         dset = w.file.create_dataset(name, shape=shape, dtype=dtype, chunks=(min(16, shape[0]),) + shape[1:],
-                                     compression="gzip", compression_opts=4)
+                                     compression="gzip", compression_opts=1)
     else:
         from ..explore.pipeline import embedding_chunks
 
