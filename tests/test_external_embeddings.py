@@ -251,6 +251,7 @@ def test_cli(tmp_path, xdf_cutouts, capsys):
     assert not (tmp_path / "t.h5").exists()
 
 
+@pytest.mark.slow
 def test_given_embeddings_give_the_same_store_as_the_encoder(tmp_path, xdf_cutouts):
     """Issue 7: the same vectors from a file and from an encoder -> identical embeddings, PCA and
     projection (same seed)."""

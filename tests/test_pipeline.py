@@ -134,6 +134,7 @@ def test_subset_rows_copy_the_right_thumbnails(tmp_path, xdf_cutouts):
             assert list(s.ids) == list(cut.ids[rows])
             np.testing.assert_array_equal(s.thumbnails[:], cut.thumbnails[:][rows])
             assert s.file["objects/cutouts_row"][:].tolist() == rows.tolist()
+            assert s.cutouts_rows.tolist() == rows.tolist()
             assert s.dataset_attrs("projection")["method"] == "pca"   # 5 objects: too few for UMAP
 
 
