@@ -190,6 +190,8 @@ def _run_embed(args) -> int:
                       pca_standardise=args.pca_standardise).validate()
     if args.virtual and not args.merge:
         raise ConfigError("--virtual only applies to --merge")
+    if args.shard and (args.merge or args.embeddings):
+        raise ConfigError("--shard splits encoder embedding only (not --merge or --embeddings)")
     if args.merge:
         from .store.merge import merge_shards
 
