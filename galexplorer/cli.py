@@ -255,6 +255,8 @@ def _add_rank(sub) -> None:
     p.add_argument("--acquisition", choices=["ei", "ucb", "uncertainty"], default="ei")
     p.add_argument("--xi", type=float, default=0.5, help="exploration trade-off of expected improvement")
     p.add_argument("--user", help="rank with this user's labels only (default: consensus of all)")
+    p.add_argument("--knn-k", type=_positive_int, default=4, metavar="N",
+                   help="neighbours of the knn label transfer (default 4)")
     p.set_defaults(run=_run_rank)
 
 
@@ -270,6 +272,7 @@ def _add_export(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="ranked.csv")
     p.add_argument("--top", type=_positive_int, metavar="N", help="only the N best-ranked objects")
     p.add_argument("--format", choices=["csv", "votable"], help="default: from the file extension")
+    p.add_argument("--user", help="label columns from this user's labels (default: consensus of all)")
     p.set_defaults(run=_run_export)
 
 

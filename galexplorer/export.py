@@ -135,7 +135,7 @@ def write_ranked(table: RankedTable, path: str | Path, format: str | None = None
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), galexplorer_version=__version__)
         with atomic_output(Path(str(path) + ".json")) as tmp:
             tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json_default), encoding="utf-8")
-    log.info("wrote %d rows to %s", len(table), path)
+    log.debug("wrote %d rows to %s", len(table), path)
     return path
 
 

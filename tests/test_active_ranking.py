@@ -93,3 +93,29 @@ def test_cli_rank(store, capsys, tmp_path):
     assert "no such file" in capsys.readouterr().err
     with pytest.raises(StoreError):
         rank_store(tmp_path / "missing.h5")
+
+
+def test_damaged_sidecar_is_an_error_and_rank_replaces_it(store):
+    path, _, _ = store
+    ranking_path(path).write_text("not hdf5")
+    with pytest.raises(StoreError, match="not an HDF5 file"):
+        read_ranking(path)
+    rank_store(path, LoopConfig(scorer="iforest"))   # replaced atomically
+    assert read_ranking(path).scorer == "iforest"
+
+
+def test_cli_export_user_labels(store, tmp_path, capsys):
+    import pandas as pd
+
+    path, _, _ = store
+    with LabelJournal.for_store(path, user="ann") as j:
+        j.score("obj00003", 4)
+    with LabelJournal.for_store(path, user="bob") as j:
+        j.score("obj00003", 2)
+    assert main(["rank", str(path), "--scorer", "knn", "--knn-k", "2"]) == 0
+    assert main(["export", str(path), "-o", str(tmp_path / "ann.csv"), "--user", "ann"]) == 0
+    assert main(["export", str(path), "-o", str(tmp_path / "all.csv")]) == 0
+    ann = pd.read_csv(tmp_path / "ann.csv").set_index("id")
+    both = pd.read_csv(tmp_path / "all.csv").set_index("id")
+    assert ann.loc["obj00003", "label"] == 4 and both.loc["obj00003", "label"] == 3
+    assert both.loc["obj00003", "n_labellers"] == 2

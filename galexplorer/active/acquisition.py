@@ -133,13 +133,14 @@ class BatchSelection:
 
 def select_batch(mean: np.ndarray, std_bound: np.ndarray, exact_std: Callable[[np.ndarray], np.ndarray],
                  acquisition: Acquisition, k: int, candidates: np.ndarray,
-                 first_chunk: int = 8192) -> BatchSelection:
+                 first_chunk: int = 256) -> BatchSelection:
     """The ``k`` candidates with the highest acquisition, computing exact σ only where it matters.
 
     Candidates are visited in decreasing order of their acquisition *bound*
-    ``acq(μ, σ_bound) ≥ acq(μ, σ)``; exact σ is computed chunk by chunk (doubling sizes) until
-    the k-th best exact acquisition is at least the bound of every candidate not yet visited.
-    The result is the same as computing σ for every candidate.
+    ``acq(μ, σ_bound) ≥ acq(μ, σ)``: first ``first_chunk`` of them, then all those whose bound
+    exceeds the k-th best exact acquisition found so far, until that k-th value is at least the
+    bound of every candidate not yet visited. The result is the same as computing σ for every
+    candidate.
 
     Args:
         mean: (N,) predictive means.
@@ -159,24 +160,29 @@ def select_batch(mean: np.ndarray, std_bound: np.ndarray, exact_std: Callable[[n
         e = np.empty(0, np.int64)
         return BatchSelection(e, e, np.empty(0, np.float32), np.empty(0, np.float32))
     bound = acquisition(mean[candidates], std_bound[candidates])
-    order = candidates[np.lexsort((candidates, -bound))]
-    bound_sorted = np.sort(bound)[::-1]
+    key = np.lexsort((candidates, -bound))
+    order = candidates[key]
+    bound_sorted = bound[key]
     done = 0
-    chunk = max(int(first_chunk), 4 * k)
+    take_n = max(int(first_chunk), 4 * k)
     rows, stds, acqs = [], [], []
     while done < len(order):
-        take = order[done:done + chunk]
+        take = order[done:done + take_n]
         s = np.asarray(exact_std(take), dtype=np.float32)
         rows.append(take)
         stds.append(s)
         acqs.append(acquisition(mean[take], s))
         done += len(take)
-        chunk *= 2
         all_acq = np.concatenate(acqs)
-        if len(all_acq) >= k and done < len(order):
-            kth = np.partition(all_acq, len(all_acq) - k)[len(all_acq) - k]
-            if kth >= bound_sorted[done]:
-                break
+        if len(all_acq) < k or done >= len(order):
+            take_n *= 2
+            continue
+        kth = np.partition(all_acq, len(all_acq) - k)[len(all_acq) - k]
+        if kth >= bound_sorted[done]:
+            break
+        # only objects whose bound reaches the k-th exact value so far can still enter the batch;
+        # they are next in ``order`` (sorted by bound): take them all at once
+        take_n = int(np.count_nonzero(bound_sorted[done:] > kth))
     evaluated = np.concatenate(rows)
     std = np.concatenate(stds)
     acq = np.concatenate(acqs)

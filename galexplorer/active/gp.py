@@ -119,9 +119,8 @@ def _lml_and_grad(theta: np.ndarray, R: np.ndarray, y: np.ndarray, jitter: float
         return -np.inf, np.zeros(3)
     alpha, _ = lapack.dpotrs(L, y, lower=1)
     lml = -0.5 * float(y @ alpha) - float(np.log(np.diag(L)).sum()) - 0.5 * len(y) * math.log(2 * math.pi)
-    # K^-1 = L^-T L^-1 (dpotri is pathologically slow for small n with this OpenBLAS)
-    Linv, _ = lapack.dtrtri(L, lower=1)
-    Kinv = Linv.T @ Linv
+    Kinv, _ = lapack.dpotri(L, lower=1)      # lower triangle of K^-1
+    Kinv = np.tril(Kinv) + np.tril(Kinv, -1).T
     A = np.outer(alpha, alpha)
     A -= Kinv
     g_amp = 0.5 * float(np.einsum("ij,ij->", A, M)) * amp
@@ -138,9 +137,11 @@ class GaussianProcessRegressor:
         n_restarts: random restarts of the optimiser besides the default and warm starts.
         seed: seed of the random restarts.
         jitter: added to the diagonal (scikit-learn's ``alpha``, 1e-10).
-        precision: dtype of the cross-kernel for the mean: ``"float32"``, ``"float64"``, or
-            ``"auto"``: float32 when its estimated rounding error of the mean (see
-            :attr:`float32_error`) is below ``tolerance``, else float64 (about twice the time).
+        precision: arithmetic of the mean: ``"float32"`` (kernel and sum), ``"mixed"`` (float32
+            kernel, float64 sum: ~1.3× the time), ``"float64"`` (~2×), or ``"auto"``: the
+            cheapest whose estimated rounding error of the mean (:attr:`float32_error`,
+            :attr:`mixed_error`) is below ``tolerance``. Long length scales make the weights
+            ``α`` large and cancelling, and then float32 is not safe.
         tolerance: largest acceptable rounding error of the mean, label units (``"auto"`` only).
         chunk_rows: rows of the cross-kernel per block (memory per thread: chunk_rows × n × 4 B).
         n_threads: threads for the chunked passes (default: the cores available).
@@ -157,8 +158,8 @@ class GaussianProcessRegressor:
                  n_threads: int | None = None):
         if n_restarts < 0:
             raise ConfigError(f"n_restarts must be >= 0, got {n_restarts}")
-        if precision not in ("auto", "float32", "float64"):
-            raise ConfigError(f"precision must be auto, float32 or float64, not {precision!r}")
+        if precision not in ("auto", "float32", "mixed", "float64"):
+            raise ConfigError(f"precision must be auto, float32, mixed or float64, not {precision!r}")
         self.precision = precision
         self.tolerance = float(tolerance)
         self.normalize_y = normalize_y
@@ -224,24 +225,34 @@ class GaussianProcessRegressor:
         self.alpha_ = lapack.dpotrs(L, self.y_norm, lower=1)[0]
         # K^-1 = L^-T L^-1: with W = L^-T, the variance reduction of a cross-covariance k is |k W|^2
         Linv, _ = lapack.dtrtri(L, lower=1)
+        self._Linv = Linv
         self._W64 = np.ascontiguousarray(Linv.T) * (h.amplitude * math.e)
+        self._bound_cols: np.ndarray | None = None
         # the cross kernel is computed divided by e (see kernels.matern_block): fold amplitude·e in
         alpha_e = self.alpha_ * (h.amplitude * math.e)
-        # Rounding model of the float32 mean (checked against float64 in the tests): each kernel
-        # value carries about an ulp of relative error (sqrt, exp, divide) and the sum over n
-        # labels adds its own, nearly independently, so the mean's error is about
-        # eps·|α·amplitude·e|₂·y_std; six of those bound the largest over 10^6 objects. Next to
-        # a labelled point the squared distance |x|² + |z|² − 2x·z loses eps·|z|² (scaled
-        # units), which moves the kernel by half that.
+        # Rounding model of the float32 paths (calibrated against float64 in the tests): each
+        # kernel value carries about an ulp of relative error (exp, divide), nearly independently
+        # from label to label, so an object's error is a random sum of scale
+        # u = eps·|α·amplitude·e|₂·y_std and the largest over N objects grows as sqrt(2 ln N)
+        # (5.3 at 10^6). The largest seen over 2·10^4 objects (sqrt(2 ln N) = 4.5) is 0.7 u with a
+        # float64 sum and 2 u with a float32 sum; we allow 1.6 u and 5 u. Next to a labelled
+        # point the squared distance |x|² + |z|² − 2x·z loses about eps·|z|² (scaled units),
+        # which moves the kernel by half that: a term in max|α·amplitude·e|.
         eps = float(np.finfo(np.float32).eps)
+        unit = eps * float(np.linalg.norm(alpha_e)) * self.y_std
         zs2 = float(np.max(np.sum((X * (SQRT3 / h.length_scale)) ** 2, axis=1)))
-        self.float32_error = self.y_std * eps * (6.0 * float(np.linalg.norm(alpha_e))
-                                                 + 3.0 * zs2 * float(np.abs(alpha_e).max()))
+        near = 1.5 * eps * zs2 * float(np.abs(alpha_e).max()) * self.y_std
+        self.float32_error = 5.0 * unit + near
+        self.mixed_error = 1.6 * unit + near
         if self.precision == "auto":
-            self.dtype = np.dtype(np.float32 if self.float32_error <= self.tolerance else np.float64)
+            self.mode = ("float32" if self.float32_error <= self.tolerance else
+                         "mixed" if self.mixed_error <= self.tolerance else "float64")
         else:
-            self.dtype = np.dtype(self.precision)
-        self._alpha_c = alpha_e.astype(self.dtype)
+            self.mode = self.precision
+        # dtype of the kernel block, and of the columns it is multiplied with (the sum)
+        self.dtype = np.dtype(np.float64 if self.mode == "float64" else np.float32)
+        self._sum_dtype = np.dtype(np.float32 if self.mode == "float32" else np.float64)
+        self._alpha_c = alpha_e.astype(self._sum_dtype)
         self._right_t = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", self.dtype).T)
         self._right_t64 = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", np.float64).T)
         self._alpha_K_alpha = float(self.alpha_ @ self.y_norm)  # alpha^T K alpha = alpha^T y
@@ -265,11 +276,16 @@ class GaussianProcessRegressor:
                 return 1e25, np.zeros(3)
             return -lml, -grad
 
+        from threadpoolctl import threadpool_limits
+
         best_theta, best = None, -np.inf
-        for theta0 in starts:
-            res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=[(lo, hi)] * 3)
-            if -res.fun > best:
-                best, best_theta = -res.fun, res.x
+        # n x n work at n <= a few thousand: multi-threaded BLAS only adds latency (and is
+        # catastrophically slow when other processes hold the cores)
+        with threadpool_limits(1):
+            for theta0 in starts:
+                res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=[(lo, hi)] * 3)
+                if -res.fun > best:
+                    best, best_theta = -res.fun, res.x
         if best_theta is None:
             raise ConfigError("the GP hyper-parameter search failed at every start",
                               hint="check the labels and features for duplicates")
@@ -293,33 +309,84 @@ class GaussianProcessRegressor:
         self._check_fitted()
         return math.sqrt(self.hyper.amplitude + self.hyper.noise) * self.y_std
 
-    def predict_mean(self, X: np.ndarray, out: np.ndarray | None = None, desc: str | None = None
-                     ) -> np.ndarray:
-        """Predictive mean for every row of ``X``.
+    def predict_mean(self, X: np.ndarray, out: np.ndarray | None = None, desc: str | None = None,
+                     std_bound: bool = False, bound_rank: int = 8):
+        """Predictive mean for every row of ``X`` (and, optionally, an upper bound on its std).
 
         Args:
             X: (N, k) features (float32 preferred: no copy of the whole array is made).
-            out: optional (N,) float32 array to fill.
+            out: optional (N,) float32 array to fill with the mean.
             desc: progress-bar name (None: no bar).
+            std_bound: also return an upper bound on the predictive std of every row, from the
+                same pass (see :meth:`_bound_basis`): about 5% more time.
+            bound_rank: directions of the bound (more: tighter and slower).
 
         Returns:
-            (N,) float32, in label units. Computed in :attr:`dtype` (see ``precision``).
+            (N,) float32 mean in label units, or ``(mean, std_bound)``. Computed in :attr:`mode`.
         """
         self._check_fitted()
         n = len(X)
         out = np.empty(n, dtype=np.float32) if out is None else out
-        ell, dt = self.hyper.length_scale, self.dtype
-        ymean, ystd = dt.type(self.y_mean), dt.type(self.y_std)
+        ell, dt, st = self.hyper.length_scale, self.dtype, self._sum_dtype
+        ymean, ystd = st.type(self.y_mean), st.type(self.y_std)
+        if std_bound:
+            cols = self._bound_basis(X, bound_rank)
+            bound = np.empty(n, dtype=np.float32)
+            h = self.hyper
+            prior = h.amplitude + h.noise
+            # rounding of the projections (float32: ~1e-6 relative) must not make the bound too small
+            slack = (1e-5 if dt == np.float32 else 1e-12) * prior
 
         def work(a: int, b: int) -> None:
             K = matern_block(scaled_augmented(X[a:b], ell, "left", dt), self._right_t)
-            m = K @ self._alpha_c
+            if K.dtype != st:
+                K = K.astype(st)
+            m = K @ self._alpha_c         # separate from the bound's product: the same mean either way
             m *= ystd
             m += ymean
             out[a:b] = m
+            if std_bound:
+                P = K @ cols
+                red = np.einsum("ij,ij->i", P, P).astype(np.float64)
+                var = np.maximum(prior - red + slack, h.noise)
+                bound[a:b] = np.sqrt(var) * self.y_std
 
         run_chunks(n, self.chunk_rows, work, self.n_threads, desc)
-        return out
+        return (out, bound) if std_bound else out
+
+    def _bound_basis(self, X: np.ndarray, rank: int, sample: int = 4096) -> np.ndarray:
+        """Columns ``W`` (n, rank + 1) for the bound: ``|(k/c)·W|² ≤ kᵀK⁻¹k`` (``c`` = amplitude·e,
+        the scale the kernel block is computed in).
+
+        The variance reduction of an object is ``|z|²`` with ``z = L⁻¹k`` (``K = LLᵀ``). For any
+        orthonormal ``U`` (n, r), ``|Uᵀz|² ≤ |z|²``, so ``prior − |Uᵀz|²`` bounds the variance
+        from above. ``U`` is taken as the leading principal directions of ``z`` over a sample of
+        the objects (plus the direction of ``L⁻¹y``, whose projection is the mean), so the bound
+        is tight where the data are; ``W = L⁻ᵀU`` turns it into one product with ``k``.
+        """
+        if self._bound_cols is not None and self._bound_cols.shape[1] == rank + 1:
+            return self._bound_cols
+        from threadpoolctl import threadpool_limits
+
+        h = self.hyper
+        c = h.amplitude * math.e
+        n_lab = len(self.alpha_)
+        rows = np.unique(np.linspace(0, len(X) - 1, min(len(X), sample)).astype(np.int64))
+        with threadpool_limits(1):
+            Ks = matern_block(scaled_augmented(X[rows], h.length_scale, "left", np.float64), self._right_t64) * c
+            Z = Ks @ self._Linv.T                                    # rows of z = L^-1 k
+            u_mean = self._Linv @ self.y_norm                        # z . u_mean = normalised mean
+            C = Z.T @ Z
+            w, U = np.linalg.eigh(C)
+            r = max(1, min(int(rank), n_lab))
+            basis = np.column_stack([u_mean, U[:, ::-1][:, :r]])
+            Q, _ = np.linalg.qr(basis)
+            W = self._Linv.T @ Q * c                                 # k/c . W = Q^T z
+        cols = W
+        if cols.shape[1] < rank + 1:  # fewer labels than the rank: pad with zero columns
+            cols = np.column_stack([cols, np.zeros((n_lab, rank + 1 - cols.shape[1]))])
+        self._bound_cols = np.ascontiguousarray(cols.astype(self._sum_dtype))
+        return self._bound_cols
 
     def std_upper_bound(self, mean: np.ndarray) -> np.ndarray:
         """An upper bound on the predictive std of each object, from its mean alone.

@@ -257,6 +257,11 @@ class ActiveLoop:
                                   anomaly_raw=anomaly_raw)
         self._anomaly_raw = anomaly_raw
 
+    @property
+    def unit_vectors(self) -> np.ndarray | None:
+        """The normalised vectors kNN uses, if loaded yet (pass them to a new loop to reuse them)."""
+        return self._unit
+
     # -- helpers --------------------------------------------------------------------------------
     def _store_iforest(self) -> np.ndarray | None:
         """The store's isolation-forest score, reused instead of fitting another forest."""

@@ -106,12 +106,12 @@ class GPScorer(Scorer):
         if warm and "hyper" in warm:
             start = GPHyperparameters(**warm["hyper"])
         gp.fit(X[labelled], labels, hyper=start)
-        mean = gp.predict_mean(X, desc="GP mean")
+        mean, bound = gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=True)
         return ScoreModel(
-            mean=mean, std_bound=gp.std_upper_bound(mean),
+            mean=mean, std_bound=bound,
             exact_std=lambda rows: gp.predict_std(X, rows, desc="GP std" if len(rows) > 100_000 else None),
             info={"hyper": gp.hyper.as_dict(), "log_marginal_likelihood": gp.log_marginal_likelihood_value,
-                  "dtype": gp.dtype.name, "float32_error": gp.float32_error, "fit_seconds": gp.fit_seconds})
+                  "precision": gp.mode, "float32_error": gp.float32_error, "fit_seconds": gp.fit_seconds})
 
 
 class KNNTransferScorer(Scorer):

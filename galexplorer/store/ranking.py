@@ -123,7 +123,7 @@ def write_ranking(store_path: str | Path, ranking: Ranking) -> Path:
                 acquisition=ranking.acquisition_name, xi=float(ranking.xi), n_labels=int(ranking.n_labels),
                 labels_hash=ranking.labels_hash, config=json.dumps(ranking.config, sort_keys=True, default=str),
                 info=json.dumps(ranking.info, sort_keys=True, default=_json_default)))
-    log.info("wrote %s", path)
+    log.debug("wrote %s", path)
     return path
 
 
