@@ -254,3 +254,87 @@ def test_bad_stores_say_what_is_wrong_and_how_to_fix(qtbot, tmp_path, xdf_cutout
     assert str(path) in w.last_error
     assert w.explorer is None
     w.close()
+
+
+def test_help_note_table_and_bulk_actions(qtbot, store, gui_settings, monkeypatch):
+    from PySide6 import QtWidgets
+
+    from galexplorer.gui.keymap import SHORTCUTS
+
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    # ? lists every shortcut
+    w.act["help"].trigger()
+    assert w._help.isVisible()
+    texts = [w._help.table.item(r, 1).text() for r in range(w._help.table.rowCount())
+             if w._help.table.item(r, 1) is not None]
+    assert texts == [s.description for s in SHORTCUTS]
+    w._help.close()
+    # N writes a note (the dialog answered by the test)
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getMultiLineText",
+                        staticmethod(lambda *a, **k: ("tidal tail to the north", True)))
+    key(w, Key.Key_N)
+    with LabelJournal.for_store(store, readonly=True) as j:
+        assert j.notes() == {ex.session.ids[ex.current]: "tidal tail to the north"}
+    assert w.inspector.details.item(0, 1).text() == "tidal tail to the north"
+    # the candidates table filters by text and range, sorts, and opens on double click
+    cand = w.candidates
+    cand.text.setText("G00001")
+    cand.apply_filter()
+    ids = [cand.model.index(r, cand.model.column_names.index("id")).data() for r in range(cand.model.rowCount())]
+    assert ids and all("G00001" in i for i in ids)
+    cand.text.setText("")
+    cand.column.setCurrentText("anomaly")
+    cand.lo.setText("0.5")
+    cand.apply_filter()
+    col = cand.model.column_names.index("anomaly")
+    vals = [float(cand.model.index(r, col).data()) for r in range(cand.model.rowCount())]
+    assert vals and min(vals) >= 0.5
+    cand.table.sortByColumn(col, QtCore.Qt.SortOrder.DescendingOrder)
+    vals = [float(cand.model.index(r, col).data()) for r in range(cand.model.rowCount())]
+    assert vals == sorted(vals, reverse=True)
+    target = int(cand.model.index(3, 0).data(QtCore.Qt.ItemDataRole.UserRole + 1))
+    cand.table.doubleClicked.emit(cand.model.index(3, 0))
+    assert ex.current == target
+    # a rectangle selection scored 0 in bulk, then undone in one step
+    ex.select(np.arange(20, 30))
+    w.gallery.scoreAll.emit(w.gallery.targets(), 0)
+    assert len(journal_scores(store)) == 10
+    key(w, Key.Key_Z, Mod.ControlModifier)
+    assert journal_scores(store) == {}
+    w.gallery.excludeAll.emit(w.gallery.targets())
+    assert ex.session.excluded[20:30].all()
+    w.close()
+
+
+def test_layout_recent_files_and_drop(qtbot, store, tmp_path, gui_settings):
+    from PySide6 import QtGui
+
+    from galexplorer.gui.main_window import MainWindow
+
+    w = open_window(qtbot, store, gui_settings)
+    w.removeDockWidget(w.docks["queue"])
+    w.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, w.docks["queue"])
+    w.docks["queue"].show()
+    w.close()
+    assert gui_settings.recent_files()[0] == str(store.resolve())
+    w2 = MainWindow(gui_settings, user="tester")
+    qtbot.addWidget(w2)
+    w2.show()
+    assert w2.dockWidgetArea(w2.docks["queue"]) == QtCore.Qt.DockWidgetArea.RightDockWidgetArea
+    # dropping a store opens it
+    other = build_store(tmp_path / "other.h5", 100)
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(other))])
+    pos = QtCore.QPointF(200, 200)
+    enter = QtGui.QDragEnterEvent(pos, QtCore.Qt.DropAction.CopyAction, mime,
+                                  QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    w2.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QtGui.QDropEvent(pos, QtCore.Qt.DropAction.CopyAction, mime, QtCore.Qt.MouseButton.LeftButton,
+                            QtCore.Qt.KeyboardModifier.NoModifier)
+    w2.dropEvent(drop)
+    qtbot.waitUntil(lambda: w2.explorer is not None and w2.explorer.n == 100, timeout=5000)
+    assert "other.h5" in w2.windowTitle()
+    w2.explorer.wait_idle(30)
+    w2.close()

@@ -21,26 +21,28 @@ SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
 
 
 class RankedTableModel(QtCore.QAbstractTableModel):
-    """Rows of a ranked table (see :func:`galexplorer.active.ranking.ranked_table`).
+    """Objects in ranked order, as table rows.
 
-    ``columns`` maps a column name to an (N,) array; ``index`` is each row's object index in
-    the store. A view of the rows (filtered, sorted) is an int64 permutation.
+    ``columns`` maps a column name to an (N,) array in the store's object order (the same
+    columns as :func:`galexplorer.active.ranking.ranked_table` writes); ``order`` is the ranking,
+    best first. The rows shown (filtered, sorted) are positions in ``order``. Nothing is copied
+    per row: a cell is ``columns[name][order[row]]``, read when Qt paints it.
     """
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._cols: dict[str, np.ndarray] = {}
         self._names: list[str] = []
-        self._index = np.empty(0, np.int64)
+        self._order = np.empty(0, np.int64)
         self._rows = np.empty(0, np.int64)
         self._sort: tuple[str, bool] | None = None
         self._filter: tuple[float, float, str, str] = (-math.inf, math.inf, "", "")
 
-    def set_table(self, columns: dict[str, np.ndarray], index: np.ndarray) -> None:
+    def set_table(self, columns: dict[str, np.ndarray], order: np.ndarray) -> None:
         self.beginResetModel()
-        self._cols = {k: np.asarray(v) for k, v in columns.items()}
+        self._cols = dict(columns)
         self._names = list(self._cols)
-        self._index = np.asarray(index, np.int64)
+        self._order = np.asarray(order, np.int64)
         self._apply()
         self.endResetModel()
 
@@ -49,18 +51,28 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         return list(self._names)
 
     def column(self, name: str) -> np.ndarray:
+        """A column in the store's object order."""
         return self._cols[name]
+
+    @property
+    def n_objects(self) -> int:
+        return len(self._order)
 
     @property
     def visible_indices(self) -> np.ndarray:
         """Object indices of the rows shown, in display order."""
-        return self._index[self._rows]
+        return self._order[self._rows]
 
     def set_filter(self, lo: float, hi: float, text: str, column: str) -> None:
         self.beginResetModel()
         self._filter = (lo, hi, text.strip().lower(), column)
         self._apply()
         self.endResetModel()
+
+    def refresh(self) -> None:
+        """Values changed in place (a new label): repaint the visible cells."""
+        if len(self._rows) and self._names:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self._names) - 1))
 
     def sort(self, column: int, order=QtCore.Qt.SortOrder.AscendingOrder) -> None:
         if not 0 <= column < len(self._names):
@@ -71,23 +83,24 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         self.layoutChanged.emit()
 
     def _apply(self) -> None:
-        n = len(self._index)
+        order = self._order
+        n = len(order)
         keep = np.ones(n, bool)
         lo, hi, text, col = self._filter
         if col in self._cols and (lo > -math.inf or hi < math.inf):
-            v = self._cols[col].astype(np.float64)
+            v = np.asarray(self._cols[col], dtype=np.float64)[order]
             keep &= (v >= lo) & (v <= hi)
-        if text:
-            ids = self._cols.get("id")
-            if ids is not None:
-                keep &= np.fromiter((text in str(s).lower() for s in ids), bool, count=n)
+        if text and "id" in self._cols:
+            ids = self._cols["id"]
+            hit = np.fromiter((text in str(s).lower() for s in ids), bool, count=len(ids))
+            keep &= hit[order]
         rows = np.flatnonzero(keep)
         if self._sort is not None:
             name, desc = self._sort
-            v = self._cols[name][rows]
+            v = np.asarray(self._cols[name])[order[rows]]
             if v.dtype.kind in "fiub":
                 key = v.astype(np.float64)
-                key = np.where(np.isnan(key), np.inf if not desc else -np.inf, key)
+                key = np.where(np.isnan(key), -np.inf if desc else np.inf, key)   # blanks last
                 o = np.argsort(-key if desc else key, kind="stable")
             else:
                 o = np.argsort(v.astype(str), kind="stable")
@@ -111,12 +124,14 @@ class RankedTableModel(QtCore.QAbstractTableModel):
     def data(self, index: QtCore.QModelIndex, role=QtCore.Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
-        r = int(self._rows[index.row()])
+        obj = int(self._order[self._rows[index.row()]])
         name = self._names[index.column()]
-        v = self._cols[name][r]
+        v = self._cols[name][obj]
         if role == QtCore.Qt.ItemDataRole.DisplayRole:
             if isinstance(v, (float, np.floating)):
-                return "" if not math.isfinite(float(v)) else f"{float(v):.3f}"
+                if not math.isfinite(float(v)):
+                    return ""
+                return f"{float(v):g}" if name == "label" else f"{float(v):.3f}"
             return str(v)
         if role == QtCore.Qt.ItemDataRole.TextAlignmentRole:
             if isinstance(v, (int, float, np.integer, np.floating)):
@@ -126,7 +141,7 @@ class RankedTableModel(QtCore.QAbstractTableModel):
                 isinstance(v, (float, np.floating)) and math.isfinite(float(v)):
             return QtGui.QColor(SCORE_COLOURS[int(np.clip(round(float(v)), 0, 5))])
         if role == INDEX_ROLE:
-            return int(self._index[r])
+            return obj
         return None
 
 
@@ -213,8 +228,9 @@ class CandidatesPanel(QtWidgets.QWidget):
         if i is not None:
             self.opened.emit(int(i))
 
-    def set_table(self, columns: dict[str, np.ndarray], index: np.ndarray, range_columns: list[str]) -> None:
-        """Show a ranked table; ``range_columns`` are offered for the score-range filter."""
+    def set_table(self, columns: dict[str, np.ndarray], order: np.ndarray, range_columns: list[str]) -> None:
+        """Show objects in ranked ``order`` with per-object ``columns``; ``range_columns`` are
+        offered for the range filter."""
         current = self.column.currentText()
         self.column.blockSignals(True)
         self.column.clear()
@@ -225,7 +241,7 @@ class CandidatesPanel(QtWidgets.QWidget):
         header = self.table.horizontalHeader()
         sort_col, sort_order = header.sortIndicatorSection(), header.sortIndicatorOrder()
         old = self.model.column_names
-        self.model.set_table(columns, index)
+        self.model.set_table(columns, order)
         self.apply_filter()
         if old and 0 <= sort_col < len(old) and old[sort_col] in columns:
             self.table.sortByColumn(list(columns).index(old[sort_col]), sort_order)
@@ -238,5 +254,5 @@ class CandidatesPanel(QtWidgets.QWidget):
     def apply_filter(self) -> None:
         lo, hi = _number(self.lo.text(), -math.inf), _number(self.hi.text(), math.inf)
         self.model.set_filter(lo, hi, self.text.text(), self.column.currentText())
-        self.count.setText(f"{self.model.rowCount():,} of {len(self.model._index):,}")
+        self.count.setText(f"{self.model.rowCount():,} of {self.model.n_objects:,}")
         self.count.setStyleSheet(f"color: {theme.TEXT_DIM}")

@@ -2,96 +2,45 @@
 search and export, behind Qt signals.
 
 Widgets call its methods and listen to its signals; it calls the same library functions as the
-command line (:class:`~galexplorer.labels.LabelJournal`, :class:`~galexplorer.active.loop.ActiveLoop`,
-:func:`~galexplorer.active.ranking.ranked_table`, :class:`~galexplorer.explore.similarity.SimilarityIndex`,
-:func:`~galexplorer.export.write_ranked`). Long work runs in :class:`~.workers.LatestOnlyRunner`
-threads: a refit requested while one runs waits in a single slot, so a burst of requests runs
-only the latest, and the UI thread never waits.
+command line: the :class:`~galexplorer.labels.LabelJournal` (through the session) here, and
+:class:`~galexplorer.active.loop.ActiveLoop`, :func:`~galexplorer.active.ranking.ranked_table`,
+:class:`~galexplorer.explore.similarity.SimilarityIndex` and :func:`~galexplorer.export.write_ranked`
+in the model's own process (:mod:`.modelproc`). Requests to that process go through
+:class:`~.workers.LatestOnlyRunner` threads: a refit asked for while one runs waits in a single
+slot, so a burst of requests runs only the latest, and the UI thread never waits.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore
 
-from ..active.loop import ActiveLoop, LoopConfig, LoopResult
-from ..active.ranking import RankedTable, ranked_table
+from ..active.loop import LoopConfig
 from ..errors import GalexplorerError
 from .colouring import ColourSpec, density_spec, spec_for
+from .modelproc import ModelProcess
 from .selection import SelectionMode, combine
-from .session import LabellingSession, ModelState, model_state
+from .session import LabellingSession, ModelState
 from .workers import LatestOnlyRunner
 
 log = logging.getLogger(__name__)
 
-COMPLETE_STD_FLOPS = 2e10   # below this N·n² the exact std of every object is computed at each fit
 MODEL_MEAN = "model: predicted score"
 MODEL_STD = "model: uncertainty"
 MODEL_ACQ = "model: acquisition"
 LABEL = "your labels (consensus)"
 
 
-@dataclass
-class FitOutcome:
-    """What a refit job hands back to the UI thread (all computed in the worker)."""
-
-    loop: ActiveLoop
-    result: LoopResult
-    state: ModelState
-    table: RankedTable
-    tag: str
-
-
-def fit_job(store, journal, latest, config: LoopConfig, labelled: np.ndarray, labels: np.ndarray,
-            excluded: np.ndarray, tag: str) -> FitOutcome:
-    """Fit the scorer, choose the next batch, build the candidates table. Runs in a worker.
-
-    Args:
-        latest: ``f() -> (loop, previous result)`` read when the job starts, so a queued
-            refit reuses the features (and warm-starts from the result) of the one before it.
-    """
-    loop, previous = latest()
-    if loop is None:
-        loop = ActiveLoop(store, config)
-    elif loop.config != config:
-        loop = ActiveLoop(store, config, features=loop.features, unit_vectors=loop._unit)
-    result = loop.fit(labelled, labels, excluded, previous=previous)
-    if len(result.mean) * max(result.n_labels, 1) ** 2 <= COMPLETE_STD_FLOPS:
-        result.complete_std()   # cheap here: every object gets its exact uncertainty
-    state = model_state(result)
-    table = ranked_table(store, result, journal)
-    return FitOutcome(loop, result, state, table, tag)
-
-
-def similar_job(index_holder: dict, store, rows: np.ndarray, k: int):
-    """Build the similarity index on first use (normalised embeddings), then query it."""
-    from ..explore.similarity import SimilarityIndex
-
-    index = index_holder.get("index")
-    if index is None:
-        source = store.embeddings if store.has("embeddings") else store.pca
-        index = SimilarityIndex(source)
-        index_holder["index"] = index
-    idx, sim = index.query(rows, k=k, exclude_query=True)
-    return rows, idx, sim
-
-
-def export_job(store, journal, result: LoopResult, path: Path, fmt: str | None, subset: np.ndarray | None):
-    """Write the ranked list (or the rows of ``subset``) with the CLI's writer. Runs in a worker."""
-    from ..export import write_ranked
-
-    result.complete_std()
-    table = ranked_table(store, result, journal)
-    if subset is not None:
-        keep = np.isin(np.asarray(result.order, np.int64), subset)
-        table = RankedTable({k: v[keep] for k, v in table.columns.items()}, dict(table.meta))
-        table.meta["subset"] = f"{int(keep.sum())} objects chosen in the explorer"
-    return write_ranked(table, path, fmt), len(table)
+def fit_job(model: ModelProcess, config: LoopConfig, labelled: np.ndarray, labels: np.ndarray,
+            excluded: np.ndarray) -> ModelState:
+    """A refit in the model's process (runs in a worker thread, which just waits for it)."""
+    return ModelState(**model.call("fit", config=config.to_dict(), labelled=labelled, labels=labels,
+                                   excluded=excluded))
 
 
 class Explorer(QtCore.QObject):
@@ -129,16 +78,13 @@ class Explorer(QtCore.QObject):
         self.store = session.store
         self.config = config or LoopConfig(batch_size=session.batch_size)
         self.session.batch_size = self.config.batch_size
-        self.loop: ActiveLoop | None = None
-        self.result: LoopResult | None = None
+        self.model = ModelProcess(self.store.path)
         self.state: ModelState | None = None
-        self.table: RankedTable | None = None
         self.selection = np.empty(0, np.int64)
         self.gallery_indices = np.empty(0, np.int64)
         self.gallery_values: np.ndarray | None = None
         self.gallery_title = ""
         self.gallery_kind = "empty"
-        self._similarity: dict = {}
         self.refit_started_at: float | None = None
         self.refits = LatestOnlyRunner("refit", self)
         self.searches = LatestOnlyRunner("similarity", self)
@@ -161,7 +107,9 @@ class Explorer(QtCore.QObject):
         self.request_refit(tag="startup")
 
     def shutdown(self) -> None:
-        """Wait for running jobs (they only read) and close the store and the journal."""
+        """Stop the model's process (abandoning a running job: it only reads, and writes files
+        atomically), end the worker threads, close the store and the journal."""
+        self.model.close()
         for runner in (self.refits, self.searches, self.io):
             runner.shutdown()
         self.session.close()
@@ -293,7 +241,7 @@ class Explorer(QtCore.QObject):
             (self.config.scorer, self.config.acquisition, self.config.xi)
         self.config = config
         self.session.batch_size = config.batch_size
-        if changed_model and self.result is not None:
+        if changed_model and self.state is not None:
             self.request_refit(tag="options")
 
     def request_refit(self, tag: str = "batch") -> None:
@@ -302,16 +250,15 @@ class Explorer(QtCore.QObject):
         labelled, labels, excluded = self.session.fit_inputs()
         self.refit_started_at = time.monotonic()
         self.refitStateChanged.emit(True, f"refitting {self.config.scorer} on {len(labelled)} labels…")
-        self.refits.submit(fit_job, self.store, self.session.journal, lambda: (self.loop, self.result),
-                           self.config, labelled, labels, excluded, tag, tag=tag)
+        self.refits.submit(fit_job, self.model, self.config, labelled, labels, excluded, tag=tag)
 
     @property
     def refitting(self) -> bool:
         return self.refits.busy
 
-    def _on_fitted(self, tag, outcome: FitOutcome) -> None:
-        self.loop, self.result, self.state, self.table = outcome.loop, outcome.result, outcome.state, outcome.table
-        self.session.apply_model(outcome.state)
+    def _on_fitted(self, tag, state: ModelState) -> None:
+        self.state = state
+        self.session.apply_model(state)
         if self.session.current is None:
             self.session.start()
             self.currentChanged.emit(self.session.current)
@@ -364,7 +311,7 @@ class Explorer(QtCore.QObject):
                              "build it with `galexplorer embed`")
             return
         self.message.emit("searching for similar objects…")
-        self.searches.submit(similar_job, self._similarity, self.store, rows, int(k), tag="similar")
+        self.searches.submit(lambda: (rows, *self.model.call("similar", rows=rows, k=int(k))), tag="similar")
 
     def _on_similar(self, tag, answer) -> None:
         rows, idx, sim = answer
@@ -374,26 +321,28 @@ class Explorer(QtCore.QObject):
 
     # -- export ------------------------------------------------------------------------------------
     def export(self, path: str | Path, fmt: str | None = None, subset: np.ndarray | None = None) -> bool:
-        """Write the ranked list (all, or ``subset``) in a worker; False when there is no model yet."""
-        if self.result is None:
-            self.failed.emit("the model is still being fitted; export again in a moment")
-            return False
+        """Write the ranked list (all objects, or ``subset``) on the current labels, as
+        ``galexplorer export`` does; in the model's process."""
+        labelled, labels, excluded = self.session.fit_inputs()
         self.message.emit(f"writing {path}…")
-        self.io.submit(export_job, self.store, self.session.journal, self.result, Path(path), fmt,
-                       None if subset is None else np.asarray(subset, np.int64), tag="export")
+        args = dict(config=self.config.to_dict(), labelled=labelled, labels=labels, excluded=excluded,
+                    path=str(path), fmt=fmt, subset=None if subset is None else np.asarray(subset, np.int64))
+        self.io.submit(lambda: self.model.call("export", **args), tag="export")
         return True
 
     def send_samp(self, sender, indices: np.ndarray, folder: Path) -> None:
-        """Broadcast objects as a VOTable over SAMP (in a worker)."""
-        if self.result is None:
-            self.failed.emit("the model is still being fitted; try again in a moment")
-            return
+        """Broadcast objects as a VOTable over SAMP (written by the model's process, sent from a
+        worker thread)."""
+        labelled, labels, excluded = self.session.fit_inputs()
+        indices = np.asarray(indices, np.int64)
+        config = self.config.to_dict()
 
         def job():
-            path = folder / f"galexplorer-selection-{int(time.time())}.xml"
-            export_job(self.store, self.session.journal, self.result, path, "votable", indices)
-            told = sender.send_votable(path, f"galexplorer: {len(indices)} objects")
-            return told, len(indices)
+            path = folder / f"galexplorer-selection-{int(time.time() * 1000)}.xml"
+            self.model.call("export", config=config, labelled=labelled, labels=labels, excluded=excluded,
+                            path=str(path), fmt="votable", subset=indices)
+            sender.send_votable(path, f"galexplorer: {len(indices)} objects")
+            return len(indices)
 
         self.io.submit(job, tag="samp")
 
@@ -402,8 +351,7 @@ class Explorer(QtCore.QObject):
             path, rows = value
             self.message.emit(f"wrote {rows:,} ranked objects to {path}")
         elif tag == "samp":
-            told, n = value
-            self.message.emit(f"sent {n} objects over SAMP")
+            self.message.emit(f"sent {value} objects over SAMP")
 
     # -- what to show --------------------------------------------------------------------------------
     def score_array(self, name: str) -> np.ndarray:
@@ -412,6 +360,30 @@ class Explorer(QtCore.QObject):
             values = np.asarray(self.store.score(name))
             self._scores[name] = values
         return values
+
+    def table_columns(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The candidates table: per-object columns (store order; the label column is the
+        session's live array) and the ranking order. Same columns as
+        :func:`~galexplorer.active.ranking.ranked_table` writes."""
+        s, ses, o = self.state, self.session, self.store.objects
+        n = ses.n
+        nan = np.full(n, np.nan, np.float32)
+        cols: dict[str, np.ndarray] = {
+            "rank": s.rank if s is not None else np.arange(1, n + 1, dtype=np.int32),
+            "id": ses.ids,
+            "label": ses.labels,
+            "score_mean": s.mean if s is not None else nan,
+            "score_std": s.std if s is not None else nan,
+            "acquisition": s.acquisition if s is not None else nan,
+        }
+        for name in ("anomaly", "cluster"):
+            if name in self._scores:
+                cols[name] = self.score_array(name)
+        cols["ra"], cols["dec"] = o.ra, o.dec
+        for name, values in o.columns.items():
+            cols[name if name not in cols else f"catalog_{name}"] = values
+        order = s.ranking if s is not None else np.arange(n, dtype=np.int64)
+        return cols, order
 
     def colour_options(self) -> list[str]:
         opts = ["density"]
@@ -470,8 +442,8 @@ class Explorer(QtCore.QObject):
         rows.append(("label (consensus)", float(lab) if np.isfinite(lab) else None))
         s = self.state
         if s is not None and not s.scorer.startswith("prior"):
-            rows.append(("model mean", float(s.mean[i])))
-            rows.append(("model std", float(s.std[i]) if np.isfinite(s.std[i]) else None))
+            std = f" ± {s.std[i]:.2f}" if np.isfinite(s.std[i]) else ""
+            rows.append(("model score", f"{s.mean[i]:.2f}{std}"))
             rows.append(("acquisition", float(s.acquisition[i]) if np.isfinite(s.acquisition[i]) else None))
             rows.append(("rank", f"{int(s.rank[i]):,} of {len(s.rank):,}"))
         for name in self.store.score_names:

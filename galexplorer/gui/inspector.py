@@ -17,7 +17,7 @@ from . import theme
 from .colouring import SCORE_COLOURS
 from .thumbs import rgb_to_qimage
 
-COMPOSITE = "colour composite"
+COMPOSITE = "colour"
 
 
 class StampView(QtWidgets.QWidget):

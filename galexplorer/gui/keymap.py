@@ -32,11 +32,11 @@ class Shortcut:
 
 def _score(s: int, meaning: str) -> Shortcut:
     return Shortcut(f"score_{s}", (str(s),), f"Score {s}",
-                    f"score {s} ({meaning}), saved at once, then show the next object", "Labelling")
+                    f"score {s}: {meaning} (saved at once; the next object follows)", "Labelling")
 
 
 SHORTCUTS: tuple[Shortcut, ...] = (
-    _score(0, "nothing of interest, or an artefact"),
+    _score(0, "nothing of interest"),
     _score(1, "barely interesting"),
     _score(2, "a little interesting"),
     _score(3, "interesting"),
@@ -129,11 +129,13 @@ class ShortcutHelp(QtWidgets.QDialog):
             k.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
             table.setItem(r, 0, k)
             table.setItem(r, 1, QtWidgets.QTableWidgetItem(s.description))
+        table.setWordWrap(True)
         table.resizeColumnToContents(0)
         table.setColumnWidth(0, max(table.columnWidth(0) + 24, 130))
+        table.verticalHeader().setDefaultSectionSize(26)
         layout.addWidget(table)
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self.table = table
-        self.resize(640, 720)
+        self.resize(780, 760)

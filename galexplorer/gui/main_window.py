@@ -517,6 +517,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def show_help(self) -> None:
         if self._help is None:
             self._help = ShortcutHelp(self)
+            self._help.finished.connect(lambda _: self.activateWindow())   # keys go back to the window
         self._help.show()
         self._help.raise_()
 
@@ -575,6 +576,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scatter.set_labelled(idx, ses.labels[idx])
         self.scatter.set_excluded(np.flatnonzero(ses.excluded))
         self.gallery.model.refresh()
+        self.candidates.model.refresh()
         if self.scatter_panel.colour.currentText() == "your labels (consensus)":
             self._on_colour(self.scatter_panel.colour.currentText())
         self._update_counters()
@@ -590,16 +592,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_model(self) -> None:
         ex = self.explorer
-        if ex is None or ex.table is None:
+        if ex is None or ex.state is None:
             return
-        t = ex.table
-        show = [c for c in ("rank", "id", "label", "score_mean", "score_std", "acquisition", "anomaly", "cluster",
-                            "ra", "dec") if c in t.columns]
-        show += [c for c in t.columns if c not in show and c not in ("n_labellers", "disputed", "excluded")]
-        cols = {c: t.columns[c] for c in show}
-        self.candidates.set_table(cols, np.asarray(ex.result.order[:len(t)], np.int64),
-                                  [c for c in ("score_mean", "label", "acquisition", "anomaly", "score_std")
-                                   if c in cols])
+        cols, order = ex.table_columns()
+        self.candidates.set_table(cols, order, [c for c in ("score_mean", "label", "acquisition", "anomaly",
+                                                            "score_std") if c in cols])
         self._refresh_colour_options()
         self.queue.model.refresh()
         self.gallery.model.refresh()

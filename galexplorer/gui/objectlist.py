@@ -34,6 +34,7 @@ class ObjectListModel(QtCore.QAbstractListModel):
         self._tooltip = tooltip
         self.thumbnails: ThumbnailCache | None = None
         self.icon_size = 64
+        self.item_size: QtCore.QSize | None = None   # fixed cell size (grids)
 
     def set_objects(self, indices: np.ndarray, values: np.ndarray | None = None) -> None:
         self.beginResetModel()
@@ -74,6 +75,8 @@ class ObjectListModel(QtCore.QAbstractListModel):
             return self._tooltip(i, v)
         if role == INDEX_ROLE:
             return i
+        if role == QtCore.Qt.ItemDataRole.SizeHintRole and self.item_size is not None:
+            return self.item_size
         return None
 
 
@@ -95,7 +98,8 @@ class ObjectListView(QtWidgets.QListView):
             self.setViewMode(QtWidgets.QListView.ViewMode.IconMode)
             self.setResizeMode(QtWidgets.QListView.ResizeMode.Adjust)
             self.setMovement(QtWidgets.QListView.Movement.Static)
-            self.setGridSize(QtCore.QSize(icon + 22, icon + 40))
+            self.setGridSize(QtCore.QSize(icon + 22, icon + 44))
+            model.item_size = QtCore.QSize(icon + 18, icon + 40)   # room for two caption lines
             self.setWordWrap(True)
             self.setSpacing(2)
             self.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)

@@ -100,8 +100,8 @@ class LegendItem(QtWidgets.QGraphicsObject):
         lh = fm.height() + 2
         w = max(170.0, fm.horizontalAdvance(self._title()) + 20)
         h = 8 + lh
-        if spec.kind == "continuous" or (spec.kind == "density" and not markers):
-            h += 14 + lh
+        if spec.kind == "continuous" or spec.kind == "density":
+            h += 14 + lh if not markers or spec.kind == "continuous" else 0
         elif spec.kind == "categorical":
             shown = spec.categories[:12]
             w = max(w, max((fm.horizontalAdvance(c) for c in shown), default=0) + 36)
@@ -113,7 +113,7 @@ class LegendItem(QtWidgets.QGraphicsObject):
 
     def _title(self) -> str:
         if self._spec.kind == "density":
-            return "objects" if self._markers else "density (log)"
+            return "● one marker per object" if self._markers else "density of objects (log)"
         return self._spec.name
 
     def boundingRect(self) -> QtCore.QRectF:
@@ -146,7 +146,7 @@ class LegendItem(QtWidgets.QGraphicsObject):
             p.setBrush(grad)
             p.drawRect(bar)
             y += 14
-            lo, hi = ("sparse", "dense") if spec.kind == "density" else (f"{spec.vrange[0]:.3g}", f"{spec.vrange[1]:.3g}")
+            lo, hi = ("sparse", "dense") if spec.kind == "density" else (_short(spec.vrange[0]), _short(spec.vrange[1]))
             p.setPen(QtGui.QColor(theme.TEXT_DIM))
             p.drawText(QtCore.QPointF(10, y + fm.ascent()), lo)
             p.drawText(QtCore.QPointF(w - 10 - fm.horizontalAdvance(hi), y + fm.ascent()), hi)
@@ -176,6 +176,11 @@ class LegendItem(QtWidgets.QGraphicsObject):
                 p.drawEllipse(QtCore.QPointF(cx - 7, y + 6), 5, 5)
                 p.setPen(QtGui.QColor(theme.TEXT))
                 p.drawText(QtCore.QPointF(cx + 1, y + 6 + fm.ascent() / 2 - 1), str(s))
+
+
+def _short(v: float) -> str:
+    """A colour-bar end: 3 significant digits, and 0 for values that only round-off keeps."""
+    return "0" if abs(v) < 5e-4 else f"{v:.3g}"
 
 
 class Tool:

@@ -1,0 +1,267 @@
+"""The active-learning model in a process of its own (no Qt here).
+
+Refits, similarity searches and exports are NumPy/SciPy work that, run in a thread of the
+explorer, compete with the window for Python's interpreter lock: measured here, a GP refit of
+10^5 objects in a thread stalled the window for 100–700 ms at a time. In a child process the
+window keeps its interpreter to itself; the child also runs at a lower scheduling priority.
+
+The child opens the store and its label journal (read-only: it sees every label the window
+has committed), keeps the learning features, the latest fit (the GP warm start) and the
+similarity index between requests, and calls the same library functions as the command line:
+:class:`~galexplorer.active.loop.ActiveLoop`, :func:`~galexplorer.active.ranking.ranked_table`,
+:func:`~galexplorer.export.write_ranked`, :class:`~galexplorer.explore.similarity.SimilarityIndex`.
+Requests and answers travel over a ``multiprocessing`` pipe between these two processes only
+(NumPy arrays and plain values; nothing is stored).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import sys
+import threading
+import traceback
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GalexplorerError
+
+log = logging.getLogger(__name__)
+
+COMPLETE_STD_FLOPS = 2e10   # below this N·n² the exact std of every object comes with each fit
+CHILD_NICE = 5
+
+
+class ModelProcessError(GalexplorerError):
+    """The model's process stopped or could not start."""
+
+
+# -- the child ------------------------------------------------------------------------------------
+
+class ModelServer:
+    """What the child process does for each request (also usable in-process, for tests)."""
+
+    def __init__(self, store_path: str | Path):
+        from ..labels import LabelJournal
+        from ..store import EmbeddingStore
+
+        self.store = EmbeddingStore(store_path)
+        self.journal = LabelJournal.for_store(store_path, readonly=True)
+        self.loop = None
+        self.result = None
+        self.inputs: tuple | None = None
+        self.similarity = None
+
+    def close(self) -> None:
+        self.journal.close()
+        self.store.close()
+
+    def handle(self, kind: str, args: dict):
+        return getattr(self, f"do_{kind}")(**args)
+
+    def _fit(self, config: dict, labelled, labels, excluded):
+        from ..active.loop import ActiveLoop, LoopConfig
+
+        cfg = LoopConfig.from_dict(config)
+        if self.loop is None:
+            self.loop = ActiveLoop(self.store, cfg)
+        elif self.loop.config != cfg:
+            self.loop = ActiveLoop(self.store, cfg, features=self.loop.features, unit_vectors=self.loop._unit)
+        previous = self.result if self.result is not None and self.result.scorer == cfg.scorer else None
+        result = self.loop.fit(labelled, labels, excluded, previous=previous)
+        self.result = result
+        self.inputs = (config, np.asarray(labelled).tobytes(), np.asarray(labels).tobytes(),
+                       np.asarray(excluded).tobytes())
+        return result
+
+    def _current(self, config, labelled, labels, excluded):
+        """The latest result if it was fitted on exactly these inputs, else a new fit."""
+        key = (config, np.asarray(labelled).tobytes(), np.asarray(labels).tobytes(), np.asarray(excluded).tobytes())
+        if self.result is None or self.inputs != key:
+            return self._fit(config, labelled, labels, excluded)
+        return self.result
+
+    def do_fit(self, config: dict, labelled, labels, excluded) -> dict:
+        """Fit, choose the next batch; returns the :class:`~.session.ModelState` fields."""
+        from .session import model_state
+
+        result = self._fit(config, labelled, labels, excluded)
+        if len(result.mean) * max(result.n_labels, 1) ** 2 <= COMPLETE_STD_FLOPS:
+            result.complete_std()   # cheap here: every object gets its exact uncertainty
+        state = model_state(result)
+        return {f.name: getattr(state, f.name) for f in fields(state)}
+
+    def do_export(self, config: dict, labelled, labels, excluded, path: str, fmt: str | None,
+                  subset=None) -> tuple[str, int]:
+        """The ranked list on the current labels, written as ``galexplorer export`` writes it."""
+        from ..active.ranking import RankedTable, ranked_table
+        from ..export import write_ranked
+
+        result = self._current(config, labelled, labels, excluded)
+        result.complete_std()
+        table = ranked_table(self.store, result, self.journal)
+        if subset is not None:
+            keep = np.isin(np.asarray(result.order, np.int64), np.asarray(subset, np.int64))
+            table = RankedTable({k: v[keep] for k, v in table.columns.items()}, dict(table.meta))
+            table.meta["subset"] = f"{int(keep.sum())} objects chosen in the explorer"
+        out = write_ranked(table, path, fmt)
+        return str(out), len(table)
+
+    def do_similar(self, rows, k: int):
+        """The ``k`` objects most similar to ``rows`` (their mean), best first."""
+        from ..explore.similarity import SimilarityIndex
+
+        if self.similarity is None:
+            source = self.store.embeddings if self.store.has("embeddings") else self.store.pca
+            self.similarity = SimilarityIndex(source)
+        idx, sim = self.similarity.query(np.asarray(rows, np.int64), k=int(k), exclude_query=True)
+        return idx, sim
+
+    def do_ping(self) -> int:
+        return os.getpid()
+
+
+def serve(conn, store_path: str) -> None:
+    """The child's main loop: answer requests until told to stop or the window goes away."""
+    try:
+        os.nice(CHILD_NICE)   # the window's process comes first when the cores are busy
+    except (AttributeError, OSError):
+        pass
+    try:
+        server = ModelServer(store_path)
+    except Exception as exc:  # reported on the first request
+        server, startup_error = None, exc
+    else:
+        startup_error = None
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):   # the window's process is gone (closed or killed)
+                break
+            if msg is None:
+                break
+            kind, args = msg
+            try:
+                if server is None:
+                    raise startup_error
+                answer = ("ok", server.handle(kind, args))
+            except GalexplorerError as exc:
+                answer = ("error", type(exc).__name__, str(exc))
+            except MemoryError:
+                answer = ("error", "GalexplorerError", "out of memory in the model's process")
+            except Exception as exc:  # a bug: the window shows one line, the log has the traceback
+                answer = ("bug", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            try:
+                conn.send(answer)
+            except (BrokenPipeError, OSError):
+                break
+    finally:
+        if server is not None:
+            server.close()
+        conn.close()
+
+
+# -- the parent -----------------------------------------------------------------------------------
+
+def _context():
+    if sys.platform.startswith("linux"):
+        ctx = mp.get_context("forkserver")
+        # the fork server imports the model code once; each child then starts in milliseconds
+        ctx.set_forkserver_preload(["galexplorer.gui.modelproc", "galexplorer.active.loop",
+                                    "galexplorer.active.ranking", "galexplorer.export"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+class ModelProcess:
+    """The window's handle on the model's process: started on first use, restarted after a
+    crash, stopped by :meth:`close`. :meth:`call` blocks the calling (worker) thread while the
+    child works; calls are serialised.
+
+    Raises:
+        GalexplorerError (subclass as raised in the child): bad labels, a store without
+            features, a file that cannot be written.
+        ModelProcessError: the process died (it is restarted on the next call).
+        RuntimeError: a bug in the child (its traceback is logged).
+    """
+
+    def __init__(self, store_path: str | Path):
+        self.store_path = str(store_path)
+        self._proc = None
+        self._conn = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _ensure(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        if self._closed:
+            raise ModelProcessError("the model's process was stopped")
+        ctx = _context()
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=serve, args=(child, self.store_path), name="galexplorer-model", daemon=True)
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+
+    def call(self, kind: str, **args):
+        with self._lock:
+            self._ensure()
+            try:
+                self._conn.send((kind, args))
+                answer = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                code = self._proc.exitcode if self._proc is not None else None
+                self._drop()
+                raise ModelProcessError(f"the model's process stopped (exit code {code})",
+                                        hint="it restarts at the next refit; if it keeps stopping, "
+                                             "the store may be too large for the memory") from None
+        if answer[0] == "ok":
+            return answer[1]
+        if answer[0] == "error":
+            from .. import errors
+
+            cls = getattr(errors, answer[1], GalexplorerError)
+            raise (cls if isinstance(cls, type) and issubclass(cls, GalexplorerError) else GalexplorerError)(answer[2])
+        log.error("the model's process failed:\n%s", answer[2])
+        raise RuntimeError(answer[1])
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None:
+            self._proc.join(1)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(1)
+        self._proc = self._conn = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the child. A request still running is abandoned (the child only reads, and
+        writes files atomically), so closing the window never waits for a long refit."""
+        self._closed = True
+        proc, conn = self._proc, self._conn
+        if proc is None:
+            return
+        if self._lock.acquire(blocking=False):
+            try:
+                conn.send(None)
+                proc.join(timeout)
+            except (OSError, BrokenPipeError):
+                pass
+            finally:
+                self._lock.release()
+        if proc.is_alive():
+            proc.kill()      # the waiting worker thread gets EOF and ends
+            proc.join(2)
+        with self._lock:
+            conn.close()
+            self._proc = self._conn = None

@@ -1,0 +1,143 @@
+"""Screenshots of the explorer for the documentation, after a scripted labelling session.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python -m galexplorer.gui.screenshots STORE OUT_DIR
+
+The store is copied to a temporary folder first (its label journal is never touched). The
+script scores objects from the queue with key presses as a stand-in astronomer would (the
+store's anomaly score, scaled to 0–5, plays the astronomer), waits for the refits, colours
+the map by the model, draws a lasso, hovers over a galaxy, and saves the window and each
+panel as PNG files in OUT_DIR: ``window.png``, ``scatter.png``, ``inspector.png``,
+``queue.png``, ``gallery.png``, ``candidates.png``, ``similar.png``, ``shortcuts.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _copy_store(store: Path, folder: Path) -> Path:
+    from ..store import EmbeddingStore
+
+    with EmbeddingStore(store) as s:
+        raw = s.attrs.get("cutouts_path")
+    dst = folder / store.name
+    shutil.copy2(store, dst)
+    if raw and not Path(raw).is_absolute():   # keep a relative cutouts link working
+        src = (store.parent / raw).resolve()
+        if src.exists():
+            (folder / raw).parent.mkdir(parents=True, exist_ok=True)
+            (folder / raw).symlink_to(src)
+    return dst
+
+
+def _wait(app, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, size=(1600, 1000)) -> list[Path]:
+    from PySide6 import QtCore, QtTest
+
+    from .app import application, save_screenshot, settle
+    from .main_window import MainWindow
+    from .scatter import Tool
+    from .settings import Settings
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="galexplorer-shots-") as tmp:
+        tmp = Path(tmp)
+        QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp))
+        app = application()
+        copy = _copy_store(Path(store), tmp)
+        w = MainWindow(Settings(), user="astronomer")
+        w.resize(*size)
+        w.show()
+        w.load(copy)
+        settle(w)
+        ex = w.explorer
+        prior = ex.score_array("anomaly").astype(np.float64)
+        rank = prior.argsort().argsort() / max(len(prior) - 1, 1)
+        oracle = np.clip(np.round(5 * rank ** 3), 0, 5).astype(int)   # a few 5s, many 0-1s
+        w.activateWindow()
+        for _ in range(n_labels):
+            i = ex.current
+            if i is None:
+                break
+            QtTest.QTest.keyClick(w, getattr(QtCore.Qt.Key, f"Key_{oracle[i]}"))
+            app.processEvents()
+            if ex.refitting:
+                ex.wait_idle(120)
+        ex.request_refit("manual")
+        ex.wait_idle(300)
+        settle(w)
+        w.scatter_panel.colour.setCurrentText("model: predicted score")
+        settle(w)
+        written.append(save_screenshot(w, out / "window.png"))
+        written.append(save_screenshot(w.docks["queue"], out / "queue.png"))
+        written.append(save_screenshot(w.docks["inspector"], out / "inspector.png"))
+        written.append(save_screenshot(w.docks["candidates"], out / "candidates.png"))
+
+        # a lasso around the densest part of the map, shown in the gallery
+        sc = w.scatter
+        xy = sc._xy.astype(np.float64)
+        centre = np.median(xy, axis=0)
+        spread = np.percentile(np.abs(xy - centre), 20, axis=0)
+        t = np.linspace(0, 2 * np.pi, 60)
+        lasso = centre + np.c_[spread[0] * np.cos(t) * (1 + 0.2 * np.sin(3 * t)), spread[1] * np.sin(t)]
+        sc.set_tool(Tool.LASSO)
+        sc.draw_region(Tool.LASSO, [QtCore.QPointF(*p) for p in lasso])
+        settle(w)
+        written.append(save_screenshot(w.scatter_panel, out / "lasso.png"))
+        sc.finish_region(Tool.LASSO, lasso, QtCore.Qt.KeyboardModifier.NoModifier)
+        sc.set_tool(Tool.PAN)
+        settle(w)
+        written.append(save_screenshot(w.docks["gallery"], out / "gallery.png"))
+
+        # hover over a labelled galaxy far from the window's edges
+        lab = ex.session.labelled_indices()
+        i = int(lab[np.argmin(np.linalg.norm(xy[lab] - centre, axis=1))]) if len(lab) else 0
+        ex.clear_selection()
+        settle(w)
+        pos = sc.mapFromScene(sc.getViewBox().mapViewToScene(QtCore.QPointF(*xy[i])))
+        QtTest.QTest.mouseMove(sc.viewport(), pos)
+        _wait(app, 0.2)
+        written.append(save_screenshot(w.scatter_panel, out / "scatter.png"))
+        sc.card.hide_card()
+
+        # similar objects to the object in the inspector
+        ex.open(i)
+        w.find_similar()
+        ex.wait_idle(120)
+        settle(w)
+        written.append(save_screenshot(w.docks["gallery"], out / "similar.png"))
+
+        w.show_help()
+        _wait(app, 0.2)
+        written.append(save_screenshot(w._help, out / "shortcuts.png"))
+        w._help.close()
+        w.close()
+    return written
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="screenshots of the explorer for the docs")
+    ap.add_argument("store")
+    ap.add_argument("out")
+    ap.add_argument("--labels", type=int, default=30, help="objects to score before the screenshots")
+    args = ap.parse_args()
+    for p in make_screenshots(args.store, args.out, args.labels):
+        print(p)
+
+
+if __name__ == "__main__":
+    main()
