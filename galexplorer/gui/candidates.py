@@ -37,6 +37,8 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         self._rows = np.empty(0, np.int64)
         self._sort: tuple[str, bool] | None = None
         self._filter: tuple[float, float, str, str] = (-math.inf, math.inf, "", "")
+        self.thumbnails = None          # a ThumbnailCache: small stamps beside the ids
+        self.icon_px = 24
 
     def set_table(self, columns: dict[str, np.ndarray], order: np.ndarray) -> None:
         self.beginResetModel()
@@ -140,6 +142,10 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         if role == QtCore.Qt.ItemDataRole.ForegroundRole and name == "label" and \
                 isinstance(v, (float, np.floating)) and math.isfinite(float(v)):
             return QtGui.QColor(SCORE_COLOURS[int(np.clip(round(float(v)), 0, 5))])
+        if role == QtCore.Qt.ItemDataRole.DecorationRole and name == "id" and self.thumbnails is not None:
+            return self.thumbnails.pixmap(obj).scaled(
+                self.icon_px, self.icon_px, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+                QtCore.Qt.TransformationMode.SmoothTransformation)
         if role == INDEX_ROLE:
             return obj
         return None
@@ -205,7 +211,8 @@ class CandidatesPanel(QtWidgets.QWidget):
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.verticalHeader().setDefaultSectionSize(28)
+        self.table.setIconSize(QtCore.QSize(24, 24))
         self.table.horizontalHeader().setHighlightSections(False)
         self.table.horizontalHeader().setStretchLastSection(True)
         # size columns from the first rows only: Qt would otherwise ask for 1000 rows' text

@@ -136,6 +136,8 @@ class ShortcutHelp(QtWidgets.QDialog):
         layout.addWidget(table)
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
+        for b in buttons.buttons():
+            b.setIcon(QtGui.QIcon())
         layout.addWidget(buttons)
         self.table = table
         self.resize(780, 760)

@@ -340,6 +340,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scatter.thumbnails = self.thumbs
         self.queue.model.thumbnails = self.thumbs
         self.gallery.model.thumbnails = self.thumbs
+        self.candidates.model.thumbnails = self.thumbs
         self.inspector.set_sources(self._cutouts, self.thumbs)
         self.inspector.set_stretch(self.settings.stretch)
         self.queue.set_config(config.scorer, config.acquisition, config.xi, config.batch_size)
@@ -675,10 +676,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s = ex.state
         if s is None or s.scorer.startswith("prior"):
             return f"{oid}\nfirst batch"
-        acq = s.acquisition[i]
-        extra = f"μ {s.mean[i]:.2f}" + (f" ± {s.std[i]:.2f}" if np.isfinite(s.std[i]) else "")
-        if np.isfinite(acq):
-            extra += f" · acq {acq:.2f}"
+        extra = f"model {s.mean[i]:.2f}" + (f" ± {s.std[i]:.2f}" if np.isfinite(s.std[i]) else "")
         return f"{oid}\n{extra}"
 
     def _gallery_caption(self, i: int, v) -> str:

@@ -443,7 +443,8 @@ class ScatterView(pg.PlotWidget):
         if self._points is None or self._points.n == 0:
             return
         b = self._points.bounds()
-        self._vb.setRange(xRange=(b.x0, b.x1), yRange=(b.y0, b.y1), padding=0.03)
+        # a little more room at the top, where the legend sits
+        self._vb.setRange(xRange=(b.x0, b.x1), yRange=(b.y0, b.y1 + 0.08 * (b.y1 - b.y0)), padding=0.03)
         self._schedule_refresh()
 
     def view_rect(self) -> ViewRect:

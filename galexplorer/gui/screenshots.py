@@ -4,7 +4,8 @@
 
 The store is copied to a temporary folder first (its label journal is never touched). The
 script scores objects from the queue with key presses as a stand-in astronomer would (the
-store's anomaly score, scaled to 0–5, plays the astronomer), waits for the refits, colours
+store's anomaly score, or a catalogue column, ranked and scaled to 0–5, plays the
+astronomer), waits for the refits, colours
 the map by the model, draws a lasso, hovers over a galaxy, and saves the window and each
 panel as PNG files in OUT_DIR: ``window.png``, ``scatter.png``, ``inspector.png``,
 ``queue.png``, ``gallery.png``, ``candidates.png``, ``similar.png``, ``shortcuts.png``.
@@ -43,7 +44,13 @@ def _wait(app, seconds: float) -> None:
         time.sleep(0.01)
 
 
-def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, size=(1600, 1000)) -> list[Path]:
+def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, size=(1600, 1000),
+                     oracle: str | None = None) -> list[Path]:
+    """Run the scripted session and save the screenshots.
+
+    Args:
+        oracle: a catalogue column whose rank plays the astronomer (default: the anomaly score).
+    """
     from PySide6 import QtCore, QtTest
 
     from .app import application, save_screenshot, settle
@@ -65,15 +72,16 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
         w.load(copy)
         settle(w)
         ex = w.explorer
-        prior = ex.score_array("anomaly").astype(np.float64)
+        prior = (ex.store.column(oracle) if oracle else ex.score_array("anomaly")).astype(np.float64)
         rank = prior.argsort().argsort() / max(len(prior) - 1, 1)
-        oracle = np.clip(np.round(5 * rank ** 3), 0, 5).astype(int)   # a few 5s, many 0-1s
-        w.activateWindow()
+        oracle = np.clip(np.round(5 * rank ** 2), 0, 5).astype(int)   # a few 5s, many 0-1s
         for _ in range(n_labels):
             i = ex.current
             if i is None:
                 break
-            QtTest.QTest.keyClick(w, getattr(QtCore.Qt.Key, f"Key_{oracle[i]}"))
+            # what the score keys do (key events need an active window, which a bare X server
+            # without a window manager never gives)
+            ex.score(int(oracle[i]))
             app.processEvents()
             if ex.refitting:
                 ex.wait_idle(120)
@@ -82,14 +90,10 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
         settle(w)
         w.scatter_panel.colour.setCurrentText("model: predicted score")
         settle(w)
-        written.append(save_screenshot(w, out / "window.png"))
-        written.append(save_screenshot(w.docks["queue"], out / "queue.png"))
-        written.append(save_screenshot(w.docks["inspector"], out / "inspector.png"))
-        written.append(save_screenshot(w.docks["candidates"], out / "candidates.png"))
-
-        # a lasso around the densest part of the map, shown in the gallery
         sc = w.scatter
         xy = sc._xy.astype(np.float64)
+
+        # a lasso around the densest part of the map, shown in the gallery
         centre = np.median(xy, axis=0)
         spread = np.percentile(np.abs(xy - centre), 20, axis=0)
         t = np.linspace(0, 2 * np.pi, 60)
@@ -102,24 +106,26 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
         sc.set_tool(Tool.PAN)
         settle(w)
         written.append(save_screenshot(w.docks["gallery"], out / "gallery.png"))
-
-        # hover over a labelled galaxy far from the window's edges
-        lab = ex.session.labelled_indices()
-        i = int(lab[np.argmin(np.linalg.norm(xy[lab] - centre, axis=1))]) if len(lab) else 0
         ex.clear_selection()
-        settle(w)
-        pos = sc.mapFromScene(sc.getViewBox().mapViewToScene(QtCore.QPointF(*xy[i])))
-        QtTest.QTest.mouseMove(sc.viewport(), pos)
-        _wait(app, 0.2)
-        written.append(save_screenshot(w.scatter_panel, out / "scatter.png"))
-        sc.card.hide_card()
 
-        # similar objects to the object in the inspector
+        # the unlabelled object the model likes best: similar objects, and its hover card
+        s = ex.state
+        free = np.flatnonzero(~np.isfinite(ex.session.labels))
+        i = int(free[np.argmax(s.mean[free])]) if len(free) else 0
         ex.open(i)
         w.find_similar()
         ex.wait_idle(120)
         settle(w)
         written.append(save_screenshot(w.docks["gallery"], out / "similar.png"))
+        written.append(save_screenshot(w.docks["queue"], out / "queue.png"))
+        written.append(save_screenshot(w.docks["inspector"], out / "inspector.png"))
+        written.append(save_screenshot(w.docks["candidates"], out / "candidates.png"))
+        pos = sc.mapFromScene(sc.getViewBox().mapViewToScene(QtCore.QPointF(*xy[i])))
+        QtTest.QTest.mouseMove(sc.viewport(), pos)
+        _wait(app, 0.3)
+        written.append(save_screenshot(w.scatter_panel, out / "scatter.png"))
+        written.append(save_screenshot(w, out / "window.png"))
+        sc.card.hide_card()
 
         w.show_help()
         _wait(app, 0.2)
@@ -134,8 +140,9 @@ def main() -> None:
     ap.add_argument("store")
     ap.add_argument("out")
     ap.add_argument("--labels", type=int, default=30, help="objects to score before the screenshots")
+    ap.add_argument("--oracle", metavar="COLUMN", help="catalogue column that plays the astronomer")
     args = ap.parse_args()
-    for p in make_screenshots(args.store, args.out, args.labels):
+    for p in make_screenshots(args.store, args.out, args.labels, oracle=args.oracle):
         print(p)
 
 
