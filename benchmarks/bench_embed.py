@@ -63,8 +63,10 @@ def write_encoder(run_dir: Path, cutouts: Path, image_size: int) -> None:
                                          "stamp_size": cut.size, "normalization": stats.to_dict(), "config": {}})
 
 
-def throughput(cutouts: Path, run_dir: Path, batch: int, repeats: int) -> tuple[float, float]:
-    """(images/s of encode_rows from HDF5, images/s of the bare forward), best of ``repeats``."""
+def throughput(cutouts: Path, run_dir: Path, batch: int, repeats: int) -> dict[str, float]:
+    """Images/s of encode_rows from HDF5 and of the bare forward, best of ``repeats`` alternated
+    runs, by wall clock and by process CPU time (the machine is shared: CPU time is the
+    load-independent check)."""
     import h5py
     import torch
 
@@ -72,24 +74,29 @@ def throughput(cutouts: Path, run_dir: Path, batch: int, repeats: int) -> tuple[
     from galexplorer.store import CutoutStore
 
     enc, _ = load_encoder(run_dir, "cpu")
+    best = {"ours": 0.0, "bare": 0.0, "ours_cpu": 0.0, "bare_cpu": 0.0}
+
+    def record(key: str, t_wall: float, t_cpu: float, n: int) -> None:
+        best[key] = max(best[key], n / t_wall)
+        best[key + "_cpu"] = max(best[key + "_cpu"], n / t_cpu)
+
     with CutoutStore(cutouts) as cut:
         n = cut.n
         with torch.inference_mode():
             ready = [enc.preprocess(torch.from_numpy(x)).contiguous() for _, x in cut.iter_batches(batch)]
             enc.backbone(ready[0])                                  # warm-up
-        ours, bare = [], []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with torch.inference_mode():
                 for x in ready:
                     enc.backbone(x).float().numpy()
-            bare.append(n / (time.perf_counter() - t0))
+            record("bare", time.perf_counter() - t0, time.process_time() - c0, n)
             with tempfile.TemporaryDirectory() as tmp, h5py.File(Path(tmp) / "e.h5", "w") as f:
                 d = f.create_dataset("embeddings", (n, enc.dim), np.float32, chunks=(min(n, 1024), enc.dim))
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 encode_rows(enc, cut, 0, n, d, batch_size=batch)
-                ours.append(n / (time.perf_counter() - t0))
-    return max(ours), max(bare)
+                record("ours", time.perf_counter() - t0, time.process_time() - c0, n)
+    return best
 
 
 def child(cutouts: str, run_dir: str, batch: int) -> None:
@@ -131,6 +138,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--mem-n", type=int, nargs=2, default=[10_000, 100_000], metavar=("N1", "N2"))
     ap.add_argument("--mem-size", type=int, default=32, help="stamp side for the memory runs, px")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     ap.add_argument("--quick", action="store_true", help="small sizes for the smoke test")
     ap.add_argument("--child", nargs=3, metavar=("CUTOUTS", "RUN", "BATCH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -147,23 +155,29 @@ def main() -> None:
         cut = tmp / "cut.h5"
         write_cutouts(cut, args.n, args.size)
         write_encoder(tmp / "run", cut, args.size)
-        ours, bare = throughput(cut, tmp / "run", args.batch, repeats=3)
-        ratio = ours / bare
+        r = throughput(cut, tmp / "run", args.batch, repeats=3)
+        ratio, ratio_cpu = r["ours"] / r["bare"], r["ours_cpu"] / r["bare_cpu"]
         print(f"CPU, {torch.get_num_threads()} threads; ResNet-18 (standard stem), 3 bands, {args.size}-px stamps, "
-              f"batch {args.batch}, N={args.n}")
-        print(f"  embedding from HDF5 (read, normalise, crop, forward, write): {ours:8.1f} images/s")
-        print(f"  bare forward of the same model on ready tensors:              {bare:8.1f} images/s")
-        print(f"  -> {ratio:.1%} of the bare forward (target >= 90%: {'ok' if ratio >= 0.9 else 'BELOW TARGET'})")
+              f"batch {args.batch}, N={args.n}, best of 3 alternated runs")
+        print(f"  embedding from HDF5 (read, normalise, crop, forward, write): {r['ours']:8.1f} images/s "
+              f"({r['ours_cpu']:.1f} per CPU-second)")
+        print(f"  bare forward of the same model on ready tensors:              {r['bare']:8.1f} images/s "
+              f"({r['bare_cpu']:.1f} per CPU-second)")
+        print(f"  -> {ratio:.1%} of the bare forward by wall clock, {ratio_cpu:.1%} by CPU time "
+              f"(target >= 90%: {'ok' if min(ratio, ratio_cpu) >= 0.9 else 'BELOW TARGET'})")
+        if args.no_memory:
+            return
         n1, n2 = args.mem_n
         r1 = peak_memory(tmp, n1, args.mem_size, args.batch)
         r2 = peak_memory(tmp, n2, args.mem_size, args.batch)
         data = lambda n: n * 3 * args.mem_size ** 2 * 4 / 2 ** 20  # noqa: E731
-        print(f"  peak memory, {args.mem_size}-px stamps: N={n1:,}: {r1['peak_mb']:.0f} MB "
-              f"(images {data(n1):.0f} MB, {r1['seconds']:.0f} s); N={n2:,}: {r2['peak_mb']:.0f} MB "
-              f"(images {data(n2):.0f} MB, {r2['seconds']:.0f} s)")
+        for n, r in ((n1, r1), (n2, r2)):
+            print(f"  peak memory, N={n:>9,} {args.mem_size}-px stamps ({data(n):6.0f} MB of images): "
+                  f"{r['peak_mb']:.0f} MB, of which {r['peak_mb'] - r['after_load_mb']:.0f} MB above the loaded "
+                  f"model and libraries ({r['seconds']:.0f} s)")
         grow = r2["peak_mb"] / r1["peak_mb"]
         print(f"  -> peak grows {grow:.2f}x while the data grows {n2 / n1:.0f}x "
-              f"({'flat in N' if grow < 1.2 else 'NOT flat'}; after loading the model: {r1['after_load_mb']:.0f} MB)")
+              f"({'flat in N' if grow < 1.2 else 'NOT flat'})")
 
 
 if __name__ == "__main__":

@@ -262,3 +262,25 @@ def test_cli_train_prints_a_summary(tmp_path, xdf_cutouts, capsys):
 
 def test_trainer_module_exports_train_from_cli():
     assert callable(trainer_mod.train_from_cli)
+
+
+def test_no_weight_decay_on_biases_and_norms():
+    from galexplorer.ssl.trainer import make_optimizer
+
+    cfg = tiny(stem="standard")
+    model = _build_model(cfg, 3)
+    opt = make_optimizer(model, cfg)
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == cfg.weight_decay and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
+    bn = model.backbone.net.bn1
+    ids = {id(p) for p in no_decay["params"]}
+    assert id(bn.weight) in ids and id(bn.bias) in ids
+    # the target network is not optimised
+    assert not ({id(p) for p in model.target_parameters()} & {id(p) for g in opt.param_groups for p in g["params"]})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_a_gpu(tmp_path, xdf_cutouts):
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        train(xdf_cutouts, tmp_path / "run", tiny(device="cuda"))
