@@ -31,7 +31,7 @@ def application():
     from PySide6 import QtWidgets
 
     from . import theme
-    from .qtcompat import guard_singleton_refcounts
+    from .qtcompat import guard_singleton_refcounts, route_qt_messages
 
     app = QtWidgets.QApplication.instance()
     if app is None:
@@ -39,6 +39,7 @@ def application():
         app.setOrganizationName("galexplorer")
         app.setApplicationName("galexplorer")
         app.setApplicationDisplayName("galexplorer")
+        route_qt_messages()
     guard_singleton_refcounts()
     pg.setConfigOptions(antialias=False, background=theme.BG, foreground=theme.TEXT_DIM)
     theme.apply(app)

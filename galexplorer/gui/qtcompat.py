@@ -85,3 +85,22 @@ def guard_singleton_refcounts() -> bool:
     log.debug("PySide6 %s leaks references to True/None per signal and callback; True, False and None "
               "made immortal", QtCore.__version__)
     return True
+
+
+# Messages Qt's platform plugins print that say nothing to a user: the offscreen and minimal
+# plugins (screenshots, tests) cannot resize or raise windows.
+_HARMLESS = ("does not support propagateSizeHints", "does not support raise", "does not support setParent")
+_qt_log = logging.getLogger("galexplorer.qt")
+
+
+def _route_qt_message(mode, context, message: str) -> None:
+    if any(text in message for text in _HARMLESS):
+        return
+    level = {QtCore.QtMsgType.QtDebugMsg: logging.DEBUG, QtCore.QtMsgType.QtInfoMsg: logging.INFO,
+             QtCore.QtMsgType.QtWarningMsg: logging.WARNING}.get(mode, logging.ERROR)
+    _qt_log.log(level, "%s", message)
+
+
+def route_qt_messages() -> None:
+    """Send Qt's own messages to the logging system (dropping the platform plugins' noise)."""
+    QtCore.qInstallMessageHandler(_route_qt_message)
