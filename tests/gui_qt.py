@@ -37,13 +37,9 @@ def no_leaks(qapp):
         time.sleep(0.01)
     # the KD-tree builder is a short daemon thread; the others are the explorer's workers
     left = [t.name for t in _worker_threads()]
-    import multiprocessing
+    from galexplorer.gui.modelproc import live_processes
 
-    deadline = time.monotonic() + 10
-    while any(p.name == "galexplorer-model" for p in multiprocessing.active_children()) \
-            and time.monotonic() < deadline:
-        time.sleep(0.02)
-    procs = [p.name for p in multiprocessing.active_children() if p.name == "galexplorer-model"]
+    procs = live_processes()
     qapp.processEvents()
     windows = [w for w in QtWidgets.QApplication.topLevelWidgets() if w.isVisible()]
     for w in windows:

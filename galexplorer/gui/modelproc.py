@@ -10,8 +10,11 @@ has committed), keeps the learning features, the latest fit (the GP warm start) 
 similarity index between requests, and calls the same library functions as the command line:
 :class:`~galexplorer.active.loop.ActiveLoop`, :func:`~galexplorer.active.ranking.ranked_table`,
 :func:`~galexplorer.export.write_ranked`, :class:`~galexplorer.explore.similarity.SimilarityIndex`.
-Requests and answers travel over a ``multiprocessing`` pipe between these two processes only
-(NumPy arrays and plain values; nothing is stored).
+The child is a fresh interpreter (``python -m galexplorer.gui.modelproc``); requests and
+answers travel over a socket pair between these two processes only, as
+``multiprocessing.connection`` messages (NumPy arrays and plain values; nothing is stored).
+When the window's process ends — closed, crashed or killed — the child reads end-of-file and
+exits.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from ..errors import GalexplorerError
 
 log = logging.getLogger(__name__)
@@ -145,10 +149,15 @@ def serve(conn, store_path: str) -> None:
             if msg is None:
                 break
             kind, args = msg
+
+            def report(stage: str, done: int, total: int | None) -> None:
+                conn.send(("progress", stage, int(done), None if total is None else int(total)))
+
             try:
                 if server is None:
                     raise startup_error
-                answer = ("ok", server.handle(kind, args))
+                with progress.reporting_to(report):   # the window's progress bar follows the work
+                    answer = ("ok", server.handle(kind, args))
             except GalexplorerError as exc:
                 answer = ("error", type(exc).__name__, str(exc))
             except MemoryError:
@@ -167,14 +176,55 @@ def serve(conn, store_path: str) -> None:
 
 # -- the parent -----------------------------------------------------------------------------------
 
-def _context():
-    if sys.platform.startswith("linux"):
-        ctx = mp.get_context("forkserver")
-        # the fork server imports the model code once; each child then starts in milliseconds
-        ctx.set_forkserver_preload(["galexplorer.gui.modelproc", "galexplorer.active.loop",
-                                    "galexplorer.active.ranking", "galexplorer.export"])
-        return ctx
-    return mp.get_context("spawn")
+_live: set[int] = set()   # pids of running model processes (tests check none is left behind)
+
+
+def live_processes() -> list[int]:
+    """Process ids of the model processes still running."""
+    return sorted(_live)
+
+
+def _start_child(store_path: str):
+    """A fresh ``python -m galexplorer.gui.modelproc`` connected by a socket pair.
+
+    A new interpreter rather than ``multiprocessing``: the child then never re-imports the
+    parent's ``__main__`` (a script without a ``__name__`` guard, code read from stdin),
+    never inherits Qt's state, and starts the same way on every platform.
+    """
+    import socket
+    import subprocess
+    from multiprocessing.connection import Connection
+
+    if not hasattr(socket, "socketpair") or sys.platform == "win32":
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=serve, args=(child, store_path), name="galexplorer-model", daemon=True)
+        proc.start()
+        child.close()
+        return proc, parent
+    mine, theirs = socket.socketpair()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "galexplorer.gui.modelproc", str(theirs.fileno()), store_path],
+                                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
+    finally:
+        theirs.close()
+    return proc, Connection(mine.detach())
+
+
+def _alive(proc) -> bool:
+    return proc.is_alive() if hasattr(proc, "is_alive") else proc.poll() is None
+
+
+def _wait(proc, timeout: float) -> None:
+    if hasattr(proc, "join"):
+        proc.join(timeout)
+    else:
+        import subprocess
+
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 class ModelProcess:
@@ -197,29 +247,42 @@ class ModelProcess:
         self._closed = False
 
     def _ensure(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
+        if self._proc is not None and _alive(self._proc):
             return
         if self._closed:
             raise ModelProcessError("the model's process was stopped")
-        ctx = _context()
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=serve, args=(child, self.store_path), name="galexplorer-model", daemon=True)
-        proc.start()
-        child.close()
-        self._proc, self._conn = proc, parent
+        self._drop()
+        self._proc, self._conn = _start_child(self.store_path)
+        _live.add(self._proc.pid)
 
     def call(self, kind: str, **args):
         with self._lock:
             self._ensure()
+            bars: dict[str, progress.Bar] = {}
             try:
                 self._conn.send((kind, args))
-                answer = self._conn.recv()
+                while True:
+                    answer = self._conn.recv()
+                    if answer[0] != "progress":
+                        break
+                    # re-told through galexplorer.progress, so the caller's progress callback
+                    # (the window's bar) sees the child's stages
+                    _, stage, done, total = answer
+                    bar = bars.get(stage)
+                    if bar is None:
+                        bar = bars[stage] = progress.Bar(stage, total)
+                    bar.update(done - bar.done)
             except (EOFError, OSError, BrokenPipeError):
-                code = self._proc.exitcode if self._proc is not None else None
+                code = getattr(self._proc, "exitcode", None) if self._proc is not None else None
+                if self._proc is not None and code is None and hasattr(self._proc, "poll"):
+                    code = self._proc.poll()
                 self._drop()
                 raise ModelProcessError(f"the model's process stopped (exit code {code})",
                                         hint="it restarts at the next refit; if it keeps stopping, "
                                              "the store may be too large for the memory") from None
+            finally:
+                for bar in bars.values():
+                    bar.close()
         if answer[0] == "ok":
             return answer[1]
         if answer[0] == "error":
@@ -234,10 +297,11 @@ class ModelProcess:
         if self._conn is not None:
             self._conn.close()
         if self._proc is not None:
-            self._proc.join(1)
-            if self._proc.is_alive():
+            _wait(self._proc, 1)
+            if _alive(self._proc):
                 self._proc.kill()
-                self._proc.join(1)
+                _wait(self._proc, 2)
+            _live.discard(self._proc.pid)
         self._proc = self._conn = None
 
     @property
@@ -254,14 +318,28 @@ class ModelProcess:
         if self._lock.acquire(blocking=False):
             try:
                 conn.send(None)
-                proc.join(timeout)
+                _wait(proc, timeout)
             except (OSError, BrokenPipeError):
                 pass
             finally:
                 self._lock.release()
-        if proc.is_alive():
-            proc.kill()      # the waiting worker thread gets EOF and ends
-            proc.join(2)
+        if _alive(proc):
+            proc.kill()      # a worker thread waiting for an answer gets EOF and ends
+            _wait(proc, 2)
         with self._lock:
-            conn.close()
+            if self._conn is not None:
+                self._conn.close()
+            _live.discard(proc.pid)
             self._proc = self._conn = None
+
+
+def _child_main(argv: list[str]) -> int:
+    from multiprocessing.connection import Connection
+
+    fd, store_path = int(argv[0]), argv[1]
+    serve(Connection(fd), store_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))
