@@ -19,6 +19,17 @@ log = logging.getLogger(__name__)
 SCREENSHOT_SIZE = (1600, 1000)
 
 
+def _check_display() -> None:
+    """Refuse early, with the fix, when a window cannot be shown (Qt would abort the process)."""
+    if sys.platform.startswith("linux") and "QT_QPA_PLATFORM" not in os.environ \
+            and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        from ..errors import GalexplorerError
+
+        raise GalexplorerError("there is no display to open the explorer's window on",
+                               hint="run it in a desktop session (or over ssh -X), or render it with "
+                                    "--screenshot FILE.png")
+
+
 def _headless_platform() -> None:
     """Render offscreen when there is no display (``--screenshot`` on a server or in CI)."""
     if "QT_QPA_PLATFORM" not in os.environ and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -89,6 +100,9 @@ def run_app(args) -> int:
     user = getattr(args, "user", None)
     if shot:
         _headless_platform()
+    else:
+        _check_display()
+    if shot:
         if store:
             # fail fast, before any window exists, with the one-line message and its fix
             from .session import open_store
