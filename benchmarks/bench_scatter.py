@@ -100,17 +100,24 @@ def bench_explorer(app, xy, score, ops, hover_points, colour: bool):
     return first, np.array(times), modes, hover
 
 
-def hover_latency(app, view, points) -> np.ndarray:
-    from PySide6 import QtCore, QtGui, QtWidgets
+def mouse_move(plot, x: float, y: float):
+    """A mouse-move event to the viewport pixel of data point (x, y) of a PlotWidget."""
+    from PySide6 import QtCore, QtGui
 
-    vb = view.getViewBox()
+    vp = plot.viewport()
+    pos = plot.mapFromScene(plot.getViewBox().mapViewToScene(QtCore.QPointF(float(x), float(y))))
+    return QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, QtCore.QPointF(pos), QtCore.QPointF(vp.mapToGlobal(pos)),
+                             QtCore.Qt.MouseButton.NoButton, QtCore.Qt.MouseButton.NoButton,
+                             QtCore.Qt.KeyboardModifier.NoModifier)
+
+
+def hover_latency(app, view, points) -> np.ndarray:
+    from PySide6 import QtWidgets
+
     vp = view.viewport()
     out = []
     for x, y in points:
-        pos = view.mapFromScene(vb.mapViewToScene(QtCore.QPointF(float(x), float(y))))
-        ev = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, QtCore.QPointF(pos), QtCore.QPointF(vp.mapToGlobal(pos)),
-                               QtCore.Qt.MouseButton.NoButton, QtCore.Qt.MouseButton.NoButton,
-                               QtCore.Qt.KeyboardModifier.NoModifier)
+        ev = mouse_move(view, x, y)
         time.sleep(0.012)   # pyqtgraph drops mouse moves closer than 10 ms apart
         t0 = time.perf_counter()
         QtWidgets.QApplication.sendEvent(vp, ev)
@@ -126,7 +133,7 @@ def hover_latency(app, view, points) -> np.ndarray:
 
 def bench_plain(app, xy, ops, hover_points):
     import pyqtgraph as pg
-    from PySide6 import QtCore, QtGui, QtWidgets
+    from PySide6 import QtWidgets
 
     w = pg.PlotWidget()
     w.resize(*SIZE)
@@ -158,10 +165,7 @@ def bench_plain(app, xy, ops, hover_points):
     vp = w.viewport()
     out = []
     for x, y in hover_points:
-        pos = w.mapFromScene(vb.mapViewToScene(QtCore.QPointF(float(x), float(y))))
-        ev = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, QtCore.QPointF(pos), QtCore.QPointF(vp.mapToGlobal(pos)),
-                               QtCore.Qt.MouseButton.NoButton, QtCore.Qt.MouseButton.NoButton,
-                               QtCore.Qt.KeyboardModifier.NoModifier)
+        ev = mouse_move(w, x, y)
         time.sleep(0.012)
         n0 = len(hits)
         t0 = time.perf_counter()
