@@ -100,8 +100,8 @@ class LegendItem(QtWidgets.QGraphicsObject):
         lh = fm.height() + 2
         w = max(170.0, fm.horizontalAdvance(self._title()) + 20)
         h = 8 + lh
-        if spec.kind == "continuous" or spec.kind == "density":
-            h += 14 + lh if not markers or spec.kind == "continuous" else 0
+        if self._has_bar():
+            h += 14 + lh
         elif spec.kind == "categorical":
             shown = spec.categories[:12]
             w = max(w, max((fm.horizontalAdvance(c) for c in shown), default=0) + 36)
@@ -110,6 +110,10 @@ class LegendItem(QtWidgets.QGraphicsObject):
             h += lh + 18
         self._size = QtCore.QSizeF(w, h + 6)
         self.update()
+
+    def _has_bar(self) -> bool:
+        """A colour bar for continuous values and the density image (not for plain markers)."""
+        return self._spec.kind == "continuous" or (self._spec.kind == "density" and not self._markers)
 
     def _title(self) -> str:
         if self._spec.kind == "density":
@@ -133,9 +137,7 @@ class LegendItem(QtWidgets.QGraphicsObject):
         p.setPen(QtGui.QColor(theme.TEXT))
         p.drawText(QtCore.QPointF(10, y + fm.ascent()), self._title())
         y += lh
-        if spec.kind == "density" and self._markers:
-            pass
-        elif spec.kind in ("continuous", "density") and self._lut is not None:
+        if self._has_bar() and self._lut is not None:
             bar = QtCore.QRectF(10, y + 2, w - 20, 10)
             grad = QtGui.QLinearGradient(bar.topLeft(), bar.topRight())
             start = 0.3 if spec.kind == "density" else 0.0
