@@ -61,7 +61,8 @@ def pca_features(x: np.ndarray, variance: float, extra_components: int = 0, comp
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: N = 2*10^4, fit sample and reference 2*10^3 (umap's exact-neighbour path)")
+                   help="smoke run: N = 2*10^4, fit sample and reference 5*10^3 (~40 s, most of it numba "
+                        "compiling pynndescent, which it does in every new process)")
     p.add_argument("--n", type=int, help="objects (default 10^6)")
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--ref-n", type=int, help="rows of the umap-learn reference (default 10^5)")
@@ -76,8 +77,8 @@ def main(argv=None) -> int:
                    help="also time the isolation forest and the Bayesian mixture on the PCA features")
     args = p.parse_args(argv)
     n = args.n or (20_000 if args.quick else 1_000_000)
-    ref_n = args.ref_n or (2_000 if args.quick else 100_000)
-    kw = {"fit_sample": args.fit_sample or (2_000 if args.quick else 50_000)}
+    ref_n = args.ref_n or (5_000 if args.quick else 100_000)
+    kw = {"fit_sample": args.fit_sample or (5_000 if args.quick else 50_000)}
     warnings.simplefilter("ignore")
     import umap
 
