@@ -29,12 +29,14 @@ def clustered(n: int, k: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 def build_store(path: str | Path, n: int = 400, *, thumbnails: bool = True, thumb_size: int = 32,
                 cutouts: str | Path | None = None, dim: int = 8, seed: int = 0,
-                projection: bool = True) -> Path:
+                projection: bool = True, cutouts_rows: np.ndarray | None = None) -> Path:
     """Write a store of ``n`` objects.
 
     Args:
         cutouts: a cutouts file of exactly ``n`` objects to link (the inspector then shows its
             full-resolution bands) — its ids, ra/dec and thumbnails are used.
+        cutouts_rows: with ``cutouts``, the store holds only these ``n`` rows of it, in this
+            order (as ``embed --allow-missing`` writes, ``objects/cutouts_row``).
         thumbnails: store thumbnails (cycled real XDF stamps when there is no cutouts file).
         projection: write the 2-D projection (False makes a store the explorer must refuse).
     """
@@ -48,9 +50,10 @@ def build_store(path: str | Path, n: int = 400, *, thumbnails: bool = True, thum
     attrs = {"bands": BANDS}
     if cutouts is not None:
         cut = CutoutStore(cutouts)
-        if cut.n != n:
-            raise ValueError(f"the cutouts file has {cut.n} objects, not {n}")
-        objects = cut.objects
+        rows = np.arange(cut.n) if cutouts_rows is None else np.asarray(cutouts_rows, np.int64)
+        if len(rows) != n:
+            raise ValueError(f"the store would hold {len(rows)} cutouts, not {n}")
+        objects = cut.objects.subset(rows)
         attrs.update(cutouts_path=str(cutouts), cutouts_uuid=cut.uuid)
     else:
         cut = None
@@ -70,7 +73,7 @@ def build_store(path: str | Path, n: int = 400, *, thumbnails: bool = True, thum
     with EmbeddingStoreWriter(path, objects, attrs=attrs) as w:
         if thumbnails:
             if cut is not None and cut.thumbnails is not None:
-                w.copy_thumbnails(cut.thumbnails)
+                w.write("thumbnails", cut.thumbnails[:][rows])
             else:
                 stamps, _ = xdf_stamps(min(n, 300), 48)
                 base = make_thumbnails(stamps, BANDS, thumb_size)
@@ -87,6 +90,8 @@ def build_store(path: str | Path, n: int = 400, *, thumbnails: bool = True, thum
         # marked as the isolation-forest score so the loop reuses it instead of fitting one
         w.write("scores/anomaly", anomaly, attrs={"method": "isolation_forest"})
         w.write("scores/cluster", c.astype(np.int32))
+        if cut is not None and cutouts_rows is not None:
+            w.file["objects"].create_dataset("cutouts_row", data=rows)
     if cut is not None:
         cut.close()
     return path

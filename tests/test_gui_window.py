@@ -226,6 +226,25 @@ def test_inspector_stretch_and_bands_from_cutouts(qtbot, xdf_store, gui_settings
     w.close()
 
 
+def test_inspector_follows_cutouts_rows_of_a_subset_store(qtbot, tmp_path, xdf_cutouts, gui_settings):
+    """A store built with --allow-missing holds some cutouts, in its own order."""
+    from galexplorer.data.stretch import to_rgb8
+    from galexplorer.store import CutoutStore
+
+    rows = np.array([40, 3, 17, 8, 29, 11, 47, 0, 22, 35, 5, 14])
+    store = build_store(tmp_path / "subset.h5", len(rows), cutouts=xdf_cutouts, cutouts_rows=rows)
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    ex.open(2)
+    with CutoutStore(xdf_cutouts) as cut:
+        assert ex.session.ids[2] == cut.ids[17]
+        expect = to_rgb8(cut.read(17), cut.bands, w.inspector.stretch.currentText())
+    img = w.inspector.stamp.image
+    got = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())[:, :img.width() * 3]
+    np.testing.assert_array_equal(got.reshape(expect.shape), expect)
+    w.close()
+
+
 @pytest.mark.parametrize("damage, words", [
     ("text", "not an HDF5 file"),
     ("truncated", "truncated"),

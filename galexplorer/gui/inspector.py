@@ -129,6 +129,7 @@ class Inspector(QtWidgets.QWidget):
         super().__init__(parent)
         self.setObjectName("Inspector")
         self._cutouts = None
+        self._rows: np.ndarray | None = None
         self._thumbs = None
         self._bands: list[str] = []
         self.index: int | None = None
@@ -207,10 +208,15 @@ class Inspector(QtWidgets.QWidget):
         self.set_enabled(False)
 
     # -- sources -------------------------------------------------------------------------------
-    def set_sources(self, cutouts, thumbnails) -> None:
+    def set_sources(self, cutouts, thumbnails, cutouts_rows: np.ndarray | None = None) -> None:
         """Where pixels come from: the linked cutouts file (full resolution, all bands), else
-        the store's thumbnails."""
-        self._cutouts, self._thumbs = cutouts, thumbnails
+        the store's thumbnails.
+
+        Args:
+            cutouts_rows: (N,) the cutouts row of each store object (a store built with
+                ``--allow-missing`` holds a subset of the cutouts); None maps row to row.
+        """
+        self._cutouts, self._thumbs, self._rows = cutouts, thumbnails, cutouts_rows
         self._bands = list(cutouts.bands) if cutouts is not None else []
         self.band.blockSignals(True)
         self.band.clear()
@@ -277,7 +283,7 @@ class Inspector(QtWidgets.QWidget):
             return
         if self._cutouts is not None:
             try:
-                img = self._cutouts.read(int(i))
+                img = self._cutouts.read(int(i if self._rows is None else self._rows[i]))
             except (OSError, ValueError) as exc:
                 self.stamp.set_rgb(None, f"cannot read the cutout: {exc}")
                 return

@@ -336,12 +336,13 @@ class MainWindow(QtWidgets.QMainWindow):
         ex = Explorer(session, config, self)
         self.explorer = ex
         self._cutouts = store.open_cutouts() if store.cutouts_path is not None else None
-        self.thumbs = ThumbnailCache(store.thumbnails, self._cutouts)
+        rows = store.cutouts_rows if self._cutouts is not None else None
+        self.thumbs = ThumbnailCache(store.thumbnails, self._cutouts, cutouts_rows=rows)
         self.scatter.thumbnails = self.thumbs
         self.queue.model.thumbnails = self.thumbs
         self.gallery.model.thumbnails = self.thumbs
         self.candidates.model.thumbnails = self.thumbs
-        self.inspector.set_sources(self._cutouts, self.thumbs)
+        self.inspector.set_sources(self._cutouts, self.thumbs, rows)
         self.inspector.set_stretch(self.settings.stretch)
         self.queue.set_config(config.scorer, config.acquisition, config.xi, config.batch_size)
         self.scatter.set_points(session.xy)

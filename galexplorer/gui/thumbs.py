@@ -29,12 +29,14 @@ class ThumbnailCache:
         thumbnails: the store's (N, T, T, 3) uint8 dataset, or None.
         cutouts: the linked :class:`~galexplorer.store.CutoutStore` (used when the store has
             no thumbnails), or None.
+        cutouts_rows: (N,) the cutouts row of each store object, or None for row to row.
         capacity: pixmaps kept.
     """
 
-    def __init__(self, thumbnails=None, cutouts=None, capacity: int = 4096):
+    def __init__(self, thumbnails=None, cutouts=None, capacity: int = 4096, cutouts_rows=None):
         self._thumbs = thumbnails
         self._cutouts = cutouts
+        self._rows = cutouts_rows
         self._cache: OrderedDict[int, QtGui.QPixmap] = OrderedDict()
         self.capacity = capacity
         self.size = int(thumbnails.shape[1]) if thumbnails is not None else 64
@@ -52,7 +54,8 @@ class ThumbnailCache:
             if self._cutouts is not None:
                 from ..data.stretch import to_rgb8
 
-                return to_rgb8(self._cutouts.read(int(i)), self._cutouts.bands, "asinh")
+                row = int(i if self._rows is None else self._rows[int(i)])
+                return to_rgb8(self._cutouts.read(row), self._cutouts.bands, "asinh")
         except (OSError, ValueError) as exc:  # a damaged chunk: show the placeholder, say why once
             log.warning("cannot read the image of object %d: %s", i, exc)
         return None
