@@ -170,3 +170,13 @@ def test_user_guide_lists_every_shortcut():
 @pytest.mark.parametrize("name", ["lasso", "pan", "rectangle", "home", "similar", "refit", "export", "open"])
 def test_icons_exist(name):
     assert (ROOT / "galexplorer" / "gui" / "resources" / "icons" / f"{name}.svg").exists()
+
+
+def test_viewer_url_template():
+    from galexplorer.gui.settings import DEFAULT_VIEWER_URL, viewer_url
+
+    url = viewer_url(DEFAULT_VIEWER_URL, 53.1624, -27.7914, "XDF0001")
+    assert "ra=53.162400" in url and "dec=-27.791400" in url and url.startswith("https://")
+    assert viewer_url("https://x/?id={id}&r={ra:.2f}", 1.234, 5.0, "G7") == "https://x/?id=G7&r=1.23"
+    with pytest.raises(ValueError, match="not valid"):
+        viewer_url("https://x/?q={name}", 1.0, 2.0)
