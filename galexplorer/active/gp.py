@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +75,17 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+class ChunkBuffers(threading.local):
+    """Per-thread scratch arrays reused across chunks (see :func:`~.kernels.matern_block`)."""
+
+    def get(self, name: str, rows: int, cols: int, dtype) -> np.ndarray:
+        have = self.__dict__.get(name)
+        if have is None or have.shape[0] < rows or have.shape[1] != cols or have.dtype != dtype:
+            have = np.empty((rows, cols), dtype=dtype)
+            self.__dict__[name] = have
+        return have[:rows]
 
 
 def run_chunks(n_rows: int, chunk_rows: int, work: Callable[[int, int], None], n_threads: int,
@@ -242,6 +254,12 @@ class GaussianProcessRegressor:
         unit = eps * float(np.linalg.norm(alpha_e)) * self.y_std
         zs2 = float(np.max(np.sum((X * (SQRT3 / h.length_scale)) ** 2, axis=1)))
         near = 1.5 * eps * zs2 * float(np.abs(alpha_e).max()) * self.y_std
+        # That error decays as exp(-d) with the distance d (kernel units): recomputing the
+        # squared distance exactly for the few pairs closer than tau_d bounds it by tolerance/4.
+        self._near_d2 = 0.0
+        if near > self.tolerance / 4:
+            self._near_d2 = math.log(4.0 * near / self.tolerance) ** 2
+            near = self.tolerance / 4
         self.float32_error = 5.0 * unit + near
         self.mixed_error = 1.6 * unit + near
         if self.precision == "auto":
@@ -255,6 +273,7 @@ class GaussianProcessRegressor:
         self._alpha_c = alpha_e.astype(self._sum_dtype)
         self._right_t = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", self.dtype).T)
         self._right_t64 = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", np.float64).T)
+        self._Z64 = X
         self._alpha_K_alpha = float(self.alpha_ @ self.y_norm)  # alpha^T K alpha = alpha^T y
         self.fit_seconds = time.perf_counter() - t0
         log.debug("GP fit on %d labels in %.3f s: %s, log marginal likelihood %.3f", len(y),
@@ -337,10 +356,17 @@ class GaussianProcessRegressor:
             # rounding of the projections (float32: ~1e-6 relative) must not make the bound too small
             slack = (1e-5 if dt == np.float32 else 1e-12) * prior
 
+        buf = ChunkBuffers()
+        n_lab = self._right_t.shape[1]
+
         def work(a: int, b: int) -> None:
-            K = matern_block(scaled_augmented(X[a:b], ell, "left", dt), self._right_t)
+            near = (self._near_d2, X[a:b], self._Z64, SQRT3 / ell) if self._near_d2 > 0 and dt == np.float32 \
+                else None
+            K = matern_block(scaled_augmented(X[a:b], ell, "left", dt), self._right_t,
+                             buf.get("k", b - a, n_lab, dt), buf.get("e", b - a, n_lab, dt), near)
             if K.dtype != st:
-                K = K.astype(st)
+                K = buf.get("k64", b - a, n_lab, st)
+                K[...] = buf.get("k", b - a, n_lab, dt)
             m = K @ self._alpha_c         # separate from the bound's product: the same mean either way
             m *= ystd
             m += ymean
@@ -427,11 +453,15 @@ class GaussianProcessRegressor:
         ell = self.hyper.length_scale
         chunk = max(256, self.chunk_rows // 2)
 
+        buf = ChunkBuffers()
+        n_lab = self._right_t64.shape[1]
+
         def work(a: int, b: int) -> None:
             sel = rows[a:b]
             Xc = X[sel] if index is not None else X[a:b]
-            K = matern_block(scaled_augmented(Xc, ell, "left", np.float64), self._right_t64)
-            V = K @ self._W64
+            K = matern_block(scaled_augmented(Xc, ell, "left", np.float64), self._right_t64,
+                             buf.get("k", b - a, n_lab, np.float64), buf.get("e", b - a, n_lab, np.float64))
+            V = np.matmul(K, self._W64, out=buf.get("v", b - a, n_lab, np.float64))
             var = prior - np.einsum("ij,ij->i", V, V)
             np.maximum(var, 0.0, out=var)
             out[a:b] = np.sqrt(var) * self.y_std
