@@ -204,7 +204,8 @@ class CutoutStore:
             shape = f["images"].shape
             if len(shape) != 4:
                 raise StoreError(f"images has shape {shape}, expected (N, C, H, W)", self.path, FIX)
-            self.n = check_objects(f, self.path, shape[0], "cutouts file", FIX)
+            self._ids = check_objects(f, self.path, shape[0], "cutouts file", FIX)
+            self.n = len(self._ids)
             self.bands: list[str] = read_attr(f, "bands") or [f"band{i}" for i in range(shape[1])]
             if len(self.bands) != shape[1]:
                 raise StoreError(f"{len(self.bands)} band names for {shape[1]} bands", self.path, FIX)
@@ -233,7 +234,7 @@ class CutoutStore:
     @property
     def objects(self) -> ObjectTable:
         if self._objects is None:
-            self._objects = read_objects(self._f["objects"])
+            self._objects = read_objects(self._f["objects"], self._ids)
         return self._objects
 
     @property

@@ -176,7 +176,8 @@ class EmbeddingStore:
         self.path = Path(path)
         self._f = open_checked(self.path, STORE_FORMAT, "embedding store", FIX)
         try:
-            self.n = check_objects(self._f, self.path, None, "embedding store", FIX)
+            self._ids = check_objects(self._f, self.path, None, "embedding store", FIX)
+            self.n = len(self._ids)
             for name in list(ARRAYS) + [f"scores/{s}" for s in self.score_names]:
                 if name in self._f and self._f[name].shape[0] != self.n:
                     raise StoreError(f"the embedding store is inconsistent: {name} has "
@@ -210,7 +211,7 @@ class EmbeddingStore:
     @property
     def objects(self) -> ObjectTable:
         if self._objects is None:
-            self._objects = read_objects(self._f["objects"])
+            self._objects = read_objects(self._f["objects"], self._ids)
         return self._objects
 
     @property

@@ -162,11 +162,18 @@ def read_column(dset: h5py.Dataset) -> np.ndarray:
     return dset[:]
 
 
-def read_objects(group: h5py.Group) -> ObjectTable:
+def read_objects(group: h5py.Group, ids: np.ndarray | None = None) -> ObjectTable:
+    """Read ``/objects``; pass ``ids`` when they were already read (validation reads them)."""
     cols = {name: read_column(group["columns"][name]) for name in group["columns"]} \
         if "columns" in group else {}
     source = read_column(group["source"]) if "source" in group else None
-    return ObjectTable(read_column(group["id"]), group["ra"][:], group["dec"][:], cols, source)
+    return ObjectTable(read_column(group["id"]) if ids is None else ids, group["ra"][:], group["dec"][:],
+                       cols, source)
+
+
+def _a(noun: str) -> str:
+    """'a cutouts file', 'an embedding store'."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def open_checked(path: str | Path, fmt: str, what: str, fix: str) -> h5py.File:
@@ -179,7 +186,7 @@ def open_checked(path: str | Path, fmt: str, what: str, fix: str) -> h5py.File:
     if not path.exists():
         raise StoreError("no such file", path, f"check the path, or {fix}")
     if path.is_dir():
-        raise StoreError(f"is a folder, not a {what}", path, f"give the .h5 file; {fix}")
+        raise StoreError(f"is a folder, not {_a(what)}", path, f"give the .h5 file; {fix}")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -187,13 +194,13 @@ def open_checked(path: str | Path, fmt: str, what: str, fix: str) -> h5py.File:
         if "truncated" in text or "eof" in text:
             raise StoreError(f"the file is truncated (an interrupted copy or write?), not a usable {what}",
                              path, f"copy it again or {fix}") from None
-        raise StoreError(f"not an HDF5 file, so not a {what}", path, fix) from None
+        raise StoreError(f"not an HDF5 file, so not {_a(what)}", path, fix) from None
     try:
         found = read_attr(f, "format")
         if found != fmt:
             other = {CUTOUTS_FORMAT: "a cutouts file", STORE_FORMAT: "an embedding store",
                      RANKING_FORMAT: "a ranking file"}.get(found)
-            msg = f"this is {other}, not a {what}" if other else \
+            msg = f"this is {other}, not {_a(what)}" if other else \
                 f"not a galexplorer {what} (format attribute {found!r})"
             raise StoreError(msg, path, fix)
         version = read_attr(f, "version")
@@ -210,8 +217,12 @@ def open_checked(path: str | Path, fmt: str, what: str, fix: str) -> h5py.File:
     return f
 
 
-def check_objects(f: h5py.File, path: Path, n: int | None, what: str, fix: str) -> int:
-    """Check /objects exists, that its arrays agree in length (and with ``n``) and ids are unique."""
+def check_objects(f: h5py.File, path: Path, n: int | None, what: str, fix: str) -> np.ndarray:
+    """Check /objects exists, that its arrays agree in length (and with ``n``) and ids are unique.
+
+    Returns:
+        (N,) the ids (object array of str), so that readers need not decode them twice.
+    """
     if "objects" not in f or "id" not in f["objects"]:
         raise StoreError(f"the {what} has no objects/id dataset (incomplete file)", path, fix)
     g = f["objects"]
@@ -231,4 +242,4 @@ def check_objects(f: h5py.File, path: Path, n: int | None, what: str, fix: str) 
         u, c = np.unique(np.asarray(ids, dtype=object).astype(str), return_counts=True)
         dup = u[c > 1][:3]
         raise StoreError(f"the {what} has duplicate object ids ({', '.join(map(str, dup))})", path, fix)
-    return count
+    return np.asarray(ids, dtype=object)
