@@ -8,7 +8,7 @@ again. Everything else is derived:
 
 * a user's current label of an object = the last non-retracted ``score`` event of that user;
 * consensus = the median of the users' current labels; an object is *disputed* when more than
-  ⌈N/2⌉ distinct scores are given by its N labellers (Gondhalekar et al. 2023);
+  ⌈N/2⌉ distinct scores are given by its N labellers (Gondhalekar et al. 2024);
 * an object is excluded (artefact) when its last non-retracted ``exclude``/``include`` event
   is an ``exclude``.
 """
