@@ -4,19 +4,20 @@ The model is scikit-learn's ``GaussianProcessRegressor(kernel=ConstantKernel() *
 + WhiteKernel(), normalize_y=True)`` re-implemented for 10^6 objects:
 
 * the hyper-parameters (amplitude, length scale, noise level) maximise the log marginal
-  likelihood of the labelled points with L-BFGS-B and analytic gradients, in float64, inside
-  scikit-learn's default bounds (1e-5, 1e5) for each, from the same start as scikit-learn
-  (all 1) plus a warm start and a few seeded random restarts;
+  likelihood of the labelled points with L-BFGS-B and analytic gradients, in float64 with one
+  BLAS thread, inside scikit-learn's default bounds (1e-5, 1e5) for each, from the same start
+  as scikit-learn (all 1), plus a warm start and ``n_restarts`` seeded random starts;
 * the predictive mean of every object is one pass of the cross-kernel
   (:mod:`galexplorer.active.kernels`) over chunks of rows, in as many threads as there are
-  cores, with bounded memory (``chunk_rows × n_labels`` floats per thread); in float32 when
-  the rounding error that would cause is below a tolerance (1e-4 label units by default),
-  else in float64 — long length scales make the weights ``α`` large and cancel, and then
-  float32 is not safe;
+  cores, with bounded memory (a few ``chunk_rows × n_labels`` buffers per thread). Float32
+  where safe: the fit estimates the rounding error of a float32 pass (long length scales make
+  the weights ``α`` large and cancelling) and uses float32, a float32 kernel with a float64
+  sum (``mixed``), or float64, the cheapest within ``tolerance`` (1e-4 label units);
 * the predictive standard deviation costs an ``n × n`` product per object (2.5·10^11 flops at
-  10^6 × 500), so it is computed only for the rows asked for (:meth:`predict_std`), in float64
-  for accuracy near the labelled points. :meth:`std_upper_bound` gives a free upper bound on it
-  for every object, which the acquisition step uses to find where the exact value matters.
+  10^6 × 500), so it is computed only for the rows asked for (:meth:`predict_std`), in float64.
+  The mean pass can also return an upper bound on it for every object (a projection of the
+  variance reduction on a few leading directions, :meth:`_bound_basis`), which the
+  acquisition step uses to find the few objects where the exact value matters.
 
 As in scikit-learn, the predictive variance includes the white-noise level (``kernel.diag``),
 and ``normalize_y`` scales the labels to zero mean and unit variance before fitting.
@@ -360,8 +361,8 @@ class GaussianProcessRegressor:
         n_lab = self._right_t.shape[1]
 
         def work(a: int, b: int) -> None:
-            near = (self._near_d2, X[a:b], self._Z64, SQRT3 / ell) if self._near_d2 > 0 and dt == np.float32 \
-                else None
+            # float32: exact squared distances below the threshold (at least: the rounding negatives)
+            near = (max(self._near_d2, 1e-30), X[a:b], self._Z64, SQRT3 / ell) if dt == np.float32 else None
             K = matern_block(scaled_augmented(X[a:b], ell, "left", dt), self._right_t,
                              buf.get("k", b - a, n_lab, dt), buf.get("e", b - a, n_lab, dt), near)
             if K.dtype != st:

@@ -10,7 +10,9 @@ so it is written to make as few passes over an (rows, n) float32 block as NumPy 
 * one matrix product gives the scaled squared distances directly, by augmenting the features
   (``[x·s, 1, |x·s|²] · [−2·z·s, |z·s|², 1]ᵀ = |x·s − z·s|²`` with ``s = √3/ℓ``);
 * negatives from rounding are cleared through an int32 view (a float with its sign bit set is
-  a negative int32), which is cheaper than ``np.maximum`` on floats;
+  a negative int32), which is cheaper than ``np.maximum`` on floats; or, when the caller asks
+  for it, every pair below a threshold (negatives included) gets its exact squared distance
+  recomputed from the features — one compare pass, and the near pairs exact;
 * ``(1 + d)·exp(−d) = e · u / exp(u)`` with ``u = 1 + d``: three passes instead of four; the
   constant ``e`` is folded into whatever the block is multiplied with next.
 
@@ -72,13 +74,16 @@ def matern_block(left_aug: np.ndarray, right_aug_t: np.ndarray, out: np.ndarray 
     """
     D = np.matmul(left_aug, right_aug_t, out=out)    # scaled squared distances
     if near is not None:
+        # the pairs below tau (rounding negatives included) get their exact value, which is >= 0
         tau, X, Z, s = near
-        r, c = np.nonzero(D < tau)
-        if len(r):
+        flat = np.flatnonzero(D.reshape(-1) < tau)
+        if len(flat):
+            r, c = np.divmod(flat, D.shape[1])
             diff = (np.asarray(X[r], dtype=np.float64) - np.asarray(Z[c], dtype=np.float64)) * s
-            D[r, c] = np.einsum("ij,ij->i", diff, diff)
-    Di = D.view(np.int32 if D.dtype == np.float32 else np.int64)
-    np.maximum(Di, 0, out=Di)                        # rounding negatives -> +0.0
+            D.reshape(-1)[flat] = np.einsum("ij,ij->i", diff, diff)
+    else:
+        Di = D.view(np.int32 if D.dtype == np.float32 else np.int64)
+        np.maximum(Di, 0, out=Di)                    # rounding negatives -> +0.0
     np.sqrt(D, out=D)
     D += D.dtype.type(1.0)                           # u = 1 + d
     with np.errstate(over="ignore"):                 # exp(u) = inf far away: u / inf = 0, right

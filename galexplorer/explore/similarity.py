@@ -74,6 +74,8 @@ class SimilarityIndex:
         max_rank: most directions kept (the scan of ``Y`` costs N·r).
         backend: ``"numpy"``, ``"faiss"`` (exact ``IndexFlatIP``; needs faiss installed), or
             ``"auto"`` (faiss when installed).
+        vectors: already normalised rows to use as they are (no copy), instead of ``embeddings``.
+        min_rows_for_bound: below this many rows the plain scan is used (it takes milliseconds).
 
     Raises:
         InputError: not (N, D), empty, or NaN/inf.
@@ -81,7 +83,7 @@ class SimilarityIndex:
     """
 
     def __init__(self, embeddings, energy: float = 0.9, max_rank: int = 64, backend: str = "numpy",
-                 vectors: np.ndarray | None = None):
+                 vectors: np.ndarray | None = None, min_rows_for_bound: int = 100_000):
         if backend not in ("numpy", "faiss", "auto"):
             raise ConfigError(f"similarity backend must be numpy, faiss or auto, not {backend!r}")
         self.vectors = normalise_rows(embeddings, desc="normalise embeddings") if vectors is None else vectors
@@ -101,7 +103,9 @@ class SimilarityIndex:
                 self._faiss = faiss.IndexFlatIP(self.dim)
                 self._faiss.add(self.vectors)
         self.rank = 0
-        if self._faiss is None and energy > 0:
+        self.energy_kept = 1.0
+        # below ~10^5 rows the plain scan takes a few ms: the bound would only add overhead
+        if self._faiss is None and energy > 0 and self.n >= min_rows_for_bound:
             self._build_low_rank(float(energy), int(max_rank))
 
     @classmethod
