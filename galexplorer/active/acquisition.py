@@ -160,13 +160,30 @@ def select_batch(mean: np.ndarray, std_bound: np.ndarray, exact_std: Callable[[n
         e = np.empty(0, np.int64)
         return BatchSelection(e, e, np.empty(0, np.float32), np.empty(0, np.float32))
     bound = acquisition(mean[candidates], std_bound[candidates])
-    key = np.lexsort((candidates, -bound))
-    order = candidates[key]
-    bound_sorted = bound[key]
+    # visit candidates by decreasing bound; only the head of that order is normally needed, so
+    # sort the best `head` (argpartition) and the rest only if the search gets that far
+    head = min(len(candidates), max(4096, 64 * k))
+    if head < len(candidates):
+        top = np.argpartition(-bound, head - 1)[:head]
+        rest_max = float(np.max(np.delete(bound, top))) if head < len(bound) else -np.inf
+    else:
+        top, rest_max = np.arange(len(candidates)), -np.inf
+    key = top[np.lexsort((candidates[top], -bound[top]))]
+    order, bound_sorted = candidates[key], bound[key]
     done = 0
     take_n = max(int(first_chunk), 4 * k)
     rows, stds, acqs = [], [], []
-    while done < len(order):
+    full = head == len(candidates)
+    while True:
+        if done >= len(order) and not full:
+            # the head is used up without a decision: order all the other candidates
+            left = np.ones(len(candidates), bool)
+            left[top] = False
+            key = np.flatnonzero(left)
+            key = key[np.lexsort((candidates[key], -bound[key]))]
+            order, bound_sorted, full, done = candidates[key], bound[key], True, 0
+        if done >= len(order):
+            break
         take = order[done:done + take_n]
         s = np.asarray(exact_std(take), dtype=np.float32)
         rows.append(take)
@@ -174,15 +191,16 @@ def select_batch(mean: np.ndarray, std_bound: np.ndarray, exact_std: Callable[[n
         acqs.append(acquisition(mean[take], s))
         done += len(take)
         all_acq = np.concatenate(acqs)
-        if len(all_acq) < k or done >= len(order):
+        next_bound = bound_sorted[done] if done < len(order) else (rest_max if not full else -np.inf)
+        if len(all_acq) < k:
             take_n *= 2
             continue
         kth = np.partition(all_acq, len(all_acq) - k)[len(all_acq) - k]
-        if kth >= bound_sorted[done]:
+        if kth >= next_bound:
             break
-        # only objects whose bound reaches the k-th exact value so far can still enter the batch;
+        # only objects whose bound exceeds the k-th exact value so far can still enter the batch;
         # they are next in ``order`` (sorted by bound): take them all at once
-        take_n = int(np.count_nonzero(bound_sorted[done:] > kth))
+        take_n = max(1, int(np.count_nonzero(bound_sorted[done:] > kth)))
     evaluated = np.concatenate(rows)
     std = np.concatenate(stds)
     acq = np.concatenate(acqs)
