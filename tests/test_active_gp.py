@@ -97,3 +97,19 @@ def test_bad_input():
         GaussianProcessRegressor().fit(np.array([[0.0, np.nan]]), np.array([1.0]))
     with pytest.raises(ConfigError, match="precision"):
         GaussianProcessRegressor(precision="float16")
+
+
+@pytest.mark.parametrize("theta", [(1.0, 1.0, 1.0), (3.0, 0.5, 0.1), (0.2, 4.0, 1e-3)])
+def test_gradient_matches_finite_differences(theta):
+    from galexplorer.active.gp import _lml_and_grad
+    from galexplorer.active.kernels import pairwise_distances64
+
+    rng = np.random.default_rng(0)
+    R = pairwise_distances64(rng.standard_normal((60, 5)))
+    y = rng.standard_normal(60)
+    t = np.log(theta)
+    _, grad = _lml_and_grad(t, R, y, 1e-10)
+    h = 1e-5
+    num = [(_lml_and_grad(t + h * e, R, y, 1e-10)[0] - _lml_and_grad(t - h * e, R, y, 1e-10)[0]) / (2 * h)
+           for e in np.eye(3)]
+    np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-6)

@@ -118,8 +118,7 @@ def run_chunks(n_rows: int, chunk_rows: int, work: Callable[[int, int], None], n
             bar.close()
 
 
-def _lml_and_grad(theta: np.ndarray, R: np.ndarray, y: np.ndarray, jitter: float,
-                  eye: np.ndarray) -> tuple[float, np.ndarray]:
+def _lml_and_grad(theta: np.ndarray, R: np.ndarray, y: np.ndarray, jitter: float) -> tuple[float, np.ndarray]:
     """Log marginal likelihood and its gradient in log hyper-parameters (float64)."""
     amp, ell, noise = np.exp(theta)
     d = R * (SQRT3 / ell)
@@ -132,13 +131,18 @@ def _lml_and_grad(theta: np.ndarray, R: np.ndarray, y: np.ndarray, jitter: float
         return -np.inf, np.zeros(3)
     alpha, _ = lapack.dpotrs(L, y, lower=1)
     lml = -0.5 * float(y @ alpha) - float(np.log(np.diag(L)).sum()) - 0.5 * len(y) * math.log(2 * math.pi)
-    Kinv, _ = lapack.dpotri(L, lower=1)      # lower triangle of K^-1
-    Kinv = np.tril(Kinv) + np.tril(Kinv, -1).T
-    A = np.outer(alpha, alpha)
-    A -= Kinv
-    g_amp = 0.5 * float(np.einsum("ij,ij->", A, M)) * amp
-    g_ell = 0.5 * float(np.einsum("ij,ij->", A, d * d * e)) * amp
-    g_noise = 0.5 * float(np.trace(A)) * noise
+    # dLML/dθ = ½ (αᵀ ∂K α − tr(K⁻¹ ∂K)). dpotri leaves K⁻¹ in the lower triangle and zeros above
+    # (dpotrf cleaned them), so for symmetric ∂K: tr(K⁻¹ ∂K) = 2 Σ low∘∂K − Σ diag(K⁻¹)·diag(∂K).
+    low, _ = lapack.dpotri(L, lower=1)
+    diag_inv = np.diag(low).copy()
+    D = d * d
+    D *= e                                   # ∂M/∂log ℓ = d² e^{-d}
+    Ma, Da = M @ alpha, D @ alpha
+    tr_m = 2.0 * float(np.einsum("ij,ij->", low, M)) - float(diag_inv.sum())      # diag(M) = 1
+    tr_d = 2.0 * float(np.einsum("ij,ij->", low, D))                             # diag(D) = 0
+    g_amp = 0.5 * (float(alpha @ Ma) - tr_m) * amp
+    g_ell = 0.5 * (float(alpha @ Da) - tr_d) * amp
+    g_noise = 0.5 * (float(alpha @ alpha) - float(diag_inv.sum())) * noise
     return lml, np.array([g_amp, g_ell, g_noise])
 
 
@@ -221,13 +225,12 @@ class GaussianProcessRegressor:
             self.y_mean, self.y_std = 0.0, 1.0
         self.y_norm = (y - self.y_mean) / self.y_std
         R = pairwise_distances64(X)
-        eye = np.eye(len(y))
         if optimise:
-            self.hyper = self._optimise(R, eye, hyper)
+            self.hyper = self._optimise(R, hyper)
         else:
             self.hyper = hyper or GPHyperparameters()
         h = self.hyper
-        self.log_marginal_likelihood_value = _lml_and_grad(h.theta, R, self.y_norm, self.jitter, eye)[0]
+        self.log_marginal_likelihood_value = _lml_and_grad(h.theta, R, self.y_norm, self.jitter)[0]
         K = h.amplitude * ((1.0 + SQRT3 * R / h.length_scale) * np.exp(-SQRT3 * R / h.length_scale))
         K.flat[:: len(K) + 1] += h.noise + self.jitter
         L, info = lapack.dpotrf(K, lower=1, clean=1)
@@ -281,7 +284,7 @@ class GaussianProcessRegressor:
                   self.fit_seconds, h, self.log_marginal_likelihood_value)
         return self
 
-    def _optimise(self, R: np.ndarray, eye: np.ndarray, warm: GPHyperparameters | None) -> GPHyperparameters:
+    def _optimise(self, R: np.ndarray, warm: GPHyperparameters | None) -> GPHyperparameters:
         lo, hi = math.log(BOUNDS[0]), math.log(BOUNDS[1])
         starts = [GPHyperparameters().theta]
         if warm is not None:
@@ -291,7 +294,7 @@ class GaussianProcessRegressor:
         y = self.y_norm
 
         def objective(theta):
-            lml, grad = _lml_and_grad(theta, R, y, self.jitter, eye)
+            lml, grad = _lml_and_grad(theta, R, y, self.jitter)
             if not np.isfinite(lml):
                 return 1e25, np.zeros(3)
             return -lml, -grad
@@ -316,7 +319,7 @@ class GaussianProcessRegressor:
         self._check_fitted()
         h = hyper or self.hyper
         R = pairwise_distances64(self.X_train)
-        return _lml_and_grad(h.theta, R, self.y_norm, self.jitter, np.eye(len(R)))[0]
+        return _lml_and_grad(h.theta, R, self.y_norm, self.jitter)[0]
 
     def _check_fitted(self) -> None:
         if self.hyper is None:
