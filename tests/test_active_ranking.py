@@ -119,3 +119,18 @@ def test_cli_export_user_labels(store, tmp_path, capsys):
     both = pd.read_csv(tmp_path / "all.csv").set_index("id")
     assert ann.loc["obj00003", "label"] == 4 and both.loc["obj00003", "label"] == 3
     assert both.loc["obj00003", "n_labellers"] == 2
+
+
+def test_ranked_table_from_loop_result(store):
+    from galexplorer.active.loop import ActiveLoop
+
+    path, rare, _ = store
+    with EmbeddingStore(path) as st:
+        loop = ActiveLoop(st, LoopConfig(scorer="gp", batch_size=5))
+        labelled = np.unique(np.concatenate([loop.initial_batch(), np.flatnonzero(rare)[:1]]))
+        result = loop.fit(labelled, np.where(rare[labelled], 5.0, 0.0))
+        table = ranked_table(st, result, None, top=7)
+    assert len(table) == 7 and table.meta["scorer"] == "gp" and table.meta["n_labels"] == len(labelled)
+    assert list(table.columns["rank"]) == list(range(1, 8))
+    assert np.isnan(table.columns["label"]).all()          # no journal given: no label columns
+    np.testing.assert_array_equal(table.columns["score_mean"], result.mean[result.order[:7]])
