@@ -60,3 +60,34 @@ def test_bad_queries():
         index.query([])
     with pytest.raises(InputError, match="NaN"):
         SimilarityIndex(np.full((3, 2), np.nan))
+
+
+def test_faiss_backend_matches_numpy():
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(3)
+    E = rng.standard_normal((3000, 32)).astype(np.float32)
+    a = SimilarityIndex(E, backend="faiss")
+    b = SimilarityIndex(E)
+    for rows in (5, [1, 2, 3]):
+        ia, sa = a.query(rows, k=15)
+        ib, sb = b.query(rows, k=15)
+        np.testing.assert_allclose(sa, sb, atol=1e-5)
+        assert np.mean(ia == ib) > 0.9 and not set(np.atleast_1d(rows)) & set(ia)
+
+
+def test_faiss_backend_missing_is_a_clear_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_faiss(name, *args, **kwargs):
+        if name == "faiss":
+            raise ImportError("no faiss")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    from galexplorer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="faiss"):
+        SimilarityIndex(np.ones((10, 3), np.float32), backend="faiss")
+    assert SimilarityIndex(np.ones((10, 3), np.float32), backend="auto").query(0, k=3)[0].size == 3
