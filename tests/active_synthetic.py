@@ -60,3 +60,14 @@ def planted_store(path: Path, n: int = 1000, **kw) -> tuple[Path, np.ndarray, np
     kind = np.array(["rare" if r else "common" for r in is_rare], dtype=object)
     write_store(path, emb, {"truth": truth, "kind": kind})
     return path, is_rare, truth
+
+
+def restore_cli_logging():
+    """Generator for a fixture: `galexplorer.cli.main` points the package logger at the stderr of
+    the moment (pytest's capture, closed after the test); put the logger back afterwards."""
+    import logging
+
+    log = logging.getLogger("galexplorer")
+    saved = (list(log.handlers), log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]

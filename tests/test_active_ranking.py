@@ -5,7 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from active_synthetic import planted_store
+from active_synthetic import planted_store, restore_cli_logging
 
 from galexplorer.active.loop import LoopConfig
 from galexplorer.active.ranking import current_ranking, label_snapshot, rank_store, ranked_table
@@ -14,6 +14,8 @@ from galexplorer.errors import LabelError, StoreError
 from galexplorer.labels import LabelJournal
 from galexplorer.store import EmbeddingStore
 from galexplorer.store.ranking import ranking_path, read_ranking
+
+_cli_logging = pytest.fixture(autouse=True)(restore_cli_logging)
 
 
 @pytest.fixture

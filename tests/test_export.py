@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from active_synthetic import planted, write_store
+from active_synthetic import planted, restore_cli_logging, write_store
 from astropy.table import Table
 
 from galexplorer.active.ranking import RankedTable
@@ -15,6 +15,8 @@ from galexplorer.cli import main
 from galexplorer.errors import ConfigError
 from galexplorer.export import export_store, neutralise, write_ranked
 from galexplorer.labels import LabelJournal
+
+_cli_logging = pytest.fixture(autouse=True)(restore_cli_logging)
 
 
 def _table():

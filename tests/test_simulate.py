@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from active_synthetic import planted_store
+from active_synthetic import planted_store, restore_cli_logging
 
 from galexplorer.active.loop import LoopConfig
 from galexplorer.active.metrics import precision_at_k, rank_weighted_score, recall_at_k
@@ -14,6 +14,8 @@ from galexplorer.active.simulate import SimulateConfig, simulate, write_curve
 from galexplorer.cli import main
 from galexplorer.errors import ConfigError, StoreError
 from galexplorer.store import EmbeddingStore
+
+_cli_logging = pytest.fixture(autouse=True)(restore_cli_logging)
 
 
 @pytest.fixture(scope="module")
