@@ -19,6 +19,8 @@ def test_cutouts_round_trip(xdf_cutouts):
         assert list(cut.ids) == ids
         np.testing.assert_array_equal(cut.read(slice(0, 48)), stamps)
         np.testing.assert_array_equal(cut.read(np.array([5, 1, 3])), stamps[[5, 1, 3]])
+        np.testing.assert_array_equal(cut.read([4, 4, 0]), stamps[[4, 4, 0]])
+        assert cut.read([]).shape == (0, 3, 32, 32)
         assert cut.thumbnails.shape == (48, 32, 32, 3) and cut.thumbnails.dtype == np.uint8
         assert set(cut.column_names) == {"peak", "kind"}
         assert cut.column("kind").dtype == object

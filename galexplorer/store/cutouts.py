@@ -25,18 +25,13 @@ import numpy as np
 
 from ..errors import StoreError
 from .atomic import temporary_sibling
+from .base import ObjectFile
 from .schema import (
     CUTOUTS_FORMAT,
     STR_DTYPE,
-    ObjectTable,
-    check_objects,
     column_kind,
     h5_dtype_for,
-    open_checked,
     read_attr,
-    read_column,
-    read_json_attr,
-    read_objects,
     root_attrs,
     write_attrs,
 )
@@ -187,69 +182,38 @@ class CutoutWriter:
         self.n = b
 
 
-class CutoutStore:
+class CutoutStore(ObjectFile):
     """Read-only access to a cutouts file, validated on open.
 
     Raises:
         StoreError: the file is missing, not ours, of a newer version, truncated or inconsistent.
     """
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._f = open_checked(self.path, CUTOUTS_FORMAT, "cutouts file", FIX)
-        try:
-            f = self._f
-            if "images" not in f:
-                raise StoreError("the cutouts file has no images dataset (incomplete file)", self.path, FIX)
-            shape = f["images"].shape
-            if len(shape) != 4:
-                raise StoreError(f"images has shape {shape}, expected (N, C, H, W)", self.path, FIX)
-            self._ids = check_objects(f, self.path, shape[0], "cutouts file", FIX)
-            self.n = len(self._ids)
-            self.bands: list[str] = read_attr(f, "bands") or [f"band{i}" for i in range(shape[1])]
-            if len(self.bands) != shape[1]:
-                raise StoreError(f"{len(self.bands)} band names for {shape[1]} bands", self.path, FIX)
-            if "thumbnails" in f and f["thumbnails"].shape[0] != self.n:
-                raise StoreError("the cutouts file is inconsistent: thumbnails and images differ in length",
-                                 self.path, FIX)
-            self.uuid: str = read_attr(f, "uuid", "")
-            self.size: int = shape[2]
-        except BaseException:
-            self._f.close()
-            raise
-        self._objects: ObjectTable | None = None
+    FORMAT = CUTOUTS_FORMAT
+    WHAT = "cutouts file"
+    FIX = FIX
+    COLUMN_FIX = "add it with --catalog at ingest"
 
-    # -- metadata -------------------------------------------------------------------------------
-    @property
-    def attrs(self) -> dict[str, Any]:
-        return {k: read_attr(self._f, k) for k in self._f.attrs}
+    def _expected_rows(self) -> int | None:
+        if "images" not in self._f:
+            raise StoreError("the cutouts file has no images dataset (incomplete file)", self.path, FIX)
+        shape = self._f["images"].shape
+        if len(shape) != 4:
+            raise StoreError(f"images has shape {shape}, expected (N, C, H, W)", self.path, FIX)
+        return shape[0]
 
-    def json_attr(self, key: str, default: Any = None) -> Any:
-        return read_json_attr(self._f, key, default)
+    def _validate(self) -> None:
+        shape = self._f["images"].shape
+        self.bands: list[str] = read_attr(self._f, "bands") or [f"band{i}" for i in range(shape[1])]
+        if len(self.bands) != shape[1]:
+            raise StoreError(f"{len(self.bands)} band names for {shape[1]} bands", self.path, FIX)
+        if "thumbnails" in self._f and self._f["thumbnails"].shape[0] != self.n:
+            raise self._inconsistent("thumbnails and images differ in length")
+        self.size: int = shape[2]
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
         return tuple(self._f["images"].shape)  # type: ignore[return-value]
-
-    @property
-    def objects(self) -> ObjectTable:
-        if self._objects is None:
-            self._objects = read_objects(self._f["objects"], self._ids)
-        return self._objects
-
-    @property
-    def ids(self) -> np.ndarray:
-        return self.objects.ids
-
-    @property
-    def column_names(self) -> list[str]:
-        return list(self._f["objects/columns"]) if "objects/columns" in self._f else []
-
-    def column(self, name: str) -> np.ndarray:
-        if name not in self.column_names:
-            raise StoreError(f"no catalogue column {name!r} (have: {', '.join(self.column_names) or 'none'})",
-                             self.path, "add it with --catalog at ingest")
-        return read_column(self._f["objects/columns"][name])
 
     # -- pixels ---------------------------------------------------------------------------------
     @property
@@ -262,16 +226,14 @@ class CutoutStore:
         return self._f["thumbnails"] if "thumbnails" in self._f else None
 
     def read(self, index) -> np.ndarray:
-        """Images at ``index`` (int, slice or sorted/unsorted int array) as float32."""
+        """Images at ``index`` (int, slice, or an int array in any order, repeats allowed) as float32."""
         if isinstance(index, (int, np.integer, slice)):
             return np.asarray(self._f["images"][index], dtype=np.float32)
-        index = np.asarray(index)
-        order = np.argsort(index)
-        data = self._f["images"][index[order]] if len(index) else \
-            np.empty((0,) + self.shape[1:], np.float32)
-        out = np.empty_like(data)
-        out[order] = data
-        return out
+        index = np.asarray(index, dtype=np.int64)
+        if len(index) == 0:
+            return np.empty((0,) + self.shape[1:], np.float32)
+        rows, inverse = np.unique(index, return_inverse=True)   # h5py reads increasing rows only
+        return np.asarray(self._f["images"][rows], dtype=np.float32)[inverse]
 
     def iter_batches(self, batch_size: int = 256, start: int = 0, stop: int | None = None
                      ) -> Iterator[tuple[int, np.ndarray]]:
@@ -279,20 +241,6 @@ class CutoutStore:
         stop = self.n if stop is None else stop
         for a in range(start, stop, batch_size):
             yield a, self.read(slice(a, min(a + batch_size, stop)))
-
-    # -- lifetime -------------------------------------------------------------------------------
-    def close(self) -> None:
-        if self._f:
-            self._f.close()
-
-    def __enter__(self) -> CutoutStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __len__(self) -> int:
-        return self.n
 
     def __repr__(self) -> str:
         return f"CutoutStore({str(self.path)!r}, n={self.n}, bands={self.bands}, size={self.size})"

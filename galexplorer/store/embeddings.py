@@ -25,14 +25,11 @@ import numpy as np
 
 from ..errors import StoreError
 from .atomic import temporary_sibling
+from .base import ObjectFile
 from .schema import (
     STORE_FORMAT,
     ObjectTable,
-    check_objects,
-    open_checked,
     read_attr,
-    read_json_attr,
-    read_objects,
     root_attrs,
     write_attrs,
     write_objects,
@@ -165,68 +162,23 @@ class EmbeddingStoreWriter:
                 self._tmp.unlink(missing_ok=True)
 
 
-class EmbeddingStore:
+class EmbeddingStore(ObjectFile):
     """Read-only access to an embedding store, validated on open.
 
     Raises:
         StoreError: the file is missing, not ours, of a newer version, truncated or inconsistent.
     """
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._f = open_checked(self.path, STORE_FORMAT, "embedding store", FIX)
-        try:
-            self._ids = check_objects(self._f, self.path, None, "embedding store", FIX)
-            self.n = len(self._ids)
-            for name in list(ARRAYS) + [f"scores/{s}" for s in self.score_names]:
-                if name in self._f and self._f[name].shape[0] != self.n:
-                    raise StoreError(f"the embedding store is inconsistent: {name} has "
-                                     f"{self._f[name].shape[0]} rows for {self.n} objects", self.path, FIX)
-            self.uuid: str = read_attr(self._f, "uuid", "")
-        except BaseException:
-            self._f.close()
-            raise
-        self._objects: ObjectTable | None = None
+    FORMAT = STORE_FORMAT
+    WHAT = "embedding store"
+    FIX = FIX
+    COLUMN_FIX = "add it with --catalog at ingest, then embed again"
+
+    def _validate(self) -> None:
+        for name in list(ARRAYS) + [f"scores/{s}" for s in self.score_names]:
+            if name in self._f and self._f[name].shape[0] != self.n:
+                raise self._inconsistent(f"{name} has {self._f[name].shape[0]} rows for {self.n} objects")
         self._cache: dict[str, np.ndarray] = {}
-
-    # -- metadata -------------------------------------------------------------------------------
-    @property
-    def file(self) -> h5py.File:
-        """The open, read-only h5py file (for code that needs a dataset directly)."""
-        return self._f
-
-    @property
-    def attrs(self) -> dict[str, Any]:
-        return {k: read_attr(self._f, k) for k in self._f.attrs}
-
-    def json_attr(self, key: str, default: Any = None, dataset: str | None = None) -> Any:
-        obj = self._f[dataset] if dataset else self._f
-        return read_json_attr(obj, key, default)
-
-    def dataset_attrs(self, name: str) -> dict[str, Any]:
-        if name not in self._f:
-            return {}
-        return {k: read_json_attr(self._f[name], k) for k in self._f[name].attrs}
-
-    @property
-    def objects(self) -> ObjectTable:
-        if self._objects is None:
-            self._objects = read_objects(self._f["objects"], self._ids)
-        return self._objects
-
-    @property
-    def ids(self) -> np.ndarray:
-        return self.objects.ids
-
-    @property
-    def column_names(self) -> list[str]:
-        return list(self._f["objects/columns"]) if "objects/columns" in self._f else []
-
-    def column(self, name: str) -> np.ndarray:
-        if name not in self.column_names:
-            raise StoreError(f"no catalogue column {name!r} (have: {', '.join(self.column_names) or 'none'})",
-                             self.path, "add it with --catalog at ingest, then embed again")
-        return self.objects.columns[name]
 
     @property
     def bands(self) -> list[str]:
@@ -320,23 +272,6 @@ class EmbeddingStore:
             cut.close()
             return None
         return cut
-
-    # -- lifetime -------------------------------------------------------------------------------
-    def close(self) -> None:
-        if self._f:
-            self._f.close()
-
-    def __enter__(self) -> EmbeddingStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __repr__(self) -> str:
-        return f"EmbeddingStore({str(self.path)!r}, n={self.n})"
 
 
 def _copy_whole_chunks(source: h5py.Dataset, dst: h5py.Dataset, start: int, bar) -> int:
