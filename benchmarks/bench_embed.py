@@ -84,7 +84,13 @@ def throughput(cutouts: Path, run_dir: Path, batch: int, repeats: int) -> dict[s
         n = cut.n
         with torch.inference_mode():
             ready = [enc.preprocess(torch.from_numpy(x)).contiguous() for _, x in cut.iter_batches(batch)]
-            enc.backbone(ready[0])                                  # warm-up
+            # warm-up: the first passes over a fresh model run several times slower here, so
+            # both paths first go over (up to) 1024 stamps untimed
+            warm = max(1, min(len(ready), 1024 // batch))
+            for x in ready[:warm] + ready[-1:]:
+                enc.backbone(x)
+        m = min(n, warm * batch)
+        encode_rows(enc, cut, 0, m, np.empty((m, enc.dim), np.float32), batch_size=batch)
         for _ in range(repeats):
             t0, c0 = time.perf_counter(), time.process_time()
             with torch.inference_mode():
@@ -117,18 +123,31 @@ def child(cutouts: str, run_dir: str, batch: int) -> None:
                       "after_load_mb": base / 1024, "seconds": time.perf_counter() - t0}))
 
 
-def peak_memory(tmp: Path, n: int, size: int, batch: int) -> dict:
-    cut = tmp / f"mem-{n}.h5"
-    write_cutouts(cut, n, size)
+def peak_memory(tmp: Path, sizes: list[int], size: int, batch: int, parallel: bool) -> list[dict]:
+    """Peak RSS of a fresh process embedding a file of each N in ``sizes``."""
+    cuts = []
+    for n in sizes:
+        cuts.append(tmp / f"mem-{n}.h5")
+        write_cutouts(cuts[-1], n, size)
     run = tmp / f"run-mem-{size}"
-    if not (run / "encoder.json").exists():
-        write_encoder(run, cut, size)
-    out = subprocess.run([sys.executable, __file__, "--child", str(cut), str(run), str(batch)],
-                         capture_output=True, text=True)
-    cut.unlink()
-    if out.returncode:
-        raise SystemExit(f"the memory run failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    write_encoder(run, cuts[0], size)
+    cmds = [[sys.executable, __file__, "--child", str(c), str(run), str(batch)] for c in cuts]
+    if parallel:    # small runs (--quick): side by side, to keep the smoke test short
+        procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+        outs = [(p.communicate(), p.returncode) for p in procs]
+    else:
+        outs = []
+        for c in cmds:
+            r = subprocess.run(c, capture_output=True, text=True)
+            outs.append(((r.stdout, r.stderr), r.returncode))
+    for c in cuts:
+        c.unlink()
+    results = []
+    for (stdout, stderr), code in outs:
+        if code:
+            raise SystemExit(f"the memory run failed:\n{stderr[-2000:]}")
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    return results
 
 
 def main() -> None:
@@ -146,7 +165,7 @@ def main() -> None:
         child(args.child[0], args.child[1], int(args.child[2]))
         return
     if args.quick:
-        args.n, args.size, args.batch, args.mem_n, args.mem_size = 256, 32, 64, [200, 800], 16
+        args.n, args.size, args.batch, args.mem_n, args.mem_size = 128, 32, 64, [64, 256], 16
 
     import torch
 
@@ -155,10 +174,10 @@ def main() -> None:
         cut = tmp / "cut.h5"
         write_cutouts(cut, args.n, args.size)
         write_encoder(tmp / "run", cut, args.size)
-        r = throughput(cut, tmp / "run", args.batch, repeats=3)
+        r = throughput(cut, tmp / "run", args.batch, repeats=1 if args.quick else 3)
         ratio, ratio_cpu = r["ours"] / r["bare"], r["ours_cpu"] / r["bare_cpu"]
         print(f"CPU, {torch.get_num_threads()} threads; ResNet-18 (standard stem), 3 bands, {args.size}-px stamps, "
-              f"batch {args.batch}, N={args.n}, best of 3 alternated runs")
+              f"batch {args.batch}, N={args.n}, best of {1 if args.quick else 3} alternated run(s)")
         print(f"  embedding from HDF5 (read, normalise, crop, forward, write): {r['ours']:8.1f} images/s "
               f"({r['ours_cpu']:.1f} per CPU-second)")
         print(f"  bare forward of the same model on ready tensors:              {r['bare']:8.1f} images/s "
@@ -168,8 +187,7 @@ def main() -> None:
         if args.no_memory:
             return
         n1, n2 = args.mem_n
-        r1 = peak_memory(tmp, n1, args.mem_size, args.batch)
-        r2 = peak_memory(tmp, n2, args.mem_size, args.batch)
+        r1, r2 = peak_memory(tmp, [n1, n2], args.mem_size, args.batch, parallel=args.quick)
         data = lambda n: n * 3 * args.mem_size ** 2 * 4 / 2 ** 20  # noqa: E731
         for n, r in ((n1, r1), (n2, r2)):
             print(f"  peak memory, N={n:>9,} {args.mem_size}-px stamps ({data(n):6.0f} MB of images): "
