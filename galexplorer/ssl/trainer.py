@@ -290,8 +290,9 @@ def train(cutouts: str | Path, run_dir: str | Path, config: TrainConfig | None =
     if device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
-    if not info.is_main:
+    if not info.is_main:  # rank 0 alone logs and draws progress
         logging.getLogger("galexplorer").setLevel(logging.WARNING)
+        progress.configure(enabled=False)
     try:
         return _train(Path(cutouts), run_dir, config, ckpt, init, stop_after, device, info)
     finally:
