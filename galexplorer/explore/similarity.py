@@ -119,11 +119,14 @@ class SimilarityIndex:
         return cls(store.embeddings, **kwargs)
 
     # -- building -----------------------------------------------------------------------------
-    def _build_low_rank(self, energy: float, max_rank: int) -> None:
+    def _build_low_rank(self, energy: float, max_rank: int, sample: int = 131072) -> None:
         V = self.vectors
+        # the directions only decide how tight the bound is (it holds for any orthonormal P),
+        # so they come from an evenly spaced sample of rows
+        rows = np.unique(np.linspace(0, self.n - 1, min(self.n, sample)).astype(np.int64))
         gram = np.zeros((self.dim, self.dim), np.float64)
-        for a in range(0, self.n, CHUNK_ROWS):
-            block = V[a:a + CHUNK_ROWS]
+        for a in range(0, len(rows), CHUNK_ROWS):
+            block = V[rows[a:a + CHUNK_ROWS]]
             gram += (block.T @ block).astype(np.float64)
         w, U = np.linalg.eigh(gram)
         w, U = w[::-1], U[:, ::-1]
@@ -225,7 +228,9 @@ class SimilarityIndex:
         yq = q @ self.P
         rq = np.float32(math.sqrt(max(1.0 - float(np.dot(yq.astype(np.float64), yq.astype(np.float64))), 0.0)))
         ub = self.Y @ yq
-        ub += rq * self.residual if rq > 0 else 0
+        if rq > 0:
+            tmp = np.multiply(self.residual, rq)
+            ub += tmp
         ub += _MARGIN
         ub[ex] = -np.inf
         # first threshold from a strided sample: aim at ~max(64 k, 4096) candidates
