@@ -139,3 +139,20 @@ def test_features_from_embeddings_when_no_pca(tmp_path):
     assert f.source == "pca of embeddings" and f.X.dtype == np.float32
     np.testing.assert_allclose(f.X.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(f.X.std(0), 1, atol=1e-4)
+
+
+def test_all_labels_alike_explores_far_from_them(planted):
+    path, rare, _ = planted
+    with EmbeddingStore(path) as store:
+        loop = ActiveLoop(store, LoopConfig(scorer="gp", batch_size=8))
+        labelled = loop.initial_batch()
+        r1 = loop.fit(labelled, np.zeros(len(labelled)))
+        r2 = loop.fit(labelled, np.zeros(len(labelled)))
+        X = loop.X
+    assert r1.acquisition_name == "explore"
+    np.testing.assert_array_equal(r1.next_batch, r2.next_batch)
+    assert len(set(r1.next_batch)) == 8 and not set(r1.next_batch) & set(labelled)
+    # farther from the labels than a typical object
+    d_batch = np.linalg.norm(X[r1.next_batch][:, None] - X[labelled][None], axis=2).min(1)
+    d_all = np.linalg.norm(X[:, None] - X[labelled][None], axis=2).min(1)
+    assert np.median(d_batch) > np.percentile(d_all, 90)

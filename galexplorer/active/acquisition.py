@@ -229,3 +229,42 @@ def spanning_batch(features: np.ndarray, k: int, candidates: np.ndarray | None =
     k = min(int(k), len(order))
     pos = np.unique(np.round(np.linspace(0, len(order) - 1, k)).astype(np.int64))
     return order[pos].astype(np.int64)
+
+
+def farthest_batch(features: np.ndarray, labelled: np.ndarray, k: int, candidates: np.ndarray,
+                   chunk_rows: int = 65536) -> np.ndarray:
+    """``k`` candidates chosen greedily to be far from the labelled objects and from each other.
+
+    For when the model sees nothing to gain anywhere (e.g. every label so far is the same):
+    the objects least like anything labelled are the most informative next. Deterministic.
+
+    Args:
+        features: (N, d) learning features.
+        labelled: (n,) rows already labelled (may be empty).
+        k: batch size.
+        candidates: (c,) rows that may be chosen.
+
+    Returns:
+        (min(k, c),) int64.
+    """
+    candidates = np.asarray(candidates, dtype=np.int64)
+    k = min(int(k), len(candidates))
+    if k == 0:
+        return np.empty(0, np.int64)
+    Xc = features[candidates]
+    dmin = np.full(len(candidates), np.inf)
+
+    def update(points: np.ndarray) -> None:
+        for p in points:
+            for a in range(0, len(Xc), chunk_rows):
+                diff = Xc[a:a + chunk_rows] - p
+                np.minimum(dmin[a:a + chunk_rows], np.einsum("ij,ij->i", diff, diff), out=dmin[a:a + chunk_rows])
+
+    update(features[np.asarray(labelled, dtype=np.int64)][:256])
+    picked = []
+    for _ in range(k):
+        i = int(np.argmax(dmin)) if np.isfinite(dmin).any() else len(picked)
+        picked.append(i)
+        update(Xc[i:i + 1])
+        dmin[i] = -np.inf
+    return candidates[np.array(picked, dtype=np.int64)]

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError, LabelError
 from ..store import EmbeddingStore
-from .acquisition import ACQUISITIONS, Acquisition, select_batch, spanning_batch, top_k
+from .acquisition import ACQUISITIONS, Acquisition, farthest_batch, select_batch, spanning_batch, top_k
 from .features import LearningFeatures, learning_features
 from .scorers import SCORERS, ScoreModel, make_scorer, minmax_scale
 
@@ -115,7 +115,8 @@ class LoopResult:
         next_batch: (k,) int64 unlabelled, not excluded objects with the highest acquisition.
         order: (N,) int64 ranking, best first (see :func:`ranking_order`).
         scorer: the scorer's name (``"prior:anomaly"`` when there were no labels).
-        acquisition_name: ``ei``, ``ucb``, ``uncertainty`` or ``mean``.
+        acquisition_name: ``ei``, ``ucb``, ``uncertainty``, ``mean`` (scorers without a std),
+            ``explore`` (no gain expected anywhere: farthest from the labels) or ``initial``.
         n_labels: labels fitted on.
         seconds: wall time of the fit.
         labelled, labels: (n,) int64 rows and float32 scores fitted on.
@@ -358,6 +359,11 @@ class ActiveLoop:
                 acquisition[sel.evaluated] = sel.acquisition
                 batch = sel.batch
             acq_name = c.acquisition
+            if len(batch) and not np.nanmax(acquisition[batch]) > 1e-9 * max(1.0, abs(best)):
+                log.info("the model expects no gain anywhere (are all labels alike?): the next batch "
+                         "explores the objects least like any labelled one")
+                batch = farthest_batch(self.X, labelled, c.batch_size, candidates)
+                acq_name = "explore"
         else:
             acq = None
             if c.acquisition != "ei" or c.scorer not in ("iforest", "lof", "neighbour"):
