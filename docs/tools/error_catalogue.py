@@ -84,34 +84,45 @@ class ErrorSite:
 
 class _Scope:
     """What a name in a message can be resolved to: assignments in the enclosing function
-    (before the call) and module-level constants."""
+    (before the call) and module-level constants. Built once per function."""
 
-    def __init__(self, func: ast.AST | None, module_consts: dict[str, list[ast.expr]], line: int):
-        self.assign: dict[str, list[ast.expr]] = {}
-        self.appends: dict[str, list[ast.expr]] = {}
+    def __init__(self, func: ast.AST | None, module_consts: dict[str, list[ast.expr]]):
+        self.assign: dict[str, list[tuple[int, ast.expr]]] = {}
+        self.appends: dict[str, list[tuple[int, ast.expr]]] = {}
         self.params: set[str] = set()
-        if func is not None:
-            args = func.args
-            self.params = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
-            for node in ast.walk(func):
-                if getattr(node, "lineno", line) >= line:
-                    continue
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 \
-                        and isinstance(node.targets[0], ast.Name):
-                    self.assign.setdefault(node.targets[0].id, []).append(node.value)
-                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
-                    self.assign.setdefault(node.target.id, []).append(node.value)
-                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                        and node.func.attr == "append" and isinstance(node.func.value, ast.Name) and node.args:
-                    self.appends.setdefault(node.func.value.id, []).append(node.args[0])
         self.consts = module_consts
+        self.line = 0
+        if func is None:
+            return
+        args = func.args
+        self.params = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+        for node in ast.walk(func):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                self.assign.setdefault(node.targets[0].id, []).append((node.lineno, node.value))
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+                self.assign.setdefault(node.target.id, []).append((node.lineno, node.value))
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "append" and isinstance(node.func.value, ast.Name) and node.args:
+                self.appends.setdefault(node.func.value.id, []).append((node.lineno, node.args[0]))
+
+    def at(self, line: int) -> _Scope:
+        """This scope as seen from a call on ``line`` (only earlier assignments count)."""
+        self.line = line
+        return self
+
+    def _before(self, items: list[tuple[int, ast.expr]]) -> list[ast.expr]:
+        return [v for ln, v in items if ln < self.line]
 
     def lookup(self, name: str) -> list[ast.expr] | None:
-        if name in self.assign:
-            return self.assign[name]
+        found = self._before(self.assign.get(name, []))
+        if found:
+            return found
         if name in self.consts and name not in self.params:
             return self.consts[name]
         return None
+
+    def appended(self, name: str) -> list[ast.expr]:
+        return self._before(self.appends.get(name, []))
 
 
 def _placeholder(node: ast.expr) -> str:
@@ -160,9 +171,9 @@ def _variants(node: ast.expr, scope: _Scope, depth: int = 0) -> list[str]:
         return ["{" + node.id + "}"]
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join" \
             and isinstance(node.func.value, ast.Constant) and len(node.args) == 1 \
-            and isinstance(node.args[0], ast.Name) and scope.appends.get(node.args[0].id):
+            and isinstance(node.args[0], ast.Name) and scope.appended(node.args[0].id):
         # "; ".join(parts) of parts.append(...): every part, joined
-        pieces = [_variants(e, scope, depth + 1)[0] for e in scope.appends[node.args[0].id]]
+        pieces = [_variants(e, scope, depth + 1)[0] for e in scope.appended(node.args[0].id)]
         return [node.func.value.value.join(pieces)]
     return [_placeholder(node)]
 
@@ -185,7 +196,7 @@ def _error_classes(trees: dict[str, ast.Module]) -> set[str]:
     found = {BASE}
     bases = {}
     for tree in trees.values():
-        for node in ast.walk(tree):
+        for node in tree.body:            # exception classes are defined at module level
             if isinstance(node, ast.ClassDef):
                 bases[node.name] = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")
                                     for b in node.bases]
@@ -227,23 +238,24 @@ def collect(package: Path = PACKAGE) -> list[ErrorSite]:
         if module == "errors.py":
             continue
         consts = _module_consts(tree)
-        funcs: list[tuple[ast.AST, str]] = [(tree, "")]
+        funcs: list[ast.AST] = []
+        calls: list[ast.Call] = []
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                funcs.append((node, node.name))
-
-        def enclosing(line: int, funcs=funcs):
-            best = (None, "")
-            for f, name in funcs:
-                if name and f.lineno <= line <= f.end_lineno and (best[0] is None or f.lineno >= best[0].lineno):
-                    best = (f, name)
-            return best
-
-        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                 and n.func.id in classes and n.args]
+                funcs.append(node)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in classes \
+                    and node.args:
+                calls.append(node)
+        scopes: dict[int, _Scope] = {}
         for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):
-            func, fname = enclosing(call.lineno)
-            scope = _Scope(func, consts, call.lineno)
+            # the innermost function around the call
+            around = [f for f in funcs if f.lineno <= call.lineno <= f.end_lineno]
+            func = max(around, key=lambda f: f.lineno) if around else None
+            fname = func.name if func is not None else ""
+            key = id(func)
+            if key not in scopes:
+                scopes[key] = _Scope(func, consts)
+            scope = scopes[key].at(call.lineno)
             path = _arg(call, 1, "path")
             names_file = path is not None and not (isinstance(path, ast.Constant) and path.value is None)
             hint = _arg(call, 2, "hint")
