@@ -179,10 +179,12 @@ def split_commands(line: str) -> list[list[str]]:
 
 
 def documented_commands() -> list[tuple[str, list[str]]]:
-    """(where, argv) of every galexplorer command in a fenced shell block of the docs."""
+    """(where, argv) of every galexplorer command in the docs: the fenced shell blocks, and the
+    synopses in indented code blocks (``galexplorer rank STORE.h5 [--scorer gp|knn] [--top N]``)."""
     found = []
     for doc in DOCS:
-        for lang, first, body in fenced_blocks(doc.read_text(encoding="utf-8")):
+        text = doc.read_text(encoding="utf-8")
+        for lang, first, body in fenced_blocks(text):
             if lang in NOT_SHELL:
                 continue
             for offset, line in shell_lines(body):
@@ -197,7 +199,47 @@ def documented_commands() -> list[tuple[str, list[str]]]:
                     argv = galexplorer_argv(words)
                     if argv is not None:
                         found.append((f"{doc.relative_to(ROOT)}:{first + offset}", argv))
+        for number, line in indented_code(text):
+            for argv in synopsis_argvs(line):
+                found.append((f"{doc.relative_to(ROOT)}:{number}", argv))
     return found
+
+
+def indented_code(text: str) -> list[tuple[int, str]]:
+    """(line number, text) of the lines of indented code blocks outside fenced blocks."""
+    out, fence, prev_blank_or_code = [], None, True
+    for number, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"^\s*(```+|~~~+)", line)
+        if fence is None and m:
+            fence = m.group(1)
+            continue
+        if fence is not None:
+            if line.strip().startswith(fence):
+                fence = None
+            continue
+        code = line.startswith("    ") and line.strip() and prev_blank_or_code
+        if code:
+            out.append((number, line.strip()))
+        prev_blank_or_code = not line.strip() or bool(code)
+    return out
+
+
+def synopsis_argvs(line: str) -> list[list[str]]:
+    """The argvs of a command synopsis: [optional] parts kept, each of the a|b alternatives in
+    turn, CAPITAL placeholders as a value; none for lines that are not a galexplorer command
+    (output such as "galexplorer refit + score: 1.9 s")."""
+    from galexplorer.cli import COMMANDS
+
+    line = re.sub(r"^\$\s+", "", line)
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError:
+        return []
+    if len(words) < 2 or words[0] != "galexplorer" or words[1] not in COMMANDS:
+        return []
+    options = [[a for a in w.strip("[]").split("|") if a] for w in words[1:] if w.strip("[]")]
+    options = [["1" if re.fullmatch(r"[A-Z][A-Z_]*", a) else a for a in alts] for alts in options]
+    return [[alts[min(k, len(alts) - 1)] for alts in options] for k in range(max(map(len, options)))]
 
 
 @functools.lru_cache(maxsize=1)
@@ -220,6 +262,44 @@ def parse_like_main(argv: list[str]) -> str | None:
     if not args.command:
         return "no command"
     return None
+
+
+def inline_commands() -> list[tuple[str, list[str]]]:
+    """(where, argv) of `galexplorer COMMAND ...` code spans in the prose, placeholders filled
+    (CAPITALS -> 1, i/n -> 0/1)."""
+    from galexplorer.cli import COMMANDS
+
+    found = []
+    for doc in DOCS:
+        for line in prose_keep_headings(doc.read_text(encoding="utf-8")):
+            for span in re.findall(r"(?<!`)`([^`]+)`(?!`)", line):
+                if not span.startswith("galexplorer "):
+                    continue
+                try:
+                    words = shlex.split(span)
+                except ValueError:
+                    continue
+                if words[1] not in COMMANDS and not words[1].startswith("-"):
+                    continue                  # "galexplorer COMMAND", "galexplorer refit + score: ..."
+                words = ["1" if re.fullmatch(r"[A-Z][A-Z_]*", w) else "0/1" if w == "i/n" else w
+                         for w in words[1:]]
+                found.append((str(doc.relative_to(ROOT)), words))
+    return found
+
+
+#: a span in prose may name a command or an option without the rest of the line
+INCOMPLETE = ("the following arguments are required", "expected one argument")
+
+
+def test_inline_commands_parse():
+    spans = inline_commands()
+    assert len(spans) > 30
+    bad = []
+    for where, argv in spans:
+        error = parse_like_main(argv)
+        if error and not any(text in error for text in INCOMPLETE):
+            bad.append(f"{where}: `galexplorer {shlex.join(argv)}`: {error}")
+    assert not bad, "\n".join(bad)
 
 
 def test_the_docs_hold_commands():
@@ -245,6 +325,9 @@ def test_parse_check_catches_bad_commands():
     assert galexplorer_argv(["torchrun", "--nproc_per_node=4", "-m", "galexplorer", "train", "c.h5"]) == \
         ["train", "c.h5"]
     assert shell_lines(["$ galexplorer ingest a \\", "    -o b.h5"]) == [(0, "galexplorer ingest a      -o b.h5")]
+    assert synopsis_argvs("galexplorer rank STORE.h5 [--scorer gp|knn] [--top N]") == \
+        [["rank", "STORE.h5", "--scorer", "gp", "--top", "1"], ["rank", "STORE.h5", "--scorer", "knn", "--top", "1"]]
+    assert synopsis_argvs("galexplorer refit + score: 1.89 s") == []
 
 
 # --------------------------------------------------------------------------------------------
