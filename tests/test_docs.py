@@ -461,8 +461,10 @@ def quoted_errors() -> list[tuple[str, str]]:
     return found
 
 
-#: messages argparse writes itself (not in the catalogue)
-ARGPARSE = re.compile(r"(the following arguments are required|argument [-\w/]+: |unrecognized arguments)")
+#: messages argparse writes itself, and cli.py's out-of-memory and operating-system errors
+#: (not in the catalogue)
+ARGPARSE = re.compile(r"(the following arguments are required|argument [-\w/]+: |unrecognized arguments"
+                      r"|out of memory; |.*\berrno\b)", re.I)
 
 
 def test_quoted_errors_are_ones_the_code_can_print():
