@@ -344,9 +344,25 @@ def _say(args, text: str) -> None:
         print(text, flush=True)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Logs to whatever ``sys.stderr`` is at the time of each record (not at set-up), so that
+    redirecting or capturing stderr later (pytest, a GUI) never writes to a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # set by logging.StreamHandler.__init__; always follow sys.stderr
+        pass
+
+
 def _setup_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose
                                            else "galexplorer: %(message)s"))
     root = logging.getLogger("galexplorer")

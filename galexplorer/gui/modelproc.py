@@ -73,7 +73,7 @@ class ModelServer:
         if self.loop is None:
             self.loop = ActiveLoop(self.store, cfg)
         elif self.loop.config != cfg:
-            self.loop = ActiveLoop(self.store, cfg, features=self.loop.features, unit_vectors=self.loop._unit)
+            self.loop = ActiveLoop(self.store, cfg, features=self.loop.features, unit_vectors=self.loop.unit_vectors)
         previous = self.result if self.result is not None and self.result.scorer == cfg.scorer else None
         result = self.loop.fit(labelled, labels, excluded, previous=previous)
         self.result = result
