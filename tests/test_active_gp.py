@@ -53,6 +53,27 @@ def test_fitted_likelihood_at_least_sklearns(case):
         sk.log_marginal_likelihood_value_)
 
 
+def test_learns_in_high_dimensional_features():
+    """Standardised PCA features of a real store have ~100 dimensions: labelled points lie ~15
+    apart, where scikit-learn's start (length scale 1) is flat and its fit never moves."""
+    rng = np.random.default_rng(7)
+    k, n_all = 120, 3000
+    X = rng.standard_normal((n_all, k)).astype(np.float32)
+    X[:150, :10] += 3.0                                 # a rare class, offset in a few dimensions
+    truth = np.where(np.arange(n_all) < 150, 5.0, 0.0)
+    lab = np.concatenate([rng.choice(150, 10, replace=False), 150 + rng.choice(n_all - 150, 30, replace=False)])
+    gp = GaussianProcessRegressor().fit(X[lab], truth[lab])
+    sk = _sklearn(GPHyperparameters(), X[lab].astype(np.float64), truth[lab], optimise=True)
+    assert sk.kernel_.k1.k2.length_scale == pytest.approx(1.0, rel=1e-3)   # stuck at its start
+    assert gp.hyper.length_scale > 3.0
+    assert gp.log_marginal_likelihood_value > sk.log_marginal_likelihood_value_ + 1.0
+    mean = gp.predict_mean(X)
+    unlabelled = np.setdiff1d(np.arange(n_all), lab)
+    rare = unlabelled[unlabelled < 150]
+    common = unlabelled[unlabelled >= 150]
+    assert mean[rare].mean() > mean[common].mean() + 1.0   # it ranks the unlabelled rare objects higher
+
+
 @pytest.mark.parametrize("case", ["smooth", "cluster", "noise"])
 def test_rounding_error_estimates_are_upper_bounds(case):
     X, lab, y = _data(case, seed=1)

@@ -6,7 +6,8 @@ The model is scikit-learn's ``GaussianProcessRegressor(kernel=ConstantKernel() *
 * the hyper-parameters (amplitude, length scale, noise level) maximise the log marginal
   likelihood of the labelled points with L-BFGS-B and analytic gradients, in float64 with one
   BLAS thread, inside scikit-learn's default bounds (1e-5, 1e5) for each, from the same start
-  as scikit-learn (all 1), plus a warm start and ``n_restarts`` seeded random starts;
+  as scikit-learn (all 1), from a length scale at the median distance between labelled
+  points, from a warm start, and from ``n_restarts`` seeded random starts;
 * the predictive mean of every object is one pass of the cross-kernel
   (:mod:`galexplorer.active.kernels`) over chunks of rows, in as many threads as there are
   cores, with bounded memory (a few ``chunk_rows × n_labels`` buffers per thread). Float32
@@ -287,6 +288,14 @@ class GaussianProcessRegressor:
     def _optimise(self, R: np.ndarray, warm: GPHyperparameters | None) -> GPHyperparameters:
         lo, hi = math.log(BOUNDS[0]), math.log(BOUNDS[1])
         starts = [GPHyperparameters().theta]
+        # scikit-learn's start (length scale 1) is flat when the labelled points lie much further
+        # apart than 1 (standardised features in tens of dimensions: distances ~ sqrt(2k)): the
+        # kernel is ~0 between every pair, the gradient vanishes, and the fit never moves. A start
+        # at the median distance between labelled points puts the kernel where the data are.
+        off_diagonal = R[np.triu_indices(len(R), 1)]
+        typical = float(np.median(off_diagonal[off_diagonal > 0])) if np.any(off_diagonal > 0) else 1.0
+        if not 0.5 < typical < 2.0:
+            starts.append(GPHyperparameters(length_scale=float(np.clip(typical, *BOUNDS))).theta)
         if warm is not None:
             starts.insert(0, np.clip(warm.theta, lo, hi))
         rng = np.random.default_rng(self.seed)
