@@ -121,3 +121,18 @@ def test_broken_run_folders(run_dir, tmp_path, damage, message):
     with pytest.raises(CheckpointError, match=message) as info:
         load_encoder(bad)
     assert "\n" not in str(info.value)
+
+
+def test_out_of_gpu_memory_while_embedding_suggests_a_smaller_batch(run_dir, xdf_cutouts, tmp_path, monkeypatch,
+                                                                     capsys):
+    from galexplorer.ssl.embed import Encoder
+
+    def boom(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Encoder, "forward", boom)
+    out = tmp_path / "store.h5"
+    code = main(["embed", str(xdf_cutouts), "--run", str(run_dir), "-o", str(out), "--batch-size", "32"])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not fit in the GPU's memory" in err and "--batch-size, e.g. 16" in err
+    assert "Traceback" not in err and not out.exists()

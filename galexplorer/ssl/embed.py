@@ -147,6 +147,7 @@ def encode_rows(encoder: Encoder, cut: CutoutStore, start: int, stop: int, out, 
 
     Raises:
         InputError: a stamp with NaN or inf pixels.
+        ConfigError: a batch does not fit in the GPU's memory.
     """
     dev = next(encoder.parameters()).device
     non_blocking = dev.type == "cuda"
@@ -159,8 +160,12 @@ def encode_rows(encoder: Encoder, cut: CutoutStore, start: int, stop: int, out, 
             t = torch.from_numpy(x)
             if non_blocking:
                 t = t.pin_memory().to(dev, non_blocking=True)
-            with _autocast(dev, precision):
-                z = encoder(t)
+            try:
+                with _autocast(dev, precision):
+                    z = encoder(t)
+            except torch.cuda.OutOfMemoryError:
+                raise ConfigError(f"a batch of {len(x)} stamps does not fit in the GPU's memory while embedding",
+                                  cut.path, f"use a smaller --batch-size, e.g. {max(1, len(x) // 2)}") from None
             out[a - start:a - start + len(x)] = z.float().cpu().numpy()
             bar.update(len(x))
 
