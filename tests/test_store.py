@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -146,3 +148,26 @@ def test_embedding_store_wrong_rows_is_refused(tmp_path):
         with EmbeddingStoreWriter(tmp_path / "s.h5", objects) as w:
             w.write("pca", np.zeros((2, 3)))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where, message", [
+    ("under_a_file", "a file is in the way"),
+    ("folder", "is a folder"),
+    ("unwritable", "cannot write the file here"),
+])
+def test_unwritable_outputs_are_one_line_errors(tmp_path, where, message):
+    from galexplorer.store.atomic import atomic_output
+
+    (tmp_path / "afile").write_text("x")
+    out = {"under_a_file": tmp_path / "afile" / "c.h5", "folder": tmp_path,
+           "unwritable": Path("/proc/galexplorer-test.h5")}[where]
+    if where == "unwritable" and not Path("/proc").is_dir():
+        pytest.skip("needs Linux /proc")
+    stamps, ids = xdf_stamps(2, 32)
+    with pytest.raises(StoreError, match=message) as info:
+        with CutoutWriter(out, BANDS, 32) as w:
+            w.add(stamps, ids)
+    assert "\n" not in str(info.value) and ".tmp-" not in str(info.value)
+    with pytest.raises(StoreError, match=message):
+        with atomic_output(out) as tmp:
+            tmp.write_text("x")

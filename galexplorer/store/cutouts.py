@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import temporary_sibling
+from .atomic import open_new_h5, prepare_output
 from .base import ObjectFile
 from .schema import (
     CUTOUTS_FORMAT,
@@ -70,9 +70,8 @@ class CutoutWriter:
 
     # -- context management -------------------------------------------------------------------
     def __enter__(self) -> CutoutWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = temporary_sibling(self.path)
-        self._f = h5py.File(self._tmp, "w")
+        self._tmp = prepare_output(self.path)
+        self._f = open_new_h5(self._tmp, self.path)
         c, s, t = len(self.bands), self.size, self.thumb_size
         k = self.chunk_objects
         f = self._f

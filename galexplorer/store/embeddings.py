@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import temporary_sibling
+from .atomic import open_new_h5, prepare_output
 from .base import ObjectFile
 from .schema import (
     STORE_FORMAT,
@@ -64,9 +64,8 @@ class EmbeddingStoreWriter:
     def __enter__(self) -> EmbeddingStoreWriter:
         if self.n == 0:
             raise StoreError("no objects to write", self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = temporary_sibling(self.path)
-        self._f = h5py.File(self._tmp, "w")
+        self._tmp = prepare_output(self.path)
+        self._f = open_new_h5(self._tmp, self.path)
         write_objects(self._f.create_group("objects"), self.objects)
         return self
 
