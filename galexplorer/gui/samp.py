@@ -53,7 +53,13 @@ class SampSender:
             return self._client
         if not hub_running():
             raise SampError("no SAMP hub is running", hint="start TOPCAT, DS9 or Aladin (they start one), then try again")
-        from astropy.samp import SAMPIntegratedClient
+        import warnings
+
+        with warnings.catch_warnings():
+            # astropy 8 deprecates astropy.samp in favour of pyvo.samp (same API); it still
+            # works, and pyvo would be one more dependency for an optional feature
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from astropy.samp import SAMPIntegratedClient
 
         client = SAMPIntegratedClient(name=self.name, description="galexplorer explorer")
         try:
