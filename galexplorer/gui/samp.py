@@ -58,7 +58,9 @@ class SampSender:
         with warnings.catch_warnings():
             # astropy 8 deprecates astropy.samp in favour of pyvo.samp (same API); it still
             # works, and pyvo would be one more dependency for an optional feature
-            warnings.simplefilter("ignore", DeprecationWarning)
+            from astropy.utils.exceptions import AstropyDeprecationWarning
+
+            warnings.simplefilter("ignore", AstropyDeprecationWarning)
             from astropy.samp import SAMPIntegratedClient
 
         client = SAMPIntegratedClient(name=self.name, description="galexplorer explorer")
