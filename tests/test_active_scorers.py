@@ -136,9 +136,15 @@ def test_features_from_embeddings_when_no_pca(tmp_path):
     path = write_store(tmp_path / "nopca.h5", emb, with_pca=False)
     with EmbeddingStore(path) as store:
         f = learning_features(store, 0.95)
+        whitened = learning_features(store, 0.95, scaling="per-component")
     assert f.source == "pca of embeddings" and f.X.dtype == np.float32
     np.testing.assert_allclose(f.X.mean(0), 0, atol=1e-5)
-    np.testing.assert_allclose(f.X.std(0), 1, atol=1e-4)
+    # global scaling keeps the PCA's geometry: column variances stay in their order, mean 1
+    var = f.X.var(0)
+    assert np.all(np.diff(var) <= 1e-6) and var.mean() == pytest.approx(1.0, rel=1e-4)
+    np.testing.assert_allclose(whitened.X.std(0), 1, atol=1e-4)
+    with pytest.raises(ConfigError, match="feature scaling"):
+        LoopConfig(feature_scaling="zscore")
 
 
 def test_all_labels_alike_explores_far_from_them(planted):

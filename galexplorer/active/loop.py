@@ -55,6 +55,8 @@ class LoopConfig:
         knn_space: ``embeddings`` (cosine of the raw embeddings, as Gondhalekar et al.) or
             ``features`` (cosine of the learning features; no embeddings loaded).
         pca_variance: variance fraction the learning features keep.
+        feature_scaling: ``global`` (one factor for all components, keeps the PCA's geometry) or
+            ``per-component`` (whitening); see :mod:`galexplorer.active.features`.
         iforest_trees, lof_neighbors: the anomaly detectors' sizes (Astronomaly: 200, 50).
         gp_restarts: random restarts of the GP hyper-parameter search (besides the default start).
         gp_precision: ``auto``, ``float32`` or ``float64`` for the GP mean.
@@ -70,6 +72,7 @@ class LoopConfig:
     knn_k: int = 4
     knn_space: str = "embeddings"
     pca_variance: float = 0.95
+    feature_scaling: str = "global"
     iforest_trees: int = 200
     lof_neighbors: int = 50
     gp_restarts: int = 0
@@ -87,6 +90,8 @@ class LoopConfig:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size!r}")
         if int(self.knn_k) < 1:
             raise ConfigError(f"knn k must be >= 1, got {self.knn_k!r}")
+        if self.feature_scaling not in ("global", "per-component"):
+            raise ConfigError(f"feature scaling must be 'global' or 'per-component', not {self.feature_scaling!r}")
         if self.knn_space not in ("embeddings", "features"):
             raise ConfigError(f"knn_space must be 'embeddings' or 'features', not {self.knn_space!r}")
 
@@ -245,7 +250,7 @@ class ActiveLoop:
                  features: LearningFeatures | None = None, unit_vectors: np.ndarray | None = None):
         self.store = store
         self.config = config or LoopConfig()
-        self.features = features or learning_features(store, self.config.pca_variance)
+        self.features = features or learning_features(store, self.config.pca_variance, self.config.feature_scaling)
         self.X = self.features.X
         self.n = len(self.X)
         self._lock = threading.Lock()

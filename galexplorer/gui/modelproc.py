@@ -73,7 +73,10 @@ class ModelServer:
         if self.loop is None:
             self.loop = ActiveLoop(self.store, cfg)
         elif self.loop.config != cfg:
-            self.loop = ActiveLoop(self.store, cfg, features=self.loop.features, unit_vectors=self.loop.unit_vectors)
+            same_features = (self.loop.config.pca_variance, self.loop.config.feature_scaling) == \
+                (cfg.pca_variance, cfg.feature_scaling)
+            self.loop = ActiveLoop(self.store, cfg, features=self.loop.features if same_features else None,
+                                   unit_vectors=self.loop.unit_vectors)
         previous = self.result if self.result is not None and self.result.scorer == cfg.scorer else None
         result = self.loop.fit(labelled, labels, excluded, previous=previous)
         self.result = result
