@@ -61,6 +61,8 @@ def test_info_bad_file(tmp_path, capsys, path_kind):
     code, out, err = run(["info", str(p)], capsys)
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and str(p) in err
+    if path_kind == "text":   # info takes either kind of file, and says so
+        assert "not a cutouts file or embedding store" in err
 
 
 def test_verbose_flag_anywhere(tmp_path, capsys):

@@ -8,7 +8,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .schema import CUTOUTS_FORMAT, read_attr
+from .schema import CUTOUTS_FORMAT, STORE_FORMAT, open_checked, read_attr
 
 
 def _file_format(path: Path) -> str | None:
@@ -40,7 +40,10 @@ def describe(path: str | Path) -> dict[str, Any]:
                 "created": attrs.get("created"), "galexplorer_version": attrs.get("galexplorer_version"),
                 "schema_version": attrs.get("version"), "uuid": cut.uuid,
             }
-    # anything else goes through the store validator, which names what is wrong
+    if fmt != STORE_FORMAT and path.is_file():
+        # not ours (or damaged): let the validator name what is wrong, for either kind of file
+        open_checked(path, STORE_FORMAT, "cutouts file or embedding store",
+                     "give a file made by `galexplorer ingest` or `galexplorer embed`").close()
     with EmbeddingStore(path) as store:
         from ..labels import LabelJournal
 
