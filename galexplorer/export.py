@@ -30,6 +30,7 @@ from .errors import ConfigError
 from .labels import LabelJournal
 from .store import EmbeddingStore
 from .store.atomic import atomic_output
+from .store.schema import json_default
 
 log = logging.getLogger(__name__)
 
@@ -134,17 +135,9 @@ def write_ranked(table: RankedTable, path: str | Path, format: str | None = None
         meta.update(format=fmt, rows_written=len(table), columns=table.names, written=time.strftime(
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), galexplorer_version=__version__)
         with atomic_output(Path(str(path) + ".json")) as tmp:
-            tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json_default), encoding="utf-8")
+            tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=json_default), encoding="utf-8")
     log.debug("wrote %d rows to %s", len(table), path)
     return path
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def export_store(store_path: str | Path, output: str | Path, format: str | None = None, top: int | None = None,

@@ -28,7 +28,15 @@ import numpy as np
 
 from ..errors import StoreError
 from .atomic import atomic_output
-from .schema import RANKING_FORMAT, open_checked, read_attr, read_json_attr, root_attrs, write_attrs
+from .schema import (
+    RANKING_FORMAT,
+    json_default,
+    open_checked,
+    read_attr,
+    read_json_attr,
+    root_attrs,
+    write_attrs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,18 +129,10 @@ def write_ranking(store_path: str | Path, ranking: Ranking) -> Path:
             write_attrs(f, root_attrs(
                 RANKING_FORMAT, store_uuid=ranking.store_uuid, scorer=ranking.scorer,
                 acquisition=ranking.acquisition_name, xi=float(ranking.xi), n_labels=int(ranking.n_labels),
-                labels_hash=ranking.labels_hash, config=json.dumps(ranking.config, sort_keys=True, default=str),
-                info=json.dumps(ranking.info, sort_keys=True, default=_json_default)))
+                labels_hash=ranking.labels_hash, config=json.dumps(ranking.config, sort_keys=True, default=json_default),
+                info=json.dumps(ranking.info, sort_keys=True, default=json_default)))
     log.debug("wrote %s", path)
     return path
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def read_ranking(store_path: str | Path, store_uuid: str | None = None, n: int | None = None) -> Ranking | None:

@@ -48,6 +48,15 @@ def root_attrs(fmt: str, **extra: Any) -> dict[str, Any]:
     return attrs
 
 
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for what we store: NumPy scalars and arrays, paths, the rest as str."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
 def write_attrs(obj: h5py.HLObject, attrs: dict[str, Any]) -> None:
     """Write attributes; dicts and lists of non-strings become JSON strings."""
     for key, value in attrs.items():
@@ -55,7 +64,7 @@ def write_attrs(obj: h5py.HLObject, attrs: dict[str, Any]) -> None:
             continue
         if isinstance(value, dict) or (isinstance(value, (list, tuple))
                                        and not all(isinstance(v, str) for v in value)):
-            value = json.dumps(value, sort_keys=True, default=str)
+            value = json.dumps(value, sort_keys=True, default=json_default)
         elif isinstance(value, (list, tuple)):
             value = np.array(list(value), dtype=STR_DTYPE)
         elif isinstance(value, Path):
