@@ -169,6 +169,9 @@ def main() -> None:
 
     import torch
 
+    from galexplorer.ssl.runtime import retain_freed_memory
+
+    retain_freed_memory()   # as galexplorer embed does; the bare forward runs in the same process
     with tempfile.TemporaryDirectory(prefix="gx-bench-embed-") as tmp_name:
         tmp = Path(tmp_name)
         cut = tmp / "cut.h5"

@@ -141,7 +141,9 @@ def main() -> None:
 
     from galexplorer.ssl.augment import AstroAugment
     from galexplorer.ssl.config import AugmentConfig
+    from galexplorer.ssl.runtime import retain_freed_memory
 
+    retain_freed_memory()   # as galexplorer train does; the per-sample reference runs in the same process
     x_np = xdf_bands(args.batch, args.stamp, args.bands)
     median, mad = band_stats(x_np)
     x = torch.from_numpy(x_np)

@@ -179,3 +179,27 @@ def test_batched_equals_per_sample(stamps):
         one = gaussian_blur(resample(stamps[i:i + 1], 24, angle=angle[i:i + 1], scale=scale[i:i + 1]),
                             sigma[i:i + 1], radius=5)
         torch.testing.assert_close(batched[i:i + 1], one, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_asinh_matches_torch():
+    from galexplorer.ssl.normalize import asinh_
+
+    x = torch.cat([torch.randn(10_000) * s for s in (1e-6, 1e-2, 1.0, 30.0, 1e4)] +
+                  [torch.tensor([0.0, -0.0, 1e30, -1e30])])
+    got = asinh_(x.clone())
+    ref = torch.asinh(x.double())
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), ref, atol=1e-6, rtol=1e-6)   # float32 rounding
+    assert torch.equal(torch.signbit(got), torch.signbit(x))
+
+
+@pytest.mark.parametrize("radius", [2, 7, 9])
+def test_both_blur_methods_agree_with_banded_matrices(radius):
+    from galexplorer.ssl.augment import blur_matrices
+
+    x = torch.rand(6, 3, 32, 32)
+    sigma = torch.rand(6, 3) * 2.5 + 0.1           # a PSF per image and band
+    got = gaussian_blur(x, sigma, radius)          # shift-add for r <= 7, banded matrices above
+    m = blur_matrices(gaussian_kernels(sigma.reshape(-1), radius), 32)
+    ref = torch.bmm(m.transpose(1, 2), torch.bmm(x.reshape(-1, 32, 32), m)).view_as(x)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import AugmentConfig
+from .normalize import asinh_
 
 
 @dataclass
@@ -162,12 +163,27 @@ def blur_matrices(kernels: torch.Tensor, n: int) -> torch.Tensor:
     return (kernels @ _selector(n, k, kernels.device, kernels.dtype)).view(m, n, n)
 
 
+SHIFT_ADD_MAX_RADIUS = 7   # measured crossover with the banded matrices: r = 8
+
+
+def _shift_add(xp: torch.Tensor, k: torch.Tensor, n: int, dim: int) -> torch.Tensor:
+    """1-D convolution along ``dim`` of an already padded ``xp`` (n + 2r long there) with
+    per-(image, band) kernels ``k`` (B, C, 2r + 1, 1, 1), as 2r + 1 fused multiply-adds."""
+    y = xp.narrow(dim, 0, n) * k[:, :, 0]
+    for t in range(1, k.shape[2]):
+        y.addcmul_(xp.narrow(dim, t, n), k[:, :, t])
+    return y
+
+
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int | None = None) -> torch.Tensor:
     """Convolve each band of each image with its own Gaussian PSF (reflecting borders).
 
-    The separable Gaussian is applied as two batched matrix products with banded matrices
-    (:func:`blur_matrices`): on CPU this is several times faster than a grouped convolution
-    with one group per image and band, and it is exact, borders included.
+    The separable Gaussian is applied along rows, then columns. For the usual PSF sizes
+    (radius <= :data:`SHIFT_ADD_MAX_RADIUS`) each pass is a sum of 2r + 1 shifted copies of the
+    reflect-padded batch weighted by each image's kernel tap (fused multiply-adds: 2–3x faster
+    on CPU than the banded-matrix products, measured at 128 x 5 x 64 x 64, r = 3); wider kernels
+    use two batched products with banded matrices (:func:`blur_matrices`), whose cost does not
+    grow with the radius. Both are exact, borders included.
 
     Args:
         x: (B, C, H, W) float images, square (H = W).
@@ -185,6 +201,12 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int | None = Non
     radius = min(radius, h - 1, w - 1)
     if radius <= 0:
         return x
+    if radius <= SHIFT_ADD_MAX_RADIUS:
+        k = gaussian_kernels(sigma, radius).to(x.dtype)[..., None, None]      # (B, C, K, 1, 1)
+        # one reflect-padding of both axes: blurring the padded rows along x gives the
+        # reflection of the x-blurred image, which is what the pass along y needs
+        xp = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+        return _shift_add(_shift_add(xp, k, w, dim=-1), k, h, dim=-2)
     if bool((sigma == sigma[:, :1]).all()):
         # one PSF per image (the default): build B matrices, not B*C
         m = blur_matrices(gaussian_kernels(sigma[:, 0], radius).to(x.dtype), w)      # (B, W, W)
@@ -314,7 +336,7 @@ class AstroAugment:
             if p.noise_k is not None:
                 noise = torch.randn(y.shape, generator=gen, device=y.device, dtype=y.dtype)
                 y.addcmul_(noise, p.noise_k.to(y.dtype)[:, None, None, None])   # sigma / MAD = k
-            return y.asinh_()
+            return asinh_(y)
         if factor is not None:
             y = scale_gain(y, factor, median)
         if p.noise_k is not None:

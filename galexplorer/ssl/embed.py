@@ -29,6 +29,7 @@ from ..store import CutoutStore
 from .backbones import ResNetEncoder
 from .checkpoint import check_fits, read_encoder_files
 from .normalize import center_crop, normalize
+from .runtime import retain_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
     """
     from ..explore.pipeline import build_store
 
+    retain_freed_memory()
     cut = CutoutStore(cutouts_path)
     try:
         device = resolve_device(getattr(config, "device", "auto"))

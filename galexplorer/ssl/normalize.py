@@ -105,6 +105,25 @@ def compute_band_stats(cutouts: CutoutStore, max_objects: int = 2000, seed: int 
     return BandStats(list(cutouts.bands), median, mad)
 
 
+_ONE = torch.ones(())
+
+
+def asinh_(x: torch.Tensor) -> torch.Tensor:
+    """``x = asinh(x)`` in place, and return ``x``.
+
+    On CPU, PyTorch's ``asinh`` is not vectorised (9–30 ms for 128 x 5 x 64 x 64 here, depending
+    on the values); ``sign(x) log(|x| + sqrt(x^2 + 1))`` from vectorised primitives takes 4 ms,
+    within float32 rounding of it (1e-6 absolute or relative). Training views and embedding
+    both use this function, so they see exactly the same normalisation. Elsewhere (CUDA) the
+    native kernel is used.
+    """
+    if x.device.type != "cpu":
+        return x.asinh_()
+    r = torch.hypot(x, _ONE)                       # sqrt(x^2 + 1) without overflow for huge |x|
+    r.add_(x.abs()).log_()
+    return torch.copysign(r, x, out=x)
+
+
 def normalize(x: torch.Tensor, median: torch.Tensor, mad: torch.Tensor) -> torch.Tensor:
     """``asinh((x - median) / mad)`` per band.
 
@@ -117,7 +136,7 @@ def normalize(x: torch.Tensor, median: torch.Tensor, mad: torch.Tensor) -> torch
     """
     # x * (1/mad) - median/mad in one fused pass (the training views use the same formula)
     scale = 1.0 / mad
-    return torch.addcmul(-median * scale, x, scale).asinh_()
+    return asinh_(torch.addcmul(-median * scale, x, scale))
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -56,6 +56,7 @@ from .data import BatchDataset, StampSource
 from .embed import Encoder, resolve_device
 from .evaluate import LabelledSet, evaluate, labelled_set
 from .normalize import BandStats, compute_band_stats
+from .runtime import retain_freed_memory
 from .schedule import cosine_tau, warmup_cosine, warmup_steps_for
 from .simclr import SimCLR
 
@@ -285,6 +286,7 @@ def train(cutouts: str | Path, run_dir: str | Path, config: TrainConfig | None =
         ckpt = load_checkpoint(run_dir / LATEST)
         config = _resumed_config(ckpt, overrides, run_dir / LATEST)
     config.validate()
+    retain_freed_memory()   # large batch temporaries reuse memory instead of faulting in fresh pages
     device = resolve_device(config.device)
     info = distributed.init_distributed(device.type)
     if device.type == "cuda":
