@@ -16,7 +16,7 @@ import sys
 import time
 
 from . import __version__, progress
-from .errors import ConfigError, GalexplorerError, NotBuiltError
+from .errors import ConfigError, GalexplorerError
 
 log = logging.getLogger("galexplorer")
 
@@ -395,12 +395,6 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("%s", exc)
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("galexplorer"):
-            raise
-        err = NotBuiltError(f"`{prog}` is not built in this version of galexplorer yet")
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return err.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; nothing half-written was left behind", file=sys.stderr)
         return 130

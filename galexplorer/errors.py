@@ -46,7 +46,3 @@ class ConfigError(GalexplorerError):
 
 class CheckpointError(GalexplorerError):
     """A checkpoint or encoder does not fit the data or the requested model."""
-
-
-class NotBuiltError(GalexplorerError):
-    """A feature that this version of galexplorer does not provide yet."""
