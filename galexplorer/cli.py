@@ -254,6 +254,8 @@ def _add_rank(sub) -> None:
     p.add_argument("--scorer", choices=["gp", "neighbour", "knn", "iforest", "lof"], default="gp")
     p.add_argument("--acquisition", choices=["ei", "ucb", "uncertainty"], default="ei")
     p.add_argument("--xi", type=float, default=0.5, help="exploration trade-off of expected improvement")
+    p.add_argument("--feature-scaling", choices=["global", "per-component"], default="global",
+                   help="standardise the PCA features with one factor (default) or whiten each component")
     p.add_argument("--user", help="rank with this user's labels only (default: consensus of all)")
     p.add_argument("--knn-k", type=_positive_int, default=4, metavar="N",
                    help="neighbours of the knn label transfer (default 4)")
@@ -294,6 +296,8 @@ def _add_simulate(sub) -> None:
     p.add_argument("--scorer", choices=["gp", "neighbour", "knn", "iforest", "lof"], default="gp")
     p.add_argument("--acquisition", choices=["ei", "ucb", "uncertainty"], default="ei")
     p.add_argument("--xi", type=float, default=0.5)
+    p.add_argument("--feature-scaling", choices=["global", "per-component"], default="global",
+                   help="standardise the PCA features with one factor (default) or whiten each component")
     p.add_argument("--seeds", type=_positive_int, default=1, help="repeat with K seeds (random baseline, ties)")
     p.add_argument("-o", "--output", metavar="curve.csv", help="curve CSV (a PNG plot is written beside it)")
     p.set_defaults(run=_run_simulate)

@@ -251,7 +251,8 @@ def current_ranking(store: EmbeddingStore, config: LoopConfig | None = None, use
 def rank_from_cli(args, say) -> int:
     """``galexplorer rank``: translate options, call :func:`rank_store`, print its summary."""
     config = LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
-                        knn_k=getattr(args, "knn_k", 4))
+                        knn_k=getattr(args, "knn_k", 4),
+                        feature_scaling=getattr(args, "feature_scaling", "global"))
     report = rank_store(args.store, config, user=getattr(args, "user", None))
     say(args, report.summary())
     return 0

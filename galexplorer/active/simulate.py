@@ -250,7 +250,8 @@ def simulate_from_cli(args, say) -> int:
     cfg = SimulateConfig(truth=args.truth, scale=args.scale, interesting_above=above, budget=args.budget,
                          batch=args.batch, seeds=args.seeds,
                          loop=LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
-                                         batch_size=args.batch))
+                                         batch_size=args.batch,
+                                         feature_scaling=getattr(args, "feature_scaling", "global")))
     with EmbeddingStore(args.store) as store:
         report = simulate(store, cfg)
     if args.output:
