@@ -4,7 +4,7 @@
 name            what it does                                                uses       std
 ==============  ==========================================================  =========  =====
 ``gp``          GP regression of the 0–5 labels (:mod:`.gp`)                 labels     yes
-``knn``         kNN label transfer (Gondhalekar et al. 2023): Σ sᵢ·labelᵢ /  labels     yes
+``knn``         kNN label transfer (Gondhalekar et al. 2024): Σ sᵢ·labelᵢ /  labels     yes
                 Σ sᵢ over the n most cosine-similar labelled objects
 ``neighbour``   Astronomaly's NeighbourScore: the anomaly score re-weighted  both       no
                 by a regression of the labels and the distance to the
@@ -115,7 +115,7 @@ class GPScorer(Scorer):
 
 
 class KNNTransferScorer(Scorer):
-    """kNN label transfer (Gondhalekar et al. 2023): ``Σ sᵢ·labelᵢ / Σ sᵢ`` over the ``k`` labelled
+    """kNN label transfer (Gondhalekar et al. 2024): ``Σ sᵢ·labelᵢ / Σ sᵢ`` over the ``k`` labelled
     objects most cosine-similar to each object (``sᵢ`` their cosine similarities, clipped at a
     small positive floor so that dissimilar neighbours weigh almost nothing).
 

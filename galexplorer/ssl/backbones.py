@@ -4,7 +4,7 @@ torchvision's ResNets (random initialisation, nothing is downloaded) with:
 
 * a first convolution taking ``in_channels`` bands (1, 3, 5, 12 ...);
 * the *small* stem for small stamps - a 3x3 stride-1 first convolution and no max-pool, as
-  Hayat et al. (2021) and Gondhalekar et al. (2023) use - which keeps the 4x resolution the
+  Hayat et al. (2021) and Gondhalekar et al. (2024) use - which keeps the 4x resolution the
   standard 7x7 stride-2 + max-pool stem throws away, at ~16x the cost;
 * the classifier removed: the representation is the global-average-pooled output of the last
   stage (512-d for ResNet-18/34, 2048-d for ResNet-50).
