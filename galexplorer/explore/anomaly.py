@@ -11,20 +11,11 @@ import logging
 import numpy as np
 
 from .. import progress
-from ..errors import InputError
+from .validate import feature_matrix
 
 log = logging.getLogger(__name__)
 
 SCORE_CHUNK = 65536
-
-
-def _check(x: np.ndarray, what: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 2 or len(x) == 0:
-        raise InputError(f"{what} needs an (N, D) array with N >= 1, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise InputError(f"the features given to {what} contain NaN or inf")
-    return x
 
 
 def isolation_forest_scores(x: np.ndarray, n_trees: int = 200, seed: int = 0,
@@ -45,7 +36,7 @@ def isolation_forest_scores(x: np.ndarray, n_trees: int = 200, seed: int = 0,
     """
     from sklearn.ensemble import IsolationForest
 
-    x = _check(x, "the isolation forest")
+    x = feature_matrix(x, "the isolation forest")
     if len(x) < 2:
         return np.zeros(len(x), np.float32)
     forest = IsolationForest(n_estimators=int(n_trees), max_samples=max_samples, random_state=seed)
@@ -71,7 +62,7 @@ def lof_scores(x: np.ndarray, n_neighbors: int = 50) -> np.ndarray:
     """
     from sklearn.neighbors import LocalOutlierFactor
 
-    x = _check(x, "the local outlier factor")
+    x = feature_matrix(x, "the local outlier factor")
     if len(x) < 3:
         return np.ones(len(x), np.float32)
     k = min(int(n_neighbors), len(x) - 1)

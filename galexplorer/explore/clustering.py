@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from .. import progress
-from ..errors import InputError
+from .validate import feature_matrix
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,7 @@ def bayesian_gmm_clusters(x: np.ndarray, n_components: int = 20, weight_concentr
     from sklearn.mixture import BayesianGaussianMixture
     from threadpoolctl import threadpool_limits
 
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or len(x) == 0:
-        raise InputError(f"clustering needs an (N, D) array with N >= 1, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise InputError("the features given to the clustering contain NaN or inf")
+    x = feature_matrix(x, "the clustering", np.float64)
     n = len(x)
     if n < 2:
         return np.zeros(n, np.int32)

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from .. import progress
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
+from .validate import feature_matrix
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,7 @@ def project_2d(x: np.ndarray, method: str = "umap", n_neighbors: int = 15, min_d
     if n_neighbors < 2 or not (0.0 <= min_dist) or fit_sample < 2:
         raise ConfigError(f"invalid UMAP parameters n_neighbors={n_neighbors}, min_dist={min_dist}, "
                           f"fit_sample={fit_sample}", hint="n_neighbors >= 2, min_dist >= 0, fit_sample >= 2")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.ndim != 2 or len(x) == 0:
-        raise InputError(f"the projection needs an (N, D) array with N >= 1, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise InputError("the features given to the projection contain NaN or inf")
+    x = np.ascontiguousarray(feature_matrix(x, "the projection"))
     n = len(x)
     info: dict[str, Any] = {"method": method}
     if method == "umap" and n < MIN_UMAP_ROWS:
