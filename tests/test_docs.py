@@ -58,19 +58,9 @@ def fenced_blocks(text: str) -> list[tuple[str, int, list[str]]]:
 
 def prose(text: str) -> str:
     """The text without fenced code blocks and inline code spans (where links are not links)."""
-    out, fence = [], None
-    for line in text.splitlines():
-        m = re.match(r"^\s*(```+|~~~+)", line)
-        if fence is None and m:
-            fence = m.group(1)
-            out.append("")
-            continue
-        if fence is not None:
-            if line.strip().startswith(fence):
-                fence = None
-            out.append("")
-            continue
-        out.append(re.sub(r"(`+)(?:(?!\1).)+?\1", "", line))
+    out = [""] * len(text.splitlines())            # code lines become blank: line numbers stay
+    for number, line in outside_fences(text):
+        out[number - 1] = re.sub(r"(`+)(?:(?!\1).)+?\1", "", line)
     return "\n".join(out)
 
 
@@ -104,10 +94,10 @@ def anchors(path: Path) -> set[str]:
     return out
 
 
-def prose_keep_headings(text: str) -> list[str]:
-    """Lines outside fenced code blocks, inline code kept (it is part of a heading's slug)."""
+def outside_fences(text: str) -> list[tuple[int, str]]:
+    """(line number, line) of the lines outside fenced code blocks (fence lines excluded)."""
     out, fence = [], None
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         m = re.match(r"^\s*(```+|~~~+)", line)
         if fence is None and m:
             fence = m.group(1)
@@ -116,8 +106,13 @@ def prose_keep_headings(text: str) -> list[str]:
             if line.strip().startswith(fence):
                 fence = None
             continue
-        out.append(line)
+        out.append((number, line))
     return out
+
+
+def prose_keep_headings(text: str) -> list[str]:
+    """Lines outside fenced code blocks, inline code kept (it is part of a heading's slug)."""
+    return [line for _, line in outside_fences(text)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,16 +202,8 @@ def documented_commands() -> list[tuple[str, list[str]]]:
 
 def indented_code(text: str) -> list[tuple[int, str]]:
     """(line number, text) of the lines of indented code blocks outside fenced blocks."""
-    out, fence, prev_blank_or_code = [], None, True
-    for number, line in enumerate(text.splitlines(), 1):
-        m = re.match(r"^\s*(```+|~~~+)", line)
-        if fence is None and m:
-            fence = m.group(1)
-            continue
-        if fence is not None:
-            if line.strip().startswith(fence):
-                fence = None
-            continue
+    out, prev_blank_or_code = [], True
+    for number, line in outside_fences(text):
         code = line.startswith("    ") and line.strip() and prev_blank_or_code
         if code:
             out.append((number, line.strip()))
