@@ -25,6 +25,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from ..errors import ConfigError
+from ..explore.topk import top_k_positions
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +100,7 @@ def top_k(values: np.ndarray, k: int, candidates: np.ndarray | None = None) -> n
         (min(k, n),) int64.
     """
     idx = np.arange(len(values)) if candidates is None else np.asarray(candidates, dtype=np.int64)
-    v = np.asarray(values)[idx]
-    k = min(int(k), len(idx))
-    if k <= 0:
-        return np.empty(0, dtype=np.int64)
-    if k < len(idx):
-        part = np.argpartition(-v, k - 1)[:k]
-        # the k-th value may be tied with rows left out: take all rows >= it, then sort stably
-        kth = v[part].min()
-        part = np.flatnonzero(v >= kth)
-    else:
-        part = np.arange(len(idx))
-    order = part[np.lexsort((idx[part], -v[part]))][:k]
-    return idx[order].astype(np.int64)
+    return idx[top_k_positions(np.asarray(values)[idx], idx, k)].astype(np.int64)
 
 
 @dataclass

@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import progress
 from ..errors import ConfigError, InputError
+from .topk import top_k_positions
 
 log = logging.getLogger(__name__)
 
@@ -207,14 +208,7 @@ class SimilarityIndex:
 
     @staticmethod
     def _top(sims: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = min(k, len(sims))
-        if k < len(sims):
-            part = np.argpartition(-sims, k - 1)[:k]
-            kth = sims[part].min()
-            part = np.flatnonzero(sims >= kth)
-        else:
-            part = np.arange(len(sims))
-        order = part[np.lexsort((rows[part], -sims[part]))][:k]
+        order = top_k_positions(sims, rows, k)
         return rows[order].astype(np.int64), sims[order].astype(np.float32)
 
     def _query_scan(self, q, k, ex):
