@@ -25,6 +25,7 @@ COMMANDS = {
     "train": "self-supervised BYOL or SimCLR training of a ResNet encoder",
     "embed": "encoder or your own embeddings -> store (PCA, UMAP, anomaly)",
     "info": "summarise a cutouts file or a store and its labels",
+    "labels": "export the label journal's events (backup) or import/merge them",
     "open": "the desktop explorer: scatter, tooltips, labelling, GP loop",
     "rank": "refit a scorer on your labels and rank every object",
     "export": "write the ranked candidate list as CSV or VOTable",
@@ -234,6 +235,54 @@ def _run_info(args) -> int:
     return 0
 
 
+def _add_labels(sub) -> None:
+    p = sub.add_parser("labels", help=COMMANDS["labels"], description=COMMANDS["labels"])
+    actions = p.add_subparsers(dest="labels_action", metavar="ACTION", parser_class=_Parser, required=True)
+    e = actions.add_parser("export", help="write every event (scores, notes, exclusions, undos) as CSV or JSON",
+                           description="write every event of STORE.h5.labels.sqlite as CSV or JSON (a backup "
+                                       "that needs no -wal; values exactly as recorded)")
+    e.add_argument("store", metavar="STORE.h5")
+    e.add_argument("output", metavar="EVENTS.csv|EVENTS.json")
+    e.add_argument("--format", choices=["csv", "json"], help="default: from the file name")
+    e.set_defaults(run=_run_labels_export)
+    i = actions.add_parser("import", help="merge events from exports or other journals (idempotent)",
+                           description="merge the events of `labels export` files or of other journals "
+                                       "(.sqlite) into STORE.h5's journal; events already there are skipped")
+    i.add_argument("store", metavar="STORE.h5")
+    i.add_argument("sources", nargs="+", metavar="EVENTS.csv|EVENTS.json|OTHER.labels.sqlite")
+    i.add_argument("--format", choices=["csv", "json", "sqlite"], help="default: from each file name")
+    i.set_defaults(run=_run_labels_import)
+
+
+def _run_labels_export(args) -> int:
+    from .labels import LabelJournal
+    from .labels.journal import write_events
+
+    with LabelJournal.for_store(args.store, readonly=True) as journal:
+        if not journal.path.exists():
+            raise ConfigError("no label journal beside this store", journal.path,
+                              "label some objects with `galexplorer open` first")
+        events = journal.events()
+    write_events(events, args.output, args.format)
+    _say(args, f"wrote {len(events)} events to {args.output}")
+    return 0
+
+
+def _run_labels_import(args) -> int:
+    from pathlib import Path
+
+    from .labels import LabelJournal
+    from .labels.journal import read_events
+
+    if not Path(args.store).is_file():
+        raise ConfigError("no such store", args.store, "give the STORE.h5 whose journal receives the events")
+    with LabelJournal.for_store(args.store) as journal:
+        for source in args.sources:
+            added, present = journal.import_events(read_events(source, args.format), source)
+            _say(args, f"{source}: {added} events added, {present} already present")
+    return 0
+
+
 def _add_open(sub) -> None:
     p = sub.add_parser("open", help=COMMANDS["open"], description=COMMANDS["open"])
     p.add_argument("store", nargs="?", metavar="STORE.h5")
@@ -336,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_ingest, _add_train, _add_embed, _add_info, _add_open, _add_rank, _add_export,
+    for add in (_add_ingest, _add_train, _add_embed, _add_info, _add_labels, _add_open, _add_rank,
+                _add_export,
                 _add_simulate, _add_demo):
         add(sub)
     return parser

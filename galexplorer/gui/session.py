@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import StoreError
+from ..errors import LabelError, StoreError
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
 
@@ -398,6 +398,10 @@ class LabellingSession:
         self.set_order(model.queue_order)
         self.since_refit = max(0, self.n_labelled - model.n_labels)
         self._persist()
+        try:   # fold the -wal in after each refit batch: the .sqlite alone then holds every label
+            self.journal.checkpoint()
+        except LabelError as exc:   # every label is still safe in the -wal
+            log.warning("%s", exc)
 
     @property
     def needs_refit(self) -> bool:

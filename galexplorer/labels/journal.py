@@ -15,12 +15,18 @@ again. Everything else is derived:
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import getpass
+import json
 import logging
 import math
+import os
+import shutil
 import sqlite3
+import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +93,154 @@ def operational_error(exc: sqlite3.OperationalError, path: str | Path) -> LabelE
                           "check that the folder exists and that you may write in it")
     return LabelError(f"the label journal cannot be used ({text})", path,
                       "check the disk and the file's permissions, then try again")
+
+
+def readonly_uri(path: str | Path) -> str:
+    """The SQLite URI opening ``path`` read-only; any folder name (``#``, ``?``, ``%``, spaces,
+    non-ASCII) is percent-quoted so SQLite opens this very file."""
+    return Path(path).resolve().as_uri() + "?mode=ro"
+
+
+def wal_path(path: str | Path) -> Path:
+    """The write-ahead log beside a journal: labels since the last checkpoint live only there."""
+    return Path(str(path) + "-wal")
+
+
+def _raw_label_count(path: Path) -> int | None:
+    """Score events in ``path`` read as plain SQLite (0: no events table; None: not SQLite)."""
+    try:
+        db = sqlite3.connect(readonly_uri(path), uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchall():
+                return 0
+            return int(db.execute("SELECT COUNT(*) FROM events WHERE kind = 'score'").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+
+
+def wal_label_count(path: str | Path) -> int | None:
+    """Score events held by ``path`` together with its ``-wal`` (read from copies, so nothing
+    beside ``path`` changes); None when they do not read as a journal."""
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="galexplorer-wal-") as tmp:
+        copy = Path(tmp) / "journal.sqlite"
+        try:
+            shutil.copyfile(path, copy)
+            shutil.copyfile(wal_path(path), wal_path(copy))
+        except OSError:
+            return None
+        try:
+            db = sqlite3.connect(copy, timeout=BUSY_TIMEOUT_S)
+            try:
+                return int(db.execute("SELECT COUNT(*) FROM events WHERE kind = 'score'").fetchone()[0])
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return None
+
+
+EVENT_FIELDS = ("seq", "action", "kind", "object_id", "score", "user", "time", "note", "target")
+EVENTS_FORMAT = "galexplorer label events"
+
+
+def event_format(path: str | Path, fmt: str | None = None) -> str:
+    """``csv``, ``json`` or ``sqlite`` (a journal), from ``fmt`` or the file name."""
+    if fmt:
+        return fmt
+    name = str(path).lower()
+    if name.endswith(".json"):
+        return "json"
+    if name.endswith((".sqlite", ".sqlite3", ".db")):
+        return "sqlite"
+    if name.endswith((".csv", ".txt")):
+        return "csv"
+    raise LabelError("cannot tell the format from the file name", path,
+                     "name it .csv, .json or .sqlite (a journal), or give --format")
+
+
+def write_events(events: Sequence[Event], dest: str | Path, fmt: str | None = None) -> Path:
+    """Write every event (retractions included) as CSV or JSON; values exactly as stored.
+
+    The file appears complete or not at all (written beside ``dest``, then renamed).
+    """
+    dest = Path(dest)
+    fmt = event_format(dest, fmt)
+    if fmt not in ("csv", "json"):
+        raise LabelError(f"events are exported as csv or json, not {fmt}", dest, "name the file .csv or .json")
+    rows = [{f: getattr(e, f) for f in EVENT_FIELDS} for e in events]
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            if fmt == "json":
+                json.dump({"format": EVENTS_FORMAT, "version": JOURNAL_VERSION, "events": rows}, fh,
+                          indent=1, ensure_ascii=False)
+            else:
+                w = csv.DictWriter(fh, fieldnames=EVENT_FIELDS, lineterminator="\n")
+                w.writeheader()
+                w.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise LabelError(f"cannot write the events ({exc.strerror or exc})", dest,
+                         "choose a folder you can write to") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _event_from(row: dict, where: str | Path, n: int) -> Event:
+    def opt_int(v):
+        return None if v is None or v == "" else int(v)
+    try:
+        missing = [f for f in EVENT_FIELDS if f not in row]
+        if missing:
+            raise LabelError(f"event {n} lacks {', '.join(missing)}", where,
+                             f"export events with `galexplorer labels export`; fields: {', '.join(EVENT_FIELDS)}")
+        note = row["note"]
+        return Event(int(row["seq"]), int(row["action"]), str(row["kind"]), str(row["object_id"]),
+                     opt_int(row["score"]), str(row["user"]), str(row["time"]),
+                     None if note is None or (note == "" and row["kind"] != "note") else str(note),
+                     opt_int(row["target"]))
+    except (TypeError, ValueError) as exc:
+        raise LabelError(f"event {n} is malformed ({exc})", where,
+                         "give a file written by `galexplorer labels export`") from None
+
+
+def read_events(source: str | Path, fmt: str | None = None) -> list[Event]:
+    """Events from a ``labels export`` CSV/JSON file or from another journal (``.sqlite``).
+
+    Raises:
+        LabelError: missing, unreadable or not a file of label events.
+    """
+    source = Path(source)
+    fmt = event_format(source, fmt)
+    if not source.is_file():
+        raise LabelError("no such file", source, "give a file written by `galexplorer labels export` or a journal")
+    if fmt == "sqlite":
+        with LabelJournal(source, readonly=True) as other:
+            return other.events()
+    try:
+        with open(source, encoding="utf-8", newline="") as fh:
+            if fmt == "json":
+                doc = json.load(fh)
+                if not isinstance(doc, dict) or doc.get("format") != EVENTS_FORMAT or \
+                        not isinstance(doc.get("events"), list):
+                    raise LabelError("not a label-events JSON file", source,
+                                     "give a file written by `galexplorer labels export`")
+                rows = doc["events"]
+            else:
+                rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
+        raise LabelError(f"cannot read label events ({str(exc).splitlines()[0] if str(exc) else exc})", source,
+                         "give a file written by `galexplorer labels export`") from None
+    if not all(isinstance(r, dict) for r in rows):
+        raise LabelError("not a list of label events", source, "give a file written by `galexplorer labels export`")
+    return [_event_from(r, source, i + 1) for i, r in enumerate(rows)]
 
 
 def journal_path(store_path: str | Path) -> Path:
@@ -178,7 +332,7 @@ class LabelJournal:
             return
         try:
             if readonly:
-                uri = f"file:{self.path.resolve().as_posix()}?mode=ro"
+                uri = readonly_uri(self.path)
                 self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,24 +341,51 @@ class LabelJournal:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
-                if self._meta("version") is None:
+                if self._raw_meta("version") is None:
                     self._set_meta_now("version", str(JOURNAL_VERSION))
                     self._set_meta_now("created", _now())
-            version = self._meta("version")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            version = self._raw_meta("version")
         except sqlite3.OperationalError as exc:
             self.close()
             if "no such table" not in str(exc):
                 raise operational_error(exc, self.path) from None
-            raise LabelError(f"not a label journal ({exc})", self.path,
-                             "move the file aside; galexplorer will start a new journal") from None
+            raise self._unreadable(str(exc)) from None
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise LabelError(f"not a label journal ({exc})", self.path,
-                             "move the file aside; galexplorer will start a new journal") from None
+            raise self._unreadable(str(exc)) from None
         if version is not None and int(version) > JOURNAL_VERSION:
             self.close()
             raise LabelError(f"label journal version {version} is newer than this galexplorer reads",
                              self.path, "upgrade galexplorer: pip install -U galexplorer")
+
+    def _unreadable(self, reason: str) -> LabelError:
+        """Why the file does not read as a journal, saying where its labels may be; never advising
+        to move aside a file (or a ``-wal``) that holds labels."""
+        wal = wal_path(self.path)
+        if wal.exists():
+            held = wal_label_count(self.path)
+            if held is None:
+                return LabelError(f"not a label journal ({reason}); {wal.name} beside it cannot be read either",
+                                  self.path, "keep both files; a copy of a journal needs its -wal beside it, "
+                                  "see docs/store-format.md")
+            return LabelError(f"the journal's tables are in {wal.name} beside it ({held} labels), "
+                              f"which could not be read with it ({reason})", self.path,
+                              "keep both files together (and the -shm if present) and open the store "
+                              "once with `galexplorer open` to fold the -wal in; do not move either aside")
+        held = _raw_label_count(self.path)
+        if held is None:
+            return LabelError(f"not a label journal ({reason}) and no -wal is beside it", self.path,
+                              "if it may hold labels keep it and try `sqlite3 FILE .recover`; otherwise "
+                              "move it aside and galexplorer will start a new journal")
+        if held:
+            return LabelError(f"not a readable label journal ({reason}), yet it holds {held} labels "
+                              "and no -wal is beside it", self.path,
+                              "keep the file; export its events with `sqlite3 FILE .dump`, or copy the -wal "
+                              "beside it if it was left behind")
+        return LabelError(f"not a label journal ({reason}); it holds no labels and no -wal is beside it",
+                          self.path, "if this is a copy, copy FILE-wal beside it too; otherwise move the file "
+                          "aside and galexplorer will start a new journal")
 
     @classmethod
     def for_store(cls, store_path: str | Path, user: str | None = None, readonly: bool = False) -> LabelJournal:
@@ -219,6 +400,12 @@ class LabelJournal:
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
                 raise operational_error(exc, self.path) from None
+
+    def _raw_meta(self, key: str) -> str | None:
+        """:meth:`_meta` letting SQLite's own errors through (for the checks on open)."""
+        assert self._db is not None
+        rows = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchall()
+        return rows[0][0] if rows else None
 
     def _meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -454,9 +641,117 @@ class LabelJournal:
             "disputed": int(self.consensus().disputed.sum()),
         }
 
+    # -- backup and merging ---------------------------------------------------------------------
+    def import_events(self, events: Sequence[Event], source: str | Path | None = None) -> tuple[int, int]:
+        """Merge another journal's events (e.g. a second labeller's) into this one, in one transaction.
+
+        Each event keeps its user and time; each source action stays one action (one undo step);
+        retractions point at the merged copies of their targets. Idempotent: an event already here
+        (same user, time, kind, object, score, note and target) is not added again, so importing
+        the same file twice, or a journal that was itself merged from this one, adds nothing.
+
+        Returns:
+            ``(added, already_present)``.
+
+        Raises:
+            LabelError: an event is malformed (unknown kind, score outside 0–5, dangling target).
+        """
+        self._writable()
+        assert self._db is not None
+        where = source if source is not None else self.path
+        events = sorted(events, key=lambda e: e.seq)
+        by_seq = {e.seq: e for e in events}
+        for e in events:
+            if e.kind not in KINDS:
+                raise LabelError(f"event {e.seq} has unknown kind {e.kind!r}; kinds are {', '.join(KINDS)}", where)
+            if (e.kind == "score") != (e.score is not None):
+                raise LabelError(f"event {e.seq} ({e.kind}) has score {e.score!r}", where,
+                                 "only score events carry a score")
+            if e.score is not None:
+                check_score(e.score)
+            if (e.kind == "retract") != (e.target is not None) or (e.target is not None and e.target not in by_seq):
+                raise LabelError(f"event {e.seq} ({e.kind}) has target {e.target!r}", where,
+                                 "a retract names the seq of an earlier event in the same file")
+
+        def keyer(table: dict[int, Event]):
+            memo: dict[int, tuple] = {}
+
+            def key(e: Event) -> tuple:
+                if e.seq not in memo:
+                    target = key(table[e.target]) if e.target is not None and e.target in table else None
+                    memo[e.seq] = (e.user, e.time, e.kind, e.object_id, e.score, e.note, target)
+                return memo[e.seq]
+            return key
+
+        with self._lock:
+            mine = self._events()
+            key_mine, key_new = keyer({e.seq: e for e in mine}), keyer(by_seq)
+            present: dict[tuple, list[int]] = {}
+            for e in mine:
+                present.setdefault(key_mine(e), []).append(e.seq)
+            counts = Counter({k: len(v) for k, v in present.items()})
+            merged: dict[int, int] = {}   # source seq -> seq here
+            todo: list[Event] = []
+            for e in events:
+                k = key_new(e)
+                if counts[k] > 0:
+                    counts[k] -= 1
+                    merged[e.seq] = present[k][len(present[k]) - counts[k] - 1]
+                else:
+                    todo.append(e)
+            if not todo:
+                return 0, len(events)
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                next_action = db.execute("SELECT COALESCE(MAX(action), 0) + 1 FROM events").fetchone()[0]
+                actions: dict[int, int] = {}
+                for e in todo:
+                    if e.action not in actions:
+                        actions[e.action] = next_action + len(actions)
+                    target = merged[e.target] if e.target is not None else None
+                    cur = db.execute(
+                        "INSERT INTO events (action, kind, object_id, score, user, time, note, target) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (actions[e.action], e.kind, e.object_id, e.score, e.user, e.time, e.note, target))
+                    merged[e.seq] = cur.lastrowid
+                db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback(db)
+                raise operational_error(exc, self.path) from None
+            except BaseException:
+                self._rollback(db)
+                raise
+        self.checkpoint()
+        return len(todo), len(events) - len(todo)
+
     # -- lifetime ------------------------------------------------------------------------------
+    def checkpoint(self) -> bool:
+        """Fold the ``-wal`` into the journal file and truncate it (``wal_checkpoint(TRUNCATE)``),
+        so that the ``.sqlite`` file alone holds every label so far. Called when a session opens
+        and closes; the explorer calls it after each refit batch. A no-op when read-only.
+
+        Returns:
+            True when the whole log was folded in (False: another connection was reading).
+        """
+        if self.readonly or self._db is None:
+            return False
+        with self._lock:
+            try:
+                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.OperationalError as exc:
+                raise operational_error(exc, self.path) from None
+        if busy:
+            log.debug("%s: checkpoint incomplete (another process is reading)", self.path)
+        return not busy
+
     def close(self) -> None:
         with self._lock:
+            if self._db is not None and not self.readonly:
+                try:
+                    self.checkpoint()
+                except (LabelError, sqlite3.Error) as exc:   # labels are still in the -wal; close anyway
+                    log.warning("%s", exc)
             if self._db is not None:
                 db, self._db = self._db, None
                 try:

@@ -73,6 +73,8 @@ def describe(path: str | Path) -> dict[str, Any]:
         with LabelJournal.for_store(path, readonly=True) as journal:
             info["labels"] = journal.counts()
             info["labels_file"] = str(journal.path) if journal.path.exists() else None
+            wal = Path(str(journal.path) + "-wal")
+            info["labels_wal_bytes"] = wal.stat().st_size if wal.exists() else None
         return info
 
 
@@ -109,6 +111,9 @@ def format_description(info: dict[str, Any]) -> str:
         lines.append(f"  labels       {lab['labels']} by {lab['users']} user(s) on {lab['labelled_objects']} objects"
                      f", {lab['excluded']} excluded, {lab['disputed']} disputed"
                      f"{' (' + info['labels_file'] + ')' if info.get('labels_file') else ''}")
+        if info.get("labels_wal_bytes"):
+            lines.append(f"  labels -wal  {info['labels_wal_bytes']} bytes not yet folded into the journal file "
+                         "(a session is open or was killed): a backup must copy it too")
     if info.get("columns"):
         lines.append(f"  columns      {', '.join(info['columns'])}")
     return "\n".join(lines)
