@@ -48,6 +48,7 @@ import numpy as np
 
 from .. import progress
 from ..errors import ConfigError, InputError
+from ..store.atomic import remove_stale_temporaries, temporary_prefix
 from ..store.schema import ObjectTable
 
 log = logging.getLogger(__name__)
@@ -369,7 +370,8 @@ class _Staging:
 
     def __init__(self, output: Path):
         output.parent.mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.parent))
+        remove_stale_temporaries(output)
+        self.folder = Path(tempfile.mkdtemp(prefix=temporary_prefix(output, "staging"), dir=output.parent))
         self.arr: np.ndarray | None = None
 
     def create(self, n: int, dim: int) -> np.ndarray:

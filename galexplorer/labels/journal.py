@@ -21,7 +21,6 @@ import getpass
 import json
 import logging
 import math
-import os
 import shutil
 import sqlite3
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabelError
+from ..store.atomic import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +170,8 @@ def write_events(events: Sequence[Event], dest: str | Path, fmt: str | None = No
     if fmt not in ("csv", "json"):
         raise LabelError(f"events are exported as csv or json, not {fmt}", dest, "name the file .csv or .json")
     rows = [{f: getattr(e, f) for f in EVENT_FIELDS} for e in events]
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        with atomic_output(dest) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
             if fmt == "json":
                 json.dump({"format": EVENTS_FORMAT, "version": JOURNAL_VERSION, "events": rows}, fh,
                           indent=1, ensure_ascii=False)
@@ -180,16 +179,9 @@ def write_events(events: Sequence[Event], dest: str | Path, fmt: str | None = No
                 w = csv.DictWriter(fh, fieldnames=EVENT_FIELDS, lineterminator="\n")
                 w.writeheader()
                 w.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise LabelError(f"cannot write the events ({exc.strerror or exc})", dest,
                          "choose a folder you can write to") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
 
 

@@ -33,7 +33,7 @@ import torch
 
 from .. import __version__
 from ..errors import CheckpointError
-from ..store.atomic import temporary_sibling
+from ..store.atomic import rename_into_place, temporary_sibling
 from ..store.schema import now_iso
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def replacing(path: Path) -> Iterator[Path]:
     tmp = temporary_sibling(path)
     try:
         yield tmp
-        os.replace(tmp, path)
+        rename_into_place(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -1,7 +1,15 @@
 """Write-once files: write to a temporary file beside the target, rename when complete.
 
 A crash, Ctrl+C or an exception leaves either the old file or the new complete one, never a
-half-written file under the final name.
+half-written file under the final name. :func:`rename_into_place` is the one way every writer
+(cutouts, stores, rankings, exports, checkpoints, journal exports) puts a file in place: the
+temporary file is fsynced before the rename and its folder after, so the new file also
+survives a power cut.
+
+Temporary names carry the host and process id, ``.NAME.tmp-HOST-PID-RANDOM`` (and
+``.NAME.staging-HOST-PID-RANDOM`` folders); the next write to ``NAME`` removes those left by
+dead processes of this host (a SIGKILL or an OOM kill cannot clean up after itself), and
+``galexplorer info`` lists any beside a store.
 """
 
 from __future__ import annotations
@@ -9,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +31,125 @@ from ..errors import StoreError
 log = logging.getLogger(__name__)
 
 
+def _host() -> str:
+    """This host's name as it appears in temporary names (no '-' or path separators)."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname() or "host")[:64] or "host"
+
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|staging)-(?P<host>[A-Za-z0-9._]+)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
+
+
+def temporary_prefix(path: Path, kind: str = "tmp") -> str:
+    """``.NAME.KIND-HOST-PID-``: the start of a temporary name for ``path`` (add a random tail)."""
+    return f".{path.name}.{kind}-{_host()}-{os.getpid()}-"
+
+
 def temporary_sibling(path: Path) -> Path:
-    """A hidden temporary name in the same folder (same file system, so rename is atomic)."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    """A hidden temporary name in the same folder (same file system, so rename is atomic).
+
+    Stale temporaries of ``path`` left by dead processes of this host are removed first.
+    """
+    path = Path(path)
+    remove_stale_temporaries(path)
+    return path.with_name(temporary_prefix(path) + uuid.uuid4().hex[:8])
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True   # exists (another user's), or we cannot tell: keep its files
+    return True
+
+
+def temporaries(folder: str | Path, name: str | None = None) -> list[dict]:
+    """Temporary files and staging folders of galexplorer writers in ``folder``.
+
+    Args:
+        name: only those of this output file name.
+
+    Returns:
+        One dict per temporary: ``path``, ``output`` (the file it was to become), ``host``,
+        ``pid``, ``bytes`` and ``stale`` (its process, on this host, is gone).
+    """
+    folder = Path(folder)
+    found = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        m = _TEMP.match(entry.name)
+        if not m or (name is not None and m["name"] != name):
+            continue
+        p = Path(entry.path)
+        try:
+            size = entry.stat(follow_symlinks=False).st_size if not entry.is_dir(follow_symlinks=False) else \
+                sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        except OSError:
+            size = 0
+        host, pid = m["host"], int(m["pid"])
+        found.append({"path": str(p), "output": str(folder / m["name"]), "host": host, "pid": pid,
+                      "bytes": int(size), "stale": host == _host() and not _pid_alive(pid)})
+    return sorted(found, key=lambda t: t["path"])
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporaries of output ``path`` whose writer (on this host) is dead.
+
+    Returns:
+        The paths removed (logged at INFO). Files of live processes or other hosts stay.
+    """
+    path = Path(path)
+    removed = []
+    for t in temporaries(path.parent, path.name):
+        if not t["stale"]:
+            continue
+        p = Path(t["path"])
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not remove the stale temporary %s (%s)", p, exc.strerror or exc)
+            continue
+        log.info("removed %s, left by process %d which is gone (%d bytes)", p, t["pid"], t["bytes"])
+        removed.append(p)
+    return removed
+
+
+def fsync_folder(folder: str | Path) -> None:
+    """Make a rename or a new entry in ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:   # Windows, some network file systems
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def rename_into_place(tmp: str | Path, final: str | Path) -> None:
+    """Durably replace ``final`` by the complete file ``tmp`` (same folder): fsync ``tmp``,
+    rename it over ``final`` atomically, fsync the folder. The one rename every writer uses."""
+    tmp, final = Path(tmp), Path(final)
+    fd = os.open(tmp, os.O_RDWR if os.name == "nt" else os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    fsync_folder(final.parent)
 
 
 def prepare_output(path: str | Path) -> Path:
@@ -86,7 +212,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
             raise FileNotFoundError(f"{tmp}: nothing was written")
         if path.exists():
             log.info("replacing existing %s", path)
-        os.replace(tmp, path)
+        rename_into_place(tmp, path)
     except BaseException:
         try:
             tmp.unlink()

@@ -16,7 +16,6 @@ Layout (schema v1, see docs/store-format.md)::
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import open_new_h5, prepare_output
+from .atomic import open_new_h5, prepare_output, rename_into_place
 from .base import ObjectFile
 from .schema import (
     STORE_FORMAT,
@@ -156,7 +155,7 @@ class EmbeddingStoreWriter:
             if ok:
                 if self.path.exists():
                     log.info("replacing existing %s", self.path)
-                os.replace(self._tmp, self.path)
+                rename_into_place(self._tmp, self.path)
             else:
                 self._tmp.unlink(missing_ok=True)
 

@@ -8,6 +8,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .atomic import temporaries
 from .schema import CUTOUTS_FORMAT, STORE_FORMAT, open_checked, read_attr
 
 
@@ -33,13 +34,13 @@ def describe(path: str | Path) -> dict[str, Any]:
     if fmt == CUTOUTS_FORMAT:
         with CutoutStore(path) as cut:
             attrs = cut.attrs
-            return {
+            return {"temporaries": temporaries(path.parent), **{
                 "path": str(path), "kind": "cutouts", "objects": cut.n, "bands": cut.bands,
                 "size": cut.size, "columns": cut.column_names,
                 "with_ra_dec": int(np.isfinite(cut.objects.ra).sum()),
                 "created": attrs.get("created"), "galexplorer_version": attrs.get("galexplorer_version"),
                 "schema_version": attrs.get("version"), "uuid": cut.uuid,
-            }
+            }}
     if fmt != STORE_FORMAT and path.is_file():
         # not ours (or damaged): let the validator name what is wrong, for either kind of file
         open_checked(path, STORE_FORMAT, "cutouts file or embedding store",
@@ -56,6 +57,7 @@ def describe(path: str | Path) -> dict[str, Any]:
             "cutouts_found": bool(store.cutouts_path and store.cutouts_path.exists()),
             "thumbnails": store.has("thumbnails"),
             "scores": store.score_names,
+            "temporaries": temporaries(path.parent),
         }
         if store.has("embeddings"):
             e = store.dataset_attrs("embeddings")
@@ -116,5 +118,10 @@ def format_description(info: dict[str, Any]) -> str:
                          "(a session is open or was killed): a backup must copy it too")
     if info.get("columns"):
         lines.append(f"  columns      {', '.join(info['columns'])}")
+    for t in info.get("temporaries") or []:
+        why = (f"process {t['pid']} is gone: the next write of {Path(t['output']).name} removes it, "
+               "or delete it" if t["stale"] else
+               f"process {t['pid']} on {t['host']} may still be writing it")
+        lines.append(f"  leftover     {Path(t['path']).name} ({t['bytes'] / 1e6:.1f} MB; {why})")
     return "\n".join(lines)
 
