@@ -323,6 +323,8 @@ def _add_export(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="ranked.csv")
     p.add_argument("--top", type=_positive_int, metavar="N", help="only the N best-ranked objects")
     p.add_argument("--format", choices=["csv", "votable"], help="default: from the file extension")
+    p.add_argument("--spreadsheet-safe", action="store_true",
+                   help="CSV for a spreadsheet: prefix ' to text starting with = + - @ (default: values exact)")
     p.add_argument("--user", help="label columns from this user's labels (default: consensus of all)")
     p.set_defaults(run=_run_export)
 

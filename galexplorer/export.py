@@ -6,9 +6,11 @@ CSV, so that astropy.table, pandas, TOPCAT and spreadsheets all read it the same
 * ``ra``/``dec`` in degrees; every float written with the shortest text that reads back to the
   same value (float64 and float32 alike); NaN as an empty cell;
 * booleans as 0/1; cells quoted only when they must be (commas, quotes, new lines);
-* text cells that begin with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get a
-  leading ``'`` so that a spreadsheet does not run them as a formula (CSV injection); numbers
-  are never changed.
+* text exactly as stored (a Dec ``-27:46:57``, an id ``+J1234``, a note ``-ve``), for science
+  tools. Only with ``spreadsheet_safe`` (``--spreadsheet-safe``, for a file a spreadsheet will
+  open) do text cells that begin with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get
+  a leading ``'`` so that the spreadsheet does not run them as a formula (CSV injection);
+  numbers are never changed.
 
 Provenance (store, scorer, labels, time, galexplorer version) goes into ``<output>.json``
 beside the table. Both files are written atomically.
@@ -62,8 +64,8 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def _csv_cells(values: np.ndarray) -> list[str]:
-    """One column as CSV cell texts."""
+def _csv_cells(values: np.ndarray, spreadsheet_safe: bool = False) -> list[str]:
+    """One column as CSV cell texts (text neutralised only when ``spreadsheet_safe``)."""
     arr = np.asarray(values)
     kind = arr.dtype.kind
     if kind == "b":
@@ -78,14 +80,15 @@ def _csv_cells(values: np.ndarray) -> list[str]:
         cells[np.isposinf(arr)] = "inf"
         cells[np.isneginf(arr)] = "-inf"
         return cells.tolist()
-    return [neutralise("" if v is None else str(v)) for v in arr.tolist()]
+    text = ["" if v is None else str(v) for v in arr.tolist()]
+    return [neutralise(t) for t in text] if spreadsheet_safe else text
 
 
-def _write_csv(table: RankedTable, path: Path) -> None:
-    cols = [_csv_cells(v) for v in table.columns.values()]
+def _write_csv(table: RankedTable, path: Path, spreadsheet_safe: bool = False) -> None:
+    cols = [_csv_cells(v, spreadsheet_safe) for v in table.columns.values()]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-        w.writerow([neutralise(str(name)) for name in table.names])
+        w.writerow([neutralise(str(name)) if spreadsheet_safe else str(name) for name in table.names])
         w.writerows(zip(*cols))
 
 
@@ -106,7 +109,7 @@ def _write_votable(table: RankedTable, path: Path) -> None:
 
 
 def write_ranked(table: RankedTable, path: str | Path, format: str | None = None, top: int | None = None,
-                 provenance: bool = True) -> Path:
+                 provenance: bool = True, spreadsheet_safe: bool = False) -> Path:
     """Write a ranked table (atomically), with its provenance in ``<path>.json``.
 
     Args:
@@ -115,24 +118,32 @@ def write_ranked(table: RankedTable, path: str | Path, format: str | None = None
         format: ``csv`` or ``votable``; None = from the extension.
         top: only the first ``top`` rows.
         provenance: also write ``<path>.json``.
+        spreadsheet_safe: CSV for a spreadsheet: prefix ``'`` to text cells starting with
+            ``= + - @`` (default: every value exactly as stored).
 
     Returns:
         The path written.
 
     Raises:
-        ConfigError: unknown format or ``top`` < 1.
+        ConfigError: unknown format, ``top`` < 1, or ``spreadsheet_safe`` with VOTable.
     """
     path = Path(path)
     fmt = format_for(path, format)
+    if spreadsheet_safe and fmt != "csv":
+        raise ConfigError("--spreadsheet-safe applies to CSV only (spreadsheets do not read VOTable)", path,
+                          "drop --spreadsheet-safe or write a .csv")
     if top is not None:
         if int(top) < 1:
             raise ConfigError(f"--top must be >= 1, got {top}")
         table = table.head(int(top))
     with atomic_output(path) as tmp:
-        (_write_csv if fmt == "csv" else _write_votable)(table, tmp)
+        if fmt == "csv":
+            _write_csv(table, tmp, spreadsheet_safe)
+        else:
+            _write_votable(table, tmp)
     if provenance:
         meta = dict(table.meta)
-        meta.update(format=fmt, rows_written=len(table), columns=table.names, written=time.strftime(
+        meta.update(format=fmt, spreadsheet_safe=bool(spreadsheet_safe), rows_written=len(table), columns=table.names, written=time.strftime(
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), galexplorer_version=__version__)
         with atomic_output(Path(str(path) + ".json")) as tmp:
             tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=json_default), encoding="utf-8")
@@ -141,7 +152,7 @@ def write_ranked(table: RankedTable, path: str | Path, format: str | None = None
 
 
 def export_store(store_path: str | Path, output: str | Path, format: str | None = None, top: int | None = None,
-                 user: str | None = None) -> tuple[Path, RankedTable]:
+                 user: str | None = None, spreadsheet_safe: bool = False) -> tuple[Path, RankedTable]:
     """Export a store's ranked candidate list.
 
     Uses the saved ranking (``galexplorer rank``); without one, ranks now with the default
@@ -157,12 +168,13 @@ def export_store(store_path: str | Path, output: str | Path, format: str | None 
     with EmbeddingStore(store_path) as store, LabelJournal.for_store(store_path, readonly=True) as journal:
         ranking = current_ranking(store, user=user)
         table = ranked_table(store, ranking, journal, user=user, top=top)
-    return write_ranked(table, output, fmt), table
+    return write_ranked(table, output, fmt, spreadsheet_safe=spreadsheet_safe), table
 
 
 def export_from_cli(args, say) -> int:
     """``galexplorer export``: translate options, call :func:`export_store`, print a summary."""
-    path, table = export_store(args.store, args.output, args.format, args.top, getattr(args, "user", None))
+    path, table = export_store(args.store, args.output, args.format, args.top, getattr(args, "user", None),
+                               spreadsheet_safe=getattr(args, "spreadsheet_safe", False))
     say(args, f"wrote {len(table)} ranked objects ({table.meta.get('scorer')}, {table.meta.get('n_labels')} "
               f"label(s)) to {path}\nprovenance: {path}.json")
     return 0

@@ -48,12 +48,32 @@ def test_csv_round_trip_astropy_and_pandas(tmp_path):
     assert np.isnan(df["dec"][3]) and np.isnan(df["label"][1])
     assert at["dec"].mask[3] and at["label"].mask[1]
     assert list(df["dec"][:3]) == [-27.79, -0.000123, 89.5]
-    # text cells: quoted where needed, formulas neutralised, numbers untouched
-    assert list(df["id"]) == ["a,1", "'=cmd|' /C calc'!A0", "plain", 'q"uote']
-    assert list(df["note"]) == ["'+1 merger", "'-", "'@home", "ok"]
+    # text cells: quoted where needed, exactly as stored by default (science tools)
+    assert list(df["id"]) == ["a,1", "=cmd|' /C calc'!A0", "plain", 'q"uote']
+    assert list(df["note"]) == ["+1 merger", "-", "@home", "ok"]
+    assert list(at["note"]) == ["+1 merger", "-", "@home", "ok"]
     assert list(df["excluded"]) == [0, 1, 0, 0]
     meta = json.loads((tmp_path / "ranked.csv.json").read_text())
     assert meta["scorer"] == "gp" and meta["rows_written"] == 4 and "galexplorer_version" in meta
+
+
+def test_exact_by_default_and_spreadsheet_safe_on_request(tmp_path):
+    t = RankedTable({"id": np.array(["+J1234", "=1+1", "NGC 1300"], dtype=object),
+                     "dec_sex": np.array(["-27:46:57", "+02:00:00", "@x"], dtype=object),
+                     "note": np.array(["-ve", "\tx", "ok"], dtype=object),
+                     "dec": np.array([-27.78, 2.0, -0.5])}, {"scorer": "gp"})
+    exact = write_ranked(t, tmp_path / "exact.csv")
+    safe = write_ranked(t, tmp_path / "safe.csv", spreadsheet_safe=True)
+    at = Table.read(exact, format="ascii.csv")
+    assert list(at["id"]) == ["+J1234", "=1+1", "NGC 1300"] and list(at["dec_sex"]) == ["-27:46:57", "+02:00:00", "@x"]
+    df = pd.read_csv(exact, keep_default_na=False)
+    assert list(df["note"]) == ["-ve", "\tx", "ok"]
+    df = pd.read_csv(safe)
+    assert list(df["id"]) == ["'+J1234", "'=1+1", "NGC 1300"] and list(df["note"]) == ["'-ve", "'\tx", "ok"]
+    assert list(df["dec"]) == [-27.78, 2.0, -0.5]           # numbers never change
+    assert json.loads((tmp_path / "safe.csv.json").read_text())["spreadsheet_safe"] is True
+    with pytest.raises(ConfigError, match="CSV only"):
+        write_ranked(t, tmp_path / "t.xml", spreadsheet_safe=True)
 
 
 def test_neutralise():
@@ -85,8 +105,12 @@ def test_export_store_and_cli(tmp_path, capsys):
     assert len(table) == 200
     df = pd.read_csv(out)
     assert len(df) == 200 and df["label"].notna().sum() == 2
-    assert df["label"][0] == 5 and (df["comment"] == "'=HYPERLINK(x)").all()
+    assert df["label"][0] == 5 and (df["comment"] == "=HYPERLINK(x)").all()
     assert set(df["rank"]) == set(range(1, 201)) and list(df["rank"]) == sorted(df["rank"])
     assert main(["export", str(path), "-o", str(tmp_path / "top.csv"), "--top", "5"]) == 0
     assert len(pd.read_csv(tmp_path / "top.csv")) == 5
     assert "wrote 5 ranked objects" in capsys.readouterr().out
+    assert main(["export", str(path), "-o", str(tmp_path / "sheet.csv"), "--top", "5", "--spreadsheet-safe"]) == 0
+    assert (pd.read_csv(tmp_path / "sheet.csv")["comment"] == "'=HYPERLINK(x)").all()
+    assert main(["export", str(path), "-o", str(tmp_path / "t.xml"), "--spreadsheet-safe"]) == 2
+    assert "CSV only" in capsys.readouterr().err
