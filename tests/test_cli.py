@@ -102,3 +102,14 @@ def test_internal_error_is_exit_1_without_traceback(monkeypatch, capsys, tmp_pat
     monkeypatch.setattr(info, "describe", boom)
     code, _, err = run(["info", str(tmp_path)], capsys)
     assert code == 1 and "internal error" in err and "Traceback" not in err
+
+
+def test_pyproject_declares_tomli_for_python_310_and_pyvo():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    deps = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    assert re.search(r"""["']tomli[^"']*;\s*python_version\s*<\s*["']3\.11["']["']""", deps)
+    assert re.search(r"""["']pyvo\b""", deps)
+    assert "astropy.samp" not in text

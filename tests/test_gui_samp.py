@@ -18,7 +18,7 @@ no_leaks = gui_qt.no_leaks
 
 @pytest.fixture
 def samp_hub(tmp_path, monkeypatch):
-    from astropy.samp import SAMPHubServer
+    from pyvo.samp import SAMPHubServer
 
     lock = tmp_path / "samp-hub"
     hub = SAMPHubServer(web_profile=False, lockfile=str(lock), pool_size=2)
@@ -29,8 +29,8 @@ def samp_hub(tmp_path, monkeypatch):
 
 
 def test_selection_is_broadcast_as_votable(qtbot, tmp_path, gui_settings, samp_hub):
-    from astropy.samp import SAMPIntegratedClient
     from astropy.table import Table
+    from pyvo.samp import SAMPIntegratedClient
 
     received = []
     listener = SAMPIntegratedClient(name="listener")

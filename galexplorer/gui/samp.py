@@ -1,4 +1,4 @@
-"""Send objects to TOPCAT, DS9 or Aladin over SAMP (``astropy.samp``), when a hub is running.
+"""Send objects to TOPCAT, DS9 or Aladin over SAMP (``pyvo.samp``), when a hub is running.
 
 The explorer writes the objects as a VOTable (the same writer as ``galexplorer export``) and
 broadcasts ``table.load.votable``; for one object with a sky position it also broadcasts
@@ -53,20 +53,12 @@ class SampSender:
             return self._client
         if not hub_running():
             raise SampError("no SAMP hub is running", hint="start TOPCAT, DS9 or Aladin (they start one), then try again")
-        import warnings
-
-        with warnings.catch_warnings():
-            # astropy 8 deprecates astropy.samp in favour of pyvo.samp (same API); it still
-            # works, and pyvo would be one more dependency for an optional feature
-            from astropy.utils.exceptions import AstropyDeprecationWarning
-
-            warnings.simplefilter("ignore", AstropyDeprecationWarning)
-            from astropy.samp import SAMPIntegratedClient
+        from pyvo.samp import SAMPIntegratedClient
 
         client = SAMPIntegratedClient(name=self.name, description="galexplorer explorer")
         try:
             client.connect()
-        except Exception as exc:  # astropy raises several kinds (SAMPHubError, OSError, ...)
+        except Exception as exc:  # pyvo raises several kinds (SAMPHubError, OSError, ...)
             raise SampError(f"cannot reach the SAMP hub ({exc})",
                             hint="restart TOPCAT, DS9 or Aladin and try again") from None
         self._client = client
