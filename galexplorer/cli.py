@@ -80,9 +80,9 @@ def _add_ingest(sub) -> None:
                         "or folders of them (none: the catalogue's path column)")
     p.add_argument("-o", "--output", required=True, metavar="CUTOUTS.h5", help="the cutouts file to write")
     p.add_argument("--size", type=_positive_int, default=64, metavar="PX", help="stamp side in pixels (default 64)")
-    p.add_argument("--catalog", metavar="CSV",
-                   help="catalogue with id, ra, dec (deg) and any other columns, or x,y pixel columns, "
-                        "or a path column")
+    p.add_argument("--catalog", metavar="TABLE",
+                   help="catalogue (CSV, FITS, VOTable, ECSV, IPAC) with id, ra, dec and any other columns, "
+                        "or x,y pixel columns, or a path column")
     p.add_argument("--bands", type=_csv_list, metavar="g,r,i", help="band names, blue to red")
     p.add_argument("--band-pattern", metavar="PATTERN",
                    help="one file per band: a file-name pattern with {id} and {band}, e.g. '{id}_{band}.fits'")
@@ -165,7 +165,7 @@ def _add_embed(sub) -> None:
     p.add_argument("--feature-columns", metavar="GLOB", help="feature columns, e.g. 'feat_*'")
     p.add_argument("--allow-missing", action="store_true", help="keep the objects present on both sides")
     p.add_argument("--no-cutouts", action="store_true", help="build the store without a cutouts file")
-    p.add_argument("--catalog", metavar="CSV", help="ids, ra/dec and columns when there is no cutouts file")
+    p.add_argument("--catalog", metavar="TABLE", help="ids, ra/dec and columns when there is no cutouts file")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--pca-variance", type=float, default=0.95, metavar="F",

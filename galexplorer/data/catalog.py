@@ -1,19 +1,29 @@
-"""The input catalogue: a CSV of objects with an id, a sky position and any other columns.
+"""The input catalogue: a table of objects with an id, a sky position and any other columns.
 
-Column names are matched case-insensitively (surrounding spaces ignored):
+Formats: CSV (comma, tab or semicolon separated, sniffed from the header line; UTF-8, optional
+BOM) read by galexplorer so that ids stay exactly as written; FITS binary tables, VOTable, ECSV
+and IPAC tables read with ``astropy.table.Table.read`` (by extension — ``.fits``/``.fit``/
+``.fits.gz``, ``.vot``/``.votable``/``.xml``, ``.ecsv``, ``.tbl``/``.ipac`` — or by content).
+
+Column names are matched case-insensitively (surrounding spaces ignored) against the one table
+:data:`COLUMN_NAMES`, which HDF5 cubes and external embedding tables use too:
 
 * id: ``id``, ``objid``, ``obj_id``, ``object_id``, ``objectid``, ``source_id``, ``name``,
-  ``objname``, ``object``
+  ``objname``, ``object`` (and ``OBJID``, ``ID`` ..., any case)
 * ra: ``ra``, ``ra_deg``, ``raj2000``, ``ra_icrs``, ``alpha_j2000``; dec likewise
   (``dec``, ``dec_deg``, ``dej2000``, ``decj2000``, ``de_icrs``, ``dec_icrs``, ``delta_j2000``);
-  degrees, or sexagesimal (``03:32:38.5``, ``-27:46:57``, RA in hours)
-* x, y: pixel position in a mosaic (``x``, ``y``, ``x_pix``, ``y_pix``, ``xpix``, ``ypix``)
+  degrees, or sexagesimal (``03:32:38.5``, ``-27:46:57``, RA in hours), converted with
+  ``SkyCoord``. A numeric column's unit is honoured (``deg``, ``hourangle``/``h``, ``rad``,
+  ``arcsec`` ...); sexagesimal RA is in hours unless its unit says degrees (``d:m:s``)
+* x, y: pixel position in a mosaic (``x``, ``y``, ``x_pix``, ``y_pix``, ``xpix``, ``ypix``,
+  ``x_image``, ``y_image``)
 * path: the image file of each object (``path``, ``file``, ``filename``, ``image``)
 
 Every column except id, ra and dec is kept: it becomes ``objects/columns/<name>`` in the
-cutouts file. A column whose every non-empty value is an integer is stored as int64; with
+cutouts file. A CSV column whose every non-empty value is an integer is stored as int64; with
 some empty values, or decimals, as float64 (empty = NaN); anything else as text (empty = "").
-Values and names are stripped of surrounding spaces.
+Typed tables keep their types (integers with masked values become float64 with NaN; vector
+columns are left out). Values and names are stripped of surrounding spaces.
 """
 
 from __future__ import annotations
@@ -29,14 +39,69 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-ID_NAMES = ("id", "objid", "obj_id", "object_id", "objectid", "source_id", "sourceid", "name", "objname",
-            "object_name", "object")
-RA_NAMES = ("ra", "ra_deg", "radeg", "raj2000", "ra_j2000", "ra_icrs", "alpha_j2000", "alpha")
-DEC_NAMES = ("dec", "dec_deg", "decdeg", "dej2000", "decj2000", "dec_j2000", "de_icrs", "dec_icrs",
-             "delta_j2000", "delta")
-X_NAMES = ("x", "x_pix", "xpix", "x_pixel")
-Y_NAMES = ("y", "y_pix", "ypix", "y_pixel")
-PATH_NAMES = ("path", "file", "filename", "file_name", "image", "image_path")
+#: THE table of recognised column names, per role; matched without case or surrounding spaces,
+#: first match wins. Used by catalogues (``ingest --catalog``, ``embed --catalog``), HDF5 cubes
+#: (``data/hdf5.py``) and external embedding tables (``explore/external.py``).
+COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "objid", "obj_id", "object_id", "objectid", "source_id", "sourceid", "name", "objname",
+           "object_name", "object", "id_str", "ids", "iauname", "galaxy_id", "dr8_id", "names"),
+    "ra": ("ra", "ra_deg", "radeg", "raj2000", "ra_j2000", "ra_icrs", "alpha_j2000", "alpha"),
+    "dec": ("dec", "dec_deg", "decdeg", "dej2000", "decj2000", "dec_j2000", "de_icrs", "dec_icrs",
+            "delta_j2000", "delta"),
+    "x": ("x", "x_pix", "xpix", "x_pixel", "x_image"),
+    "y": ("y", "y_pix", "ypix", "y_pixel", "y_image"),
+    "path": ("path", "file", "filename", "file_name", "image", "image_path"),
+}
+ID_NAMES = COLUMN_NAMES["id"]
+RA_NAMES = COLUMN_NAMES["ra"]
+DEC_NAMES = COLUMN_NAMES["dec"]
+X_NAMES = COLUMN_NAMES["x"]
+Y_NAMES = COLUMN_NAMES["y"]
+PATH_NAMES = COLUMN_NAMES["path"]
+
+#: file name endings read with ``astropy.table.Table.read`` (and its format name)
+TABLE_FORMATS: dict[str, str] = {
+    ".fits": "fits", ".fit": "fits", ".fits.gz": "fits", ".fts": "fits",
+    ".vot": "votable", ".votable": "votable", ".xml": "votable", ".vo": "votable",
+    ".ecsv": "ascii.ecsv", ".tbl": "ascii.ipac", ".ipac": "ascii.ipac",
+}
+
+
+def find_column(names: list[str], role: str) -> str | None:
+    """The column of ``names`` playing ``role`` (id, ra, dec, x, y, path) by :data:`COLUMN_NAMES`."""
+    lower: dict[str, str] = {}
+    for n in names:
+        lower.setdefault(n.strip().lower(), n)
+    return next((lower[k] for k in COLUMN_NAMES[role] if k in lower), None)
+
+
+def sniff_delimiter(header_line: str, path: str | Path | None = None) -> str:
+    """The separator of a delimited text file from its header line: tab for ``.tsv``, else
+    whichever of comma, tab and semicolon occurs most (comma on a tie)."""
+    if path is not None and str(path).lower().endswith((".tsv", ".tsv.gz")):
+        return "\t"
+    return max([",", "\t", ";"], key=header_line.count) if header_line else ","
+
+
+def table_format(path: str | Path) -> str | None:
+    """The ``Table.read`` format of a catalogue file, or None for CSV-like text (our own reader)."""
+    name = str(path).lower()
+    for ending, fmt in TABLE_FORMATS.items():
+        if name.endswith(ending):
+            return fmt
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return None
+    if head.startswith(b"SIMPLE  ="):
+        return "fits"
+    if head.lstrip().startswith(b"<?xml") or b"<VOTABLE" in head:
+        return "votable"
+    if head.startswith(b"# %ECSV"):
+        return "ascii.ecsv"
+    return None
+
 
 _FIX = "a catalogue is a CSV file with a header row, e.g. id,ra,dec,z"
 
@@ -138,15 +203,17 @@ def _parse_numbers(values: list[str]) -> np.ndarray | None:
     return np.array(out, dtype=np.float64)
 
 
-def _parse_coords(ra_text: list[str], dec_text: list[str], path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _parse_coords(ra_text: list[str], dec_text: list[str], path: Path, ra_in_degrees: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
     ra, dec = _parse_numbers(ra_text), _parse_numbers(dec_text)
     if ra is not None and dec is not None:
         return ra.astype(np.float64), dec.astype(np.float64)
-    # sexagesimal: RA in hours, Dec in degrees, as most catalogues write them
+    # sexagesimal: RA in hours, Dec in degrees, as most catalogues write them (unless the
+    # column's unit says the RA is in degrees, e.g. 'd:m:s')
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
-    ra_unit = u.deg if ra is not None else u.hourangle
+    ra_unit = u.deg if ra is not None or ra_in_degrees else u.hourangle
 
     ra_out = np.full(len(ra_text), np.nan)
     dec_out = np.full(len(dec_text), np.nan)
@@ -162,6 +229,83 @@ def _parse_coords(ra_text: list[str], dec_text: list[str], path: Path) -> tuple[
     return ra_out, dec_out
 
 
+_HOURS = ("h", "hr", "hour", "hours", "hourangle", "h:m:s", "hms")
+
+
+def _angle_factor(unit: str | None, column: str, path: Path) -> float:
+    """Degrees per unit of a numeric ra/dec column (no unit: degrees)."""
+    if not unit:
+        return 1.0
+    if unit.strip().lower() in _HOURS:
+        return 15.0
+    from astropy import units as u
+
+    try:
+        q = u.Unit(unit)
+    except ValueError:
+        log.warning("%s: column %r has unit %r, which astropy does not know; read as degrees", path, column, unit)
+        return 1.0
+    if not q.is_equivalent(u.deg):
+        raise InputError(f"column {column!r} has unit {unit!r}, which is not an angle", path,
+                         "give ra/dec in deg, hourangle or rad, or sexagesimal text")
+    return float(q.to(u.deg))
+
+
+def _read_table(path: Path, fmt: str) -> tuple[list[str], list[list[str] | np.ndarray], dict[str, str | None]]:
+    """A FITS binary table, VOTable, ECSV or IPAC table through ``astropy.table.Table.read``:
+    (column names, columns as int64/float64 arrays or lists of str, units)."""
+    import warnings
+
+    from astropy.table import Table
+
+    label = {"fits": "FITS", "votable": "VOTable", "ascii.ecsv": "ECSV", "ascii.ipac": "IPAC"}.get(fmt, fmt)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # unit and VOTable-schema warnings of real-world files
+            table = Table.read(path, format=fmt)
+    except Exception as exc:  # astropy raises many kinds for a damaged or foreign file
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot be read as a {label} table ({first})", path,
+                         "give a FITS binary table, VOTable, ECSV, IPAC table or CSV with a header row") from None
+    header: list[str] = []
+    cols: list[list[str] | np.ndarray] = []
+    units: dict[str, str | None] = {}
+    for name in table.colnames:
+        c = table[name]
+        if c.ndim != 1:
+            log.warning("%s: column %r holds arrays (shape %s per row); it is left out", path, name, c.shape[1:])
+            continue
+        arr = np.asarray(c)
+        mask = np.ma.getmaskarray(c) if getattr(c, "mask", None) is not None else np.zeros(len(c), bool)
+        kind = arr.dtype.kind
+        if kind in "iub" and not mask.any() and (kind != "u" or len(arr) == 0 or arr.max() < 2 ** 63):
+            col: list[str] | np.ndarray = arr.astype(np.int64)
+        elif kind in "iubf":
+            col = arr.astype(np.float64)
+            col[mask] = np.nan
+        else:
+            col = ["" if m else (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)).strip()
+                   for v, m in zip(arr.tolist(), mask.tolist())]
+        header.append(str(name).strip())
+        cols.append(col)
+        units[header[-1]] = str(c.unit) if c.unit is not None else None
+    return header, cols, units
+
+
+def _texts(col: list[str] | np.ndarray) -> list[str]:
+    """A column as text (ids, paths): integers without a decimal point, NaN as empty."""
+    if isinstance(col, list):
+        return col
+    if col.dtype.kind == "f":
+        return ["" if not np.isfinite(v) else str(int(v)) if float(v).is_integer() else repr(float(v))
+                for v in col.tolist()]
+    return [str(v) for v in col.tolist()]
+
+
+def _numbers(col: list[str] | np.ndarray) -> np.ndarray | None:
+    return _parse_numbers(col) if isinstance(col, list) else col
+
+
 def _safe_column_name(name: str) -> str:
     # '/' would make an HDF5 group; '.' alone is not a valid name
     safe = name.replace("/", "_")
@@ -170,10 +314,11 @@ def _safe_column_name(name: str) -> str:
 
 def read_catalog(path: str | Path, id_column: str | None = None, ra_column: str | None = None,
                  dec_column: str | None = None) -> Catalog:
-    """Read a catalogue CSV (comma, tab or semicolon separated, UTF-8, optional BOM).
+    """Read a catalogue: CSV (comma, tab or semicolon separated, UTF-8, optional BOM), or a FITS
+    binary table, VOTable, ECSV or IPAC table (``astropy.table.Table.read``).
 
     Args:
-        path: the CSV file; its first row names the columns.
+        path: the catalogue; a CSV's first row names the columns.
         id_column, ra_column, dec_column: force these columns (case-insensitive) instead of the
             usual names listed in this module's docstring.
 
@@ -182,18 +327,25 @@ def read_catalog(path: str | Path, id_column: str | None = None, ra_column: str 
 
     Raises:
         InputError: missing or unreadable file, no header, ragged rows, duplicate or empty ids,
-            duplicate column names, ra without dec, or ra/dec that are not coordinates.
+            duplicate column names, ra without dec, ra/dec that are not coordinates or whose
+            unit is not an angle.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError("no such catalogue file" if not path.exists() else "is a folder, not a catalogue",
                          path, _FIX)
+    fmt = table_format(path)
+    if fmt is not None:
+        header, cols, units = _read_table(path, fmt)
+        if not header or not len(cols[0]):
+            raise InputError("the catalogue is empty", path, _FIX)
+        return _build(path, header, cols, units, id_column, ra_column, dec_column)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             sample = fh.read(65536)
             fh.seek(0)
             first = sample.splitlines()[0] if sample else ""
-            delim = max([",", "\t", ";"], key=first.count) if first else ","
+            delim = sniff_delimiter(first, path)
             rows = list(csv.reader(fh, delimiter=delim))
     except UnicodeDecodeError:
         raise InputError("the catalogue is not UTF-8 text", path, _FIX) from None
@@ -213,8 +365,18 @@ def read_catalog(path: str | Path, id_column: str | None = None, ra_column: str 
         if len(r) != len(header):
             raise InputError(f"row {k + 2} has {len(r)} values but the header has {len(header)} columns",
                              path, "quote values that contain the separator")
-    cols = [[r[j].strip() for r in body] for j in range(len(header))]
+    cols: list[list[str] | np.ndarray] = [[r[j].strip() for r in body] for j in range(len(header))]
+    return _build(path, header, cols, {}, id_column, ra_column, dec_column)
 
+
+def _build(path: Path, header: list[str], cols: list[list[str] | np.ndarray], units: dict[str, str | None],
+           id_column: str | None, ra_column: str | None, dec_column: str | None) -> Catalog:
+    """The catalogue from its columns (text lists from CSV, or typed arrays from Table.read)."""
+    lower = [h.lower() for h in header]
+    dup = sorted({h for h in lower if lower.count(h) > 1})
+    if dup:
+        raise InputError(f"duplicate column names {', '.join(dup)} (compared without case)", path,
+                         "rename the columns so every name is unique")
     i_id = _find(lower, ID_NAMES, id_column, "id", path, header)
     i_ra = _find(lower, RA_NAMES, ra_column, "ra", path, header)
     i_dec = _find(lower, DEC_NAMES, dec_column, "dec", path, header)
@@ -230,7 +392,7 @@ def read_catalog(path: str | Path, id_column: str | None = None, ra_column: str 
 
     ids = None
     if i_id is not None:
-        ids = np.array(cols[i_id], dtype=object)
+        ids = np.array(_texts(cols[i_id]), dtype=object)
         empty = [k for k, v in enumerate(ids) if v == ""]
         if empty:
             raise InputError(f"{len(empty)} row(s) without an id (first: row {empty[0] + 2})", path,
@@ -245,7 +407,14 @@ def read_catalog(path: str | Path, id_column: str | None = None, ra_column: str 
                              "make every id unique")
     ra = dec = None
     if i_ra is not None:
-        ra, dec = _parse_coords(cols[i_ra], cols[i_dec], path)
+        ra_col, dec_col = cols[i_ra], cols[i_dec]
+        ra_unit, dec_unit = units.get(header[i_ra]), units.get(header[i_dec])
+        if isinstance(ra_col, np.ndarray) and isinstance(dec_col, np.ndarray):
+            ra = ra_col.astype(np.float64) * _angle_factor(ra_unit, header[i_ra], path)
+            dec = dec_col.astype(np.float64) * _angle_factor(dec_unit, header[i_dec], path)
+        else:
+            in_deg = bool(ra_unit) and ra_unit.strip().lower() not in _HOURS and "h" not in ra_unit.lower()
+            ra, dec = _parse_coords(_texts(ra_col), _texts(dec_col), path, ra_in_degrees=in_deg)
         bad = np.isfinite(ra) & ((ra < -360) | (ra > 360) | (np.abs(dec) > 90))
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
@@ -254,12 +423,12 @@ def read_catalog(path: str | Path, id_column: str | None = None, ra_column: str 
         ra = np.where(np.isfinite(ra), np.mod(ra, 360.0), ra)
     xs = ys = None
     if i_x is not None and i_y is not None:
-        xs, ys = _parse_numbers(cols[i_x]), _parse_numbers(cols[i_y])
+        xs, ys = _numbers(cols[i_x]), _numbers(cols[i_y])
         if xs is None or ys is None:
             xs = ys = None   # not pixel positions after all: keep them as ordinary columns
         else:
             xs, ys = xs.astype(np.float64), ys.astype(np.float64)
-    paths = np.array(cols[i_path], dtype=object) if i_path is not None else None
+    paths = np.array(_texts(cols[i_path]), dtype=object) if i_path is not None else None
 
     columns: dict[str, np.ndarray] = {}
     for j, name in enumerate(header):
@@ -269,7 +438,7 @@ def read_catalog(path: str | Path, id_column: str | None = None, ra_column: str 
         if key in columns:
             raise InputError(f"columns {name!r} and another become the same name {key!r}", path,
                              "rename one of them")
-        nums = _parse_numbers(cols[j])
+        nums = _numbers(cols[j])
         columns[key] = nums if nums is not None else np.array(cols[j], dtype=object)
     cat = Catalog(path=path, ids=ids, ra=ra, dec=dec, x=xs, y=ys, paths=paths, columns=columns, names=names)
     log.debug("catalogue %s: %d rows, roles %s, columns %s", path, cat.n, names, list(columns))

@@ -6,8 +6,9 @@ The image dataset is ``dataset`` when given, else the first of ``images``, ``cut
 present, else: the two equal axes are H and W; if all are equal or none, the shorter of axes 1
 and 3 holds the bands.
 
-Optional 1-D datasets of length N beside it: ids (``objects/id``, ``id``, ``ids``, ``objid``,
-``object_id``, ``name``), ``ra``/``dec`` (degrees; or ``objects/ra``), and band names in a
+Optional 1-D datasets of length N beside it: ids (``objects/id``, or a name of the id role in
+:data:`galexplorer.data.catalog.COLUMN_NAMES`: ``id``, ``ids``, ``objid``, ``object_id``,
+``name`` ...), ra/dec (degrees; ``objects/ra`` or a name of those roles), and band names in a
 ``bands`` attribute of the dataset or the file. A galexplorer cutouts file is read with all
 its objects' metadata, including ``objects/columns``.
 """
@@ -23,12 +24,13 @@ import h5py
 import numpy as np
 
 from ..errors import InputError
+from .catalog import COLUMN_NAMES
 
 log = logging.getLogger(__name__)
 
 H5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 IMAGE_NAMES = ("images", "cutouts", "stamps", "data", "imgs", "x", "X")
-ID_NAMES = ("objects/id", "id", "ids", "objid", "object_id", "name", "names")
+ID_NAMES = ("objects/id", *COLUMN_NAMES["id"])   # the one table of names, in data/catalog.py
 _FIX = "give an HDF5 file with an (N, C, H, W), (N, H, W, C) or (N, H, W) image dataset"
 
 
@@ -178,7 +180,8 @@ def open_cube(path: str | Path, dataset: str | None = None) -> H5Cube:
                           bands=_attr_bands(d) or _attr_bands(f))
             ids = _meta(f, ID_NAMES, n)
             cube.ids = _as_text(ids) if ids is not None else None
-            ra, dec = _meta(f, ("objects/ra", "ra"), n), _meta(f, ("objects/dec", "dec"), n)
+            ra = _meta(f, ("objects/ra", *COLUMN_NAMES["ra"]), n)
+            dec = _meta(f, ("objects/dec", *COLUMN_NAMES["dec"]), n)
             if ra is not None and dec is not None:
                 cube.ra, cube.dec = ra[:].astype(np.float64), dec[:].astype(np.float64)
             cols = f.get("objects/columns")

@@ -47,6 +47,7 @@ import h5py
 import numpy as np
 
 from .. import progress
+from ..data.catalog import COLUMN_NAMES, sniff_delimiter
 from ..errors import ConfigError, InputError
 from ..store.atomic import remove_stale_temporaries, temporary_prefix
 from ..store.schema import ObjectTable
@@ -59,10 +60,8 @@ PARQUET_EXT = (".parquet", ".pq")
 CSV_EXT = (".csv", ".csv.gz", ".tsv", ".txt")
 FORMATS = "one of .npy, .h5/.hdf5, .parquet, .csv"
 
-ID_NAMES = ("id", "id_str", "ids", "object_id", "objectid", "objid", "obj_id", "source_id", "sourceid",
-            "name", "object_name", "iauname", "galaxy_id", "dr8_id")
-RA_NAMES = ("ra", "ra_deg", "raj2000", "ra_icrs")
-DEC_NAMES = ("dec", "dec_deg", "dej2000", "decj2000", "dec_icrs", "de_icrs")
+# the one table of recognised id / ra / dec names (data/catalog.py), lower case
+ID_NAMES, RA_NAMES, DEC_NAMES = COLUMN_NAMES["id"], COLUMN_NAMES["ra"], COLUMN_NAMES["dec"]
 FEATURE_DATASET_NAMES = ("embeddings", "embedding", "representations", "representation", "features",
                          "feats", "predictions")
 READ_ROWS = 8192
@@ -479,7 +478,7 @@ def _csv_header(path: Path) -> tuple[list[str], str]:
         raise InputError(f"not a readable text file ({exc})", path, _HINT) from None
     if not first.strip():
         raise InputError("the CSV file is empty", path, _HINT)
-    delim = "\t" if path.name.lower().endswith(".tsv") else max([",", "\t", ";"], key=first.count)
+    delim = sniff_delimiter(first, path)
     names = [h.strip() for h in next(csv.reader([first], delimiter=delim))]
     dup = sorted({h for h in names if names.count(h) > 1})
     if dup:
