@@ -125,10 +125,15 @@ def header_radec(header, x: float, y: float, path: Path | str) -> tuple[float, f
     Returns:
         (ra, dec); NaN when the header has no celestial WCS.
     """
-    if not has_wcs(header):
+    try:
+        if not has_wcs(header):
+            return float("nan"), float("nan")
+        ctypes = [str(header.get(f"CTYPE{i}", "")).upper() for i in range(1, _n_wcs_axes(header) + 1)]
+        distorted = any(k in header for k in _DISTORTION_KEYS)
+    except Exception as exc:  # a damaged WCS card (astropy's VerifyError, ...): no position, as celestial_wcs
+        log.warning("%s: ignoring a WCS that cannot be read (%s)", path, str(exc).splitlines()[0][:160])
         return float("nan"), float("nan")
-    ctypes = [str(header.get(f"CTYPE{i}", "")).upper() for i in range(1, _n_wcs_axes(header) + 1)]
-    if not any(k in header for k in _DISTORTION_KEYS) and not any(c.endswith("-SIP") for c in ctypes):
+    if not distorted and not any(c.endswith("-SIP") for c in ctypes):
         from astropy.wcs import WCSSUB_LATITUDE, WCSSUB_LONGITUDE, Wcsprm
 
         try:

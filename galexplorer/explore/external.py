@@ -38,6 +38,7 @@ import hashlib
 import logging
 import shutil
 import tempfile
+import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +156,7 @@ def _open_npy(path: Path, src: ExternalEmbeddings) -> _Opened:
             raise ConfigError(f"{name} does not apply to a .npy file (it holds one array and no ids)", path)
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:   # numpy parses the header
         raise InputError(f"not a readable .npy array ({str(exc).splitlines()[0]})", path,
                          "write it with numpy.save") from None
     if not isinstance(arr, np.ndarray):

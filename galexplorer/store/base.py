@@ -10,7 +10,15 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .schema import ObjectTable, check_objects, open_checked, read_attr, read_json_attr, read_objects
+from .schema import (
+    ObjectTable,
+    check_objects,
+    damage_is_store_error,
+    open_checked,
+    read_attr,
+    read_json_attr,
+    read_objects,
+)
 
 
 class ObjectFile:
@@ -33,14 +41,19 @@ class ObjectFile:
         self.path = Path(path)
         self._f = open_checked(self.path, self.FORMAT, self.WHAT, self.FIX)
         try:
-            self._ids = check_objects(self._f, self.path, self._expected_rows(), self.WHAT, self.FIX)
-            self.n = len(self._ids)
-            self.uuid: str = read_attr(self._f, "uuid", "")
-            self._validate()
+            with self.damage():
+                self._ids = check_objects(self._f, self.path, self._expected_rows(), self.WHAT, self.FIX)
+                self.n = len(self._ids)
+                self.uuid: str = read_attr(self._f, "uuid", "")
+                self._validate()
         except BaseException:
             self._f.close()
             raise
         self._objects: ObjectTable | None = None
+
+    def damage(self):
+        """A context turning h5py's errors on a damaged file into a one-line StoreError."""
+        return damage_is_store_error(self.path, self.WHAT, self.FIX)
 
     def _expected_rows(self) -> int | None:
         """The number of objects the file's main array says there are (None: no such array)."""
@@ -74,7 +87,8 @@ class ObjectFile:
     @property
     def objects(self) -> ObjectTable:
         if self._objects is None:
-            self._objects = read_objects(self._f["objects"], self._ids)
+            with self.damage():
+                self._objects = read_objects(self._f["objects"], self._ids)
         return self._objects
 
     @property

@@ -225,13 +225,14 @@ class CutoutStore(ObjectFile):
 
     def read(self, index) -> np.ndarray:
         """Images at ``index`` (int, slice, or an int array in any order, repeats allowed) as float32."""
-        if isinstance(index, (int, np.integer, slice)):
-            return np.asarray(self._f["images"][index], dtype=np.float32)
-        index = np.asarray(index, dtype=np.int64)
-        if len(index) == 0:
-            return np.empty((0,) + self.shape[1:], np.float32)
-        rows, inverse = np.unique(index, return_inverse=True)   # h5py reads increasing rows only
-        return np.asarray(self._f["images"][rows], dtype=np.float32)[inverse]
+        with self.damage():
+            if isinstance(index, (int, np.integer, slice)):
+                return np.asarray(self._f["images"][index], dtype=np.float32)
+            index = np.asarray(index, dtype=np.int64)
+            if len(index) == 0:
+                return np.empty((0,) + self.shape[1:], np.float32)
+            rows, inverse = np.unique(index, return_inverse=True)   # h5py reads increasing rows only
+            return np.asarray(self._f["images"][rows], dtype=np.float32)[inverse]
 
     def iter_batches(self, batch_size: int = 256, start: int = 0, stop: int | None = None
                      ) -> Iterator[tuple[int, np.ndarray]]:

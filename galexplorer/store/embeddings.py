@@ -194,7 +194,8 @@ class EmbeddingStore(ObjectFile):
     def _array(self, name: str, dtype=np.float32) -> np.ndarray:
         if name not in self._cache:
             self.require(name)
-            self._cache[name] = np.asarray(self._f[name][...], dtype=dtype)
+            with self.damage():
+                self._cache[name] = np.asarray(self._f[name][...], dtype=dtype)
         return self._cache[name]
 
     @property

@@ -30,6 +30,7 @@ from ..errors import StoreError
 from .atomic import atomic_output
 from .schema import (
     RANKING_FORMAT,
+    damage_is_store_error,
     json_default,
     open_checked,
     read_attr,
@@ -152,7 +153,8 @@ def read_ranking(store_path: str | Path, store_uuid: str | None = None, n: int |
     path = ranking_path(store_path)
     if not path.exists():
         return None
-    with open_checked(path, RANKING_FORMAT, "ranking file", FIX) as f:
+    with open_checked(path, RANKING_FORMAT, "ranking file", FIX) as f, \
+            damage_is_store_error(path, "ranking file", FIX):
         found_uuid = read_attr(f, "store_uuid", "")
         if store_uuid is not None and found_uuid != store_uuid:
             log.warning("%s was made for another version of the store (uuid differs); ignoring it", path)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +187,22 @@ def _a(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
+#: what h5py raises for a damaged file (bad B-tree, bad datatype message, unreadable chunk ...)
+H5_DAMAGE = (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError)
+
+
+@contextmanager
+def damage_is_store_error(path: str | Path, what: str, fix: str) -> Iterator[None]:
+    """Turn h5py's errors on a damaged file into a one-line StoreError (StoreErrors pass)."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except H5_DAMAGE as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"the {what} is damaged ({first})", path, f"copy it again or {fix}") from None
+
+
 def open_checked(path: str | Path, fmt: str, what: str, fix: str) -> h5py.File:
     """Open ``path`` read-only and check it is a galexplorer file of format ``fmt``.
 
@@ -205,21 +223,22 @@ def open_checked(path: str | Path, fmt: str, what: str, fix: str) -> h5py.File:
                              path, f"copy it again or {fix}") from None
         raise StoreError(f"not an HDF5 file, so not {_a(what)}", path, fix) from None
     try:
-        found = read_attr(f, "format")
-        if found != fmt:
-            other = {CUTOUTS_FORMAT: "a cutouts file", STORE_FORMAT: "an embedding store",
-                     RANKING_FORMAT: "a ranking file"}.get(found)
-            msg = f"this is {other}, not {_a(what)}" if other else \
-                f"not a galexplorer {what} (format attribute {found!r})"
-            raise StoreError(msg, path, fix)
-        version = read_attr(f, "version")
-        if not isinstance(version, int) or version < 1:
-            raise StoreError(f"the {what} has no valid schema version", path, fix)
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the {what} uses schema version {version}, newer than this galexplorer "
-                f"({__version__}) reads (version {SCHEMA_VERSION})", path,
-                "upgrade galexplorer: pip install -U galexplorer")
+        with damage_is_store_error(path, what, fix):
+            found = read_attr(f, "format")
+            if found != fmt:
+                other = {CUTOUTS_FORMAT: "a cutouts file", STORE_FORMAT: "an embedding store",
+                         RANKING_FORMAT: "a ranking file"}.get(found)
+                msg = f"this is {other}, not {_a(what)}" if other else \
+                    f"not a galexplorer {what} (format attribute {found!r})"
+                raise StoreError(msg, path, fix)
+            version = read_attr(f, "version")
+            if not isinstance(version, int) or version < 1:
+                raise StoreError(f"the {what} has no valid schema version", path, fix)
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the {what} uses schema version {version}, newer than this galexplorer "
+                    f"({__version__}) reads (version {SCHEMA_VERSION})", path,
+                    "upgrade galexplorer: pip install -U galexplorer")
     except BaseException:
         f.close()
         raise
