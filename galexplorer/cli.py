@@ -228,7 +228,7 @@ def _add_info(sub) -> None:
 def _run_info(args) -> int:
     import json
 
-    from .store.info import describe, format_description
+    from .info import describe, format_description
 
     info = describe(args.path)
     print(json.dumps(info, indent=2, default=str) if args.json else format_description(info))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -31,3 +32,19 @@ def test_ruff_clean():
     run = subprocess.run([exe, "check", "galexplorer", "tests", "benchmarks"], cwd=ROOT,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_layers_contract_fails_on_an_upward_import(tmp_path):
+    """The layers contract is not vacuous: store importing labels (a layer above) breaks it."""
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    shutil.copytree(ROOT / "galexplorer", tmp_path / "galexplorer", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    ok = subprocess.run([exe, "--no-cache"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    atomic = tmp_path / "galexplorer" / "store" / "atomic.py"
+    atomic.write_text(atomic.read_text() + "\nfrom ..labels import journal  # noqa: E402,F401  deliberately upward\n")
+    bad = subprocess.run([exe, "--no-cache"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert bad.returncode != 0
+    assert "layers" in bad.stdout and "BROKEN" in bad.stdout
+    assert "galexplorer.store.atomic -> galexplorer.labels.journal" in bad.stdout

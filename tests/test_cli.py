@@ -94,7 +94,7 @@ def test_info_cutouts_and_store(xdf_cutouts, tmp_path, capsys):
 
 
 def test_internal_error_is_exit_1_without_traceback(monkeypatch, capsys, tmp_path):
-    import galexplorer.store.info as info
+    import galexplorer.info as info
 
     def boom(path):
         raise ZeroDivisionError("oops")

@@ -39,7 +39,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("cli.py:_run_embed", "galexplorer embed",
      "Option combinations `embed` refuses before it starts."),
     ("cli.py", "Any command", "Raised by the command line itself."),
-    ("store/info.py", "galexplorer info", ""),
+    ("info.py", "galexplorer info", ""),
     ("explore/merge.py", "galexplorer embed", "Joining shard stores (`--merge`)."),
     ("store/ranking.py", "galexplorer rank (and the explorer's model)", ""),
     ("store/", "Opening a cutouts file or a store (any command)",

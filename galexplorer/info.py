@@ -1,4 +1,6 @@
-"""``galexplorer info``: what is in a cutouts file or an embedding store, and its labels."""
+"""``galexplorer info``: what is in a cutouts file or an embedding store, its labels and any
+leftover temporaries beside it. It sits above the stores and the journal (it reads both), so
+``store/`` imports neither ``labels`` nor anything above it."""
 
 from __future__ import annotations
 
@@ -8,15 +10,16 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .atomic import temporaries
-from .schema import CUTOUTS_FORMAT, STORE_FORMAT, open_checked, read_attr
+from .labels import LabelJournal
+from .store.atomic import temporaries
+from .store.schema import CUTOUTS_FORMAT, H5_DAMAGE, STORE_FORMAT, open_checked, read_attr
 
 
 def _file_format(path: Path) -> str | None:
     try:
         with h5py.File(path, "r") as f:
             return read_attr(f, "format")
-    except OSError:
+    except H5_DAMAGE:   # not HDF5, or damaged: describe() lets the validator say which
         return None
 
 
@@ -26,8 +29,8 @@ def describe(path: str | Path) -> dict[str, Any]:
     Raises:
         StoreError: not a galexplorer file, truncated, too new, or inconsistent.
     """
-    from .cutouts import CutoutStore
-    from .embeddings import EmbeddingStore
+    from .store.cutouts import CutoutStore
+    from .store.embeddings import EmbeddingStore
 
     path = Path(path)
     fmt = _file_format(path) if path.is_file() else None
@@ -46,8 +49,6 @@ def describe(path: str | Path) -> dict[str, Any]:
         open_checked(path, STORE_FORMAT, "cutouts file or embedding store",
                      "give a file made by `galexplorer ingest` or `galexplorer embed`").close()
     with EmbeddingStore(path) as store:
-        from ..labels import LabelJournal
-
         attrs = store.attrs
         info: dict[str, Any] = {
             "path": str(path), "kind": "store", "objects": store.n, "columns": store.column_names,
