@@ -549,6 +549,10 @@ def _examples(values, k: int = 3) -> str:
 
 
 def _check_unique(ids: np.ndarray, path: Path, what: str) -> None:
+    nul = [i for i in ids.tolist() if "\x00" in str(i)]
+    if nul:
+        raise InputError(f"{len(nul)} id(s) in the {what} contain a NUL character (first: {nul[0]!r})", path,
+                         "remove the NUL characters from the ids")
     u, c = np.unique(ids.astype(str), return_counts=True)
     if (c > 1).any():
         d = u[c > 1]
