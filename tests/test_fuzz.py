@@ -105,6 +105,19 @@ def case_dir(root: Path):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def fuzz_bytes(seed: bytes, folder: Path, name: str, label: str, reader, n: int, may_create: tuple = (),
+               max_random: int = 4096):
+    """Run ``reader(path)`` on ``n`` damaged variants of ``seed`` written as ``name``."""
+    @fuzz(n)
+    @given(data=mutants(seed, max_random))
+    def run(data):
+        with case_dir(folder) as d:
+            p = d / name
+            p.write_bytes(data)
+            clean(label, lambda: reader(p), d, may_create=may_create)
+    run()
+
+
 def mutants(seed: bytes, max_random: int = 4096):
     """Random bytes, a truncation at any length, or the seed with a few bytes changed."""
     n = len(seed)
@@ -201,14 +214,7 @@ def _read_image(p):
 @pytest.mark.parametrize("name, reader", [("g.fits", _read_fits), ("g.png", _read_image), ("g.jpg", _read_image),
                                           ("g.tif", _read_image)])
 def test_image_readers(seeds, tmp_path, name, reader):
-    @fuzz(40)
-    @given(data=mutants(seeds[name]))
-    def run(data):
-        with case_dir(tmp_path) as d:
-            p = d / name
-            p.write_bytes(data)
-            clean(f"{name.split('.')[1]} image", lambda: reader(p), d)
-    run()
+    fuzz_bytes(seeds[name], tmp_path, name, f"{name.split('.')[1]} image", reader, 40)
 
 
 @fuzz(25)
@@ -286,14 +292,8 @@ def _ranking(p):
 @pytest.mark.parametrize("seed, reader, label", [("cube.h5", _cube, "hdf5 cube"), ("cut.h5", _cutouts, "cutouts file"),
                                                  ("store.h5", _store, "store"), ("ranking", _ranking, "ranking sidecar")])
 def test_hdf5_readers_on_damaged_bytes(seeds, tmp_path, seed, reader, label):
-    @fuzz(30)
-    @given(data=mutants(seeds[seed]))
-    def run(data):
-        with case_dir(tmp_path) as d:
-            p = d / ("x.h5" if seed != "ranking" else "r.h5")
-            p.write_bytes(data)
-            clean(label, lambda: reader(p), d, may_create=(".ranking.h5",))
-    run()
+    fuzz_bytes(seeds[seed], tmp_path, "x.h5" if seed != "ranking" else "r.h5", label, reader, 30,
+               may_create=(".ranking.h5",))
 
 
 @fuzz(30)
@@ -360,12 +360,7 @@ def test_checkpoint_and_encoder_readers(torch_seeds, tmp_path):
 
     ck, enc, meta = torch_seeds
 
-    @fuzz(30)
-    @given(data=mutants(ck))
-    def checkpoint(data):
-        with case_dir(tmp_path) as d:
-            (d / "c.pt").write_bytes(data)
-            clean("checkpoint", lambda: load_checkpoint(d / "c.pt"), d)
+    fuzz_bytes(ck, tmp_path, "c.pt", "checkpoint", load_checkpoint, 30)
 
     @fuzz(30)
     @given(pt=mutants(enc), js=st.one_of(st.just(meta), mutants(meta, 200)))
@@ -374,7 +369,6 @@ def test_checkpoint_and_encoder_readers(torch_seeds, tmp_path):
             (d / "encoder.pt").write_bytes(pt)
             (d / "encoder.json").write_bytes(js)
             clean("encoder", lambda: read_encoder_files(d), d)
-    checkpoint()
     encoder()
 
 
@@ -399,14 +393,7 @@ def warm_embed(seeds, tmp_path_factory):
 
 @pytest.mark.parametrize("seed", ["emb.npy", "emb.csv", "emb.parquet"])
 def test_embeddings_files_on_damaged_bytes(seeds, warm_embed, tmp_path, seed):
-    @fuzz(14)
-    @given(data=mutants(seeds[seed], 600))
-    def run(data):
-        with case_dir(tmp_path) as d:
-            p = d / seed
-            p.write_bytes(data)
-            clean(f"embeddings {seed.split('.')[1]}", lambda: _embed(p), d)
-    run()
+    fuzz_bytes(seeds[seed], tmp_path, seed, f"embeddings {seed.split('.')[1]}", _embed, 14, max_random=600)
 
 
 @fuzz(14)
@@ -436,14 +423,7 @@ def test_embeddings_arrays_of_wrong_shape_dtype_nan(warm_embed, tmp_path_factory
 def test_catalogues_on_damaged_bytes(seeds, tmp_path, seed):
     from galexplorer.data.catalog import read_catalog
 
-    @fuzz(40)
-    @given(data=mutants(seeds[seed]))
-    def run(data):
-        with case_dir(tmp_path) as d:
-            p = d / seed
-            p.write_bytes(data)
-            clean(f"catalogue {seed.split('.')[1]}", lambda: read_catalog(p), d)
-    run()
+    fuzz_bytes(seeds[seed], tmp_path, seed, f"catalogue {seed.split('.')[1]}", read_catalog, 40)
 
 
 @fuzz(40)
@@ -476,13 +456,8 @@ def test_journal_and_event_files(seeds, tmp_path):
             j.events()
             return j.consensus()
 
-    @fuzz(40)
-    @given(data=mutants(seeds["journal"]))
-    def db(data):
-        with case_dir(tmp_path) as d:
-            p = d / "s.h5.labels.sqlite"
-            p.write_bytes(data)
-            clean("journal", lambda: journal(p), d, may_create=("-shm", "-wal"))
+    fuzz_bytes(seeds["journal"], tmp_path, "s.h5.labels.sqlite", "journal", journal, 40,
+               may_create=("-shm", "-wal"))
 
     @fuzz(30)
     @given(data=st.one_of(mutants(seeds["events.csv"], 600), mutants(seeds["events.json"], 600)),
@@ -496,7 +471,6 @@ def test_journal_and_event_files(seeds, tmp_path):
                 with LabelJournal(d / "j.sqlite", user="f") as j:
                     clean("label events csv/json", lambda: j.import_events(evs, p), d,
                           may_create=("j.sqlite", "-shm", "-wal"))
-    db()
     events()
 
 

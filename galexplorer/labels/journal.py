@@ -26,7 +26,8 @@ import sqlite3
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -430,26 +431,37 @@ class LabelJournal:
         assert self._db is not None
         if not rows:
             return []
-        with self._lock:
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                action = db.execute("SELECT COALESCE(MAX(action), 0) + 1 FROM events").fetchone()[0]
-                t = _now()
-                events = []
-                for kind, oid, score, note, target in rows:
-                    cur = db.execute(
-                        "INSERT INTO events (action, kind, object_id, score, user, time, note, target) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (action, kind, oid, score, self.user, t, note, target))
-                    events.append(Event(cur.lastrowid, action, kind, oid, score, self.user, t, note, target))
-                db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self._rollback(db)
-                raise operational_error(exc, self.path) from None
-            except BaseException:
-                self._rollback(db)
-                raise
+        with self._lock, self._transaction() as db:
+            action = db.execute("SELECT COALESCE(MAX(action), 0) + 1 FROM events").fetchone()[0]
+            t = _now()
+            events = []
+            for kind, oid, score, note, target in rows:
+                seq = self._insert(db, action, kind, oid, score, self.user, t, note, target)
+                events.append(Event(seq, action, kind, oid, score, self.user, t, note, target))
         return events
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back on any error, SQLite's own as a LabelError."""
+        assert self._db is not None
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self._rollback(db)
+            raise operational_error(exc, self.path) from None
+        except BaseException:
+            self._rollback(db)
+            raise
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, action: int, kind: str, object_id: str, score: int | None, user: str,
+                time: str, note: str | None, target: int | None) -> int:
+        cur = db.execute("INSERT INTO events (action, kind, object_id, score, user, time, note, target) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (action, kind, object_id, score, user, time, note, target))
+        return int(cur.lastrowid)
 
     @staticmethod
     def _rollback(db: sqlite3.Connection) -> None:
@@ -693,27 +705,15 @@ class LabelJournal:
                     todo.append(e)
             if not todo:
                 return 0, len(events)
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
+            with self._transaction() as db:
                 next_action = db.execute("SELECT COALESCE(MAX(action), 0) + 1 FROM events").fetchone()[0]
                 actions: dict[int, int] = {}
                 for e in todo:
                     if e.action not in actions:
                         actions[e.action] = next_action + len(actions)
                     target = merged[e.target] if e.target is not None else None
-                    cur = db.execute(
-                        "INSERT INTO events (action, kind, object_id, score, user, time, note, target) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (actions[e.action], e.kind, e.object_id, e.score, e.user, e.time, e.note, target))
-                    merged[e.seq] = cur.lastrowid
-                db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self._rollback(db)
-                raise operational_error(exc, self.path) from None
-            except BaseException:
-                self._rollback(db)
-                raise
+                    merged[e.seq] = self._insert(db, actions[e.action], e.kind, e.object_id, e.score, e.user, e.time,
+                                                 e.note, target)
         self.checkpoint()
         return len(todo), len(events) - len(todo)
 

@@ -192,6 +192,16 @@ def _cannot_write(exc: OSError, final: str | Path):
                       "choose a folder you can write to, or free some disk space")
 
 
+def finish_output(tmp: Path, path: Path, ok: bool) -> None:
+    """End a write begun with :func:`prepare_output`: put ``tmp`` in place when ``ok``, else remove it."""
+    if not ok:
+        tmp.unlink(missing_ok=True)
+        return
+    if path.exists():
+        log.info("replacing existing %s", path)
+    rename_into_place(tmp, path)
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; rename it to ``path`` if the block completes.
@@ -210,9 +220,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
             raise
         if not tmp.exists():
             raise FileNotFoundError(f"{tmp}: nothing was written")
-        if path.exists():
-            log.info("replacing existing %s", path)
-        rename_into_place(tmp, path)
+        finish_output(tmp, path, True)
     except BaseException:
         try:
             tmp.unlink()

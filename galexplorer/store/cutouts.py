@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import open_new_h5, prepare_output, rename_into_place
+from .atomic import finish_output, open_new_h5, prepare_output
 from .base import ObjectFile
 from .schema import (
     CUTOUTS_FORMAT,
@@ -103,10 +103,7 @@ class CutoutWriter:
         finally:
             self._f.close()
             self._f = None
-            if ok:
-                rename_into_place(self._tmp, self.path)
-            else:
-                self._tmp.unlink(missing_ok=True)
+            finish_output(self._tmp, self.path, ok)
 
     # -- writing --------------------------------------------------------------------------------
     def add(self, images: np.ndarray, ids: Sequence[str], ra: Sequence[float] | None = None,

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import open_new_h5, prepare_output, rename_into_place
+from .atomic import finish_output, open_new_h5, prepare_output
 from .base import ObjectFile
 from .schema import (
     STORE_FORMAT,
@@ -152,12 +152,7 @@ class EmbeddingStoreWriter:
             assert self._f is not None and self._tmp is not None
             self._f.close()
             self._f = None
-            if ok:
-                if self.path.exists():
-                    log.info("replacing existing %s", self.path)
-                rename_into_place(self._tmp, self.path)
-            else:
-                self._tmp.unlink(missing_ok=True)
+            finish_output(self._tmp, self.path, ok)
 
 
 class EmbeddingStore(ObjectFile):
