@@ -156,3 +156,25 @@ def test_ingest_and_embed_take_a_fits_catalogue(tmp_path):
     with EmbeddingStore(tmp_path / "s.h5") as s:
         assert list(s.ids) == [str(v) for v in OBJID]
         np.testing.assert_allclose(s.objects.dec, DEC)
+
+
+@pytest.mark.parametrize("name", ["emb.fits", "emb.vot"])
+def test_embeddings_tables_in_fits_and_votable(tmp_path, name):
+    from galexplorer.explore.external import ExternalEmbeddings, embed_from_file
+    from galexplorer.explore.pipeline import EmbedConfig
+    from galexplorer.store import EmbeddingStore
+
+    emb = np.random.default_rng(1).normal(size=(3, 6)).astype(np.float32)
+    t = Table({"OBJID": OBJID, "RAJ2000": RA * u.deg, "DEJ2000": DEC * u.deg, "EMBEDDING": emb,
+               "CLASS": ["a", "b", "c"]})
+    if name.endswith(".vot"):
+        t.remove_column("EMBEDDING")
+        for k in range(6):
+            t[f"feat_{k}"] = emb[:, k]
+    t.write(tmp_path / name, format="votable" if name.endswith(".vot") else None)
+    embed_from_file(None, ExternalEmbeddings(tmp_path / name), tmp_path / "s.h5",
+                    EmbedConfig(projection="pca", iforest_trees=5, n_clusters=2))
+    with EmbeddingStore(tmp_path / "s.h5") as s:
+        assert list(s.ids) == [str(v) for v in OBJID]
+        np.testing.assert_allclose(s.objects.ra, RA)
+        np.testing.assert_array_equal(s.load_embeddings(), emb)

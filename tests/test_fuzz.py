@@ -185,6 +185,7 @@ def seeds(tmp_path_factory):
 
     Table({"OBJID": np.arange(5), "RA": rng.random(5), "DEC": rng.random(5)}).write(d / "cat.fits")
     Table({"id": ids.astype(str), "ra": rng.random(5), "dec": rng.random(5)}).write(d / "cat.vot", format="votable")
+    Table({"OBJID": np.arange(5), "EMBEDDING": rng.random((5, 3))}).write(d / "emb.fits")
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -391,7 +392,7 @@ def warm_embed(seeds, tmp_path_factory):
     _embed(d / "emb.csv")
 
 
-@pytest.mark.parametrize("seed", ["emb.npy", "emb.csv", "emb.parquet"])
+@pytest.mark.parametrize("seed", ["emb.npy", "emb.csv", "emb.parquet", "emb.fits"])
 def test_embeddings_files_on_damaged_bytes(seeds, warm_embed, tmp_path, seed):
     fuzz_bytes(seeds[seed], tmp_path, seed, f"embeddings {seed.split('.')[1]}", _embed, 14, max_random=600)
 
@@ -476,10 +477,13 @@ def test_journal_and_event_files(seeds, tmp_path):
 
 def test_cases_the_fuzzer_found_stay_fixed(seeds, warm_embed, tmp_path):
     """Each was a traceback before; now a one-line typed error (or, for a damaged WCS card, a read)."""
+    from galexplorer.data.catalog import read_catalog
+
     cases = {
         "emb.csv": b"id,f0,f1\no\x000,0,0\no1,1,2\n",                               # NUL in an id
         "emb.npy": b"\x93NUMPY\x01\x00\x13\x00" + b"\x00" * 18 + b"{",              # header with NULs
         "x.npy": b"\x93NUMPY\x01\x00\x06\x00\x00\x00\x00'''",                       # unterminated string
+        "y.csv": b"\x00\t,,\x01\n,,\n,,\n",                                            # a NUL column name
     }
     for name, data in cases.items():
         with case_dir(tmp_path) as d:
@@ -495,3 +499,7 @@ def test_cases_the_fuzzer_found_stay_fixed(seeds, warm_embed, tmp_path):
         (d / "g.fits").write_bytes(bytes(fits_bytes))
         im = clean("regressions", lambda: _read_fits(d / "g.fits"), d)
         assert np.isnan(im.centre_radec()[0])
+    with case_dir(tmp_path) as d:                                                  # ra without dec
+        (d / "c.csv").write_text("id,ra,dec\na,0,\nb,1,2\n")
+        cat = clean("regressions", lambda: read_catalog(d / "c.csv"), d)
+        assert np.isnan(cat.ra[0]) and np.isnan(cat.dec[0]) and cat.ra[1] == 1

@@ -415,6 +415,11 @@ def _build(path: Path, header: list[str], cols: list[list[str] | np.ndarray], un
         else:
             in_deg = bool(ra_unit) and ra_unit.strip().lower() not in _HOURS and "h" not in ra_unit.lower()
             ra, dec = _parse_coords(_texts(ra_col), _texts(dec_col), path, ra_in_degrees=in_deg)
+        half = np.isfinite(ra) != np.isfinite(dec)
+        if half.any():   # a position needs both: such a row has none (as for sexagesimal cells)
+            log.warning("%s: %d row(s) with only one of ra/dec (first: row %d) get no position", path,
+                        int(half.sum()), int(np.flatnonzero(half)[0]) + 2)
+            ra, dec = np.where(half, np.nan, ra), np.where(half, np.nan, dec)
         bad = np.isfinite(ra) & ((ra < -360) | (ra > 360) | (np.abs(dec) > 90))
         if bad.any():
             k = int(np.flatnonzero(bad)[0])

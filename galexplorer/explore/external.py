@@ -14,7 +14,10 @@ Formats (chosen by the file extension):
   an id dataset named id_str/id/ids/object_id/... of the same length. Zoobot's layout
   (``predictions`` (N, D) or (N, D, 1) + ``id_str``) and a galexplorer store (``embeddings`` +
   ``objects/id``) are recognised;
-* Parquet (``.parquet .pq``) and CSV (``.csv .csv.gz .tsv``): an id column (``--id-column``,
+* Parquet (``.parquet .pq``), CSV (``.csv .csv.gz .tsv``), and FITS binary tables, VOTable,
+  ECSV and IPAC (``.fits .fit .fits.gz .vot .votable .xml .ecsv .tbl .ipac``, read whole with
+  ``astropy.table.Table.read``; a vector column such as ``EMBEDDING`` (D values per row) becomes
+  the features ``EMBEDDING_0`` … ``EMBEDDING_{D-1}``): an id column (``--id-column``,
   else the usual names) and feature columns (``--feature-columns``, globs such as ``feat_*``,
   comma-separated; else the ``feat_*`` columns when there are some, else every other numeric
   column except ra/dec).
@@ -48,7 +51,7 @@ import h5py
 import numpy as np
 
 from .. import progress
-from ..data.catalog import COLUMN_NAMES, sniff_delimiter
+from ..data.catalog import COLUMN_NAMES, TABLE_FORMATS, sniff_delimiter
 from ..errors import ConfigError, InputError
 from ..store.atomic import remove_stale_temporaries, temporary_prefix
 from ..store.schema import ObjectTable
@@ -59,7 +62,8 @@ NPY_EXT = (".npy",)
 HDF5_EXT = (".h5", ".hdf5", ".hdf", ".he5")
 PARQUET_EXT = (".parquet", ".pq")
 CSV_EXT = (".csv", ".csv.gz", ".tsv", ".txt")
-FORMATS = "one of .npy, .h5/.hdf5, .parquet, .csv"
+TABLE_EXT = tuple(TABLE_FORMATS)        # FITS, VOTable, ECSV, IPAC: astropy's Table.read
+FORMATS = "one of .npy, .h5/.hdf5, .parquet, .csv, .fits, .vot/.xml, .ecsv"
 
 # the one table of recognised id / ra / dec names (data/catalog.py), lower case
 ID_NAMES, RA_NAMES, DEC_NAMES = COLUMN_NAMES["id"], COLUMN_NAMES["ra"], COLUMN_NAMES["dec"]
@@ -119,7 +123,8 @@ class _Opened:
 
 def _fmt_of(path: Path) -> str:
     name = path.name.lower()
-    for fmt, exts in (("npy", NPY_EXT), ("hdf5", HDF5_EXT), ("parquet", PARQUET_EXT), ("csv", CSV_EXT)):
+    for fmt, exts in (("npy", NPY_EXT), ("hdf5", HDF5_EXT), ("parquet", PARQUET_EXT), ("csv", CSV_EXT),
+                      ("table", TABLE_EXT)):
         if any(name.endswith(e) for e in exts):
             return fmt
     raise InputError(f"unknown embeddings format {path.suffix or '(no extension)'!r}", path,
@@ -403,6 +408,14 @@ def _open_table(path: Path, src: ExternalEmbeddings, fmt: str, staging: _Staging
             id_col, feats, how, ra, dec = _pick_columns(names, types, src, path)
             keep = [c for c in (id_col, ra, dec) if c]
             batches = pf.iter_batches(batch_size=READ_ROWS, columns=keep + feats)
+        elif fmt == "table":
+            table = _astropy_as_arrow(path)
+            names = list(table.schema.names)
+            types = {c: _arrow_kind(table.schema.field(c).type) for c in names}
+            n = table.num_rows
+            id_col, feats, how, ra, dec = _pick_columns(names, types, src, path)
+            keep = [c for c in (id_col, ra, dec) if c]
+            batches = table.select(keep + feats).to_batches(READ_ROWS)
         else:
             names, batches, types = _csv_batches(path, src)
             id_col, feats, how, ra, dec = _pick_columns(names, types, src, path)
@@ -426,7 +439,7 @@ def _open_table(path: Path, src: ExternalEmbeddings, fmt: str, staging: _Staging
                     parts_dec.append(np.asarray(batch.column(dec).to_numpy(zero_copy_only=False), np.float64))
                 a += m
                 bar.update(m)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError) as exc:   # KeyError: an odd column name
         first = str(exc).strip().splitlines()[0][:200]
         raise InputError(f"cannot be read as {fmt} ({first})", path,
                          "check the file, or choose numeric --feature-columns") from None
@@ -451,6 +464,43 @@ def _open_table(path: Path, src: ExternalEmbeddings, fmt: str, staging: _Staging
         return np.asarray(arr[_as_index(rows)], dtype=np.float32)
 
     return _Opened(fmt, a, dim, ids, read, record, ra=ra_v, dec=dec_v)
+
+
+def _astropy_as_arrow(path: Path):
+    """A FITS/VOTable/ECSV/IPAC table as a pyarrow table; vector columns spread into NAME_k."""
+    import warnings
+
+    import pyarrow as pa
+    from astropy.table import Table
+
+    fmt = next(f for ext, f in TABLE_FORMATS.items() if path.name.lower().endswith(ext))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = Table.read(path, format=fmt)
+    except Exception as exc:  # astropy raises many kinds for a damaged or foreign file
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot be read as a {fmt} table ({first})", path, _HINT) from None
+    cols: dict[str, Any] = {}
+    for name in t.colnames:
+        c = t[name]
+        arr = np.ma.filled(c, np.nan) if c.dtype.kind == "f" else np.asarray(c)
+        if arr.dtype.kind in "SOU":
+            arr = np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in arr.tolist()],
+                           dtype=object)
+        elif arr.dtype.kind in "biuf":
+            arr = np.asarray(arr, dtype=arr.dtype.newbyteorder("="))   # FITS is big-endian
+        if arr.ndim == 1:
+            cols[name] = arr
+        elif arr.ndim == 2 and arr.dtype.kind in "iuf":
+            for k in range(arr.shape[1]):
+                cols[f"{name}_{k}"] = arr[:, k]
+        else:
+            log.warning("%s: column %r of shape %s per row is left out", path, name, arr.shape[1:])
+    try:
+        return pa.table(cols)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"cannot use the table's columns ({str(exc).splitlines()[0][:160]})", path, _HINT) from None
 
 
 def _spill(staging: _Staging, mat: np.ndarray, k: int) -> Path:
