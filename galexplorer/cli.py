@@ -193,7 +193,7 @@ def _run_embed(args) -> int:
     if args.shard and (args.merge or args.embeddings):
         raise ConfigError("--shard splits encoder embedding only (not --merge or --embeddings)")
     if args.merge:
-        from .store.merge import merge_shards
+        from .explore.merge import merge_shards
 
         report = merge_shards(args.merge, args.output, config=cfg, virtual=args.virtual)
     elif args.embeddings:

@@ -8,9 +8,9 @@ import pytest
 from test_pipeline import blobs
 
 from galexplorer.errors import ConfigError, StoreError
+from galexplorer.explore.merge import merge_shards
 from galexplorer.explore.pipeline import EmbedConfig, build_store, shard_rows
 from galexplorer.store import CutoutStore, EmbeddingStore
-from galexplorer.store.merge import merge_shards
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ SECTIONS: list[tuple[str, str, str]] = [
      "Option combinations `embed` refuses before it starts."),
     ("cli.py", "Any command", "Raised by the command line itself."),
     ("store/info.py", "galexplorer info", ""),
-    ("store/merge.py", "galexplorer embed", "Joining shard stores (`--merge`)."),
+    ("explore/merge.py", "galexplorer embed", "Joining shard stores (`--merge`)."),
     ("store/ranking.py", "galexplorer rank (and the explorer's model)", ""),
     ("store/", "Opening a cutouts file or a store (any command)",
      "Every command checks a file when it opens it. `{what}` is the kind of file the command "

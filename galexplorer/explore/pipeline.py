@@ -1,7 +1,7 @@
 """From embeddings to an embedding store: PCA, 2-D projection, anomaly score and clusters.
 
 Whoever produces the embeddings — the encoder (``galexplorer.ssl.embed``), a file the user
-already has (:mod:`galexplorer.explore.external`), or merged shards (:mod:`galexplorer.store.merge`)
+already has (:mod:`galexplorer.explore.external`), or merged shards (:mod:`galexplorer.explore.merge`)
 — hands them to :func:`build_store`, which writes the store atomically:
 
 1. ``objects``, ``thumbnails`` (copied from the cutouts file) and ``objects/cutouts_row``;
@@ -215,7 +215,7 @@ def build_store(output: str | Path, *, objects: ObjectTable, dim: int, fill: Emb
             config, source ...).
         store_attrs: extra root attributes.
         shard: ``(i, k)``: write only objects, thumbnails and embeddings, marked as shard i of k
-            (see :func:`galexplorer.store.merge.merge_shards`).
+            (see :func:`galexplorer.explore.merge.merge_shards`).
         source: a short description of where the embeddings came from (for the report).
 
     Returns:

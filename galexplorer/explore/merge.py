@@ -19,8 +19,8 @@ import numpy as np
 
 from .. import progress
 from ..errors import ConfigError, StoreError
-from .embeddings import EmbeddingStore, EmbeddingStoreWriter
-from .schema import ObjectTable, read_attr
+from ..store.embeddings import EmbeddingStore, EmbeddingStoreWriter
+from ..store.schema import ObjectTable, read_attr
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def merge_shards(paths: list[str | Path], output: str | Path, config=None, virtu
             cutouts file or encoder, missing or repeated shards, overlapping or missing rows).
         ConfigError: no shards given, or ``output`` is one of the shards.
     """
-    from ..explore.pipeline import (
+    from .pipeline import (
         EmbedReport,
         _Timer,
         analyse,
@@ -187,7 +187,7 @@ def merge_shards(paths: list[str | Path], output: str | Path, config=None, virtu
 
 def _join(w: EmbeddingStoreWriter, name: str, shards: list[EmbeddingStore], shape, dtype, attrs: dict,
           virtual: bool) -> None:
-    from .schema import write_attrs
+    from ..store.schema import write_attrs
 
     if virtual:
         layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
@@ -203,7 +203,7 @@ def _join(w: EmbeddingStoreWriter, name: str, shards: list[EmbeddingStore], shap
         dset = w.file.create_dataset(name, shape=shape, dtype=dtype, chunks=(min(16, shape[0]),) + shape[1:],
                                      compression="gzip", compression_opts=1)
     else:
-        from ..explore.pipeline import embedding_chunks
+        from .pipeline import embedding_chunks
 
         dset = w.create(name, shape, dtype, chunks=embedding_chunks(*shape))
     write_attrs(dset, attrs)
