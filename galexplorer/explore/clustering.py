@@ -42,28 +42,30 @@ def bayesian_gmm_clusters(x: np.ndarray, n_components: int = 20, weight_concentr
     from sklearn.mixture import BayesianGaussianMixture
     from threadpoolctl import threadpool_limits
 
-    x = feature_matrix(x, "the clustering", np.float64)
+    # float64 only for the fit sample and one chunk at a time: memory O(chunk), not O(N) float64
+    x = feature_matrix(x, "the clustering", np.float64 if np.asarray(x).dtype == np.float64 else np.float32)
     n = len(x)
     if n < 2:
         return np.zeros(n, np.int32)
     rng = np.random.default_rng(seed)
     fit_rows = np.sort(rng.choice(n, fit_sample, replace=False)) if n > fit_sample else slice(None)
+    fit_x = np.asarray(x[fit_rows], dtype=np.float64)
     k = min(int(n_components), n)
     gmm = BayesianGaussianMixture(n_components=k, weight_concentration_prior=weight_concentration_prior,
                                   weight_concentration_prior_type="dirichlet_process",
                                   covariance_type="full", max_iter=max_iter, random_state=seed,
-                                  reg_covar=1e-6 * max(float(np.var(x[fit_rows], axis=0).mean()), 1e-12))
+                                  reg_covar=1e-6 * max(float(np.var(fit_x, axis=0).mean()), 1e-12))
     # The mixture's BLAS calls are small (D x n_sample x D per component): threads do not help
     # them, and on a busy machine OpenBLAS's spinning threads made the fit ~20x slower (79 s vs 3.6 s
     # for 5000 x 50 here). One thread is never slower.
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         with progress.Bar("clustering (fit)", 1) as bar:
-            gmm.fit(x[fit_rows])
+            gmm.fit(fit_x)
             bar.update(1)
         labels = np.empty(n, np.int32)
         for a in progress.track(range(0, n, PREDICT_CHUNK), "clustering"):
-            labels[a:a + PREDICT_CHUNK] = gmm.predict(x[a:a + PREDICT_CHUNK])
+            labels[a:a + PREDICT_CHUNK] = gmm.predict(np.asarray(x[a:a + PREDICT_CHUNK], dtype=np.float64))
     if not gmm.converged_:
         log.info("Bayesian Gaussian mixture did not converge in %d iterations; using its last state",
                  max_iter)

@@ -34,7 +34,7 @@ from ..store.cutouts import CutoutStore
 from ..store.embeddings import EmbeddingStoreWriter
 from ..store.schema import ObjectTable
 from .pca import CovarianceAccumulator, check_variance
-from .projection import METHODS, UMAP_FIT_SAMPLE
+from .projection import EXTENSIONS, METHODS, UMAP_FIT_SAMPLE
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,9 @@ class EmbedConfig:
         projection: "umap" or "pca".
         seed: seed of every random step (UMAP, isolation forest, mixture, samples).
         umap_neighbors, umap_min_dist: UMAP parameters (15, 0.01 as Mohale & Lochner 2024).
-        umap_fit_sample: fit UMAP on this many random objects and transform the rest.
+        umap_fit_sample: fit UMAP on this many random objects and place the rest by ``projection_extend``.
+        projection_extend: "knn" (interpolate the sample's layout through an approximate-neighbour
+            index; the default) or "transform" (``UMAP.transform``, ~50x slower per object).
         umap_deterministic: reproducible single-threaded UMAP (False: all cores, not reproducible).
         iforest_trees: trees of the isolation forest.
         n_clusters, cluster_prior: components and weight-concentration prior of the Bayesian
@@ -76,6 +78,7 @@ class EmbedConfig:
     umap_min_dist: float = 0.01
     umap_fit_sample: int = UMAP_FIT_SAMPLE
     umap_deterministic: bool = True
+    projection_extend: str = "knn"
     iforest_trees: int = 200
     n_clusters: int = 20
     cluster_prior: float = 0.5
@@ -88,6 +91,9 @@ class EmbedConfig:
         check_variance(self.pca_variance)
         if self.projection not in METHODS:
             raise ConfigError(f"unknown projection {self.projection!r}", hint=f"use one of {', '.join(METHODS)}")
+        if self.projection_extend not in EXTENSIONS:
+            raise ConfigError(f"unknown projection extension {self.projection_extend!r}",
+                              hint=f"use one of {', '.join(EXTENSIONS)}")
         positive = {"batch_size": self.batch_size, "umap_neighbors": self.umap_neighbors,
                     "umap_fit_sample": self.umap_fit_sample, "iforest_trees": self.iforest_trees,
                     "n_clusters": self.n_clusters, "cluster_fit_sample": self.cluster_fit_sample}
@@ -356,7 +362,8 @@ def analyse(w: EmbeddingStoreWriter, emb: h5py.Dataset, config: EmbedConfig, rep
     with _Timer(report, "projection"):
         xy, pinfo = project_2d(feats, method=config.projection, n_neighbors=config.umap_neighbors,
                                min_dist=config.umap_min_dist, fit_sample=config.umap_fit_sample,
-                               seed=config.seed, deterministic=config.umap_deterministic, return_info=True)
+                               seed=config.seed, deterministic=config.umap_deterministic, return_info=True,
+                               extend=config.projection_extend)
         w.write("projection", xy, attrs={"method": pinfo["method"], "params": pinfo,
                                          "input": "pca", "unit": "arbitrary"})
     report.projection = pinfo["method"]

@@ -1,0 +1,276 @@
+"""Survey scale: every step of galexplorer on N synthetic objects, beside the 10^6 run of the same
+invocation (issue 14).
+
+For each size (the reference size first, then N) the script writes synthetic low-rank 128-d
+embeddings (a few clusters, a continuum and a rare population of 0.1%) as ``.npy`` and a
+catalogue CSV (id, ra, dec, mag, rare), then runs, each in its own process, timed, with its peak
+memory (``ru_maxrss`` of that process):
+
+* ``galexplorer embed --embeddings emb.npy --no-cutouts --catalog cat.csv`` (and the stage
+  times it prints);
+* ``galexplorer open --screenshot`` (open to first paint, offscreen Qt);
+* ``galexplorer export`` CSV of all objects, and ``--top 1000``;
+
+and in this process: a GP refit (500 labels on the store's standardised PCA features, batch of
+10 by expected improvement, as bench_active.py), similarity search (median query time over 20
+queries; recall@20 against an exact scan of the store's embeddings), and the trustworthiness
+(sklearn.manifold) of the projection's kNN extension against ``umap.transform`` on
+``--tw-n`` objects.
+
+    nice -n 5 python benchmarks/bench_survey.py --n 1000000            # one size
+    nice -n 5 python benchmarks/bench_survey.py --n 10000000           # 10^7 beside 10^6
+    python benchmarks/bench_survey.py --quick                          # 10^4 (smoke test)
+
+Files go to ``--workdir`` (default: a temporary folder, removed at the end; 10^7 needs ~12 GB).
+Targets at 10^7 (2 cores): embed <= 30 min, peak <= 8 GB; open <= 10 s; refit <= 5 s; similarity
+<= 100 ms with recall@20 >= 0.95; export CSV <= 2 min. At 10^6: embed <= 3 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DIM = 128
+LATENT = 12
+RARE = 0.001
+CHUNK = 1 << 17
+
+
+def make_data(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
+    """(n, 128) float32 embeddings of rank ~12 + noise, and a catalogue; returns both paths."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3.0, (6, LATENT))
+    rare_centre = rng.normal(0, 3.0, LATENT) + 6.0
+    mix = rng.normal(0, 1 / np.sqrt(LATENT), (LATENT, DIM)).astype(np.float32)
+    emb_path, cat_path = folder / "emb.npy", folder / "cat.csv"
+    emb = np.lib.format.open_memmap(emb_path, mode="w+", dtype=np.float32, shape=(n, DIM))
+    with open(cat_path, "w") as cat:
+        cat.write("id,ra,dec,mag,rare\n")
+        for a in range(0, n, CHUNK):
+            m = min(CHUNK, n - a)
+            kind = rng.random(m)
+            rare = kind < RARE
+            clustered = (kind >= RARE) & (kind < 0.6)
+            z = rng.normal(0, 1.0, (m, LATENT))
+            z[clustered] = centres[rng.integers(0, 6, clustered.sum())] + rng.normal(0, 0.5, (clustered.sum(), LATENT))
+            z[rare] = rare_centre + rng.normal(0, 0.3, (rare.sum(), LATENT))
+            emb[a:a + m] = (z.astype(np.float32) @ mix) + rng.normal(0, 0.05, (m, DIM)).astype(np.float32)
+            ids = np.arange(a, a + m)
+            ra, dec = rng.uniform(0, 360, m), rng.uniform(-60, 60, m)
+            mag = rng.uniform(17, 24, m)
+            cat.write("".join(f"g{i},{r:.6f},{d:.6f},{g:.3f},{int(f)}\n"
+                              for i, r, d, g, f in zip(ids, ra, dec, mag, rare)))
+    emb.flush()
+    del emb
+    return emb_path, cat_path
+
+
+def run_timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """Run a command: (wall seconds, peak RSS in GB of that process, its stdout + stderr)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out[-3000:]}")
+    return wall, usage.ru_maxrss / 2**20, out
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "galexplorer", *args]
+
+
+def refit_time(store_path: Path, cat_rare: np.ndarray, repeats: int = 3) -> dict:
+    from galexplorer.active.acquisition import Acquisition, select_batch
+    from galexplorer.active.features import standardise
+    from galexplorer.active.gp import GaussianProcessRegressor
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store_path) as s:
+        X = standardise(s.pca, "global").astype(np.float32)
+    n = len(X)
+    rng = np.random.default_rng(0)
+    rare_rows = np.flatnonzero(cat_rare)
+    lab = np.unique(np.concatenate([rng.choice(n, min(n, 490), replace=False),
+                                    rng.choice(rare_rows, min(10, len(rare_rows)), replace=False)]))
+    y = np.where(cat_rare[lab], 5.0, rng.integers(0, 2, len(lab))).astype(np.float32)
+    cand = np.setdiff1d(np.arange(n), lab)
+    acq = Acquisition("ei", best=float(y.max()), xi=0.5)
+    GaussianProcessRegressor().fit(X[lab[:50]], y[:50]).predict_mean(X[:1000])   # warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        gp = GaussianProcessRegressor().fit(X[lab], y)
+        mean, bound = gp.predict_mean(X, std_bound=True)
+        sel = select_batch(mean, bound, lambda r, gp=gp: gp.predict_std(X, r), acq, 10, cand)
+        times.append(time.perf_counter() - t0)
+    hits = int(cat_rare[sel.batch].sum())
+    return {"refit": statistics.median(times), "batch_rare": hits}
+
+
+def similarity(store_path: Path, n_queries: int = 20, k: int = 20) -> dict:
+    from galexplorer.explore.similarity import SimilarityIndex, normalise_rows
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store_path) as s:
+        t0 = time.perf_counter()
+        index = SimilarityIndex.from_store(s)
+        t_build = time.perf_counter() - t0
+        V = normalise_rows(s.embeddings)
+    rng = np.random.default_rng(1)
+    qs = rng.choice(index.n, n_queries, replace=False)
+    times, recall, exact_t = [], [], []
+    for q in qs:
+        t0 = time.perf_counter()
+        got, _ = index.query(int(q), k)
+        times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        sims = V @ V[q]
+        sims[q] = -np.inf
+        top = np.argpartition(-sims, k)[:k]
+        exact_t.append(time.perf_counter() - t0)
+        recall.append(len(set(top.tolist()) & set(got.tolist())) / k)
+    return {"sim_build": t_build, "sim_query": statistics.median(times), "sim_recall": float(np.mean(recall)),
+            "sim_exact": statistics.median(exact_t)}
+
+
+def trustworthiness_check(n: int, fit: int) -> dict:
+    """Trustworthiness of the kNN extension and of umap.transform, same fit, on the placed rows."""
+    from sklearn.manifold import trustworthiness
+
+    from galexplorer.explore.projection import project_2d
+
+    folder = Path(tempfile.mkdtemp(prefix="galexplorer-tw-"))
+    try:
+        emb, _ = make_data(folder, n, seed=3)
+        x = np.load(emb)
+        from galexplorer.explore.pca import fit_pca
+
+        feats, _ = fit_pca(x, 0.95)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    out = {}
+    rest = np.setdiff1d(np.arange(n), np.sort(np.random.default_rng(0).choice(n, fit, replace=False)))
+    ev = np.random.default_rng(2).choice(rest, min(len(rest), 5000), replace=False)
+    for ext in ("knn", "transform"):
+        t0 = time.perf_counter()
+        xy = project_2d(feats, fit_sample=fit, extend=ext)
+        out[f"{ext}_s"] = time.perf_counter() - t0
+        out[ext] = trustworthiness(feats[ev], xy[ev], n_neighbors=15)
+    return out
+
+
+def run_size(n: int, workdir: Path, keep: bool) -> dict:
+    folder = workdir / f"n{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    r: dict = {"n": n}
+    t0 = time.perf_counter()
+    emb, cat = make_data(folder, n)
+    r["data"] = time.perf_counter() - t0
+    store = folder / "store.h5"
+    wall, peak, out = run_timed(cli("embed", "--embeddings", str(emb), "--no-cutouts", "--catalog", str(cat),
+                                    "-o", str(store)))
+    r["embed"], r["embed_peak"] = wall, peak
+    line = next((ln for ln in out.splitlines() if ln.startswith("time: ")), "")
+    r["stages"] = {k: float(v) for k, v in re.findall(r"(\w[\w ]*?) ([\d.]+) s", line[6:])}
+    env = {"QT_QPA_PLATFORM": "offscreen"}
+    wall, peak, _ = run_timed(cli("open", str(store), "--screenshot", str(folder / "shot.png")), env)
+    r["open"], r["open_peak"] = wall, peak
+    wall, peak, _ = run_timed(cli("export", str(store), "-o", str(folder / "all.csv")))
+    r["export"], r["export_peak"] = wall, peak
+    wall, peak, _ = run_timed(cli("export", str(store), "-o", str(folder / "top.csv"), "--top", "1000"))
+    r["export_top"], r["export_top_peak"] = wall, peak
+    rare = np.loadtxt(cat, delimiter=",", skiprows=1, usecols=4, dtype=np.int8).astype(bool)
+    r.update(refit_time(store, rare))
+    r.update(similarity(store))
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return r
+
+
+def table(runs: list[dict]) -> str:
+    ref = runs[0]
+    rows = [("data (synthetic, not galexplorer)", "data", "s")]
+    stages = list(dict.fromkeys(k for r in runs for k in r["stages"]))
+    rows += [(f"  embed stage: {k}", ("stages", k), "s") for k in stages]
+    rows += [("embed (total, process)", "embed", "s"), ("embed peak memory", "embed_peak", "GB"),
+             ("open --screenshot (to first paint)", "open", "s"), ("open peak memory", "open_peak", "GB"),
+             ("GP refit + batch of 10 (median of 3)", "refit", "s"), ("  rare objects in that batch", "batch_rare", ""),
+             ("similarity index build", "sim_build", "s"), ("similarity query (median of 20)", "sim_query", "s"),
+             ("  exact scan (reference, in memory)", "sim_exact", "s"), ("  recall@20 vs exact", "sim_recall", ""),
+             ("export CSV (all)", "export", "s"), ("export peak memory", "export_peak", "GB"),
+             ("export CSV --top 1000", "export_top", "s")]
+
+    def get(r, key):
+        return r["stages"].get(key[1], float("nan")) if isinstance(key, tuple) else r.get(key, float("nan"))
+
+    head = f"{'step':40s}" + "".join(f"{'N=' + format(r['n'], ','):>16s}" for r in runs)
+    if len(runs) > 1:
+        head += f"{'growth':>10s}"
+    lines = [head, "-" * len(head)]
+    for label, key, unit in rows:
+        vals = [get(r, key) for r in runs]
+        cells = "".join(f"{v:>13.3f} {unit:2s}" if unit else f"{v:>16.3f}" for v in vals)
+        if len(runs) > 1:
+            g = vals[-1] / vals[0] if vals[0] else float("nan")
+            cells += f"{g:>9.1f}x" if unit else ""
+        lines.append(f"{label:40s}{cells}")
+    lines.append(f"growth = N={runs[-1]['n']:,} / N={ref['n']:,} ({runs[-1]['n'] / ref['n']:.0f}x the objects)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=1_000_000, help="objects (default 10^6)")
+    p.add_argument("--ref-n", type=int, default=1_000_000, help="the reference size run first (default 10^6)")
+    p.add_argument("--tw-n", type=int, default=100_000, help="objects of the trustworthiness check (0: skip)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: N = 10^4 alone, trustworthiness on 3000 (minutes: numba compiles UMAP "
+                        "in every new process)")
+    p.add_argument("--workdir", help="keep the files here (default: a temporary folder, removed)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.n, args.ref_n, args.tw_n = 10_000, 10_000, min(args.tw_n, 3_000)
+    warnings.simplefilter("ignore")
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="galexplorer-survey-"))
+    sizes = [args.ref_n, args.n] if args.ref_n != args.n else [args.n]
+    runs = []
+    try:
+        for n in sizes:
+            runs.append(run_size(n, workdir, keep=bool(args.workdir)))
+            print(f"[N={n:,} done]", flush=True)
+            print(table(runs), flush=True)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.tw_n:
+        fit = max(args.tw_n // 10, 1000)
+        tw = trustworthiness_check(args.tw_n, fit)
+        print(f"\ntrustworthiness (15 neighbours, 5000 placed rows) of {args.tw_n:,} objects, UMAP fit on {fit:,}:"
+              f"\n  kNN extension   {tw['knn']:.4f}  ({tw['knn_s']:.1f} s)"
+              f"\n  umap.transform  {tw['transform']:.4f}  ({tw['transform_s']:.1f} s, reference)"
+              f"\n  difference      {tw['knn'] - tw['transform']:+.4f} (target: within 0.02); "
+              f"time ratio transform / knn: {tw['transform_s'] / tw['knn_s']:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
