@@ -16,6 +16,7 @@ import sys
 import time
 
 from . import __version__, progress
+from .active.registry import DEFAULT_SCORER, SCORERS
 from .errors import ConfigError, GalexplorerError
 
 log = logging.getLogger("galexplorer")
@@ -251,7 +252,7 @@ def _run_open(args) -> int:
 def _add_rank(sub) -> None:
     p = sub.add_parser("rank", help=COMMANDS["rank"], description=COMMANDS["rank"])
     p.add_argument("store", metavar="STORE.h5")
-    p.add_argument("--scorer", choices=["gp", "neighbour", "knn", "iforest", "lof"], default="gp")
+    p.add_argument("--scorer", choices=SCORERS, default=DEFAULT_SCORER)
     p.add_argument("--acquisition", choices=["ei", "ucb", "uncertainty"], default="ei")
     p.add_argument("--xi", type=float, default=0.5, help="exploration trade-off of expected improvement")
     p.add_argument("--feature-scaling", choices=["global", "per-component"], default="global",
@@ -293,7 +294,7 @@ def _add_simulate(sub) -> None:
                    help="an object is interesting when its oracle score is >= X (default: 3)")
     p.add_argument("--budget", type=_positive_int, default=200, help="labels the oracle gives")
     p.add_argument("--batch", type=_positive_int, default=10, help="labels between refits")
-    p.add_argument("--scorer", choices=["gp", "neighbour", "knn", "iforest", "lof"], default="gp")
+    p.add_argument("--scorer", choices=SCORERS, default=DEFAULT_SCORER)
     p.add_argument("--acquisition", choices=["ei", "ucb", "uncertainty"], default="ei")
     p.add_argument("--xi", type=float, default=0.5)
     p.add_argument("--feature-scaling", choices=["global", "per-component"], default="global",

@@ -34,7 +34,7 @@ from ..errors import ConfigError, LabelError
 from ..store import EmbeddingStore
 from .acquisition import ACQUISITIONS, Acquisition, farthest_batch, select_batch, spanning_batch, top_k
 from .features import LearningFeatures, learning_features
-from .scorers import SCORERS, ScoreModel, make_scorer, minmax_scale
+from .scorers import DEFAULT_SCORER, SCORERS, ScoreModel, make_scorer, minmax_scale
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class LoopConfig:
     """Options of the loop (saved as JSON with every ranking).
 
     Attributes:
-        scorer: ``gp``, ``neighbour``, ``knn``, ``iforest`` or ``lof``.
+        scorer: one of :data:`~galexplorer.active.scorers.SCORERS`.
         acquisition: ``ei`` (expected improvement), ``ucb`` (upper confidence bound) or
             ``uncertainty``; scorers without a std (neighbour, iforest, lof) pick the highest mean.
         xi: EI's exploration trade-off, label units (0.5 as Astronomaly's protege).
@@ -61,9 +61,11 @@ class LoopConfig:
         gp_restarts: random restarts of the GP hyper-parameter search (besides the default start).
         gp_precision: ``auto``, ``float32`` or ``float64`` for the GP mean.
         full_std: compute the exact std of every object on every fit (slow at 10^6 for the GP).
+        interesting_above: a label ≥ this is a find: an anomaly for ``aad``/``pine``, a hit for
+            the portfolio's bandit.
     """
 
-    scorer: str = "gp"
+    scorer: str = DEFAULT_SCORER
     acquisition: str = "ei"
     xi: float = 0.5
     kappa: float = 2.0
@@ -78,6 +80,7 @@ class LoopConfig:
     gp_restarts: int = 0
     gp_precision: str = "auto"
     full_std: bool = False
+    interesting_above: float = 3.0
 
     def __post_init__(self) -> None:
         if self.scorer not in SCORERS:
@@ -260,7 +263,7 @@ class ActiveLoop:
         self.scorer = make_scorer(c.scorer, seed=c.seed, knn_k=c.knn_k, iforest_trees=c.iforest_trees,
                                   lof_neighbors=c.lof_neighbors, gp_restarts=c.gp_restarts,
                                   gp_precision=c.gp_precision, unit_vectors=self._unit_vectors,
-                                  anomaly_raw=anomaly_raw)
+                                  anomaly_raw=anomaly_raw, interesting_above=c.interesting_above)
         self._anomaly_raw = anomaly_raw
 
     @property

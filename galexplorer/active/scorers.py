@@ -11,7 +11,20 @@ name            what it does                                                uses
                 nearest labelled object
 ``iforest``     isolation forest (200 trees), min–max scaled to 0–5          neither    no
 ``lof``         local outlier factor (50 neighbours), min–max scaled to 0–5  neither    no
+``aad``         active anomaly detection (coniferest ``AADForest``, Das et    labels     no
+                al. 2017): isolation-forest leaf weights re-fitted so that
+                labelled anomalies score high and nominals low
+``pine``        coniferest ``PineForest`` (Korolev et al. 2024): an          labels     no
+                isolation forest whose trees are filtered by the labels
 ==============  ==========================================================  =========  =====
+
+``aad`` and ``pine`` see the 0–5 labels as anomaly / nominal / unknown: a score ≥
+``interesting_above`` (3 by default) is an anomaly, a score below ``interesting_above − 1`` is
+nominal, and the scores in between (and every unlabelled object) are unknown.
+
+The names, their order and the one-line descriptions the explorer's menu shows are
+:data:`~galexplorer.active.registry.SCORER_INFO` — the one registry that the CLI choices, the explorer, ``simulate`` and the
+ranking read.
 
 A scorer's :meth:`Scorer.fit` returns a :class:`ScoreModel`: the mean for every object, and
 for scorers with an uncertainty an upper bound on the std of every object plus a function for
@@ -23,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,10 +44,10 @@ import numpy as np
 
 from ..errors import ConfigError
 from .gp import GaussianProcessRegressor, GPHyperparameters, run_chunks
+from .registry import DEFAULT_SCORER, SCORER_INFO, SCORERS  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-SCORERS = ("gp", "neighbour", "knn", "iforest", "lof")
 SCALE = 5.0
 
 
@@ -233,6 +247,80 @@ class LOFScorer(_CachedUnsupervised):
         return lof_scores(X, n_neighbors=self.n_neighbors)
 
 
+class _ConiferestScorer(Scorer):
+    """Base of the coniferest scorers: 0–5 labels -> anomaly / nominal / unknown, forest kept
+    between fits (built once per features array), score = ``−score_samples`` min–max scaled to 0–5."""
+
+    def __init__(self, interesting_above: float = 3.0, n_trees: int = 100, seed: int = 0):
+        self.interesting_above, self.n_trees, self.seed = float(interesting_above), int(n_trees), int(seed)
+        self._forest = None
+        self._key: tuple | None = None
+        self._lock = threading.Lock()
+
+    def _make(self):
+        raise NotImplementedError
+
+    def _refit_data(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The ``data`` argument of coniferest's ``fit_known`` on a refit."""
+        return X
+
+    def known_labels(self, labels: np.ndarray) -> np.ndarray:
+        """(n,) int: coniferest's ``Label.ANOMALY`` (−1) for scores ≥ ``interesting_above``,
+        ``Label.REGULAR`` (1) below ``interesting_above − 1``, ``Label.UNKNOWN`` (0) between."""
+        from coniferest.label import Label
+
+        labels = np.asarray(labels, dtype=np.float64)
+        out = np.full(len(labels), int(Label.UNKNOWN), np.int64)
+        out[labels >= self.interesting_above] = int(Label.ANOMALY)
+        out[labels < self.interesting_above - 1.0] = int(Label.REGULAR)
+        return out
+
+    def fit(self, X, labelled, labels, warm=None) -> ScoreModel:
+        t0 = time.perf_counter()
+        known = self.known_labels(labels)
+        keep = known != 0
+        with self._lock:
+            key = (id(X), X.shape)
+            if self._forest is None or self._key != key:
+                self._forest = self._make()
+                self._key = key
+                self._forest.fit_known(X)          # builds the trees (no labels)
+            if keep.any():
+                rows = labelled[keep]
+                self._forest.fit_known(self._refit_data(X, rows), X[rows], known[keep])
+            raw = -np.asarray(self._forest.score_samples(X), dtype=np.float64)
+        return ScoreModel(mean=minmax_scale(raw),
+                          info={"n_trees": self.n_trees, "anomalies": int((known < 0).sum()),
+                                "nominals": int((known > 0).sum()), "fit_seconds": time.perf_counter() - t0})
+
+
+class AADScorer(_ConiferestScorer):
+    """Active anomaly detection (Das et al. 2017) with coniferest's ``AADForest``."""
+
+    name = "aad"
+
+    def _make(self):
+        from coniferest.aadforest import AADForest
+
+        return AADForest(n_trees=self.n_trees, random_seed=self.seed, n_jobs=_threads())
+
+    def _refit_data(self, X, rows):
+        # the trees exist: AADForest uses ``data`` only for its score quantile, which the default
+        # budget ("auto", no prior influence) ignores; the labelled rows save a pass over all N
+        return X[rows]
+
+
+class PineScorer(_ConiferestScorer):
+    """coniferest's ``PineForest`` (Korolev et al. 2024): trees filtered by the labels."""
+
+    name = "pine"
+
+    def _make(self):
+        from coniferest.pineforest import PineForest
+
+        return PineForest(n_trees=self.n_trees, random_seed=self.seed, n_jobs=_threads())
+
+
 def neighbour_score(anomaly: np.ndarray, user_score: np.ndarray, distance: np.ndarray,
                     min_score: float = 0.1, max_score: float = SCALE, alpha: float = 1.0) -> np.ndarray:
     """Astronomaly's NeighbourScore function, vectorised::
@@ -297,7 +385,8 @@ class NeighbourScorer(Scorer):
 
 def make_scorer(name: str, *, seed: int = 0, knn_k: int = 4, iforest_trees: int = 200,
                 lof_neighbors: int = 50, gp_restarts: int = 0, gp_precision: str = "auto",
-                unit_vectors=None, anomaly_raw: np.ndarray | None = None) -> Scorer:
+                unit_vectors=None, anomaly_raw: np.ndarray | None = None,
+                interesting_above: float = 3.0) -> Scorer:
     """A scorer by name (one of :data:`SCORERS`).
 
     Raises:
@@ -313,4 +402,8 @@ def make_scorer(name: str, *, seed: int = 0, knn_k: int = 4, iforest_trees: int 
         return LOFScorer(n_neighbors=lof_neighbors)
     if name == "neighbour":
         return NeighbourScorer(IsolationForestScorer(n_trees=iforest_trees, seed=seed, raw=anomaly_raw), seed=seed)
+    if name == "aad":
+        return AADScorer(interesting_above, seed=seed)
+    if name == "pine":
+        return PineScorer(interesting_above, seed=seed)
     raise ConfigError(f"unknown scorer {name!r}; choose one of {', '.join(SCORERS)}")

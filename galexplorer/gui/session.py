@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..active.registry import SCORER_INFO
 from ..errors import StoreError
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
@@ -87,9 +88,7 @@ class ModelState:
     def description(self) -> str:
         if self.scorer.startswith("prior"):
             return "no model yet: anomaly order"
-        names = {"gp": "GP", "knn": "kNN", "neighbour": "NeighbourScore", "iforest": "isolation forest",
-                 "lof": "LOF"}
-        return f"{names.get(self.scorer, self.scorer)} on {self.n_labels} labels ({self.seconds:.1f} s)"
+        return f"{SCORER_INFO.get(self.scorer, self.scorer)} on {self.n_labels} labels ({self.seconds:.1f} s)"
 
 
 def model_state(result) -> ModelState:
