@@ -9,6 +9,7 @@ from __future__ import annotations
 #: name -> description (the explorer's menu text), in menu order.
 SCORER_INFO: dict[str, str] = {
     "gp": "Gaussian process",
+    "gp-anomaly": "GP, prior mean follows the anomaly score",
     "knn": "kNN label transfer",
     "neighbour": "NeighbourScore",
     "aad": "active anomaly detection (AADForest)",

@@ -4,6 +4,8 @@
 name            what it does                                                uses       std
 ==============  ==========================================================  =========  =====
 ``gp``          GP regression of the 0–5 labels (:mod:`.gp`)                 labels     yes
+``gp-anomaly``  the GP with prior mean ``a + b·anomaly`` (``b ≥ 0``; a, b      both       yes
+                fitted with the hyper-parameters by marginal likelihood)
 ``knn``         kNN label transfer (Gondhalekar et al. 2024): Σ sᵢ·labelᵢ /  labels     yes
                 Σ sᵢ over the n most cosine-similar labelled objects
 ``neighbour``   Astronomaly's NeighbourScore: the anomaly score re-weighted  both       no
@@ -106,12 +108,22 @@ class Scorer:
 
 
 class GPScorer(Scorer):
-    """Gaussian-process regression (Matern-3/2 + white noise, amplitude; ML-II hyper-parameters)."""
+    """Gaussian-process regression (Matern-3/2 + white noise, amplitude; ML-II hyper-parameters).
+
+    Args:
+        anomaly: with a scorer providing the raw anomaly score, the prior mean is
+            ``a + b·anomaly`` (anomaly min–max scaled to 0–5; see :mod:`.gp`): before any high
+            label EI favours anomalous objects, after some it follows the labels. None: plain GP.
+    """
 
     name = "gp"
 
-    def __init__(self, n_restarts: int = 0, seed: int = 0, precision: str = "auto", tolerance: float = 1e-4):
+    def __init__(self, n_restarts: int = 0, seed: int = 0, precision: str = "auto", tolerance: float = 1e-4,
+                 anomaly: _CachedUnsupervised | None = None):
         self.n_restarts, self.seed, self.precision, self.tolerance = n_restarts, seed, precision, tolerance
+        self.anomaly = anomaly
+        if anomaly is not None:
+            self.name = "gp-anomaly"
 
     def fit(self, X, labelled, labels, warm=None) -> ScoreModel:
         gp = GaussianProcessRegressor(normalize_y=True, n_restarts=self.n_restarts, seed=self.seed,
@@ -119,13 +131,19 @@ class GPScorer(Scorer):
         start = None
         if warm and "hyper" in warm:
             start = GPHyperparameters(**warm["hyper"])
-        gp.fit(X[labelled], labels, hyper=start)
-        mean, bound = gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=True)
+        h = None if self.anomaly is None else minmax_scale(self.anomaly.raw_scores(X))
+        gp.fit(X[labelled], labels, hyper=start, mean_covariate=None if h is None else h[labelled])
+        mean, bound = gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=True,
+                                      mean_covariate=h)
+        info = {"hyper": gp.hyper.as_dict(), "log_marginal_likelihood": gp.log_marginal_likelihood_value,
+                "precision": gp.mode, "float32_error": gp.float32_error, "fit_seconds": gp.fit_seconds}
+        if h is not None:
+            a, b = gp.mean_coef            # normalised units -> label units: prior mean = a + b·anomaly
+            info["prior_mean"] = {"a": gp.y_mean + gp.y_std * a, "b": gp.y_std * b}
         return ScoreModel(
             mean=mean, std_bound=bound,
             exact_std=lambda rows: gp.predict_std(X, rows, desc="GP std" if len(rows) > 100_000 else None),
-            info={"hyper": gp.hyper.as_dict(), "log_marginal_likelihood": gp.log_marginal_likelihood_value,
-                  "precision": gp.mode, "float32_error": gp.float32_error, "fit_seconds": gp.fit_seconds})
+            info=info)
 
 
 class KNNTransferScorer(Scorer):
@@ -394,6 +412,9 @@ def make_scorer(name: str, *, seed: int = 0, knn_k: int = 4, iforest_trees: int 
     """
     if name == "gp":
         return GPScorer(n_restarts=gp_restarts, seed=seed, precision=gp_precision)
+    if name == "gp-anomaly":
+        return GPScorer(n_restarts=gp_restarts, seed=seed, precision=gp_precision,
+                        anomaly=IsolationForestScorer(n_trees=iforest_trees, seed=seed, raw=anomaly_raw))
     if name == "knn":
         return KNNTransferScorer(unit_vectors, k=knn_k)
     if name == "iforest":
