@@ -34,7 +34,9 @@ from ..errors import ConfigError, LabelError
 from ..store import EmbeddingStore
 from .acquisition import ACQUISITIONS, Acquisition, farthest_batch, select_batch, spanning_batch, top_k
 from .features import LearningFeatures, learning_features
-from .scorers import DEFAULT_SCORER, SCORERS, ScoreModel, make_scorer, minmax_scale
+from .portfolio import ARM_SCORER, ARMS, Bandit, ranking_arm
+from .registry import DEFAULT_SCORER, PORTFOLIO, SCORERS
+from .scorers import IsolationForestScorer, NeighbourScorer, ScoreModel, Scorer, make_scorer, minmax_scale
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +155,12 @@ class LoopResult:
     _acq: Acquisition | None = field(default=None, repr=False)
 
     @property
+    def portfolio(self) -> dict | None:
+        """The portfolio's state after this refit — ``shares`` and ``slots`` per arm, posterior
+        ``hit_rate``, ``ranking_arm``, the proposal ``history`` — or None for a single scorer."""
+        return self.info.get("portfolio")
+
+    @property
     def std_complete(self) -> bool:
         """Whether ``std`` holds the exact value for every object (where the scorer has one)."""
         return self._model is None or not self._model.has_std or not np.isnan(self.std).any()
@@ -260,10 +268,21 @@ class ActiveLoop:
         self._unit = unit_vectors
         anomaly_raw = self._store_iforest()
         c = self.config
-        self.scorer = make_scorer(c.scorer, seed=c.seed, knn_k=c.knn_k, iforest_trees=c.iforest_trees,
-                                  lof_neighbors=c.lof_neighbors, gp_restarts=c.gp_restarts,
-                                  gp_precision=c.gp_precision, unit_vectors=self._unit_vectors,
-                                  anomaly_raw=anomaly_raw, interesting_above=c.interesting_above)
+        self.arms: dict[str, Scorer] = {}
+        self.portfolio_state: dict | None = None
+        if c.scorer == PORTFOLIO:
+            iforest = IsolationForestScorer(n_trees=c.iforest_trees, seed=c.seed, raw=anomaly_raw)
+            for arm in ARMS:
+                if arm == "anomaly":
+                    self.arms[arm] = iforest
+                elif arm == "neighbour":
+                    self.arms[arm] = NeighbourScorer(iforest, seed=c.seed)
+                else:
+                    self.arms[arm] = self._make(ARM_SCORER[arm], anomaly_raw)
+            self.bandit = Bandit(ARMS)
+            self.scorer = self.arms["gp"]    # what "needs labels" means for the portfolio
+        else:
+            self.scorer = self._make(c.scorer, anomaly_raw)
         self._anomaly_raw = anomaly_raw
 
     @property
@@ -272,6 +291,18 @@ class ActiveLoop:
         return self._unit
 
     # -- helpers --------------------------------------------------------------------------------
+    def _make(self, name: str, anomaly_raw: np.ndarray | None) -> Scorer:
+        c = self.config
+        return make_scorer(name, seed=c.seed, knn_k=c.knn_k, iforest_trees=c.iforest_trees,
+                           lof_neighbors=c.lof_neighbors, gp_restarts=c.gp_restarts,
+                           gp_precision=c.gp_precision, unit_vectors=self._unit_vectors,
+                           anomaly_raw=anomaly_raw, interesting_above=c.interesting_above)
+
+    def restore_portfolio(self, state: dict | None) -> None:
+        """Start the portfolio from a saved state (``LoopResult.info["portfolio"]``, e.g. from
+        :func:`~galexplorer.active.portfolio.load_state`): used by fits without ``previous``."""
+        self.portfolio_state = state
+
     def _store_iforest(self) -> np.ndarray | None:
         """The store's isolation-forest score, reused instead of fitting another forest."""
         if "anomaly" not in self.store.score_names:
@@ -349,38 +380,110 @@ class ActiveLoop:
             return LoopResult(mean, nan.copy(), nan.copy(), batch, ranking_order(mean, labelled, labels, excluded),
                               "prior:anomaly", "initial", 0, time.perf_counter() - t0, labelled, labels,
                               excluded, float("nan"), {"note": "no labels: anomaly prior"}, c)
+        if c.scorer == PORTFOLIO:
+            return self._fit_portfolio(labelled, labels, excluded, previous, t0)
         warm = previous.info if previous is not None and previous.scorer == c.scorer else None
         model = self.scorer.fit(self.X, labelled, labels, warm=warm)
         best = float(labels.max()) if len(labels) else float("nan")
-        std = nan.copy()
-        acquisition = nan.copy()
-        if model.has_std:
-            acq = Acquisition(c.acquisition, best=best if np.isfinite(best) else 0.0, xi=c.xi, kappa=c.kappa)
-            if c.full_std or model.std_is_exact:
-                std[:] = model.exact_std(np.arange(n))
-                a = acq(model.mean, std)
-                acquisition[eligible] = a[eligible]
-                batch = top_k(acquisition, c.batch_size, candidates)
-            else:
-                sel = select_batch(model.mean, model.std_bound, model.exact_std, acq, c.batch_size, candidates)
-                std[sel.evaluated] = sel.std
-                acquisition[sel.evaluated] = sel.acquisition
-                batch = sel.batch
-            acq_name = c.acquisition
-            if len(batch) and not np.nanmax(acquisition[batch]) > 1e-9 * max(1.0, abs(best)):
-                log.info("the model expects no gain anywhere (are all labels alike?): the next batch "
-                         "explores the objects least like any labelled one")
-                batch = farthest_batch(self.X, labelled, c.batch_size, candidates)
-                acq_name = "explore"
-        else:
-            acq = None
-            if c.acquisition != "ei" or c.scorer not in ("iforest", "lof", "neighbour"):
-                log.info("the %s scorer has no uncertainty: the next batch is its highest scores", c.scorer)
-            acquisition[eligible] = model.mean[eligible]
-            batch = top_k(model.mean, c.batch_size, candidates)
-            acq_name = "mean"
+        if not model.has_std and (c.acquisition != "ei" or c.scorer not in ("iforest", "lof", "neighbour")):
+            log.info("the %s scorer has no uncertainty: the next batch is its highest scores", c.scorer)
+        batch, std, acquisition, acq, acq_name = self._choose(model, c.acquisition, best, labelled, eligible,
+                                                             candidates, c.batch_size)
         order = ranking_order(model.mean, labelled, labels, excluded)
         seconds = time.perf_counter() - t0
         log.info("%s fitted on %d labels in %.2f s", c.scorer, len(labelled), seconds)
         return LoopResult(model.mean, std, acquisition, batch, order, c.scorer, acq_name, len(labelled),
                           seconds, labelled, labels, excluded, best, dict(model.info), c, model, acq)
+
+    def _choose(self, model: ScoreModel, acquisition_name: str, best: float, labelled: np.ndarray,
+                eligible: np.ndarray, candidates: np.ndarray, k: int):
+        """The next ``k`` of ``candidates`` for one fitted scorer: by acquisition where the scorer
+        has a std (``acquisition_name``; "mean" forces its highest scores), else its highest scores.
+
+        Returns:
+            ``(batch, std, acquisition, acq, acq_name)``: std/acquisition (N,) NaN where not computed.
+        """
+        c = self.config
+        n = self.n
+        std = np.full(n, np.nan, np.float32)
+        acquisition = np.full(n, np.nan, np.float32)
+        if model.has_std and acquisition_name != "mean":
+            acq = Acquisition(acquisition_name, best=best if np.isfinite(best) else 0.0, xi=c.xi, kappa=c.kappa)
+            if c.full_std or model.std_is_exact:
+                std[:] = model.exact_std(np.arange(n))
+                a = acq(model.mean, std)
+                acquisition[eligible] = a[eligible]
+                batch = top_k(acquisition, k, candidates)
+            else:
+                sel = select_batch(model.mean, model.std_bound, model.exact_std, acq, k, candidates)
+                std[sel.evaluated] = sel.std
+                acquisition[sel.evaluated] = sel.acquisition
+                batch = sel.batch
+            acq_name = acquisition_name
+            if len(batch) and not np.nanmax(acquisition[batch]) > 1e-9 * max(1.0, abs(best)):
+                log.info("the model expects no gain anywhere (are all labels alike?): the next batch "
+                         "explores the objects least like any labelled one")
+                batch = farthest_batch(self.X, labelled, k, candidates)
+                acq_name = "explore"
+            return batch, std, acquisition, acq, acq_name
+        acquisition[eligible] = model.mean[eligible]
+        return top_k(model.mean, k, candidates), std, acquisition, None, "mean"
+
+    def _fit_portfolio(self, labelled: np.ndarray, labels: np.ndarray, excluded: np.ndarray,
+                       previous: LoopResult | None, t0: float) -> LoopResult:
+        """The portfolio's refit (see :mod:`.portfolio`): Thompson shares, each arm with slots
+        fitted and proposing its best not yet taken, the ranking from the arm with the best
+        posterior hit rate."""
+        c = self.config
+        n = self.n
+        state = previous.info.get("portfolio") if previous is not None and previous.scorer == PORTFOLIO else None
+        state = state if state is not None else self.portfolio_state
+        history = list(state["history"]) if state else []
+        refit = 1 + max((int(h["refit"]) for h in history), default=0)
+        post = self.bandit.posteriors(history, labelled, labels, c.interesting_above)
+        rng = np.random.default_rng([int(c.seed), len(labelled)])
+        shares = self.bandit.shares(post, rng)
+        slots = self.bandit.allocate(shares, c.batch_size, rng)
+        rank_arm = ranking_arm(post)
+        eligible = _eligible(n, labelled, excluded)
+        free = eligible.copy()
+        best = float(labels.max())
+        warm_all = (state or {}).get("arm_info", {})
+        models: dict[str, ScoreModel] = {}
+        seconds: dict[str, float] = {}
+        batch_parts, proposals = [], []
+        acquisition = np.full(n, np.nan, np.float32)
+        rank_std = None
+        for arm in ARMS:
+            if slots[arm] == 0 and arm != rank_arm:
+                continue
+            ta = time.perf_counter()
+            models[arm] = model = self.arms[arm].fit(self.X, labelled, labels, warm=warm_all.get(arm))
+            acq_name = c.acquisition if arm == "gp" else "mean"
+            if slots[arm]:
+                part, std, acq_values, _, _ = self._choose(model, acq_name, best, labelled, free,
+                                                           np.flatnonzero(free), slots[arm])
+                free[part] = False
+                acquisition[part] = acq_values[part]
+                batch_parts.append(part)
+                proposals.append({"refit": refit, "arm": arm, "rows": part.tolist()})
+                if arm == rank_arm:
+                    rank_std = std
+            seconds[arm] = time.perf_counter() - ta
+        batch = np.concatenate(batch_parts) if batch_parts else np.empty(0, np.int64)
+        model = models[rank_arm]
+        std = rank_std if rank_std is not None else np.full(n, np.nan, np.float32)
+        order = ranking_order(model.mean, labelled, labels, excluded)
+        info = {"portfolio": {
+            "history": history + proposals,
+            "shares": shares, "slots": slots, "ranking_arm": rank_arm,
+            "hit_rate": {a: p.mean for a, p in post.items()},
+            "hits": {a: p.hits for a, p in post.items()}, "tries": {a: p.tries for a, p in post.items()},
+            "arm_info": {a: m.info for a, m in models.items()}, "arm_seconds": seconds}}
+        total = time.perf_counter() - t0
+        log.info("portfolio fitted on %d labels in %.2f s: slots %s, ranking by %s", len(labelled), total,
+                 ", ".join(f"{a} {k}" for a, k in slots.items() if k), rank_arm)
+        with self._lock:
+            self.portfolio_state = info["portfolio"]
+        return LoopResult(model.mean, std, acquisition, batch, order, PORTFOLIO, "portfolio", len(labelled),
+                          total, labelled, labels, excluded, best, info, c, None, None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 #: name -> description (the explorer's menu text), in menu order.
 SCORER_INFO: dict[str, str] = {
+    "portfolio": "portfolio: a bandit over GP-EI, anomaly, NeighbourScore, kNN, AAD",
     "gp": "Gaussian process",
     "gp-anomaly": "GP, prior mean follows the anomaly score",
     "knn": "kNN label transfer",
@@ -18,5 +19,7 @@ SCORER_INFO: dict[str, str] = {
     "lof": "local outlier factor",
 }
 SCORERS: tuple[str, ...] = tuple(SCORER_INFO)
+#: The name of the portfolio (galexplorer.active.portfolio), not a single scorer.
+PORTFOLIO = "portfolio"
 #: The scorer of ``rank``, ``simulate`` and the explorer when none is chosen.
 DEFAULT_SCORER = "gp"
