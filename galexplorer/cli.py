@@ -301,6 +301,9 @@ def _add_simulate(sub) -> None:
                    help="standardise the PCA features with one factor (default) or whiten each component")
     p.add_argument("--seeds", type=_positive_int, default=1, help="repeat with K seeds (random baseline, ties)")
     p.add_argument("-o", "--output", metavar="curve.csv", help="curve CSV (a PNG plot is written beside it)")
+    p.add_argument("--compare", action="store_true",
+                   help="run every scorer (and the default) with the same store and seeds; one table, one plot")
+    p.add_argument("--scorers", metavar="A,B,...", help="with --compare: only these scorers (comma-separated)")
     p.set_defaults(run=_run_simulate)
 
 
