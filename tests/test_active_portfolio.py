@@ -121,3 +121,17 @@ def test_portfolio_loop(planted, tmp_path):
     expect = Bandit().posteriors(state["history"], lab1[:-10], labels, 3.0)
     assert resumed.portfolio["hit_rate"] == {a: q.mean for a, q in expect.items()}
     assert sum(resumed.portfolio["tries"].values()) > 15      # three labelled batches, discounted
+
+
+def test_explorer_state_shows_the_shares(planted):
+    """The explorer's model state carries the portfolio (the queue panel's status line shows the
+    shares; the window saves it in the journal's session state)."""
+    from galexplorer.gui.session import model_state
+
+    path, rare, _ = planted
+    _, result, _ = _run(path, rare, refits=2)
+    state = model_state(result)
+    assert state.portfolio is result.portfolio
+    text = state.description
+    assert text.startswith("portfolio on") and all(f"{a} " in text for a in result.portfolio["shares"])
+    assert text.count("%") == len(ARMS)

@@ -225,6 +225,12 @@ class CompareRow:
     found: dict[int, list[int] | None]
     curve: np.ndarray
     refit_median: float
+    seed_curves: np.ndarray | None = None
+
+    def found_at(self, m: int) -> list[int]:
+        """Interesting objects among the first ``m`` labels (at most the budget), one per seed."""
+        m = min(int(m), self.seed_curves.shape[1])
+        return [int(c[m - 1]) for c in self.seed_curves]
 
 
 @dataclass
@@ -319,7 +325,7 @@ def compare(store: EmbeddingStore, config: SimulateConfig, scorers=None, seeds: 
                                {k: float(np.mean([r.loop.recall[k] for r in reps])) for k in ks},
                                {n: float(np.mean([r.loop.rws[n] for r in reps])) for n in rws_ns},
                                found, curves.mean(axis=0),
-                               float(np.median([t for r in reps for t in r.refit_seconds]))))
+                               float(np.median([t for r in reps for t in r.refit_seconds])), curves))
     return CompareReport(config, rows, n_obj, n_int, ks, rws_ns, seeds, time.perf_counter() - t0)
 
 
