@@ -34,7 +34,7 @@ from ..errors import ConfigError, LabelError
 from ..store import EmbeddingStore
 from .acquisition import ACQUISITIONS, Acquisition, farthest_batch, select_batch, spanning_batch, top_k
 from .features import LearningFeatures, learning_features
-from .portfolio import ARM_SCORER, ARMS, Bandit, ranking_arm
+from .portfolio import ARM_SCORER, ARMS, POOL, Bandit, ranking_arm
 from .registry import DEFAULT_SCORER, PORTFOLIO, SCORERS
 from .scorers import IsolationForestScorer, NeighbourScorer, ScoreModel, Scorer, make_scorer, minmax_scale
 
@@ -429,6 +429,24 @@ class ActiveLoop:
         acquisition[eligible] = model.mean[eligible]
         return top_k(model.mean, k, candidates), std, acquisition, None, "mean"
 
+    def _neighbour_exact(self, model: ScoreModel, pool: np.ndarray, labelled, labels, free: np.ndarray,
+                         k: int) -> ScoreModel:
+        """NeighbourScore never exceeds the anomaly score: the pool's top ``k`` are the top ``k`` of
+        all objects when the k-th of them is at least the anomaly score of every object outside
+        the pool; otherwise score everything."""
+        anomaly = self.anomaly_prior()
+        outside = np.ones(self.n, bool)
+        outside[pool] = False
+        outside &= free
+        cand = pool[free[pool]]
+        if not outside.any() or len(cand) < k:
+            return model
+        kth = np.partition(model.mean[cand], len(cand) - k)[len(cand) - k]
+        if kth >= float(anomaly[outside].max()):
+            return model
+        log.debug("NeighbourScore: the pool was not enough, scoring every object")
+        return self.arms["neighbour"].fit(self.X, labelled, labels)
+
     def _fit_portfolio(self, labelled: np.ndarray, labels: np.ndarray, excluded: np.ndarray,
                        previous: LoopResult | None, t0: float) -> LoopResult:
         """The portfolio's refit (see :mod:`.portfolio`): Thompson shares, each arm with slots
@@ -454,11 +472,21 @@ class ActiveLoop:
         batch_parts, proposals = [], []
         acquisition = np.full(n, np.nan, np.float32)
         rank_std = None
+        pool = None
         for arm in ARMS:
             if slots[arm] == 0 and arm != rank_arm:
                 continue
             ta = time.perf_counter()
-            models[arm] = model = self.arms[arm].fit(self.X, labelled, labels, warm=warm_all.get(arm))
+            if arm in ("neighbour", "aad") and arm != rank_arm and n > POOL:
+                # only proposing: score the POOL most anomalous objects (see the module's notes)
+                if pool is None:
+                    pool = top_k(self.anomaly_prior(), POOL)
+                model = self.arms[arm].fit(self.X, labelled, labels, warm=warm_all.get(arm), rows=pool)
+                if arm == "neighbour":
+                    model = self._neighbour_exact(model, pool, labelled, labels, free, slots[arm])
+            else:
+                model = self.arms[arm].fit(self.X, labelled, labels, warm=warm_all.get(arm))
+            models[arm] = model
             acq_name = c.acquisition if arm == "gp" else "mean"
             if slots[arm]:
                 part, std, acq_values, _, _ = self._choose(model, acq_name, best, labelled, free,
@@ -481,8 +509,9 @@ class ActiveLoop:
             "hits": {a: p.hits for a, p in post.items()}, "tries": {a: p.tries for a, p in post.items()},
             "arm_info": {a: m.info for a, m in models.items()}, "arm_seconds": seconds}}
         total = time.perf_counter() - t0
-        log.info("portfolio fitted on %d labels in %.2f s: slots %s, ranking by %s", len(labelled), total,
-                 ", ".join(f"{a} {k}" for a, k in slots.items() if k), rank_arm)
+        log.info("portfolio fitted on %d labels in %.2f s: slots %s, ranking by %s (%s)", len(labelled), total,
+                 ", ".join(f"{a} {k}" for a, k in slots.items() if k), rank_arm,
+                 ", ".join(f"{a} {t:.2f} s" for a, t in seconds.items()))
         with self._lock:
             self.portfolio_state = info["portfolio"]
         return LoopResult(model.mean, std, acquisition, batch, order, PORTFOLIO, "portfolio", len(labelled),

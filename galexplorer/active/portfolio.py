@@ -24,6 +24,12 @@ twice the slots, and none is starved for good. Without a hit every arm has the s
 and the batch is shared evenly. Deterministic for a seed: the draws come from
 ``default_rng([seed, number of labels])``.
 
+Cost at 10^6 objects: the GP's mean over every object, kNN's similarity to the labels, and —
+for the ``neighbour`` and ``aad`` arms when they only propose — scores of the :data:`POOL` most
+anomalous objects instead of all of them (NeighbourScore is bounded by the anomaly score, so
+its proposals stay exact; AAD re-ranks the isolation forest's most anomalous objects, which is
+the pool it draws from in practice).
+
 The state is the list of past proposals (which arm proposed which rows, at which refit), a
 JSON-able list kept in ``LoopResult.info["portfolio"]`` and, in the explorer, in the label
 journal's session state (:func:`save_state` / :func:`load_state`), so the shares survive a
@@ -47,6 +53,11 @@ ARMS = ("gp", "anomaly", "neighbour", "knn", "aad")
 #: The scorer each arm uses (names from the registry; ``anomaly`` is the isolation forest).
 ARM_SCORER = {"gp": "gp", "anomaly": "iforest", "neighbour": "neighbour", "knn": "knn", "aad": "aad"}
 JOURNAL_KEY = "active.portfolio"
+#: Above this many objects the ``neighbour`` and ``aad`` arms, when they only propose (they are not
+#: the ranking arm), score only the POOL most anomalous objects (isolation-forest order).
+#: NeighbourScore is never above the anomaly score, so its proposals are checked to be exact (and
+#: recomputed over every object otherwise); AAD re-ranks that pool.
+POOL = 50_000
 
 
 @dataclass(frozen=True)

@@ -293,7 +293,8 @@ class _ConiferestScorer(Scorer):
         out[labels < self.interesting_above - 1.0] = int(Label.REGULAR)
         return out
 
-    def fit(self, X, labelled, labels, warm=None) -> ScoreModel:
+    def fit(self, X, labelled, labels, warm=None, rows: np.ndarray | None = None) -> ScoreModel:
+        """As :meth:`Scorer.fit`; ``rows``: score only these (the others get 0)."""
         t0 = time.perf_counter()
         known = self.known_labels(labels)
         keep = known != 0
@@ -306,8 +307,13 @@ class _ConiferestScorer(Scorer):
             if keep.any():
                 rows = labelled[keep]
                 self._forest.fit_known(self._refit_data(X, rows), X[rows], known[keep])
-            raw = -np.asarray(self._forest.score_samples(X), dtype=np.float64)
-        return ScoreModel(mean=minmax_scale(raw),
+            raw = -np.asarray(self._forest.score_samples(X if rows is None else X[rows]), dtype=np.float64)
+        if rows is None:
+            mean = minmax_scale(raw)
+        else:
+            mean = np.zeros(len(X), np.float32)
+            mean[rows] = minmax_scale(raw)
+        return ScoreModel(mean=mean,
                           info={"n_trees": self.n_trees, "anomalies": int((known < 0).sum()),
                                 "nominals": int((known > 0).sum()), "fit_seconds": time.perf_counter() - t0})
 
@@ -387,18 +393,27 @@ class NeighbourScorer(Scorer):
         self.anomaly = anomaly or IsolationForestScorer(seed=seed)
         self.n_trees, self.seed = n_trees, seed
 
-    def fit(self, X, labelled, labels, warm=None) -> ScoreModel:
+    def fit(self, X, labelled, labels, warm=None, rows: np.ndarray | None = None) -> ScoreModel:
+        """As :meth:`Scorer.fit`; ``rows``: the regression forest predicts only these, and only
+        they are scored (the others get 0; the score is never above the anomaly score, which is
+        what lets a caller check that no other object could have beaten them)."""
         from scipy.spatial import cKDTree
         from sklearn.ensemble import RandomForestRegressor
 
         anomaly = minmax_scale(self.anomaly.raw_scores(X))
         forest = RandomForestRegressor(n_estimators=self.n_trees, random_state=self.seed, n_jobs=_threads())
         forest.fit(X[labelled], labels)
-        user = np.empty(len(X), np.float32)
-        for a in range(0, len(X), 65536):
-            user[a:a + 65536] = forest.predict(X[a:a + 65536])
-        dist, _ = cKDTree(X[labelled]).query(X, k=1, workers=-1)
-        return ScoreModel(mean=neighbour_score(anomaly, user, dist), info={"n_trees": self.n_trees})
+        sel = np.arange(len(X)) if rows is None else np.asarray(rows, dtype=np.int64)
+        user = np.zeros(len(X), np.float32)
+        for a in range(0, len(sel), 65536):
+            user[sel[a:a + 65536]] = forest.predict(X[sel[a:a + 65536]])
+        dist, _ = cKDTree(X[labelled]).query(X, k=1, workers=-1)    # all: their mean scales the distance
+        mean = neighbour_score(anomaly, user, dist)
+        if rows is not None:
+            keep = np.zeros(len(X), bool)
+            keep[sel] = True
+            mean[~keep] = 0.0
+        return ScoreModel(mean=mean, info={"n_trees": self.n_trees})
 
 
 def make_scorer(name: str, *, seed: int = 0, knn_k: int = 4, iforest_trees: int = 200,
