@@ -22,4 +22,4 @@ SCORERS: tuple[str, ...] = tuple(SCORER_INFO)
 #: The name of the portfolio (galexplorer.active.portfolio), not a single scorer.
 PORTFOLIO = "portfolio"
 #: The scorer of ``rank``, ``simulate`` and the explorer when none is chosen.
-DEFAULT_SCORER = "portfolio"
+DEFAULT_SCORER = "gp-anomaly"

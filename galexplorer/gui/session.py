@@ -89,8 +89,8 @@ class ModelState:
     def description(self) -> str:
         if self.scorer.startswith("prior"):
             return "no model yet: anomaly order"
-        names = {"gp": "GP", "knn": "kNN", "neighbour": "NeighbourScore", "iforest": "isolation forest",
-                 "lof": "LOF"}   # short forms; the other scorers by their registry description
+        names = {"gp": "GP", "gp-anomaly": "GP (anomaly prior)", "knn": "kNN", "neighbour": "NeighbourScore",
+                 "iforest": "isolation forest", "lof": "LOF"}   # short forms; the other scorers by their registry description
         text = f"{names.get(self.scorer, SCORER_INFO.get(self.scorer, self.scorer))} on {self.n_labels} labels ({self.seconds:.1f} s)"
         if self.portfolio:
             text = f"portfolio on {self.n_labels} labels ({self.seconds:.1f} s); this batch: " + ", ".join(
