@@ -260,6 +260,8 @@ def _add_rank(sub) -> None:
     p.add_argument("--user", help="rank with this user's labels only (default: consensus of all)")
     p.add_argument("--knn-k", type=_positive_int, default=4, metavar="N",
                    help="neighbours of the knn label transfer (default 4)")
+    p.add_argument("--interesting-above", type=float, default=3.0, metavar="X",
+                   help="a label >= X is a find (aad/pine anomalies, the portfolio's hits; default 3)")
     p.set_defaults(run=_run_rank)
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from active_synthetic import planted_store
+from active_synthetic import planted_store, restore_cli_logging
 
 from galexplorer.active.loop import ActiveLoop, LoopConfig
 from galexplorer.active.portfolio import ARMS, Bandit, load_state, ranking_arm, save_state
 from galexplorer.errors import ConfigError
 from galexplorer.labels import LabelJournal
 from galexplorer.store import EmbeddingStore
+
+_cli_logging = pytest.fixture(autouse=True)(restore_cli_logging)
 
 
 def _play(rates: dict[str, float], batches: int = 40, k: int = 20, seed: int = 0, discount: float = 0.8):
@@ -153,3 +155,28 @@ def test_neighbour_arm_on_a_pool_proposes_the_same(planted, monkeypatch):
         proposals.append({h["arm"]: h["rows"] for h in r.portfolio["history"]})
     assert proposals[0]["neighbour"]
     assert proposals[1]["neighbour"] == proposals[0]["neighbour"] == proposals[2]["neighbour"]
+
+
+def test_rank_resumes_the_portfolio_from_the_journal(tmp_path):
+    """`galexplorer rank --scorer portfolio` counts the explorer's past proposals (journal state)."""
+    from galexplorer.active.ranking import rank_store
+    from galexplorer.cli import main
+
+    path, rare, _ = planted_store(tmp_path / "s.h5", 1200, rare=0.03)
+    with EmbeddingStore(path) as st:
+        ids = st.ids
+    r_rows = np.flatnonzero(rare)[:3].tolist()
+    c_rows = np.flatnonzero(~rare)[:7].tolist()
+    with LabelJournal.for_store(path) as j:
+        for r in r_rows:
+            j.score(ids[r], 5)
+        for r in c_rows:
+            j.score(ids[r], 0)
+        save_state(j, {"history": [{"refit": 1, "arm": "knn", "rows": r_rows},
+                                   {"refit": 1, "arm": "aad", "rows": c_rows}]})
+    report = rank_store(path, LoopConfig(scorer="portfolio"), write=False)
+    p = report.result.portfolio
+    assert p["hits"]["knn"] == 3 and p["tries"]["aad"] == 7 and p["hits"]["aad"] == 0
+    assert p["hit_rate"]["knn"] > p["hit_rate"]["gp"] > p["hit_rate"]["aad"]
+    assert p["ranking_arm"] == "knn"
+    assert main(["rank", str(path), "--scorer", "portfolio", "--interesting-above", "4"]) == 0

@@ -385,7 +385,7 @@ class ActiveLoop:
         warm = previous.info if previous is not None and previous.scorer == c.scorer else None
         model = self.scorer.fit(self.X, labelled, labels, warm=warm)
         best = float(labels.max()) if len(labels) else float("nan")
-        if not model.has_std and (c.acquisition != "ei" or c.scorer not in ("iforest", "lof", "neighbour")):
+        if not model.has_std and c.acquisition != "ei":     # the default says nothing for these
             log.info("the %s scorer has no uncertainty: the next batch is its highest scores", c.scorer)
         batch, std, acquisition, acq, acq_name = self._choose(model, c.acquisition, best, labelled, eligible,
                                                              candidates, c.batch_size)
