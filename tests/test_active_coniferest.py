@@ -46,3 +46,20 @@ def test_labels_steer_towards_the_interesting_group(cls):
     # the labels changed the ranking: the gap between A and B grew
     gap = lambda m: m[a[3:]].mean() - m[b[6:]].mean()  # noqa: E731
     assert gap(model.mean) > gap(unsup) + 0.05, (gap(model.mean), gap(unsup))
+
+
+@pytest.mark.parametrize("cls", [AADScorer, PineScorer])
+def test_every_object_is_scored_and_rows_limit_it(cls):
+    from galexplorer.active.scorers import minmax_scale
+
+    X, a, b = two_outlier_groups(2000)
+    labelled = np.concatenate([a[:2], b[:2], np.arange(100, 120)])
+    labels = np.concatenate([[5.0, 5.0, 0.0, 0.0], np.zeros(20)])
+    scorer = cls(seed=0)
+    model = scorer.fit(X, labelled, labels)
+    direct = minmax_scale(-scorer._forest.score_samples(X))
+    np.testing.assert_allclose(model.mean, direct, atol=1e-6)          # all N objects, as the forest scores them
+    assert np.count_nonzero(model.mean) > 0.9 * len(X)
+    rows = np.arange(500, 900)
+    part = cls(seed=0).fit(X, labelled, labels, rows=rows)
+    assert np.count_nonzero(part.mean[:500]) == 0 and np.count_nonzero(part.mean[rows]) > 390

@@ -305,8 +305,8 @@ class _ConiferestScorer(Scorer):
                 self._key = key
                 self._forest.fit_known(X)          # builds the trees (no labels)
             if keep.any():
-                rows = labelled[keep]
-                self._forest.fit_known(self._refit_data(X, rows), X[rows], known[keep])
+                known_rows = labelled[keep]
+                self._forest.fit_known(self._refit_data(X, known_rows), X[known_rows], known[keep])
             raw = -np.asarray(self._forest.score_samples(X if rows is None else X[rows]), dtype=np.float64)
         if rows is None:
             mean = minmax_scale(raw)
