@@ -16,6 +16,7 @@ import sys
 import time
 
 from . import __version__, progress
+from .active.registry import DEFAULT_SCORER, SCORERS
 from .errors import ConfigError, GalexplorerError
 
 log = logging.getLogger("galexplorer")
@@ -300,7 +301,7 @@ def _run_open(args) -> int:
 def _add_rank(sub) -> None:
     p = sub.add_parser("rank", help=COMMANDS["rank"], description=COMMANDS["rank"])
     p.add_argument("store", metavar="STORE.h5")
-    p.add_argument("--scorer", choices=["gp", "neighbour", "knn", "iforest", "lof"], default="gp")
+    p.add_argument("--scorer", choices=SCORERS, default=DEFAULT_SCORER)
     p.add_argument("--acquisition", choices=["ei", "ucb", "uncertainty"], default="ei")
     p.add_argument("--xi", type=float, default=0.5, help="exploration trade-off of expected improvement")
     p.add_argument("--feature-scaling", choices=["global", "per-component"], default="global",
@@ -308,6 +309,8 @@ def _add_rank(sub) -> None:
     p.add_argument("--user", help="rank with this user's labels only (default: consensus of all)")
     p.add_argument("--knn-k", type=_positive_int, default=4, metavar="N",
                    help="neighbours of the knn label transfer (default 4)")
+    p.add_argument("--interesting-above", type=float, default=3.0, metavar="X",
+                   help="a label >= X is a find (aad/pine anomalies, the portfolio's hits; default 3)")
     p.set_defaults(run=_run_rank)
 
 
@@ -344,13 +347,16 @@ def _add_simulate(sub) -> None:
                    help="an object is interesting when its oracle score is >= X (default: 3)")
     p.add_argument("--budget", type=_positive_int, default=200, help="labels the oracle gives")
     p.add_argument("--batch", type=_positive_int, default=10, help="labels between refits")
-    p.add_argument("--scorer", choices=["gp", "neighbour", "knn", "iforest", "lof"], default="gp")
+    p.add_argument("--scorer", choices=SCORERS, default=DEFAULT_SCORER)
     p.add_argument("--acquisition", choices=["ei", "ucb", "uncertainty"], default="ei")
     p.add_argument("--xi", type=float, default=0.5)
     p.add_argument("--feature-scaling", choices=["global", "per-component"], default="global",
                    help="standardise the PCA features with one factor (default) or whiten each component")
     p.add_argument("--seeds", type=_positive_int, default=1, help="repeat with K seeds (random baseline, ties)")
     p.add_argument("-o", "--output", metavar="curve.csv", help="curve CSV (a PNG plot is written beside it)")
+    p.add_argument("--compare", action="store_true",
+                   help="run every scorer (and the default) with the same store and seeds; one table, one plot")
+    p.add_argument("--scorers", metavar="A,B,...", help="with --compare: only these scorers (comma-separated)")
     p.set_defaults(run=_run_simulate)
 
 

@@ -134,3 +134,58 @@ def test_gradient_matches_finite_differences(theta):
     num = [(_lml_and_grad(t + h * e, R, y, 1e-10)[0] - _lml_and_grad(t - h * e, R, y, 1e-10)[0]) / (2 * h)
            for e in np.eye(3)]
     np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-6)
+
+
+def _with_covariate(seed=0, n_all=1200, n=100):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_all, 6)).astype(np.float32)
+    h = np.clip(5 * np.abs(X[:, 1]) / 3 + rng.normal(0, 0.3, n_all), 0, 5)     # an "anomaly score" 0–5
+    lab = rng.choice(n_all, n, replace=False)
+    y = np.clip(np.round(0.5 + 0.8 * h[lab] + 0.5 * np.sin(2 * X[lab, 0]) + rng.normal(0, 0.4, n)), 0, 5)
+    return X, h, lab, y
+
+
+def test_prior_mean_with_zero_slope_is_the_plain_gp():
+    X, h, lab, y = _with_covariate()
+    plain = GaussianProcessRegressor().fit(X[lab], y)
+    zero = GaussianProcessRegressor().fit(X[lab], y, mean_covariate=h[lab], mean_coef=(0.0, 0.0))
+    assert zero.hyper == plain.hyper
+    assert zero.log_marginal_likelihood_value == plain.log_marginal_likelihood_value
+    np.testing.assert_array_equal(zero.predict_mean(X, mean_covariate=h), plain.predict_mean(X))
+    np.testing.assert_array_equal(zero.predict_std(X, np.arange(50)), plain.predict_std(X, np.arange(50)))
+
+
+def test_prior_mean_agrees_with_sklearn_on_the_residuals():
+    """The fitted a + b·h removed from the labels, scikit-learn's GP (same kernel) on the rest,
+    and the mean added back: the same predictions, std and likelihood."""
+    X, h, lab, y = _with_covariate(seed=2)
+    gp = GaussianProcessRegressor(precision="float64").fit(X[lab], y, mean_covariate=h[lab])
+    a, b = gp.mean_coef
+    assert b > 0.1                                               # the labels do follow h
+    r = (y - gp.y_mean) / gp.y_std - a - b * h[lab]              # normalised residuals
+    hy = gp.hyper
+    kernel = ConstantKernel(hy.amplitude) * Matern(hy.length_scale, nu=1.5) + WhiteKernel(hy.noise)
+    sk = SkGP(kernel, normalize_y=False, optimizer=None).fit(X[lab].astype(np.float64), r)
+    m_sk, s_sk = sk.predict(X.astype(np.float64), return_std=True)
+    expect = gp.y_mean + gp.y_std * (m_sk + a + b * h)
+    np.testing.assert_allclose(gp.predict_mean(X, mean_covariate=h), expect, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(gp.predict_std(X), s_sk * gp.y_std, atol=1e-4, rtol=0)
+    assert gp.log_marginal_likelihood_value == pytest.approx(sk.log_marginal_likelihood_value_, rel=1e-9)
+    # (a, b) maximise the likelihood at these hyper-parameters: moving either lowers it
+    for da, db in ((0.05, 0), (-0.05, 0), (0, 0.05), (0, -0.05)):
+        moved = GaussianProcessRegressor().fit(X[lab], y, hyper=hy, optimise=False, mean_covariate=h[lab],
+                                               mean_coef=(a + da, b + db))
+        assert moved.log_marginal_likelihood_value < gp.log_marginal_likelihood_value
+    # and the joint fit is at least as likely as the plain GP's
+    plain = GaussianProcessRegressor().fit(X[lab], y)
+    assert gp.log_marginal_likelihood_value >= plain.log_marginal_likelihood_value - 1e-6
+
+
+def test_prior_mean_slope_held_non_negative():
+    X, h, lab, y = _with_covariate(seed=4)
+    gp = GaussianProcessRegressor().fit(X[lab], 5 - y, mean_covariate=h[lab])        # labels fall with h
+    assert gp.mean_coef[1] == 0.0
+    free = GaussianProcessRegressor(nonnegative_slope=False).fit(X[lab], 5 - y, mean_covariate=h[lab])
+    assert free.mean_coef[1] < 0
+    with pytest.raises(ConfigError, match="mean_covariate"):
+        free.predict_mean(X)

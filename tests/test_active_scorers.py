@@ -7,7 +7,7 @@ import pytest
 from active_synthetic import planted_store, write_store
 
 from galexplorer.active.loop import ActiveLoop, LoopConfig, check_labels, ranking_order
-from galexplorer.active.scorers import KNNTransferScorer, neighbour_score
+from galexplorer.active.scorers import SCORERS, KNNTransferScorer, neighbour_score
 from galexplorer.errors import ConfigError, LabelError, StoreError
 from galexplorer.store import EmbeddingStore
 
@@ -17,7 +17,7 @@ def planted(tmp_path_factory):
     return planted_store(tmp_path_factory.mktemp("planted") / "store.h5", 1000)
 
 
-@pytest.mark.parametrize("scorer", ["gp", "knn", "neighbour", "iforest", "lof"])
+@pytest.mark.parametrize("scorer", SCORERS)
 def test_scorer_recovers_planted_cluster(planted, scorer):
     path, rare, _ = planted
     with EmbeddingStore(path) as store:

@@ -12,6 +12,7 @@ from gui_qt import open_window
 from gui_stores import build_store
 from PySide6 import QtCore
 
+from galexplorer.active.registry import DEFAULT_SCORER
 from galexplorer.labels import LabelJournal
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
@@ -40,7 +41,7 @@ def big_store(tmp_path_factory):
 def test_ui_thread_never_blocked_during_a_refit(qtbot, qapp, big_store, gui_settings):
     w = open_window(qtbot, big_store, gui_settings)
     ex = w.explorer
-    assert ex.state.n_labels == 80 and ex.state.scorer == "gp"
+    assert ex.state.n_labels == 80 and ex.state.scorer == DEFAULT_SCORER
     ticks: list[float] = []
     timer = QtCore.QTimer()
     timer.setInterval(10)

@@ -12,6 +12,7 @@ from gui_qt import drag, hover, key, open_window
 from gui_stores import build_store
 from PySide6 import QtCore
 
+from galexplorer.active.registry import DEFAULT_SCORER
 from galexplorer.gui.selection import in_polygon
 from galexplorer.labels import LabelJournal
 
@@ -171,8 +172,8 @@ def test_refit_after_a_batch_updates_model_queue_and_table(qtbot, store, gui_set
         scored[ex.session.ids[i]] = s
     assert ex.refitting or ex.state.n_labels == 5
     assert ex.wait_idle(60)
-    assert ex.state.scorer == "gp" and ex.state.n_labels == 5
-    assert "GP on 5 labels" in w.counters["model"].text()
+    assert ex.state.scorer == DEFAULT_SCORER and ex.state.n_labels == 5
+    assert "on 5 labels" in w.counters["model"].text()
     assert w.counters["since_refit"].text() == "0/5 to refit"
     assert "model: predicted score" in [w.scatter_panel.colour.itemText(k)
                                         for k in range(w.scatter_panel.colour.count())]

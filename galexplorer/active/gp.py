@@ -22,6 +22,18 @@ The model is scikit-learn's ``GaussianProcessRegressor(kernel=ConstantKernel() *
 
 As in scikit-learn, the predictive variance includes the white-noise level (``kernel.diag``),
 and ``normalize_y`` scales the labels to zero mean and unit variance before fitting.
+
+**Prior mean.** Optionally the prior mean is not a constant but ``a + b·h(x)`` for a given
+covariate ``h`` (the loop's ``gp-anomaly`` scorer uses the 0–5 anomaly score), in normalised
+label units. ``a`` and ``b`` are fitted with the hyper-parameters by marginal likelihood: for
+given hyper-parameters the best ``(a, b)`` is the generalised-least-squares solution
+``(HᵀK⁻¹H)⁻¹HᵀK⁻¹y`` (``H = [1, h]``), optionally with ``b ≥ 0`` (then ``b = 0`` and
+``a = 1ᵀK⁻¹y / 1ᵀK⁻¹1`` when the unconstrained ``b`` is negative), and the optimiser maximises
+the likelihood of the residuals ``y − a − b·h`` (the profile likelihood; its gradient in the
+hyper-parameters is that of the residuals' likelihood at the optimal ``(a, b)``). The GP is then
+an ordinary zero-mean GP of the residuals with the mean function added back — ``(a, b)`` are
+treated as known when predicting (no extra variance for their uncertainty). ``b = 0`` with
+``a = 0`` is exactly the plain GP.
 """
 
 from __future__ import annotations
@@ -147,6 +159,29 @@ def _lml_and_grad(theta: np.ndarray, R: np.ndarray, y: np.ndarray, jitter: float
     return lml, np.array([g_amp, g_ell, g_noise])
 
 
+def _gls_coef(theta: np.ndarray, R: np.ndarray, y: np.ndarray, h: np.ndarray, jitter: float,
+              nonnegative_slope: bool) -> tuple[float, float] | None:
+    """The ``(a, b)`` of the prior mean ``a + b·h`` that maximise the likelihood at ``theta``
+    (generalised least squares), or None where the kernel matrix is not positive definite."""
+    amp, ell, noise = np.exp(theta)
+    d = R * (SQRT3 / ell)
+    K = amp * (1.0 + d) * np.exp(-d)
+    K.flat[:: len(K) + 1] += noise + jitter
+    L, info = lapack.dpotrf(K, lower=1, clean=1)
+    if info != 0:
+        return None
+    H = np.column_stack([np.ones(len(y)), h, y])
+    S, _ = lapack.dpotrs(L, H, lower=1)                  # K^-1 [1, h, y]
+    A = H[:, :2].T @ S[:, :2]
+    c = H[:, :2].T @ S[:, 2]
+    det = A[0, 0] * A[1, 1] - A[0, 1] ** 2
+    if det > 1e-12 * max(A[0, 0] * A[1, 1], 1e-300):
+        a, b = np.linalg.solve(A, c)
+        if b >= 0 or not nonnegative_slope:
+            return float(a), float(b)
+    return float(c[0] / A[0, 0]), 0.0                    # constant h, or the slope held at 0
+
+
 class GaussianProcessRegressor:
     """GP regression with a Matern-3/2 + white-noise kernel, fitted by maximum marginal likelihood.
 
@@ -163,6 +198,8 @@ class GaussianProcessRegressor:
         tolerance: largest acceptable rounding error of the mean, label units (``"auto"`` only).
         chunk_rows: rows of the cross-kernel per block (memory per thread: chunk_rows × n × 4 B).
         n_threads: threads for the chunked passes (default: the cores available).
+        nonnegative_slope: with a prior-mean covariate, keep ``b ≥ 0`` (a higher covariate never
+            lowers the prior mean).
 
     Example::
 
@@ -173,7 +210,7 @@ class GaussianProcessRegressor:
 
     def __init__(self, normalize_y: bool = True, n_restarts: int = 0, seed: int = 0, jitter: float = 1e-10,
                  precision: str = "auto", tolerance: float = 1e-4, chunk_rows: int = 2048,
-                 n_threads: int | None = None):
+                 n_threads: int | None = None, nonnegative_slope: bool = True):
         if n_restarts < 0:
             raise ConfigError(f"n_restarts must be >= 0, got {n_restarts}")
         if precision not in ("auto", "float32", "mixed", "float64"):
@@ -186,13 +223,17 @@ class GaussianProcessRegressor:
         self.jitter = jitter
         self.chunk_rows = int(chunk_rows)
         self.n_threads = n_threads or default_threads()
+        self.nonnegative_slope = bool(nonnegative_slope)
+        self.mean_coef: tuple[float, float] = (0.0, 0.0)
+        self._h_train: np.ndarray | None = None
         self.hyper: GPHyperparameters | None = None
         self.log_marginal_likelihood_value: float = float("nan")
         self.fit_seconds = 0.0
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray, hyper: GPHyperparameters | None = None,
-            optimise: bool = True) -> GaussianProcessRegressor:
+            optimise: bool = True, mean_covariate: np.ndarray | None = None,
+            mean_coef: tuple[float, float] | None = None) -> GaussianProcessRegressor:
         """Fit to labelled points.
 
         Args:
@@ -201,6 +242,9 @@ class GaussianProcessRegressor:
             hyper: start of the optimisation (a warm start, e.g. the last fit's values), or the
                 values to use when ``optimise`` is False.
             optimise: maximise the log marginal likelihood; False keeps ``hyper`` as given.
+            mean_covariate: (n,) covariate ``h`` of the labelled points for the prior mean
+                ``a + b·h`` (normalised label units); None: the plain GP (prior mean 0).
+            mean_coef: ``(a, b)`` held fixed instead of fitted (needs ``mean_covariate``).
 
         Returns:
             self.
@@ -225,13 +269,25 @@ class GaussianProcessRegressor:
         else:
             self.y_mean, self.y_std = 0.0, 1.0
         self.y_norm = (y - self.y_mean) / self.y_std
+        if mean_covariate is not None:
+            hc = np.asarray(mean_covariate, dtype=np.float64).ravel()
+            if len(hc) != len(y) or not np.isfinite(hc).all():
+                raise ConfigError(f"the prior-mean covariate needs {len(y)} finite values, got {hc.shape}")
+            self._h_train = hc
+        else:
+            if mean_coef is not None:
+                raise ConfigError("mean_coef needs mean_covariate")
+            self._h_train = None
+        self._fixed_coef = None if mean_coef is None else (float(mean_coef[0]), float(mean_coef[1]))
         R = pairwise_distances64(X)
         if optimise:
             self.hyper = self._optimise(R, hyper)
         else:
             self.hyper = hyper or GPHyperparameters()
         h = self.hyper
-        self.log_marginal_likelihood_value = _lml_and_grad(h.theta, R, self.y_norm, self.jitter)[0]
+        self.mean_coef = self._coef(h.theta, R) or (0.0, 0.0)
+        self.y_fit = self._residual(self.mean_coef)
+        self.log_marginal_likelihood_value = _lml_and_grad(h.theta, R, self.y_fit, self.jitter)[0]
         K = h.amplitude * ((1.0 + SQRT3 * R / h.length_scale) * np.exp(-SQRT3 * R / h.length_scale))
         K.flat[:: len(K) + 1] += h.noise + self.jitter
         L, info = lapack.dpotrf(K, lower=1, clean=1)
@@ -239,7 +295,7 @@ class GaussianProcessRegressor:
             raise ConfigError("the GP kernel matrix is not positive definite for these labels",
                               hint="are there duplicate objects with different scores? raise the noise level")
         self.L_ = L
-        self.alpha_ = lapack.dpotrs(L, self.y_norm, lower=1)[0]
+        self.alpha_ = lapack.dpotrs(L, self.y_fit, lower=1)[0]
         # K^-1 = L^-T L^-1: with W = L^-T, the variance reduction of a cross-covariance k is |k W|^2
         Linv, _ = lapack.dtrtri(L, lower=1)
         self._Linv = Linv
@@ -279,11 +335,24 @@ class GaussianProcessRegressor:
         self._right_t = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", self.dtype).T)
         self._right_t64 = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", np.float64).T)
         self._Z64 = X
-        self._alpha_K_alpha = float(self.alpha_ @ self.y_norm)  # alpha^T K alpha = alpha^T y
+        self._alpha_K_alpha = float(self.alpha_ @ self.y_fit)  # alpha^T K alpha = alpha^T y
         self.fit_seconds = time.perf_counter() - t0
         log.debug("GP fit on %d labels in %.3f s: %s, log marginal likelihood %.3f", len(y),
                   self.fit_seconds, h, self.log_marginal_likelihood_value)
         return self
+
+    def _coef(self, theta: np.ndarray, R: np.ndarray) -> tuple[float, float] | None:
+        """The prior mean's ``(a, b)`` at ``theta``: fixed, fitted (GLS), or (0, 0) without a covariate."""
+        if self._h_train is None:
+            return (0.0, 0.0)
+        if self._fixed_coef is not None:
+            return self._fixed_coef
+        return _gls_coef(theta, R, self.y_norm, self._h_train, self.jitter, self.nonnegative_slope)
+
+    def _residual(self, coef: tuple[float, float]) -> np.ndarray:
+        if self._h_train is None:
+            return self.y_norm
+        return self.y_norm - coef[0] - coef[1] * self._h_train
 
     def _optimise(self, R: np.ndarray, warm: GPHyperparameters | None) -> GPHyperparameters:
         lo, hi = math.log(BOUNDS[0]), math.log(BOUNDS[1])
@@ -300,9 +369,16 @@ class GaussianProcessRegressor:
             starts.insert(0, np.clip(warm.theta, lo, hi))
         rng = np.random.default_rng(self.seed)
         starts += [rng.uniform(lo, hi, 3) for _ in range(self.n_restarts)]
-        y = self.y_norm
+        profile = self._h_train is not None and self._fixed_coef is None
 
         def objective(theta):
+            if profile:   # the likelihood maximised over (a, b) at theta; envelope theorem for the gradient
+                coef = self._coef(theta, R)
+                if coef is None:
+                    return 1e25, np.zeros(3)
+                y = self._residual(coef)
+            else:
+                y = self._residual(self._coef(theta, R))
             lml, grad = _lml_and_grad(theta, R, y, self.jitter)
             if not np.isfinite(lml):
                 return 1e25, np.zeros(3)
@@ -328,7 +404,8 @@ class GaussianProcessRegressor:
         self._check_fitted()
         h = hyper or self.hyper
         R = pairwise_distances64(self.X_train)
-        return _lml_and_grad(h.theta, R, self.y_norm, self.jitter)[0]
+        coef = self._coef(h.theta, R) if hyper is not None else self.mean_coef
+        return _lml_and_grad(h.theta, R, self._residual(coef or (0.0, 0.0)), self.jitter)[0]
 
     def _check_fitted(self) -> None:
         if self.hyper is None:
@@ -342,7 +419,7 @@ class GaussianProcessRegressor:
         return math.sqrt(self.hyper.amplitude + self.hyper.noise) * self.y_std
 
     def predict_mean(self, X: np.ndarray, out: np.ndarray | None = None, desc: str | None = None,
-                     std_bound: bool = False, bound_rank: int = 8):
+                     std_bound: bool = False, bound_rank: int = 8, mean_covariate: np.ndarray | None = None):
         """Predictive mean for every row of ``X`` (and, optionally, an upper bound on its std).
 
         Args:
@@ -352,6 +429,8 @@ class GaussianProcessRegressor:
             std_bound: also return an upper bound on the predictive std of every row, from the
                 same pass (see :meth:`_bound_basis`): about 5% more time.
             bound_rank: directions of the bound (more: tighter and slower).
+            mean_covariate: (N,) the prior-mean covariate of every row (needed when the fit had
+                one with ``b ≠ 0``).
 
         Returns:
             (N,) float32 mean in label units, or ``(mean, std_bound)``. Computed in :attr:`mode`.
@@ -361,6 +440,8 @@ class GaussianProcessRegressor:
         out = np.empty(n, dtype=np.float32) if out is None else out
         ell, dt, st = self.hyper.length_scale, self.dtype, self._sum_dtype
         ymean, ystd = st.type(self.y_mean), st.type(self.y_std)
+        coef_a, coef_b = self.mean_coef
+        hcov = self._covariate(mean_covariate, n)
         if std_bound:
             cols = self._bound_basis(X, bound_rank)
             bound = np.empty(n, dtype=np.float32)
@@ -381,6 +462,10 @@ class GaussianProcessRegressor:
                 K = buf.get("k64", b - a, n_lab, st)
                 K[...] = buf.get("k", b - a, n_lab, dt)
             m = K @ self._alpha_c         # separate from the bound's product: the same mean either way
+            if hcov is not None:
+                m += st.type(coef_a) + st.type(coef_b) * hcov[a:b].astype(st)
+            elif coef_a:
+                m += st.type(coef_a)
             m *= ystd
             m += ymean
             out[a:b] = m
@@ -392,6 +477,14 @@ class GaussianProcessRegressor:
 
         run_chunks(n, self.chunk_rows, work, self.n_threads, desc)
         return (out, bound) if std_bound else out
+
+    def _covariate(self, mean_covariate: np.ndarray | None, n: int) -> np.ndarray | None:
+        """The prediction's covariate (None where the prior mean is a constant)."""
+        if self.mean_coef[1] == 0.0:
+            return None
+        if mean_covariate is None or len(mean_covariate) != n:
+            raise ConfigError(f"this GP's prior mean follows a covariate: pass mean_covariate for the {n} rows")
+        return np.asarray(mean_covariate)
 
     def _bound_basis(self, X: np.ndarray, rank: int, sample: int = 4096) -> np.ndarray:
         """Columns ``W`` (n, rank + 1) for the bound: ``|(k/c)·W|² ≤ kᵀK⁻¹k`` (``c`` = amplitude·e,
@@ -414,7 +507,7 @@ class GaussianProcessRegressor:
         with threadpool_limits(1):
             Ks = matern_block(scaled_augmented(X[rows], h.length_scale, "left", np.float64), self._right_t64) * c
             Z = Ks @ self._Linv.T                                    # rows of z = L^-1 k
-            u_mean = self._Linv @ self.y_norm                        # z . u_mean = normalised mean
+            u_mean = self._Linv @ self.y_fit                         # z . u_mean = normalised mean
             C = Z.T @ Z
             w, U = np.linalg.eigh(C)
             r = max(1, min(int(rank), n_lab))
@@ -427,7 +520,7 @@ class GaussianProcessRegressor:
         self._bound_cols = np.ascontiguousarray(cols.astype(self._sum_dtype))
         return self._bound_cols
 
-    def std_upper_bound(self, mean: np.ndarray) -> np.ndarray:
+    def std_upper_bound(self, mean: np.ndarray, mean_covariate: np.ndarray | None = None) -> np.ndarray:
         """An upper bound on the predictive std of each object, from its mean alone.
 
         The variance reduction ``kᵀK⁻¹k`` is at least ``(kᵀα)² / (αᵀKα)`` (Cauchy–Schwarz in the
@@ -435,12 +528,17 @@ class GaussianProcessRegressor:
 
         Args:
             mean: (N,) predictive means (label units), e.g. from :meth:`predict_mean`.
+            mean_covariate: (N,) the prior-mean covariate (as for :meth:`predict_mean`).
 
         Returns:
             (N,) float32 upper bounds, in label units.
         """
         self._check_fitted()
         m = (np.asarray(mean, dtype=np.float32) - np.float32(self.y_mean)) / np.float32(self.y_std)
+        hcov = self._covariate(mean_covariate, len(m))
+        m = m - np.float32(self.mean_coef[0])
+        if hcov is not None:
+            m = m - np.float32(self.mean_coef[1]) * np.asarray(hcov, dtype=np.float32)
         prior = np.float32(self.hyper.amplitude + self.hyper.noise)
         aKa = np.float32(max(self._alpha_K_alpha, 1e-300))
         var = prior - m * m / aKa
@@ -482,9 +580,9 @@ class GaussianProcessRegressor:
         run_chunks(len(rows), chunk, work, self.n_threads, desc)
         return out
 
-    def predict(self, X: np.ndarray, return_std: bool = False):
+    def predict(self, X: np.ndarray, return_std: bool = False, mean_covariate: np.ndarray | None = None):
         """scikit-learn-style: mean, or (mean, std) for every row of ``X`` (float32)."""
-        mean = self.predict_mean(X)
+        mean = self.predict_mean(X, mean_covariate=mean_covariate)
         return (mean, self.predict_std(X)) if return_std else mean
 
     def to_sklearn_kernel(self):

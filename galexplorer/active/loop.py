@@ -34,7 +34,9 @@ from ..errors import ConfigError, LabelError
 from ..store import EmbeddingStore
 from .acquisition import ACQUISITIONS, Acquisition, farthest_batch, select_batch, spanning_batch, top_k
 from .features import LearningFeatures, learning_features
-from .scorers import SCORERS, ScoreModel, make_scorer, minmax_scale
+from .portfolio import ARM_SCORER, ARMS, POOL, Bandit, ranking_arm
+from .registry import DEFAULT_SCORER, PORTFOLIO, SCORERS
+from .scorers import IsolationForestScorer, NeighbourScorer, ScoreModel, Scorer, make_scorer, minmax_scale
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ class LoopConfig:
     """Options of the loop (saved as JSON with every ranking).
 
     Attributes:
-        scorer: ``gp``, ``neighbour``, ``knn``, ``iforest`` or ``lof``.
+        scorer: one of :data:`~galexplorer.active.scorers.SCORERS`.
         acquisition: ``ei`` (expected improvement), ``ucb`` (upper confidence bound) or
             ``uncertainty``; scorers without a std (neighbour, iforest, lof) pick the highest mean.
         xi: EI's exploration trade-off, label units (0.5 as Astronomaly's protege).
@@ -61,9 +63,11 @@ class LoopConfig:
         gp_restarts: random restarts of the GP hyper-parameter search (besides the default start).
         gp_precision: ``auto``, ``float32`` or ``float64`` for the GP mean.
         full_std: compute the exact std of every object on every fit (slow at 10^6 for the GP).
+        interesting_above: a label ≥ this is a find: an anomaly for ``aad``/``pine``, a hit for
+            the portfolio's bandit.
     """
 
-    scorer: str = "gp"
+    scorer: str = DEFAULT_SCORER
     acquisition: str = "ei"
     xi: float = 0.5
     kappa: float = 2.0
@@ -78,6 +82,7 @@ class LoopConfig:
     gp_restarts: int = 0
     gp_precision: str = "auto"
     full_std: bool = False
+    interesting_above: float = 3.0
 
     def __post_init__(self) -> None:
         if self.scorer not in SCORERS:
@@ -148,6 +153,12 @@ class LoopResult:
     config: LoopConfig = field(default_factory=LoopConfig)
     _model: ScoreModel | None = field(default=None, repr=False)
     _acq: Acquisition | None = field(default=None, repr=False)
+
+    @property
+    def portfolio(self) -> dict | None:
+        """The portfolio's state after this refit — ``shares`` and ``slots`` per arm, posterior
+        ``hit_rate``, ``ranking_arm``, the proposal ``history`` — or None for a single scorer."""
+        return self.info.get("portfolio")
 
     @property
     def std_complete(self) -> bool:
@@ -257,10 +268,21 @@ class ActiveLoop:
         self._unit = unit_vectors
         anomaly_raw = self._store_iforest()
         c = self.config
-        self.scorer = make_scorer(c.scorer, seed=c.seed, knn_k=c.knn_k, iforest_trees=c.iforest_trees,
-                                  lof_neighbors=c.lof_neighbors, gp_restarts=c.gp_restarts,
-                                  gp_precision=c.gp_precision, unit_vectors=self._unit_vectors,
-                                  anomaly_raw=anomaly_raw)
+        self.arms: dict[str, Scorer] = {}
+        self.portfolio_state: dict | None = None
+        if c.scorer == PORTFOLIO:
+            iforest = IsolationForestScorer(n_trees=c.iforest_trees, seed=c.seed, raw=anomaly_raw)
+            for arm in ARMS:
+                if arm == "anomaly":
+                    self.arms[arm] = iforest
+                elif arm == "neighbour":
+                    self.arms[arm] = NeighbourScorer(iforest, seed=c.seed)
+                else:
+                    self.arms[arm] = self._make(ARM_SCORER[arm], anomaly_raw)
+            self.bandit = Bandit(ARMS)
+            self.scorer = self.arms["gp"]    # what "needs labels" means for the portfolio
+        else:
+            self.scorer = self._make(c.scorer, anomaly_raw)
         self._anomaly_raw = anomaly_raw
 
     @property
@@ -269,6 +291,18 @@ class ActiveLoop:
         return self._unit
 
     # -- helpers --------------------------------------------------------------------------------
+    def _make(self, name: str, anomaly_raw: np.ndarray | None) -> Scorer:
+        c = self.config
+        return make_scorer(name, seed=c.seed, knn_k=c.knn_k, iforest_trees=c.iforest_trees,
+                           lof_neighbors=c.lof_neighbors, gp_restarts=c.gp_restarts,
+                           gp_precision=c.gp_precision, unit_vectors=self._unit_vectors,
+                           anomaly_raw=anomaly_raw, interesting_above=c.interesting_above)
+
+    def restore_portfolio(self, state: dict | None) -> None:
+        """Start the portfolio from a saved state (``LoopResult.info["portfolio"]``, e.g. from
+        :func:`~galexplorer.active.portfolio.load_state`): used by fits without ``previous``."""
+        self.portfolio_state = state
+
     def _store_iforest(self) -> np.ndarray | None:
         """The store's isolation-forest score, reused instead of fitting another forest."""
         if "anomaly" not in self.store.score_names:
@@ -346,38 +380,139 @@ class ActiveLoop:
             return LoopResult(mean, nan.copy(), nan.copy(), batch, ranking_order(mean, labelled, labels, excluded),
                               "prior:anomaly", "initial", 0, time.perf_counter() - t0, labelled, labels,
                               excluded, float("nan"), {"note": "no labels: anomaly prior"}, c)
+        if c.scorer == PORTFOLIO:
+            return self._fit_portfolio(labelled, labels, excluded, previous, t0)
         warm = previous.info if previous is not None and previous.scorer == c.scorer else None
         model = self.scorer.fit(self.X, labelled, labels, warm=warm)
         best = float(labels.max()) if len(labels) else float("nan")
-        std = nan.copy()
-        acquisition = nan.copy()
-        if model.has_std:
-            acq = Acquisition(c.acquisition, best=best if np.isfinite(best) else 0.0, xi=c.xi, kappa=c.kappa)
-            if c.full_std or model.std_is_exact:
-                std[:] = model.exact_std(np.arange(n))
-                a = acq(model.mean, std)
-                acquisition[eligible] = a[eligible]
-                batch = top_k(acquisition, c.batch_size, candidates)
-            else:
-                sel = select_batch(model.mean, model.std_bound, model.exact_std, acq, c.batch_size, candidates)
-                std[sel.evaluated] = sel.std
-                acquisition[sel.evaluated] = sel.acquisition
-                batch = sel.batch
-            acq_name = c.acquisition
-            if len(batch) and not np.nanmax(acquisition[batch]) > 1e-9 * max(1.0, abs(best)):
-                log.info("the model expects no gain anywhere (are all labels alike?): the next batch "
-                         "explores the objects least like any labelled one")
-                batch = farthest_batch(self.X, labelled, c.batch_size, candidates)
-                acq_name = "explore"
-        else:
-            acq = None
-            if c.acquisition != "ei" or c.scorer not in ("iforest", "lof", "neighbour"):
-                log.info("the %s scorer has no uncertainty: the next batch is its highest scores", c.scorer)
-            acquisition[eligible] = model.mean[eligible]
-            batch = top_k(model.mean, c.batch_size, candidates)
-            acq_name = "mean"
+        if not model.has_std and c.acquisition != "ei":     # the default says nothing for these
+            log.info("the %s scorer has no uncertainty: the next batch is its highest scores", c.scorer)
+        batch, std, acquisition, acq, acq_name = self._choose(model, c.acquisition, best, labelled, eligible,
+                                                             candidates, c.batch_size)
         order = ranking_order(model.mean, labelled, labels, excluded)
         seconds = time.perf_counter() - t0
         log.info("%s fitted on %d labels in %.2f s", c.scorer, len(labelled), seconds)
         return LoopResult(model.mean, std, acquisition, batch, order, c.scorer, acq_name, len(labelled),
                           seconds, labelled, labels, excluded, best, dict(model.info), c, model, acq)
+
+    def _choose(self, model: ScoreModel, acquisition_name: str, best: float, labelled: np.ndarray,
+                eligible: np.ndarray, candidates: np.ndarray, k: int):
+        """The next ``k`` of ``candidates`` for one fitted scorer: by acquisition where the scorer
+        has a std (``acquisition_name``; "mean" forces its highest scores), else its highest scores.
+
+        Returns:
+            ``(batch, std, acquisition, acq, acq_name)``: std/acquisition (N,) NaN where not computed.
+        """
+        c = self.config
+        n = self.n
+        std = np.full(n, np.nan, np.float32)
+        acquisition = np.full(n, np.nan, np.float32)
+        if model.has_std and acquisition_name != "mean":
+            acq = Acquisition(acquisition_name, best=best if np.isfinite(best) else 0.0, xi=c.xi, kappa=c.kappa)
+            if c.full_std or model.std_is_exact:
+                std[:] = model.exact_std(np.arange(n))
+                a = acq(model.mean, std)
+                acquisition[eligible] = a[eligible]
+                batch = top_k(acquisition, k, candidates)
+            else:
+                sel = select_batch(model.mean, model.std_bound, model.exact_std, acq, k, candidates)
+                std[sel.evaluated] = sel.std
+                acquisition[sel.evaluated] = sel.acquisition
+                batch = sel.batch
+            acq_name = acquisition_name
+            if len(batch) and not np.nanmax(acquisition[batch]) > 1e-9 * max(1.0, abs(best)):
+                log.info("the model expects no gain anywhere (are all labels alike?): the next batch "
+                         "explores the objects least like any labelled one")
+                batch = farthest_batch(self.X, labelled, k, candidates)
+                acq_name = "explore"
+            return batch, std, acquisition, acq, acq_name
+        acquisition[eligible] = model.mean[eligible]
+        return top_k(model.mean, k, candidates), std, acquisition, None, "mean"
+
+    def _neighbour_exact(self, model: ScoreModel, pool: np.ndarray, labelled, labels, free: np.ndarray,
+                         k: int) -> ScoreModel:
+        """NeighbourScore never exceeds the anomaly score: the pool's top ``k`` are the top ``k`` of
+        all objects when the k-th of them is at least the anomaly score of every object outside
+        the pool; otherwise score everything."""
+        anomaly = self.anomaly_prior()
+        outside = np.ones(self.n, bool)
+        outside[pool] = False
+        outside &= free
+        cand = pool[free[pool]]
+        if not outside.any() or len(cand) < k:
+            return model
+        kth = np.partition(model.mean[cand], len(cand) - k)[len(cand) - k]
+        if kth >= float(anomaly[outside].max()):
+            return model
+        log.debug("NeighbourScore: the pool was not enough, scoring every object")
+        return self.arms["neighbour"].fit(self.X, labelled, labels)
+
+    def _fit_portfolio(self, labelled: np.ndarray, labels: np.ndarray, excluded: np.ndarray,
+                       previous: LoopResult | None, t0: float) -> LoopResult:
+        """The portfolio's refit (see :mod:`.portfolio`): Thompson shares, each arm with slots
+        fitted and proposing its best not yet taken, the ranking from the arm with the best
+        posterior hit rate."""
+        c = self.config
+        n = self.n
+        state = previous.info.get("portfolio") if previous is not None and previous.scorer == PORTFOLIO else None
+        state = state if state is not None else self.portfolio_state
+        history = list(state["history"]) if state else []
+        refit = 1 + max((int(h["refit"]) for h in history), default=0)
+        post = self.bandit.posteriors(history, labelled, labels, c.interesting_above)
+        rng = np.random.default_rng([int(c.seed), len(labelled)])
+        shares = self.bandit.shares(post, rng)
+        slots = self.bandit.allocate(shares, c.batch_size, rng)
+        rank_arm = ranking_arm(post)
+        eligible = _eligible(n, labelled, excluded)
+        free = eligible.copy()
+        best = float(labels.max())
+        warm_all = (state or {}).get("arm_info", {})
+        models: dict[str, ScoreModel] = {}
+        seconds: dict[str, float] = {}
+        batch_parts, proposals = [], []
+        acquisition = np.full(n, np.nan, np.float32)
+        rank_std = None
+        pool = None
+        for arm in ARMS:
+            if slots[arm] == 0 and arm != rank_arm:
+                continue
+            ta = time.perf_counter()
+            if arm in ("neighbour", "aad") and arm != rank_arm and n > POOL:
+                # only proposing: score the POOL most anomalous objects (see the module's notes)
+                if pool is None:
+                    pool = top_k(self.anomaly_prior(), POOL)
+                model = self.arms[arm].fit(self.X, labelled, labels, warm=warm_all.get(arm), rows=pool)
+                if arm == "neighbour":
+                    model = self._neighbour_exact(model, pool, labelled, labels, free, slots[arm])
+            else:
+                model = self.arms[arm].fit(self.X, labelled, labels, warm=warm_all.get(arm))
+            models[arm] = model
+            acq_name = c.acquisition if arm == "gp" else "mean"
+            if slots[arm]:
+                part, std, acq_values, _, _ = self._choose(model, acq_name, best, labelled, free,
+                                                           np.flatnonzero(free), slots[arm])
+                free[part] = False
+                acquisition[part] = acq_values[part]
+                batch_parts.append(part)
+                proposals.append({"refit": refit, "arm": arm, "rows": part.tolist()})
+                if arm == rank_arm:
+                    rank_std = std
+            seconds[arm] = time.perf_counter() - ta
+        batch = np.concatenate(batch_parts) if batch_parts else np.empty(0, np.int64)
+        model = models[rank_arm]
+        std = rank_std if rank_std is not None else np.full(n, np.nan, np.float32)
+        order = ranking_order(model.mean, labelled, labels, excluded)
+        info = {"portfolio": {
+            "history": history + proposals,
+            "shares": shares, "slots": slots, "ranking_arm": rank_arm,
+            "hit_rate": {a: p.mean for a, p in post.items()},
+            "hits": {a: p.hits for a, p in post.items()}, "tries": {a: p.tries for a, p in post.items()},
+            "arm_info": {a: m.info for a, m in models.items()}, "arm_seconds": seconds}}
+        total = time.perf_counter() - t0
+        log.info("portfolio fitted on %d labels in %.2f s: slots %s, ranking by %s (%s)", len(labelled), total,
+                 ", ".join(f"{a} {k}" for a, k in slots.items() if k), rank_arm,
+                 ", ".join(f"{a} {t:.2f} s" for a, t in seconds.items()))
+        with self._lock:
+            self.portfolio_state = info["portfolio"]
+        return LoopResult(model.mean, std, acquisition, batch, order, PORTFOLIO, "portfolio", len(labelled),
+                          total, labelled, labels, excluded, best, info, c, None, None)

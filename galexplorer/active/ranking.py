@@ -24,6 +24,8 @@ from ..labels import LabelJournal
 from ..store import EmbeddingStore
 from ..store.ranking import Ranking, labels_hash, ranking_path, read_ranking, write_ranking
 from .loop import ActiveLoop, LoopConfig, LoopResult
+from .portfolio import load_state
+from .registry import PORTFOLIO
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +229,8 @@ def rank_store(store_path: str | Path, config: LoopConfig | None = None, user: s
     with EmbeddingStore(store_path) as store, LabelJournal.for_store(store_path, readonly=True) as journal:
         snap = label_snapshot(store, journal, user=user, skip_disputed=config.scorer == "knn")
         loop = ActiveLoop(store, config)
+        if config.scorer == PORTFOLIO:      # the explorer's strategy history, from the journal
+            loop.restore_portfolio(load_state(journal))
         result = loop.fit(snap.labelled, snap.labels, snap.excluded)
         if full_std:
             result.complete_std()
@@ -252,6 +256,7 @@ def rank_from_cli(args, say) -> int:
     """``galexplorer rank``: translate options, call :func:`rank_store`, print its summary."""
     config = LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
                         knn_k=getattr(args, "knn_k", 4),
+                        interesting_above=getattr(args, "interesting_above", 3.0),
                         feature_scaling=getattr(args, "feature_scaling", "global"))
     report = rank_store(args.store, config, user=getattr(args, "user", None))
     say(args, report.summary())

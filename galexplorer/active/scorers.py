@@ -4,6 +4,8 @@
 name            what it does                                                uses       std
 ==============  ==========================================================  =========  =====
 ``gp``          GP regression of the 0–5 labels (:mod:`.gp`)                 labels     yes
+``gp-anomaly``  the GP with prior mean ``a + b·anomaly`` (``b ≥ 0``; a, b      both       yes
+                fitted with the hyper-parameters by marginal likelihood)
 ``knn``         kNN label transfer (Gondhalekar et al. 2024): Σ sᵢ·labelᵢ /  labels     yes
                 Σ sᵢ over the n most cosine-similar labelled objects
 ``neighbour``   Astronomaly's NeighbourScore: the anomaly score re-weighted  both       no
@@ -11,7 +13,20 @@ name            what it does                                                uses
                 nearest labelled object
 ``iforest``     isolation forest (200 trees), min–max scaled to 0–5          neither    no
 ``lof``         local outlier factor (50 neighbours), min–max scaled to 0–5  neither    no
+``aad``         active anomaly detection (coniferest ``AADForest``, Das et    labels     no
+                al. 2017): isolation-forest leaf weights re-fitted so that
+                labelled anomalies score high and nominals low
+``pine``        coniferest ``PineForest`` (Korolev et al. 2024): an          labels     no
+                isolation forest whose trees are filtered by the labels
 ==============  ==========================================================  =========  =====
+
+``aad`` and ``pine`` see the 0–5 labels as anomaly / nominal / unknown: a score ≥
+``interesting_above`` (3 by default) is an anomaly, a score below ``interesting_above − 1`` is
+nominal, and the scores in between (and every unlabelled object) are unknown.
+
+The names, their order and the one-line descriptions the explorer's menu shows are
+:data:`~galexplorer.active.registry.SCORER_INFO` — the one registry that the CLI choices, the explorer, ``simulate`` and the
+ranking read.
 
 A scorer's :meth:`Scorer.fit` returns a :class:`ScoreModel`: the mean for every object, and
 for scorers with an uncertainty an upper bound on the std of every object plus a function for
@@ -23,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,10 +46,10 @@ import numpy as np
 
 from ..errors import ConfigError
 from .gp import GaussianProcessRegressor, GPHyperparameters, run_chunks
+from .registry import DEFAULT_SCORER, SCORER_INFO, SCORERS  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-SCORERS = ("gp", "neighbour", "knn", "iforest", "lof")
 SCALE = 5.0
 
 
@@ -92,12 +108,22 @@ class Scorer:
 
 
 class GPScorer(Scorer):
-    """Gaussian-process regression (Matern-3/2 + white noise, amplitude; ML-II hyper-parameters)."""
+    """Gaussian-process regression (Matern-3/2 + white noise, amplitude; ML-II hyper-parameters).
+
+    Args:
+        anomaly: with a scorer providing the raw anomaly score, the prior mean is
+            ``a + b·anomaly`` (anomaly min–max scaled to 0–5; see :mod:`.gp`): before any high
+            label EI favours anomalous objects, after some it follows the labels. None: plain GP.
+    """
 
     name = "gp"
 
-    def __init__(self, n_restarts: int = 0, seed: int = 0, precision: str = "auto", tolerance: float = 1e-4):
+    def __init__(self, n_restarts: int = 0, seed: int = 0, precision: str = "auto", tolerance: float = 1e-4,
+                 anomaly: _CachedUnsupervised | None = None):
         self.n_restarts, self.seed, self.precision, self.tolerance = n_restarts, seed, precision, tolerance
+        self.anomaly = anomaly
+        if anomaly is not None:
+            self.name = "gp-anomaly"
 
     def fit(self, X, labelled, labels, warm=None) -> ScoreModel:
         gp = GaussianProcessRegressor(normalize_y=True, n_restarts=self.n_restarts, seed=self.seed,
@@ -105,13 +131,19 @@ class GPScorer(Scorer):
         start = None
         if warm and "hyper" in warm:
             start = GPHyperparameters(**warm["hyper"])
-        gp.fit(X[labelled], labels, hyper=start)
-        mean, bound = gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=True)
+        h = None if self.anomaly is None else minmax_scale(self.anomaly.raw_scores(X))
+        gp.fit(X[labelled], labels, hyper=start, mean_covariate=None if h is None else h[labelled])
+        mean, bound = gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=True,
+                                      mean_covariate=h)
+        info = {"hyper": gp.hyper.as_dict(), "log_marginal_likelihood": gp.log_marginal_likelihood_value,
+                "precision": gp.mode, "float32_error": gp.float32_error, "fit_seconds": gp.fit_seconds}
+        if h is not None:
+            a, b = gp.mean_coef            # normalised units -> label units: prior mean = a + b·anomaly
+            info["prior_mean"] = {"a": gp.y_mean + gp.y_std * a, "b": gp.y_std * b}
         return ScoreModel(
             mean=mean, std_bound=bound,
             exact_std=lambda rows: gp.predict_std(X, rows, desc="GP std" if len(rows) > 100_000 else None),
-            info={"hyper": gp.hyper.as_dict(), "log_marginal_likelihood": gp.log_marginal_likelihood_value,
-                  "precision": gp.mode, "float32_error": gp.float32_error, "fit_seconds": gp.fit_seconds})
+            info=info)
 
 
 class KNNTransferScorer(Scorer):
@@ -233,6 +265,86 @@ class LOFScorer(_CachedUnsupervised):
         return lof_scores(X, n_neighbors=self.n_neighbors)
 
 
+class _ConiferestScorer(Scorer):
+    """Base of the coniferest scorers: 0–5 labels -> anomaly / nominal / unknown, forest kept
+    between fits (built once per features array), score = ``−score_samples`` min–max scaled to 0–5."""
+
+    def __init__(self, interesting_above: float = 3.0, n_trees: int = 100, seed: int = 0):
+        self.interesting_above, self.n_trees, self.seed = float(interesting_above), int(n_trees), int(seed)
+        self._forest = None
+        self._key: tuple | None = None
+        self._lock = threading.Lock()
+
+    def _make(self):
+        raise NotImplementedError
+
+    def _refit_data(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The ``data`` argument of coniferest's ``fit_known`` on a refit."""
+        return X
+
+    def known_labels(self, labels: np.ndarray) -> np.ndarray:
+        """(n,) int: coniferest's ``Label.ANOMALY`` (−1) for scores ≥ ``interesting_above``,
+        ``Label.REGULAR`` (1) below ``interesting_above − 1``, ``Label.UNKNOWN`` (0) between."""
+        from coniferest.label import Label
+
+        labels = np.asarray(labels, dtype=np.float64)
+        out = np.full(len(labels), int(Label.UNKNOWN), np.int64)
+        out[labels >= self.interesting_above] = int(Label.ANOMALY)
+        out[labels < self.interesting_above - 1.0] = int(Label.REGULAR)
+        return out
+
+    def fit(self, X, labelled, labels, warm=None, rows: np.ndarray | None = None) -> ScoreModel:
+        """As :meth:`Scorer.fit`; ``rows``: score only these (the others get 0)."""
+        t0 = time.perf_counter()
+        known = self.known_labels(labels)
+        keep = known != 0
+        with self._lock:
+            key = (id(X), X.shape)
+            if self._forest is None or self._key != key:
+                self._forest = self._make()
+                self._key = key
+                self._forest.fit_known(X)          # builds the trees (no labels)
+            if keep.any():
+                known_rows = labelled[keep]
+                self._forest.fit_known(self._refit_data(X, known_rows), X[known_rows], known[keep])
+            raw = -np.asarray(self._forest.score_samples(X if rows is None else X[rows]), dtype=np.float64)
+        if rows is None:
+            mean = minmax_scale(raw)
+        else:
+            mean = np.zeros(len(X), np.float32)
+            mean[rows] = minmax_scale(raw)
+        return ScoreModel(mean=mean,
+                          info={"n_trees": self.n_trees, "anomalies": int((known < 0).sum()),
+                                "nominals": int((known > 0).sum()), "fit_seconds": time.perf_counter() - t0})
+
+
+class AADScorer(_ConiferestScorer):
+    """Active anomaly detection (Das et al. 2017) with coniferest's ``AADForest``."""
+
+    name = "aad"
+
+    def _make(self):
+        from coniferest.aadforest import AADForest
+
+        return AADForest(n_trees=self.n_trees, random_seed=self.seed, n_jobs=_threads())
+
+    def _refit_data(self, X, rows):
+        # the trees exist: AADForest uses ``data`` only for its score quantile, which the default
+        # budget ("auto", no prior influence) ignores; the labelled rows save a pass over all N
+        return X[rows]
+
+
+class PineScorer(_ConiferestScorer):
+    """coniferest's ``PineForest`` (Korolev et al. 2024): trees filtered by the labels."""
+
+    name = "pine"
+
+    def _make(self):
+        from coniferest.pineforest import PineForest
+
+        return PineForest(n_trees=self.n_trees, random_seed=self.seed, n_jobs=_threads())
+
+
 def neighbour_score(anomaly: np.ndarray, user_score: np.ndarray, distance: np.ndarray,
                     min_score: float = 0.1, max_score: float = SCALE, alpha: float = 1.0) -> np.ndarray:
     """Astronomaly's NeighbourScore function, vectorised::
@@ -281,23 +393,33 @@ class NeighbourScorer(Scorer):
         self.anomaly = anomaly or IsolationForestScorer(seed=seed)
         self.n_trees, self.seed = n_trees, seed
 
-    def fit(self, X, labelled, labels, warm=None) -> ScoreModel:
+    def fit(self, X, labelled, labels, warm=None, rows: np.ndarray | None = None) -> ScoreModel:
+        """As :meth:`Scorer.fit`; ``rows``: the regression forest predicts only these, and only
+        they are scored (the others get 0; the score is never above the anomaly score, which is
+        what lets a caller check that no other object could have beaten them)."""
         from scipy.spatial import cKDTree
         from sklearn.ensemble import RandomForestRegressor
 
         anomaly = minmax_scale(self.anomaly.raw_scores(X))
         forest = RandomForestRegressor(n_estimators=self.n_trees, random_state=self.seed, n_jobs=_threads())
         forest.fit(X[labelled], labels)
-        user = np.empty(len(X), np.float32)
-        for a in range(0, len(X), 65536):
-            user[a:a + 65536] = forest.predict(X[a:a + 65536])
-        dist, _ = cKDTree(X[labelled]).query(X, k=1, workers=-1)
-        return ScoreModel(mean=neighbour_score(anomaly, user, dist), info={"n_trees": self.n_trees})
+        sel = np.arange(len(X)) if rows is None else np.asarray(rows, dtype=np.int64)
+        user = np.zeros(len(X), np.float32)
+        for a in range(0, len(sel), 65536):
+            user[sel[a:a + 65536]] = forest.predict(X[sel[a:a + 65536]])
+        dist, _ = cKDTree(X[labelled]).query(X, k=1, workers=-1)    # all: their mean scales the distance
+        mean = neighbour_score(anomaly, user, dist)
+        if rows is not None:
+            keep = np.zeros(len(X), bool)
+            keep[sel] = True
+            mean[~keep] = 0.0
+        return ScoreModel(mean=mean, info={"n_trees": self.n_trees})
 
 
 def make_scorer(name: str, *, seed: int = 0, knn_k: int = 4, iforest_trees: int = 200,
                 lof_neighbors: int = 50, gp_restarts: int = 0, gp_precision: str = "auto",
-                unit_vectors=None, anomaly_raw: np.ndarray | None = None) -> Scorer:
+                unit_vectors=None, anomaly_raw: np.ndarray | None = None,
+                interesting_above: float = 3.0) -> Scorer:
     """A scorer by name (one of :data:`SCORERS`).
 
     Raises:
@@ -305,6 +427,9 @@ def make_scorer(name: str, *, seed: int = 0, knn_k: int = 4, iforest_trees: int 
     """
     if name == "gp":
         return GPScorer(n_restarts=gp_restarts, seed=seed, precision=gp_precision)
+    if name == "gp-anomaly":
+        return GPScorer(n_restarts=gp_restarts, seed=seed, precision=gp_precision,
+                        anomaly=IsolationForestScorer(n_trees=iforest_trees, seed=seed, raw=anomaly_raw))
     if name == "knn":
         return KNNTransferScorer(unit_vectors, k=knn_k)
     if name == "iforest":
@@ -313,4 +438,8 @@ def make_scorer(name: str, *, seed: int = 0, knn_k: int = 4, iforest_trees: int 
         return LOFScorer(n_neighbors=lof_neighbors)
     if name == "neighbour":
         return NeighbourScorer(IsolationForestScorer(n_trees=iforest_trees, seed=seed, raw=anomaly_raw), seed=seed)
+    if name == "aad":
+        return AADScorer(interesting_above, seed=seed)
+    if name == "pine":
+        return PineScorer(interesting_above, seed=seed)
     raise ConfigError(f"unknown scorer {name!r}; choose one of {', '.join(SCORERS)}")

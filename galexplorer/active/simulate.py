@@ -76,6 +76,8 @@ class SimulationReport:
         ks: the k of recall@k and precision@k; rws_ns: the N of RWS(N).
         history: per refit, (labels so far, interesting found among them).
         result: the final :class:`LoopResult`.
+        label_order: (n_labels,) int64 rows in the order the oracle labelled them.
+        refit_seconds: wall time of every refit.
     """
 
     config: SimulateConfig
@@ -91,6 +93,8 @@ class SimulationReport:
     result: LoopResult
     seconds: float
     outputs: list[Path] = field(default_factory=list)
+    label_order: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    refit_seconds: list[float] = field(default_factory=list)
 
     def summary(self) -> str:
         c = self.config
@@ -135,12 +139,13 @@ def _random_scores(interesting: np.ndarray, ks, rws_ns, seeds: int, seed0: int) 
     return OrderingScores(f"random (x{seeds})", mean(recs), mean(precs), mean(rwss), np.mean(curves, axis=0))
 
 
-def simulate(store: EmbeddingStore, config: SimulateConfig) -> SimulationReport:
+def simulate(store: EmbeddingStore, config: SimulateConfig, features=None) -> SimulationReport:
     """Run the loop with a column as the oracle and score the final ranking.
 
     Args:
         store: an open embedding store with the truth column among its catalogue columns.
         config: the options.
+        features: the loop's learning features, when already computed (as ``ActiveLoop``).
 
     Returns:
         :class:`SimulationReport` (nothing written; see :func:`write_curve`).
@@ -165,14 +170,17 @@ def simulate(store: EmbeddingStore, config: SimulateConfig) -> SimulationReport:
         raise ConfigError(f"no object has an oracle score >= {c.interesting_above:g} from column {c.truth!r} "
                           f"(scores {int(oracle.scores.min())}..{int(oracle.scores.max())})",
                           hint="lower --interesting-above")
-    loop_cfg = LoopConfig.from_dict({**c.loop.to_dict(), "batch_size": c.batch})
-    loop = ActiveLoop(store, loop_cfg)
+    loop_cfg = LoopConfig.from_dict({**c.loop.to_dict(), "batch_size": c.batch,
+                                     "interesting_above": c.interesting_above})
+    loop = ActiveLoop(store, loop_cfg, features=features)
     labelled = loop.initial_batch()[: c.budget]
     labels = oracle(labelled)
     history = [(len(labelled), int(interesting[labelled].sum()))]
     result = None
+    refit_seconds = []
     while True:
         result = loop.fit(labelled, labels, previous=result)
+        refit_seconds.append(result.seconds)
         if len(labelled) >= c.budget:
             break
         nxt = result.next_batch[: c.budget - len(labelled)]
@@ -190,7 +198,182 @@ def simulate(store: EmbeddingStore, config: SimulateConfig) -> SimulationReport:
     anomaly_order = np.lexsort((np.arange(n), -anomaly.astype(np.float64)))
     anomaly_scores = _scores("anomaly", anomaly_order, interesting, ks, rws_ns)
     return SimulationReport(c, loop_scores, random_scores, anomaly_scores, n, n_int, len(labelled), ks, rws_ns,
-                            history, result, time.perf_counter() - t0)
+                            history, result, time.perf_counter() - t0, label_order=labelled.copy(),
+                            refit_seconds=refit_seconds)
+
+
+FOUND_AT = (50, 100, 200)
+
+
+@dataclass
+class CompareRow:
+    """One scorer in :func:`compare`, over the seeds.
+
+    Attributes:
+        scorer: its name (``default`` marks the default scorer).
+        recall, rws: mean over seeds of recall@k and RWS(n) of the final ranking.
+        found: labels -> interesting objects among the first that many labels, one per seed
+            (None beyond the budget).
+        curve: (n_labels,) float64 mean over seeds of the interesting found against labels.
+        refit_median: median seconds of one refit (all refits of all seeds).
+    """
+
+    scorer: str
+    default: bool
+    recall: dict[int, float]
+    rws: dict[int, float]
+    found: dict[int, list[int] | None]
+    curve: np.ndarray
+    refit_median: float
+    seed_curves: np.ndarray | None = None
+
+    def found_at(self, m: int) -> list[int]:
+        """Interesting objects among the first ``m`` labels (at most the budget), one per seed."""
+        m = min(int(m), self.seed_curves.shape[1])
+        return [int(c[m - 1]) for c in self.seed_curves]
+
+
+@dataclass
+class CompareReport:
+    """Result of :func:`compare`: one row per scorer plus the random labelling's expectation."""
+
+    config: SimulateConfig
+    rows: list[CompareRow]
+    n_objects: int
+    n_interesting: int
+    ks: list[int]
+    rws_ns: list[int]
+    seeds: int
+    seconds: float
+    outputs: list[Path] = field(default_factory=list)
+
+    def row(self, scorer: str) -> CompareRow:
+        return next(r for r in self.rows if r.scorer == scorer)
+
+    def summary(self) -> str:
+        c = self.config
+        frac = self.n_interesting / self.n_objects
+        head = (f"{'scorer':14s}" + "".join(f"{'recall@' + str(k):>11s}" for k in self.ks)
+                + "".join(f"{'RWS(' + str(n) + ')':>10s}" for n in self.rws_ns)
+                + "".join(f"{'found@' + str(m):>14s}" for m in FOUND_AT) + f"{'refit s':>9s}")
+        lines = [f"compared {len(self.rows)} scorers on {self.n_objects} objects, {self.n_interesting} interesting "
+                 f"({c.truth} score >= {c.interesting_above:g}, {100 * frac:.2f}%), budget {c.budget}, "
+                 f"batches of {c.batch}, {self.seeds} seed(s); found@N = interesting among the first N labels, "
+                 f"mean [min-max] over seeds; * = the default; {self.seconds:.0f} s", head]
+        for r in self.rows:
+            cells = []
+            for m in FOUND_AT:
+                f = r.found[m]
+                cells.append(f"{'-':>14s}" if f is None else
+                             f"{np.mean(f):6.1f} [{min(f)}-{max(f)}]".rjust(14))
+            lines.append(f"{r.scorer + (' *' if r.default else ''):14s}" + "".join(f"{r.recall[k]:11.4f}" for k in self.ks)
+                         + "".join(f"{r.rws[n]:10.4f}" for n in self.rws_ns) + "".join(cells)
+                         + f"{r.refit_median:9.2f}")
+        lines.append(f"{'random':14s}" + "".join(f"{min(k, self.n_objects) * frac / self.n_interesting:11.4f}"
+                                                 for k in self.ks)
+                     + "".join(f"{frac:10.4f}" for _ in self.rws_ns)
+                     + "".join(f"{'-' if m > c.budget else format(m * frac, '.1f'):>14s}" for m in FOUND_AT))
+        lines += [f"wrote {p}" for p in self.outputs]
+        return "\n".join(lines)
+
+
+def compare(store: EmbeddingStore, config: SimulateConfig, scorers=None, seeds: int = 3) -> CompareReport:
+    """Simulate every scorer (default: the registry's) on the same store, budget and seeds.
+
+    Seed ``s`` is the loop's seed (forests, the portfolio's draws); the first batch is the same
+    for all. The learning features are computed once.
+
+    Args:
+        store: an open embedding store with the truth column.
+        config: the options (its ``loop.scorer`` is ignored; the other loop options apply to all).
+        scorers: names to run (default: every one of :data:`~galexplorer.active.registry.SCORERS`).
+        seeds: seeds per scorer.
+
+    Raises:
+        ConfigError: an unknown scorer, seeds < 1, or what :func:`simulate` raises.
+    """
+    from .features import learning_features
+    from .registry import DEFAULT_SCORER, SCORERS
+
+    t0 = time.perf_counter()
+    names = list(SCORERS if scorers is None else scorers)
+    unknown = [s for s in names if s not in SCORERS]
+    if unknown:
+        raise ConfigError(f"unknown scorer(s) {', '.join(unknown)}; choose from {', '.join(SCORERS)}")
+    if seeds < 1:
+        raise ConfigError("--seeds must be >= 1")
+    features = learning_features(store, config.loop.pca_variance, config.loop.feature_scaling)
+    rows = []
+    n_int = n_obj = 0
+    ks, rws_ns = [], []
+    for name in names:
+        reps = []
+        for seed in range(seeds):
+            loop_cfg = LoopConfig.from_dict({**config.loop.to_dict(), "scorer": name, "seed": seed})
+            cfg = SimulateConfig(**{**config.__dict__, "loop": loop_cfg, "seeds": 1})
+            rep = simulate(store, cfg, features=features)
+            reps.append(rep)
+            log.info("compare: %s seed %d: %d interesting in %d labels (%.1f s)", name, seed,
+                     rep.history[-1][1], rep.n_labels, rep.seconds)
+        first = reps[0]
+        n_int, n_obj, ks, rws_ns = first.n_interesting, first.n_objects, first.ks, first.rws_ns
+        interesting = ColumnOracle(store.column(config.truth), config.scale, config.truth).interesting(
+            config.interesting_above)
+        curves = np.array([np.cumsum(interesting[r.label_order]) for r in reps], dtype=np.float64)
+        found = {m: ([int(cv[m - 1]) for cv in curves] if m <= curves.shape[1] else None) for m in FOUND_AT}
+        rows.append(CompareRow(name, name == DEFAULT_SCORER,
+                               {k: float(np.mean([r.loop.recall[k] for r in reps])) for k in ks},
+                               {n: float(np.mean([r.loop.rws[n] for r in reps])) for n in rws_ns},
+                               found, curves.mean(axis=0),
+                               float(np.median([t for r in reps for t in r.refit_seconds])), curves))
+    return CompareReport(config, rows, n_obj, n_int, ks, rws_ns, seeds, time.perf_counter() - t0)
+
+
+def write_compare(report: CompareReport, path: str | Path) -> list[Path]:
+    """Write the found-vs-labels curves of every scorer as CSV (labels, one column per scorer:
+    mean over seeds) and a PNG of them on one plot beside it. Both atomically.
+
+    Returns:
+        The two paths.
+    """
+    path = Path(path)
+    m = len(report.rows[0].curve)
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(["labels"] + [r.scorer for r in report.rows])
+            w.writerows([i + 1] + [round(float(r.curve[i]), 4) for r in report.rows] for i in range(m))
+    png = path.with_suffix(".png")
+    with atomic_output(png) as tmp:
+        _plot_compare(report, tmp)
+    report.outputs = [path, png]
+    return [path, png]
+
+
+def _plot_compare(report: CompareReport, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.4), dpi=120)
+    ax = fig.add_subplot()
+    m = len(report.rows[0].curve)
+    x = np.arange(1, m + 1)
+    frac = report.n_interesting / report.n_objects
+    ax.plot(x, np.minimum(x, report.n_interesting), color="0.7", ls=":", label="ideal")
+    for r in report.rows:
+        ax.plot(x, r.curve, lw=2.2 if r.default else 1.2, label=r.scorer + (" (default)" if r.default else ""))
+    ax.plot(x, x * frac, color="k", ls="--", label="random")
+    ax.set_xlabel("labels given")
+    ax.set_ylabel("interesting objects found")
+    ax.set_title(f"{report.config.truth} >= {report.config.interesting_above:g}: {report.n_interesting} of "
+                 f"{report.n_objects}, mean of {report.seeds} seed(s)", fontsize=9)
+    ax.set_xlim(1, m)
+    ax.set_ylim(0, max(1.0, max(float(r.curve.max()) for r in report.rows)) * 1.05)
+    ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, format="png")
 
 
 def write_curve(report: SimulationReport, path: str | Path) -> list[Path]:
@@ -250,9 +433,18 @@ def simulate_from_cli(args, say) -> int:
     cfg = SimulateConfig(truth=args.truth, scale=args.scale, interesting_above=above, budget=args.budget,
                          batch=args.batch, seeds=args.seeds,
                          loop=LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
-                                         batch_size=args.batch,
+                                         batch_size=args.batch, interesting_above=above,
                                          feature_scaling=getattr(args, "feature_scaling", "global")))
     with EmbeddingStore(args.store) as store:
+        if getattr(args, "compare", False):
+            scorers = None
+            if getattr(args, "scorers", None):
+                scorers = [s.strip() for s in args.scorers.split(",") if s.strip()]
+            report = compare(store, cfg, scorers=scorers, seeds=args.seeds)
+            if args.output:
+                write_compare(report, args.output)
+            say(args, report.summary())
+            return 0
         report = simulate(store, cfg)
     if args.output:
         write_curve(report, args.output)

@@ -21,6 +21,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from ..active.loop import LoopConfig
+from ..active.portfolio import save_state
 from ..errors import GalexplorerError
 from .colouring import ColourSpec, density_spec, spec_for
 from .modelproc import ModelProcess
@@ -258,6 +259,8 @@ class Explorer(QtCore.QObject):
 
     def _on_fitted(self, tag, state: ModelState) -> None:
         self.state = state
+        if state.portfolio:   # the strategies' shares and history, kept with the labels
+            save_state(self.session.journal, state.portfolio)
         self.session.apply_model(state)
         if self.session.current is None:
             self.session.start()

@@ -13,6 +13,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..active.loop import LoopConfig
+from ..active.registry import DEFAULT_SCORER, SCORERS
 from ..errors import GalexplorerError
 from . import theme
 from .controller import Explorer
@@ -328,8 +329,7 @@ class MainWindow(QtWidgets.QMainWindow):
             store.close()
             raise
         self.unload()
-        config = LoopConfig(scorer=self.settings.scorer if self.settings.scorer in
-                            ("gp", "knn", "neighbour", "iforest", "lof") else "gp",
+        config = LoopConfig(scorer=self.settings.scorer if self.settings.scorer in SCORERS else DEFAULT_SCORER,
                             acquisition=self.settings.acquisition if self.settings.acquisition in
                             ("ei", "ucb", "uncertainty") else "ei",
                             xi=self.settings.xi, batch_size=self.settings.batch_size)

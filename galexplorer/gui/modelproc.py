@@ -68,6 +68,7 @@ class ModelServer:
 
     def _fit(self, config: dict, labelled, labels, excluded):
         from ..active.loop import ActiveLoop, LoopConfig
+        from ..active.portfolio import load_state
 
         cfg = LoopConfig.from_dict(config)
         if self.loop is None:
@@ -77,6 +78,8 @@ class ModelServer:
                 (cfg.pca_variance, cfg.feature_scaling)
             self.loop = ActiveLoop(self.store, cfg, features=self.loop.features if same_features else None,
                                    unit_vectors=self.loop.unit_vectors)
+        if self.loop.portfolio_state is None:   # the portfolio resumes from the journal's session state
+            self.loop.restore_portfolio(load_state(self.journal))
         previous = self.result if self.result is not None and self.result.scorer == cfg.scorer else None
         result = self.loop.fit(labelled, labels, excluded, previous=previous)
         self.result = result

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from ..active.registry import SCORER_INFO
 from .objectlist import ObjectListModel, ObjectListView
 
-SCORERS = [("gp", "Gaussian process"), ("knn", "kNN label transfer"), ("neighbour", "NeighbourScore"),
-           ("iforest", "isolation forest"), ("lof", "local outlier factor")]
+SCORERS = list(SCORER_INFO.items())
 ACQUISITIONS = [("ei", "expected improvement"), ("ucb", "upper confidence bound"),
                 ("uncertainty", "most uncertain")]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..active.registry import SCORER_INFO
 from ..errors import LabelError, StoreError
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
@@ -82,14 +83,19 @@ class ModelState:
     n_labels: int
     scorer: str
     seconds: float = 0.0
+    portfolio: dict | None = None     # the portfolio's state (shares per strategy), see active/portfolio.py
 
     @property
     def description(self) -> str:
         if self.scorer.startswith("prior"):
             return "no model yet: anomaly order"
-        names = {"gp": "GP", "knn": "kNN", "neighbour": "NeighbourScore", "iforest": "isolation forest",
-                 "lof": "LOF"}
-        return f"{names.get(self.scorer, self.scorer)} on {self.n_labels} labels ({self.seconds:.1f} s)"
+        names = {"gp": "GP", "gp-anomaly": "GP (anomaly prior)", "knn": "kNN", "neighbour": "NeighbourScore",
+                 "iforest": "isolation forest", "lof": "LOF"}   # short forms; the other scorers by their registry description
+        text = f"{names.get(self.scorer, SCORER_INFO.get(self.scorer, self.scorer))} on {self.n_labels} labels ({self.seconds:.1f} s)"
+        if self.portfolio:
+            text = f"portfolio on {self.n_labels} labels ({self.seconds:.1f} s); this batch: " + ", ".join(
+                f"{a} {100 * v:.0f}%" for a, v in self.portfolio["shares"].items())
+        return text
 
 
 def model_state(result) -> ModelState:
@@ -113,7 +119,7 @@ def model_state(result) -> ModelState:
     return ModelState(np.asarray(result.mean, np.float32), np.asarray(result.std, np.float32),
                       np.asarray(result.acquisition, np.float32), np.asarray(result.next_batch, np.int64),
                       np.concatenate(parts), ranking, rank, int(result.n_labels), str(result.scorer),
-                      float(result.seconds))
+                      float(result.seconds), result.portfolio)
 
 
 def _by_value(values: np.ndarray) -> np.ndarray:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
+from ..active.registry import DEFAULT_SCORER
+
 ORGANISATION = "galexplorer"
 APPLICATION = "explorer"
 MAX_RECENT = 10
@@ -102,7 +104,7 @@ class Settings:
 
     @property
     def scorer(self) -> str:
-        return str(self._get("loop/scorer", "gp"))
+        return str(self._get("loop/scorer", DEFAULT_SCORER))
 
     @scorer.setter
     def scorer(self, value: str) -> None:
