@@ -180,3 +180,91 @@ def test_sigkill_loses_no_acknowledged_label(tmp_path):
         cur = j.current("w")
     for i in acked:
         assert cur.get(f"obj{i}") == i % 6
+
+
+# -- SQLite failures become one-line LabelErrors naming the file ---------------------------------
+@pytest.fixture
+def short_busy_timeout(monkeypatch):
+    import galexplorer.labels.journal as jmod
+
+    monkeypatch.setattr(jmod, "BUSY_TIMEOUT_S", 0.1)
+
+
+def _lock_exclusively(path, readers_too=False):
+    """Another process's connection holding the journal's write lock (and the read lock too)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    if readers_too:
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
+    db.execute("BEGIN EXCLUSIVE")
+    db.execute("INSERT INTO meta (key, value) VALUES ('lock', 'held')")
+    return db
+
+
+def test_locked_journal_is_a_label_error_naming_the_file(tmp_path, short_busy_timeout):
+    j = LabelJournal.for_store(tmp_path / "s.h5", user="ana")
+    j.score("a", 3)
+    other = _lock_exclusively(j.path)
+    try:
+        with pytest.raises(LabelError, match="locked by another process") as exc:
+            j.score("b", 4)
+        assert str(j.path) in str(exc.value) and "\n" not in str(exc.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert j.current() == {"a": 3}          # nothing half-recorded; the journal works again
+    j.score("b", 4)
+    assert j.current() == {"a": 3, "b": 4}
+    j.close()
+
+
+@pytest.mark.parametrize("message, expected", [
+    ("database or disk is full", "disk is full"),
+    ("attempt to write a readonly database", "read-only"),
+    ("disk I/O error", "I/O error"),
+    ("unable to open database file", "cannot be opened"),
+    ("something new", "cannot be used"),
+])
+def test_operational_errors_are_explained(tmp_path, message, expected):
+    from galexplorer.labels.journal import operational_error
+
+    err = operational_error(sqlite3.OperationalError(message), tmp_path / "j.sqlite")
+    assert isinstance(err, LabelError) and expected in str(err) and message in str(err)
+    assert str(err).startswith(str(tmp_path / "j.sqlite") + ": ")
+
+
+def test_failed_write_is_rolled_back_and_reported(journal, monkeypatch):
+    journal.score("a", 1)
+    real = journal._db
+
+    class Failing:   # the disk fills up between the INSERT and the COMMIT
+        in_transaction = property(lambda self: real.in_transaction)
+
+        def execute(self, sql, *params):
+            if sql == "COMMIT":
+                raise sqlite3.OperationalError("database or disk is full")
+            return real.execute(sql, *params)
+
+    journal._db = Failing()
+    with pytest.raises(LabelError, match="disk is full"):
+        journal.score("b", 2)
+    journal._db = real
+    assert journal.current() == {"a": 1}
+
+
+def test_cli_exits_2_on_a_locked_journal(tmp_path, capsys, short_busy_timeout):
+    from galexplorer.cli import main
+    from galexplorer.store import EmbeddingStoreWriter, ObjectTable
+
+    store = tmp_path / "s.h5"
+    with EmbeddingStoreWriter(store, ObjectTable(np.array(["a", "b"], dtype=object), None, None)) as w:
+        w.write("embeddings", np.ones((2, 3), np.float32))
+    with LabelJournal.for_store(store, user="u") as j:
+        j.score("a", 4)
+    other = _lock_exclusively(journal_path(store), readers_too=True)
+    try:
+        code = main(["info", str(store)])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    err = capsys.readouterr().err
+    assert code == 2 and "locked by another process" in err and "internal error" not in err

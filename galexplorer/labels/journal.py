@@ -35,6 +35,7 @@ JOURNAL_VERSION = 1
 SUFFIX = ".labels.sqlite"
 KINDS = ("score", "note", "exclude", "include", "retract")
 MIN_SCORE, MAX_SCORE = 0, 5
+BUSY_TIMEOUT_S = 5.0  # how long to wait for another process's lock before giving up with a LabelError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,6 +58,35 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
 CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'the label journal is append-only'); END;
 """
+
+
+def operational_error(exc: sqlite3.OperationalError, path: str | Path) -> LabelError:
+    """A one-line :class:`LabelError` naming ``path`` for an ``sqlite3.OperationalError``.
+
+    The event being recorded when it happened was not recorded (its transaction rolled back);
+    every event acknowledged before it is in the journal.
+    """
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return LabelError(f"the label journal is locked by another process ({text})", path,
+                          "close the other galexplorer window or command using this store and try again")
+    if "full" in low:
+        return LabelError(f"the disk is full; the label journal cannot grow ({text})", path,
+                          "free some space on this disk and try again; no recorded label was lost")
+    if "readonly" in low or "read-only" in low:
+        return LabelError(f"the label journal cannot be written: read-only file or folder ({text})", path,
+                          "give yourself write permission on the file and its folder, "
+                          "or copy the store somewhere writable")
+    if "i/o" in low:
+        return LabelError(f"an I/O error occurred while using the label journal ({text})", path,
+                          "check the disk or network share and try again; "
+                          "back up the journal as docs/store-format.md says")
+    if "unable to open" in low:
+        return LabelError(f"the label journal cannot be opened ({text})", path,
+                          "check that the folder exists and that you may write in it")
+    return LabelError(f"the label journal cannot be used ({text})", path,
+                      "check the disk and the file's permissions, then try again")
 
 
 def journal_path(store_path: str | Path) -> Path:
@@ -132,7 +162,9 @@ class LabelJournal:
             file then reads as an empty journal.
 
     Raises:
-        LabelError: the file is not a label journal, or of a newer version.
+        LabelError: the file is not a label journal, or of a newer version; and from any method,
+            when SQLite fails (locked past ``BUSY_TIMEOUT_S``, disk full, I/O error, read-only):
+            one line naming the file, the event not recorded.
     """
 
     def __init__(self, path: str | Path, user: str | None = None, readonly: bool = False):
@@ -147,10 +179,11 @@ class LabelJournal:
         try:
             if readonly:
                 uri = f"file:{self.path.resolve().as_posix()}?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                           timeout=BUSY_TIMEOUT_S)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
@@ -158,6 +191,12 @@ class LabelJournal:
                     self._set_meta_now("version", str(JOURNAL_VERSION))
                     self._set_meta_now("created", _now())
             version = self._meta("version")
+        except sqlite3.OperationalError as exc:
+            self.close()
+            if "no such table" not in str(exc):
+                raise operational_error(exc, self.path) from None
+            raise LabelError(f"not a label journal ({exc})", self.path,
+                             "move the file aside; galexplorer will start a new journal") from None
         except sqlite3.DatabaseError as exc:
             self.close()
             raise LabelError(f"not a label journal ({exc})", self.path,
@@ -176,7 +215,10 @@ class LabelJournal:
         if self._db is None:
             return []
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise operational_error(exc, self.path) from None
 
     def _meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -194,7 +236,10 @@ class LabelJournal:
     def set_meta(self, key: str, value: str) -> None:
         self._writable()
         with self._lock:
-            self._set_meta_now(key, value)
+            try:
+                self._set_meta_now(key, value)
+            except sqlite3.OperationalError as exc:
+                raise operational_error(exc, self.path) from None
 
     def _writable(self) -> None:
         if self.readonly or self._db is None:
@@ -219,11 +264,22 @@ class LabelJournal:
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (action, kind, oid, score, self.user, t, note, target))
                     events.append(Event(cur.lastrowid, action, kind, oid, score, self.user, t, note, target))
                 db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback(db)
+                raise operational_error(exc, self.path) from None
             except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+                self._rollback(db)
                 raise
         return events
+
+    @staticmethod
+    def _rollback(db: sqlite3.Connection) -> None:
+        """Roll back a failed transaction; a failing rollback must not hide the first error."""
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.debug("rollback failed", exc_info=True)
 
     # -- recording -----------------------------------------------------------------------------
     def score(self, object_id: str, score: int, note: str | None = None) -> Event:
@@ -402,8 +458,11 @@ class LabelJournal:
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
-                self._db.close()
-                self._db = None
+                db, self._db = self._db, None
+                try:
+                    db.close()
+                except sqlite3.OperationalError as exc:
+                    raise operational_error(exc, self.path) from None
 
     def __enter__(self) -> LabelJournal:
         return self
