@@ -105,7 +105,7 @@ def run_app(args) -> int:
     if shot:
         if store:
             # fail fast, before any window exists, with the one-line message and its fix
-            from .session import open_store
+            from ..active.session import open_store
 
             open_store(store).close()
     app = application()

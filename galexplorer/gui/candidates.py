@@ -48,6 +48,23 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         self._apply()
         self.endResetModel()
 
+    def update_table(self, columns: dict[str, np.ndarray], order: np.ndarray) -> None:
+        """New values and ranking for the same columns (after a score): the user's sort, filter
+        and scroll position stay."""
+        self.layoutAboutToBeChanged.emit()
+        self._cols = dict(columns)
+        self._order = np.asarray(order, np.int64)
+        self._apply()
+        self.layoutChanged.emit()
+        self.refresh()
+
+    def clear_sort(self) -> None:
+        """Back to rank order."""
+        self.layoutAboutToBeChanged.emit()
+        self._sort = None
+        self._apply()
+        self.layoutChanged.emit()
+
     @property
     def column_names(self) -> list[str]:
         return list(self._names)
@@ -255,8 +272,17 @@ class CandidatesPanel(QtWidgets.QWidget):
         else:
             # the table arrives ranked: show it in rank order without a sort indicator
             header.setSortIndicator(-1, QtCore.Qt.SortOrder.AscendingOrder)
+            self.model.clear_sort()
         if list(columns) != old:   # new columns: size them; a refit keeps the user's widths
             self.table.resizeColumnsToContents()
+
+    def update_table(self, columns: dict[str, np.ndarray], order: np.ndarray, range_columns: list[str]) -> None:
+        """New values and ranking (after a score): the sort, filter and scroll position stay."""
+        if list(columns) != self.model.column_names:
+            self.set_table(columns, order, range_columns)
+        else:
+            self.model.update_table(columns, order)
+            self.count.setText(f"{self.model.rowCount():,} of {self.model.n_objects:,}")
 
     def apply_filter(self) -> None:
         lo, hi = _number(self.lo.text(), -math.inf), _number(self.hi.text(), math.inf)

@@ -21,11 +21,11 @@ import numpy as np
 from PySide6 import QtCore
 
 from ..active.loop import LoopConfig
+from ..active.session import LabellingSession, ModelState
 from ..errors import GalexplorerError
 from .colouring import ColourSpec, density_spec, spec_for
 from .modelproc import ModelProcess
 from .selection import SelectionMode, combine
-from .session import LabellingSession, ModelState
 from .workers import LatestOnlyRunner
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,14 @@ class Explorer(QtCore.QObject):
         else:
             self.message.emit("no next object yet: the queue refills after the refit")
 
+    def go_to_queue(self) -> None:
+        """Space: the head of the queue (the model's new batch after a refit)."""
+        if self.session.go_to_queue_head():
+            self.currentChanged.emit(self.session.current)
+            self.queueChanged.emit()
+        elif self.session.queue_head() is None:
+            self.message.emit("the queue is empty")
+
     def skip(self) -> None:
         self.session.skip()
         self.currentChanged.emit(self.session.current)
@@ -258,10 +266,14 @@ class Explorer(QtCore.QObject):
 
     def _on_fitted(self, tag, state: ModelState) -> None:
         self.state = state
-        self.session.apply_model(state)
+        moved = self.session.apply_model(state)
         if self.session.current is None:
             self.session.start()
+            moved = True
+        if moved:
             self.currentChanged.emit(self.session.current)
+        elif self.session.batch_waiting:
+            self.message.emit("a new batch is ready: press Space to go to it")
         self.modelChanged.emit()
         self.queueChanged.emit()
         if not self.refits.busy:
@@ -369,7 +381,7 @@ class Explorer(QtCore.QObject):
         n = ses.n
         nan = np.full(n, np.nan, np.float32)
         cols: dict[str, np.ndarray] = {
-            "rank": s.rank if s is not None else np.arange(1, n + 1, dtype=np.int32),
+            "rank": ses.rank if ses.rank is not None else np.arange(1, n + 1, dtype=np.int32),
             "id": ses.ids,
             "label": ses.labels,
             "score_mean": s.mean if s is not None else nan,
@@ -382,7 +394,7 @@ class Explorer(QtCore.QObject):
         cols["ra"], cols["dec"] = o.ra, o.dec
         for name, values in o.columns.items():
             cols[name if name not in cols else f"catalog_{name}"] = values
-        order = s.ranking if s is not None else np.arange(n, dtype=np.int64)
+        order = ses.ranking if ses.ranking is not None else np.arange(n, dtype=np.int64)
         return cols, order
 
     def colour_options(self) -> list[str]:
@@ -425,7 +437,7 @@ class Explorer(QtCore.QObject):
         if s is not None and not s.scorer.startswith("prior"):
             mean, std = s.mean[i], s.std[i]
             lines.append(("model", f"{mean:.2f}" + (f" ± {std:.2f}" if np.isfinite(std) else "")))
-            lines.append(("rank", f"{int(s.rank[i]):,}"))
+            lines.append(("rank", f"{int(ses.rank[i]):,}"))
         for name in ("anomaly", "cluster"):
             if name in self._scores:
                 v = self.score_array(name)[i]
@@ -445,7 +457,7 @@ class Explorer(QtCore.QObject):
             std = f" ± {s.std[i]:.2f}" if np.isfinite(s.std[i]) else ""
             rows.append(("model score", f"{s.mean[i]:.2f}{std}"))
             rows.append(("acquisition", float(s.acquisition[i]) if np.isfinite(s.acquisition[i]) else None))
-            rows.append(("rank", f"{int(s.rank[i]):,} of {len(s.rank):,}"))
+            rows.append(("rank", f"{int(ses.rank[i]):,} of {len(ses.rank):,}"))
         for name in self.store.score_names:
             v = self.score_array(name)[i]
             rows.append((name, v.item() if hasattr(v, "item") else v))

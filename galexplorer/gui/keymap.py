@@ -44,6 +44,8 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     _score(5, "exactly what I am looking for"),
     Shortcut("previous", ("Left",), "Previous object", "go back to the object shown before", "Labelling"),
     Shortcut("next", ("Right",), "Next object", "go to the next object without scoring this one", "Labelling"),
+    Shortcut("queue_head", ("Space",), "Go to the queue",
+             "show the head of the queue (the model's new batch after a refit)", "Labelling"),
     Shortcut("skip", ("S",), "Skip", "leave this object unscored and take it out of the queue", "Labelling"),
     Shortcut("note", ("N",), "Note…", "write a note about this object (kept with the labels)", "Labelling"),
     Shortcut("undo", ("Ctrl+Z",), "Undo", "take back the last score, note or exclusion", "Labelling"),

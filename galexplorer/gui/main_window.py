@@ -13,6 +13,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..active.loop import LoopConfig
+from ..active.session import LabellingSession, open_store
 from ..errors import GalexplorerError
 from . import theme
 from .controller import Explorer
@@ -22,7 +23,6 @@ from .keymap import SHORTCUTS, ShortcutHelp, key_sequences
 from .queue import QueuePanel
 from .scatter import ScatterView, Tool
 from .selection import SelectionMode
-from .session import LabellingSession, open_store
 from .settings import Settings, viewer_url
 from .thumbs import ThumbnailCache
 
@@ -171,7 +171,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _make_actions(self) -> None:
         handlers = {
             "previous": lambda: self._ex("back"), "next": lambda: self._ex("forward"),
-            "skip": lambda: self._ex("skip"), "note": self.write_note, "undo": lambda: self._ex("undo"),
+            "skip": lambda: self._ex("skip"), "note": self.write_note,
+            "queue_head": lambda: self._ex("go_to_queue"), "undo": lambda: self._ex("undo"),
             "redo": lambda: self._ex("redo"), "exclude": self.exclude_current_or_selection,
             "similar": self.find_similar, "lasso": lambda: self.set_tool(Tool.LASSO),
             "rectangle": lambda: self.set_tool(Tool.RECT), "pan": lambda: self.set_tool(Tool.PAN),
@@ -222,7 +223,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for s in range(6):
             m.addAction(a[f"score_{s}"])
         m.addSeparator()
-        for name in ("previous", "next", "skip", "note", "exclude"):
+        for name in ("previous", "next", "queue_head", "skip", "note", "exclude"):
             m.addAction(a[name])
         m.addSeparator()
         m.addAction(a["undo"])
@@ -578,7 +579,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scatter.set_labelled(idx, ses.labels[idx])
         self.scatter.set_excluded(np.flatnonzero(ses.excluded))
         self.gallery.model.refresh()
-        self.candidates.model.refresh()
+        cols, order = ex.table_columns()
+        self.candidates.update_table(cols, order, self._range_columns(cols))
+        self.scatter.refresh_card()
         if self.scatter_panel.colour.currentText() == "your labels (consensus)":
             self._on_colour(self.scatter_panel.colour.currentText())
         self._update_counters()
@@ -597,12 +600,15 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is None or ex.state is None:
             return
         cols, order = ex.table_columns()
-        self.candidates.set_table(cols, order, [c for c in ("score_mean", "label", "acquisition", "anomaly",
-                                                            "score_std") if c in cols])
+        self.candidates.set_table(cols, order, self._range_columns(cols))
         self._refresh_colour_options()
         self.queue.model.refresh()
         self.gallery.model.refresh()
         self._on_current(ex.current)
+
+    @staticmethod
+    def _range_columns(cols) -> list[str]:
+        return [c for c in ("score_mean", "label", "acquisition", "anomaly", "score_std") if c in cols]
 
     def _on_refit_state(self, busy: bool, text: str) -> None:
         self.queue.set_busy(busy, text)

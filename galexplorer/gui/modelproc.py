@@ -93,7 +93,7 @@ class ModelServer:
 
     def do_fit(self, config: dict, labelled, labels, excluded) -> dict:
         """Fit, choose the next batch; returns the :class:`~.session.ModelState` fields."""
-        from .session import model_state
+        from ..active.session import model_state
 
         result = self._fit(config, labelled, labels, excluded)
         if len(result.mean) * max(result.n_labels, 1) ** 2 <= COMPLETE_STD_FLOPS:

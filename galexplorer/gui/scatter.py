@@ -593,6 +593,11 @@ class ScatterView(pg.PlotWidget):
             self._place_card(i, pos)
         self.hovered.emit(i)
 
+    def refresh_card(self) -> None:
+        """Redraw the hover card's values (a label changed under the mouse)."""
+        if self.card.isVisible() and self.hovered_index >= 0 and self._hover_scene_pos is not None:
+            self._place_card(self.hovered_index, self._hover_scene_pos)
+
     def _place_card(self, i: int, pos: QtCore.QPointF) -> None:
         oid, lines = self.describe(i) if self.describe else (str(i), [])
         pm = self.thumbnails.pixmap(i) if self.thumbnails is not None else None

@@ -1,0 +1,147 @@
+"""An afternoon of labelling, driven through the real window (offscreen): the view follows the
+model after a refit, ranks agree with the export after every key press, a score that cannot be
+saved is shown and does not advance (issue #12, items 1, 2 and 7)."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+
+import gui_qt
+import numpy as np
+import pytest
+from gui_qt import key, open_window
+from gui_stores import build_store
+from PySide6 import QtCore
+
+from galexplorer.active.loop import ranking_order
+from galexplorer.labels import LabelJournal
+
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
+gui_settings = gui_qt.gui_settings
+no_leaks = gui_qt.no_leaks
+Key = QtCore.Qt.Key
+
+
+@pytest.fixture
+def store(tmp_path):
+    return build_store(tmp_path / "store.h5", 600)
+
+
+def _score_key(w, s: int) -> None:
+    key(w, getattr(Key, f"Key_{s}"))
+
+
+def _batch(w, n: int = 10) -> dict[str, int]:
+    """Score ``n`` objects by key (5 for cluster 0, else 1), following the queue."""
+    ex = w.explorer
+    c = ex.score_array("cluster")
+    done = {}
+    for _ in range(n):
+        i = ex.current
+        s = 5 if c[i] == 0 else 1
+        _score_key(w, s)
+        done[ex.session.ids[i]] = s
+    return done
+
+
+def test_after_a_refit_the_next_key_labels_the_head_of_the_new_queue(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    _batch(w, 10)
+    assert ex.wait_idle(60)
+    assert ex.state.scorer == "gp" and ex.state.n_labels == 10
+    head = int(w.queue.model.indices[0])
+    assert head in ex.state.next_batch.tolist()
+    assert ex.current == head, "the inspector stayed on the pre-model order"
+    assert w.inspector.title.text() == ex.session.ids[head]
+    _score_key(w, 3)   # the 11th key press
+    with LabelJournal.for_store(store, readonly=True) as j:
+        assert j.current("tester")[ex.session.ids[head]] == 3
+    w.close()
+
+
+def test_a_user_who_looked_away_is_told_and_space_goes_to_the_batch(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    _batch(w, 9)
+    away = int(np.flatnonzero(~np.isfinite(ex.session.labels))[-1])
+    assert ex.score(1)       # the 10th label starts the refit …
+    ex.open(away)            # … and the user clicks somewhere else before it lands
+    assert ex.wait_idle(60) and ex.state.n_labels == 10
+    qtbot.waitUntil(lambda: "new batch is ready" in w.statusBar().currentMessage(), timeout=3000)
+    assert ex.current == away
+    key(w, Key.Key_Space)
+    assert ex.current == int(w.queue.model.indices[0]) and ex.current in ex.state.next_batch.tolist()
+    w.close()
+
+
+def _ranks(w, i: int) -> tuple[int, int, int]:
+    """Object ``i``'s rank in the candidates table, the hover card and the inspector."""
+    ex = w.explorer
+    model = w.candidates.model
+    table = int(model.column("rank")[i])
+    card = int(dict(ex.describe(i)[1])["rank"].replace(",", ""))
+    inspector = int(dict(ex.details(i))["rank"].split(" of ")[0].replace(",", ""))
+    return table, card, inspector
+
+
+def test_table_card_and_inspector_rank_a_label_at_once_as_export_does(qtbot, store, gui_settings, tmp_path):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    _batch(w, 10)
+    assert ex.wait_idle(60) and ex.state.n_labels == 10
+    sc = w.scatter
+    for k, s in enumerate((0, 5, 0, 5, 2, 0)):
+        i = ex.current
+        # the mouse rests on the object being scored: its card must change with the key press
+        gui_qt.hover(sc, *sc._xy[i])
+        qtbot.waitUntil(lambda i=i: sc.card.isVisible() and sc.card.index == i, timeout=2000)
+        _score_key(w, s)
+        lab = np.flatnonzero(np.isfinite(ex.session.labels))
+        expect = np.empty(ex.n, np.int64)
+        expect[ranking_order(ex.state.mean, lab, ex.session.labels[lab], np.empty(0, np.int64))] = \
+            np.arange(1, ex.n + 1)
+        for j in lab.tolist():
+            assert _ranks(w, j) == (expect[j],) * 3, f"key press {k + 1}: object {j}"
+        assert dict(sc.card.lines)["label"] == str(s)
+        # rows of the table are in rank order (no sort chosen)
+        shown = w.candidates.model.visible_indices
+        np.testing.assert_array_equal(w.candidates.model.column("rank")[shown], np.arange(1, ex.n + 1))
+    top = [j for j in np.flatnonzero(ex.session.labels == 5)]
+    zero = [j for j in np.flatnonzero(ex.session.labels == 0)]
+    assert max(_ranks(w, j)[0] for j in top) < min(_ranks(w, j)[0] for j in zero)
+    # the export on the same model writes the same ranks, for every object
+    ex.request_refit("manual")
+    assert ex.wait_idle(60)
+    out = tmp_path / "ranked.csv"
+    ex.export(out)
+    assert ex.wait_idle(60)
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    got = {r["id"]: int(r["rank"]) for r in rows}
+    col = w.candidates.model.column("rank")
+    assert all(got[ex.session.ids[j]] == col[j] for j in range(ex.n))
+    w.close()
+
+
+def test_a_score_the_journal_refuses_shows_a_dialog_and_does_not_advance(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    ex.session.journal._db.execute("PRAGMA busy_timeout = 200")   # fail fast in the test
+    here = ex.current
+    other = sqlite3.connect(str(store) + ".labels.sqlite", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        w.last_error = ""
+        _score_key(w, 4)
+        assert "locked" in w.last_error and ".labels.sqlite" in w.last_error
+        assert ex.current == here, "the view advanced past a score that was not saved"
+        assert w.counters["scored"].text() == "0 scored"
+        assert not np.isfinite(ex.session.labels[here])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    _score_key(w, 4)    # once the lock is gone, the same key saves and moves on
+    assert ex.current != here and w.counters["scored"].text() == "1 scored"
+    w.close()

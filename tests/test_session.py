@@ -1,0 +1,52 @@
+"""The labelling session without Qt: live ranking between refits (issue #12, item 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from galexplorer.active.loop import ranking_order
+from galexplorer.active.session import ModelState, live_ranking
+
+
+def _state(mean, labelled, labels, excluded) -> ModelState:
+    n = len(mean)
+    ranking = ranking_order(mean, labelled, labels, excluded)
+    rank = np.empty(n, np.int32)
+    rank[ranking] = np.arange(1, n + 1)
+    return ModelState(mean, mean * np.nan, mean * np.nan, np.empty(0, np.int64), ranking, ranking, rank,
+                      len(labelled), "gp", 0.0, labelled, labels, excluded)
+
+
+def test_live_ranking_is_ranking_order_on_the_labels_now():
+    rng = np.random.default_rng(3)
+    n = 2000
+    mean = rng.normal(2.0, 1.5, n).astype(np.float32)
+    mean[rng.choice(n, 30, replace=False)] = np.nan
+    mean[rng.choice(n, 40, replace=False)] = 2.0          # ties
+    labelled = np.sort(rng.choice(n, 50, replace=False)).astype(np.int64)
+    labels = rng.integers(0, 6, 50).astype(np.float32)
+    excluded = np.sort(rng.choice(np.setdiff1d(np.arange(n), labelled), 10, replace=False)).astype(np.int64)
+    state = _state(mean, labelled, labels, excluded)
+    for step in range(20):
+        now = np.full(n, np.nan, np.float32)
+        now[labelled] = labels
+        ex = np.zeros(n, bool)
+        ex[excluded] = True
+        # since the fit: new scores, changed scores, an undo, an exclusion and an inclusion
+        new = rng.choice(n, 3 + step, replace=False)
+        now[new] = rng.integers(0, 6, len(new))
+        now[labelled[step]] = np.nan
+        ex[rng.choice(n, 2)] = True
+        ex[excluded[step % 10]] = False
+        lab = np.flatnonzero(np.isfinite(now))
+        expect = ranking_order(mean, lab, now[lab], np.flatnonzero(ex))
+        np.testing.assert_array_equal(live_ranking(state, now, ex), expect)
+
+
+def test_live_ranking_without_changes_is_the_fit():
+    mean = np.linspace(0, 5, 100).astype(np.float32)
+    lab = np.array([3, 50], np.int64)
+    state = _state(mean, lab, np.array([5, 0], np.float32), np.empty(0, np.int64))
+    now = np.full(100, np.nan, np.float32)
+    now[lab] = [5, 0]
+    assert live_ranking(state, now, np.zeros(100, bool)) is state.ranking
