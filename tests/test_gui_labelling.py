@@ -145,3 +145,87 @@ def test_a_score_the_journal_refuses_shows_a_dialog_and_does_not_advance(qtbot, 
     _score_key(w, 4)    # once the lock is gone, the same key saves and moves on
     assert ex.current != here and w.counters["scored"].text() == "1 scored"
     w.close()
+
+
+def test_two_exports_queued_back_to_back_both_land(qtbot, store, gui_settings, tmp_path):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    a, b = tmp_path / "a.csv", tmp_path / "b.votable.xml"
+    assert ex.export(a) and ex.export(b)       # the second is asked while the first runs
+    assert "after 1 waiting" in w.statusBar().currentMessage()
+    assert ex.wait_idle(60)
+    assert a.exists() and b.exists()
+    with open(a, newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == 600
+    assert "VOTABLE" in b.read_text()[:2000].upper()
+    w.close()
+
+
+def test_the_io_queue_refuses_with_a_message_rather_than_drops(qtbot, qapp):
+    import threading
+
+    from galexplorer.gui.workers import QueuedRunner
+
+    gate = threading.Event()
+    runner = QueuedRunner("io-test", limit=2)
+    done = []
+    runner.finished.connect(lambda tag, v: done.append(v))
+    assert runner.submit(gate.wait, 10, tag=0) > 0
+    assert runner.submit(lambda: 1) > 0 and runner.submit(lambda: 2) > 0
+    assert runner.submit(lambda: 3) == -1          # over the limit: refused, not replacing one
+    gate.set()
+    assert runner.wait(10)
+    assert done == [True, 1, 2]
+    runner.shutdown()
+
+
+@pytest.mark.parametrize("what", ["text file", "missing"])
+def test_a_store_that_cannot_be_opened_exits_2_after_the_dialog(qtbot, tmp_path, gui_settings, what):
+    from argparse import Namespace
+
+    from galexplorer.gui.app import run_app
+
+    path = "/etc/hostname" if what == "text file" else str(tmp_path / "nowhere.h5")
+    assert run_app(Namespace(store=path, screenshot=None, user="tester")) == 2
+
+
+def test_without_a_store_the_start_page_disables_what_needs_one(qtbot, store, gui_settings):
+    from galexplorer.gui.main_window import MainWindow
+
+    w = MainWindow(gui_settings, user="tester")
+    qtbot.addWidget(w)
+    w.show()
+    assert w.central.currentWidget() is w.welcome
+    for name in ("score_0", "score_5", "refit", "export", "similar", "undo", "queue_head"):
+        assert not w.act[name].isEnabled(), name
+    assert w.act["open"].isEnabled() and w.act["help"].isEnabled()
+    assert not any(d.isVisible() for d in w.docks.values()), "panels with live-looking buttons"
+    assert not w.try_load("/etc/hostname")
+    assert not any(d.isVisible() for d in w.docks.values()) and not w.act["refit"].isEnabled()
+    w.load(store)
+    from galexplorer.gui.app import settle
+
+    settle(w)
+    assert w.docks["inspector"].isVisible() and w.act["score_3"].isEnabled()
+    w.close()
+
+
+def test_esc_from_a_text_field_gives_the_keys_back_to_labelling(qtbot, store, gui_settings):
+    from PySide6 import QtTest, QtWidgets
+
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    w.activateWindow()
+    field = w.candidates.text
+    field.setFocus()
+    qtbot.waitUntil(lambda: QtWidgets.QApplication.focusWidget() is field, timeout=2000)
+    assert w.typing.isVisible(), "the status bar must say keys go to the text field"
+    here = ex.current
+    QtTest.QTest.keyClicks(field, "G0003")
+    assert field.text() == "G0003" and ex.session.n_labelled == 0 and ex.current == here
+    QtTest.QTest.keyClick(field, Key.Key_Escape)
+    qtbot.waitUntil(lambda: QtWidgets.QApplication.focusWidget() is not field, timeout=2000)
+    assert not w.typing.isVisible()
+    QtTest.QTest.keyClick(QtWidgets.QApplication.focusWidget(), Key.Key_3)
+    assert ex.session.n_labelled == 1 and ex.session.labels[here] == 3
+    w.close()

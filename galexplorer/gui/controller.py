@@ -7,7 +7,9 @@ command line: the :class:`~galexplorer.labels.LabelJournal` (through the session
 :class:`~galexplorer.explore.similarity.SimilarityIndex` and :func:`~galexplorer.export.write_ranked`
 in the model's own process (:mod:`.modelproc`). Requests to that process go through
 :class:`~.workers.LatestOnlyRunner` threads: a refit asked for while one runs waits in a single
-slot, so a burst of requests runs only the latest, and the UI thread never waits.
+slot, so a burst of requests runs only the latest, and the UI thread never waits. Exports and
+SAMP sends go through a :class:`~.workers.QueuedRunner` instead: every one runs, in order, or
+is refused with a message.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..errors import GalexplorerError
 from .colouring import ColourSpec, density_spec, spec_for
 from .modelproc import ModelProcess
 from .selection import SelectionMode, combine
-from .workers import LatestOnlyRunner
+from .workers import LatestOnlyRunner, QueuedRunner
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ class Explorer(QtCore.QObject):
         self.refit_started_at: float | None = None
         self.refits = LatestOnlyRunner("refit", self)
         self.searches = LatestOnlyRunner("similarity", self)
-        self.io = LatestOnlyRunner("io", self)
+        self.io = QueuedRunner("io", self)
         self.refits.finished.connect(self._on_fitted)
         self.refits.failed.connect(self._on_fit_failed)
         self.refits.progressed.connect(self.progressed)
@@ -336,10 +338,14 @@ class Explorer(QtCore.QObject):
         """Write the ranked list (all objects, or ``subset``) on the current labels, as
         ``galexplorer export`` does; in the model's process."""
         labelled, labels, excluded = self.session.fit_inputs()
-        self.message.emit(f"writing {path}…")
         args = dict(config=self.config.to_dict(), labelled=labelled, labels=labels, excluded=excluded,
                     path=str(path), fmt=fmt, subset=None if subset is None else np.asarray(subset, np.int64))
-        self.io.submit(lambda: self.model.call("export", **args), tag="export")
+        ahead = self.io.waiting + (1 if self.io.busy else 0)
+        if self.io.submit(lambda: self.model.call("export", **args), tag="export") < 0:
+            self.failed.emit(f"{path}: not written: {self.io.limit} exports and sends are already waiting; "
+                             "try again when they are done")
+            return False
+        self.message.emit(f"writing {path}…" + (f" (after {ahead} waiting)" if ahead else ""))
         return True
 
     def send_samp(self, sender, indices: np.ndarray, folder: Path) -> None:
@@ -356,7 +362,11 @@ class Explorer(QtCore.QObject):
             sender.send_votable(path, f"galexplorer: {len(indices)} objects")
             return len(indices)
 
-        self.io.submit(job, tag="samp")
+        if self.io.submit(job, tag="samp") < 0:
+            self.failed.emit(f"not sent over SAMP: {self.io.limit} exports and sends are already waiting; "
+                             "try again when they are done")
+        else:
+            self.message.emit(f"sending {len(indices)} objects over SAMP…")
 
     def _on_io_done(self, tag, value) -> None:
         if tag == "export":

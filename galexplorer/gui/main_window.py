@@ -141,6 +141,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._dock("candidates", "Candidates", self.candidates, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
         self.splitDockWidget(self.docks["gallery"], self.docks["candidates"], QtCore.Qt.Orientation.Horizontal)
         self._default_state = None
+        self._layout: QtCore.QByteArray | None = None   # the panels' layout while the start page shows
 
         self.act: dict[str, QtGui.QAction] = {}
         self._make_actions()
@@ -148,6 +149,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._make_scatter_toolbar()
         self._make_status_bar()
         self._connect_widgets()
+        app = QtWidgets.QApplication.instance()
+        app.focusChanged.connect(self._on_focus)
+        app.installEventFilter(self)
         self.resize(1600, 1000)
         self.resizeDocks([self.docks["queue"], self.docks["inspector"]], [270, 400], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["gallery"]], [300], QtCore.Qt.Orientation.Vertical)
@@ -273,6 +277,10 @@ class MainWindow(QtWidgets.QMainWindow):
             lab.setProperty("counter", True)
             sb.addPermanentWidget(lab)
             self.counters[name] = lab
+        self.typing = QtWidgets.QLabel("keys go to the text field · Esc returns them to labelling")
+        self.typing.setObjectName("TypingHint")
+        self.typing.hide()
+        sb.addPermanentWidget(self.typing)
         self.refit_bar = QtWidgets.QProgressBar()
         self.refit_bar.setObjectName("RefitProgress")
         self.refit_bar.setMaximumWidth(120)
@@ -392,11 +400,23 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_loaded(False)
 
     def _set_loaded(self, on: bool) -> None:
+        """With no store open the window is its start page: the panels are hidden (no live-looking
+        score buttons) and every action that needs a store is disabled."""
         for name, act in self.act.items():
-            if name not in ("open", "quit", "help", "viewer_url", "reset_layout"):
+            if name not in ("open", "quit", "help", "viewer_url"):
                 act.setEnabled(on)
+        if not on and self._layout is None:
+            self._layout = self.saveState()
+        elif on and self._layout is not None:
+            self.restoreState(self._layout)
+            self._layout = None
         for d in self.docks.values():
             d.widget().setEnabled(on)
+            d.toggleViewAction().setEnabled(on)
+            if not on:
+                d.hide()
+        if not on:
+            self.central.setCurrentWidget(self.welcome)
 
     # -- actions --------------------------------------------------------------------------------
     def _ex(self, method: str, *args) -> None:
@@ -708,6 +728,36 @@ class MainWindow(QtWidgets.QMainWindow):
         oid, lines = ex.describe(i)
         return oid + "\n" + "\n".join(f"{k}: {val}" for k, val in lines)
 
+    # -- keyboard focus ---------------------------------------------------------------------------
+    def _is_text_field(self, w) -> bool:
+        """A widget of this window that takes typed keys (digits would not reach the labelling keys)."""
+        if w is None or w.window() is not self:
+            return False
+        if isinstance(w, QtWidgets.QComboBox):
+            return w.isEditable()
+        return isinstance(w, (QtWidgets.QLineEdit, QtWidgets.QAbstractSpinBox, QtWidgets.QTextEdit,
+                              QtWidgets.QPlainTextEdit))
+
+    def _on_focus(self, old, new) -> None:
+        self.typing.setVisible(self._is_text_field(new))
+
+    def return_keys(self) -> None:
+        """Esc in a text field: the keys go back to labelling (0–5, arrows, shortcuts)."""
+        w = QtWidgets.QApplication.focusWidget()
+        if w is not None:
+            w.clearFocus()
+        self.scatter.setFocus(QtCore.Qt.FocusReason.ShortcutFocusReason)
+        self.typing.hide()
+        self.statusBar().showMessage("keys back to labelling", 3000)
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() in (QtCore.QEvent.Type.ShortcutOverride, QtCore.QEvent.Type.KeyPress) \
+                and ev.key() == QtCore.Qt.Key.Key_Escape and self._is_text_field(obj) \
+                and obj is QtWidgets.QApplication.focusWidget():
+            self.return_keys()
+            return True
+        return super().eventFilter(obj, ev)
+
     # -- Qt events ------------------------------------------------------------------------------
     def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:
         urls = ev.mimeData().urls()
@@ -723,6 +773,14 @@ class MainWindow(QtWidgets.QMainWindow):
             QtCore.QTimer.singleShot(0, lambda p=urls[0].toLocalFile(): self.try_load(p))
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
+        app = QtWidgets.QApplication.instance()
+        app.removeEventFilter(self)
+        try:
+            app.focusChanged.disconnect(self._on_focus)
+        except (RuntimeError, TypeError):
+            pass
+        if self._layout is not None:   # the start page: save the user's layout, not the hidden panels
+            self.restoreState(self._layout)
         self.settings.save_window(self)
         self.settings.sync()
         self.unload()
