@@ -229,3 +229,39 @@ def test_esc_from_a_text_field_gives_the_keys_back_to_labelling(qtbot, store, gu
     QtTest.QTest.keyClick(QtWidgets.QApplication.focusWidget(), Key.Key_3)
     assert ex.session.n_labelled == 1 and ex.session.labels[here] == 3
     w.close()
+
+
+def test_colour_by_model_score_spreads_over_percentile_limits_that_can_be_edited(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    _batch(w, 10)
+    assert ex.wait_idle(60) and ex.state.scorer == "gp"
+    p = w.scatter_panel
+    p.colour.setCurrentText("model: predicted score")
+    spec = w.scatter.colour_spec
+    mean = ex.state.mean
+    np.testing.assert_allclose(spec.vrange, np.percentile(mean[np.isfinite(mean)], [1, 99]), rtol=1e-5)
+    idx = spec.colour_index(256)
+    assert len(np.unique(idx)) >= 40, "nearly every point has the same colour"
+    lo, hi = np.percentile(mean, [1, 99])
+    assert float(p.lo.placeholderText()) == pytest.approx(lo, rel=1e-3)
+    # limits typed on the colour bar
+    p.lo.setText("1.5")
+    p.hi.setText("3")
+    p.hi.editingFinished.emit()
+    assert w.scatter.colour_spec.vrange == (1.5, 3.0)
+    # log scale, then a diverging map centred on the median
+    p.log.setChecked(True)
+    s = w.scatter.colour_spec
+    assert s.scale == "log" and "log10" in s.name and p.lo.text() == ""
+    pos = mean[mean > 0]
+    np.testing.assert_allclose(s.vrange, np.percentile(np.log10(pos), [1, 99]), rtol=1e-4)
+    p.log.setChecked(False)
+    p.diverging.setChecked(True)
+    s = w.scatter.colour_spec
+    med = float(np.median(mean))
+    assert s.cmap == "CET-D1" and s.vrange[0] + s.vrange[1] == pytest.approx(2 * med, rel=1e-4)
+    # a categorical column has no limits to edit
+    p.colour.setCurrentText("score: cluster")
+    assert not p.lo.isEnabled() and not p.log.isEnabled()
+    w.close()

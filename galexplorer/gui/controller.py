@@ -25,7 +25,7 @@ from PySide6 import QtCore
 from ..active.loop import LoopConfig
 from ..active.session import LabellingSession, ModelState
 from ..errors import GalexplorerError
-from .colouring import ColourSpec, density_spec, spec_for
+from .colouring import ColourSpec, adjust, density_spec, spec_for
 from .modelproc import ModelProcess
 from .selection import SelectionMode, combine
 from .workers import LatestOnlyRunner, QueuedRunner
@@ -418,7 +418,14 @@ class Explorer(QtCore.QObject):
         opts += [f"column: {c}" for c in self.store.column_names]
         return opts
 
-    def colour_spec(self, name: str) -> ColourSpec:
+    def colour_spec(self, name: str, scale: str = "linear", diverging: bool = False,
+                    limits: tuple[float | None, float | None] = (None, None)) -> ColourSpec:
+        """What to colour the map by: ``name`` from :meth:`colour_options`; a continuous column
+        between its 1st and 99th percentiles unless ``limits`` say otherwise, on a linear or
+        log ``scale``, with a sequential or a ``diverging`` map."""
+        return adjust(self._colour_spec(name), scale, diverging, limits)
+
+    def _colour_spec(self, name: str) -> ColourSpec:
         s = self.state
         if name == MODEL_MEAN and s is not None:
             return spec_for(name, s.mean, cmap="plasma")

@@ -90,6 +90,18 @@ class ScatterPanel(QtWidgets.QWidget):
             self.mode.addItem(text, mode)
         self.mode.setToolTip("how a new lasso or rectangle combines with the selection "
                              "(Shift adds, Ctrl removes, Shift+Ctrl intersects)")
+        self.lo = QtWidgets.QLineEdit()
+        self.hi = QtWidgets.QLineEdit()
+        for w, text in ((self.lo, "low"), (self.hi, "high")):
+            w.setObjectName(f"colour_{text}")
+            w.setValidator(QtGui.QDoubleValidator(w))
+            w.setMaximumWidth(72)
+            w.setToolTip(f"the colour bar's {text} end (empty: the {'1st' if text == 'low' else '99th'} "
+                         "percentile); Enter applies")
+        self.log = QtWidgets.QCheckBox("log")
+        self.log.setToolTip("colour by log10 of the values (values <= 0 get no colour)")
+        self.diverging = QtWidgets.QCheckBox("diverging")
+        self.diverging.setToolTip("a blue-white-red map centred on the median")
         self.info = QtWidgets.QLabel("")
         self.info.setObjectName("Dim")
         lay.addWidget(bar)
@@ -260,6 +272,9 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.addSeparator()
         bar.addWidget(QtWidgets.QLabel(" Colour "))
         bar.addWidget(self.scatter_panel.colour)
+        for w in (self.scatter_panel.lo, self.scatter_panel.hi, self.scatter_panel.log,
+                  self.scatter_panel.diverging):
+            bar.addWidget(w)
         bar.addSeparator()
         bar.addAction(a["reset_view"])
         bar.addAction(a["similar"])
@@ -296,7 +311,12 @@ class MainWindow(QtWidgets.QMainWindow):
         sc.hovered.connect(self._on_hover)
         sc.toolChanged.connect(self._on_tool_changed)
         sc.describe = lambda i: self.explorer.describe(i) if self.explorer else (str(i), [])
-        self.scatter_panel.colour.currentTextChanged.connect(self._on_colour)
+        panel = self.scatter_panel
+        panel.colour.currentTextChanged.connect(self._on_colour_choice)
+        for w in (panel.lo, panel.hi):
+            w.editingFinished.connect(lambda: self._on_colour(panel.colour.currentText()))
+        for w in (panel.log, panel.diverging):
+            w.toggled.connect(lambda _: self._on_colour_choice(panel.colour.currentText()))
         self.scatter_panel.mode.currentIndexChanged.connect(
             lambda _: setattr(self.scatter, "default_mode", self.scatter_panel.mode.currentData()))
         ins = self.inspector
@@ -674,9 +694,29 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is not None and (current not in opts or current.startswith("model") or not current):
             self._on_colour(box.currentText())
 
+    def _on_colour_choice(self, name: str) -> None:
+        """Another column (or scale, or map): the limits go back to the percentiles."""
+        for w in (self.scatter_panel.lo, self.scatter_panel.hi):
+            w.blockSignals(True)
+            w.clear()
+            w.blockSignals(False)
+        self._on_colour(name)
+
     def _on_colour(self, name: str) -> None:
-        if self.explorer is not None and name:
-            self.scatter.set_colour(self.explorer.colour_spec(name))
+        if self.explorer is None or not name:
+            return
+        p = self.scatter_panel
+        limits = tuple(float(w.text().replace(",", ".")) if w.hasAcceptableInput() and w.text() else None
+                       for w in (p.lo, p.hi))
+        spec = self.explorer.colour_spec(name, "log" if p.log.isChecked() else "linear", p.diverging.isChecked(),
+                                         limits)
+        continuous = spec.kind == "continuous"
+        for w, v in ((p.lo, spec.auto_range[0]), (p.hi, spec.auto_range[1])):
+            w.setEnabled(continuous)
+            w.setPlaceholderText(f"{v:.4g}" if continuous else "")
+        p.log.setEnabled(continuous)
+        p.diverging.setEnabled(continuous)
+        self.scatter.set_colour(spec)
 
     def _update_counters(self) -> None:
         ex = self.explorer
