@@ -200,6 +200,21 @@ class Explorer(QtCore.QObject):
         self._after_labels()
         self.currentChanged.emit(self.session.current)
 
+    def target(self) -> np.ndarray:
+        """What an action on "the selection or this object" acts on (X, F, SAMP)."""
+        if len(self.selection):
+            return self.selection
+        cur = self.session.current
+        return np.array([cur], np.int64) if cur is not None else np.empty(0, np.int64)
+
+    def exclude_target(self) -> None:
+        """X: exclude the selection (or the object in the inspector) from the ranking."""
+        self.exclude(self.target())
+
+    @property
+    def can_go_back(self) -> bool:
+        return self.session.hpos > 0
+
     def include(self, indices: np.ndarray) -> None:
         if len(indices) == 0:
             return

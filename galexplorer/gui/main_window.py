@@ -19,7 +19,7 @@ from . import theme
 from .controller import Explorer
 from .gallery import GalleryPanel
 from .inspector import Inspector
-from .keymap import SHORTCUTS, ShortcutHelp, key_sequences
+from .keymap import BY_ACTION, MENUS, SHORTCUTS, ShortcutHelp, key_sequences
 from .queue import QueuePanel
 from .scatter import ScatterView, Tool
 from .selection import SelectionMode
@@ -185,83 +185,67 @@ class MainWindow(QtWidgets.QMainWindow):
         self.docks[name] = dock
 
     def _make_actions(self) -> None:
-        handlers = {
-            "previous": lambda: self._ex("back"), "next": lambda: self._ex("forward"),
-            "skip": lambda: self._ex("skip"), "note": self.write_note,
-            "queue_head": lambda: self._ex("go_to_queue"), "undo": lambda: self._ex("undo"),
-            "redo": lambda: self._ex("redo"), "exclude": self.exclude_current_or_selection,
-            "similar": self.find_similar, "lasso": lambda: self.set_tool(Tool.LASSO),
-            "rectangle": lambda: self.set_tool(Tool.RECT), "pan": lambda: self.set_tool(Tool.PAN),
-            "clear_selection": self.escape, "show_selection": lambda: self._ex("show_selection"),
-            "reset_view": self.scatter.reset_view, "centre": self.centre_on_current,
-            "stretch": self.inspector.cycle_stretch, "band": self.inspector.cycle_band,
-            "viewer": self.open_in_viewer, "refit": self.refit_now, "open": self.open_store_dialog,
-            "export": self.export_dialog, "quit": self.close, "help": self.show_help,
-        }
-        for s in range(6):
-            handlers[f"score_{s}"] = lambda _=False, s=s: self.score(s)
+        """One ``QAction`` per row of :data:`.keymap.SHORTCUTS` (the action table)."""
         for sc in SHORTCUTS:
             act = QtGui.QAction(sc.text, self)
             act.setObjectName(sc.action)
-            act.setShortcuts(key_sequences(sc))
-            act.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
-            act.setToolTip(f"{sc.description} ({' or '.join(sc.keys)})")
-            act.triggered.connect(handlers[sc.action])
+            if sc.keys:
+                act.setShortcuts(key_sequences(sc))
+                act.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+                act.setToolTip(f"{sc.description} ({' or '.join(sc.keys)})")
+            else:
+                act.setToolTip(sc.description)
+            if sc.icon:
+                act.setIcon(theme.icon(sc.icon))
+            act.setCheckable(sc.checkable)
+            act.triggered.connect(lambda _=False, sc=sc: self.run_action(sc.action))
             self.addAction(act)
             self.act[sc.action] = act
-        for name in ("lasso", "rectangle", "pan"):
-            self.act[name].setCheckable(True)
         self.act["pan"].setChecked(True)
         self.tool_group = QtGui.QActionGroup(self)
-        for name in ("pan", "lasso", "rectangle"):
-            self.tool_group.addAction(self.act[name])
-        for name, icon in (("pan", "pan"), ("lasso", "lasso"), ("rectangle", "rectangle"),
-                           ("reset_view", "home"), ("similar", "similar"), ("refit", "refit"),
-                           ("export", "export"), ("open", "open")):
-            self.act[name].setIcon(theme.icon(icon))
-        self.act["viewer_url"] = QtGui.QAction("Sky viewer URL…", self, triggered=self.edit_viewer_url)
-        self.act["samp"] = QtGui.QAction("Send selection over SAMP", self,
-                                             triggered=lambda: self.send_samp(self._selection_or_current()))
-        self.act["reset_layout"] = QtGui.QAction("Reset layout", self, triggered=self.reset_layout)
+        for sc in SHORTCUTS:
+            if sc.checkable:
+                self.tool_group.addAction(self.act[sc.action])
+
+    def run_action(self, name: str) -> None:
+        """Run one action of the table: its handler, on the controller or on the window."""
+        sc = BY_ACTION[name]
+        if not self.act[name].isEnabled():
+            return
+        if sc.on == "window":
+            sc.handler(self)
+        elif self.explorer is not None:
+            sc.handler(self.explorer)
+
+    def _update_enabled(self) -> None:
+        """Enable each action as its ``needs`` says (a store, an object, a selection or object)."""
+        ex = self.explorer
+        have = {"always": True, "store": ex is not None,
+                "object": ex is not None and ex.current is not None,
+                "target": ex is not None and (ex.current is not None or len(ex.selection) > 0)}
+        for sc in SHORTCUTS:
+            self.act[sc.action].setEnabled(have[sc.needs])
+        if ex is not None:
+            self.act["previous"].setEnabled(ex.can_go_back)
 
     def _make_menus(self) -> None:
+        """The menus, in table order (the docks' toggles and Open recent are added by hand)."""
         mb = self.menuBar()
-        a = self.act
-        m = mb.addMenu("&File")
-        m.addAction(a["open"])
-        self.recent_menu = m.addMenu("Open recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        m.addSeparator()
-        m.addAction(a["export"])
-        m.addSeparator()
-        m.addAction(a["quit"])
-        m = mb.addMenu("&Label")
-        for s in range(6):
-            m.addAction(a[f"score_{s}"])
-        m.addSeparator()
-        for name in ("previous", "next", "queue_head", "skip", "note", "exclude"):
-            m.addAction(a[name])
-        m.addSeparator()
-        m.addAction(a["undo"])
-        m.addAction(a["redo"])
-        m = mb.addMenu("&Select")
-        for name in ("pan", "lasso", "rectangle", "clear_selection", "show_selection", "similar"):
-            m.addAction(a[name])
-        m.addAction(a["samp"])
-        m = mb.addMenu("&View")
-        for name in ("reset_view", "centre", "stretch", "band"):
-            m.addAction(a[name])
-        m.addSeparator()
-        for dock in self.docks.values():
-            m.addAction(dock.toggleViewAction())
-        m.addAction(a["reset_layout"])
-        m = mb.addMenu("&Model")
-        m.addAction(a["refit"])
-        m = mb.addMenu("&Tools")
-        m.addAction(a["viewer"])
-        m.addAction(a["viewer_url"])
-        m = mb.addMenu("&Help")
-        m.addAction(a["help"])
+        menus = {name: mb.addMenu(f"&{name}") for name in MENUS}
+        for sc in SHORTCUTS:
+            if not sc.menu:
+                continue
+            m = menus[sc.menu]
+            if sc.separator and m.actions():
+                m.addSeparator()
+            m.addAction(self.act[sc.action])
+            if sc.action == "open":
+                self.recent_menu = m.addMenu("Open recent")
+                self.recent_menu.aboutToShow.connect(self._fill_recent)
+            if sc.action == "band":
+                m.addSeparator()
+                for dock in self.docks.values():
+                    m.addAction(dock.toggleViewAction())
 
     def _make_scatter_toolbar(self) -> None:
         bar = self.scatter_panel.toolbar
@@ -306,8 +290,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _connect_widgets(self) -> None:
         sc = self.scatter
-        sc.clicked.connect(lambda i: self._ex("open", i))
-        sc.regionSelected.connect(lambda idx, mode: self._ex("select", idx, mode))
+        sc.clicked.connect(lambda i: self._ex(lambda ex: ex.open(i)))
+        sc.regionSelected.connect(lambda idx, mode: self._ex(lambda ex: ex.select(idx, mode)))
         sc.hovered.connect(self._on_hover)
         sc.toolChanged.connect(self._on_tool_changed)
         sc.describe = lambda i: self.explorer.describe(i) if self.explorer else (str(i), [])
@@ -321,25 +305,23 @@ class MainWindow(QtWidgets.QMainWindow):
             lambda _: setattr(self.scatter, "default_mode", self.scatter_panel.mode.currentData()))
         ins = self.inspector
         ins.scored.connect(self.score)
-        ins.previous.connect(lambda: self._ex("back"))
-        ins.next.connect(lambda: self._ex("forward"))
-        ins.skip.connect(lambda: self._ex("skip"))
-        ins.note.connect(self.write_note)
-        ins.similar.connect(self.find_similar)
-        ins.viewer.connect(self.open_in_viewer)
-        ins.exclude.connect(self.exclude_current_or_selection)
+        # the inspector's buttons are the table's actions
+        for signal, name in ((ins.previous, "previous"), (ins.next, "next"), (ins.skip, "skip"),
+                             (ins.note, "note"), (ins.similar, "similar"), (ins.viewer, "viewer"),
+                             (ins.exclude, "exclude")):
+            signal.connect(lambda name=name: self.run_action(name))
         ins.displayChanged.connect(lambda: setattr(self.settings, "stretch", ins.stretch.currentText()))
-        self.queue.opened.connect(lambda i: self._ex("open", i))
+        self.queue.opened.connect(lambda i: self._ex(lambda ex: ex.open(i)))
         self.queue.configChanged.connect(self._on_loop_config)
         self.queue.refitRequested.connect(self.refit_now)
         g = self.gallery
-        g.opened.connect(lambda i: self._ex("open", i, self.gallery.indices))
-        g.scoreAll.connect(lambda idx, s: self._ex("score_many", idx, s))
-        g.excludeAll.connect(lambda idx: self._ex("exclude", idx))
-        g.includeAll.connect(lambda idx: self._ex("include", idx))
+        g.opened.connect(lambda i: self._ex(lambda ex: ex.open(i, self.gallery.indices)))
+        g.scoreAll.connect(lambda idx, s: self._ex(lambda ex: ex.score_many(idx, s)))
+        g.excludeAll.connect(lambda idx: self._ex(lambda ex: ex.exclude(idx)))
+        g.includeAll.connect(lambda idx: self._ex(lambda ex: ex.include(idx)))
         g.exportAll.connect(lambda idx: self.export_dialog(subset=idx))
         g.broadcast.connect(self.send_samp)
-        self.candidates.opened.connect(lambda i: self._ex("open", i))
+        self.candidates.opened.connect(lambda i: self._ex(lambda ex: ex.open(i)))
         self.candidates.exportRequested.connect(self.export_dialog)
 
     # -- loading ------------------------------------------------------------------------------
@@ -422,9 +404,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _set_loaded(self, on: bool) -> None:
         """With no store open the window is its start page: the panels are hidden (no live-looking
         score buttons) and every action that needs a store is disabled."""
-        for name, act in self.act.items():
-            if name not in ("open", "quit", "help", "viewer_url"):
-                act.setEnabled(on)
+        self._update_enabled()
         if not on and self._layout is None:
             self._layout = self.saveState()
         elif on and self._layout is not None:
@@ -439,12 +419,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.central.setCurrentWidget(self.welcome)
 
     # -- actions --------------------------------------------------------------------------------
-    def _ex(self, method: str, *args) -> None:
+    def _ex(self, call) -> None:
+        """``call(explorer)`` when a store is open (widgets reach the controller this way)."""
         if self.explorer is not None:
-            getattr(self.explorer, method)(*args)
+            call(self.explorer)
 
     def score(self, s: int) -> None:
-        self._ex("score", s)
+        self.run_action(f"score_{s}")
 
     def set_tool(self, tool: str) -> None:
         self.scatter.set_tool(tool)
@@ -460,7 +441,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Esc: stop drawing; with the pan tool, clear the selection."""
         if self.scatter.tool != Tool.PAN:
             self.scatter.set_tool(Tool.PAN)
-        self._ex("clear_selection")
+        self._ex(lambda ex: ex.clear_selection())
 
     def write_note(self) -> None:
         ex = self.explorer
@@ -472,22 +453,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if ok:
             ex.note(text)
 
-    def exclude_current_or_selection(self) -> None:
-        ex = self.explorer
-        if ex is None:
-            return
-        ex.exclude(self._selection_or_current())
-
-    def _selection_or_current(self) -> np.ndarray:
-        ex = self.explorer
-        if ex is None:
-            return np.empty(0, np.int64)
-        if len(ex.selection):
-            return ex.selection
-        return np.array([ex.current], np.int64) if ex.current is not None else np.empty(0, np.int64)
-
     def find_similar(self) -> None:
-        self._ex("find_similar", self.settings.similar_k)
+        self._ex(lambda ex: ex.find_similar(self.settings.similar_k))
         self.docks["gallery"].raise_()
 
     def centre_on_current(self) -> None:
@@ -495,7 +462,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.scatter.zoom_to(self.explorer.current)
 
     def refit_now(self) -> None:
-        self._ex("request_refit", "manual")
+        self.run_action("refit")
 
     def open_in_viewer(self) -> None:
         ex = self.explorer
@@ -592,7 +559,7 @@ class MainWindow(QtWidgets.QMainWindow):
         c = self.queue.config()
         self.settings.scorer, self.settings.acquisition = c["scorer"], c["acquisition"]
         self.settings.xi, self.settings.batch_size = c["xi"], c["batch_size"]
-        self._ex("set_config", c["scorer"], c["acquisition"], c["xi"], c["batch_size"])
+        self._ex(lambda ex: ex.set_config(c["scorer"], c["acquisition"], c["xi"], c["batch_size"]))
         self._update_counters()
 
     # -- explorer signals -----------------------------------------------------------------------
@@ -608,7 +575,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ra, dec = ex.position(i)
         self.inspector.show_object(i, str(ses.ids[i]), ra, dec, ex.details(i), ses.my_label(i),
                                    bool(ses.excluded[i]), ses.note_of(i))
-        self.act["previous"].setEnabled(ses.hpos > 0)
+        self._update_enabled()
 
     def _on_labels(self) -> None:
         ex = self.explorer
@@ -668,6 +635,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is None:
             return
         self.scatter.set_selection(ex.selection)
+        self._update_enabled()
         self._update_counters()
 
     def _on_gallery(self) -> None:
