@@ -41,8 +41,7 @@ LABEL = "your labels (consensus)"
 def fit_job(model: ModelProcess, config: LoopConfig, labelled: np.ndarray, labels: np.ndarray,
             excluded: np.ndarray) -> ModelState:
     """A refit in the model's process (runs in a worker thread, which just waits for it)."""
-    return ModelState(**model.call("fit", config=config.to_dict(), labelled=labelled, labels=labels,
-                                   excluded=excluded))
+    return model.fit(config, labelled, labels, excluded)
 
 
 class Explorer(QtCore.QObject):
@@ -340,7 +339,7 @@ class Explorer(QtCore.QObject):
                              "build it with `galexplorer embed`")
             return
         self.message.emit("searching for similar objects…")
-        self.searches.submit(lambda: (rows, *self.model.call("similar", rows=rows, k=int(k))), tag="similar")
+        self.searches.submit(lambda: (rows, *self.model.similar(rows, int(k))), tag="similar")
 
     def _on_similar(self, tag, answer) -> None:
         rows, idx, sim = answer
@@ -353,10 +352,9 @@ class Explorer(QtCore.QObject):
         """Write the ranked list (all objects, or ``subset``) on the current labels, as
         ``galexplorer export`` does; in the model's process."""
         labelled, labels, excluded = self.session.fit_inputs()
-        args = dict(config=self.config.to_dict(), labelled=labelled, labels=labels, excluded=excluded,
-                    path=str(path), fmt=fmt, subset=None if subset is None else np.asarray(subset, np.int64))
+        config = self.config
         ahead = self.io.waiting + (1 if self.io.busy else 0)
-        if self.io.submit(lambda: self.model.call("export", **args), tag="export") < 0:
+        if self.io.submit(lambda: self.model.export(config, labelled, labels, excluded, path, fmt, subset), tag="export") < 0:
             self.failed.emit(f"{path}: not written: {self.io.limit} exports and sends are already waiting; "
                              "try again when they are done")
             return False
@@ -368,12 +366,11 @@ class Explorer(QtCore.QObject):
         worker thread)."""
         labelled, labels, excluded = self.session.fit_inputs()
         indices = np.asarray(indices, np.int64)
-        config = self.config.to_dict()
+        config = self.config
 
         def job():
             path = folder / f"galexplorer-selection-{int(time.time() * 1000)}.xml"
-            self.model.call("export", config=config, labelled=labelled, labels=labels, excluded=excluded,
-                            path=str(path), fmt="votable", subset=indices)
+            self.model.export(config, labelled, labels, excluded, path, "votable", indices)
             sender.send_votable(path, f"galexplorer: {len(indices)} objects")
             return len(indices)
 
