@@ -120,6 +120,8 @@ def test_table_card_and_inspector_rank_a_label_at_once_as_export_does(qtbot, sto
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
     got = {r["id"]: int(r["rank"]) for r in rows}
+    # the table has the export's columns (ranked_table's), n_labellers, disputed, excluded included
+    assert w.candidates.model.column_names == list(rows[0])
     col = w.candidates.model.column("rank")
     assert all(got[ex.session.ids[j]] == col[j] for j in range(ex.n))
     w.close()

@@ -207,6 +207,7 @@ class LabellingSession:
         ids: (N,) object ids.
         xy: (N, 2) float32 projection.
         labels: (N,) float32 consensus label per object (NaN = not labelled).
+        n_labellers: (N,) int32 users who scored each object; disputed: (N,) bool.
         excluded: (N,) bool, excluded from ranking (artefacts).
         model: the latest :class:`ModelState`, or None before the first fit.
         batch_size: labels between refits.
@@ -221,6 +222,8 @@ class LabellingSession:
         self.index: dict[str, int] = {oid: i for i, oid in enumerate(self.ids.tolist())}
         self.xy = np.asarray(store.projection, dtype=np.float32)
         self.labels = np.full(self.n, np.nan, np.float32)
+        self.n_labellers = np.zeros(self.n, np.int32)   # users who scored each object
+        self.disputed = np.zeros(self.n, bool)          # the users disagree (see LabelJournal.consensus)
         self.excluded = np.zeros(self.n, bool)
         self.model: ModelState | None = None
         self.batch_size = int(batch_size)
@@ -241,12 +244,17 @@ class LabellingSession:
         """Reload consensus labels and exclusions from the journal (after any change)."""
         cons = self.journal.consensus()
         self.labels.fill(np.nan)
-        for oid, s in zip(cons.ids.tolist(), cons.score.tolist()):
+        self.n_labellers.fill(0)
+        self.disputed.fill(False)
+        for oid, s, k, d in zip(cons.ids.tolist(), cons.score.tolist(), cons.n_labellers.tolist(),
+                                cons.disputed.tolist()):
             i = self.index.get(oid)
             if i is None:
                 log.warning("%s: label for %r, which is not in the store; ignored", self.journal.path, oid)
                 continue
             self.labels[i] = s
+            self.n_labellers[i] = k
+            self.disputed[i] = d
         self.excluded.fill(False)
         for oid in self.journal.excluded():
             i = self.index.get(oid)

@@ -131,7 +131,7 @@ def adjust(spec: ColourSpec, scale: str = "linear", diverging: bool = False,
         with np.errstate(divide="ignore", invalid="ignore"):
             v = np.where(v > 0, np.log10(np.where(v > 0, v, 1)), np.nan).astype(np.float32)
         name += " (log10)"
-    lo, hi = percentile_range(v) if scale == "log" or spec.vrange == spec.auto_range else spec.vrange
+    lo, hi = percentile_range(v) if scale == "log" else spec.vrange
     auto = (lo, hi)
     cmap = spec.cmap
     if diverging:

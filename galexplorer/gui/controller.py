@@ -396,26 +396,20 @@ class Explorer(QtCore.QObject):
         return values
 
     def table_columns(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The candidates table: per-object columns (store order; the label column is the
-        session's live array) and the ranking order. Same columns as
-        :func:`~galexplorer.active.ranking.ranked_table` writes."""
-        s, ses, o = self.state, self.session, self.store.objects
+        """The candidates table: the columns of :func:`~galexplorer.active.ranking.ranked_table`
+        (the ranked CSV's), in store order, with the labels and the ranking as they are now;
+        and the ranking, best first. Nothing is copied per row."""
+        from ..active.ranking import ranked_columns
+
+        s, ses = self.state, self.session
         n = ses.n
         nan = np.full(n, np.nan, np.float32)
-        cols: dict[str, np.ndarray] = {
-            "rank": ses.rank if ses.rank is not None else np.arange(1, n + 1, dtype=np.int32),
-            "id": ses.ids,
-            "label": ses.labels,
-            "score_mean": s.mean if s is not None else nan,
-            "score_std": s.std if s is not None else nan,
-            "acquisition": s.acquisition if s is not None else nan,
-        }
-        for name in ("anomaly", "cluster"):
-            if name in self._scores:
-                cols[name] = self.score_array(name)
-        cols["ra"], cols["dec"] = o.ra, o.dec
-        for name, values in o.columns.items():
-            cols[name if name not in cols else f"catalog_{name}"] = values
+        scores = {name: self.score_array(name) for name in ("anomaly", "cluster") if name in self._scores}
+        cols = ranked_columns(
+            self.store, ses.rank if ses.rank is not None else np.arange(1, n + 1, dtype=np.int32),
+            ses.labels, ses.n_labellers, ses.disputed, ses.excluded,
+            s.mean if s is not None else nan, s.std if s is not None else nan,
+            s.acquisition if s is not None else nan, scores)
         order = ses.ranking if ses.ranking is not None else np.arange(n, dtype=np.int64)
         return cols, order
 

@@ -395,10 +395,14 @@ class ScatterView(pg.PlotWidget):
         self._marker_size = size
         pal = self._palette()
         dpr = self.devicePixelRatioF() if self.isVisible() else 1.0
+        self._n_palette = len(pal)
+        key = (tuple(pal), float(size), float(dpr))
+        if getattr(self, "_atlas_key", None) == key:
+            return   # same colours and size (a refit's recolour): the sprites are drawn already
         sprites = [Sprite("disc", size, c + "e6", "#0b0e14", 0.6 if size >= 6 else 0) for c in pal]
         sprites += [Sprite("disc", size - 1, c + "38", None, 0) for c in pal]   # dimmed: not selected
-        self._n_palette = len(pal)
         self.markers.set_atlas(SpriteAtlas(sprites, dpr))
+        self._atlas_key = key
 
     def _sprites(self) -> np.ndarray:
         idx = self._colour_idx.copy() if len(self._colour_idx) else np.zeros(self.n_points, np.int32)
