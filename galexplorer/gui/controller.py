@@ -127,6 +127,51 @@ class Explorer(QtCore.QObject):
     def n(self) -> int:
         return self.session.n
 
+    # -- what the widgets read (they never reach into the session) ---------------------------------
+    @property
+    def user(self) -> str:
+        return self.session.user
+
+    @property
+    def xy(self) -> np.ndarray:
+        """(N, 2) float32 the 2-D map."""
+        return self.session.xy
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) float32 consensus labels (NaN = not labelled); read-only for widgets."""
+        return self.session.labels
+
+    @property
+    def excluded(self) -> np.ndarray:
+        """(N,) bool excluded from the ranking."""
+        return self.session.excluded
+
+    def object_id(self, i: int) -> str:
+        return str(self.session.ids[i])
+
+    def index_of(self, object_id: str) -> int | None:
+        return self.session.index.get(object_id)
+
+    def labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, consensus labels)`` of the labelled objects."""
+        idx = self.session.labelled_indices()
+        return idx, self.session.labels[idx]
+
+    def note_of(self, i: int) -> str | None:
+        return self.session.note_of(i)
+
+    def my_label(self, i: int) -> int | None:
+        return self.session.my_label(i)
+
+    def queue(self, k: int = 50) -> list[int]:
+        """The next ``k`` objects to score."""
+        return self.session.queue(k)
+
+    @property
+    def batch_size(self) -> int:
+        return self.session.batch_size
+
     # -- the object on screen --------------------------------------------------------------------
     @property
     def current(self) -> int | None:

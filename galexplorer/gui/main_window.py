@@ -356,7 +356,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.inspector.set_sources(self._cutouts, self.thumbs, rows)
         self.inspector.set_stretch(self.settings.stretch)
         self.queue.set_config(config.scorer, config.acquisition, config.xi, config.batch_size)
-        self.scatter.set_points(session.xy)
+        self.scatter.set_points(ex.xy)
         ex.currentChanged.connect(self._on_current)
         ex.labelsChanged.connect(self._on_labels)
         ex.queueChanged.connect(self._on_queue)
@@ -375,7 +375,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.central.setCurrentWidget(self.scatter_panel)
         self._set_loaded(True)
         name = Path(path).name
-        self.setWindowTitle(f"{name} — galexplorer ({session.n:,} objects, labels by {session.user})")
+        self.setWindowTitle(f"{name} — galexplorer ({ex.n:,} objects, labels by {ex.user})")
         self.settings.add_recent(path)
         ex.start()
         self._on_current(ex.current)
@@ -447,8 +447,8 @@ class MainWindow(QtWidgets.QMainWindow):
         ex = self.explorer
         if ex is None or ex.current is None:
             return
-        old = ex.session.note_of(ex.current) or ""
-        text, ok = QtWidgets.QInputDialog.getMultiLineText(self, "Note", f"Note about {ex.session.ids[ex.current]}:",
+        old = ex.note_of(ex.current) or ""
+        text, ok = QtWidgets.QInputDialog.getMultiLineText(self, "Note", f"Note about {ex.object_id(ex.current)}:",
                                                            old)
         if ok:
             ex.note(text)
@@ -473,7 +473,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage("this object has no sky position", 5000)
             return
         try:
-            url = viewer_url(self.settings.viewer_url, ra, dec, str(ex.session.ids[ex.current]))
+            url = viewer_url(self.settings.viewer_url, ra, dec, ex.object_id(ex.current))
         except ValueError as exc:
             self.show_error(str(exc))
             return
@@ -571,20 +571,17 @@ class MainWindow(QtWidgets.QMainWindow):
         if i is None:
             self.inspector.show_object(None)
             return
-        ses = ex.session
         ra, dec = ex.position(i)
-        self.inspector.show_object(i, str(ses.ids[i]), ra, dec, ex.details(i), ses.my_label(i),
-                                   bool(ses.excluded[i]), ses.note_of(i))
+        self.inspector.show_object(i, ex.object_id(i), ra, dec, ex.details(i), ex.my_label(i),
+                                   bool(ex.excluded[i]), ex.note_of(i))
         self._update_enabled()
 
     def _on_labels(self) -> None:
         ex = self.explorer
         if ex is None:
             return
-        ses = ex.session
-        idx = ses.labelled_indices()
-        self.scatter.set_labelled(idx, ses.labels[idx])
-        self.scatter.set_excluded(np.flatnonzero(ses.excluded))
+        self.scatter.set_labelled(*ex.labelled())
+        self.scatter.set_excluded(np.flatnonzero(ex.excluded))
         self.gallery.model.refresh()
         cols, order = ex.table_columns()
         self.candidates.update_table(cols, order, self._range_columns(cols))
@@ -597,9 +594,9 @@ class MainWindow(QtWidgets.QMainWindow):
         ex = self.explorer
         if ex is None:
             return
-        q = ex.session.queue(50)
+        q = ex.queue(50)
         self.queue.set_queue(q)
-        self.scatter.set_queue(np.asarray(q[:ex.session.batch_size], np.int64))
+        self.scatter.set_queue(np.asarray(q[:ex.batch_size], np.int64))
         self._update_counters()
 
     def _on_model(self) -> None:
@@ -647,7 +644,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_hover(self, i: int) -> None:
         if i >= 0 and self.explorer is not None:
-            self.statusBar().showMessage(f"{self.explorer.session.ids[i]} — click to inspect", 3000)
+            self.statusBar().showMessage(f"{self.explorer.object_id(i)} — click to inspect", 3000)
 
     def _refresh_colour_options(self) -> None:
         ex = self.explorer
@@ -707,7 +704,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ex = self.explorer
         if ex is None:
             return str(i)
-        oid = str(ex.session.ids[i])
+        oid = ex.object_id(i)
         s = ex.state
         if s is None or s.scorer.startswith("prior"):
             return f"{oid}\nfirst batch"
@@ -718,14 +715,14 @@ class MainWindow(QtWidgets.QMainWindow):
         ex = self.explorer
         if ex is None:
             return str(i)
-        oid = str(ex.session.ids[i])
-        lab = ex.session.labels[i]
+        oid = ex.object_id(i)
+        lab = ex.labels[i]
         bits = []
         if v is not None and np.isfinite(v):
             bits.append(f"{v:.3f}")
         if np.isfinite(lab):
             bits.append(f"★{lab:g}")
-        if ex.session.excluded[i]:
+        if ex.excluded[i]:
             bits.append("✕")
         return oid + ("\n" + " · ".join(bits) if bits else "")
 
