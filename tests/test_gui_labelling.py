@@ -267,3 +267,42 @@ def test_colour_by_model_score_spreads_over_percentile_limits_that_can_be_edited
     p.colour.setCurrentText("score: cluster")
     assert not p.lo.isEnabled() and not p.log.isEnabled()
     w.close()
+
+
+def test_gallery_by_rank_or_similarity_ids_elided_and_map_framed_on_the_data(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    _batch(w, 10)
+    assert ex.wait_idle(60)
+    # a selection: by rank, best first (not by id)
+    sel = np.arange(0, 600, 7)
+    ex.select(sel)
+    shown = w.gallery.indices
+    assert sorted(shown.tolist()) == sel.tolist()
+    assert np.all(np.diff(ex.session.rank[shown]) > 0) and not np.array_equal(shown, sel)
+    # similar objects: by similarity, and by rank when asked
+    ex.clear_selection()
+    ex.find_similar(20)
+    assert ex.wait_idle(60)
+    assert w.gallery.order.currentData() == "similarity"
+    assert np.all(np.diff(ex.gallery_values) <= 1e-6)
+    w.gallery.order.setCurrentIndex(w.gallery.order.findData("rank"))
+    assert np.all(np.diff(ex.session.rank[w.gallery.indices]) > 0)
+    # ids elided in the middle, whole in the tooltip
+    from galexplorer.gui.objectlist import elide_middle
+
+    long_id = "DESI-J123456.78+012345.6-very-long-survey-id"
+    assert elide_middle(long_id) == "DESI-J1…urvey-id" and elide_middle("G0000012") == "G0000012"
+    i = int(w.gallery.indices[0])
+    ex.session.ids[i] = long_id
+    assert w._gallery_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
+    assert w._queue_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
+    assert w._tooltip(i, None).startswith(long_id)
+    # the map's first view frames the data, not a few far outliers
+    xy = ex.xy.copy()
+    xy[:3] = [[500.0, 500.0], [-400.0, 300.0], [0.0, -600.0]]
+    w.scatter.set_points(xy)
+    r = w.scatter.view_rect()
+    inside = (xy[:, 0] >= r.x0) & (xy[:, 0] <= r.x1) & (xy[:, 1] >= r.y0) & (xy[:, 1] <= r.y1)
+    assert inside.mean() > 0.98 and r.width < 100
+    w.close()

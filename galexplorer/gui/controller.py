@@ -86,6 +86,8 @@ class Explorer(QtCore.QObject):
         self.gallery_values: np.ndarray | None = None
         self.gallery_title = ""
         self.gallery_kind = "empty"
+        self.gallery_order = "rank"      # "rank" (best first) or "similarity" (similar objects)
+        self._gallery_given: tuple[np.ndarray, np.ndarray | None] = (np.empty(0, np.int64), None)
         self.refit_started_at: float | None = None
         self.refits = LatestOnlyRunner("refit", self)
         self.searches = LatestOnlyRunner("similarity", self)
@@ -363,10 +365,28 @@ class Explorer(QtCore.QObject):
         self.show_gallery(self.selection, title, None, "selection" if n else "empty")
 
     def show_gallery(self, indices: np.ndarray, title: str, values: np.ndarray | None, kind: str) -> None:
-        self.gallery_indices = np.asarray(indices, np.int64)
-        self.gallery_values = values
+        """Show objects in the gallery: similar objects by similarity, a selection by rank."""
+        self._gallery_given = (np.asarray(indices, np.int64), None if values is None else np.asarray(values))
         self.gallery_title = title
         self.gallery_kind = kind
+        self.gallery_order = "similarity" if kind == "similar" else "rank"
+        self._order_gallery()
+
+    def order_gallery(self, by: str) -> None:
+        """Order the gallery by ``"rank"`` (the live ranking, best first) or ``"similarity"``
+        (most similar first; a selection has no similarity and stays by rank)."""
+        if by not in ("rank", "similarity"):
+            raise ValueError(f"unknown gallery order {by!r}")
+        self.gallery_order = by
+        self._order_gallery()
+
+    def _order_gallery(self) -> None:
+        idx, values = self._gallery_given
+        rank = self.session.rank
+        if (self.gallery_order == "rank" or values is None) and rank is not None and len(idx):
+            o = np.argsort(rank[idx], kind="stable")
+            idx, values = idx[o], None if values is None else values[o]
+        self.gallery_indices, self.gallery_values = idx, values
         self.galleryChanged.emit()
 
     def find_similar(self, k: int = 24) -> None:

@@ -20,6 +20,7 @@ from .controller import Explorer
 from .gallery import GalleryPanel
 from .inspector import Inspector
 from .keymap import BY_ACTION, MENUS, SHORTCUTS, ShortcutHelp, key_sequences
+from .objectlist import elide_middle
 from .queue import QueuePanel
 from .scatter import ScatterView, Tool
 from .selection import SelectionMode
@@ -321,6 +322,7 @@ class MainWindow(QtWidgets.QMainWindow):
         g.includeAll.connect(lambda idx: self._ex(lambda ex: ex.include(idx)))
         g.exportAll.connect(lambda idx: self.export_dialog(subset=idx))
         g.broadcast.connect(self.send_samp)
+        g.orderChanged.connect(lambda by: self._ex(lambda ex: ex.order_gallery(by)))
         self.candidates.opened.connect(lambda i: self._ex(lambda ex: ex.open(i)))
         self.candidates.exportRequested.connect(self.export_dialog)
 
@@ -640,7 +642,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is None:
             return
         title = ex.gallery_title or "Select objects in the map (L, R) or press F for similar ones"
-        self.gallery.show_objects(ex.gallery_indices, title, ex.gallery_values, ex.gallery_kind)
+        self.gallery.show_objects(ex.gallery_indices, title, ex.gallery_values, ex.gallery_kind, ex.gallery_order)
 
     def _on_hover(self, i: int) -> None:
         if i >= 0 and self.explorer is not None:
@@ -704,7 +706,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ex = self.explorer
         if ex is None:
             return str(i)
-        oid = ex.object_id(i)
+        oid = elide_middle(ex.object_id(i))
         s = ex.state
         if s is None or s.scorer.startswith("prior"):
             return f"{oid}\nfirst batch"
@@ -715,7 +717,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ex = self.explorer
         if ex is None:
             return str(i)
-        oid = ex.object_id(i)
+        oid = elide_middle(ex.object_id(i))
         lab = ex.labels[i]
         bits = []
         if v is not None and np.isfinite(v):
