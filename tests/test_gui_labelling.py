@@ -306,3 +306,59 @@ def test_gallery_by_rank_or_similarity_ids_elided_and_map_framed_on_the_data(qtb
     inside = (xy[:, 0] >= r.x0) & (xy[:, 0] <= r.x1) & (xy[:, 1] >= r.y0) & (xy[:, 1] <= r.y1)
     assert inside.mean() > 0.98 and r.width < 100
     w.close()
+
+
+def test_several_labellers_agreement_disputed_and_switching_user(qtbot, store, gui_settings):
+    from sklearn.metrics import cohen_kappa_score
+
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store) as s:
+        ids = s.ids
+    rng = np.random.default_rng(5)
+    ann = rng.integers(0, 6, 40)
+    bob = np.clip(ann + rng.integers(-2, 3, 40), 0, 5)
+    with LabelJournal.for_store(store, user="ann") as j:
+        for oid, s in zip(ids[:40], ann):
+            j.score(oid, int(s))
+    with LabelJournal.for_store(store, user="bob") as j:
+        for oid, s in zip(ids[:40], bob):
+            j.score(oid, int(s))
+        j.score(ids[100], 4)                    # only bob
+    w = open_window(qtbot, store, gui_settings, user="ann")
+    ex = w.explorer
+    assert "ann" in w.windowTitle() and w.counters["labeller"].text() == "labeller: ann"
+    # the agreement panel: ann/bob, 40 objects in common, sklearn's weighted kappa
+    w.docks["agreement"].show()
+    w.docks["agreement"].raise_()
+    w._on_agreement()
+    t = w.agreement.table
+    assert [t.item(0, c).text() for c in range(3)] == ["ann", "bob", "40"]
+    expect = cohen_kappa_score(ann, bob, weights="quadratic", labels=list(range(6)))
+    assert float(t.item(0, 3).text()) == pytest.approx(expect, abs=5e-4)
+    # colour by one labeller, or by disputes
+    p = w.scatter_panel
+    p.colour.setCurrentText("labels by bob")
+    spec = w.scatter.colour_spec
+    np.testing.assert_array_equal(spec.values[:40], bob.astype(np.float32))
+    assert spec.values[100] == 4 and np.isnan(spec.values[41])
+    p.colour.setCurrentText("disputed labels")
+    assert w.scatter.colour_spec.kind == "categorical"
+    # the disputed filter of the candidates table
+    w.candidates.disputed.setChecked(True)
+    shown = w.candidates.model.visible_indices
+    assert len(shown) == int(ex.session.disputed.sum()) > 0
+    assert ex.session.disputed[shown].all()
+    w.candidates.disputed.setChecked(False)
+    # File > Labeller…: label as bob, whose score goes to bob's labels
+    assert w.act["labeller"].isEnabled()
+    w.switch_user("bob")
+    ex = w.explorer
+    assert "bob" in w.windowTitle() and w.counters["labeller"].text() == "labeller: bob"
+    assert ex.wait_idle(60)
+    here = ex.current
+    _score_key(w, 2)
+    with LabelJournal.for_store(store, readonly=True) as j:
+        assert j.current("bob")[ex.session.ids[here]] == 2
+        assert ex.session.ids[here] not in j.current("ann")
+    w.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from galexplorer.active.loop import ranking_order
 from galexplorer.active.session import ModelState, live_ranking
@@ -50,3 +51,25 @@ def test_live_ranking_without_changes_is_the_fit():
     now = np.full(100, np.nan, np.float32)
     now[lab] = [5, 0]
     assert live_ranking(state, now, np.zeros(100, bool)) is state.ranking
+
+
+def test_weighted_kappa_is_sklearns():
+    from sklearn.metrics import cohen_kappa_score
+
+    from galexplorer.labels.agreement import pairwise_agreement, weighted_kappa
+
+    rng = np.random.default_rng(0)
+    for n in (5, 30, 300):
+        a = rng.integers(0, 6, n)
+        b = np.clip(a + rng.integers(-3, 4, n), 0, 5)
+        for w in ("quadratic", "linear"):
+            assert weighted_kappa(a, b, w) == pytest.approx(
+                cohen_kappa_score(a, b, weights=w, labels=list(range(6))), abs=1e-12)
+    assert np.isnan(weighted_kappa([], []))
+    assert np.isnan(weighted_kappa([3, 3], [3, 3]))      # one score throughout: undefined
+    pairs = pairwise_agreement({("g1", "ann"): 5, ("g1", "bob"): 4, ("g2", "ann"): 0, ("g2", "bob"): 1,
+                                ("g3", "cy"): 2})
+    assert [(p.user_a, p.user_b, p.n_common) for p in pairs] == [("ann", "bob", 2), ("ann", "cy", 0),
+                                                                  ("bob", "cy", 0)]
+    assert pairs[0].kappa == pytest.approx(cohen_kappa_score([5, 0], [4, 1], weights="quadratic",
+                                                             labels=list(range(6))))

@@ -273,6 +273,25 @@ class LabellingSession:
             self.rank = np.empty(self.n, np.int32)
             self.rank[self.ranking] = np.arange(1, self.n + 1, dtype=np.int32)
 
+    def users(self) -> list[str]:
+        """Everyone with a current score in the journal (this session's user first)."""
+        names = {u for _, u in self.journal.all_current()}
+        return [self.user] + sorted(names - {self.user})
+
+    def user_labels(self, user: str) -> np.ndarray:
+        """(N,) float32 one user's current scores (NaN where that user gave none)."""
+        out = np.full(self.n, np.nan, np.float32)
+        idx, score = self.journal.labels_for(self.ids, user=user, strict=False)
+        out[idx] = score
+        return out
+
+    def agreement(self):
+        """Per pair of labellers: objects in common and weighted Cohen's kappa
+        (:func:`galexplorer.labels.agreement.pairwise_agreement`)."""
+        from ..labels.agreement import pairwise_agreement
+
+        return pairwise_agreement(self.journal.all_current())
+
     @property
     def n_labelled(self) -> int:
         return int(np.count_nonzero(np.isfinite(self.labels)))

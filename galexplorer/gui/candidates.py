@@ -37,6 +37,7 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         self._rows = np.empty(0, np.int64)
         self._sort: tuple[str, bool] | None = None
         self._filter: tuple[float, float, str, str] = (-math.inf, math.inf, "", "")
+        self.only: set[str] = set()     # boolean columns a row must have True ("disputed")
         self.thumbnails = None          # a ThumbnailCache: small stamps beside the ids
         self.icon_px = 24
 
@@ -113,6 +114,9 @@ class RankedTableModel(QtCore.QAbstractTableModel):
             ids = self._cols["id"]
             hit = np.fromiter((text in str(s).lower() for s in ids), bool, count=len(ids))
             keep &= hit[order]
+        for name in self.only:
+            if name in self._cols:
+                keep &= np.asarray(self._cols[name], bool)[order]
         rows = np.flatnonzero(keep)
         if self._sort is not None:
             name, desc = self._sort
@@ -207,6 +211,9 @@ class CandidatesPanel(QtWidgets.QWidget):
         self.export = QtWidgets.QPushButton("Export…")
         self.export.setToolTip("write the ranked list (Ctrl+E), as `galexplorer export`")
         self.export.clicked.connect(self.exportRequested)
+        self.disputed = QtWidgets.QCheckBox("disputed")
+        self.disputed.setToolTip("only the objects the labellers disagree on")
+        self.disputed.toggled.connect(self.apply_filter)
         self.count = QtWidgets.QLabel("")
         self.count.setObjectName("Dim")
         bar.addWidget(self.text, 2)
@@ -214,6 +221,7 @@ class CandidatesPanel(QtWidgets.QWidget):
         bar.addWidget(self.lo)
         bar.addWidget(QtWidgets.QLabel("to"))
         bar.addWidget(self.hi)
+        bar.addWidget(self.disputed)
         bar.addWidget(self.count)
         bar.addWidget(self.export)
         lay.addLayout(bar)
@@ -286,6 +294,7 @@ class CandidatesPanel(QtWidgets.QWidget):
 
     def apply_filter(self) -> None:
         lo, hi = _number(self.lo.text(), -math.inf), _number(self.hi.text(), math.inf)
+        self.model.only = {"disputed"} if self.disputed.isChecked() else set()
         self.model.set_filter(lo, hi, self.text.text(), self.column.currentText())
         self.count.setText(f"{self.model.rowCount():,} of {self.model.n_objects:,}")
         self.count.setStyleSheet(f"color: {theme.TEXT_DIM}")

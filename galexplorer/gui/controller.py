@@ -36,6 +36,8 @@ MODEL_MEAN = "model: predicted score"
 MODEL_STD = "model: uncertainty"
 MODEL_ACQ = "model: acquisition"
 LABEL = "your labels (consensus)"
+BY_USER = "labels by "          # + a labeller's name
+DISPUTED = "disputed labels"
 
 
 def fit_job(model: ModelProcess, config: LoopConfig, labelled: np.ndarray, labels: np.ndarray,
@@ -245,6 +247,10 @@ class Explorer(QtCore.QObject):
         self.message.emit(f"excluded {len(indices)} objects from the ranking (Ctrl+Z undoes it)")
         self._after_labels()
         self.currentChanged.emit(self.session.current)
+
+    def agreement(self):
+        """Per pair of labellers: objects both scored, weighted Cohen's kappa."""
+        return self.session.agreement()
 
     def target(self) -> np.ndarray:
         """What an action on "the selection or this object" acts on (X, F, SAMP)."""
@@ -485,6 +491,8 @@ class Explorer(QtCore.QObject):
             if np.isfinite(self.state.std).any():
                 opts.insert(2, MODEL_STD)
         opts.append(LABEL)
+        opts += [BY_USER + u for u in self.session.users()]
+        opts.append(DISPUTED)
         opts += [f"score: {s}" for s in self.store.score_names]
         opts += [f"column: {c}" for c in self.store.column_names]
         return opts
@@ -508,6 +516,16 @@ class Explorer(QtCore.QObject):
             spec = spec_for(name, self.session.labels, cmap="plasma")
             spec.vrange = (0.0, 5.0)
             return spec
+        if name.startswith(BY_USER):
+            spec = spec_for(name, self.session.user_labels(name[len(BY_USER):]), cmap="plasma")
+            spec.vrange = (0.0, 5.0)
+            return spec
+        if name == DISPUTED:
+            d = self.session.disputed
+            labelled = np.isfinite(self.session.labels)
+            codes = np.where(d, 1, np.where(labelled, 0, -1)).astype(np.int32)
+            return ColourSpec(name, "categorical", codes, categories=["agreed", "disputed"],
+                              colours=["#59c47d", "#e15759"])
         if name.startswith("score: "):
             key = name[len("score: "):]
             return spec_for(name, self.score_array(key), cmap="viridis")

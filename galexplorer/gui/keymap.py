@@ -58,6 +58,8 @@ def _score(s: int, meaning: str) -> Shortcut:
 SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("open", ("Ctrl+O",), "Open store…", "open another store", "Files", "File",
              lambda w: w.open_store_dialog(), on="window", needs="always", icon="open"),
+    Shortcut("labeller", (), "Labeller…", "label as another person (the window reopens the store as them)",
+             "Files", "File", lambda w: w.switch_user_dialog(), on="window"),
     Shortcut("export", ("Ctrl+E",), "Export ranked list…",
              "write the ranked candidates as CSV or VOTable (as `galexplorer export`)", "Files", "File",
              lambda w: w.export_dialog(), on="window", icon="export", separator=True),

@@ -65,6 +65,38 @@ class WelcomePage(QtWidgets.QWidget):
         lay.addStretch(3)
 
 
+class AgreementPanel(QtWidgets.QWidget):
+    """Per pair of labellers: objects both scored, and the weighted Cohen's kappa of their scores."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(8, 6, 8, 6)
+        self.note = QtWidgets.QLabel("Quadratic-weighted Cohen's κ on the 0–5 scale: 1 = full agreement, "
+                                     "0 = what chance gives.")
+        self.note.setObjectName("Dim")
+        self.note.setWordWrap(True)
+        self.table = QtWidgets.QTableWidget(0, 4, self)
+        self.table.setHorizontalHeaderLabels(["labeller", "labeller", "objects in common", "weighted κ"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        lay.addWidget(self.note)
+        lay.addWidget(self.table, 1)
+
+    def show_pairs(self, pairs) -> None:
+        self.table.setRowCount(0)
+        for p in pairs:
+            r = self.table.rowCount()
+            self.table.insertRow(r)
+            kappa = "—" if not math.isfinite(p.kappa) else f"{p.kappa:.3f}"
+            for c, text in enumerate((p.user_a, p.user_b, f"{p.n_common:,}", kappa)):
+                self.table.setItem(r, c, QtWidgets.QTableWidgetItem(text))
+        if not pairs:
+            self.table.insertRow(0)
+            self.table.setItem(0, 0, QtWidgets.QTableWidgetItem("one labeller so far"))
+
+
 class ScatterPanel(QtWidgets.QWidget):
     """The scatter with its toolbar (tools, selection mode, colour, view)."""
 
@@ -140,6 +172,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from .candidates import CandidatesPanel
 
         self.candidates = CandidatesPanel(self)
+        self.agreement = AgreementPanel(self)
         self.central = QtWidgets.QStackedWidget(self)
         self.welcome = WelcomePage(self.settings.recent_files(), self)
         self.welcome.openRequested.connect(self.try_load)
@@ -153,6 +186,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._dock("gallery", "Gallery", self.gallery, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("candidates", "Candidates", self.candidates, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
         self.splitDockWidget(self.docks["gallery"], self.docks["candidates"], QtCore.Qt.Orientation.Horizontal)
+        self._dock("agreement", "Agreement", self.agreement, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["candidates"], self.docks["agreement"])
+        self.docks["candidates"].raise_()
+        self.docks["agreement"].visibilityChanged.connect(lambda on: on and self._on_agreement())
         self._default_state = None
         self._layout: QtCore.QByteArray | None = None   # the panels' layout while the start page shows
 
@@ -271,7 +308,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _make_status_bar(self) -> None:
         sb = self.statusBar()
         self.counters: dict[str, QtWidgets.QLabel] = {}
-        for name in ("objects", "scored", "queue", "since_refit", "selected", "model"):
+        for name in ("labeller", "objects", "scored", "queue", "since_refit", "selected", "model"):
             lab = QtWidgets.QLabel("")
             lab.setObjectName(f"counter_{name}")
             lab.setProperty("counter", True)
@@ -445,6 +482,26 @@ class MainWindow(QtWidgets.QMainWindow):
             self.scatter.set_tool(Tool.PAN)
         self._ex(lambda ex: ex.clear_selection())
 
+    def switch_user_dialog(self) -> None:
+        """File ▸ Labeller…: label as someone else (the store reopens as them, where they stopped)."""
+        ex = self.explorer
+        if ex is None:
+            return
+        name, ok = QtWidgets.QInputDialog.getText(self, "Labeller", "Label as (your name):",
+                                                  QtWidgets.QLineEdit.EchoMode.Normal, ex.user)
+        if ok and name.strip() and name.strip() != ex.user:
+            self.switch_user(name.strip())
+
+    def switch_user(self, name: str) -> None:
+        path = self.explorer.store.path
+        self.user = name
+        self.load(path)
+        self.statusBar().showMessage(f"labelling as {name}", 6000)
+
+    def _on_agreement(self) -> None:
+        if self.explorer is not None:
+            self.agreement.show_pairs(self.explorer.agreement())
+
     def write_note(self) -> None:
         ex = self.explorer
         if ex is None or ex.current is None:
@@ -588,8 +645,11 @@ class MainWindow(QtWidgets.QMainWindow):
         cols, order = ex.table_columns()
         self.candidates.update_table(cols, order, self._range_columns(cols))
         self.scatter.refresh_card()
-        if self.scatter_panel.colour.currentText() == "your labels (consensus)":
+        if self.scatter_panel.colour.currentText() in ("your labels (consensus)", "disputed labels") or \
+                self.scatter_panel.colour.currentText().startswith("labels by "):
             self._on_colour(self.scatter_panel.colour.currentText())
+        if self.docks["agreement"].isVisible():
+            self._on_agreement()
         self._update_counters()
 
     def _on_queue(self) -> None:
@@ -692,6 +752,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 lab.setText("")
             return
         c = ex.counters()
+        self.counters["labeller"].setText(f"labeller: {ex.user}")
         self.counters["objects"].setText(f"{c['objects']:,} objects")
         self.counters["scored"].setText(f"{c['scored']:,} scored")
         self.counters["queue"].setText(f"{c['queue']} in batch")
