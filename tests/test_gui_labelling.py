@@ -362,3 +362,39 @@ def test_several_labellers_agreement_disputed_and_switching_user(qtbot, store, g
         assert j.current("bob")[ex.session.ids[here]] == 2
         assert ex.session.ids[here] not in j.current("ann")
     w.close()
+
+
+def test_my_labels_view_counts_and_filters(qtbot, store, gui_settings):
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store) as s:
+        ids = s.ids
+    with LabelJournal.for_store(store, user="bob") as j:
+        for k, s in enumerate((5, 5, 0, 3)):
+            j.score(ids[k], s)
+        j.note(ids[1], "Tidal tail to the north")
+    w = open_window(qtbot, store, gui_settings, user="ann")
+    ex = w.explorer
+    _score_key(w, 5)
+    _score_key(w, 1)
+    c = w.candidates
+    assert not c.score.isEnabled()
+    c.mine.setChecked(True)
+    labelled = np.flatnonzero(np.isfinite(ex.session.labels))
+    assert sorted(c.model.visible_indices.tolist()) == labelled.tolist()
+    expect = {s: int((ex.session.labels[labelled] == s).sum()) for s in range(6)}
+    assert c.counts.text() == "  ".join(f"{s}: {n}" for s, n in expect.items())
+    c.score.setCurrentIndex(c.score.findData(5))
+    assert (ex.session.labels[c.model.visible_indices] == 5).all() and len(c.model.visible_indices) == expect[5]
+    c.score.setCurrentIndex(0)
+    c.user.setCurrentIndex(c.user.findData("bob"))
+    assert sorted(c.model.visible_indices.tolist()) == [0, 1, 2, 3]
+    c.note_text.setText("tidal")
+    assert c.model.visible_indices.tolist() == [1]
+    c.note_text.setText("")
+    c.user.setCurrentIndex(0)
+    c.in_gallery.click()
+    assert sorted(w.gallery.indices.tolist()) == labelled.tolist()
+    c.mine.setChecked(False)
+    assert c.model.rowCount() == 600
+    w.close()

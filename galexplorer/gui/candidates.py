@@ -38,6 +38,7 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         self._sort: tuple[str, bool] | None = None
         self._filter: tuple[float, float, str, str] = (-math.inf, math.inf, "", "")
         self.only: set[str] = set()     # boolean columns a row must have True ("disputed")
+        self.mask: np.ndarray | None = None   # (N,) bool in store order: rows kept (My labels)
         self.thumbnails = None          # a ThumbnailCache: small stamps beside the ids
         self.icon_px = 24
 
@@ -117,6 +118,8 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         for name in self.only:
             if name in self._cols:
                 keep &= np.asarray(self._cols[name], bool)[order]
+        if self.mask is not None and len(self.mask) == len(order):
+            keep &= self.mask[order]
         rows = np.flatnonzero(keep)
         if self._sort is not None:
             name, desc = self._sort
@@ -187,6 +190,8 @@ class CandidatesPanel(QtWidgets.QWidget):
 
     opened = QtCore.Signal(int)
     exportRequested = QtCore.Signal()
+    labelViewChanged = QtCore.Signal()
+    labelGalleryRequested = QtCore.Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -225,6 +230,34 @@ class CandidatesPanel(QtWidgets.QWidget):
         bar.addWidget(self.count)
         bar.addWidget(self.export)
         lay.addLayout(bar)
+        # My labels: everything labelled, filtered by score, labeller, note text (and "disputed")
+        mine = QtWidgets.QHBoxLayout()
+        self.mine = QtWidgets.QCheckBox("My labels")
+        self.mine.setToolTip("show only labelled objects, with counts per score")
+        self.score = QtWidgets.QComboBox()
+        self.score.addItem("any score", None)
+        for s in range(6):
+            self.score.addItem(f"score {s}", s)
+        self.user = QtWidgets.QComboBox()
+        self.user.addItem("anyone", None)
+        self.user.setToolTip("whose labels: anyone's (the consensus) or one labeller's")
+        self.note_text = QtWidgets.QLineEdit()
+        self.note_text.setPlaceholderText("note contains…")
+        self.note_text.setClearButtonEnabled(True)
+        self.in_gallery = QtWidgets.QPushButton("In gallery")
+        self.in_gallery.setToolTip("show these labelled objects in the gallery")
+        self.in_gallery.clicked.connect(self.labelGalleryRequested)
+        self.counts = QtWidgets.QLabel("")
+        self.counts.setObjectName("Dim")
+        for w in (self.mine, self.score, self.user, self.note_text, self.in_gallery):
+            mine.addWidget(w)
+        mine.addWidget(self.counts, 1)
+        lay.addLayout(mine)
+        self.mine.toggled.connect(self._label_view_toggled)
+        for w in (self.score, self.user):
+            w.currentIndexChanged.connect(lambda _: self.labelViewChanged.emit())
+        self.note_text.textChanged.connect(lambda _: self.labelViewChanged.emit())
+        self._label_view_toggled(False)
 
         self.model = RankedTableModel(self)
         self.table = QtWidgets.QTableView(self)
@@ -254,6 +287,38 @@ class CandidatesPanel(QtWidgets.QWidget):
         for w in (self.lo, self.hi):
             w.textChanged.connect(self._timer.start)
         self.column.currentIndexChanged.connect(self._timer.start)
+
+    def _label_view_toggled(self, on: bool) -> None:
+        for w in (self.score, self.user, self.note_text, self.in_gallery):
+            w.setEnabled(on)
+        self.counts.setVisible(on)
+        self.labelViewChanged.emit()
+
+    def label_filter(self) -> dict | None:
+        """The My labels filter (None when the view is off)."""
+        if not self.mine.isChecked():
+            return None
+        return {"score": self.score.currentData(), "user": self.user.currentData(),
+                "note": self.note_text.text(), "disputed": self.disputed.isChecked()}
+
+    def set_users(self, users: list[str]) -> None:
+        current = self.user.currentData()
+        self.user.blockSignals(True)
+        self.user.clear()
+        self.user.addItem("anyone", None)
+        for u in users:
+            self.user.addItem(u, u)
+        self.user.setCurrentIndex(max(0, self.user.findData(current)))
+        self.user.blockSignals(False)
+
+    def set_label_view(self, mask: np.ndarray | None, counts: dict[int, int] | None) -> None:
+        """Keep only ``mask`` rows (None: all), and show the counts per score."""
+        self.model.layoutAboutToBeChanged.emit()
+        self.model.mask = mask
+        self.model._apply()
+        self.model.layoutChanged.emit()
+        self.counts.setText("  ".join(f"{s}: {n:,}" for s, n in counts.items()) if counts else "")
+        self.count.setText(f"{self.model.rowCount():,} of {self.model.n_objects:,}")
 
     def _open(self, index: QtCore.QModelIndex) -> None:
         i = index.data(INDEX_ROLE)

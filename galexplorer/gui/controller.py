@@ -248,6 +248,42 @@ class Explorer(QtCore.QObject):
         self._after_labels()
         self.currentChanged.emit(self.session.current)
 
+    def label_view(self, score: int | None = None, user: str | None = None, note: str = "",
+                   disputed: bool = False) -> tuple[np.ndarray, dict[int, int]]:
+        """My labels: every labelled object, filtered by score (the user's when ``user`` is
+        given, else the consensus), by labeller, by note text (case-insensitive) and by
+        "disputed".
+
+        Returns:
+            ``(mask, counts)``: (N,) bool objects kept; ``{score: objects}`` among them.
+        """
+        ses = self.session
+        labels = ses.user_labels(user) if user else ses.labels
+        mask = np.isfinite(labels)
+        if score is not None:
+            mask &= labels == score
+        if disputed:
+            mask &= ses.disputed
+        text = note.strip().lower()
+        if text:
+            hit = np.zeros(ses.n, bool)
+            for oid, body in ses.journal.notes().items():
+                i = ses.index.get(oid)
+                if i is not None and text in body.lower():
+                    hit[i] = True
+            mask &= hit
+        kept = np.rint(labels[mask]).astype(np.int64)
+        counts = {s: int(np.count_nonzero(kept == s)) for s in range(6)}
+        return mask, counts
+
+    def show_labelled(self, mask: np.ndarray, what: str = "labelled") -> None:
+        """The objects of a label view in the gallery (by rank)."""
+        idx = np.flatnonzero(mask)
+        self.show_gallery(idx, f"{what.capitalize()} · {len(idx):,}", None, "labelled")
+
+    def users(self) -> list[str]:
+        return self.session.users()
+
     def agreement(self):
         """Per pair of labellers: objects both scored, weighted Cohen's kappa."""
         return self.session.agreement()

@@ -362,6 +362,9 @@ class MainWindow(QtWidgets.QMainWindow):
         g.orderChanged.connect(lambda by: self._ex(lambda ex: ex.order_gallery(by)))
         self.candidates.opened.connect(lambda i: self._ex(lambda ex: ex.open(i)))
         self.candidates.exportRequested.connect(self.export_dialog)
+        self.candidates.labelViewChanged.connect(self._on_label_view)
+        self.candidates.disputed.toggled.connect(lambda _: self._on_label_view())
+        self.candidates.labelGalleryRequested.connect(self._label_view_in_gallery)
 
     # -- loading ------------------------------------------------------------------------------
     def load(self, path: str | Path) -> None:
@@ -407,6 +410,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ex.failed.connect(self.show_error)
         ex.progressed.connect(self._on_progress)
         self._refresh_colour_options()
+        self.candidates.set_users(ex.users())
         self._on_labels()
         self._on_queue()
         self._on_selection()
@@ -497,6 +501,23 @@ class MainWindow(QtWidgets.QMainWindow):
         self.user = name
         self.load(path)
         self.statusBar().showMessage(f"labelling as {name}", 6000)
+
+    def _on_label_view(self) -> None:
+        """My labels (the table's toggle): labelled objects only, filtered, with counts."""
+        ex = self.explorer
+        f = self.candidates.label_filter()
+        if ex is None or f is None:
+            self.candidates.set_label_view(None, None)
+            return
+        mask, counts = ex.label_view(**f)
+        self.candidates.set_label_view(mask, counts)
+
+    def _label_view_in_gallery(self) -> None:
+        ex = self.explorer
+        f = self.candidates.label_filter()
+        if ex is not None and f is not None:
+            ex.show_labelled(ex.label_view(**f)[0])
+            self.docks["gallery"].raise_()
 
     def _on_agreement(self) -> None:
         if self.explorer is not None:
@@ -650,6 +671,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._on_colour(self.scatter_panel.colour.currentText())
         if self.docks["agreement"].isVisible():
             self._on_agreement()
+        if self.candidates.label_filter() is not None:
+            self._on_label_view()
         self._update_counters()
 
     def _on_queue(self) -> None:
