@@ -398,3 +398,68 @@ def test_my_labels_view_counts_and_filters(qtbot, store, gui_settings):
     c.mine.setChecked(False)
     assert c.model.rowCount() == 600
     w.close()
+
+
+def _wheel(widget, pos, steps: int) -> None:
+    from PySide6 import QtGui, QtWidgets
+
+    p = QtCore.QPointF(pos)
+    ev = QtGui.QWheelEvent(p, QtCore.QPointF(widget.mapToGlobal(pos)), QtCore.QPoint(0, 0),
+                           QtCore.QPoint(0, 120 * steps), QtCore.Qt.MouseButton.NoButton,
+                           QtCore.Qt.KeyboardModifier.NoModifier, QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(widget, ev)
+
+
+def test_inspector_zoom_pan_pixel_value_large_view_and_stretch_per_store(qtbot, tmp_path, xdf_cutouts,
+                                                                         gui_settings):
+    from PySide6 import QtTest
+
+    from galexplorer.store import CutoutStore
+
+    a = build_store(tmp_path / "a.h5", 48, cutouts=xdf_cutouts)
+    b = build_store(tmp_path / "b.h5", 48, cutouts=xdf_cutouts)
+    w = open_window(qtbot, a, gui_settings)
+    ex, ins = w.explorer, w.inspector
+    st = ins.stamp
+    W = st.image.width()
+    assert st.view_box() == (0.0, 0.0, float(W), float(st.image.height()))
+    # the wheel zooms about the cursor: the view box shrinks around that pixel
+    t = st._target()
+    at = QtCore.QPoint(int(t.left() + t.width() * 0.25), int(t.top() + t.height() * 0.25))
+    px, py = st.image_pos(QtCore.QPointF(at))
+    _wheel(st, at, 3)
+    x0, y0, x1, y1 = st.view_box()
+    assert x1 - x0 == pytest.approx(W / 1.25 ** 3) and st.zoom == pytest.approx(1.25 ** 3)
+    assert st.image_pos(QtCore.QPointF(at)) == pytest.approx((px, py), abs=1e-6)
+    # a drag pans
+    QtTest.QTest.mousePress(st, QtCore.Qt.MouseButton.LeftButton, pos=at)
+    QtTest.QTest.mouseMove(st, at + QtCore.QPoint(30, 0))
+    QtTest.QTest.mouseRelease(st, QtCore.Qt.MouseButton.LeftButton, pos=at + QtCore.QPoint(30, 0))
+    assert st.view_box()[0] < x0
+    # the pixel under the cursor: position and value in each band
+    QtTest.QTest.mouseMove(st, at)
+    qx, qy = st.image_pos(QtCore.QPointF(at))
+    with CutoutStore(xdf_cutouts) as cut:
+        raw = cut.read(int(ex.current))
+        bands = cut.bands
+    text = ins.readout.text()
+    assert text.startswith(f"x {int(qx)}, y {int(qy)}")
+    assert f"{bands[0]} {float(raw[0, int(qy), int(qx)]):.4g}" in text
+    ins.pixel_scale = 0.06
+    ra0, dec0 = ex.position(ex.current)
+    assert "ra " in ins.pixel_text(raw.shape[-1] / 2, raw.shape[-2] / 2)
+    assert f"{dec0:+.6f}" in ins.pixel_text(raw.shape[-1] / 2, raw.shape[-2] / 2)
+    # F11: the larger view
+    key(w, Key.Key_F11)
+    assert ins.large.isVisible() and ins.large.stamp.image is not None
+    ins.large.close()
+    # the stretch is remembered per store
+    ins.stretch.setCurrentText("zscale")
+    w.load(b)
+    assert w.inspector.stretch.currentText() == "zscale"      # a new store starts from the last one
+    w.inspector.stretch.setCurrentText("log")
+    w.load(a)
+    assert w.inspector.stretch.currentText() == "zscale"
+    w.load(b)
+    assert w.inspector.stretch.currentText() == "log"
+    w.close()

@@ -113,6 +113,8 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              "Exploring", "View", lambda w: w.inspector.cycle_stretch(), on="window"),
     Shortcut("band", ("B",), "Next band", "cycle colour composite and single bands", "Exploring", "View",
              lambda w: w.inspector.cycle_band(), on="window"),
+    Shortcut("larger", ("F11",), "Larger view", "show the inspector's image in a large window (or double-click it)",
+             "Exploring", "View", lambda w: w.inspector.show_large(), on="window", needs="object"),
     Shortcut("reset_layout", (), "Reset layout", "put every panel back where it started", "Exploring", "View",
              lambda w: w.reset_layout(), on="window", separator=True),
     Shortcut("refit", ("Ctrl+R",), "Refit now", "refit the model on all labels now", "Model", "Model",

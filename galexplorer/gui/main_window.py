@@ -348,7 +348,7 @@ class MainWindow(QtWidgets.QMainWindow):
                              (ins.note, "note"), (ins.similar, "similar"), (ins.viewer, "viewer"),
                              (ins.exclude, "exclude")):
             signal.connect(lambda name=name: self.run_action(name))
-        ins.displayChanged.connect(lambda: setattr(self.settings, "stretch", ins.stretch.currentText()))
+        ins.displayChanged.connect(self._on_display)
         self.queue.opened.connect(lambda i: self._ex(lambda ex: ex.open(i)))
         self.queue.configChanged.connect(self._on_loop_config)
         self.queue.refitRequested.connect(self.refit_now)
@@ -396,7 +396,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.gallery.model.thumbnails = self.thumbs
         self.candidates.model.thumbnails = self.thumbs
         self.inspector.set_sources(self._cutouts, self.thumbs, rows)
-        self.inspector.set_stretch(self.settings.stretch)
+        self.inspector.set_stretch(self.settings.stretch_for(store.path))
         self.queue.set_config(config.scorer, config.acquisition, config.xi, config.batch_size)
         self.scatter.set_points(ex.xy)
         ex.currentChanged.connect(self._on_current)
@@ -518,6 +518,13 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is not None and f is not None:
             ex.show_labelled(ex.label_view(**f)[0])
             self.docks["gallery"].raise_()
+
+    def _on_display(self) -> None:
+        """The inspector's stretch changed: remembered for this store."""
+        if self.explorer is not None:
+            self.settings.set_stretch_for(self.explorer.store.path, self.inspector.stretch.currentText())
+        else:
+            self.settings.stretch = self.inspector.stretch.currentText()
 
     def _on_agreement(self) -> None:
         if self.explorer is not None:
@@ -881,6 +888,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._samp_dir.cleanup()
         if self._help is not None:
             self._help.close()
+        if self.inspector.large is not None:
+            self.inspector.large.close()
         super().closeEvent(ev)
 
 
