@@ -246,7 +246,7 @@ def test_colour_by_model_score_spreads_over_percentile_limits_that_can_be_edited
     idx = spec.colour_index(256)
     assert len(np.unique(idx)) >= 40, "nearly every point has the same colour"
     lo, hi = np.percentile(mean, [1, 99])
-    assert float(p.lo.placeholderText()) == pytest.approx(lo, rel=1e-3)
+    assert float(p.lo.placeholderText()) == pytest.approx(lo, rel=1e-2, abs=1e-3)
     # limits typed on the colour bar
     p.lo.setText("1.5")
     p.hi.setText("3")

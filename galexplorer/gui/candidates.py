@@ -249,10 +249,13 @@ class CandidatesPanel(QtWidgets.QWidget):
         self.in_gallery.clicked.connect(self.labelGalleryRequested)
         self.counts = QtWidgets.QLabel("")
         self.counts.setObjectName("Dim")
-        for w in (self.mine, self.score, self.user, self.note_text, self.in_gallery):
+        self.note_text.setMinimumWidth(110)
+        for w in (self.mine, self.score, self.user):
             mine.addWidget(w)
-        mine.addWidget(self.counts, 1)
+        mine.addWidget(self.note_text, 1)
+        mine.addWidget(self.in_gallery)
         lay.addLayout(mine)
+        lay.addWidget(self.counts)
         self.mine.toggled.connect(self._label_view_toggled)
         for w in (self.score, self.user):
             w.currentIndexChanged.connect(lambda _: self.labelViewChanged.emit())

@@ -95,6 +95,7 @@ class AgreementPanel(QtWidgets.QWidget):
         if not pairs:
             self.table.insertRow(0)
             self.table.setItem(0, 0, QtWidgets.QTableWidgetItem("one labeller so far"))
+        self.table.resizeColumnsToContents()
 
 
 class ScatterPanel(QtWidgets.QWidget):
@@ -128,7 +129,7 @@ class ScatterPanel(QtWidgets.QWidget):
         for w, text in ((self.lo, "low"), (self.hi, "high")):
             w.setObjectName(f"colour_{text}")
             w.setValidator(QtGui.QDoubleValidator(w))
-            w.setMaximumWidth(72)
+            w.setMaximumWidth(84)
             w.setToolTip(f"the colour bar's {text} end (empty: the {'1st' if text == 'low' else '99th'} "
                          "percentile); Enter applies")
         self.log = QtWidgets.QCheckBox("log")
@@ -770,7 +771,7 @@ class MainWindow(QtWidgets.QMainWindow):
         continuous = spec.kind == "continuous"
         for w, v in ((p.lo, spec.auto_range[0]), (p.hi, spec.auto_range[1])):
             w.setEnabled(continuous)
-            w.setPlaceholderText(f"{v:.4g}" if continuous else "")
+            w.setPlaceholderText(f"{v:.3g}" if continuous else "")
         p.log.setEnabled(continuous)
         p.diverging.setEnabled(continuous)
         self.scatter.set_colour(spec)
