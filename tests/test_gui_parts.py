@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from gui_stores import build_store
 
+from galexplorer.active.session import LabellingSession, open_store
 from galexplorer.gui.colouring import spec_for
 from galexplorer.gui.density import SortedPoints, ViewRect, bin_view, premultiplied_table, render_rgba
 from galexplorer.gui.picking import NearestIndex
 from galexplorer.gui.selection import SelectionMode, combine, in_polygon, in_rectangle
-from galexplorer.gui.session import LabellingSession, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from gui_stores import build_store
 
-from galexplorer.gui.session import LabellingSession, open_store
+from galexplorer.active.session import LabellingSession, open_store
 from galexplorer.labels import LabelJournal
 
 pytestmark = pytest.mark.gui

@@ -279,7 +279,7 @@ def test_bad_stores_say_what_is_wrong_and_how_to_fix(qtbot, tmp_path, xdf_cutout
 def test_help_note_table_and_bulk_actions(qtbot, store, gui_settings, monkeypatch):
     from PySide6 import QtWidgets
 
-    from galexplorer.gui.keymap import SHORTCUTS
+    from galexplorer.gui.keymap import with_keys
 
     w = open_window(qtbot, store, gui_settings)
     ex = w.explorer
@@ -288,7 +288,7 @@ def test_help_note_table_and_bulk_actions(qtbot, store, gui_settings, monkeypatc
     assert w._help.isVisible()
     texts = [w._help.table.item(r, 1).text() for r in range(w._help.table.rowCount())
              if w._help.table.item(r, 1) is not None]
-    assert texts == [s.description for s in SHORTCUTS]
+    assert texts == [s.description for s in with_keys()]
     w._help.close()
     # N writes a note (the dialog answered by the test)
     monkeypatch.setattr(QtWidgets.QInputDialog, "getMultiLineText",

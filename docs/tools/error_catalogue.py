@@ -55,6 +55,7 @@ SECTIONS: list[tuple[str, str, str]] = [
      "Your own embeddings (`--embeddings`); see [embeddings](embeddings.md)."),
     ("explore/", "galexplorer embed", "PCA, the 2-D map, anomaly scores, clusters, similarity search."),
     ("labels/", "The label journal (open, rank, export, simulate)", ""),
+    ("active/session.py", "galexplorer open", "The explorer shows these in a dialog or the status bar."),
     ("active/simulate.py", "galexplorer simulate", ""),
     ("active/oracle.py", "galexplorer simulate", ""),
     ("active/metrics.py", "galexplorer simulate", ""),

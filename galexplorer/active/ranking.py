@@ -154,30 +154,47 @@ def ranked_table(store: EmbeddingStore, result: LoopResult | Ranking, journal: L
     else:
         label, n_lab = np.full(n, np.nan, np.float32), np.zeros(n, np.int32)
         disputed, excluded = np.zeros(n, bool), np.zeros(n, bool)
-    objects = store.objects
-    cols: dict[str, np.ndarray] = {
-        "id": np.asarray(objects.ids, dtype=object)[order],
-        "ra": objects.ra[order],
-        "dec": objects.dec[order],
-        "rank": ranking.rank[order],
-        "label": label[order],
-        "n_labellers": n_lab[order],
-        "disputed": disputed[order],
-        "excluded": excluded[order],
-        "score_mean": ranking.mean[order],
-        "score_std": ranking.std[order],
-        "acquisition": ranking.acquisition[order],
-        "anomaly": _store_score(store, "anomaly", np.float32, np.nan)[order],
-        "cluster": _store_score(store, "cluster", np.int64, -1)[order],
-    }
-    for name, values in objects.columns.items():
-        out = name if name not in cols else f"catalog_{name}"
-        cols[out] = np.asarray(values)[order]
+    cols = {name: values[order] for name, values in ranked_columns(
+        store, ranking.rank, label, n_lab, disputed, excluded, ranking.mean, ranking.std, ranking.acquisition).items()}
     meta = {"store": str(store.path), "store_uuid": store.uuid, "scorer": ranking.scorer,
             "acquisition": ranking.acquisition_name, "xi": ranking.xi, "n_labels": ranking.n_labels,
             "labels_hash": ranking.labels_hash, "ranked": ranking.created, "rows": len(order),
             "objects": n, "user": user or "consensus", "scorer_info": ranking.info, "config": ranking.config}
     return RankedTable(cols, meta)
+
+
+def ranked_columns(store: EmbeddingStore, rank: np.ndarray, label: np.ndarray, n_labellers: np.ndarray,
+                   disputed: np.ndarray, excluded: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                   acquisition: np.ndarray, scores: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The columns of :func:`ranked_table`, in the store's object order (no row is copied:
+    the explorer's table shows ``columns[name][ranking[row]]``).
+
+    Args:
+        rank: (N,) 1-based rank; label, n_labellers, disputed, excluded: (N,) per object;
+        mean, std, acquisition: (N,) the scorer's output.
+        scores: the store's ``anomaly`` and ``cluster`` already read (None: read them now).
+    """
+    objects = store.objects
+    scores = scores or {}
+    cols: dict[str, np.ndarray] = {
+        "id": np.asarray(objects.ids, dtype=object),
+        "ra": objects.ra,
+        "dec": objects.dec,
+        "rank": rank,
+        "label": label,
+        "n_labellers": n_labellers,
+        "disputed": disputed,
+        "excluded": excluded,
+        "score_mean": mean,
+        "score_std": std,
+        "acquisition": acquisition,
+        "anomaly": scores["anomaly"] if "anomaly" in scores else _store_score(store, "anomaly", np.float32, np.nan),
+        "cluster": scores["cluster"] if "cluster" in scores else _store_score(store, "cluster", np.int64, -1),
+    }
+    for name, values in objects.columns.items():
+        out = name if name not in cols else f"catalog_{name}"
+        cols[out] = np.asarray(values)
+    return cols
 
 
 @dataclass

@@ -3,7 +3,8 @@
 With ``--screenshot FILE.png`` the window is rendered once everything has loaded (the first
 fit included), saved, and the program exits: docs and tests use it, headless. A store that
 cannot be opened is then an error (exit code 2, one line); interactively it is a dialog that
-says what is wrong and which command fixes it.
+says what is wrong and which command fixes it, then exit code 2. Without a store the window
+opens on its start page (recent stores, Open…), every action that needs a store disabled.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def run_app(args) -> int:
     if shot:
         if store:
             # fail fast, before any window exists, with the one-line message and its fix
-            from .session import open_store
+            from ..active.session import open_store
 
             open_store(store).close()
     app = application()
@@ -124,6 +125,8 @@ def run_app(args) -> int:
         log.info("wrote %s", path)
         return 0
     window.show()
-    if store:
-        window.try_load(store)
+    if store and not window.try_load(store):
+        # the dialog said what is wrong and what fixes it; a dead window would only mislead
+        window.close()
+        return 2
     return int(app.exec())

@@ -37,6 +37,8 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         self._rows = np.empty(0, np.int64)
         self._sort: tuple[str, bool] | None = None
         self._filter: tuple[float, float, str, str] = (-math.inf, math.inf, "", "")
+        self.only: set[str] = set()     # boolean columns a row must have True ("disputed")
+        self.mask: np.ndarray | None = None   # (N,) bool in store order: rows kept (My labels)
         self.thumbnails = None          # a ThumbnailCache: small stamps beside the ids
         self.icon_px = 24
 
@@ -47,6 +49,23 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         self._order = np.asarray(order, np.int64)
         self._apply()
         self.endResetModel()
+
+    def update_table(self, columns: dict[str, np.ndarray], order: np.ndarray) -> None:
+        """New values and ranking for the same columns (after a score): the user's sort, filter
+        and scroll position stay."""
+        self.layoutAboutToBeChanged.emit()
+        self._cols = dict(columns)
+        self._order = np.asarray(order, np.int64)
+        self._apply()
+        self.layoutChanged.emit()
+        self.refresh()
+
+    def clear_sort(self) -> None:
+        """Back to rank order."""
+        self.layoutAboutToBeChanged.emit()
+        self._sort = None
+        self._apply()
+        self.layoutChanged.emit()
 
     @property
     def column_names(self) -> list[str]:
@@ -96,6 +115,11 @@ class RankedTableModel(QtCore.QAbstractTableModel):
             ids = self._cols["id"]
             hit = np.fromiter((text in str(s).lower() for s in ids), bool, count=len(ids))
             keep &= hit[order]
+        for name in self.only:
+            if name in self._cols:
+                keep &= np.asarray(self._cols[name], bool)[order]
+        if self.mask is not None and len(self.mask) == len(order):
+            keep &= self.mask[order]
         rows = np.flatnonzero(keep)
         if self._sort is not None:
             name, desc = self._sort
@@ -166,6 +190,8 @@ class CandidatesPanel(QtWidgets.QWidget):
 
     opened = QtCore.Signal(int)
     exportRequested = QtCore.Signal()
+    labelViewChanged = QtCore.Signal()
+    labelGalleryRequested = QtCore.Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -190,6 +216,9 @@ class CandidatesPanel(QtWidgets.QWidget):
         self.export = QtWidgets.QPushButton("Export…")
         self.export.setToolTip("write the ranked list (Ctrl+E), as `galexplorer export`")
         self.export.clicked.connect(self.exportRequested)
+        self.disputed = QtWidgets.QCheckBox("disputed")
+        self.disputed.setToolTip("only the objects the labellers disagree on")
+        self.disputed.toggled.connect(self.apply_filter)
         self.count = QtWidgets.QLabel("")
         self.count.setObjectName("Dim")
         bar.addWidget(self.text, 2)
@@ -197,9 +226,41 @@ class CandidatesPanel(QtWidgets.QWidget):
         bar.addWidget(self.lo)
         bar.addWidget(QtWidgets.QLabel("to"))
         bar.addWidget(self.hi)
+        bar.addWidget(self.disputed)
         bar.addWidget(self.count)
         bar.addWidget(self.export)
         lay.addLayout(bar)
+        # My labels: everything labelled, filtered by score, labeller, note text (and "disputed")
+        mine = QtWidgets.QHBoxLayout()
+        self.mine = QtWidgets.QCheckBox("My labels")
+        self.mine.setToolTip("show only labelled objects, with counts per score")
+        self.score = QtWidgets.QComboBox()
+        self.score.addItem("any score", None)
+        for s in range(6):
+            self.score.addItem(f"score {s}", s)
+        self.user = QtWidgets.QComboBox()
+        self.user.addItem("anyone", None)
+        self.user.setToolTip("whose labels: anyone's (the consensus) or one labeller's")
+        self.note_text = QtWidgets.QLineEdit()
+        self.note_text.setPlaceholderText("note contains…")
+        self.note_text.setClearButtonEnabled(True)
+        self.in_gallery = QtWidgets.QPushButton("In gallery")
+        self.in_gallery.setToolTip("show these labelled objects in the gallery")
+        self.in_gallery.clicked.connect(self.labelGalleryRequested)
+        self.counts = QtWidgets.QLabel("")
+        self.counts.setObjectName("Dim")
+        self.note_text.setMinimumWidth(110)
+        for w in (self.mine, self.score, self.user):
+            mine.addWidget(w)
+        mine.addWidget(self.note_text, 1)
+        mine.addWidget(self.in_gallery)
+        lay.addLayout(mine)
+        lay.addWidget(self.counts)
+        self.mine.toggled.connect(self._label_view_toggled)
+        for w in (self.score, self.user):
+            w.currentIndexChanged.connect(lambda _: self.labelViewChanged.emit())
+        self.note_text.textChanged.connect(lambda _: self.labelViewChanged.emit())
+        self._label_view_toggled(False)
 
         self.model = RankedTableModel(self)
         self.table = QtWidgets.QTableView(self)
@@ -230,6 +291,38 @@ class CandidatesPanel(QtWidgets.QWidget):
             w.textChanged.connect(self._timer.start)
         self.column.currentIndexChanged.connect(self._timer.start)
 
+    def _label_view_toggled(self, on: bool) -> None:
+        for w in (self.score, self.user, self.note_text, self.in_gallery):
+            w.setEnabled(on)
+        self.counts.setVisible(on)
+        self.labelViewChanged.emit()
+
+    def label_filter(self) -> dict | None:
+        """The My labels filter (None when the view is off)."""
+        if not self.mine.isChecked():
+            return None
+        return {"score": self.score.currentData(), "user": self.user.currentData(),
+                "note": self.note_text.text(), "disputed": self.disputed.isChecked()}
+
+    def set_users(self, users: list[str]) -> None:
+        current = self.user.currentData()
+        self.user.blockSignals(True)
+        self.user.clear()
+        self.user.addItem("anyone", None)
+        for u in users:
+            self.user.addItem(u, u)
+        self.user.setCurrentIndex(max(0, self.user.findData(current)))
+        self.user.blockSignals(False)
+
+    def set_label_view(self, mask: np.ndarray | None, counts: dict[int, int] | None) -> None:
+        """Keep only ``mask`` rows (None: all), and show the counts per score."""
+        self.model.layoutAboutToBeChanged.emit()
+        self.model.mask = mask
+        self.model._apply()
+        self.model.layoutChanged.emit()
+        self.counts.setText("  ".join(f"{s}: {n:,}" for s, n in counts.items()) if counts else "")
+        self.count.setText(f"{self.model.rowCount():,} of {self.model.n_objects:,}")
+
     def _open(self, index: QtCore.QModelIndex) -> None:
         i = index.data(INDEX_ROLE)
         if i is not None:
@@ -255,11 +348,21 @@ class CandidatesPanel(QtWidgets.QWidget):
         else:
             # the table arrives ranked: show it in rank order without a sort indicator
             header.setSortIndicator(-1, QtCore.Qt.SortOrder.AscendingOrder)
+            self.model.clear_sort()
         if list(columns) != old:   # new columns: size them; a refit keeps the user's widths
             self.table.resizeColumnsToContents()
 
+    def update_table(self, columns: dict[str, np.ndarray], order: np.ndarray, range_columns: list[str]) -> None:
+        """New values and ranking (after a score): the sort, filter and scroll position stay."""
+        if list(columns) != self.model.column_names:
+            self.set_table(columns, order, range_columns)
+        else:
+            self.model.update_table(columns, order)
+            self.count.setText(f"{self.model.rowCount():,} of {self.model.n_objects:,}")
+
     def apply_filter(self) -> None:
         lo, hi = _number(self.lo.text(), -math.inf), _number(self.hi.text(), math.inf)
+        self.model.only = {"disputed"} if self.disputed.isChecked() else set()
         self.model.set_filter(lo, hi, self.text.text(), self.column.currentText())
         self.count.setText(f"{self.model.rowCount():,} of {self.model.n_objects:,}")
         self.count.setStyleSheet(f"color: {theme.TEXT_DIM}")

@@ -24,6 +24,9 @@ CATEGORY_COLOURS = [
 SCORE_COLOURS = ["#6b7a90", "#3f8fd8", "#2ebfa5", "#b8d335", "#ffae34", "#ff4d5a"]
 
 DENSITY = "density"
+PERCENTILES = (1.0, 99.0)   # default colour limits of a continuous column
+DIVERGING_MAP = "CET-D1"    # blue - white - red, for values around a centre
+SCALES = ("linear", "log")
 
 
 def hex_to_rgb(colour: str) -> tuple[int, int, int]:
@@ -40,7 +43,8 @@ class ColourSpec:
         kind: "density", "continuous" or "categorical".
         values: (N,) float32, for continuous (NaN = no value) — or int32 codes for categorical
             (-1 = no value).
-        vrange: display range of a continuous column (1st and 99th percentiles).
+        vrange: display range of a continuous column (1st and 99th percentiles by default; in
+            log10 units when ``scale`` is "log").
         categories: category names, in code order.
         colours: "#rrggbb" per category.
         cmap: colour map name for density and continuous.
@@ -53,6 +57,8 @@ class ColourSpec:
     categories: list[str] = field(default_factory=list)
     colours: list[str] = field(default_factory=list)
     cmap: str = "inferno"
+    scale: str = "linear"
+    auto_range: tuple[float, float] = (0.0, 1.0)
 
     def rgb_weights(self) -> np.ndarray:
         """(3, N) float32 per-object R, G, B (0..255) of a categorical spec (0 for no value)."""
@@ -92,13 +98,50 @@ def spec_for(name: str, values: np.ndarray, cmap: str = "viridis") -> ColourSpec
         # too many distinct strings to colour: fall back to density
         return density_spec()
     v = values.astype(np.float32)
+    lo, hi = percentile_range(v)
+    return ColourSpec(name, "continuous", v, (lo, hi), cmap=cmap, auto_range=(lo, hi))
+
+
+def percentile_range(v: np.ndarray, percentiles: tuple[float, float] = PERCENTILES) -> tuple[float, float]:
+    """Colour limits of the finite values: the given percentiles (the full range when they
+    coincide; (0, 1) without any finite value)."""
     finite = v[np.isfinite(v)]
     if finite.size == 0:
-        lo, hi = 0.0, 1.0
-    else:
-        lo, hi = (float(q) for q in np.percentile(finite, [1, 99]))
+        return 0.0, 1.0
+    lo, hi = (float(q) for q in np.percentile(finite, list(percentiles)))
+    if not hi > lo:
+        lo, hi = float(finite.min()), float(finite.max())
         if not hi > lo:
-            lo, hi = float(finite.min()), float(finite.max())
-            if not hi > lo:
-                hi = lo + 1.0
-    return ColourSpec(name, "continuous", v, (lo, hi), cmap=cmap)
+            hi = lo + 1.0
+    return lo, hi
+
+
+def adjust(spec: ColourSpec, scale: str = "linear", diverging: bool = False,
+           limits: tuple[float | None, float | None] = (None, None)) -> ColourSpec:
+    """A continuous spec shown another way: log10 scale (values <= 0 get no colour), a
+    diverging map centred on the median, and limits typed by the user (None: the percentile
+    limit, in the scale's units). Other specs are returned as they are."""
+    if spec.kind != "continuous":
+        return spec
+    if scale not in SCALES:
+        raise ValueError(f"unknown colour scale {scale!r}; use one of {', '.join(SCALES)}")
+    v = spec.values
+    name = spec.name
+    if scale == "log":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.where(v > 0, np.log10(np.where(v > 0, v, 1)), np.nan).astype(np.float32)
+        name += " (log10)"
+    lo, hi = percentile_range(v) if scale == "log" else spec.vrange
+    auto = (lo, hi)
+    cmap = spec.cmap
+    if diverging:
+        finite = v[np.isfinite(v)]
+        mid = float(np.median(finite)) if finite.size else 0.0
+        half = max(abs(lo - mid), abs(hi - mid)) or 1.0
+        lo, hi = mid - half, mid + half
+        cmap = DIVERGING_MAP
+    lo = lo if limits[0] is None else float(limits[0])
+    hi = hi if limits[1] is None else float(limits[1])
+    if not hi > lo:
+        hi = lo + 1e-6 * max(1.0, abs(lo))
+    return ColourSpec(name, "continuous", v, (lo, hi), cmap=cmap, scale=scale, auto_range=auto)

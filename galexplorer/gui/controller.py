@@ -7,7 +7,9 @@ command line: the :class:`~galexplorer.labels.LabelJournal` (through the session
 :class:`~galexplorer.explore.similarity.SimilarityIndex` and :func:`~galexplorer.export.write_ranked`
 in the model's own process (:mod:`.modelproc`). Requests to that process go through
 :class:`~.workers.LatestOnlyRunner` threads: a refit asked for while one runs waits in a single
-slot, so a burst of requests runs only the latest, and the UI thread never waits.
+slot, so a burst of requests runs only the latest, and the UI thread never waits. Exports and
+SAMP sends go through a :class:`~.workers.QueuedRunner` instead: every one runs, in order, or
+is refused with a message.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from PySide6 import QtCore
 
 from ..active.loop import LoopConfig
 from ..active.portfolio import save_state
+from ..active.session import LabellingSession, ModelState
 from ..errors import GalexplorerError
-from .colouring import ColourSpec, density_spec, spec_for
+from .colouring import ColourSpec, adjust, density_spec, spec_for
 from .modelproc import ModelProcess
 from .selection import SelectionMode, combine
-from .session import LabellingSession, ModelState
-from .workers import LatestOnlyRunner
+from .workers import LatestOnlyRunner, QueuedRunner
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +37,14 @@ MODEL_MEAN = "model: predicted score"
 MODEL_STD = "model: uncertainty"
 MODEL_ACQ = "model: acquisition"
 LABEL = "your labels (consensus)"
+BY_USER = "labels by "          # + a labeller's name
+DISPUTED = "disputed labels"
 
 
 def fit_job(model: ModelProcess, config: LoopConfig, labelled: np.ndarray, labels: np.ndarray,
             excluded: np.ndarray) -> ModelState:
     """A refit in the model's process (runs in a worker thread, which just waits for it)."""
-    return ModelState(**model.call("fit", config=config.to_dict(), labelled=labelled, labels=labels,
-                                   excluded=excluded))
+    return model.fit(config, labelled, labels, excluded)
 
 
 class Explorer(QtCore.QObject):
@@ -86,10 +89,12 @@ class Explorer(QtCore.QObject):
         self.gallery_values: np.ndarray | None = None
         self.gallery_title = ""
         self.gallery_kind = "empty"
+        self.gallery_order = "rank"      # "rank" (best first) or "similarity" (similar objects)
+        self._gallery_given: tuple[np.ndarray, np.ndarray | None] = (np.empty(0, np.int64), None)
         self.refit_started_at: float | None = None
         self.refits = LatestOnlyRunner("refit", self)
         self.searches = LatestOnlyRunner("similarity", self)
-        self.io = LatestOnlyRunner("io", self)
+        self.io = QueuedRunner("io", self)
         self.refits.finished.connect(self._on_fitted)
         self.refits.failed.connect(self._on_fit_failed)
         self.refits.progressed.connect(self.progressed)
@@ -127,6 +132,51 @@ class Explorer(QtCore.QObject):
     def n(self) -> int:
         return self.session.n
 
+    # -- what the widgets read (they never reach into the session) ---------------------------------
+    @property
+    def user(self) -> str:
+        return self.session.user
+
+    @property
+    def xy(self) -> np.ndarray:
+        """(N, 2) float32 the 2-D map."""
+        return self.session.xy
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) float32 consensus labels (NaN = not labelled); read-only for widgets."""
+        return self.session.labels
+
+    @property
+    def excluded(self) -> np.ndarray:
+        """(N,) bool excluded from the ranking."""
+        return self.session.excluded
+
+    def object_id(self, i: int) -> str:
+        return str(self.session.ids[i])
+
+    def index_of(self, object_id: str) -> int | None:
+        return self.session.index.get(object_id)
+
+    def labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, consensus labels)`` of the labelled objects."""
+        idx = self.session.labelled_indices()
+        return idx, self.session.labels[idx]
+
+    def note_of(self, i: int) -> str | None:
+        return self.session.note_of(i)
+
+    def my_label(self, i: int) -> int | None:
+        return self.session.my_label(i)
+
+    def queue(self, k: int = 50) -> list[int]:
+        """The next ``k`` objects to score."""
+        return self.session.queue(k)
+
+    @property
+    def batch_size(self) -> int:
+        return self.session.batch_size
+
     # -- the object on screen --------------------------------------------------------------------
     @property
     def current(self) -> int | None:
@@ -148,6 +198,14 @@ class Explorer(QtCore.QObject):
             self.queueChanged.emit()
         else:
             self.message.emit("no next object yet: the queue refills after the refit")
+
+    def go_to_queue(self) -> None:
+        """Space: the head of the queue (the model's new batch after a refit)."""
+        if self.session.go_to_queue_head():
+            self.currentChanged.emit(self.session.current)
+            self.queueChanged.emit()
+        elif self.session.queue_head() is None:
+            self.message.emit("the queue is empty")
 
     def skip(self) -> None:
         self.session.skip()
@@ -190,6 +248,61 @@ class Explorer(QtCore.QObject):
         self.message.emit(f"excluded {len(indices)} objects from the ranking (Ctrl+Z undoes it)")
         self._after_labels()
         self.currentChanged.emit(self.session.current)
+
+    def label_view(self, score: int | None = None, user: str | None = None, note: str = "",
+                   disputed: bool = False) -> tuple[np.ndarray, dict[int, int]]:
+        """My labels: every labelled object, filtered by score (the user's when ``user`` is
+        given, else the consensus), by labeller, by note text (case-insensitive) and by
+        "disputed".
+
+        Returns:
+            ``(mask, counts)``: (N,) bool objects kept; ``{score: objects}`` among them.
+        """
+        ses = self.session
+        labels = ses.user_labels(user) if user else ses.labels
+        mask = np.isfinite(labels)
+        if score is not None:
+            mask &= labels == score
+        if disputed:
+            mask &= ses.disputed
+        text = note.strip().lower()
+        if text:
+            hit = np.zeros(ses.n, bool)
+            for oid, body in ses.journal.notes().items():
+                i = ses.index.get(oid)
+                if i is not None and text in body.lower():
+                    hit[i] = True
+            mask &= hit
+        kept = np.rint(labels[mask]).astype(np.int64)
+        counts = {s: int(np.count_nonzero(kept == s)) for s in range(6)}
+        return mask, counts
+
+    def show_labelled(self, mask: np.ndarray, what: str = "labelled") -> None:
+        """The objects of a label view in the gallery (by rank)."""
+        idx = np.flatnonzero(mask)
+        self.show_gallery(idx, f"{what.capitalize()} · {len(idx):,}", None, "labelled")
+
+    def users(self) -> list[str]:
+        return self.session.users()
+
+    def agreement(self):
+        """Per pair of labellers: objects both scored, weighted Cohen's kappa."""
+        return self.session.agreement()
+
+    def target(self) -> np.ndarray:
+        """What an action on "the selection or this object" acts on (X, F, SAMP)."""
+        if len(self.selection):
+            return self.selection
+        cur = self.session.current
+        return np.array([cur], np.int64) if cur is not None else np.empty(0, np.int64)
+
+    def exclude_target(self) -> None:
+        """X: exclude the selection (or the object in the inspector) from the ranking."""
+        self.exclude(self.target())
+
+    @property
+    def can_go_back(self) -> bool:
+        return self.session.hpos > 0
 
     def include(self, indices: np.ndarray) -> None:
         if len(indices) == 0:
@@ -261,10 +374,14 @@ class Explorer(QtCore.QObject):
         self.state = state
         if state.portfolio:   # the strategies' shares and history, kept with the labels
             save_state(self.session.journal, state.portfolio)
-        self.session.apply_model(state)
+        moved = self.session.apply_model(state)
         if self.session.current is None:
             self.session.start()
+            moved = True
+        if moved:
             self.currentChanged.emit(self.session.current)
+        elif self.session.batch_waiting:
+            self.message.emit("a new batch is ready: press Space to go to it")
         self.modelChanged.emit()
         self.queueChanged.emit()
         if not self.refits.busy:
@@ -293,10 +410,28 @@ class Explorer(QtCore.QObject):
         self.show_gallery(self.selection, title, None, "selection" if n else "empty")
 
     def show_gallery(self, indices: np.ndarray, title: str, values: np.ndarray | None, kind: str) -> None:
-        self.gallery_indices = np.asarray(indices, np.int64)
-        self.gallery_values = values
+        """Show objects in the gallery: similar objects by similarity, a selection by rank."""
+        self._gallery_given = (np.asarray(indices, np.int64), None if values is None else np.asarray(values))
         self.gallery_title = title
         self.gallery_kind = kind
+        self.gallery_order = "similarity" if kind == "similar" else "rank"
+        self._order_gallery()
+
+    def order_gallery(self, by: str) -> None:
+        """Order the gallery by ``"rank"`` (the live ranking, best first) or ``"similarity"``
+        (most similar first; a selection has no similarity and stays by rank)."""
+        if by not in ("rank", "similarity"):
+            raise ValueError(f"unknown gallery order {by!r}")
+        self.gallery_order = by
+        self._order_gallery()
+
+    def _order_gallery(self) -> None:
+        idx, values = self._gallery_given
+        rank = self.session.rank
+        if (self.gallery_order == "rank" or values is None) and rank is not None and len(idx):
+            o = np.argsort(rank[idx], kind="stable")
+            idx, values = idx[o], None if values is None else values[o]
+        self.gallery_indices, self.gallery_values = idx, values
         self.galleryChanged.emit()
 
     def find_similar(self, k: int = 24) -> None:
@@ -314,7 +449,7 @@ class Explorer(QtCore.QObject):
                              "build it with `galexplorer embed`")
             return
         self.message.emit("searching for similar objects…")
-        self.searches.submit(lambda: (rows, *self.model.call("similar", rows=rows, k=int(k))), tag="similar")
+        self.searches.submit(lambda: (rows, *self.model.similar(rows, int(k))), tag="similar")
 
     def _on_similar(self, tag, answer) -> None:
         rows, idx, sim = answer
@@ -327,10 +462,13 @@ class Explorer(QtCore.QObject):
         """Write the ranked list (all objects, or ``subset``) on the current labels, as
         ``galexplorer export`` does; in the model's process."""
         labelled, labels, excluded = self.session.fit_inputs()
-        self.message.emit(f"writing {path}…")
-        args = dict(config=self.config.to_dict(), labelled=labelled, labels=labels, excluded=excluded,
-                    path=str(path), fmt=fmt, subset=None if subset is None else np.asarray(subset, np.int64))
-        self.io.submit(lambda: self.model.call("export", **args), tag="export")
+        config = self.config
+        ahead = self.io.waiting + (1 if self.io.busy else 0)
+        if self.io.submit(lambda: self.model.export(config, labelled, labels, excluded, path, fmt, subset), tag="export") < 0:
+            self.failed.emit(f"{path}: not written: {self.io.limit} exports and sends are already waiting; "
+                             "try again when they are done")
+            return False
+        self.message.emit(f"writing {path}…" + (f" (after {ahead} waiting)" if ahead else ""))
         return True
 
     def send_samp(self, sender, indices: np.ndarray, folder: Path) -> None:
@@ -338,16 +476,19 @@ class Explorer(QtCore.QObject):
         worker thread)."""
         labelled, labels, excluded = self.session.fit_inputs()
         indices = np.asarray(indices, np.int64)
-        config = self.config.to_dict()
+        config = self.config
 
         def job():
             path = folder / f"galexplorer-selection-{int(time.time() * 1000)}.xml"
-            self.model.call("export", config=config, labelled=labelled, labels=labels, excluded=excluded,
-                            path=str(path), fmt="votable", subset=indices)
+            self.model.export(config, labelled, labels, excluded, path, "votable", indices)
             sender.send_votable(path, f"galexplorer: {len(indices)} objects")
             return len(indices)
 
-        self.io.submit(job, tag="samp")
+        if self.io.submit(job, tag="samp") < 0:
+            self.failed.emit(f"not sent over SAMP: {self.io.limit} exports and sends are already waiting; "
+                             "try again when they are done")
+        else:
+            self.message.emit(f"sending {len(indices)} objects over SAMP…")
 
     def _on_io_done(self, tag, value) -> None:
         if tag == "export":
@@ -365,27 +506,21 @@ class Explorer(QtCore.QObject):
         return values
 
     def table_columns(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The candidates table: per-object columns (store order; the label column is the
-        session's live array) and the ranking order. Same columns as
-        :func:`~galexplorer.active.ranking.ranked_table` writes."""
-        s, ses, o = self.state, self.session, self.store.objects
+        """The candidates table: the columns of :func:`~galexplorer.active.ranking.ranked_table`
+        (the ranked CSV's), in store order, with the labels and the ranking as they are now;
+        and the ranking, best first. Nothing is copied per row."""
+        from ..active.ranking import ranked_columns
+
+        s, ses = self.state, self.session
         n = ses.n
         nan = np.full(n, np.nan, np.float32)
-        cols: dict[str, np.ndarray] = {
-            "rank": s.rank if s is not None else np.arange(1, n + 1, dtype=np.int32),
-            "id": ses.ids,
-            "label": ses.labels,
-            "score_mean": s.mean if s is not None else nan,
-            "score_std": s.std if s is not None else nan,
-            "acquisition": s.acquisition if s is not None else nan,
-        }
-        for name in ("anomaly", "cluster"):
-            if name in self._scores:
-                cols[name] = self.score_array(name)
-        cols["ra"], cols["dec"] = o.ra, o.dec
-        for name, values in o.columns.items():
-            cols[name if name not in cols else f"catalog_{name}"] = values
-        order = s.ranking if s is not None else np.arange(n, dtype=np.int64)
+        scores = {name: self.score_array(name) for name in ("anomaly", "cluster") if name in self._scores}
+        cols = ranked_columns(
+            self.store, ses.rank if ses.rank is not None else np.arange(1, n + 1, dtype=np.int32),
+            ses.labels, ses.n_labellers, ses.disputed, ses.excluded,
+            s.mean if s is not None else nan, s.std if s is not None else nan,
+            s.acquisition if s is not None else nan, scores)
+        order = ses.ranking if ses.ranking is not None else np.arange(n, dtype=np.int64)
         return cols, order
 
     def colour_options(self) -> list[str]:
@@ -395,11 +530,20 @@ class Explorer(QtCore.QObject):
             if np.isfinite(self.state.std).any():
                 opts.insert(2, MODEL_STD)
         opts.append(LABEL)
+        opts += [BY_USER + u for u in self.session.users()]
+        opts.append(DISPUTED)
         opts += [f"score: {s}" for s in self.store.score_names]
         opts += [f"column: {c}" for c in self.store.column_names]
         return opts
 
-    def colour_spec(self, name: str) -> ColourSpec:
+    def colour_spec(self, name: str, scale: str = "linear", diverging: bool = False,
+                    limits: tuple[float | None, float | None] = (None, None)) -> ColourSpec:
+        """What to colour the map by: ``name`` from :meth:`colour_options`; a continuous column
+        between its 1st and 99th percentiles unless ``limits`` say otherwise, on a linear or
+        log ``scale``, with a sequential or a ``diverging`` map."""
+        return adjust(self._colour_spec(name), scale, diverging, limits)
+
+    def _colour_spec(self, name: str) -> ColourSpec:
         s = self.state
         if name == MODEL_MEAN and s is not None:
             return spec_for(name, s.mean, cmap="plasma")
@@ -411,6 +555,16 @@ class Explorer(QtCore.QObject):
             spec = spec_for(name, self.session.labels, cmap="plasma")
             spec.vrange = (0.0, 5.0)
             return spec
+        if name.startswith(BY_USER):
+            spec = spec_for(name, self.session.user_labels(name[len(BY_USER):]), cmap="plasma")
+            spec.vrange = (0.0, 5.0)
+            return spec
+        if name == DISPUTED:
+            d = self.session.disputed
+            labelled = np.isfinite(self.session.labels)
+            codes = np.where(d, 1, np.where(labelled, 0, -1)).astype(np.int32)
+            return ColourSpec(name, "categorical", codes, categories=["agreed", "disputed"],
+                              colours=["#59c47d", "#e15759"])
         if name.startswith("score: "):
             key = name[len("score: "):]
             return spec_for(name, self.score_array(key), cmap="viridis")
@@ -428,7 +582,7 @@ class Explorer(QtCore.QObject):
         if s is not None and not s.scorer.startswith("prior"):
             mean, std = s.mean[i], s.std[i]
             lines.append(("model", f"{mean:.2f}" + (f" ± {std:.2f}" if np.isfinite(std) else "")))
-            lines.append(("rank", f"{int(s.rank[i]):,}"))
+            lines.append(("rank", f"{int(ses.rank[i]):,}"))
         for name in ("anomaly", "cluster"):
             if name in self._scores:
                 v = self.score_array(name)[i]
@@ -448,7 +602,7 @@ class Explorer(QtCore.QObject):
             std = f" ± {s.std[i]:.2f}" if np.isfinite(s.std[i]) else ""
             rows.append(("model score", f"{s.mean[i]:.2f}{std}"))
             rows.append(("acquisition", float(s.acquisition[i]) if np.isfinite(s.acquisition[i]) else None))
-            rows.append(("rank", f"{int(s.rank[i]):,} of {len(s.rank):,}"))
+            rows.append(("rank", f"{int(ses.rank[i]):,} of {len(ses.rank):,}"))
         for name in self.store.score_names:
             v = self.score_array(name)[i]
             rows.append((name, v.item() if hasattr(v, "item") else v))

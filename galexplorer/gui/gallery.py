@@ -25,6 +25,7 @@ class GalleryPanel(QtWidgets.QWidget):
     includeAll = QtCore.Signal(object)
     exportAll = QtCore.Signal(object)
     broadcast = QtCore.Signal(object)
+    orderChanged = QtCore.Signal(str)
 
     def __init__(self, caption, tooltip=None, parent=None):
         super().__init__(parent)
@@ -37,6 +38,12 @@ class GalleryPanel(QtWidgets.QWidget):
         self.title = QtWidgets.QLabel("Select objects in the map (L, R) or press F for similar ones")
         self.title.setObjectName("PanelTitle")
         bar.addWidget(self.title, 1)
+        self.order = QtWidgets.QComboBox()
+        self.order.addItem("by rank", "rank")
+        self.order.addItem("by similarity", "similarity")
+        self.order.setToolTip("the gallery's order: the live ranking (best first), or most similar first")
+        self.order.currentIndexChanged.connect(lambda _: self.orderChanged.emit(self.order.currentData()))
+        bar.addWidget(self.order)
 
         self.score_button = QtWidgets.QToolButton()
         self.score_button.setText("Score all")
@@ -76,8 +83,12 @@ class GalleryPanel(QtWidgets.QWidget):
             b.setEnabled(on)
 
     def show_objects(self, indices: np.ndarray, title: str, values: np.ndarray | None = None,
-                     kind: str = "selection") -> None:
+                     kind: str = "selection", order: str = "rank") -> None:
         self.kind = kind
+        self.order.blockSignals(True)
+        self.order.setCurrentIndex(max(0, self.order.findData(order)))
+        self.order.model().item(1).setEnabled(kind == "similar")   # a selection has no similarity
+        self.order.blockSignals(False)
         self.model.set_objects(indices, values)
         self.title.setText(title)
         self.view.scrollToTop()

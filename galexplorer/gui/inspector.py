@@ -21,23 +21,127 @@ COMPOSITE = "colour"
 
 
 class StampView(QtWidgets.QWidget):
-    """An image scaled to fit, keeping its aspect, sharp pixels when enlarged."""
+    """An image scaled to fit, keeping its aspect, sharp pixels when enlarged; the wheel zooms
+    about the cursor, a left drag pans, a double-click asks for the larger view.
+
+    Signals:
+        hovered(float, float): the image pixel (x, y) under the cursor (NaN when off the image).
+        enlargeRequested(): a double-click.
+    """
+
+    hovered = QtCore.Signal(float, float)
+    enlargeRequested = QtCore.Signal()
+    MAX_ZOOM = 32.0
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._image: QtGui.QImage | None = None
         self._message = ""
+        self.zoom = 1.0
+        self.centre: tuple[float, float] | None = None   # image pixel at the view's centre
+        self._drag: QtCore.QPointF | None = None
         self.setMinimumSize(180, 180)
+        self.setMouseTracking(True)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
 
-    def set_rgb(self, rgb: np.ndarray | None, message: str = "") -> None:
+    def set_rgb(self, rgb: np.ndarray | None, message: str = "", keep_view: bool = False) -> None:
+        old = None if self._image is None else (self._image.width(), self._image.height())
         self._image = None if rgb is None else rgb_to_qimage(rgb)
         self._message = message
+        new = None if self._image is None else (self._image.width(), self._image.height())
+        if not keep_view or old != new:
+            self.reset_view()
         self.update()
 
     @property
     def image(self) -> QtGui.QImage | None:
         return self._image
+
+    def reset_view(self) -> None:
+        self.zoom = 1.0
+        self.centre = None if self._image is None else (self._image.width() / 2, self._image.height() / 2)
+        self.update()
+
+    def view_box(self) -> tuple[float, float, float, float]:
+        """``(x0, y0, x1, y1)``: the part of the image shown, in image pixels."""
+        if self._image is None or self.centre is None:
+            return 0.0, 0.0, 0.0, 0.0
+        w, h = self._image.width() / self.zoom, self._image.height() / self.zoom
+        cx, cy = self.centre
+        return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+    def _target(self) -> QtCore.QRectF:
+        reserve = 22 if self._message else 0   # the message sits below the image
+        side = max(10, min(self.width(), self.height() - reserve) - 8)
+        return QtCore.QRectF((self.width() - side) / 2, (self.height() - reserve - side) / 2, side, side)
+
+    def image_pos(self, pos: QtCore.QPointF) -> tuple[float, float]:
+        """Image pixel (x, y) under widget position ``pos`` (NaN off the image)."""
+        if self._image is None:
+            return math.nan, math.nan
+        t = self._target()
+        x0, y0, x1, y1 = self.view_box()
+        fx, fy = (pos.x() - t.left()) / t.width(), (pos.y() - t.top()) / t.height()
+        if not (0 <= fx < 1 and 0 <= fy < 1):
+            return math.nan, math.nan
+        return x0 + fx * (x1 - x0), y0 + fy * (y1 - y0)
+
+    def _clamp(self) -> None:
+        w, h = self._image.width(), self._image.height()
+        hw, hh = w / self.zoom / 2, h / self.zoom / 2
+        cx, cy = self.centre
+        self.centre = (min(max(cx, hw), w - hw), min(max(cy, hh), h - hh))
+
+    def zoom_by(self, factor: float, about: QtCore.QPointF | None = None) -> None:
+        """Zoom by ``factor`` keeping the image pixel under ``about`` in place."""
+        if self._image is None:
+            return
+        new = min(max(self.zoom * factor, 1.0), self.MAX_ZOOM)
+        if about is not None:
+            px, py = self.image_pos(about)
+            if math.isfinite(px):
+                cx, cy = self.centre
+                k = self.zoom / new
+                self.centre = (px + (cx - px) * k, py + (cy - py) * k)
+        self.zoom = new
+        self._clamp()
+        self.update()
+
+    def wheelEvent(self, ev: QtGui.QWheelEvent) -> None:
+        steps = ev.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(1.25 ** steps, ev.position())
+        ev.accept()
+
+    def mousePressEvent(self, ev: QtGui.QMouseEvent) -> None:
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            self._drag = ev.position()
+        super().mousePressEvent(ev)
+
+    def mouseMoveEvent(self, ev: QtGui.QMouseEvent) -> None:
+        pos = ev.position()
+        if self._drag is not None and self._image is not None and self.zoom > 1.0:
+            t = self._target()
+            scale = self._image.width() / self.zoom / t.width()   # image pixels per screen pixel
+            d = pos - self._drag
+            cx, cy = self.centre
+            self.centre = (cx - d.x() * scale, cy - d.y() * scale)
+            self._drag = pos
+            self._clamp()
+            self.update()
+        self.hovered.emit(*self.image_pos(pos))
+        super().mouseMoveEvent(ev)
+
+    def mouseReleaseEvent(self, ev: QtGui.QMouseEvent) -> None:
+        self._drag = None
+        super().mouseReleaseEvent(ev)
+
+    def mouseDoubleClickEvent(self, ev: QtGui.QMouseEvent) -> None:
+        self.enlargeRequested.emit()
+
+    def leaveEvent(self, ev) -> None:
+        self.hovered.emit(math.nan, math.nan)
+        super().leaveEvent(ev)
 
     def heightForWidth(self, w: int) -> int:
         return w
@@ -45,22 +149,41 @@ class StampView(QtWidgets.QWidget):
     def paintEvent(self, ev) -> None:
         p = QtGui.QPainter(self)
         p.fillRect(self.rect(), QtGui.QColor(theme.BG))
-        reserve = 22 if self._message else 0   # the message sits below the image
-        side = max(10, min(self.width(), self.height() - reserve) - 8)
-        target = QtCore.QRectF((self.width() - side) / 2, (self.height() - reserve - side) / 2, side, side)
+        target = self._target()
         if self._image is not None:
-            big = side >= 2 * self._image.width()
+            x0, y0, x1, y1 = self.view_box()
+            big = target.width() >= 2 * (x1 - x0)
             p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, not big)
-            p.drawImage(target, self._image)
+            p.drawImage(target, self._image, QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
             p.setPen(QtGui.QPen(QtGui.QColor(theme.BORDER_LIGHT), 1))
             p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
             p.drawRect(target.adjusted(-0.5, -0.5, 0.5, 0.5))
+            if self.zoom > 1.0:
+                p.setPen(QtGui.QColor(theme.TEXT_DIM))
+                p.drawText(target.adjusted(4, 2, -4, -2), QtCore.Qt.AlignmentFlag.AlignRight
+                           | QtCore.Qt.AlignmentFlag.AlignTop, f"×{self.zoom:.1f}")
         if self._message:
             p.setPen(QtGui.QColor(theme.TEXT_DIM))
             p.drawText(self.rect().adjusted(8, 8, -8, -8),
                        QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignBottom
                        | QtCore.Qt.TextFlag.TextWordWrap, self._message)
         p.end()
+
+
+class LargeView(QtWidgets.QDialog):
+    """The inspector's image in a large window of its own (double-click or F11; Esc closes)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("galexplorer — image")
+        self.setObjectName("LargeView")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.stamp = StampView(self)
+        self.readout = QtWidgets.QLabel("")
+        self.readout.setObjectName("Dim")
+        lay.addWidget(self.stamp, 1)
+        lay.addWidget(self.readout)
+        self.resize(900, 900)
 
 
 class ScoreButtons(QtWidgets.QWidget):
@@ -153,6 +276,16 @@ class Inspector(QtWidgets.QWidget):
 
         self.stamp = StampView(self)
         lay.addWidget(self.stamp, 5)
+        self.readout = QtWidgets.QLabel("")
+        self.readout.setObjectName("Dim")
+        self.readout.setToolTip("the pixel under the cursor: position, value (per band), sky position")
+        lay.addWidget(self.readout)
+        self.stamp.hovered.connect(lambda x, y: self.readout.setText(self.pixel_text(x, y)))
+        self.stamp.enlargeRequested.connect(self.show_large)
+        self._raw: np.ndarray | None = None      # (C, H, W) the cutout's pixels on screen
+        self._radec = (math.nan, math.nan)
+        self.pixel_scale: float | None = None    # arcsec per pixel, when the cutouts say
+        self.large: LargeView | None = None
 
         ctl = QtWidgets.QHBoxLayout()
         self.stretch = QtWidgets.QComboBox()
@@ -218,6 +351,13 @@ class Inspector(QtWidgets.QWidget):
         """
         self._cutouts, self._thumbs, self._rows = cutouts, thumbnails, cutouts_rows
         self._bands = list(cutouts.bands) if cutouts is not None else []
+        scale = None
+        if cutouts is not None:
+            try:
+                scale = cutouts.file.attrs.get("pixel_scale_arcsec")
+            except (AttributeError, OSError):
+                scale = None
+        self.pixel_scale = float(scale) if scale is not None else None
         self.band.blockSignals(True)
         self.band.clear()
         self.band.addItem(COMPOSITE)
@@ -247,6 +387,8 @@ class Inspector(QtWidgets.QWidget):
             self.scores.show_score(None)
             return
         self.title.setText(object_id)
+        self._radec = (ra, dec)
+        self._new_object = True
         if math.isfinite(ra) and math.isfinite(dec):
             self.position.setText(f"ra {ra:.6f}°   dec {dec:+.6f}°")
         else:
@@ -281,20 +423,64 @@ class Inspector(QtWidgets.QWidget):
         i = self.index
         if i is None:
             return
+        keep = not getattr(self, "_new_object", True)   # a new stretch or band keeps the zoom
+        self._new_object = False
+        self._raw = None
         if self._cutouts is not None:
             try:
                 img = self._cutouts.read(int(i if self._rows is None else self._rows[i]))
             except (OSError, ValueError) as exc:
                 self.stamp.set_rgb(None, f"cannot read the cutout: {exc}")
                 return
+            self._raw = np.asarray(img)
             band = self.band.currentIndex() - 1
             rgb = to_rgb8(img, self._bands, self.stretch.currentText(), band=None if band < 0 else band)
-            self.stamp.set_rgb(rgb)
+            self.stamp.set_rgb(rgb, keep_view=keep)
         elif self._thumbs is not None:
-            self.stamp.set_rgb(self._thumbs.rgb(int(i)),
-                               "thumbnail only: the cutouts file is not available")
+            rgb = self._thumbs.rgb(int(i))
+            self.stamp.set_rgb(rgb, "thumbnail only: the cutouts file is not available", keep_view=keep)
         else:
+            rgb = None
             self.stamp.set_rgb(None, "this store has no images")
+        if self.large is not None and self.large.isVisible():
+            self.large.stamp.set_rgb(rgb, keep_view=keep)
+
+    def pixel_text(self, x: float, y: float) -> str:
+        """The cursor's pixel: position, value in the band shown (every band for the composite),
+        and its sky position when the cutouts give a pixel scale (north up, east left)."""
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return ""
+        ix, iy = int(x), int(y)
+        parts = [f"x {ix}, y {iy}"]
+        raw = self._raw
+        if raw is not None and 0 <= iy < raw.shape[-2] and 0 <= ix < raw.shape[-1]:
+            band = self.band.currentIndex() - 1
+            if band >= 0:
+                parts.append(f"{self._bands[band]} {float(raw[band, iy, ix]):.4g}")
+            else:
+                parts.append("  ".join(f"{b} {float(raw[k, iy, ix]):.4g}" for k, b in enumerate(self._bands)))
+            ra0, dec0 = self._radec
+            if self.pixel_scale and math.isfinite(ra0) and math.isfinite(dec0):
+                h, w = raw.shape[-2:]
+                dx, dy = (x - w / 2) * self.pixel_scale / 3600, (y - h / 2) * self.pixel_scale / 3600
+                ra = ra0 - dx / max(math.cos(math.radians(dec0)), 1e-6)
+                parts.append(f"ra {ra:.6f}°  dec {dec0 - dy:+.6f}°")
+            elif self.pixel_scale is None and math.isfinite(ra0):
+                parts.append("(no pixel scale: ra/dec at the centre only)")
+        return "   ".join(parts)
+
+    def show_large(self) -> None:
+        """The image in a large window (double-click or F11), zoom and pan included."""
+        if self.index is None:
+            return
+        if self.large is None:
+            self.large = LargeView(self)
+            self.large.stamp.hovered.connect(lambda x, y: self.large.readout.setText(self.pixel_text(x, y)))
+        self.large.setWindowTitle(f"{self.title.text()} — galexplorer")
+        self._new_object = True
+        self.large.show()
+        self._redraw()
+        self.large.raise_()
 
     # -- keyboard helpers ----------------------------------------------------------------------
     def cycle_stretch(self) -> None:

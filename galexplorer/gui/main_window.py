@@ -14,16 +14,17 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..active.loop import LoopConfig
 from ..active.registry import DEFAULT_SCORER, SCORERS
+from ..active.session import LabellingSession, open_store
 from ..errors import GalexplorerError
 from . import theme
 from .controller import Explorer
 from .gallery import GalleryPanel
 from .inspector import Inspector
-from .keymap import SHORTCUTS, ShortcutHelp, key_sequences
+from .keymap import BY_ACTION, MENUS, SHORTCUTS, ShortcutHelp, key_sequences
+from .objectlist import elide_middle
 from .queue import QueuePanel
 from .scatter import ScatterView, Tool
 from .selection import SelectionMode
-from .session import LabellingSession, open_store
 from .settings import Settings, viewer_url
 from .thumbs import ThumbnailCache
 
@@ -65,6 +66,39 @@ class WelcomePage(QtWidgets.QWidget):
         lay.addStretch(3)
 
 
+class AgreementPanel(QtWidgets.QWidget):
+    """Per pair of labellers: objects both scored, and the weighted Cohen's kappa of their scores."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(8, 6, 8, 6)
+        self.note = QtWidgets.QLabel("Quadratic-weighted Cohen's κ on the 0–5 scale: 1 = full agreement, "
+                                     "0 = what chance gives.")
+        self.note.setObjectName("Dim")
+        self.note.setWordWrap(True)
+        self.table = QtWidgets.QTableWidget(0, 4, self)
+        self.table.setHorizontalHeaderLabels(["labeller", "labeller", "objects in common", "weighted κ"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        lay.addWidget(self.note)
+        lay.addWidget(self.table, 1)
+
+    def show_pairs(self, pairs) -> None:
+        self.table.setRowCount(0)
+        for p in pairs:
+            r = self.table.rowCount()
+            self.table.insertRow(r)
+            kappa = "—" if not math.isfinite(p.kappa) else f"{p.kappa:.3f}"
+            for c, text in enumerate((p.user_a, p.user_b, f"{p.n_common:,}", kappa)):
+                self.table.setItem(r, c, QtWidgets.QTableWidgetItem(text))
+        if not pairs:
+            self.table.insertRow(0)
+            self.table.setItem(0, 0, QtWidgets.QTableWidgetItem("one labeller so far"))
+        self.table.resizeColumnsToContents()
+
+
 class ScatterPanel(QtWidgets.QWidget):
     """The scatter with its toolbar (tools, selection mode, colour, view)."""
 
@@ -91,6 +125,18 @@ class ScatterPanel(QtWidgets.QWidget):
             self.mode.addItem(text, mode)
         self.mode.setToolTip("how a new lasso or rectangle combines with the selection "
                              "(Shift adds, Ctrl removes, Shift+Ctrl intersects)")
+        self.lo = QtWidgets.QLineEdit()
+        self.hi = QtWidgets.QLineEdit()
+        for w, text in ((self.lo, "low"), (self.hi, "high")):
+            w.setObjectName(f"colour_{text}")
+            w.setValidator(QtGui.QDoubleValidator(w))
+            w.setMaximumWidth(84)
+            w.setToolTip(f"the colour bar's {text} end (empty: the {'1st' if text == 'low' else '99th'} "
+                         "percentile); Enter applies")
+        self.log = QtWidgets.QCheckBox("log")
+        self.log.setToolTip("colour by log10 of the values (values <= 0 get no colour)")
+        self.diverging = QtWidgets.QCheckBox("diverging")
+        self.diverging.setToolTip("a blue-white-red map centred on the median")
         self.info = QtWidgets.QLabel("")
         self.info.setObjectName("Dim")
         lay.addWidget(bar)
@@ -128,6 +174,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from .candidates import CandidatesPanel
 
         self.candidates = CandidatesPanel(self)
+        self.agreement = AgreementPanel(self)
         self.central = QtWidgets.QStackedWidget(self)
         self.welcome = WelcomePage(self.settings.recent_files(), self)
         self.welcome.openRequested.connect(self.try_load)
@@ -141,7 +188,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._dock("gallery", "Gallery", self.gallery, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("candidates", "Candidates", self.candidates, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
         self.splitDockWidget(self.docks["gallery"], self.docks["candidates"], QtCore.Qt.Orientation.Horizontal)
+        self._dock("agreement", "Agreement", self.agreement, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["candidates"], self.docks["agreement"])
+        self.docks["candidates"].raise_()
+        self.docks["agreement"].visibilityChanged.connect(lambda on: on and self._on_agreement())
         self._default_state = None
+        self._layout: QtCore.QByteArray | None = None   # the panels' layout while the start page shows
 
         self.act: dict[str, QtGui.QAction] = {}
         self._make_actions()
@@ -149,6 +201,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._make_scatter_toolbar()
         self._make_status_bar()
         self._connect_widgets()
+        app = QtWidgets.QApplication.instance()
+        app.focusChanged.connect(self._on_focus)
+        app.installEventFilter(self)
         self.resize(1600, 1000)
         self.resizeDocks([self.docks["queue"], self.docks["inspector"]], [270, 400], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["gallery"]], [300], QtCore.Qt.Orientation.Vertical)
@@ -170,82 +225,67 @@ class MainWindow(QtWidgets.QMainWindow):
         self.docks[name] = dock
 
     def _make_actions(self) -> None:
-        handlers = {
-            "previous": lambda: self._ex("back"), "next": lambda: self._ex("forward"),
-            "skip": lambda: self._ex("skip"), "note": self.write_note, "undo": lambda: self._ex("undo"),
-            "redo": lambda: self._ex("redo"), "exclude": self.exclude_current_or_selection,
-            "similar": self.find_similar, "lasso": lambda: self.set_tool(Tool.LASSO),
-            "rectangle": lambda: self.set_tool(Tool.RECT), "pan": lambda: self.set_tool(Tool.PAN),
-            "clear_selection": self.escape, "show_selection": lambda: self._ex("show_selection"),
-            "reset_view": self.scatter.reset_view, "centre": self.centre_on_current,
-            "stretch": self.inspector.cycle_stretch, "band": self.inspector.cycle_band,
-            "viewer": self.open_in_viewer, "refit": self.refit_now, "open": self.open_store_dialog,
-            "export": self.export_dialog, "quit": self.close, "help": self.show_help,
-        }
-        for s in range(6):
-            handlers[f"score_{s}"] = lambda _=False, s=s: self.score(s)
+        """One ``QAction`` per row of :data:`.keymap.SHORTCUTS` (the action table)."""
         for sc in SHORTCUTS:
             act = QtGui.QAction(sc.text, self)
             act.setObjectName(sc.action)
-            act.setShortcuts(key_sequences(sc))
-            act.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
-            act.setToolTip(f"{sc.description} ({' or '.join(sc.keys)})")
-            act.triggered.connect(handlers[sc.action])
+            if sc.keys:
+                act.setShortcuts(key_sequences(sc))
+                act.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+                act.setToolTip(f"{sc.description} ({' or '.join(sc.keys)})")
+            else:
+                act.setToolTip(sc.description)
+            if sc.icon:
+                act.setIcon(theme.icon(sc.icon))
+            act.setCheckable(sc.checkable)
+            act.triggered.connect(lambda _=False, sc=sc: self.run_action(sc.action))
             self.addAction(act)
             self.act[sc.action] = act
-        for name in ("lasso", "rectangle", "pan"):
-            self.act[name].setCheckable(True)
         self.act["pan"].setChecked(True)
         self.tool_group = QtGui.QActionGroup(self)
-        for name in ("pan", "lasso", "rectangle"):
-            self.tool_group.addAction(self.act[name])
-        for name, icon in (("pan", "pan"), ("lasso", "lasso"), ("rectangle", "rectangle"),
-                           ("reset_view", "home"), ("similar", "similar"), ("refit", "refit"),
-                           ("export", "export"), ("open", "open")):
-            self.act[name].setIcon(theme.icon(icon))
-        self.act["viewer_url"] = QtGui.QAction("Sky viewer URL…", self, triggered=self.edit_viewer_url)
-        self.act["samp"] = QtGui.QAction("Send selection over SAMP", self,
-                                             triggered=lambda: self.send_samp(self._selection_or_current()))
-        self.act["reset_layout"] = QtGui.QAction("Reset layout", self, triggered=self.reset_layout)
+        for sc in SHORTCUTS:
+            if sc.checkable:
+                self.tool_group.addAction(self.act[sc.action])
+
+    def run_action(self, name: str) -> None:
+        """Run one action of the table: its handler, on the controller or on the window."""
+        sc = BY_ACTION[name]
+        if not self.act[name].isEnabled():
+            return
+        if sc.on == "window":
+            sc.handler(self)
+        elif self.explorer is not None:
+            sc.handler(self.explorer)
+
+    def _update_enabled(self) -> None:
+        """Enable each action as its ``needs`` says (a store, an object, a selection or object)."""
+        ex = self.explorer
+        have = {"always": True, "store": ex is not None,
+                "object": ex is not None and ex.current is not None,
+                "target": ex is not None and (ex.current is not None or len(ex.selection) > 0)}
+        for sc in SHORTCUTS:
+            self.act[sc.action].setEnabled(have[sc.needs])
+        if ex is not None:
+            self.act["previous"].setEnabled(ex.can_go_back)
 
     def _make_menus(self) -> None:
+        """The menus, in table order (the docks' toggles and Open recent are added by hand)."""
         mb = self.menuBar()
-        a = self.act
-        m = mb.addMenu("&File")
-        m.addAction(a["open"])
-        self.recent_menu = m.addMenu("Open recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        m.addSeparator()
-        m.addAction(a["export"])
-        m.addSeparator()
-        m.addAction(a["quit"])
-        m = mb.addMenu("&Label")
-        for s in range(6):
-            m.addAction(a[f"score_{s}"])
-        m.addSeparator()
-        for name in ("previous", "next", "skip", "note", "exclude"):
-            m.addAction(a[name])
-        m.addSeparator()
-        m.addAction(a["undo"])
-        m.addAction(a["redo"])
-        m = mb.addMenu("&Select")
-        for name in ("pan", "lasso", "rectangle", "clear_selection", "show_selection", "similar"):
-            m.addAction(a[name])
-        m.addAction(a["samp"])
-        m = mb.addMenu("&View")
-        for name in ("reset_view", "centre", "stretch", "band"):
-            m.addAction(a[name])
-        m.addSeparator()
-        for dock in self.docks.values():
-            m.addAction(dock.toggleViewAction())
-        m.addAction(a["reset_layout"])
-        m = mb.addMenu("&Model")
-        m.addAction(a["refit"])
-        m = mb.addMenu("&Tools")
-        m.addAction(a["viewer"])
-        m.addAction(a["viewer_url"])
-        m = mb.addMenu("&Help")
-        m.addAction(a["help"])
+        menus = {name: mb.addMenu(f"&{name}") for name in MENUS}
+        for sc in SHORTCUTS:
+            if not sc.menu:
+                continue
+            m = menus[sc.menu]
+            if sc.separator and m.actions():
+                m.addSeparator()
+            m.addAction(self.act[sc.action])
+            if sc.action == "open":
+                self.recent_menu = m.addMenu("Open recent")
+                self.recent_menu.aboutToShow.connect(self._fill_recent)
+            if sc.action == "band":
+                m.addSeparator()
+                for dock in self.docks.values():
+                    m.addAction(dock.toggleViewAction())
 
     def _make_scatter_toolbar(self) -> None:
         bar = self.scatter_panel.toolbar
@@ -256,6 +296,9 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.addSeparator()
         bar.addWidget(QtWidgets.QLabel(" Colour "))
         bar.addWidget(self.scatter_panel.colour)
+        for w in (self.scatter_panel.lo, self.scatter_panel.hi, self.scatter_panel.log,
+                  self.scatter_panel.diverging):
+            bar.addWidget(w)
         bar.addSeparator()
         bar.addAction(a["reset_view"])
         bar.addAction(a["similar"])
@@ -267,12 +310,16 @@ class MainWindow(QtWidgets.QMainWindow):
     def _make_status_bar(self) -> None:
         sb = self.statusBar()
         self.counters: dict[str, QtWidgets.QLabel] = {}
-        for name in ("objects", "scored", "queue", "since_refit", "selected", "model"):
+        for name in ("labeller", "objects", "scored", "queue", "since_refit", "selected", "model"):
             lab = QtWidgets.QLabel("")
             lab.setObjectName(f"counter_{name}")
             lab.setProperty("counter", True)
             sb.addPermanentWidget(lab)
             self.counters[name] = lab
+        self.typing = QtWidgets.QLabel("keys go to the text field · Esc returns them to labelling")
+        self.typing.setObjectName("TypingHint")
+        self.typing.hide()
+        sb.addPermanentWidget(self.typing)
         self.refit_bar = QtWidgets.QProgressBar()
         self.refit_bar.setObjectName("RefitProgress")
         self.refit_bar.setMaximumWidth(120)
@@ -283,36 +330,43 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _connect_widgets(self) -> None:
         sc = self.scatter
-        sc.clicked.connect(lambda i: self._ex("open", i))
-        sc.regionSelected.connect(lambda idx, mode: self._ex("select", idx, mode))
+        sc.clicked.connect(lambda i: self._ex(lambda ex: ex.open(i)))
+        sc.regionSelected.connect(lambda idx, mode: self._ex(lambda ex: ex.select(idx, mode)))
         sc.hovered.connect(self._on_hover)
         sc.toolChanged.connect(self._on_tool_changed)
         sc.describe = lambda i: self.explorer.describe(i) if self.explorer else (str(i), [])
-        self.scatter_panel.colour.currentTextChanged.connect(self._on_colour)
+        panel = self.scatter_panel
+        panel.colour.currentTextChanged.connect(self._on_colour_choice)
+        for w in (panel.lo, panel.hi):
+            w.editingFinished.connect(lambda: self._on_colour(panel.colour.currentText()))
+        for w in (panel.log, panel.diverging):
+            w.toggled.connect(lambda _: self._on_colour_choice(panel.colour.currentText()))
         self.scatter_panel.mode.currentIndexChanged.connect(
             lambda _: setattr(self.scatter, "default_mode", self.scatter_panel.mode.currentData()))
         ins = self.inspector
         ins.scored.connect(self.score)
-        ins.previous.connect(lambda: self._ex("back"))
-        ins.next.connect(lambda: self._ex("forward"))
-        ins.skip.connect(lambda: self._ex("skip"))
-        ins.note.connect(self.write_note)
-        ins.similar.connect(self.find_similar)
-        ins.viewer.connect(self.open_in_viewer)
-        ins.exclude.connect(self.exclude_current_or_selection)
-        ins.displayChanged.connect(lambda: setattr(self.settings, "stretch", ins.stretch.currentText()))
-        self.queue.opened.connect(lambda i: self._ex("open", i))
+        # the inspector's buttons are the table's actions
+        for signal, name in ((ins.previous, "previous"), (ins.next, "next"), (ins.skip, "skip"),
+                             (ins.note, "note"), (ins.similar, "similar"), (ins.viewer, "viewer"),
+                             (ins.exclude, "exclude")):
+            signal.connect(lambda name=name: self.run_action(name))
+        ins.displayChanged.connect(self._on_display)
+        self.queue.opened.connect(lambda i: self._ex(lambda ex: ex.open(i)))
         self.queue.configChanged.connect(self._on_loop_config)
         self.queue.refitRequested.connect(self.refit_now)
         g = self.gallery
-        g.opened.connect(lambda i: self._ex("open", i, self.gallery.indices))
-        g.scoreAll.connect(lambda idx, s: self._ex("score_many", idx, s))
-        g.excludeAll.connect(lambda idx: self._ex("exclude", idx))
-        g.includeAll.connect(lambda idx: self._ex("include", idx))
+        g.opened.connect(lambda i: self._ex(lambda ex: ex.open(i, self.gallery.indices)))
+        g.scoreAll.connect(lambda idx, s: self._ex(lambda ex: ex.score_many(idx, s)))
+        g.excludeAll.connect(lambda idx: self._ex(lambda ex: ex.exclude(idx)))
+        g.includeAll.connect(lambda idx: self._ex(lambda ex: ex.include(idx)))
         g.exportAll.connect(lambda idx: self.export_dialog(subset=idx))
         g.broadcast.connect(self.send_samp)
-        self.candidates.opened.connect(lambda i: self._ex("open", i))
+        g.orderChanged.connect(lambda by: self._ex(lambda ex: ex.order_gallery(by)))
+        self.candidates.opened.connect(lambda i: self._ex(lambda ex: ex.open(i)))
         self.candidates.exportRequested.connect(self.export_dialog)
+        self.candidates.labelViewChanged.connect(self._on_label_view)
+        self.candidates.disputed.toggled.connect(lambda _: self._on_label_view())
+        self.candidates.labelGalleryRequested.connect(self._label_view_in_gallery)
 
     # -- loading ------------------------------------------------------------------------------
     def load(self, path: str | Path) -> None:
@@ -343,9 +397,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.gallery.model.thumbnails = self.thumbs
         self.candidates.model.thumbnails = self.thumbs
         self.inspector.set_sources(self._cutouts, self.thumbs, rows)
-        self.inspector.set_stretch(self.settings.stretch)
+        self.inspector.set_stretch(self.settings.stretch_for(store.path))
         self.queue.set_config(config.scorer, config.acquisition, config.xi, config.batch_size)
-        self.scatter.set_points(session.xy)
+        self.scatter.set_points(ex.xy)
         ex.currentChanged.connect(self._on_current)
         ex.labelsChanged.connect(self._on_labels)
         ex.queueChanged.connect(self._on_queue)
@@ -357,6 +411,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ex.failed.connect(self.show_error)
         ex.progressed.connect(self._on_progress)
         self._refresh_colour_options()
+        self.candidates.set_users(ex.users())
         self._on_labels()
         self._on_queue()
         self._on_selection()
@@ -364,7 +419,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.central.setCurrentWidget(self.scatter_panel)
         self._set_loaded(True)
         name = Path(path).name
-        self.setWindowTitle(f"{name} — galexplorer ({session.n:,} objects, labels by {session.user})")
+        self.setWindowTitle(f"{name} — galexplorer ({ex.n:,} objects, labels by {ex.user})")
         self.settings.add_recent(path)
         ex.start()
         self._on_current(ex.current)
@@ -391,19 +446,30 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_loaded(False)
 
     def _set_loaded(self, on: bool) -> None:
-        for name, act in self.act.items():
-            if name not in ("open", "quit", "help", "viewer_url", "reset_layout"):
-                act.setEnabled(on)
+        """With no store open the window is its start page: the panels are hidden (no live-looking
+        score buttons) and every action that needs a store is disabled."""
+        self._update_enabled()
+        if not on and self._layout is None:
+            self._layout = self.saveState()
+        elif on and self._layout is not None:
+            self.restoreState(self._layout)
+            self._layout = None
         for d in self.docks.values():
             d.widget().setEnabled(on)
+            d.toggleViewAction().setEnabled(on)
+            if not on:
+                d.hide()
+        if not on:
+            self.central.setCurrentWidget(self.welcome)
 
     # -- actions --------------------------------------------------------------------------------
-    def _ex(self, method: str, *args) -> None:
+    def _ex(self, call) -> None:
+        """``call(explorer)`` when a store is open (widgets reach the controller this way)."""
         if self.explorer is not None:
-            getattr(self.explorer, method)(*args)
+            call(self.explorer)
 
     def score(self, s: int) -> None:
-        self._ex("score", s)
+        self.run_action(f"score_{s}")
 
     def set_tool(self, tool: str) -> None:
         self.scatter.set_tool(tool)
@@ -419,34 +485,64 @@ class MainWindow(QtWidgets.QMainWindow):
         """Esc: stop drawing; with the pan tool, clear the selection."""
         if self.scatter.tool != Tool.PAN:
             self.scatter.set_tool(Tool.PAN)
-        self._ex("clear_selection")
+        self._ex(lambda ex: ex.clear_selection())
+
+    def switch_user_dialog(self) -> None:
+        """File ▸ Labeller…: label as someone else (the store reopens as them, where they stopped)."""
+        ex = self.explorer
+        if ex is None:
+            return
+        name, ok = QtWidgets.QInputDialog.getText(self, "Labeller", "Label as (your name):",
+                                                  QtWidgets.QLineEdit.EchoMode.Normal, ex.user)
+        if ok and name.strip() and name.strip() != ex.user:
+            self.switch_user(name.strip())
+
+    def switch_user(self, name: str) -> None:
+        path = self.explorer.store.path
+        self.user = name
+        self.load(path)
+        self.statusBar().showMessage(f"labelling as {name}", 6000)
+
+    def _on_label_view(self) -> None:
+        """My labels (the table's toggle): labelled objects only, filtered, with counts."""
+        ex = self.explorer
+        f = self.candidates.label_filter()
+        if ex is None or f is None:
+            self.candidates.set_label_view(None, None)
+            return
+        mask, counts = ex.label_view(**f)
+        self.candidates.set_label_view(mask, counts)
+
+    def _label_view_in_gallery(self) -> None:
+        ex = self.explorer
+        f = self.candidates.label_filter()
+        if ex is not None and f is not None:
+            ex.show_labelled(ex.label_view(**f)[0])
+            self.docks["gallery"].raise_()
+
+    def _on_display(self) -> None:
+        """The inspector's stretch changed: remembered for this store."""
+        if self.explorer is not None:
+            self.settings.set_stretch_for(self.explorer.store.path, self.inspector.stretch.currentText())
+        else:
+            self.settings.stretch = self.inspector.stretch.currentText()
+
+    def _on_agreement(self) -> None:
+        if self.explorer is not None:
+            self.agreement.show_pairs(self.explorer.agreement())
 
     def write_note(self) -> None:
         ex = self.explorer
         if ex is None or ex.current is None:
             return
-        old = ex.session.note_of(ex.current) or ""
-        text, ok = QtWidgets.QInputDialog.getMultiLineText(self, "Note", f"Note about {ex.session.ids[ex.current]}:",
+        old = ex.note_of(ex.current) or ""
+        text, ok = QtWidgets.QInputDialog.getMultiLineText(self, "Note", f"Note about {ex.object_id(ex.current)}:",
                                                            old)
         if ok:
             ex.note(text)
 
-    def exclude_current_or_selection(self) -> None:
-        ex = self.explorer
-        if ex is None:
-            return
-        ex.exclude(self._selection_or_current())
-
-    def _selection_or_current(self) -> np.ndarray:
-        ex = self.explorer
-        if ex is None:
-            return np.empty(0, np.int64)
-        if len(ex.selection):
-            return ex.selection
-        return np.array([ex.current], np.int64) if ex.current is not None else np.empty(0, np.int64)
-
     def find_similar(self) -> None:
-        self._ex("find_similar", self.settings.similar_k)
+        self._ex(lambda ex: ex.find_similar(self.settings.similar_k))
         self.docks["gallery"].raise_()
 
     def centre_on_current(self) -> None:
@@ -454,7 +550,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.scatter.zoom_to(self.explorer.current)
 
     def refit_now(self) -> None:
-        self._ex("request_refit", "manual")
+        self.run_action("refit")
 
     def open_in_viewer(self) -> None:
         ex = self.explorer
@@ -465,7 +561,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage("this object has no sky position", 5000)
             return
         try:
-            url = viewer_url(self.settings.viewer_url, ra, dec, str(ex.session.ids[ex.current]))
+            url = viewer_url(self.settings.viewer_url, ra, dec, ex.object_id(ex.current))
         except ValueError as exc:
             self.show_error(str(exc))
             return
@@ -551,7 +647,7 @@ class MainWindow(QtWidgets.QMainWindow):
         c = self.queue.config()
         self.settings.scorer, self.settings.acquisition = c["scorer"], c["acquisition"]
         self.settings.xi, self.settings.batch_size = c["xi"], c["batch_size"]
-        self._ex("set_config", c["scorer"], c["acquisition"], c["xi"], c["batch_size"])
+        self._ex(lambda ex: ex.set_config(c["scorer"], c["acquisition"], c["xi"], c["batch_size"]))
         self._update_counters()
 
     # -- explorer signals -----------------------------------------------------------------------
@@ -563,33 +659,37 @@ class MainWindow(QtWidgets.QMainWindow):
         if i is None:
             self.inspector.show_object(None)
             return
-        ses = ex.session
         ra, dec = ex.position(i)
-        self.inspector.show_object(i, str(ses.ids[i]), ra, dec, ex.details(i), ses.my_label(i),
-                                   bool(ses.excluded[i]), ses.note_of(i))
-        self.act["previous"].setEnabled(ses.hpos > 0)
+        self.inspector.show_object(i, ex.object_id(i), ra, dec, ex.details(i), ex.my_label(i),
+                                   bool(ex.excluded[i]), ex.note_of(i))
+        self._update_enabled()
 
     def _on_labels(self) -> None:
         ex = self.explorer
         if ex is None:
             return
-        ses = ex.session
-        idx = ses.labelled_indices()
-        self.scatter.set_labelled(idx, ses.labels[idx])
-        self.scatter.set_excluded(np.flatnonzero(ses.excluded))
+        self.scatter.set_labelled(*ex.labelled())
+        self.scatter.set_excluded(np.flatnonzero(ex.excluded))
         self.gallery.model.refresh()
-        self.candidates.model.refresh()
-        if self.scatter_panel.colour.currentText() == "your labels (consensus)":
+        cols, order = ex.table_columns()
+        self.candidates.update_table(cols, order, self._range_columns(cols))
+        self.scatter.refresh_card()
+        if self.scatter_panel.colour.currentText() in ("your labels (consensus)", "disputed labels") or \
+                self.scatter_panel.colour.currentText().startswith("labels by "):
             self._on_colour(self.scatter_panel.colour.currentText())
+        if self.docks["agreement"].isVisible():
+            self._on_agreement()
+        if self.candidates.label_filter() is not None:
+            self._on_label_view()
         self._update_counters()
 
     def _on_queue(self) -> None:
         ex = self.explorer
         if ex is None:
             return
-        q = ex.session.queue(50)
+        q = ex.queue(50)
         self.queue.set_queue(q)
-        self.scatter.set_queue(np.asarray(q[:ex.session.batch_size], np.int64))
+        self.scatter.set_queue(np.asarray(q[:ex.batch_size], np.int64))
         self._update_counters()
 
     def _on_model(self) -> None:
@@ -597,12 +697,15 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is None or ex.state is None:
             return
         cols, order = ex.table_columns()
-        self.candidates.set_table(cols, order, [c for c in ("score_mean", "label", "acquisition", "anomaly",
-                                                            "score_std") if c in cols])
+        self.candidates.set_table(cols, order, self._range_columns(cols))
         self._refresh_colour_options()
         self.queue.model.refresh()
         self.gallery.model.refresh()
         self._on_current(ex.current)
+
+    @staticmethod
+    def _range_columns(cols) -> list[str]:
+        return [c for c in ("score_mean", "label", "acquisition", "anomaly", "score_std") if c in cols]
 
     def _on_refit_state(self, busy: bool, text: str) -> None:
         self.queue.set_busy(busy, text)
@@ -622,6 +725,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is None:
             return
         self.scatter.set_selection(ex.selection)
+        self._update_enabled()
         self._update_counters()
 
     def _on_gallery(self) -> None:
@@ -629,11 +733,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is None:
             return
         title = ex.gallery_title or "Select objects in the map (L, R) or press F for similar ones"
-        self.gallery.show_objects(ex.gallery_indices, title, ex.gallery_values, ex.gallery_kind)
+        self.gallery.show_objects(ex.gallery_indices, title, ex.gallery_values, ex.gallery_kind, ex.gallery_order)
 
     def _on_hover(self, i: int) -> None:
         if i >= 0 and self.explorer is not None:
-            self.statusBar().showMessage(f"{self.explorer.session.ids[i]} — click to inspect", 3000)
+            self.statusBar().showMessage(f"{self.explorer.object_id(i)} — click to inspect", 3000)
 
     def _refresh_colour_options(self) -> None:
         ex = self.explorer
@@ -648,9 +752,29 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is not None and (current not in opts or current.startswith("model") or not current):
             self._on_colour(box.currentText())
 
+    def _on_colour_choice(self, name: str) -> None:
+        """Another column (or scale, or map): the limits go back to the percentiles."""
+        for w in (self.scatter_panel.lo, self.scatter_panel.hi):
+            w.blockSignals(True)
+            w.clear()
+            w.blockSignals(False)
+        self._on_colour(name)
+
     def _on_colour(self, name: str) -> None:
-        if self.explorer is not None and name:
-            self.scatter.set_colour(self.explorer.colour_spec(name))
+        if self.explorer is None or not name:
+            return
+        p = self.scatter_panel
+        limits = tuple(float(w.text().replace(",", ".")) if w.hasAcceptableInput() and w.text() else None
+                       for w in (p.lo, p.hi))
+        spec = self.explorer.colour_spec(name, "log" if p.log.isChecked() else "linear", p.diverging.isChecked(),
+                                         limits)
+        continuous = spec.kind == "continuous"
+        for w, v in ((p.lo, spec.auto_range[0]), (p.hi, spec.auto_range[1])):
+            w.setEnabled(continuous)
+            w.setPlaceholderText(f"{v:.3g}" if continuous else "")
+        p.log.setEnabled(continuous)
+        p.diverging.setEnabled(continuous)
+        self.scatter.set_colour(spec)
 
     def _update_counters(self) -> None:
         ex = self.explorer
@@ -659,6 +783,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 lab.setText("")
             return
         c = ex.counters()
+        self.counters["labeller"].setText(f"labeller: {ex.user}")
         self.counters["objects"].setText(f"{c['objects']:,} objects")
         self.counters["scored"].setText(f"{c['scored']:,} scored")
         self.counters["queue"].setText(f"{c['queue']} in batch")
@@ -673,7 +798,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ex = self.explorer
         if ex is None:
             return str(i)
-        oid = str(ex.session.ids[i])
+        oid = elide_middle(ex.object_id(i))
         s = ex.state
         if s is None or s.scorer.startswith("prior"):
             return f"{oid}\nfirst batch"
@@ -684,14 +809,14 @@ class MainWindow(QtWidgets.QMainWindow):
         ex = self.explorer
         if ex is None:
             return str(i)
-        oid = str(ex.session.ids[i])
-        lab = ex.session.labels[i]
+        oid = elide_middle(ex.object_id(i))
+        lab = ex.labels[i]
         bits = []
         if v is not None and np.isfinite(v):
             bits.append(f"{v:.3f}")
         if np.isfinite(lab):
             bits.append(f"★{lab:g}")
-        if ex.session.excluded[i]:
+        if ex.excluded[i]:
             bits.append("✕")
         return oid + ("\n" + " · ".join(bits) if bits else "")
 
@@ -701,6 +826,36 @@ class MainWindow(QtWidgets.QMainWindow):
             return ""
         oid, lines = ex.describe(i)
         return oid + "\n" + "\n".join(f"{k}: {val}" for k, val in lines)
+
+    # -- keyboard focus ---------------------------------------------------------------------------
+    def _is_text_field(self, w) -> bool:
+        """A widget of this window that takes typed keys (digits would not reach the labelling keys)."""
+        if w is None or w.window() is not self:
+            return False
+        if isinstance(w, QtWidgets.QComboBox):
+            return w.isEditable()
+        return isinstance(w, (QtWidgets.QLineEdit, QtWidgets.QAbstractSpinBox, QtWidgets.QTextEdit,
+                              QtWidgets.QPlainTextEdit))
+
+    def _on_focus(self, old, new) -> None:
+        self.typing.setVisible(self._is_text_field(new))
+
+    def return_keys(self) -> None:
+        """Esc in a text field: the keys go back to labelling (0–5, arrows, shortcuts)."""
+        w = QtWidgets.QApplication.focusWidget()
+        if w is not None:
+            w.clearFocus()
+        self.scatter.setFocus(QtCore.Qt.FocusReason.ShortcutFocusReason)
+        self.typing.hide()
+        self.statusBar().showMessage("keys back to labelling", 3000)
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() in (QtCore.QEvent.Type.ShortcutOverride, QtCore.QEvent.Type.KeyPress) \
+                and ev.key() == QtCore.Qt.Key.Key_Escape and self._is_text_field(obj) \
+                and obj is QtWidgets.QApplication.focusWidget():
+            self.return_keys()
+            return True
+        return super().eventFilter(obj, ev)
 
     # -- Qt events ------------------------------------------------------------------------------
     def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:
@@ -717,6 +872,14 @@ class MainWindow(QtWidgets.QMainWindow):
             QtCore.QTimer.singleShot(0, lambda p=urls[0].toLocalFile(): self.try_load(p))
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
+        app = QtWidgets.QApplication.instance()
+        app.removeEventFilter(self)
+        try:
+            app.focusChanged.disconnect(self._on_focus)
+        except (RuntimeError, TypeError):
+            pass
+        if self._layout is not None:   # the start page: save the user's layout, not the hidden panels
+            self.restoreState(self._layout)
         self.settings.save_window(self)
         self.settings.sync()
         self.unload()
@@ -726,6 +889,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._samp_dir.cleanup()
         if self._help is not None:
             self._help.close()
+        if self.inspector.large is not None:
+            self.inspector.large.close()
         super().closeEvent(ev)
 
 

@@ -64,7 +64,11 @@ class ModelServer:
         self.store.close()
 
     def handle(self, kind: str, args: dict):
-        return getattr(self, f"do_{kind}")(**args)
+        """Answer one request; ``kind`` is a key of :data:`REQUESTS` (anything else is a bug)."""
+        method = REQUESTS.get(kind)
+        if method is None:
+            raise RuntimeError(f"unknown request {kind!r}")
+        return method(self, **args)
 
     def _fit(self, config: dict, labelled, labels, excluded):
         from ..active.loop import ActiveLoop, LoopConfig
@@ -94,9 +98,9 @@ class ModelServer:
             return self._fit(config, labelled, labels, excluded)
         return self.result
 
-    def do_fit(self, config: dict, labelled, labels, excluded) -> dict:
+    def fit(self, config: dict, labelled, labels, excluded) -> dict:
         """Fit, choose the next batch; returns the :class:`~.session.ModelState` fields."""
-        from .session import model_state
+        from ..active.session import model_state
 
         result = self._fit(config, labelled, labels, excluded)
         if len(result.mean) * max(result.n_labels, 1) ** 2 <= COMPLETE_STD_FLOPS:
@@ -104,7 +108,7 @@ class ModelServer:
         state = model_state(result)
         return {f.name: getattr(state, f.name) for f in fields(state)}
 
-    def do_export(self, config: dict, labelled, labels, excluded, path: str, fmt: str | None,
+    def export(self, config: dict, labelled, labels, excluded, path: str, fmt: str | None,
                   subset=None) -> tuple[str, int]:
         """The ranked list on the current labels, written as ``galexplorer export`` writes it."""
         from ..active.ranking import RankedTable, ranked_table
@@ -120,7 +124,7 @@ class ModelServer:
         out = write_ranked(table, path, fmt)
         return str(out), len(table)
 
-    def do_similar(self, rows, k: int):
+    def similar(self, rows, k: int):
         """The ``k`` objects most similar to ``rows`` (their mean), best first."""
         from ..explore.similarity import SimilarityIndex
 
@@ -130,8 +134,14 @@ class ModelServer:
         idx, sim = self.similarity.query(np.asarray(rows, np.int64), k=int(k), exclude_query=True)
         return idx, sim
 
-    def do_ping(self) -> int:
+    def ping(self) -> int:
         return os.getpid()
+
+
+#: every request the model process answers: the wire name and the server's method (the
+#: client, :class:`ModelProcess`, has one typed method for each)
+REQUESTS = {"fit": ModelServer.fit, "export": ModelServer.export, "similar": ModelServer.similar,
+            "ping": ModelServer.ping}
 
 
 def serve(conn, store_path: str) -> None:
@@ -262,6 +272,7 @@ class ModelProcess:
         _live.add(self._proc.pid)
 
     def call(self, kind: str, **args):
+        """Send one request and wait for its answer (use the typed methods below)."""
         with self._lock:
             self._ensure()
             bars: dict[str, progress.Bar] = {}
@@ -298,6 +309,39 @@ class ModelProcess:
             raise (cls if isinstance(cls, type) and issubclass(cls, GalexplorerError) else GalexplorerError)(answer[2])
         log.error("the model's process failed:\n%s", answer[2])
         raise RuntimeError(answer[1])
+
+    # -- one typed method per request ---------------------------------------------------------------
+    def fit(self, config, labelled: np.ndarray, labels: np.ndarray, excluded: np.ndarray):
+        """Refit on these labels and choose the next batch.
+
+        Args:
+            config: a :class:`~galexplorer.active.loop.LoopConfig`.
+
+        Returns:
+            :class:`~galexplorer.active.session.ModelState`.
+        """
+        from ..active.session import ModelState
+
+        return ModelState(**self.call("fit", config=config.to_dict(), labelled=labelled, labels=labels,
+                                      excluded=excluded))
+
+    def export(self, config, labelled: np.ndarray, labels: np.ndarray, excluded: np.ndarray, path: str | Path,
+               fmt: str | None = None, subset: np.ndarray | None = None) -> tuple[str, int]:
+        """Write the ranked list (all objects or ``subset``) as ``galexplorer export`` does.
+
+        Returns:
+            ``(path written, rows)``.
+        """
+        return self.call("export", config=config.to_dict(), labelled=labelled, labels=labels, excluded=excluded,
+                         path=str(path), fmt=fmt, subset=None if subset is None else np.asarray(subset, np.int64))
+
+    def similar(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` objects most similar to ``rows``: ``(indices, cosine similarities)``, best first."""
+        return self.call("similar", rows=np.asarray(rows, np.int64), k=int(k))
+
+    def ping(self) -> int:
+        """The child's process id (starting it if needed)."""
+        return self.call("ping")
 
     def _drop(self) -> None:
         if self._conn is not None:

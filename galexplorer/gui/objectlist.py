@@ -15,6 +15,15 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from .thumbs import ThumbnailCache
 
 INDEX_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
+ID_CHARS = 16   # an id longer than this is shown elided in the middle (the tooltip has it whole)
+
+
+def elide_middle(text: str, n: int = ID_CHARS) -> str:
+    """``text`` in at most ``n`` characters, with "…" in the middle (survey ids differ at both ends)."""
+    if len(text) <= n:
+        return text
+    head = (n - 1) // 2
+    return text[:head] + "…" + text[len(text) - (n - 1 - head):]
 
 
 class ObjectListModel(QtCore.QAbstractListModel):

@@ -185,6 +185,22 @@ def _short(v: float) -> str:
     return "0" if abs(v) < 5e-4 else f"{v:.3g}"
 
 
+def frame(xy: np.ndarray, keep: float = 99.0, margin: float = 0.1) -> tuple[float, float, float, float]:
+    """``(x0, x1, y0, y1)`` framing the central ``keep`` percent of the points on each axis,
+    widened by ``margin`` of that range (never wider than all the points)."""
+    finite = xy[np.isfinite(xy).all(axis=1)]
+    if len(finite) == 0:
+        return 0.0, 1.0, 0.0, 1.0
+    if len(finite) > 200_000:   # percentiles of a sample are as good, and 10x cheaper
+        finite = finite[np.random.default_rng(0).choice(len(finite), 200_000, replace=False)]
+    tail = (100.0 - keep) / 2
+    (x0, y0), (x1, y1) = np.percentile(finite, [tail, 100.0 - tail], axis=0)
+    mx, my = (x1 - x0) * margin or 1.0, (y1 - y0) * margin or 1.0
+    lo, hi = finite.min(axis=0), finite.max(axis=0)
+    return (float(max(x0 - mx, lo[0])), float(min(x1 + mx, hi[0])),
+            float(max(y0 - my, lo[1])), float(min(y1 + my, hi[1])))
+
+
 class Tool:
     PAN = "pan"
     LASSO = "lasso"
@@ -395,10 +411,14 @@ class ScatterView(pg.PlotWidget):
         self._marker_size = size
         pal = self._palette()
         dpr = self.devicePixelRatioF() if self.isVisible() else 1.0
+        self._n_palette = len(pal)
+        key = (tuple(pal), float(size), float(dpr))
+        if getattr(self, "_atlas_key", None) == key:
+            return   # same colours and size (a refit's recolour): the sprites are drawn already
         sprites = [Sprite("disc", size, c + "e6", "#0b0e14", 0.6 if size >= 6 else 0) for c in pal]
         sprites += [Sprite("disc", size - 1, c + "38", None, 0) for c in pal]   # dimmed: not selected
-        self._n_palette = len(pal)
         self.markers.set_atlas(SpriteAtlas(sprites, dpr))
+        self._atlas_key = key
 
     def _sprites(self) -> np.ndarray:
         idx = self._colour_idx.copy() if len(self._colour_idx) else np.zeros(self.n_points, np.int32)
@@ -444,9 +464,11 @@ class ScatterView(pg.PlotWidget):
     def reset_view(self) -> None:
         if self._points is None or self._points.n == 0:
             return
-        b = self._points.bounds()
+        # framed on the data: the 0.5-99.5 percentiles, so a few far outliers do not shrink the
+        # map to a dot (Home, the whole map, after a zoom; the outliers are a pan away)
+        x0, x1, y0, y1 = frame(self._xy)
         # a little more room at the top, where the legend sits
-        self._vb.setRange(xRange=(b.x0, b.x1), yRange=(b.y0, b.y1 + 0.08 * (b.y1 - b.y0)), padding=0.03)
+        self._vb.setRange(xRange=(x0, x1), yRange=(y0, y1 + 0.08 * (y1 - y0)), padding=0.03)
         self._schedule_refresh()
 
     def view_rect(self) -> ViewRect:
@@ -592,6 +614,11 @@ class ScatterView(pg.PlotWidget):
             self.hover_layer.set_xy(self._xy[[i]])
             self._place_card(i, pos)
         self.hovered.emit(i)
+
+    def refresh_card(self) -> None:
+        """Redraw the hover card's values (a label changed under the mouse)."""
+        if self.card.isVisible() and self.hovered_index >= 0 and self._hover_scene_pos is not None:
+            self._place_card(self.hovered_index, self._hover_scene_pos)
 
     def _place_card(self, i: int, pos: QtCore.QPointF) -> None:
         oid, lines = self.describe(i) if self.describe else (str(i), [])

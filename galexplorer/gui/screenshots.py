@@ -8,7 +8,10 @@ store's anomaly score, or a catalogue column, ranked and scaled to 0–5, plays 
 astronomer), waits for the refits, colours
 the map by the model, draws a lasso, hovers over a galaxy, and saves the window and each
 panel as PNG files in OUT_DIR: ``window.png``, ``scatter.png``, ``inspector.png``,
-``queue.png``, ``gallery.png``, ``candidates.png``, ``similar.png``, ``shortcuts.png``.
+``queue.png``, ``gallery.png``, ``candidates.png``, ``similar.png``, ``shortcuts.png``; and
+the views of a labelling afternoon: ``start-page.png``, ``colour-limits.png``,
+``inspector-zoom.png``, ``my-labels.png``, ``agreement.png`` (a second labeller, "colleague",
+scores some objects first).
 """
 
 from __future__ import annotations
@@ -37,6 +40,22 @@ def _copy_store(store: Path, folder: Path) -> Path:
     return dst
 
 
+def _colleague_labels(store: Path, rows: np.ndarray, column: str | None, seed: int = 0) -> None:
+    """A second labeller ("colleague") scores ``rows``: the same oracle, with noise."""
+    from ..labels import LabelJournal
+    from ..store import EmbeddingStore
+
+    with EmbeddingStore(store) as s:
+        prior = (s.column(column) if column else s.score("anomaly")).astype(np.float64)
+        ids = s.ids
+    rank = prior.argsort().argsort() / max(len(prior) - 1, 1)
+    truth = np.clip(np.round(5 * rank ** 2), 0, 5).astype(int)
+    rng = np.random.default_rng(seed)
+    with LabelJournal.for_store(store, user="colleague") as j:
+        for r in rows:
+            j.score(ids[r], int(np.clip(truth[r] + rng.integers(-1, 2), 0, 5)))
+
+
 def _wait(app, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -58,6 +77,7 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
     from .scatter import Tool
     from .settings import Settings
 
+    column = oracle
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -66,6 +86,12 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
         QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp))
         app = application()
         copy = _copy_store(Path(store), tmp)
+        start = MainWindow(Settings(), user="astronomer")
+        start.resize(*size)
+        start.show()
+        _wait(app, 0.3)
+        written.append(save_screenshot(start, out / "start-page.png"))
+        start.close()
         w = MainWindow(Settings(), user="astronomer")
         w.resize(*size)
         w.show()
@@ -126,6 +152,33 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
         written.append(save_screenshot(w.scatter_panel, out / "scatter.png"))
         written.append(save_screenshot(w, out / "window.png"))
         sc.card.hide_card()
+
+        # the views of a labelling afternoon
+        p = w.scatter_panel
+        p.diverging.setChecked(True)
+        settle(w)
+        written.append(save_screenshot(p, out / "colour-limits.png"))
+        p.diverging.setChecked(False)
+        ins = w.inspector
+        ins.stamp.zoom_by(2.5)
+        centre = ins.stamp.rect().center()
+        QtTest.QTest.mouseMove(ins.stamp, centre)
+        _wait(app, 0.2)
+        written.append(save_screenshot(w.docks["inspector"], out / "inspector-zoom.png"))
+        # a colleague scores the same objects (with some disagreement); the store reopens
+        _colleague_labels(copy, ex.labelled()[0], column)
+        w.load(copy)
+        settle(w)
+        ex = w.explorer
+        w.candidates.mine.setChecked(True)
+        _wait(app, 0.2)
+        written.append(save_screenshot(w.docks["candidates"], out / "my-labels.png"))
+        w.candidates.mine.setChecked(False)
+        w.docks["agreement"].raise_()
+        w._on_agreement()
+        _wait(app, 0.2)
+        written.append(save_screenshot(w.docks["agreement"], out / "agreement.png"))
+        w.docks["candidates"].raise_()
 
         w.show_help()
         _wait(app, 0.2)

@@ -94,6 +94,15 @@ class Settings:
     def stretch(self, value: str) -> None:
         self.q.setValue("inspector/stretch", value)
 
+    def stretch_for(self, store: str | Path) -> str:
+        """The stretch last used on this store (else the last one used anywhere)."""
+        key = "inspector/stretch_by_store/" + _store_key(store)
+        return str(self._get(key, self.stretch))
+
+    def set_stretch_for(self, store: str | Path, value: str) -> None:
+        self.q.setValue("inspector/stretch_by_store/" + _store_key(store), value)
+        self.stretch = value
+
     @property
     def batch_size(self) -> int:
         return max(1, self._get("loop/batch_size", 10, int))
@@ -152,3 +161,12 @@ class Settings:
 
     def sync(self) -> None:
         self.q.sync()
+
+
+def _store_key(store: str | Path) -> str:
+    """A settings key for a store: its resolved path, with the characters QSettings treats as
+    separators replaced."""
+    import hashlib
+
+    p = str(Path(store).resolve())
+    return hashlib.sha1(p.encode("utf-8")).hexdigest()[:16]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -114,7 +115,7 @@ class LatestOnlyRunner(QtCore.QObject):
         with self._lock:
             self._running = None
             self._thread = None
-            nxt, self._pending = self._pending, None
+            nxt = self._take_next()
         if error is None:
             self.finished.emit(job.tag, result)
         else:
@@ -122,6 +123,10 @@ class LatestOnlyRunner(QtCore.QObject):
         if nxt is not None:
             with self._lock:
                 self._start(nxt)
+
+    def _take_next(self) -> Job | None:
+        nxt, self._pending = self._pending, None
+        return nxt
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Process events until no job runs or waits (tests, shutdown). True when idle."""
@@ -147,3 +152,43 @@ class LatestOnlyRunner(QtCore.QObject):
         with self._lock:
             self._running = None
             self._thread = None
+
+
+class QueuedRunner(LatestOnlyRunner):
+    """Run every job, one at a time, in the order asked (exports, SAMP sends: none may be
+    dropped). A request beyond ``limit`` waiting ones is refused: :meth:`submit` returns -1.
+    """
+
+    def __init__(self, name: str = "worker", parent=None, limit: int = 8):
+        super().__init__(name, parent)
+        self.limit = int(limit)
+        self._queue: deque[Job] = deque()
+
+    @property
+    def busy(self) -> bool:
+        return self._running is not None or bool(self._queue)
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for the running one to end."""
+        return len(self._queue)
+
+    def submit(self, fn: Callable[..., Any], *args, tag: Any = None) -> int:
+        with self._lock:
+            if self._closed or len(self._queue) >= self.limit:
+                return -1
+            self._seq += 1
+            job = Job(fn, args, tag, self._seq)
+            if self._running is None:
+                self._start(job)
+            else:
+                self._queue.append(job)
+        return job.seq
+
+    def _take_next(self) -> Job | None:
+        return self._queue.popleft() if self._queue else None
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        with self._lock:
+            self._queue.clear()
+        super().shutdown(timeout)

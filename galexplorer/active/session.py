@@ -1,4 +1,5 @@
-"""The labelling session behind the explorer, without Qt: what is shown, scored and queued.
+"""The labelling session behind the explorer (no Qt; the window and the model process use it):
+what is shown, scored and queued.
 
 A :class:`LabellingSession` ties one embedding store to its label journal. Every score goes
 to the journal (committed before the call returns) *before* the session moves on, and the
@@ -14,6 +15,7 @@ labelled, excluded and skipped objects left out.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..active.registry import SCORER_INFO
+from .registry import SCORER_INFO
 from ..errors import LabelError, StoreError
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
@@ -71,6 +73,8 @@ class ModelState:
         n_labels: labels the model was fitted on.
         scorer: the scorer's name ("prior:anomaly" before there are labels).
         seconds: the fit's wall time.
+        labelled, labels, excluded: the fit's inputs ((n,) int64 rows, (n,) float32 scores,
+            (m,) int64 rows), so labels given since can be ranked without a refit.
     """
 
     mean: np.ndarray
@@ -83,6 +87,9 @@ class ModelState:
     n_labels: int
     scorer: str
     seconds: float = 0.0
+    labelled: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    excluded: np.ndarray | None = None
     portfolio: dict | None = None     # the portfolio's state (shares per strategy), see active/portfolio.py
 
     @property
@@ -119,7 +126,74 @@ def model_state(result) -> ModelState:
     return ModelState(np.asarray(result.mean, np.float32), np.asarray(result.std, np.float32),
                       np.asarray(result.acquisition, np.float32), np.asarray(result.next_batch, np.int64),
                       np.concatenate(parts), ranking, rank, int(result.n_labels), str(result.scorer),
-                      float(result.seconds), result.portfolio)
+                      float(result.seconds), np.asarray(result.labelled, np.int64),
+                      np.asarray(result.labels, np.float32), np.asarray(result.excluded, np.int64),
+                      portfolio=result.portfolio)
+
+
+RERANK_LIMIT = 5000   # more changed objects than this: one full sort instead of insertions
+
+
+def live_ranking(state: ModelState, labels: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """The ranking of ``state`` with the labels and exclusions as they are now.
+
+    The same order as :func:`galexplorer.active.loop.ranking_order` on the model's mean and the
+    current labels (what ``ranked_table`` and ``galexplorer export`` write), so an object is
+    ranked by its label the moment it is scored. Objects whose label or exclusion did not change
+    since the fit keep their relative order; the few that changed are taken out and put back by
+    binary search: O(N) array work plus O(k log N) comparisons, a few ms at 10^6 objects.
+
+    Args:
+        state: the latest fit (with its inputs).
+        labels: (N,) float32 consensus labels now (NaN = not labelled).
+        excluded: (N,) bool excluded now.
+
+    Returns:
+        (N,) int64 every object, best first.
+    """
+    from .loop import ranking_order
+
+    n = len(labels)
+    if state.labelled is None:
+        return state.ranking
+    fit_labels = np.full(n, np.nan, np.float32)
+    fit_labels[state.labelled] = state.labels
+    fit_ex = np.zeros(n, bool)
+    fit_ex[state.excluded] = True
+    same = (fit_labels == labels) | (np.isnan(fit_labels) & np.isnan(labels))
+    changed = np.flatnonzero(~same | (fit_ex != excluded))
+    if len(changed) == 0:
+        return state.ranking
+    lab = np.flatnonzero(np.isfinite(labels))
+    if len(changed) > RERANK_LIMIT:
+        return ranking_order(state.mean, lab, labels[lab], np.flatnonzero(excluded))
+    raw = np.asarray(state.mean, np.float64)
+
+    def key(i: int) -> tuple:
+        r = raw[i] if raw[i] == raw[i] else -np.inf
+        is_lab = labels[i] == labels[i]
+        k = min(float(labels[i]) if is_lab else r, 5.0)
+        return (bool(excluded[i]), -k, not is_lab, -r, i)
+
+    moved = np.zeros(n, bool)
+    moved[changed] = True
+    kept = state.ranking[~moved[state.ranking]]
+    moving = sorted(changed.tolist(), key=key)
+    at = [bisect.bisect_left(_Keyed(kept, key), key(i)) for i in moving]
+    return np.insert(kept, at, moving).astype(np.int64)
+
+
+class _Keyed:
+    """A read-only sequence of keys over an order (for :func:`bisect.bisect_left`)."""
+
+    def __init__(self, order: np.ndarray, key):
+        self.order, self.key = order, key
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, pos: int):
+        return self.key(int(self.order[pos]))
 
 
 def _by_value(values: np.ndarray) -> np.ndarray:
@@ -140,6 +214,7 @@ class LabellingSession:
         ids: (N,) object ids.
         xy: (N, 2) float32 projection.
         labels: (N,) float32 consensus label per object (NaN = not labelled).
+        n_labellers: (N,) int32 users who scored each object; disputed: (N,) bool.
         excluded: (N,) bool, excluded from ranking (artefacts).
         model: the latest :class:`ModelState`, or None before the first fit.
         batch_size: labels between refits.
@@ -154,6 +229,8 @@ class LabellingSession:
         self.index: dict[str, int] = {oid: i for i, oid in enumerate(self.ids.tolist())}
         self.xy = np.asarray(store.projection, dtype=np.float32)
         self.labels = np.full(self.n, np.nan, np.float32)
+        self.n_labellers = np.zeros(self.n, np.int32)   # users who scored each object
+        self.disputed = np.zeros(self.n, bool)          # the users disagree (see LabelJournal.consensus)
         self.excluded = np.zeros(self.n, bool)
         self.model: ModelState | None = None
         self.batch_size = int(batch_size)
@@ -163,6 +240,9 @@ class LabellingSession:
         self.hpos = -1
         self._order = np.empty(0, np.int64)     # queue source: acquisition order or first batch
         self._context: list[int] | None = None  # a list being worked through (the gallery)
+        self.following = False   # the object on screen came from the queue (not a click, not ←)
+        self.ranking: np.ndarray | None = None  # the live ranking (model + labels as they are now)
+        self.rank: np.ndarray | None = None     # (N,) int32 1-based position in ``ranking``
         self.sync_labels()
         self._restore()
 
@@ -171,17 +251,53 @@ class LabellingSession:
         """Reload consensus labels and exclusions from the journal (after any change)."""
         cons = self.journal.consensus()
         self.labels.fill(np.nan)
-        for oid, s in zip(cons.ids.tolist(), cons.score.tolist()):
+        self.n_labellers.fill(0)
+        self.disputed.fill(False)
+        for oid, s, k, d in zip(cons.ids.tolist(), cons.score.tolist(), cons.n_labellers.tolist(),
+                                cons.disputed.tolist()):
             i = self.index.get(oid)
             if i is None:
                 log.warning("%s: label for %r, which is not in the store; ignored", self.journal.path, oid)
                 continue
             self.labels[i] = s
+            self.n_labellers[i] = k
+            self.disputed[i] = d
         self.excluded.fill(False)
         for oid in self.journal.excluded():
             i = self.index.get(oid)
             if i is not None:
                 self.excluded[i] = True
+        self.refresh_ranking()
+
+    def refresh_ranking(self) -> None:
+        """Rank by the latest model and the labels as they are now (see :func:`live_ranking`)."""
+        if self.model is None:
+            return
+        self.ranking = live_ranking(self.model, self.labels, self.excluded)
+        if self.ranking is self.model.ranking:
+            self.rank = self.model.rank
+        else:
+            self.rank = np.empty(self.n, np.int32)
+            self.rank[self.ranking] = np.arange(1, self.n + 1, dtype=np.int32)
+
+    def users(self) -> list[str]:
+        """Everyone with a current score in the journal (this session's user first)."""
+        names = {u for _, u in self.journal.all_current()}
+        return [self.user] + sorted(names - {self.user})
+
+    def user_labels(self, user: str) -> np.ndarray:
+        """(N,) float32 one user's current scores (NaN where that user gave none)."""
+        out = np.full(self.n, np.nan, np.float32)
+        idx, score = self.journal.labels_for(self.ids, user=user, strict=False)
+        out[idx] = score
+        return out
+
+    def agreement(self):
+        """Per pair of labellers: objects in common and weighted Cohen's kappa
+        (:func:`galexplorer.labels.agreement.pairwise_agreement`)."""
+        from ..labels.agreement import pairwise_agreement
+
+        return pairwise_agreement(self.journal.all_current())
 
     @property
     def n_labelled(self) -> int:
@@ -223,6 +339,7 @@ class LabellingSession:
         """
         i = int(i)
         self._context = None if context is None else [int(c) for c in context]
+        self.following = False
         if i == self.current:
             return i
         del self.history[self.hpos + 1:]
@@ -236,6 +353,7 @@ class LabellingSession:
         """← : the previously shown object."""
         if self.hpos > 0:
             self.hpos -= 1
+            self.following = False
             self._persist()
         return self.current
 
@@ -254,8 +372,10 @@ class LabellingSession:
             self.skipped.add(cur)
         if self.hpos < len(self.history) - 1:
             self.hpos += 1
+            self.following = False
         else:
             nxt = self._next_in_context(cur)
+            self.following = nxt is None
             if nxt is None:
                 nxt = next(self.upcoming(exclude_current=True), None)
             if nxt is None:
@@ -398,16 +518,53 @@ class LabellingSession:
                 break
         return out
 
-    def apply_model(self, model: ModelState) -> None:
-        """A refit finished: new colours, a new queue, the refit counter restarts."""
+    def apply_model(self, model: ModelState) -> bool:
+        """A refit finished: new colours, a new queue, the refit counter restarts.
+
+        When the object on screen came from the queue (the user was following it), the view
+        moves to the head of the new queue, so the next score goes to an object the model
+        chose; after a click or ← it stays (see :attr:`batch_waiting`).
+
+        Returns:
+            True when the view moved to the new queue's head.
+        """
         self.model = model
         self.set_order(model.queue_order)
         self.since_refit = max(0, self.n_labelled - model.n_labels)
+        self.refresh_ranking()
+        moved = False
+        if self.following:
+            moved = self.go_to_queue_head()
         self._persist()
         try:   # fold the -wal in after each refit batch: the .sqlite alone then holds every label
             self.journal.checkpoint()
         except LabelError as exc:   # every label is still safe in the -wal
             log.warning("%s", exc)
+        return moved
+
+    def queue_head(self) -> int | None:
+        """The first object of the queue (None when it is empty)."""
+        return next(self.upcoming(), None)
+
+    @property
+    def batch_waiting(self) -> bool:
+        """A model's batch waits while the user looks elsewhere (after a click or ←)."""
+        head = self.queue_head()
+        return self.model is not None and head is not None and head != self.current and not self.following
+
+    def go_to_queue_head(self) -> bool:
+        """Show the head of the queue (Space); True when the view moved."""
+        head = self.queue_head()
+        self._context = None
+        self.following = True
+        if head is None or head == self.current:
+            return False
+        del self.history[self.hpos + 1:]
+        self.history.append(int(head))
+        self.hpos = len(self.history) - 1
+        self._trim_history()
+        self._persist()
+        return True
 
     @property
     def needs_refit(self) -> bool:
@@ -451,6 +608,7 @@ class LabellingSession:
             nxt = next(self.upcoming(), None)
             if nxt is not None:
                 self.open(nxt)
+                self.following = True
         return self.current
 
     def close(self) -> None:
