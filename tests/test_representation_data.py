@@ -45,12 +45,14 @@ def test_injections_are_made_of_the_hosts_light():
     # the companion sits off-centre and carries at most its own flux
     yy, xx = np.unravel_index(np.argmax(added), added.shape)
     assert np.hypot(yy - 20, xx - 20) >= 2
-    assert 0 < added.sum() <= (comp - 0.05).sum() + 1e-3
+    # light moved into the companion, the total kept: not findable by brightness
+    assert (p - 0.05).sum() == pytest.approx((host - 0.05).sum(), rel=1e-3)
+    assert added[20, 20] < 0 < added.max()
     r = inject_ring(host, rng) - host
     ring = r.sum(axis=0)
     yy, xx = np.mgrid[:41, :41] - 20
     rad = np.hypot(yy, xx)
-    assert ring[(rad > 3) & (rad < 18)].sum() > 3 * ring[rad < 2].sum()
+    assert ring[(rad > 3) & (rad < 18)].sum() > 0 > ring[rad < 2].sum()
 
 
 def test_benchmark_set_is_deterministic_and_labelled():

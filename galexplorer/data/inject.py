@@ -11,8 +11,10 @@ are then turned into rare objects made only from real pixels:
 * ``arc`` - a lensed-arc-like feature: another galaxy's light stretched tangentially along a
   circle around the host, like a gravitationally lensed background source.
 
-Light is the stamp minus its border median; injected light is added to the host stamp and the
-result clipped to the image's [0, 1] range, so nothing is brighter than a real pixel can be.
+Light is the stamp minus its border median. Injected light is added to the host's light and the
+sum rescaled to the host's own total light (:func:`_keep_flux`), then clipped to the image's
+[0, 1] range: an injected object is no brighter than the real galaxy it was made from, so it
+cannot be found by brightness alone.
 :func:`xdf_benchmark_set` is deterministic for a seed.
 """
 
@@ -100,6 +102,15 @@ def _warp(light: np.ndarray, src_y: np.ndarray, src_x: np.ndarray) -> np.ndarray
     return np.stack([map_coordinates(b, [src_y, src_x], order=1, mode="constant", cval=0.0) for b in light])
 
 
+def _keep_flux(host: np.ndarray, added: np.ndarray) -> np.ndarray:
+    """``host`` with ``added`` light, the light above the sky rescaled to the host's total."""
+    sky = host - _light(host)
+    light = _light(host)
+    total = light.sum()
+    both = light + added
+    return np.clip(sky + both * (total / max(float(both.sum()), 1e-12)), 0, 1).astype(np.float32)
+
+
 def inject_pair(host: np.ndarray, companion: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The host with a second real galaxy at 0.3-1.0 host sizes, fainter by a ratio of 1-4."""
     s = host.shape[-1]
@@ -109,7 +120,7 @@ def inject_pair(host: np.ndarray, companion: np.ndarray, rng: np.random.Generato
     ratio = rng.uniform(1.0, 4.0)
     yy, xx = np.mgrid[:s, :s].astype(np.float64)
     comp = _warp(_central_light(companion), yy - dist * np.sin(angle), xx - dist * np.cos(angle)) / ratio
-    return np.clip(host + comp, 0, 1).astype(np.float32)
+    return _keep_flux(host, comp)
 
 
 def inject_tidal(host: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -130,7 +141,7 @@ def inject_tidal(host: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     vv = (v - curl * (u - size) ** 2) * 1.3
     tail = _warp(light, c + vv, c + uu) * (u > 0.5 * size)
     tail *= rng.uniform(0.5, 1.0) * light.max() / max(tail.max(), 1e-6)
-    return np.clip(host + tail, 0, 1).astype(np.float32)
+    return _keep_flux(host, tail)
 
 
 def inject_ring(host: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -151,7 +162,7 @@ def inject_ring(host: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     src_r = np.abs(r - radius) * 1.5
     ring = _warp(light, c + src_r * np.sin(theta), c + src_r * np.cos(theta))
     ring *= rng.uniform(0.3, 0.6) * light.max() / max(ring.max(), 1e-6)
-    return np.clip(host + ring, 0, 1).astype(np.float32)
+    return _keep_flux(host, ring)
 
 
 def inject_arc(host: np.ndarray, source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -171,7 +182,7 @@ def inject_arc(host: np.ndarray, source: np.ndarray, rng: np.random.Generator) -
     src_y = c + (r - radius) * 1.5
     arc = _warp(light, src_y, src_x)
     arc *= rng.uniform(0.4, 0.8) * _central_light(host).max() / max(arc.max(), 1e-6)
-    return np.clip(host + arc, 0, 1).astype(np.float32)
+    return _keep_flux(host, arc)
 
 
 def xdf_stamps(size: int = 40, nsigma: float = 3.0, min_area: int = 15) -> tuple[np.ndarray, np.ndarray]:
@@ -209,8 +220,8 @@ def xdf_benchmark_set(seed: int = 0, size: int = 40, per_class: int = 12, nsigma
         real = real[:limit]
     rng = np.random.default_rng(seed)
     k = len(real)
-    # hosts and companions from the brightest quarter: faint specks would hide what was injected
-    bright = np.arange(max(2, k // 4))
+    # hosts and companions from the brighter half: faint specks would hide what was injected
+    bright = np.arange(max(2, k // 2))
     stamps, labels, hosts = [real], [np.zeros(k, np.int64)], [np.arange(k)]
     ids = [f"XDF{i:04d}" for i in range(k)]
     for cls in range(1, len(CLASSES)):
