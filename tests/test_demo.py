@@ -21,6 +21,10 @@ def test_xdf_catalogue_finds_real_sources():
     assert centre > 3 * border
     assert np.all(np.abs(dec + 27.79) < 0.01) and np.all(np.abs(ra - 53.16) < 0.02)
     assert (cols["saturated_px"] > 0).sum() > 10       # bright cores at the 8-bit ceiling exist
+    # morphology of every stamp: finite for nearly all, and discs/bulges differ in concentration
+    conc = cols["concentration"]
+    assert np.isfinite(conc).mean() > 0.95 and np.isfinite(cols["asymmetry"]).mean() > 0.95
+    assert np.nanpercentile(conc, 90) - np.nanpercentile(conc, 10) > 0.5
 
 
 @pytest.mark.slow

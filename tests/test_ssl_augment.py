@@ -147,19 +147,38 @@ def test_blur_matches_a_reflect_padded_convolution():
 
 
 def test_everything_off_is_the_centre_crop(stamps):
-    cfg = AugmentConfig(rotate=False, flip=False, jitter=False, scale=False, blur=False, noise=False, gain=False)
+    cfg = AugmentConfig(rotate=False, flip=False, jitter=False, scale=False, blur=False, noise=False, gain=False,
+                        flux=False)
     aug = AstroAugment(cfg, 20, median=np.zeros(3), mad=np.ones(3))
     torch.testing.assert_close(aug(stamps, torch.Generator().manual_seed(0)), center_crop(stamps, 20),
                                atol=1e-6, rtol=0)
 
 
 def test_switching_one_augmentation_off_keeps_the_others_draws(stamps):
-    on = AstroAugment(AugmentConfig(), 24, np.zeros(3), np.full(3, 0.01))
-    off = AstroAugment(AugmentConfig(gain=False), 24, np.zeros(3), np.full(3, 0.01))
+    on = AstroAugment(AugmentConfig(flux=False), 24, np.zeros(3), np.full(3, 0.01))
+    off = AstroAugment(AugmentConfig(gain=False, flux=False), 24, np.zeros(3), np.full(3, 0.01))
     p_on = on.sample(8, 3, torch.Generator().manual_seed(3), torch.device("cpu"))
     p_off = off.sample(8, 3, torch.Generator().manual_seed(3), torch.device("cpu"))
     assert torch.equal(p_on.angle, p_off.angle) and torch.equal(p_on.noise_k, p_off.noise_k)
     assert p_off.gain is None
+
+
+def test_flux_scaling_is_one_factor_for_all_bands(stamps):
+    """The brightness-invariance augmentation: one log-uniform factor per view, on top of the gain."""
+    plain = AstroAugment(AugmentConfig(flux=False), 24, np.zeros(3), np.full(3, 0.01))
+    flux = AstroAugment(AugmentConfig(flux=True, flux_range=(0.25, 4.0)), 24, np.zeros(3), np.full(3, 0.01))
+    p0 = plain.sample(4000, 3, torch.Generator().manual_seed(3), torch.device("cpu"))
+    p1 = flux.sample(4000, 3, torch.Generator().manual_seed(3), torch.device("cpu"))
+    assert torch.equal(p0.angle, p1.angle) and torch.equal(p0.noise_k, p1.noise_k)
+    f = p1.gain / p0.gain                      # (B, C): the flux factor
+    torch.testing.assert_close(f[:, 0:1].expand_as(f), f)
+    assert 0.25 <= f.min() and f.max() <= 4.0
+    # log-uniform: as many views dimmed as brightened, a quarter below 0.5
+    assert abs(float((f[:, 0] < 1).float().mean()) - 0.5) < 0.04
+    assert abs(float((f[:, 0] < 0.5).float().mean()) - 0.25) < 0.04
+    only = AstroAugment(AugmentConfig(gain=False, flux=True), 24, np.zeros(3), np.full(3, 0.01))
+    p2 = only.sample(8, 3, torch.Generator().manual_seed(3), torch.device("cpu"))
+    assert p2.gain is not None and torch.equal(p2.gain[:, 0], p2.gain[:, 2])
 
 
 def test_normalize_is_asinh_of_robust_units():

@@ -31,7 +31,7 @@ def _epochs(run) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["simclr", "byol"])
+@pytest.mark.parametrize("method", ["simclr", "byol", "vicreg"])
 def test_torchrun_two_processes_gloo(tmp_path, xdf_cutouts, method):
     cfg = tmp_path / "small.toml"
     cfg.write_text("proj_hidden = 64\nproj_dim = 32\npred_hidden = 64\nmonitor_objects = 16\n")
@@ -49,8 +49,19 @@ def test_torchrun_two_processes_gloo(tmp_path, xdf_cutouts, method):
     assert "Traceback" not in proc.stderr
     import torch
 
-    streams = torch.load(run / "checkpoint-latest.pt", weights_only=True)["rng"]["augment_ranks"]
+    ck = torch.load(run / "checkpoint-latest.pt", weights_only=True)
+    streams = ck["rng"]["augment_ranks"]
     assert len(streams) == 2 and not torch.equal(streams[0], streams[1])
+    # both ranks end with identical weights (different data and views, one all-reduced gradient);
+    # the checked fingerprint is that of the weights in the checkpoint
+    from galexplorer.ssl.config import TrainConfig
+    from galexplorer.ssl.distributed import parameter_fingerprint
+    from galexplorer.ssl.trainer import _build_model
+
+    assert len(ck["replicas"]) == 2 and ck["replicas"][0] == ck["replicas"][1]
+    model = _build_model(TrainConfig.from_dict(json.loads(ck["config"])), 3)
+    model.load_state_dict(ck["model"])
+    assert parameter_fingerprint(model) == ck["replicas"][0]
     if method == "byol":
         # --resume under torchrun: each process gets its own augmentation stream back
         proc = _torchrun(str(xdf_cutouts), "-o", str(run), "--resume", "--epochs", "2")

@@ -24,7 +24,7 @@ from galexplorer.store import CutoutStore, CutoutWriter, EmbeddingStore
 def run_dir(tmp_path_factory, xdf_cutouts):
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("ssl") / "run"
-    cfg = TrainConfig.from_dict(dict(epochs=1, batch_size=16, image_size=24, device="cpu", proj_hidden=128,
+    cfg = TrainConfig.from_dict(dict(method="byol", epochs=1, batch_size=16, image_size=24, device="cpu", proj_hidden=128,
                                      proj_dim=64, pred_hidden=128, monitor_objects=32))
     train(xdf_cutouts, run, cfg)
     return run

@@ -294,6 +294,11 @@ class AstroAugment:
         sig = _uniform((b, c) if cfg.blur_per_band else (b,), *cfg.blur_sigma, gen, device)
         gain = _uniform((b, c), *cfg.gain_range, gen, device)
         noise_k = _uniform(b, *cfg.noise_scale, gen, device)
+        # drawn last and only when on, so runs without it keep the random numbers they had
+        lo, hi = (math.log(v) for v in cfg.flux_range)
+        flux = torch.exp(_uniform(b, lo, hi, gen, device)) if cfg.flux else None
+        if flux is not None:
+            gain = gain * flux[:, None]
         return ViewParams(
             angle=angle if cfg.rotate else zeros,
             flip=flip if cfg.flip else torch.zeros(b, dtype=torch.bool, device=device),
@@ -301,7 +306,7 @@ class AstroAugment:
             shift=shift if cfg.jitter else torch.zeros(b, 2, device=device),
             ebv=ebv if cfg.reddening_on else None,
             blur_sigma=(sig if sig.dim() == 2 else sig[:, None].expand(b, c)) if cfg.blur else None,
-            gain=gain if cfg.gain else None,
+            gain=gain if cfg.gain else (flux[:, None].expand(b, c) if flux is not None else None),
             noise_k=noise_k if cfg.noise else None,
         )
 

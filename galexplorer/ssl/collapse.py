@@ -1,16 +1,22 @@
-"""Collapse monitor: is the representation still spread out, or has it fallen onto a point?
+"""Collapse monitor: is the representation still spread out, or has it fallen onto a few directions?
 
-Two numbers per epoch, computed on the representations of a fixed set of un-augmented stamps:
+Numbers per epoch, computed on the representations of a fixed set of un-augmented stamps:
 
 * ``embedding_std``: the standard deviation of the L2-normalised embeddings, averaged over
   dimensions and multiplied by sqrt(D), so 1 means spread evenly over the sphere and 0 means
   every stamp maps to the same direction (complete collapse);
-* ``effective_rank``: exp of the entropy of the normalised singular values of the centred
-  embeddings (Roy & Vetterli 2007) - how many directions the embeddings really use. 1 means
-  everything lies on a line (dimensional collapse).
+* ``effective_rank``: RankMe (Garrido et al. 2023), exp of the entropy of the normalised
+  singular values of the embeddings (Roy & Vetterli 2007) - how many directions the
+  embeddings really use. 1 means everything lies on a line;
+* ``pca95``: principal components needed for 95% of the variance (what ``galexplorer embed``
+  keeps for the map and the GP).
 
-Self-supervised methods without negatives (BYOL) can collapse when the learning rate or the
-EMA schedule is off; the monitor warns loudly so a run is not wasted.
+Two kinds of collapse are caught. *Complete* collapse (std < 0.02 or rank < 1.5) is absolute.
+*Dimensional* collapse is relative: the representation still varies but along ever fewer
+directions - BYOL on 1,866 radio galaxies went from rank 229 at epoch 1 to 5 at epoch 30 and
+from 105 PCA components to 2, and the rare class became harder to find. The monitor warns when
+the rank or the PCA count falls below :data:`DIMENSIONAL_FRACTION` of its value at the first
+epoch, and says what to change.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 # and ~1.
 STD_COLLAPSE = 0.02
 RANK_COLLAPSE = 1.5
+#: dimensional collapse: rank or PCA components below this fraction of the first epoch's value
+DIMENSIONAL_FRACTION = 0.5
 
 
 @dataclass
@@ -36,6 +44,7 @@ class CollapseStats:
 
     embedding_std: float
     effective_rank: float
+    pca95: int = 0
 
     @property
     def collapsed(self) -> bool:
@@ -60,6 +69,16 @@ def effective_rank(x: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+def pca_components(x: np.ndarray, variance: float = 0.95) -> int:
+    """Principal components of the (N, D) matrix ``x`` that explain ``variance`` of its variance (>= 1)."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean(axis=0, keepdims=True)
+    s2 = np.linalg.svd(x, compute_uv=False) ** 2
+    if not s2.sum() > 0:
+        return 1
+    return int(min(len(s2), np.searchsorted(np.cumsum(s2) / s2.sum(), variance) + 1))
+
+
 def collapse_stats(embeddings: np.ndarray) -> CollapseStats:
     """:class:`CollapseStats` of (N, D) embeddings, N >= 2.
 
@@ -70,18 +89,30 @@ def collapse_stats(embeddings: np.ndarray) -> CollapseStats:
     if e.ndim != 2 or e.shape[0] < 2:
         raise ValueError(f"collapse_stats needs (N >= 2, D) embeddings, got shape {e.shape}")
     if not np.isfinite(e).all():
-        return CollapseStats(float("nan"), float("nan"))
+        return CollapseStats(float("nan"), float("nan"), 0)
     norm = np.linalg.norm(e, axis=1, keepdims=True)
     u = e / np.maximum(norm, 1e-12)
     std = float(u.std(axis=0).mean() * math.sqrt(e.shape[1]))
-    return CollapseStats(std, effective_rank(e))
+    return CollapseStats(std, effective_rank(e), pca_components(e))
 
 
 class CollapseMonitor:
-    """Logs a loud warning the first time (and every time after) the representation collapses."""
+    """Logs a loud warning every epoch the representation collapses, completely or dimensionally.
 
-    def __init__(self) -> None:
+    Args:
+        fraction: dimensional collapse below this fraction of the reference rank / PCA count.
+        reference: (effective_rank, pca95) to compare with; by default those of the first
+            epoch checked (a resumed run passes the first epoch's from its metrics).
+    """
+
+    def __init__(self, fraction: float = DIMENSIONAL_FRACTION,
+                 reference: tuple[float, int] | None = None) -> None:
+        if not 0 < fraction < 1:
+            raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+        self.fraction = fraction
+        self.reference = reference
         self.history: list[CollapseStats] = []
+        self.dimensional = False
 
     def check(self, embeddings: np.ndarray, epoch: int) -> CollapseStats:
         stats = collapse_stats(embeddings)
@@ -90,6 +121,21 @@ class CollapseMonitor:
             log.warning(
                 "!!! REPRESENTATION COLLAPSE at epoch %d: embedding std %.4f (healthy > %.2f), effective "
                 "rank %.2f (healthy > %.1f): every stamp maps to nearly the same vector. Lower --lr, check "
-                "that the augmentations are not too strong or too weak, or try --method simclr. !!!",
+                "that the augmentations are not too strong or too weak, or try --method vicreg. !!!",
                 epoch, stats.embedding_std, STD_COLLAPSE, stats.effective_rank, RANK_COLLAPSE)
+            return stats
+        if self.reference is None:
+            self.reference = (stats.effective_rank, stats.pca95)
+            return stats
+        rank0, pca0 = self.reference
+        low_rank = stats.effective_rank < self.fraction * rank0
+        low_pca = stats.pca95 < self.fraction * pca0
+        if low_rank or low_pca:
+            self.dimensional = True
+            log.warning(
+                "!!! DIMENSIONAL COLLAPSE at epoch %d: effective rank %.1f (%.1f at the start), %d PCA "
+                "components for 95%% of the variance (%d at the start): the embeddings use ever fewer "
+                "directions, so shapes and rare objects blur together. Use --method vicreg (it keeps the "
+                "spread explicitly), or lower --lr, or stop earlier (checkpoint-best.pt keeps the best "
+                "epoch). !!!", epoch, stats.effective_rank, rank0, stats.pca95, pca0)
         return stats

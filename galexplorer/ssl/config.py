@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-METHODS = ("byol", "simclr")
+METHODS = ("byol", "simclr", "vicreg")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 STEMS = ("auto", "small", "standard")
 DEVICES = ("auto", "cpu", "cuda")
@@ -37,6 +37,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 HEAD_DEFAULTS = {
     "byol": {"proj_hidden": 4096, "proj_dim": 256, "pred_hidden": 4096},
     "simclr": {"proj_hidden": 2048, "proj_dim": 128, "pred_hidden": 0},
+    "vicreg": {"proj_hidden": 2048, "proj_dim": 2048, "pred_hidden": 0},
 }
 
 
@@ -65,6 +66,9 @@ class AugmentConfig:
             the training set (Hayat et al. 2021): depth varies between fields.
         gain: multiply each band's signal above the sky (x - median) by a factor drawn in
             ``gain_range``: calibration (zero-point) errors between bands.
+        flux: multiply the signal above the sky (x - median) of all bands by one factor drawn
+            log-uniformly in ``flux_range`` per view, before the asinh: the same galaxy nearer or
+            farther, so the representation must not rest on brightness alone.
         reddening: dim band b by 10**(-0.4 * extinction[b] * E(B-V)), E(B-V) drawn uniformly in
             ``ebv_range``: Galactic dust in front of the field. Needs ``extinction`` (A_b/E(B-V),
             one per band, e.g. 3.303, 2.285, 1.698 for SDSS g, r, i); on when it is given.
@@ -83,6 +87,8 @@ class AugmentConfig:
     noise_scale: tuple[float, float] = (1.0, 25.0)
     gain: bool = True
     gain_range: tuple[float, float] = (0.8, 1.2)
+    flux: bool = True
+    flux_range: tuple[float, float] = (0.5, 2.0)
     reddening: bool | None = None
     extinction: list[float] | None = None
     ebv_range: tuple[float, float] = (0.0, 0.5)
@@ -94,7 +100,7 @@ class AugmentConfig:
     def validate(self, n_bands: int | None = None) -> None:
         """Raise :class:`ConfigError` for inconsistent values (``n_bands`` checks ``extinction``)."""
         for name, lo_min in (("scale_range", 1e-3), ("blur_sigma", 0.0), ("noise_scale", 0.0),
-                             ("gain_range", 1e-3), ("ebv_range", 0.0)):
+                             ("gain_range", 1e-3), ("ebv_range", 0.0), ("flux_range", 1e-3)):
             value = getattr(self, name)
             if len(value) != 2 or not all(math.isfinite(float(v)) for v in value):
                 raise ConfigError(f"augment.{name} must be two numbers [low, high], got {value!r}")
@@ -119,7 +125,8 @@ class TrainConfig:
     """Everything that defines a training run (the CLI options and the config-file keys).
 
     Attributes:
-        method: 'byol' or 'simclr'.
+        method: 'vicreg' (the default: measured in benchmarks/bench_representation.py to keep its
+            rank where BYOL and SimCLR collapse at CPU budget), 'byol' or 'simclr'.
         backbone: 'resnet18', 'resnet34' or 'resnet50' (torchvision, random initialisation).
         stem: 'small' (3x3 stride-1 first convolution, no max-pool; keeps the detail of small
             stamps), 'standard' (7x7 stride 2 + max-pool; ~20x cheaper), or 'auto': small when
@@ -139,7 +146,7 @@ class TrainConfig:
         temperature: NT-Xent temperature (SimCLR).
         tau_base: BYOL target EMA rate at the start; rises to 1 on a cosine schedule.
         proj_hidden, proj_dim, pred_hidden: MLP head sizes; None = the method's default
-            (BYOL 4096/256/4096, SimCLR 2048/128).
+            (BYOL 4096/256/4096, SimCLR 2048/128, VICReg 2048/2048).
         stats_objects: stamps sampled to measure each band's median and MAD.
         monitor_objects: stamps embedded after each epoch for the collapse monitor.
         eval_column: a label column of the cutouts file for kNN / linear-probe accuracy.
@@ -147,7 +154,7 @@ class TrainConfig:
         augment: the augmentations (:class:`AugmentConfig`).
     """
 
-    method: str = "byol"
+    method: str = "vicreg"
     backbone: str = "resnet18"
     stem: str = "auto"
     epochs: int = 50

@@ -107,29 +107,23 @@ def broadcast_object(obj):
     return box[0]
 
 
-class GatherLayer(torch.autograd.Function):
-    """All-gather that lets gradients flow back to every process's own slice.
+def parameter_fingerprint(module: torch.nn.Module) -> str:
+    """sha256 of every parameter's bytes, in order: equal on all processes when DDP keeps the
+    replicas in step (buffers such as batch-norm running statistics are per process on CPU)."""
+    import hashlib
 
-    ``torch.distributed.all_gather`` cuts the graph; here the backward pass sums the gradients
-    that all processes computed for each slice and returns this process's share (the scheme of
-    SimCLR's reference code and lightly). Works with gloo and NCCL.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor):  # type: ignore[override]
-        out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(out, x.contiguous())
-        return tuple(out)
-
-    @staticmethod
-    def backward(ctx, *grads: torch.Tensor):  # type: ignore[override]
-        g = torch.stack(grads)
-        dist.all_reduce(g)
-        return g[dist.get_rank()]
+    h = hashlib.sha256()
+    for p in module.parameters():
+        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """(world_size * B, ...) concatenation of ``x`` (B, ...) from every process, rank order."""
     if world_size() == 1:
         return x
-    return torch.cat(GatherLayer.apply(x), dim=0)
+    # PyTorch's differentiable all-gather: the backward pass reduce-scatters the gradients, so
+    # each process gets the sum over all processes of the gradient of its own slice
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x.contiguous()), dim=0)

@@ -4,8 +4,9 @@ Each step: read a batch of raw stamps, make two augmented views on the training 
 (:class:`~galexplorer.ssl.augment.AstroAugment`), normalise them, and take one AdamW step on
 the BYOL or SimCLR loss (bf16 autocast on CUDA, losses in float32). After each epoch rank 0
 embeds a fixed set of stamps for the collapse monitor (and the labelled ones for
-``--eval-column``), appends a row to ``metrics.csv``, writes ``checkpoint-latest.pt`` (and
-``checkpoint-best.pt``) and refreshes ``encoder.pt`` + ``encoder.json``.
+``--eval-column``), appends a row to ``metrics.csv``, writes ``checkpoint-latest.pt``, and when
+the epoch is the best so far by view retrieval (a label-free measure, :func:`view_retrieval`)
+``checkpoint-best.pt`` and ``encoder.pt`` + ``encoder.json``.
 
 ``--resume`` restores model, optimiser, schedule, step and every random number generator, and
 the data order is a function of (seed, epoch), so on CPU 1 epoch + resume + 1 epoch gives
@@ -59,11 +60,12 @@ from .normalize import BandStats, compute_band_stats
 from .runtime import retain_freed_memory
 from .schedule import cosine_tau, warmup_cosine, warmup_steps_for
 from .simclr import SimCLR
+from .vicreg import VICReg
 
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("epoch", "step", "loss", "lr", "tau", "images_per_s", "embedding_std", "effective_rank",
-                  "knn_acc", "linear_acc", "seconds")
+                  "knn_acc", "linear_acc", "seconds", "pca95", "view_retrieval")
 # options that may differ when resuming (they do not change what the next step computes)
 RESUME_MAY_CHANGE = {"epochs", "device", "workers", "eval_column", "eval_objects", "monitor_objects"}
 
@@ -82,6 +84,8 @@ class TrainReport:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     is_main: bool = True
     note: str = ""
+    best_epoch: int | None = None
+    dimensional_collapse: bool = False
 
     def summary(self) -> str:
         if not self.is_main:
@@ -92,11 +96,19 @@ class TrainReport:
         last = self.metrics[-1] if self.metrics else {}
         if last.get("knn_acc") not in (None, ""):
             lines.append(f"  kNN accuracy {last['knn_acc']:.3f}, linear probe {last['linear_acc']:.3f}")
+        if self.best_epoch is not None:
+            best = next((r for r in self.metrics if r.get("epoch") == self.best_epoch), {})
+            lines.append(f"  best epoch {self.best_epoch} by view retrieval "
+                         f"({best.get('view_retrieval', float('nan')):.3f}, effective rank "
+                         f"{best.get('effective_rank', float('nan')):.1f}): checkpoint-best.pt and encoder.pt")
         if self.encoder:
             lines.append(f"  encoder: {self.encoder} (embed with `galexplorer embed CUTOUTS.h5 --run "
                          f"{self.run_dir} -o STORE.h5`)")
         if self.collapsed:
             lines.append("  WARNING: the representation collapsed (see metrics.csv); lower --lr or change method")
+        elif self.dimensional_collapse:
+            lines.append("  WARNING: dimensional collapse (effective rank / PCA components fell below half their "
+                         "start, see metrics.csv); try --method vicreg or a lower --lr")
         if self.note:
             lines.append(f"  {self.note}")
         return "\n".join(lines)
@@ -146,6 +158,8 @@ def _build_model(cfg: TrainConfig, n_bands: int) -> nn.Module:
     proj_hidden, proj_dim, pred_hidden = cfg.head_sizes()
     if cfg.method == "byol":
         return BYOL(backbone, proj_hidden, proj_dim, pred_hidden)
+    if cfg.method == "vicreg":
+        return VICReg(backbone, proj_hidden, proj_dim)
     return SimCLR(backbone, proj_hidden, proj_dim, cfg.temperature)
 
 
@@ -238,6 +252,25 @@ def _embed_rows(encoder: Encoder, source: StampSource, rows: np.ndarray, device:
                 out[a:a + len(x)] = encoder(x).float().cpu().numpy()
     encoder.train(was_training)
     return out
+
+
+def view_retrieval(backbone: nn.Module, views: torch.Tensor, originals: np.ndarray, batch: int = 256) -> float:
+    """Label-free quality: the fraction of augmented views whose nearest original (cosine, among
+    all ``len(originals)``) is the stamp they were made from.
+
+    Args:
+        backbone: the online backbone (run in eval mode).
+        views: (N, C, s, s) normalised augmented views, fixed for the run.
+        originals: (N, D) embeddings of the un-augmented stamps, same order.
+    """
+    was_training = backbone.training
+    backbone.eval()
+    with torch.inference_mode():
+        v = torch.cat([backbone(views[a:a + batch]).float() for a in range(0, len(views), batch)]).cpu()
+    backbone.train(was_training)
+    o = torch.nn.functional.normalize(torch.from_numpy(np.asarray(originals, np.float32)), dim=1)
+    v = torch.nn.functional.normalize(v, dim=1)
+    return float(((v @ o.T).argmax(dim=1) == torch.arange(len(o))).float().mean())
 
 
 def _oom_error(batch: int, cfg: TrainConfig, device: torch.device) -> ConfigError:
@@ -402,7 +435,19 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
     monitor_rows = np.sort(np.random.default_rng(cfg.seed).choice(n, min(n, cfg.monitor_objects), replace=False))
     eval_set: LabelledSet | None = labelled_set(labels, cfg.eval_column, cfg.eval_objects, cfg.seed) \
         if labels is not None else None
-    monitor = CollapseMonitor()
+    reference = None
+    if history and history[0].get("effective_rank") not in (None, "") and history[0].get("pca95") not in (None, ""):
+        reference = (float(history[0]["effective_rank"]), int(history[0]["pca95"]))
+    monitor = CollapseMonitor(reference=reference)
+    retrieval_views = None
+    if info.is_main:
+        # one fixed augmented view per monitor stamp, from its own generator: the training
+        # streams (and so --resume) are untouched
+        view_gen = torch.Generator(device=device)
+        view_gen.manual_seed(cfg.seed * 7919 + 17)
+        with torch.no_grad():
+            retrieval_views = augment(torch.from_numpy(source.read(monitor_rows)).to(device), view_gen,
+                                      normalise=True)
     encoder_meta = {"bands": bands, "method": cfg.method, "image_size": cfg.image_size, "stamp_size": stamp,
                     "normalization": stats.to_dict(), "config": cfg.to_dict(),
                     "cutouts_path": str(cutouts.resolve()), "cutouts_uuid": uuid}
@@ -476,21 +521,29 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
                                "seconds": round(seconds, 2)}
         # every process's augmentation stream goes into the checkpoint, so --resume continues each
         aug_states = distributed.all_gather_object(aug_gen.get_state())
+        # every process's weights, to check that DDP kept the replicas identical
+        replicas = distributed.all_gather_object(distributed.parameter_fingerprint(inner))
+        if len(set(replicas)) > 1:
+            log.warning("the %d processes hold different weights after epoch %d", len(replicas), epoch + 1)
         if info.is_main:
             enc = Encoder(inner.backbone, stats.median, stats.mad, cfg.image_size).to(device)
             emb = _embed_rows(enc, source, monitor_rows, device, amp)
             cs = monitor.check(emb, epoch + 1)
             collapsed = collapsed or cs.collapsed
-            row.update(embedding_std=round(cs.embedding_std, 5), effective_rank=round(cs.effective_rank, 3))
+            retrieval = view_retrieval(inner.backbone, retrieval_views, emb)
+            row.update(embedding_std=round(cs.embedding_std, 5), effective_rank=round(cs.effective_rank, 3),
+                       pca95=cs.pca95, view_retrieval=round(retrieval, 4))
             if eval_set is not None:
                 knn, lin = evaluate(_embed_rows(enc, source, eval_set.rows, device, amp), eval_set, cfg.seed)
                 row.update(knn_acc=round(knn, 4), linear_acc=round(lin, 4))
                 log.info("epoch %d: loss %.4f, kNN accuracy %.3f, linear probe %.3f", epoch + 1, mean_loss, knn, lin)
             else:
-                log.info("epoch %d: loss %.4f, %.1f images/s, embedding std %.3f, effective rank %.1f",
-                         epoch + 1, mean_loss, speed, cs.embedding_std, cs.effective_rank)
+                log.info("epoch %d: loss %.4f, %.1f images/s, effective rank %.1f, %d PCA components, view "
+                         "retrieval %.3f", epoch + 1, mean_loss, speed, cs.effective_rank, cs.pca95, retrieval)
             history.append(row)
-            score = row["knn_acc"] if eval_set is not None else -mean_loss
+            # the best epoch by a label-free measure (not the loss, which can fall while the
+            # representation collapses; not the kNN accuracy, which needs labels a survey lacks)
+            score = retrieval
             is_best = score > best["value"]
             if is_best:
                 best = {"value": float(score), "epoch": epoch + 1}
@@ -498,10 +551,13 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
                 "config": cfg.to_json(), "bands": bands, "stats": stats.to_dict(), "epoch": epoch + 1,
                 "step": step, "model": inner.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": {**rng_state(aug_gen), "augment_ranks": aug_states}, "metrics": history,
-                "best": best, "cutouts_uuid": uuid, "stamp_size": stamp,
+                "best": best, "cutouts_uuid": uuid, "stamp_size": stamp, "replicas": replicas,
             }, best=is_best)
             _write_metrics(run_dir, history)
-            save_encoder(run_dir, inner.backbone, {**encoder_meta, "epoch": epoch + 1, "loss": mean_loss})
+            if is_best:
+                save_encoder(run_dir, inner.backbone, {**encoder_meta, "epoch": epoch + 1, "loss": mean_loss,
+                                                       "selected_by": "view_retrieval",
+                                                       "view_retrieval": retrieval})
         distributed.barrier()
         done_now += 1
         last_loss, last_speed = mean_loss, speed
@@ -512,7 +568,8 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
     if done_now == 0 and ckpt is not None:
         note = f"nothing to do: the run already finished its {cfg.epochs} epochs (raise --epochs to go on)"
     return TrainReport(run_dir, epochs_done, cfg.epochs, last_loss, last_speed,
-                       encoder_path if encoder_path.exists() else None, collapsed, history, info.is_main, note)
+                       encoder_path if encoder_path.exists() else None, collapsed, history, info.is_main, note,
+                       best_epoch=best["epoch"] or None, dimensional_collapse=monitor.dimensional)
 
 
 def train_from_cli(args) -> TrainReport:

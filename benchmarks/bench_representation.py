@@ -1,0 +1,219 @@
+"""Does training make discovery better? Representations compared on real pixels with known answers.
+
+Data (:func:`galexplorer.data.inject.xdf_benchmark_set`, seed 0): every galaxy of the Hubble
+XDF image in scikit-image (3 sigma, >= 15 px: ~770 stamps of 40 px) plus injected rare objects
+made from their own pixels: close pairs, tidal tails, rings and lensed-arc-like features
+(``--per-class`` each). Morphology of every stamp from :mod:`galexplorer.explore.morphology`.
+
+For each representation, in one run:
+
+* ``PCA95``: principal components for 95% of the embeddings' variance; ``rank``: effective rank
+  (RankMe, exp of the entropy of the singular values);
+* ``kNN ell`` / ``kNN conc``: 5-fold kNN (k = 5, centred features on one global scale) accuracy
+  of the ellipticity / concentration tertile (chance 0.333);
+* ``R2 conc/asym/ell/size``: 5-fold ridge linear-probe R^2 of concentration, asymmetry,
+  ellipticity and log size;
+* ``recall@100``: ``galexplorer simulate``'s loop (GP scorer, EI, 200 labels, batches of 10) on a
+  store built by the real pipeline (PCA to 95%, projection) with "injected" as the truth column;
+  beside it the loop's ``anomaly`` ordering and random (its expected value).
+
+Representations: (a) raw pixels -> PCA(30) (asinh-normalised 32-px centre crops); (b) the ResNet-18
+at random initialisation; then each training recipe at 2, 10 and 30 epochs: the 2 and 10 rows
+are the same 30-epoch run (cosine schedule over 30 epochs) read at epochs 2 and 10 from
+``checkpoint-latest.pt`` (not the best-epoch encoder), so rows of a recipe share one schedule.
+
+Run:  nice -n 5 python benchmarks/bench_representation.py        (~25 min on 2 shared cores)
+``--quick`` trains 1 epoch on a small set for the smoke test; ``--recipes`` picks recipes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+# 32-px crops, batch 128 on CPU: the README's CPU recipe and the issue's measurement
+COMMON = {"backbone": "resnet18", "stem": "standard", "image_size": 32, "batch_size": 128, "device": "cpu",
+          "seed": 0, "monitor_objects": 256, "stats_objects": 1000}
+RECIPES = {
+    # the defaults before issue #10 (TrainConfig's dataclass defaults)
+    "byol (old)": {"method": "byol", "lr": 1e-3, "weight_decay": 1e-4, "warmup_epochs": 10.0,
+                   "augment": {"flux": False}},
+    "simclr (old)": {"method": "simclr", "lr": 1e-3, "weight_decay": 1e-4, "warmup_epochs": 10.0,
+                     "augment": {"flux": False}},
+    # candidates measured while choosing the new defaults (pick with --recipes)
+    "vicreg no flux": {"method": "vicreg", "augment": {"flux": False}},
+    # the new defaults (galexplorer.ssl.config.TrainConfig after issue #10)
+    "new default": {},
+}
+
+
+def write_cutouts(path: Path, bench) -> None:
+    from galexplorer.store import CutoutWriter
+
+    n = len(bench.ids)
+    cols = {"injected": np.where(bench.rare, 5, 0).astype(np.int64), "kind": bench.labels.astype(np.int64)}
+    cols.update({k: v for k, v in bench.morphology.items()})
+    with CutoutWriter(path, bands=["blue", "green", "red"], size=bench.stamps.shape[-1], thumb_size=32) as w:
+        w.add(bench.stamps, bench.ids, ra=np.full(n, np.nan), dec=np.full(n, np.nan), columns=cols)
+
+
+def raw_pca(stamps: np.ndarray, size: int = 32, k: int = 30) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    s = stamps.shape[-1]
+    a = (s - size) // 2
+    crop = stamps[:, :, a:a + size, a:a + size]
+    med = np.median(crop, axis=(0, 2, 3), keepdims=True)
+    mad = np.median(np.abs(crop - med), axis=(0, 2, 3), keepdims=True)
+    x = np.arcsinh((crop - med) / np.maximum(mad, 1e-3)).reshape(len(crop), -1)
+    return PCA(k, random_state=0).fit_transform(x).astype(np.float32)
+
+
+def encoder_embeddings(cutouts: Path, state: dict | None, cfg: dict, stamps: np.ndarray) -> np.ndarray:
+    """Embeddings from a backbone state dict (None: random initialisation, seed 0)."""
+    import torch
+
+    from galexplorer.ssl.backbones import build_backbone
+    from galexplorer.ssl.embed import Encoder, embed_array
+    from galexplorer.ssl.normalize import compute_band_stats
+    from galexplorer.store import CutoutStore
+
+    torch.manual_seed(0)
+    backbone = build_backbone(cfg["backbone"], stamps.shape[1], cfg["stem"])
+    if state is not None:
+        backbone.load_state_dict(state)
+    with CutoutStore(cutouts) as cut:
+        stats = compute_band_stats(cut, 1000, 0)
+    enc = Encoder(backbone, stats.median, stats.mad, cfg["image_size"]).eval()
+    return embed_array(enc, stamps)
+
+
+def latest_backbone(run: Path) -> dict:
+    import torch
+
+    ck = torch.load(run / "checkpoint-latest.pt", map_location="cpu", weights_only=True)
+    return {k.removeprefix("backbone."): v for k, v in ck["model"].items() if k.startswith("backbone.")}
+
+
+def scores(emb: np.ndarray, bench, cutouts: Path, work: Path, name: str, budget: int = 200) -> dict[str, float]:
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from galexplorer.active.simulate import SimulateConfig, simulate
+    from galexplorer.explore.pipeline import EmbedConfig, build_store
+    from galexplorer.ssl.collapse import effective_rank, pca_components
+    from galexplorer.store import CutoutStore, EmbeddingStore
+
+    out: dict[str, float] = {"pca95": pca_components(emb), "rank": effective_rank(emb)}
+    # one global scale, not per dimension: standardising near-constant dimensions of a network
+    # embedding blows their noise up and lets it dominate the distances and the probe
+    x = (emb - emb.mean(axis=0)) / max(float(emb.std()), 1e-12)
+    m = bench.morphology
+    for key, y in (("knn_ell", m["ellipticity"]), ("knn_conc", m["concentration"])):
+        ok = np.isfinite(y)
+        tertile = np.digitize(y[ok], np.quantile(y[ok], [1 / 3, 2 / 3]))
+        pred = cross_val_predict(KNeighborsClassifier(5), x[ok], tertile,
+                                 cv=StratifiedKFold(5, shuffle=True, random_state=0))
+        out[key] = float(np.mean(pred == tertile))
+    for key, y in (("conc", m["concentration"]), ("asym", m["asymmetry"]), ("ell", m["ellipticity"]),
+                   ("size", np.log(np.maximum(m["size"], 0.5)))):
+        ok = np.isfinite(y)
+        probe = RidgeCV(alphas=np.logspace(-2, 5, 15))
+        out[key] = float(np.mean(cross_val_score(probe, x[ok], y[ok], cv=KFold(5, shuffle=True, random_state=0),
+                                                 scoring="r2")))
+    store = work / f"store-{abs(hash(name))}.h5"
+    with CutoutStore(cutouts) as cut:
+        build_store(store, objects=cut.objects, dim=emb.shape[1], fill=emb,
+                    config=EmbedConfig(projection="pca", seed=0, device="cpu"), cutouts=cut)
+    with EmbeddingStore(store) as st:
+        rep = simulate(st, SimulateConfig(truth="injected", budget=budget, batch=10, seeds=20))
+    out["recall"] = rep.loop.recall[100]
+    out["anomaly"] = rep.anomaly.recall[100]
+    out["random"] = rep.random.recall[100]
+    return out
+
+
+HEADER = (f"{'representation':<16s}{'epochs':>7s}{'PCA95':>7s}{'rank':>7s}{'kNN ell':>8s}{'kNN conc':>9s}"
+          f"{'R2 conc':>9s}{'R2 asym':>9s}{'R2 ell':>8s}{'R2 size':>9s}{'recall@100':>11s}{'anomaly':>9s}"
+          f"{'random':>8s}")
+
+
+def row(name: str, epochs, s: dict[str, float]) -> str:
+    return (f"{name:<16s}{str(epochs):>7s}{s['pca95']:>7d}{s['rank']:>7.1f}{s['knn_ell']:>8.3f}"
+            f"{s['knn_conc']:>9.3f}{s['conc']:>9.3f}"
+            f"{s['asym']:>9.3f}{s['ell']:>8.3f}{s['size']:>9.3f}{s['recall']:>11.3f}{s['anomaly']:>9.3f}"
+            f"{s['random']:>8.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny set, 1 epoch (smoke test)")
+    ap.add_argument("--per-class", type=int, default=8, help="injected objects per rare class")
+    ap.add_argument("--epochs", type=int, nargs="+", default=[2, 10, 30], help="epochs to read (last = run length)")
+    ap.add_argument("--recipes", nargs="+", default=["byol (old)", "simclr (old)", "new default"], help=f"of {list(RECIPES)}")
+    ap.add_argument("--skip-baselines", action="store_true",
+                    help="no raw-PCA / random-init rows (they are deterministic; for a second process in parallel)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore", message="The least populated class")
+    from galexplorer import progress
+    from galexplorer.data.inject import xdf_benchmark_set
+    from galexplorer.ssl.config import TrainConfig
+    from galexplorer.ssl.trainer import train
+
+    progress.configure(enabled=False)
+    epochs = [1] if args.quick else sorted(args.epochs)
+    t_all = time.perf_counter()
+    bench = xdf_benchmark_set(seed=0, size=40, per_class=3 if args.quick else args.per_class,
+                              limit=150 if args.quick else None)
+    n_rare = int(bench.rare.sum())
+    print(f"benchmark set: {len(bench.ids)} stamps ({len(bench.ids) - n_rare} real XDF galaxies, {n_rare} "
+          f"injected: {', '.join(bench.class_names[1:])}), 40 px, crops 32 px")
+    budget = 60 if args.quick else 200
+
+    def score(emb, name):
+        return scores(emb, bench, cutouts, work, name, budget)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        cutouts = work / "bench.h5"
+        write_cutouts(cutouts, bench)
+        print(HEADER)
+        base = {}
+        if not args.skip_baselines:
+            base = {"raw pixels PCA30": score(raw_pca(bench.stamps), "raw"),
+                    "random init": score(encoder_embeddings(cutouts, None, COMMON, bench.stamps), "random")}
+            print(row("raw pixels PCA30", "-", base["raw pixels PCA30"]), flush=True)
+            print(row("random init", 0, base["random init"]), flush=True)
+        results = {}
+        for name in args.recipes:
+            cfg = TrainConfig.from_dict({**COMMON, **RECIPES[name], "epochs": epochs[-1]})
+            run = work / f"run-{len(results)}"
+            done = 0
+            t0 = time.perf_counter()
+            for e in epochs:
+                train(cutouts, run, cfg, resume=done > 0, stop_after=e - done)
+                done = e
+                s = score(encoder_embeddings(cutouts, latest_backbone(run), COMMON, bench.stamps), f"{name}{e}")
+                results[(name, e)] = s
+                print(row(name, e, s), flush=True)
+            print(f"  ({name}: {time.perf_counter() - t0:.0f} s for {epochs[-1]} epochs and the evaluations)")
+        print("ratios against the better baseline (raw PCA or random init) at the last epoch:")
+        for name in args.recipes if base else []:
+            s = results[(name, epochs[-1])]
+            for key, label in (("recall", "recall@100"), ("knn_ell", "kNN ell"), ("knn_conc", "kNN conc"),
+                               ("ell", "R2 ell"), ("conc", "R2 conc")):
+                ref = max(b[key] for b in base.values())
+                print(f"  {name:<14s} {label:<12s} {s[key]:.3f} vs {ref:.3f}: ratio {s[key] / max(ref, 1e-9):.2f}")
+    print(f"total {time.perf_counter() - t_all:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
