@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .registry import SCORER_INFO
 from ..errors import LabelError, StoreError
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
+from .registry import SCORER_INFO
 
 log = logging.getLogger(__name__)
 
