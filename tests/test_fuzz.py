@@ -499,6 +499,18 @@ def test_cases_the_fuzzer_found_stay_fixed(seeds, warm_embed, tmp_path):
         (d / "g.fits").write_bytes(bytes(fits_bytes))
         im = clean("regressions", lambda: _read_fits(d / "g.fits"), d)
         assert np.isnan(im.centre_radec()[0])
+    from galexplorer.labels import LabelJournal
+
+    for marker, offset in ((b"triggerevents", 7), (b"version\r", 7)):   # schema text not UTF-8, a damaged row
+        data = bytearray(seeds["journal"])
+        data[bytes(data).index(marker) + offset] = 0x80
+        with case_dir(tmp_path) as d:
+            (d / "j.sqlite").write_bytes(bytes(data))
+
+            def read(p=d / "j.sqlite"):
+                with LabelJournal(p, readonly=True) as j:
+                    return j.counts()
+            clean("regressions", read, d, may_create=("-shm", "-wal"))
     with case_dir(tmp_path) as d:                                                  # ra without dec
         (d / "c.csv").write_text("id,ra,dec\na,0,\nb,1,2\n")
         cat = clean("regressions", lambda: read_catalog(d / "c.csv"), d)
