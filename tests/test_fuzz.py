@@ -397,7 +397,7 @@ def test_embeddings_files_on_damaged_bytes(seeds, warm_embed, tmp_path, seed):
     fuzz_bytes(seeds[seed], tmp_path, seed, f"embeddings {seed.split('.')[1]}", _embed, 14, max_random=600)
 
 
-@fuzz(14)
+@fuzz(30)
 @given(shape=st.lists(st.integers(0, 6), min_size=0, max_size=3),
        dtype=st.sampled_from(["f4", "f8", "i4", "?", "U3", "O", "c8"]), special=st.sampled_from([None, np.nan, np.inf]),
        where=st.sampled_from(["npy", "hdf5"]))
