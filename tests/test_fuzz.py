@@ -397,7 +397,7 @@ def test_embeddings_files_on_damaged_bytes(seeds, warm_embed, tmp_path, seed):
     fuzz_bytes(seeds[seed], tmp_path, seed, f"embeddings {seed.split('.')[1]}", _embed, 14, max_random=600)
 
 
-@fuzz(14)
+@fuzz(30)
 @given(shape=st.lists(st.integers(0, 6), min_size=0, max_size=3),
        dtype=st.sampled_from(["f4", "f8", "i4", "?", "U3", "O", "c8"]), special=st.sampled_from([None, np.nan, np.inf]),
        where=st.sampled_from(["npy", "hdf5"]))
@@ -499,6 +499,18 @@ def test_cases_the_fuzzer_found_stay_fixed(seeds, warm_embed, tmp_path):
         (d / "g.fits").write_bytes(bytes(fits_bytes))
         im = clean("regressions", lambda: _read_fits(d / "g.fits"), d)
         assert np.isnan(im.centre_radec()[0])
+    from galexplorer.labels import LabelJournal
+
+    for marker, offset in ((b"triggerevents", 7), (b"version\r", 7)):   # schema text not UTF-8, a damaged row
+        data = bytearray(seeds["journal"])
+        data[bytes(data).index(marker) + offset] = 0x80
+        with case_dir(tmp_path) as d:
+            (d / "j.sqlite").write_bytes(bytes(data))
+
+            def read(p=d / "j.sqlite"):
+                with LabelJournal(p, readonly=True) as j:
+                    return j.counts()
+            clean("regressions", read, d, may_create=("-shm", "-wal"))
     with case_dir(tmp_path) as d:                                                  # ra without dec
         (d / "c.csv").write_text("id,ra,dec\na,0,\nb,1,2\n")
         cat = clean("regressions", lambda: read_catalog(d / "c.csv"), d)

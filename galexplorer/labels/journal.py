@@ -117,7 +117,7 @@ def _raw_label_count(path: Path) -> int | None:
             return int(db.execute("SELECT COUNT(*) FROM events WHERE kind = 'score'").fetchone()[0])
         finally:
             db.close()
-    except sqlite3.Error:
+    except (sqlite3.Error, UnicodeDecodeError):
         return None
 
 
@@ -138,7 +138,7 @@ def wal_label_count(path: str | Path) -> int | None:
                 return int(db.execute("SELECT COUNT(*) FROM events WHERE kind = 'score'").fetchone()[0])
             finally:
                 db.close()
-        except sqlite3.Error:
+        except (sqlite3.Error, UnicodeDecodeError):
             return None
 
 
@@ -327,10 +327,12 @@ class LabelJournal:
             if readonly:
                 uri = readonly_uri(self.path)
                 self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+                self._db.text_factory = self._text
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                            timeout=BUSY_TIMEOUT_S)
+                self._db.text_factory = self._text
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
@@ -339,12 +341,14 @@ class LabelJournal:
                     self._set_meta_now("created", _now())
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             version = self._raw_meta("version")
+            if version is not None and not str(version).isdigit():
+                raise sqlite3.DatabaseError(f"version {version!r} is not a number")
         except sqlite3.OperationalError as exc:
             self.close()
             if "no such table" not in str(exc):
                 raise operational_error(exc, self.path) from None
             raise self._unreadable(str(exc)) from None
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:   # the latter: damaged schema text
             self.close()
             raise self._unreadable(str(exc)) from None
         if version is not None and int(version) > JOURNAL_VERSION:
@@ -356,7 +360,7 @@ class LabelJournal:
         """Why the file does not read as a journal, saying where its labels may be; never advising
         to move aside a file (or a ``-wal``) that holds labels."""
         wal = wal_path(self.path)
-        if wal.exists():
+        if wal.exists() and wal.stat().st_size > 0:
             held = wal_label_count(self.path)
             if held is None:
                 return LabelError(f"not a label journal ({reason}); {wal.name} beside it cannot be read either",
@@ -393,6 +397,14 @@ class LabelJournal:
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
                 raise operational_error(exc, self.path) from None
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:   # a damaged page or schema
+                raise LabelError(f"the label journal is damaged ({str(exc).splitlines()[0][:160]})", self.path,
+                                 "keep the file; try `sqlite3 FILE .recover`, or restore a `labels export`") from None
+
+    @staticmethod
+    def _text(raw: bytes) -> str:
+        """SQLite text as str; bytes that are not UTF-8 (a damaged file) are replaced, not raised."""
+        return raw.decode("utf-8", "replace")
 
     def _raw_meta(self, key: str) -> str | None:
         """:meth:`_meta` letting SQLite's own errors through (for the checks on open)."""
@@ -560,8 +572,15 @@ class LabelJournal:
     def _latest(self, kinds: Sequence[str], per_user: bool) -> dict:
         sql = self._ACTIVE.format(kinds=",".join("?" * len(kinds)))
         latest: dict = {}
+        damaged = 0
         for oid, user, score, note, kind, _ in self._query(sql, tuple(kinds)):
+            if not isinstance(oid, str) or not isinstance(user, str) or (
+                    kind == "score" and not (isinstance(score, int) and MIN_SCORE <= score <= MAX_SCORE)):
+                damaged += 1    # a damaged row (the file was altered outside SQLite): skip, keep the rest
+                continue
             latest[(oid, user) if per_user else oid] = (score, note, kind)
+        if damaged:
+            log.warning("%s: %d damaged event(s) ignored", self.path, damaged)
         return latest
 
     def current(self, user: str | None = None) -> dict[str, int]:
