@@ -45,22 +45,6 @@ def _batch(w, n: int = 10) -> dict[str, int]:
     return done
 
 
-def test_after_a_refit_the_next_key_labels_the_head_of_the_new_queue(qtbot, store, gui_settings):
-    w = open_window(qtbot, store, gui_settings)
-    ex = w.explorer
-    _batch(w, 10)
-    assert ex.wait_idle(60)
-    assert ex.state.scorer == "gp" and ex.state.n_labels == 10
-    head = int(w.queue.model.indices[0])
-    assert head in ex.state.next_batch.tolist()
-    assert ex.current == head, "the inspector stayed on the pre-model order"
-    assert w.inspector.title.text() == ex.session.ids[head]
-    _score_key(w, 3)   # the 11th key press
-    with LabelJournal.for_store(store, readonly=True) as j:
-        assert j.current("tester")[ex.session.ids[head]] == 3
-    w.close()
-
-
 def test_a_user_who_looked_away_is_told_and_space_goes_to_the_batch(qtbot, store, gui_settings):
     w = open_window(qtbot, store, gui_settings)
     ex = w.explorer
@@ -86,11 +70,17 @@ def _ranks(w, i: int) -> tuple[int, int, int]:
     return table, card, inspector
 
 
-def test_table_card_and_inspector_rank_a_label_at_once_as_export_does(qtbot, store, gui_settings, tmp_path):
+def test_after_a_refit_keys_follow_the_new_queue_and_ranks_agree_with_export(qtbot, store, gui_settings, tmp_path):
     w = open_window(qtbot, store, gui_settings)
     ex = w.explorer
     _batch(w, 10)
-    assert ex.wait_idle(60) and ex.state.n_labels == 10
+    assert ex.wait_idle(60)
+    assert ex.state.scorer == "gp" and ex.state.n_labels == 10
+    # item 1: the inspector is on the head of the new queue, so the 11th key press labels it
+    head = int(w.queue.model.indices[0])
+    assert head in ex.state.next_batch.tolist()
+    assert ex.current == head, "the inspector stayed on the pre-model order"
+    assert w.inspector.title.text() == ex.session.ids[head]
     sc = w.scatter
     for k, s in enumerate((0, 5, 0, 5, 2, 0)):
         i = ex.current
@@ -105,6 +95,9 @@ def test_table_card_and_inspector_rank_a_label_at_once_as_export_does(qtbot, sto
         for j in lab.tolist():
             assert _ranks(w, j) == (expect[j],) * 3, f"key press {k + 1}: object {j}"
         assert dict(sc.card.lines)["label"] == str(s)
+        if k == 0:   # the 11th key press went to the head of the new queue
+            with LabelJournal.for_store(store, readonly=True) as j:
+                assert j.current("tester")[ex.session.ids[head]] == 0
         # rows of the table are in rank order (no sort chosen)
         shown = w.candidates.model.visible_indices
         np.testing.assert_array_equal(w.candidates.model.column("rank")[shown], np.arange(1, ex.n + 1))
@@ -233,7 +226,7 @@ def test_esc_from_a_text_field_gives_the_keys_back_to_labelling(qtbot, store, gu
     w.close()
 
 
-def test_colour_by_model_score_spreads_over_percentile_limits_that_can_be_edited(qtbot, store, gui_settings):
+def test_colour_limits_and_gallery_order_elided_ids_and_framed_map(qtbot, store, gui_settings):
     w = open_window(qtbot, store, gui_settings)
     ex = w.explorer
     _batch(w, 10)
@@ -266,14 +259,7 @@ def test_colour_by_model_score_spreads_over_percentile_limits_that_can_be_edited
     # a categorical column has no limits to edit
     p.colour.setCurrentText("score: cluster")
     assert not p.lo.isEnabled() and not p.log.isEnabled()
-    w.close()
-
-
-def test_gallery_by_rank_or_similarity_ids_elided_and_map_framed_on_the_data(qtbot, store, gui_settings):
-    w = open_window(qtbot, store, gui_settings)
-    ex = w.explorer
-    _batch(w, 10)
-    assert ex.wait_idle(60)
+    # item 11 on the same window:
     # a selection: by rank, best first (not by id)
     sel = np.arange(0, 600, 7)
     ex.select(sel)
@@ -305,6 +291,7 @@ def test_gallery_by_rank_or_similarity_ids_elided_and_map_framed_on_the_data(qtb
     r = w.scatter.view_rect()
     inside = (xy[:, 0] >= r.x0) & (xy[:, 0] <= r.x1) & (xy[:, 1] >= r.y0) & (xy[:, 1] <= r.y1)
     assert inside.mean() > 0.98 and r.width < 100
+    w.close()
     w.close()
 
 

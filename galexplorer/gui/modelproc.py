@@ -260,16 +260,21 @@ class ModelProcess:
         self._proc = None
         self._conn = None
         self._lock = threading.Lock()
+        # held only while the child starts (never during a request), so close() can tell for
+        # sure whether a child exists: without it, a close() racing a first request's start
+        # left a child running (seen when a window reopened a store at once)
+        self._start_lock = threading.Lock()
         self._closed = False
 
     def _ensure(self) -> None:
         if self._proc is not None and _alive(self._proc):
             return
-        if self._closed:
-            raise ModelProcessError("the model's process was stopped")
-        self._drop()
-        self._proc, self._conn = _start_child(self.store_path)
-        _live.add(self._proc.pid)
+        with self._start_lock:
+            if self._closed:
+                raise ModelProcessError("the model's process was stopped")
+            self._drop()
+            self._proc, self._conn = _start_child(self.store_path)
+            _live.add(self._proc.pid)
 
     def call(self, kind: str, **args):
         """Send one request and wait for its answer (use the typed methods below)."""
@@ -361,8 +366,9 @@ class ModelProcess:
     def close(self, timeout: float = 10.0) -> None:
         """Stop the child. A request still running is abandoned (the child only reads, and
         writes files atomically), so closing the window never waits for a long refit."""
-        self._closed = True
-        proc, conn = self._proc, self._conn
+        with self._start_lock:
+            self._closed = True
+            proc, conn = self._proc, self._conn
         if proc is None:
             return
         if self._lock.acquire(blocking=False):
