@@ -128,7 +128,7 @@ def test_portfolio_loop(planted, tmp_path):
 def test_explorer_state_shows_the_shares(planted):
     """The explorer's model state carries the portfolio (the queue panel's status line shows the
     shares; the window saves it in the journal's session state)."""
-    from galexplorer.gui.session import model_state
+    from galexplorer.active.session import model_state
 
     path, rare, _ = planted
     _, result, _ = _run(path, rare, refits=2)
