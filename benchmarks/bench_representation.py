@@ -54,13 +54,15 @@ RECIPES = {
 
 
 def write_cutouts(path: Path, bench) -> None:
+    from galexplorer.data.thumbnails import make_thumbnails
     from galexplorer.store import CutoutWriter
 
     n = len(bench.ids)
     cols = {"injected": np.where(bench.rare, 5, 0).astype(np.int64), "kind": bench.labels.astype(np.int64)}
     cols.update({k: v for k, v in bench.morphology.items()})
     with CutoutWriter(path, bands=["blue", "green", "red"], size=bench.stamps.shape[-1], thumb_size=32) as w:
-        w.add(bench.stamps, bench.ids, ra=np.full(n, np.nan), dec=np.full(n, np.nan), columns=cols)
+        w.add(bench.stamps, bench.ids, ra=np.full(n, np.nan), dec=np.full(n, np.nan), columns=cols,
+              thumbnails=make_thumbnails(bench.stamps, ["blue", "green", "red"], 32))
 
 
 def raw_pca(stamps: np.ndarray, size: int = 32, k: int = 30) -> np.ndarray:

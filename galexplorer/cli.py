@@ -295,7 +295,7 @@ def _add_open(sub) -> None:
 def _run_open(args) -> int:
     from .gui.app import run_app
 
-    return run_app(args)
+    return run_app(args.store, user=args.user, screenshot=args.screenshot)
 
 
 def _add_rank(sub) -> None:
@@ -315,9 +315,14 @@ def _add_rank(sub) -> None:
 
 
 def _run_rank(args) -> int:
-    from .active.ranking import rank_from_cli
+    from .active.loop import LoopConfig
+    from .active.ranking import rank_store
 
-    return rank_from_cli(args, _say)
+    config = LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi, knn_k=args.knn_k,
+                        interesting_above=args.interesting_above, feature_scaling=args.feature_scaling)
+    report = rank_store(args.store, config, user=args.user)
+    _say(args, report.summary())
+    return 0
 
 
 def _add_export(sub) -> None:
@@ -333,9 +338,13 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args) -> int:
-    from .export import export_from_cli
+    from .export import export_store
 
-    return export_from_cli(args, _say)
+    path, table = export_store(args.store, args.output, args.format, args.top, args.user,
+                               spreadsheet_safe=args.spreadsheet_safe)
+    _say(args, f"wrote {len(table)} ranked objects ({table.meta.get('scorer')}, {table.meta.get('n_labels')} "
+               f"label(s)) to {path}\nprovenance: {path}.json")
+    return 0
 
 
 def _add_simulate(sub) -> None:

@@ -12,7 +12,6 @@ Stages, each skipped when its output already exists and is valid (``--rebuild`` 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -126,6 +125,7 @@ def build_demo(out_dir: str | Path | None = None, rebuild: bool = False, quick: 
         limit: keep only ``limit`` sources, evenly spread in brightness (tests).
     """
     from . import progress
+    from .data.thumbnails import make_thumbnails
     from .explore.pipeline import EmbedConfig
     from .ssl.config import TrainConfig
     from .ssl.embed import embed_with_encoder
@@ -153,7 +153,8 @@ def build_demo(out_dir: str | Path | None = None, rebuild: bool = False, quick: 
             for a in range(0, len(ids), 128):
                 sl = slice(a, a + 128)
                 w.add(stamps[sl], ids[sl], ra=ra[sl], dec=dec[sl], columns={k: v[sl] for k, v in columns.items()},
-                      source=["hubble_deep_field"] * len(ids[sl]))
+                      source=["hubble_deep_field"] * len(ids[sl]),
+                      thumbnails=make_thumbnails(stamps[sl], ["blue", "green", "red"], 64))
                 bar.update(len(ids[sl]))
             bar.close()
     res.seconds["cutouts"] = time.monotonic() - t
@@ -202,4 +203,4 @@ def run_demo_from_cli(args, say) -> int:
         return 0
     from .gui.app import run_app
 
-    return run_app(argparse.Namespace(store=str(res.store), user=None, screenshot=None))
+    return run_app(str(res.store))

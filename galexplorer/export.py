@@ -218,10 +218,3 @@ def export_store(store_path: str | Path, output: str | Path, format: str | None 
     return write_ranked(table, output, fmt, spreadsheet_safe=spreadsheet_safe), table
 
 
-def export_from_cli(args, say) -> int:
-    """``galexplorer export``: translate options, call :func:`export_store`, print a summary."""
-    path, table = export_store(args.store, args.output, args.format, args.top, getattr(args, "user", None),
-                               spreadsheet_safe=getattr(args, "spreadsheet_safe", False))
-    say(args, f"wrote {len(table)} ranked objects ({table.meta.get('scorer')}, {table.meta.get('n_labels')} "
-              f"label(s)) to {path}\nprovenance: {path}.json")
-    return 0

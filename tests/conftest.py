@@ -18,6 +18,7 @@ from xdf import BANDS, xdf_stamps  # noqa: E402
 @pytest.fixture(scope="session")
 def xdf_cutouts(tmp_path_factory) -> Path:
     """A small cutouts file of 48 real 3-band XDF stamps of 32 px, with ra/dec and columns."""
+    from galexplorer.data.thumbnails import make_thumbnails
     from galexplorer.store import CutoutWriter
 
     stamps, ids = xdf_stamps(48, 32)
@@ -27,5 +28,6 @@ def xdf_cutouts(tmp_path_factory) -> Path:
     with CutoutWriter(path, bands=BANDS, size=32, thumb_size=32) as w:
         w.add(stamps, ids, ra=53.16 + rng.normal(0, 0.01, len(ids)), dec=-27.79 + rng.normal(0, 0.01, len(ids)),
               columns={"peak": peak, "kind": np.array(["bright" if p > np.median(peak) else "faint" for p in peak],
-                                                      dtype=object)})
+                                                      dtype=object)},
+              thumbnails=make_thumbnails(stamps, BANDS, 32))
     return path

@@ -158,7 +158,8 @@ def seeds(tmp_path_factory):
         f["ra"], f["dec"] = rng.random(5), rng.random(5)
     ids = np.array([f"o{i}" for i in range(5)], dtype=object)
     with CutoutWriter(d / "cut.h5", bands=["g", "r", "i"], size=16, thumb_size=8) as w:
-        w.add(rng.random((5, 3, 16, 16)).astype(np.float32), ids.tolist(), ra=rng.random(5), dec=rng.random(5))
+        w.add(rng.random((5, 3, 16, 16)).astype(np.float32), ids.tolist(), ra=rng.random(5), dec=rng.random(5),
+              thumbnails=np.zeros((5, 8, 8, 3), np.uint8))
     with EmbeddingStoreWriter(d / "store.h5", ObjectTable(ids, None, None)) as w:
         w.write("embeddings", rng.random((5, 4)).astype(np.float32))
         w.write("projection", rng.random((5, 2)).astype(np.float32))

@@ -176,12 +176,10 @@ def test_the_io_queue_refuses_with_a_message_rather_than_drops(qtbot, qapp):
 
 @pytest.mark.parametrize("what", ["text file", "missing"])
 def test_a_store_that_cannot_be_opened_exits_2_after_the_dialog(qtbot, tmp_path, gui_settings, what):
-    from argparse import Namespace
-
     from galexplorer.gui.app import run_app
 
     path = "/etc/hostname" if what == "text file" else str(tmp_path / "nowhere.h5")
-    assert run_app(Namespace(store=path, screenshot=None, user="tester")) == 2
+    assert run_app(path, user="tester") == 2
 
 
 def test_without_a_store_the_start_page_disables_what_needs_one(qtbot, store, gui_settings):

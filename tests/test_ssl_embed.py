@@ -93,7 +93,7 @@ def test_embed_with_other_bands_is_a_clear_error(run_dir, xdf_cutouts, tmp_path,
         x, ids = cut.read(slice(0, 8)), list(cut.ids[:8])
     five = tmp_path / "five.h5"
     with CutoutWriter(five, bands=["u", "g", "r", "i", "z"], size=32, thumb_size=32) as w:
-        w.add(np.concatenate([x, x[:, :2]], axis=1), ids)
+        w.add(np.concatenate([x, x[:, :2]], axis=1), ids, thumbnails=np.zeros((len(ids), 32, 32, 3), np.uint8))
     out = tmp_path / "s.h5"
     code = main(["-q", "embed", str(five), "--run", str(run_dir), "-o", str(out)])
     err = capsys.readouterr().err

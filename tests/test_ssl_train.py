@@ -181,7 +181,7 @@ def _one_band_copy(src, dst):
         x = cut.read(slice(0, cut.n))[:, :1]
         ids = list(cut.ids)
     with CutoutWriter(dst, bands=["r"], size=32, thumb_size=32) as w:
-        w.add(x, ids)
+        w.add(x, ids, thumbnails=np.zeros((len(ids), 32, 32, 3), np.uint8))
 
 
 def test_checkpoint_for_other_bands_is_a_clear_error(tmp_path, xdf_cutouts):

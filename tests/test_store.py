@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from xdf import BANDS, xdf_stamps
 
+from galexplorer.data.thumbnails import make_thumbnails
 from galexplorer.errors import StoreError
 from galexplorer.store import CutoutStore, CutoutWriter, EmbeddingStore, EmbeddingStoreWriter, ObjectTable
 from galexplorer.store.schema import SCHEMA_VERSION
@@ -36,13 +37,17 @@ def test_cutouts_round_trip(xdf_cutouts):
         assert f["images"].shape == (48, 3, 32, 32)
 
 
+def _blank(n: int, t: int = 64) -> np.ndarray:
+    return np.zeros((n, t, t, 3), np.uint8)
+
+
 def test_writer_rejects_duplicates_and_leaves_nothing(tmp_path):
     stamps, _ = xdf_stamps(4, 32)
     out = tmp_path / "dup.h5"
     with pytest.raises(StoreError, match="duplicate object id 'a'"):
         with CutoutWriter(out, BANDS, 32) as w:
-            w.add(stamps[:2], ["a", "b"])
-            w.add(stamps[2:], ["c", "a"])
+            w.add(stamps[:2], ["a", "b"], thumbnails=_blank(2))
+            w.add(stamps[2:], ["c", "a"], thumbnails=_blank(2))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -53,7 +58,7 @@ def test_writer_interrupted_leaves_old_file(tmp_path, xdf_cutouts):
     stamps, ids = xdf_stamps(4, 32)
     with pytest.raises(KeyboardInterrupt):
         with CutoutWriter(out, BANDS, 32) as w:
-            w.add(stamps, ids)
+            w.add(stamps, ids, thumbnails=make_thumbnails(stamps, BANDS, w.thumb_size))
             raise KeyboardInterrupt
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["x.h5"]
@@ -72,10 +77,10 @@ def test_writer_rejects_nan_and_wrong_shape(tmp_path):
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(StoreError, match="NaN"):
         with CutoutWriter(tmp_path / "n.h5", BANDS, 32) as w:
-            w.add(bad, ids)
+            w.add(bad, ids, thumbnails=_blank(2))
     with pytest.raises(StoreError, match="do not fit"):
         with CutoutWriter(tmp_path / "s.h5", ["r"], 32) as w:
-            w.add(stamps, ids)
+            w.add(stamps, ids, thumbnails=_blank(len(ids)))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -166,7 +171,7 @@ def test_unwritable_outputs_are_one_line_errors(tmp_path, where, message):
     stamps, ids = xdf_stamps(2, 32)
     with pytest.raises(StoreError, match=message) as info:
         with CutoutWriter(out, BANDS, 32) as w:
-            w.add(stamps, ids)
+            w.add(stamps, ids, thumbnails=_blank(len(ids)))
     assert "\n" not in str(info.value) and ".tmp-" not in str(info.value)
     with pytest.raises(StoreError, match=message):
         with atomic_output(out) as tmp:

@@ -269,16 +269,5 @@ def current_ranking(store: EmbeddingStore, config: LoopConfig | None = None, use
     return Ranking.from_result(result, store.uuid)
 
 
-def rank_from_cli(args, say) -> int:
-    """``galexplorer rank``: translate options, call :func:`rank_store`, print its summary."""
-    config = LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
-                        knn_k=getattr(args, "knn_k", 4),
-                        interesting_above=getattr(args, "interesting_above", 3.0),
-                        feature_scaling=getattr(args, "feature_scaling", "global"))
-    report = rank_store(args.store, config, user=getattr(args, "user", None))
-    say(args, report.summary())
-    return 0
-
-
 __all__ = ["RankedTable", "RankReport", "LabelSnapshot", "label_snapshot", "ranked_table", "rank_store",
-           "current_ranking", "rank_from_cli", "ranking_path"]
+           "current_ranking", "ranking_path"]

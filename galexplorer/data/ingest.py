@@ -28,6 +28,7 @@ from .images import RGB_BANDS, read_image
 from .inputs import BandGroup, InputFile, find_inputs, group_by_band
 from .mosaic import EDGE, NO_POSITION, OUTSIDE, PLACED, MosaicSet
 from .preprocess import CentralCropConfig, central_source_crop, repair_bad_pixels, resample
+from .thumbnails import make_thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +279,10 @@ class _Run:
             for name, values in self.extra_columns.items():
                 columns.setdefault(name, values[idx])
         columns[BAD_PIXELS_COLUMN] = np.array(n_bad, dtype=np.int64)
-        self.writer.add(np.stack(images), list(ids), ra=np.array(ra, dtype=np.float64),
-                        dec=np.array(dec, dtype=np.float64), columns=columns, source=list(sources))
+        stack = np.stack(images)
+        self.writer.add(stack, list(ids), ra=np.array(ra, dtype=np.float64),
+                        dec=np.array(dec, dtype=np.float64), columns=columns, source=list(sources),
+                        thumbnails=make_thumbnails(stack, self.bands, self.cfg.thumb_size))
         self.report.n_written = self.writer.n
 
 

@@ -87,8 +87,14 @@ def save_screenshot(widget, path: str | Path) -> Path:
     return path
 
 
-def run_app(args) -> int:
+def run_app(store: str | Path | None = None, user: str | None = None,
+            screenshot: str | Path | None = None) -> int:
     """Entry point of ``galexplorer open [STORE] [--user NAME] [--screenshot FILE.png]``.
+
+    Args:
+        store: the embedding store to open, or None for the start page.
+        user: the labeller's name (None: the login name).
+        screenshot: render the window after loading, save it as this PNG, and return.
 
     Raises:
         StoreError, LabelError: with ``--screenshot``, when the store cannot be opened.
@@ -96,9 +102,7 @@ def run_app(args) -> int:
     from .. import progress
 
     progress.configure(enabled=False)   # the window shows progress; no bars on the terminal
-    store = getattr(args, "store", None)
-    shot = getattr(args, "screenshot", None)
-    user = getattr(args, "user", None)
+    shot = screenshot
     if shot:
         _headless_platform()
     else:

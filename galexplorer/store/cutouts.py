@@ -107,8 +107,8 @@ class CutoutWriter:
 
     # -- writing --------------------------------------------------------------------------------
     def add(self, images: np.ndarray, ids: Sequence[str], ra: Sequence[float] | None = None,
-            dec: Sequence[float] | None = None, columns: dict[str, Sequence] | None = None,
-            thumbnails: np.ndarray | None = None, source: Sequence[str] | None = None) -> None:
+            dec: Sequence[float] | None = None, columns: dict[str, Sequence] | None = None, *,
+            thumbnails: np.ndarray, source: Sequence[str] | None = None) -> None:
         """Append a batch of ``n`` objects.
 
         Args:
@@ -116,7 +116,8 @@ class CutoutWriter:
             ids: n unique ids (unique across the whole file).
             ra, dec: degrees, NaN where unknown.
             columns: catalogue columns, the same names in every batch.
-            thumbnails: (n, T, T, 3) uint8 display stamps.
+            thumbnails: (n, T, T, 3) uint8 display stamps, made by the caller (the display stretch
+                lives in ``data/``: ``galexplorer.data.thumbnails.make_thumbnails``).
             source: the input file of each object.
         """
         if self._f is None:
@@ -155,9 +156,6 @@ class CutoutWriter:
             dset[a:b] = data
 
         put(f["images"], images)
-        if thumbnails is None:
-            from ..data.thumbnails import make_thumbnails  # display stretch lives in data/
-            thumbnails = make_thumbnails(images, self.bands, self.thumb_size)
         thumbnails = np.asarray(thumbnails, dtype=np.uint8)
         if thumbnails.shape != (n, self.thumb_size, self.thumb_size, 3):
             raise StoreError(f"thumbnails of shape {thumbnails.shape} do not fit "

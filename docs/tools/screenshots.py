@@ -1,6 +1,6 @@
 """Screenshots of the explorer for the documentation, after a scripted labelling session.
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python -m galexplorer.gui.screenshots STORE OUT_DIR
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/tools/screenshots.py STORE OUT_DIR
 
 The store is copied to a temporary folder first (its label journal is never touched). The
 script scores objects from the queue with key presses as a stand-in astronomer would (the
@@ -26,7 +26,7 @@ import numpy as np
 
 
 def _copy_store(store: Path, folder: Path) -> Path:
-    from ..store import EmbeddingStore
+    from galexplorer.store import EmbeddingStore
 
     with EmbeddingStore(store) as s:
         raw = s.attrs.get("cutouts_path")
@@ -42,8 +42,8 @@ def _copy_store(store: Path, folder: Path) -> Path:
 
 def _colleague_labels(store: Path, rows: np.ndarray, column: str | None, seed: int = 0) -> None:
     """A second labeller ("colleague") scores ``rows``: the same oracle, with noise."""
-    from ..labels import LabelJournal
-    from ..store import EmbeddingStore
+    from galexplorer.labels import LabelJournal
+    from galexplorer.store import EmbeddingStore
 
     with EmbeddingStore(store) as s:
         prior = (s.column(column) if column else s.score("anomaly")).astype(np.float64)
@@ -72,10 +72,10 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
     """
     from PySide6 import QtCore, QtTest
 
-    from .app import application, save_screenshot, settle
-    from .main_window import MainWindow
-    from .scatter import Tool
-    from .settings import Settings
+    from galexplorer.gui.app import application, save_screenshot, settle
+    from galexplorer.gui.main_window import MainWindow
+    from galexplorer.gui.scatter import Tool
+    from galexplorer.gui.settings import Settings
 
     column = oracle
     out = Path(out)
