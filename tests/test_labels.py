@@ -77,6 +77,30 @@ def test_undo_survives_reopen_and_is_per_user(tmp_path):
         assert a.undo() == []
 
 
+def test_one_objects_label_and_note_follow_the_journals_retraction_rules(tmp_path):
+    """label_of / note_of (what the explorer's session shows for one object) agree with
+    current() / notes() through scores, notes, undo and redo, per user."""
+    path = tmp_path / "store.h5"
+    with LabelJournal.for_store(path, user="ana") as ana, LabelJournal.for_store(path, user="bo") as bo:
+        ana.score("a", 2)
+        ana.score("a", 4)
+        bo.score("a", 1)
+        ana.note("a", "ring?")
+        bo.note("a", "a ring")
+        assert ana.label_of("a") == 4 and ana.label_of("a", "bo") == 1 and ana.label_of("zz") is None
+        assert ana.note_of("a") == "a ring" and ana.note_of("a", "ana") == "ring?"
+        bo.undo()                                  # bo's note
+        assert ana.note_of("a") == "ring?"
+        ana.undo()                                 # ana's note
+        ana.undo()                                 # ana's 4: the 2 is back
+        assert ana.label_of("a") == 2 == ana.current()["a"] and ana.note_of("a") is None
+        ana.redo()
+        assert ana.label_of("a") == 4 == ana.current()["a"]
+        for user in ("ana", "bo"):
+            assert ana.label_of("a", user) == ana.current(user).get("a")
+            assert ana.note_of("a", user) == ana.notes(user).get("a")
+
+
 def test_bulk_score_is_one_undo_step(journal):
     journal.score_many(["a", "b", "c"], 0)
     journal.score("d", 5)

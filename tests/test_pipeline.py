@@ -179,6 +179,7 @@ def test_shard_writes_only_the_block(tmp_path, xdf_cutouts):
             np.testing.assert_array_equal(s.thumbnails[:], cut.thumbnails[16:32])
     assert report.shard == "1/3" and "merge" in report.summary()
     assert [shard_rows(10, (i, 3)) for i in range(3)] == [slice(0, 3), slice(3, 6), slice(6, 10)]
+    assert shard_rows(10, None) == slice(0, 10)
 
 
 def test_store_without_cutouts(tmp_path):

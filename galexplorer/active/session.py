@@ -305,16 +305,11 @@ class LabellingSession:
 
     def my_label(self, i: int) -> int | None:
         """This user's current label of object ``i`` (None when not labelled by them)."""
-        evs = [e for e in self.journal.history(self.ids[i]) if e.user == self.user]
-        retracted = {e.target for e in evs if e.kind == "retract"}
-        scores = [e.score for e in evs if e.kind == "score" and e.seq not in retracted]
-        return scores[-1] if scores else None
+        return self.journal.label_of(self.ids[i], self.user)
 
     def note_of(self, i: int) -> str | None:
-        evs = self.journal.history(self.ids[i])
-        retracted = {e.target for e in evs if e.kind == "retract"}
-        notes = [e.note for e in evs if e.kind == "note" and e.seq not in retracted]
-        return notes[-1] if notes else None
+        """The latest note on object ``i`` by anyone (None when there is none)."""
+        return self.journal.note_of(self.ids[i])
 
     def labelled_indices(self) -> np.ndarray:
         return np.flatnonzero(np.isfinite(self.labels))

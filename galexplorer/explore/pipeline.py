@@ -162,11 +162,14 @@ class _Timer:
         self.report.seconds[self.stage] = self.report.seconds.get(self.stage, 0.0) + time.perf_counter() - self.t0
 
 
-def shard_rows(n: int, shard: tuple[int, int]) -> slice:
-    """The rows of shard ``i`` of ``k`` among ``n`` objects: contiguous blocks in file order.
+def shard_rows(n: int, shard: tuple[int, int] | None) -> slice:
+    """The rows of shard ``i`` of ``k`` among ``n`` objects: contiguous blocks in file order,
+    ``[floor(i*n/k), floor((i+1)*n/k))``; ``None`` (no shard) is every row.
 
-    ``galexplorer embed --shard i/k`` and ``--merge`` both use this split.
+    ``galexplorer embed --shard i/k``, the encoder (``ssl.embed``) and ``--merge`` all use this split.
     """
+    if shard is None:
+        return slice(0, n)
     i, k = shard
     if not (k >= 1 and 0 <= i < k):
         raise ConfigError(f"shard {i}/{k}: need 0 <= i < n")

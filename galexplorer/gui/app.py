@@ -20,10 +20,20 @@ log = logging.getLogger(__name__)
 SCREENSHOT_SIZE = (1600, 1000)
 
 
+def has_display() -> bool:
+    """Whether a window can be shown: Linux needs X11 or Wayland unless Qt is told a platform
+    (``QT_QPA_PLATFORM``); other systems always have one. The one display check (``open``,
+    ``--screenshot`` and ``demo`` use it); importing this module loads no Qt."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
 def _check_display() -> None:
     """Refuse early, with the fix, when a window cannot be shown (Qt would abort the process)."""
-    if sys.platform.startswith("linux") and "QT_QPA_PLATFORM" not in os.environ \
-            and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not has_display():
         from ..errors import GalexplorerError
 
         raise GalexplorerError("there is no display to open the explorer's window on",
@@ -33,7 +43,7 @@ def _check_display() -> None:
 
 def _headless_platform() -> None:
     """Render offscreen when there is no display (``--screenshot`` on a server or in CI)."""
-    if "QT_QPA_PLATFORM" not in os.environ and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not has_display():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 

@@ -566,14 +566,18 @@ class LabelJournal:
         return self._events("WHERE object_id = ?", (str(object_id),))
 
     _ACTIVE = ("SELECT e.object_id, e.user, e.score, e.note, e.kind, e.seq FROM events e "
-               "WHERE e.kind IN ({kinds}) AND NOT EXISTS "
+               "WHERE e.kind IN ({kinds}){only} AND NOT EXISTS "
                "(SELECT 1 FROM events r WHERE r.kind = 'retract' AND r.target = e.seq) ORDER BY e.seq")
 
-    def _latest(self, kinds: Sequence[str], per_user: bool) -> dict:
-        sql = self._ACTIVE.format(kinds=",".join("?" * len(kinds)))
+    def _latest(self, kinds: Sequence[str], per_user: bool, object_id: str | None = None) -> dict:
+        """The retraction rules, in one place: per object (and user), the last event of ``kinds``
+        that no ``retract`` event targets; ``object_id`` limits it to one object."""
+        only = "" if object_id is None else " AND e.object_id = ?"
+        sql = self._ACTIVE.format(kinds=",".join("?" * len(kinds)), only=only)
+        params = tuple(kinds) + (() if object_id is None else (str(object_id),))
         latest: dict = {}
         damaged = 0
-        for oid, user, score, note, kind, _ in self._query(sql, tuple(kinds)):
+        for oid, user, score, note, kind, _ in self._query(sql, params):
             if not isinstance(oid, str) or not isinstance(user, str) or (
                     kind == "score" and not (isinstance(score, int) and MIN_SCORE <= score <= MAX_SCORE)):
                 damaged += 1    # a damaged row (the file was altered outside SQLite): skip, keep the rest
@@ -587,6 +591,19 @@ class LabelJournal:
         """Current labels of one user (default: this journal's user): ``{object_id: score}``."""
         user = user or self.user
         return {oid: s for (oid, u), (s, _, _) in self._latest(["score"], True).items() if u == user}
+
+    def label_of(self, object_id: str, user: str | None = None) -> int | None:
+        """One user's current label of one object (default: this journal's user), or None."""
+        got = self._latest(["score"], True, object_id).get((str(object_id), user or self.user))
+        return None if got is None else got[0]
+
+    def note_of(self, object_id: str, user: str | None = None) -> str | None:
+        """The latest note on one object (of ``user``, or of anyone when None), or None."""
+        if user is None:
+            got = self._latest(["note"], False, object_id).get(str(object_id))
+        else:
+            got = self._latest(["note"], True, object_id).get((str(object_id), user))
+        return None if got is None else got[1]
 
     def all_current(self) -> dict[tuple[str, str], int]:
         """Current labels of every user: ``{(object_id, user): score}``."""
