@@ -73,3 +73,12 @@ def test_weighted_kappa_is_sklearns():
                                                                   ("bob", "cy", 0)]
     assert pairs[0].kappa == pytest.approx(cohen_kappa_score([5, 0], [4, 1], weights="quadratic",
                                                              labels=list(range(6))))
+
+
+def test_status_names_scorers_from_the_registry():
+    from galexplorer.active.registry import SCORER_INFO, SCORER_SHORT, SCORERS, scorer_label
+
+    assert set(SCORER_SHORT) <= set(SCORERS)
+    assert scorer_label("gp-anomaly") == "GP (anomaly prior)" and scorer_label("aad") == SCORER_INFO["aad"]
+    state = _state(np.arange(5.0), np.array([0]), np.array([3.0]), np.empty(0, np.int64))
+    assert state.description.startswith("GP on 1 labels")

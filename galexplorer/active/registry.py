@@ -19,6 +19,20 @@ SCORER_INFO: dict[str, str] = {
     "lof": "local outlier factor",
 }
 SCORERS: tuple[str, ...] = tuple(SCORER_INFO)
+#: name -> short form for status lines ("GP on 40 labels"); a scorer without one shows its description.
+SCORER_SHORT: dict[str, str] = {
+    "gp": "GP",
+    "gp-anomaly": "GP (anomaly prior)",
+    "knn": "kNN",
+    "neighbour": "NeighbourScore",
+    "iforest": "isolation forest",
+    "lof": "LOF",
+}
+
+
+def scorer_label(name: str) -> str:
+    """The short form of a scorer's name, else its description, else the name itself."""
+    return SCORER_SHORT.get(name, SCORER_INFO.get(name, name))
 #: The name of the portfolio (galexplorer.active.portfolio), not a single scorer.
 PORTFOLIO = "portfolio"
 #: The scorer of ``rank``, ``simulate`` and the explorer when none is chosen.

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import LabelError, StoreError
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
-from .registry import SCORER_INFO
+from .registry import scorer_label
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,7 @@ class ModelState:
     def description(self) -> str:
         if self.scorer.startswith("prior"):
             return "no model yet: anomaly order"
-        names = {"gp": "GP", "gp-anomaly": "GP (anomaly prior)", "knn": "kNN", "neighbour": "NeighbourScore",
-                 "iforest": "isolation forest", "lof": "LOF"}   # short forms; the other scorers by their registry description
-        text = f"{names.get(self.scorer, SCORER_INFO.get(self.scorer, self.scorer))} on {self.n_labels} labels ({self.seconds:.1f} s)"
+        text = f"{scorer_label(self.scorer)} on {self.n_labels} labels ({self.seconds:.1f} s)"
         if self.portfolio:
             text = f"portfolio on {self.n_labels} labels ({self.seconds:.1f} s); this batch: " + ", ".join(
                 f"{a} {100 * v:.0f}%" for a, v in self.portfolio["shares"].items())
