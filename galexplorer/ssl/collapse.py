@@ -134,7 +134,7 @@ class CollapseMonitor:
             log.warning(
                 "!!! DIMENSIONAL COLLAPSE at epoch %d: effective rank %.1f (%.1f at the start), %d PCA "
                 "components for 95%% of the variance (%d at the start): the embeddings use ever fewer "
-                "directions, so shapes and rare objects blur together. Use --method vicreg (it keeps the "
-                "spread explicitly), or lower --lr, or stop earlier (checkpoint-best.pt keeps the best "
+                "directions, so shapes and rare objects blur together. Lower --lr, try another method "
+                "(--method simclr or --method vicreg), or stop earlier (checkpoint-best.pt keeps the best "
                 "epoch). !!!", epoch, stats.effective_rank, rank0, stats.pca95, pca0)
         return stats
