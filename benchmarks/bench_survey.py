@@ -127,14 +127,14 @@ def refit_time(store_path: Path, cat_rare: np.ndarray, repeats: int = 3) -> dict
 
 
 def similarity(store_path: Path, n_queries: int = 20, k: int = 20) -> dict:
-    from galexplorer.explore.similarity import SimilarityIndex, normalise_rows
+    from galexplorer.explore.similarity import index_for_store, normalise_rows
     from galexplorer.store import EmbeddingStore
 
-    with EmbeddingStore(store_path) as s:
-        t0 = time.perf_counter()
-        index = SimilarityIndex.from_store(s)
-        t_build = time.perf_counter() - t0
-        V = normalise_rows(s.embeddings)
+    s = EmbeddingStore(store_path)
+    t0 = time.perf_counter()
+    index = index_for_store(s)   # what the explorer loads: the faiss file embed wrote, else exact
+    t_build = time.perf_counter() - t0
+    V = normalise_rows(s.embeddings)
     rng = np.random.default_rng(1)
     qs = rng.choice(index.n, n_queries, replace=False)
     times, recall, exact_t = [], [], []
@@ -148,6 +148,8 @@ def similarity(store_path: Path, n_queries: int = 20, k: int = 20) -> dict:
         top = np.argpartition(-sims, k)[:k]
         exact_t.append(time.perf_counter() - t0)
         recall.append(len(set(top.tolist()) & set(got.tolist())) / k)
+    s.close()
+    print(f"  similarity: {type(index).__name__}", flush=True)
     return {"sim_build": t_build, "sim_query": statistics.median(times), "sim_recall": float(np.mean(recall)),
             "sim_exact": statistics.median(exact_t)}
 
@@ -189,13 +191,17 @@ def run_size(n: int, workdir: Path, keep: bool) -> dict:
     wall, peak, out = run_timed(cli("embed", "--embeddings", str(emb), "--no-cutouts", "--catalog", str(cat),
                                     "-o", str(store)))
     r["embed"], r["embed_peak"] = wall, peak
+    print(f"  N={n:,} embed {wall:.1f} s, peak {peak:.2f} GB: {next((ln for ln in out.splitlines() if ln.startswith('time: ')), '')}",
+          flush=True)
     line = next((ln for ln in out.splitlines() if ln.startswith("time: ")), "")
     r["stages"] = {k: float(v) for k, v in re.findall(r"(\w[\w ]*?) ([\d.]+) s", line[6:])}
     env = {"QT_QPA_PLATFORM": "offscreen"}
     wall, peak, _ = run_timed(cli("open", str(store), "--screenshot", str(folder / "shot.png")), env)
     r["open"], r["open_peak"] = wall, peak
+    print(f"  N={n:,} open {wall:.1f} s, peak {peak:.2f} GB", flush=True)
     wall, peak, _ = run_timed(cli("export", str(store), "-o", str(folder / "all.csv")))
     r["export"], r["export_peak"] = wall, peak
+    print(f"  N={n:,} export {wall:.1f} s, peak {peak:.2f} GB", flush=True)
     wall, peak, _ = run_timed(cli("export", str(store), "-o", str(folder / "top.csv"), "--top", "1000"))
     r["export_top"], r["export_top_peak"] = wall, peak
     rare = np.loadtxt(cat, delimiter=",", skiprows=1, usecols=4, dtype=np.int8).astype(bool)
@@ -214,7 +220,7 @@ def table(runs: list[dict]) -> str:
     rows += [("embed (total, process)", "embed", "s"), ("embed peak memory", "embed_peak", "GB"),
              ("open --screenshot (to first paint)", "open", "s"), ("open peak memory", "open_peak", "GB"),
              ("GP refit + batch of 10 (median of 3)", "refit", "s"), ("  rare objects in that batch", "batch_rare", ""),
-             ("similarity index build", "sim_build", "s"), ("similarity query (median of 20)", "sim_query", "s"),
+             ("similarity index load/build", "sim_build", "s"), ("similarity query (median of 20)", "sim_query", "s"),
              ("  exact scan (reference, in memory)", "sim_exact", "s"), ("  recall@20 vs exact", "sim_recall", ""),
              ("export CSV (all)", "export", "s"), ("export peak memory", "export_peak", "GB"),
              ("export CSV --top 1000", "export_top", "s")]
@@ -245,13 +251,14 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: N = 10^4 alone, trustworthiness on 3000 (minutes: numba compiles UMAP "
                         "in every new process)")
+    p.add_argument("--tw-only", action="store_true", help="only the trustworthiness check")
     p.add_argument("--workdir", help="keep the files here (default: a temporary folder, removed)")
     args = p.parse_args(argv)
     if args.quick:
         args.n, args.ref_n, args.tw_n = 10_000, 10_000, min(args.tw_n, 3_000)
     warnings.simplefilter("ignore")
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="galexplorer-survey-"))
-    sizes = [args.ref_n, args.n] if args.ref_n != args.n else [args.n]
+    sizes = [] if args.tw_only else [args.ref_n, args.n] if args.ref_n != args.n else [args.n]
     runs = []
     try:
         for n in sizes:
