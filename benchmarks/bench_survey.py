@@ -256,13 +256,14 @@ def main(argv=None) -> int:
     p.add_argument("--ref-n", type=int, default=1_000_000, help="the reference size run first (default 10^6)")
     p.add_argument("--tw-n", type=int, default=100_000, help="objects of the trustworthiness check (0: skip)")
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: N = 10^4 alone, trustworthiness on 3000 (minutes: numba compiles UMAP "
-                        "in every new process)")
+                   help="smoke run: N = 10^4 alone, no trustworthiness check unless --tw-n is given "
+                        "(minutes: numba compiles UMAP in every new process)")
     p.add_argument("--tw-only", action="store_true", help="only the trustworthiness check")
     p.add_argument("--workdir", help="keep the files here (default: a temporary folder, removed)")
     args = p.parse_args(argv)
     if args.quick:
-        args.n, args.ref_n, args.tw_n = 10_000, 10_000, min(args.tw_n, 3_000)
+        args.n, args.ref_n = 10_000, 10_000
+        args.tw_n = 0 if "--tw-n" not in (argv if argv is not None else sys.argv) else args.tw_n
     warnings.simplefilter("ignore")
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="galexplorer-survey-"))
     sizes = [] if args.tw_only else [args.ref_n, args.n] if args.ref_n != args.n else [args.n]
