@@ -187,7 +187,7 @@ def trustworthiness_check(n: int, fit: int) -> dict:
     return out
 
 
-def run_size(n: int, workdir: Path, keep: bool) -> dict:
+def run_size(n: int, workdir: Path, keep: bool, embed_options: tuple[str, ...] = ()) -> dict:
     folder = workdir / f"n{n}"
     folder.mkdir(parents=True, exist_ok=True)
     r: dict = {"n": n}
@@ -196,7 +196,7 @@ def run_size(n: int, workdir: Path, keep: bool) -> dict:
     r["data"] = time.perf_counter() - t0
     store = folder / "store.h5"
     wall, peak, out = run_timed(cli("embed", "--embeddings", str(emb), "--no-cutouts", "--catalog", str(cat),
-                                    "-o", str(store)))
+                                    "-o", str(store), *embed_options))
     r["embed"], r["embed_peak"] = wall, peak
     print(f"  N={n:,} embed {wall:.1f} s, peak {peak:.2f} GB: {next((ln for ln in out.splitlines() if ln.startswith('time: ')), '')}",
           flush=True)
@@ -256,8 +256,7 @@ def main(argv=None) -> int:
     p.add_argument("--ref-n", type=int, default=1_000_000, help="the reference size run first (default 10^6)")
     p.add_argument("--tw-n", type=int, default=100_000, help="objects of the trustworthiness check (0: skip)")
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: N = 10^4 alone, no trustworthiness check unless --tw-n is given "
-                        "(minutes: numba compiles UMAP in every new process)")
+                   help="smoke run: N = 10^4 alone, PCA projection, no trustworthiness check unless --tw-n is given")
     p.add_argument("--tw-only", action="store_true", help="only the trustworthiness check")
     p.add_argument("--workdir", help="keep the files here (default: a temporary folder, removed)")
     args = p.parse_args(argv)
@@ -270,7 +269,9 @@ def main(argv=None) -> int:
     runs = []
     try:
         for n in sizes:
-            runs.append(run_size(n, workdir, keep=bool(args.workdir)))
+            # --quick: the PCA projection (UMAP's numba compilation alone takes minutes on busy cores)
+            runs.append(run_size(n, workdir, keep=bool(args.workdir),
+                                 embed_options=("--projection", "pca") if args.quick else ()))
             print(f"[N={n:,} done]", flush=True)
             print(table(runs), flush=True)
     finally:
