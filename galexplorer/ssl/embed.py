@@ -171,16 +171,6 @@ def encode_rows(encoder: Encoder, cut: CutoutStore, start: int, stop: int, out, 
             bar.update(len(x))
 
 
-def shard_rows(n: int, shard: tuple[int, int] | None) -> tuple[int, int]:
-    """Contiguous block ``[floor(i*n/k), floor((i+1)*n/k))`` of shard ``(i, k)``."""
-    if shard is None:
-        return 0, n
-    i, k = shard
-    if not (k >= 1 and 0 <= i < k):
-        raise ConfigError(f"shard {i}/{k}: need 0 <= i < n")
-    return (i * n) // k, ((i + 1) * n) // k
-
-
 def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: str | Path, config,
                        shard: tuple[int, int] | None = None):
     """Embed a cutouts file with a run's encoder and build the store at ``output``.
@@ -200,7 +190,7 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
         ConfigError: an empty shard, stamps smaller than the encoder's crop, no GPU for 'cuda'.
         StoreError: an unreadable cutouts file.
     """
-    from ..explore.pipeline import build_store
+    from ..explore.pipeline import build_store, shard_rows
 
     retain_freed_memory()
     cut = CutoutStore(cutouts_path)
@@ -212,7 +202,8 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
             raise CheckpointError(f"the encoder crops {encoder.image_size} px but the stamps are "
                                   f"{cut.size} px", Path(cutouts_path),
                                   "ingest larger stamps (--size) or train with a smaller --image-size")
-        a, b = shard_rows(cut.n, shard)
+        rows = shard_rows(cut.n, shard)
+        a, b = rows.start, rows.stop
         if b <= a:
             raise ConfigError(f"shard {shard[0]}/{shard[1]} of {cut.n} objects is empty",
                               hint="use fewer shards") if shard else \
@@ -253,5 +244,5 @@ def embed_array(encoder: Encoder, images: np.ndarray, batch_size: int = 256) -> 
     return out
 
 
-__all__ = ["Encoder", "load_encoder", "embed_with_encoder", "encode_rows", "embed_array", "shard_rows",
+__all__ = ["Encoder", "load_encoder", "embed_with_encoder", "encode_rows", "embed_array",
            "resolve_device"]
