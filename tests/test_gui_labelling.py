@@ -75,7 +75,7 @@ def test_after_a_refit_keys_follow_the_new_queue_and_ranks_agree_with_export(qtb
     ex = w.explorer
     _batch(w, 10)
     assert ex.wait_idle(60)
-    assert ex.state.scorer == "gp" and ex.state.n_labels == 10
+    assert ex.state.scorer == "gp-anomaly" and ex.state.n_labels == 10
     # item 1: the inspector is on the head of the new queue, so the 11th key press labels it
     head = int(w.queue.model.indices[0])
     assert head in ex.state.next_batch.tolist()
@@ -230,7 +230,7 @@ def test_colour_limits_and_gallery_order_elided_ids_and_framed_map(qtbot, store,
     w = open_window(qtbot, store, gui_settings)
     ex = w.explorer
     _batch(w, 10)
-    assert ex.wait_idle(60) and ex.state.scorer == "gp"
+    assert ex.wait_idle(60) and ex.state.scorer == "gp-anomaly"   # the default scorer
     p = w.scatter_panel
     p.colour.setCurrentText("model: predicted score")
     spec = w.scatter.colour_spec
@@ -284,6 +284,18 @@ def test_colour_limits_and_gallery_order_elided_ids_and_framed_map(qtbot, store,
     assert w._gallery_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
     assert w._queue_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
     assert w._tooltip(i, None).startswith(long_id)
+    # ... and in the candidates table: elided in the cell, whole on hover, found by a filter on any part
+    cols, order = ex.table_columns()
+    w.candidates.update_table(cols, order, w._range_columns(cols))
+    m = w.candidates.model
+    row = int(np.flatnonzero(m.visible_indices == i)[0])
+    cell = m.index(row, m.column_names.index("id"))
+    assert m.data(cell) == "DESI-J1…urvey-id"
+    assert m.data(cell, QtCore.Qt.ItemDataRole.ToolTipRole) == long_id
+    assert w.candidates.table.textElideMode() == QtCore.Qt.TextElideMode.ElideMiddle
+    m.set_filter(-np.inf, np.inf, "345.6-very", "")
+    assert m.visible_indices.tolist() == [i]
+    m.set_filter(-np.inf, np.inf, "", "")
     # the map's first view frames the data, not a few far outliers
     xy = ex.xy.copy()
     xy[:3] = [[500.0, 500.0], [-400.0, 300.0], [0.0, -600.0]]
