@@ -54,7 +54,14 @@ def test_a_user_who_looked_away_is_told_and_space_goes_to_the_batch(qtbot, store
     ex.open(away)            # … and the user clicks somewhere else before it lands
     assert ex.wait_idle(60) and ex.state.n_labels == 10
     qtbot.waitUntil(lambda: "new batch is ready" in w.statusBar().currentMessage(), timeout=3000)
+    assert "press Space" in w.statusBar().currentMessage()     # N writes a note: the message names Space
     assert ex.current == away
+    # the ? help lists Space and what it does
+    w.show_help()
+    t = w._help.table
+    rows = {t.item(r, 0).text(): t.item(r, 1).text() for r in range(t.rowCount()) if t.item(r, 1) is not None}
+    assert "queue" in rows["Space"] and "new batch" in rows["Space"] and "note" in rows["N"]
+    w._help.close()
     key(w, Key.Key_Space)
     assert ex.current == int(w.queue.model.indices[0]) and ex.current in ex.state.next_batch.tolist()
     w.close()
