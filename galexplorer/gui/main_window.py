@@ -117,7 +117,7 @@ class ScatterPanel(QtWidgets.QWidget):
         self.colour.setMinimumWidth(150)
         self.colour.setMaximumWidth(240)
         self.colour.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.colour.setMinimumContentsLength(14)
+        self.colour.setMinimumContentsLength(21)   # "model: predicted score" whole
         self.colour.setToolTip("colour the map by density, the model, a score or a catalogue column")
         self.mode = QtWidgets.QComboBox()
         self.mode.setMaximumWidth(150)
