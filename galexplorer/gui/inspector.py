@@ -13,6 +13,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..data.stretch import STRETCHES, to_rgb8
+from ..errors import GalexplorerError
 from . import theme
 from .colouring import SCORE_COLOURS
 from .thumbs import rgb_to_qimage
@@ -434,7 +435,7 @@ class Inspector(QtWidgets.QWidget):
             try:
                 row = int(i if self._rows is None else self._rows[i])
                 img = self._cutouts.read(row)
-                self.sky = self._cutouts.sky_geometry(row) if hasattr(self._cutouts, "sky_geometry") else None
+                self.sky = self._sky_geometry(row)
             except (OSError, ValueError) as exc:
                 self.stamp.set_rgb(None, f"cannot read the cutout: {exc}")
                 return
@@ -450,6 +451,14 @@ class Inspector(QtWidgets.QWidget):
             self.stamp.set_rgb(None, "this store has no images")
         if self.large is not None and self.large.isVisible():
             self.large.stamp.set_rgb(rgb, keep_view=keep)
+
+    def _sky_geometry(self, row: int):
+        """The object's stored local WCS, or None (none stored, or a damaged dataset: no ra/dec
+        under the cursor rather than an error)."""
+        try:
+            return self._cutouts.sky_geometry(row) if hasattr(self._cutouts, "sky_geometry") else None
+        except (GalexplorerError, OSError, ValueError):
+            return None
 
     def pixel_text(self, x: float, y: float) -> str:
         """The cursor's pixel: position, value in the band shown (every band for the composite),
