@@ -248,6 +248,9 @@ def test_per_band_files(tmp_path):
         np.testing.assert_array_equal(cut.read(slice(0, 4)), stamps)
         centre = stamp_wcs(*XDF_CENTRE).pixel_to_world_values((S - 1) / 2, (S - 1) / 2)
         np.testing.assert_allclose(cut.objects.ra, centre[0], atol=1e-6)
+        # the first band's WCS gives the stamp's sky geometry: a corner pixel lands where it should
+        got = stored_wcs(cut, 0).pixel_to_world_values(0.0, S - 1.0)
+        np.testing.assert_allclose(got, stamp_wcs(*XDF_CENTRE).pixel_to_world_values(0.0, S - 1.0), atol=1e-9)
 
 
 # -- PNG / JPEG / TIFF -------------------------------------------------------------------------
@@ -260,6 +263,7 @@ def test_png_colour_grey_and_16bit(tmp_path):
         cv2.imwrite(str(tmp_path / "rgb" / f"gal{k}.png"), cut)    # OpenCV writes BGR arrays
     report = ingest([tmp_path / "rgb"], tmp_path / "rgb.h5", IngestConfig(size=40))
     with CutoutStore(tmp_path / "rgb.h5") as cut:
+        assert cut.sky_geometry(0) is None          # no WCS: no ra/dec under the cursor
         assert report.bands == ["b", "g", "r"] and cut.bands == ["b", "g", "r"]
         assert list(cut.ids) == ["gal0", "gal1", "gal2"]
         y, x = inner_sources(1)[0]
