@@ -69,8 +69,8 @@ def xdf_catalogue(size: int = 64, nsigma: float = 5.0, min_area: int = 25, limit
     Returns:
         ``(stamps (K, 3, size, size) float32, ids, ra, dec, columns)``.
     """
-    from .data.xdf import cut_stamps, detect_sources, xdf_image
     from .data.morphology import measure_morphology
+    from .data.xdf import cut_stamps, detect_sources, xdf_image
 
     img = xdf_image()
     src = detect_sources(img, nsigma=nsigma, min_area=min_area, edge=8)
