@@ -9,7 +9,9 @@ In the same run, on the same store (10^5 objects, 80 labels, GP):
 
 while a 10 ms ``QTimer`` ticks in the UI thread. The figure is the longest gap between two
 ticks during each refit (the time the window could not react), median over the refits, and
-the worst. Target: <= 100 ms for the explorer.
+the worst. Target: <= 100 ms for the explorer. On a loaded machine part of each gap is the UI
+thread waiting for a free core; the "less core wait" column subtracts the UI thread's run-queue
+wait over the same interval (Linux ``schedstat``), as tests/test_gui_responsive.py does.
 
 Also the cost of one score key press at that size: journal commit, live re-ranking of the
 candidates table (``active.session.live_ranking``), views updated — median over key presses.
@@ -49,20 +51,29 @@ def make_store(folder: Path, n: int) -> Path:
     return path
 
 
+def runqueue_wait() -> float:
+    """Seconds the calling thread has waited for a core (Linux), or 0.0 where unknown."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class Ticks:
     """A 10 ms timer in the UI thread; the longest gap between ticks while ``run`` waits."""
 
     def __init__(self):
         from PySide6 import QtCore
 
-        self.times: list[float] = []
+        self.times: list[tuple[float, float]] = []
         self.timer = QtCore.QTimer()
         self.timer.setInterval(10)
-        self.timer.timeout.connect(lambda: self.times.append(time.perf_counter()))
+        self.timer.timeout.connect(lambda: self.times.append((time.perf_counter(), runqueue_wait())))
 
-    def during(self, app, start, done) -> tuple[float, float]:
+    def during(self, app, start, done) -> tuple[float, float, float]:
         """Start a job with ``start()``, spin the event loop until ``done()``; returns
-        (job seconds, longest tick gap in seconds)."""
+        (job seconds, longest tick gap, longest tick gap less the run-queue wait in it), seconds."""
         self.times.clear()
         self.timer.start()
         t_end = time.perf_counter() + 0.05
@@ -80,8 +91,10 @@ class Ticks:
             app.processEvents()
             time.sleep(0.002)
         self.timer.stop()
-        gaps = np.diff(self.times)
-        return secs, float(gaps.max()) if len(gaps) else float("nan")
+        d = np.diff(np.array(self.times).reshape(-1, 2), axis=0)
+        if not len(d):
+            return secs, float("nan"), float("nan")
+        return secs, float(d[:, 0].max()), float((d[:, 0] - d[:, 1]).max())
 
 
 def main() -> None:
@@ -137,17 +150,22 @@ def main() -> None:
         w.close()
 
     print(f"\nUI thread during a GP refit, {n:,} objects, 80 labels, 10 ms timer ({refits} refits each):\n")
-    print(f"| {'mode':<36} | {'refit s (median)':>16} | {'longest UI gap, median':>22} | {'worst':>9} |")
-    print(f"|{'-' * 38}|{'-' * 18}|{'-' * 24}|{'-' * 11}|")
+    print(f"| {'mode':<36} | {'refit s (median)':>16} | {'longest UI gap, median':>22} | {'worst':>9} "
+          f"| {'less core wait, median':>22} | {'worst':>9} |")
+    print(f"|{'-' * 38}|{'-' * 18}|{'-' * 24}|{'-' * 11}|{'-' * 24}|{'-' * 11}|")
     med = {}
     for name, r in rows.items():
-        secs = np.array([a for a, _ in r])
-        gaps = np.array([b for _, b in r]) * 1e3
+        secs = np.array([a for a, _, _ in r])
+        gaps = np.array([b for _, b, _ in r]) * 1e3
+        own = np.array([c for _, _, c in r]) * 1e3
         med[name] = float(np.median(gaps))
-        print(f"| {name:<36} | {np.median(secs):>16.2f} | {np.median(gaps):>19.0f} ms | {gaps.max():>6.0f} ms |")
+        med[name + " own"] = float(np.median(own))
+        print(f"| {name:<36} | {np.median(secs):>16.2f} | {np.median(gaps):>19.0f} ms | {gaps.max():>6.0f} ms "
+              f"| {np.median(own):>19.0f} ms | {own.max():>6.0f} ms |")
     e, r = med["explorer (model process)"], med["reference (same refit in a thread)"]
     print(f"\nratio: the reference stalls the window {r / e:.1f}x longer than the explorer "
-          f"({r:.0f} ms vs {e:.0f} ms); target <= 100 ms: {'met' if e <= 100 else 'NOT met'}")
+          f"({r:.0f} ms vs {e:.0f} ms); target <= 100 ms: wall-clock {'met' if e <= 100 else 'NOT met'}, "
+          f"less core wait {'met' if med['explorer (model process) own'] <= 100 else 'NOT met'}")
     print(f"score key press at {n:,} objects (commit + live ranking + views): median "
           f"{np.median(key_ms):.1f} ms, worst {max(key_ms):.1f} ms over {keys} presses")
 

@@ -54,7 +54,14 @@ def test_a_user_who_looked_away_is_told_and_space_goes_to_the_batch(qtbot, store
     ex.open(away)            # … and the user clicks somewhere else before it lands
     assert ex.wait_idle(60) and ex.state.n_labels == 10
     qtbot.waitUntil(lambda: "new batch is ready" in w.statusBar().currentMessage(), timeout=3000)
+    assert "press Space" in w.statusBar().currentMessage()     # N writes a note: the message names Space
     assert ex.current == away
+    # the ? help lists Space and what it does
+    w.show_help()
+    t = w._help.table
+    rows = {t.item(r, 0).text(): t.item(r, 1).text() for r in range(t.rowCount()) if t.item(r, 1) is not None}
+    assert "queue" in rows["Space"] and "new batch" in rows["Space"] and "note" in rows["N"]
+    w._help.close()
     key(w, Key.Key_Space)
     assert ex.current == int(w.queue.model.indices[0]) and ex.current in ex.state.next_batch.tolist()
     w.close()
@@ -75,7 +82,7 @@ def test_after_a_refit_keys_follow_the_new_queue_and_ranks_agree_with_export(qtb
     ex = w.explorer
     _batch(w, 10)
     assert ex.wait_idle(60)
-    assert ex.state.scorer == "gp" and ex.state.n_labels == 10
+    assert ex.state.scorer == "gp-anomaly" and ex.state.n_labels == 10
     # item 1: the inspector is on the head of the new queue, so the 11th key press labels it
     head = int(w.queue.model.indices[0])
     assert head in ex.state.next_batch.tolist()
@@ -228,7 +235,7 @@ def test_colour_limits_and_gallery_order_elided_ids_and_framed_map(qtbot, store,
     w = open_window(qtbot, store, gui_settings)
     ex = w.explorer
     _batch(w, 10)
-    assert ex.wait_idle(60) and ex.state.scorer == "gp"
+    assert ex.wait_idle(60) and ex.state.scorer == "gp-anomaly"   # the default scorer
     p = w.scatter_panel
     p.colour.setCurrentText("model: predicted score")
     spec = w.scatter.colour_spec
@@ -282,6 +289,18 @@ def test_colour_limits_and_gallery_order_elided_ids_and_framed_map(qtbot, store,
     assert w._gallery_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
     assert w._queue_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
     assert w._tooltip(i, None).startswith(long_id)
+    # ... and in the candidates table: elided in the cell, whole on hover, found by a filter on any part
+    cols, order = ex.table_columns()
+    w.candidates.update_table(cols, order, w._range_columns(cols))
+    m = w.candidates.model
+    row = int(np.flatnonzero(m.visible_indices == i)[0])
+    cell = m.index(row, m.column_names.index("id"))
+    assert m.data(cell) == "DESI-J1…urvey-id"
+    assert m.data(cell, QtCore.Qt.ItemDataRole.ToolTipRole) == long_id
+    assert w.candidates.table.textElideMode() == QtCore.Qt.TextElideMode.ElideMiddle
+    m.set_filter(-np.inf, np.inf, "345.6-very", "")
+    assert m.visible_indices.tolist() == [i]
+    m.set_filter(-np.inf, np.inf, "", "")
     # the map's first view frames the data, not a few far outliers
     xy = ex.xy.copy()
     xy[:3] = [[500.0, 500.0], [-400.0, 300.0], [0.0, -600.0]]
@@ -382,6 +401,24 @@ def test_my_labels_view_counts_and_filters(qtbot, store, gui_settings):
     assert sorted(w.gallery.indices.tolist()) == labelled.tolist()
     c.mine.setChecked(False)
     assert c.model.rowCount() == 600
+    # the gallery's own My labels toggle: every labelled object, counts per score in the title,
+    # kept current as the user scores, following the table's filter when that is on; off -> back
+    g = w.gallery
+    assert g.mine.isChecked()          # "In gallery" above shows the same view: the toggle says so
+    g.mine.click()
+    assert not g.mine.isChecked() and ex.gallery_kind != "labelled" and len(g.indices) == len(ex.selection)
+    g.mine.click()
+    assert g.mine.isChecked() and sorted(g.indices.tolist()) == labelled.tolist()
+    assert "  ".join(f"{s}: {n}" for s, n in expect.items()) in g.title.text()
+    _score_key(w, 2)
+    labelled = np.flatnonzero(np.isfinite(ex.session.labels))
+    assert sorted(g.indices.tolist()) == labelled.tolist() and "2: 1" in g.title.text()
+    c.mine.setChecked(True)
+    c.score.setCurrentIndex(c.score.findData(5))
+    assert len(g.indices) == expect[5] and (ex.session.labels[g.indices] == 5).all()
+    c.mine.setChecked(False)
+    g.mine.click()
+    assert not g.mine.isChecked() and ex.gallery_kind != "labelled" and len(g.indices) == len(ex.selection)
     w.close()
 
 

@@ -180,3 +180,38 @@ def test_viewer_url_template():
     assert viewer_url("https://x/?id={id}&r={ra:.2f}", 1.234, 5.0, "G7") == "https://x/?id=G7&r=1.23"
     with pytest.raises(ValueError, match="not valid"):
         viewer_url("https://x/?q={name}", 1.0, 2.0)
+
+
+def test_inspector_ra_dec_under_the_cursor_from_an_ingested_wcs(qtbot, tmp_path):
+    """A FITS stamp with a rotated TAN WCS, ingested (32 -> 16 px): the readout's ra/dec at
+    each stored pixel is astropy's for the input pixel it came from."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+    from xdf import PIXEL_SCALE, XDF_CENTRE, xdf_stamps
+
+    from galexplorer.data.ingest import IngestConfig, ingest
+    from galexplorer.gui.inspector import Inspector
+    from galexplorer.store import CutoutStore
+
+    stamps, _ = xdf_stamps(1, 32)
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval, w.wcs.crpix = list(XDF_CENTRE), [1.0, 1.0]
+    t = np.radians(35.0)
+    w.wcs.cd = PIXEL_SCALE * np.array([[-np.cos(t), np.sin(t)], [np.sin(t), np.cos(t)]])
+    (tmp_path / "in").mkdir()
+    fits.PrimaryHDU(stamps[0], header=w.to_header()).writeto(tmp_path / "in" / "g1.fits")
+    ingest([tmp_path / "in"], tmp_path / "c.h5", IngestConfig(size=16))
+    ins = Inspector()
+    qtbot.addWidget(ins)
+    with CutoutStore(tmp_path / "c.h5") as cut:
+        ins.set_sources(cut, None)
+        ins.show_object(0, "g1", float(cut.objects.ra[0]), float(cut.objects.dec[0]))
+        assert "0.12″/px" in ins.position.text()
+        for x, y in [(0.5, 0.5), (15.5, 3.5), (8.0, 8.0), (2.25, 13.75)]:   # view coordinates, pixel i = [i, i+1)
+            ra, dec = w.pixel_to_world_values((x - 0.5 + 0.5) * 2 - 0.5, (y - 0.5 + 0.5) * 2 - 0.5)
+            text = ins.pixel_text(x, y)
+            assert f"ra {float(ra):.6f}°  dec {float(dec):+.6f}°" in text, (text, ra, dec)
+            got = ins.sky_at(x, y)
+            assert got == pytest.approx((float(ra), float(dec)), abs=1e-9)
+        ins._cutouts = None

@@ -1,5 +1,16 @@
 """The UI thread keeps running while the model refits on 10^5 objects: a 10 ms timer never
-waits more than 100 ms."""
+waits more than 100 ms.
+
+A wall-clock gap between two ticks is the UI thread's own work, the time it is blocked (on
+the interpreter lock, a socket, a file) and the time the machine makes it wait for a free
+core. On a quiet 2-core machine the last is a few ms; with a load average of 15 on 2 cores it
+alone passes 100 ms (a busy loop of 0.5 s waited 0.37 s for a core). So each gap is measured
+less the UI thread's run-queue wait over the same interval (Linux's per-thread
+``schedstat``, measured in the same run): the stall the window would show with a core free.
+That is the old wall-clock gap on a quiet machine, and it still catches a refit that holds
+the interpreter lock or runs in the UI thread. Without ``schedstat`` the wall-clock gap is
+used as it is. benchmarks/bench_gui_stall.py measures the figure beside a threaded reference.
+"""
 
 from __future__ import annotations
 
@@ -38,31 +49,71 @@ def big_store(tmp_path_factory):
     return path
 
 
+def _runqueue_wait() -> float:
+    """Seconds the calling thread has waited for a core (Linux), or 0.0 where unknown."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _phase(qtbot, ticks: list, seconds: float | None = None, until=None) -> dict:
+    """Spin the event loop for ``seconds`` or ``until()``; the longest wall-clock gap between
+    ticks, the longest gap less the run-queue wait inside it (the stall), the most UI-thread
+    CPU time between ticks, and the duration, all in seconds."""
+    ticks.clear()
+    t0 = time.perf_counter()
+    while (time.perf_counter() - t0 < seconds) if seconds is not None else not until():
+        qtbot.wait(5)
+        assert time.perf_counter() - t0 < 120, "the refit did not finish"
+    secs = time.perf_counter() - t0
+    if until is not None:
+        qtbot.wait(150)   # the result's repaint and table update happen in the UI thread too
+    t = np.array(ticks)
+    assert len(t) > 10
+    d = np.diff(t, axis=0)
+    return {"wall": float(d[:, 0].max()), "stall": float((d[:, 0] - d[:, 2]).max()),
+            "cpu": float(d[:, 1].max()), "secs": secs}
+
+
 def test_ui_thread_never_blocked_during_a_refit(qtbot, qapp, big_store, gui_settings):
     w = open_window(qtbot, big_store, gui_settings)
     ex = w.explorer
     assert ex.state.n_labels == 80 and ex.state.scorer == DEFAULT_SCORER
-    ticks: list[float] = []
+    ticks: list[tuple[float, float, float]] = []
     timer = QtCore.QTimer()
     timer.setInterval(10)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.timeout.connect(lambda: ticks.append((time.perf_counter(), time.thread_time(), _runqueue_wait())))
     # colour by the model, so the new result also repaints the map
     w.scatter_panel.colour.setCurrentText("model: predicted score")
     timer.start()
     qtbot.wait(50)
     runs = ex.refits.runs
-    for _ in range(2):
-        key_t = time.perf_counter()
+    left = [2]
+
+    def burst():
         # a burst of three requests: the first runs, the third replaces the second, which never runs
         for _ in range(3):
             ex.request_refit("manual")
-        while ex.refitting and time.perf_counter() - key_t < 120:
-            qtbot.wait(5)
-        assert not ex.refitting, "the refit did not finish"
-    qtbot.wait(150)   # the result's repaint and table update happen in the UI thread too
+
+    def done():
+        if ex.refitting:
+            return False
+        left[0] -= 1
+        if left[0]:
+            burst()
+        return not left[0]
+
+    idle = _phase(qtbot, ticks, seconds=1.0)
+    burst()
+    refit = _phase(qtbot, ticks, until=done)
     timer.stop()
-    gaps = np.diff(ticks)
-    assert len(gaps) > 20
     assert ex.refits.runs == runs + 2 * 2
-    assert gaps.max() < 0.100, f"UI thread blocked {gaps.max() * 1e3:.0f} ms (median tick {np.median(gaps) * 1e3:.0f} ms)"
+    msg = (f"UI thread stalled {refit['stall'] * 1e3:.0f} ms during the refits (longest wall-clock gap "
+           f"{refit['wall'] * 1e3:.0f} ms, the rest waiting for a core; idle for comparison: "
+           f"{idle['stall'] * 1e3:.0f} ms, {idle['wall'] * 1e3:.0f} ms; most UI-thread CPU between ticks "
+           f"{refit['cpu'] * 1e3:.0f} ms)")
+    print(msg)
+    assert refit["stall"] < 0.100, msg
     w.close()

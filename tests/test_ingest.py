@@ -248,6 +248,9 @@ def test_per_band_files(tmp_path):
         np.testing.assert_array_equal(cut.read(slice(0, 4)), stamps)
         centre = stamp_wcs(*XDF_CENTRE).pixel_to_world_values((S - 1) / 2, (S - 1) / 2)
         np.testing.assert_allclose(cut.objects.ra, centre[0], atol=1e-6)
+        # the first band's WCS gives the stamp's sky geometry: a corner pixel lands where it should
+        got = stored_wcs(cut, 0).pixel_to_world_values(0.0, S - 1.0)
+        np.testing.assert_allclose(got, stamp_wcs(*XDF_CENTRE).pixel_to_world_values(0.0, S - 1.0), atol=1e-9)
 
 
 # -- PNG / JPEG / TIFF -------------------------------------------------------------------------
@@ -260,6 +263,7 @@ def test_png_colour_grey_and_16bit(tmp_path):
         cv2.imwrite(str(tmp_path / "rgb" / f"gal{k}.png"), cut)    # OpenCV writes BGR arrays
     report = ingest([tmp_path / "rgb"], tmp_path / "rgb.h5", IngestConfig(size=40))
     with CutoutStore(tmp_path / "rgb.h5") as cut:
+        assert cut.sky_geometry(0) is None          # no WCS: no ra/dec under the cursor
         assert report.bands == ["b", "g", "r"] and cut.bands == ["b", "g", "r"]
         assert list(cut.ids) == ["gal0", "gal1", "gal2"]
         y, x = inner_sources(1)[0]
@@ -367,6 +371,53 @@ def test_mosaic_per_band_files_with_xy_origin_1_and_cut_size(tmp_path, mosaic):
         ra, dec = w.pixel_to_world_values(xs, ys)
         np.testing.assert_allclose(cut.objects.ra, ra, atol=1e-6)   # from the WCS at x/y
         np.testing.assert_allclose(cut.objects.dec, dec, atol=1e-6)
+
+
+def stored_wcs(cut: CutoutStore, k: int) -> WCS:
+    """Object k's stored local WCS (wcs_cd, wcs_crpix at its ra/dec) as an astropy TAN WCS."""
+    cd, crpix = cut.sky_geometry(k)
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [cut.objects.ra[k], cut.objects.dec[k]]
+    w.wcs.crpix = crpix + 1.0
+    w.wcs.cd = cd
+    return w
+
+
+def test_sky_geometry_of_fits_files_and_mosaic_stamps(tmp_path, mosaic):
+    # per-object FITS with a rotated CD matrix, resampled 32 -> 16 px: every stored pixel's sky
+    # position from the stored geometry is the input WCS's at the pixel it came from
+    write_cubes(tmp_path / "fits", 3)
+    ingest([tmp_path / "fits"], tmp_path / "f.h5", IngestConfig(size=S // 2))
+    pix = np.array([[0.0, 0.0], [15.0, 15.0], [3.0, 12.0], [7.5, 7.5]])
+    with CutoutStore(tmp_path / "f.h5") as cut:
+        for k in range(3):
+            src = WCS(fits.getheader(cut.objects.source[k])).celestial
+            got = np.array(stored_wcs(cut, k).pixel_to_world_values(pix[:, 0], pix[:, 1])).T
+            ref = np.array(src.pixel_to_world_values((pix[:, 0] + 0.5) * 2 - 0.5, (pix[:, 1] + 0.5) * 2 - 0.5)).T
+            np.testing.assert_allclose(got, ref, atol=1e-9)    # 1e-9 deg = 4 micro-arcsec
+            scale = np.sqrt(abs(np.linalg.det(cut.sky_geometry(k)[0])))
+            assert scale == pytest.approx(2 * PIXEL_SCALE, rel=1e-6)
+    # mosaic stamps: the object's own position (off the stamp centre) is the reference pixel
+    path, data, w = mosaic
+    ys, xs = inner_sources(3).T
+    pos = [(float(x) + 0.3, float(y) - 0.2) for y, x in zip(ys, xs)]
+    sky = [w.pixel_to_world_values(x, y) for x, y in pos]
+    cat = write_csv(tmp_path / "cat.csv", ["id", "ra", "dec"],
+                    [[f"s{k}", f"{ra:.10f}", f"{dec:.10f}"] for k, (ra, dec) in enumerate(sky)])
+    ingest([path], tmp_path / "m.h5", IngestConfig(size=S, catalog=str(cat)))
+    with CutoutStore(tmp_path / "m.h5") as cut:
+        for k in range(3):
+            x0, y0 = Cutout2D(data[0], pos[k], S, mode="strict").origin_original
+            got = np.array(stored_wcs(cut, k).pixel_to_world_values(pix[:, 0], pix[:, 1])).T
+            ref = np.array(w.pixel_to_world_values(pix[:, 0] + x0, pix[:, 1] + y0)).T
+            np.testing.assert_allclose(got, ref, atol=1e-9)
+    # a row without a WCS (NaN) or out of range: no geometry
+    ingest([tmp_path / "fits"], tmp_path / "f2.h5", IngestConfig(size=S // 2))
+    with h5py.File(tmp_path / "f2.h5", "r+") as f:
+        f["objects/wcs_cd"][0] = np.nan
+    with CutoutStore(tmp_path / "f2.h5") as cut:
+        assert cut.sky_geometry(0) is None and cut.sky_geometry(1) is not None and cut.sky_geometry(99) is None
 
 
 # -- preprocessing ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from galexplorer.data.inject import CLASSES, inject_pair, inject_ring, xdf_benchmark_set
-from galexplorer.explore.morphology import measure_morphology, stamp_morphology
+from galexplorer.data.morphology import measure_morphology, stamp_morphology
 
 
 def _gauss(size=41, sigma_major=4.0, q=1.0, angle=0.0, dx=0.0, amp=1.0):

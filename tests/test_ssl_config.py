@@ -21,9 +21,9 @@ def _args(**kw):
 def test_defaults_are_valid_and_round_trip():
     cfg = TrainConfig()
     cfg.validate(3)
-    assert cfg.method == "vicreg" and cfg.temperature == 0.1 and cfg.tau_base == 0.99
-    assert cfg.head_sizes() == (2048, 2048, 0) and cfg.augment.flux
-    assert TrainConfig(method="byol").head_sizes() == (4096, 256, 4096)
+    assert cfg.method == "byol" and cfg.temperature == 0.1 and cfg.tau_base == 0.99
+    assert cfg.head_sizes() == (4096, 256, 4096) and not cfg.augment.flux
+    assert TrainConfig(method="vicreg").head_sizes() == (2048, 2048, 0)
     again = TrainConfig.from_dict(json.loads(cfg.to_json()))
     assert again == cfg
 

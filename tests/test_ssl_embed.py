@@ -13,6 +13,7 @@ import torch
 
 from galexplorer.cli import main
 from galexplorer.errors import CheckpointError
+from galexplorer.explore.pipeline import shard_rows
 from galexplorer.ssl.collapse import collapse_stats
 from galexplorer.ssl.config import TrainConfig
 from galexplorer.ssl.embed import embed_array, encode_rows, load_encoder
@@ -49,6 +50,11 @@ def test_filler_streams_into_a_dataset_and_matches_in_memory(run_dir, xdf_cutout
         ref = embed_array(enc, cut.read(slice(10, 40)))
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
     assert np.isfinite(got).all()
+
+
+def test_shard_rows():
+    assert [shard_rows(10, (i, 3)) for i in range(3)] == [slice(0, 3), slice(3, 6), slice(6, 10)]
+    assert shard_rows(10, None) == slice(0, 10)
 
 
 def test_embed_cli_writes_a_valid_store(run_dir, xdf_cutouts, tmp_path):

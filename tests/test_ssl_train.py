@@ -24,7 +24,7 @@ from galexplorer.ssl.normalize import BandStats
 from galexplorer.ssl.trainer import _build_model, _load_init, train
 from galexplorer.store import CutoutStore, CutoutWriter
 
-TINY = dict(epochs=2, batch_size=16, image_size=16, device="cpu", proj_hidden=128, proj_dim=64,
+TINY = dict(method="byol", epochs=2, batch_size=16, image_size=16, device="cpu", proj_hidden=128, proj_dim=64,
             pred_hidden=128, monitor_objects=48, seed=0)
 
 

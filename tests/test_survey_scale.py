@@ -90,3 +90,60 @@ def test_streamed_votable_reads_back_as_astropy_writes_it(tmp_path):
         else:
             assert a.tolist() == b.tolist(), name
     assert str(ours["ra"].unit) == "deg"
+
+
+def _store(tmp_path, x, **config):
+    from galexplorer.explore.pipeline import EmbedConfig, build_store
+    from galexplorer.store.schema import ObjectTable
+
+    n = len(x)
+    objects = ObjectTable(np.array([f"o{i}" for i in range(n)], dtype=object), np.zeros(n), np.zeros(n))
+    path = tmp_path / "s.h5"
+    build_store(path, objects=objects, dim=x.shape[1], fill=x,
+                config=EmbedConfig(projection="pca", iforest_trees=5, n_clusters=2, cluster_fit_sample=500, **config))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["sq8", "sq4"])
+def test_store_faiss_index_finds_the_exact_neighbours(tmp_path, kind):
+    from galexplorer.explore.similarity import ApproximateIndex, SimilarityIndex, ann_path, index_for_store
+    from galexplorer.store import EmbeddingStore
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(20000, 8)) @ rng.normal(size=(8, 64)) + 0.1 * rng.normal(size=(20000, 64)))
+    path = _store(tmp_path, x.astype(np.float32), similarity_index=kind)
+    assert ann_path(path).exists()
+    with EmbeddingStore(path) as store:
+        approx = index_for_store(store)
+        assert isinstance(approx, ApproximateIndex) and approx.n == 20000
+        exact = SimilarityIndex(store.embeddings)
+        recall = []
+        for q in rng.choice(20000, 20, replace=False):
+            got, s_got = approx.query(int(q), k=20)
+            want, s_want = exact.query(int(q), k=20)
+            assert int(q) not in got and np.all(np.diff(s_got) <= 0)
+            recall.append(len(set(got) & set(want)) / 20)
+            # similarities are exact (re-ranked from the embeddings), not the codes' estimates
+            np.testing.assert_allclose(s_got, normalise(x[got]) @ normalise(x[[q]])[0], atol=1e-5)
+        assert np.mean(recall) >= 0.95, recall
+
+
+def normalise(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_an_index_of_another_store_is_ignored_and_none_removes_it(tmp_path):
+    import json
+
+    from galexplorer.explore.similarity import SimilarityIndex, ann_path, index_for_store
+    from galexplorer.store import EmbeddingStore
+
+    x = clusters(25000, d=16)
+    path = _store(tmp_path, x, similarity_index="sq8")
+    meta_path = ann_path(path).with_name(ann_path(path).name + ".json")
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "store_uuid": "another store"}))
+    with EmbeddingStore(path) as store:
+        assert isinstance(index_for_store(store), SimilarityIndex)
+    _store(tmp_path, x[:1000], similarity_index="auto")     # small: no index, the old one removed
+    assert not ann_path(path).exists() and not meta_path.exists()

@@ -236,9 +236,15 @@ class _Run:
 
     # -- objects --------------------------------------------------------------------------------
     def add(self, stamp: np.ndarray, oid: str, ra: float, dec: float, row: int | None, source: str,
-            extra_row: int | None = None) -> None:
-        """Repair, crop, resample and queue one (C, H, W) stamp for writing."""
+            extra_row: int | None = None, sky: tuple[np.ndarray, tuple[float, float]] | None = None) -> None:
+        """Repair, crop, resample and queue one (C, H, W) stamp for writing.
+
+        ``sky`` is the input stamp's local WCS, ``(cd, (x, y))``: the 2x2 degrees per pixel
+        (see :func:`sky_cd`) and the 0-based pixel at ``ra, dec``; it is carried through the
+        crop and the resampling into the stored stamp's pixels.
+        """
         stamp, n_bad, empty = repair_bad_pixels(np.asarray(stamp, dtype=np.float32))
+        in_hw = stamp.shape[-2:]
         if empty:
             self.report.skip("empty", [oid])
             log.debug("%s: skipped %r, a band has no finite pixel", source, oid)
@@ -252,20 +258,22 @@ class _Run:
                 self.report.n_cropped += 1
             else:
                 self.report.n_no_source += 1
+        crop_hw = stamp.shape[-2:]
         stamp = resample(stamp, self.cfg.size)
+        geom = _stored_geometry(sky, in_hw, crop_hw, self.cfg.size)
         cat = self.catalog
         if row is not None:
             self.used_rows[row] = True
             if cat is not None and cat.has_sky and np.isfinite(cat.ra[row]) and np.isfinite(cat.dec[row]):
                 ra, dec = float(cat.ra[row]), float(cat.dec[row])
-        self._batch.append((stamp, str(oid), ra, dec, row, str(source), n_bad, extra_row))
+        self._batch.append((stamp, str(oid), ra, dec, row, str(source), n_bad, extra_row, geom))
         if len(self._batch) >= self.cfg.batch_size:
             self.flush()
 
     def flush(self) -> None:
         if not self._batch:
             return
-        images, ids, ra, dec, rows, sources, n_bad, extra = zip(*self._batch)
+        images, ids, ra, dec, rows, sources, n_bad, extra, geoms = zip(*self._batch)
         self._batch = []
         if self.writer is None:
             self.writer = self.stack.enter_context(CutoutWriter(
@@ -283,6 +291,7 @@ class _Run:
         self.writer.add(stack, list(ids), ra=np.array(ra, dtype=np.float64),
                         dec=np.array(dec, dtype=np.float64), columns=columns, source=list(sources),
                         thumbnails=make_thumbnails(stack, self.bands, self.cfg.thumb_size))
+        self.writer.add_sky_geometry(np.stack([g[0] for g in geoms]), np.stack([g[1] for g in geoms]))
         self.report.n_written = self.writer.n
 
 
@@ -461,13 +470,14 @@ def _ingest_mosaic(run: _Run, units: list) -> None:
         placed = np.flatnonzero(placement.status == PLACED)
         wra, wdec = ms.radec(placement, placed)
         sources = [ms.source(k) for k in range(len(ms.tiles))]
+        skies = _mosaic_skies(ms, placement, placed, cut)
         with progress.Bar("ingest", total=len(placed), unit="obj") as bar:
             for k, r in enumerate(placed):
                 stamp = ms.cut(int(placement.tile[r]), int(placement.x0[r]), int(placement.y0[r]), cut)
                 if index is not None:
                     stamp = stamp[index]
                 run.add(stamp, str(ids[r]), float(wra[k]), float(wdec[k]), int(r),
-                        sources[int(placement.tile[r])])
+                        sources[int(placement.tile[r])], sky=skies[k])
                 bar.update(1)
 
 
@@ -548,8 +558,9 @@ def _ingest_files(run: _Run, units: list) -> None:
                     img = read_fits(u.path, cfg.hdu)
                     data, names = img.data, img.bands
                     ra, dec = img.centre_radec()
+                    sky = _fits_sky(img) if np.isfinite(ra) else None
                 else:
-                    data, ra, dec = read_image(u.path)[None], np.nan, np.nan
+                    data, ra, dec, sky = read_image(u.path)[None], np.nan, np.nan, None
                     names = RGB_BANDS if data.shape[1] == 3 else None
             except InputError:
                 if u.explicit:
@@ -565,7 +576,7 @@ def _ingest_files(run: _Run, units: list) -> None:
                 found = place(key, u.path, None)
                 if found is not None:
                     run.add(data[i] if index is None else data[i][index], found[0], ra, dec, found[1],
-                            str(u.path))
+                            str(u.path), sky=sky)
             bar.update(1)
     if cat is not None:
         unused = np.flatnonzero(~run.used_rows)
@@ -579,6 +590,7 @@ def _read_group(run: _Run, group: BandGroup, place) -> None:
     cfg, report = run.cfg, run.report
     planes = []
     ra = dec = np.nan
+    sky = None
     first: tuple[Path, tuple[int, int]] | None = None
     for b in cfg.bands:
         f = group.files[b]
@@ -590,6 +602,7 @@ def _read_group(run: _Run, group: BandGroup, place) -> None:
                 data = img.data
                 if first is None and img.has_wcs:
                     ra, dec = img.centre_radec()
+                    sky = _fits_sky(img) if np.isfinite(ra) else None
             else:
                 data = read_image(f.path)[None]
         except InputError:
@@ -612,4 +625,72 @@ def _read_group(run: _Run, group: BandGroup, place) -> None:
     run.band_index(len(planes), list(cfg.bands), first[0])
     found = place(group.key, first[0], None)
     if found is not None:
-        run.add(np.stack(planes), found[0], ra, dec, found[1], str(first[0]))
+        run.add(np.stack(planes), found[0], ra, dec, found[1], str(first[0]), sky=sky)
+
+
+# -- sky geometry of each stamp (ra/dec under the inspector's cursor) ---------------------------
+def sky_cd(radec, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(n, 2, 2) local WCS matrix at 0-based pixels (x, y): degrees per pixel, by central differences.
+
+    Row 0 is the eastward offset (Δra·cos dec), row 1 the northward (Δdec); column 0 per pixel
+    in x (column), column 1 per pixel in y (row). ``radec(x, y)`` gives ICRS (ra, dec) arrays.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    ra0, dec0 = radec(x, y)
+    cosd = np.cos(np.radians(dec0))
+    cd = np.empty((len(x), 2, 2))
+    for j, (dx, dy) in enumerate(((0.5, 0.0), (0.0, 0.5))):
+        ra1, dec1 = radec(x + dx, y + dy)
+        ra2, dec2 = radec(x - dx, y - dy)
+        cd[:, 0, j] = (np.mod(ra1 - ra2 + 180.0, 360.0) - 180.0) * cosd
+        cd[:, 1, j] = dec1 - dec2
+    return cd
+
+
+def _fits_sky(img) -> tuple[np.ndarray, tuple[float, float]]:
+    """The local WCS of a per-object FITS image at its centre (the pixel of its ra/dec)."""
+    from .fits import header_radec
+
+    def radec(xs, ys):
+        pts = [header_radec(img.header, float(a), float(b), img.path) for a, b in zip(xs, ys)]
+        return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+
+    h, w = img.data.shape[-2:]
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    return sky_cd(radec, np.array([cx]), np.array([cy]))[0], (cx, cy)
+
+
+def _mosaic_skies(ms: MosaicSet, placement, rows: np.ndarray, cut: int) -> list:
+    """The local WCS of each placed stamp, at the object's position in it; None without a WCS."""
+    from .fits import pixel_to_icrs
+
+    out: list = [None] * len(rows)
+    for t, tile in enumerate(ms.tiles):
+        sel = np.flatnonzero(placement.tile[rows] == t)
+        if tile.wcs is None or not len(sel):
+            continue
+        r = rows[sel]
+        x, y = placement.x[r], placement.y[r]
+        cd = sky_cd(lambda a, b, w=tile.wcs: pixel_to_icrs(w, a, b), x, y)
+        for k, i in enumerate(sel):
+            out[i] = (cd[k], (float(x[k] - placement.x0[r[k]]), float(y[k] - placement.y0[r[k]])))
+    return out
+
+
+def _stored_geometry(sky, in_hw: tuple[int, int], crop_hw: tuple[int, int], size: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``sky`` (in the input stamp's pixels) in the stored stamp's pixels: (cd, (x, y)); NaN without.
+
+    Follows :func:`.preprocess.central_source_crop` and :func:`.preprocess.resample`: centred
+    crops at ``(h - side) // 2`` and a resize that maps pixel centres, out = (in + 0.5)·size/side − 0.5.
+    """
+    if sky is None:
+        return np.full((2, 2), np.nan), np.full(2, np.nan)
+    cd, (x, y) = sky
+    h, w = in_hw
+    hc, wc = crop_hw
+    side = min(hc, wc)
+    x -= (w - wc) // 2 + (wc - side) // 2
+    y -= (h - hc) // 2 + (hc - side) // 2
+    f = side / size
+    return np.asarray(cd, dtype=np.float64) * f, np.array([(x + 0.5) / f - 0.5, (y + 0.5) / f - 0.5])

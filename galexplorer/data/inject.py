@@ -245,7 +245,7 @@ def xdf_benchmark_set(seed: int = 0, size: int = 40, per_class: int = 12, nsigma
     all_stamps = np.concatenate(stamps)
     morph: dict[str, np.ndarray] = {}
     if morphology:
-        from ..explore.morphology import measure_morphology
+        from .morphology import measure_morphology
 
         morph = measure_morphology(all_stamps)
     log.info("benchmark set: %d real XDF stamps + %d injected (%s)", k, per_class * (len(CLASSES) - 1),

@@ -81,6 +81,7 @@ def merge_shards(paths: list[str | Path], output: str | Path, config=None, virtu
         config_from_store_attrs,
         cutouts_link,
         scan_embeddings,
+        write_similarity_index,
     )
 
     paths = [Path(p) for p in paths]
@@ -179,10 +180,11 @@ def merge_shards(paths: list[str | Path], output: str | Path, config=None, virtu
             with _Timer(report, "check"):
                 acc = scan_embeddings(emb, objects.ids)
             analyse(w, emb, config, report, acc)
-        return report
     finally:
         for s in stores:
             s.close()
+    write_similarity_index(output, config, report)
+    return report
 
 
 def _join(w: EmbeddingStoreWriter, name: str, shards: list[EmbeddingStore], shape, dtype, attrs: dict,

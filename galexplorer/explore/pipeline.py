@@ -43,6 +43,7 @@ EmbeddingFiller = Callable[[h5py.Dataset], None]
 
 CHUNK_BYTES = 1 << 20       # HDF5 chunk of the embeddings: ~1 MiB
 SCAN_ROWS = 8192            # rows per read when checking and accumulating
+SIMILARITY_INDEXES = ("auto", "sq8", "sq4", "none")
 
 
 @dataclass
@@ -67,6 +68,9 @@ class EmbedConfig:
         n_clusters, cluster_prior: components and weight-concentration prior of the Bayesian
             Gaussian mixture.
         cluster_fit_sample: fit the mixture on this many random objects.
+        similarity_index: the approximate faiss index written beside the store (``STORE.h5.faiss``)
+            for similarity search: "auto" (from 200 000 objects; 8-bit codes, 4-bit codes when
+            those would exceed 2 GB), "sq8", "sq4", or "none".
     """
 
     batch_size: int = 256
@@ -85,12 +89,16 @@ class EmbedConfig:
     cluster_fit_sample: int = 20000
     pca_standardise: bool = False
     pca_max_components: int | None = None
+    similarity_index: str = "auto"
 
     def validate(self) -> EmbedConfig:
         """Raise :class:`ConfigError` for an invalid value; return self."""
         check_variance(self.pca_variance)
         if self.projection not in METHODS:
             raise ConfigError(f"unknown projection {self.projection!r}", hint=f"use one of {', '.join(METHODS)}")
+        if self.similarity_index not in SIMILARITY_INDEXES:
+            raise ConfigError(f"unknown similarity index {self.similarity_index!r}",
+                              hint=f"use one of {', '.join(SIMILARITY_INDEXES)}")
         if self.projection_extend not in EXTENSIONS:
             raise ConfigError(f"unknown projection extension {self.projection_extend!r}",
                               hint=f"use one of {', '.join(EXTENSIONS)}")
@@ -163,10 +171,11 @@ class _Timer:
 
 
 def shard_rows(n: int, shard: tuple[int, int] | None) -> slice:
-    """The rows of shard ``i`` of ``k`` among ``n`` objects: contiguous blocks in file order,
-    ``[floor(i*n/k), floor((i+1)*n/k))``; ``None`` (no shard) is every row.
+    """The rows of shard ``i`` of ``k`` among ``n`` objects: the contiguous block
+    ``[floor(i*n/k), floor((i+1)*n/k))`` in file order; all rows when ``shard`` is None.
 
-    ``galexplorer embed --shard i/k``, the encoder (``ssl.embed``) and ``--merge`` all use this split.
+    ``galexplorer embed --shard i/k`` (``ssl/embed.py``) and ``--merge`` both use this split (the
+    one implementation; there were two, returning a slice and a tuple).
     """
     if shard is None:
         return slice(0, n)
@@ -290,7 +299,26 @@ def build_store(output: str | Path, *, objects: ObjectTable, dim: int, fill: Emb
             acc = scan_embeddings(emb, objects.ids, accumulate=shard is None)
         if shard is None:
             analyse(w, emb, config, report, acc)
+    if shard is None:
+        write_similarity_index(output, config, report)
     return report
+
+
+def write_similarity_index(output: Path, config: EmbedConfig, report: EmbedReport) -> Path | None:
+    """Build the store's approximate similarity index beside it (see ``config.similarity_index``),
+    after the store itself is in place; a stale index of an earlier store there is removed."""
+    from ..store.embeddings import EmbeddingStore
+    from .similarity import ANN_MIN_ROWS, ann_path, build_ann_index
+
+    kind = config.similarity_index
+    if kind == "auto" and report.n < ANN_MIN_ROWS:
+        kind = "none"
+    if kind == "none":
+        for stale in (ann_path(output), Path(str(ann_path(output)) + ".json")):
+            stale.unlink(missing_ok=True)
+        return None
+    with _Timer(report, "similarity index"), EmbeddingStore(output) as store:
+        return build_ann_index(store.embeddings, output, store.uuid, seed=config.seed, kind=kind)
 
 
 def _check_array(fill, n: int, dim: int) -> np.ndarray:

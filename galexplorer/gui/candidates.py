@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import theme
 from .colouring import SCORE_COLOURS
+from .objectlist import elide_middle
 
 INDEX_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
@@ -158,7 +159,9 @@ class RankedTableModel(QtCore.QAbstractTableModel):
                 if not math.isfinite(float(v)):
                     return ""
                 return f"{float(v):g}" if name == "label" else f"{float(v):.3f}"
-            return str(v)
+            return elide_middle(str(v)) if name == "id" else str(v)
+        if role == QtCore.Qt.ItemDataRole.ToolTipRole and name == "id":
+            return str(v)          # the whole id (the cell elides a long one in the middle)
         if role == QtCore.Qt.ItemDataRole.TextAlignmentRole:
             if isinstance(v, (int, float, np.integer, np.floating)):
                 return int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
@@ -274,6 +277,7 @@ class CandidatesPanel(QtWidgets.QWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(28)
         self.table.setIconSize(QtCore.QSize(24, 24))
+        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)   # a narrowed column keeps both ends
         self.table.horizontalHeader().setHighlightSections(False)
         self.table.horizontalHeader().setStretchLastSection(True)
         # size columns from the first rows only: Qt would otherwise ask for 1000 rows' text

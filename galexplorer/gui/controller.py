@@ -277,10 +277,12 @@ class Explorer(QtCore.QObject):
         counts = {s: int(np.count_nonzero(kept == s)) for s in range(6)}
         return mask, counts
 
-    def show_labelled(self, mask: np.ndarray, what: str = "labelled") -> None:
-        """The objects of a label view in the gallery (by rank)."""
+    def show_labelled(self, mask: np.ndarray, what: str = "labelled", counts: dict[int, int] | None = None) -> None:
+        """The objects of a label view in the gallery (by rank), with the counts per score in
+        the title when given."""
         idx = np.flatnonzero(mask)
-        self.show_gallery(idx, f"{what.capitalize()} · {len(idx):,}", None, "labelled")
+        per = "  ·  " + "  ".join(f"{s}: {n:,}" for s, n in counts.items()) if counts else ""
+        self.show_gallery(idx, f"{what.capitalize()} · {len(idx):,}{per}", None, "labelled")
 
     def users(self) -> list[str]:
         return self.session.users()

@@ -17,6 +17,8 @@ class GalleryPanel(QtWidgets.QWidget):
         includeAll(object): take them back into the ranking.
         exportAll(object): export these objects.
         broadcast(object): send these objects to TOPCAT/DS9/Aladin over SAMP.
+        labelViewToggled(bool): the My labels toggle (on: the labelled objects; off: back to
+            the selection).
     """
 
     opened = QtCore.Signal(int)
@@ -26,6 +28,7 @@ class GalleryPanel(QtWidgets.QWidget):
     exportAll = QtCore.Signal(object)
     broadcast = QtCore.Signal(object)
     orderChanged = QtCore.Signal(str)
+    labelViewToggled = QtCore.Signal(bool)
 
     def __init__(self, caption, tooltip=None, parent=None):
         super().__init__(parent)
@@ -44,6 +47,13 @@ class GalleryPanel(QtWidgets.QWidget):
         self.order.setToolTip("the gallery's order: the live ranking (best first), or most similar first")
         self.order.currentIndexChanged.connect(lambda _: self.orderChanged.emit(self.order.currentData()))
         bar.addWidget(self.order)
+        self.mine = QtWidgets.QToolButton()
+        self.mine.setText("My labels")
+        self.mine.setCheckable(True)
+        self.mine.setToolTip("show every labelled object (with the table's My labels filter when it is on), "
+                             "with counts per score; off: back to the selection")
+        self.mine.toggled.connect(self.labelViewToggled)
+        bar.addWidget(self.mine)
 
         self.score_button = QtWidgets.QToolButton()
         self.score_button.setText("Score all")
@@ -84,14 +94,19 @@ class GalleryPanel(QtWidgets.QWidget):
 
     def show_objects(self, indices: np.ndarray, title: str, values: np.ndarray | None = None,
                      kind: str = "selection", order: str = "rank") -> None:
+        same_view = kind == self.kind == "labelled"    # My labels refreshed after a score: keep the place
         self.kind = kind
         self.order.blockSignals(True)
         self.order.setCurrentIndex(max(0, self.order.findData(order)))
         self.order.model().item(1).setEnabled(kind == "similar")   # a selection has no similarity
         self.order.blockSignals(False)
+        self.mine.blockSignals(True)
+        self.mine.setChecked(kind == "labelled")
+        self.mine.blockSignals(False)
         self.model.set_objects(indices, values)
         self.title.setText(title)
-        self.view.scrollToTop()
+        if not same_view:
+            self.view.scrollToTop()
         self._enable()
 
     @property

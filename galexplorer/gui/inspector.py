@@ -13,6 +13,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..data.stretch import STRETCHES, to_rgb8
+from ..errors import GalexplorerError
 from . import theme
 from .colouring import SCORE_COLOURS
 from .thumbs import rgb_to_qimage
@@ -284,7 +285,8 @@ class Inspector(QtWidgets.QWidget):
         self.stamp.enlargeRequested.connect(self.show_large)
         self._raw: np.ndarray | None = None      # (C, H, W) the cutout's pixels on screen
         self._radec = (math.nan, math.nan)
-        self.pixel_scale: float | None = None    # arcsec per pixel, when the cutouts say
+        self.pixel_scale: float | None = None    # arcsec per pixel, when the cutouts say (older files)
+        self.sky: tuple[np.ndarray, np.ndarray] | None = None   # the object's (cd, crpix) from ingest
         self.large: LargeView | None = None
 
         ctl = QtWidgets.QHBoxLayout()
@@ -418,6 +420,8 @@ class Inspector(QtWidgets.QWidget):
             self.details.setItem(r, 1, val)
         self.details.resizeColumnToContents(0)
         self._redraw()
+        if self.pixel_scale_text() and math.isfinite(ra) and math.isfinite(dec):
+            self.position.setText(f"{self.position.text()}   {self.pixel_scale_text()}")
 
     def _redraw(self) -> None:
         i = self.index
@@ -426,9 +430,12 @@ class Inspector(QtWidgets.QWidget):
         keep = not getattr(self, "_new_object", True)   # a new stretch or band keeps the zoom
         self._new_object = False
         self._raw = None
+        self.sky = None
         if self._cutouts is not None:
             try:
-                img = self._cutouts.read(int(i if self._rows is None else self._rows[i]))
+                row = int(i if self._rows is None else self._rows[i])
+                img = self._cutouts.read(row)
+                self.sky = self._sky_geometry(row)
             except (OSError, ValueError) as exc:
                 self.stamp.set_rgb(None, f"cannot read the cutout: {exc}")
                 return
@@ -445,6 +452,14 @@ class Inspector(QtWidgets.QWidget):
         if self.large is not None and self.large.isVisible():
             self.large.stamp.set_rgb(rgb, keep_view=keep)
 
+    def _sky_geometry(self, row: int):
+        """The object's stored local WCS, or None (none stored, or a damaged dataset: no ra/dec
+        under the cursor rather than an error)."""
+        try:
+            return self._cutouts.sky_geometry(row) if hasattr(self._cutouts, "sky_geometry") else None
+        except (GalexplorerError, OSError, ValueError):
+            return None
+
     def pixel_text(self, x: float, y: float) -> str:
         """The cursor's pixel: position, value in the band shown (every band for the composite),
         and its sky position when the cutouts give a pixel scale (north up, east left)."""
@@ -459,15 +474,42 @@ class Inspector(QtWidgets.QWidget):
                 parts.append(f"{self._bands[band]} {float(raw[band, iy, ix]):.4g}")
             else:
                 parts.append("  ".join(f"{b} {float(raw[k, iy, ix]):.4g}" for k, b in enumerate(self._bands)))
-            ra0, dec0 = self._radec
-            if self.pixel_scale and math.isfinite(ra0) and math.isfinite(dec0):
-                h, w = raw.shape[-2:]
-                dx, dy = (x - w / 2) * self.pixel_scale / 3600, (y - h / 2) * self.pixel_scale / 3600
-                ra = ra0 - dx / max(math.cos(math.radians(dec0)), 1e-6)
-                parts.append(f"ra {ra:.6f}°  dec {dec0 - dy:+.6f}°")
-            elif self.pixel_scale is None and math.isfinite(ra0):
+            sky = self.sky_at(x, y)
+            if sky is not None:
+                parts.append(f"ra {sky[0]:.6f}°  dec {sky[1]:+.6f}°")
+            elif math.isfinite(self._radec[0]):
                 parts.append("(no pixel scale: ra/dec at the centre only)")
         return "   ".join(parts)
+
+    def sky_at(self, x: float, y: float) -> tuple[float, float] | None:
+        """ICRS (ra, dec) in degrees at the view's pixel position (x, y) (pixel i spans [i, i+1)),
+        from the local WCS that ingest stored for this object (a gnomonic projection about its
+        ra/dec), else from an older file's ``pixel_scale_arcsec`` (north up, east left); None
+        without either."""
+        ra0, dec0 = self._radec
+        raw = self._raw
+        if raw is None or not (math.isfinite(ra0) and math.isfinite(dec0)):
+            return None
+        if self.sky is not None:
+            cd, crpix = self.sky
+        elif self.pixel_scale:
+            h, w = raw.shape[-2:]
+            cd = np.array([[-1.0, 0.0], [0.0, -1.0]]) * self.pixel_scale / 3600
+            crpix = np.array([(w - 1) / 2, (h - 1) / 2])
+        else:
+            return None
+        xi, eta = np.radians(cd @ np.array([x - 0.5 - crpix[0], y - 0.5 - crpix[1]]))
+        a0, d0 = math.radians(ra0), math.radians(dec0)
+        den = math.cos(d0) - eta * math.sin(d0)
+        ra = math.degrees(a0 + math.atan2(xi, den)) % 360.0
+        dec = math.degrees(math.atan2(math.sin(d0) + eta * math.cos(d0), math.hypot(xi, den)))
+        return ra, dec
+
+    def pixel_scale_text(self) -> str:
+        """The stored stamp's pixel scale, e.g. '0.060″/px', or '' when unknown."""
+        if self.sky is not None:
+            return f"{math.sqrt(abs(np.linalg.det(self.sky[0]))) * 3600:.3g}″/px"
+        return f"{self.pixel_scale:.3g}″/px" if self.pixel_scale else ""
 
     def show_large(self) -> None:
         """The image in a large window (double-click or F11), zoom and pan included."""

@@ -117,7 +117,7 @@ class ScatterPanel(QtWidgets.QWidget):
         self.colour.setMinimumWidth(150)
         self.colour.setMaximumWidth(240)
         self.colour.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.colour.setMinimumContentsLength(14)
+        self.colour.setMinimumContentsLength(21)   # "model: predicted score" whole
         self.colour.setToolTip("colour the map by density, the model, a score or a catalogue column")
         self.mode = QtWidgets.QComboBox()
         self.mode.setMaximumWidth(150)
@@ -362,6 +362,7 @@ class MainWindow(QtWidgets.QMainWindow):
         g.exportAll.connect(lambda idx: self.export_dialog(subset=idx))
         g.broadcast.connect(self.send_samp)
         g.orderChanged.connect(lambda by: self._ex(lambda ex: ex.order_gallery(by)))
+        g.labelViewToggled.connect(self._gallery_label_view)
         self.candidates.opened.connect(lambda i: self._ex(lambda ex: ex.open(i)))
         self.candidates.exportRequested.connect(self.export_dialog)
         self.candidates.labelViewChanged.connect(self._on_label_view)
@@ -512,13 +513,29 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         mask, counts = ex.label_view(**f)
         self.candidates.set_label_view(mask, counts)
+        if ex.gallery_kind == "labelled":      # the gallery's My labels follows the table's filter
+            ex.show_labelled(mask, counts=counts)
 
     def _label_view_in_gallery(self) -> None:
         ex = self.explorer
         f = self.candidates.label_filter()
         if ex is not None and f is not None:
-            ex.show_labelled(ex.label_view(**f)[0])
+            mask, counts = ex.label_view(**f)
+            ex.show_labelled(mask, counts=counts)
             self.docks["gallery"].raise_()
+
+    def _gallery_label_view(self, on: bool) -> None:
+        """The gallery's My labels toggle: the labelled objects (the table's filter when its
+        toggle is on, else every labelled object), or back to the selection."""
+        ex = self.explorer
+        if ex is None:
+            self.gallery.mine.setChecked(False)
+            return
+        if not on:
+            ex.show_selection()
+            return
+        mask, counts = ex.label_view(**(self.candidates.label_filter() or {}))
+        ex.show_labelled(mask, counts=counts)
 
     def _on_display(self) -> None:
         """The inspector's stretch changed: remembered for this store."""
@@ -681,6 +698,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._on_agreement()
         if self.candidates.label_filter() is not None:
             self._on_label_view()
+        elif ex.gallery_kind == "labelled":
+            self._gallery_label_view(True)
         self._update_counters()
 
     def _on_queue(self) -> None:

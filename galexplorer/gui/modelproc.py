@@ -126,11 +126,10 @@ class ModelServer:
 
     def similar(self, rows, k: int):
         """The ``k`` objects most similar to ``rows`` (their mean), best first."""
-        from ..explore.similarity import SimilarityIndex
+        from ..explore.similarity import index_for_store
 
-        if self.similarity is None:
-            source = self.store.embeddings if self.store.has("embeddings") else self.store.pca
-            self.similarity = SimilarityIndex(source)
+        if self.similarity is None:   # the store's faiss index when embed built one, else exact
+            self.similarity = index_for_store(self.store)
         idx, sim = self.similarity.query(np.asarray(rows, np.int64), k=int(k), exclude_query=True)
         return idx, sim
 

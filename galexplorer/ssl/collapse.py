@@ -15,8 +15,8 @@ Two kinds of collapse are caught. *Complete* collapse (std < 0.02 or rank < 1.5)
 *Dimensional* collapse is relative: the representation still varies but along ever fewer
 directions - BYOL on 1,866 radio galaxies went from rank 229 at epoch 1 to 5 at epoch 30 and
 from 105 PCA components to 2, and the rare class became harder to find. The monitor warns when
-the rank or the PCA count falls below :data:`DIMENSIONAL_FRACTION` of its value at the first
-epoch, and says what to change.
+the rank or the PCA count falls below :data:`DIMENSIONAL_FRACTION` of its starting value (the
+trainer measures it on the untrained network before the first step), and says what to change.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ class CollapseMonitor:
 
     Args:
         fraction: dimensional collapse below this fraction of the reference rank / PCA count.
-        reference: (effective_rank, pca95) to compare with; by default those of the first
-            epoch checked (a resumed run passes the first epoch's from its metrics).
+        reference: (effective_rank, pca95) to compare with - the trainer passes those of the
+            untrained network; None takes those of the first epoch checked.
     """
 
     def __init__(self, fraction: float = DIMENSIONAL_FRACTION,
@@ -123,7 +123,6 @@ class CollapseMonitor:
                 "rank %.2f (healthy > %.1f): every stamp maps to nearly the same vector. Lower --lr, check "
                 "that the augmentations are not too strong or too weak, or try --method vicreg. !!!",
                 epoch, stats.embedding_std, STD_COLLAPSE, stats.effective_rank, RANK_COLLAPSE)
-            return stats
         if self.reference is None:
             self.reference = (stats.effective_rank, stats.pca95)
             return stats
@@ -135,7 +134,7 @@ class CollapseMonitor:
             log.warning(
                 "!!! DIMENSIONAL COLLAPSE at epoch %d: effective rank %.1f (%.1f at the start), %d PCA "
                 "components for 95%% of the variance (%d at the start): the embeddings use ever fewer "
-                "directions, so shapes and rare objects blur together. Use --method vicreg (it keeps the "
-                "spread explicitly), or lower --lr, or stop earlier (checkpoint-best.pt keeps the best "
+                "directions, so shapes and rare objects blur together. Lower --lr, try another method "
+                "(--method simclr or --method vicreg), or stop earlier (checkpoint-best.pt keeps the best "
                 "epoch). !!!", epoch, stats.effective_rank, rank0, stats.pca95, pca0)
         return stats

@@ -51,7 +51,7 @@ from .checkpoint import (
     save_encoder,
     set_rng_state,
 )
-from .collapse import CollapseMonitor
+from .collapse import CollapseMonitor, collapse_stats
 from .config import TrainConfig, config_from_args, given_cli_options, load_config_file
 from .data import BatchDataset, StampSource
 from .embed import Encoder, resolve_device
@@ -435,11 +435,16 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
     monitor_rows = np.sort(np.random.default_rng(cfg.seed).choice(n, min(n, cfg.monitor_objects), replace=False))
     eval_set: LabelledSet | None = labelled_set(labels, cfg.eval_column, cfg.eval_objects, cfg.seed) \
         if labels is not None else None
-    reference = None
-    if history and history[0].get("effective_rank") not in (None, "") and history[0].get("pca95") not in (None, ""):
-        reference = (float(history[0]["effective_rank"]), int(history[0]["pca95"]))
-    monitor = CollapseMonitor(reference=reference)
+    reference = ckpt.get("monitor_reference") if ckpt is not None else None
     retrieval_views = None
+    if info.is_main and reference is None:
+        # the starting value the monitor compares with: the untrained network on the probe set
+        start = collapse_stats(_embed_rows(Encoder(inner.backbone, stats.median, stats.mad, cfg.image_size)
+                                           .to(device), source, monitor_rows, device, amp))
+        reference = [start.effective_rank, start.pca95]
+        log.info("before training: effective rank %.1f, %d PCA components for 95%% of the variance",
+                 *reference)
+    monitor = CollapseMonitor(reference=None if reference is None else (float(reference[0]), int(reference[1])))
     if info.is_main:
         # one fixed augmented view per monitor stamp, from its own generator: the training
         # streams (and so --resume) are untouched
@@ -552,6 +557,7 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
                 "step": step, "model": inner.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": {**rng_state(aug_gen), "augment_ranks": aug_states}, "metrics": history,
                 "best": best, "cutouts_uuid": uuid, "stamp_size": stamp, "replicas": replicas,
+                "monitor_reference": reference,
             }, best=is_best)
             _write_metrics(run_dir, history)
             if is_best:

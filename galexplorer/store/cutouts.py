@@ -10,6 +10,8 @@ Layout (schema v1, see docs/store-format.md)::
     /objects/ra, dec  (N,) float64 deg, NaN if unknown
     /objects/source   (N,) str, the input file of each object
     /objects/columns/<name>  (N,) catalogue column
+    /objects/wcs_cd   (N, 2, 2) float64 deg per stored pixel (east, north) x (x, y); NaN if unknown
+    /objects/wcs_crpix (N, 2) float64 0-based stored pixel (x, y) at the object's ra/dec
 """
 
 from __future__ import annotations
@@ -175,6 +177,26 @@ class CutoutWriter:
         self.n = b
 
 
+    def add_sky_geometry(self, cd: np.ndarray, crpix: np.ndarray) -> None:
+        """The local WCS of the batch just added (``add``): ``cd`` (n, 2, 2) degrees per stored
+        pixel (rows east, north; columns x, y), ``crpix`` (n, 2) the 0-based pixel at ra/dec.
+        NaN where unknown; rows of earlier batches without it are NaN."""
+        if self._f is None:
+            raise RuntimeError("CutoutWriter must be used as a context manager")
+        cd, crpix = np.asarray(cd, dtype=np.float64), np.asarray(crpix, dtype=np.float64)
+        n = len(cd)
+        g = self._f["objects"]
+        for name, shape in (("wcs_cd", (2, 2)), ("wcs_crpix", (2,))):
+            if name not in g:
+                g.create_dataset(name, shape=(self.n - n, *shape), maxshape=(None, *shape), dtype=np.float64,
+                                 chunks=(4096, *shape), fillvalue=np.nan)
+        if cd.shape != (n, 2, 2) or crpix.shape != (n, 2) or g["wcs_cd"].shape[0] != self.n - n:
+            raise ValueError(f"sky geometry of shape {cd.shape}, {crpix.shape} does not fit the last batch")
+        for name, data in (("wcs_cd", cd), ("wcs_crpix", crpix)):
+            g[name].resize(self.n, axis=0)
+            g[name][self.n - n:] = data
+
+
 class CutoutStore(ObjectFile):
     """Read-only access to a cutouts file, validated on open.
 
@@ -238,3 +260,16 @@ class CutoutStore(ObjectFile):
 
     def __repr__(self) -> str:
         return f"CutoutStore({str(self.path)!r}, n={self.n}, bands={self.bands}, size={self.size})"
+
+    def sky_geometry(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Object ``index``'s local WCS, ``(cd, crpix)`` as written by ingest; None when unknown."""
+        g = self._f["objects"]
+        if "wcs_cd" not in g or "wcs_crpix" not in g or not 0 <= int(index) < min(len(g["wcs_cd"]),
+                                                                                   len(g["wcs_crpix"])):
+            return None
+        with self.damage():
+            cd = np.asarray(g["wcs_cd"][int(index)], dtype=np.float64)
+            crpix = np.asarray(g["wcs_crpix"][int(index)], dtype=np.float64)
+        if cd.shape != (2, 2) or crpix.shape != (2,) or not (np.isfinite(cd).all() and np.isfinite(crpix).all()):
+            return None
+        return cd, crpix

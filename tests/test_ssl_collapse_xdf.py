@@ -1,0 +1,62 @@
+"""The dimensional-collapse monitor on real XDF pixels: a collapsing run warns, a healthy one does not."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import numpy as np
+import pytest
+
+from galexplorer.ssl.collapse import CollapseMonitor, pca_components
+from galexplorer.ssl.config import TrainConfig
+from galexplorer.ssl.trainer import train
+
+TINY = dict(batch_size=16, image_size=16, device="cpu", proj_hidden=64, proj_dim=32, pred_hidden=64,
+            monitor_objects=48, stats_objects=48, seed=0, warmup_epochs=0)
+
+
+def _run(tmp_path, caplog, **kw):
+    with caplog.at_level(logging.WARNING, logger="galexplorer.ssl.collapse"):
+        rep = train(tmp_path["cut"], tmp_path["run"], TrainConfig.from_dict({**TINY, **kw}))
+    with open(tmp_path["run"] / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    return rep, rows, caplog.text
+
+
+@pytest.fixture
+def where(tmp_path, xdf_cutouts):
+    return {"cut": xdf_cutouts, "run": tmp_path / "run"}
+
+
+def test_collapsing_configuration_warns(where, caplog):
+    # BYOL with a learning rate 300x too high and no EMA: the stamps fall onto one direction
+    rep, rows, text = _run(where, caplog, method="byol", lr=0.3, tau_base=0.0, epochs=1)
+    assert "DIMENSIONAL COLLAPSE at epoch 1" in text and "--method vicreg" in text
+    assert rep.dimensional_collapse and "WARNING" in rep.summary()
+    assert float(rows[0]["effective_rank"]) < 3 and int(rows[0]["pca95"]) <= 2
+
+
+def test_healthy_configuration_does_not_warn(where, caplog):
+    rep, rows, text = _run(where, caplog, method="vicreg", lr=1e-3, epochs=2)
+    assert "COLLAPSE" not in text and not rep.dimensional_collapse and not rep.collapsed
+    assert all(float(r["effective_rank"]) > 10 and int(r["pca95"]) >= 5 for r in rows)
+
+
+def test_monitor_compares_with_its_starting_value(caplog):
+    """Real XDF pixels as the 'embeddings': all of them, then projected onto ever fewer directions."""
+    from xdf import xdf_stamps
+
+    x = xdf_stamps(64, 16)[0].reshape(64, -1).astype(np.float64)
+    x -= x.mean(axis=0)
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    mon = CollapseMonitor(reference=None)
+    with caplog.at_level(logging.WARNING, logger="galexplorer.ssl.collapse"):
+        first = mon.check(x, 1)
+        mon.check(u[:, :40] * s[:40], 2)            # most of the variance kept: healthy
+        assert caplog.text == "" and not mon.dimensional
+        mon.check(u[:, :2] * s[:2], 3)              # two directions left
+    assert "DIMENSIONAL COLLAPSE at epoch 3" in caplog.text and mon.dimensional
+    assert mon.reference == (first.effective_rank, first.pca95) and first.pca95 == pca_components(x)
+    with pytest.raises(ValueError, match="fraction"):
+        CollapseMonitor(fraction=1.5)
