@@ -145,10 +145,19 @@ def _add_train(sub) -> None:
     p.set_defaults(run=_run_train)
 
 
-def _run_train(args) -> int:
-    from .ssl.trainer import train_from_cli
+#: the train options that set TrainConfig fields (None when not given: the config file's or the default applies)
+_TRAIN_OPTIONS = ("method", "backbone", "stem", "epochs", "batch_size", "lr", "image_size", "device", "seed",
+                  "workers", "eval_column")
 
-    report = train_from_cli(args)
+
+def _run_train(args) -> int:
+    from .ssl.config import config_from_options, resume_overrides
+    from .ssl.trainer import train
+
+    options = {k: getattr(args, k) for k in _TRAIN_OPTIONS}
+    cfg = config_from_options(options, args.config)
+    report = train(args.cutouts, args.output, cfg, resume=args.resume, init=args.init,
+                   overrides=resume_overrides(options, args.config) if args.resume else {})
     _say(args, report.summary())
     return 0
 
@@ -370,9 +379,28 @@ def _add_simulate(sub) -> None:
 
 
 def _run_simulate(args) -> int:
-    from .active.simulate import simulate_from_cli
+    from .active.loop import LoopConfig
+    from .active.simulate import SimulateConfig, compare, simulate, write_compare, write_curve
+    from .store import EmbeddingStore
 
-    return simulate_from_cli(args, _say)
+    above = 3.0 if args.interesting_above is None else args.interesting_above
+    cfg = SimulateConfig(truth=args.truth, scale=args.scale, interesting_above=above, budget=args.budget,
+                         batch=args.batch, seeds=args.seeds,
+                         loop=LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
+                                         batch_size=args.batch, interesting_above=above,
+                                         feature_scaling=args.feature_scaling))
+    with EmbeddingStore(args.store) as store:
+        if args.compare:
+            scorers = [s.strip() for s in args.scorers.split(",") if s.strip()] if args.scorers else None
+            report = compare(store, cfg, scorers=scorers, seeds=args.seeds)
+            if args.output:
+                write_compare(report, args.output)
+        else:
+            report = simulate(store, cfg)
+            if args.output:
+                write_curve(report, args.output)
+    _say(args, report.summary())
+    return 0
 
 
 def _add_demo(sub) -> None:
@@ -385,9 +413,19 @@ def _add_demo(sub) -> None:
 
 
 def _run_demo(args) -> int:
-    from .demo import run_demo_from_cli
+    from .demo import build_demo
 
-    return run_demo_from_cli(args, _say)
+    t0 = time.monotonic()
+    res = build_demo(args.out, rebuild=args.rebuild, quick=args.quick)
+    _say(args, res.summary() + f"\n  total    {time.monotonic() - t0:.0f} s")
+    if args.no_gui:
+        return 0
+    from .gui.app import has_display, run_app
+
+    if not has_display():
+        _say(args, "no display found, so the explorer was not opened; run the command above on a desktop")
+        return 0
+    return run_app(str(res.store))
 
 
 # --------------------------------------------------------------------------------------------

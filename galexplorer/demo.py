@@ -13,16 +13,14 @@ Stages, each skipped when its output already exists and is valid (``--rebuild`` 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import GalexplorerError, StoreError
+from .errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -178,30 +176,3 @@ def build_demo(out_dir: str | Path | None = None, rebuild: bool = False, quick: 
         embed_with_encoder(res.cutouts, res.run_dir, res.store, EmbedConfig(device="cpu", seed=0))
     res.seconds["embed"] = time.monotonic() - t
     return res
-
-
-def has_display() -> bool:
-    """Whether a window can be shown (Linux needs X11 or Wayland unless Qt is told otherwise)."""
-    if os.environ.get("QT_QPA_PLATFORM"):
-        return True
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
-
-
-def run_demo_from_cli(args, say) -> int:
-    """The ``galexplorer demo`` command."""
-    t0 = time.monotonic()
-    try:
-        res = build_demo(args.out, rebuild=args.rebuild, quick=getattr(args, "quick", False))
-    except GalexplorerError:
-        raise
-    say(args, res.summary() + f"\n  total    {time.monotonic() - t0:.0f} s")
-    if args.no_gui:
-        return 0
-    if not has_display():
-        say(args, "no display found, so the explorer was not opened; run the command above on a desktop")
-        return 0
-    from .gui.app import run_app
-
-    return run_app(str(res.store))

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
 from galexplorer.errors import ConfigError
-from galexplorer.ssl.config import TrainConfig, config_from_args, load_config_file
-
-
-def _args(**kw):
-    base = dict(config=None, method=None, backbone=None, stem=None, epochs=None, batch_size=None, lr=None,
-                image_size=None, device=None, seed=None, workers=None, eval_column=None)
-    base.update(kw)
-    return argparse.Namespace(**base)
+from galexplorer.ssl.config import TrainConfig, config_from_options, load_config_file, resume_overrides
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -32,7 +24,7 @@ def test_toml_file_then_command_line(tmp_path):
     f = tmp_path / "run.toml"
     f.write_text('method = "simclr"\nbatch-size = 64\nepochs = 7\n[augment]\nnoise_scale = [0, 5]\n'
                  'extinction = [3.3, 2.3, 1.7]\n')
-    cfg = config_from_args(_args(config=str(f), epochs=3))
+    cfg = config_from_options({"epochs": 3, "lr": None}, str(f))
     assert cfg.method == "simclr" and cfg.batch_size == 64 and cfg.epochs == 3
     assert cfg.augment.noise_scale == (0.0, 5.0) and cfg.augment.reddening_on
     assert cfg.head_sizes() == (2048, 128, 0)
@@ -44,7 +36,7 @@ def test_toml_file_then_command_line(tmp_path):
 def test_json_file(tmp_path):
     f = tmp_path / "run.json"
     f.write_text(json.dumps({"backbone": "resnet34", "augment": {"blur": False}}))
-    cfg = config_from_args(_args(config=str(f)))
+    cfg = config_from_options(config_file=f)
     assert cfg.backbone == "resnet34" and cfg.augment.blur is False
 
 
@@ -58,7 +50,19 @@ def test_bad_files(tmp_path, text, message):
     f = tmp_path / "bad.toml"
     f.write_text(text)
     with pytest.raises(ConfigError, match=message):
-        config_from_args(_args(config=str(f)))
+        config_from_options(config_file=str(f))
+
+
+def test_options_without_a_file_and_resume_overrides(tmp_path):
+    assert config_from_options() == TrainConfig()
+    assert config_from_options({"method": "byol", "seed": None}).method == "byol"
+    with pytest.raises(ConfigError, match="unknown option 'bogus'"):
+        config_from_options({"bogus": 1})
+    f = tmp_path / "run.toml"
+    f.write_text('batch-size = 64\nepochs = 7\n')
+    # on --resume: the file's options, then the options given, override the checkpoint's config
+    assert resume_overrides({"epochs": 9, "lr": None}, f) == {"batch_size": 64, "epochs": 9}
+    assert resume_overrides({"lr": None}) == {}
 
 
 def test_missing_and_unknown_file_type(tmp_path):

@@ -15,7 +15,6 @@ import torch
 
 from galexplorer.cli import main
 from galexplorer.errors import CheckpointError, ConfigError, InputError
-from galexplorer.ssl import trainer as trainer_mod
 from galexplorer.ssl.augment import AstroAugment
 from galexplorer.ssl.byol import BYOL
 from galexplorer.ssl.checkpoint import load_checkpoint
@@ -258,10 +257,6 @@ def test_cli_train_prints_a_summary(tmp_path, xdf_cutouts, capsys):
     assert code == 0 and "trained 1/1 epochs" in out and "encoder" in out
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["seed"] == 3 and saved["proj_hidden"] == 64 and saved["method"] == "simclr"
-
-
-def test_trainer_module_exports_train_from_cli():
-    assert callable(trainer_mod.train_from_cli)
 
 
 def test_no_weight_decay_on_biases_and_norms():

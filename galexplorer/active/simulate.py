@@ -425,28 +425,3 @@ def _plot(report: SimulationReport, m: int, out: Path) -> None:
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, format="png")
-
-
-def simulate_from_cli(args, say) -> int:
-    """``galexplorer simulate``: translate options, run :func:`simulate`, write the curve, print."""
-    above = 3.0 if args.interesting_above is None else args.interesting_above
-    cfg = SimulateConfig(truth=args.truth, scale=args.scale, interesting_above=above, budget=args.budget,
-                         batch=args.batch, seeds=args.seeds,
-                         loop=LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
-                                         batch_size=args.batch, interesting_above=above,
-                                         feature_scaling=getattr(args, "feature_scaling", "global")))
-    with EmbeddingStore(args.store) as store:
-        if getattr(args, "compare", False):
-            scorers = None
-            if getattr(args, "scorers", None):
-                scorers = [s.strip() for s in args.scorers.split(",") if s.strip()]
-            report = compare(store, cfg, scorers=scorers, seeds=args.seeds)
-            if args.output:
-                write_compare(report, args.output)
-            say(args, report.summary())
-            return 0
-        report = simulate(store, cfg)
-    if args.output:
-        write_curve(report, args.output)
-    say(args, report.summary())
-    return 0

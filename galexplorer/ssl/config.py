@@ -320,19 +320,34 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     raise ConfigError(f"unknown config file type {suffix!r}", path, "use .toml or .json")
 
 
-CLI_OPTIONS = ("method", "backbone", "stem", "epochs", "batch_size", "lr", "image_size", "device",
-               "seed", "workers", "eval_column")
+def _given(options: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (options or {}).items() if v is not None}
 
 
-def config_from_args(args) -> TrainConfig:
-    """The config from defaults < ``args.config`` file < options given on the command line."""
+def config_from_options(options: dict[str, Any] | None = None, config_file: str | Path | None = None
+                        ) -> TrainConfig:
+    """The config from defaults < ``config_file`` (TOML/JSON) < ``options``.
+
+    Args:
+        options: :class:`TrainConfig` field names to values, None meaning "not given" (the
+            command line's options).
+        config_file: a file with the same options, or None.
+
+    Raises:
+        ConfigError: an unreadable file, an unknown option, a value of the wrong type.
+    """
     cfg = TrainConfig()
-    if getattr(args, "config", None):
-        cfg = _merge(cfg, load_config_file(args.config), args.config)
-    given = {k: getattr(args, k) for k in CLI_OPTIONS if getattr(args, k, None) is not None}
-    return _merge(cfg, given)
+    if config_file:
+        cfg = _merge(cfg, load_config_file(config_file), config_file)
+    return _merge(cfg, _given(options))
 
 
-def given_cli_options(args) -> dict[str, Any]:
-    """The options actually typed on the command line (not None)."""
-    return {k: getattr(args, k) for k in CLI_OPTIONS if getattr(args, k, None) is not None}
+def resume_overrides(options: dict[str, Any] | None = None, config_file: str | Path | None = None
+                     ) -> dict[str, Any]:
+    """What a resumed run changes of its checkpoint's config: the file's options, then the
+    ``options`` given (None = not given); see :func:`galexplorer.ssl.trainer.train`."""
+    out: dict[str, Any] = {}
+    if config_file:
+        out.update({_norm_key(k): v for k, v in load_config_file(config_file).items()})
+    out.update(_given(options))
+    return out

@@ -52,7 +52,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .collapse import CollapseMonitor, collapse_stats
-from .config import TrainConfig, config_from_args, given_cli_options, load_config_file
+from .config import TrainConfig
 from .data import BatchDataset, StampSource
 from .embed import Encoder, resolve_device
 from .evaluate import LabelledSet, evaluate, labelled_set
@@ -578,16 +578,4 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
                        best_epoch=best["epoch"] or None, dimensional_collapse=monitor.dimensional)
 
 
-def train_from_cli(args) -> TrainReport:
-    """``galexplorer train``: the config from defaults < --config FILE < options, then :func:`train`."""
-    cfg = config_from_args(args)
-    overrides: dict[str, Any] = {}
-    if args.resume:
-        if getattr(args, "config", None):
-            overrides.update({k.replace("-", "_"): v for k, v in load_config_file(args.config).items()})
-        overrides.update(given_cli_options(args))
-    return train(args.cutouts, args.output, cfg, resume=bool(args.resume), init=getattr(args, "init", None),
-                 overrides=overrides)
-
-
-__all__ = ["TrainReport", "train", "train_from_cli", "BEST", "LATEST"]
+__all__ = ["TrainReport", "train", "BEST", "LATEST"]
