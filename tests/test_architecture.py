@@ -51,7 +51,8 @@ def test_layers_contract_fails_on_an_upward_import(tmp_path):
 
 
 def _cli_leaks(path: Path) -> list[str]:
-    """What in one module reaches for the command line: argparse imports, Namespace, parsed options."""
+    """What in one module reaches for the command line: argparse imports, Namespace, parsed options,
+    print() calls."""
     import ast
     import re
 
@@ -62,6 +63,8 @@ def _cli_leaks(path: Path) -> list[str]:
             found.append(f"line {node.lineno}: import argparse")
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "argparse":
             found.append(f"line {node.lineno}: from argparse import ...")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            found.append(f"line {node.lineno}: print()")
     for no, line in enumerate(text.splitlines(), 1):
         if re.search(r"\bNamespace\b|getattr\(args\b|\bdef \w+_from_cli\b", line):
             found.append(f"line {no}: {line.strip()}")
@@ -69,7 +72,8 @@ def _cli_leaks(path: Path) -> list[str]:
 
 
 def test_no_argparse_below_the_cli():
-    """Only cli.py parses the command line: no module below it imports argparse or takes a Namespace."""
+    """Only cli.py parses the command line and prints: no module below it imports argparse, takes a
+    Namespace or calls print()."""
     pkg = ROOT / "galexplorer"
     leaks = {}
     for path in sorted(pkg.rglob("*.py")):
@@ -83,7 +87,7 @@ def test_no_argparse_below_the_cli():
 
 def test_the_argparse_check_finds_a_leak(tmp_path):
     bad = tmp_path / "m.py"
-    bad.write_text("import argparse\n\ndef run_from_cli(args):\n    return getattr(args, 'x', None)\n")
-    assert len(_cli_leaks(bad)) == 3
+    bad.write_text("import argparse\n\ndef run_from_cli(args):\n    print(args)\n    return getattr(args, 'x', None)\n")
+    assert len(_cli_leaks(bad)) == 4
     (tmp_path / "ok.py").write_text("def run(store: str) -> int:\n    return 0\n")
     assert _cli_leaks(tmp_path / "ok.py") == []
