@@ -40,7 +40,10 @@ class GalleryPanel(QtWidgets.QWidget):
         bar = QtWidgets.QHBoxLayout()
         self.title = QtWidgets.QLabel("Select objects in the map (L, R) or press F for similar ones")
         self.title.setObjectName("PanelTitle")
-        bar.addWidget(self.title, 1)
+        # the caption has a line of its own: beside the buttons a long one widened the window past the screen
+        self.title.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        lay.addWidget(self.title)
+        bar.addStretch(1)
         self.order = QtWidgets.QComboBox()
         self.order.addItem("by rank", "rank")
         self.order.addItem("by similarity", "similarity")

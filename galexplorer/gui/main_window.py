@@ -139,6 +139,8 @@ class ScatterPanel(QtWidgets.QWidget):
         self.diverging.setToolTip("a blue-white-red map centred on the median")
         self.info = QtWidgets.QLabel("")
         self.info.setObjectName("Dim")
+        # the counts give way first when the window is narrow (the tool bar sets its minimum width)
+        self.info.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         lay.addWidget(bar)
         lay.addWidget(self.view, 1)
 

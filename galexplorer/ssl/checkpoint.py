@@ -5,9 +5,9 @@ A run folder holds::
     RUN_DIR/config.json             the resolved TrainConfig (+ bands, cutouts file and uuid)
     RUN_DIR/metrics.csv             one row per epoch
     RUN_DIR/checkpoint-latest.pt    everything needed to continue exactly (--resume)
-    RUN_DIR/checkpoint-best.pt      the epoch with the lowest loss (highest kNN accuracy with
-                                    --eval-column)
-    RUN_DIR/encoder.pt              the online backbone's weights, for embedding
+    RUN_DIR/checkpoint-best.pt      the epoch with the best label-free view retrieval (a held-back
+                                    augmented view finds its own stamp), not the lowest loss
+    RUN_DIR/encoder.pt              the online backbone's weights of that best epoch, for embedding
     RUN_DIR/encoder.json            what the encoder needs: bands, normalisation, crop size,
                                     backbone, stem, method, the sha256 of encoder.pt
 
