@@ -67,3 +67,20 @@ def test_view_retrieval_measures_invariance():
     # views unrelated to their stamps are found at chance level
     assert view_retrieval(net, torch.randn(40, 3, 2, 2), originals) < 0.3
     assert net.training   # the mode is restored
+
+
+def test_a_tie_in_view_retrieval_keeps_the_later_epoch(tmp_path, xdf_cutouts, monkeypatch):
+    """A flat measure (the demo's retrieval sits at chance) must not pin the encoder to epoch 1."""
+    real = trainer_mod.view_retrieval
+    seen = iter([0.3, 0.3, 0.1])
+
+    def fake(backbone, views, originals):
+        real(backbone, views, originals)
+        return next(seen)
+
+    monkeypatch.setattr(trainer_mod, "view_retrieval", fake)
+    run = tmp_path / "run"
+    rep = train(xdf_cutouts, run, TrainConfig.from_dict(TINY))
+    assert rep.best_epoch == 2
+    assert load_checkpoint(run / "checkpoint-best.pt")["epoch"] == 2
+    assert json.loads((run / "encoder.json").read_text())["epoch"] == 2

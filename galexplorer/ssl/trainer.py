@@ -548,8 +548,11 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
             history.append(row)
             # the best epoch by a label-free measure (not the loss, which can fall while the
             # representation collapses; not the kNN accuracy, which needs labels a survey lacks)
+            # a tie goes to the later epoch: on small or faint sets retrieval can sit at the same
+            # value for many epochs (the demo's stays at chance), and then the longer-trained weights
+            # are the better guess than the first epoch's
             score = retrieval
-            is_best = score > best["value"]
+            is_best = score >= best["value"]
             if is_best:
                 best = {"value": float(score), "epoch": epoch + 1}
             save_checkpoint(run_dir, {
