@@ -71,6 +71,37 @@ def normalise_rows(X, chunk_rows: int = CHUNK_ROWS, desc: str | None = None) -> 
     return out
 
 
+def _prepare_query(q, k: int, exclude, dim: int, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """A query vector checked and normalised, the excluded rows, and how many answers can come back.
+
+    Raises:
+        InputError: wrong number of dimensions, NaN or inf.
+    """
+    q = np.asarray(q, dtype=np.float32).ravel()
+    if q.shape != (dim,):
+        raise InputError(f"query has {q.size} dimensions, the index {dim}")
+    nq = float(np.linalg.norm(q))
+    if not np.isfinite(nq):
+        raise InputError("the query vector contains NaN or inf")
+    q = q / np.float32(nq) if nq > 0 else q
+    ex = np.unique(np.asarray(exclude, dtype=np.int64)) if exclude is not None else np.empty(0, np.int64)
+    return q, ex, max(0, min(int(k), n - len(ex)))
+
+
+def _query_rows(index, n: int) -> np.ndarray:
+    """The rows a query is made from, checked.
+
+    Raises:
+        InputError: an empty selection or rows out of range.
+    """
+    rows = np.atleast_1d(np.asarray(index, dtype=np.int64))
+    if rows.size == 0:
+        raise InputError("no objects selected to search from")
+    if rows.min() < 0 or rows.max() >= n:
+        raise InputError(f"object rows out of range 0..{n - 1}")
+    return rows
+
+
 class SimilarityIndex:
     """Exact top-k cosine-similarity search over N embeddings.
 
@@ -172,15 +203,7 @@ class SimilarityIndex:
             ``(index, similarity)``: (k',) int64 best first (ties by lower index) and (k',) float32,
             k' = min(k, N − excluded).
         """
-        q = np.asarray(q, dtype=np.float32).ravel()
-        if q.shape != (self.dim,):
-            raise InputError(f"query has {q.size} dimensions, the index {self.dim}")
-        nq = float(np.linalg.norm(q))
-        if not np.isfinite(nq):
-            raise InputError("the query vector contains NaN or inf")
-        q = q / np.float32(nq) if nq > 0 else q
-        ex = np.unique(np.asarray(exclude, dtype=np.int64)) if exclude is not None else np.empty(0, np.int64)
-        k = max(0, min(int(k), self.n - len(ex)))
+        q, ex, k = _prepare_query(q, k, exclude, self.dim, self.n)
         if k == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         if self._faiss is not None:
@@ -204,11 +227,7 @@ class SimilarityIndex:
         Raises:
             InputError: an empty selection or rows out of range.
         """
-        rows = np.atleast_1d(np.asarray(index, dtype=np.int64))
-        if rows.size == 0:
-            raise InputError("no objects selected to search from")
-        if rows.min() < 0 or rows.max() >= self.n:
-            raise InputError(f"object rows out of range 0..{self.n - 1}")
+        rows = _query_rows(index, self.n)
         q = self.vectors[rows].mean(axis=0, dtype=np.float64).astype(np.float32)
         return self.query_vector(q, k, rows if exclude_query else None)
 
@@ -382,15 +401,7 @@ class ApproximateIndex:
     def query_vector(self, q: np.ndarray, k: int = 20, exclude: Sequence[int] | np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
         """See :meth:`SimilarityIndex.query_vector` (approximate shortlist, exact similarities)."""
-        q = np.asarray(q, dtype=np.float32).ravel()
-        if q.shape != (self.dim,):
-            raise InputError(f"query has {q.size} dimensions, the index {self.dim}")
-        nq = float(np.linalg.norm(q))
-        if not np.isfinite(nq):
-            raise InputError("the query vector contains NaN or inf")
-        q = q / np.float32(nq) if nq > 0 else q
-        ex = np.unique(np.asarray(exclude, dtype=np.int64)) if exclude is not None else np.empty(0, np.int64)
-        k = max(0, min(int(k), self.n - len(ex)))
+        q, ex, k = _prepare_query(q, k, exclude, self.dim, self.n)
         if k == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         kk = min(self.n, self.shortlist * k + len(ex))
@@ -404,11 +415,7 @@ class ApproximateIndex:
 
     def query(self, index, k: int = 20, exclude_query: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """See :meth:`SimilarityIndex.query`."""
-        rows = np.atleast_1d(np.asarray(index, dtype=np.int64))
-        if rows.size == 0:
-            raise InputError("no objects selected to search from")
-        if rows.min() < 0 or rows.max() >= self.n:
-            raise InputError(f"object rows out of range 0..{self.n - 1}")
+        rows = _query_rows(index, self.n)
         q = self._rows(np.unique(rows)).mean(axis=0, dtype=np.float64).astype(np.float32)
         return self.query_vector(q, k, rows if exclude_query else None)
 
