@@ -123,17 +123,27 @@ def inject_pair(host: np.ndarray, companion: np.ndarray, rng: np.random.Generato
     return _keep_flux(host, comp)
 
 
+def _centred_grid(s: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """The centre of an (s, s) stamp and its (y, x) pixel offsets from it, float64."""
+    c = (s - 1) / 2
+    yy, xx = np.mgrid[:s, :s].astype(np.float64) - c
+    return c, yy, xx
+
+
+def _rotated(xx: np.ndarray, yy: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets in a frame turned by ``angle``: u along it, v across it."""
+    return xx * np.cos(angle) + yy * np.sin(angle), -xx * np.sin(angle) + yy * np.cos(angle)
+
+
 def inject_tidal(host: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The host plus its own light swirled into a curved tail on one side."""
     s = host.shape[-1]
     light = _central_light(host)
     size = _size_px(light)
-    c = (s - 1) / 2
-    yy, xx = np.mgrid[:s, :s].astype(np.float64) - c
+    c, yy, xx = _centred_grid(s)
     angle = rng.uniform(0, 2 * np.pi)
     # rotate into the tail's frame: u along the tail, v across it
-    u = xx * np.cos(angle) + yy * np.sin(angle)
-    v = -xx * np.sin(angle) + yy * np.cos(angle)
+    u, v = _rotated(xx, yy, angle)
     curl = rng.uniform(0.04, 0.1) * rng.choice([-1, 1])
     stretch = rng.uniform(2.5, 4.0)
     # the tail starts at ~1 size from the centre and bends away as it goes out
@@ -149,12 +159,11 @@ def inject_ring(host: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     s = host.shape[-1]
     light = _central_light(host)
     size = _size_px(light)
-    c = (s - 1) / 2
-    yy, xx = np.mgrid[:s, :s].astype(np.float64) - c
+    c, yy, xx = _centred_grid(s)
     q = rng.uniform(0.6, 1.0)             # projected axis ratio of the ring
     pa = rng.uniform(0, np.pi)
-    u = xx * np.cos(pa) + yy * np.sin(pa)
-    v = (-xx * np.sin(pa) + yy * np.cos(pa)) / q
+    u, v = _rotated(xx, yy, pa)
+    v = v / q
     r = np.hypot(u, v)
     radius = min(rng.uniform(1.0, 2.0) * size, 0.45 * s)
     theta = np.arctan2(yy, xx)
@@ -169,8 +178,7 @@ def inject_arc(host: np.ndarray, source: np.ndarray, rng: np.random.Generator) -
     """The host plus another galaxy's light stretched along a circle around it (a lensed arc)."""
     s = host.shape[-1]
     light = _central_light(source)
-    c = (s - 1) / 2
-    yy, xx = np.mgrid[:s, :s].astype(np.float64) - c
+    c, yy, xx = _centred_grid(s)
     r = np.hypot(yy, xx)
     theta = np.arctan2(yy, xx)
     radius = rng.uniform(0.25, 0.4) * s
