@@ -99,30 +99,30 @@ def cli(*args: str) -> list[str]:
 
 
 def refit_time(store_path: Path, cat_rare: np.ndarray, repeats: int = 3) -> dict:
-    from galexplorer.active.acquisition import Acquisition, select_batch
-    from galexplorer.active.features import standardise
-    from galexplorer.active.gp import GaussianProcessRegressor
+    # What the user waits for: the explorer's / simulate's refit, ActiveLoop.fit with the default
+    # configuration (scorer gp-anomaly on the store's anomaly score, the loop's learning features:
+    # the PCA components keeping 95% of the variance, standardised), 500 labels, batch of 10 by
+    # EI. Above PREFILTER_MIN_ROWS objects that is the candidate pre-filter (active/prefilter.py).
+    # (This used to time a plain GP on every PCA column: its long fitted length scale sent the
+    # mean to float64, 5x the float32 pass: ~30 s at 10^6, see docs/scaling.md.)
+    from galexplorer.active.loop import ActiveLoop, LoopConfig
     from galexplorer.store import EmbeddingStore
 
     with EmbeddingStore(store_path) as s:
-        X = standardise(s.pca, "global").astype(np.float32)
-    n = len(X)
-    rng = np.random.default_rng(0)
-    rare_rows = np.flatnonzero(cat_rare)
-    lab = np.unique(np.concatenate([rng.choice(n, min(n, 490), replace=False),
-                                    rng.choice(rare_rows, min(10, len(rare_rows)), replace=False)]))
-    y = np.where(cat_rare[lab], 5.0, rng.integers(0, 2, len(lab))).astype(np.float32)
-    cand = np.setdiff1d(np.arange(n), lab)
-    acq = Acquisition("ei", best=float(y.max()), xi=0.5)
-    GaussianProcessRegressor().fit(X[lab[:50]], y[:50]).predict_mean(X[:1000])   # warm up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        gp = GaussianProcessRegressor().fit(X[lab], y)
-        mean, bound = gp.predict_mean(X, std_bound=True)
-        sel = select_batch(mean, bound, lambda r, gp=gp: gp.predict_std(X, r), acq, 10, cand)
-        times.append(time.perf_counter() - t0)
-    hits = int(cat_rare[sel.batch].sum())
+        loop = ActiveLoop(s, LoopConfig())
+        n = loop.n
+        rng = np.random.default_rng(0)
+        rare_rows = np.flatnonzero(cat_rare)
+        lab = np.unique(np.concatenate([rng.choice(n, min(n, 490), replace=False),
+                                        rng.choice(rare_rows, min(10, len(rare_rows)), replace=False)]))
+        y = np.where(cat_rare[lab], 5.0, rng.integers(0, 2, len(lab))).astype(np.float32)
+        loop.fit(lab[:50], y[:50])                                  # warm up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            res = loop.fit(lab, y)
+            times.append(time.perf_counter() - t0)
+    hits = int(cat_rare[res.next_batch].sum())
     return {"refit": statistics.median(times), "batch_rare": hits}
 
 

@@ -45,7 +45,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from .acquisition import Acquisition, BatchSelection
 from .gp import GaussianProcessRegressor, GPHyperparameters, run_chunks
+from .prefilter import PREFILTER_MIN_ROWS, low_rank_bound, select_batch_prefiltered
 from .registry import DEFAULT_SCORER, SCORER_INFO, SCORERS  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -68,10 +70,17 @@ class ScoreModel:
 
     Attributes:
         mean: (N,) float32 predicted score (0–5 scale for every scorer but the GP, whose mean
-            may leave it slightly).
+            may leave it slightly). Above :data:`~.prefilter.PREFILTER_MIN_ROWS` objects the
+            GP's is the low-rank mean, exact only where ``mean_error`` is 0.
         std_bound: (N,) float32 upper bound on the std, or None for scorers without one.
         exact_std: ``f(rows int64) -> float32`` exact std of those rows, or None.
         info: fitted parameters (JSON-able), e.g. the GP's hyper-parameters.
+        std_is_exact: ``std_bound`` is the exact std.
+        mean_error: (N,) float32 bound on ``|exact mean − mean|`` (None: the mean is exact).
+        exact_mean: ``f() -> (N,)`` the exact mean of every object (a streamed pass), or None.
+        select: ``f(acquisition, k, candidates) -> BatchSelection``: the scorer's own exact
+            batch selection (the GP's pre-filter), or None for
+            :func:`~galexplorer.active.acquisition.select_batch`.
     """
 
     mean: np.ndarray
@@ -79,10 +88,27 @@ class ScoreModel:
     exact_std: Callable[[np.ndarray], np.ndarray] | None = None
     info: dict = field(default_factory=dict)
     std_is_exact: bool = False
+    mean_error: np.ndarray | None = None
+    exact_mean: Callable[[], np.ndarray] | None = None
+    select: Callable[..., BatchSelection] | None = None
 
     @property
     def has_std(self) -> bool:
         return self.exact_std is not None
+
+    @property
+    def mean_is_exact(self) -> bool:
+        """Whether :attr:`mean` is the exact mean of every object (False after the GP's
+        pre-filter, until :meth:`complete_mean`)."""
+        return self.mean_error is None
+
+    def complete_mean(self) -> ScoreModel:
+        """Replace a low-rank mean by the exact one, in place (a streamed pass; see
+        :mod:`galexplorer.active.prefilter`). Returns self."""
+        if self.mean_error is not None and self.exact_mean is not None:
+            self.mean[:] = self.exact_mean()
+            self.mean_error = None
+        return self
 
 
 class Scorer:
@@ -114,13 +140,17 @@ class GPScorer(Scorer):
         anomaly: with a scorer providing the raw anomaly score, the prior mean is
             ``a + b·anomaly`` (anomaly min–max scaled to 0–5; see :mod:`.gp`): before any high
             label EI favours anomalous objects, after some it follows the labels. None: plain GP.
+        prefilter_min_rows: from this many objects on, the batch is chosen through the
+            candidate pre-filter (:mod:`.prefilter`) and the mean of the objects it rules out is
+            the low-rank one (exact on request: :meth:`ScoreModel.complete_mean`).
     """
 
     name = "gp"
 
     def __init__(self, n_restarts: int = 0, seed: int = 0, precision: str = "auto", tolerance: float = 1e-4,
-                 anomaly: _CachedUnsupervised | None = None):
+                 anomaly: _CachedUnsupervised | None = None, prefilter_min_rows: int = PREFILTER_MIN_ROWS):
         self.n_restarts, self.seed, self.precision, self.tolerance = n_restarts, seed, precision, tolerance
+        self.prefilter_min_rows = int(prefilter_min_rows)
         self.anomaly = anomaly
         if anomaly is not None:
             self.name = "gp-anomaly"
@@ -131,19 +161,54 @@ class GPScorer(Scorer):
         start = None
         if warm and "hyper" in warm:
             start = GPHyperparameters(**warm["hyper"])
-        h = None if self.anomaly is None else minmax_scale(self.anomaly.raw_scores(X))
+        h = None if self.anomaly is None else self._covariate(X)
         gp.fit(X[labelled], labels, hyper=start, mean_covariate=None if h is None else h[labelled])
-        mean, bound = gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=True,
-                                      mean_covariate=h)
         info = {"hyper": gp.hyper.as_dict(), "log_marginal_likelihood": gp.log_marginal_likelihood_value,
                 "precision": gp.mode, "float32_error": gp.float32_error, "fit_seconds": gp.fit_seconds}
         if h is not None:
             a, b = gp.mean_coef            # normalised units -> label units: prior mean = a + b·anomaly
             info["prior_mean"] = {"a": gp.y_mean + gp.y_std * a, "b": gp.y_std * b}
-        return ScoreModel(
-            mean=mean, std_bound=bound,
-            exact_std=lambda rows: gp.predict_std(X, rows, desc="GP std" if len(rows) > 100_000 else None),
-            info=info)
+
+        def exact_std(rows):
+            return gp.predict_std(X, rows, desc="GP std" if len(rows) > 100_000 else None)
+
+        def exact_mean():
+            return gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, mean_covariate=h)
+
+        if len(X) >= self.prefilter_min_rows:
+            return self._prefiltered(gp, X, h, info, exact_std, exact_mean)
+        mean, bound = gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=True,
+                                      mean_covariate=h)
+        return ScoreModel(mean=mean, std_bound=bound, exact_std=exact_std, info=info)
+
+    def _covariate(self, X: np.ndarray) -> np.ndarray:
+        """The anomaly score scaled to 0–5, kept between refits (a pass over N saved each time)."""
+        raw = self.anomaly.raw_scores(X)
+        cached = getattr(self, "_scaled", None)
+        if cached is None or cached[0] is not raw:
+            cached = (raw, minmax_scale(raw))
+            self._scaled = cached
+        return cached[1]
+
+    def _prefiltered(self, gp, X, h, info, exact_std, exact_mean) -> ScoreModel:
+        """The low-rank mean and bounds of every object; the batch by the exact GP on the few
+        candidates that could win (:mod:`.prefilter`)."""
+        lr = low_rank_bound(gp, X, mean_covariate=h, desc="GP low-rank pass" if len(X) > 2_000_000 else None)
+        info = {**info, "prefilter": {"rank": lr.rank, "seconds": lr.seconds}}
+        model = ScoreModel(mean=lr.mean, std_bound=lr.std_bound, exact_std=exact_std, info=info,
+                           mean_error=lr.mean_error, exact_mean=exact_mean)
+
+        def select(acquisition: Acquisition, k: int, candidates: np.ndarray) -> BatchSelection:
+            sel = select_batch_prefiltered(gp, X, lr, acquisition, k, candidates, mean_covariate=h)
+            if model.mean_error is not None:     # the kept candidates' mean is now exact
+                model.mean[sel.kept] = sel.kept_mean
+                model.mean_error[sel.kept] = 0.0
+            model.info["prefilter"].update(kept=int(len(sel.kept)), candidates=int(len(candidates)),
+                                           max_mean_error=float(np.max(lr.mean_error)))
+            return sel
+
+        model.select = select
+        return model
 
 
 class KNNTransferScorer(Scorer):
