@@ -84,6 +84,19 @@ def matern_block(left_aug: np.ndarray, right_aug_t: np.ndarray, out: np.ndarray 
     else:
         Di = D.view(np.int32 if D.dtype == np.float32 else np.int64)
         np.maximum(Di, 0, out=Di)                    # rounding negatives -> +0.0
+    return matern_from_squared(D, work)
+
+
+def matern_from_squared(D: np.ndarray, work: np.ndarray | None = None) -> np.ndarray:
+    """``(1 + d)·exp(−d) / e`` in place of the scaled squared distances ``D = d²`` (≥ 0).
+
+    Args:
+        D: (rows, n) float32 or float64, overwritten with the result.
+        work: optional buffer like ``D`` for ``exp``.
+
+    Returns:
+        ``D``.
+    """
     np.sqrt(D, out=D)
     D += D.dtype.type(1.0)                           # u = 1 + d
     with np.errstate(over="ignore"):                 # exp(u) = inf far away: u / inf = 0, right

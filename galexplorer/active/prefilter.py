@@ -52,7 +52,7 @@ import numpy as np
 
 from .acquisition import Acquisition, BatchSelection, select_batch
 from .gp import ChunkBuffers, GaussianProcessRegressor, run_chunks
-from .kernels import matern_block, scaled_augmented
+from .kernels import matern_block, matern_from_squared, scaled_augmented
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,6 @@ def low_rank_bound(gp: GaussianProcessRegressor, X: np.ndarray, mean_covariate: 
     lam, U = np.linalg.eigh(K_lat[np.ix_(S, S)])
     lam = np.maximum(lam, 0.0)
     nug = max(s2 * mean_nugget, gp.jitter)
-    alpha = gp.alpha_
     Ka = K_SZ @ alpha
     beta = U @ ((U.T @ Ka) / (lam + nug))                      # (K_SS + nug·I)⁻¹ K_SZ α
     # αᵀ R_ZZ α = αᵀ K_ZZ α − (K_SZ α)ᵀ (K_SS + nug·I)⁻¹ (K_SZ α)
@@ -157,13 +156,18 @@ def low_rank_bound(gp: GaussianProcessRegressor, X: np.ndarray, mean_covariate: 
     C = math.sqrt(max(resid, 0.0))
     inv_w = np.column_stack([1.0 / (lam + nug), 1.0 / (lam + s2)])   # (m, 2): the mean's, the std's
     w_norm = math.sqrt(float(inv_w.max()))
+    inv_w32 = np.ascontiguousarray(inv_w.astype(np.float32))
     coef_a, coef_b = gp.mean_coef
     hcov = gp._covariate(mean_covariate, len(X))
     ystd, ymean = gp.y_std, gp.y_mean
-    right = np.ascontiguousarray(scaled_augmented(Z[S], ell, "right", np.float32).T)
-    zs2 = float(np.max(np.sum((Z[S] * (math.sqrt(3.0) / ell)) ** 2, axis=1))) if m else 0.0
-    cols = np.ascontiguousarray(np.column_stack([beta * c, U * c]).astype(np.float32))
-    inv_w32 = np.ascontiguousarray(inv_w.astype(np.float32))
+    # squared scaled distances as |x|²s² + |z|²s² − 2s²x·z: one (rows, k) × (k, m) product
+    s_sc = math.sqrt(3.0) / ell
+    zs2_each = np.sum((Z[S] * s_sc) ** 2, axis=1)
+    zs2 = float(zs2_each.max()) if m else 0.0
+    right = np.ascontiguousarray((-2.0 * s_sc * s_sc * Z[S]).T.astype(np.float32))     # (k, m)
+    zs2_row = zs2_each.astype(np.float32)[None, :]
+    U_c = np.ascontiguousarray((U * c).astype(np.float32))
+    beta_c = (beta * c).astype(np.float32)
     abs_beta = float(np.abs(beta).sum())
     # the GP's own mean carries rounding too (float32 or mixed): the exact path's values, which
     # these bounds must hold for, are within that of the true mean
@@ -179,22 +183,29 @@ def low_rank_bound(gp: GaussianProcessRegressor, X: np.ndarray, mean_covariate: 
     buf = ChunkBuffers()
 
     def work(a: int, b: int) -> None:
-        left = scaled_augmented(X[a:b], ell, "left", np.float32)
-        xs2 = float(left[:, -1].max()) if b > a else 0.0
-        B = matern_block(left, right, buf.get("k", b - a, m, np.float32), buf.get("e", b - a, m, np.float32))
-        P = B @ cols                                           # (rows, 1 + m): k·β, then p = Uᵀk
+        Xc = np.asarray(X[a:b], dtype=np.float32)
+        x2 = np.einsum("ij,ij->i", Xc, Xc)
+        x2 *= f32(s_sc * s_sc)
+        xs2 = float(x2.max()) if b > a else 0.0
+        B = np.matmul(Xc, right, out=buf.get("k", b - a, m, np.float32))
+        B += x2[:, None]
+        B += zs2_row
+        Bi = B.view(np.int32)
+        np.maximum(Bi, 0, out=Bi)                              # rounding negatives -> +0.0
+        B = matern_from_squared(B, buf.get("e", b - a, m, np.float32))
+        mu = B @ beta_c                                        # low-rank k·β, normalised
+        P = np.matmul(B, U_c, out=buf.get("p", b - a, m, np.float32))    # p = Uᵀk
         # float32 rounding of a block entry (units of the kernel / e): a few ulps for sqrt, exp
         # and the divide, and the squared distance's error (k + 2 terms of size up to
         # |x|² + |z|², scaled) times the slope of the kernel in d², at most 1/(2e)
         dB = 4 * _EPS32 + (kdim + 2) * _EPS32 * 2 * (xs2 + zs2) / (2 * math.e) + 1e-30
         dk = dB * c                                            # absolute error of a kernel value
         dv = dk * math.sqrt(m) * w_norm
-        slack_q = np.float32(2 * math.sqrt(amp) * dv + dv * dv + 2 * (m + 2) * _EPS32 * amp)
-        p2 = np.square(P[:, 1:], out=P[:, 1:])
-        q = p2 @ inv_w32                                       # (rows, 2)
+        slack_q = 2 * math.sqrt(amp) * dv + dv * dv + 2 * (m + 2) * _EPS32 * amp
+        np.square(P, out=P)
+        q = P @ inv_w32                                        # (rows, 2)
         # r(x,x) for the mean's conditioning (column 0) and for the std's (column 1)
         r = np.clip(np.subtract(f32(amp + slack_q), q, out=q), 0, f32(amp), out=q)
-        mu = P[:, 0]                                           # normalised, float32
         if hcov is not None:
             mu += f32(coef_a) + f32(coef_b) * hcov[a:b]
         elif coef_a:
