@@ -10,6 +10,8 @@ Public API (what the CLI and the explorer call; all safe to call from a worker t
         # .mean .std .acquisition (N,) float32 (std/acquisition NaN where not computed)
         # .next_batch (k,) int64, .order (N,) int64, .scorer, .n_labels, .seconds, .info
         # .complete_std() fills std for every object (slow for the GP at 10^6)
+        # .complete_mean() the exact mean where the GP's pre-filter left the low-rank one
+        #   (from 500 000 objects; .mean_complete says which)
     loop.anomaly_prior() -> (N,) float32 0–5
 
     from galexplorer.active.ranking import label_snapshot, ranked_table, rank_store, current_ranking
@@ -24,6 +26,8 @@ Public API (what the CLI and the explorer call; all safe to call from a worker t
 
 Modules: ``features`` (standardised PCA features), ``kernels`` and ``gp`` (the regressor),
 ``acquisition`` (EI, UCB, uncertainty, batch selection, the spanning first batch),
+``prefilter`` (the GP's batch at survey scale: a low-rank pass bounds every object, the exact
+GP runs on the candidates that could win),
 ``scorers`` (gp, knn, neighbour, iforest, lof), ``loop``, ``ranking``, ``oracle``,
 ``metrics``, ``simulate``. See docs/active-learning.md.
 """

@@ -235,6 +235,18 @@ def ranking_order(mean: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
         (N,) int64.
     """
     n = len(mean)
+    if n >= 1 << 32:                          # rows do not fit the packed keys: five-key lexsort
+        key = np.asarray(mean, dtype=np.float64).copy()
+        key[np.isnan(key)] = -np.inf
+        raw = key.copy()
+        key[labelled] = labels
+        key = np.minimum(key, top)
+        is_lab = np.zeros(n, bool)
+        is_lab[labelled] = True
+        is_ex = np.zeros(n, bool)
+        if excluded is not None and len(excluded):
+            is_ex[excluded] = True
+        return np.lexsort((np.arange(n), -raw, ~is_lab, -key, is_ex)).astype(np.int64)
     raw = np.array(mean, dtype=np.float32)
     raw[np.isnan(raw)] = -np.inf
     raw += np.float32(0.0)                    # -0.0 -> +0.0: equal floats, equal keys
@@ -279,10 +291,7 @@ def _descending_bits(values: np.ndarray) -> np.ndarray:
 
 def _descending_keys(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Sorted int64 keys ``bits(−value) << 32 | row``: by decreasing value, ties by increasing row
-    (rows below 2^32; ``key & 0xFFFFFFFF`` is the row)."""
-    if len(rows) and int(rows.max()) >= 1 << 32:
-        raise ConfigError(f"cannot rank {len(rows)} objects: the ranking packs rows in 32 bits (at most 2^32)",
-                          hint="split the store into shards of fewer objects")
+    (rows below 2^32, see :func:`ranking_order`; ``key & 0xFFFFFFFF`` is the row)."""
     key = _descending_bits(values)
     key <<= 32
     key |= rows
