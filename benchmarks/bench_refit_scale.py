@@ -25,7 +25,7 @@ candidates the pre-filter kept, the largest error bound of the low-rank mean; at
 size also the exact path's time, the batch overlap with it and the low-rank mean's actual error.
 
     nice -n 5 python benchmarks/bench_refit_scale.py                      # 10^6 and 10^7
-    python benchmarks/bench_refit_scale.py --sizes 20000,100000 --repeats 1   # quick
+    python benchmarks/bench_refit_scale.py --quick        # 2·10^4 and 6·10^4, pre-filter from 10^4
 Target: refit <= 5 s at 10^7 on 2 cores.
 """
 
@@ -120,7 +120,7 @@ def peak_during(fn):
     return out, max(peak[0], rss_gb())
 
 
-def run_size(n: int, repeats: int, reference: bool) -> dict:
+def run_size(n: int, repeats: int, reference: bool, prefilter_from: int) -> dict:
     from galexplorer.active.features import LearningFeatures
     from galexplorer.active.loop import ActiveLoop, LoopConfig
 
@@ -131,6 +131,7 @@ def run_size(n: int, repeats: int, reference: bool) -> dict:
           flush=True)
     feats = LearningFeatures(X, 0.95, "synthetic", {"n_features": X.shape[1]})
     loop = ActiveLoop(FeatureStore(anomaly), LoopConfig(), features=feats)
+    loop.scorer.prefilter_min_rows = prefilter_from
     rng = np.random.default_rng(0)
     lab = np.unique(np.concatenate([rng.choice(n, 490, replace=False),
                                     rng.choice(np.flatnonzero(rare), 10, replace=False)]))
@@ -161,7 +162,6 @@ def run_size(n: int, repeats: int, reference: bool) -> dict:
             d = np.abs(approx_mean - exact.mean)
             out["err_max"], out["err_median"] = float(d.max()), float(np.median(d))
             out["bound_ok"] = bool(np.all(d <= res.info["prefilter"]["max_mean_error"] + 1e-6))
-        loop.scorer.prefilter_min_rows = 1 << 62
     out["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"  refit runs: {', '.join(f'{t:.2f}' for t in times)} s; {out}", flush=True)
     return out
@@ -173,11 +173,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000000,10000000", help="comma-separated N; the first is the reference")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--prefilter-from", type=int, default=PREFILTER_MIN_ROWS,
+                    help="objects from which the pre-filter is used (default: the scorer's)")
+    ap.add_argument("--quick", action="store_true", help="small sizes, pre-filter from 10^4 (smoke test)")
     args = ap.parse_args()
+    if args.quick:
+        args.sizes, args.repeats, args.prefilter_from = "20000,60000", 1, 10_000
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"GP refit, production path (gp-anomaly, EI, batch 10, 500 labels); pre-filter from "
-          f"{PREFILTER_MIN_ROWS:,} objects; {os.cpu_count()} cores", flush=True)
-    rows = [run_size(n, args.repeats, reference=(i == 0)) for i, n in enumerate(sizes)]
+          f"{args.prefilter_from:,} objects; {os.cpu_count()} cores", flush=True)
+    rows = [run_size(n, args.repeats, i == 0, args.prefilter_from) for i, n in enumerate(sizes)]
     ref = rows[0]
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (the machine's other work shares its cores)")
     print("\n| N | refit (median) | CPU time | vs exact path | extra memory | process peak | rare in batch | kept | "
