@@ -81,7 +81,7 @@ def test_bounds_hold_and_batch_is_the_exact_paths(data, name, hyper, with_h):
     for acq_name in ("ei", "ucb", "uncertainty"):
         acq = Acquisition(acq_name, best=float(y.max()), xi=0.5)
         exact = select_batch(exact_mean, mean_bound, lambda r: gp.predict_std(X, r), acq, 10, cand)
-        pre = select_batch_prefiltered(gp, X, lr, acq, 10, cand, mean_covariate=h, seed=64)
+        pre = select_batch_prefiltered(gp, X, lr, acq, 10, cand, mean_covariate=h, seed=64, max_kept=1.0)
         np.testing.assert_array_equal(np.sort(pre.batch), np.sort(exact.batch))
         assert set(pre.kept) <= set(cand) and set(pre.batch) <= set(pre.kept)
         # a subset's float32 mean differs from the full pass's by BLAS blocking (~1e-5): within the
@@ -196,3 +196,26 @@ def test_ranking_order_equals_the_lexsort(seed):
     assert got.dtype == np.int64
     np.testing.assert_array_equal(ranking_order(mean, labelled[:0], labels[:0]),
                                   _lexsort_ranking(mean, labelled[:0], labels[:0], excluded[:0]))
+
+
+def test_too_many_kept_falls_back_to_the_exact_path(data, monkeypatch):
+    X, rare, lab, y, h = data
+    gp = fitted(X, lab, y, h)
+    lr = low_rank_bound(gp, X, mean_covariate=h)
+    cand = np.setdiff1d(np.arange(N), lab)
+    acq = Acquisition("ei", best=float(y.max()), xi=0.5)
+    assert select_batch_prefiltered(gp, X, lr, acq, 10, cand, mean_covariate=h, max_kept=0.0) is None
+    # the scorer then computes the exact mean of every object and selects as below the threshold
+    import galexplorer.active.scorers as scorers
+
+    feats = LearningFeatures(X, 0.95, "test")
+    exact_loop = ActiveLoop(_Store(h), LoopConfig(), features=feats)
+    exact_loop.scorer.prefilter_min_rows = N + 1
+    ex = exact_loop.fit(lab, y)
+    monkeypatch.setattr(scorers, "select_batch_prefiltered", lambda *a, **k: None)
+    pre_loop = ActiveLoop(_Store(h), LoopConfig(), features=feats)
+    pre_loop.scorer.prefilter_min_rows = N
+    pr = pre_loop.fit(lab, y)
+    assert pr.info["prefilter"]["fallback"] == "exact path" and pr.mean_complete
+    np.testing.assert_array_equal(pr.next_batch, ex.next_batch)
+    np.testing.assert_array_equal(pr.order, ex.order)

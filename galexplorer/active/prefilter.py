@@ -275,7 +275,7 @@ class PrefilterSelection(BatchSelection):
 def select_batch_prefiltered(gp: GaussianProcessRegressor, X: np.ndarray, bound: LowRankBound,
                              acquisition: Acquisition, k: int, candidates: np.ndarray,
                              mean_covariate: np.ndarray | None = None, seed: int = 512,
-                             bound_rank: int = 8) -> PrefilterSelection:
+                             bound_rank: int = 8, max_kept: float = 0.1) -> PrefilterSelection | None:
     """The exact path's batch, with the exact GP only on candidates that could be in it.
 
     Args:
@@ -288,9 +288,12 @@ def select_batch_prefiltered(gp: GaussianProcessRegressor, X: np.ndarray, bound:
         mean_covariate: (N,) the prior-mean covariate.
         seed: candidates evaluated exactly to set the threshold.
         bound_rank: directions of the std bound in the exact mean pass.
+        max_kept: the largest fraction of the candidates worth keeping: when the bounds keep more
+            (the labels make the mean too sharp for the low-rank pass), None is returned and the
+            caller takes the exact path, which is then cheaper.
 
     Returns:
-        :class:`PrefilterSelection` (rows are rows of ``X``).
+        :class:`PrefilterSelection` (rows are rows of ``X``), or None (see ``max_kept``).
     """
     candidates = np.asarray(candidates, dtype=np.int64)
     k = min(int(k), len(candidates))
@@ -334,6 +337,9 @@ def select_batch_prefiltered(gp: GaussianProcessRegressor, X: np.ndarray, bound:
     rows_maybe = np.flatnonzero(maybe)
     ub = acquisition(mu_ub[rows_maybe], s_ub[rows_maybe])
     kept = rows_maybe[np.nan_to_num(ub, nan=np.inf) >= t - margin]
+    if len(kept) > max_kept * len(candidates):
+        log.debug("pre-filter: %d of %d candidates kept, too many: the exact path", len(kept), len(candidates))
+        return None
     new = np.setdiff1d(kept, seed_rows, assume_unique=True)
     m_new, b_new = exact_mean(new) if len(new) else (f, f)
     order = np.argsort(np.concatenate([seed_rows, new]), kind="stable")

@@ -138,8 +138,8 @@ def ranked_table(store: EmbeddingStore, result: LoopResult | Ranking, journal: L
     Returns:
         :class:`RankedTable`.
     """
-    if isinstance(result, LoopResult):
-        ranking = Ranking.from_result(result, store.uuid)
+    if isinstance(result, LoopResult):     # exported ranks are the exact mean's (see complete_mean)
+        ranking = Ranking.from_result(result.complete_mean(), store.uuid)
     else:
         ranking = result
     n = store.n
@@ -251,6 +251,8 @@ def rank_store(store_path: str | Path, config: LoopConfig | None = None, user: s
         result = loop.fit(snap.labelled, snap.labels, snap.excluded)
         if full_std:
             result.complete_std()
+        else:                               # the saved ranking is always the exact mean's
+            result.complete_mean()
         sidecar = write_ranking(store.path, Ranking.from_result(result, store.uuid)) if write else None
     return RankReport(Path(store_path), sidecar, result, time.perf_counter() - t0)
 

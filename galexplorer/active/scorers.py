@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
-from .acquisition import Acquisition, BatchSelection
+from .acquisition import Acquisition, BatchSelection, select_batch
 from .gp import GaussianProcessRegressor, GPHyperparameters, run_chunks
 from .prefilter import PREFILTER_MIN_ROWS, low_rank_bound, select_batch_prefiltered
 from .registry import DEFAULT_SCORER, SCORER_INFO, SCORERS  # noqa: F401  (re-exported)
@@ -200,6 +200,14 @@ class GPScorer(Scorer):
 
         def select(acquisition: Acquisition, k: int, candidates: np.ndarray) -> BatchSelection:
             sel = select_batch_prefiltered(gp, X, lr, acquisition, k, candidates, mean_covariate=h)
+            if sel is None:      # the bounds rule out too few: the exact mean of every object
+                mean, bound = gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=True,
+                                              mean_covariate=h)
+                model.mean[:] = mean
+                model.mean_error = None
+                model.std_bound = bound
+                model.info["prefilter"].update(kept=None, candidates=int(len(candidates)), fallback="exact path")
+                return select_batch(model.mean, bound, exact_std, acquisition, k, candidates)
             if model.mean_error is not None:     # the kept candidates' mean is now exact
                 model.mean[sel.kept] = sel.kept_mean
                 model.mean_error[sel.kept] = 0.0
