@@ -219,3 +219,39 @@ def test_too_many_kept_falls_back_to_the_exact_path(data, monkeypatch):
     assert pr.info["prefilter"]["fallback"] == "exact path" and pr.mean_complete
     np.testing.assert_array_equal(pr.next_batch, ex.next_batch)
     np.testing.assert_array_equal(pr.order, ex.order)
+
+
+def test_the_explorer_model_process_shows_the_exact_mean_after_a_prefiltered_refit(tmp_path, data, monkeypatch):
+    """The window shows what the export will say: after a refit whose batch came from the
+    pre-filter, the model process hands the window the exact mean and ranking, not the low-rank one."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from gui_stores import build_store
+
+    from galexplorer.gui import modelproc
+    from galexplorer.gui.modelproc import ModelServer
+
+    # as at survey scale, where the exact std of every object is too dear to come with each fit
+    monkeypatch.setattr(modelproc, "COMPLETE_STD_FLOPS", 0)
+    X, rare, lab, y, h = data
+    feats = LearningFeatures(X, 0.95, "test")
+    excluded = np.zeros(0, np.int64)
+    server = ModelServer(build_store(tmp_path / "store.h5", 50, thumbnails=False))   # for its journal
+    try:
+        config = LoopConfig()
+        server.loop = ActiveLoop(_Store(h), config, features=feats)
+        server.loop.scorer.prefilter_min_rows = N                # the pre-filter chooses the batch
+        state = server.fit(config.to_dict(), lab, y, excluded)
+        assert server.result.info["prefilter"]["kept"] < N / 20 and server.result.mean_complete
+        exact = ActiveLoop(_Store(h), config, features=feats)
+        exact.scorer.prefilter_min_rows = N + 1
+        ex = exact.fit(lab, y, excluded)
+        np.testing.assert_allclose(state["mean"], ex.mean, atol=1e-5)
+        np.testing.assert_array_equal(np.sort(state["next_batch"]), np.sort(ex.next_batch))
+        # the window's ranking follows the exact mean (up to ties within float32 rounding)
+        unlabelled = np.asarray(state["ranking"])[~np.isin(state["ranking"], lab)]
+        assert np.all(np.diff(ex.mean[unlabelled]) <= 1e-5)
+    finally:
+        server.close()

@@ -103,6 +103,10 @@ class ModelServer:
         from ..active.session import model_state
 
         result = self._fit(config, labelled, labels, excluded)
+        # above PREFILTER_MIN_ROWS the batch came from the pre-filter and most objects hold the
+        # low-rank mean; the window shows what the export will say, so the exact mean comes first
+        # (one streamed pass, here in the model process: the window keeps responding)
+        result.complete_mean()
         if len(result.mean) * max(result.n_labels, 1) ** 2 <= COMPLETE_STD_FLOPS:
             result.complete_std()   # cheap here: every object gets its exact uncertainty
         state = model_state(result)
