@@ -206,7 +206,8 @@ def export_store(store_path: str | Path, output: str | Path, format: str | None 
     scorer (logged) without saving it.
 
     Returns:
-        ``(path, table)``.
+        ``(path, table)``; the table's id and catalogue columns read from the store, which is
+        closed on return: use its length and ``meta``.
 
     Raises:
         StoreError, LabelError, ConfigError: as the steps they come from.
@@ -215,6 +216,7 @@ def export_store(store_path: str | Path, output: str | Path, format: str | None 
     with EmbeddingStore(store_path) as store, LabelJournal.for_store(store_path, readonly=True) as journal:
         ranking = current_ranking(store, user=user)
         table = ranked_table(store, ranking, journal, user=user, top=top)
-    return write_ranked(table, output, fmt, spreadsheet_safe=spreadsheet_safe), table
+        # written while the store is open: a --top table reads its rows' ids and columns now
+        return write_ranked(table, output, fmt, spreadsheet_safe=spreadsheet_safe), table
 
 

@@ -8,6 +8,12 @@ counts (log-scaled) or the mean of a colour column per pixel become an RGBA imag
 :class:`SortedPoints` keeps the points sorted by x, so the points in a view are one contiguous
 slice (two ``searchsorted``) plus a mask on y: the work is proportional to the points in the
 vertical strip of the view, not to N.
+
+Past :data:`GRID_MIN_POINTS` points (10^7: a view of everything bins 10^7 points, 1–2 s),
+:class:`OverviewGrid` counts every point once on a fixed :data:`GRID` x :data:`GRID` grid over
+the data; a view whose pixels span at least :data:`GRID_PER_PIXEL` grid cells is binned from the
+grid's cells (4·10^6 cells at most, whatever N) instead of from the points. Zoomed in further,
+the points in view are few and are binned exactly.
 """
 
 from __future__ import annotations
@@ -55,7 +61,8 @@ class SortedPoints:
         # non-finite points (failed projections) are kept out of every view: they sort last
         # and carry +inf, so no slice [x0, x1) with finite bounds contains them
         x = np.where(finite, xy[:, 0], np.inf).astype(np.float32)
-        self.order = np.argsort(x, kind="stable")
+        # introsort: 2x faster than a stable sort at 10^7 (the order of equal x does not matter)
+        self.order = np.argsort(x)
         self.rank = np.empty_like(self.order)
         self.rank[self.order] = np.arange(len(self.order))
         self.x = np.ascontiguousarray(x[self.order])
@@ -227,3 +234,94 @@ def render_rgba(binned: Binned, table: np.ndarray, values: np.ndarray | None = N
     ci *= ALPHA_LEVELS
     ci += (alpha * np.float32(ALPHA_LEVELS - 1) + np.float32(0.5)).astype(np.int32)
     return table[ci].view(np.uint8).reshape(h, w, 4)
+
+
+GRID = 2048
+GRID_MIN_POINTS = 2_000_000
+GRID_PER_PIXEL = 1.0
+
+
+class OverviewGrid:
+    """Every point counted once on a ``size`` x ``size`` grid over the data's bounds, so that a
+    zoomed-out view is binned from grid cells, not from the points.
+
+    A cell goes to the screen pixel that holds its centre; with cells no larger than a pixel
+    (:data:`GRID_PER_PIXEL`) a point lands in its own pixel or a neighbour. Weight sums (colours) and selected counts are gridded once per colouring /
+    selection (one pass over the points) and reused by every view until they change.
+
+    Args:
+        points: the point cloud (non-finite points are left out, as in every view).
+        size: cells along each axis.
+    """
+
+    def __init__(self, points: SortedPoints, size: int = GRID):
+        self.size = int(size)
+        b = points.bounds()
+        pad_x = (b.width or 1.0) * 1e-6
+        pad_y = (b.height or 1.0) * 1e-6
+        self.rect = ViewRect(b.x0 - pad_x, b.x1 + pad_x, b.y0 - pad_y, b.y1 + pad_y)
+        self.n_finite = int(np.count_nonzero(np.isfinite(points.x)))   # they sort first
+        x, y = points.x[:self.n_finite], points.y[:self.n_finite]
+        ix = ((x - np.float32(self.rect.x0)) * np.float32(self.size / self.rect.width)).astype(np.int32)
+        iy = ((y - np.float32(self.rect.y0)) * np.float32(self.size / self.rect.height)).astype(np.int32)
+        np.clip(ix, 0, self.size - 1, out=ix)
+        np.clip(iy, 0, self.size - 1, out=iy)
+        iy *= self.size
+        iy += ix
+        self.key = iy          # (n_finite,) int32 cell of each point, in x order
+        self.count = self._grid(None)
+        cw, ch = self.rect.width / self.size, self.rect.height / self.size
+        self.cx = self.rect.x0 + (np.arange(self.size) + 0.5) * cw
+        self.cy = self.rect.y0 + (np.arange(self.size) + 0.5) * ch
+        self._sums: tuple[object, np.ndarray] | None = None
+        self._selected: tuple[object, np.ndarray] | None = None
+
+    def _grid(self, weights: np.ndarray | None) -> np.ndarray:
+        w = None if weights is None else weights[:self.n_finite]
+        return np.bincount(self.key, weights=w, minlength=self.size ** 2).astype(np.float32)
+
+    def covers(self, rect: ViewRect, width: int, height: int) -> bool:
+        """Whether a view of ``width`` x ``height`` pixels is coarse enough to bin from the grid."""
+        cw, ch = self.rect.width / self.size, self.rect.height / self.size
+        return rect.width / max(width, 1) >= GRID_PER_PIXEL * cw and \
+            rect.height / max(height, 1) >= GRID_PER_PIXEL * ch
+
+    def sums(self, weights: np.ndarray) -> np.ndarray:
+        """(K, size²) per-cell sums of (K, N) weights in x order (kept until the weights change)."""
+        if self._sums is None or self._sums[0] is not weights:
+            self._sums = (weights, np.stack([self._grid(wk) for wk in np.atleast_2d(weights)]))
+        return self._sums[1]
+
+    def selected(self, selected: np.ndarray) -> np.ndarray:
+        """(size²,) per-cell counts of selected points ((N,) bool in x order; kept while the same)."""
+        if self._selected is None or self._selected[0] is not selected:
+            keys = self.key[selected[:self.n_finite]]
+            self._selected = (selected, np.bincount(keys, minlength=self.size ** 2).astype(np.float32))
+        return self._selected[1]
+
+    def bin(self, rect: ViewRect, width: int, height: int, weights: np.ndarray | None = None,
+            selected: np.ndarray | None = None) -> Binned:
+        """:func:`bin_view` of the view from the grid's cells (same arguments and result)."""
+        width, height = max(int(width), 1), max(int(height), 1)
+        px = np.floor((self.cx - rect.x0) * (width / rect.width)).astype(np.int64)
+        py = np.floor((self.cy - rect.y0) * (height / rect.height)).astype(np.int64)
+        cols = np.flatnonzero((px >= 0) & (px < width))
+        rows = np.flatnonzero((py >= 0) & (py < height))
+        size = width * height
+        if len(cols) == 0 or len(rows) == 0:
+            empty = np.zeros((height, width), np.float32)
+            k = 0 if weights is None else len(np.atleast_2d(weights))
+            return Binned(empty, np.zeros((k, height, width), np.float32) if k else None,
+                          empty.copy() if selected is not None else None, 0)
+        cells = (rows[:, None] * self.size + cols[None, :]).ravel()
+        key = (py[rows][:, None] * width + px[cols][None, :]).ravel()
+
+        def gather(grid: np.ndarray) -> np.ndarray:
+            return np.bincount(key, weights=grid[cells], minlength=size).astype(np.float32).reshape(height, width)
+
+        count = gather(self.count)
+        sums = None
+        if weights is not None:
+            sums = np.stack([gather(g) for g in self.sums(weights)])
+        sel = gather(self.selected(selected)) if selected is not None else None
+        return Binned(count, sums, sel, int(round(float(count.sum()))))

@@ -440,6 +440,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def unload(self) -> None:
         if self.explorer is not None:
+            self.candidates.clear()   # its id and catalogue columns read from the store closed next
             self.explorer.shutdown()
             self.explorer.deleteLater()
             self.explorer = None
