@@ -16,7 +16,8 @@ catalogue columns mag, z (float), kind (text); no cutouts, no thumbnails), then 
 * ``galexplorer export --top 1000`` and the full CSV export (subprocess, wall and peak).
 
     nice -n 5 python benchmarks/bench_explorer_scale.py                  # 10^6 and 10^7
-    python benchmarks/bench_explorer_scale.py --sizes 20000 --no-full-export   # smoke run
+    python benchmarks/bench_explorer_scale.py --quick                     # smoke run, 10^4 and 2·10^4
+    python benchmarks/bench_explorer_scale.py --child STORE x.png $(date +%s) 100 hover   # hover only
 
 Stores go to ``--workdir`` (10^7 needs ~6.5 GB; removed at the end unless ``--keep``).
 Targets at 10^7 (2 cores): open <= 10 s and <= 6 GB; hover as at 10^6; export CSV <= 2 min.
@@ -80,8 +81,9 @@ def make_store(path: Path, n: int, seed: int = 0) -> Path:
 
 # -- the window, in a child process (so that ru_maxrss is this store's alone) ----------------------
 
-def window_child(store: str, png: str, t0: float, n_hover: int) -> dict:
-    """Open the window as ``galexplorer open`` does, then measure; returns the figures."""
+def window_child(store: str, png: str, t0: float, n_hover: int, hover_only: bool = False) -> dict:
+    """Open the window as ``galexplorer open`` does, then measure; returns the figures
+    (``hover_only``: first paint and hover, without waiting for the model's first fit)."""
     import json
 
     from bench_scatter import hover_latency
@@ -93,18 +95,32 @@ def window_child(store: str, png: str, t0: float, n_hover: int) -> dict:
     app = application()
     window = MainWindow(Settings(), user="bench")
     window.resize(*SCREENSHOT_SIZE)
+    from PySide6 import QtCore
+
+    rendered: list[float] = []
     painted: list[float] = []
-    window.scatter.rendered.connect(lambda mode: painted.append(time.time()))
+
+    class PaintSpy(QtCore.QObject):   # the map on screen: the viewport's first paint after its image
+        def eventFilter(self, obj, ev):
+            if ev.type() == QtCore.QEvent.Type.Paint and rendered and not painted:
+                painted.append(time.time())
+            return False
+
+    spy = PaintSpy()
+    window.scatter.viewport().installEventFilter(spy)
+    window.scatter.rendered.connect(lambda mode: rendered.append(time.time()))
     window.load(store)
     window.show()
     while not painted:
         app.processEvents()
+        window.scatter.viewport().update()
     out = {"first_paint": painted[0] - t0}
     window.scatter.picker.wait(600)
     out["picker_ready"] = time.time() - t0
-    settle(window, timeout=600)
-    out["model_ready"] = time.time() - t0
-    save_screenshot(window, png)
+    if not hover_only:
+        settle(window, timeout=600)
+        out["model_ready"] = time.time() - t0
+        save_screenshot(window, png)
     # hover: objects in view, mouse-move event to card on screen (bench_scatter's measure)
     view = window.scatter
     rect = view.view_rect()
@@ -115,7 +131,23 @@ def window_child(store: str, png: str, t0: float, n_hover: int) -> dict:
     lat = hover_latency(app, view, xy[cand[inside][:n_hover]])
     out["hover_ms"] = float(np.median(lat) * 1e3)
     out["hover_max_ms"] = float(lat.max() * 1e3)
-    out["repaint_ms"] = float(view.last_refresh_ms)
+    if hover_only:
+        window.close()
+        print("RESULT " + json.dumps(out), flush=True)
+        return out
+    # repaint after a pan: the whole map, then zoomed in 8x (median of 10 each)
+    vb = view.getViewBox()
+    for key, scale in (("repaint_ms", 1.0), ("repaint_zoom_ms", 1 / 8)):
+        cx, cy = (rect.x0 + rect.x1) / 2, (rect.y0 + rect.y1) / 2
+        hw, hh = rect.width * scale / 2, rect.height * scale / 2
+        times = []
+        for k in range(10):
+            dx = hw * 0.02 * k
+            vb.setRange(xRange=(cx - hw + dx, cx + hw + dx), yRange=(cy - hh, cy + hh), padding=0)
+            view.refresh()
+            times.append(view.last_refresh_ms)
+        out[key] = float(np.median(times))
+    vb.setRange(xRange=(rect.x0, rect.x1), yRange=(rect.y0, rect.y1), padding=0)
     # the candidates table: first rows painted, then a scroll to row 5·10^6 (or the middle)
     panel = window.candidates
     model, table = panel.model, panel.table
@@ -152,8 +184,13 @@ def window_child(store: str, png: str, t0: float, n_hover: int) -> dict:
     return out
 
 
+LAST_CPU = [0.0]   # CPU seconds (user + system) of the last run_child: on a shared machine the
+                   # wall time also counts the others' jobs
+
+
 def run_child(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS GB of the process and its children, output)."""
+    """(wall seconds, peak RSS GB of the process and its children, output); its CPU seconds in
+    LAST_CPU[0]."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})}, cwd=str(ROOT))
@@ -162,6 +199,7 @@ def run_child(args: list[str], env: dict | None = None) -> tuple[float, float, s
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"{' '.join(args)} failed ({code}):\n{out[-3000:]}")
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     return time.perf_counter() - t0, usage.ru_maxrss / 2**20, out
 
 
@@ -180,6 +218,8 @@ def measure(n: int, workdir: Path, n_hover: int, full_export: bool, keep: bool) 
     wall, peak, _ = run_child(py + ["-m", "galexplorer", "open", str(store), "--screenshot",
                                     str(workdir / f"cli{n}.png")], env)
     r["open_cli"], r["open_cli_peak"] = wall, peak
+    # the load of the machine while measuring (2 cores here, shared)
+    r["load"] = os.getloadavg()[0]
     print(f"  N={n:,}: open --screenshot {wall:.1f} s, {peak:.2f} GB", flush=True)
     wall, peak, out = run_child(py + [__file__, "--child", str(store), str(workdir / f"window{n}.png"),
                                       str(time.time()), str(n_hover)], env)
@@ -191,10 +231,10 @@ def measure(n: int, workdir: Path, n_hover: int, full_export: bool, keep: bool) 
     r["rank"] = wall
     wall, peak, _ = run_child(py + ["-m", "galexplorer", "export", str(store), "-o", str(workdir / f"top{n}.csv"),
                                     "--top", "1000"])
-    r["top"], r["top_peak"] = wall, peak
+    r["top"], r["top_peak"], r["top_cpu"] = wall, peak, LAST_CPU[0]
     if full_export:
         wall, peak, _ = run_child(py + ["-m", "galexplorer", "export", str(store), "-o", str(workdir / f"all{n}.csv")])
-        r["export"], r["export_peak"] = wall, peak
+        r["export"], r["export_peak"], r["export_cpu"] = wall, peak, LAST_CPU[0]
         (workdir / f"all{n}.csv").unlink()
     print(f"  N={n:,}: export --top 1000 {r['top']:.1f} s; full CSV {r.get('export', float('nan')):.1f} s", flush=True)
     if not keep:
@@ -205,6 +245,7 @@ def measure(n: int, workdir: Path, n_hover: int, full_export: bool, keep: bool) 
 
 ROWS = [
     ("store written (synthetic; not galexplorer)", "build", "s"),
+    ("load average of the machine (1 min)", "load", ""),
     ("open --screenshot (window + first model fit)", "open_cli", "s"),
     ("  its peak memory (window or model process)", "open_cli_peak", "GB"),
     ("window: first paint of the map", "first_paint", "s"),
@@ -213,15 +254,18 @@ ROWS = [
     ("window peak memory (after the checks below)", "window_peak", "GB"),
     ("hover -> card on screen (median)", "hover_ms", "ms"),
     ("hover -> card (max)", "hover_max_ms", "ms"),
-    ("map repaint (last, full view)", "repaint_ms", "ms"),
+    ("map repaint after a pan, whole map (median)", "repaint_ms", "ms"),
+    ("map repaint after a pan, zoomed 8x (median)", "repaint_zoom_ms", "ms"),
     ("candidates: first 40 rows", "table_first_ms", "ms"),
     ("candidates: scroll to row 5e6 (or N/2)", "table_scroll_ms", "ms"),
     ("search by id (median of 50)", "search_ms", "ms"),
     ("candidates: filter ids by a whole id", "filter_ms", "ms"),
     ("rank (no labels: the prior ranking)", "rank", "s"),
     ("export --top 1000", "top", "s"),
+    ("  its CPU time", "top_cpu", "s"),
     ("  its peak memory", "top_peak", "GB"),
     ("export CSV (all rows)", "export", "s"),
+    ("  its CPU time (one core)", "export_cpu", "s"),
     ("  its peak memory", "export_peak", "GB"),
 ]
 
@@ -246,7 +290,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         sys.path.insert(0, str(ROOT / "benchmarks"))
-        window_child(argv[1], argv[2], float(argv[3]), int(argv[4]))
+        window_child(argv[1], argv[2], float(argv[3]), int(argv[4]), argv[5:6] == ["hover"])
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1000000,10000000", help="store sizes, reference first")
@@ -254,7 +298,10 @@ def main(argv=None) -> int:
     p.add_argument("--no-full-export", action="store_true", help="skip the full CSV export")
     p.add_argument("--workdir", help="folder for the stores (default: a temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the stores (reused by the next run)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 10^4 and 2·10^4 objects, 20 hovers")
     args = p.parse_args(argv)
+    if args.quick:
+        args.sizes, args.hovers = "10000,20000", 20
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="galexplorer-explorer-"))
     workdir.mkdir(parents=True, exist_ok=True)
     runs = []

@@ -5,9 +5,9 @@ points are in view it shows an image instead: the points in view are binned at t
 of the screen (one bin per device pixel) with ``np.bincount`` on integer pixel indices, and the
 counts (log-scaled) or the mean of a colour column per pixel become an RGBA image.
 
-:class:`SortedPoints` keeps the points sorted by x, so the points in a view are one contiguous
-slice (two ``searchsorted``) plus a mask on y: the work is proportional to the points in the
-vertical strip of the view, not to N.
+:class:`SortedPoints` keeps the points ordered by x (in 65,536 buckets), so the points in a view
+are one contiguous slice plus a mask: the work is proportional to the points in the vertical
+strip of the view, not to N.
 
 Past :data:`GRID_MIN_POINTS` points (10^7: a view of everything bins 10^7 points, 1–2 s),
 :class:`OverviewGrid` counts every point once on a fixed :data:`GRID` x :data:`GRID` grid over
@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+X_BUCKETS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -42,15 +44,17 @@ class ViewRect:
 
 
 class SortedPoints:
-    """Points sorted by x for fast culling to a rectangle.
+    """Points ordered by x for fast culling to a rectangle: sorted into :data:`X_BUCKETS`
+    buckets of equal width in x (a radix sort of 16-bit keys: 0.7 s at 10^7 points, a sort of
+    the float x 3 s), so the points of a view are one contiguous slice (the buckets it
+    overlaps) plus a mask.
 
     Args:
         xy: (N, 2) float coordinates (any float dtype; kept as float32).
 
     Attributes:
-        order: (N,) int64, ``order[k]`` is the original index of the k-th point in x order.
-        rank: (N,) int64, the inverse permutation (position in x order of original index i).
-        x, y: (N,) float32 coordinates in x order.
+        order: (N,) int64, ``order[k]`` is the original index of the k-th point in bucket order.
+        x, y: (N,) float32 coordinates in bucket order (non-finite points last, as +inf).
     """
 
     def __init__(self, xy: np.ndarray):
@@ -58,19 +62,28 @@ class SortedPoints:
         if xy.ndim != 2 or xy.shape[1] != 2:
             raise ValueError(f"expected (N, 2) coordinates, got shape {xy.shape}")
         finite = np.isfinite(xy).all(axis=1)
-        # non-finite points (failed projections) are kept out of every view: they sort last
-        # and carry +inf, so no slice [x0, x1) with finite bounds contains them
+        # non-finite points (failed projections) are kept out of every view: they go to the
+        # last bucket and carry +inf, so no rectangle with finite bounds contains them
         x = np.where(finite, xy[:, 0], np.inf).astype(np.float32)
-        # introsort: 2x faster than a stable sort at 10^7 (the order of equal x does not matter)
-        self.order = np.argsort(x)
-        self.rank = np.empty_like(self.order)
-        self.rank[self.order] = np.arange(len(self.order))
+        fx = x[finite]
+        self._x0 = float(fx.min()) if len(fx) else 0.0
+        width = (float(fx.max()) - self._x0) if len(fx) else 1.0
+        self._scale = (X_BUCKETS - 2) / width if width > 0 else 0.0
+        key = np.full(len(x), X_BUCKETS - 1, np.uint16)
+        key[finite] = self._bucket(fx)
+        self.order = np.argsort(key, kind="stable")      # radix sort of uint16 keys
+        self._starts = np.zeros(X_BUCKETS + 1, np.int64)
+        np.cumsum(np.bincount(key, minlength=X_BUCKETS), out=self._starts[1:])
         self.x = np.ascontiguousarray(x[self.order])
         self.y = np.ascontiguousarray(np.where(finite, xy[:, 1], np.inf).astype(np.float32)[self.order])
         self.n = len(self.x)
 
+    def _bucket(self, x) -> np.ndarray:
+        b = (np.asarray(x, np.float64) - self._x0) * self._scale
+        return np.clip(b, 0, X_BUCKETS - 2).astype(np.uint16)
+
     def sorted_values(self, values: np.ndarray) -> np.ndarray:
-        """``values`` (N,) in original order -> the same values in x order."""
+        """``values`` (N,) in original order -> the same values in bucket order."""
         return np.asarray(values)[self.order]
 
     def bounds(self) -> ViewRect:
@@ -82,16 +95,17 @@ class SortedPoints:
         return ViewRect(float(x.min()), float(x.max()), float(y.min()), float(y.max()))
 
     def strip(self, rect: ViewRect) -> slice:
-        """The slice (in x order) of points with x0 <= x < x1."""
-        a = int(np.searchsorted(self.x, np.float32(rect.x0), side="left"))
-        b = int(np.searchsorted(self.x, np.float32(rect.x1), side="left"))
-        return slice(a, b)
+        """A slice (in bucket order) holding every point with x0 <= x < x1 (and the other points
+        of the two edge buckets: :meth:`cull` masks them)."""
+        b0, b1 = (int(v) for v in self._bucket([rect.x0, rect.x1]))
+        return slice(int(self._starts[b0]), int(self._starts[b1 + 1]))
 
     def cull(self, rect: ViewRect) -> tuple[slice, np.ndarray]:
         """Points inside ``rect``: ``(strip, mask)`` with ``mask`` a bool array over the strip."""
         s = self.strip(rect)
-        y = self.y[s]
-        return s, (y >= np.float32(rect.y0)) & (y < np.float32(rect.y1))
+        x, y = self.x[s], self.y[s]
+        return s, (x >= np.float32(rect.x0)) & (x < np.float32(rect.x1)) & \
+            (y >= np.float32(rect.y0)) & (y < np.float32(rect.y1))
 
     def count_in(self, rect: ViewRect) -> int:
         _, mask = self.cull(rect)
@@ -260,7 +274,7 @@ class OverviewGrid:
         pad_x = (b.width or 1.0) * 1e-6
         pad_y = (b.height or 1.0) * 1e-6
         self.rect = ViewRect(b.x0 - pad_x, b.x1 + pad_x, b.y0 - pad_y, b.y1 + pad_y)
-        self.n_finite = int(np.count_nonzero(np.isfinite(points.x)))   # they sort first
+        self.n_finite = int(np.count_nonzero(np.isfinite(points.x)))   # they come first
         x, y = points.x[:self.n_finite], points.y[:self.n_finite]
         ix = ((x - np.float32(self.rect.x0)) * np.float32(self.size / self.rect.width)).astype(np.int32)
         iy = ((y - np.float32(self.rect.y0)) * np.float32(self.size / self.rect.height)).astype(np.int32)

@@ -196,12 +196,12 @@ def _short(v: float) -> str:
 def frame(xy: np.ndarray, keep: float = 99.0, margin: float = 0.1) -> tuple[float, float, float, float]:
     """``(x0, x1, y0, y1)`` framing the central ``keep`` percent of the points on each axis,
     widened by ``margin`` of that range (never wider than all the points)."""
+    if len(xy) > 200_000:   # percentiles of a sample are as good, and 10x cheaper (at 10^7: 2 s
+        # less); with replacement, as choice without it permutes all N
+        xy = xy[np.sort(np.random.default_rng(0).integers(0, len(xy), 200_000))]
     finite = xy[np.isfinite(xy).all(axis=1)]
     if len(finite) == 0:
         return 0.0, 1.0, 0.0, 1.0
-    if len(finite) > 200_000:   # percentiles of a sample are as good, and 10x cheaper
-        # (with replacement: choice without it permutes all N, seconds at 10^7)
-        finite = finite[np.random.default_rng(0).integers(0, len(finite), 200_000)]
     tail = (100.0 - keep) / 2
     (x0, y0), (x1, y1) = np.percentile(finite, [tail, 100.0 - tail], axis=0)
     mx, my = (x1 - x0) * margin or 1.0, (y1 - y0) * margin or 1.0
