@@ -309,6 +309,7 @@ class ScatterView(pg.PlotWidget):
         self._grid: OverviewGrid | None = None
         self._xy = np.empty((0, 2), np.float32)
         self._picker: NearestIndex | None = None
+        self._picker_pending = False
         self._spec = density_spec()
         self._lut = colormap_lut("inferno")
         self._table = premultiplied_table(self._lut)
@@ -361,7 +362,10 @@ class ScatterView(pg.PlotWidget):
         self._xy = np.asarray(xy, np.float32)
         self._points = SortedPoints(self._xy)
         self._grid = OverviewGrid(self._points) if self._points.n >= GRID_MIN_POINTS else None
-        self._picker = NearestIndex(self._xy)
+        # the hover index is started after the map's first paint (its build competes for the
+        # cores: seconds at 10^7 points); asking for it earlier starts it at once
+        self._picker = None
+        self._picker_pending = True
         self._selected_sorted = None
         self.selection = np.empty(0, np.int64)
         self._colour_idx = np.zeros(len(self._xy), np.int32)
@@ -375,7 +379,13 @@ class ScatterView(pg.PlotWidget):
 
     @property
     def picker(self) -> NearestIndex | None:
+        self._start_picker()
         return self._picker
+
+    def _start_picker(self) -> None:
+        if self._picker_pending:
+            self._picker_pending = False
+            self._picker = NearestIndex(self._xy)
 
     def set_colour(self, spec: ColourSpec) -> None:
         """Colour by density, a continuous column or categories (see :mod:`.colouring`)."""
@@ -551,6 +561,8 @@ class ScatterView(pg.PlotWidget):
         if self.mode != previous:
             self._update_legend()
         self.last_refresh_ms = (time.perf_counter() - t0) * 1e3
+        if self._picker_pending:   # after the paint this refresh asked for
+            QtCore.QTimer.singleShot(0, self._start_picker)
         self.rendered.emit(self.mode)
 
     # -- legend --------------------------------------------------------------------------------
@@ -600,7 +612,7 @@ class ScatterView(pg.PlotWidget):
     # -- hover ---------------------------------------------------------------------------------
     def object_at(self, scene_pos: QtCore.QPointF) -> int:
         """The object within a few pixels of a scene position, or -1."""
-        if self._picker is None or not self._vb.sceneBoundingRect().contains(scene_pos):
+        if self.picker is None or not self._vb.sceneBoundingRect().contains(scene_pos):
             return -1
         p = self._vb.mapSceneToView(scene_pos)
         ux, uy = self._vb.viewPixelSize()   # data units per pixel
