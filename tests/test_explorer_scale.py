@@ -250,6 +250,8 @@ def test_overview_grid_bins_like_the_points():
         assert abs(a.sum() - b.sum()) <= 0.001 * a.sum()
     # exactly: the points binned as if each sat at the centre of its grid cell (<= half a cell,
     # less than a pixel, from where it is)
+    f = grid.level(rect, w, h)
+    assert f == 1 and grid.level(ViewRect(-28.0, 28.0, -20.0, 20.0), w, h) == 2   # twice the view: 2x2 cells
     g = grid.rect
     cw, ch = g.width / grid.size, g.height / grid.size
     fin = np.isfinite(xy).all(axis=1)
@@ -261,5 +263,11 @@ def test_overview_grid_bins_like_the_points():
     assert cw <= rect.width / w and ch <= rect.height / h
     moved = bin_view(SortedPoints(centred.astype(np.float64)), rect, w, h)
     assert np.abs(moved.count - approx.count).sum() <= 0.002 * approx.count.sum()
+    # a view twice as wide bins the pyramid's 2 x 2 blocks: the same points, each at most a pixel away
+    wide = ViewRect(-28.0, 28.0, -20.0, 20.0)
+    a2, b2 = bin_view(pts, wide, w, h, weights, sel), grid.bin(wide, w, h, weights, sel)
+    assert abs(a2.n_in_view - b2.n_in_view) <= 0.001 * a2.n_in_view
+    for a, b in ((a2.count, b2.count), (a2.selected, b2.selected), (a2.sums[0], b2.sums[0])):
+        assert abs(a.sum() - b.sum()) <= 0.001 * abs(a).sum() + 1e-3
     # the weights are gridded once per colouring, the selection once per selection
     assert grid.sums(weights) is grid.sums(weights)

@@ -253,6 +253,7 @@ def render_rgba(binned: Binned, table: np.ndarray, values: np.ndarray | None = N
 GRID = 2048
 GRID_MIN_POINTS = 2_000_000
 GRID_PER_PIXEL = 1.0
+GRID_LEVEL_MIN = 256   # the coarsest level of the grid's pyramid
 
 
 class OverviewGrid:
@@ -260,7 +261,10 @@ class OverviewGrid:
     zoomed-out view is binned from grid cells, not from the points.
 
     A cell goes to the screen pixel that holds its centre; with cells no larger than a pixel
-    (:data:`GRID_PER_PIXEL`) a point lands in its own pixel or a neighbour. Weight sums (colours) and selected counts are gridded once per colouring /
+    (:data:`GRID_PER_PIXEL`) a point lands in its own pixel or a neighbour. A view uses the
+    coarsest level of a pyramid (the grid summed over 2 x 2, 4 x 4 ... blocks, made when first
+    needed) whose cells are still no larger than its pixels, so its cost follows the screen, not
+    the grid. Weight sums (colours) and selected counts are gridded once per colouring /
     selection (one pass over the points) and reused by every view until they change.
 
     Args:
@@ -284,9 +288,7 @@ class OverviewGrid:
         iy += ix
         self.key = iy          # (n_finite,) int32 cell of each point, in x order
         self.count = self._grid(None)
-        cw, ch = self.rect.width / self.size, self.rect.height / self.size
-        self.cx = self.rect.x0 + (np.arange(self.size) + 0.5) * cw
-        self.cy = self.rect.y0 + (np.arange(self.size) + 0.5) * ch
+        self._pyramid: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._sums: tuple[object, np.ndarray] | None = None
         self._selected: tuple[object, np.ndarray] | None = None
 
@@ -313,12 +315,39 @@ class OverviewGrid:
             self._selected = (selected, np.bincount(keys, minlength=self.size ** 2).astype(np.float32))
         return self._selected[1]
 
+    def level(self, rect: ViewRect, width: int, height: int) -> int:
+        """The coarsest pyramid factor f (cells of f x f grid cells, f a power of 2, at most
+        size / :data:`GRID_LEVEL_MIN`) whose cells are still no larger than a pixel of the view:
+        a whole-map view of ~1000 pixels bins a quarter of the grid's cells."""
+        cw, ch = self.rect.width / self.size, self.rect.height / self.size
+        pw, ph = rect.width / max(width, 1) / GRID_PER_PIXEL, rect.height / max(height, 1) / GRID_PER_PIXEL
+        f = 1
+        while self.size // (2 * f) >= GRID_LEVEL_MIN and 2 * f * cw <= pw and 2 * f * ch <= ph:
+            f *= 2
+        return f
+
+    def _down(self, name: str, grid: np.ndarray, f: int) -> np.ndarray:
+        """(size² / f²,) ``grid`` summed over f x f blocks (kept while ``grid`` is the same)."""
+        if f == 1:
+            return grid
+        got = self._pyramid.get((name, f))
+        if got is None or got[0] is not grid:
+            s = self.size
+            got = (grid, grid.reshape(s // f, f, s // f, f).sum(axis=(1, 3), dtype=np.float32).ravel())
+            self._pyramid[(name, f)] = got
+        return got[1]
+
     def bin(self, rect: ViewRect, width: int, height: int, weights: np.ndarray | None = None,
             selected: np.ndarray | None = None) -> Binned:
-        """:func:`bin_view` of the view from the grid's cells (same arguments and result)."""
+        """:func:`bin_view` of the view from the grid's cells (same arguments and result), at
+        the pyramid level :meth:`level` picks."""
         width, height = max(int(width), 1), max(int(height), 1)
-        px = np.floor((self.cx - rect.x0) * (width / rect.width)).astype(np.int64)
-        py = np.floor((self.cy - rect.y0) * (height / rect.height)).astype(np.int64)
+        f = self.level(rect, width, height)
+        size_f = self.size // f
+        cx = self.rect.x0 + (np.arange(size_f) + 0.5) * (self.rect.width / size_f)
+        cy = self.rect.y0 + (np.arange(size_f) + 0.5) * (self.rect.height / size_f)
+        px = np.floor((cx - rect.x0) * (width / rect.width)).astype(np.int64)
+        py = np.floor((cy - rect.y0) * (height / rect.height)).astype(np.int64)
         cols = np.flatnonzero((px >= 0) & (px < width))
         rows = np.flatnonzero((py >= 0) & (py < height))
         size = width * height
@@ -327,15 +356,16 @@ class OverviewGrid:
             k = 0 if weights is None else len(np.atleast_2d(weights))
             return Binned(empty, np.zeros((k, height, width), np.float32) if k else None,
                           empty.copy() if selected is not None else None, 0)
-        cells = (rows[:, None] * self.size + cols[None, :]).ravel()
+        cells = (rows[:, None] * size_f + cols[None, :]).ravel()
         key = (py[rows][:, None] * width + px[cols][None, :]).ravel()
 
-        def gather(grid: np.ndarray) -> np.ndarray:
-            return np.bincount(key, weights=grid[cells], minlength=size).astype(np.float32).reshape(height, width)
+        def gather(name: str, grid: np.ndarray) -> np.ndarray:
+            g = self._down(name, grid, f)
+            return np.bincount(key, weights=g[cells], minlength=size).astype(np.float32).reshape(height, width)
 
-        count = gather(self.count)
+        count = gather("count", self.count)
         sums = None
         if weights is not None:
-            sums = np.stack([gather(g) for g in self.sums(weights)])
-        sel = gather(self.selected(selected)) if selected is not None else None
+            sums = np.stack([gather(f"sum{k}", g) for k, g in enumerate(self.sums(weights))])
+        sel = gather("selected", self.selected(selected)) if selected is not None else None
         return Binned(count, sums, sel, int(round(float(count.sum()))))
