@@ -112,6 +112,11 @@ def test_repeated_ids_are_still_reported(tmp_path):
         f["objects/id"][1] = f["objects/id"][0]
     with EmbeddingStore(path) as s, pytest.raises(StoreError, match="duplicate object ids"):
         _ = s.ids
+    # a damaged index: a one-line StoreError, not a wrong row
+    with h5py.File(path, "r+") as f:
+        f["objects/id_order"][:] = 10**9
+    with EmbeddingStore(path) as s, pytest.raises(StoreError, match="damaged"):
+        s.object_ids.rows_of(["o3"])
 
 
 def test_read_rows_of_sparse_and_dense_blocks(tmp_path):
