@@ -73,10 +73,13 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         self.icon_px = 24
         self._pages: dict[tuple[str, int], np.ndarray] = {}   # on-disk cells of visible rows
         self._full: dict[str, np.ndarray] = {}   # on-disk columns read whole (sort / filter)
+        self._id_key: tuple[object, np.ndarray] | None = None   # (id column, position in id order)
 
     def _new_columns(self, columns: dict[str, np.ndarray]) -> None:
         """Forget what was read of on-disk columns that are replaced."""
-        self._full = {k: v for k, v in self._full.items() if columns.get(k) is self._cols.get(k)}
+        self._full = {k: v for k, v in self._full.items() if k in columns and columns[k] is self._cols.get(k)}
+        if self._id_key is not None and columns.get("id") is not self._id_key[0]:
+            self._id_key = None
         self._pages.clear()
 
     def whole(self, name: str) -> np.ndarray:
@@ -177,7 +180,9 @@ class RankedTableModel(QtCore.QAbstractTableModel):
             name, desc = self._sort
             ids = self._cols[name]
             if name == "id" and on_disk(ids) and hasattr(ids, "sort_key"):
-                v = ids.sort_key()[order[rows]]    # position in id order: no id is read
+                if self._id_key is None or self._id_key[0] is not ids:   # read once per store
+                    self._id_key = (ids, ids.sort_key())
+                v = self._id_key[1][order[rows]]    # position in id order: no id is read
             else:
                 v = self.whole(name)[order[rows]]
             if v.dtype.kind in "fiub":
