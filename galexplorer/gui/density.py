@@ -340,32 +340,42 @@ class OverviewGrid:
     def bin(self, rect: ViewRect, width: int, height: int, weights: np.ndarray | None = None,
             selected: np.ndarray | None = None) -> Binned:
         """:func:`bin_view` of the view from the grid's cells (same arguments and result), at
-        the pyramid level :meth:`level` picks."""
+        the pyramid level :meth:`level` picks. Each cell's count is shared among the (at most
+        2 x 2) pixels it overlaps in proportion to the overlap: giving each cell whole to one
+        pixel would give pixels one or two cells' width in turn, stripes of double counts."""
+        from scipy import sparse
+
         width, height = max(int(width), 1), max(int(height), 1)
         f = self.level(rect, width, height)
         size_f = self.size // f
-        cx = self.rect.x0 + (np.arange(size_f) + 0.5) * (self.rect.width / size_f)
-        cy = self.rect.y0 + (np.arange(size_f) + 0.5) * (self.rect.height / size_f)
-        px = np.floor((cx - rect.x0) * (width / rect.width)).astype(np.int64)
-        py = np.floor((cy - rect.y0) * (height / rect.height)).astype(np.int64)
-        cols = np.flatnonzero((px >= 0) & (px < width))
-        rows = np.flatnonzero((py >= 0) & (py < height))
-        size = width * height
-        if len(cols) == 0 or len(rows) == 0:
-            empty = np.zeros((height, width), np.float32)
-            k = 0 if weights is None else len(np.atleast_2d(weights))
-            return Binned(empty, np.zeros((k, height, width), np.float32) if k else None,
-                          empty.copy() if selected is not None else None, 0)
-        cells = (rows[:, None] * size_f + cols[None, :]).ravel()
-        key = (py[rows][:, None] * width + px[cols][None, :]).ravel()
+
+        def spread(lo: float, extent: float, v0: float, v_extent: float, pixels: int):
+            """(pixels, size_f) sparse: the share of each cell column (row) in each pixel."""
+            scale = pixels / v_extent
+            a = (lo + np.arange(size_f) * (extent / size_f) - v0) * scale     # cell edges, in pixels
+            w = extent / size_f * scale                                        # cell width, <= 1 pixel
+            p = np.floor(a)
+            first = np.clip((p + 1 - a) / w, 0.0, 1.0)
+            pix = np.concatenate([p, p + 1]).astype(np.int64)
+            share = np.concatenate([first, 1.0 - first])
+            cell = np.concatenate([np.arange(size_f)] * 2)
+            keep = (pix >= 0) & (pix < pixels) & (share > 0)
+            return sparse.csr_matrix((share[keep], (pix[keep], cell[keep])), shape=(pixels, size_f))
+
+        rx = spread(self.rect.x0, self.rect.width, rect.x0, rect.width, width)
+        ry = spread(self.rect.y0, self.rect.height, rect.y0, rect.height, height)
 
         def gather(name: str, grid: np.ndarray) -> np.ndarray:
-            g = self._down(name, grid, f)
-            return np.bincount(key, weights=g[cells], minlength=size).astype(np.float32).reshape(height, width)
+            g = self._down(name, grid, f).reshape(size_f, size_f).astype(np.float64)   # [y, x]
+            return np.ascontiguousarray((rx @ (ry @ g).T).T, dtype=np.float32)
 
         count = gather("count", self.count)
         sums = None
         if weights is not None:
             sums = np.stack([gather(f"sum{k}", g) for k, g in enumerate(self.sums(weights))])
         sel = gather("selected", self.selected(selected)) if selected is not None else None
+        # shares of a count below one pixel's worth are rounding, not points
+        for img in [count, sel] + ([] if sums is None else list(sums)):
+            if img is not None:
+                img[np.abs(count) < 1e-3] = 0.0
         return Binned(count, sums, sel, int(round(float(count.sum()))))
