@@ -1,4 +1,5 @@
-"""Screen-resolution density images of a 2-D point cloud, without Qt (pure NumPy).
+"""Screen-resolution density images of a 2-D point cloud, without Qt (NumPy; SciPy's sparse
+matrices for the overview grid).
 
 The explorer draws up to ~10^6 points. Drawing a marker per point costs seconds, so when many
 points are in view it shows an image instead: the points in view are binned at the resolution
@@ -12,8 +13,9 @@ strip of the view, not to N.
 Past :data:`GRID_MIN_POINTS` points (10^7: a view of everything bins 10^7 points, 1–2 s),
 :class:`OverviewGrid` counts every point once on a fixed :data:`GRID` x :data:`GRID` grid over
 the data; a view whose pixels span at least :data:`GRID_PER_PIXEL` grid cells is binned from the
-grid's cells (4·10^6 cells at most, whatever N) instead of from the points. Zoomed in further,
-the points in view are few and are binned exactly.
+grid's cells, at the coarsest level of its pyramid that still has cells no larger than a pixel
+(~10^6 cells for a 1000-pixel view, whatever N), instead of from the points. Zoomed in further,
+the points in view are binned exactly.
 """
 
 from __future__ import annotations
@@ -260,8 +262,8 @@ class OverviewGrid:
     """Every point counted once on a ``size`` x ``size`` grid over the data's bounds, so that a
     zoomed-out view is binned from grid cells, not from the points.
 
-    A cell goes to the screen pixel that holds its centre; with cells no larger than a pixel
-    (:data:`GRID_PER_PIXEL`) a point lands in its own pixel or a neighbour. A view uses the
+    A cell's count is shared among the (at most 2 x 2) pixels it overlaps; with cells no larger
+    than a pixel (:data:`GRID_PER_PIXEL`) a point shows in its own pixel or a neighbour. A view uses the
     coarsest level of a pyramid (the grid summed over 2 x 2, 4 x 4 ... blocks, made when first
     needed) whose cells are still no larger than its pixels, so its cost follows the screen, not
     the grid. Weight sums (colours) and selected counts are gridded once per colouring /
