@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .ondemand import ID_ORDER, ObjectIds, OnDiskColumn, read_rows
+from .ondemand import ID_ORDER, ObjectIds, OnDiskColumn
 from .schema import (
     ObjectTable,
     check_duplicates,
@@ -115,11 +115,6 @@ class ObjectFile:
         has one)."""
         return self._object_ids
 
-    @property
-    def object_fields(self) -> list[str]:
-        """What :meth:`values_at` reads: ``ra``, ``dec`` and the catalogue columns."""
-        return [k for k in ("ra", "dec") if k in self._f["objects"]] + self.column_names
-
     def column_view(self, name: str) -> np.ndarray | OnDiskColumn | ObjectIds:
         """``id``, ``ra``, ``dec`` or catalogue column ``name`` as an (N,) array-like that reads
         rows on demand (:class:`~.ondemand.OnDiskColumn`; for ``id`` the :attr:`object_ids`);
@@ -144,24 +139,14 @@ class ObjectFile:
         return self._views[name]
 
     def values_at(self, name: str, rows: np.ndarray) -> np.ndarray:
-        """``ra``, ``dec`` or catalogue column ``name`` at ``rows`` ((k,) any order), read from
-        the file (only the blocks holding those rows), or from memory once :attr:`objects` was read.
+        """``id``, ``ra``, ``dec`` or catalogue column ``name`` at ``rows`` ((k,) any order), read
+        from the file (only the blocks holding those rows), or from memory once :attr:`objects`
+        was read.
 
         Raises:
             StoreError: no such column, or the file is damaged.
         """
-        rows = np.asarray(rows, dtype=np.int64)
-        if self._objects is not None:
-            o = self._objects
-            return (o.ra if name == "ra" else o.dec if name == "dec" else self.column(name))[rows]
-        if name in ("ra", "dec"):
-            dset = self._f["objects"][name]
-        elif name in self.column_names:
-            dset = self._f["objects/columns"][name]
-        else:
-            self.column(name)   # raises, listing the columns there are
-        with self.damage():
-            return read_rows(dset, rows)
+        return np.asarray(self.column_view(name)[np.asarray(rows, dtype=np.int64)])
 
     @property
     def column_names(self) -> list[str]:
