@@ -205,6 +205,7 @@ def run_size(n: int, workdir: Path, keep: bool, embed_options: tuple[str, ...] =
     env = {"QT_QPA_PLATFORM": "offscreen"}
     wall, peak, _ = run_timed(cli("open", str(store), "--screenshot", str(folder / "shot.png")), env)
     r["open"], r["open_peak"] = wall, peak
+    r.update(hover_latency(store))
     print(f"  N={n:,} open {wall:.1f} s, peak {peak:.2f} GB", flush=True)
     wall, peak, _ = run_timed(cli("export", str(store), "-o", str(folder / "all.csv")))
     r["export"], r["export_peak"] = wall, peak
@@ -219,6 +220,19 @@ def run_size(n: int, workdir: Path, keep: bool, embed_options: tuple[str, ...] =
     return r
 
 
+def hover_latency(store_path: Path, n_hover: int = 100) -> dict:
+    """Hover -> card on screen in a real (offscreen) window, median of ``n_hover`` objects in view:
+    bench_explorer_scale.py's measure, in a child process."""
+    import json
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_explorer_scale.py"), "--child",
+                          str(store_path), str(store_path.with_suffix(".hover.png")), str(time.time()),
+                          str(n_hover), "hover"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
+    return {"hover_ms": json.loads(line[len("RESULT "):])["hover_ms"]}
+
+
 def table(runs: list[dict]) -> str:
     ref = runs[0]
     rows = [("data (synthetic, not galexplorer)", "data", "s")]
@@ -226,6 +240,7 @@ def table(runs: list[dict]) -> str:
     rows += [(f"  embed stage: {k}", ("stages", k), "s") for k in stages]
     rows += [("embed (total, process)", "embed", "s"), ("embed peak memory", "embed_peak", "GB"),
              ("open --screenshot (to first paint)", "open", "s"), ("open peak memory", "open_peak", "GB"),
+             ("hover -> card on screen (median of 100)", "hover_ms", "ms"),
              ("GP refit + batch of 10 (median of 3)", "refit", "s"), ("  rare objects in that batch", "batch_rare", ""),
              ("similarity index load/build", "sim_build", "s"), ("similarity query (median of 20)", "sim_query", "s"),
              ("  exact scan (reference, in memory)", "sim_exact", "s"), ("  recall@20 vs exact", "sim_recall", ""),

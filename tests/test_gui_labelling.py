@@ -285,7 +285,7 @@ def test_colour_limits_and_gallery_order_elided_ids_and_framed_map(qtbot, store,
     long_id = "DESI-J123456.78+012345.6-very-long-survey-id"
     assert elide_middle(long_id) == "DESI-J1…urvey-id" and elide_middle("G0000012") == "G0000012"
     i = int(w.gallery.indices[0])
-    ex.session.ids[i] = long_id
+    ex.session.ids.load()[i] = long_id   # the ids are read on demand; load() keeps them in memory
     assert w._gallery_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
     assert w._queue_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
     assert w._tooltip(i, None).startswith(long_id)

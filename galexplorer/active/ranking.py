@@ -22,6 +22,7 @@ import numpy as np
 
 from ..labels import LabelJournal
 from ..store import EmbeddingStore
+from ..store.ondemand import as_text
 from ..store.ranking import Ranking, labels_hash, ranking_path, read_ranking, write_ranking
 from .loop import ActiveLoop, LoopConfig, LoopResult
 from .portfolio import load_state
@@ -29,8 +30,49 @@ from .registry import PORTFOLIO
 
 log = logging.getLogger(__name__)
 
+ON_DEMAND_FRACTION = 20   # a table of fewer than N/20 rows reads only its rows from the store
 BASE_COLUMNS = ("id", "ra", "dec", "rank", "label", "n_labellers", "disputed", "excluded", "score_mean",
                 "score_std", "acquisition", "anomaly", "cluster")
+
+
+class RowsOf:
+    """``values[order]`` without building it: slices and row arrays gather those rows only (from
+    memory or, for a store's :class:`~galexplorer.store.ondemand.OnDiskColumn`, from the file),
+    so a writer that takes 65,536 rows at a time holds 65,536 rows of text, not N.
+
+    Args:
+        values: (N,) array-like in store order (text as str objects or UTF-8 bytes).
+        order: (M,) int64 store rows, in output order.
+    """
+
+    def __init__(self, values, order: np.ndarray):
+        self.values = values
+        self.order = np.asarray(order, np.int64)
+        dt = getattr(values, "dtype", np.dtype(object))
+        self.dtype = np.dtype(object) if dt.kind == "S" else dt
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self.order),)
+
+    def __getitem__(self, key):
+        rows = self.order[key]
+        if np.ndim(rows) == 0:
+            v = self.values[int(rows)]
+            return v.decode("utf-8") if isinstance(v, bytes) else v
+        return as_text(self.values[rows])
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[:], dtype=dtype)
+
+    def __iter__(self):
+        return iter(self[:].tolist())
+
+    def tolist(self) -> list:
+        return self[:].tolist()
 
 
 @dataclass
@@ -38,7 +80,8 @@ class RankedTable:
     """Columns of the ranked candidate list, rows best first.
 
     Attributes:
-        columns: name -> (M,) array, in output order. Floats use NaN for "no value".
+        columns: name -> (M,) array-like in output order (an array, or a :class:`RowsOf` that
+            gathers rows when sliced). Floats use NaN for "no value".
         meta: provenance (store, scorer, n_labels, created, ...), JSON-able.
     """
 
@@ -55,6 +98,10 @@ class RankedTable:
     def head(self, n: int) -> RankedTable:
         """The first ``n`` rows."""
         return RankedTable({k: v[:n] for k, v in self.columns.items()}, dict(self.meta))
+
+    def subset(self, keep: np.ndarray) -> RankedTable:
+        """The rows where ``keep`` (M,) bool is True, in the same order."""
+        return RankedTable({k: v[keep] for k, v in self.columns.items()}, dict(self.meta))
 
     def row(self, i: int) -> dict:
         return {k: v[i] for k, v in self.columns.items()}
@@ -93,28 +140,29 @@ def label_snapshot(store: EmbeddingStore, journal: LabelJournal, user: str | Non
     Raises:
         LabelError: labels for ids that are not in the store.
     """
-    ids = store.ids
+    ids = store.object_ids   # looked up through the store's id index, not read in full
     n = len(ids)
     labelled, labels = journal.labels_for(ids, user=user, strict=True, skip_disputed=skip_disputed)
     label = np.full(n, np.nan, np.float32)
     n_lab = np.zeros(n, np.int32)
     disputed = np.zeros(n, bool)
-    pos = {oid: i for i, oid in enumerate(ids.tolist())}
     if user is None:
         cons = journal.consensus()
-        rows = np.array([pos[o] for o in cons.ids.tolist() if o in pos], dtype=np.int64)
-        known = np.array([o in pos for o in cons.ids.tolist()], dtype=bool)
+        found = ids.rows_of(cons.ids.tolist())
+        known = found >= 0
+        rows = found[known]
         label[rows] = cons.score[known]
         n_lab[rows] = cons.n_labellers[known]
         disputed[rows] = cons.disputed[known]
     else:
         label[labelled] = labels
         n_lab[labelled] = 1
-    excluded_ids = journal.excluded()
-    unknown = [o for o in excluded_ids if o not in pos]
+    excluded_ids = sorted(journal.excluded())
+    found = ids.rows_of(excluded_ids)
+    unknown = [o for o, r in zip(excluded_ids, found.tolist()) if r < 0]
     if unknown:
         log.warning("%d excluded object(s) are not in the store (e.g. %r); ignored", len(unknown), unknown[0])
-    excluded = np.array(sorted(pos[o] for o in excluded_ids if o in pos), dtype=np.int64)
+    excluded = np.sort(found[found >= 0]).astype(np.int64)
     return LabelSnapshot(labelled, labels, excluded, label, n_lab, disputed)
 
 
@@ -143,9 +191,8 @@ def ranked_table(store: EmbeddingStore, result: LoopResult | Ranking, journal: L
     else:
         ranking = result
     n = store.n
-    order = ranking.order
-    if top is not None:
-        order = order[:int(top)]
+    # the top rows by rank without sorting all N (rank is a permutation of 1..N)
+    order = ranking.order if top is None or int(top) >= n else ranking.top(int(top))
     if journal is not None:
         snap = label_snapshot(store, journal, user=user)
         label, n_lab, disputed = snap.label, snap.n_labellers, snap.disputed
@@ -154,8 +201,13 @@ def ranked_table(store: EmbeddingStore, result: LoopResult | Ranking, journal: L
     else:
         label, n_lab = np.full(n, np.nan, np.float32), np.zeros(n, np.int32)
         disputed, excluded = np.zeros(n, bool), np.zeros(n, bool)
-    cols = {name: values[order] for name, values in ranked_columns(
-        store, ranking.rank, label, n_lab, disputed, excluded, ranking.mean, ranking.std, ranking.acquisition).items()}
+    per_object = ranked_columns(store, ranking.rank, label, n_lab, disputed, excluded, ranking.mean, ranking.std,
+                                ranking.acquisition, on_demand=True)
+    if len(order) > n // ON_DEMAND_FRACTION:
+        # most rows: read each column once, in file order (text as compact UTF-8 bytes, not
+        # N Python strings); a few rows (--top N): read only theirs when they are written
+        per_object = {k: v.compact() if hasattr(v, "compact") else v for k, v in per_object.items()}
+    cols = {name: RowsOf(values, order) for name, values in per_object.items()}
     meta = {"store": str(store.path), "store_uuid": store.uuid, "scorer": ranking.scorer,
             "acquisition": ranking.acquisition_name, "xi": ranking.xi, "n_labels": ranking.n_labels,
             "labels_hash": ranking.labels_hash, "ranked": ranking.created, "rows": len(order),
@@ -165,7 +217,8 @@ def ranked_table(store: EmbeddingStore, result: LoopResult | Ranking, journal: L
 
 def ranked_columns(store: EmbeddingStore, rank: np.ndarray, label: np.ndarray, n_labellers: np.ndarray,
                    disputed: np.ndarray, excluded: np.ndarray, mean: np.ndarray, std: np.ndarray,
-                   acquisition: np.ndarray, scores: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                   acquisition: np.ndarray, scores: dict[str, np.ndarray] | None = None,
+                   on_demand: bool = False) -> dict[str, np.ndarray]:
     """The columns of :func:`ranked_table`, in the store's object order (no row is copied:
     the explorer's table shows ``columns[name][ranking[row]]``).
 
@@ -173,13 +226,17 @@ def ranked_columns(store: EmbeddingStore, rank: np.ndarray, label: np.ndarray, n
         rank: (N,) 1-based rank; label, n_labellers, disputed, excluded: (N,) per object;
         mean, std, acquisition: (N,) the scorer's output.
         scores: the store's ``anomaly`` and ``cluster`` already read (None: read them now).
+        on_demand: id, ra, dec and the catalogue columns as the store's
+            :class:`~galexplorer.store.ondemand.OnDiskColumn` (rows read when indexed) instead
+            of arrays read in full.
     """
-    objects = store.objects
     scores = scores or {}
+    view = store.column_view if on_demand else None
+    objects = None if on_demand else store.objects
     cols: dict[str, np.ndarray] = {
-        "id": np.asarray(objects.ids, dtype=object),
-        "ra": objects.ra,
-        "dec": objects.dec,
+        "id": view("id") if view else np.asarray(objects.ids, dtype=object),
+        "ra": view("ra") if view else objects.ra,
+        "dec": view("dec") if view else objects.dec,
         "rank": rank,
         "label": label,
         "n_labellers": n_labellers,
@@ -191,9 +248,9 @@ def ranked_columns(store: EmbeddingStore, rank: np.ndarray, label: np.ndarray, n
         "anomaly": scores["anomaly"] if "anomaly" in scores else _store_score(store, "anomaly", np.float32, np.nan),
         "cluster": scores["cluster"] if "cluster" in scores else _store_score(store, "cluster", np.int64, -1),
     }
-    for name, values in objects.columns.items():
+    for name in store.column_names:
         out = name if name not in cols else f"catalog_{name}"
-        cols[out] = np.asarray(values)
+        cols[out] = view(name) if view else np.asarray(objects.columns[name])
     return cols
 
 

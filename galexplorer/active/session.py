@@ -209,7 +209,8 @@ class LabellingSession:
         user: name recorded with the labels (default: the login name).
 
     Attributes:
-        ids: (N,) object ids.
+        ids: (N,) object ids, read on demand (:class:`~galexplorer.store.ondemand.ObjectIds`).
+        index: id -> row (``index[id]``, ``id in index``, ``index.get(id)``, ``index.rows_of(ids)``).
         xy: (N, 2) float32 projection.
         labels: (N,) float32 consensus label per object (NaN = not labelled).
         n_labellers: (N,) int32 users who scored each object; disputed: (N,) bool.
@@ -222,9 +223,11 @@ class LabellingSession:
         self.store = store
         self.journal = LabelJournal.for_store(store.path, user)
         self.user = self.journal.user
-        self.ids = np.asarray(store.ids, dtype=object)
+        # read on demand (``ids[rows]``, ``index.get(id)``): at 10^7 objects the ids alone are
+        # ~0.7 GB of strings and seconds to read
+        self.ids = store.object_ids
         self.n = len(self.ids)
-        self.index: dict[str, int] = {oid: i for i, oid in enumerate(self.ids.tolist())}
+        self.index = store.object_ids.index
         self.xy = np.asarray(store.projection, dtype=np.float32)
         self.labels = np.full(self.n, np.nan, np.float32)
         self.n_labellers = np.zeros(self.n, np.int32)   # users who scored each object
@@ -251,20 +254,16 @@ class LabellingSession:
         self.labels.fill(np.nan)
         self.n_labellers.fill(0)
         self.disputed.fill(False)
-        for oid, s, k, d in zip(cons.ids.tolist(), cons.score.tolist(), cons.n_labellers.tolist(),
-                                cons.disputed.tolist()):
-            i = self.index.get(oid)
-            if i is None:
-                log.warning("%s: label for %r, which is not in the store; ignored", self.journal.path, oid)
-                continue
-            self.labels[i] = s
-            self.n_labellers[i] = k
-            self.disputed[i] = d
+        rows = self.index.rows_of(cons.ids.tolist())
+        for oid in cons.ids[rows < 0].tolist():
+            log.warning("%s: label for %r, which is not in the store; ignored", self.journal.path, oid)
+        known = rows >= 0
+        self.labels[rows[known]] = cons.score[known]
+        self.n_labellers[rows[known]] = cons.n_labellers[known]
+        self.disputed[rows[known]] = cons.disputed[known]
         self.excluded.fill(False)
-        for oid in self.journal.excluded():
-            i = self.index.get(oid)
-            if i is not None:
-                self.excluded[i] = True
+        rows = self.index.rows_of(sorted(self.journal.excluded()))
+        self.excluded[rows[rows >= 0]] = True
         self.refresh_ranking()
 
     def refresh_ranking(self) -> None:
@@ -587,10 +586,12 @@ class LabellingSession:
             return
         try:
             state = json.loads(raw)
-            hist = [self.index[o] for o in state.get("history", []) if o in self.index]
+            rows = self.index.rows_of(state.get("history", []))   # one lookup for all ids
+            hist = [int(r) for r in rows if r >= 0]
             self.history = hist
             self.hpos = min(int(state.get("hpos", len(hist) - 1)), len(hist) - 1)
-            self.skipped = {self.index[o] for o in state.get("skipped", []) if o in self.index}
+            rows = self.index.rows_of(state.get("skipped", []))
+            self.skipped = {int(r) for r in rows if r >= 0}
             self.since_refit = int(state.get("since_refit", 0))
         except (ValueError, TypeError, AttributeError) as exc:
             log.warning("%s: the saved session state is unreadable (%s); starting afresh", self.journal.path, exc)

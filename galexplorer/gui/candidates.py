@@ -3,7 +3,11 @@ Export… (the same writer as ``galexplorer export``).
 
 The model keeps the table as NumPy columns and sorts and filters with NumPy (a
 ``QSortFilterProxyModel`` calls Python per comparison: minutes at 10^6 rows); Qt only asks for
-the rows on screen.
+the rows on screen. Ids and catalogue columns stay in the store (on-disk columns): the model
+reads the visible rows a page at a time, a whole column only when the user sorts or filters by
+it (numbers, or text as compact bytes), sorts by id through the store's sorted id index, and
+past :data:`ID_SCAN_MAX` objects filters ids by prefix through that index instead of scanning
+every id for the text.
 """
 
 from __future__ import annotations
@@ -19,6 +23,31 @@ from .objectlist import elide_middle
 
 INDEX_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
+PAGE = 64                 # rows of an on-disk column read at a time for the cells on screen
+PAGES_KEPT = 256
+ID_SCAN_MAX = 1_000_000   # above this, "filter ids…" matches the beginning of ids (sorted index)
+
+
+def on_disk(values) -> bool:
+    """Whether a column reads from the store (not a NumPy array in memory)."""
+    return not isinstance(values, np.ndarray)
+
+
+def id_filter(ids, text: str) -> np.ndarray:
+    """(N,) bool: objects whose id matches ``text``: contains it (case-insensitive), or for an
+    on-disk id column of more than :data:`ID_SCAN_MAX` objects with a sorted index, begins with
+    it (case-sensitive; milliseconds instead of a scan of every id)."""
+    from ..store.ondemand import contains_text
+
+    n = len(ids)
+    if isinstance(ids, np.ndarray):
+        t = text.lower()
+        return np.fromiter((t in str(s).lower() for s in ids), bool, count=n)
+    if n > ID_SCAN_MAX and getattr(ids, "indexed", False):
+        keep = np.zeros(n, bool)
+        keep[ids.starting_with(text)] = True
+        return keep
+    return contains_text(ids, text)
 
 
 class RankedTableModel(QtCore.QAbstractTableModel):
@@ -42,9 +71,30 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         self.mask: np.ndarray | None = None   # (N,) bool in store order: rows kept (My labels)
         self.thumbnails = None          # a ThumbnailCache: small stamps beside the ids
         self.icon_px = 24
+        self._pages: dict[tuple[str, int], np.ndarray] = {}   # on-disk cells of visible rows
+        self._full: dict[str, np.ndarray] = {}   # on-disk columns read whole (sort / filter)
+        self._id_key: tuple[object, np.ndarray] | None = None   # (id column, position in id order)
+
+    def _new_columns(self, columns: dict[str, np.ndarray]) -> None:
+        """Forget what was read of on-disk columns that are replaced."""
+        self._full = {k: v for k, v in self._full.items() if k in columns and columns[k] is self._cols.get(k)}
+        if self._id_key is not None and columns.get("id") is not self._id_key[0]:
+            self._id_key = None
+        self._pages.clear()
+
+    def whole(self, name: str) -> np.ndarray:
+        """Column ``name`` in memory (read once from the store for on-disk columns: numbers as
+        they are, text as compact UTF-8 bytes)."""
+        values = self._cols[name]
+        if not on_disk(values):
+            return values
+        if name not in self._full:
+            self._full[name] = values.compact() if hasattr(values, "compact") else np.asarray(values)
+        return self._full[name]
 
     def set_table(self, columns: dict[str, np.ndarray], order: np.ndarray) -> None:
         self.beginResetModel()
+        self._new_columns(columns)
         self._cols = dict(columns)
         self._names = list(self._cols)
         self._order = np.asarray(order, np.int64)
@@ -55,6 +105,7 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         """New values and ranking for the same columns (after a score): the user's sort, filter
         and scroll position stay."""
         self.layoutAboutToBeChanged.emit()
+        self._new_columns(columns)
         self._cols = dict(columns)
         self._order = np.asarray(order, np.int64)
         self._apply()
@@ -73,7 +124,7 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         return list(self._names)
 
     def column(self, name: str) -> np.ndarray:
-        """A column in the store's object order."""
+        """A column in the store's object order (an on-disk column reads rows when indexed)."""
         return self._cols[name]
 
     @property
@@ -87,7 +138,7 @@ class RankedTableModel(QtCore.QAbstractTableModel):
 
     def set_filter(self, lo: float, hi: float, text: str, column: str) -> None:
         self.beginResetModel()
-        self._filter = (lo, hi, text.strip().lower(), column)
+        self._filter = (lo, hi, text.strip(), column)   # case kept: a prefix search by id needs it
         self._apply()
         self.endResetModel()
 
@@ -107,34 +158,61 @@ class RankedTableModel(QtCore.QAbstractTableModel):
     def _apply(self) -> None:
         order = self._order
         n = len(order)
-        keep = np.ones(n, bool)
         lo, hi, text, col = self._filter
-        if col in self._cols and (lo > -math.inf or hi < math.inf):
-            v = np.asarray(self._cols[col], dtype=np.float64)[order]
+        self._pages.clear()
+        if not (text or self.only or self.mask is not None or (self._sort is not None and self._sort[0] in self._cols)
+                or (col in self._cols and (lo > -math.inf or hi < math.inf))):
+            self._rows = np.arange(n, dtype=np.int64)   # every row, in rank order: no N-long mask
+            return
+        keep = np.ones(n, bool)
+        if col in self._cols and (lo > -math.inf or hi < math.inf) and self.whole(col).dtype.kind in "fiub":
+            v = np.asarray(self.whole(col), dtype=np.float64)[order]
             keep &= (v >= lo) & (v <= hi)
         if text and "id" in self._cols:
-            ids = self._cols["id"]
-            hit = np.fromiter((text in str(s).lower() for s in ids), bool, count=len(ids))
-            keep &= hit[order]
+            keep &= id_filter(self._cols["id"], text)[order]
         for name in self.only:
             if name in self._cols:
                 keep &= np.asarray(self._cols[name], bool)[order]
         if self.mask is not None and len(self.mask) == len(order):
             keep &= self.mask[order]
         rows = np.flatnonzero(keep)
-        if self._sort is not None:
+        if self._sort is not None and self._sort[0] in self._cols:
             name, desc = self._sort
-            v = np.asarray(self._cols[name])[order[rows]]
+            ids = self._cols[name]
+            if name == "id" and on_disk(ids) and hasattr(ids, "sort_key"):
+                if self._id_key is None or self._id_key[0] is not ids:   # read once per store
+                    self._id_key = (ids, ids.sort_key())
+                v = self._id_key[1][order[rows]]    # position in id order: no id is read
+            else:
+                v = self.whole(name)[order[rows]]
             if v.dtype.kind in "fiub":
                 key = v.astype(np.float64)
                 key = np.where(np.isnan(key), -np.inf if desc else np.inf, key)   # blanks last
                 o = np.argsort(-key if desc else key, kind="stable")
             else:
-                o = np.argsort(v.astype(str), kind="stable")
+                o = np.argsort(v if v.dtype.kind in "SU" else v.astype(str), kind="stable")
                 if desc:
                     o = o[::-1]
             rows = rows[o]
         self._rows = rows
+
+    def _cell(self, name: str, row: int, obj: int):
+        """The value of column ``name`` at table row ``row`` (object ``obj``); an on-disk column
+        is read a page of :data:`PAGE` visible rows at a time."""
+        values = self._cols[name]
+        if not on_disk(values):
+            return values[obj]
+        if name in self._full:
+            v = self._full[name][obj]
+            return v.decode("utf-8") if isinstance(v, bytes) else v
+        page = row // PAGE
+        got = self._pages.get((name, page))
+        if got is None:
+            if len(self._pages) >= PAGES_KEPT:
+                self._pages.clear()
+            objs = self._order[self._rows[page * PAGE:(page + 1) * PAGE]]
+            got = self._pages[(name, page)] = np.asarray(values[objs])
+        return got[row - page * PAGE]
 
     # -- Qt model ------------------------------------------------------------------------------
     def rowCount(self, parent=QtCore.QModelIndex()) -> int:
@@ -153,7 +231,7 @@ class RankedTableModel(QtCore.QAbstractTableModel):
             return None
         obj = int(self._order[self._rows[index.row()]])
         name = self._names[index.column()]
-        v = self._cols[name][obj]
+        v = self._cell(name, index.row(), obj)
         if role == QtCore.Qt.ItemDataRole.DisplayRole:
             if isinstance(v, (float, np.floating)):
                 if not math.isfinite(float(v)):
@@ -355,6 +433,12 @@ class CandidatesPanel(QtWidgets.QWidget):
             self.model.clear_sort()
         if list(columns) != old:   # new columns: size them; a refit keeps the user's widths
             self.table.resizeColumnsToContents()
+
+    def clear(self) -> None:
+        """Show nothing (the store is about to close: on-disk columns must not be read after)."""
+        self._timer.stop()
+        self.model.set_table({}, np.empty(0, np.int64))
+        self.count.setText("")
 
     def update_table(self, columns: dict[str, np.ndarray], order: np.ndarray, range_columns: list[str]) -> None:
         """New values and ranking (after a score): the sort, filter and scroll position stay."""

@@ -268,10 +268,9 @@ class Explorer(QtCore.QObject):
         text = note.strip().lower()
         if text:
             hit = np.zeros(ses.n, bool)
-            for oid, body in ses.journal.notes().items():
-                i = ses.index.get(oid)
-                if i is not None and text in body.lower():
-                    hit[i] = True
+            found = [oid for oid, body in ses.journal.notes().items() if text in body.lower()]
+            rows = ses.index.rows_of(found)
+            hit[rows[rows >= 0]] = True
             mask &= hit
         kept = np.rint(labels[mask]).astype(np.int64)
         counts = {s: int(np.count_nonzero(kept == s)) for s in range(6)}
@@ -510,7 +509,8 @@ class Explorer(QtCore.QObject):
     def table_columns(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The candidates table: the columns of :func:`~galexplorer.active.ranking.ranked_table`
         (the ranked CSV's), in store order, with the labels and the ranking as they are now;
-        and the ranking, best first. Nothing is copied per row."""
+        and the ranking, best first. Nothing is copied per row; ids and catalogue columns are
+        the store's on-disk columns (the table reads the rows it shows)."""
         from ..active.ranking import ranked_columns
 
         s, ses = self.state, self.session
@@ -521,7 +521,7 @@ class Explorer(QtCore.QObject):
             self.store, ses.rank if ses.rank is not None else np.arange(1, n + 1, dtype=np.int32),
             ses.labels, ses.n_labellers, ses.disputed, ses.excluded,
             s.mean if s is not None else nan, s.std if s is not None else nan,
-            s.acquisition if s is not None else nan, scores)
+            s.acquisition if s is not None else nan, scores, on_demand=True)
         order = ses.ranking if ses.ranking is not None else np.arange(n, dtype=np.int64)
         return cols, order
 
@@ -608,15 +608,13 @@ class Explorer(QtCore.QObject):
         for name in self.store.score_names:
             v = self.score_array(name)[i]
             rows.append((name, v.item() if hasattr(v, "item") else v))
-        objects = self.store.objects
-        for name, values in objects.columns.items():
-            v = values[i]
+        for name in self.store.column_names:   # this row only, read from the store
+            v = self.store.values_at(name, [i])[0]
             rows.append((name, v.item() if hasattr(v, "item") else v))
         return rows
 
     def position(self, i: int) -> tuple[float, float]:
-        o = self.store.objects
-        return float(o.ra[i]), float(o.dec[i])
+        return float(self.store.values_at("ra", [i])[0]), float(self.store.values_at("dec", [i])[0])
 
     def counters(self) -> dict[str, object]:
         ses = self.session

@@ -30,6 +30,7 @@ from .thumbs import ThumbnailCache
 
 log = logging.getLogger(__name__)
 
+TABLE_AFTER_PAINT_MS = 100   # at opening, the candidates table is filled this long after the map
 STORE_SUFFIXES = (".h5", ".hdf5", ".hdf")
 MODE_NAMES = [("replace", SelectionMode.REPLACE), ("add (Shift)", SelectionMode.ADD),
               ("remove (Ctrl)", SelectionMode.REMOVE), ("intersect (Shift+Ctrl)", SelectionMode.INTERSECT)]
@@ -440,6 +441,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def unload(self) -> None:
         if self.explorer is not None:
+            self.candidates.clear()   # its id and catalogue columns read from the store closed next
             self.explorer.shutdown()
             self.explorer.deleteLater()
             self.explorer = None
@@ -690,8 +692,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scatter.set_labelled(*ex.labelled())
         self.scatter.set_excluded(np.flatnonzero(ex.excluded))
         self.gallery.model.refresh()
-        cols, order = ex.table_columns()
-        self.candidates.update_table(cols, order, self._range_columns(cols))
+        if ex.state is None:
+            # opening: the map paints first, the table (~2 s at 10^7 objects) fills after
+            QtCore.QTimer.singleShot(TABLE_AFTER_PAINT_MS, self._refresh_table)
+        else:
+            self._refresh_table()
         self.scatter.refresh_card()
         if self.scatter_panel.colour.currentText() in ("your labels (consensus)", "disputed labels") or \
                 self.scatter_panel.colour.currentText().startswith("labels by "):
@@ -703,6 +708,13 @@ class MainWindow(QtWidgets.QMainWindow):
         elif ex.gallery_kind == "labelled":
             self._gallery_label_view(True)
         self._update_counters()
+
+    def _refresh_table(self) -> None:
+        ex = self.explorer
+        if ex is None:
+            return
+        cols, order = ex.table_columns()
+        self.candidates.update_table(cols, order, self._range_columns(cols))
 
     def _on_queue(self) -> None:
         ex = self.explorer

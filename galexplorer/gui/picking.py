@@ -26,27 +26,29 @@ class NearestIndex:
     """
 
     def __init__(self, xy: np.ndarray, background: bool | None = None):
+        self._tree: cKDTree | None = None
+        self._thread: threading.Thread | None = None
+        self._empty = False
+        if background is None:
+            background = len(xy) > SYNC_BUILD_MAX
+        if background:   # the float64 copy too: at 10^7 points it alone takes seconds
+            self._thread = threading.Thread(target=self._build, args=(xy,), name="galexplorer-kdtree", daemon=True)
+            self._thread.start()
+        else:
+            self._build(xy)
+
+    def _build(self, xy: np.ndarray) -> None:
         xy = np.asarray(xy, dtype=np.float64)
         finite = np.isfinite(xy).all(axis=1)
         self._rows = np.flatnonzero(finite)
         self._xy = xy[finite]
-        self._tree: cKDTree | None = None
-        self._thread: threading.Thread | None = None
-        if background is None:
-            background = len(self._xy) > SYNC_BUILD_MAX
-        if background:
-            self._thread = threading.Thread(target=self._build, name="galexplorer-kdtree", daemon=True)
-            self._thread.start()
-        else:
-            self._build()
-
-    def _build(self) -> None:
+        self._empty = len(self._xy) == 0
         # unbalanced, non-compact trees build ~2x faster and query as fast for 2-D points
         self._tree = cKDTree(self._xy, balanced_tree=False, compact_nodes=False) if len(self._xy) else None
 
     @property
     def ready(self) -> bool:
-        return self._tree is not None or (self._thread is None and len(self._xy) == 0)
+        return self._tree is not None or self._empty
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the tree is built (tests, screenshots); True when ready."""

@@ -639,7 +639,7 @@ class LabelJournal:
         """Labels as indices into ``ids`` (the store's object order).
 
         Args:
-            ids: (N,) the store's object ids.
+            ids: (N,) the store's object ids (or its ``object_ids``, looked up without reading all).
             user: one user's labels; None = consensus of all users.
             strict: raise when labelled objects are not among ``ids``; otherwise log and skip them.
             skip_disputed: leave out disputed objects (consensus only).
@@ -656,7 +656,11 @@ class LabelJournal:
             cons = self.consensus()
             keep = ~cons.disputed if skip_disputed else np.ones(len(cons), bool)
             labels = dict(zip(cons.ids[keep].tolist(), cons.score[keep].tolist()))
-        pos = {oid: i for i, oid in enumerate(np.asarray(ids, dtype=object).tolist())}
+        if hasattr(ids, "rows_of"):   # a store's ids read on demand: look up only the labelled
+            rows = ids.rows_of(list(labels))
+            pos = {oid: int(r) for oid, r in zip(labels, rows.tolist()) if r >= 0}
+        else:
+            pos = {oid: i for i, oid in enumerate(np.asarray(ids, dtype=object).tolist())}
         unknown = [oid for oid in labels if oid not in pos]
         if unknown:
             msg = (f"{len(unknown)} labelled object(s) are not in the store "

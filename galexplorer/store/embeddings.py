@@ -5,7 +5,8 @@ Layout (schema v1, see docs/store-format.md)::
 
     /                  attrs: format="galexplorer-store", version, galexplorer_version, created,
                               uuid, cutouts_path, cutouts_uuid, bands, config (JSON)
-    /objects/...       as in the cutouts file (id, ra, dec, source, columns/<name>)
+    /objects/...       as in the cutouts file (id, ra, dec, source, columns/<name>), plus
+                       id_order (N,) int64: rows sorted by id (the index for lookups by id)
     /thumbnails        (N, T, T, 3) uint8 display stamps (optional)
     /embeddings        (N, D) float32; attrs method, backbone, checkpoint_sha256, config, source
     /pca               (N, k) float32; attrs explained_variance_ratio, n_components
@@ -25,6 +26,7 @@ import numpy as np
 from ..errors import StoreError
 from .atomic import finish_output, open_new_h5, prepare_output
 from .base import ObjectFile
+from .ondemand import ID_ORDER, id_order
 from .schema import (
     STORE_FORMAT,
     ObjectTable,
@@ -65,7 +67,12 @@ class EmbeddingStoreWriter:
             raise StoreError("no objects to write", self.path)
         self._tmp = prepare_output(self.path)
         self._f = open_new_h5(self._tmp, self.path)
-        write_objects(self._f.create_group("objects"), self.objects)
+        group = self._f.create_group("objects")
+        write_objects(group, self.objects)
+        order = id_order(self.objects.ids)
+        if order is not None:   # repeated ids get no index: readers then find and report them
+            group.create_dataset(ID_ORDER, data=order)
+            group[ID_ORDER].attrs["description"] = "rows in the order of their ids (code point order)"
         return self
 
     @property

@@ -94,6 +94,15 @@ class Ranking:
         """(N,) int64 rows, best first."""
         return np.argsort(self.rank, kind="stable").astype(np.int64)
 
+    def top(self, k: int) -> np.ndarray:
+        """(k,) int64 the rows of ranks 1..k, best first: one pass over ``rank`` and a sort of
+        k values (not of N, as :attr:`order`)."""
+        k = max(0, min(int(k), len(self.rank)))
+        rows = np.flatnonzero(self.rank <= k) if k else np.empty(0, np.int64)
+        if len(rows) != k:      # not a permutation of 1..N (a damaged sidecar): sort them all
+            return self.order[:k]
+        return rows[np.argsort(self.rank[rows], kind="stable")].astype(np.int64)
+
     @classmethod
     def from_result(cls, result, store_uuid: str) -> Ranking:
         """From a LoopResult (duck-typed, so the store layer does not import ``active``)."""

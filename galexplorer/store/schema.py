@@ -245,11 +245,27 @@ def open_checked(path: str | Path, fmt: str, what: str, fix: str) -> h5py.File:
     return f
 
 
-def check_objects(f: h5py.File, path: Path, n: int | None, what: str, fix: str) -> np.ndarray:
+def indexed(group: h5py.Group, count: int) -> bool:
+    """Whether ``/objects`` has a usable sorted id index (``id_order``: (count,) integers)."""
+    dset = group.get("id_order")
+    return isinstance(dset, h5py.Dataset) and dset.shape == (count,) and dset.dtype.kind in "iu"
+
+
+def check_duplicates(ids: np.ndarray, path: Path, what: str, fix: str) -> None:
+    """Raise StoreError when ``ids`` repeat (naming up to three)."""
+    if len(set(ids)) != len(ids):
+        u, c = np.unique(np.asarray(ids, dtype=object).astype(str), return_counts=True)
+        dup = u[c > 1][:3]
+        raise StoreError(f"the {what} has duplicate object ids ({', '.join(map(str, dup))})", path, fix)
+
+
+def check_objects(f: h5py.File, path: Path, n: int | None, what: str, fix: str) -> np.ndarray | None:
     """Check /objects exists, that its arrays agree in length (and with ``n``) and ids are unique.
 
     Returns:
-        (N,) the ids (object array of str), so that readers need not decode them twice.
+        (N,) the ids (object array of str), so that readers need not decode them twice; None
+        when the file has the sorted id index ``objects/id_order`` (the ids are then read on
+        demand, and checked for repeats when all are read).
     """
     if "objects" not in f or "id" not in f["objects"]:
         raise StoreError(f"the {what} has no objects/id dataset (incomplete file)", path, fix)
@@ -262,12 +278,11 @@ def check_objects(f: h5py.File, path: Path, n: int | None, what: str, fix: str) 
         if name in g and g[name].shape[0] != count:
             raise StoreError(f"the {what} is inconsistent: objects/{name} has {g[name].shape[0]} rows "
                              f"but there are {count} ids", path, fix)
+    if indexed(g, count):   # the writer checked the ids are unique; read them on demand
+        return None
     try:
         ids = g["id"].asstr()[:]
     except (OSError, UnicodeDecodeError) as exc:
         raise StoreError(f"the {what} is damaged: objects/id cannot be read ({exc})", path, fix) from None
-    if len(set(ids)) != count:
-        u, c = np.unique(np.asarray(ids, dtype=object).astype(str), return_counts=True)
-        dup = u[c > 1][:3]
-        raise StoreError(f"the {what} has duplicate object ids ({', '.join(map(str, dup))})", path, fix)
+    check_duplicates(ids, path, what, fix)
     return np.asarray(ids, dtype=object)
