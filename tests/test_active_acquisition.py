@@ -85,3 +85,19 @@ def test_spanning_batch_is_deterministic_and_spans():
     cand = np.arange(0, 1000, 2)
     assert set(spanning_batch(X, 10, cand)) <= set(cand)
     assert len(spanning_batch(X, 10, np.array([3, 4]))) == 2
+
+
+def test_spanning_batch_partition_equals_the_full_sort():
+    """The O(N) partition of packed keys picks what sorting everything picks, ties and -0.0 included."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5000, 3)).astype(np.float32)
+    X[::7, 0] = np.round(X[::7, 0], 1)           # many ties
+    X[5, 0], X[6, 0] = -0.0, 0.0
+    cand = np.sort(rng.choice(5000, 3000, replace=False))
+    for c in (None, cand):
+        idx = np.arange(5000) if c is None else c
+        order = idx[np.lexsort((idx, X[idx, 0].astype(np.float64)))]
+        for k in (1, 10, 37):
+            pos = np.unique(np.round(np.linspace(0, len(order) - 1, k)).astype(np.int64))
+            np.testing.assert_array_equal(spanning_batch(X, k, c), order[pos])
+            np.testing.assert_array_equal(spanning_batch(X.astype(np.float64), k, c), order[pos])

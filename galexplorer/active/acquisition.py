@@ -213,11 +213,19 @@ def spanning_batch(features: np.ndarray, k: int, candidates: np.ndarray | None =
     idx = np.arange(len(features)) if candidates is None else np.asarray(candidates, dtype=np.int64)
     if len(idx) == 0 or k <= 0:
         return np.empty(0, dtype=np.int64)
-    pc1 = np.asarray(features[idx, 0], dtype=np.float64)
-    order = idx[np.lexsort((idx, pc1))]
-    k = min(int(k), len(order))
-    pos = np.unique(np.round(np.linspace(0, len(order) - 1, k)).astype(np.int64))
-    return order[pos].astype(np.int64)
+    k = min(int(k), len(idx))
+    pos = np.unique(np.round(np.linspace(0, len(idx) - 1, k)).astype(np.int64))
+    col = np.asarray(features[idx, 0])
+    if col.dtype == np.float32 and len(idx) < 2**32 and np.isfinite(col).all():
+        # only k order statistics are needed, not the whole order: one O(N) partition of packed
+        # keys (the value's sortable bits, then the position as the tie-break, as the lexsort)
+        bits = (col + np.float32(0.0)).view(np.uint32)          # + 0.0 turns -0.0 into +0.0
+        bits = bits ^ np.where(bits >> 31 == 1, np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
+        keys = (bits.astype(np.uint64) << np.uint64(32)) | np.arange(len(idx), dtype=np.uint64)
+        picked = np.partition(keys, pos)[pos] & np.uint64(0xFFFFFFFF)
+        return idx[picked.astype(np.int64)].astype(np.int64)
+    order = np.argsort(np.asarray(col, dtype=np.float64), kind="stable")   # ties by position, as lexsort
+    return idx[order[pos]].astype(np.int64)
 
 
 def farthest_batch(features: np.ndarray, labelled: np.ndarray, k: int, candidates: np.ndarray,

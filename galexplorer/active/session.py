@@ -113,7 +113,7 @@ def model_state(result) -> ModelState:
     for block in (np.asarray(result.next_batch, np.int64), _by_value(result.acquisition),
                   np.asarray(result.order, np.int64)):
         block = block[~taken[block]]
-        if len(block):   # first occurrence of each object, in order
+        if len(block) and np.bincount(block, minlength=n).max() > 1:   # first occurrence of each, in order
             _, first = np.unique(block, return_index=True)
             block = block[np.sort(first)]
         taken[block] = True
@@ -198,7 +198,7 @@ def _by_value(values: np.ndarray) -> np.ndarray:
     """Rows with a finite value, highest first (ties by row)."""
     v = np.asarray(values)
     rows = np.flatnonzero(np.isfinite(v))
-    return rows[np.lexsort((rows, -v[rows]))].astype(np.int64)
+    return rows[np.argsort(-v[rows], kind="stable")].astype(np.int64)   # stable: ties by row, as a lexsort
 
 
 class LabellingSession:
