@@ -77,14 +77,14 @@ class AugmentConfig:
     rotate: bool = True
     flip: bool = True
     jitter: bool = True
-    jitter_px: int = 2
+    jitter_px: int = 7
     scale: bool = True
     scale_range: tuple[float, float] = (0.9, 1.1)
     blur: bool = True
-    blur_sigma: tuple[float, float] = (0.0, 0.5)
+    blur_sigma: tuple[float, float] = (0.0, 1.0)
     blur_per_band: bool = False
     noise: bool = True
-    noise_scale: tuple[float, float] = (0.0, 2.0)
+    noise_scale: tuple[float, float] = (1.0, 25.0)
     gain: bool = True
     gain_range: tuple[float, float] = (0.8, 1.2)
     flux: bool = False
