@@ -20,6 +20,13 @@ queries; recall@20 against an exact scan of the store's embeddings), and the tru
     nice -n 5 python benchmarks/bench_survey.py --n 1000000            # one size
     nice -n 5 python benchmarks/bench_survey.py --n 10000000           # 10^7 beside 10^6
     python benchmarks/bench_survey.py --quick                          # 10^4 (smoke test)
+    # after changing the explorer, GP or export: rerun only those on the kept 10^6 and 10^7 stores
+    nice -n 5 python benchmarks/bench_survey.py --n 10000000 --workdir DIR --reuse --stages open,refit,similarity,export
+
+With ``--workdir`` each size's figures are also saved in ``DIR/nN/results.json``. ``--reuse``
+keeps the data, the store and those figures of an earlier run in ``DIR`` and reruns only the
+``--stages`` named (the data is made, and ``embed`` run, only where missing); the table then
+shows the earlier figures of the stages not rerun.
 
 Files go to ``--workdir`` (default: a temporary folder, removed at the end; 10^7 needs ~12 GB).
 Targets at 10^7 (2 cores): embed <= 30 min, peak <= 8 GB; open <= 10 s; refit <= 5 s; similarity
@@ -29,6 +36,7 @@ Targets at 10^7 (2 cores): embed <= 30 min, peak <= 8 GB; open <= 10 s; refit <=
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -69,7 +77,10 @@ def make_data(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
             z = rng.normal(0, 1.0, (m, LATENT))
             z[clustered] = centres[rng.integers(0, 6, clustered.sum())] + rng.normal(0, 0.5, (clustered.sum(), LATENT))
             z[rare] = rare_centre + rng.normal(0, 0.3, (rare.sum(), LATENT))
-            emb[a:a + m] = (z.astype(np.float32) @ mix) + rng.normal(0, 0.05, (m, DIM)).astype(np.float32)
+            noise = rng.standard_normal((m, DIM), dtype=np.float32)   # float32 draws: half the time of float64
+            noise *= np.float32(0.05)
+            noise += z.astype(np.float32) @ mix
+            emb[a:a + m] = noise
             ids = np.arange(a, a + m)
             ra, dec = rng.uniform(0, 360, m), rng.uniform(-60, 60, m)
             mag = rng.uniform(17, 24, m)
@@ -80,8 +91,11 @@ def make_data(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     return emb_path, cat_path
 
 
-def run_timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Run a command: (wall seconds, peak RSS in GB of that process, its stdout + stderr)."""
+def run_timed(cmd: list[str], env: dict | None = None, usage_out: dict | None = None) -> tuple[float, float, str]:
+    """Run a command: (wall seconds, peak RSS in GB of that process, its stdout + stderr).
+
+    ``usage_out``: filled with ``cpu``, the process's user + system CPU seconds (on cores shared
+    with other jobs the wall time grows with their load; the CPU time much less)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})})
@@ -89,6 +103,8 @@ def run_timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, st
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
+    if usage_out is not None:
+        usage_out["cpu"] = usage.ru_utime + usage.ru_stime
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out[-3000:]}")
     return wall, usage.ru_maxrss / 2**20, out
@@ -187,33 +203,65 @@ def trustworthiness_check(n: int, fit: int) -> dict:
     return out
 
 
-def run_size(n: int, workdir: Path, keep: bool, embed_options: tuple[str, ...] = ()) -> dict:
+STAGES = ("embed", "open", "export", "refit", "similarity")
+
+
+def run_size(n: int, workdir: Path, keep: bool, embed_options: tuple[str, ...] = (),
+             stages: tuple[str, ...] = STAGES, reuse: bool = False) -> dict:
+    """Run the ``stages`` on N objects in ``workdir/nN``; with ``reuse``, keep what an earlier run
+    left there (data, store, figures in ``results.json``) and make data / run embed only if missing."""
     folder = workdir / f"n{n}"
     folder.mkdir(parents=True, exist_ok=True)
-    r: dict = {"n": n}
-    t0 = time.perf_counter()
-    emb, cat = make_data(folder, n)
-    r["data"] = time.perf_counter() - t0
-    store = folder / "store.h5"
-    wall, peak, out = run_timed(cli("embed", "--embeddings", str(emb), "--no-cutouts", "--catalog", str(cat),
-                                    "-o", str(store), *embed_options))
-    r["embed"], r["embed_peak"] = wall, peak
-    print(f"  N={n:,} embed {wall:.1f} s, peak {peak:.2f} GB: {next((ln for ln in out.splitlines() if ln.startswith('time: ')), '')}",
-          flush=True)
-    line = next((ln for ln in out.splitlines() if ln.startswith("time: ")), "")
-    r["stages"] = {k: float(v) for k, v in re.findall(r"(\w[\w ]*?) ([\d.]+) s", line[6:])}
-    env = {"QT_QPA_PLATFORM": "offscreen"}
-    wall, peak, _ = run_timed(cli("open", str(store), "--screenshot", str(folder / "shot.png")), env)
-    r["open"], r["open_peak"] = wall, peak
-    print(f"  N={n:,} open {wall:.1f} s, peak {peak:.2f} GB", flush=True)
-    wall, peak, _ = run_timed(cli("export", str(store), "-o", str(folder / "all.csv")))
-    r["export"], r["export_peak"] = wall, peak
-    print(f"  N={n:,} export {wall:.1f} s, peak {peak:.2f} GB", flush=True)
-    wall, peak, _ = run_timed(cli("export", str(store), "-o", str(folder / "top.csv"), "--top", "1000"))
-    r["export_top"], r["export_top_peak"] = wall, peak
-    rare = np.loadtxt(cat, delimiter=",", skiprows=1, usecols=4, dtype=np.int8).astype(bool)
-    r.update(refit_time(store, rare))
-    r.update(similarity(store))
+    saved = folder / "results.json"
+    r: dict = {"n": n, "stages": {}}
+    if reuse and saved.exists():
+        r.update(json.loads(saved.read_text()))
+    emb, cat, store = folder / "emb.npy", folder / "cat.csv", folder / "store.h5"
+
+    def save() -> None:
+        if keep:
+            saved.write_text(json.dumps(r, indent=1))
+
+    if reuse and emb.exists() and cat.exists() and np.load(emb, mmap_mode="r").shape == (n, DIM):
+        print(f"  N={n:,} reusing the data in {folder}", flush=True)
+    else:
+        t0 = time.perf_counter()
+        make_data(folder, n)
+        r["data"] = time.perf_counter() - t0
+        store.unlink(missing_ok=True)   # a store of other data
+    if "embed" in stages or not store.exists():
+        usage: dict = {}
+        wall, peak, out = run_timed(cli("embed", "--embeddings", str(emb), "--no-cutouts", "--catalog", str(cat),
+                                        "-o", str(store), *embed_options), usage_out=usage)
+        r["embed"], r["embed_peak"], r["embed_cpu"] = wall, peak, usage.get("cpu", float("nan"))
+        r["load"] = os.getloadavg()[1]
+        line = next((ln for ln in out.splitlines() if ln.startswith("time: ")), "")
+        print(f"  N={n:,} embed {wall:.1f} s, peak {peak:.2f} GB: {line}", flush=True)
+        r["stages"] = {k: float(v) for k, v in re.findall(r"(\w[\w ]*?) ([\d.]+) s", line[6:])}
+        save()
+    else:
+        print(f"  N={n:,} reusing the store {store}", flush=True)
+    if "open" in stages:
+        env = {"QT_QPA_PLATFORM": "offscreen"}
+        wall, peak, _ = run_timed(cli("open", str(store), "--screenshot", str(folder / "shot.png")), env)
+        r["open"], r["open_peak"] = wall, peak
+        print(f"  N={n:,} open {wall:.1f} s, peak {peak:.2f} GB", flush=True)
+        save()
+    if "export" in stages:
+        wall, peak, _ = run_timed(cli("export", str(store), "-o", str(folder / "all.csv")))
+        r["export"], r["export_peak"] = wall, peak
+        print(f"  N={n:,} export {wall:.1f} s, peak {peak:.2f} GB", flush=True)
+        wall, peak, _ = run_timed(cli("export", str(store), "-o", str(folder / "top.csv"), "--top", "1000"))
+        r["export_top"], r["export_top_peak"] = wall, peak
+        (folder / "all.csv").unlink(missing_ok=True)   # ~1 GB at 10^7
+        save()
+    if "refit" in stages:
+        rare = np.loadtxt(cat, delimiter=",", skiprows=1, usecols=4, dtype=np.int8).astype(bool)
+        r.update(refit_time(store, rare))
+        save()
+    if "similarity" in stages:
+        r.update(similarity(store))
+        save()
     if not keep:
         shutil.rmtree(folder, ignore_errors=True)
     return r
@@ -224,7 +272,8 @@ def table(runs: list[dict]) -> str:
     rows = [("data (synthetic, not galexplorer)", "data", "s")]
     stages = list(dict.fromkeys(k for r in runs for k in r["stages"]))
     rows += [(f"  embed stage: {k}", ("stages", k), "s") for k in stages]
-    rows += [("embed (total, process)", "embed", "s"), ("embed peak memory", "embed_peak", "GB"),
+    rows += [("embed (total, process)", "embed", "s"), ("embed CPU time (user + system)", "embed_cpu", "s"),
+             ("  load average (5 min) at its end", "load", ""), ("embed peak memory", "embed_peak", "GB"),
              ("open --screenshot (to first paint)", "open", "s"), ("open peak memory", "open_peak", "GB"),
              ("GP refit + batch of 10 (median of 3)", "refit", "s"), ("  rare objects in that batch", "batch_rare", ""),
              ("similarity index load/build", "sim_build", "s"), ("similarity query (median of 20)", "sim_query", "s"),
@@ -259,7 +308,16 @@ def main(argv=None) -> int:
                    help="smoke run: N = 10^4 alone, PCA projection, no trustworthiness check unless --tw-n is given")
     p.add_argument("--tw-only", action="store_true", help="only the trustworthiness check")
     p.add_argument("--workdir", help="keep the files here (default: a temporary folder, removed)")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep the data, store and figures an earlier run left in --workdir; rerun only --stages")
+    p.add_argument("--stages", default=",".join(STAGES),
+                   help=f"comma-separated stages to run (default: all of {','.join(STAGES)})")
     args = p.parse_args(argv)
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    if set(stages) - set(STAGES):
+        p.error(f"unknown stages {sorted(set(stages) - set(STAGES))}; choose from {','.join(STAGES)}")
+    if args.reuse and not args.workdir:
+        p.error("--reuse needs --workdir (the folder of the earlier run)")
     if args.quick:
         args.n, args.ref_n = 10_000, 10_000
         args.tw_n = 0 if "--tw-n" not in (argv if argv is not None else sys.argv) else args.tw_n
@@ -271,7 +329,8 @@ def main(argv=None) -> int:
         for n in sizes:
             # --quick: the PCA projection (UMAP's numba compilation alone takes minutes on busy cores)
             runs.append(run_size(n, workdir, keep=bool(args.workdir),
-                                 embed_options=("--projection", "pca") if args.quick else ()))
+                                 embed_options=("--projection", "pca") if args.quick else (),
+                                 stages=stages, reuse=args.reuse))
             print(f"[N={n:,} done]", flush=True)
             print(table(runs), flush=True)
     finally:
