@@ -203,7 +203,7 @@ def trustworthiness_check(n: int, fit: int) -> dict:
     return out
 
 
-STAGES = ("embed", "open", "export", "refit", "similarity")
+STAGES = ("embed", "similarity", "export", "open", "refit")
 
 
 def run_size(n: int, workdir: Path, keep: bool, embed_options: tuple[str, ...] = (),
@@ -241,11 +241,8 @@ def run_size(n: int, workdir: Path, keep: bool, embed_options: tuple[str, ...] =
         save()
     else:
         print(f"  N={n:,} reusing the store {store}", flush=True)
-    if "open" in stages:
-        env = {"QT_QPA_PLATFORM": "offscreen"}
-        wall, peak, _ = run_timed(cli("open", str(store), "--screenshot", str(folder / "shot.png")), env)
-        r["open"], r["open_peak"] = wall, peak
-        print(f"  N={n:,} open {wall:.1f} s, peak {peak:.2f} GB", flush=True)
+    if "similarity" in stages:
+        r.update(similarity(store))
         save()
     if "export" in stages:
         wall, peak, _ = run_timed(cli("export", str(store), "-o", str(folder / "all.csv")))
@@ -255,12 +252,15 @@ def run_size(n: int, workdir: Path, keep: bool, embed_options: tuple[str, ...] =
         r["export_top"], r["export_top_peak"] = wall, peak
         (folder / "all.csv").unlink(missing_ok=True)   # ~1 GB at 10^7
         save()
+    if "open" in stages:
+        env = {"QT_QPA_PLATFORM": "offscreen"}
+        wall, peak, _ = run_timed(cli("open", str(store), "--screenshot", str(folder / "shot.png")), env)
+        r["open"], r["open_peak"] = wall, peak
+        print(f"  N={n:,} open {wall:.1f} s, peak {peak:.2f} GB", flush=True)
+        save()
     if "refit" in stages:
         rare = np.loadtxt(cat, delimiter=",", skiprows=1, usecols=4, dtype=np.int8).astype(bool)
         r.update(refit_time(store, rare))
-        save()
-    if "similarity" in stages:
-        r.update(similarity(store))
         save()
     if not keep:
         shutil.rmtree(folder, ignore_errors=True)
