@@ -203,6 +203,53 @@ def trustworthiness_check(n: int, fit: int) -> dict:
     return out
 
 
+def fit_sample_sweep(n: int, fits: tuple[tuple[int, int | None], ...] = ((20000, None), (30000, None),
+                                                                          (50000, 100), (50000, None))) -> list:
+    """The projection at N objects for several UMAP fit samples (and epochs): the fit's time with
+    the faiss graph, the kNN extension's, and the trustworthiness of the whole layout (15
+    neighbours, 5 000 placed objects); then, on the smallest sample, UMAP's own NN-descent graph
+    in place of faiss's (the reference; its time includes numba compiling NN-descent)."""
+    import umap
+    from sklearn.manifold import trustworthiness
+
+    from galexplorer.explore.ann import build_index
+    from galexplorer.explore.projection import cache_umap_compilation, knn_extend, sample_knn_graph
+
+    cache_umap_compilation()
+    folder = Path(tempfile.mkdtemp(prefix="galexplorer-sweep-"))
+    try:
+        emb, _ = make_data(folder, n)
+        from galexplorer.explore.pca import fit_pca
+
+        feats, _ = fit_pca(np.load(emb, mmap_mode="r"), 0.95)
+        feats = np.ascontiguousarray(feats, dtype=np.float32)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    ev = np.random.default_rng(2).choice(n, 5000, replace=False)
+    rows_out = []
+    for i, (fit, epochs) in enumerate(fits + ((fits[0][0], None),)):
+        graph = "umap" if i == len(fits) else "faiss"
+        rows = np.sort(np.random.default_rng(0).choice(n, fit, replace=False))
+        fx = feats[rows]
+        t0 = time.perf_counter()
+        index = build_index(fx, "l2")
+        pre = sample_knn_graph(index, fx, 15) if graph == "faiss" else (None, None, None)
+        reducer = umap.UMAP(n_neighbors=15, min_dist=0.01, random_state=0, n_jobs=1, low_memory=True,
+                            n_epochs=epochs, precomputed_knn=pre)
+        xy = np.empty((n, 2), np.float32)
+        xy[rows] = reducer.fit_transform(fx)
+        t_fit = time.perf_counter() - t0
+        rest = np.setdiff1d(np.arange(n), rows)
+        t0 = time.perf_counter()
+        xy[rest] = knn_extend(fx, xy[rows], feats, rest, 15, index=index)
+        t_ext = time.perf_counter() - t0
+        tw = trustworthiness(feats[ev], xy[ev], n_neighbors=15)
+        rows_out.append((fit, epochs or (200 if fit > 10000 else 500), graph, t_fit, t_ext, tw))   # umap-learn's default epochs
+        print(f"  fit {fit:,} epochs {rows_out[-1][1]} graph {graph}: fit {t_fit:.1f} s, extension {t_ext:.1f} s, "
+              f"trustworthiness {tw:.4f}", flush=True)
+    return rows_out
+
+
 STAGES = ("embed", "similarity", "export", "open", "refit")
 
 
@@ -307,6 +354,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: N = 10^4 alone, PCA projection, no trustworthiness check unless --tw-n is given")
     p.add_argument("--tw-only", action="store_true", help="only the trustworthiness check")
+    p.add_argument("--sweep", action="store_true",
+                   help="only the projection's fit-sample sweep at --n objects (time and trustworthiness)")
     p.add_argument("--workdir", help="keep the files here (default: a temporary folder, removed)")
     p.add_argument("--reuse", action="store_true",
                    help="keep the data, store and figures an earlier run left in --workdir; rerun only --stages")
@@ -322,6 +371,15 @@ def main(argv=None) -> int:
         args.n, args.ref_n = 10_000, 10_000
         args.tw_n = 0 if "--tw-n" not in (argv if argv is not None else sys.argv) else args.tw_n
     warnings.simplefilter("ignore")
+    if args.sweep:
+        out = fit_sample_sweep(args.n)
+        ref = out[-2]
+        print(f"\nprojection of {args.n:,} objects: fit sample, UMAP fit (with its graph), kNN extension, "
+              f"trustworthiness; ratio of time to the {ref[0]:,}/{ref[1]} faiss row")
+        for fit, epochs, graph, t_fit, t_ext, tw in out:
+            print(f"  {fit:>7,} {epochs:>4d} epochs {graph:5s} graph  fit {t_fit:6.1f} s  extension {t_ext:6.1f} s  "
+                  f"trustworthiness {tw:.4f}  time {(t_fit + t_ext) / (ref[3] + ref[4]):.2f}x")
+        return 0
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="galexplorer-survey-"))
     sizes = [] if args.tw_only else [args.ref_n, args.n] if args.ref_n != args.n else [args.n]
     runs = []

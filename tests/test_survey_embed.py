@@ -116,3 +116,33 @@ def test_bench_survey_reuse_reruns_only_the_chosen_stages(tmp_path, monkeypatch)
     calls.clear()
     bench_survey.run_size(100, tmp_path, keep=True, stages=("open",), reuse=False)
     assert calls == ["data", "embed", "open"]                # without --reuse everything is made again
+
+
+def test_auto_index_is_sq8_and_the_explorer_maps_it(tmp_path, monkeypatch):
+    import faiss
+
+    import galexplorer.explore.similarity as sim
+    from galexplorer.explore.pipeline import EmbedConfig, build_store
+    from galexplorer.store import EmbeddingStore
+    from galexplorer.store.schema import ObjectTable
+
+    monkeypatch.setattr(sim, "ANN_MIN_ROWS", 1000)   # "auto" builds the index from 1 000 objects here
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(6000, 6)) @ rng.normal(size=(6, 32)) + 0.1 * rng.normal(size=(6000, 32))).astype(np.float32)
+    objects = ObjectTable(np.array([f"o{i}" for i in range(6000)], dtype=object), np.zeros(6000), np.zeros(6000))
+    path = tmp_path / "s.h5"
+    build_store(path, objects=objects, dim=32, fill=x, config=EmbedConfig(
+        projection="pca", iforest_trees=5, n_clusters=2, cluster_fit_sample=500, similarity_index="auto"))
+    meta = json.loads(Path(str(sim.ann_path(path)) + ".json").read_text())
+    assert meta["factory"].endswith(",SQ8") and meta["factory"].startswith("IVF")
+    with EmbeddingStore(path) as store:
+        mapped = sim.index_for_store(store)
+        assert isinstance(mapped, sim.ApproximateIndex)
+        read = sim.ApproximateIndex(faiss.read_index(str(sim.ann_path(path))), store.embeddings)
+        kind = type(faiss.downcast_InvertedLists(faiss.extract_index_ivf(mapped.index).invlists)).__name__
+        assert kind == "OnDiskInvertedLists"   # the file is mapped, not copied in (read: ArrayInvertedLists)
+        for q in (0, 123, 5999):
+            a, sa = mapped.query(q, k=10)
+            b, sb = read.query(q, k=10)
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_allclose(sa, sb)
