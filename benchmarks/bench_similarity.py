@@ -7,6 +7,7 @@ queries (the query object excluded), the memory the index holds beyond the unit 
 recall@20 against an exact NumPy scan (argpartition of V @ q).
 
     nice -n 5 python benchmarks/bench_similarity.py --n 100000 1000000
+    nice -n 5 python benchmarks/bench_similarity.py --codes --n 200000    # SQ8 / SQ6 / SQ4 / PQ32 codes
 
 The bound-pruned scan (``BoundScan`` below) is kept here only as the measured reference: it is
 the removed ``SimilarityIndex`` low-rank path (Cauchy-Schwarz bound from a rank-r copy, exact
@@ -140,13 +141,67 @@ def measure(n: int, n_queries: int = 20, k: int = 20) -> list[tuple]:
     return rows
 
 
+def measure_codes(n: int, codes=("SQ8", "SQ6", "SQ4", "PQ32"), shortlists=(4, 16), n_queries: int = 20,
+                  k: int = 20) -> list[tuple]:
+    """recall@20 of the IVF index with each kind of code, re-ranked exactly (ApproximateIndex)."""
+    import faiss
+    from bench_survey import make_data
+
+    from galexplorer.explore.similarity import ApproximateIndex, normalise_rows
+
+    folder = Path(tempfile.mkdtemp(prefix="galexplorer-codes-"))
+    try:
+        emb, _ = make_data(folder, n)
+        X = np.load(emb)
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    V = normalise_rows(X)
+    qs = np.random.default_rng(1).choice(n, n_queries, replace=False)
+    truth = {}
+    for q in qs:
+        s = V @ V[q]
+        s[q] = -np.inf
+        truth[q] = set(np.argpartition(-s, k)[:k].tolist())
+    cells = int(math.sqrt(n))
+    train = V[np.unique(np.linspace(0, n - 1, min(n, 64 * cells)).astype(np.int64))]
+    out = []
+    for code in codes:
+        t0 = time.perf_counter()
+        index = faiss.index_factory(V.shape[1], f"IVF{cells},{code}", faiss.METRIC_INNER_PRODUCT)
+        index.train(train)
+        index.add(V)
+        t_build = time.perf_counter() - t0
+        recalls = []
+        for sl in shortlists:
+            search = ApproximateIndex(index, X, shortlist=sl)
+            recalls.append(float(np.mean([len(truth[q] & set(search.query(int(q), k)[0].tolist())) / k
+                                          for q in qs])))
+        out.append((code, index.sa_code_size(), t_build, recalls))
+        print(f"  IVF{cells},{code}: {index.sa_code_size()} bytes a row, train + add {t_build:.1f} s, "
+              f"recall@20 {recalls}", flush=True)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--quick", action="store_true", help="smoke run: N = 20 000")
+    p.add_argument("--codes", action="store_true", help="only the recall of SQ8/SQ6/SQ4/PQ32 codes at each --n")
     args = p.parse_args(argv)
     if args.quick:
         args.n = [20_000]
+    if args.codes:
+        for n in args.n:
+            rows = measure_codes(n)
+            ref = rows[0]
+            print(f"\nN = {n:,}: codes, bytes a row, train + add, recall@20 (shortlist 4k, 16k); ratio of build "
+                  f"time to {ref[0]}'s")
+            for code, size, t, rec in rows:
+                print(f"  {code:5s} {size:4d} B {t:7.1f} s ({t / ref[2]:5.1f}x)  "
+                      + "  ".join(f"{r:.3f}" for r in rec))
+        return 0
     import faiss
 
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; 128-d, top-20, median of 20 queries")
