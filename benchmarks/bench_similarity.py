@@ -209,9 +209,9 @@ def main(argv=None) -> int:
         rows = measure(n)
         ref = rows[0][2]
         print(f"\nN = {n:,}")
-        print(f"{'search':34s}{'build s':>10s}{'query ms':>10s}{'vs scan':>9s}{'memory MB':>11s}{'recall@20':>11s}")
+        print(f"{'search':44s}{'build s':>10s}{'query ms':>10s}{'vs scan':>9s}{'memory MB':>11s}{'recall@20':>11s}")
         for name, b, q, m, r in rows:
-            print(f"{name:34s}{b:>10.2f}{1000 * q:>10.2f}{q / ref:>8.2f}x{m / 2**20:>11.1f}{r:>11.3f}", flush=True)
+            print(f"{name:44s}{b:>10.2f}{1000 * q:>10.2f}{q / ref:>8.2f}x{m / 2**20:>11.1f}{r:>11.3f}", flush=True)
         print("vs scan: the ratio of the median query time to the NumPy scan's (measured in the same run)")
     return 0
 
