@@ -146,3 +146,19 @@ def test_auto_index_is_sq8_and_the_explorer_maps_it(tmp_path, monkeypatch):
             b, sb = read.query(q, k=10)
             np.testing.assert_array_equal(a, b)
             np.testing.assert_allclose(sa, sb)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_npy_rows_are_read_without_the_memory_map(tmp_path, order):
+    from galexplorer.explore.external import ExternalEmbeddings, _open_npy
+
+    x = np.asarray(np.random.default_rng(0).normal(size=(1000, 7)), dtype=np.float64, order=order)
+    np.save(tmp_path / "e.npy", x)
+    opened = _open_npy(tmp_path / "e.npy", ExternalEmbeddings(path=tmp_path / "e.npy"))
+    try:
+        for rows in (np.arange(0, 100), np.arange(990, 1000), np.array([5, 3, 999])):
+            got = opened.read(rows)
+            assert got.dtype == np.float32 and got.shape == (len(rows), 7)
+            np.testing.assert_array_equal(got, x[rows].astype(np.float32))
+    finally:
+        opened.close()
