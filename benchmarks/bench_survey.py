@@ -142,8 +142,10 @@ def refit_time(store_path: Path, cat_rare: np.ndarray, repeats: int = 3) -> dict
     return {"refit": statistics.median(times), "batch_rare": hits}
 
 
-def similarity(store_path: Path, n_queries: int = 20, k: int = 20) -> dict:
-    from galexplorer.explore.similarity import index_for_store, normalise_rows
+def similarity(store_path: Path, n_queries: int = 20, k: int = 20, settings: tuple[tuple[int, int], ...] = ()) -> dict:
+    """Median query time and recall@20 against an exact scan, for the search the explorer uses;
+    ``settings``: also (nprobe, shortlist) pairs of the faiss index, printed one line each."""
+    from galexplorer.explore.similarity import ApproximateIndex, index_for_store, normalise_rows
     from galexplorer.store import EmbeddingStore
 
     s = EmbeddingStore(store_path)
@@ -153,21 +155,34 @@ def similarity(store_path: Path, n_queries: int = 20, k: int = 20) -> dict:
     V = normalise_rows(s.embeddings)
     rng = np.random.default_rng(1)
     qs = rng.choice(index.n, n_queries, replace=False)
-    times, recall, exact_t = [], [], []
+    truth, exact_t = {}, []
     for q in qs:
-        t0 = time.perf_counter()
-        got, _ = index.query(int(q), k)
-        times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         sims = V @ V[q]
         sims[q] = -np.inf
-        top = np.argpartition(-sims, k)[:k]
+        truth[q] = set(np.argpartition(-sims, k)[:k].tolist())
         exact_t.append(time.perf_counter() - t0)
-        recall.append(len(set(top.tolist()) & set(got.tolist())) / k)
+    del V
+
+    def measure(search) -> tuple[float, float]:
+        search.query(int((qs[0] + 1) % index.n), k)   # warm-up on another object: the first query maps the index
+        times, recall = [], []
+        for q in qs:
+            t0 = time.perf_counter()
+            got, _ = search.query(int(q), k)
+            times.append(time.perf_counter() - t0)
+            recall.append(len(truth[q] & set(got.tolist())) / k)
+        return statistics.median(times), float(np.mean(recall))
+
+    query, recall = measure(index)
+    print(f"  similarity: {type(index).__name__}: median {1000 * query:.1f} ms, recall@20 {recall:.3f}", flush=True)
+    if isinstance(index, ApproximateIndex):
+        for nprobe, shortlist in settings:
+            t, r = measure(ApproximateIndex(index.index, s.embeddings, nprobe=nprobe, shortlist=shortlist))
+            print(f"    nprobe {nprobe:4d}, shortlist {shortlist:2d}·k: median {1000 * t:6.1f} ms, recall@20 {r:.3f}, "
+                  f"time {t / query:.2f}x the default's", flush=True)
     s.close()
-    print(f"  similarity: {type(index).__name__}", flush=True)
-    return {"sim_build": t_build, "sim_query": statistics.median(times), "sim_recall": float(np.mean(recall)),
-            "sim_exact": statistics.median(exact_t)}
+    return {"sim_build": t_build, "sim_query": query, "sim_recall": recall, "sim_exact": statistics.median(exact_t)}
 
 
 def trustworthiness_check(n: int, fit: int) -> dict:
@@ -254,7 +269,8 @@ STAGES = ("embed", "similarity", "export", "open", "refit")
 
 
 def run_size(n: int, workdir: Path, keep: bool, embed_options: tuple[str, ...] = (),
-             stages: tuple[str, ...] = STAGES, reuse: bool = False) -> dict:
+             stages: tuple[str, ...] = STAGES, reuse: bool = False,
+             sim_settings: tuple[tuple[int, int], ...] = ()) -> dict:
     """Run the ``stages`` on N objects in ``workdir/nN``; with ``reuse``, keep what an earlier run
     left there (data, store, figures in ``results.json``) and make data / run embed only if missing."""
     folder = workdir / f"n{n}"
@@ -289,7 +305,7 @@ def run_size(n: int, workdir: Path, keep: bool, embed_options: tuple[str, ...] =
     else:
         print(f"  N={n:,} reusing the store {store}", flush=True)
     if "similarity" in stages:
-        r.update(similarity(store))
+        r.update(similarity(store, settings=sim_settings))
         save()
     if "export" in stages:
         wall, peak, _ = run_timed(cli("export", str(store), "-o", str(folder / "all.csv")))
@@ -354,6 +370,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: N = 10^4 alone, PCA projection, no trustworthiness check unless --tw-n is given")
     p.add_argument("--tw-only", action="store_true", help="only the trustworthiness check")
+    p.add_argument("--sim-settings", default="",
+                   help="also these faiss search settings, NPROBExSHORTLIST comma-separated (e.g. 32x4,64x8)")
     p.add_argument("--sweep", action="store_true",
                    help="only the projection's fit-sample sweep at --n objects (time and trustworthiness)")
     p.add_argument("--workdir", help="keep the files here (default: a temporary folder, removed)")
@@ -365,6 +383,7 @@ def main(argv=None) -> int:
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     if set(stages) - set(STAGES):
         p.error(f"unknown stages {sorted(set(stages) - set(STAGES))}; choose from {','.join(STAGES)}")
+    sim_settings = tuple(tuple(int(v) for v in item.split("x")) for item in args.sim_settings.split(",") if item)
     if args.reuse and not args.workdir:
         p.error("--reuse needs --workdir (the folder of the earlier run)")
     if args.quick:
@@ -388,7 +407,7 @@ def main(argv=None) -> int:
             # --quick: the PCA projection (UMAP's numba compilation alone takes minutes on busy cores)
             runs.append(run_size(n, workdir, keep=bool(args.workdir),
                                  embed_options=("--projection", "pca") if args.quick else (),
-                                 stages=stages, reuse=args.reuse))
+                                 stages=stages, reuse=args.reuse, sim_settings=sim_settings))
             print(f"[N={n:,} done]", flush=True)
             print(table(runs), flush=True)
     finally:
