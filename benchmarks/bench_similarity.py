@@ -85,7 +85,7 @@ class BoundScan:
 
 def measure(n: int, n_queries: int = 20, k: int = 20) -> list[tuple]:
     import faiss
-    from bench_survey import make_data
+    from bench_survey import exact_top_k, make_data
 
     from galexplorer.explore.similarity import (
         ApproximateIndex,
@@ -98,16 +98,8 @@ def measure(n: int, n_queries: int = 20, k: int = 20) -> list[tuple]:
     emb, _ = make_data(folder, n)
     X = np.load(emb)
     V = normalise_rows(X)
-    rng = np.random.default_rng(1)
-    qs = rng.choice(n, n_queries, replace=False)
-    truth = {}
-    exact_t = []
-    for q in qs:
-        t0 = time.perf_counter()
-        s = V @ V[q]
-        s[q] = -np.inf
-        truth[q] = set(np.argpartition(-s, k)[:k].tolist())
-        exact_t.append(time.perf_counter() - t0)
+    qs = np.random.default_rng(1).choice(n, n_queries, replace=False)
+    truth, exact_t = exact_top_k(V, qs, k)
     rows = [("NumPy scan V @ q (reference)", 0.0, statistics.median(exact_t), 0, 1.0)]
 
     def run(name, build, query, nbytes):
@@ -145,7 +137,7 @@ def measure_codes(n: int, codes=("SQ8", "SQ6", "SQ4", "PQ32"), shortlists=(8, 16
                   k: int = 20) -> list[tuple]:
     """recall@20 of the IVF index with each kind of code, re-ranked exactly (ApproximateIndex)."""
     import faiss
-    from bench_survey import make_data
+    from bench_survey import exact_top_k, make_data
 
     from galexplorer.explore.similarity import ApproximateIndex, normalise_rows
 
@@ -159,11 +151,7 @@ def measure_codes(n: int, codes=("SQ8", "SQ6", "SQ4", "PQ32"), shortlists=(8, 16
         shutil.rmtree(folder, ignore_errors=True)
     V = normalise_rows(X)
     qs = np.random.default_rng(1).choice(n, n_queries, replace=False)
-    truth = {}
-    for q in qs:
-        s = V @ V[q]
-        s[q] = -np.inf
-        truth[q] = set(np.argpartition(-s, k)[:k].tolist())
+    truth, _ = exact_top_k(V, qs, k)
     cells = int(math.sqrt(n))
     train = V[np.unique(np.linspace(0, n - 1, min(n, 64 * cells)).astype(np.int64))]
     out = []

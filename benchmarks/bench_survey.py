@@ -142,6 +142,19 @@ def refit_time(store_path: Path, cat_rare: np.ndarray, repeats: int = 3) -> dict
     return {"refit": statistics.median(times), "batch_rare": hits}
 
 
+def exact_top_k(V: np.ndarray, qs: np.ndarray, k: int) -> tuple[dict, list[float]]:
+    """The reference search: each query row's k most similar other rows by a NumPy scan of the
+    unit rows ``V`` (as sets), and the seconds each scan took."""
+    truth, times = {}, []
+    for q in qs:
+        t0 = time.perf_counter()
+        sims = V @ V[q]
+        sims[q] = -np.inf
+        truth[q] = set(np.argpartition(-sims, k)[:k].tolist())
+        times.append(time.perf_counter() - t0)
+    return truth, times
+
+
 def similarity(store_path: Path, n_queries: int = 20, k: int = 20, settings: tuple[tuple[int, int], ...] = ()) -> dict:
     """Median query time and recall@20 against an exact scan, for the search the explorer uses;
     ``settings``: also (nprobe, shortlist) pairs of the faiss index, printed one line each."""
@@ -153,15 +166,8 @@ def similarity(store_path: Path, n_queries: int = 20, k: int = 20, settings: tup
     index = index_for_store(s)   # what the explorer loads: the faiss file embed wrote, else exact
     t_build = time.perf_counter() - t0
     V = normalise_rows(s.embeddings)
-    rng = np.random.default_rng(1)
-    qs = rng.choice(index.n, n_queries, replace=False)
-    truth, exact_t = {}, []
-    for q in qs:
-        t0 = time.perf_counter()
-        sims = V @ V[q]
-        sims[q] = -np.inf
-        truth[q] = set(np.argpartition(-sims, k)[:k].tolist())
-        exact_t.append(time.perf_counter() - t0)
+    qs = np.random.default_rng(1).choice(index.n, n_queries, replace=False)
+    truth, exact_t = exact_top_k(V, qs, k)
     del V
 
     def measure(search) -> tuple[float, float]:
