@@ -1,4 +1,4 @@
-"""Similarity search: exact against a brute-force scan, low-rank and isotropic embeddings."""
+"""Similarity search: the exact faiss index against a NumPy scan, low-rank and isotropic embeddings."""
 
 from __future__ import annotations
 
@@ -26,8 +26,7 @@ def test_matches_brute_force(kind):
     else:
         E = rng.standard_normal((n, d))
     E = E.astype(np.float32)
-    index = SimilarityIndex(E, min_rows_for_bound=0)
-    assert (index.rank > 0) == (kind == "low_rank")
+    index = SimilarityIndex(E)
     for row in (0, 17, 4999):
         idx, sim = index.query(row, k=20)
         ref_idx, ref_sim = _brute(E.astype(np.float64), E[row].astype(np.float64), 20, exclude=[row])
@@ -40,7 +39,7 @@ def test_matches_brute_force(kind):
 def test_query_selection_mean_and_include_query():
     rng = np.random.default_rng(1)
     E = rng.standard_normal((500, 8)).astype(np.float32)
-    index = SimilarityIndex(E, energy=0)
+    index = SimilarityIndex(E)
     idx, sim = index.query(3, k=1, exclude_query=False)
     assert idx[0] == 3 and sim[0] == pytest.approx(1.0, abs=1e-6)
     sel = [1, 2, 3]
@@ -62,32 +61,20 @@ def test_bad_queries():
         SimilarityIndex(np.full((3, 2), np.nan))
 
 
-def test_faiss_backend_matches_numpy():
-    pytest.importorskip("faiss")
-    rng = np.random.default_rng(3)
-    E = rng.standard_normal((3000, 32)).astype(np.float32)
-    a = SimilarityIndex(E, backend="faiss")
-    b = SimilarityIndex(E)
-    for rows in (5, [1, 2, 3]):
-        ia, sa = a.query(rows, k=15)
-        ib, sb = b.query(rows, k=15)
-        np.testing.assert_allclose(sa, sb, atol=1e-5)
-        assert np.mean(ia == ib) > 0.9 and not set(np.atleast_1d(rows)) & set(ia)
+def test_vectors_are_the_unit_rows_read_from_a_dataset_in_chunks(tmp_path, monkeypatch):
+    import h5py
 
+    import galexplorer.explore.similarity as sim
 
-def test_faiss_backend_missing_is_a_clear_error(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_faiss(name, *args, **kwargs):
-        if name == "faiss":
-            raise ImportError("no faiss")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_faiss)
-    from galexplorer.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="faiss"):
-        SimilarityIndex(np.ones((10, 3), np.float32), backend="faiss")
-    assert SimilarityIndex(np.ones((10, 3), np.float32), backend="auto").query(0, k=3)[0].size == 3
+    monkeypatch.setattr(sim, "CHUNK_ROWS", 64)   # several chunks added to the index
+    E = np.random.default_rng(3).standard_normal((300, 16)).astype(np.float32)
+    with h5py.File(tmp_path / "e.h5", "w") as f:
+        f["e"] = E
+        index = SimilarityIndex(f["e"])
+    np.testing.assert_allclose(index.vectors, E / np.linalg.norm(E, axis=1, keepdims=True), atol=1e-6)
+    assert not index.vectors.flags.writeable
+    for row in (0, 299):   # the index answers after the file is closed: it holds its own rows
+        idx, sim_ = index.query(row, k=10)
+        ref, ref_sim = _brute(E.astype(np.float64), E[row].astype(np.float64), 10, exclude=[row])
+        np.testing.assert_allclose(sim_, ref_sim, atol=1e-5)
+        assert np.mean(idx == ref) > 0.9

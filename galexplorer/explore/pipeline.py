@@ -69,8 +69,8 @@ class EmbedConfig:
             Gaussian mixture.
         cluster_fit_sample: fit the mixture on this many random objects.
         similarity_index: the approximate faiss index written beside the store (``STORE.h5.faiss``)
-            for similarity search: "auto" (from 200 000 objects; 8-bit codes, 4-bit codes when
-            those would exceed 2 GB), "sq8", "sq4", or "none".
+            for similarity search: "auto" (8-bit codes from 200 000 objects), "sq8", "sq4" (4-bit
+            codes: half the file, much lower recall), or "none".
     """
 
     batch_size: int = 256

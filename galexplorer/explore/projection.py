@@ -33,8 +33,9 @@ from .validate import feature_matrix
 
 log = logging.getLogger(__name__)
 
-UMAP_FIT_SAMPLE = 50000
+UMAP_FIT_SAMPLE = 20000
 TRANSFORM_CHUNK = 32768
+UMAP_EXACT_ROWS = 4096   # umap-learn's own threshold: below it, it computes all distances exactly
 MIN_UMAP_ROWS = 8   # below this a UMAP layout means nothing; use the first two principal components
 METHODS = ("umap", "pca")
 EXTENSIONS = ("knn", "transform")
@@ -108,24 +109,41 @@ def _umap(x: np.ndarray, n_neighbors: int, min_dist: float, fit_sample: int, see
           threads: int | None = None) -> np.ndarray:
     import umap  # imported here: numba compilation makes it slow to import
 
+    cache_umap_compilation()
     n = len(x)
     k = int(min(n_neighbors, n - 1))
     sample = n > fit_sample
     fit_rows = np.sort(np.random.default_rng(seed).choice(n, fit_sample, replace=False)) if sample \
         else np.arange(n)
+    # the fit sample's neighbour graph from faiss (UMAP's own NN-descent is recompiled by numba on
+    # every run: ~1 min on two busy cores); below UMAP_EXACT_ROWS UMAP computes it exactly itself,
+    # and UMAP.transform needs UMAP's own NN-descent index
+    faiss_graph = extend == "knn" and len(fit_rows) >= UMAP_EXACT_ROWS
     info.update(n_neighbors=k, min_dist=float(min_dist), seed=int(seed), deterministic=bool(deterministic),
                 fit_rows=int(len(fit_rows)), transformed_rows=int(n - len(fit_rows)),
-                umap_version=umap.__version__, metric="euclidean")
+                umap_version=umap.__version__, metric="euclidean",
+                knn_graph="faiss" if faiss_graph else "umap")
+    index = None
+    precomputed: tuple = (None, None, None)
+    if faiss_graph:
+        from .ann import build_index
+
+        fit_x = np.ascontiguousarray(x[fit_rows], dtype=np.float32)
+        with progress.Bar(f"projection (kNN graph of {len(fit_rows)})", 1) as bar:
+            index = build_index(fit_x, "l2", seed=seed, threads=threads)
+            precomputed = sample_knn_graph(index, fit_x, k, threads=threads)
+            bar.update(1)
     reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, n_components=2, metric="euclidean",
                         random_state=seed if deterministic else None, n_jobs=1 if deterministic else -1,
                         transform_seed=seed, init="spectral" if len(fit_rows) > k + 2 else "random",
-                        low_memory=True,
+                        low_memory=True, precomputed_knn=precomputed,
                         # transform() on umap's exact small-data path calls a numba metric per pair
                         # from Python (~5 ms per object); the approximate index is ~100x faster
                         force_approximation_algorithm=sample and extend == "transform")
     out = np.empty((n, 2), np.float32)
     with warnings.catch_warnings():
-        # umap warns about n_jobs with a seed, disconnected graphs in tiny data, numba's TBB, ...
+        # umap warns about n_jobs with a seed, disconnected graphs in tiny data, numba's TBB,
+        # a precomputed graph without its NN-descent index (transform is not used then), ...
         warnings.simplefilter("ignore")
         with progress.Bar(f"projection (UMAP fit on {len(fit_rows)})", 1) as bar:
             out[fit_rows] = reducer.fit_transform(x[fit_rows])
@@ -133,7 +151,8 @@ def _umap(x: np.ndarray, n_neighbors: int, min_dist: float, fit_sample: int, see
         if sample and extend == "knn":
             info.update(extend="knn")
             rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
-            out[rest] = knn_extend(x[fit_rows], out[fit_rows], x, rest, k, seed=seed, threads=threads)
+            out[rest] = knn_extend(x[fit_rows], out[fit_rows], x, rest, k, seed=seed, threads=threads,
+                                   index=index)
         elif sample:
             info.update(extend="transform")
             rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
@@ -149,8 +168,73 @@ def _umap(x: np.ndarray, n_neighbors: int, min_dist: float, fit_sample: int, see
     return out
 
 
+def sample_knn_graph(index, fit_x: np.ndarray, k: int, threads: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, None]:
+    """The ``k``-nearest-neighbour graph of the rows of ``index`` (``fit_x``, in order) in UMAP's
+    ``precomputed_knn`` form: each row first (distance 0), then its ``k - 1`` nearest other rows.
+
+    Returns:
+        ``(ids, distances, None)``: (m, k) int32 row numbers (-1 where the probed cells held too
+        few rows) and (m, k) float32 Euclidean distances (inf for -1); no search index.
+    """
+    from .ann import knn
+
+    m = len(fit_x)
+    d2, ids = knn(index, fit_x, k + 1, threads=threads)
+    own = np.arange(m)[:, None]
+    # the row itself, or a missing neighbour, moves to the end (stable: the others keep their order)
+    order = np.argsort((ids == own) | (ids < 0), axis=1, kind="stable")[:, :k - 1]
+    ids = np.take_along_axis(ids, order, axis=1)
+    ids[ids == own] = -1   # only when fewer than k - 1 other rows were found
+    dist = np.sqrt(np.maximum(np.take_along_axis(d2, order, axis=1), 0))
+    dist[ids < 0] = np.inf
+    ids = np.concatenate([own, ids], axis=1).astype(np.int32)
+    dist = np.concatenate([np.zeros((m, 1), np.float32), dist], axis=1).astype(np.float32)
+    return ids, dist, None
+
+
+_UMAP_CACHE_ON = False
+
+
+def cache_umap_compilation() -> int:
+    """Turn on numba's on-disk cache for umap's compiled functions; returns how many.
+
+    umap-learn declares most of its numba functions without ``cache=True``, so every process
+    compiled them again (~30-60 s on two busy cores, more than the fit itself at 10^5). With the
+    cache on, the first run in an environment compiles and writes the machine code (into
+    ``umap/__pycache__``, or ``NUMBA_CACHE_DIR``, or numba's per-user cache folder when the
+    package folder is read-only), and later runs load it. numba keys the cache on the source
+    file and its own version, so an upgraded umap compiles afresh. Functions numba cannot cache
+    are compiled as before.
+    """
+    global _UMAP_CACHE_ON
+    if _UMAP_CACHE_ON:
+        return 0
+    import sys
+
+    try:
+        from numba.core.caching import NullCache
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:  # a numba that moved these: compile as before
+        return 0
+    count = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "umap" or name.startswith("umap.")):
+            continue
+        for obj in list(vars(module).values()):
+            if isinstance(obj, Dispatcher) and isinstance(getattr(obj, "_cache", None), NullCache):
+                try:
+                    obj.enable_caching()
+                    count += 1
+                except Exception as exc:  # noqa: BLE001 - an uncachable function is compiled as before
+                    log.debug("numba cache not enabled for %s: %s", obj, exc)
+    _UMAP_CACHE_ON = True
+    log.debug("numba on-disk cache enabled for %d umap functions", count)
+    return count
+
+
 def knn_extend(fit_x: np.ndarray, fit_xy: np.ndarray, x: np.ndarray, rows: np.ndarray, k: int, seed: int = 0,
-               threads: int | None = None, chunk: int = TRANSFORM_CHUNK) -> np.ndarray:
+               threads: int | None = None, chunk: int = TRANSFORM_CHUNK, index=None) -> np.ndarray:
     """2-D positions of ``x[rows]`` interpolated from the fitted sample's layout.
 
     Args:
@@ -158,6 +242,7 @@ def knn_extend(fit_x: np.ndarray, fit_xy: np.ndarray, x: np.ndarray, rows: np.nd
         x: (N, D) features (only ``x[rows]`` is read, ``chunk`` rows at a time).
         rows: the rows to place.
         k: neighbours among the sample.
+        index: a faiss index over ``fit_x`` already built (:func:`galexplorer.explore.ann.build_index`).
 
     Returns:
         (len(rows), 2) float32: each row at the weighted mean of its neighbours' positions, with
@@ -165,7 +250,8 @@ def knn_extend(fit_x: np.ndarray, fit_xy: np.ndarray, x: np.ndarray, rows: np.nd
     """
     from .ann import build_index, knn
 
-    index = build_index(fit_x, "l2", seed=seed, threads=threads)
+    if index is None:
+        index = build_index(fit_x, "l2", seed=seed, threads=threads)
     k = int(min(k, len(fit_x)))
     out = np.empty((len(rows), 2), np.float32)
     with progress.Bar("projection (kNN extension)", len(rows), unit="obj") as bar:

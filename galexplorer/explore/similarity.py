@@ -1,27 +1,18 @@
 """Similarity search ("more like this"): the top-k objects by cosine similarity of embeddings.
 
-Exact, and fast at 10^6 × 512 without a special library. A plain scan reads the whole
-normalised matrix (2 GB at 10^6 × 512 float32, ~160 ms here: memory bandwidth), so the index
-also keeps a low-rank copy ``Y = V·P`` of the unit rows in their leading ``r`` uncentred
-principal directions ``P`` (D, r), plus the norm ``ρᵢ`` of what ``P`` misses of each row. For a
-unit query ``q`` with residual norm ``ρ_q``, Cauchy–Schwarz gives an upper bound on every
-similarity from the small matrix alone::
+Two searches, both from faiss:
 
-    vᵢ·q ≤ Yᵢ·(Pᵀq) + ρᵢ·ρ_q
+* :class:`SimilarityIndex` — exact: the unit rows in a faiss ``IndexFlatIP`` (a BLAS scan of
+  every row). Used for stores below ``ANN_MIN_ROWS`` objects, where a scan takes a few
+  milliseconds.
+* :class:`ApproximateIndex` — at survey scale (N >= ``ANN_MIN_ROWS``) ``embed`` writes an IVF
+  index with scalar-quantised codes beside the store (:func:`build_ann_index`); a query takes a
+  shortlist from it and re-ranks it exactly from the on-disk embeddings, so the explorer needs
+  neither the (N, D) matrix in memory nor a scan of it.
 
-Rows whose bound reaches a threshold get their exact similarity from the full rows; the
-threshold is lowered until the k-th best exact similarity is at least the threshold, so no
-row left out could beat it. The answer equals a full scan's (ties aside). Embeddings from a
-network are close to low-rank (95% of the variance in a few dozen components), where this
-reads ~10× less memory; for isotropic noise the bound is loose and the search degrades to a
-full scan, never to a wrong answer.
-
-When ``faiss`` is installed, ``backend="faiss"`` uses its exact inner-product index instead.
-
-At survey scale (N >= ``ANN_MIN_ROWS``) ``embed`` also writes an approximate faiss index beside
-the store (:func:`build_ann_index`); :func:`index_for_store` loads it when present
-(:class:`ApproximateIndex`: an IVF shortlist re-ranked exactly from the on-disk embeddings), so
-the explorer needs neither the (N, D) matrix in memory nor a scan of it.
+:func:`index_for_store` picks the one the explorer uses. (A hand-written exact scan pruned by a
+low-rank Cauchy-Schwarz bound served before; benchmarks/bench_similarity.py measures it against
+these, and docs/scaling.md says why it was removed.)
 """
 
 from __future__ import annotations
@@ -35,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import progress
-from ..errors import ConfigError, InputError
+from ..errors import InputError
+from .ann import faiss_threads
 from .topk import top_k_positions
 
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 65536
-_MARGIN = np.float32(1e-4)  # float32 rounding of the bound (|error| ~ 1e-6); kept generous
 
 
 def normalise_rows(X, chunk_rows: int = CHUNK_ROWS, desc: str | None = None) -> np.ndarray:
@@ -103,93 +94,45 @@ def _query_rows(index, n: int) -> np.ndarray:
 
 
 class SimilarityIndex:
-    """Exact top-k cosine-similarity search over N embeddings.
+    """Exact top-k cosine-similarity search over N embeddings (faiss ``IndexFlatIP`` of the unit rows).
 
     Args:
-        embeddings: (N, D) array or h5py dataset, any float dtype; rows are normalised.
-        energy: the low-rank part keeps the leading directions holding this fraction of the
-            rows' energy (sum of squared cosines); 0 disables it (plain chunked scan).
-        max_rank: most directions kept (the scan of ``Y`` costs N·r).
-        backend: ``"numpy"``, ``"faiss"`` (exact ``IndexFlatIP``; needs faiss installed), or
-            ``"auto"`` (faiss when installed).
-        vectors: already normalised rows to use as they are (no copy), instead of ``embeddings``.
-        min_rows_for_bound: below this many rows the plain scan is used (it takes milliseconds).
+        embeddings: (N, D) array or h5py dataset, any float dtype; rows are normalised and added
+            ``CHUNK_ROWS`` at a time (memory: the index's one float32 copy of the rows).
+
+    Attributes:
+        vectors: the (N, D) float32 unit rows, a read-only view of the index's own storage.
 
     Raises:
         InputError: not (N, D), empty, or NaN/inf.
-        ConfigError: ``backend="faiss"`` without faiss installed.
     """
 
-    def __init__(self, embeddings, energy: float = 0.9, max_rank: int = 64, backend: str = "numpy",
-                 vectors: np.ndarray | None = None, min_rows_for_bound: int = 100_000):
-        if backend not in ("numpy", "faiss", "auto"):
-            raise ConfigError(f"similarity backend must be numpy, faiss or auto, not {backend!r}")
-        self.vectors = normalise_rows(embeddings, desc="normalise embeddings") if vectors is None else vectors
-        if len(self.vectors) == 0:
+    def __init__(self, embeddings):
+        import faiss
+
+        if len(embeddings.shape) != 2:
+            raise InputError(f"expected (N, D) embeddings, got shape {embeddings.shape}")
+        self.n, self.dim = (int(v) for v in embeddings.shape)
+        if self.n == 0:
             raise InputError("no embeddings to search")
-        self.n, self.dim = self.vectors.shape
+        self._faiss = faiss.IndexFlatIP(self.dim)
+        steps = range(0, self.n, CHUNK_ROWS)
+        for a in (progress.track(steps, "similarity index") if self.n > CHUNK_ROWS else steps):
+            self._faiss.add(normalise_rows(embeddings[a:a + CHUNK_ROWS]))
+        self.vectors = faiss.rev_swig_ptr(self._faiss.get_xb(), self.n * self.dim).reshape(self.n, self.dim)
+        self.vectors.flags.writeable = False
         self._lock = threading.Lock()
-        self._faiss = None
-        if backend in ("faiss", "auto"):
-            try:
-                import faiss  # optional
-            except ImportError:
-                if backend == "faiss":
-                    raise ConfigError("backend 'faiss' needs the faiss package",
-                                      hint="pip install faiss-cpu, or use backend='numpy'") from None
-            else:
-                self._faiss = faiss.IndexFlatIP(self.dim)
-                self._faiss.add(self.vectors)
-        self.rank = 0
-        self.energy_kept = 1.0
-        # below ~10^5 rows the plain scan takes a few ms: the bound would only add overhead
-        if self._faiss is None and energy > 0 and self.n >= min_rows_for_bound:
-            self._build_low_rank(float(energy), int(max_rank))
 
     @classmethod
-    def from_store(cls, store, **kwargs) -> SimilarityIndex:
+    def from_store(cls, store) -> SimilarityIndex:
         """Index the embeddings of an :class:`~galexplorer.store.EmbeddingStore`.
 
         Raises:
             StoreError: the store has no embeddings.
         """
         store.require("embeddings")
-        return cls(store.embeddings, **kwargs)
+        return cls(store.embeddings)
 
-    # -- building -----------------------------------------------------------------------------
-    def _build_low_rank(self, energy: float, max_rank: int, sample: int = 131072) -> None:
-        V = self.vectors
-        # the directions only decide how tight the bound is (it holds for any orthonormal P),
-        # so they come from an evenly spaced sample of rows
-        rows = np.unique(np.linspace(0, self.n - 1, min(self.n, sample)).astype(np.int64))
-        gram = np.zeros((self.dim, self.dim), np.float64)
-        for a in range(0, len(rows), CHUNK_ROWS):
-            block = V[rows[a:a + CHUNK_ROWS]]
-            gram += (block.T @ block).astype(np.float64)
-        w, U = np.linalg.eigh(gram)
-        w, U = w[::-1], U[:, ::-1]
-        total = float(w.sum())
-        if total <= 0:
-            return
-        r = int(np.searchsorted(np.cumsum(w) / total, energy) + 1)
-        r = max(1, min(r, max_rank, self.dim))
-        if r >= self.dim // 2:  # little gain over the full scan
-            log.info("similarity index: the embeddings are not low-rank (%d of %d directions for %.0f%% "
-                     "of the energy); using the plain scan", r, self.dim, 100 * energy)
-            return
-        self.P = np.ascontiguousarray(U[:, :r].astype(np.float32))
-        self.Y = np.empty((self.n, r), np.float32)
-        self.residual = np.empty(self.n, np.float32)
-        for a in range(0, self.n, CHUNK_ROWS):
-            y = V[a:a + CHUNK_ROWS] @ self.P
-            self.Y[a:a + len(y)] = y
-            self.residual[a:a + len(y)] = np.sqrt(np.maximum(
-                1.0 - np.einsum("ij,ij->i", y.astype(np.float64), y.astype(np.float64)), 0.0))
-        self.rank = r
-        self.energy_kept = float(w[:r].sum() / total)
-        log.info("similarity index: %d directions hold %.1f%% of the energy", r, 100 * self.energy_kept)
-
-    # -- queries ------------------------------------------------------------------------------
     def query_vector(self, q: np.ndarray, k: int = 20, exclude: Sequence[int] | np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` rows most cosine-similar to the vector ``q``.
@@ -206,11 +149,15 @@ class SimilarityIndex:
         q, ex, k = _prepare_query(q, k, exclude, self.dim, self.n)
         if k == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        if self._faiss is not None:
-            return self._query_faiss(q, k, ex)
-        if self.rank == 0:
-            return self._query_scan(q, k, ex)
-        return self._query_bounded(q, k, ex)
+        kk = min(self.n, k + len(ex))
+        # one thread: a single query gains nothing from OpenMP, and on busy cores faiss's spinning
+        # threads made it 4-10x slower (bench_similarity.py)
+        with self._lock, faiss_threads(1):
+            sims, idx = self._faiss.search(q[None, :], kk)
+        keep = ~np.isin(idx[0], ex) & (idx[0] >= 0)
+        rows, s = idx[0][keep][:k].astype(np.int64), sims[0][keep][:k].astype(np.float32)
+        order = top_k_positions(s, rows, k)
+        return rows[order], s[order]
 
     def query(self, index: int | Sequence[int] | np.ndarray, k: int = 20, exclude_query: bool = True
               ) -> tuple[np.ndarray, np.ndarray]:
@@ -231,64 +178,15 @@ class SimilarityIndex:
         q = self.vectors[rows].mean(axis=0, dtype=np.float64).astype(np.float32)
         return self.query_vector(q, k, rows if exclude_query else None)
 
-    @staticmethod
-    def _top(sims: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        order = top_k_positions(sims, rows, k)
-        return rows[order].astype(np.int64), sims[order].astype(np.float32)
-
-    def _query_scan(self, q, k, ex):
-        sims = np.empty(self.n, np.float32)
-        for a in range(0, self.n, CHUNK_ROWS):
-            np.matmul(self.vectors[a:a + CHUNK_ROWS], q, out=sims[a:a + CHUNK_ROWS])
-        sims[ex] = -np.inf
-        return self._top(sims, np.arange(self.n), k)
-
-    def _query_bounded(self, q, k, ex):
-        yq = q @ self.P
-        rq = np.float32(math.sqrt(max(1.0 - float(np.dot(yq.astype(np.float64), yq.astype(np.float64))), 0.0)))
-        ub = self.Y @ yq
-        if rq > 0:
-            tmp = np.multiply(self.residual, rq)
-            ub += tmp
-        ub += _MARGIN
-        ub[ex] = -np.inf
-        # first threshold from a strided sample: aim at ~max(64 k, 4096) candidates
-        stride = max(1, self.n // 16384)
-        sample = ub[::stride]
-        want = max(64 * k, 4096)
-        pos = min(len(sample) - 1, max(0, int(math.ceil(want / self.n * len(sample)))))
-        t = float(np.partition(sample, len(sample) - 1 - pos)[len(sample) - 1 - pos])
-        seen = np.zeros(0, np.int64)
-        sims_seen = np.zeros(0, np.float32)
-        while True:
-            cand = np.flatnonzero(ub >= t) if np.isfinite(t) else np.flatnonzero(np.isfinite(ub))
-            new = np.setdiff1d(cand, seen, assume_unique=True)
-            s_new = self.vectors[new] @ q
-            seen = np.concatenate([seen, new])
-            sims_seen = np.concatenate([sims_seen, s_new])
-            if len(seen) >= k:
-                kth = float(np.partition(sims_seen, len(sims_seen) - k)[len(sims_seen) - k])
-                if kth >= t or not np.isfinite(t):
-                    break
-                t = kth  # every row with a bound below kth is beaten by k rows already seen
-            else:
-                t = -np.inf if len(cand) == np.count_nonzero(np.isfinite(ub)) else t - max(1e-3, abs(t))
-        return self._top(sims_seen, seen, k)
-
-    def _query_faiss(self, q, k, ex):
-        kk = min(self.n, k + len(ex))
-        with self._lock:
-            sims, idx = self._faiss.search(q[None, :], kk)
-        keep = ~np.isin(idx[0], ex) & (idx[0] >= 0)
-        rows, s = idx[0][keep][:k].astype(np.int64), sims[0][keep][:k].astype(np.float32)
-        return self._top(s, rows, k)
-
 
 # -- the approximate index of a large store (faiss IVF), built by `embed` beside the store ----------
 
 ANN_SUFFIX = ".faiss"
-ANN_MIN_ROWS = 200_000        # below this the exact search above answers in well under 100 ms
-ANN_MEMORY_BYTES = 2 << 30    # an 8-bit scalar-quantised index above this size uses 4-bit codes
+ANN_MIN_ROWS = 200_000        # below this the exact scan above answers in a few ms
+# Adding a row costs a distance to every cell centre (N·cells·D flops: with sqrt(N) cells, 3 162 at
+# 10^7, that alone took longer than the rest of embed); past ~10^6 rows the cells grow instead, and
+# a query's nprobe cells hold more rows (32 of 1 024 cells: ~3% of the rows, codes of D bytes)
+ANN_MAX_CELLS = 1024
 
 
 def ann_path(store_path) -> Path:
@@ -300,12 +198,15 @@ def build_ann_index(embeddings, store_path, store_uuid: str, seed: int = 0, kind
                     chunk_rows: int = CHUNK_ROWS) -> Path:
     """Build the approximate cosine index of a store's (N, D) embeddings into ``STORE.h5.faiss``.
 
-    An inverted file of ~sqrt(N) k-means cells over the unit rows, each row stored as 8-bit
-    scalar-quantised codes (``IVF,SQ8``: D bytes a row), or 4-bit ones (``IVF,SQ4``: D/2 bytes)
-    when SQ8 would take more than ``ANN_MEMORY_BYTES``. (Product quantisation, ``IVF,PQ32``, was
-    measured here: training took 255 s for 9 000 rows of 64-d, so it is not used.) The rows
-    are read, normalised and added ``chunk_rows`` at a time: memory is the index, not the matrix.
-    Both files are written atomically; the JSON names the store's uuid so a stale index is ignored.
+    An inverted file of ~sqrt(N) k-means cells (at most ``ANN_MAX_CELLS``) over the unit rows,
+    each row stored as 8-bit scalar-quantised codes (``IVF,SQ8``: D bytes a row; ``"sq4"``: 4-bit
+    codes, D/2 bytes). The index is not held in memory to be searched: :class:`ApproximateIndex`
+    maps the file, so past the machine's memory the operating system pages in the few cells a
+    query reads. That is why ``"auto"`` means SQ8 at every size: smaller codes cost recall
+    (recall@20 after the exact re-rank, 2·10^5 × 128 synthetic rows: SQ8 0.975, SQ6 0.83, SQ4
+    0.47, PQ32 0.63 after 297 s of training; docs/scaling.md). The rows are read, normalised
+    and added ``chunk_rows`` at a time: memory is the index, not the matrix. Both files are
+    written atomically; the JSON names the store's uuid so a stale index is ignored.
 
     Args:
         embeddings: (N, D) array or h5py dataset.
@@ -319,12 +220,11 @@ def build_ann_index(embeddings, store_path, store_uuid: str, seed: int = 0, kind
     import json
 
     from ..store.atomic import atomic_output
-    from .ann import faiss_threads
 
     n, d = embeddings.shape
     if kind == "auto":
-        kind = "sq8" if n * d <= ANN_MEMORY_BYTES else "sq4"
-    cells = int(max(1, min(math.sqrt(n), n // 64)))
+        kind = "sq8"
+    cells = int(max(1, min(math.sqrt(n), n // 64, ANN_MAX_CELLS)))
     codes = "SQ8" if kind == "sq8" else "SQ4"
     factory = f"IVF{cells},{codes}"
     with faiss_threads(None) as faiss:
@@ -364,9 +264,14 @@ class ApproximateIndex:
     faiss returns a shortlist of ``shortlist * k`` rows from the ``nprobe`` nearest cells; their
     exact similarities are computed from the on-disk embeddings and the best ``k`` returned. The
     same interface as :class:`SimilarityIndex` (``query``, ``query_vector``, ``n``, ``dim``).
+
+    The defaults are measured at 10^7 × 128 (1 024 cells, the same 20 queries, bench_survey.py
+    --sim-settings): nprobe 32 with a 4·k shortlist gave recall@20 0.927 (35 ms); nprobe 96 and
+    8·k give 0.972 (61 ms), nprobe 128 and 8·k 0.978 (85 ms). The 8-bit codes misorder close
+    neighbours in dense clusters, so the shortlist must be several times k.
     """
 
-    def __init__(self, index, embeddings, nprobe: int = 32, shortlist: int = 4):
+    def __init__(self, index, embeddings, nprobe: int = 96, shortlist: int = 8):
         self.index, self.embeddings = index, embeddings
         self.n, self.dim = int(index.ntotal), int(index.d)
         self.shortlist = int(shortlist)
@@ -390,7 +295,9 @@ class ApproximateIndex:
             return None
         import faiss
 
-        return cls(faiss.read_index(str(path)), store.embeddings, **kwargs)
+        # mapped, not read: memory holds only the cells the queries touch (the OS pages them in)
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        return cls(index, store.embeddings, **kwargs)
 
     def _rows(self, rows: np.ndarray) -> np.ndarray:
         order = np.argsort(rows, kind="stable")
@@ -405,7 +312,7 @@ class ApproximateIndex:
         if k == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         kk = min(self.n, self.shortlist * k + len(ex))
-        with self._lock:
+        with self._lock, faiss_threads(1):
             _, idx = self.index.search(q[None, :], kk)
         cand = np.unique(idx[0][idx[0] >= 0])
         cand = cand[~np.isin(cand, ex)]
@@ -423,10 +330,11 @@ class ApproximateIndex:
 def index_for_store(store, **kwargs) -> SimilarityIndex | ApproximateIndex:
     """The search the explorer uses: the store's faiss index when ``embed`` built one (loaded
     lazily, memory: the codes), else the exact :class:`SimilarityIndex` over the embeddings (or
-    over the PCA features when the store has no embeddings)."""
+    over the PCA features when the store has no embeddings). ``kwargs`` go to
+    :class:`ApproximateIndex` (``nprobe``, ``shortlist``)."""
     if store.has("embeddings"):
-        approx = ApproximateIndex.load(store)
+        approx = ApproximateIndex.load(store, **kwargs)
         if approx is not None:
             return approx
-        return SimilarityIndex(store.embeddings, **kwargs)
-    return SimilarityIndex(store.pca, **kwargs)
+        return SimilarityIndex(store.embeddings)
+    return SimilarityIndex(store.pca)
