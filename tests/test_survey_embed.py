@@ -105,17 +105,18 @@ def test_bench_survey_reuse_reruns_only_the_chosen_stages(tmp_path, monkeypatch)
 
     monkeypatch.setattr(bench_survey, "make_data", fake_data)
     monkeypatch.setattr(bench_survey, "run_timed", fake_run)
+    monkeypatch.setattr(bench_survey, "hover_latency", lambda store: calls.append("hover") or {"hover_ms": 1.0})
     first = bench_survey.run_size(100, tmp_path, keep=True, stages=("embed", "open"))
-    assert calls == ["data", "embed", "open"] and first["stages"] == {"pca": 1.0, "projection": 2.0}
+    assert calls == ["data", "embed", "open", "hover"] and first["stages"] == {"pca": 1.0, "projection": 2.0}
     calls.clear()
     again = bench_survey.run_size(100, tmp_path, keep=True, stages=("open",), reuse=True)
-    assert calls == ["open"]                                  # no new data, no embed
+    assert calls == ["open", "hover"]                         # no new data, no embed
     assert again["embed"] == 12.0 and again["stages"]["projection"] == 2.0   # the earlier figures kept
     saved = json.loads((tmp_path / "n100" / "results.json").read_text())
     assert saved["open"] == 3.0 and saved["embed"] == 12.0
     calls.clear()
     bench_survey.run_size(100, tmp_path, keep=True, stages=("open",), reuse=False)
-    assert calls == ["data", "embed", "open"]                # without --reuse everything is made again
+    assert calls == ["data", "embed", "open", "hover"]       # without --reuse everything is made again
 
 
 def test_auto_index_is_sq8_and_the_explorer_maps_it(tmp_path, monkeypatch):
