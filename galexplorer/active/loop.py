@@ -217,6 +217,24 @@ def _eligible(n: int, labelled: np.ndarray, excluded: np.ndarray) -> np.ndarray:
     return ok
 
 
+def lexsort_order(mean: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
+                  excluded: np.ndarray | None = None, top: float = 5.0) -> np.ndarray:
+    """:func:`ranking_order` by a five-key ``np.lexsort``: its path past 2^32 rows, and the
+    reference its packed-key sort is tested against. (N,) int64."""
+    n = len(mean)
+    key = np.asarray(mean, dtype=np.float64).copy()
+    key[np.isnan(key)] = -np.inf
+    raw = key.copy()
+    key[labelled] = labels
+    key = np.minimum(key, top)
+    is_lab = np.zeros(n, bool)
+    is_lab[labelled] = True
+    is_ex = np.zeros(n, bool)
+    if excluded is not None and len(excluded):
+        is_ex[excluded] = True
+    return np.lexsort((np.arange(n), -raw, ~is_lab, -key, is_ex)).astype(np.int64)
+
+
 def ranking_order(mean: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
                   excluded: np.ndarray | None = None, top: float = 5.0) -> np.ndarray:
     """Every row, best first.
@@ -235,18 +253,8 @@ def ranking_order(mean: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
         (N,) int64.
     """
     n = len(mean)
-    if n >= 1 << 32:                          # rows do not fit the packed keys: five-key lexsort
-        key = np.asarray(mean, dtype=np.float64).copy()
-        key[np.isnan(key)] = -np.inf
-        raw = key.copy()
-        key[labelled] = labels
-        key = np.minimum(key, top)
-        is_lab = np.zeros(n, bool)
-        is_lab[labelled] = True
-        is_ex = np.zeros(n, bool)
-        if excluded is not None and len(excluded):
-            is_ex[excluded] = True
-        return np.lexsort((np.arange(n), -raw, ~is_lab, -key, is_ex)).astype(np.int64)
+    if n >= 1 << 32:                          # rows do not fit the packed keys
+        return lexsort_order(mean, labelled, labels, excluded, top)
     raw = np.array(mean, dtype=np.float32)
     raw[np.isnan(raw)] = -np.inf
     raw += np.float32(0.0)                    # -0.0 -> +0.0: equal floats, equal keys
