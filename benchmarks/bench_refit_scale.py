@@ -40,9 +40,7 @@ import threading
 import time
 
 import numpy as np
-
-LATENT = 12
-RARE = 0.001
+from bench_survey import LATENT, draw_latent  # the same synthetic survey as bench_survey.py
 
 
 def features(n: int, seed: int = 0, chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
@@ -54,13 +52,7 @@ def features(n: int, seed: int = 0, chunk: int = 1 << 20) -> tuple[np.ndarray, n
     rare_centre = rng.normal(0, 3.0, LATENT) + 6.0
 
     def latent(m: int, r: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        kind = r.random(m)
-        rare = kind < RARE
-        clustered = (kind >= RARE) & (kind < 0.6)
-        z = r.normal(0, 1.0, (m, LATENT))
-        z[clustered] = centres[r.integers(0, 6, clustered.sum())] + r.normal(0, 0.5, (clustered.sum(), LATENT))
-        z[rare] = rare_centre + r.normal(0, 0.3, (rare.sum(), LATENT))
-        return z, rare
+        return draw_latent(m, r, centres, rare_centre)   # bench_survey's synthetic survey
 
     sample, _ = latent(100_000, np.random.default_rng(seed + 1))
     _, info = fit_pca(sample.astype(np.float32), variance=0.95)

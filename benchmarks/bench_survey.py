@@ -59,6 +59,20 @@ RARE = 0.001
 CHUNK = 1 << 17
 
 
+def draw_latent(m: int, rng: np.random.Generator, centres: np.ndarray,
+                rare_centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(m, LATENT) latent positions of the synthetic survey and the (m,) rare mask: 60% in six
+    clusters about ``centres``, a fraction RARE in a tight group about ``rare_centre``, the rest
+    a continuum."""
+    kind = rng.random(m)
+    rare = kind < RARE
+    clustered = (kind >= RARE) & (kind < 0.6)
+    z = rng.normal(0, 1.0, (m, LATENT))
+    z[clustered] = centres[rng.integers(0, 6, clustered.sum())] + rng.normal(0, 0.5, (clustered.sum(), LATENT))
+    z[rare] = rare_centre + rng.normal(0, 0.3, (rare.sum(), LATENT))
+    return z, rare
+
+
 def make_data(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     """(n, 128) float32 embeddings of rank ~12 + noise, and a catalogue; returns both paths."""
     rng = np.random.default_rng(seed)
@@ -71,12 +85,7 @@ def make_data(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
         cat.write("id,ra,dec,mag,rare\n")
         for a in range(0, n, CHUNK):
             m = min(CHUNK, n - a)
-            kind = rng.random(m)
-            rare = kind < RARE
-            clustered = (kind >= RARE) & (kind < 0.6)
-            z = rng.normal(0, 1.0, (m, LATENT))
-            z[clustered] = centres[rng.integers(0, 6, clustered.sum())] + rng.normal(0, 0.5, (clustered.sum(), LATENT))
-            z[rare] = rare_centre + rng.normal(0, 0.3, (rare.sum(), LATENT))
+            z, rare = draw_latent(m, rng, centres, rare_centre)
             noise = rng.standard_normal((m, DIM), dtype=np.float32)   # float32 draws: half the time of float64
             noise *= np.float32(0.05)
             noise += z.astype(np.float32) @ mix
