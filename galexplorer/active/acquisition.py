@@ -198,6 +198,15 @@ def select_batch(mean: np.ndarray, std_bound: np.ndarray, exact_std: Callable[[n
     return BatchSelection(evaluated[pick], evaluated, std, acq)
 
 
+def float32_order_bits(values: np.ndarray) -> np.ndarray:
+    """int64 keys that sort as the float32 ``values`` (no NaN; -0.0 just below +0.0): the IEEE
+    bits as an int32, all bits but the sign flipped for negative floats. Shifted left by 32 and
+    or-ed with a row below 2^32, they sort by value, ties by row, in one integer sort."""
+    b = np.array(values, dtype=np.float32).view(np.int32)
+    b ^= (b >> 31) & np.int32(0x7FFFFFFF)
+    return b.astype(np.int64)
+
+
 def spanning_batch(features: np.ndarray, k: int, candidates: np.ndarray | None = None) -> np.ndarray:
     """A first batch that spans the data: sort by the first feature (the first principal
     component), take ``k`` evenly spaced objects. Deterministic.
@@ -219,11 +228,11 @@ def spanning_batch(features: np.ndarray, k: int, candidates: np.ndarray | None =
     if col.dtype == np.float32 and len(idx) < 2**32 and np.isfinite(col).all():
         # only k order statistics are needed, not the whole order: one O(N) partition of packed
         # keys (the value's sortable bits, then the position as the tie-break, as the lexsort)
-        bits = (col + np.float32(0.0)).view(np.uint32)          # + 0.0 turns -0.0 into +0.0
-        bits = bits ^ np.where(bits >> 31 == 1, np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
-        keys = (bits.astype(np.uint64) << np.uint64(32)) | np.arange(len(idx), dtype=np.uint64)
-        picked = np.partition(keys, pos)[pos] & np.uint64(0xFFFFFFFF)
-        return idx[picked.astype(np.int64)].astype(np.int64)
+        keys = float32_order_bits(col + np.float32(0.0))          # + 0.0 turns -0.0 into +0.0
+        keys <<= 32
+        keys |= np.arange(len(idx), dtype=np.int64)
+        picked = np.partition(keys, pos)[pos] & np.int64(0xFFFFFFFF)
+        return idx[picked]
     order = np.argsort(np.asarray(col, dtype=np.float64), kind="stable")   # ties by position, as lexsort
     return idx[order[pos]].astype(np.int64)
 

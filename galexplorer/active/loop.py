@@ -32,7 +32,15 @@ import numpy as np
 
 from ..errors import ConfigError, LabelError
 from ..store import EmbeddingStore
-from .acquisition import ACQUISITIONS, Acquisition, farthest_batch, select_batch, spanning_batch, top_k
+from .acquisition import (
+    ACQUISITIONS,
+    Acquisition,
+    farthest_batch,
+    float32_order_bits,
+    select_batch,
+    spanning_batch,
+    top_k,
+)
 from .features import LearningFeatures, learning_features
 from .portfolio import ARM_SCORER, ARMS, POOL, Bandit, ranking_arm
 from .registry import DEFAULT_SCORER, PORTFOLIO, SCORERS
@@ -290,11 +298,8 @@ def ranking_order(mean: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
 
 
 def _descending_bits(values: np.ndarray) -> np.ndarray:
-    """int64 keys that grow as the float32 ``values`` (no NaN) fall: the IEEE bits of −value
-    as an int32 that sorts like the floats (negative floats: all bits but the sign flipped)."""
-    b = np.negative(np.asarray(values, dtype=np.float32)).view(np.int32)
-    b ^= (b >> 31) & np.int32(0x7FFFFFFF)
-    return b.astype(np.int64)
+    """int64 keys that grow as the float32 ``values`` (no NaN) fall: the sort bits of −value."""
+    return float32_order_bits(np.negative(np.asarray(values, dtype=np.float32)))
 
 
 def _descending_keys(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
