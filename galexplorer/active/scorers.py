@@ -172,13 +172,14 @@ class GPScorer(Scorer):
         def exact_std(rows):
             return gp.predict_std(X, rows, desc="GP std" if len(rows) > 100_000 else None)
 
-        def exact_mean():
-            return gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, mean_covariate=h)
+        def exact_mean(std_bound: bool = False):
+            """The exact mean of every object (and the std's upper bound with ``std_bound``)."""
+            return gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=std_bound,
+                                   mean_covariate=h)
 
         if len(X) >= self.prefilter_min_rows:
             return self._prefiltered(gp, X, h, info, exact_std, exact_mean)
-        mean, bound = gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=True,
-                                      mean_covariate=h)
+        mean, bound = exact_mean(std_bound=True)
         return ScoreModel(mean=mean, std_bound=bound, exact_std=exact_std, info=info)
 
     def _covariate(self, X: np.ndarray) -> np.ndarray:
@@ -201,8 +202,7 @@ class GPScorer(Scorer):
         def select(acquisition: Acquisition, k: int, candidates: np.ndarray) -> BatchSelection:
             sel = select_batch_prefiltered(gp, X, lr, acquisition, k, candidates, mean_covariate=h)
             if sel is None:      # the bounds rule out too few: the exact mean of every object
-                mean, bound = gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=True,
-                                              mean_covariate=h)
+                mean, bound = exact_mean(std_bound=True)
                 model.mean[:] = mean
                 model.mean_error = None
                 model.std_bound = bound
