@@ -22,7 +22,7 @@ import numpy as np
 
 from ..labels import LabelJournal
 from ..store import EmbeddingStore
-from ..store.ondemand import as_text
+from ..store.ondemand import as_text, as_text_value
 from ..store.ranking import Ranking, labels_hash, ranking_path, read_ranking, write_ranking
 from .loop import ActiveLoop, LoopConfig, LoopResult
 from .portfolio import load_state
@@ -61,8 +61,7 @@ class RowsOf:
     def __getitem__(self, key):
         rows = self.order[key]
         if np.ndim(rows) == 0:
-            v = self.values[int(rows)]
-            return v.decode("utf-8") if isinstance(v, bytes) else v
+            return as_text_value(self.values[int(rows)])
         return as_text(self.values[rows])
 
     def __array__(self, dtype=None, copy=None):

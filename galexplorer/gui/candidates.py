@@ -17,6 +17,7 @@ import math
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..store.ondemand import as_text_value
 from . import theme
 from .colouring import SCORE_COLOURS
 from .objectlist import elide_middle
@@ -203,8 +204,7 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         if not on_disk(values):
             return values[obj]
         if name in self._full:
-            v = self._full[name][obj]
-            return v.decode("utf-8") if isinstance(v, bytes) else v
+            return as_text_value(self._full[name][obj])
         page = row // PAGE
         got = self._pages.get((name, page))
         if got is None:

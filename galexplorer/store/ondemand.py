@@ -339,6 +339,12 @@ class OnDiskColumn:
         return np.concatenate(parts) if parts else np.empty(0, dtype="S1")
 
 
+def as_text_value(value: object) -> object:
+    """One value of a column for output: UTF-8 bytes (a :meth:`OnDiskColumn.compact` column's
+    cell) decoded to str; anything else unchanged."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
 def as_text(values: np.ndarray) -> np.ndarray:
     """Values of a column for output: a UTF-8 bytes array (from :meth:`OnDiskColumn.compact`)
     decoded to an object array of str; anything else unchanged."""
