@@ -23,7 +23,7 @@ log = logging.getLogger("galexplorer")
 
 COMMANDS = {
     "ingest": "FITS, image folders or HDF5 cubes -> a cutouts HDF5 file",
-    "train": "self-supervised BYOL or SimCLR training of a ResNet encoder",
+    "train": "self-supervised SimCLR, BYOL or VICReg training of a ResNet encoder",
     "embed": "encoder or your own embeddings -> store (PCA, UMAP, anomaly)",
     "info": "summarise a cutouts file or a store and its labels",
     "labels": "export the label journal's events (backup) or import/merge them",

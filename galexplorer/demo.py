@@ -5,7 +5,7 @@ Stages, each skipped when its output already exists and is valid (``--rebuild`` 
 1. **cutouts** — detect sources in the XDF image shipped with scikit-image
    (:mod:`galexplorer.data.xdf`), cut 64-px three-band stamps, write ``cut.h5`` with
    catalogue columns measured on the segmentation (area, peak, colour, ...);
-2. **train** — a small BYOL encoder on the CPU (:data:`DEMO_TRAINING`, a few minutes on 2 cores);
+2. **train** — a small SimCLR encoder on the CPU (:data:`DEMO_TRAINING`, a few minutes on 2 cores);
 3. **embed** — embeddings, PCA, UMAP, anomaly and cluster scores into ``store.h5``;
 4. **open** — the explorer (unless ``--no-gui`` or there is no display).
 """
@@ -24,13 +24,13 @@ from .errors import StoreError
 
 log = logging.getLogger(__name__)
 
-#: the CPU training preset: standard stem, 48-px crops, batch 64 (see docs/training.md). Chosen
-#: by measurement on the demo's 374 stamps: lr 2e-3 collapsed the representation (effective
-#: rank ~5, 2 principal components); 3e-4 for 40 epochs keeps it spread (~170 components for
-#: 95% of the variance) and trains in ~3 minutes on 2 cores. (VICReg, tried on
-#: benchmarks/bench_representation.py, lost its PCA components faster than BYOL: not used.)
-DEMO_TRAINING = {"method": "byol", "backbone": "resnet18", "stem": "standard", "epochs": 40,
-                 "batch_size": 64, "image_size": 48, "lr": 3e-4, "warmup_epochs": 3, "device": "cpu",
+#: the CPU training preset: standard stem, 48-px crops, batch 64, 40 epochs (~3 minutes on 2
+#: cores), and the training defaults (SimCLR with gentle augmentations, lr 1e-3) chosen on
+#: benchmarks/bench_representation.py. Until issue #10 the demo trained BYOL at lr 3e-4 with
+#: the old augmentations (lr 2e-3 collapsed BYOL to rank ~5); benchmarks/bench_demo_shapes.py
+#: compares the two presets' maps on shape.
+DEMO_TRAINING = {"method": "simclr", "backbone": "resnet18", "stem": "standard", "epochs": 40,
+                 "batch_size": 64, "image_size": 48, "lr": 1e-3, "warmup_epochs": 3, "device": "cpu",
                  "seed": 0, "stats_objects": 1000, "monitor_objects": 256}
 #: the reduced preset used by tests and `--quick`
 QUICK_TRAINING = dict(DEMO_TRAINING, epochs=1, batch_size=16, image_size=32)
@@ -163,7 +163,7 @@ def build_demo(out_dir: str | Path | None = None, rebuild: bool = False, quick: 
     if encoder.exists() and (res.run_dir / "encoder.json").exists() and "cutouts" in res.reused:
         res.reused.append("train")
     else:
-        log.info("demo 2/3: training a small BYOL encoder on the CPU")
+        log.info("demo 2/3: training a small SimCLR encoder on the CPU")
         cfg = TrainConfig.from_dict(QUICK_TRAINING if quick else DEMO_TRAINING)
         train(res.cutouts, res.run_dir, cfg)
     res.seconds["train"] = time.monotonic() - t

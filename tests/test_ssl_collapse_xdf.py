@@ -60,3 +60,26 @@ def test_monitor_compares_with_its_starting_value(caplog):
     assert mon.reference == (first.effective_rank, first.pca95) and first.pca95 == pca_components(x)
     with pytest.raises(ValueError, match="fraction"):
         CollapseMonitor(fraction=1.5)
+
+
+def test_monitor_tells_learning_from_collapse(caplog):
+    """A run that learns may lose half of the untrained network's rank (SimCLR with the default
+    augmentations fell to 0.43 of it on the XDF benchmark while every probe rose); the warning is
+    for runs that keep a fifth of it or less, or put 95% of the variance on two directions."""
+    from xdf import xdf_stamps
+
+    from galexplorer.ssl.collapse import PCA_COLLAPSE, RANK_FRACTION
+
+    x = xdf_stamps(64, 16)[0].reshape(64, -1).astype(np.float64)
+    x -= x.mean(axis=0)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    mon = CollapseMonitor(reference=None)
+    with caplog.at_level(logging.WARNING, logger="galexplorer.ssl.collapse"):
+        start = mon.check(x, 1)
+        learnt = mon.check(u[:, :16] * s[:16], 2)          # ~0.37 of the rank, 9 components: learning
+        assert 0.3 < learnt.effective_rank / start.effective_rank < 0.5 and learnt.pca95 > PCA_COLLAPSE
+        assert caplog.text == "" and not mon.dimensional   # the old rule (half the rank) warned here
+        lost = mon.check(u[:, :8] * s[:8], 3)              # a fifth of the rank: collapse
+    assert lost.effective_rank < RANK_FRACTION * start.effective_rank and lost.pca95 > PCA_COLLAPSE
+    assert "DIMENSIONAL COLLAPSE at epoch 3" in caplog.text and mon.dimensional
+    assert "augment.noise_scale" in caplog.text

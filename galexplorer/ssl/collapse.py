@@ -15,8 +15,16 @@ Two kinds of collapse are caught. *Complete* collapse (std < 0.02 or rank < 1.5)
 *Dimensional* collapse is relative: the representation still varies but along ever fewer
 directions - BYOL on 1,866 radio galaxies went from rank 229 at epoch 1 to 5 at epoch 30 and
 from 105 PCA components to 2, and the rare class became harder to find. The monitor warns when
-the rank or the PCA count falls below :data:`DIMENSIONAL_FRACTION` of its starting value (the
-trainer measures it on the untrained network before the first step), and says what to change.
+the effective rank falls below :data:`RANK_FRACTION` of its starting value (the trainer measures
+it on the untrained network before the first step), or when 95% of the variance lies on
+:data:`PCA_COLLAPSE` directions or fewer (the map and the GP would then see a line or a plane),
+and says what to change.
+
+The thresholds are measured (benchmarks/bench_representation.py on real XDF pixels, 30-epoch
+runs; docs/training.md): a healthy run may lose half of its starting rank while it learns - the
+untrained network's rank is high because random features spread noise over every direction, and
+SimCLR with the default augmentations fell to 0.43 of it while every probe and the rare-class
+recall rose - whereas the runs that collapsed fell to 0.03-0.05 of it with one PCA component.
 """
 
 from __future__ import annotations
@@ -34,8 +42,10 @@ log = logging.getLogger(__name__)
 # and ~1.
 STD_COLLAPSE = 0.02
 RANK_COLLAPSE = 1.5
-#: dimensional collapse: rank or PCA components below this fraction of the first epoch's value
-DIMENSIONAL_FRACTION = 0.5
+#: dimensional collapse: effective rank below this fraction of its starting value ...
+RANK_FRACTION = 0.25
+#: ... or 95% of the variance on this many principal components or fewer
+PCA_COLLAPSE = 2
 
 
 @dataclass
@@ -100,12 +110,14 @@ class CollapseMonitor:
     """Logs a loud warning every epoch the representation collapses, completely or dimensionally.
 
     Args:
-        fraction: dimensional collapse below this fraction of the reference rank / PCA count.
+        fraction: dimensional collapse below this fraction of the reference effective rank (or
+            with at most :data:`PCA_COLLAPSE` PCA components for 95% of the variance, when the
+            reference had more).
         reference: (effective_rank, pca95) to compare with - the trainer passes those of the
             untrained network; None takes those of the first epoch checked.
     """
 
-    def __init__(self, fraction: float = DIMENSIONAL_FRACTION,
+    def __init__(self, fraction: float = RANK_FRACTION,
                  reference: tuple[float, int] | None = None) -> None:
         if not 0 < fraction < 1:
             raise ValueError(f"fraction must be in (0, 1), got {fraction}")
@@ -128,13 +140,14 @@ class CollapseMonitor:
             return stats
         rank0, pca0 = self.reference
         low_rank = stats.effective_rank < self.fraction * rank0
-        low_pca = stats.pca95 < self.fraction * pca0
+        low_pca = stats.pca95 <= PCA_COLLAPSE < pca0
         if low_rank or low_pca:
             self.dimensional = True
             log.warning(
                 "!!! DIMENSIONAL COLLAPSE at epoch %d: effective rank %.1f (%.1f at the start), %d PCA "
                 "components for 95%% of the variance (%d at the start): the embeddings use ever fewer "
-                "directions, so shapes and rare objects blur together. Lower --lr, try another method "
-                "(--method simclr or --method vicreg), or stop earlier (checkpoint-best.pt keeps the best "
+                "directions, so shapes and rare objects blur together. Lower --lr, weaken the "
+                "augmentations (augment.noise_scale, jitter_px), try another method (--method simclr or "
+                "--method vicreg), or stop earlier (checkpoint-best.pt keeps the best "
                 "epoch). !!!", epoch, stats.effective_rank, rank0, stats.pca95, pca0)
         return stats

@@ -1,0 +1,150 @@
+"""Does the demo's map separate shapes? The demo's training preset before and after issue #10.
+
+The demo's 374 XDF galaxies (``galexplorer demo``'s own stamps and catalogue columns) are
+trained on with two presets in one run, each the way ``galexplorer demo`` trains:
+
+* ``before``: the preset the demo used until issue #10 (BYOL, lr 3e-4, the old augmentations:
+  noise 1-25 MADs, 7-px jitter, PSF sigma 0-1 px);
+* ``after``: :data:`galexplorer.demo.DEMO_TRAINING` (the new defaults).
+
+Beside them, from the same run: raw pixels -> PCA(30) (asinh-normalised centre crops of the
+same size) and the same network at random initialisation.
+
+For each representation, 5-fold cross-validated R^2 of
+
+* ``kNN``: the mean of the 10 nearest neighbours (the question docs/getting-started.md asks:
+  do an object's neighbours on the map share its shape?), and
+* ``ridge``: a linear probe,
+
+for the log of the detection area, the ellipticity (from the detection's second moments), the
+concentration and the asymmetry (``galexplorer.data.morphology``). Shape is probed on the
+resolved galaxies (half-light radius >= 2 px), size on all, as in bench_representation.py.
+Training time is printed per preset (the demo must build in <= 10 minutes on 2 cores).
+
+Run:  nice -n 5 python benchmarks/bench_demo_shapes.py          (~8 min on 2 cores)
+``--quick``: 60 stamps, one epoch each (the smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+RESOLVED_PX = 2.0
+OLD_AUGMENT = {"flux": False, "jitter_px": 7, "blur_sigma": [0.0, 1.0], "noise_scale": [1.0, 25.0]}
+
+
+def presets(quick: bool) -> dict[str, dict]:
+    from galexplorer.demo import DEMO_TRAINING, QUICK_TRAINING
+
+    base = QUICK_TRAINING if quick else DEMO_TRAINING
+    before = {**base, "method": "byol", "lr": 3e-4, "augment": OLD_AUGMENT}
+    return {"before (BYOL, old augment)": before, "after (demo preset)": dict(base)}
+
+
+def probes(emb: np.ndarray, targets: dict[str, np.ndarray], resolved: np.ndarray) -> dict[str, float]:
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.neighbors import KNeighborsRegressor
+
+    out: dict[str, float] = {}
+    for key, y in targets.items():
+        sel = np.ones(len(y), bool) if key == "log_area" else resolved
+        e = emb[sel]
+        x = (e - e.mean(axis=0)) / max(float(e.std()), 1e-12)
+        cv = KFold(5, shuffle=True, random_state=0)
+        k = min(10, max(1, int(sel.sum() * 0.8) - 1))
+        out[f"knn {key}"] = float(np.mean(cross_val_score(KNeighborsRegressor(k), x, y[sel], cv=cv, scoring="r2")))
+        out[f"ridge {key}"] = float(np.mean(cross_val_score(RidgeCV(alphas=np.logspace(-2, 5, 15)), x, y[sel],
+                                                            cv=cv, scoring="r2")))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="60 stamps, one epoch (smoke test)")
+    ap.add_argument("--workdir", type=Path, help="keep the runs here (default: a temporary folder)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.simplefilter("ignore")
+
+    import torch
+
+    from bench_representation import raw_pca
+    from galexplorer import progress
+    from galexplorer.data.morphology import measure_morphology
+    from galexplorer.data.thumbnails import make_thumbnails
+    from galexplorer.demo import xdf_catalogue
+    from galexplorer.ssl.backbones import build_backbone
+    from galexplorer.ssl.config import TrainConfig
+    from galexplorer.ssl.embed import Encoder, embed_array, load_encoder
+    from galexplorer.ssl.normalize import compute_band_stats
+    from galexplorer.ssl.trainer import train
+    from galexplorer.store import CutoutStore, CutoutWriter
+
+    progress.configure(enabled=False)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    tmp = tempfile.TemporaryDirectory() if args.workdir is None else None
+    work = Path(tmp.name) if tmp else args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+
+    stamps, ids, ra, dec, columns = xdf_catalogue(limit=60 if args.quick else None)
+    morph = measure_morphology(stamps)
+    targets = {"log_area": np.log(columns["area"].astype(np.float64)), "ellipticity": columns["ellipticity"],
+               "concentration": morph["concentration"], "asymmetry": morph["asymmetry"]}
+    resolved = morph["size"] >= RESOLVED_PX
+    if resolved.sum() < 10:
+        resolved = np.ones(len(stamps), bool)
+    cut = work / "cut.h5"
+    if not cut.exists():
+        with CutoutWriter(cut, bands=["blue", "green", "red"], size=stamps.shape[-1], thumb_size=32) as w:
+            w.add(stamps, ids, ra=ra, dec=dec, columns=columns,
+                  thumbnails=make_thumbnails(stamps, ["blue", "green", "red"], 32))
+    print(f"demo stamps: {len(stamps)} ({int(resolved.sum())} resolved, half-light radius >= {RESOLVED_PX} px)")
+
+    cfgs = presets(args.quick)
+    size = next(iter(cfgs.values()))["image_size"]
+    rows: list[tuple[str, str, dict]] = [("raw pixels -> PCA30", "-", probes(raw_pca(stamps, size), targets, resolved))]
+    first = TrainConfig.from_dict(next(iter(cfgs.values())))
+    torch.manual_seed(0)
+    net = build_backbone(first.backbone, stamps.shape[1], first.stem)
+    with CutoutStore(cut) as c:
+        stats = compute_band_stats(c, 1000, 0)
+    rows.append(("random init", "-", probes(embed_array(Encoder(net, stats.median, stats.mad, size).eval(), stamps),
+                                            targets, resolved)))
+    for name, cfg in cfgs.items():
+        run = work / ("run-" + name.split()[0])
+        t = time.monotonic()
+        report = train(cut, run, TrainConfig.from_dict(cfg))
+        seconds = time.monotonic() - t
+        enc, _meta = load_encoder(run)
+        row = probes(embed_array(enc, stamps), targets, resolved)
+        rows.append((f"{name}: {cfg['method']}, lr {cfg['lr']:g}, {cfg['epochs']} ep", f"{seconds:.0f} s", row))
+        if report.dimensional_collapse:
+            print(f"note: {name} triggered the collapse monitor")
+
+    keys = list(rows[0][2])
+    print(f"\n{'representation':52s} {'train':>6s} " + " ".join(f"{k:>17s}" for k in keys))
+    for name, secs, r in rows:
+        print(f"{name:52s} {secs:>6s} " + " ".join(f"{r[k]:17.3f}" for k in keys))
+    raw, before, after = rows[0][2], rows[2][2], rows[3][2]
+    print("\nafter - before (R^2 differences; the references are near 0, so no ratios):")
+    for k in keys:
+        print(f"  {k:22s} before {before[k]:+.3f}  after {after[k]:+.3f}  (after - before {after[k] - before[k]:+.3f}; "
+              f"raw pixels {raw[k]:+.3f})")
+    if tmp:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    raise SystemExit(main())
