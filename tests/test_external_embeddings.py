@@ -269,7 +269,7 @@ def test_given_embeddings_give_the_same_store_as_the_encoder(tmp_path, xdf_cutou
     embed_with_encoder(xdf_cutouts, run, encoded, EmbedConfig(device="cpu"))
     with EmbeddingStore(encoded) as s:
         vectors = s.load_embeddings()
-        assert s.dataset_attrs("embeddings")["method"] == "byol"
+        assert s.dataset_attrs("embeddings")["method"] == "simclr"   # the default method
     np.save(tmp_path / "vectors.npy", vectors)
     write_parquet(tmp_path / "vectors.parquet", IDS[PERM], vectors[PERM])
     for name in ("vectors.npy", "vectors.parquet"):
