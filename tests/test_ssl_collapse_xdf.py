@@ -65,7 +65,7 @@ def test_monitor_compares_with_its_starting_value(caplog):
 def test_monitor_tells_learning_from_collapse(caplog):
     """A run that learns may lose half of the untrained network's rank (SimCLR with the default
     augmentations fell to 0.43 of it on the XDF benchmark while every probe rose); the warning is
-    for runs that keep a fifth of it or less, or put 95% of the variance on two directions."""
+    for runs that keep a fifth of it or less, or put 95% of the variance on one direction."""
     from xdf import xdf_stamps
 
     from galexplorer.ssl.collapse import PCA_COLLAPSE, RANK_FRACTION

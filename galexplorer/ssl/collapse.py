@@ -17,14 +17,16 @@ directions - BYOL on 1,866 radio galaxies went from rank 229 at epoch 1 to 5 at 
 from 105 PCA components to 2, and the rare class became harder to find. The monitor warns when
 the effective rank falls below :data:`RANK_FRACTION` of its starting value (the trainer measures
 it on the untrained network before the first step), or when 95% of the variance lies on
-:data:`PCA_COLLAPSE` directions or fewer (the map and the GP would then see a line or a plane),
-and says what to change.
+:data:`PCA_COLLAPSE` direction (the map and the GP would then see a line), and says what to
+change.
 
 The thresholds are measured (benchmarks/bench_representation.py on real XDF pixels, 30-epoch
 runs; docs/training.md): a healthy run may lose half of its starting rank while it learns - the
 untrained network's rank is high because random features spread noise over every direction, and
-SimCLR with the default augmentations fell to 0.43 of it while every probe and the rare-class
-recall rose - whereas the runs that collapsed fell to 0.03-0.05 of it with one PCA component.
+SimCLR fell to 0.33-0.5 of it, with 2-12 PCA components, while its shape probes and rare-class
+recall rose - whereas the runs that collapsed (BYOL with two stems that keep more resolution,
+tried and not kept) fell to 0.03-0.05 of it,
+with one PCA component, and lost the rare objects.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ RANK_COLLAPSE = 1.5
 #: dimensional collapse: effective rank below this fraction of its starting value ...
 RANK_FRACTION = 0.25
 #: ... or 95% of the variance on this many principal components or fewer
-PCA_COLLAPSE = 2
+PCA_COLLAPSE = 1
 
 
 @dataclass
@@ -111,8 +113,8 @@ class CollapseMonitor:
 
     Args:
         fraction: dimensional collapse below this fraction of the reference effective rank (or
-            with at most :data:`PCA_COLLAPSE` PCA components for 95% of the variance, when the
-            reference had more).
+            with :data:`PCA_COLLAPSE` PCA component for 95% of the variance, when the reference
+            had more).
         reference: (effective_rank, pca95) to compare with - the trainer passes those of the
             untrained network; None takes those of the first epoch checked.
     """
