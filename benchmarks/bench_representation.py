@@ -18,11 +18,17 @@ For each representation, in one run:
   beside it the loop's ``anomaly`` ordering and random (its expected value).
 
 Representations: (a) raw pixels -> PCA(30) (asinh-normalised 32-px centre crops); (b) the ResNet-18
-at random initialisation; then each training recipe at 2, 10 and 30 epochs: the 2 and 10 rows
-are the same 30-epoch run (cosine schedule over 30 epochs) read at epochs 2 and 10 from
-``checkpoint-latest.pt`` (not the best-epoch encoder), so rows of a recipe share one schedule.
+at random initialisation; then each training recipe (``RECIPES``: the old default "byol (old)"
+and "simclr (old)" (SimCLR, old augmentations), the "new default" as TrainConfig holds it, and the measured alternatives) at
+2, 10 and 30 epochs: the 2 and 10 rows are the same 30-epoch run (cosine schedule over 30
+epochs) read at epochs 2 and 10 from ``checkpoint-latest.pt`` (not the best-epoch encoder), so
+rows of a recipe share one schedule. ``--seeds 0 1 2`` trains each recipe with three seeds and
+adds their mean; the end of the output compares every recipe's last epoch with both baselines
+and with its own first epoch.
 
-Run:  nice -n 5 python benchmarks/bench_representation.py        (~25 min on 2 shared cores)
+Run:  nice -n 5 python benchmarks/bench_representation.py     (~15 min on 2 quiet cores; x3 with
+      --seeds 0 1 2). The acceptance figures in docs/training.md ("Judging a run") come from
+      --recipes "byol (old)" "simclr (old)" and --recipes "simclr, gentle" "simclr, mid" --seeds 0 1 2.
 ``--quick`` trains 1 epoch on a small set for the smoke test; ``--recipes`` picks recipes.
 """
 
