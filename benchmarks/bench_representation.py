@@ -18,9 +18,9 @@ For each representation, in one run:
   beside it the loop's ``anomaly`` ordering and random (its expected value).
 
 Representations: (a) raw pixels -> PCA(30) (asinh-normalised 32-px centre crops); (b) the ResNet-18
-at random initialisation; then each training recipe (``RECIPES``: the old default "byol (old)"
-and "simclr (old)" (SimCLR, old augmentations), the "new default" as TrainConfig holds it, and the measured alternatives) at
-2, 10 and 30 epochs: the 2 and 10 rows are the same 30-epoch run (cosine schedule over 30
+at random initialisation; then each training recipe (``RECIPES``: the old default "byol (old)",
+"simclr (old)" (SimCLR, old augmentations), the "new default" as TrainConfig holds it, and the
+measured alternatives) at 2, 10 and 30 epochs: the 2 and 10 rows are the same 30-epoch run (cosine schedule over 30
 epochs) read at epochs 2 and 10 from ``checkpoint-latest.pt`` (not the best-epoch encoder), so
 rows of a recipe share one schedule. ``--seeds 0 1 2`` trains each recipe with three seeds and
 adds their mean; the end of the output compares every recipe's last epoch with both baselines
