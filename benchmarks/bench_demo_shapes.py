@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")
 
     import torch
-
     from bench_representation import raw_pca
+
     from galexplorer import progress
     from galexplorer.data.morphology import measure_morphology
     from galexplorer.data.thumbnails import make_thumbnails
