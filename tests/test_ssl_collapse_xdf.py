@@ -83,3 +83,32 @@ def test_monitor_tells_learning_from_collapse(caplog):
     assert lost.effective_rank < RANK_FRACTION * start.effective_rank and lost.pca95 > PCA_COLLAPSE
     assert "DIMENSIONAL COLLAPSE at epoch 3" in caplog.text and mon.dimensional
     assert "augment.noise_scale" in caplog.text
+
+
+def test_a_dip_that_recovers_is_reported_as_over(caplog, tmp_path):
+    """SimCLR's rank can dip in the first epochs and come back (the demo: epochs 3-14): the log
+    says when it is over, and the run's summary does not call the finished run collapsed."""
+    from xdf import xdf_stamps
+
+    from galexplorer.ssl.collapse import epoch_ranges
+    from galexplorer.ssl.trainer import TrainReport
+
+    x = xdf_stamps(64, 16)[0].reshape(64, -1).astype(np.float64)
+    x -= x.mean(axis=0)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    mon = CollapseMonitor(reference=None)
+    with caplog.at_level(logging.WARNING, logger="galexplorer.ssl.collapse"):
+        mon.check(x, 1)
+        mon.check(u[:, :4] * s[:4], 2)
+        mon.check(u[:, :4] * s[:4], 3)
+        assert mon.dimensional_now and "over" not in caplog.text
+        mon.check(u[:, :30] * s[:30], 4)
+    assert "dimensional collapse over at epoch 4" in caplog.text
+    assert mon.dimensional and not mon.dimensional_now and mon.dimensional_epochs == [2, 3]
+    assert epoch_ranges([3, 4, 5, 7, 9, 10]) == "3-5, 7, 9-10"
+
+    def summary(at_end):
+        return TrainReport(tmp_path, 4, 4, 1.0, 10.0, None, dimensional_collapse=True,
+                           dimensional_epochs=[2, 3], dimensional_at_end=at_end).summary()
+    assert "over by the last epoch" in summary(False) and "WARNING" not in summary(False)
+    assert "WARNING: dimensional collapse at epoch(s) 2-3, still at the last epoch" in summary(True)

@@ -64,6 +64,17 @@ class CollapseStats:
                 or not self.effective_rank >= RANK_COLLAPSE)
 
 
+def epoch_ranges(epochs: list[int]) -> str:
+    """'3-11, 13' for [3, 4, ..., 11, 13]."""
+    out: list[str] = []
+    for e in sorted(set(epochs)):
+        if out and e == int(out[-1].split("-")[-1]) + 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{e}"
+        else:
+            out.append(str(e))
+    return ", ".join(out)
+
+
 def effective_rank(x: np.ndarray) -> float:
     """exp(entropy) of the normalised singular values of the centred (N, D) matrix ``x``.
 
@@ -126,7 +137,9 @@ class CollapseMonitor:
         self.fraction = fraction
         self.reference = reference
         self.history: list[CollapseStats] = []
-        self.dimensional = False
+        self.dimensional = False            # dimensional collapse at some epoch checked
+        self.dimensional_epochs: list[int] = []
+        self.dimensional_now = False        # ... at the last epoch checked
 
     def check(self, embeddings: np.ndarray, epoch: int) -> CollapseStats:
         stats = collapse_stats(embeddings)
@@ -143,13 +156,22 @@ class CollapseMonitor:
         rank0, pca0 = self.reference
         low_rank = stats.effective_rank < self.fraction * rank0
         low_pca = stats.pca95 <= PCA_COLLAPSE < pca0
-        if low_rank or low_pca:
-            self.dimensional = True
-            log.warning(
-                "!!! DIMENSIONAL COLLAPSE at epoch %d: effective rank %.1f (%.1f at the start), %d PCA "
-                "components for 95%% of the variance (%d at the start): the embeddings use ever fewer "
-                "directions, so shapes and rare objects blur together. Lower --lr, weaken the "
-                "augmentations (augment.noise_scale, jitter_px), try another method (--method simclr or "
-                "--method vicreg), or stop earlier (checkpoint-best.pt keeps the best "
-                "epoch). !!!", epoch, stats.effective_rank, rank0, stats.pca95, pca0)
+        if not (low_rank or low_pca):
+            if self.dimensional_now:
+                # SimCLR's rank often dips in the first epochs and comes back: say so, so that the
+                # warnings above are not read as the state of the finished run
+                log.warning("dimensional collapse over at epoch %d: effective rank %.1f (%.1f at the start), "
+                            "%d PCA components for 95%% of the variance", epoch, stats.effective_rank, rank0,
+                            stats.pca95)
+            self.dimensional_now = False
+            return stats
+        self.dimensional = self.dimensional_now = True
+        self.dimensional_epochs.append(int(epoch))
+        log.warning(
+            "!!! DIMENSIONAL COLLAPSE at epoch %d: effective rank %.1f (%.1f at the start), %d PCA "
+            "components for 95%% of the variance (%d at the start): the embeddings use ever fewer "
+            "directions, so shapes and rare objects blur together. Lower --lr, weaken the "
+            "augmentations (augment.noise_scale, jitter_px), try another method (--method simclr or "
+            "--method vicreg), or stop earlier (checkpoint-best.pt keeps the best "
+            "epoch). !!!", epoch, stats.effective_rank, rank0, stats.pca95, pca0)
         return stats

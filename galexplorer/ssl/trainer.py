@@ -51,7 +51,7 @@ from .checkpoint import (
     save_encoder,
     set_rng_state,
 )
-from .collapse import CollapseMonitor, collapse_stats
+from .collapse import CollapseMonitor, collapse_stats, epoch_ranges
 from .config import TrainConfig
 from .data import BatchDataset, StampSource
 from .embed import Encoder, resolve_device
@@ -86,6 +86,8 @@ class TrainReport:
     note: str = ""
     best_epoch: int | None = None
     dimensional_collapse: bool = False
+    dimensional_epochs: list[int] = field(default_factory=list)
+    dimensional_at_end: bool = False
 
     def summary(self) -> str:
         if not self.is_main:
@@ -106,9 +108,14 @@ class TrainReport:
                          f"{self.run_dir} -o STORE.h5`)")
         if self.collapsed:
             lines.append("  WARNING: the representation collapsed (see metrics.csv); lower --lr or change method")
+        elif self.dimensional_collapse and (self.dimensional_at_end or not self.dimensional_epochs):
+            lines.append(f"  WARNING: dimensional collapse at epoch(s) {epoch_ranges(self.dimensional_epochs) or '?'}, "
+                         "still at the last epoch (effective rank below a quarter of its start, or one PCA "
+                         "component; see metrics.csv): lower --lr, weaken the augmentations or try another --method")
         elif self.dimensional_collapse:
-            lines.append("  WARNING: dimensional collapse (effective rank / PCA components fell below half their "
-                         "start, see metrics.csv); try --method vicreg or a lower --lr")
+            lines.append(f"  note: dimensional collapse at epoch(s) {epoch_ranges(self.dimensional_epochs)}, over by "
+                         "the last epoch (see metrics.csv); early dips like this are common and harmless when "
+                         "the rank comes back")
         if self.note:
             lines.append(f"  {self.note}")
         return "\n".join(lines)
@@ -578,7 +585,8 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
         note = f"nothing to do: the run already finished its {cfg.epochs} epochs (raise --epochs to go on)"
     return TrainReport(run_dir, epochs_done, cfg.epochs, last_loss, last_speed,
                        encoder_path if encoder_path.exists() else None, collapsed, history, info.is_main, note,
-                       best_epoch=best["epoch"] or None, dimensional_collapse=monitor.dimensional)
+                       best_epoch=best["epoch"] or None, dimensional_collapse=monitor.dimensional,
+                       dimensional_epochs=list(monitor.dimensional_epochs), dimensional_at_end=monitor.dimensional_now)
 
 
 __all__ = ["TrainReport", "train", "BEST", "LATEST"]
