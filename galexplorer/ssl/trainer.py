@@ -110,7 +110,7 @@ class TrainReport:
             lines.append("  WARNING: the representation collapsed (see metrics.csv); lower --lr or change method")
         elif self.dimensional_collapse and (self.dimensional_at_end or not self.dimensional_epochs):
             lines.append(f"  WARNING: dimensional collapse at epoch(s) {epoch_ranges(self.dimensional_epochs) or '?'}, "
-                         "still at the last epoch (effective rank below a quarter of its start, or one PCA "
+                         "still at the last epoch (effective rank below a tenth of its start, or one PCA "
                          "component; see metrics.csv): lower --lr, weaken the augmentations or try another --method")
         elif self.dimensional_collapse:
             lines.append(f"  note: dimensional collapse at epoch(s) {epoch_ranges(self.dimensional_epochs)}, over by "
