@@ -23,7 +23,7 @@ log = logging.getLogger("galexplorer")
 
 COMMANDS = {
     "ingest": "FITS, image folders or HDF5 cubes -> a cutouts HDF5 file",
-    "train": "self-supervised SimCLR, BYOL or VICReg training of a ResNet encoder",
+    "train": "self-supervised training (SimCLR, BYOL, VICReg) of a ResNet",
     "embed": "encoder or your own embeddings -> store (PCA, UMAP, anomaly)",
     "info": "summarise a cutouts file or a store and its labels",
     "labels": "export the label journal's events (backup) or import/merge them",
