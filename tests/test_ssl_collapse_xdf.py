@@ -24,6 +24,16 @@ def _run(tmp_path, caplog, **kw):
     return rep, rows, caplog.text
 
 
+def _xdf_spectrum():
+    """Real XDF pixels as 'embeddings' (64 stamps, centred) and their SVD (u, s)."""
+    from xdf import xdf_stamps
+
+    x = xdf_stamps(64, 16)[0].reshape(64, -1).astype(np.float64)
+    x -= x.mean(axis=0)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    return x, u, s
+
+
 @pytest.fixture
 def where(tmp_path, xdf_cutouts):
     return {"cut": xdf_cutouts, "run": tmp_path / "run"}
@@ -45,11 +55,7 @@ def test_healthy_configuration_does_not_warn(where, caplog):
 
 def test_monitor_compares_with_its_starting_value(caplog):
     """Real XDF pixels as the 'embeddings': all of them, then projected onto ever fewer directions."""
-    from xdf import xdf_stamps
-
-    x = xdf_stamps(64, 16)[0].reshape(64, -1).astype(np.float64)
-    x -= x.mean(axis=0)
-    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    x, u, s = _xdf_spectrum()
     mon = CollapseMonitor(reference=None)
     with caplog.at_level(logging.WARNING, logger="galexplorer.ssl.collapse"):
         first = mon.check(x, 1)
@@ -66,13 +72,9 @@ def test_monitor_tells_learning_from_collapse(caplog):
     """A run that learns may lose half of the untrained network's rank (SimCLR with the default
     augmentations fell to 0.43 of it on the XDF benchmark while every probe rose); the warning is
     for runs that keep a tenth of it or less, or put 95% of the variance on one direction."""
-    from xdf import xdf_stamps
-
     from galexplorer.ssl.collapse import PCA_COLLAPSE, RANK_FRACTION
 
-    x = xdf_stamps(64, 16)[0].reshape(64, -1).astype(np.float64)
-    x -= x.mean(axis=0)
-    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    x, u, s = _xdf_spectrum()
     mon = CollapseMonitor(reference=None)
     with caplog.at_level(logging.WARNING, logger="galexplorer.ssl.collapse"):
         start = mon.check(x, 1)
@@ -88,14 +90,10 @@ def test_monitor_tells_learning_from_collapse(caplog):
 def test_a_dip_that_recovers_is_reported_as_over(caplog, tmp_path):
     """SimCLR's rank can dip in the first epochs and come back (the demo: epochs 3-14): the log
     says when it is over, and the run's summary does not call the finished run collapsed."""
-    from xdf import xdf_stamps
-
     from galexplorer.ssl.collapse import epoch_ranges
     from galexplorer.ssl.trainer import TrainReport
 
-    x = xdf_stamps(64, 16)[0].reshape(64, -1).astype(np.float64)
-    x -= x.mean(axis=0)
-    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    x, u, s = _xdf_spectrum()
     mon = CollapseMonitor(reference=None)
     with caplog.at_level(logging.WARNING, logger="galexplorer.ssl.collapse"):
         mon.check(x, 1)
