@@ -28,7 +28,8 @@ and with its own first epoch.
 
 Run:  nice -n 5 python benchmarks/bench_representation.py     (~15 min on 2 quiet cores; x3 with
       --seeds 0 1 2). The acceptance figures in docs/training.md ("Judging a run") come from
-      --recipes "byol (old)" "simclr (old)" and --recipes "simclr, gentle" "simclr, mid" --seeds 0 1 2.
+      --recipes "byol (old)", --recipes "simclr (old)" --seeds 0 1 2 and
+      --recipes "simclr, gentle" "simclr, mid" --seeds 0 1 2.
 ``--quick`` trains 1 epoch on a small set for the smoke test; ``--recipes`` picks recipes.
 """
 
