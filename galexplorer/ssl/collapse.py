@@ -66,13 +66,13 @@ class CollapseStats:
 
 def epoch_ranges(epochs: list[int]) -> str:
     """'3-11, 13' for [3, 4, ..., 11, 13]."""
-    out: list[str] = []
+    runs: list[list[int]] = []              # [first, last] of each run of consecutive epochs
     for e in sorted(set(epochs)):
-        if out and e == int(out[-1].split("-")[-1]) + 1:
-            out[-1] = f"{out[-1].split('-')[0]}-{e}"
+        if runs and e == runs[-1][1] + 1:
+            runs[-1][1] = e
         else:
-            out.append(str(e))
-    return ", ".join(out)
+            runs.append([e, e])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def effective_rank(x: np.ndarray) -> float:
@@ -137,9 +137,13 @@ class CollapseMonitor:
         self.fraction = fraction
         self.reference = reference
         self.history: list[CollapseStats] = []
-        self.dimensional = False            # dimensional collapse at some epoch checked
-        self.dimensional_epochs: list[int] = []
-        self.dimensional_now = False        # ... at the last epoch checked
+        self.dimensional_epochs: list[int] = []   # the epochs checked in dimensional collapse
+        self.dimensional_now = False              # ... including the last one checked
+
+    @property
+    def dimensional(self) -> bool:
+        """Dimensional collapse at some epoch checked."""
+        return bool(self.dimensional_epochs)
 
     def check(self, embeddings: np.ndarray, epoch: int) -> CollapseStats:
         stats = collapse_stats(embeddings)
@@ -165,7 +169,7 @@ class CollapseMonitor:
                             stats.pca95)
             self.dimensional_now = False
             return stats
-        self.dimensional = self.dimensional_now = True
+        self.dimensional_now = True
         self.dimensional_epochs.append(int(epoch))
         log.warning(
             "!!! DIMENSIONAL COLLAPSE at epoch %d: effective rank %.1f (%.1f at the start), %d PCA "
