@@ -36,11 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-RESOLVED_PX = 2.0
-OLD_AUGMENT = {"flux": False, "jitter_px": 7, "blur_sigma": [0.0, 1.0], "noise_scale": [1.0, 25.0]}
-
 
 def presets(quick: bool) -> dict[str, dict]:
+    from bench_representation import OLD_AUGMENT
+
     from galexplorer.demo import DEMO_TRAINING, QUICK_TRAINING
 
     base = QUICK_TRAINING if quick else DEMO_TRAINING
@@ -74,22 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.simplefilter("ignore")
 
-    import torch
-    from bench_representation import raw_pca
+    from bench_representation import RESOLVED_PX, encoder_embeddings, raw_pca
 
     from galexplorer import progress
     from galexplorer.data.morphology import measure_morphology
     from galexplorer.data.thumbnails import make_thumbnails
     from galexplorer.demo import xdf_catalogue
-    from galexplorer.ssl.backbones import build_backbone
     from galexplorer.ssl.config import TrainConfig
-    from galexplorer.ssl.embed import Encoder, embed_array, load_encoder
-    from galexplorer.ssl.normalize import compute_band_stats
+    from galexplorer.ssl.embed import embed_array, load_encoder
     from galexplorer.ssl.trainer import train
-    from galexplorer.store import CutoutStore, CutoutWriter
+    from galexplorer.store import CutoutWriter
 
     progress.configure(enabled=False)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     tmp = tempfile.TemporaryDirectory() if args.workdir is None else None
     work = Path(tmp.name) if tmp else args.workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -112,12 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     size = next(iter(cfgs.values()))["image_size"]
     rows: list[tuple[str, str, dict]] = [("raw pixels -> PCA30", "-", probes(raw_pca(stamps, size), targets, resolved))]
     first = TrainConfig.from_dict(next(iter(cfgs.values())))
-    torch.manual_seed(0)
-    net = build_backbone(first.backbone, stamps.shape[1], first.stem)
-    with CutoutStore(cut) as c:
-        stats = compute_band_stats(c, 1000, 0)
-    rows.append(("random init", "-", probes(embed_array(Encoder(net, stats.median, stats.mad, size).eval(), stamps),
-                                            targets, resolved)))
+    random_net = encoder_embeddings(cut, None, {"backbone": first.backbone, "stem": first.stem, "image_size": size},
+                                    stamps)
+    rows.append(("random init", "-", probes(random_net, targets, resolved)))
     for name, cfg in cfgs.items():
         run = work / ("run-" + name.split()[0])
         t = time.monotonic()

@@ -20,9 +20,9 @@ For each representation, in one run:
 Representations: (a) raw pixels -> PCA(30) (asinh-normalised 32-px centre crops); (b) the ResNet-18
 at random initialisation; then each training recipe (``RECIPES``: the old default "byol (old)",
 "simclr (old)" (SimCLR, old augmentations), the "new default" as TrainConfig holds it, and the
-measured alternatives) at 2, 10 and 30 epochs: the 2 and 10 rows are the same 30-epoch run (cosine schedule over 30
-epochs) read at epochs 2 and 10 from ``checkpoint-latest.pt`` (not the best-epoch encoder), so
-rows of a recipe share one schedule. ``--seeds 0 1 2`` trains each recipe with three seeds and
+measured alternatives) at 2, 10 and 30 epochs: the 2 and 10 rows are the same 30-epoch run
+(cosine schedule over 30 epochs) read at epochs 2 and 10 from ``checkpoint-latest.pt`` (not the
+best-epoch encoder), so rows of a recipe share one schedule. ``--seeds 0 1 2`` trains each recipe with three seeds and
 adds their mean; the end of the output compares every recipe's last epoch with both baselines
 and with its own first epoch.
 
@@ -56,7 +56,8 @@ RECIPES = {
     "byol (old)": {"method": "byol", "lr": 1e-3, "weight_decay": 1e-4, "warmup_epochs": 10.0, "augment": OLD_AUGMENT},
     "simclr (old)": {"method": "simclr", "lr": 1e-3, "weight_decay": 1e-4, "warmup_epochs": 10.0,
                      "augment": OLD_AUGMENT},
-    # the new defaults, whatever TrainConfig holds (today SimCLR with the GENTLE augmentations)
+    # the new defaults, whatever TrainConfig holds (today SimCLR with the MID augmentations, so the
+    # same run as "simclr, mid")
     "new default": {},
     # measured alternatives (docs/training.md, "Judging a run"); each pins what it changes
     "simclr, gentle": {"method": "simclr", "augment": GENTLE},

@@ -24,9 +24,9 @@ from .errors import StoreError
 
 log = logging.getLogger(__name__)
 
-#: the CPU training preset: standard stem, 48-px crops, batch 64, 40 epochs (~3 minutes on 2
-#: cores), and the training defaults (SimCLR with gentle augmentations, lr 1e-3) chosen on
-#: benchmarks/bench_representation.py. Until issue #10 the demo trained BYOL at lr 3e-4 with
+#: the CPU training preset: standard stem, 48-px crops, batch 64, 40 epochs (263 s on 2 cores in
+#: benchmarks/bench_demo_shapes.py), and the training defaults (SimCLR with the default
+#: augmentations, lr 1e-3) chosen on benchmarks/bench_representation.py. Until issue #10 the demo trained BYOL at lr 3e-4 with
 #: the old augmentations (lr 2e-3 collapsed BYOL to rank ~5); benchmarks/bench_demo_shapes.py
 #: compares the two presets' maps on shape.
 DEMO_TRAINING = {"method": "simclr", "backbone": "resnet18", "stem": "standard", "epochs": 40,
