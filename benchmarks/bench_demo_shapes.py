@@ -5,10 +5,12 @@ trained on with two presets in one run, each the way ``galexplorer demo`` trains
 
 * ``before``: the preset the demo used until issue #10 (BYOL, lr 3e-4, the old augmentations:
   noise 1-25 MADs, 7-px jitter, PSF sigma 0-1 px);
-* ``after``: :data:`galexplorer.demo.DEMO_TRAINING` (the new defaults).
+* ``after``: :data:`galexplorer.demo.DEMO_TRAINING` (the new defaults);
+* ``alt`` (``--presets``): the demo preset with the other CPU stem (medium or standard) for
+  about the same training time (half or twice the epochs).
 
 Beside them, from the same run: raw pixels -> PCA(30) (asinh-normalised centre crops of the
-same size) and the same network at random initialisation.
+same size) and the same network at random initialisation (one row per stem trained).
 
 For each representation, 5-fold cross-validated R^2 of
 
@@ -43,8 +45,12 @@ def presets(quick: bool) -> dict[str, dict]:
     from galexplorer.demo import DEMO_TRAINING, QUICK_TRAINING
 
     base = QUICK_TRAINING if quick else DEMO_TRAINING
-    before = {**base, "method": "byol", "lr": 3e-4, "augment": OLD_AUGMENT}
-    return {"before (BYOL, old augment)": before, "after (demo preset)": dict(base)}
+    before = {**base, "method": "byol", "stem": "standard", "lr": 3e-4, "augment": OLD_AUGMENT}
+    other = "standard" if base["stem"] == "medium" else "medium"
+    # the demo preset with the other CPU stem, for half (medium) or twice (standard) the epochs:
+    # about the same training time
+    alt = {**base, "stem": other, "epochs": max(1, base["epochs"] // 2 if other == "medium" else base["epochs"] * 2)}
+    return {"before (BYOL, old augment)": before, "after (demo preset)": dict(base), f"alt ({other} stem)": alt}
 
 
 def probes(emb: np.ndarray, targets: dict[str, np.ndarray], resolved: np.ndarray) -> dict[str, float]:
@@ -68,6 +74,9 @@ def probes(emb: np.ndarray, targets: dict[str, np.ndarray], resolved: np.ndarray
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="60 stamps, one epoch (smoke test)")
+    ap.add_argument("--presets", nargs="+", choices=["before", "after", "alt"], default=["before", "after"],
+                    help="which presets to train (before: the pre-#10 preset; after: the demo's; alt: the demo's "
+                         "with the other CPU stem at about the same training time)")
     ap.add_argument("--workdir", type=Path, help="keep the runs here (default: a temporary folder)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -103,13 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                   thumbnails=make_thumbnails(stamps, ["blue", "green", "red"], 32))
     print(f"demo stamps: {len(stamps)} ({int(resolved.sum())} resolved, half-light radius >= {RESOLVED_PX} px)")
 
-    cfgs = presets(args.quick)
+    cfgs = {k: v for k, v in presets(args.quick).items() if k.split()[0] in args.presets}
     size = next(iter(cfgs.values()))["image_size"]
     rows: list[tuple[str, str, dict]] = [("raw pixels -> PCA30", "-", probes(raw_pca(stamps, size), targets, resolved))]
-    first = TrainConfig.from_dict(next(iter(cfgs.values())))
-    random_net = encoder_embeddings(cut, None, {"backbone": first.backbone, "stem": first.stem, "image_size": size},
-                                    stamps)
-    rows.append(("random init", "-", probes(random_net, targets, resolved)))
+    for stem in sorted({c["stem"] for c in cfgs.values()}):
+        random_net = encoder_embeddings(cut, None, {"backbone": "resnet18", "stem": stem, "image_size": size}, stamps)
+        rows.append((f"random init, {stem} stem", "-", probes(random_net, targets, resolved)))
     for name, cfg in cfgs.items():
         run = work / ("run-" + name.split()[0])
         t = time.monotonic()
@@ -117,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.monotonic() - t
         enc, _meta = load_encoder(run)
         row = probes(embed_array(enc, stamps), targets, resolved)
-        rows.append((f"{name}: {cfg['method']}, lr {cfg['lr']:g}, {cfg['epochs']} ep", f"{seconds:.0f} s", row))
+        rows.append((f"{name}: {cfg['method']}, {cfg['stem']}, lr {cfg['lr']:g}, {cfg['epochs']} ep", f"{seconds:.0f} s",
+                     row))
         if report.dimensional_collapse:
             print(f"note: {name} triggered the collapse monitor")
 
@@ -125,11 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'representation':52s} {'train':>6s} " + " ".join(f"{k:>17s}" for k in keys))
     for name, secs, r in rows:
         print(f"{name:52s} {secs:>6s} " + " ".join(f"{r[k]:17.3f}" for k in keys))
-    raw, before, after = rows[0][2], rows[2][2], rows[3][2]
-    print("\nafter - before (R^2 differences; the references are near 0, so no ratios):")
-    for k in keys:
-        print(f"  {k:22s} before {before[k]:+.3f}  after {after[k]:+.3f}  (after - before {after[k] - before[k]:+.3f}; "
-              f"raw pixels {raw[k]:+.3f})")
+    trained = {name.split()[0]: r for name, _, r in rows if name.split()[0] in ("before", "after", "alt")}
+    raw = rows[0][2]
+    if "before" in trained:
+        print("\neach preset - before (R^2 differences; the references are near 0, so no ratios):")
+        for k in keys:
+            print(f"  {k:22s} before {trained['before'][k]:+.3f}  " + "  ".join(
+                f"{n} {r[k]:+.3f} ({r[k] - trained['before'][k]:+.3f})" for n, r in trained.items() if n != "before")
+                  + f"  (raw pixels {raw[k]:+.3f})")
     if tmp:
         tmp.cleanup()
     return 0

@@ -132,9 +132,10 @@ def _add_train(sub) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--image-size", type=_positive_int, metavar="PX",
                    help="crop fed to the network (default: min(64, stamp size))")
-    p.add_argument("--stem", choices=["auto", "small", "standard"],
-                   help="first layers: small (3x3 stride 1, no max-pool) keeps detail of small stamps but costs "
-                        "~16x; auto = small on CUDA for crops <= 96 px, standard on CPU")
+    p.add_argument("--stem", choices=["auto", "small", "medium", "standard"],
+                   help="first layers: small (3x3 stride 1, no max-pool) keeps the detail of small stamps at "
+                        "~16x the cost of standard, medium (no max-pool) half of it at ~2x; auto = small on "
+                        "CUDA for crops <= 96 px, medium on CPU for crops <= 64 px, else standard")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, metavar="N", help="data-loading worker processes")

@@ -32,6 +32,18 @@ def test_standard_stem(bands):
         assert enc(torch.randn(2, bands, 32, 32)).shape == (2, 512)
 
 
+def test_medium_stem_keeps_twice_the_standard_resolution():
+    shapes = {}
+    for stem in ("medium", "standard"):
+        enc = ResNetEncoder("resnet18", 3, stem).eval()
+        assert enc.net.conv1.kernel_size == (7, 7) and enc.net.conv1.stride == (2, 2)
+        enc.net.layer1.register_forward_hook(lambda m, i, o, stem=stem: shapes.update({stem: o.shape[-2:]}))
+        with torch.no_grad():
+            assert enc(torch.randn(2, 3, 32, 32)).shape == (2, 512)
+    assert isinstance(ResNetEncoder("resnet18", 3, "medium").net.maxpool, torch.nn.Identity)
+    assert shapes == {"medium": (16, 16), "standard": (8, 8)}
+
+
 def test_representation_sizes():
     assert FEATURE_DIMS == {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
     enc = ResNetEncoder("resnet50", 5, "standard").eval()
@@ -50,7 +62,9 @@ def test_auto_stem_rule():
     assert resolve_stem("auto", 64, "cuda") == "small"
     assert resolve_stem("auto", 96, "cuda") == "small"
     assert resolve_stem("auto", 128, "cuda") == "standard"
-    assert resolve_stem("auto", 32, "cpu") == "standard"
+    assert resolve_stem("auto", 32, "cpu") == "medium"
+    assert resolve_stem("auto", 64, "cpu") == "medium"
+    assert resolve_stem("auto", 65, "cpu") == "standard"
     assert resolve_stem("small", 128, "cpu") == "small"
 
 

@@ -34,9 +34,15 @@ def _radius_at(img: np.ndarray, cy: float, cx: float, fractions: tuple[float, ..
     return [float(r[order][min(np.searchsorted(cum, f * total), len(r) - 1)]) for f in fractions]
 
 
-def stamp_morphology(stamp: np.ndarray, nsigma: float = 2.0) -> dict[str, float]:
-    """The :data:`MEASURES` of one (C, S, S) or (S, S) stamp (NaN when nothing is detected)."""
-    from scipy.ndimage import shift
+def central_segment(stamp: np.ndarray, nsigma: float = 2.0):
+    """The light and the segment that morphology is measured on, for one (C, S, S) or (S, S) stamp.
+
+    Returns:
+        ``(img, noise, region)``: the summed bands minus the border median, the border's standard
+        deviation, and the scikit-image ``regionprops`` of the segment (pixels above ``nsigma``
+        noise) that contains the centre, or the brightest one when none does; ``region`` is None
+        when nothing is above the threshold.
+    """
     from skimage import measure
 
     img = np.asarray(stamp, np.float64)
@@ -46,16 +52,27 @@ def stamp_morphology(stamp: np.ndarray, nsigma: float = 2.0) -> dict[str, float]
     img = img - np.median(border)
     noise = max(float(np.std(border)), 1e-6)
     seg = measure.label(img > nsigma * noise)
-    nan = {k: float("nan") for k in MEASURES}
     if seg.max() == 0:
-        return nan
+        return img, noise, None
     c = (img.shape[0] // 2, img.shape[1] // 2)
     lab = seg[c] if seg[c] > 0 else None
     props = measure.regionprops(seg, intensity_image=np.clip(img, 0, None))
     region = next((p for p in props if p.label == lab), None) if lab else None
     if region is None:
         region = max(props, key=lambda p: p.intensity_mean * p.area)
-    mask = seg == region.label
+    return img, noise, region
+
+
+def stamp_morphology(stamp: np.ndarray, nsigma: float = 2.0) -> dict[str, float]:
+    """The :data:`MEASURES` of one (C, S, S) or (S, S) stamp (NaN when nothing is detected)."""
+    from scipy.ndimage import shift
+
+    img, _, region = central_segment(stamp, nsigma)
+    nan = {k: float("nan") for k in MEASURES}
+    if region is None:
+        return nan
+    mask = np.zeros(img.shape, bool)
+    mask[tuple(region.coords.T)] = True
     light = np.where(mask, np.clip(img, 0, None), 0.0)
     total = light.sum()
     if not total > 0:

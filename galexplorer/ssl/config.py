@@ -28,7 +28,7 @@ from ..errors import ConfigError
 
 METHODS = ("byol", "simclr", "vicreg")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
-STEMS = ("auto", "small", "standard")
+STEMS = ("auto", "small", "medium", "standard")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -134,9 +134,10 @@ class TrainConfig:
             pixels; BYOL loses recall after epoch 10 there (see docs/training.md, "Judging a run").
         backbone: 'resnet18', 'resnet34' or 'resnet50' (torchvision, random initialisation).
         stem: 'small' (3x3 stride-1 first convolution, no max-pool; keeps the detail of small
-            stamps), 'standard' (7x7 stride 2 + max-pool; ~20x cheaper), or 'auto': small when
-            training on CUDA with crops <= 96 px, standard otherwise (on CPU the small stem at
-            64 px runs at ~3 images/s).
+            stamps), 'medium' (7x7 stride 2, no max-pool; half the small stem's resolution at an
+            eighth of its cost), 'standard' (7x7 stride 2 + max-pool; ~16x cheaper than small), or
+            'auto': small when training on CUDA with crops <= 96 px, medium on CPU with crops
+            <= 64 px, standard otherwise (on CPU the small stem at 64 px runs at ~3 images/s).
         epochs: passes over the data.
         batch_size: images per step per process (two views each).
         lr: peak learning rate of AdamW (after warm-up).
