@@ -128,6 +128,10 @@ def report_measures(bench, limit: int | None = None) -> None:
     from galexplorer.data.morphology import measure_morphology
 
     m = bench.morphology
+    real = bench.labels == 0
+    log_size, log_flux = np.log(np.maximum(m["size"][real], 0.5)), np.log(np.maximum(m["flux"][real], 1e-6))
+    print(f"log size against log flux on the {int(real.sum())} real galaxies: r^2 "
+          f"{np.corrcoef(log_size, log_flux)[0, 1] ** 2:.2f} (the size inside the 2-sigma segment is mostly brightness)")
     resolved = np.flatnonzero((bench.labels == 0) & (m["size"] >= RESOLVED_PX))[:limit]
     t0 = time.perf_counter()
     c_sm = np.full(len(bench.ids), np.nan)

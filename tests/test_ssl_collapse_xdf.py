@@ -87,6 +87,27 @@ def test_monitor_tells_learning_from_collapse(caplog):
     assert "augment.noise_scale" in caplog.text
 
 
+def test_an_early_dip_on_one_direction_is_not_an_alarm(caplog):
+    """95% of the variance on one direction with the rank holding: a note in the first epochs (the
+    default CPU run passes through it at epochs 2-3), the loud warning after them."""
+    from galexplorer.ssl.collapse import EARLY_EPOCHS, RANK_FRACTION
+
+    x, u, s = _xdf_spectrum()
+    spread = u[:, :40] * s[0]                    # the stamps' 40 main directions, whitened
+    one_way = spread.copy()
+    one_way[:, 0] *= 28.0                       # one of them holds 95% of the variance, the others remain
+    mon = CollapseMonitor(reference=None)
+    with caplog.at_level(logging.WARNING, logger="galexplorer.ssl.collapse"):
+        start = mon.check(spread, 1)
+        dip = mon.check(one_way, 2)
+        assert dip.pca95 == 1 and dip.effective_rank > RANK_FRACTION * start.effective_rank
+        assert "early dip at epoch 2" in caplog.text and "!!!" not in caplog.text
+        assert mon.dimensional_now and mon.dimensional_epochs == [2]
+        mon.check(one_way, EARLY_EPOCHS + 1)
+    assert f"!!! DIMENSIONAL COLLAPSE at epoch {EARLY_EPOCHS + 1}" in caplog.text
+    assert mon.dimensional_epochs == [2, EARLY_EPOCHS + 1]
+
+
 def test_a_dip_that_recovers_is_reported_as_over(caplog, tmp_path):
     """SimCLR's rank can dip in the first epochs and come back (the demo: epochs 3-14): the log
     says when it is over, and the run's summary does not call the finished run collapsed."""

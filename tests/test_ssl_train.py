@@ -88,9 +88,9 @@ def test_two_epochs_on_real_stamps(tmp_path, xdf_cutouts, method):
         assert (run / name).is_file(), name
     meta = json.loads((run / "encoder.json").read_text())
     assert meta["bands"] == ["b", "g", "r"] and meta["image_size"] == 16 and meta["method"] == method
-    assert meta["stem"] == "standard" and meta["dim"] == 512 and len(meta["normalization"]["mad"]) == 3
+    assert meta["stem"] == "medium" and meta["dim"] == 512 and len(meta["normalization"]["mad"]) == 3
     saved = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-    assert saved.method == method and saved.stem == "standard"
+    assert saved.method == method and saved.stem == "medium"
     # only weights-only types inside
     ck = torch.load(run / "checkpoint-latest.pt", weights_only=True)
     assert ck["epoch"] == 2 and "optimizer" in ck and "augment" in ck["rng"]
@@ -157,7 +157,7 @@ def test_eval_column_reports_knn_and_linear_probe(tmp_path, xdf_cutouts):
 
 
 def test_init_from_a_saved_encoder(tmp_path, xdf_cutouts):
-    train(xdf_cutouts, tmp_path / "run", tiny(epochs=1))
+    train(xdf_cutouts, tmp_path / "run", tiny(epochs=1, stem="standard"))
     enc = torch.load(tmp_path / "run" / "encoder.pt", weights_only=True)["state_dict"]
     model = _build_model(tiny(stem="standard"), 3)
     _load_init(model, tmp_path / "run" / "encoder.pt", tiny(stem="standard"), ["b", "g", "r"])
@@ -169,7 +169,7 @@ def test_init_from_a_saved_encoder(tmp_path, xdf_cutouts):
         _load_init(_build_model(tiny(backbone="resnet34", stem="standard"), 3), tmp_path / "run" / "encoder.pt",
                    tiny(backbone="resnet34", stem="standard"), ["b", "g", "r"])
     # and through train(): the first epoch starts from those weights
-    report = train(xdf_cutouts, tmp_path / "run2", tiny(epochs=1), init=tmp_path / "run" / "encoder.pt")
+    report = train(xdf_cutouts, tmp_path / "run2", tiny(epochs=1, stem="standard"), init=tmp_path / "run" / "encoder.pt")
     assert report.epochs_done == 1
 
 

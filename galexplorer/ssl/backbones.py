@@ -68,7 +68,7 @@ class ResNetEncoder(nn.Module):
         if name not in FEATURE_DIMS:
             raise ConfigError(f"unknown backbone {name!r}; choose one of {', '.join(FEATURE_DIMS)}")
         if stem not in STEMS:
-            raise ConfigError(f"unknown stem {stem!r}; choose {', '.join(STEMS)}")
+            raise ConfigError(f"unknown stem {stem!r}; choose small, medium or standard")
         if in_channels < 1:
             raise ConfigError(f"a backbone needs at least one band, got {in_channels}")
         net = getattr(torchvision.models, name)(weights=None)
