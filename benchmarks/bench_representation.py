@@ -308,6 +308,10 @@ def main() -> None:
         print(f"shape probes on the {int(((bench.labels == 0) & (bench.morphology['size'] >= RESOLVED_PX)).sum())} real "
               f"galaxies with a half-light radius >= {RESOLVED_PX:g} px; size on all {int((bench.labels == 0).sum())}")
         if not args.no_statmorph:
+            try:
+                import statmorph  # noqa: F401
+            except ImportError:
+                raise SystemExit("statmorph is not installed: pip install -e '.[dev]', or run with --no-statmorph") from None
             report_measures(bench, 40 if args.quick else None)
         print(HEADER)
         base = {}

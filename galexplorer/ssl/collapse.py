@@ -50,7 +50,7 @@ RANK_FRACTION = 0.1
 #: ... or 95% of the variance on this many principal components or fewer
 PCA_COLLAPSE = 1
 #: in the first epochs a run whose rank holds may still put 95% of its variance on one direction
-#: and recover: the medium stem's SimCLR on the XDF benchmark at epochs 2-3 (back at 4), the
+#: and recover: the medium stem's SimCLR on the XDF benchmark at epochs 2-3 (three seeds; one also at 5), the
 #: demo at epochs 3-5. There that alone is logged as a dip to watch, not as a loud collapse
 EARLY_EPOCHS = 5
 
