@@ -24,12 +24,13 @@ from .errors import StoreError
 
 log = logging.getLogger(__name__)
 
-#: the CPU training preset: standard stem, 48-px crops, batch 64, 40 epochs (263 s on 2 cores in
-#: benchmarks/bench_demo_shapes.py), and the training defaults (SimCLR with the default
-#: augmentations, lr 1e-3) chosen on benchmarks/bench_representation.py. Until issue #10 the demo trained BYOL at lr 3e-4 with
-#: the old augmentations (lr 2e-3 collapsed BYOL to rank ~5); benchmarks/bench_demo_shapes.py
-#: compares the two presets' maps on shape.
-DEMO_TRAINING = {"method": "simclr", "backbone": "resnet18", "stem": "standard", "epochs": 40,
+#: the CPU training preset: the training defaults (SimCLR with the default augmentations, lr 1e-3,
+#: the medium stem that --stem auto picks on CPU) on 48-px crops, batch 64, 20 epochs (241 s on 2
+#: cores in benchmarks/bench_demo_shapes.py; the standard stem's 40 epochs took 214 s and knew
+#: size, ridge ellipticity and asymmetry less well). Until issue #10 the demo trained BYOL at lr
+#: 3e-4 with the old augmentations (lr 2e-3 collapsed BYOL to rank ~5);
+#: benchmarks/bench_demo_shapes.py compares the presets' maps on shape.
+DEMO_TRAINING = {"method": "simclr", "backbone": "resnet18", "stem": "medium", "epochs": 20,
                  "batch_size": 64, "image_size": 48, "lr": 1e-3, "warmup_epochs": 3, "device": "cpu",
                  "seed": 0, "stats_objects": 1000, "monitor_objects": 256}
 #: the reduced preset used by tests and `--quick`
