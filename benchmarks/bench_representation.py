@@ -3,22 +3,26 @@
 Data (:func:`galexplorer.data.inject.xdf_benchmark_set`, seed 0): every galaxy of the Hubble
 XDF image in scikit-image (3 sigma, >= 15 px: ~770 stamps of 40 px) plus injected rare objects
 made from their own pixels: close pairs, tidal tails, rings and lensed-arc-like features
-(``--per-class`` each). Morphology of every stamp from :mod:`galexplorer.explore.morphology`.
+(``--per-class`` each). Morphology of every stamp from :mod:`galexplorer.data.morphology`, and
+statmorph's concentration of the resolved ones (:func:`statmorph_concentration`). First lines: how
+much of log size is brightness, and how reproducible each shape measure is under a second noise
+draw.
 
 For each representation, in one run:
 
 * ``PCA95``: principal components for 95% of the embeddings' variance; ``rank``: effective rank
   (RankMe, exp of the entropy of the singular values);
-* ``kNN ell`` / ``kNN conc``: 5-fold kNN (k = 5, centred features on one global scale) accuracy
-  of the ellipticity / concentration tertile (chance 0.333);
-* ``R2 conc/asym/ell/size``: 5-fold ridge linear-probe R^2 of concentration, asymmetry,
-  ellipticity and log size;
+* ``kNN ell`` / ``kNN asym``: 5-fold kNN (k = 5, centred features on one global scale) accuracy
+  of the ellipticity / asymmetry tertile (chance 0.333);
+* ``R2 ell/asym/conc/C sm/size``: 5-fold ridge linear-probe R^2 of ellipticity, asymmetry,
+  concentration (the cheap one, and statmorph's), and log size;
 * ``recall@100``: ``galexplorer simulate``'s loop (GP scorer, EI, 200 labels, batches of 10) on a
   store built by the real pipeline (PCA to 95%, projection) with "injected" as the truth column;
   beside it the loop's ``anomaly`` ordering and random (its expected value).
 
 Representations: (a) raw pixels -> PCA(30) (asinh-normalised 32-px centre crops); (b) the ResNet-18
-at random initialisation; then each training recipe (``RECIPES``: the old default "byol (old)",
+at random initialisation, one row per stem the chosen recipes train (the default's 'auto' is the
+medium stem on CPU at 32 px; the old recipes pin the standard stem); then each training recipe (``RECIPES``: the old default "byol (old)",
 "simclr (old)" (SimCLR, old augmentations), the "new default" as TrainConfig holds it, and the
 measured alternatives) at 2, 10 and 30 epochs: the 2 and 10 rows are the same 30-epoch run
 (cosine schedule over 30 epochs) read at epochs 2 and 10 from ``checkpoint-latest.pt`` (not the
@@ -26,10 +30,11 @@ best-epoch encoder), so rows of a recipe share one schedule. ``--seeds 0 1 2`` t
 adds their mean; the end of the output compares every recipe's last epoch with both baselines
 and with its own first epoch.
 
-Run:  nice -n 5 python benchmarks/bench_representation.py     (~15 min on 2 quiet cores; x3 with
+Run:  nice -n 5 python benchmarks/bench_representation.py     (~25 min on 2 quiet cores; x3 with
       --seeds 0 1 2). The acceptance figures in docs/training.md ("Judging a run") come from
-      --recipes "byol (old)", --recipes "simclr (old)" --seeds 0 1 2 and
-      --recipes "simclr, gentle" "simclr, mid" --seeds 0 1 2.
+      --recipes "new default" --seeds 0 1 2 (and --seeds 3 4 --skip-baselines), and, for the
+      recipes before it (standard stem), --recipes "byol (old)", --recipes "simclr (old)"
+      --seeds 0 1 2 and --recipes "simclr, gentle" "simclr, mid" --seeds 0 1 2.
 ``--quick`` trains 1 epoch on a small set for the smoke test; ``--recipes`` picks recipes.
 """
 
