@@ -89,29 +89,24 @@ def recipe_stem(name: str) -> str:
 PROBE_KEYS = {"concentration_sm": "conc_sm"}
 
 
-def statmorph_concentration(stamps: np.ndarray, nsigma: float = 2.0, noise_seed: int | None = None) -> np.ndarray:
+def statmorph_concentration(stamps: np.ndarray, nsigma: float = 2.0) -> np.ndarray:
     """Concentration C = 5 log10(r80 / r20) of each stamp measured by statmorph (NaN where it fails).
 
     statmorph (Rodriguez-Gomez et al. 2019) takes r20 and r80 from circular apertures with exact
     pixel overlaps, with the total light inside 1.5 Petrosian radii; ``stamp_morphology``'s cheap
     C reads both radii off whole-pixel distances inside a 2-sigma segment, and on these 1-3 px
     radii its value is mostly that quantisation. Same segment and sky as ``stamp_morphology``
-    (:func:`galexplorer.data.morphology.central_segment`). ``noise_seed`` adds Gaussian noise of
-    half the border's standard deviation first (a retest: how reproducible the measure is).
-    ~0.3 s a stamp.
+    (:func:`galexplorer.data.morphology.central_segment`). ~0.3 s a stamp.
     """
     import statmorph
 
     from galexplorer.data.morphology import central_segment
 
-    rng = None if noise_seed is None else np.random.default_rng(noise_seed)
     out = np.full(len(stamps), np.nan)
     for i, stamp in enumerate(stamps):
         img, noise, region = central_segment(stamp, nsigma)
         if region is None:
             continue
-        if rng is not None:
-            img = img + rng.normal(0.0, 0.5 * noise, img.shape)
         segmap = np.zeros(img.shape, np.int32)
         segmap[tuple(region.coords.T)] = 1
         with warnings.catch_warnings():
@@ -147,8 +142,10 @@ def report_measures(bench, limit: int | None = None) -> None:
     for stamp in bench.stamps[resolved].astype(np.float64):
         sky = np.concatenate([stamp[:, 0], stamp[:, -1], stamp[:, :, 0], stamp[:, :, -1]], axis=1).std(axis=1)
         noisy.append(stamp + rng.normal(size=stamp.shape) * 0.5 * sky[:, None, None])
-    again = measure_morphology(np.stack(noisy))
-    again["concentration_sm"] = statmorph_concentration(bench.stamps[resolved], noise_seed=1)
+    # the same noisy copies for every measure, so their retests are comparable
+    noisy = np.stack(noisy)
+    again = measure_morphology(noisy)
+    again["concentration_sm"] = statmorph_concentration(noisy)
 
     def retest(key):
         a, b = m[key][resolved], again[key]
@@ -246,7 +243,7 @@ def scores(emb: np.ndarray, bench, cutouts: Path, work: Path, name: str, budget:
             probe = RidgeCV(alphas=np.logspace(-2, 5, 15))
             out[PROBE_KEYS.get(key, key[:4])] = float(np.mean(cross_val_score(
                 probe, x, y, cv=KFold(5, shuffle=True, random_state=0), scoring="r2")))
-    out["n_resolved"] = int((real & (m["size"] >= RESOLVED_PX)).sum())
+    out["n_resolved"] = int(resolved.sum())
     store = work / f"store-{abs(hash(name))}.h5"
     with CutoutStore(cutouts) as cut:
         build_store(store, objects=cut.objects, dim=emb.shape[1], fill=emb,
@@ -360,9 +357,9 @@ def main() -> None:
             print(f"against each baseline of this run, at the last epoch{seeds}:")
         for name in args.recipes if base else []:
             s = results[(name, epochs[-1])]
+            mine = {k: b for k, b in base.items() if k in ("raw pixels PCA30", f"random init, {recipe_stem(name)}")}
             for key, label in keys:
                 cmp = []
-                mine = {k: b for k, b in base.items() if k in ("raw pixels PCA30", f"random init, {recipe_stem(name)}")}
                 for bname, b in mine.items():
                     ratio = f", ratio {s[key] / b[key]:.2f}" if b[key] > 0.05 else ""
                     cmp.append(f"{bname} {b[key]:.3f} ({s[key] - b[key]:+.3f}{ratio})")

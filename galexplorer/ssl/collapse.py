@@ -24,10 +24,11 @@ is logged as an early dip, without the alarm: healthy runs pass through it.
 The thresholds are measured (benchmarks/bench_representation.py on real XDF pixels, 30-epoch
 runs; docs/training.md): a healthy run may lose half of its starting rank while it learns - the
 untrained network's rank is high because random features spread noise over every direction, and
-SimCLR fell to 0.33-0.5 of it on the benchmark (0.18-0.28 on the demo's 374 stamps), with 1-12
-PCA components, while its shape probes and rare-class recall rose - whereas the runs that
-collapsed (BYOL with two stems that keep more resolution, tried and not kept) fell to 0.03-0.07
-of it, with one PCA component, and lost the rare objects.
+SimCLR fell to 0.33-0.5 of it on the benchmark with the standard stem (0.18-0.45 with the medium
+stem, in its early dip; 0.18-0.28 on the demo's 374 stamps), with 1-12 PCA components, while its
+shape probes and rare-class recall rose - whereas the runs that collapsed (BYOL on stems that keep
+more resolution: BYOL was not kept, the medium stem was, with SimCLR) fell to 0.03-0.07 of it,
+with one PCA component, and lost the rare objects.
 """
 
 from __future__ import annotations
