@@ -235,15 +235,20 @@ def latest_backbone(run: Path) -> dict:
     return {k.removeprefix("backbone."): v for k, v in ck["model"].items() if k.startswith("backbone.")}
 
 
-def scores(emb: np.ndarray, bench, cutouts: Path, work: Path, name: str, budget: int = 200) -> dict[str, float]:
+def probe_scores(emb: np.ndarray, bench) -> dict[str, float]:
+    """PCA95, rank and the shape probes of one representation (no recall: see :func:`scores`).
+
+    Each probe is the mean over :data:`PROBE_REPEATS` shuffles of 5-fold cross-validation; ``<key>_sd``
+    is the standard deviation of the per-shuffle means, what one shuffle alone would move by."""
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold, cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
-    from galexplorer.active.simulate import SimulateConfig, simulate
-    from galexplorer.explore.pipeline import EmbedConfig, build_store
     from galexplorer.ssl.collapse import effective_rank, pca_components
-    from galexplorer.store import CutoutStore, EmbeddingStore
+
+    def mean_sd(folds):
+        per_shuffle = np.asarray(folds).reshape(PROBE_REPEATS, -1).mean(axis=1)
+        return float(per_shuffle.mean()), float(per_shuffle.std())
 
     out: dict[str, float] = {"pca95": pca_components(emb), "rank": effective_rank(emb)}
     m = bench.morphology
@@ -264,11 +269,23 @@ def scores(emb: np.ndarray, bench, cutouts: Path, work: Path, name: str, budget:
             if key in ("ellipticity", "asymmetry"):
                 tertile = np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))
                 cv = RepeatedStratifiedKFold(n_splits=5, n_repeats=PROBE_REPEATS, random_state=0)
-                out["knn_" + key[:3]] = float(np.mean(cross_val_score(KNeighborsClassifier(5), x, tertile, cv=cv)))
+                col = "knn_" + key[:3]
+                out[col], out[col + "_sd"] = mean_sd(cross_val_score(KNeighborsClassifier(5), x, tertile, cv=cv))
             probe = RidgeCV(alphas=np.logspace(-2, 5, 15))
             cv = RepeatedKFold(n_splits=5, n_repeats=PROBE_REPEATS, random_state=0)
-            out[PROBE_KEYS.get(key, key[:4])] = float(np.mean(cross_val_score(probe, x, y, cv=cv, scoring="r2")))
+            col = PROBE_KEYS.get(key, key[:4])
+            out[col], out[col + "_sd"] = mean_sd(cross_val_score(probe, x, y, cv=cv, scoring="r2"))
     out["n_resolved"] = int(resolved.sum())
+    return out
+
+
+def scores(emb: np.ndarray, bench, cutouts: Path, work: Path, name: str, budget: int = 200) -> dict[str, float]:
+    """:func:`probe_scores` and the recall@100 of ``simulate``'s loop on a store of these embeddings."""
+    from galexplorer.active.simulate import SimulateConfig, simulate
+    from galexplorer.explore.pipeline import EmbedConfig, build_store
+    from galexplorer.store import CutoutStore, EmbeddingStore
+
+    out = probe_scores(emb, bench)
     store = work / f"store-{abs(hash(name))}.h5"
     with CutoutStore(cutouts) as cut:
         build_store(store, objects=cut.objects, dim=emb.shape[1], fill=emb,
@@ -279,6 +296,23 @@ def scores(emb: np.ndarray, bench, cutouts: Path, work: Path, name: str, budget:
     out["anomaly"] = rep.anomaly.recall[100]
     out["random"] = rep.random.recall[100]
     return out
+
+
+def rescore(folder: Path, bench) -> None:
+    """Print the probes of every ``<row>.npy`` in ``folder`` (written by ``--save-embeddings``)."""
+    files = sorted(folder.glob("*.npy"))
+    if not files:
+        raise SystemExit(f"no .npy embeddings in {folder}: write them with --save-embeddings {folder}")
+    cols = ("knn_ell", "knn_asy", "elli", "asym", "conc", "conc_sm", "size")
+    print(f"{'embeddings':<{NAME_W + 6}s}" + "".join(f"{c:>9s}" for c in cols) + f"{'sd elli':>9s}{'sd size':>9s}")
+    for f in files:
+        emb = np.load(f)
+        if emb.shape[0] != len(bench.ids):
+            raise SystemExit(f"{f}: {emb.shape[0]} rows, the benchmark set has {len(bench.ids)}; "
+                             "rescore embeddings of the same set (same --per-class, no --quick)")
+        s = probe_scores(emb, bench)
+        print(f"{f.stem:<{NAME_W + 6}s}" + "".join(f"{s.get(c, np.nan):>9.3f}" for c in cols)
+              + f"{s['elli_sd']:>9.3f}{s['size_sd']:>9.3f}", flush=True)
 
 
 NAME_W = 30
@@ -307,6 +341,9 @@ def main() -> None:
                     help="no statmorph concentration (R2 C sm) and no retest line (saves ~3 min)")
     ap.add_argument("--save-embeddings", type=Path, metavar="DIR",
                     help="also write every row's embeddings to DIR/<row>.npy (to score them again without training)")
+    ap.add_argument("--rescore", type=Path, metavar="DIR",
+                    help="no training: the probes (not recall) of the embeddings a --save-embeddings run wrote to DIR, "
+                         "with how much one cross-validation shuffle moves each R^2")
     ap.add_argument("--skip-baselines", action="store_true",
                     help="no raw-PCA / random-init rows (they are deterministic; for a second process in parallel)")
     args = ap.parse_args()
@@ -347,6 +384,9 @@ def main() -> None:
             except ImportError:
                 raise SystemExit("statmorph is not installed: pip install -e '.[dev]', or run with --no-statmorph") from None
             report_measures(bench, 40 if args.quick else None)
+        if args.rescore:
+            rescore(args.rescore, bench)
+            return
         print(HEADER)
         base = {}
         if not args.skip_baselines:
@@ -357,6 +397,9 @@ def main() -> None:
                 base[f"random init, {stem}"] = score(encoder_embeddings(cutouts, None, {**COMMON, "stem": stem},
                                                                         bench.stamps), f"random {stem}")
                 print(row(f"random init, {stem}", 0, base[f"random init, {stem}"]), flush=True)
+        if base:
+            print("one shuffle of the probes' cross-validation alone moves R2 ell by (sd over "
+                  f"{PROBE_REPEATS} shuffles): " + ", ".join(f"{n} {b['elli_sd']:.3f}" for n, b in base.items()))
         results: dict[tuple[str, int], dict[str, float]] = {}
         for name in args.recipes:
             runs = []
