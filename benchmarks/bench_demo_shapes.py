@@ -7,12 +7,15 @@ trained on with two presets in one run, each the way ``galexplorer demo`` trains
   noise 1-25 MADs, 7-px jitter, PSF sigma 0-1 px);
 * ``after``: :data:`galexplorer.demo.DEMO_TRAINING` (the new defaults);
 * ``alt`` (``--presets``): the demo preset with the other CPU stem (medium or standard) for
-  about the same training time (half or twice the epochs).
+  about the same training time (half or twice the epochs);
+* ``prev`` (``--presets``): the demo preset with the PSF blur it had until the default changed
+  (sigma 0-0.7 px instead of 0-0.3 px), everything else the same.
 
 Beside them, from the same run: raw pixels -> PCA(30) (asinh-normalised centre crops of the
 same size) and the same network at random initialisation (one row per stem trained).
 
-For each representation, 5-fold cross-validated R^2 of
+For each representation, R^2 of 5-fold cross-validation repeated over ten shuffles (as in
+bench_representation.py: one shuffle's R^2 moves by a few hundredths) of
 
 * ``kNN``: the mean of the 10 nearest neighbours (the question docs/getting-started.md asks:
   do an object's neighbours on the map share its shape?), and
@@ -50,12 +53,15 @@ def presets(quick: bool) -> dict[str, dict]:
     # the demo preset with the other CPU stem, for half (medium) or twice (standard) the epochs:
     # about the same training time
     alt = {**base, "stem": other, "epochs": max(1, base["epochs"] // 2 if other == "medium" else base["epochs"] * 2)}
-    return {"before (BYOL, old augment)": before, "after (demo preset)": dict(base), f"alt ({other} stem)": alt}
+    prev = {**base, "augment": {"blur_sigma": [0.0, 0.7]}}
+    return {"before (BYOL, old augment)": before, "after (demo preset)": dict(base), f"alt ({other} stem)": alt,
+            "prev (PSF 0-0.7 px)": prev}
 
 
 def probes(emb: np.ndarray, targets: dict[str, np.ndarray], resolved: np.ndarray) -> dict[str, float]:
+    from bench_representation import PROBE_REPEATS
     from sklearn.linear_model import RidgeCV
-    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.model_selection import RepeatedKFold, cross_val_score
     from sklearn.neighbors import KNeighborsRegressor
 
     out: dict[str, float] = {}
@@ -63,7 +69,7 @@ def probes(emb: np.ndarray, targets: dict[str, np.ndarray], resolved: np.ndarray
         sel = np.ones(len(y), bool) if key == "log_area" else resolved
         e = emb[sel]
         x = (e - e.mean(axis=0)) / max(float(e.std()), 1e-12)
-        cv = KFold(5, shuffle=True, random_state=0)
+        cv = RepeatedKFold(n_splits=5, n_repeats=PROBE_REPEATS, random_state=0)
         k = min(10, max(1, int(sel.sum() * 0.8) - 1))
         out[f"knn {key}"] = float(np.mean(cross_val_score(KNeighborsRegressor(k), x, y[sel], cv=cv, scoring="r2")))
         out[f"ridge {key}"] = float(np.mean(cross_val_score(RidgeCV(alphas=np.logspace(-2, 5, 15)), x, y[sel],
@@ -74,9 +80,10 @@ def probes(emb: np.ndarray, targets: dict[str, np.ndarray], resolved: np.ndarray
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="60 stamps, one epoch (smoke test)")
-    ap.add_argument("--presets", nargs="+", choices=["before", "after", "alt"], default=["before", "after"],
+    ap.add_argument("--presets", nargs="+", choices=["before", "after", "alt", "prev"], default=["before", "after"],
                     help="which presets to train (before: the pre-#10 preset; after: the demo's; alt: the demo's "
-                         "with the other CPU stem at about the same training time)")
+                         "with the other CPU stem at about the same training time; prev: the demo's with the PSF blur "
+                         "of before the default changed)")
     ap.add_argument("--workdir", type=Path, help="keep the runs here (default: a temporary folder)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -134,13 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'representation':52s} {'train':>6s} " + " ".join(f"{k:>17s}" for k in keys))
     for name, secs, r in rows:
         print(f"{name:52s} {secs:>6s} " + " ".join(f"{r[k]:17.3f}" for k in keys))
-    trained = {name.split()[0]: r for name, _, r in rows if name.split()[0] in ("before", "after", "alt")}
+    trained = {name.split()[0]: r for name, _, r in rows if name.split()[0] in ("before", "after", "alt", "prev")}
     raw = rows[0][2]
-    if "before" in trained:
-        print("\neach preset - before (R^2 differences; the references are near 0, so no ratios):")
+    ref = next((n for n in ("before", "prev") if n in trained), None)
+    if ref is not None and len(trained) > 1:
+        print(f"\neach preset - {ref} (R^2 differences; the references are near 0, so no ratios):")
         for k in keys:
-            print(f"  {k:22s} before {trained['before'][k]:+.3f}  " + "  ".join(
-                f"{n} {r[k]:+.3f} ({r[k] - trained['before'][k]:+.3f})" for n, r in trained.items() if n != "before")
+            print(f"  {k:22s} {ref} {trained[ref][k]:+.3f}  " + "  ".join(
+                f"{n} {r[k]:+.3f} ({r[k] - trained[ref][k]:+.3f})" for n, r in trained.items() if n != ref)
                   + f"  (raw pixels {raw[k]:+.3f})")
     if tmp:
         tmp.cleanup()

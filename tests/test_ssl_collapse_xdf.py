@@ -50,7 +50,10 @@ def test_collapsing_configuration_warns(where, caplog):
 def test_healthy_configuration_does_not_warn(where, caplog):
     rep, rows, text = _run(where, caplog, method="vicreg", lr=1e-3, epochs=2)
     assert "COLLAPSE" not in text and not rep.dimensional_collapse and not rep.collapsed
-    assert all(float(r["effective_rank"]) > 10 and int(r["pca95"]) >= 5 for r in rows)
+    # healthy tiny runs keep 4-10 components at epoch 1 (seeds 0-2, PSF 0-0.3 or 0-0.7 px) and
+    # 9-23 at epoch 2; the collapsing one above has <= 2 and a rank below 3
+    assert all(float(r["effective_rank"]) > 10 and int(r["pca95"]) >= 3 for r in rows)
+    assert int(rows[-1]["pca95"]) > int(rows[0]["pca95"])
 
 
 def test_monitor_compares_with_its_starting_value(caplog):

@@ -16,7 +16,7 @@ def test_defaults_are_valid_and_round_trip():
     # the defaults chosen by benchmarks/bench_representation.py (docs/training.md)
     assert cfg.method == "simclr" and cfg.temperature == 0.1 and cfg.tau_base == 0.99
     assert cfg.head_sizes() == (2048, 128, 0) and not cfg.augment.flux
-    assert cfg.augment.noise_scale == (0.0, 5.0) and cfg.augment.jitter_px == 3 and cfg.augment.blur_sigma == (0.0, 0.7)
+    assert cfg.augment.noise_scale == (0.0, 5.0) and cfg.augment.jitter_px == 3 and cfg.augment.blur_sigma == (0.0, 0.3)
     assert TrainConfig(method="byol").head_sizes() == (4096, 256, 4096)
     assert TrainConfig(method="vicreg").head_sizes() == (2048, 2048, 0)
     again = TrainConfig.from_dict(json.loads(cfg.to_json()))

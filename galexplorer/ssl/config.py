@@ -84,7 +84,7 @@ class AugmentConfig:
     scale: bool = True
     scale_range: tuple[float, float] = (0.9, 1.1)
     blur: bool = True
-    blur_sigma: tuple[float, float] = (0.0, 0.7)
+    blur_sigma: tuple[float, float] = (0.0, 0.3)
     blur_per_band: bool = False
     noise: bool = True
     noise_scale: tuple[float, float] = (0.0, 5.0)
