@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     for stem in sorted({c["stem"] for c in cfgs.values()}):
         random_net = encoder_embeddings(cut, None, {"backbone": "resnet18", "stem": stem, "image_size": size}, stamps)
         rows.append((f"random init, {stem} stem", "-", probes(random_net, targets, resolved)))
+    trained: dict[str, dict] = {}   # the trained presets' probes, by the preset's short name
     for name, cfg in cfgs.items():
         run = work / ("run-" + name.split()[0])
         t = time.monotonic()
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.monotonic() - t
         enc, _meta = load_encoder(run)
         row = probes(embed_array(enc, stamps), targets, resolved)
+        trained[name.split()[0]] = row
         rows.append((f"{name}: {cfg['method']}, {cfg['stem']}, lr {cfg['lr']:g}, {cfg['epochs']} ep", f"{seconds:.0f} s",
                      row))
         if report.dimensional_collapse:
@@ -141,7 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'representation':52s} {'train':>6s} " + " ".join(f"{k:>17s}" for k in keys))
     for name, secs, r in rows:
         print(f"{name:52s} {secs:>6s} " + " ".join(f"{r[k]:17.3f}" for k in keys))
-    trained = {name.split()[0]: r for name, _, r in rows if name.split()[0] in ("before", "after", "alt", "prev")}
     raw = rows[0][2]
     ref = next((n for n in ("before", "prev") if n in trained), None)
     if ref is not None and len(trained) > 1:

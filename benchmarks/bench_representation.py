@@ -37,8 +37,10 @@ and with its own first epoch.
 
 Run:  nice -n 5 python benchmarks/bench_representation.py     (~25 min on 2 quiet cores; x3 with
       --seeds 0 1 2). The acceptance figures in docs/training.md ("Judging a run") come from
-      --recipes "new default" --seeds 0 1 2 (and --seeds 3 4 --skip-baselines), and, for the
-      recipes before it (standard stem), --recipes "byol (old)", --recipes "simclr (old)"
+      --recipes "new default" --seeds 0 1 2 --save-embeddings DIR beside --recipes "simclr, mid,
+      medium stem" --seeds 0 1 2 --skip-baselines --save-embeddings DIR2 (the previous default), the
+      size|flux column and the shuffle sd from --rescore DIR / DIR2; for the recipes before those
+      (standard stem, probes of one shuffle), --recipes "byol (old)", --recipes "simclr (old)"
       --seeds 0 1 2 and --recipes "simclr, gentle" "simclr, mid" --seeds 0 1 2.
 ``--quick`` trains 1 epoch on a small set for the smoke test; ``--recipes`` picks recipes.
 """
@@ -385,7 +387,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cutouts = work / "bench.h5"
-        write_cutouts(cutouts, bench)
         print(f"shape probes on the {int(((bench.labels == 0) & (bench.morphology['size'] >= RESOLVED_PX)).sum())} real "
               f"galaxies with a half-light radius >= {RESOLVED_PX:g} px; size on all {int((bench.labels == 0).sum())}")
         if not args.no_statmorph:
@@ -397,6 +398,7 @@ def main() -> None:
         if args.rescore:
             rescore(args.rescore, bench)
             return
+        write_cutouts(cutouts, bench)
         print(HEADER)
         base = {}
         if not args.skip_baselines:
