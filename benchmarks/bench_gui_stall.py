@@ -130,7 +130,7 @@ def main() -> None:
         for _ in range(refits):
             rows["explorer (model process)"].append(
                 ticks.during(app, lambda: ex.request_refit("manual"), lambda: not ex.refitting))
-        labelled, labels, excluded = ex.session.fit_inputs()
+        labelled, labels, excluded = ex.session.fit_inputs(ex.config.scorer)
         server = ModelServer(store)
         cfg = ex.config.to_dict()
         server.fit(cfg, labelled, labels, excluded)   # warm (features), as the child is

@@ -8,7 +8,8 @@ import pytest
 from active_synthetic import planted_store, restore_cli_logging
 
 from galexplorer.active.loop import LoopConfig
-from galexplorer.active.ranking import current_ranking, label_snapshot, rank_store, ranked_table
+from galexplorer.active.ranking import current_ranking, rank_store, ranked_table
+from galexplorer.active.snapshot import label_snapshot
 from galexplorer.cli import main
 from galexplorer.errors import LabelError, StoreError
 from galexplorer.labels import LabelJournal

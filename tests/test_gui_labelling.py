@@ -15,6 +15,7 @@ from gui_stores import build_store
 from PySide6 import QtCore
 
 from galexplorer.active.loop import ranking_order
+from galexplorer.active.ranking import rank_store
 from galexplorer.labels import LabelJournal
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
@@ -484,4 +485,47 @@ def test_inspector_zoom_pan_pixel_value_large_view_and_stretch_per_store(qtbot, 
     assert w.inspector.stretch.currentText() == "zscale"
     w.load(b)
     assert w.inspector.stretch.currentText() == "log"
+    w.close()
+
+
+def test_window_export_equals_rank_then_export_for_every_scorer_with_disputed_labels(qtbot, store, gui_settings,
+                                                                                    tmp_path):
+    """Issue #24 item 1: the window (its refits and exports, made in the model process) and
+    ``galexplorer rank`` + ``export`` fit on the same rows of the same journal — for kNN, which
+    leaves disputed objects out, as for every other scorer."""
+    from dataclasses import replace
+
+    from galexplorer.active.registry import SCORERS, skips_disputed
+    from galexplorer.active.snapshot import label_snapshot
+    from galexplorer.export import export_store
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store) as st:
+        ids = [str(st.object_ids[i]) for i in range(40)]
+    with LabelJournal.for_store(store, user="alice") as a, LabelJournal.for_store(store, user="tester") as t:
+        for k, oid in enumerate(ids):
+            agreed = 5 if k % 4 == 0 else 1
+            a.score(oid, agreed)
+            t.score(oid, 0 if k % 5 == 0 and agreed == 5 else (5 if k % 5 == 0 else agreed))  # every 5th disputed
+    with EmbeddingStore(store) as st, LabelJournal.for_store(store, readonly=True) as j:
+        snap = label_snapshot(st, j)
+    assert snap.disputed.sum() == 8 and np.isfinite(snap.label).sum() == 40
+    assert len(snap.fit_inputs("knn")[0]) == 32 and len(snap.fit_inputs("gp")[0]) == 40
+    assert [s for s in SCORERS if skips_disputed(s)] == ["knn"]
+
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    assert ex.wait_idle(60)
+    for scorer in SCORERS:
+        ex.config = replace(ex.config, scorer=scorer)
+        window_csv, cli_csv = tmp_path / f"window-{scorer}.csv", tmp_path / f"cli-{scorer}.csv"
+        assert ex.export(window_csv)
+        assert ex.wait_idle(120)
+        rank_store(store, ex.config)
+        export_store(store, cli_csv)
+        with open(window_csv, newline="") as fh:
+            window = {r["id"]: (r["rank"], r["score_mean"]) for r in csv.DictReader(fh)}
+        with open(cli_csv, newline="") as fh:
+            cli = {r["id"]: (r["rank"], r["score_mean"]) for r in csv.DictReader(fh)}
+        assert len(window) == ex.n and window == cli, f"{scorer}: the window and `rank` + `export` disagree"
     w.close()

@@ -76,9 +76,9 @@ def test_weighted_kappa_is_sklearns():
 
 
 def test_status_names_scorers_from_the_registry():
-    from galexplorer.active.registry import SCORER_INFO, SCORER_SHORT, SCORERS, scorer_label
+    from galexplorer.active.registry import SCORER_INFO, SCORER_SPECS, SCORERS, scorer_label
 
-    assert set(SCORER_SHORT) <= set(SCORERS)
+    assert all(name == spec.name for name, spec in SCORER_SPECS.items()) and SCORERS == tuple(SCORER_INFO)
     assert scorer_label("gp-anomaly") == "GP (anomaly prior)" and scorer_label("aad") == SCORER_INFO["aad"]
     state = _state(np.arange(5.0), np.array([0]), np.array([3.0]), np.empty(0, np.int64))
     assert state.description.startswith("GP on 1 labels")

@@ -14,8 +14,12 @@ Public API (what the CLI and the explorer call; all safe to call from a worker t
         #   (from 500 000 objects; .mean_complete says which)
     loop.anomaly_prior() -> (N,) float32 0–5
 
-    from galexplorer.active.ranking import label_snapshot, ranked_table, rank_store, current_ranking
-    label_snapshot(store, journal, user=None) -> LabelSnapshot (labelled, labels, excluded rows)
+    from galexplorer.active.snapshot import label_snapshot
+    label_snapshot(store, journal, user=None) -> LabelSnapshot (label, n_labellers, disputed per
+        object; excluded rows); .fit_inputs(scorer) -> (labelled, labels, excluded) rows, the one
+        path from the journal to every fit (disputed objects left out for scorers that skip them)
+
+    from galexplorer.active.ranking import ranked_table, rank_store, current_ranking
     ranked_table(store, result_or_ranking, journal, user=None, top=None) -> RankedTable
     rank_store(store_path, config, user=None) -> RankReport    # writes STORE.h5.ranking.h5
 
@@ -28,6 +32,6 @@ Modules: ``features`` (standardised PCA features), ``kernels`` and ``gp`` (the r
 ``acquisition`` (EI, UCB, uncertainty, batch selection, the spanning first batch),
 ``prefilter`` (the GP's batch at survey scale: a low-rank pass bounds every object, the exact
 GP runs on the candidates that could win),
-``scorers`` (gp, knn, neighbour, iforest, lof), ``loop``, ``ranking``, ``oracle``,
+``scorers`` (gp, knn, neighbour, iforest, lof), ``loop``, ``snapshot``, ``ranking``, ``oracle``,
 ``metrics``, ``simulate``. See docs/active-learning.md.
 """

@@ -23,10 +23,11 @@ import numpy as np
 from ..labels import LabelJournal
 from ..store import EmbeddingStore
 from ..store.ondemand import as_text, as_text_value
-from ..store.ranking import Ranking, labels_hash, ranking_path, read_ranking, write_ranking
+from ..store.ranking import Ranking, ranking_path, read_ranking, write_ranking
 from .loop import ActiveLoop, LoopConfig, LoopResult
 from .portfolio import load_state
 from .registry import PORTFOLIO
+from .snapshot import label_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -106,65 +107,6 @@ class RankedTable:
         return {k: v[i] for k, v in self.columns.items()}
 
 
-@dataclass
-class LabelSnapshot:
-    """Labels of a store at one moment, as rows.
-
-    Attributes:
-        labelled: (n,) int64 rows; labels: (n,) float32; excluded: (m,) int64 rows.
-        n_labellers: (N,) int32 per object (0 when unlabelled); disputed: (N,) bool.
-        label: (N,) float32, NaN where unlabelled.
-    """
-
-    labelled: np.ndarray
-    labels: np.ndarray
-    excluded: np.ndarray
-    label: np.ndarray
-    n_labellers: np.ndarray
-    disputed: np.ndarray
-
-    @property
-    def hash(self) -> str:
-        return labels_hash(self.labelled, self.labels, self.excluded)
-
-
-def label_snapshot(store: EmbeddingStore, journal: LabelJournal, user: str | None = None,
-                   skip_disputed: bool = False) -> LabelSnapshot:
-    """The journal's current labels as rows of ``store``.
-
-    Args:
-        user: one user's labels; None = consensus of all users.
-        skip_disputed: leave disputed objects out of ``labelled`` (kNN transfer does).
-
-    Raises:
-        LabelError: labels for ids that are not in the store.
-    """
-    ids = store.object_ids   # looked up through the store's id index, not read in full
-    n = len(ids)
-    labelled, labels = journal.labels_for(ids, user=user, strict=True, skip_disputed=skip_disputed)
-    label = np.full(n, np.nan, np.float32)
-    n_lab = np.zeros(n, np.int32)
-    disputed = np.zeros(n, bool)
-    if user is None:
-        cons = journal.consensus()
-        found = ids.rows_of(cons.ids.tolist())
-        known = found >= 0
-        rows = found[known]
-        label[rows] = cons.score[known]
-        n_lab[rows] = cons.n_labellers[known]
-        disputed[rows] = cons.disputed[known]
-    else:
-        label[labelled] = labels
-        n_lab[labelled] = 1
-    excluded_ids = sorted(journal.excluded())
-    found = ids.rows_of(excluded_ids)
-    unknown = [o for o, r in zip(excluded_ids, found.tolist()) if r < 0]
-    if unknown:
-        log.warning("%d excluded object(s) are not in the store (e.g. %r); ignored", len(unknown), unknown[0])
-    excluded = np.sort(found[found >= 0]).astype(np.int64)
-    return LabelSnapshot(labelled, labels, excluded, label, n_lab, disputed)
-
-
 def _store_score(store: EmbeddingStore, name: str, dtype, fill) -> np.ndarray:
     if name in store.score_names:
         return np.asarray(store.score(name)).astype(dtype)
@@ -194,9 +136,7 @@ def ranked_table(store: EmbeddingStore, result: LoopResult | Ranking, journal: L
     order = ranking.order if top is None or int(top) >= n else ranking.top(int(top))
     if journal is not None:
         snap = label_snapshot(store, journal, user=user)
-        label, n_lab, disputed = snap.label, snap.n_labellers, snap.disputed
-        excluded = np.zeros(n, bool)
-        excluded[snap.excluded] = True
+        label, n_lab, disputed, excluded = snap.label, snap.n_labellers, snap.disputed, snap.excluded_mask()
     else:
         label, n_lab = np.full(n, np.nan, np.float32), np.zeros(n, np.int32)
         disputed, excluded = np.zeros(n, bool), np.zeros(n, bool)
@@ -300,11 +240,11 @@ def rank_store(store_path: str | Path, config: LoopConfig | None = None, user: s
     t0 = time.perf_counter()
     config = config or LoopConfig()
     with EmbeddingStore(store_path) as store, LabelJournal.for_store(store_path, readonly=True) as journal:
-        snap = label_snapshot(store, journal, user=user, skip_disputed=config.scorer == "knn")
+        labelled, labels, excluded = label_snapshot(store, journal, user=user).fit_inputs(config.scorer)
         loop = ActiveLoop(store, config)
         if config.scorer == PORTFOLIO:      # the explorer's strategy history, from the journal
             loop.restore_portfolio(load_state(journal))
-        result = loop.fit(snap.labelled, snap.labels, snap.excluded)
+        result = loop.fit(labelled, labels, excluded)
         if full_std:
             result.complete_std()
         else:                               # the saved ranking is always the exact mean's
@@ -322,10 +262,10 @@ def current_ranking(store: EmbeddingStore, config: LoopConfig | None = None, use
     log.info("no ranking saved beside %s yet; ranking now (save one with `galexplorer rank`)", store.path)
     config = config or LoopConfig()
     with LabelJournal.for_store(store.path, readonly=True) as journal:
-        snap = label_snapshot(store, journal, user=user, skip_disputed=config.scorer == "knn")
-    result = ActiveLoop(store, config).fit(snap.labelled, snap.labels, snap.excluded).complete_std()
+        labelled, labels, excluded = label_snapshot(store, journal, user=user).fit_inputs(config.scorer)
+    result = ActiveLoop(store, config).fit(labelled, labels, excluded).complete_std()
     return Ranking.from_result(result, store.uuid)
 
 
-__all__ = ["RankedTable", "RankReport", "LabelSnapshot", "label_snapshot", "ranked_table", "rank_store",
+__all__ = ["RankedTable", "RankReport", "ranked_table", "rank_store",
            "current_ranking", "ranking_path"]

@@ -1,4 +1,4 @@
-"""The one registry of scorer names (no imports: the CLI reads it before anything heavy loads).
+"""The one registry of scorer names (no heavy imports: the CLI reads it before anything heavy loads).
 
 Every place that lists scorers reads it: the CLI's ``--scorer`` choices (``rank``,
 ``simulate``), the explorer's scorer menu, ``simulate --compare``, the ranking and the docs.
@@ -6,33 +6,57 @@ Every place that lists scorers reads it: the CLI's ``--scorer`` choices (``rank`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """What the rest of the program needs to know of a scorer, before anything heavy loads.
+
+    Attributes:
+        name: the name on the command line, in configs and in saved rankings.
+        description: the explorer's menu text.
+        short: a short form for status lines ("GP on 40 labels"); None shows the description.
+        skips_disputed: fit without objects whose labellers disagree (kNN transfer copies a
+            neighbour's label, and a disputed median is no label to copy); every fit, in the
+            window or on the command line, goes through
+            :meth:`~galexplorer.active.snapshot.LabelSnapshot.fit_inputs`, which reads this.
+    """
+
+    name: str
+    description: str
+    short: str | None = None
+    skips_disputed: bool = False
+
+
+#: Every scorer, in menu order.
+SCORER_SPECS: dict[str, ScorerSpec] = {s.name: s for s in (
+    ScorerSpec("portfolio", "portfolio: a bandit over GP-EI, anomaly, NeighbourScore, kNN, AAD"),
+    ScorerSpec("gp", "Gaussian process", "GP"),
+    ScorerSpec("gp-anomaly", "GP, prior mean follows the anomaly score", "GP (anomaly prior)"),
+    ScorerSpec("knn", "kNN label transfer", "kNN", skips_disputed=True),
+    ScorerSpec("neighbour", "NeighbourScore", "NeighbourScore"),
+    ScorerSpec("aad", "active anomaly detection (AADForest)"),
+    ScorerSpec("pine", "PineForest"),
+    ScorerSpec("iforest", "isolation forest", "isolation forest"),
+    ScorerSpec("lof", "local outlier factor", "LOF"),
+)}
 #: name -> description (the explorer's menu text), in menu order.
-SCORER_INFO: dict[str, str] = {
-    "portfolio": "portfolio: a bandit over GP-EI, anomaly, NeighbourScore, kNN, AAD",
-    "gp": "Gaussian process",
-    "gp-anomaly": "GP, prior mean follows the anomaly score",
-    "knn": "kNN label transfer",
-    "neighbour": "NeighbourScore",
-    "aad": "active anomaly detection (AADForest)",
-    "pine": "PineForest",
-    "iforest": "isolation forest",
-    "lof": "local outlier factor",
-}
-SCORERS: tuple[str, ...] = tuple(SCORER_INFO)
-#: name -> short form for status lines ("GP on 40 labels"); a scorer without one shows its description.
-SCORER_SHORT: dict[str, str] = {
-    "gp": "GP",
-    "gp-anomaly": "GP (anomaly prior)",
-    "knn": "kNN",
-    "neighbour": "NeighbourScore",
-    "iforest": "isolation forest",
-    "lof": "LOF",
-}
+SCORER_INFO: dict[str, str] = {name: s.description for name, s in SCORER_SPECS.items()}
+SCORERS: tuple[str, ...] = tuple(SCORER_SPECS)
+
+
+def skips_disputed(name: str) -> bool:
+    """Whether scorer ``name`` is fitted without disputed objects (False for unknown names,
+    e.g. the ``prior:anomaly`` of a fit without labels)."""
+    spec = SCORER_SPECS.get(name)
+    return spec is not None and spec.skips_disputed
 
 
 def scorer_label(name: str) -> str:
     """The short form of a scorer's name, else its description, else the name itself."""
-    return SCORER_SHORT.get(name, SCORER_INFO.get(name, name))
+    spec = SCORER_SPECS.get(name)
+    return name if spec is None else spec.short or spec.description
 #: The name of the portfolio (galexplorer.active.portfolio), not a single scorer.
 PORTFOLIO = "portfolio"
 #: The scorer of ``rank``, ``simulate`` and the explorer when none is chosen.

@@ -28,6 +28,7 @@ from ..errors import LabelError, StoreError
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
 from .registry import scorer_label
+from .snapshot import label_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -249,21 +250,13 @@ class LabellingSession:
 
     # -- labels --------------------------------------------------------------------------------
     def sync_labels(self) -> None:
-        """Reload consensus labels and exclusions from the journal (after any change)."""
-        cons = self.journal.consensus()
-        self.labels.fill(np.nan)
-        self.n_labellers.fill(0)
-        self.disputed.fill(False)
-        rows = self.index.rows_of(cons.ids.tolist())
-        for oid in cons.ids[rows < 0].tolist():
-            log.warning("%s: label for %r, which is not in the store; ignored", self.journal.path, oid)
-        known = rows >= 0
-        self.labels[rows[known]] = cons.score[known]
-        self.n_labellers[rows[known]] = cons.n_labellers[known]
-        self.disputed[rows[known]] = cons.disputed[known]
-        self.excluded.fill(False)
-        rows = self.index.rows_of(sorted(self.journal.excluded()))
-        self.excluded[rows[rows >= 0]] = True
+        """Reload consensus labels and exclusions from the journal (after any change), through
+        the same :func:`~galexplorer.active.snapshot.label_snapshot` as ``galexplorer rank``."""
+        self.snapshot = label_snapshot(self.store, self.journal, strict=False)
+        self.labels[:] = self.snapshot.label          # in place: widgets hold these arrays
+        self.n_labellers[:] = self.snapshot.n_labellers
+        self.disputed[:] = self.snapshot.disputed
+        self.excluded[:] = self.snapshot.excluded_mask()
         self.refresh_ranking()
 
     def refresh_ranking(self) -> None:
@@ -311,11 +304,11 @@ class LabellingSession:
     def labelled_indices(self) -> np.ndarray:
         return np.flatnonzero(np.isfinite(self.labels))
 
-    def fit_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """What a refit needs, as copies safe to hand to a worker thread:
-        ``(labelled_idx int64, labels float32, excluded_idx int64)``."""
-        idx = self.labelled_indices().astype(np.int64)
-        return idx, self.labels[idx].astype(np.float32), np.flatnonzero(self.excluded).astype(np.int64)
+    def fit_inputs(self, scorer: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What a fit of ``scorer`` needs, as copies safe to hand to a worker thread:
+        ``(labelled_idx int64, labels float32, excluded_idx int64)`` — exactly what
+        ``galexplorer rank`` fits on (:meth:`LabelSnapshot.fit_inputs`)."""
+        return self.snapshot.fit_inputs(scorer)
 
     # -- the object on screen ------------------------------------------------------------------
     @property

@@ -362,7 +362,7 @@ class Explorer(QtCore.QObject):
     def request_refit(self, tag: str = "batch") -> None:
         """Refit on every label now, in the worker (a request made while one runs waits; only
         the latest waits)."""
-        labelled, labels, excluded = self.session.fit_inputs()
+        labelled, labels, excluded = self.session.fit_inputs(self.config.scorer)
         self.refit_started_at = time.monotonic()
         self.refitStateChanged.emit(True, f"refitting {self.config.scorer} on {len(labelled)} labels…")
         self.refits.submit(fit_job, self.model, self.config, labelled, labels, excluded, tag=tag)
@@ -462,7 +462,7 @@ class Explorer(QtCore.QObject):
     def export(self, path: str | Path, fmt: str | None = None, subset: np.ndarray | None = None) -> bool:
         """Write the ranked list (all objects, or ``subset``) on the current labels, as
         ``galexplorer export`` does; in the model's process."""
-        labelled, labels, excluded = self.session.fit_inputs()
+        labelled, labels, excluded = self.session.fit_inputs(self.config.scorer)
         config = self.config
         ahead = self.io.waiting + (1 if self.io.busy else 0)
         if self.io.submit(lambda: self.model.export(config, labelled, labels, excluded, path, fmt, subset), tag="export") < 0:
@@ -475,7 +475,7 @@ class Explorer(QtCore.QObject):
     def send_samp(self, sender, indices: np.ndarray, folder: Path) -> None:
         """Broadcast objects as a VOTable over SAMP (written by the model's process, sent from a
         worker thread)."""
-        labelled, labels, excluded = self.session.fit_inputs()
+        labelled, labels, excluded = self.session.fit_inputs(self.config.scorer)
         indices = np.asarray(indices, np.int64)
         config = self.config
 

@@ -663,15 +663,23 @@ class LabelJournal:
             pos = {oid: i for i, oid in enumerate(np.asarray(ids, dtype=object).tolist())}
         unknown = [oid for oid in labels if oid not in pos]
         if unknown:
-            msg = (f"{len(unknown)} labelled object(s) are not in the store "
-                   f"(e.g. {', '.join(map(repr, unknown[:3]))})")
-            if strict:
-                raise LabelError(msg, self.path, "was the store rebuilt from other cutouts?")
-            log.warning("%s: %s; they are ignored", self.path, msg)
+            self.report_unknown(unknown, strict)
         pairs = sorted((pos[o], s) for o, s in labels.items() if o in pos)
         index = np.array([p for p, _ in pairs], dtype=np.int64)
         score = np.array([s for _, s in pairs], dtype=np.float32)
         return index, score
+
+    def report_unknown(self, unknown: Sequence[str], strict: bool) -> None:
+        """Labels for objects that are not in the store: raise, or log that they are ignored.
+
+        Raises:
+            LabelError: when ``strict``.
+        """
+        msg = (f"{len(unknown)} labelled object(s) are not in the store "
+               f"(e.g. {', '.join(map(repr, list(unknown)[:3]))})")
+        if strict:
+            raise LabelError(msg, self.path, "was the store rebuilt from other cutouts?")
+        log.warning("%s: %s; they are ignored", self.path, msg)
 
     def counts(self) -> dict[str, int]:
         """Numbers for ``galexplorer info`` and the status bar."""
