@@ -58,7 +58,6 @@ from .kernels import SQRT3, matern_block, pairwise_distances64, scaled_augmented
 log = logging.getLogger(__name__)
 
 BOUNDS = (1e-5, 1e5)  # scikit-learn's default bounds for each hyper-parameter
-_E32 = np.float32(math.e)
 
 
 @dataclass(frozen=True)

@@ -122,9 +122,3 @@ def pairwise_distances64(A: np.ndarray, B: np.ndarray | None = None) -> np.ndarr
     if same:
         np.fill_diagonal(d2, 0.0)
     return np.sqrt(d2)
-
-
-def matern15(r: np.ndarray, amplitude: float, length_scale: float) -> np.ndarray:
-    """``amplitude · (1 + d)·exp(−d)`` with ``d = √3·r/ℓ``, in the dtype of ``r``."""
-    d = r * (SQRT3 / length_scale)
-    return amplitude * (1.0 + d) * np.exp(-d)

@@ -137,10 +137,6 @@ class IngestReport:
         ex = self.examples.setdefault(reason, [])
         ex.extend(str(n) for n in names[:max(0, _EXAMPLES - len(ex))])
 
-    @property
-    def n_skipped(self) -> int:
-        return sum(v for k, v in self.skipped.items() if k != "no_file")
-
     def _skip_text(self) -> str:
         parts = []
         for reason, what in SKIP_REASONS.items():

@@ -123,16 +123,6 @@ class SimilarityIndex:
         self.vectors.flags.writeable = False
         self._lock = threading.Lock()
 
-    @classmethod
-    def from_store(cls, store) -> SimilarityIndex:
-        """Index the embeddings of an :class:`~galexplorer.store.EmbeddingStore`.
-
-        Raises:
-            StoreError: the store has no embeddings.
-        """
-        store.require("embeddings")
-        return cls(store.embeddings)
-
     def query_vector(self, q: np.ndarray, k: int = 20, exclude: Sequence[int] | np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` rows most cosine-similar to the vector ``q``.

@@ -81,14 +81,6 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     return value / world_size()
 
 
-def all_reduce_max(value: torch.Tensor) -> torch.Tensor:
-    if world_size() == 1:
-        return value
-    value = value.clone()
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return value
-
-
 def all_gather_object(obj) -> list:
     """``[obj of rank 0, obj of rank 1, ...]`` on every process (``[obj]`` in one process)."""
     if world_size() == 1:
@@ -96,15 +88,6 @@ def all_gather_object(obj) -> list:
     out = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(obj):
-    """``obj`` from rank 0 on every process."""
-    if world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def parameter_fingerprint(module: torch.nn.Module) -> str:
