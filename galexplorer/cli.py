@@ -16,8 +16,10 @@ import sys
 import time
 
 from . import __version__, progress
-from .active.registry import DEFAULT_SCORER, SCORERS
+from .active.config import LoopConfig
+from .active.registry import ACQUISITIONS, FEATURE_SCALINGS, SCORERS
 from .errors import ConfigError, GalexplorerError
+from .label_scale import MAX_SCORE
 
 log = logging.getLogger("galexplorer")
 
@@ -311,21 +313,21 @@ def _run_open(args) -> int:
 def _add_rank(sub) -> None:
     p = sub.add_parser("rank", help=COMMANDS["rank"], description=COMMANDS["rank"])
     p.add_argument("store", metavar="STORE.h5")
-    p.add_argument("--scorer", choices=SCORERS, default=DEFAULT_SCORER)
-    p.add_argument("--acquisition", choices=["ei", "ucb", "uncertainty"], default="ei")
-    p.add_argument("--xi", type=float, default=0.5, help="exploration trade-off of expected improvement")
-    p.add_argument("--feature-scaling", choices=["global", "per-component"], default="global",
+    p.add_argument("--scorer", choices=SCORERS, default=LoopConfig.scorer)
+    p.add_argument("--acquisition", choices=ACQUISITIONS, default=LoopConfig.acquisition)
+    p.add_argument("--xi", type=float, default=LoopConfig.xi, help="exploration trade-off of expected improvement")
+    p.add_argument("--feature-scaling", choices=FEATURE_SCALINGS, default=LoopConfig.feature_scaling,
                    help="standardise the PCA features with one factor (default) or whiten each component")
     p.add_argument("--user", help="rank with this user's labels only (default: consensus of all)")
-    p.add_argument("--knn-k", type=_positive_int, default=4, metavar="N",
-                   help="neighbours of the knn label transfer (default 4)")
-    p.add_argument("--interesting-above", type=float, default=3.0, metavar="X",
-                   help="a label >= X is a find (aad/pine anomalies, the portfolio's hits; default 3)")
+    p.add_argument("--knn-k", type=_positive_int, default=LoopConfig.knn_k, metavar="N",
+                   help=f"neighbours of the knn label transfer (default {LoopConfig.knn_k})")
+    p.add_argument("--interesting-above", type=float, default=LoopConfig.interesting_above, metavar="X",
+                   help="a label >= X is a find (aad/pine anomalies, the portfolio's hits; "
+                        f"default {LoopConfig.interesting_above:g})")
     p.set_defaults(run=_run_rank)
 
 
 def _run_rank(args) -> int:
-    from .active.loop import LoopConfig
     from .active.ranking import rank_store
 
     config = LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi, knn_k=args.knn_k,
@@ -361,15 +363,17 @@ def _add_simulate(sub) -> None:
     p = sub.add_parser("simulate", help=COMMANDS["simulate"], description=COMMANDS["simulate"])
     p.add_argument("store", metavar="STORE.h5")
     p.add_argument("--truth", required=True, metavar="COLUMN", help="catalogue column the oracle answers from")
-    p.add_argument("--scale", type=float, default=5.0, help="map the column's range to 0..SCALE before rounding")
-    p.add_argument("--interesting-above", type=float, metavar="X",
-                   help="an object is interesting when its oracle score is >= X (default: 3)")
+    p.add_argument("--scale", type=float, default=float(MAX_SCORE),
+                   help="map the column's range to 0..SCALE before rounding")
+    p.add_argument("--interesting-above", type=float, default=LoopConfig.interesting_above, metavar="X",
+                   help="an object is interesting when its oracle score is >= X "
+                        f"(default: {LoopConfig.interesting_above:g})")
     p.add_argument("--budget", type=_positive_int, default=200, help="labels the oracle gives")
-    p.add_argument("--batch", type=_positive_int, default=10, help="labels between refits")
-    p.add_argument("--scorer", choices=SCORERS, default=DEFAULT_SCORER)
-    p.add_argument("--acquisition", choices=["ei", "ucb", "uncertainty"], default="ei")
-    p.add_argument("--xi", type=float, default=0.5)
-    p.add_argument("--feature-scaling", choices=["global", "per-component"], default="global",
+    p.add_argument("--batch", type=_positive_int, default=LoopConfig.batch_size, help="labels between refits")
+    p.add_argument("--scorer", choices=SCORERS, default=LoopConfig.scorer)
+    p.add_argument("--acquisition", choices=ACQUISITIONS, default=LoopConfig.acquisition)
+    p.add_argument("--xi", type=float, default=LoopConfig.xi)
+    p.add_argument("--feature-scaling", choices=FEATURE_SCALINGS, default=LoopConfig.feature_scaling,
                    help="standardise the PCA features with one factor (default) or whiten each component")
     p.add_argument("--seeds", type=_positive_int, default=1, help="repeat with K seeds (random baseline, ties)")
     p.add_argument("-o", "--output", metavar="curve.csv", help="curve CSV (a PNG plot is written beside it)")
@@ -380,11 +384,10 @@ def _add_simulate(sub) -> None:
 
 
 def _run_simulate(args) -> int:
-    from .active.loop import LoopConfig
     from .active.simulate import SimulateConfig, compare, simulate, write_compare, write_curve
     from .store import EmbeddingStore
 
-    above = 3.0 if args.interesting_above is None else args.interesting_above
+    above = args.interesting_above
     cfg = SimulateConfig(truth=args.truth, scale=args.scale, interesting_above=above, budget=args.budget,
                          batch=args.batch, seeds=args.seeds,
                          loop=LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,

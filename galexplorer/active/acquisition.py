@@ -26,10 +26,10 @@ from scipy.special import ndtr
 
 from ..errors import ConfigError
 from ..explore.topk import top_k_positions
+from .registry import ACQUISITIONS  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-ACQUISITIONS = ("ei", "ucb", "uncertainty")
 _INV_SQRT_2PI = np.float32(1.0 / math.sqrt(2.0 * math.pi))
 
 

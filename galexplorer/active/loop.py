@@ -21,8 +21,6 @@ elsewhere; :meth:`LoopResult.complete_std` fills it in (N·n² flops: seconds at
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import threading
 import time
@@ -30,10 +28,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError, LabelError
+from ..errors import LabelError
+from ..label_scale import MAX_SCORE
 from ..store import EmbeddingStore
 from .acquisition import (
-    ACQUISITIONS,
     Acquisition,
     farthest_batch,
     float32_order_bits,
@@ -41,83 +39,13 @@ from .acquisition import (
     spanning_batch,
     top_k,
 )
+from .config import LoopConfig
 from .features import LearningFeatures, learning_features
 from .portfolio import ARM_SCORER, ARMS, POOL, Bandit, ranking_arm
-from .registry import DEFAULT_SCORER, PORTFOLIO, SCORERS
+from .registry import PORTFOLIO
 from .scorers import IsolationForestScorer, NeighbourScorer, ScoreModel, Scorer, make_scorer, minmax_scale
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LoopConfig:
-    """Options of the loop (saved as JSON with every ranking).
-
-    Attributes:
-        scorer: one of :data:`~galexplorer.active.scorers.SCORERS`.
-        acquisition: ``ei`` (expected improvement), ``ucb`` (upper confidence bound) or
-            ``uncertainty``; scorers without a std (neighbour, iforest, lof) pick the highest mean.
-        xi: EI's exploration trade-off, label units (0.5 as Astronomaly's protege).
-        kappa: UCB's weight of the std.
-        batch_size: objects per batch.
-        seed: seed of every random step.
-        knn_k: neighbours of the kNN label transfer.
-        knn_space: ``embeddings`` (cosine of the raw embeddings, as Gondhalekar et al.) or
-            ``features`` (cosine of the learning features; no embeddings loaded).
-        pca_variance: variance fraction the learning features keep.
-        feature_scaling: ``global`` (one factor for all components, keeps the PCA's geometry) or
-            ``per-component`` (whitening); see :mod:`galexplorer.active.features`.
-        iforest_trees, lof_neighbors: the anomaly detectors' sizes (Astronomaly: 200, 50).
-        gp_restarts: random restarts of the GP hyper-parameter search (besides the default start).
-        gp_precision: ``auto``, ``float32`` or ``float64`` for the GP mean.
-        full_std: compute the exact std of every object on every fit (slow at 10^6 for the GP).
-        interesting_above: a label ≥ this is a find: an anomaly for ``aad``/``pine``, a hit for
-            the portfolio's bandit.
-    """
-
-    scorer: str = DEFAULT_SCORER
-    acquisition: str = "ei"
-    xi: float = 0.5
-    kappa: float = 2.0
-    batch_size: int = 10
-    seed: int = 0
-    knn_k: int = 4
-    knn_space: str = "embeddings"
-    pca_variance: float = 0.95
-    feature_scaling: str = "global"
-    iforest_trees: int = 200
-    lof_neighbors: int = 50
-    gp_restarts: int = 0
-    gp_precision: str = "auto"
-    full_std: bool = False
-    interesting_above: float = 3.0
-
-    def __post_init__(self) -> None:
-        if self.scorer not in SCORERS:
-            raise ConfigError(f"unknown scorer {self.scorer!r}; choose one of {', '.join(SCORERS)}")
-        if self.acquisition not in ACQUISITIONS:
-            raise ConfigError(f"unknown acquisition {self.acquisition!r}; choose one of {', '.join(ACQUISITIONS)}")
-        if not (np.isfinite(self.xi) and self.xi >= 0):
-            raise ConfigError(f"xi must be a number >= 0, got {self.xi!r}", hint="the default is 0.5")
-        if int(self.batch_size) < 1:
-            raise ConfigError(f"batch size must be >= 1, got {self.batch_size!r}")
-        if int(self.knn_k) < 1:
-            raise ConfigError(f"knn k must be >= 1, got {self.knn_k!r}")
-        if self.feature_scaling not in ("global", "per-component"):
-            raise ConfigError(f"feature scaling must be 'global' or 'per-component', not {self.feature_scaling!r}")
-        if self.knn_space not in ("embeddings", "features"):
-            raise ConfigError(f"knn_space must be 'embeddings' or 'features', not {self.knn_space!r}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LoopConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass
@@ -226,7 +154,7 @@ def _eligible(n: int, labelled: np.ndarray, excluded: np.ndarray) -> np.ndarray:
 
 
 def lexsort_order(mean: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
-                  excluded: np.ndarray | None = None, top: float = 5.0) -> np.ndarray:
+                  excluded: np.ndarray | None = None, top: float = MAX_SCORE) -> np.ndarray:
     """:func:`ranking_order` by a five-key ``np.lexsort``: its path past 2^32 rows, and the
     reference its packed-key sort is tested against. (N,) int64."""
     n = len(mean)
@@ -244,11 +172,11 @@ def lexsort_order(mean: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
 
 
 def ranking_order(mean: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
-                  excluded: np.ndarray | None = None, top: float = 5.0) -> np.ndarray:
+                  excluded: np.ndarray | None = None, top: float = MAX_SCORE) -> np.ndarray:
     """Every row, best first.
 
     The key is the label for labelled objects and the scorer's mean for the others, capped at
-    ``top`` (5) so that a labelled 5 is never below an unlabelled prediction; among equal keys
+    ``top`` (the top of the scale) so that a labelled 5 is never below an unlabelled prediction; among equal keys
     labelled objects come first, then higher means, then lower rows. Excluded objects come last.
 
     One sort of N packed integers (the mean's float32 bits and the row): at 10^7 objects a

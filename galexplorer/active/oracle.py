@@ -16,6 +16,7 @@ import logging
 import numpy as np
 
 from ..errors import ConfigError
+from ..label_scale import MAX_SCORE, MIN_SCORE
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +26,21 @@ class ColumnOracle:
 
     Args:
         values: (N,) numeric truth column.
-        scale: top score, in (0, 5] (the label journal's range is 0–5).
+        scale: top score, in (0, MAX_SCORE] (the label journal's range is 0–5).
         name: the column's name, for messages.
 
     Raises:
         ConfigError: not numeric, no finite values, a constant column, or a bad scale.
     """
 
-    def __init__(self, values: np.ndarray, scale: float = 5.0, name: str = "truth"):
+    def __init__(self, values: np.ndarray, scale: float = MAX_SCORE, name: str = "truth"):
         arr = np.asarray(values)
         if arr.dtype.kind not in "biuf":
             raise ConfigError(f"the truth column {name!r} is not numeric (it holds {arr.dtype.kind!r} values, "
                               f"e.g. {arr[:1].tolist()})", hint="give a numeric column, e.g. a vote fraction")
-        if not (np.isfinite(scale) and 0 < scale <= 5):
-            raise ConfigError(f"--scale must be in (0, 5], got {scale}", hint="scores are 0 to 5")
+        if not (np.isfinite(scale) and 0 < scale <= MAX_SCORE):
+            raise ConfigError(f"--scale must be in (0, {MAX_SCORE}], got {scale}",
+                              hint=f"scores are {MIN_SCORE} to {MAX_SCORE}")
         v = arr.astype(np.float64)
         ok = np.isfinite(v)
         if not ok.any():

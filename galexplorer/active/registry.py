@@ -1,6 +1,7 @@
-"""The one registry of scorer names (no heavy imports: the CLI reads it before anything heavy loads).
+"""The one registry of scorer and acquisition names (no heavy imports: the CLI reads it before
+anything heavy loads).
 
-Every place that lists scorers reads it: the CLI's ``--scorer`` choices (``rank``,
+Every place that lists scorers or acquisitions reads it: the CLI's ``--scorer`` choices (``rank``,
 ``simulate``), the explorer's scorer menu, ``simulate --compare``, the ranking and the docs.
 """
 
@@ -57,6 +58,18 @@ def scorer_label(name: str) -> str:
     """The short form of a scorer's name, else its description, else the name itself."""
     spec = SCORER_SPECS.get(name)
     return name if spec is None else spec.short or spec.description
+#: acquisition name -> description (the explorer's menu text), in menu order.
+ACQUISITION_INFO: dict[str, str] = {
+    "ei": "expected improvement",
+    "ucb": "upper confidence bound",
+    "uncertainty": "most uncertain",
+}
+ACQUISITIONS: tuple[str, ...] = tuple(ACQUISITION_INFO)
+#: The acquisition of ``rank``, ``simulate`` and the explorer when none is chosen.
+DEFAULT_ACQUISITION = "ei"
+#: How the learning features are standardised (see :mod:`galexplorer.active.features`).
+FEATURE_SCALINGS: tuple[str, ...] = ("global", "per-component")
+
 #: The name of the portfolio (galexplorer.active.portfolio), not a single scorer.
 PORTFOLIO = "portfolio"
 #: The scorer of ``rank``, ``simulate`` and the explorer when none is chosen.

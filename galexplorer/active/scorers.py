@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from ..label_scale import MAX_SCORE
 from .acquisition import Acquisition, BatchSelection, select_batch
 from .gp import GaussianProcessRegressor, GPHyperparameters, run_chunks
 from .prefilter import PREFILTER_MIN_ROWS, low_rank_bound, select_batch_prefiltered
@@ -52,7 +53,7 @@ from .registry import DEFAULT_SCORER, SCORER_INFO, SCORERS  # noqa: F401  (re-ex
 
 log = logging.getLogger(__name__)
 
-SCALE = 5.0
+SCALE = float(MAX_SCORE)
 
 
 def minmax_scale(x: np.ndarray, top: float = SCALE) -> np.ndarray:

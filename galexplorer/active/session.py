@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabelError, StoreError
+from ..label_scale import MAX_SCORE
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
 from .registry import scorer_label
@@ -171,7 +172,7 @@ def live_ranking(state: ModelState, labels: np.ndarray, excluded: np.ndarray) ->
     def key(i: int) -> tuple:
         r = raw[i] if raw[i] == raw[i] else -np.inf
         is_lab = labels[i] == labels[i]
-        k = min(float(labels[i]) if is_lab else r, 5.0)
+        k = min(float(labels[i]) if is_lab else r, MAX_SCORE)
         return (bool(excluded[i]), -k, not is_lab, -r, i)
 
     moved = np.zeros(n, bool)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..label_scale import MAX_SCORE
 from ..store import EmbeddingStore
 from ..store.atomic import atomic_output
 from .loop import ActiveLoop, LoopConfig, LoopResult
@@ -46,7 +47,7 @@ class SimulateConfig:
     """
 
     truth: str
-    scale: float = 5.0
+    scale: float = MAX_SCORE
     interesting_above: float = 3.0
     budget: int = 200
     batch: int = 10

@@ -52,6 +52,7 @@ import numpy as np
 
 from .. import progress
 from ..data.catalog import COLUMN_NAMES, TABLE_FORMATS, sniff_delimiter
+from ..data.hdf5 import H5_SUFFIXES
 from ..errors import ConfigError, InputError
 from ..store.atomic import remove_stale_temporaries, temporary_prefix
 from ..store.schema import ObjectTable
@@ -59,7 +60,7 @@ from ..store.schema import ObjectTable
 log = logging.getLogger(__name__)
 
 NPY_EXT = (".npy",)
-HDF5_EXT = (".h5", ".hdf5", ".hdf", ".he5")
+HDF5_EXT = H5_SUFFIXES
 PARQUET_EXT = (".parquet", ".pq")
 CSV_EXT = (".csv", ".csv.gz", ".tsv", ".txt")
 TABLE_EXT = tuple(TABLE_FORMATS)        # FITS, VOTable, ECSV, IPAC: astropy's Table.read

@@ -17,6 +17,7 @@ import math
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..label_scale import MAX_SCORE, MIN_SCORE, SCORES
 from ..store.ondemand import as_text_value
 from . import theme
 from .colouring import SCORE_COLOURS
@@ -246,7 +247,7 @@ class RankedTableModel(QtCore.QAbstractTableModel):
             return None
         if role == QtCore.Qt.ItemDataRole.ForegroundRole and name == "label" and \
                 isinstance(v, (float, np.floating)) and math.isfinite(float(v)):
-            return QtGui.QColor(SCORE_COLOURS[int(np.clip(round(float(v)), 0, 5))])
+            return QtGui.QColor(SCORE_COLOURS[int(np.clip(round(float(v)), MIN_SCORE, MAX_SCORE))])
         if role == QtCore.Qt.ItemDataRole.DecorationRole and name == "id" and self.thumbnails is not None:
             return self.thumbnails.pixmap(obj).scaled(
                 self.icon_px, self.icon_px, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
@@ -317,7 +318,7 @@ class CandidatesPanel(QtWidgets.QWidget):
         self.mine.setToolTip("show only labelled objects, with counts per score")
         self.score = QtWidgets.QComboBox()
         self.score.addItem("any score", None)
-        for s in range(6):
+        for s in SCORES:
             self.score.addItem(f"score {s}", s)
         self.user = QtWidgets.QComboBox()
         self.user.addItem("anyone", None)

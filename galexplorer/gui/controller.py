@@ -26,6 +26,7 @@ from ..active.loop import LoopConfig
 from ..active.portfolio import save_state
 from ..active.session import LabellingSession, ModelState
 from ..errors import GalexplorerError
+from ..label_scale import MAX_SCORE, MIN_SCORE, SCORES
 from .colouring import ColourSpec, adjust, density_spec, spec_for
 from .modelproc import ModelProcess
 from .selection import SelectionMode, combine
@@ -273,7 +274,7 @@ class Explorer(QtCore.QObject):
             hit[rows[rows >= 0]] = True
             mask &= hit
         kept = np.rint(labels[mask]).astype(np.int64)
-        counts = {s: int(np.count_nonzero(kept == s)) for s in range(6)}
+        counts = {s: int(np.count_nonzero(kept == s)) for s in SCORES}
         return mask, counts
 
     def show_labelled(self, mask: np.ndarray, what: str = "labelled", counts: dict[int, int] | None = None) -> None:
@@ -555,11 +556,11 @@ class Explorer(QtCore.QObject):
             return spec_for(name, s.acquisition, cmap="plasma")
         if name == LABEL:
             spec = spec_for(name, self.session.labels, cmap="plasma")
-            spec.vrange = (0.0, 5.0)
+            spec.vrange = (float(MIN_SCORE), float(MAX_SCORE))
             return spec
         if name.startswith(BY_USER):
             spec = spec_for(name, self.session.user_labels(name[len(BY_USER):]), cmap="plasma")
-            spec.vrange = (0.0, 5.0)
+            spec.vrange = (float(MIN_SCORE), float(MAX_SCORE))
             return spec
         if name == DISPUTED:
             d = self.session.disputed

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from ..label_scale import SCORES
 from .objectlist import ObjectListModel, ObjectListView
 
 
@@ -62,7 +63,7 @@ class GalleryPanel(QtWidgets.QWidget):
         self.score_button.setText("Score all")
         self.score_button.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QtWidgets.QMenu(self.score_button)
-        for s in range(6):
+        for s in SCORES:
             act = menu.addAction(f"{s}")
             act.triggered.connect(lambda _=False, s=s: self.scoreAll.emit(self.targets(), s))
         self.score_button.setMenu(menu)

@@ -13,8 +13,9 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..active.loop import LoopConfig
-from ..active.registry import DEFAULT_SCORER, SCORERS
+from ..active.registry import ACQUISITIONS, DEFAULT_ACQUISITION, DEFAULT_SCORER, SCORERS
 from ..active.session import LabellingSession, open_store
+from ..data.hdf5 import H5_SUFFIXES
 from ..errors import GalexplorerError
 from . import theme
 from .controller import Explorer
@@ -31,7 +32,6 @@ from .thumbs import ThumbnailCache
 log = logging.getLogger(__name__)
 
 TABLE_AFTER_PAINT_MS = 100   # at opening, the candidates table is filled this long after the map
-STORE_SUFFIXES = (".h5", ".hdf5", ".hdf")
 MODE_NAMES = [("replace", SelectionMode.REPLACE), ("add (Shift)", SelectionMode.ADD),
               ("remove (Ctrl)", SelectionMode.REMOVE), ("intersect (Shift+Ctrl)", SelectionMode.INTERSECT)]
 
@@ -389,7 +389,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.unload()
         config = LoopConfig(scorer=self.settings.scorer if self.settings.scorer in SCORERS else DEFAULT_SCORER,
                             acquisition=self.settings.acquisition if self.settings.acquisition in
-                            ("ei", "ucb", "uncertainty") else "ei",
+                            ACQUISITIONS else DEFAULT_ACQUISITION,
                             xi=self.settings.xi, batch_size=self.settings.batch_size)
         ex = Explorer(session, config, self)
         self.explorer = ex
@@ -893,7 +893,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- Qt events ------------------------------------------------------------------------------
     def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:
         urls = ev.mimeData().urls()
-        if urls and urls[0].isLocalFile() and urls[0].toLocalFile().lower().endswith(STORE_SUFFIXES):
+        if urls and urls[0].isLocalFile() and urls[0].toLocalFile().lower().endswith(H5_SUFFIXES):
             ev.acceptProposedAction()
         else:
             ev.ignore()

@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from ..active.registry import SCORER_INFO
+from ..active.registry import ACQUISITION_INFO, SCORER_INFO
 from .objectlist import ObjectListModel, ObjectListView
 
 SCORERS = list(SCORER_INFO.items())
-ACQUISITIONS = [("ei", "expected improvement"), ("ucb", "upper confidence bound"),
-                ("uncertainty", "most uncertain")]
+ACQUISITIONS = list(ACQUISITION_INFO.items())
 
 
 class QueuePanel(QtWidgets.QWidget):

@@ -25,6 +25,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..label_scale import MAX_SCORE, MIN_SCORE
 from . import theme
 from .colouring import SCORE_COLOURS, ColourSpec, density_spec
 from .density import (
@@ -466,7 +467,7 @@ class ScatterView(pg.PlotWidget):
     def set_labelled(self, indices: np.ndarray, scores: np.ndarray) -> None:
         """Labelled objects, drawn on top in their score's colour (scores 0–5)."""
         idx = np.asarray(indices, np.int64)
-        s = np.clip(np.rint(np.asarray(scores, np.float64)), 0, 5).astype(np.int32)
+        s = np.clip(np.rint(np.asarray(scores, np.float64)), MIN_SCORE, MAX_SCORE).astype(np.int32)
         # draw low scores first so interesting (high) ones stay on top where they overlap
         o = np.argsort(s, kind="stable")
         self.labelled_layer.set_xy(self._xy[idx[o]], s[o])

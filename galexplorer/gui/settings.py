@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from ..active.registry import DEFAULT_SCORER
+from ..active.registry import DEFAULT_ACQUISITION, DEFAULT_SCORER
 
 ORGANISATION = "galexplorer"
 APPLICATION = "explorer"
@@ -121,7 +121,7 @@ class Settings:
 
     @property
     def acquisition(self) -> str:
-        return str(self._get("loop/acquisition", "ei"))
+        return str(self._get("loop/acquisition", DEFAULT_ACQUISITION))
 
     @acquisition.setter
     def acquisition(self, value: str) -> None:

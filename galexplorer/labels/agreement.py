@@ -7,7 +7,7 @@ disagreement than a 0 against a 5).
 with O the (6, 6) table of observed score pairs, E the table expected by chance from each
 user's score frequencies, and W the disagreement weights, (i - j)^2 ("quadratic", the
 default) or |i - j| ("linear"). This is :func:`sklearn.metrics.cohen_kappa_score` with
-``labels=range(6)`` (the tests check it); 1 is perfect agreement, 0 what chance gives.
+``labels=SCORES`` (the 0–5 scale; the tests check it); 1 is perfect agreement, 0 what chance gives.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from itertools import combinations
 
 import numpy as np
 
-SCORES = 6   # scores 0..5
+from ..label_scale import SCORES
 
 
-def weighted_kappa(a, b, weights: str = "quadratic", n_scores: int = SCORES) -> float:
+def weighted_kappa(a, b, weights: str = "quadratic", n_scores: int = len(SCORES)) -> float:
     """Weighted Cohen's kappa of two users' scores of the same objects (NaN when undefined:
     no objects, or both users gave one and the same score throughout).
 

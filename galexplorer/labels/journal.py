@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LabelError
+from ..label_scale import MAX_SCORE, MIN_SCORE
 from ..store.atomic import atomic_output
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 JOURNAL_VERSION = 1
 SUFFIX = ".labels.sqlite"
 KINDS = ("score", "note", "exclude", "include", "retract")
-MIN_SCORE, MAX_SCORE = 0, 5
 BUSY_TIMEOUT_S = 5.0  # how long to wait for another process's lock before giving up with a LabelError
 
 _SCHEMA = """

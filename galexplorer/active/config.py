@@ -1,0 +1,87 @@
+"""The loop's options, :class:`LoopConfig` (light: the CLI reads its defaults before anything
+heavy loads, and saves it as JSON with every ranking)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from .registry import ACQUISITIONS, DEFAULT_ACQUISITION, DEFAULT_SCORER, FEATURE_SCALINGS, SCORERS
+
+
+@dataclass
+class LoopConfig:
+    """Options of the loop (saved as JSON with every ranking).
+
+    Attributes:
+        scorer: one of :data:`~galexplorer.active.scorers.SCORERS`.
+        acquisition: ``ei`` (expected improvement), ``ucb`` (upper confidence bound) or
+            ``uncertainty``; scorers without a std (neighbour, iforest, lof) pick the highest mean.
+        xi: EI's exploration trade-off, label units (0.5 as Astronomaly's protege).
+        kappa: UCB's weight of the std.
+        batch_size: objects per batch.
+        seed: seed of every random step.
+        knn_k: neighbours of the kNN label transfer.
+        knn_space: ``embeddings`` (cosine of the raw embeddings, as Gondhalekar et al.) or
+            ``features`` (cosine of the learning features; no embeddings loaded).
+        pca_variance: variance fraction the learning features keep.
+        feature_scaling: ``global`` (one factor for all components, keeps the PCA's geometry) or
+            ``per-component`` (whitening); see :mod:`galexplorer.active.features`.
+        iforest_trees, lof_neighbors: the anomaly detectors' sizes (Astronomaly: 200, 50).
+        gp_restarts: random restarts of the GP hyper-parameter search (besides the default start).
+        gp_precision: ``auto``, ``float32`` or ``float64`` for the GP mean.
+        full_std: compute the exact std of every object on every fit (slow at 10^6 for the GP).
+        interesting_above: a label ≥ this is a find: an anomaly for ``aad``/``pine``, a hit for
+            the portfolio's bandit.
+    """
+
+    scorer: str = DEFAULT_SCORER
+    acquisition: str = DEFAULT_ACQUISITION
+    xi: float = 0.5
+    kappa: float = 2.0
+    batch_size: int = 10
+    seed: int = 0
+    knn_k: int = 4
+    knn_space: str = "embeddings"
+    pca_variance: float = 0.95
+    feature_scaling: str = "global"
+    iforest_trees: int = 200
+    lof_neighbors: int = 50
+    gp_restarts: int = 0
+    gp_precision: str = "auto"
+    full_std: bool = False
+    interesting_above: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.scorer not in SCORERS:
+            raise ConfigError(f"unknown scorer {self.scorer!r}; choose one of {', '.join(SCORERS)}")
+        if self.acquisition not in ACQUISITIONS:
+            raise ConfigError(f"unknown acquisition {self.acquisition!r}; choose one of {', '.join(ACQUISITIONS)}")
+        if not (math.isfinite(self.xi) and self.xi >= 0):
+            raise ConfigError(f"xi must be a number >= 0, got {self.xi!r}", hint="the default is 0.5")
+        if int(self.batch_size) < 1:
+            raise ConfigError(f"batch size must be >= 1, got {self.batch_size!r}")
+        if int(self.knn_k) < 1:
+            raise ConfigError(f"knn k must be >= 1, got {self.knn_k!r}")
+        if self.feature_scaling not in FEATURE_SCALINGS:
+            raise ConfigError(f"feature scaling must be one of {', '.join(FEATURE_SCALINGS)}, "
+                              f"not {self.feature_scaling!r}")
+        if self.knn_space not in ("embeddings", "features"):
+            raise ConfigError(f"knn_space must be 'embeddings' or 'features', not {self.knn_space!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LoopConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+__all__ = ["LoopConfig"]

@@ -1,0 +1,63 @@
+"""Each vocabulary is defined once (issue #24 item 2): the 0–5 scale, scorer and acquisition
+names, the loop's defaults on the command line, HDF5 suffixes. These tests grep the package for
+stray copies, so a second definition fails here rather than drifting apart later."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "galexplorer"
+
+
+def _sources():
+    for path in sorted(PKG.rglob("*.py")):
+        yield path.relative_to(PKG).as_posix(), path.read_text(encoding="utf-8")
+
+
+# (what, pattern, the one module allowed to hold it)
+STRAY = [
+    ("the 0–5 scale as range(6)", r"range\(\s*6\s*\)", None),
+    ("the 0–5 scale as a clip to 0, 5", r"clip\(.*,\s*0(\.0)?\s*,\s*5(\.0)?\s*\)", None),
+    ("the top of the scale as a 5.0 default", r"(scale|top)\s*:\s*float\s*=\s*5(\.0)?\b", None),
+    ("the acquisition names as a literal list", r"[\"']ei[\"'].*[\"']ucb[\"']", "active/registry.py"),
+    ("the HDF5 suffixes", r"[\"']\.hdf5[\"']", "data/hdf5.py"),
+    ("the score bounds", r"MIN_SCORE\s*,\s*MAX_SCORE\s*=|MAX_SCORE\s*=\s*5", "label_scale.py"),
+]
+
+
+@pytest.mark.parametrize("what, pattern, home", STRAY, ids=[s[0] for s in STRAY])
+def test_vocabulary_is_defined_once(what, pattern, home):
+    rx = re.compile(pattern)
+    found = [f"{name}:{i}" for name, text in _sources() for i, line in enumerate(text.splitlines(), 1)
+             if rx.search(line) and name != home]
+    assert not found, f"{what} written again outside {home or 'the registries'}: {found}"
+
+
+def test_the_stray_check_finds_a_copy():
+    """The grep above is not vacuous: it finds the copies this issue removed."""
+    old = 'ACQUISITIONS = [("ei", "expected improvement"), ("ucb", "upper confidence bound")]\nfor s in range(6):'
+    assert re.search(STRAY[0][1], old) and re.search(STRAY[3][1], old)
+
+
+def test_cli_defaults_are_the_loop_config_defaults():
+    from galexplorer.active.config import LoopConfig
+    from galexplorer.cli import build_parser
+
+    parser = build_parser()
+    for command in ("rank", "simulate"):
+        args = parser.parse_args([command, "s.h5"] + (["--truth", "t"] if command == "simulate" else []))
+        for name in ("scorer", "acquisition", "xi", "feature_scaling", "interesting_above"):
+            assert getattr(args, name) == getattr(LoopConfig, name), (command, name)
+    assert parser.parse_args(["simulate", "s.h5", "--truth", "t"]).batch == LoopConfig.batch_size
+
+
+def test_scale_colours_keys_and_buttons_cover_the_scale():
+    from galexplorer.gui.colouring import SCORE_COLOURS
+    from galexplorer.gui.keymap import SHORTCUTS
+    from galexplorer.label_scale import SCORES
+
+    assert len(SCORE_COLOURS) == len(SCORES)
+    assert [a.action for a in SHORTCUTS if a.action.startswith("score_")] == [f"score_{s}" for s in SCORES]
