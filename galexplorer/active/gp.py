@@ -261,6 +261,36 @@ class GaussianProcessRegressor:
 
     def _fit(self, X, y, hyper, optimise, mean_covariate, mean_coef) -> GaussianProcessRegressor:
         t0 = time.perf_counter()
+        X = self._set_training_data(X, y, mean_covariate, mean_coef)
+        R = pairwise_distances64(X)
+        if optimise:
+            self.hyper = self._optimise(R, hyper)
+        else:
+            self.hyper = hyper or GPHyperparameters()
+        h = self.hyper
+        self.mean_coef = self._coef(h.theta, R) or (0.0, 0.0)
+        self.y_fit = self._residual(self.mean_coef)
+        self.log_marginal_likelihood_value = _lml_and_grad(h.theta, R, self.y_fit, self.jitter)[0]
+        self._factorise(R)
+        # the cross kernel is computed divided by e (see kernels.matern_block): fold amplitude·e in
+        alpha_e = self.alpha_ * (h.amplitude * math.e)
+        self._choose_precision(X, alpha_e)
+        self._alpha_c = alpha_e.astype(self._sum_dtype)
+        self._right_t = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", self.dtype).T)
+        self._right_t64 = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", np.float64).T)
+        self._Z64 = X
+        self._alpha_K_alpha = float(self.alpha_ @ self.y_fit)  # alpha^T K alpha = alpha^T y
+        self.fit_seconds = time.perf_counter() - t0
+        log.debug("GP fit on %d labels in %.3f s: %s, log marginal likelihood %.3f", len(y),
+                  self.fit_seconds, h, self.log_marginal_likelihood_value)
+        return self
+
+    def _set_training_data(self, X, y, mean_covariate, mean_coef) -> np.ndarray:
+        """Check and keep the training data (normalised labels, prior-mean covariate); (n, k) float64 X.
+
+        Raises:
+            ConfigError: bad shapes, no labels, non-finite values, ``mean_coef`` without a covariate.
+        """
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64).ravel()
         if X.ndim != 2 or len(X) != len(y):
@@ -287,15 +317,15 @@ class GaussianProcessRegressor:
                 raise ConfigError("mean_coef needs mean_covariate")
             self._h_train = None
         self._fixed_coef = None if mean_coef is None else (float(mean_coef[0]), float(mean_coef[1]))
-        R = pairwise_distances64(X)
-        if optimise:
-            self.hyper = self._optimise(R, hyper)
-        else:
-            self.hyper = hyper or GPHyperparameters()
+        return X
+
+    def _factorise(self, R: np.ndarray) -> None:
+        """Cholesky of the training kernel at ``self.hyper``: ``L_``, ``alpha_`` and the inverse factors.
+
+        Raises:
+            ConfigError: the kernel matrix is not positive definite.
+        """
         h = self.hyper
-        self.mean_coef = self._coef(h.theta, R) or (0.0, 0.0)
-        self.y_fit = self._residual(self.mean_coef)
-        self.log_marginal_likelihood_value = _lml_and_grad(h.theta, R, self.y_fit, self.jitter)[0]
         K = h.amplitude * ((1.0 + SQRT3 * R / h.length_scale) * np.exp(-SQRT3 * R / h.length_scale))
         K.flat[:: len(K) + 1] += h.noise + self.jitter
         L, info = lapack.dpotrf(K, lower=1, clean=1)
@@ -309,8 +339,11 @@ class GaussianProcessRegressor:
         self._Linv = Linv
         self._W64 = np.ascontiguousarray(Linv.T) * (h.amplitude * math.e)
         self._bound_cols: np.ndarray | None = None
-        # the cross kernel is computed divided by e (see kernels.matern_block): fold amplitude·e in
-        alpha_e = self.alpha_ * (h.amplitude * math.e)
+
+    def _choose_precision(self, X: np.ndarray, alpha_e: np.ndarray) -> None:
+        """The float32 paths' rounding bounds (``float32_error``, ``mixed_error``) and the mode
+        and dtypes of the prediction that keep within ``tolerance``."""
+        h = self.hyper
         # Rounding model of the float32 paths (calibrated against float64 in the tests): each
         # kernel value carries about an ulp of relative error (exp, divide), nearly independently
         # from label to label, so an object's error is a random sum of scale
@@ -339,15 +372,6 @@ class GaussianProcessRegressor:
         # dtype of the kernel block, and of the columns it is multiplied with (the sum)
         self.dtype = np.dtype(np.float64 if self.mode == "float64" else np.float32)
         self._sum_dtype = np.dtype(np.float32 if self.mode == "float32" else np.float64)
-        self._alpha_c = alpha_e.astype(self._sum_dtype)
-        self._right_t = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", self.dtype).T)
-        self._right_t64 = np.ascontiguousarray(scaled_augmented(X, h.length_scale, "right", np.float64).T)
-        self._Z64 = X
-        self._alpha_K_alpha = float(self.alpha_ @ self.y_fit)  # alpha^T K alpha = alpha^T y
-        self.fit_seconds = time.perf_counter() - t0
-        log.debug("GP fit on %d labels in %.3f s: %s, log marginal likelihood %.3f", len(y),
-                  self.fit_seconds, h, self.log_marginal_likelihood_value)
-        return self
 
     def _coef(self, theta: np.ndarray, R: np.ndarray) -> tuple[float, float] | None:
         """The prior mean's ``(a, b)`` at ``theta``: fixed, fitted (GLS), or (0, 0) without a covariate."""

@@ -497,20 +497,7 @@ def _check_unique_keys(units: list, matcher: _Matcher | None) -> None:
 
 def _ingest_files(run: _Run, units: list) -> None:
     cfg, cat, report = run.cfg, run.catalog, run.report
-    cubes: dict[Path, H5Cube] = {}
-    readable_units = []
-    for u in units:
-        if isinstance(u, InputFile) and u.kind == "hdf5":
-            try:
-                cubes[u.path] = open_cube(u.path, cfg.dataset)
-            except InputError:
-                if u.explicit:
-                    raise
-                report.skip("unreadable", [u.path.name])
-                log.debug("skipped %s: not a readable HDF5 cube", u.path)
-                continue
-        readable_units.append(u)
-    units = readable_units
+    cubes, units = _open_cubes(units, cfg.dataset, report)
     matcher = _Matcher(cat, [u for u in units if isinstance(u, InputFile)], cubes) if cat is not None else None
     _check_unique_keys(units, matcher)
     if len(units) == 1 and isinstance(units[0], InputFile) and units[0].path in cubes and cat is None:
@@ -532,53 +519,87 @@ def _ingest_files(run: _Run, units: list) -> None:
             if isinstance(u, BandGroup):
                 _read_group(run, u, place)
                 bar.update(1)
-                continue
-            report.n_files += 1
-            if u.kind == "hdf5":
-                cube = cubes[u.path]
-                index = run.band_index(cube.c, cube.bands, u.path)
-                for a, batch in cube.batches(cfg.batch_size):
-                    for j, stamp in enumerate(batch):
-                        i = a + j
-                        key = str(cube.ids[i]) if cube.ids is not None else f"{u.stem}_{i}"
-                        found = place(key, u.path, i)
-                        if found is not None:
-                            ra = float(cube.ra[i]) if cube.ra is not None else np.nan
-                            dec = float(cube.dec[i]) if cube.dec is not None else np.nan
-                            run.add(stamp if index is None else stamp[index], found[0], ra, dec, found[1],
-                                    str(u.path), extra_row=i)
-                    bar.update(len(batch))
-                continue
-            try:
-                if u.kind == "fits":
-                    img = read_fits(u.path, cfg.hdu)
-                    data, names = img.data, img.bands
-                    ra, dec = img.centre_radec()
-                    sky = _fits_sky(img) if np.isfinite(ra) else None
-                else:
-                    data, ra, dec, sky = read_image(u.path)[None], np.nan, np.nan, None
-                    names = RGB_BANDS if data.shape[1] == 3 else None
-            except InputError:
-                if u.explicit:
-                    raise
-                report.n_files -= 1
-                report.skip("unreadable", [u.path.name])
-                log.debug("skipped %s: not readable", u.path)
+            elif u.kind == "hdf5":
+                report.n_files += 1
+                _read_cube(run, u, cubes[u.path], place, bar)
+            else:
+                _read_file(run, u, place)
                 bar.update(1)
-                continue
-            index = run.band_index(data.shape[1], names, u.path, named=u.kind == "fits")
-            for i in range(len(data)):
-                key = u.stem if len(data) == 1 else f"{u.stem}_{i}"
-                found = place(key, u.path, None)
-                if found is not None:
-                    run.add(data[i] if index is None else data[i][index], found[0], ra, dec, found[1],
-                            str(u.path), sky=sky)
-            bar.update(1)
     if cat is not None:
         unused = np.flatnonzero(~run.used_rows)
         ids = cat.row_ids()
         if len(unused):
             report.skip("no_file", [str(ids[r]) for r in unused[:_EXAMPLES]], count=len(unused))
+
+
+def _open_cubes(units: list, dataset: str | None, report: IngestReport) -> tuple[dict[Path, H5Cube], list]:
+    """Open every HDF5 cube among ``units``: ``(cubes by path, the units that stay)``; a cube
+    found in a folder that cannot be read is skipped (and counted), a named one raises.
+
+    Raises:
+        InputError: an HDF5 file named on the command line is not a readable cube.
+    """
+    cubes: dict[Path, H5Cube] = {}
+    readable = []
+    for u in units:
+        if isinstance(u, InputFile) and u.kind == "hdf5":
+            try:
+                cubes[u.path] = open_cube(u.path, dataset)
+            except InputError:
+                if u.explicit:
+                    raise
+                report.skip("unreadable", [u.path.name])
+                log.debug("skipped %s: not a readable HDF5 cube", u.path)
+                continue
+        readable.append(u)
+    return cubes, readable
+
+
+def _read_cube(run: _Run, u: InputFile, cube: H5Cube, place, bar) -> None:
+    """Every stamp of one HDF5 cube, in batches."""
+    index = run.band_index(cube.c, cube.bands, u.path)
+    for a, batch in cube.batches(run.cfg.batch_size):
+        for j, stamp in enumerate(batch):
+            i = a + j
+            key = str(cube.ids[i]) if cube.ids is not None else f"{u.stem}_{i}"
+            found = place(key, u.path, i)
+            if found is not None:
+                ra = float(cube.ra[i]) if cube.ra is not None else np.nan
+                dec = float(cube.dec[i]) if cube.dec is not None else np.nan
+                run.add(stamp if index is None else stamp[index], found[0], ra, dec, found[1],
+                        str(u.path), extra_row=i)
+        bar.update(len(batch))
+
+
+def _read_file(run: _Run, u: InputFile, place) -> None:
+    """The stamps of one FITS or image file; an unreadable file found in a folder is skipped.
+
+    Raises:
+        InputError: a file named on the command line cannot be read.
+    """
+    try:
+        if u.kind == "fits":
+            img = read_fits(u.path, run.cfg.hdu)
+            data, names = img.data, img.bands
+            ra, dec = img.centre_radec()
+            sky = _fits_sky(img) if np.isfinite(ra) else None
+        else:
+            data, ra, dec, sky = read_image(u.path)[None], np.nan, np.nan, None
+            names = RGB_BANDS if data.shape[1] == 3 else None
+    except InputError:
+        if u.explicit:
+            raise
+        run.report.skip("unreadable", [u.path.name])
+        log.debug("skipped %s: not readable", u.path)
+        return
+    run.report.n_files += 1
+    index = run.band_index(data.shape[1], names, u.path, named=u.kind == "fits")
+    for i in range(len(data)):
+        key = u.stem if len(data) == 1 else f"{u.stem}_{i}"
+        found = place(key, u.path, None)
+        if found is not None:
+            run.add(data[i] if index is None else data[i][index], found[0], ra, dec, found[1],
+                    str(u.path), sky=sky)
 
 
 def _read_group(run: _Run, group: BandGroup, place) -> None:
