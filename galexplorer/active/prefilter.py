@@ -130,82 +130,107 @@ def low_rank_bound(gp: GaussianProcessRegressor, X: np.ndarray, mean_covariate: 
     """
     t0 = time.perf_counter()
     gp._check_fitted()
-    h = gp.hyper
-    amp, ell, s2 = h.amplitude, h.length_scale, h.noise + gp.jitter
-    Z = gp.X_train
-    c = amp * math.e                       # matern_block returns the Matern kernel / e
-    K_lat = matern_block(scaled_augmented(Z, ell, "left", np.float64),
-                         np.ascontiguousarray(scaled_augmented(Z, ell, "right", np.float64).T)) * c
-    np.fill_diagonal(K_lat, amp)
-    S = pivoted_cholesky_points(K_lat, rank)
-    m = len(S)
-    alpha = gp.alpha_
-    K_SZ = K_lat[S]
-
-    # one eigenbasis of K_SS serves both conditionings: with K_SS = U diag(λ) Uᵀ and p = Uᵀk_xS,
-    # k_xS (K_SS + νI)⁻¹ k_Sx = Σ p_i² / (λ_i + ν), so one m-wide product per object gives the
-    # std's q (ν = the GP's noise) and the mean's (ν = a small nugget: the low-rank mean is
-    # closer to the exact one when S is conditioned nearly noise-free)
-    lam, U = np.linalg.eigh(K_lat[np.ix_(S, S)])
-    lam = np.maximum(lam, 0.0)
-    nug = max(s2 * mean_nugget, gp.jitter)
-    Ka = K_SZ @ alpha
-    beta = U @ ((U.T @ Ka) / (lam + nug))                      # (K_SS + nug·I)⁻¹ K_SZ α
-    # αᵀ R_ZZ α = αᵀ K_ZZ α − (K_SZ α)ᵀ (K_SS + nug·I)⁻¹ (K_SZ α)
-    resid = float(alpha @ (K_lat @ alpha)) - float(((U.T @ Ka) ** 2 / (lam + nug)).sum())
-    C = math.sqrt(max(resid, 0.0))
-    inv_w = np.column_stack([1.0 / (lam + nug), 1.0 / (lam + s2)])   # (m, 2): the mean's, the std's
-    w_norm = math.sqrt(float(inv_w.max()))
-    inv_w32 = np.ascontiguousarray(inv_w.astype(np.float32))
-    coef_a, coef_b = gp.mean_coef
-    hcov = gp._covariate(mean_covariate, len(X))
-    ystd, ymean = gp.y_std, gp.y_mean
-    # squared scaled distances as |x|²s² + |z|²s² − 2s²x·z: one (rows, k) × (k, m) product
-    s_sc = math.sqrt(3.0) / ell
-    zs2_each = np.sum((Z[S] * s_sc) ** 2, axis=1)
-    zs2 = float(zs2_each.max()) if m else 0.0
-    right = np.ascontiguousarray((-2.0 * s_sc * s_sc * Z[S]).T.astype(np.float32))     # (k, m)
-    zs2_row = zs2_each.astype(np.float32)[None, :]
-    U_c = np.ascontiguousarray((U * c).astype(np.float32))
-    beta_c = (beta * c).astype(np.float32)
-    abs_beta = float(np.abs(beta).sum())
-    # the GP's own mean carries rounding too (float32 or mixed): the exact path's values, which
-    # these bounds must hold for, are within that of the true mean
-    gp_err = {"float32": gp.float32_error, "mixed": gp.mixed_error}.get(gp.mode, 0.0) / ystd
-    kdim = X.shape[1]
+    plan = _LowRankPlan.of(gp, rank, mean_nugget)
     N = len(X)
-    mean = np.empty(N, np.float32)
-    err = np.empty(N, np.float32)
-    sbound = np.empty(N, np.float32)
-    prior = amp + h.noise
-    f32 = np.float32
-    const_m = 16 * _EPS32 + gp_err + 16 * _EPS32 * abs(ymean) / ystd   # normalised units
+    out = LowRankBound(np.empty(N, np.float32), np.empty(N, np.float32), np.empty(N, np.float32), plan.m, 0.0)
+    hcov = gp._covariate(mean_covariate, N)
     buf = ChunkBuffers()
+    run_chunks(N, chunk_rows, lambda a, b: plan.block(X, hcov, a, b, buf, out), gp.n_threads, desc)
+    out.seconds = time.perf_counter() - t0
+    log.debug("low-rank bound: %d points, residual norm %.3g, %d rows in %.2f s", plan.m, plan.C, N, out.seconds)
+    return out
 
-    def work(a: int, b: int) -> None:
+
+@dataclass
+class _LowRankPlan:
+    """What :func:`low_rank_bound` computes once from the labelled points, before its pass over
+    the rows: the points ``S``, the eigenbasis of ``K_SS``, the coefficients of the low-rank mean
+    and its error, and the float32 operands of each block (normalised units)."""
+
+    gp: GaussianProcessRegressor
+    m: int                    # points in S
+    c: float                  # amplitude·e: matern_block returns the Matern kernel / e
+    C: float                  # residual norm of the mean's low-rank approximation
+    w_norm: float
+    inv_w32: np.ndarray       # (m, 2) float32: 1/(λ + ν) for the mean's ν and the std's
+    s_sc: float               # √3/ℓ
+    zs2: float                # largest |z|²s² over S
+    right: np.ndarray         # (k, m) float32: −2s²·Z[S]ᵀ
+    zs2_row: np.ndarray       # (1, m) float32: |z|²s² per point of S
+    U_c: np.ndarray           # (m, m) float32: U·c
+    beta_c: np.ndarray        # (m,) float32: β·c
+    abs_beta: float
+    const_m: float            # the mean error's constant part (rounding of the GP and of this pass)
+
+    @classmethod
+    def of(cls, gp: GaussianProcessRegressor, rank: int, mean_nugget: float) -> _LowRankPlan:
+        h = gp.hyper
+        amp, ell, s2 = h.amplitude, h.length_scale, h.noise + gp.jitter
+        Z = gp.X_train
+        c = amp * math.e                       # matern_block returns the Matern kernel / e
+        K_lat = matern_block(scaled_augmented(Z, ell, "left", np.float64),
+                             np.ascontiguousarray(scaled_augmented(Z, ell, "right", np.float64).T)) * c
+        np.fill_diagonal(K_lat, amp)
+        S = pivoted_cholesky_points(K_lat, rank)
+        m = len(S)
+        alpha = gp.alpha_
+        K_SZ = K_lat[S]
+        # one eigenbasis of K_SS serves both conditionings: with K_SS = U diag(λ) Uᵀ and p = Uᵀk_xS,
+        # k_xS (K_SS + νI)⁻¹ k_Sx = Σ p_i² / (λ_i + ν), so one m-wide product per object gives the
+        # std's q (ν = the GP's noise) and the mean's (ν = a small nugget: the low-rank mean is
+        # closer to the exact one when S is conditioned nearly noise-free)
+        lam, U = np.linalg.eigh(K_lat[np.ix_(S, S)])
+        lam = np.maximum(lam, 0.0)
+        nug = max(s2 * mean_nugget, gp.jitter)
+        Ka = K_SZ @ alpha
+        beta = U @ ((U.T @ Ka) / (lam + nug))                      # (K_SS + nug·I)⁻¹ K_SZ α
+        # αᵀ R_ZZ α = αᵀ K_ZZ α − (K_SZ α)ᵀ (K_SS + nug·I)⁻¹ (K_SZ α)
+        resid = float(alpha @ (K_lat @ alpha)) - float(((U.T @ Ka) ** 2 / (lam + nug)).sum())
+        inv_w = np.column_stack([1.0 / (lam + nug), 1.0 / (lam + s2)])   # (m, 2): the mean's, the std's
+        # squared scaled distances as |x|²s² + |z|²s² − 2s²x·z: one (rows, k) × (k, m) product
+        s_sc = math.sqrt(3.0) / ell
+        zs2_each = np.sum((Z[S] * s_sc) ** 2, axis=1)
+        # the GP's own mean carries rounding too (float32 or mixed): the exact path's values, which
+        # these bounds must hold for, are within that of the true mean
+        gp_err = {"float32": gp.float32_error, "mixed": gp.mixed_error}.get(gp.mode, 0.0) / gp.y_std
+        return cls(gp=gp, m=m, c=c, C=math.sqrt(max(resid, 0.0)), w_norm=math.sqrt(float(inv_w.max())),
+                   inv_w32=np.ascontiguousarray(inv_w.astype(np.float32)), s_sc=s_sc,
+                   zs2=float(zs2_each.max()) if m else 0.0,
+                   right=np.ascontiguousarray((-2.0 * s_sc * s_sc * Z[S]).T.astype(np.float32)),
+                   zs2_row=zs2_each.astype(np.float32)[None, :],
+                   U_c=np.ascontiguousarray((U * c).astype(np.float32)),
+                   beta_c=(beta * c).astype(np.float32), abs_beta=float(np.abs(beta).sum()),
+                   const_m=16 * _EPS32 + gp_err + 16 * _EPS32 * abs(gp.y_mean) / gp.y_std)
+
+    def block(self, X: np.ndarray, hcov: np.ndarray | None, a: int, b: int, buf: ChunkBuffers,
+              out: LowRankBound) -> None:
+        """Rows ``a:b`` of ``out`` (a thread's block)."""
+        gp, h, m, f32 = self.gp, self.gp.hyper, self.m, np.float32
+        amp, prior = h.amplitude, h.amplitude + h.noise
         Xc = np.asarray(X[a:b], dtype=np.float32)
         x2 = np.einsum("ij,ij->i", Xc, Xc)
-        x2 *= f32(s_sc * s_sc)
+        x2 *= f32(self.s_sc * self.s_sc)
         xs2 = float(x2.max()) if b > a else 0.0
-        B = np.matmul(Xc, right, out=buf.get("k", b - a, m, np.float32))
+        B = np.matmul(Xc, self.right, out=buf.get("k", b - a, m, np.float32))
         B += x2[:, None]
-        B += zs2_row
+        B += self.zs2_row
         Bi = B.view(np.int32)
         np.maximum(Bi, 0, out=Bi)                              # rounding negatives -> +0.0
         B = matern_from_squared(B, buf.get("e", b - a, m, np.float32))
-        mu = B @ beta_c                                        # low-rank k·β, normalised
-        P = np.matmul(B, U_c, out=buf.get("p", b - a, m, np.float32))    # p = Uᵀk
+        mu = B @ self.beta_c                                   # low-rank k·β, normalised
+        P = np.matmul(B, self.U_c, out=buf.get("p", b - a, m, np.float32))    # p = Uᵀk
         # float32 rounding of a block entry (units of the kernel / e): a few ulps for sqrt, exp
         # and the divide, and the squared distance's error (k + 2 terms of size up to
         # |x|² + |z|², scaled) times the slope of the kernel in d², at most 1/(2e)
-        dB = 4 * _EPS32 + (kdim + 2) * _EPS32 * 2 * (xs2 + zs2) / (2 * math.e) + 1e-30
-        dk = dB * c                                            # absolute error of a kernel value
-        dv = dk * math.sqrt(m) * w_norm
+        dB = 4 * _EPS32 + (X.shape[1] + 2) * _EPS32 * 2 * (xs2 + self.zs2) / (2 * math.e) + 1e-30
+        dk = dB * self.c                                       # absolute error of a kernel value
+        dv = dk * math.sqrt(m) * self.w_norm
         slack_q = 2 * math.sqrt(amp) * dv + dv * dv + 2 * (m + 2) * _EPS32 * amp
         np.square(P, out=P)
-        q = P @ inv_w32                                        # (rows, 2)
+        q = P @ self.inv_w32                                   # (rows, 2)
         # r(x,x) for the mean's conditioning (column 0) and for the std's (column 1)
         r = np.clip(np.subtract(f32(amp + slack_q), q, out=q), 0, f32(amp), out=q)
+        coef_a, coef_b = gp.mean_coef
         if hcov is not None:
             mu += f32(coef_a) + f32(coef_b) * hcov[a:b]
         elif coef_a:
@@ -213,23 +238,18 @@ def low_rank_bound(gp: GaussianProcessRegressor, X: np.ndarray, mean_covariate: 
         # the bound's own float32 arithmetic: a few ulps of |mean| (normalised and in label units)
         e = np.abs(mu)
         e *= f32(16 * _EPS32)
-        e += f32(const_m + (dk + 2 * (m + 2) * _EPS32 * amp) * abs_beta)
-        e += np.sqrt(r[:, 0]) * f32(C)
-        e *= f32(ystd * (1 + 8 * _EPS32))
-        err[a:b] = e
-        mu *= f32(ystd)
-        mu += f32(ymean)
-        mean[a:b] = mu
+        e += f32(self.const_m + (dk + 2 * (m + 2) * _EPS32 * amp) * self.abs_beta)
+        e += np.sqrt(r[:, 0]) * f32(self.C)
+        e *= f32(gp.y_std * (1 + 8 * _EPS32))
+        out.mean_error[a:b] = e
+        mu *= f32(gp.y_std)
+        mu += f32(gp.y_mean)
+        out.mean[a:b] = mu
         s_b = np.minimum(r[:, 1] + f32(h.noise), f32(prior))
         s_b += f32(1e-6 * prior)
         np.sqrt(s_b, out=s_b)
-        s_b *= f32(ystd)
-        sbound[a:b] = s_b
-
-    run_chunks(N, chunk_rows, work, gp.n_threads, desc)
-    seconds = time.perf_counter() - t0
-    log.debug("low-rank bound: %d points, residual norm %.3g, %d rows in %.2f s", m, C, N, seconds)
-    return LowRankBound(mean, err, sbound, m, seconds)
+        s_b *= f32(gp.y_std)
+        out.std_bound[a:b] = s_b
 
 
 def _ei_g(z: float) -> float:
@@ -272,6 +292,45 @@ class PrefilterSelection(BatchSelection):
     threshold: float = float("nan")
 
 
+def _cheap_proxy(acquisition: Acquisition, mu_ub: np.ndarray, s_ub: np.ndarray) -> np.ndarray:
+    """(N,) a cheap ordering of the rows by how good they may be, to pick the seeds (any seeds
+    give a valid threshold; good ones a tight one): EI and UCB grow with z = (μ − best − ξ)/σ and
+    μ + κσ, uncertainty with σ."""
+    if acquisition.name == "ei":
+        return (mu_ub - np.float32(acquisition.best + acquisition.xi)) / s_ub
+    if acquisition.name == "ucb":
+        return mu_ub + np.float32(acquisition.kappa) * s_ub
+    return s_ub.copy()
+
+
+def _kept_rows(kept: np.ndarray, seeds: tuple, new: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kept rows in ascending order with their exact mean and std bound: ``(rows, mean,
+    std bound)`` from the seeds' ``(rows, mean, exact std)`` and the new rows' ``(rows, mean,
+    std bound)``."""
+    order = np.argsort(np.concatenate([seeds[0], new[0]]), kind="stable")
+    rows = np.concatenate([seeds[0], new[0]])[order]
+    mu = np.concatenate([seeds[1], new[1]])[order]
+    sb = np.concatenate([seeds[2], new[2]])[order]
+    inside = np.isin(rows, kept, assume_unique=True)
+    return rows[inside], mu[inside], sb[inside]
+
+
+def _exact_std_of(gp: GaussianProcessRegressor, X: np.ndarray, rows: np.ndarray, known: dict[int, float]):
+    """``exact_std(local)`` for :func:`select_batch`: the exact std of ``rows[local]``, from
+    ``known`` (row -> std, the seeds') where it is known, computed for the others."""
+    def exact_std(local: np.ndarray) -> np.ndarray:
+        want = rows[local]
+        out = np.empty(len(want), np.float32)
+        have = np.array([int(r) in known for r in want], bool)
+        if have.any():
+            out[have] = [known[int(r)] for r in want[have]]
+        if (~have).any():
+            out[~have] = gp.predict_std(X, want[~have])
+        return out
+
+    return exact_std
+
+
 def select_batch_prefiltered(gp: GaussianProcessRegressor, X: np.ndarray, bound: LowRankBound,
                              acquisition: Acquisition, k: int, candidates: np.ndarray,
                              mean_covariate: np.ndarray | None = None, seed: int = 512,
@@ -306,14 +365,7 @@ def select_batch_prefiltered(gp: GaussianProcessRegressor, X: np.ndarray, bound:
     eligible[candidates] = True
     mu_ub = bound.mean + bound.mean_error
     s_ub = bound.std_bound
-    # seeds: the candidates that look best by a cheap ordering (any seeds give a valid threshold;
-    # good ones a tight one): EI and UCB grow with z = (μ − best − ξ)/σ and μ + κσ
-    if acquisition.name == "ei":
-        proxy = (mu_ub - np.float32(acquisition.best + acquisition.xi)) / s_ub
-    elif acquisition.name == "ucb":
-        proxy = mu_ub + np.float32(acquisition.kappa) * s_ub
-    else:
-        proxy = s_ub.copy()
+    proxy = _cheap_proxy(acquisition, mu_ub, s_ub)
     proxy[~eligible] = -np.inf
     n_seed = min(len(candidates), max(int(seed), 4 * k))
     seed_rows = np.sort(np.argpartition(-proxy, n_seed - 1)[:n_seed]) if n_seed < N else candidates
@@ -342,25 +394,9 @@ def select_batch_prefiltered(gp: GaussianProcessRegressor, X: np.ndarray, bound:
         return None
     new = np.setdiff1d(kept, seed_rows, assume_unique=True)
     m_new, b_new = exact_mean(new) if len(new) else (f, f)
-    order = np.argsort(np.concatenate([seed_rows, new]), kind="stable")
-    rows = np.concatenate([seed_rows, new])[order]
     # the exact mean pass's own std bound for the new rows; the seeds' std is known exactly
-    sb = np.concatenate([s_seed, b_new])[order]
-    mu = np.concatenate([m_seed, m_new])[order]
-    inside = np.isin(rows, kept, assume_unique=True)
-    rows, sb, mu = rows[inside], sb[inside], mu[inside]
-    exact_std_known = dict(zip(seed_rows.tolist(), s_seed.tolist()))
-
-    def exact_std(local: np.ndarray) -> np.ndarray:
-        want = rows[local]
-        out = np.empty(len(want), np.float32)
-        have = np.array([int(r) in exact_std_known for r in want], bool)
-        if have.any():
-            out[have] = [exact_std_known[int(r)] for r in want[have]]
-        if (~have).any():
-            out[~have] = gp.predict_std(X, want[~have])
-        return out
-
+    rows, mu, sb = _kept_rows(kept, (seed_rows, m_seed, s_seed), (new, m_new, b_new))
+    exact_std = _exact_std_of(gp, X, rows, dict(zip(seed_rows.tolist(), s_seed.tolist())))
     sel = select_batch(mu, sb, exact_std, acquisition, k, np.arange(len(rows)))
     log.debug("pre-filter: threshold %.4g from %d seeds, %d of %d candidates evaluated, %d kept", t,
               len(seed_rows), len(rows_maybe), len(candidates), len(rows))
