@@ -100,7 +100,11 @@ def test_portfolio_loop(planted, tmp_path):
     _, r2, lab2 = _run(path, rare)
     np.testing.assert_array_equal(lab1, lab2)                  # deterministic with a seed
     p = r1.portfolio
-    assert r1.scorer == "portfolio" and loop.portfolio_state is p
+    assert r1.scorer == "portfolio" and loop.portfolio_state is None   # fit is pure: state flows via `previous`
+    # the same inputs give the same result (no state left behind by the earlier fits)
+    again = [loop.fit(lab1[:-10], np.where(rare[lab1[:-10]], 5.0, 1.0)) for _ in range(2)]
+    np.testing.assert_array_equal(again[0].next_batch, again[1].next_batch)
+    assert again[0].portfolio["history"] == again[1].portfolio["history"]
     assert sum(p["slots"].values()) == 10 and len(set(r1.next_batch.tolist())) == 10
     assert abs(sum(p["shares"].values()) - 1) < 1e-9 and p["ranking_arm"] in ARMS
     assert len(p["history"]) >= 4 and all(set(h) == {"refit", "arm", "rows"} for h in p["history"])

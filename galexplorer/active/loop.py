@@ -11,7 +11,9 @@
 
 :meth:`ActiveLoop.fit` is pure given its arguments (the same inputs give the same result) and
 safe to call from a worker thread while the caller keeps labelling: it reads only the
-features computed in ``__init__`` and the arrays it is given.
+features computed in ``__init__`` and the arrays it is given, and writes nothing back (the
+portfolio's history continues from ``previous``, or from a state given once to
+:meth:`ActiveLoop.restore_portfolio`).
 
 What a GP refit computes (honestly): the hyper-parameters, the predictive **mean of every
 object**, and the exact predictive **std only where the acquisition needs it** — for the
@@ -402,9 +404,11 @@ class ActiveLoop:
             log.info("no labels yet: ranking by the anomaly score until there are some")
             mean = self.anomaly_prior()
             batch = self.initial_batch(excluded)
-            return LoopResult(mean, nan.copy(), nan.copy(), batch, ranking_order(mean, labelled, labels, excluded),
-                              "prior:anomaly", "initial", 0, time.perf_counter() - t0, labelled, labels,
-                              excluded, float("nan"), {"note": "no labels: anomaly prior"}, c)
+            return LoopResult(mean=mean, std=nan.copy(), acquisition=nan.copy(), next_batch=batch,
+                              order=ranking_order(mean, labelled, labels, excluded), scorer="prior:anomaly",
+                              acquisition_name="initial", n_labels=0, seconds=time.perf_counter() - t0,
+                              labelled=labelled, labels=labels, excluded=excluded, best=float("nan"),
+                              info={"note": "no labels: anomaly prior"}, config=c)
         if c.scorer == PORTFOLIO:
             return self._fit_portfolio(labelled, labels, excluded, previous, t0)
         warm = previous.info if previous is not None and previous.scorer == c.scorer else None
@@ -417,8 +421,10 @@ class ActiveLoop:
         order = ranking_order(model.mean, labelled, labels, excluded)
         seconds = time.perf_counter() - t0
         log.info("%s fitted on %d labels in %.2f s", c.scorer, len(labelled), seconds)
-        return LoopResult(model.mean, std, acquisition, batch, order, c.scorer, acq_name, len(labelled),
-                          seconds, labelled, labels, excluded, best, dict(model.info), c, model, acq, model)
+        return LoopResult(mean=model.mean, std=std, acquisition=acquisition, next_batch=batch, order=order,
+                          scorer=c.scorer, acquisition_name=acq_name, n_labels=len(labelled), seconds=seconds,
+                          labelled=labelled, labels=labels, excluded=excluded, best=best, info=dict(model.info),
+                          config=c, _model=model, _acq=acq, _mean_model=model)
 
     def _choose(self, model: ScoreModel, acquisition_name: str, best: float, labelled: np.ndarray,
                 eligible: np.ndarray, candidates: np.ndarray, k: int):
@@ -486,7 +492,7 @@ class ActiveLoop:
         c = self.config
         n = self.n
         state = previous.info.get("portfolio") if previous is not None and previous.scorer == PORTFOLIO else None
-        state = state if state is not None else self.portfolio_state
+        state = state if state is not None else self.portfolio_state   # restored, never written by a fit
         history = list(state["history"]) if state else []
         refit = 1 + max((int(h["refit"]) for h in history), default=0)
         post = self.bandit.posteriors(history, labelled, labels, c.interesting_above)
@@ -543,7 +549,7 @@ class ActiveLoop:
         log.info("portfolio fitted on %d labels in %.2f s: slots %s, ranking by %s (%s)", len(labelled), total,
                  ", ".join(f"{a} {k}" for a, k in slots.items() if k), rank_arm,
                  ", ".join(f"{a} {t:.2f} s" for a, t in seconds.items()))
-        with self._lock:
-            self.portfolio_state = info["portfolio"]
-        return LoopResult(model.mean, std, acquisition, batch, order, PORTFOLIO, "portfolio", len(labelled),
-                          total, labelled, labels, excluded, best, info, c, None, None, model)
+        return LoopResult(mean=model.mean, std=std, acquisition=acquisition, next_batch=batch, order=order,
+                          scorer=PORTFOLIO, acquisition_name="portfolio", n_labels=len(labelled), seconds=total,
+                          labelled=labelled, labels=labels, excluded=excluded, best=best, info=info, config=c,
+                          _mean_model=model)
