@@ -9,6 +9,7 @@ opens on its start page (recent stores, Open…), every action that needs a stor
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -143,4 +144,8 @@ def run_app(store: str | Path | None = None, user: str | None = None,
         # the dialog said what is wrong and what fixes it; a dead window would only mislead
         window.close()
         return 2
+    # the start-up objects (modules, widgets, the store's arrays' wrappers) live as long as the
+    # window: freeze them so the collector's full passes, which run in the UI thread, skip them
+    gc.collect()
+    gc.freeze()
     return int(app.exec())
