@@ -3,7 +3,7 @@ transforming the rest) against plain umap-learn ``fit_transform`` on 10^5 x 50, 
 same run. Target (DESIGN.md): <= 5 min for 10^6 on 2 cores.
 
     flock /tmp/galexplorer-bench.lock python benchmarks/bench_projection.py            # N = 10^6
-    python benchmarks/bench_projection.py --quick                                     # N = 2*10^4
+    python benchmarks/bench_projection.py --quick                                     # N = 5*10^3
     python benchmarks/bench_projection.py --parallel    # also the non-reproducible multi-core mode
 
 The synthetic embeddings mix a continuous 2-D manifold and 25 clusters in a 16-d latent space,
@@ -61,8 +61,8 @@ def pca_features(x: np.ndarray, variance: float, extra_components: int = 0, comp
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: N = 2*10^4, fit sample and reference 5*10^3 (~40 s, most of it numba "
-                        "compiling pynndescent, which it does in every new process)")
+                   help="smoke run: N = 5*10^3, fit sample and reference 2*10^3 (below umap's 4,096-row switch "
+                        "to pynndescent, whose numba compilation took ~40 s of every new process)")
     p.add_argument("--n", type=int, help="objects (default 10^6)")
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--ref-n", type=int, help="rows of the umap-learn reference (default 10^5)")
@@ -76,9 +76,9 @@ def main(argv=None) -> int:
     p.add_argument("--all-stages", action="store_true",
                    help="also time the isolation forest and the Bayesian mixture on the PCA features")
     args = p.parse_args(argv)
-    n = args.n or (20_000 if args.quick else 1_000_000)
-    ref_n = args.ref_n or (5_000 if args.quick else 100_000)
-    kw = {"fit_sample": args.fit_sample or (5_000 if args.quick else 50_000)}
+    n = args.n or (5_000 if args.quick else 1_000_000)
+    ref_n = args.ref_n or (2_000 if args.quick else 100_000)
+    kw = {"fit_sample": args.fit_sample or (2_000 if args.quick else 50_000)}
     warnings.simplefilter("ignore")
     import umap
 

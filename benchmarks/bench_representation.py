@@ -344,8 +344,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="tiny set, 1 epoch (smoke test)")
     ap.add_argument("--per-class", type=int, default=8, help="injected objects per rare class")
     ap.add_argument("--epochs", type=int, nargs="+", default=[2, 10, 30], help="epochs to read (last = run length)")
-    ap.add_argument("--recipes", nargs="+", default=["byol (old)", "simclr (old)", "new default"],
-                    help=f"of {list(RECIPES)}")
+    ap.add_argument("--recipes", nargs="+",
+                    help=f"of {list(RECIPES)} (default: byol (old), simclr (old), new default; with --quick "
+                         "only the new default)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0],
                     help="training seeds per recipe (the rows of each seed, then their mean): one run's "
                          "recall@100 moves by a few of the 32 injected objects from seed to seed")
@@ -359,6 +360,8 @@ def main() -> None:
     ap.add_argument("--skip-baselines", action="store_true",
                     help="no raw-PCA / random-init rows (they are deterministic; for a second process in parallel)")
     args = ap.parse_args()
+    if args.recipes is None:
+        args.recipes = ["new default"] if args.quick else ["byol (old)", "simclr (old)", "new default"]
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message="The least populated class")
     from galexplorer import progress

@@ -36,18 +36,21 @@ def test_unknown_extension_is_a_config_error():
         project_2d(clusters(50), extend="magic")
 
 
-@pytest.mark.slow
-def test_knn_extension_keeps_neighbourhoods_as_well_as_umap_transform():
+def test_knn_extension_keeps_neighbourhoods_as_well_as_the_fitted_rows():
+    # the placed rows keep their 15 nearest neighbours nearly as well as the rows UMAP fitted;
+    # a wrong extension (each row dropped on a random fitted row) scores ~0.50 here. The
+    # comparison with umap's own transform (whose numba compilation alone took ~50 s of this
+    # test) is made at scale by benchmarks/bench_survey.py.
     from sklearn.manifold import trustworthiness
 
     x = clusters(2000)
-    knn_xy, info = project_2d(x, fit_sample=600, extend="knn", return_info=True)
-    ref_xy = project_2d(x, fit_sample=600, extend="transform")
+    xy, info = project_2d(x, fit_sample=600, extend="knn", return_info=True)
     assert info["extend"] == "knn" and info["transformed_rows"] == 1400
-    rest = np.setdiff1d(np.arange(2000), np.sort(np.random.default_rng(0).choice(2000, 600, replace=False)))
-    t_knn = trustworthiness(x[rest], knn_xy[rest], n_neighbors=15)
-    t_ref = trustworthiness(x[rest], ref_xy[rest], n_neighbors=15)
-    assert t_knn >= t_ref - 0.02, (t_knn, t_ref)
+    fit = np.sort(np.random.default_rng(0).choice(2000, 600, replace=False))
+    rest = np.setdiff1d(np.arange(2000), fit)
+    t_rest = trustworthiness(x[rest], xy[rest], n_neighbors=15)
+    t_fit = trustworthiness(x[fit], xy[fit], n_neighbors=15)
+    assert t_rest >= t_fit - 0.03, (t_rest, t_fit)
 
 
 def _awkward_table():
