@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from active_synthetic import planted_store, write_store
 
-from galexplorer.active.loop import ActiveLoop, LoopConfig, check_labels, ranking_order
+from galexplorer.active.loop import ActiveLoop, LoopConfig, check_labels
+from galexplorer.active.ordering import ranking_order
 from galexplorer.active.scorers import SCORERS, KNNTransferScorer, neighbour_score
 from galexplorer.errors import ConfigError, LabelError, StoreError
 from galexplorer.store import EmbeddingStore

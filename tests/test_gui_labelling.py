@@ -14,7 +14,7 @@ from gui_qt import key, open_window
 from gui_stores import build_store
 from PySide6 import QtCore
 
-from galexplorer.active.loop import ranking_order
+from galexplorer.active.ordering import ranking_order
 from galexplorer.active.ranking import rank_store
 from galexplorer.labels import LabelJournal
 

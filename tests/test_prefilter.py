@@ -165,7 +165,7 @@ def test_streamed_mean_does_not_depend_on_the_chunk(data):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ranking_order_equals_the_lexsort(seed):
     # the reference: the five-key lexsort the packed sort replaced (still the path past 2^32 rows)
-    from galexplorer.active.loop import lexsort_order, ranking_order
+    from galexplorer.active.ordering import lexsort_order, ranking_order
 
     rng = np.random.default_rng(seed)
     n = 5000

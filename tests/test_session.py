@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galexplorer.active.loop import ranking_order
+from galexplorer.active.ordering import ranking_order
 from galexplorer.active.session import ModelState, live_ranking
 
 

@@ -31,18 +31,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import LabelError
-from ..label_scale import MAX_SCORE
 from ..store import EmbeddingStore
 from .acquisition import (
     Acquisition,
     farthest_batch,
-    float32_order_bits,
     select_batch,
     spanning_batch,
     top_k,
 )
 from .config import LoopConfig
 from .features import LearningFeatures, learning_features
+from .ordering import ranking_order
 from .portfolio import ARM_SCORER, ARMS, POOL, Bandit, ranking_arm
 from .registry import PORTFOLIO
 from .scorers import IsolationForestScorer, NeighbourScorer, ScoreModel, Scorer, make_scorer, minmax_scale
@@ -153,93 +152,6 @@ def _eligible(n: int, labelled: np.ndarray, excluded: np.ndarray) -> np.ndarray:
     ok[labelled] = False
     ok[excluded] = False
     return ok
-
-
-def lexsort_order(mean: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
-                  excluded: np.ndarray | None = None, top: float = MAX_SCORE) -> np.ndarray:
-    """:func:`ranking_order` by a five-key ``np.lexsort``: its path past 2^32 rows, and the
-    reference its packed-key sort is tested against. (N,) int64."""
-    n = len(mean)
-    key = np.asarray(mean, dtype=np.float64).copy()
-    key[np.isnan(key)] = -np.inf
-    raw = key.copy()
-    key[labelled] = labels
-    key = np.minimum(key, top)
-    is_lab = np.zeros(n, bool)
-    is_lab[labelled] = True
-    is_ex = np.zeros(n, bool)
-    if excluded is not None and len(excluded):
-        is_ex[excluded] = True
-    return np.lexsort((np.arange(n), -raw, ~is_lab, -key, is_ex)).astype(np.int64)
-
-
-def ranking_order(mean: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
-                  excluded: np.ndarray | None = None, top: float = MAX_SCORE) -> np.ndarray:
-    """Every row, best first.
-
-    The key is the label for labelled objects and the scorer's mean for the others, capped at
-    ``top`` (the top of the scale) so that a labelled 5 is never below an unlabelled prediction; among equal keys
-    labelled objects come first, then higher means, then lower rows. Excluded objects come last.
-
-    One sort of N packed integers (the mean's float32 bits and the row): at 10^7 objects a
-    fraction of a second where a five-key ``np.lexsort`` takes ~6 s. For unlabelled objects the
-    capped key and the raw mean give the same order (the cap is monotone), so they are sorted by
-    the mean alone; the few labelled objects are sorted on their own and inserted where their
-    key falls.
-
-    Returns:
-        (N,) int64.
-    """
-    n = len(mean)
-    if n >= 1 << 32:                          # rows do not fit the packed keys
-        return lexsort_order(mean, labelled, labels, excluded, top)
-    raw = np.array(mean, dtype=np.float32)
-    raw[np.isnan(raw)] = -np.inf
-    raw += np.float32(0.0)                    # -0.0 -> +0.0: equal floats, equal keys
-    labelled = np.asarray(labelled, dtype=np.int64)
-    labels = np.asarray(labels, dtype=np.float32)
-    is_lab = np.zeros(n, bool)
-    is_lab[labelled] = True
-    ex = np.asarray(excluded if excluded is not None else [], dtype=np.int64)
-    is_ex = None
-    if len(ex):
-        is_ex = np.zeros(n, bool)
-        is_ex[ex] = True
-    cap = np.float32(top)
-    parts = []
-    for in_ex in (False, True):
-        if in_ex and is_ex is None:
-            break
-        unl_mask = ~is_lab if is_ex is None else (~is_lab & (is_ex if in_ex else ~is_ex))
-        unl = np.flatnonzero(unl_mask)
-        keys = _descending_keys(raw[unl], unl)                    # sorted; rows in the low half
-        lab_sel = labelled if is_ex is None else labelled[is_ex[labelled] == in_ex]
-        lab_y = labels if is_ex is None else labels[is_ex[labelled] == in_ex]
-        key_l = np.minimum(lab_y, cap) + np.float32(0.0)
-        order_l = np.lexsort((lab_sel, -raw[lab_sel].astype(np.float64), -key_l.astype(np.float64)))
-        lab_sel, key_l = lab_sel[order_l], key_l[order_l]
-        # a labelled object goes before every unlabelled one whose capped mean is <= its key:
-        # after those whose mean is above it (all of them keep their place when key >= the cap)
-        pos = np.searchsorted(keys, _descending_bits(key_l) << 32, side="left")
-        pos[key_l >= cap] = 0
-        keys &= np.int64(0xFFFFFFFF)
-        parts.append(np.insert(keys, pos, lab_sel) if len(lab_sel) else keys)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def _descending_bits(values: np.ndarray) -> np.ndarray:
-    """int64 keys that grow as the float32 ``values`` (no NaN) fall: the sort bits of −value."""
-    return float32_order_bits(np.negative(np.asarray(values, dtype=np.float32)))
-
-
-def _descending_keys(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Sorted int64 keys ``bits(−value) << 32 | row``: by decreasing value, ties by increasing row
-    (rows below 2^32, see :func:`ranking_order`; ``key & 0xFFFFFFFF`` is the row)."""
-    key = _descending_bits(values)
-    key <<= 32
-    key |= rows
-    key.sort()
-    return key
 
 
 def check_labels(n: int, labelled, labels, excluded=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -15,7 +15,6 @@ labelled, excluded and skipped objects left out.
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -137,7 +136,7 @@ RERANK_LIMIT = 5000   # more changed objects than this: one full sort instead of
 def live_ranking(state: ModelState, labels: np.ndarray, excluded: np.ndarray) -> np.ndarray:
     """The ranking of ``state`` with the labels and exclusions as they are now.
 
-    The same order as :func:`galexplorer.active.loop.ranking_order` on the model's mean and the
+    The same order as :func:`galexplorer.active.ordering.ranking_order` on the model's mean and the
     current labels (what ``ranked_table`` and ``galexplorer export`` write), so an object is
     ranked by its label the moment it is scored. Objects whose label or exclusion did not change
     since the fit keep their relative order; the few that changed are taken out and put back by
@@ -151,7 +150,7 @@ def live_ranking(state: ModelState, labels: np.ndarray, excluded: np.ndarray) ->
     Returns:
         (N,) int64 every object, best first.
     """
-    from .loop import ranking_order
+    from .ordering import ranking_order, rerank
 
     n = len(labels)
     if state.labelled is None:
@@ -164,36 +163,10 @@ def live_ranking(state: ModelState, labels: np.ndarray, excluded: np.ndarray) ->
     changed = np.flatnonzero(~same | (fit_ex != excluded))
     if len(changed) == 0:
         return state.ranking
-    lab = np.flatnonzero(np.isfinite(labels))
     if len(changed) > RERANK_LIMIT:
+        lab = np.flatnonzero(np.isfinite(labels))
         return ranking_order(state.mean, lab, labels[lab], np.flatnonzero(excluded))
-    raw = np.asarray(state.mean, np.float64)
-
-    def key(i: int) -> tuple:
-        r = raw[i] if raw[i] == raw[i] else -np.inf
-        is_lab = labels[i] == labels[i]
-        k = min(float(labels[i]) if is_lab else r, MAX_SCORE)
-        return (bool(excluded[i]), -k, not is_lab, -r, i)
-
-    moved = np.zeros(n, bool)
-    moved[changed] = True
-    kept = state.ranking[~moved[state.ranking]]
-    moving = sorted(changed.tolist(), key=key)
-    at = [bisect.bisect_left(_Keyed(kept, key), key(i)) for i in moving]
-    return np.insert(kept, at, moving).astype(np.int64)
-
-
-class _Keyed:
-    """A read-only sequence of keys over an order (for :func:`bisect.bisect_left`)."""
-
-    def __init__(self, order: np.ndarray, key):
-        self.order, self.key = order, key
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def __getitem__(self, pos: int):
-        return self.key(int(self.order[pos]))
+    return rerank(state.ranking, changed, state.mean, labels, excluded, MAX_SCORE)
 
 
 def _by_value(values: np.ndarray) -> np.ndarray:
