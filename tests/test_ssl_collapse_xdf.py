@@ -65,7 +65,9 @@ def test_monitor_compares_with_its_starting_value(caplog):
         mon.check(u[:, :40] * s[:40], 2)            # most of the variance kept: healthy
         assert caplog.text == "" and not mon.dimensional
         mon.check(u[:, :2] * s[:2], 3)              # two directions left
-    assert "DIMENSIONAL COLLAPSE at epoch 3" in caplog.text and mon.dimensional
+        assert "dip at epoch 3" in caplog.text and "!!!" not in caplog.text
+        mon.finish(3)                               # ... and still at the last epoch
+    assert "DIMENSIONAL COLLAPSE at epoch 3, the last epoch" in caplog.text and mon.dimensional
     assert mon.reference == (first.effective_rank, first.pca95) and first.pca95 == pca_components(x)
     with pytest.raises(ValueError, match="fraction"):
         CollapseMonitor(fraction=1.5)
@@ -85,6 +87,7 @@ def test_monitor_tells_learning_from_collapse(caplog):
         assert 0.3 < learnt.effective_rank / start.effective_rank < 0.5 and learnt.pca95 > PCA_COLLAPSE
         assert caplog.text == "" and not mon.dimensional   # the old rule (half the rank) warned here
         lost = mon.check(u[:, :3] * s[:3], 3)              # 0.08 of the rank: collapse
+        mon.finish(3)
     assert lost.effective_rank < RANK_FRACTION * start.effective_rank and lost.pca95 > PCA_COLLAPSE
     assert "DIMENSIONAL COLLAPSE at epoch 3" in caplog.text and mon.dimensional
     assert "augment.noise_scale" in caplog.text
@@ -106,9 +109,13 @@ def test_an_early_dip_on_one_direction_is_not_an_alarm(caplog):
         assert dip.pca95 == 1 and dip.effective_rank > RANK_FRACTION * start.effective_rank
         assert "early dip at epoch 2" in caplog.text and "!!!" not in caplog.text
         assert mon.dimensional_now and mon.dimensional_epochs == [2]
-        mon.check(one_way, EARLY_EPOCHS + 1)
-    assert f"!!! DIMENSIONAL COLLAPSE at epoch {EARLY_EPOCHS + 1}" in caplog.text
-    assert mon.dimensional_epochs == [2, EARLY_EPOCHS + 1]
+        mon.check(one_way, EARLY_EPOCHS + 1)           # after the early epochs it is a dip to watch ...
+        assert f"dip at epoch {EARLY_EPOCHS + 1}" in caplog.text and "!!!" not in caplog.text
+        mon.check(one_way, EARLY_EPOCHS + 2)
+        mon.check(one_way, EARLY_EPOCHS + 3)           # ... and an alarm once it has lasted 3 epochs
+    assert f"!!! DIMENSIONAL COLLAPSE at epochs {EARLY_EPOCHS + 1}-{EARLY_EPOCHS + 3}" in caplog.text
+    assert caplog.text.count("!!!") == 2               # one alarm (opening and closing marks)
+    assert mon.dimensional_epochs == [2, EARLY_EPOCHS + 1, EARLY_EPOCHS + 2, EARLY_EPOCHS + 3]
 
 
 def test_a_dip_that_recovers_is_reported_as_over(caplog, tmp_path):
@@ -125,7 +132,9 @@ def test_a_dip_that_recovers_is_reported_as_over(caplog, tmp_path):
         mon.check(u[:, :3] * s[:3], 3)
         assert mon.dimensional_now and "over" not in caplog.text
         mon.check(u[:, :30] * s[:30], 4)
+        mon.finish(4)
     assert "dimensional collapse over at epoch 4" in caplog.text
+    assert "!!!" not in caplog.text and "DIMENSIONAL COLLAPSE" not in caplog.text   # it printed at epoch 2
     assert mon.dimensional and not mon.dimensional_now and mon.dimensional_epochs == [2, 3]
     assert epoch_ranges([3, 4, 5, 7, 9, 10]) == "3-5, 7, 9-10"
 

@@ -19,7 +19,9 @@ the effective rank falls below :data:`RANK_FRACTION` of its starting value (the 
 it on the untrained network before the first step), or when 95% of the variance lies on
 :data:`PCA_COLLAPSE` direction (the map and the GP would then see a line), and says what to
 change. In the first :data:`EARLY_EPOCHS` epochs, one PCA component alone (the rank holding)
-is logged as an early dip, without the alarm: healthy runs pass through it.
+is logged as an early dip, without the alarm: healthy runs pass through it. Any other dip is
+logged as a dip to watch; the loud alarm comes only when it lasts :data:`PERSIST_EPOCHS`
+consecutive epochs or remains at the last epoch (:meth:`CollapseMonitor.finish`).
 
 The thresholds are measured (benchmarks/bench_representation.py on real XDF pixels, 30-epoch
 runs; docs/training.md): a healthy run may lose half of its starting rank while it learns - the
@@ -54,6 +56,10 @@ PCA_COLLAPSE = 1
 #: and recover: the medium stem's SimCLR on the XDF benchmark at epochs 2-3 (three seeds; one also at 5), the
 #: demo at epochs 3-5. There that alone is logged as a dip to watch, not as a loud collapse
 EARLY_EPOCHS = 5
+#: a dip must last this many consecutive epochs (or remain at the last epoch) before the loud
+#: alarm: SimCLR's rank dips at epoch 3 of the demo and comes back, and an alarm there was read as
+#: the state of the finished run
+PERSIST_EPOCHS = 3
 
 
 @dataclass
@@ -140,7 +146,8 @@ class CollapseMonitor:
     """
 
     def __init__(self, fraction: float = RANK_FRACTION,
-                 reference: tuple[float, int] | None = None, early_epochs: int = EARLY_EPOCHS) -> None:
+                 reference: tuple[float, int] | None = None, early_epochs: int = EARLY_EPOCHS,
+                 persist: int = PERSIST_EPOCHS) -> None:
         if not 0 < fraction < 1:
             raise ValueError(f"fraction must be in (0, 1), got {fraction}")
         self.fraction = fraction
@@ -149,6 +156,10 @@ class CollapseMonitor:
         self.history: list[CollapseStats] = []
         self.dimensional_epochs: list[int] = []   # the epochs checked in dimensional collapse
         self.dimensional_now = False              # ... including the last one checked
+        self.persist = persist
+        self._dip: list[int] = []                 # the epochs of the dip going on now
+        self._alarmed = False                     # ... and whether it has had its loud alarm
+        self._last: CollapseStats | None = None
 
     @property
     def dimensional(self) -> bool:
@@ -173,11 +184,12 @@ class CollapseMonitor:
         if not (low_rank or low_pca):
             if self.dimensional_now:
                 # SimCLR's rank often dips in the first epochs and comes back: say so, so that the
-                # warnings above are not read as the state of the finished run
+                # notes above are not read as the state of the finished run
                 log.warning("dimensional collapse over at epoch %d: effective rank %.1f (%.1f at the start), "
                             "%d PCA components for 95%% of the variance", epoch, stats.effective_rank, rank0,
                             stats.pca95)
             self.dimensional_now = False
+            self._dip, self._alarmed = [], False
             return stats
         self.dimensional_now = True
         self.dimensional_epochs.append(int(epoch))
@@ -188,11 +200,30 @@ class CollapseMonitor:
                         "summary warns if it lasts to the end.", epoch, stats.pca95, pca0,
                         stats.effective_rank, rank0)
             return stats
+        self._dip.append(int(epoch))
+        self._last = stats
+        if len(self._dip) < self.persist:
+            log.warning("dip at epoch %d: effective rank %.1f (%.1f at the start), %d PCA components for 95%% "
+                        "of the variance (%d at the start); watching it - the alarm comes if it lasts %d "
+                        "epochs or to the last one", epoch, stats.effective_rank, rank0, stats.pca95, pca0,
+                        self.persist)
+        elif not self._alarmed:
+            self._alarm(f"epochs {self._dip[0]}-{epoch}")
+        return stats
+
+    def finish(self, epoch: int) -> None:
+        """The run ended at ``epoch``: a dip still going on gets its loud alarm now."""
+        if self.dimensional_now and self._dip and not self._alarmed:
+            self._alarm(f"epoch {epoch}, the last epoch" if len(self._dip) == 1 else
+                        f"epochs {self._dip[0]}-{epoch}, to the last epoch")
+
+    def _alarm(self, when: str) -> None:
+        self._alarmed = True
+        stats, (rank0, pca0) = self._last, self.reference
         log.warning(
-            "!!! DIMENSIONAL COLLAPSE at epoch %d: effective rank %.1f (%.1f at the start), %d PCA "
+            "!!! DIMENSIONAL COLLAPSE at %s: effective rank %.1f (%.1f at the start), %d PCA "
             "components for 95%% of the variance (%d at the start): the embeddings use ever fewer "
             "directions, so shapes and rare objects blur together. Lower --lr, weaken the "
             "augmentations (augment.noise_scale, jitter_px), try another method (--method simclr or "
             "--method vicreg), or stop earlier (checkpoint-best.pt keeps the best "
-            "epoch). !!!", epoch, stats.effective_rank, rank0, stats.pca95, pca0)
-        return stats
+            "epoch). !!!", when, stats.effective_rank, rank0, stats.pca95, pca0)

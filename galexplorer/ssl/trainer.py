@@ -580,6 +580,7 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
     source.close()
     encoder_path = run_dir / "encoder.pt"
     epochs_done = start_epoch + done_now
+    monitor.finish(epochs_done)
     note = ""
     if done_now == 0 and ckpt is not None:
         note = f"nothing to do: the run already finished its {cfg.epochs} epochs (raise --epochs to go on)"
