@@ -159,7 +159,7 @@ def test_qt_reference_leak_guard(qapp):
 
 
 def test_user_guide_lists_every_shortcut():
-    from galexplorer.gui.keymap import SHORTCUTS
+    from galexplorer.gui.actions import SHORTCUTS
 
     guide = (ROOT / "docs" / "user-guide.md").read_text(encoding="utf-8")
     for s in SHORTCUTS:

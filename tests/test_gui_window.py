@@ -279,7 +279,7 @@ def test_bad_stores_say_what_is_wrong_and_how_to_fix(qtbot, tmp_path, xdf_cutout
 def test_help_note_table_and_bulk_actions(qtbot, store, gui_settings, monkeypatch):
     from PySide6 import QtWidgets
 
-    from galexplorer.gui.keymap import with_keys
+    from galexplorer.gui.actions import with_keys
 
     w = open_window(qtbot, store, gui_settings)
     ex = w.explorer

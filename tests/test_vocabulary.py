@@ -55,8 +55,8 @@ def test_cli_defaults_are_the_loop_config_defaults():
 
 
 def test_scale_colours_keys_and_buttons_cover_the_scale():
+    from galexplorer.gui.actions import SHORTCUTS
     from galexplorer.gui.colouring import SCORE_COLOURS
-    from galexplorer.gui.keymap import SHORTCUTS
     from galexplorer.label_scale import SCORES
 
     assert len(SCORE_COLOURS) == len(SCORES)

@@ -18,10 +18,11 @@ from ..active.session import LabellingSession, open_store
 from ..data.hdf5 import H5_SUFFIXES
 from ..errors import GalexplorerError
 from . import theme
+from .actions import BY_ACTION, MENUS, SHORTCUTS
 from .controller import Explorer
 from .gallery import GalleryPanel
 from .inspector import Inspector
-from .keymap import BY_ACTION, MENUS, SHORTCUTS, ShortcutHelp, key_sequences
+from .keymap import ShortcutHelp, key_sequences
 from .objectlist import elide_middle
 from .queue import QueuePanel
 from .scatter import ScatterView, Tool
@@ -228,7 +229,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.docks[name] = dock
 
     def _make_actions(self) -> None:
-        """One ``QAction`` per row of :data:`.keymap.SHORTCUTS` (the action table)."""
+        """One ``QAction`` per row of :data:`.actions.SHORTCUTS` (the action table)."""
         for sc in SHORTCUTS:
             act = QtGui.QAction(sc.text, self)
             act.setObjectName(sc.action)
