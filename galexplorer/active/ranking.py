@@ -32,8 +32,6 @@ from .snapshot import label_snapshot
 log = logging.getLogger(__name__)
 
 ON_DEMAND_FRACTION = 20   # a table of fewer than N/20 rows reads only its rows from the store
-BASE_COLUMNS = ("id", "ra", "dec", "rank", "label", "n_labellers", "disputed", "excluded", "score_mean",
-                "score_std", "acquisition", "anomaly", "cluster")
 
 
 class RowsOf:

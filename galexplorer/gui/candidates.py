@@ -24,7 +24,6 @@ from .colouring import SCORE_COLOURS
 from .objectlist import elide_middle
 
 INDEX_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
-SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
 PAGE = 64                 # rows of an on-disk column read at a time for the cells on screen
 PAGES_KEPT = 256
 ID_SCAN_MAX = 1_000_000   # above this, "filter ids…" matches the beginning of ids (sorted index)

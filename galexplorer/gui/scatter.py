@@ -606,10 +606,6 @@ class ScatterView(pg.PlotWidget):
             idx = in_polygon(self._xy, pts)
         self.regionSelected.emit(idx, mode_from_modifiers(modifiers, self.default_mode))
 
-    def select_polygon(self, polygon: np.ndarray, mode: SelectionMode = SelectionMode.REPLACE) -> None:
-        """Select with a lasso given in data coordinates (scripts and tests)."""
-        self.regionSelected.emit(in_polygon(self._xy, np.asarray(polygon, np.float64)), mode)
-
     # -- hover ---------------------------------------------------------------------------------
     def object_at(self, scene_pos: QtCore.QPointF) -> int:
         """The object within a few pixels of a scene position, or -1."""

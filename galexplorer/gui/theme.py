@@ -24,7 +24,6 @@ CURRENT = "#ffd84d"      # the object in the inspector
 QUEUED = "#5ee3ff"       # objects in the queue
 HOVER = "#ffffff"
 EXCLUDED = "#8b94a6"
-DANGER = "#ff5c6c"
 
 
 def font_family() -> str:
