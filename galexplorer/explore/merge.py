@@ -76,11 +76,7 @@ def merge_shards(paths: list[str | Path], output: str | Path, config=None, virtu
     """
     from .pipeline import (
         EmbedReport,
-        _Timer,
-        analyse,
         config_from_store_attrs,
-        cutouts_link,
-        scan_embeddings,
         write_similarity_index,
     )
 
@@ -94,61 +90,10 @@ def merge_shards(paths: list[str | Path], output: str | Path, config=None, virtu
     try:
         for p in paths:
             stores.append(EmbeddingStore(p))
-        infos = []
-        for s in stores:
-            shard = read_attr(s.file, "shard")
-            if shard is None:
-                raise StoreError("not a shard store (no shard attribute): it is a complete store already",
-                                 s.path, "merge only the outputs of `embed --shard i/n`")
-            i, k = _parse_shard(shard, s.path)
-            span = read_attr(s.file, "shard_rows")
-            span = [int(v) for v in (span if isinstance(span, list) else
-                                     json.loads(span))] if span is not None else None
-            if span is None or span[1] - span[0] != s.n:
-                raise StoreError(f"shard {shard}: its shard_rows {span} do not match its {s.n} objects",
-                                 s.path, FIX)
-            s.require("embeddings", FIX)
-            infos.append((i, k, span, s))
-        first = infos[0][3]
-        ref = {"k": infos[0][1], "cutouts_uuid": read_attr(first.file, "cutouts_uuid"),
-               "dim": first.embeddings.shape[1],
-               "attrs": {a: read_attr(first.embeddings, a) for a in SAME_ATTRS}}
-        for i, k, _span, s in infos[1:]:
-            if k != ref["k"]:
-                raise StoreError(f"shard {i}/{k} belongs to a split into {k}, not {ref['k']} like {first.path}",
-                                 s.path, FIX)
-            if read_attr(s.file, "cutouts_uuid") != ref["cutouts_uuid"]:
-                raise StoreError(f"built from a different cutouts file than {first.path} (cutouts uuid differs)",
-                                 s.path, FIX)
-            if s.embeddings.shape[1] != ref["dim"]:
-                raise StoreError(f"{s.embeddings.shape[1]}-d embeddings, but {first.path} has {ref['dim']}-d",
-                                 s.path, FIX)
-            for a in SAME_ATTRS:
-                if read_attr(s.embeddings, a) != ref["attrs"][a]:
-                    raise StoreError(f"embeddings made differently from {first.path} ({a}: "
-                                     f"{read_attr(s.embeddings, a)!r} vs {ref['attrs'][a]!r})", s.path, FIX)
-        k = ref["k"]
-        seen: dict[int, Path] = {}
-        for i, _k, _span, s in infos:
-            if i in seen:
-                raise StoreError(f"shard {i}/{k} given twice (also {seen[i]})", s.path, "give each shard once")
-            seen[i] = s.path
-        missing = sorted(set(range(k)) - set(seen))
-        if missing:
-            raise StoreError(f"shard{'s' if len(missing) > 1 else ''} {', '.join(f'{m}/{k}' for m in missing)} "
-                             f"missing: {len(paths)} of {k} given", None, FIX)
-        infos.sort(key=lambda t: t[0])
-        expect = 0
-        for i, _k, (a, b), s in infos:
-            if a != expect:
-                what = "overlap" if a < expect else "leave a gap"
-                raise StoreError(f"shard {i}/{k} covers rows {a}..{b} and would {what} "
-                                 f"(expected to start at row {expect})", s.path, FIX)
-            expect = b
-        total = read_attr(first.file, "cutouts_n")
-        if total is not None and expect != int(total):
-            raise StoreError(f"the shards cover {expect} rows but the cutouts file has {total}", first.path, FIX)
-
+        infos = [_shard_info(s) for s in stores]
+        first = infos[0][3]                  # the first given: its config and attributes are kept
+        infos = _shard_order(infos, len(paths))
+        k, d = infos[0][1], first.embeddings.shape[1]
         ordered = [t[3] for t in infos]
         objects = _concat_objects([s.objects for s in ordered], [s.path for s in ordered])
         if len(set(objects.ids)) != len(objects):
@@ -156,35 +101,108 @@ def merge_shards(paths: list[str | Path], output: str | Path, config=None, virtu
         if config is None:
             config = config_from_store_attrs(read_attr(first.file, "config"))
         config.validate()
-        n, d = len(objects), ref["dim"]
-        attrs = {key: read_attr(first.file, key) for key in ("cutouts_uuid", "bands")}
-        cut_path = first.cutouts_path
-        attrs["cutouts_path"] = cutouts_link(cut_path, output) if cut_path is not None else None
-        attrs.update(config=config.to_dict(), merged_from=[str(s.path.resolve()) for s in ordered],
-                     merge_mode="virtual" if virtual else "copy")
+        n = len(objects)
         report = EmbedReport(output=output, n=n, dim=d, source=f"{k} shards")
-        emb_attrs = {key: read_attr(first.embeddings, key) for key in first.embeddings.attrs}
-        with EmbeddingStoreWriter(output, objects, attrs) as w:
-            if all("objects/cutouts_row" in s.file for s in ordered):
-                w.write("objects/cutouts_row", np.concatenate([s.file["objects/cutouts_row"][:] for s in ordered]))
-            with _Timer(report, "merge"):
-                _join(w, "embeddings", ordered, (n, d), np.float32, emb_attrs, virtual)
-                if all(s.thumbnails is not None for s in ordered):
-                    shape = (n,) + ordered[0].thumbnails.shape[1:]
-                    if any(s.thumbnails.shape[1:] != shape[1:] for s in ordered):
-                        raise StoreError("the shards' thumbnails differ in size", None, FIX)
-                    _join(w, "thumbnails", ordered, shape, np.uint8, {}, virtual)
-            # read the shards directly: HDF5 would reopen a virtual dataset's sources read-write,
-            # which clashes with our read-only handles
-            emb = _Rows([s.file["embeddings"] for s in ordered]) if virtual else w["embeddings"]
-            with _Timer(report, "check"):
-                acc = scan_embeddings(emb, objects.ids)
-            analyse(w, emb, config, report, acc)
+        _write_merged(output, objects, ordered, first, config, report, virtual)
     finally:
         for s in stores:
             s.close()
     write_similarity_index(output, config, report)
     return report
+
+
+def _shard_info(s: EmbeddingStore) -> tuple[int, int, list[int], EmbeddingStore]:
+    """``(i, k, [first row, end row], store)`` of a shard store, checked on its own."""
+    shard = read_attr(s.file, "shard")
+    if shard is None:
+        raise StoreError("not a shard store (no shard attribute): it is a complete store already",
+                         s.path, "merge only the outputs of `embed --shard i/n`")
+    i, k = _parse_shard(shard, s.path)
+    span = read_attr(s.file, "shard_rows")
+    span = [int(v) for v in (span if isinstance(span, list) else
+                             json.loads(span))] if span is not None else None
+    if span is None or span[1] - span[0] != s.n:
+        raise StoreError(f"shard {shard}: its shard_rows {span} do not match its {s.n} objects",
+                         s.path, FIX)
+    s.require("embeddings", FIX)
+    return i, k, span, s
+
+
+def _shard_order(infos: list, n_given: int) -> list:
+    """The shards sorted by index, once checked to fit together: the same split, cutouts file,
+    dimension and embedding attributes; each shard once, none missing; rows contiguous and
+    covering the cutouts file."""
+    first = infos[0][3]
+    ref = {"k": infos[0][1], "cutouts_uuid": read_attr(first.file, "cutouts_uuid"),
+           "dim": first.embeddings.shape[1],
+           "attrs": {a: read_attr(first.embeddings, a) for a in SAME_ATTRS}}
+    for i, k, _span, s in infos[1:]:
+        if k != ref["k"]:
+            raise StoreError(f"shard {i}/{k} belongs to a split into {k}, not {ref['k']} like {first.path}",
+                             s.path, FIX)
+        if read_attr(s.file, "cutouts_uuid") != ref["cutouts_uuid"]:
+            raise StoreError(f"built from a different cutouts file than {first.path} (cutouts uuid differs)",
+                             s.path, FIX)
+        if s.embeddings.shape[1] != ref["dim"]:
+            raise StoreError(f"{s.embeddings.shape[1]}-d embeddings, but {first.path} has {ref['dim']}-d",
+                             s.path, FIX)
+        for a in SAME_ATTRS:
+            if read_attr(s.embeddings, a) != ref["attrs"][a]:
+                raise StoreError(f"embeddings made differently from {first.path} ({a}: "
+                                 f"{read_attr(s.embeddings, a)!r} vs {ref['attrs'][a]!r})", s.path, FIX)
+    k = ref["k"]
+    seen: dict[int, Path] = {}
+    for i, _k, _span, s in infos:
+        if i in seen:
+            raise StoreError(f"shard {i}/{k} given twice (also {seen[i]})", s.path, "give each shard once")
+        seen[i] = s.path
+    missing = sorted(set(range(k)) - set(seen))
+    if missing:
+        raise StoreError(f"shard{'s' if len(missing) > 1 else ''} {', '.join(f'{m}/{k}' for m in missing)} "
+                         f"missing: {n_given} of {k} given", None, FIX)
+    infos.sort(key=lambda t: t[0])
+    expect = 0
+    for i, _k, (a, b), s in infos:
+        if a != expect:
+            what = "overlap" if a < expect else "leave a gap"
+            raise StoreError(f"shard {i}/{k} covers rows {a}..{b} and would {what} "
+                             f"(expected to start at row {expect})", s.path, FIX)
+        expect = b
+    total = read_attr(first.file, "cutouts_n")
+    if total is not None and expect != int(total):
+        raise StoreError(f"the shards cover {expect} rows but the cutouts file has {total}", first.path, FIX)
+    return infos
+
+
+def _write_merged(output: Path, objects: ObjectTable, ordered: list[EmbeddingStore], first: EmbeddingStore,
+                  config, report, virtual: bool) -> None:
+    """Write the merged store (the shards joined in row order; attributes from ``first``), then
+    run the analysis stages on it."""
+    from .pipeline import _Timer, analyse, cutouts_link, scan_embeddings
+
+    n, d = len(objects), first.embeddings.shape[1]
+    attrs = {key: read_attr(first.file, key) for key in ("cutouts_uuid", "bands")}
+    cut_path = first.cutouts_path
+    attrs["cutouts_path"] = cutouts_link(cut_path, output) if cut_path is not None else None
+    attrs.update(config=config.to_dict(), merged_from=[str(s.path.resolve()) for s in ordered],
+                 merge_mode="virtual" if virtual else "copy")
+    emb_attrs = {key: read_attr(first.embeddings, key) for key in first.embeddings.attrs}
+    with EmbeddingStoreWriter(output, objects, attrs) as w:
+        if all("objects/cutouts_row" in s.file for s in ordered):
+            w.write("objects/cutouts_row", np.concatenate([s.file["objects/cutouts_row"][:] for s in ordered]))
+        with _Timer(report, "merge"):
+            _join(w, "embeddings", ordered, (n, d), np.float32, emb_attrs, virtual)
+            if all(s.thumbnails is not None for s in ordered):
+                shape = (n,) + ordered[0].thumbnails.shape[1:]
+                if any(s.thumbnails.shape[1:] != shape[1:] for s in ordered):
+                    raise StoreError("the shards' thumbnails differ in size", None, FIX)
+                _join(w, "thumbnails", ordered, shape, np.uint8, {}, virtual)
+        # read the shards directly: HDF5 would reopen a virtual dataset's sources read-write,
+        # which clashes with our read-only handles
+        emb = _Rows([s.file["embeddings"] for s in ordered]) if virtual else w["embeddings"]
+        with _Timer(report, "check"):
+            acc = scan_embeddings(emb, objects.ids)
+        analyse(w, emb, config, report, acc)
 
 
 def _join(w: EmbeddingStoreWriter, name: str, shards: list[EmbeddingStore], shape, dtype, attrs: dict,
