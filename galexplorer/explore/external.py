@@ -223,26 +223,7 @@ def _open_hdf5(path: Path, src: ExternalEmbeddings) -> _Opened:
     try:
         dsets = _h5_datasets(f)
 
-        def shape_ok(d: h5py.Dataset) -> bool:
-            return _numeric(d.dtype) and (d.ndim == 2 or (d.ndim == 3 and d.shape[2] == 1))
-
-        if src.dataset:
-            name = src.dataset.strip("/")
-            if name not in dsets:
-                raise InputError(f"no dataset {src.dataset!r} (datasets: {_list(dsets)})", path,
-                                 "pick one with --dataset")
-        else:
-            cands = [k for k, d in dsets.items() if shape_ok(d) and d.shape[0] > 0]
-            named = [k for k in cands if k.split("/")[-1].lower() in FEATURE_DATASET_NAMES]
-            if len(cands) == 1 or len(named) == 1:
-                name = cands[0] if len(cands) == 1 else named[0]
-                log.info("%s: using dataset %r for the embeddings", path, name)
-            elif not cands:
-                raise InputError(f"no 2-D numeric dataset to use as embeddings (datasets: {_list(dsets)})",
-                                 path, "save the embeddings as an (N, D) dataset")
-            else:
-                raise InputError(f"several datasets could be the embeddings ({', '.join(cands)})", path,
-                                 "choose one with --dataset NAME")
+        name = _h5_feature_dataset(dsets, src, path)
         d = dsets[name]
         squeeze = d.ndim == 3 and d.shape[2] == 1
         if d.ndim == 3 and not squeeze:
@@ -251,24 +232,7 @@ def _open_hdf5(path: Path, src: ExternalEmbeddings) -> _Opened:
         _check_2d(d.shape[:2] if squeeze else d.shape, d.dtype, path, f"dataset {name!r}")
         n, dim = d.shape[0], d.shape[1]
 
-        id_name = None
-        if src.id_dataset:
-            id_name = src.id_dataset.strip("/")
-            if id_name not in dsets:
-                raise InputError(f"no id dataset {src.id_dataset!r} (datasets: {_list(dsets)})", path,
-                                 "pick one with --id-dataset")
-            if dsets[id_name].shape != (n,):
-                raise InputError(f"id dataset {id_name!r} has shape {dsets[id_name].shape}, expected ({n},) "
-                                 f"like the {n} rows of {name!r}", path, "give one id per row")
-        else:
-            ones = [k for k, v in dsets.items() if v.shape == (n,) and k != name]
-            named = [k for k in ones if k.split("/")[-1].lower() in ID_NAMES or k == "objects/id"]
-            strings = [k for k in ones if h5py.check_string_dtype(dsets[k].dtype) is not None
-                       or dsets[k].dtype.kind == "S"]
-            pick = named if len(named) == 1 else strings if len(strings) == 1 else []
-            if pick:
-                id_name = pick[0]
-                log.info("%s: using dataset %r for the ids", path, id_name)
+        id_name = _h5_id_dataset(dsets, src, path, name, n)
         ids = None
         if id_name is not None:
             raw = dsets[id_name]
@@ -297,6 +261,55 @@ def _open_hdf5(path: Path, src: ExternalEmbeddings) -> _Opened:
     record = {"format": "hdf5", "dataset": name, "id_dataset": id_name}
     return _Opened("hdf5", n, dim, ids, read, record, sequential=True, ra=coords["ra"], dec=coords["dec"],
                    close=f.close)
+
+def _h5_feature_dataset(dsets: dict, src: ExternalEmbeddings, path: Path) -> str:
+    """The dataset holding the embeddings: ``--dataset``, or the one (N, D) numeric candidate."""
+    def shape_ok(d: h5py.Dataset) -> bool:
+        return _numeric(d.dtype) and (d.ndim == 2 or (d.ndim == 3 and d.shape[2] == 1))
+
+    if src.dataset:
+        name = src.dataset.strip("/")
+        if name not in dsets:
+            raise InputError(f"no dataset {src.dataset!r} (datasets: {_list(dsets)})", path,
+                             "pick one with --dataset")
+    else:
+        cands = [k for k, d in dsets.items() if shape_ok(d) and d.shape[0] > 0]
+        named = [k for k in cands if k.split("/")[-1].lower() in FEATURE_DATASET_NAMES]
+        if len(cands) == 1 or len(named) == 1:
+            name = cands[0] if len(cands) == 1 else named[0]
+            log.info("%s: using dataset %r for the embeddings", path, name)
+        elif not cands:
+            raise InputError(f"no 2-D numeric dataset to use as embeddings (datasets: {_list(dsets)})",
+                             path, "save the embeddings as an (N, D) dataset")
+        else:
+            raise InputError(f"several datasets could be the embeddings ({', '.join(cands)})", path,
+                             "choose one with --dataset NAME")
+    return name
+
+
+def _h5_id_dataset(dsets: dict, src: ExternalEmbeddings, path: Path, name: str, n: int) -> str | None:
+    """The dataset holding the ids (``--id-dataset``, or one named like ids, or the one string
+    dataset of N rows), or None."""
+    id_name = None
+    if src.id_dataset:
+        id_name = src.id_dataset.strip("/")
+        if id_name not in dsets:
+            raise InputError(f"no id dataset {src.id_dataset!r} (datasets: {_list(dsets)})", path,
+                             "pick one with --id-dataset")
+        if dsets[id_name].shape != (n,):
+            raise InputError(f"id dataset {id_name!r} has shape {dsets[id_name].shape}, expected ({n},) "
+                             f"like the {n} rows of {name!r}", path, "give one id per row")
+    else:
+        ones = [k for k, v in dsets.items() if v.shape == (n,) and k != name]
+        named = [k for k in ones if k.split("/")[-1].lower() in ID_NAMES or k == "objects/id"]
+        strings = [k for k in ones if h5py.check_string_dtype(dsets[k].dtype) is not None
+                   or dsets[k].dtype.kind == "S"]
+        pick = named if len(named) == 1 else strings if len(strings) == 1 else []
+        if pick:
+            id_name = pick[0]
+            log.info("%s: using dataset %r for the ids", path, id_name)
+    return id_name
+
 
 
 def _h5_rows(d: h5py.Dataset, rows: np.ndarray, squeeze: bool) -> np.ndarray:
@@ -709,75 +722,19 @@ def embed_from_file(cutouts: str | Path | None, src: ExternalEmbeddings, output:
     from .pipeline import build_store
 
     config.validate()
-    path = Path(src.path)
-    output = Path(output)
-    if not path.exists():
-        raise InputError("no such embeddings file", path, f"check the path; {FORMATS}")
-    if path.is_dir():
-        raise InputError("is a folder, not an embeddings file", path, FORMATS)
-    if cutouts is not None and src.catalog:
-        raise ConfigError("--catalog is for stores without a cutouts file (--no-cutouts); the cutouts file "
-                          "already holds the catalogue")
-    if path.resolve() == output.resolve() or (cutouts is not None and Path(cutouts).resolve() == output.resolve()):
-        raise ConfigError("the output would overwrite an input", output, "write the store to a new file")
+    path, output = Path(src.path), Path(output)
+    _check_paths(cutouts, src, path, output)
     fmt = _fmt_of(path)
     staging = _Staging(output)
     cut = None
     opened: _Opened | None = None
     try:
-        if fmt == "npy":
-            opened = _open_npy(path, src)
-        elif fmt == "hdf5":
-            opened = _open_hdf5(path, src)
-        else:
-            opened = _open_table(path, src, fmt, staging)
+        opened = _open_npy(path, src) if fmt == "npy" else _open_hdf5(path, src) if fmt == "hdf5" else \
+            _open_table(path, src, fmt, staging)
         if opened.ids is not None:
             _check_unique(opened.ids, path, "embeddings file")
-        notes: list[str] = []
-        cat = None
-        if cutouts is not None:
-            cut = CutoutStore(cutouts)
-            want_ids, want_what = cut.ids, "cutouts file"
-        elif src.catalog:
-            from ..data.catalog import read_catalog
-
-            # --id-column names the table's id column for Parquet/CSV, the catalogue's otherwise
-            cat = read_catalog(src.catalog, id_column=src.id_column if fmt in ("npy", "hdf5") else None)
-            want_ids, want_what = (cat.ids if cat.ids is not None else None), "catalogue"
-        else:
-            if opened.ids is None:
-                raise InputError(f"a {fmt} file without ids needs a cutouts file or --catalog CSV to name its "
-                                 "objects", path, "give CUTOUTS.h5, or --no-cutouts --catalog CSV with one row "
-                                 "per embedding in the same order")
-            want_ids, want_what = opened.ids, "embeddings file"
-
-        if opened.ids is not None and want_ids is not None:
-            keep, src_rows, info = match_ids(want_ids, opened.ids, src.allow_missing, path, want_what)
-        else:
-            n_want = len(want_ids) if want_ids is not None else cat.n
-            if n_want != opened.n:
-                raise InputError(f"{opened.n} embeddings without ids but {n_want} objects in the {want_what}",
-                                 path, "without ids the rows must be the same objects in the same order; "
-                                 "add ids (HDF5 --id-dataset, Parquet/CSV --id-column) to match by id")
-            keep = src_rows = np.arange(opened.n)
-            info = {"match": "row order", "n_file": opened.n, "n_matched": opened.n}
-        if info.get("n_missing_in_file") or info.get("n_unmatched_in_file"):
-            notes.append(f"{info['n_matched']} objects kept; {info['n_missing_in_file']} in the {want_what} "
-                         f"had no embedding and {info['n_unmatched_in_file']} embeddings matched no object "
-                         "(--allow-missing)")
-
-        # the object table in store order
-        if cut is not None:
-            objects = cut.objects.subset(keep)
-        elif cat is not None:
-            ids = cat.ids[keep] if cat.ids is not None else \
-                opened.ids[src_rows] if opened.ids is not None else cat.row_ids()[keep]
-            objects = ObjectTable(ids, None if cat.ra is None else cat.ra[keep],
-                                  None if cat.dec is None else cat.dec[keep], cat.column_rows(keep))
-        else:
-            objects = ObjectTable(opened.ids[keep], None if opened.ra is None else opened.ra[keep],
-                                  None if opened.dec is None else opened.dec[keep])
-
+        cut = CutoutStore(cutouts) if cutouts is not None else None
+        objects, keep, src_rows, info, notes = _objects_in_store_order(opened, src, cut, fmt, path)
         # HDF5 read out of order is slow: stage it once, sequentially
         if opened.sequential and len(src_rows) > 1 and np.any(np.diff(src_rows) < 0):
             opened = _stage_sequential(opened, staging, path)
@@ -788,7 +745,6 @@ def embed_from_file(cutouts: str | Path | None, src: ExternalEmbeddings, output:
         embedding_attrs = {"method": "external", "source": record, "source_path": str(path.resolve()),
                            "source_sha256": sha, "source_format": opened.fmt,
                            "source_dataset": opened.record.get("dataset") or opened.record.get("feature_columns")}
-        store_attrs = {"embeddings_source": record}
         reader = opened
 
         def fill(dset: h5py.Dataset) -> None:
@@ -798,7 +754,8 @@ def embed_from_file(cutouts: str | Path | None, src: ExternalEmbeddings, output:
         try:
             report = build_store(output, objects=objects, dim=opened.dim, fill=fill, config=config, cutouts=cut,
                                  rows=keep if cut is not None else None, embedding_attrs=embedding_attrs,
-                                 store_attrs=store_attrs, source=f"{path.name} ({opened.fmt})")
+                                 store_attrs={"embeddings_source": record},
+                                 source=f"{path.name} ({opened.fmt})")
         except InputError as exc:
             if exc.path is None:   # e.g. a NaN row: say which file it came from
                 raise InputError(str(exc), path) from None
@@ -811,6 +768,67 @@ def embed_from_file(cutouts: str | Path | None, src: ExternalEmbeddings, output:
         if cut is not None:
             cut.close()
         staging.close()
+
+
+def _check_paths(cutouts, src: ExternalEmbeddings, path: Path, output: Path) -> None:
+    """The embeddings file exists and is a file; the options fit; the output overwrites no input."""
+    if not path.exists():
+        raise InputError("no such embeddings file", path, f"check the path; {FORMATS}")
+    if path.is_dir():
+        raise InputError("is a folder, not an embeddings file", path, FORMATS)
+    if cutouts is not None and src.catalog:
+        raise ConfigError("--catalog is for stores without a cutouts file (--no-cutouts); the cutouts file "
+                          "already holds the catalogue")
+    if path.resolve() == output.resolve() or (cutouts is not None and Path(cutouts).resolve() == output.resolve()):
+        raise ConfigError("the output would overwrite an input", output, "write the store to a new file")
+
+
+def _objects_in_store_order(opened: _Opened, src: ExternalEmbeddings, cut, fmt: str, path: Path):
+    """Match the embeddings' rows to the objects (of the cutouts file, the catalogue, or the file
+    itself). Returns ``(objects, keep, src_rows, info, notes)``: the object table in store order,
+    the rows of the naming source kept, the embedding row of each, the match record and notes."""
+    cat = None
+    if cut is not None:
+        want_ids, want_what = cut.ids, "cutouts file"
+    elif src.catalog:
+        from ..data.catalog import read_catalog
+
+        # --id-column names the table's id column for Parquet/CSV, the catalogue's otherwise
+        cat = read_catalog(src.catalog, id_column=src.id_column if fmt in ("npy", "hdf5") else None)
+        want_ids, want_what = (cat.ids if cat.ids is not None else None), "catalogue"
+    else:
+        if opened.ids is None:
+            raise InputError(f"a {fmt} file without ids needs a cutouts file or --catalog CSV to name its "
+                             "objects", path, "give CUTOUTS.h5, or --no-cutouts --catalog CSV with one row "
+                             "per embedding in the same order")
+        want_ids, want_what = opened.ids, "embeddings file"
+
+    if opened.ids is not None and want_ids is not None:
+        keep, src_rows, info = match_ids(want_ids, opened.ids, src.allow_missing, path, want_what)
+    else:
+        n_want = len(want_ids) if want_ids is not None else cat.n
+        if n_want != opened.n:
+            raise InputError(f"{opened.n} embeddings without ids but {n_want} objects in the {want_what}",
+                             path, "without ids the rows must be the same objects in the same order; "
+                             "add ids (HDF5 --id-dataset, Parquet/CSV --id-column) to match by id")
+        keep = src_rows = np.arange(opened.n)
+        info = {"match": "row order", "n_file": opened.n, "n_matched": opened.n}
+    notes = []
+    if info.get("n_missing_in_file") or info.get("n_unmatched_in_file"):
+        notes.append(f"{info['n_matched']} objects kept; {info['n_missing_in_file']} in the {want_what} "
+                     f"had no embedding and {info['n_unmatched_in_file']} embeddings matched no object "
+                     "(--allow-missing)")
+    if cut is not None:
+        objects = cut.objects.subset(keep)
+    elif cat is not None:
+        ids = cat.ids[keep] if cat.ids is not None else \
+            opened.ids[src_rows] if opened.ids is not None else cat.row_ids()[keep]
+        objects = ObjectTable(ids, None if cat.ra is None else cat.ra[keep],
+                              None if cat.dec is None else cat.dec[keep], cat.column_rows(keep))
+    else:
+        objects = ObjectTable(opened.ids[keep], None if opened.ra is None else opened.ra[keep],
+                              None if opened.dec is None else opened.dec[keep])
+    return objects, keep, src_rows, info, notes
 
 
 def _stage_sequential(opened: _Opened, staging: _Staging, path: Path) -> _Opened:
