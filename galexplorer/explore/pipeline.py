@@ -71,6 +71,8 @@ class EmbedConfig:
         similarity_index: the approximate faiss index written beside the store (``STORE.h5.faiss``)
             for similarity search: "auto" (8-bit codes from 200 000 objects), "sq8", "sq4" (4-bit
             codes: half the file, much lower recall), or "none".
+        cluster: the Dask cluster the encoder ran on (``--cluster``; scheduler address and
+            worker count, recorded for ``galexplorer info``), None for one process.
     """
 
     batch_size: int = 256
@@ -90,6 +92,7 @@ class EmbedConfig:
     pca_standardise: bool = False
     pca_max_components: int | None = None
     similarity_index: str = "auto"
+    cluster: str | None = None
 
     def validate(self) -> EmbedConfig:
         """Raise :class:`ConfigError` for an invalid value; return self."""
