@@ -97,7 +97,7 @@ def connect(address: str, paths: list[str | Path] = ()) -> Iterator[object]:
         try:
             if kind == "local":
                 cluster = stack.enter_context(distributed.LocalCluster(
-                    n_workers=value, threads_per_worker=1, processes=True, dashboard_address=None,
+                    n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0",
                     worker_dashboard_address=None))
                 client = stack.enter_context(distributed.Client(cluster))
             elif kind == "file":

@@ -193,12 +193,13 @@ def _encode_block(run_dir: str, sha256: str, device: str, cutouts_path: str, a: 
 
 def encode_rows_on_cluster(client, run_dir: str | Path, sha256: str, cut: CutoutStore, start: int, stop: int,
                            out, batch_size: int = 256, precision: str = "auto", device: str = "auto",
-                           block_rows: int = CLUSTER_BLOCK_ROWS) -> None:
+                           block_rows: int | None = None) -> None:
     """:func:`encode_rows` with the blocks of ``block_rows`` rows run on the Dask cluster of
     ``client``; the client writes them into ``out`` in order, keeping at most two blocks per
     worker in flight (its memory stays flat in N). A worker lost mid-block: Dask reruns the block."""
     from collections import deque
 
+    block_rows = int(block_rows or CLUSTER_BLOCK_ROWS)
     starts = list(range(start, stop, block_rows))
     window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
     args = (str(Path(run_dir).resolve()), sha256, device, str(Path(cut.path).resolve()))
