@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 from galexplorer.cli import main  # noqa: E402
 from galexplorer.errors import ConfigError  # noqa: E402
 from galexplorer.explore import cluster  # noqa: E402
+from galexplorer.explore.pca import CovarianceAccumulator  # noqa: E402
 from galexplorer.info import describe as describe_file  # noqa: E402
 from galexplorer.ssl import embed as ssl_embed  # noqa: E402
 from galexplorer.ssl.config import TrainConfig  # noqa: E402
@@ -93,10 +94,15 @@ def test_cluster_embedding_equals_one_process_even_with_a_worker_killed(client, 
     with CutoutStore(xdf_cutouts) as cut:
         ref = _single(run_dir, cut, 4, 44)
         out = np.zeros_like(ref).view(KillOnFirstWrite)
-        ssl_embed.encode_rows_on_cluster(client, run_dir, sha, cut, 4, 44, out, batch_size=16, device="cpu",
-                                         block_rows=5)
+        acc = ssl_embed.encode_rows_on_cluster(client, run_dir, sha, cut, 4, 44, out, batch_size=16,
+                                               device="cpu", block_rows=5)
     assert KillOnFirstWrite.killed and victim not in client.scheduler_info()["workers"]
     np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-5, atol=1e-6)
+    one = CovarianceAccumulator(ref.shape[1])      # the workers' merged moments = one pass here
+    one.add(np.asarray(out))
+    assert acc.n == 40
+    np.testing.assert_allclose(acc.mean(), one.mean(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(acc.covariance(), one.covariance(), rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.slow
@@ -110,6 +116,8 @@ def test_embed_cli_on_a_cluster_equals_one_process(client, run_dir, xdf_cutouts,
         assert list(a.ids) == list(b.ids)
         np.testing.assert_allclose(b.load_embeddings(), a.load_embeddings(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(np.abs(b.file["pca"][:]), np.abs(a.file["pca"][:]), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(b.dataset_attrs("pca")["explained_variance_ratio"],
+                                   a.dataset_attrs("pca")["explained_variance_ratio"], rtol=1e-6)
     info = describe_file(two)
     assert info["cluster"].endswith("2 workers") and describe_file(one)["cluster"] is None
     shutil.rmtree(tmp_path, ignore_errors=True)

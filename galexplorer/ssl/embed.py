@@ -176,9 +176,11 @@ CLUSTER_BLOCK_ROWS = 4096       # rows per Dask task when embedding on a cluster
 
 
 def _encode_block(run_dir: str, sha256: str, device: str, cutouts_path: str, a: int, b: int, batch_size: int,
-                  precision: str) -> np.ndarray:
-    """Runs on a Dask worker: the (b - a, D) embeddings of cutouts rows a:b. The encoder is read
-    once per worker process (cached by checkpoint hash), not once per block."""
+                  precision: str):
+    """Runs on a Dask worker: the (b - a, D) embeddings of cutouts rows a:b and their moments (for
+    the PCA). The encoder is read once per worker process (cached by checkpoint hash)."""
+    from ..explore.distributed import block_moments
+
     key = (run_dir, sha256, device)
     if key not in _WORKER_ENCODERS:
         torch.set_num_threads(1)
@@ -188,22 +190,34 @@ def _encode_block(run_dir: str, sha256: str, device: str, cutouts_path: str, a: 
     out = np.empty((b - a, enc.dim), np.float32)
     with CutoutStore(cutouts_path) as cut:
         encode_rows(enc, cut, a, b, out, batch_size=batch_size, precision=precision, desc="")
-    return out
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            raise InputError(f"the encoder gave NaN or inf for object {cut.ids[a + int(np.argmax(bad))]!r} "
+                             f"({int(bad.sum())} in rows {a}:{b})", cutouts_path, "check the run's encoder")
+    return out, block_moments(out)
 
 
 def encode_rows_on_cluster(client, run_dir: str | Path, sha256: str, cut: CutoutStore, start: int, stop: int,
                            out, batch_size: int = 256, precision: str = "auto", device: str = "auto",
-                           block_rows: int | None = None) -> None:
+                           block_rows: int | None = None):
     """:func:`encode_rows` with the blocks of ``block_rows`` rows run on the Dask cluster of
     ``client``; the client writes them into ``out`` in order, keeping at most two blocks per
-    worker in flight (its memory stays flat in N). A worker lost mid-block: Dask reruns the block."""
+    worker in flight (its memory stays flat in N). A worker lost mid-block: Dask reruns the block.
+
+    Returns:
+        The merged covariance moments of all rows (a ``CovarianceAccumulator``; the workers
+        checked every row is finite), so the store pipeline need not read the embeddings back.
+    """
     from collections import deque
+
+    from ..explore.distributed import merge_moments
 
     block_rows = int(block_rows or CLUSTER_BLOCK_ROWS)
     starts = list(range(start, stop, block_rows))
     window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
     args = (str(Path(run_dir).resolve()), sha256, device, str(Path(cut.path).resolve()))
     pending: deque = deque()
+    moments = []
     with progress.Bar("embedding on the cluster", total=stop - start, unit="img") as bar:
         for i, a in enumerate(starts):
             b = min(a + block_rows, stop)
@@ -211,10 +225,12 @@ def encode_rows_on_cluster(client, run_dir: str | Path, sha256: str, cut: Cutout
                                              key=f"galexplorer-embed-{sha256[:12]}-{a}-{b}")))
             while pending and (len(pending) >= window or i == len(starts) - 1):
                 a0, fut = pending.popleft()
-                z = fut.result()
+                z, acc = fut.result()
                 out[a0 - start:a0 - start + len(z)] = z
+                moments.append(acc)
                 fut.release()
                 bar.update(len(z))
+    return merge_moments(moments)
 
 
 def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: str | Path, config,
@@ -261,11 +277,10 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
         log.info("embedding %d stamps with %s/%s (%s stem, %d px, %d-d) on %s", b - a, meta["method"],
                  meta["backbone"], meta["stem"], encoder.image_size, encoder.dim, device)
 
-        def fill(dset: h5py.Dataset) -> None:
+        def fill(dset: h5py.Dataset):
             if client is None:
-                encode_rows(encoder, cut, a, b, dset, batch_size=batch, precision=precision)
-            else:
-                encode_rows_on_cluster(client, run_dir, meta["sha256"], cut, a, b, dset, batch_size=batch,
+                return encode_rows(encoder, cut, a, b, dset, batch_size=batch, precision=precision)
+            return encode_rows_on_cluster(client, run_dir, meta["sha256"], cut, a, b, dset, batch_size=batch,
                                        precision=precision, device=getattr(config, "device", "auto"))
 
         train_cfg = meta.get("config", {})
