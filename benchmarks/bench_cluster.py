@@ -77,7 +77,7 @@ def main() -> None:
         c, r, o, cl, b = args.child
         child(c, r, o, cl or None, int(b))
         return
-    sizes = [600] if args.quick else args.n
+    sizes = [256] if args.quick else args.n
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for n in sizes:
