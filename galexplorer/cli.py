@@ -186,6 +186,9 @@ def _add_embed(sub) -> None:
     p.add_argument("--projection", choices=["umap", "pca"], default="umap")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard", type=_shard, metavar="i/n", help="embed only shard i of n")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the encoder on a Dask cluster: tcp://host:port, a scheduler file, or local:N "
+                        "(N worker processes here); see docs/scaling.md")
     p.add_argument("--merge", nargs="+", metavar="SHARD.h5", help="join shard stores into -o")
     p.add_argument("--virtual", action="store_true",
                    help="with --merge: link the shards' arrays as HDF5 virtual datasets instead of copying "
@@ -206,6 +209,8 @@ def _run_embed(args) -> int:
         raise ConfigError("--virtual only applies to --merge")
     if args.shard and (args.merge or args.embeddings):
         raise ConfigError("--shard splits encoder embedding only (not --merge or --embeddings)")
+    if args.cluster and (args.merge or args.embeddings or args.shard):
+        raise ConfigError("--cluster runs the encoder only (not with --merge, --embeddings or --shard)")
     if args.merge:
         from .explore.merge import merge_shards
 
@@ -226,7 +231,14 @@ def _run_embed(args) -> int:
             raise ConfigError("embed needs CUTOUTS.h5 and --run RUN_DIR (or --embeddings FILE, or --merge)")
         from .ssl.embed import embed_with_encoder
 
-        report = embed_with_encoder(args.cutouts, args.run_dir, args.output, cfg, shard=args.shard)
+        if args.cluster:
+            from .explore.cluster import connect, describe
+
+            with connect(args.cluster, [args.cutouts, args.run_dir]) as client:
+                cfg.cluster = describe(client)
+                report = embed_with_encoder(args.cutouts, args.run_dir, args.output, cfg, client=client)
+        else:
+            report = embed_with_encoder(args.cutouts, args.run_dir, args.output, cfg, shard=args.shard)
     _say(args, report.summary())
     return 0
 

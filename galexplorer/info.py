@@ -4,6 +4,7 @@ leftover temporaries beside it. It sits above the stores and the journal (it rea
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +74,23 @@ def describe(path: str | Path) -> dict[str, Any]:
             info["projection"] = store.dataset_attrs("projection")
         if attrs.get("shard"):
             info["shard"] = attrs.get("shard")
+        info["cluster"] = _saved_cluster(attrs.get("config"))
         with LabelJournal.for_store(path, readonly=True) as journal:
             info["labels"] = journal.counts()
             info["labels_file"] = str(journal.path) if journal.path.exists() else None
             wal = Path(str(journal.path) + "-wal")
             info["labels_wal_bytes"] = wal.stat().st_size if wal.exists() else None
         return info
+
+
+def _saved_cluster(config: Any) -> str | None:
+    """The ``cluster`` entry of a store's saved embed config (JSON text or dict), if any."""
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError:
+            return None
+    return config.get("cluster") if isinstance(config, dict) else None
 
 
 def format_description(info: dict[str, Any]) -> str:
@@ -107,6 +119,8 @@ def format_description(info: dict[str, Any]) -> str:
                      "  projection   none (run `galexplorer embed` without --shard, or --merge the shards)")
         lines.append(f"  scores       {', '.join(info['scores']) or 'none'}")
         lines.append(f"  thumbnails   {'yes' if info['thumbnails'] else 'no'}")
+        if info.get("cluster"):
+            lines.append(f"  built on     Dask cluster {info['cluster']}")
         cut = info.get("cutouts")
         lines.append(f"  cutouts      {cut} ({'found' if info['cutouts_found'] else 'NOT FOUND'})" if cut
                      else "  cutouts      none")

@@ -7,7 +7,8 @@ same code a single machine runs), the moments are merged on the client, and the 
 eigen-decomposition is done once. The result equals the single-machine PCA up to float64
 rounding (tests/test_dask_stage.py).
 
-Dask is optional (``pip install "dask[distributed]"``); nothing else imports this module.
+``embed --cluster`` (``ssl/embed.py``) accumulates each encoded block's moments on its worker with
+:func:`block_moments` and merges them here, so the client never re-reads the embeddings for the PCA.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 from .pca import CovarianceAccumulator, PCAModel
 
 
-def _block_moments(block: np.ndarray) -> CovarianceAccumulator:
+def block_moments(block: np.ndarray) -> CovarianceAccumulator:
+    """The moments of one block of rows (run on a worker; merged by :func:`merge_moments`)."""
     acc = CovarianceAccumulator(block.shape[1])
     acc.add(block)
     return acc
@@ -55,6 +57,6 @@ def fit_pca_dask(x, variance: float = 0.95, standardise: bool = False, max_compo
 
     if len(x.chunks[1]) != 1:
         x = x.rechunk({1: -1})
-    parts = [dask.delayed(_block_moments)(block) for block in x.to_delayed().ravel()]
+    parts = [dask.delayed(block_moments)(block) for block in x.to_delayed().ravel()]
     moments = client.compute(parts, sync=True) if client is not None else dask.compute(*parts)
     return merge_moments(list(moments)).fit(variance, standardise, max_components)

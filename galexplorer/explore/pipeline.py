@@ -38,8 +38,10 @@ from .projection import EXTENSIONS, METHODS, UMAP_FIT_SAMPLE
 
 log = logging.getLogger(__name__)
 
-EmbeddingFiller = Callable[[h5py.Dataset], None]
-"""Fills the store's empty (N, D) float32 ``embeddings`` dataset, in batches, in store order."""
+EmbeddingFiller = Callable[[h5py.Dataset], "CovarianceAccumulator | None"]
+"""Fills the store's empty (N, D) float32 ``embeddings`` dataset, in batches, in store order; it
+may return the rows' merged moments, having checked them finite (``embed --cluster``: the
+workers accumulate them), and then the store pipeline does not read the embeddings back."""
 
 CHUNK_BYTES = 1 << 20       # HDF5 chunk of the embeddings: ~1 MiB
 SCAN_ROWS = 8192            # rows per read when checking and accumulating
@@ -71,6 +73,8 @@ class EmbedConfig:
         similarity_index: the approximate faiss index written beside the store (``STORE.h5.faiss``)
             for similarity search: "auto" (8-bit codes from 200 000 objects), "sq8", "sq4" (4-bit
             codes: half the file, much lower recall), or "none".
+        cluster: the Dask cluster the encoder ran on (``--cluster``; scheduler address and
+            worker count, recorded for ``galexplorer info``), None for one process.
     """
 
     batch_size: int = 256
@@ -90,6 +94,7 @@ class EmbedConfig:
     pca_standardise: bool = False
     pca_max_components: int | None = None
     similarity_index: str = "auto"
+    cluster: str | None = None
 
     def validate(self) -> EmbedConfig:
         """Raise :class:`ConfigError` for an invalid value; return self."""
@@ -289,14 +294,18 @@ def build_store(output: str | Path, *, objects: ObjectTable, dim: int, fill: Emb
                     w.copy_thumbnails(cutouts.thumbnails, rows=rows)
         emb = w.create("embeddings", (n, dim), np.float32, attrs=embedding_attrs,
                        chunks=embedding_chunks(n, dim))
+        filled = None
         with _Timer(report, "embeddings"):
             if isinstance(fill, np.ndarray):
                 for a in progress.track(range(0, n, SCAN_ROWS), "embeddings"):
                     emb[a:a + SCAN_ROWS] = fill[a:a + SCAN_ROWS]
             else:
-                fill(emb)
-        with _Timer(report, "check"):
-            acc = scan_embeddings(emb, objects.ids, accumulate=shard is None)
+                filled = fill(emb)
+        if isinstance(filled, CovarianceAccumulator) and shard is None:
+            acc = filled
+        else:
+            with _Timer(report, "check"):
+                acc = scan_embeddings(emb, objects.ids, accumulate=shard is None)
         if shard is None:
             analyse(w, emb, config, report, acc)
     if shard is None:

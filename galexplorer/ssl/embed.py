@@ -171,8 +171,70 @@ def encode_rows(encoder: Encoder, cut: CutoutStore, start: int, stop: int, out, 
             bar.update(len(x))
 
 
+_WORKER_ENCODERS: dict[tuple[str, str, str], Encoder] = {}
+CLUSTER_BLOCK_ROWS = 4096       # rows per Dask task when embedding on a cluster
+
+
+def _encode_block(run_dir: str, sha256: str, device: str, cutouts_path: str, a: int, b: int, batch_size: int,
+                  precision: str):
+    """Runs on a Dask worker: the (b - a, D) embeddings of cutouts rows a:b and their moments (for
+    the PCA). The encoder is read once per worker process (cached by checkpoint hash)."""
+    from ..explore.distributed import block_moments
+
+    key = (run_dir, sha256, device)
+    if key not in _WORKER_ENCODERS:
+        torch.set_num_threads(1)
+        _WORKER_ENCODERS.clear()
+        _WORKER_ENCODERS[key] = load_encoder(run_dir, device)[0]
+    enc = _WORKER_ENCODERS[key]
+    out = np.empty((b - a, enc.dim), np.float32)
+    with CutoutStore(cutouts_path) as cut:
+        encode_rows(enc, cut, a, b, out, batch_size=batch_size, precision=precision, desc="")
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            raise InputError(f"the encoder gave NaN or inf for object {cut.ids[a + int(np.argmax(bad))]!r} "
+                             f"({int(bad.sum())} in rows {a}:{b})", cutouts_path, "check the run's encoder")
+    return out, block_moments(out)
+
+
+def encode_rows_on_cluster(client, run_dir: str | Path, sha256: str, cut: CutoutStore, start: int, stop: int,
+                           out, batch_size: int = 256, precision: str = "auto", device: str = "auto",
+                           block_rows: int | None = None):
+    """:func:`encode_rows` with the blocks of ``block_rows`` rows run on the Dask cluster of
+    ``client``; the client writes them into ``out`` in order, keeping at most two blocks per
+    worker in flight (its memory stays flat in N). A worker lost mid-block: Dask reruns the block.
+
+    Returns:
+        The merged covariance moments of all rows (a ``CovarianceAccumulator``; the workers
+        checked every row is finite), so the store pipeline need not read the embeddings back.
+    """
+    from collections import deque
+
+    from ..explore.distributed import merge_moments
+
+    block_rows = int(block_rows or CLUSTER_BLOCK_ROWS)
+    starts = list(range(start, stop, block_rows))
+    window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    args = (str(Path(run_dir).resolve()), sha256, device, str(Path(cut.path).resolve()))
+    pending: deque = deque()
+    moments = []
+    with progress.Bar("embedding on the cluster", total=stop - start, unit="img") as bar:
+        for i, a in enumerate(starts):
+            b = min(a + block_rows, stop)
+            pending.append((a, client.submit(_encode_block, *args, a, b, batch_size, precision, pure=False,
+                                             key=f"galexplorer-embed-{sha256[:12]}-{a}-{b}")))
+            while pending and (len(pending) >= window or i == len(starts) - 1):
+                a0, fut = pending.popleft()
+                z, acc = fut.result()
+                out[a0 - start:a0 - start + len(z)] = z
+                moments.append(acc)
+                fut.release()
+                bar.update(len(z))
+    return merge_moments(moments)
+
+
 def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: str | Path, config,
-                       shard: tuple[int, int] | None = None):
+                       shard: tuple[int, int] | None = None, client=None):
     """Embed a cutouts file with a run's encoder and build the store at ``output``.
 
     Args:
@@ -181,6 +243,8 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
         output: the store to write (atomically, by the store pipeline).
         config: a :class:`galexplorer.explore.pipeline.EmbedConfig` (batch_size, device, ...).
         shard: ``(i, n)`` to embed only the i-th of n contiguous blocks.
+        client: a ``distributed.Client`` (:func:`galexplorer.explore.cluster.connect`): run the
+            encoder on its workers, in blocks (None: in this process).
 
     Returns:
         The pipeline's ``EmbedReport``.
@@ -213,8 +277,11 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
         log.info("embedding %d stamps with %s/%s (%s stem, %d px, %d-d) on %s", b - a, meta["method"],
                  meta["backbone"], meta["stem"], encoder.image_size, encoder.dim, device)
 
-        def fill(dset: h5py.Dataset) -> None:
-            encode_rows(encoder, cut, a, b, dset, batch_size=batch, precision=precision)
+        def fill(dset: h5py.Dataset):
+            if client is None:
+                return encode_rows(encoder, cut, a, b, dset, batch_size=batch, precision=precision)
+            return encode_rows_on_cluster(client, run_dir, meta["sha256"], cut, a, b, dset, batch_size=batch,
+                                       precision=precision, device=getattr(config, "device", "auto"))
 
         train_cfg = meta.get("config", {})
         embedding_attrs = {"method": meta["method"], "backbone": meta["backbone"],
@@ -244,5 +311,5 @@ def embed_array(encoder: Encoder, images: np.ndarray, batch_size: int = 256) -> 
     return out
 
 
-__all__ = ["Encoder", "load_encoder", "embed_with_encoder", "encode_rows", "embed_array",
+__all__ = ["Encoder", "load_encoder", "embed_with_encoder", "encode_rows", "encode_rows_on_cluster", "embed_array",
            "resolve_device"]

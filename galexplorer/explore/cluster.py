@@ -1,0 +1,121 @@
+"""Connecting to a Dask cluster for the heavy stages (``--cluster ADDRESS``; see docs/scaling.md).
+
+``ADDRESS`` is one of
+
+- ``tcp://host:port`` (or ``tls://``, ``ucx://``): a running ``dask scheduler``;
+- a path to a scheduler file (``dask scheduler --scheduler-file FILE``, as dask-jobqueue and
+  ``dask-mpi`` write them);
+- ``local:N``: a LocalCluster of N worker processes with one thread each, on this machine.
+
+:func:`connect` opens the client (and the LocalCluster), then checks that every worker imports
+galexplorer and can read the files the stage needs; each failure is a one-line
+:class:`~galexplorer.errors.ConfigError` (CLI exit 2), never a traceback from Dask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import ConfigError
+
+CONNECT_TIMEOUT_S = 10
+
+
+def parse_address(address: str) -> tuple[str, object]:
+    """``("local", n_workers)``, ``("file", path)`` or ``("tcp", address)``.
+
+    Raises:
+        ConfigError: ``local:`` without a positive worker count, or a string that is neither an
+            address nor an existing scheduler file.
+    """
+    address = str(address).strip()
+    if address.startswith("local:"):
+        n = address.split(":", 1)[1]
+        if not n.isdigit() or int(n) < 1:
+            raise ConfigError(f"--cluster {address}: local:N needs a positive number of workers, e.g. local:4")
+        return "local", int(n)
+    if "://" in address:
+        return "tcp", address
+    if Path(address).is_file():
+        return "file", address
+    raise ConfigError(f"--cluster {address}: neither a scheduler address (tcp://host:port), an existing "
+                      "scheduler file, nor local:N", hint="e.g. --cluster tcp://node1:8786 or --cluster local:4")
+
+
+def _worker_check(paths: list[str]) -> str | None:
+    """Runs on each worker: None when galexplorer imports and every path is readable, else why not."""
+    try:
+        import galexplorer  # noqa: F401
+    except ImportError:
+        return "galexplorer is not installed"
+    for p in paths:
+        if not os.access(p, os.R_OK):
+            return f"cannot read {p}"
+    return None
+
+
+def check_workers(client, paths: list[str | Path] = ()) -> int:
+    """Check that every worker imports galexplorer and can read ``paths``; return the worker count.
+
+    Raises:
+        ConfigError: no workers, or a worker that fails a check (the first one is named).
+    """
+    workers = list(client.scheduler_info().get("workers", {}))
+    if not workers:
+        raise ConfigError("the Dask cluster has no workers", hint="start workers (dask worker ADDRESS) and rerun")
+    try:
+        answers = client.run(_worker_check, [str(Path(p).resolve()) for p in paths])
+    except ModuleNotFoundError as exc:                 # the worker cannot unpickle our function
+        raise ConfigError(f"a Dask worker cannot import {exc.name}",
+                          hint="install galexplorer in the workers' environment") from None
+    for worker, why in sorted(answers.items()):
+        if why is not None:
+            hint = ("install galexplorer in the workers' environment" if "installed" in why else
+                    "put the files on a filesystem every worker mounts at the same path")
+            raise ConfigError(f"Dask worker {worker}: {why}", hint=hint)
+    return len(workers)
+
+
+@contextlib.contextmanager
+def connect(address: str, paths: list[str | Path] = ()) -> Iterator[object]:
+    """A checked ``distributed.Client`` for ``address`` (see the module doc); closed on exit,
+    with its LocalCluster for ``local:N``.
+
+    Raises:
+        ConfigError: dask.distributed not installed, bad address, scheduler unreachable, or a
+            worker that fails :func:`check_workers`.
+    """
+    kind, value = parse_address(address)
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError("--cluster needs dask.distributed", hint='pip install "dask[distributed]"') from None
+    with contextlib.ExitStack() as stack:
+        try:
+            if kind == "local":
+                cluster = stack.enter_context(distributed.LocalCluster(
+                    n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0",
+                    worker_dashboard_address=None))
+                client = stack.enter_context(distributed.Client(cluster))
+            elif kind == "file":
+                client = stack.enter_context(distributed.Client(scheduler_file=value, timeout=CONNECT_TIMEOUT_S))
+            else:
+                client = stack.enter_context(distributed.Client(value, timeout=CONNECT_TIMEOUT_S))
+        except (OSError, TimeoutError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise ConfigError(f"--cluster {address}: cannot reach the Dask scheduler ({first})",
+                              hint="check the address and that `dask scheduler` is running") from None
+        check_workers(client, paths)
+        yield client
+
+
+def describe(client) -> str:
+    """``"<scheduler address>, N workers"`` for the store's config and ``galexplorer info``."""
+    n = len(client.scheduler_info().get("workers", {}))
+    return f"{client.scheduler.address}, {n} worker{'s' if n != 1 else ''}"
+
+
+__all__ = ["parse_address", "check_workers", "connect", "describe"]
