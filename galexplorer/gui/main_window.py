@@ -862,8 +862,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- keyboard focus ---------------------------------------------------------------------------
     def _is_text_field(self, w) -> bool:
-        """A widget of this window that takes typed keys (digits would not reach the labelling keys)."""
-        if w is None or w.window() is not self:
+        """A widget of this window that takes typed keys (digits would not reach the labelling keys).
+
+        The application's event filter also sees key events of objects that are not widgets (a
+        QWindow, which passes the key on to its focus widget): those are never text fields."""
+        if not isinstance(w, QtWidgets.QWidget) or w.window() is not self:
             return False
         if isinstance(w, QtWidgets.QComboBox):
             return w.isEditable()
