@@ -54,3 +54,27 @@ def test_shortcut_keys_in_every_focus_state_print_nothing(qtbot, store, gui_sett
     assert not w.candidates.text.hasFocus()
     assert capfd.readouterr().err == ""
     w.close()
+
+
+def test_gallery_my_labels_lists_only_the_users_own_labels(qtbot, store, gui_settings):
+    from galexplorer.labels import LabelJournal
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store) as s:
+        ids = list(s.ids)
+    with LabelJournal.for_store(store, user="root") as j:     # another labeller's 21 labels
+        for oid in ids[:21]:
+            j.score(oid, 3)
+    w = open_window(qtbot, store, gui_settings, user="alice")
+    ex = w.explorer
+    mine = [15, 25]                # one object root scored too, one only alice
+    for i in mine:
+        ex.open(i)
+        assert ex.score(4)
+    assert ex.wait_idle(60)
+    w.gallery.mine.setChecked(True)
+    QtWidgets.QApplication.processEvents()
+    assert sorted(ex.gallery_indices.tolist()) == mine
+    assert "alice" in ex.gallery_title
+    w.gallery.mine.setChecked(False)
+    w.close()
