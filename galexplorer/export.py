@@ -33,7 +33,7 @@ from .active.ranking import RankedTable, current_ranking, ranked_table
 from .errors import ConfigError
 from .labels import LabelJournal
 from .store import EmbeddingStore
-from .store.atomic import atomic_output
+from .store.atomic import atomic_output, check_output
 from .store.schema import json_default
 
 log = logging.getLogger(__name__)
@@ -215,9 +215,12 @@ def export_store(store_path: str | Path, output: str | Path, format: str | None 
         closed on return: use its length and ``meta``.
 
     Raises:
-        StoreError, LabelError, ConfigError: as the steps they come from.
+        StoreError, LabelError, ConfigError: as the steps they come from; StoreError when the
+            output's folder is not writable, before any ranking.
     """
     fmt = format_for(output, format)
+    check_output(output)                     # before ranking: minutes at 10^6 objects
+    check_output(str(output) + ".json")
     with EmbeddingStore(store_path) as store, LabelJournal.for_store(store_path, readonly=True) as journal:
         ranking = current_ranking(store, user=user)
         table = ranked_table(store, ranking, journal, user=user, top=top)

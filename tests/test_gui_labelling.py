@@ -402,18 +402,22 @@ def test_my_labels_view_counts_and_filters(qtbot, store, gui_settings):
     assert sorted(w.gallery.indices.tolist()) == labelled.tolist()
     c.mine.setChecked(False)
     assert c.model.rowCount() == 600
-    # the gallery's own My labels toggle: every labelled object, counts per score in the title,
-    # kept current as the user scores, following the table's filter when that is on; off -> back
+    # the gallery's own My labels toggle: the user's own labels (not bob's), counts per score in
+    # the title, kept current as the user scores, following the table's filter when that is on;
+    # off -> back
     g = w.gallery
     assert g.mine.isChecked()          # "In gallery" above shows the same view: the toggle says so
     g.mine.click()
     assert not g.mine.isChecked() and ex.gallery_kind != "labelled" and len(g.indices) == len(ex.selection)
     g.mine.click()
-    assert g.mine.isChecked() and sorted(g.indices.tolist()) == labelled.tolist()
-    assert "  ".join(f"{s}: {n}" for s, n in expect.items()) in g.title.text()
+    own = ex.session.user_labels("ann")
+    mine = np.flatnonzero(np.isfinite(own))
+    assert g.mine.isChecked() and sorted(g.indices.tolist()) == mine.tolist() and len(mine) == 2
+    assert "ann" in g.title.text()
+    assert "  ".join(f"{s}: {int((own[mine] == s).sum())}" for s in range(6)) in g.title.text()
     _score_key(w, 2)
-    labelled = np.flatnonzero(np.isfinite(ex.session.labels))
-    assert sorted(g.indices.tolist()) == labelled.tolist() and "2: 1" in g.title.text()
+    mine = np.flatnonzero(np.isfinite(ex.session.user_labels("ann")))
+    assert sorted(g.indices.tolist()) == mine.tolist() and "2: 1" in g.title.text()
     c.mine.setChecked(True)
     c.score.setCurrentIndex(c.score.findData(5))
     assert len(g.indices) == expect[5] and (ex.session.labels[g.indices] == 5).all()

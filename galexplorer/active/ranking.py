@@ -23,7 +23,7 @@ import numpy as np
 from ..labels import LabelJournal
 from ..store import EmbeddingStore
 from ..store.ondemand import as_text, as_text_value
-from ..store.ranking import Ranking, ranking_path, read_ranking, write_ranking
+from ..store.ranking import Ranking, check_ranking_writable, ranking_path, read_ranking, write_ranking
 from .loop import ActiveLoop, LoopConfig, LoopResult
 from .portfolio import load_state
 from .registry import PORTFOLIO
@@ -232,11 +232,14 @@ def rank_store(store_path: str | Path, config: LoopConfig | None = None, user: s
         :class:`RankReport`.
 
     Raises:
-        StoreError: no such store, or it has no embeddings/PCA.
+        StoreError: no such store, or it has no embeddings/PCA; ``write`` and the store's
+            folder is not writable (checked before the fit).
         LabelError: labels for objects not in the store.
     """
     t0 = time.perf_counter()
     config = config or LoopConfig()
+    if write:
+        check_ranking_writable(store_path)
     with EmbeddingStore(store_path) as store, LabelJournal.for_store(store_path, readonly=True) as journal:
         labelled, labels, excluded = label_snapshot(store, journal, user=user).fit_inputs(config.scorer)
         loop = ActiveLoop(store, config)

@@ -54,8 +54,8 @@ class GalleryPanel(QtWidgets.QWidget):
         self.mine = QtWidgets.QToolButton()
         self.mine.setText("My labels")
         self.mine.setCheckable(True)
-        self.mine.setToolTip("show every labelled object (with the table's My labels filter when it is on), "
-                             "with counts per score; off: back to the selection")
+        self.mine.setToolTip("show the objects you labelled (the table's My labels filter, with its "
+                             "labeller, when it is on), with counts per score; off: back to the selection")
         self.mine.toggled.connect(self.labelViewToggled)
         bar.addWidget(self.mine)
 

@@ -530,8 +530,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.docks["gallery"].raise_()
 
     def _gallery_label_view(self, on: bool) -> None:
-        """The gallery's My labels toggle: the labelled objects (the table's filter when its
-        toggle is on, else every labelled object), or back to the selection."""
+        """The gallery's My labels toggle: the objects this user labelled (the table's filter,
+        with the labeller it names, when its toggle is on), or back to the selection."""
         ex = self.explorer
         if ex is None:
             self.gallery.mine.setChecked(False)
@@ -539,8 +539,13 @@ class MainWindow(QtWidgets.QMainWindow):
         if not on:
             ex.show_selection()
             return
-        mask, counts = ex.label_view(**(self.candidates.label_filter() or {}))
-        ex.show_labelled(mask, counts=counts)
+        f = self.candidates.label_filter()
+        if f is None:
+            mask, counts = ex.label_view(user=ex.user)
+            ex.show_labelled(mask, f"labelled by {ex.user}", counts)
+        else:
+            mask, counts = ex.label_view(**f)
+            ex.show_labelled(mask, counts=counts)
 
     def _on_display(self) -> None:
         """The inspector's stretch changed: remembered for this store."""
@@ -863,8 +868,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- keyboard focus ---------------------------------------------------------------------------
     def _is_text_field(self, w) -> bool:
-        """A widget of this window that takes typed keys (digits would not reach the labelling keys)."""
-        if w is None or w.window() is not self:
+        """A widget of this window that takes typed keys (digits would not reach the labelling keys).
+
+        The application's event filter also sees key events of objects that are not widgets (a
+        QWindow, which passes the key on to its focus widget): those are never text fields."""
+        if not isinstance(w, QtWidgets.QWidget) or w.window() is not self:
             return False
         if isinstance(w, QtWidgets.QComboBox):
             return w.isEditable()

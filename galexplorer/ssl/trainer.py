@@ -32,6 +32,7 @@ from torch import nn
 from .. import progress
 from ..errors import CheckpointError, ConfigError, InputError
 from ..store import CutoutStore
+from ..store.atomic import writable_folder
 from . import distributed
 from .augment import AstroAugment
 from .backbones import ResNetEncoder, adapt_torchvision_state, build_backbone, resolve_stem
@@ -316,11 +317,13 @@ def train(cutouts: str | Path, run_dir: str | Path, config: TrainConfig | None =
         InputError: empty cutouts, too few stamps, NaN pixels.
         ConfigError: invalid options, stamps smaller than the crop, CUDA out of memory.
         CheckpointError: nothing to resume, or a checkpoint for other bands/backbone.
-        StoreError: an unreadable cutouts file.
+        StoreError: an unreadable cutouts file; ``run_dir`` cannot be created or written in.
     """
     run_dir = Path(run_dir)
     config = config or TrainConfig()
     overrides = dict(overrides or {})
+    # before any work: the checkpoints of an hour's training must have somewhere to go
+    writable_folder(run_dir, fix="choose a run folder (-o) where you can write, or make its folder writable")
     ckpt = None
     if resume:
         ckpt = load_checkpoint(run_dir / LATEST)

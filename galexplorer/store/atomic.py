@@ -152,26 +152,55 @@ def rename_into_place(tmp: str | Path, final: str | Path) -> None:
     fsync_folder(final.parent)
 
 
-def prepare_output(path: str | Path) -> Path:
-    """Check that ``path`` can be written (creating its folder) and return a temporary sibling.
+#: the advice when an output file's folder cannot be written
+OUTPUT_FIX = "choose an output path in a folder you can write to"
+
+
+def writable_folder(folder: str | Path, path: str | Path | None = None, fix: str = OUTPUT_FIX) -> Path:
+    """Create ``folder`` (and its parents) if needed and check that it can be written in.
+
+    Args:
+        folder: the folder to write in.
+        path: what the error names (default: ``folder``).
+        fix: the advice of the error, one the command that writes can follow.
+
+    Raises:
+        StoreError: the folder cannot be created (a file is in the way, no permission) or is
+            not writable.
+    """
+    folder = Path(folder)
+    path = folder if path is None else path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise StoreError(f"cannot create the folder {folder}: a file is in the way", path, fix) from None
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder {folder} ({exc.strerror or exc})", path, fix) from None
+    if not os.access(folder, os.W_OK):
+        raise StoreError(f"the folder {folder} is not writable", path, fix)
+    return folder
+
+
+def check_output(path: str | Path, fix: str = OUTPUT_FIX) -> Path:
+    """Check that the file ``path`` can be written (creating its folder), before any work.
 
     Raises:
         StoreError: ``path`` is a folder, its folder cannot be created or is not writable.
     """
     path = Path(path)
-    fix = "choose an output path in a folder you can write to"
     if path.is_dir():
         raise StoreError("is a folder; the output must be a file name", path, fix)
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise StoreError(f"cannot create the folder {parent}: a file is in the way", path, fix) from None
-    except OSError as exc:
-        raise StoreError(f"cannot create the folder {parent} ({exc.strerror or exc})", path, fix) from None
-    if not os.access(parent, os.W_OK):
-        raise StoreError(f"the folder {parent} is not writable", path, fix)
-    return temporary_sibling(path)
+    writable_folder(path.parent, path, fix)
+    return path
+
+
+def prepare_output(path: str | Path, fix: str = OUTPUT_FIX) -> Path:
+    """Check that ``path`` can be written (creating its folder) and return a temporary sibling.
+
+    Raises:
+        StoreError: ``path`` is a folder, its folder cannot be created or is not writable.
+    """
+    return temporary_sibling(check_output(path, fix))
 
 
 def open_new_h5(tmp: Path, final: str | Path):
@@ -203,14 +232,15 @@ def finish_output(tmp: Path, path: Path, ok: bool) -> None:
 
 
 @contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write; rename it to ``path`` if the block completes.
+def atomic_output(path: str | Path, fix: str = OUTPUT_FIX) -> Iterator[Path]:
+    """Yield a temporary path to write; rename it to ``path`` if the block completes (``fix``:
+    the advice when its folder cannot be written).
 
     On any exception (including ``KeyboardInterrupt``) the temporary file is removed and the
     exception propagates; an existing file at ``path`` is left untouched.
     """
     path = Path(path)
-    tmp = prepare_output(path)
+    tmp = prepare_output(path, fix)
     try:
         try:
             yield tmp

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import atomic_output
+from .atomic import atomic_output, check_output
 from .schema import (
     RANKING_FORMAT,
     damage_is_store_error,
@@ -48,6 +48,23 @@ FIX = "run `galexplorer rank STORE.h5` again"
 def ranking_path(store_path: str | Path) -> Path:
     """``store.h5`` -> ``store.h5.ranking.h5``."""
     return Path(str(store_path) + SUFFIX)
+
+
+def ranking_fix(store_path: str | Path) -> str:
+    """The advice when the ranking cannot be saved next to ``store_path`` (``rank`` has no
+    output option: the sidecar always goes beside the store)."""
+    folder = Path(store_path).resolve().parent
+    return (f"the ranking is saved beside the store as {Path(store_path).name}{SUFFIX}: make {folder} "
+            "writable, or copy the store and its label journal to a folder you can write to and rank the copy")
+
+
+def check_ranking_writable(store_path: str | Path) -> Path:
+    """Check, before any work, that the ranking sidecar of ``store_path`` can be written.
+
+    Raises:
+        StoreError: the store's folder is not writable (with advice ``rank`` can follow).
+    """
+    return check_output(ranking_path(store_path), ranking_fix(store_path))
 
 
 def labels_hash(labelled: np.ndarray, labels: np.ndarray, excluded: np.ndarray | None = None) -> str:
@@ -129,7 +146,7 @@ def write_ranking(store_path: str | Path, ranking: Ranking) -> Path:
     for name in ("mean", "std", "acquisition"):
         if len(getattr(ranking, name)) != n:
             raise StoreError(f"ranking: {name} has {len(getattr(ranking, name))} rows, rank has {n}", path)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, ranking_fix(store_path)) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("mean", data=np.asarray(ranking.mean, np.float32))
             f.create_dataset("std", data=np.asarray(ranking.std, np.float32))

@@ -1,0 +1,80 @@
+"""Defects found by a new user (issue #23): nothing reaches stderr from the window's event
+handlers, and the gallery's My labels lists only the user's own labels."""
+
+from __future__ import annotations
+
+import gui_qt
+import pytest
+from gui_qt import open_window
+from gui_stores import build_store
+from PySide6 import QtCore, QtGui, QtTest, QtWidgets
+
+from galexplorer.gui.keymap import SHORTCUTS
+
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
+gui_settings = gui_qt.gui_settings
+no_leaks = gui_qt.no_leaks
+
+# shortcuts that open no dialog, browser or second window (those have tests of their own)
+_SAFE = ("clear_selection", "previous", "next", "reset_view", "pan", "lasso", "rectangle", "centre",
+         "stretch", "band", "show_selection", "queue_head")
+
+
+@pytest.fixture
+def store(tmp_path):
+    return build_store(tmp_path / "store.h5", 300)
+
+
+def _press(w, seq: str) -> None:
+    """A key as the platform delivers it: to the window's QWindow, which passes it to the
+    focus widget (the path where the application's event filter sees a QWindow)."""
+    ks = QtGui.QKeySequence(seq)[0]
+    QtTest.QTest.keyClick(w.windowHandle(), ks.key(), ks.keyboardModifiers())
+    QtWidgets.QApplication.processEvents()
+
+
+def test_shortcut_keys_in_every_focus_state_print_nothing(qtbot, store, gui_settings, capfd):
+    w = open_window(qtbot, store, gui_settings)
+    keys = [k for s in SHORTCUTS if s.action in _SAFE for k in s.keys]
+    assert "Esc" in keys
+    capfd.readouterr()
+    focus = {"map": w.scatter, "text field": w.candidates.text, "inspector": w.inspector.stretch}
+    for where, widget in focus.items():
+        for k in keys:
+            w.activateWindow()
+            widget.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)
+            QtWidgets.QApplication.processEvents()
+            _press(w, k)
+            out, err = capfd.readouterr()
+            assert err == "", f"{k} with the focus in the {where} printed:\n{err}"
+    # Esc in a text field gives the keys back to labelling
+    w.candidates.text.setFocus()
+    QtWidgets.QApplication.processEvents()
+    _press(w, "Esc")
+    assert not w.candidates.text.hasFocus()
+    assert capfd.readouterr().err == ""
+    w.close()
+
+
+def test_gallery_my_labels_lists_only_the_users_own_labels(qtbot, store, gui_settings):
+    from galexplorer.labels import LabelJournal
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store) as s:
+        ids = list(s.ids)
+    with LabelJournal.for_store(store, user="root") as j:     # another labeller's 21 labels
+        for oid in ids[:21]:
+            j.score(oid, 3)
+    w = open_window(qtbot, store, gui_settings, user="alice")
+    ex = w.explorer
+    mine = [15, 25]                # one object root scored too, one only alice
+    for i in mine:
+        ex.open(i)
+        assert ex.score(4)
+    assert ex.wait_idle(60)
+    w.gallery.mine.setChecked(True)
+    QtWidgets.QApplication.processEvents()
+    assert sorted(ex.gallery_indices.tolist()) == mine
+    assert "alice" in ex.gallery_title
+    w.gallery.mine.setChecked(False)
+    w.close()
