@@ -9,7 +9,7 @@ from gui_qt import open_window
 from gui_stores import build_store
 from PySide6 import QtCore, QtGui, QtTest, QtWidgets
 
-from galexplorer.gui.keymap import SHORTCUTS
+from galexplorer.gui.actions import SHORTCUTS
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
 gui_settings = gui_qt.gui_settings
