@@ -1,0 +1,138 @@
+"""Does the default encoder beat raw pixels on domains unlike the XDF? (issue #22 item 1)
+
+For each domain - ``xdf`` (the real XDF stamps with injected rare classes, as bench_representation.py
+builds them), ``radio`` and ``optical`` (:mod:`galexplorer.data.domains`) - and each seed, a cutouts
+file is written, the default encoder (``TrainConfig()`` with the benchmark's CPU sizes) and each
+candidate recipe trained on it, and every representation scored by:
+
+* ``knn``: 5-fold cross-validated accuracy of a 5-nearest-neighbour classifier of the classes;
+* ``lin``: the same for a logistic-regression (linear) probe;
+* ``ap``: average precision of the rare class from the linear probe's out-of-fold probabilities.
+
+Representations: each recipe, raw-pixel PCA (30 components of the arcsinh-normalised centre) and
+the random (untrained) network. Each line ends with the ratio of its kNN accuracy and AP to the PCA
+of the same domain and seed, measured in the same run.
+
+    python benchmarks/bench_domains.py --n 400 --epochs 3 --seeds 0        # a small run
+    python benchmarks/bench_domains.py --recipes default "no noise" --domains radio
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_representation import COMMON, encoder_embeddings, latest_backbone, raw_pca  # noqa: E402
+
+# candidate defaults (investigation of the radio loss): each changes one suspect from the default
+RECIPES = {
+    "default": {},
+    "no noise": {"augment": {"noise": False}},
+    "no blur": {"augment": {"blur": False}},
+    "no jitter/scale": {"augment": {"jitter": False, "scale": False}},
+    "standard stem": {"stem": "standard"},
+}
+
+
+def domain_set(name: str, n: int, seed: int):
+    """(stamps, labels, rare, class_names) of a domain."""
+    if name == "xdf":
+        from galexplorer.data.inject import xdf_benchmark_set
+
+        b = xdf_benchmark_set(seed=seed, size=40, per_class=max(2, n // 100), morphology=False)
+        return b.stamps, b.labels, b.rare, b.class_names
+    from galexplorer.data.domains import make_domain
+
+    d = make_domain(name, n, seed=seed, size=40)
+    return d.stamps, d.labels, d.rare, d.class_names
+
+
+def write(path: Path, stamps: np.ndarray, labels: np.ndarray) -> None:
+    from galexplorer.data.thumbnails import make_thumbnails
+    from galexplorer.store import CutoutWriter
+
+    bands = [f"b{i}" for i in range(stamps.shape[1])]
+    n = len(stamps)
+    with CutoutWriter(path, bands=bands, size=stamps.shape[-1], thumb_size=16) as w:
+        w.add(stamps, [f"o{i}" for i in range(n)], ra=np.full(n, np.nan), dec=np.full(n, np.nan),
+              columns={"kind": labels.astype(np.int64)}, thumbnails=make_thumbnails(stamps, bands, 16))
+
+
+def probes(emb: np.ndarray, labels: np.ndarray, rare: np.ndarray) -> dict[str, float]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import average_precision_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = (emb - emb.mean(axis=0)) / max(float(emb.std()), 1e-12)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    knn = cross_val_score(KNeighborsClassifier(5), x, labels, cv=cv).mean()
+    lin_model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    lin = cross_val_score(lin_model, x, labels, cv=cv).mean()
+    p = cross_val_predict(lin_model, x, rare.astype(int), cv=cv, method="predict_proba")[:, 1]
+    return {"knn": float(knn), "lin": float(lin), "ap": float(average_precision_score(rare, p))}
+
+
+def run_domain(domain: str, seed: int, args, work: Path) -> dict[str, dict[str, float]]:
+    from galexplorer.ssl.backbones import resolve_stem
+    from galexplorer.ssl.config import TrainConfig
+    from galexplorer.ssl.trainer import train
+
+    stamps, labels, rare, names = domain_set(domain, args.n, seed)
+    cut = work / f"{domain}-{seed}.h5"
+    write(cut, stamps, labels)
+    print(f"{domain} seed {seed}: {len(stamps)} stamps {stamps.shape[1:]}, classes {list(names)}, "
+          f"{int(rare.sum())} rare", flush=True)
+    out = {"pca": probes(raw_pca(stamps), labels, rare)}
+    base = {**COMMON, "seed": seed}
+    stem = resolve_stem(TrainConfig.from_dict(base).stem, COMMON["image_size"], "cpu")
+    out["random"] = probes(encoder_embeddings(cut, None, {**COMMON, "stem": stem}, stamps), labels, rare)
+    for name in args.recipes:
+        cfg = TrainConfig.from_dict({**base, **RECIPES[name], "epochs": args.epochs})
+        run = work / f"run-{domain}-{seed}-{name.replace(' ', '_').replace('/', '_')}"
+        t0 = time.perf_counter()
+        train(cut, run, cfg)
+        st = resolve_stem(cfg.stem, COMMON["image_size"], "cpu")
+        emb = encoder_embeddings(cut, latest_backbone(run), {**COMMON, "stem": st}, stamps)
+        out[name] = probes(emb, labels, rare)
+        out[name]["s"] = time.perf_counter() - t0
+    for name, s in out.items():
+        pca = out["pca"]
+        print(f"  {domain:8s} s{seed} {name:16s} kNN {s['knn']:.3f}  linear {s['lin']:.3f}  rare AP {s['ap']:.3f}"
+              f"   kNN/PCA {s['knn'] / pca['knn']:.2f}  AP/PCA {s['ap'] / max(pca['ap'], 1e-9):.2f}", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--domains", nargs="+", default=["xdf", "radio", "optical"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--n", type=int, default=600, help="objects per synthetic domain (xdf: all its stamps)")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--recipes", nargs="+", default=["default"], choices=list(RECIPES))
+    args = ap.parse_args()
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for domain in args.domains:
+            for seed in args.seeds:
+                for name, s in run_domain(domain, seed, args, Path(tmp)).items():
+                    results.setdefault((domain, name), []).append(s)
+    print("\nmean over seeds (ratio to PCA of the same domain, same run):")
+    for (domain, name), runs in results.items():
+        m = {k: float(np.mean([r[k] for r in runs])) for k in ("knn", "lin", "ap")}
+        p = {k: float(np.mean([r[k] for r in results[(domain, "pca")]])) for k in ("knn", "ap")}
+        print(f"  {domain:8s} {name:16s} kNN {m['knn']:.3f} ({m['knn'] / p['knn']:.2f})  linear {m['lin']:.3f}  "
+              f"rare AP {m['ap']:.3f} ({m['ap'] / max(p['ap'], 1e-9):.2f})")
+
+
+if __name__ == "__main__":
+    main()
