@@ -119,7 +119,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=600, help="objects per synthetic domain (xdf: all its stamps)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--recipes", nargs="+", default=["default"], choices=list(RECIPES))
+    ap.add_argument("--quick", action="store_true", help="smoke test: radio only, 1 seed, 120 objects, 1 epoch")
     args = ap.parse_args()
+    if args.quick:
+        args.domains, args.seeds, args.n, args.epochs, args.recipes = ["radio"], [0], 120, 1, ["default"]
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for domain in args.domains:
