@@ -159,7 +159,6 @@ class CollapseMonitor:
         self.persist = persist
         self._dip: list[int] = []                 # the epochs of the dip going on now
         self._alarmed = False                     # ... and whether it has had its loud alarm
-        self._last: CollapseStats | None = None
 
     @property
     def dimensional(self) -> bool:
@@ -201,7 +200,6 @@ class CollapseMonitor:
                         stats.effective_rank, rank0)
             return stats
         self._dip.append(int(epoch))
-        self._last = stats
         if len(self._dip) < self.persist:
             log.warning("dip at epoch %d: effective rank %.1f (%.1f at the start), %d PCA components for 95%% "
                         "of the variance (%d at the start); watching it - the alarm comes if it lasts %d "
@@ -219,7 +217,7 @@ class CollapseMonitor:
 
     def _alarm(self, when: str) -> None:
         self._alarmed = True
-        stats, (rank0, pca0) = self._last, self.reference
+        stats, (rank0, pca0) = self.history[-1], self.reference   # the dip's latest epoch
         log.warning(
             "!!! DIMENSIONAL COLLAPSE at %s: effective rank %.1f (%.1f at the start), %d PCA "
             "components for 95%% of the variance (%d at the start): the embeddings use ever fewer "
