@@ -15,6 +15,7 @@ of the same domain and seed, measured in the same run.
 
     python benchmarks/bench_domains.py --n 400 --epochs 3 --seeds 0        # a small run
     python benchmarks/bench_domains.py --recipes default "no noise" --domains radio
+    python benchmarks/bench_domains.py --recipes default nnclr byol vicreg     # the methods
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ RECIPES = {
     "no blur": {"augment": {"blur": False}},
     "no jitter/scale": {"augment": {"jitter": False, "scale": False}},
     "standard stem": {"stem": "standard"},
+    # the other methods with the default augmentations (#22 item 4: NNCLR beside SimCLR, BYOL, VICReg)
+    "nnclr": {"method": "nnclr", "queue_size": 1024},
+    "byol": {"method": "byol"},
+    "vicreg": {"method": "vicreg"},
 }
 
 

@@ -127,7 +127,7 @@ def _add_train(sub) -> None:
     p.add_argument("cutouts", metavar="CUTOUTS.h5")
     p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="folder for checkpoints and encoder")
     p.add_argument("--config", metavar="FILE", help="TOML or JSON file with the same options")
-    p.add_argument("--method", choices=["byol", "simclr", "vicreg"], help="self-supervised method (default simclr)")
+    p.add_argument("--method", choices=["byol", "nnclr", "simclr", "vicreg"], help="self-supervised method (default simclr)")
     p.add_argument("--backbone", choices=["resnet18", "resnet34", "resnet50"])
     p.add_argument("--epochs", type=_positive_int)
     p.add_argument("--batch-size", type=_positive_int)

@@ -31,7 +31,7 @@ def _epochs(run) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["simclr", "byol", "vicreg"])
+@pytest.mark.parametrize("method", ["simclr", "byol", "vicreg", "nnclr"])
 def test_torchrun_two_processes_gloo(tmp_path, xdf_cutouts, method):
     cfg = tmp_path / "small.toml"
     cfg.write_text("proj_hidden = 64\nproj_dim = 32\npred_hidden = 64\nmonitor_objects = 16\n")

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-METHODS = ("byol", "simclr", "vicreg")
+METHODS = ("byol", "nnclr", "simclr", "vicreg")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 STEMS = ("auto", "small", "medium", "standard")
 DEVICES = ("auto", "cpu", "cuda")
@@ -37,6 +37,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 HEAD_DEFAULTS = {
     "byol": {"proj_hidden": 4096, "proj_dim": 256, "pred_hidden": 4096},
     "simclr": {"proj_hidden": 2048, "proj_dim": 128, "pred_hidden": 0},
+    "nnclr": {"proj_hidden": 2048, "proj_dim": 256, "pred_hidden": 4096},      # Dwibedi et al. 2021
     "vicreg": {"proj_hidden": 2048, "proj_dim": 2048, "pred_hidden": 0},
 }
 
@@ -128,7 +129,7 @@ class TrainConfig:
     """Everything that defines a training run (the CLI options and the config-file keys).
 
     Attributes:
-        method: 'simclr' (default), 'byol' or 'vicreg'. SimCLR with the default augmentations is
+        method: 'simclr' (default), 'byol', 'nnclr' or 'vicreg'. SimCLR with the default augmentations is
             the recipe of benchmarks/bench_representation.py that beats raw-pixel PCA and the
             random network on the rare-class recall and the shape probes at 30 epochs, on real XDF
             pixels; BYOL loses recall after epoch 10 there (see docs/training.md, "Judging a run").
@@ -151,6 +152,7 @@ class TrainConfig:
         workers: data-loading worker processes (0 reads in the main process).
         temperature: NT-Xent temperature (SimCLR).
         tau_base: BYOL target EMA rate at the start; rises to 1 on a cosine schedule.
+        queue_size: rows of NNCLR's support set (a FIFO queue of earlier projections).
         proj_hidden, proj_dim, pred_hidden: MLP head sizes; None = the method's default
             (BYOL 4096/256/4096, SimCLR 2048/128, VICReg 2048/2048).
         stats_objects: stamps sampled to measure each band's median and MAD.
@@ -175,6 +177,7 @@ class TrainConfig:
     workers: int = 0
     temperature: float = 0.1
     tau_base: float = 0.99
+    queue_size: int = 8192
     proj_hidden: int | None = None
     proj_dim: int | None = None
     pred_hidden: int | None = None
@@ -217,6 +220,8 @@ class TrainConfig:
         if not (isinstance(self.temperature, (int, float)) and self.temperature >= 1e-3):
             raise ConfigError(f"temperature must be >= 0.001, got {self.temperature!r}",
                               hint="the NT-Xent temperature is typically 0.05-0.5")
+        if self.queue_size < 1:
+            raise ConfigError(f"queue_size must be >= 1, got {self.queue_size!r}")
         if not (0 <= self.tau_base < 1):
             raise ConfigError(f"tau_base must be in [0, 1), got {self.tau_base!r}")
         for name in ("proj_hidden", "proj_dim"):

@@ -60,6 +60,7 @@ from .evaluate import LabelledSet, evaluate, labelled_set
 from .normalize import BandStats, compute_band_stats
 from .runtime import retain_freed_memory
 from .schedule import cosine_tau, warmup_cosine, warmup_steps_for
+from .nnclr import NNCLR
 from .simclr import SimCLR
 from .vicreg import VICReg
 
@@ -168,6 +169,8 @@ def _build_model(cfg: TrainConfig, n_bands: int) -> nn.Module:
         return BYOL(backbone, proj_hidden, proj_dim, pred_hidden)
     if cfg.method == "vicreg":
         return VICReg(backbone, proj_hidden, proj_dim)
+    if cfg.method == "nnclr":
+        return NNCLR(backbone, proj_hidden, proj_dim, pred_hidden, cfg.temperature, cfg.queue_size)
     return SimCLR(backbone, proj_hidden, proj_dim, cfg.temperature)
 
 
