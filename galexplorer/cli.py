@@ -196,6 +196,9 @@ def _add_embed(sub) -> None:
     p.add_argument("--pca-standardise", action="store_true",
                    help="scale each embedding dimension to unit variance before the PCA (for feature "
                         "tables whose columns have different units)")
+    p.add_argument("--features", choices=["auto", "all", "none"], default="auto",
+                   help="also write raw-pixel PCA and morphology features from the cutouts, for the loop to "
+                        "choose among by cross-validation (auto: morphology only up to 200,000 objects)")
     p.set_defaults(run=_run_embed)
 
 
@@ -204,7 +207,7 @@ def _run_embed(args) -> int:
 
     cfg = EmbedConfig(batch_size=args.batch_size, device=args.device, pca_variance=args.pca_variance,
                       projection=args.projection, seed=args.seed,
-                      pca_standardise=args.pca_standardise).validate()
+                      pca_standardise=args.pca_standardise, features=args.features).validate()
     if args.virtual and not args.merge:
         raise ConfigError("--virtual only applies to --merge")
     if args.shard and (args.merge or args.embeddings):

@@ -36,6 +36,10 @@ class LoopConfig:
         full_std: compute the exact std of every object on every fit (slow at 10^6 for the GP).
         interesting_above: a label ≥ this is a find: an anomaly for ``aad``/``pine``, a hit for
             the portfolio's bandit.
+        representation: what the scorer learns on: ``auto`` (at each refit, the store's
+            representation with the best cross-validated average precision on the labels so far;
+            see :mod:`galexplorer.active.representation`), ``embedding``, ``morphology``,
+            ``pixels`` or ``combined``.
     """
 
     scorer: str = DEFAULT_SCORER
@@ -54,6 +58,7 @@ class LoopConfig:
     gp_precision: str = "auto"
     full_std: bool = False
     interesting_above: float = 3.0
+    representation: str = "auto"
 
     def __post_init__(self) -> None:
         if self.scorer not in SCORERS:
@@ -69,6 +74,9 @@ class LoopConfig:
         if self.feature_scaling not in FEATURE_SCALINGS:
             raise ConfigError(f"feature scaling must be one of {', '.join(FEATURE_SCALINGS)}, "
                               f"not {self.feature_scaling!r}")
+        from .representation import check_representation
+
+        check_representation(self.representation)
         if self.knn_space not in ("embeddings", "features"):
             raise ConfigError(f"knn_space must be 'embeddings' or 'features', not {self.knn_space!r}")
 

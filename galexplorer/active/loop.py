@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import LabelError
+from ..errors import LabelError, StoreError
 from ..store import EmbeddingStore
 from .acquisition import (
     Acquisition,
@@ -44,6 +44,7 @@ from .features import LearningFeatures, learning_features
 from .ordering import ranking_order
 from .portfolio import ARM_SCORER, ARMS, POOL, Bandit, ranking_arm
 from .registry import PORTFOLIO
+from .representation import RepresentationChoice, choose, load_sets
 from .scorers import IsolationForestScorer, NeighbourScorer, ScoreModel, Scorer, make_scorer, minmax_scale
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class LoopResult:
         labelled, labels: (n,) int64 rows and float32 scores fitted on.
         excluded: (m,) int64 rows excluded from ranking.
         best: the best label (EI's reference), NaN without labels.
-        info: the scorer's fitted parameters (JSON-able).
+        info: the scorer's fitted parameters (JSON-able); ``info["representation"]`` says which
+            representation it learned on and why (:class:`.representation.RepresentationChoice`).
         config: the :class:`LoopConfig`.
     """
 
@@ -91,6 +93,11 @@ class LoopResult:
     _model: ScoreModel | None = field(default=None, repr=False)
     _acq: Acquisition | None = field(default=None, repr=False)
     _mean_model: ScoreModel | None = field(default=None, repr=False)
+
+    @property
+    def representation(self) -> str:
+        """The representation the scorer learned on (``embedding`` without labels)."""
+        return str(self.info.get("representation", {}).get("used", "embedding"))
 
     @property
     def mean_complete(self) -> bool:
@@ -223,6 +230,28 @@ class ActiveLoop:
         else:
             self.scorer = self._make(c.scorer, anomaly_raw)
         self._anomaly_raw = anomaly_raw
+        self._sets: dict[str, np.ndarray] | None = None
+
+    def representations(self) -> dict[str, np.ndarray]:
+        """The candidate representations (see :mod:`.representation`), loaded on first use."""
+        with self._lock:
+            if self._sets is None:
+                self._sets = load_sets(self.store, self.X)
+            return self._sets
+
+    def _representation(self, labelled: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, RepresentationChoice]:
+        """The features this refit learns on (``config.representation``), and why."""
+        want = self.config.representation
+        if want == "embedding":
+            return self.X, RepresentationChoice("embedding", reason="embedding (fixed)")
+        sets = self.representations()
+        if want == "auto":
+            choice = choose(sets, labelled, labels, self.config.interesting_above, self.config.seed)
+            return sets[choice.used], choice
+        if want not in sets:
+            raise StoreError(f"the store has no {want} representation (it has: {', '.join(sets)})", self.store.path,
+                             "build it with `galexplorer embed --features all`, or use --representation auto")
+        return sets[want], RepresentationChoice(want, reason=f"{want} (fixed)")
 
     @property
     def unit_vectors(self) -> np.ndarray | None:
@@ -321,10 +350,12 @@ class ActiveLoop:
                               acquisition_name="initial", n_labels=0, seconds=time.perf_counter() - t0,
                               labelled=labelled, labels=labels, excluded=excluded, best=float("nan"),
                               info={"note": "no labels: anomaly prior"}, config=c)
+        X, rep = self._representation(labelled, labels)
         if c.scorer == PORTFOLIO:
-            return self._fit_portfolio(labelled, labels, excluded, previous, t0)
-        warm = previous.info if previous is not None and previous.scorer == c.scorer else None
-        model = self.scorer.fit(self.X, labelled, labels, warm=warm)
+            return self._fit_portfolio(labelled, labels, excluded, previous, t0, X, rep)
+        same = previous is not None and previous.representation == rep.used
+        warm = previous.info if same and previous.scorer == c.scorer else None
+        model = self.scorer.fit(X, labelled, labels, warm=warm)
         best = float(labels.max()) if len(labels) else float("nan")
         if not model.has_std and c.acquisition != "ei":     # the default says nothing for these
             log.info("the %s scorer has no uncertainty: the next batch is its highest scores", c.scorer)
@@ -335,7 +366,8 @@ class ActiveLoop:
         log.info("%s fitted on %d labels in %.2f s", c.scorer, len(labelled), seconds)
         return LoopResult(mean=model.mean, std=std, acquisition=acquisition, next_batch=batch, order=order,
                           scorer=c.scorer, acquisition_name=acq_name, n_labels=len(labelled), seconds=seconds,
-                          labelled=labelled, labels=labels, excluded=excluded, best=best, info=dict(model.info),
+                          labelled=labelled, labels=labels, excluded=excluded, best=best,
+                          info={**model.info, "representation": rep.to_dict()},
                           config=c, _model=model, _acq=acq, _mean_model=model)
 
     def _choose(self, model: ScoreModel, acquisition_name: str, best: float, labelled: np.ndarray,
@@ -379,7 +411,7 @@ class ActiveLoop:
         return top_k(model.mean, k, candidates), std, acquisition, None, "mean"
 
     def _neighbour_exact(self, model: ScoreModel, pool: np.ndarray, labelled, labels, free: np.ndarray,
-                         k: int) -> ScoreModel:
+                         k: int, X: np.ndarray) -> ScoreModel:
         """NeighbourScore never exceeds the anomaly score: the pool's top ``k`` are the top ``k`` of
         all objects when the k-th of them is at least the anomaly score of every object outside
         the pool; otherwise score everything."""
@@ -394,10 +426,11 @@ class ActiveLoop:
         if kth >= float(anomaly[outside].max()):
             return model
         log.debug("NeighbourScore: the pool was not enough, scoring every object")
-        return self.arms["neighbour"].fit(self.X, labelled, labels)
+        return self.arms["neighbour"].fit(X, labelled, labels)
 
     def _fit_portfolio(self, labelled: np.ndarray, labels: np.ndarray, excluded: np.ndarray,
-                       previous: LoopResult | None, t0: float) -> LoopResult:
+                       previous: LoopResult | None, t0: float, X: np.ndarray,
+                       rep: RepresentationChoice) -> LoopResult:
         """The portfolio's refit (see :mod:`.portfolio`): Thompson shares, each arm with slots
         fitted and proposing its best not yet taken, the ranking from the arm with the best
         posterior hit rate."""
@@ -415,7 +448,8 @@ class ActiveLoop:
         eligible = _eligible(n, labelled, excluded)
         free = eligible.copy()
         best = float(labels.max())
-        warm_all = (state or {}).get("arm_info", {})
+        same = previous is not None and previous.representation == rep.used
+        warm_all = (state or {}).get("arm_info", {}) if same or previous is None else {}
         models: dict[str, ScoreModel] = {}
         seconds: dict[str, float] = {}
         batch_parts, proposals = [], []
@@ -430,11 +464,11 @@ class ActiveLoop:
                 # only proposing: score the POOL most anomalous objects (see the module's notes)
                 if pool is None:
                     pool = top_k(self.anomaly_prior(), POOL)
-                model = self.arms[arm].fit(self.X, labelled, labels, warm=warm_all.get(arm), rows=pool)
+                model = self.arms[arm].fit(X, labelled, labels, warm=warm_all.get(arm), rows=pool)
                 if arm == "neighbour":
-                    model = self._neighbour_exact(model, pool, labelled, labels, free, slots[arm])
+                    model = self._neighbour_exact(model, pool, labelled, labels, free, slots[arm], X)
             else:
-                model = self.arms[arm].fit(self.X, labelled, labels, warm=warm_all.get(arm))
+                model = self.arms[arm].fit(X, labelled, labels, warm=warm_all.get(arm))
             models[arm] = model
             acq_name = c.acquisition if arm == "gp" else "mean"
             if slots[arm]:
@@ -456,7 +490,8 @@ class ActiveLoop:
             "shares": shares, "slots": slots, "ranking_arm": rank_arm,
             "hit_rate": {a: p.mean for a, p in post.items()},
             "hits": {a: p.hits for a, p in post.items()}, "tries": {a: p.tries for a, p in post.items()},
-            "arm_info": {a: m.info for a, m in models.items()}, "arm_seconds": seconds}}
+            "arm_info": {a: m.info for a, m in models.items()}, "arm_seconds": seconds},
+            "representation": rep.to_dict()}
         total = time.perf_counter() - t0
         log.info("portfolio fitted on %d labels in %.2f s: slots %s, ranking by %s (%s)", len(labelled), total,
                  ", ".join(f"{a} {k}" for a, k in slots.items() if k), rank_arm,

@@ -75,6 +75,9 @@ class EmbedConfig:
             codes: half the file, much lower recall), or "none".
         cluster: the Dask cluster the encoder ran on (``--cluster``; scheduler address and
             worker count, recorded for ``galexplorer info``), None for one process.
+        features: the representations besides the embedding written from the cutouts for the
+            loop to choose among (:mod:`galexplorer.explore.featuresets`): "auto" (raw-pixel PCA,
+            and morphology up to 200 000 objects), "all" or "none".
     """
 
     batch_size: int = 256
@@ -95,6 +98,7 @@ class EmbedConfig:
     pca_max_components: int | None = None
     similarity_index: str = "auto"
     cluster: str | None = None
+    features: str = "auto"
 
     def validate(self) -> EmbedConfig:
         """Raise :class:`ConfigError` for an invalid value; return self."""
@@ -121,6 +125,10 @@ class EmbedConfig:
             raise ConfigError(f"cluster_prior must be > 0, got {self.cluster_prior}")
         if self.pca_max_components is not None and self.pca_max_components < 1:
             raise ConfigError(f"pca_max_components must be >= 1, got {self.pca_max_components}")
+        from .featuresets import FEATURE_CHOICES
+
+        if self.features not in FEATURE_CHOICES:
+            raise ConfigError(f"unknown features choice {self.features!r}", hint=f"use one of {', '.join(FEATURE_CHOICES)}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,6 +156,7 @@ class EmbedReport:
     source: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    feature_sets: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"wrote {self.output}: {self.n} objects, {self.dim}-d embeddings"
@@ -157,6 +166,8 @@ class EmbedReport:
         if self.n_pca is not None:
             lines.append(f"PCA: {self.n_pca} components keep {self.variance_kept:.1%} of the variance; "
                          f"projection: {self.projection}; clusters used: {self.n_clusters_used}")
+        if self.feature_sets:
+            lines.append("other representations for the loop: " + ", ".join(self.feature_sets))
         if self.seconds:
             lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
         lines += [f"note: {n}" for n in self.notes]
@@ -308,9 +319,26 @@ def build_store(output: str | Path, *, objects: ObjectTable, dim: int, fill: Emb
                 acc = scan_embeddings(emb, objects.ids, accumulate=shard is None)
         if shard is None:
             analyse(w, emb, config, report, acc)
+            if cutouts is not None:
+                write_feature_sets(w, cutouts, cut_rows, config, report)
     if shard is None:
         write_similarity_index(output, config, report)
     return report
+
+
+def write_feature_sets(w: EmbeddingStoreWriter, cutouts: CutoutStore, rows: np.ndarray, config: EmbedConfig,
+                       report: EmbedReport) -> None:
+    """Write ``features/<name>`` for each set ``config.features`` asks for (see
+    :mod:`galexplorer.explore.featuresets`)."""
+    from .featuresets import compute_feature_sets, wanted_sets
+
+    sets = wanted_sets(config.features, len(rows))
+    if not sets:
+        return
+    with _Timer(report, "features"):
+        for name, (data, attrs) in compute_feature_sets(cutouts, rows, sets, config.seed).items():
+            w.write(f"features/{name}", data, attrs=attrs)
+    report.feature_sets = list(sets)
 
 
 def write_similarity_index(output: Path, config: EmbedConfig, report: EmbedReport) -> Path | None:

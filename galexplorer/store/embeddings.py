@@ -231,6 +231,15 @@ class EmbeddingStore(ObjectFile):
                              self.path, FIX)
         return self._array(f"scores/{name}", dtype=self._f[f"scores/{name}"].dtype)
 
+    @property
+    def feature_set_names(self) -> list[str]:
+        """The representations besides the embedding (``features/<name>``, written by ``embed``)."""
+        return sorted(self._f["features"]) if "features" in self._f else []
+
+    def feature_set(self, name: str) -> np.ndarray:
+        """(N, k) float32 ``features/<name>`` (e.g. ``morphology``, ``pixels``)."""
+        return self._array(f"features/{name}")
+
     # -- the cutouts this store was built from ----------------------------------------------------
     @property
     def cutouts_path(self) -> Path | None:

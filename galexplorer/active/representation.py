@@ -1,0 +1,153 @@
+"""Which representation the scorer learns on, chosen on the labels so far (issue #22 item 3).
+
+A store can hold, besides the learning features of its embedding (:mod:`.features`), the
+representations ``embed`` computed from the cutouts (:mod:`galexplorer.explore.featuresets`):
+``morphology`` (55 hand-made shape numbers) and ``pixels`` (raw-pixel PCA). On data the encoder
+was not tuned to, the embedding may separate the rare class no better than raw pixels, while
+morphology separates a class defined by shape well (see docs/active-learning.md, "Which
+representation"). So at each refit, with ``LoopConfig.representation = "auto"``:
+
+1. every available set, and ``combined`` (the embedding and the morphology side by side, each
+   block scaled to the same total variance), is scored by stratified k-fold cross-validation
+   (k = min(5, finds, non-finds)) of a class-balanced logistic regression of "interesting"
+   (label ≥ ``interesting_above``) on the labelled objects: the average precision of the
+   out-of-fold decision values;
+2. the best is used when it beats the embedding's by more than :data:`MARGIN` (otherwise the
+   embedding: noise in a handful of folds must not flip the representation at every refit);
+3. with fewer than :data:`MIN_LABELS` labels, or fewer than :data:`MIN_CLASS` finds or non-finds,
+   the embedding is kept and the reason is said.
+
+The choice, the scores and the reason go into ``LoopResult.info["representation"]`` (the status
+bar and the export's ``.json`` show them). A fixed ``representation`` skips the comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from .features import standardise
+
+log = logging.getLogger(__name__)
+
+DEFAULT = "embedding"
+REPRESENTATIONS = ("auto", "embedding", "morphology", "pixels", "combined")
+MIN_LABELS = 20
+MIN_CLASS = 3
+MARGIN = 0.02
+MAX_CV_ROWS = 5000
+
+
+@dataclass
+class RepresentationChoice:
+    """The representation a refit used, and why.
+
+    Attributes:
+        used: the name of the set the scorer was fitted on.
+        scores: cross-validated average precision of each candidate (empty when not compared).
+        reason: one line for the status bar.
+    """
+
+    used: str
+    scores: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {"used": self.used, "cv_average_precision": dict(self.scores), "reason": self.reason}
+
+
+def check_representation(name: str) -> str:
+    if name not in REPRESENTATIONS:
+        raise ConfigError(f"unknown representation {name!r}", hint=f"use one of {', '.join(REPRESENTATIONS)}")
+    return name
+
+
+def _block(X: np.ndarray) -> np.ndarray:
+    """Scale a standardised block to a total variance of 1 (so blocks of different widths weigh alike)."""
+    total = float(np.sum(np.var(X, axis=0, dtype=np.float64)))
+    return X / np.float32(np.sqrt(total) if total > 0 else 1.0)
+
+
+def load_sets(store, embedding: np.ndarray) -> dict[str, np.ndarray]:
+    """The candidate sets of a store: ``embedding`` (the learning features given), and each of
+    ``features/morphology`` (per column standardised), ``features/pixels`` (one scale, keeping the
+    PCA's geometry) and ``combined`` that the store holds. Columns with NaN/inf are dropped with a
+    log line (a store written by another tool)."""
+    sets = {DEFAULT: embedding}
+    have = getattr(store, "feature_set_names", [])     # stand-ins for a store (tests, external tools)
+    for name, scaling in (("morphology", "per-component"), ("pixels", "global")):
+        if name not in have:
+            continue
+        X = store.feature_set(name)
+        good = np.isfinite(X).all(axis=0)
+        if not good.all():
+            log.warning("%s: %d columns of features/%s hold NaN or inf; leaving them out", store.path,
+                        int((~good).sum()), name)
+            X = X[:, good]
+        if X.shape[1] and len(X) == len(embedding):
+            sets[name] = standardise(X, scaling)
+    if "morphology" in sets:
+        sets["combined"] = np.hstack([_block(embedding), _block(sets["morphology"])]) * np.float32(
+            np.sqrt((embedding.shape[1] + sets["morphology"].shape[1]) / 2))
+    return sets
+
+
+def cross_validated_ap(X: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+    """Out-of-fold average precision of a balanced logistic regression of ``y`` (bool) on ``X``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import average_precision_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    k = int(min(5, y.sum(), (~y).sum()))
+    model = LogisticRegression(C=0.1, class_weight="balanced", max_iter=1000)
+    cv = StratifiedKFold(k, shuffle=True, random_state=seed)
+    oof = cross_val_predict(model, X, y, cv=cv, method="decision_function")
+    return float(average_precision_score(y, oof))
+
+
+def cross_validated_rank(X: np.ndarray, scores: np.ndarray, seed: int = 0) -> float:
+    """Spearman correlation of the out-of-fold predictions of a ridge regression of the scores."""
+    from scipy.stats import spearmanr
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    cv = KFold(min(5, len(scores)), shuffle=True, random_state=seed)
+    oof = cross_val_predict(RidgeCV(alphas=(0.1, 1.0, 10.0, 100.0)), X, scores, cv=cv)
+    rho = spearmanr(oof, scores).statistic
+    return float(rho) if np.isfinite(rho) else 0.0
+
+
+def choose(sets: dict[str, np.ndarray], labelled: np.ndarray, labels: np.ndarray, threshold: float,
+           seed: int = 0) -> RepresentationChoice:
+    """Compare the sets by cross-validation on the labels (see the module docstring)."""
+    scores_0_5 = np.asarray(labels, np.float64)
+    y = scores_0_5 >= threshold
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if len(sets) == 1:
+        return RepresentationChoice(DEFAULT, reason="embedding (the store has no other representation; "
+                                                    "`galexplorer embed --features auto` writes them)")
+    values, counts = np.unique(np.round(scores_0_5), return_counts=True)
+    by_finds = n_pos >= MIN_CLASS and n_neg >= MIN_CLASS
+    if len(labelled) < MIN_LABELS or not (by_finds or (counts >= MIN_CLASS).sum() >= 2):
+        return RepresentationChoice(DEFAULT, reason=(
+            f"embedding (too few labels to compare representations: {len(labelled)} labels, {n_pos} finds; "
+            f"needs {MIN_LABELS} labels and {MIN_CLASS} each of two scores)"))
+    rows = np.asarray(labelled, np.int64)
+    if len(rows) > MAX_CV_ROWS:
+        pick = np.random.default_rng(seed).choice(len(rows), MAX_CV_ROWS, replace=False)
+        rows, y, scores_0_5 = rows[pick], y[pick], scores_0_5[pick]
+    if by_finds:
+        what = "cross-validated AP of the finds"
+        scores = {name: cross_validated_ap(X[rows], y, seed) for name, X in sets.items()}
+    else:
+        what = f"cross-validated rank correlation of the scores ({n_pos} finds so far)"
+        scores = {name: cross_validated_rank(X[rows], scores_0_5, seed) for name, X in sets.items()}
+    best = max(scores, key=lambda k: (scores[k], k == DEFAULT))
+    if best != DEFAULT and scores[best] <= scores[DEFAULT] + MARGIN:
+        best = DEFAULT
+    listing = ", ".join(f"{k} {v:.2f}" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
+    log.info("representation: %s (%s: %s)", best, what, listing)
+    return RepresentationChoice(best, scores, f"{best} ({what}: {listing})")
