@@ -17,7 +17,7 @@ import time
 
 from . import __version__, progress
 from .active.config import LoopConfig
-from .active.registry import ACQUISITIONS, FEATURE_SCALINGS, SCORERS
+from .active.registry import ACQUISITIONS, FEATURE_SCALINGS, REPRESENTATIONS, SCORERS
 from .errors import ConfigError, GalexplorerError
 from .label_scale import MAX_SCORE
 
@@ -339,6 +339,9 @@ def _add_rank(sub) -> None:
     p.add_argument("--interesting-above", type=float, default=LoopConfig.interesting_above, metavar="X",
                    help="a label >= X is a find (aad/pine anomalies, the portfolio's hits; "
                         f"default {LoopConfig.interesting_above:g})")
+    p.add_argument("--representation", choices=REPRESENTATIONS, default=LoopConfig.representation,
+                   help="what the scorer learns on: auto (chosen at each refit by cross-validation on the labels), "
+                        "or always the embedding, morphology, pixels or combined")
     p.set_defaults(run=_run_rank)
 
 
@@ -346,7 +349,8 @@ def _run_rank(args) -> int:
     from .active.ranking import rank_store
 
     config = LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi, knn_k=args.knn_k,
-                        interesting_above=args.interesting_above, feature_scaling=args.feature_scaling)
+                        interesting_above=args.interesting_above, feature_scaling=args.feature_scaling,
+                        representation=args.representation)
     report = rank_store(args.store, config, user=args.user)
     _say(args, report.summary())
     return 0
@@ -390,6 +394,9 @@ def _add_simulate(sub) -> None:
     p.add_argument("--xi", type=float, default=LoopConfig.xi)
     p.add_argument("--feature-scaling", choices=FEATURE_SCALINGS, default=LoopConfig.feature_scaling,
                    help="standardise the PCA features with one factor (default) or whiten each component")
+    p.add_argument("--representation", choices=REPRESENTATIONS, default=LoopConfig.representation,
+                   help="what the scorer learns on: auto (chosen at each refit by cross-validation on the labels), "
+                        "or always the embedding, morphology, pixels or combined")
     p.add_argument("--seeds", type=_positive_int, default=1, help="repeat with K seeds (random baseline, ties)")
     p.add_argument("-o", "--output", metavar="curve.csv", help="curve CSV (a PNG plot is written beside it)")
     p.add_argument("--compare", action="store_true",
@@ -407,7 +414,8 @@ def _run_simulate(args) -> int:
                          batch=args.batch, seeds=args.seeds,
                          loop=LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
                                          batch_size=args.batch, interesting_above=above,
-                                         feature_scaling=args.feature_scaling))
+                                         feature_scaling=args.feature_scaling,
+                                         representation=args.representation))
     with EmbeddingStore(args.store) as store:
         if args.compare:
             scorers = [s.strip() for s in args.scorers.split(",") if s.strip()] if args.scorers else None

@@ -9,7 +9,14 @@ import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from .registry import ACQUISITIONS, DEFAULT_ACQUISITION, DEFAULT_SCORER, FEATURE_SCALINGS, SCORERS
+from .registry import (
+    ACQUISITIONS,
+    DEFAULT_ACQUISITION,
+    DEFAULT_REPRESENTATION,
+    DEFAULT_SCORER,
+    FEATURE_SCALINGS,
+    SCORERS,
+)
 
 
 @dataclass
@@ -58,7 +65,7 @@ class LoopConfig:
     gp_precision: str = "auto"
     full_std: bool = False
     interesting_above: float = 3.0
-    representation: str = "auto"
+    representation: str = DEFAULT_REPRESENTATION
 
     def __post_init__(self) -> None:
         if self.scorer not in SCORERS:

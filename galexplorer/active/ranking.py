@@ -148,7 +148,8 @@ def ranked_table(store: EmbeddingStore, result: LoopResult | Ranking, journal: L
     meta = {"store": str(store.path), "store_uuid": store.uuid, "scorer": ranking.scorer,
             "acquisition": ranking.acquisition_name, "xi": ranking.xi, "n_labels": ranking.n_labels,
             "labels_hash": ranking.labels_hash, "ranked": ranking.created, "rows": len(order),
-            "objects": n, "user": user or "consensus", "scorer_info": ranking.info, "config": ranking.config}
+            "objects": n, "user": user or "consensus", "scorer_info": ranking.info, "config": ranking.config,
+            "representation": (ranking.info or {}).get("representation", {"used": "embedding"})}
     return RankedTable(cols, meta)
 
 
@@ -206,6 +207,8 @@ class RankReport:
                  f"in {self.seconds:.1f} s"]
         if r.scorer.startswith("prior"):
             lines.append("no labels yet: the order is the anomaly score; label objects in `galexplorer open`")
+        if "representation" in r.info:
+            lines.append(f"learned on {r.info['representation']['reason']}")
         if "hyper" in r.info:
             h = r.info["hyper"]
             lines.append(f"GP: amplitude {h['amplitude']:.3g}, length scale {h['length_scale']:.3g}, "

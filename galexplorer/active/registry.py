@@ -70,6 +70,10 @@ DEFAULT_ACQUISITION = "ei"
 #: How the learning features are standardised (see :mod:`galexplorer.active.features`).
 FEATURE_SCALINGS: tuple[str, ...] = ("global", "per-component")
 
+#: What the scorer learns on (see :mod:`galexplorer.active.representation`); ``auto`` chooses at each refit.
+REPRESENTATIONS: tuple[str, ...] = ("auto", "embedding", "morphology", "pixels", "combined")
+DEFAULT_REPRESENTATION = "auto"
+
 #: The name of the portfolio (galexplorer.active.portfolio), not a single scorer.
 PORTFOLIO = "portfolio"
 #: The scorer of ``rank``, ``simulate`` and the explorer when none is chosen.

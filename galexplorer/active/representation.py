@@ -30,11 +30,11 @@ import numpy as np
 
 from ..errors import ConfigError
 from .features import standardise
+from .registry import REPRESENTATIONS
 
 log = logging.getLogger(__name__)
 
 DEFAULT = "embedding"
-REPRESENTATIONS = ("auto", "embedding", "morphology", "pixels", "combined")
 MIN_LABELS = 20
 MIN_CLASS = 3
 MARGIN = 0.02

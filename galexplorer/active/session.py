@@ -92,6 +92,8 @@ class ModelState:
     labels: np.ndarray | None = None
     excluded: np.ndarray | None = None
     portfolio: dict | None = None     # the portfolio's state (shares per strategy), see active/portfolio.py
+    representation: str = "embedding"  # what the scorer learned on, and why (active/representation.py)
+    representation_reason: str = ""
 
     @property
     def description(self) -> str:
@@ -101,7 +103,7 @@ class ModelState:
         if self.portfolio:
             text = f"portfolio on {self.n_labels} labels ({self.seconds:.1f} s); this batch: " + ", ".join(
                 f"{a} {100 * v:.0f}%" for a, v in self.portfolio["shares"].items())
-        return text
+        return f"{text}; learns on {self.representation}"
 
 
 def model_state(result) -> ModelState:
@@ -127,7 +129,8 @@ def model_state(result) -> ModelState:
                       np.concatenate(parts), ranking, rank, int(result.n_labels), str(result.scorer),
                       float(result.seconds), np.asarray(result.labelled, np.int64),
                       np.asarray(result.labels, np.float32), np.asarray(result.excluded, np.int64),
-                      portfolio=result.portfolio)
+                      portfolio=result.portfolio, representation=result.representation,
+                      representation_reason=str(result.info.get("representation", {}).get("reason", "")))
 
 
 RERANK_LIMIT = 5000   # more changed objects than this: one full sort instead of insertions
