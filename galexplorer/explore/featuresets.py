@@ -2,7 +2,7 @@
 the loop can choose among them by cross-validation on the labels (issue #22 item 3):
 
 * ``features/morphology`` — :func:`galexplorer.data.morphfeatures.morphology_features` of every
-  cutout (55 numbers for one band, + one a band): isophote shapes, CAS, Gini–M20, Hu moments;
+  cutout (53 numbers for one band, + one a band): isophote shapes, CAS, Gini–M20, Hu moments;
 * ``features/pixels`` — raw-pixel PCA: every cutout reduced to 16×16 pixels a band (area
   average), each band arcsinh-stretched by the median and MAD of a sample of the stamps
   (the standard deviation where the MAD is 0, as on an empty radio sky), and the leading principal

@@ -1,0 +1,191 @@
+"""#22 item 3: the morphology feature set, the representations ``embed`` writes, and the loop's
+choice among them by cross-validation on the labels."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from galexplorer.active.config import LoopConfig
+from galexplorer.active.representation import MIN_LABELS, choose, load_sets
+from galexplorer.data.morphfeatures import feature_names, morphology_features, stamp_features
+from galexplorer.errors import ConfigError, StoreError
+
+
+def _blob(size=40, cy=20.0, cx=20.0, sy=2.0, sx=2.0, flux=1.0):
+    yy, xx = np.indices((size, size), dtype=np.float64)
+    return flux * np.exp(-0.5 * (((yy - cy) / sy) ** 2 + ((xx - cx) / sx) ** 2))
+
+
+def _col(name: str) -> int:
+    return feature_names(1).index(name)
+
+
+def test_feature_vector_shape_names_and_determinism():
+    rng = np.random.default_rng(0)
+    stamps = (rng.normal(0, 0.01, (5, 3, 40, 40)) + _blob()).astype(np.float32)
+    f = morphology_features(stamps)
+    assert f.shape == (5, len(feature_names(3))) == (5, 53 + 3)
+    assert np.isfinite(f).all() and np.array_equal(f, morphology_features(stamps))
+    assert morphology_features(stamps[:, 0]).shape == (5, 53)          # (N, S, S) is one band
+    with pytest.raises(ValueError, match="stamps"):
+        morphology_features(np.zeros((40, 40)))
+
+
+def test_features_measure_shape_not_brightness():
+    one = _blob()
+    double = _blob(cx=10) + _blob(cx=30)
+    long = _blob(sy=1.5, sx=8.0)
+    f1, f2, fl = stamp_features(one), stamp_features(double), stamp_features(long)
+    assert f1[_col("iso50_n_components")] == 1 and f2[_col("iso50_n_components")] == 2
+    assert f2[_col("iso50_separation")] == pytest.approx(20 / 40, abs=0.03) and f1[_col("iso50_separation")] == 0
+    assert fl[_col("iso25_elongation")] > 0.6 > f1[_col("iso25_elongation")] + 0.5
+    # brighter by 100x: the same shape numbers (only a flux would change, and there is none)
+    assert np.allclose(stamp_features(100 * long), fl, atol=1e-6)
+    # turned by 90 degrees: the orientation flips sign, elongation and Hu moments stay
+    ft = stamp_features(long.T)
+    assert ft[_col("iso25_orient_cos")] == pytest.approx(-fl[_col("iso25_orient_cos")], abs=1e-6)
+    assert ft[_col("hu1")] == pytest.approx(fl[_col("hu1")], abs=1e-6)
+
+
+def test_empty_and_bad_stamps_give_zeros_not_nan():
+    assert not stamp_features(np.zeros((40, 40))).any()
+    bad = _blob()
+    bad[3, 3], bad[5, 7] = np.nan, np.inf
+    assert np.isfinite(stamp_features(bad)).all()
+    # an empty radio sky: MAD of the border is 0; a source touching the edge still measures
+    edge = _blob(cx=1.0, sx=6.0)
+    f = stamp_features(edge)
+    assert f[_col("edge_light")] > 0.1 and np.isfinite(f).all()
+
+
+# -- choosing -----------------------------------------------------------------------------------
+def _sets(n=400, seed=0):
+    """embedding = noise; morphology = the class (+ noise)."""
+    rng = np.random.default_rng(seed)
+    rare = np.zeros(n, bool)
+    rare[rng.choice(n, 40, replace=False)] = True
+    emb = rng.normal(size=(n, 8)).astype(np.float32)
+    morph = rng.normal(size=(n, 6)).astype(np.float32)
+    morph[:, 0] += 4 * rare
+    return {"embedding": emb, "morphology": morph}, rare
+
+
+def test_choose_prefers_the_set_that_separates_the_finds():
+    sets, rare = _sets()
+    rows = np.arange(120)
+    labels = np.where(rare[rows], 5.0, 0.0)
+    assert rare[rows].sum() >= 3
+    c = choose(sets, rows, labels, 3.0)
+    assert c.used == "morphology" and c.scores["morphology"] > c.scores["embedding"] + 0.3
+    assert "cross-validated AP" in c.reason and json.dumps(c.to_dict())
+
+
+def test_choose_keeps_the_embedding_with_too_few_labels_or_a_tie():
+    sets, rare = _sets()
+    c = choose(sets, np.arange(MIN_LABELS - 1), np.zeros(MIN_LABELS - 1), 3.0)
+    assert c.used == "embedding" and "too few labels" in c.reason and not c.scores
+    same = {"embedding": sets["morphology"], "morphology": sets["morphology"].copy()}
+    rows = np.arange(200)
+    assert choose(same, rows, np.where(rare[rows], 5.0, 0.0), 3.0).used == "embedding"   # ties keep the default
+    only = choose({"embedding": sets["embedding"]}, rows, np.where(rare[rows], 5.0, 0.0), 3.0)
+    assert only.used == "embedding" and "no other representation" in only.reason
+
+
+def test_before_any_find_the_choice_follows_the_common_scores():
+    rng = np.random.default_rng(1)
+    n = 200
+    cls = rng.integers(0, 2, n)
+    sets = {"embedding": rng.normal(size=(n, 5)), "pixels": rng.normal(size=(n, 5)) + 3 * cls[:, None]}
+    c = choose(sets, np.arange(60), cls[:60].astype(float), 3.0)    # scores 0 and 1 only, no find
+    assert c.used == "pixels" and "rank correlation" in c.reason
+
+
+def test_bad_representation_names():
+    with pytest.raises(ConfigError, match="unknown representation"):
+        LoopConfig(representation="wavelets")
+
+
+# -- the store and the loop ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def store_with_features(tmp_path_factory, xdf_cutouts):
+    from galexplorer.cli import main
+
+    d = tmp_path_factory.mktemp("rep")
+    path = d / "s.h5"
+    rng = np.random.default_rng(0)
+    np.save(d / "emb.npy", rng.normal(size=(48, 6)).astype(np.float32))
+    assert main(["embed", str(xdf_cutouts), "--embeddings", str(d / "emb.npy"), "-o", str(path),
+                 "--projection", "pca"]) == 0
+    return path
+
+
+def test_embed_writes_morphology_and_pixel_features(store_with_features, xdf_cutouts, tmp_path):
+    from galexplorer.cli import main
+    from galexplorer.store import EmbeddingStore
+
+    with h5py.File(store_with_features, "r") as f:
+        m, p = f["features/morphology"], f["features/pixels"]
+        assert m.shape == (48, 56) and p.shape[0] == 48 and 1 <= p.shape[1] <= 32
+        assert np.isfinite(m[:]).all() and np.isfinite(p[:]).all() and m[:].std(axis=0).max() > 0
+        assert list(m.attrs["columns"].astype(str))[:2] == feature_names(3)[:2]
+    with EmbeddingStore(store_with_features) as s:
+        assert s.feature_set_names == ["morphology", "pixels"]
+    none = tmp_path / "none.h5"
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "emb.npy", rng.normal(size=(48, 6)).astype(np.float32))
+    assert main(["embed", str(xdf_cutouts), "--embeddings", str(tmp_path / "emb.npy"), "-o", str(none),
+                 "--projection", "pca", "--features", "none"]) == 0
+    with h5py.File(none, "r") as f:
+        assert "features" not in f
+
+
+def test_the_loop_reports_and_uses_its_representation(store_with_features):
+    from galexplorer.active.loop import ActiveLoop
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store_with_features) as s:
+        peak = np.asarray(s.column("peak"), float)
+        rows = np.arange(40)
+        labels = np.where(peak[rows] > np.quantile(peak, 0.8), 5.0, 0.0)
+        auto = ActiveLoop(s, LoopConfig()).fit(rows, labels)
+        sets = ActiveLoop(s, LoopConfig()).representations()
+        assert set(sets) == {"embedding", "morphology", "pixels", "combined"}
+        info = auto.info["representation"]
+        assert info["used"] == auto.representation and info["used"] in sets and info["reason"]
+        assert set(info["cv_average_precision"]) == set(sets)
+        fixed = ActiveLoop(s, LoopConfig(representation="morphology")).fit(rows, labels)
+        assert fixed.representation == "morphology"
+        emb = ActiveLoop(s, LoopConfig(representation="embedding")).fit(rows, labels)
+        assert not np.allclose(fixed.mean, emb.mean)      # it did learn on something else
+    assert load_sets(type("S", (), {})(), np.zeros((3, 2), np.float32)).keys() == {"embedding"}
+
+
+def test_a_fixed_representation_the_store_lacks_is_a_clear_error(tmp_path, xdf_cutouts):
+    from galexplorer.active.loop import ActiveLoop
+    from galexplorer.cli import main
+    from galexplorer.store import EmbeddingStore
+
+    path = tmp_path / "plain.h5"
+    np.save(tmp_path / "e.npy", np.random.default_rng(0).normal(size=(48, 4)).astype(np.float32))
+    assert main(["embed", str(xdf_cutouts), "--embeddings", str(tmp_path / "e.npy"), "-o", str(path),
+                 "--projection", "pca", "--features", "none"]) == 0
+    with EmbeddingStore(path) as s:
+        with pytest.raises(StoreError, match="no morphology representation"):
+            ActiveLoop(s, LoopConfig(representation="morphology")).fit(np.arange(30), np.r_[np.zeros(25), np.full(5, 5.0)])
+        r = ActiveLoop(s, LoopConfig()).fit(np.arange(30), np.r_[np.zeros(25), np.full(5, 5.0)])
+        assert r.representation == "embedding" and "no other representation" in r.info["representation"]["reason"]
+
+
+def test_rank_and_simulate_take_the_option(store_with_features, capsys):
+    from galexplorer.cli import main
+
+    assert main(["simulate", str(store_with_features), "--truth", "peak", "--budget", "30", "--batch", "10",
+                 "--representation", "pixels"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        main(["rank", str(store_with_features), "--representation", "wavelets"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
