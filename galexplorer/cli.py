@@ -33,6 +33,7 @@ COMMANDS = {
     "rank": "refit a scorer on your labels and rank every object",
     "export": "write the ranked candidate list as CSV or VOTable",
     "simulate": "run the labelling loop with a catalogue column as oracle",
+    "refine": "fine-tune the encoder on your labels and the unlabelled objects -> a new store",
     "demo": "build and open a demo on real Hubble Deep Field galaxies",
 }
 
@@ -402,6 +403,10 @@ def _add_simulate(sub) -> None:
     p.add_argument("--compare", action="store_true",
                    help="run every scorer (and the default) with the same store and seeds; one table, one plot")
     p.add_argument("--scorers", metavar="A,B,...", help="with --compare: only these scorers (comma-separated)")
+    p.add_argument("--refine-every", type=_positive_int, metavar="N",
+                   help="refine the encoder on the labels so far after every N labels (as `galexplorer refine`) "
+                        "and go on in the re-embedded store; the stores are temporary")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="for --refine-every")
     p.set_defaults(run=_run_simulate)
 
 
@@ -415,9 +420,23 @@ def _run_simulate(args) -> int:
                          loop=LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
                                          batch_size=args.batch, interesting_above=above,
                                          feature_scaling=args.feature_scaling,
-                                         representation=args.representation))
+                                         representation=args.representation),
+                         refine_every=args.refine_every or 0)
+    if args.refine_every and args.compare:
+        raise ConfigError("--refine-every runs one loop; it does not combine with --compare")
     with EmbeddingStore(args.store) as store:
-        if args.compare:
+        if args.refine_every:
+            import tempfile
+
+            from .refining import store_refiner
+            from .ssl.refine import RefineConfig
+
+            rcfg = RefineConfig(interesting_above=above, device=args.device)
+            with tempfile.TemporaryDirectory(prefix="galexplorer-refine-") as work:
+                report = simulate(store, cfg, refine=store_refiner(work, config=rcfg, device=args.device))
+            if args.output:
+                write_curve(report, args.output)
+        elif args.compare:
             scorers = [s.strip() for s in args.scorers.split(",") if s.strip()] if args.scorers else None
             report = compare(store, cfg, scorers=scorers, seeds=args.seeds)
             if args.output:
@@ -426,6 +445,38 @@ def _run_simulate(args) -> int:
             report = simulate(store, cfg)
             if args.output:
                 write_curve(report, args.output)
+    _say(args, report.summary())
+    return 0
+
+
+def _add_refine(sub) -> None:
+    p = sub.add_parser("refine", help=COMMANDS["refine"], description=COMMANDS["refine"] + ": the labels of "
+                       "STORE.h5's journal teach its encoder (FixMatch-style pseudo-labels on the unlabelled "
+                       "objects), then the cutouts are embedded again into -o with the same ids and journal")
+    p.add_argument("store", metavar="STORE.h5")
+    p.add_argument("-o", "--output", required=True, metavar="STORE2.h5")
+    p.add_argument("--cutouts", metavar="CUTOUTS.h5", help="default: the cutouts file the store was built from")
+    p.add_argument("--run", dest="run_dir", metavar="RUN_DIR",
+                   help="default: the run folder the store was embedded with")
+    p.add_argument("--user", help="refine on this user's labels only (default: consensus of all)")
+    p.add_argument("--epochs", type=_positive_int, help="at most this many epochs (default 20, early stopping)")
+    p.add_argument("--interesting-above", type=float, default=LoopConfig.interesting_above, metavar="X",
+                   help=f"a label >= X is a find, the positive class (default {LoopConfig.interesting_above:g})")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted refine into the same -o")
+    p.set_defaults(run=_run_refine)
+
+
+def _run_refine(args) -> int:
+    from .refining import refine_store
+    from .ssl.refine import RefineConfig
+
+    cfg = RefineConfig(interesting_above=args.interesting_above, seed=args.seed, device=args.device)
+    if args.epochs:
+        cfg.epochs = args.epochs
+    report = refine_store(args.store, args.output, cutouts=args.cutouts, run=args.run_dir, config=cfg.validate(),
+                          user=args.user, resume=args.resume)
     _say(args, report.summary())
     return 0
 
@@ -469,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (_add_ingest, _add_train, _add_embed, _add_info, _add_labels, _add_open, _add_rank,
                 _add_export,
-                _add_simulate, _add_demo):
+                _add_simulate, _add_refine, _add_demo):
         add(sub)
     return parser
 

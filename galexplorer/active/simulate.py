@@ -44,6 +44,9 @@ class SimulateConfig:
         batch: labels between refits (the first batch spans PC 1).
         seeds: random orderings averaged for the baseline.
         loop: the loop options (scorer, acquisition, xi, ...); its batch size is ``batch``.
+        refine_every: after every this many labels, refine the encoder on the labels so far and
+            go on in the re-embedded store (``simulate --refine-every``; 0: never). Needs the
+            ``refine`` function given to :func:`simulate`.
     """
 
     truth: str
@@ -53,6 +56,7 @@ class SimulateConfig:
     batch: int = 10
     seeds: int = 1
     loop: LoopConfig = field(default_factory=LoopConfig)
+    refine_every: int = 0
 
 
 @dataclass
@@ -96,6 +100,7 @@ class SimulationReport:
     outputs: list[Path] = field(default_factory=list)
     label_order: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     refit_seconds: list[float] = field(default_factory=list)
+    refines: list[tuple[int, float]] = field(default_factory=list)   # (labels, seconds) of each refine
 
     def summary(self) -> str:
         c = self.config
@@ -115,6 +120,9 @@ class SimulationReport:
         ratio = self.loop.curve[k - 1] / base if base > 0 else float("inf")
         lines.append(f"in the first {k}: the loop found {int(self.loop.curve[k - 1])}, random "
                      f"{base:.1f} ({ratio:.1f}x), anomaly order {int(self.anomaly.curve[k - 1])}")
+        if self.refines:
+            lines.append(f"refined the encoder {len(self.refines)} times (at " + ", ".join(
+                f"{k} labels: {t:.0f} s" for k, t in self.refines) + ")")
         lines += [f"wrote {p}" for p in self.outputs]
         return "\n".join(lines)
 
@@ -140,13 +148,16 @@ def _random_scores(interesting: np.ndarray, ks, rws_ns, seeds: int, seed0: int) 
     return OrderingScores(f"random (x{seeds})", mean(recs), mean(precs), mean(rwss), np.mean(curves, axis=0))
 
 
-def simulate(store: EmbeddingStore, config: SimulateConfig, features=None) -> SimulationReport:
+def simulate(store: EmbeddingStore, config: SimulateConfig, features=None, refine=None) -> SimulationReport:
     """Run the loop with a column as the oracle and score the final ranking.
 
     Args:
         store: an open embedding store with the truth column among its catalogue columns.
         config: the options.
         features: the loop's learning features, when already computed (as ``ActiveLoop``).
+        refine: ``refine(store, rows, labels) -> EmbeddingStore`` (open, same objects in the same
+            order), called after every ``config.refine_every`` labels (see
+            :func:`galexplorer.refining.store_refiner`); the loop goes on in the store it returns.
 
     Returns:
         :class:`SimulationReport` (nothing written; see :func:`write_curve`).
@@ -173,13 +184,29 @@ def simulate(store: EmbeddingStore, config: SimulateConfig, features=None) -> Si
                           hint="lower --interesting-above")
     loop_cfg = LoopConfig.from_dict({**c.loop.to_dict(), "batch_size": c.batch,
                                      "interesting_above": c.interesting_above})
+    if c.refine_every and refine is None:
+        raise ConfigError("refine_every needs a refine function (galexplorer.refining.store_refiner)")
     loop = ActiveLoop(store, loop_cfg, features=features)
     labelled = loop.initial_batch()[: c.budget]
     labels = oracle(labelled)
     history = [(len(labelled), int(interesting[labelled].sum()))]
     result = None
     refit_seconds = []
+    refined: list[EmbeddingStore] = []
+    refines: list[tuple[int, float]] = []
+    next_refine = c.refine_every or None
     while True:
+        if next_refine is not None and len(labelled) >= next_refine and len(labelled) < c.budget:
+            t_refine = time.perf_counter()
+            new = refine(refined[-1] if refined else store, labelled, labels)
+            refines.append((len(labelled), time.perf_counter() - t_refine))
+            if new.n != n:
+                new.close()
+                raise ConfigError(f"the refined store holds {new.n} objects, not {n}", new.path)
+            refined.append(new)
+            loop = ActiveLoop(new, loop_cfg)
+            result = None
+            next_refine += c.refine_every
         result = loop.fit(labelled, labels, previous=result)
         refit_seconds.append(result.seconds)
         if len(labelled) >= c.budget:
@@ -198,12 +225,14 @@ def simulate(store: EmbeddingStore, config: SimulateConfig, features=None) -> Si
     rws_ns = sorted({min(c.budget, n), min(n_int, n)})
     loop_scores = _scores("loop", result.order, interesting, ks, rws_ns)
     random_scores = _random_scores(interesting, ks, rws_ns, c.seeds, c.loop.seed)
-    anomaly = loop.anomaly_prior()
+    anomaly = ActiveLoop(store, loop_cfg, features=features).anomaly_prior() if refined else loop.anomaly_prior()
     anomaly_order = np.lexsort((np.arange(n), -anomaly.astype(np.float64)))
     anomaly_scores = _scores("anomaly", anomaly_order, interesting, ks, rws_ns)
+    for r in refined:
+        r.close()
     return SimulationReport(c, loop_scores, random_scores, anomaly_scores, n, n_int, len(labelled), ks, rws_ns,
                             history, result, time.perf_counter() - t0, label_order=labelled.copy(),
-                            refit_seconds=refit_seconds)
+                            refit_seconds=refit_seconds, refines=refines)
 
 
 FOUND_AT = (50, 100, 200)
@@ -277,6 +306,9 @@ class CompareReport:
                                                  for k in self.ks)
                      + "".join(f"{frac:10.4f}" for _ in self.rws_ns)
                      + "".join(f"{'-' if m > c.budget else format(m * frac, '.1f'):>14s}" for m in FOUND_AT))
+        if self.refines:
+            lines.append(f"refined the encoder {len(self.refines)} times (at " + ", ".join(
+                f"{k} labels: {t:.0f} s" for k, t in self.refines) + ")")
         lines += [f"wrote {p}" for p in self.outputs]
         return "\n".join(lines)
 

@@ -234,7 +234,7 @@ def encode_rows_on_cluster(client, run_dir: str | Path, sha256: str, cut: Cutout
 
 
 def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: str | Path, config,
-                       shard: tuple[int, int] | None = None, client=None):
+                       shard: tuple[int, int] | None = None, client=None, extra_attrs: dict | None = None):
     """Embed a cutouts file with a run's encoder and build the store at ``output``.
 
     Args:
@@ -245,6 +245,7 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
         shard: ``(i, n)`` to embed only the i-th of n contiguous blocks.
         client: a ``distributed.Client`` (:func:`galexplorer.explore.cluster.connect`): run the
             encoder on its workers, in blocks (None: in this process).
+        extra_attrs: more root attributes of the store (``refined_from``).
 
     Returns:
         The pipeline's ``EmbedReport``.
@@ -287,9 +288,10 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
         embedding_attrs = {"method": meta["method"], "backbone": meta["backbone"],
                            "checkpoint_sha256": meta["sha256"], "config": train_cfg,
                            "image_size": int(encoder.image_size), "source": "encoder",
-                           "stem": meta["stem"], "epoch": meta.get("epoch")}
+                           "stem": meta["stem"], "epoch": meta.get("epoch"),
+                           "run_dir": str(Path(run_dir).resolve()), "refined_from": meta.get("refined_from")}
         store_attrs = {"cutouts_path": str(Path(cutouts_path).resolve()), "cutouts_uuid": cut.uuid,
-                       "bands": list(cut.bands)}
+                       "bands": list(cut.bands), **(extra_attrs or {})}
         rows = np.arange(a, b)
         return build_store(output, objects=cut.objects.subset(rows), dim=encoder.dim, fill=fill,
                            config=config, cutouts=cut, rows=slice(a, b), embedding_attrs=embedding_attrs,

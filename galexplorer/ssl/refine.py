@@ -1,0 +1,359 @@
+"""Fine-tune a trained encoder on the user's labels and the unlabelled objects (issue #22 item 2).
+
+The target is "interesting or not" (a label ≥ ``interesting_above``), as AnomalyMatch frames
+anomaly search. Each step takes a batch of labelled stamps and ``unlabelled_ratio`` times as many
+unlabelled ones (FixMatch, Sohn et al. 2020, as AnomalyMatch uses it):
+
+* labelled: a weak view (rotation, flip, ±2 px jitter) through backbone + a linear head, binary
+  cross-entropy weighted by the class balance (``pos_weight`` = non-finds / finds);
+* unlabelled: the head's probability on a weak view is the pseudo-label where it is confident
+  (≥ ``confidence`` or ≤ 1 − ``confidence``); the strong view (the training augmentations: noise,
+  blur, gain, scale) of the same stamp learns it (``unlabelled_weight``).
+
+A stratified ``holdout`` fraction of the labelled objects (when there are at least
+:data:`MIN_FINDS_FOR_HOLDOUT` finds) is kept out: after each epoch its average precision decides
+the best epoch, and ``patience`` epochs without a gain stop the run. With fewer finds there is no
+hold-out and the run is ``fixed_epochs`` long (said in the report). The best backbone is written
+as a new run folder (``encoder.pt`` + ``encoder.json``, the same normalisation and crop, with the
+refine's options and figures in ``refine.json``), which ``galexplorer embed`` and
+:func:`galexplorer.refining.refine_store` use as any run. ``refine-checkpoint.pt`` after each epoch
+makes the run resumable.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import progress
+from ..errors import CheckpointError, ConfigError
+from ..store import CutoutStore
+from .augment import AstroAugment
+from .checkpoint import _load, _save, check_fits, save_encoder
+from .config import AugmentConfig, TrainConfig
+from .embed import load_encoder, resolve_device
+
+log = logging.getLogger(__name__)
+
+REFINE_CHECKPOINT = "refine-checkpoint.pt"
+REFINE_FORMAT = "galexplorer-refine-checkpoint"
+MIN_FINDS_FOR_HOLDOUT = 4
+IN_MEMORY_BYTES = 1 << 30
+WEAK = AugmentConfig(jitter_px=2, scale=False, blur=False, noise=False, gain=False)
+
+
+@dataclass
+class RefineConfig:
+    """Options of a refine (saved in ``refine.json``)."""
+
+    epochs: int = 20
+    fixed_epochs: int = 6
+    patience: int = 4
+    batch_size: int = 32
+    unlabelled_ratio: int = 2
+    confidence: float = 0.95
+    unlabelled_weight: float = 1.0
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    weight_decay: float = 1e-4
+    holdout: float = 0.25
+    interesting_above: float = 3.0
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> RefineConfig:
+        for name in ("epochs", "fixed_epochs", "patience", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"refine {name} must be >= 1, got {getattr(self, name)!r}")
+        if self.unlabelled_ratio < 0:
+            raise ConfigError(f"unlabelled_ratio must be >= 0, got {self.unlabelled_ratio!r}")
+        if not 0.5 < self.confidence < 1:
+            raise ConfigError(f"confidence must be in (0.5, 1), got {self.confidence!r}")
+        if not 0 < self.holdout < 0.5:
+            raise ConfigError(f"holdout must be in (0, 0.5), got {self.holdout!r}")
+        if self.lr <= 0 or self.head_lr <= 0:
+            raise ConfigError("learning rates must be > 0")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RefineReport:
+    """What a refine did."""
+
+    run_dir: Path
+    n_labelled: int
+    n_finds: int
+    epochs_run: int
+    best_epoch: int
+    holdout_ap: list[float] = field(default_factory=list)
+    start_ap: float = float("nan")
+    pseudo_fraction: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_early: bool = False
+    resumed_from: int = 0
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["run_dir"] = str(self.run_dir)
+        return d
+
+    def summary(self) -> str:
+        lines = [f"refined the encoder on {self.n_labelled} labels ({self.n_finds} finds) and the unlabelled "
+                 f"objects: {self.epochs_run} epochs in {self.seconds:.0f} s -> {self.run_dir}"]
+        if self.holdout_ap:
+            lines.append(f"  held-out average precision {self.start_ap:.3f} before, "
+                         f"{self.holdout_ap[self.best_epoch - 1]:.3f} at the best epoch {self.best_epoch}"
+                         + (" (stopped early)" if self.stopped_early else ""))
+        if self.note:
+            lines.append(f"  note: {self.note}")
+        return "\n".join(lines)
+
+
+def labels_hash(rows: np.ndarray, labels: np.ndarray) -> str:
+    h = hashlib.sha256(np.asarray(rows, np.int64).tobytes())
+    h.update(np.asarray(labels, np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _split(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train, holdout) indices into ``y``."""
+    hold = []
+    for cls in (True, False):
+        idx = np.flatnonzero(y == cls)
+        k = max(1, int(round(fraction * len(idx)))) if len(idx) > 1 else 0
+        hold.append(rng.permutation(idx)[:k])
+    hold = np.sort(np.concatenate(hold))
+    train = np.setdiff1d(np.arange(len(y)), hold)
+    return train, hold
+
+
+def _average_precision(score: np.ndarray, y: np.ndarray) -> float:
+    order = np.argsort(-score, kind="stable")
+    hits = y[order].astype(np.float64)
+    if hits.sum() == 0:
+        return float("nan")
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / hits.sum())
+
+
+class _Images:
+    """Stamps by cutouts row: all in memory when they fit in :data:`IN_MEMORY_BYTES`."""
+
+    def __init__(self, cut: CutoutStore):
+        self.cut = cut
+        n, c, s, _ = cut.shape
+        self.all = cut.read(slice(0, n)) if n * c * s * s * 4 <= IN_MEMORY_BYTES else None
+
+    def __call__(self, rows: np.ndarray) -> torch.Tensor:
+        x = self.all[rows] if self.all is not None else self.cut.read(rows)
+        return torch.from_numpy(np.nan_to_num(np.ascontiguousarray(x, np.float32)))
+
+
+def refine_encoder(cutouts_path: str | Path, run_dir: str | Path, out_dir: str | Path, rows: np.ndarray,
+                   labels: np.ndarray, config: RefineConfig | None = None, resume: bool = False) -> RefineReport:
+    """Fine-tune the run's encoder on labelled cutouts rows and the unlabelled rest.
+
+    Args:
+        cutouts_path: the cutouts file the run was trained on.
+        run_dir: the run folder (``encoder.pt`` + ``encoder.json``).
+        out_dir: the new run folder (created; a finished refine there is replaced unless ``resume``).
+        rows: (n,) cutouts rows of the labelled objects; labels: their 0-5 scores.
+        config: :class:`RefineConfig`.
+        resume: continue from ``out_dir/refine-checkpoint.pt`` (same labels only).
+
+    Raises:
+        ConfigError: no finds or no non-finds among the labels, bad options, or a checkpoint of
+            other labels in ``out_dir`` with ``resume``.
+        CheckpointError: a missing or foreign encoder, or bands that differ from the cutouts'.
+    """
+    cfg = (config or RefineConfig()).validate()
+    t0 = time.perf_counter()
+    rows = np.asarray(rows, np.int64)
+    labels = np.asarray(labels, np.float32)
+    y = labels >= cfg.interesting_above
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ConfigError(f"refining needs labels on both sides of {cfg.interesting_above:g}: "
+                          f"{n_pos} finds and {n_neg} others so far",
+                          hint="label more objects (a few finds and a few ordinary ones) first")
+    out_dir = Path(out_dir)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    encoder, meta = load_encoder(run_dir, device)
+    cut = CutoutStore(cutouts_path)
+    try:
+        check_fits(meta, Path(run_dir) / "encoder.json", bands=list(cut.bands))
+        if rows.min(initial=0) < 0 or rows.max(initial=-1) >= cut.n:
+            raise ConfigError(f"labelled rows outside the cutouts file's 0..{cut.n - 1}", cutouts_path)
+        images = _Images(cut)
+        return _refine(encoder, meta, cut, images, rows, labels, y, cfg, out_dir, resume, device, t0, run_dir)
+    finally:
+        cut.close()
+
+
+def _refine(encoder, meta, cut, images, rows, labels, y, cfg: RefineConfig, out_dir: Path, resume: bool,
+            device, t0: float, run_dir) -> RefineReport:
+    backbone = encoder.backbone
+    head = nn.Linear(encoder.dim, 1).to(device)
+    median, mad = encoder.median.flatten().cpu().numpy(), encoder.mad.flatten().cpu().numpy()
+    weak = AstroAugment(WEAK, encoder.image_size, median, mad)
+    strong = AstroAugment(_training_augment(meta), encoder.image_size, median, mad)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    n_pos = int(y.sum())
+    if n_pos >= MIN_FINDS_FOR_HOLDOUT:
+        train_idx, hold_idx = _split(y, cfg.holdout, rng)
+        max_epochs, note = cfg.epochs, ""
+    else:
+        train_idx, hold_idx = np.arange(len(y)), np.empty(0, np.int64)
+        max_epochs = cfg.fixed_epochs
+        note = (f"only {n_pos} finds: no held-out set to stop on, so a fixed {max_epochs} epochs "
+                f"(early stopping from {MIN_FINDS_FOR_HOLDOUT} finds)")
+    labelled_mask = np.zeros(cut.n, bool)
+    labelled_mask[rows] = True
+    unlabelled = np.flatnonzero(~labelled_mask)
+    pos_weight = torch.tensor([(~y[train_idx]).sum() / max(y[train_idx].sum(), 1)], device=device)
+    opt = torch.optim.AdamW([{"params": backbone.parameters(), "lr": cfg.lr},
+                             {"params": head.parameters(), "lr": cfg.head_lr}], weight_decay=cfg.weight_decay)
+    key = labels_hash(rows, labels)
+
+    def holdout_ap() -> float:
+        if len(hold_idx) == 0:
+            return float("nan")
+        backbone.eval()
+        with torch.inference_mode():
+            x = images(rows[hold_idx]).to(device)
+            s = head(backbone(encoder.preprocess(x))).squeeze(1).float().cpu().numpy()
+        backbone.train()
+        return _average_precision(s, y[hold_idx])
+
+    # the head starts as a logistic fit on the frozen embeddings, so the first epochs refine the
+    # representation instead of teaching a random head
+    _init_head(head, backbone, encoder, images, rows[train_idx], y[train_idx], device)
+    start_ap = holdout_ap()
+    history: list[float] = []
+    pseudo: list[float] = []
+    best_epoch, best_ap, best_state, first = 0, start_ap, copy.deepcopy(backbone.state_dict()), 0
+    ck_path = out_dir / REFINE_CHECKPOINT
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if resume and ck_path.exists():
+        ck = _load(ck_path, "refine checkpoint", "start again without --resume")
+        if ck.get("format") != REFINE_FORMAT or ck.get("labels_hash") != key:
+            raise ConfigError("the refine checkpoint here was made from other labels", ck_path,
+                              "start again without --resume, or use another output")
+        backbone.load_state_dict(ck["backbone"])
+        head.load_state_dict(ck["head"])
+        opt.load_state_dict(ck["optimizer"])
+        gen.set_state(ck["generator"])
+        history, pseudo = list(ck["history"]), list(ck["pseudo"])
+        best_epoch, best_ap, best_state = int(ck["best_epoch"]), float(ck["best_ap"]), ck["best_state"]
+        first = int(ck["epoch"])
+        rng = np.random.default_rng([cfg.seed, first])
+        log.info("resuming the refine at epoch %d of %d", first + 1, max_epochs)
+    backbone.train()
+    b = cfg.batch_size
+    stopped = False
+    with progress.Bar("refine", total=max_epochs, unit="epoch") as bar:
+        bar.update(first)
+        for epoch in range(first, max_epochs):
+            order = rng.permutation(train_idx)
+            steps = max(1, math.ceil(len(order) / b))
+            kept = seen = 0
+            for s in range(steps):
+                idx = order[s * b:(s + 1) * b]
+                xl = images(rows[idx]).to(device)
+                yl = torch.as_tensor(y[idx], dtype=torch.float32, device=device)
+                views = [weak.apply(xl, weak.sample(len(xl), xl.shape[1], gen, device), gen, normalise=True)]
+                n_u = min(len(unlabelled), cfg.unlabelled_ratio * len(idx))
+                if n_u:
+                    xu = images(np.sort(rng.choice(unlabelled, n_u, replace=False))).to(device)
+                    with torch.no_grad():
+                        wu = weak.apply(xu, weak.sample(n_u, xu.shape[1], gen, device), gen, normalise=True)
+                        p = torch.sigmoid(head(backbone(wu)).squeeze(1))
+                    mask = (p >= cfg.confidence) | (p <= 1 - cfg.confidence)
+                    views.append(strong.apply(xu, strong.sample(n_u, xu.shape[1], gen, device), gen,
+                                              normalise=True))
+                logits = head(backbone(torch.cat(views))).squeeze(1)
+                loss = F.binary_cross_entropy_with_logits(logits[:len(idx)], yl, pos_weight=pos_weight)
+                if n_u:
+                    lu = F.binary_cross_entropy_with_logits(logits[len(idx):], (p >= 0.5).float(), reduction="none")
+                    loss = loss + cfg.unlabelled_weight * (lu * mask.float()).mean()
+                    kept += int(mask.sum())
+                    seen += n_u
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            pseudo.append(kept / max(seen, 1))
+            ap = holdout_ap()
+            history.append(ap)
+            improved = len(hold_idx) == 0 or (np.isfinite(ap) and ap > best_ap + 1e-6)
+            if improved:
+                best_epoch, best_ap, best_state = epoch + 1, ap, copy.deepcopy(backbone.state_dict())
+            log.info("refine epoch %d: held-out AP %.3f, %.0f%% of the unlabelled confident", epoch + 1, ap,
+                     100 * pseudo[-1])
+            _save({"format": REFINE_FORMAT, "labels_hash": key, "epoch": epoch + 1, "backbone": backbone.state_dict(),
+                   "head": head.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                   "history": history, "pseudo": pseudo, "best_epoch": best_epoch, "best_ap": best_ap,
+                   "best_state": best_state}, ck_path)
+            bar.update(1)
+            if len(hold_idx) and epoch + 1 - max(best_epoch, first) >= cfg.patience:
+                stopped = True
+                break
+    if best_epoch == 0:
+        note = (note + "; " if note else "") + "no epoch beat the encoder on the held-out labels: it is kept unchanged"
+    backbone.load_state_dict(best_state)
+    backbone.eval()
+    report = RefineReport(out_dir, len(rows), int(y.sum()), len(history), best_epoch, history, start_ap, pseudo,
+                          time.perf_counter() - t0, stopped, first, note)
+    keep = {k: v for k, v in meta.items() if k not in ("format", "version", "galexplorer_version", "created", "sha256",
+                                                        "backbone", "in_channels", "stem", "dim")}
+    save_encoder(out_dir, backbone, {**keep, "refined_from": {"run": str(Path(run_dir).resolve()),
+                                                              "sha256": meta.get("sha256")},
+                                     "refine": {"config": cfg.to_dict(), "labels_hash": key}})
+    (out_dir / "refine.json").write_text(json.dumps({"config": cfg.to_dict(), "report": report.to_dict(),
+                                                     "labels_hash": key}, indent=2, default=float), encoding="utf-8")
+    return report
+
+
+def _training_augment(meta: dict) -> AugmentConfig:
+    """The run's own augmentations (the strong view), or the defaults when they cannot be read."""
+    try:
+        return TrainConfig.from_dict(meta.get("config") or {}).augment
+    except (ConfigError, TypeError, ValueError):
+        log.info("the run's augmentations cannot be read; the strong view uses the defaults")
+        return AugmentConfig()
+
+
+def _init_head(head: nn.Linear, backbone, encoder, images, rows: np.ndarray, y: np.ndarray, device) -> None:
+    """Set the head to a balanced logistic regression of ``y`` on the frozen embeddings."""
+    from sklearn.linear_model import LogisticRegression
+
+    backbone.eval()
+    with torch.inference_mode():
+        z = np.concatenate([backbone(encoder.preprocess(images(rows[a:a + 256]).to(device))).float().cpu().numpy()
+                            for a in range(0, len(rows), 256)])
+    backbone.train()
+    lr = LogisticRegression(C=0.1, class_weight="balanced", max_iter=2000).fit(z, y)
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(lr.coef_, dtype=torch.float32))
+        head.bias.copy_(torch.as_tensor(lr.intercept_, dtype=torch.float32))
+
+
+__all__ = ["RefineConfig", "RefineReport", "refine_encoder", "labels_hash", "CheckpointError"]
