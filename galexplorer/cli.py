@@ -26,6 +26,7 @@ log = logging.getLogger("galexplorer")
 COMMANDS = {
     "ingest": "FITS, image folders or HDF5 cubes -> a cutouts HDF5 file",
     "train": "self-supervised training (SimCLR, BYOL, VICReg) of a ResNet",
+    "presets": "list the shipped training presets, or print one (for train --preset)",
     "embed": "encoder or your own embeddings -> store (PCA, UMAP, anomaly)",
     "info": "summarise a cutouts file or a store and its labels",
     "labels": "export the label journal's events (backup) or import/merge them",
@@ -126,7 +127,11 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"])
     p.add_argument("cutouts", metavar="CUTOUTS.h5")
     p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="folder for checkpoints and encoder")
-    p.add_argument("--config", metavar="FILE", help="TOML or JSON file with the same options")
+    p.add_argument("--preset", metavar="NAME",
+                   help="a shipped set of options (`galexplorer presets` lists them), e.g. cpu-quick; "
+                        "--config and the options given here win over it")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML or JSON file with the same options (RUN_DIR/config.json of a run is one)")
     p.add_argument("--method", choices=["byol", "nnclr", "simclr", "vicreg"], help="self-supervised method (default simclr)")
     p.add_argument("--backbone", choices=["resnet18", "resnet34", "resnet50"])
     p.add_argument("--epochs", type=_positive_int)
@@ -158,10 +163,30 @@ def _run_train(args) -> int:
     from .ssl.trainer import train
 
     options = {k: getattr(args, k) for k in _TRAIN_OPTIONS}
-    cfg = config_from_options(options, args.config)
+    cfg = config_from_options(options, args.config, args.preset)
     report = train(args.cutouts, args.output, cfg, resume=args.resume, init=args.init,
-                   overrides=resume_overrides(options, args.config) if args.resume else {})
+                   overrides=resume_overrides(options, args.config, args.preset) if args.resume else {})
     _say(args, report.summary())
+    return 0
+
+
+def _add_presets(sub) -> None:
+    p = sub.add_parser("presets", help=COMMANDS["presets"], description=COMMANDS["presets"],
+                       epilog="Use one with `galexplorer train CUTOUTS.h5 -o RUN --preset NAME`; copy one "
+                              "(`galexplorer presets NAME > mine.toml`), edit it and pass --config mine.toml.")
+    p.add_argument("name", nargs="?", metavar="NAME", help="print this preset's TOML (default: list them all)")
+    p.set_defaults(run=_run_presets)
+
+
+def _run_presets(args) -> int:
+    from .ssl.presets import preset_names, preset_summary, preset_text
+
+    if args.name:
+        print(preset_text(args.name), end="")
+        return 0
+    names = preset_names()
+    width = max(len(n) for n in names)
+    _say(args, "\n".join(f"{n:<{width}}  {preset_summary(n)}" for n in names))
     return 0
 
 
@@ -456,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_ingest, _add_train, _add_embed, _add_info, _add_labels, _add_open, _add_rank,
+    for add in (_add_ingest, _add_train, _add_presets, _add_embed, _add_info, _add_labels, _add_open, _add_rank,
                 _add_export,
                 _add_simulate, _add_demo):
         add(sub)
