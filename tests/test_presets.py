@@ -14,21 +14,24 @@ from pathlib import Path
 
 import pytest
 
+from galexplorer import presets
+from galexplorer.active.config import LoopConfig, loop_config
 from galexplorer.cli import build_parser, main
 from galexplorer.errors import ConfigError
-from galexplorer.ssl import presets
 from galexplorer.ssl.config import TrainConfig, config_from_options
 
 ROOT = Path(__file__).resolve().parents[1]
 RESOURCES = ROOT / "galexplorer" / "resources"
 EXAMPLES = RESOURCES / "examples"
 NAMES = ["cpu", "cpu-quick", "gpu-survey", "optical-multiband", "radio-single-band"]
+LOOP_NAMES = ["loop-default", "loop-hedge", "loop-known-targets"]
 TRAIN_KEYS = ("method", "backbone", "stem", "epochs", "batch_size", "lr", "image_size", "device", "seed",
               "workers", "eval_column")
 
 
-def test_the_five_presets_are_shipped():
-    assert presets.preset_names() == NAMES
+def test_the_presets_are_shipped():
+    assert presets.preset_names("train") == NAMES
+    assert presets.preset_names("loop") == LOOP_NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -97,7 +100,7 @@ def test_unknown_key_is_one_line_naming_the_valid_ones(tmp_path, capsys, xdf_cut
     folder = tmp_path / "presets"
     folder.mkdir()
     (folder / "typo.toml").write_text("# a typo\n[augment]\nrotation = false\n")
-    monkeypatch.setattr(presets, "_folder", lambda: folder)
+    monkeypatch.setattr(presets, "_folder", lambda kind: folder)
     with pytest.raises(ConfigError, match=r"preset typo: unknown augmentation option 'rotation'.*valid: .*rotate"):
         config_from_options(preset="typo")
 
@@ -105,11 +108,60 @@ def test_unknown_key_is_one_line_naming_the_valid_ones(tmp_path, capsys, xdf_cut
 def test_presets_command_lists_each_with_its_first_comment_line(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in out] == NAMES
-    for line, name in zip(out, NAMES):
-        assert line.endswith(presets.preset_summary(name))
-    assert main(["presets", "cpu-quick"]) == 0
-    assert capsys.readouterr().out == presets.preset_text("cpu-quick")
+    assert out[0] == "train --preset:" and out[len(NAMES) + 1] == "rank/simulate --preset:"
+    listed = [line.split()[0] for line in out if line.startswith("  ")]
+    assert listed == NAMES + LOOP_NAMES
+    for line in out:
+        if line.startswith("  "):
+            assert line.endswith(presets.preset_summary(line.split()[0]))
+    for name in ("cpu-quick", "loop-hedge"):
+        assert main(["presets", name]) == 0
+        assert capsys.readouterr().out == presets.preset_text(name)
+
+
+# --------------------------------------------------------------------------------------------
+# loop presets (rank, simulate)
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", LOOP_NAMES)
+def test_each_loop_preset_says_what_it_is_for_and_resolves(name):
+    text = presets.preset_text(name, "loop")
+    assert text.startswith("# ") and "Figures behind it" in text and re.search(r"\d", text)
+    assert isinstance(loop_config(preset=name), LoopConfig)
+
+
+def test_loop_default_is_the_default_loop():
+    assert loop_config(preset="loop-default") == LoopConfig()
+
+
+def _loop_args(argv):
+    from galexplorer.cli import _loop_config
+
+    args = build_parser().parse_args(argv)
+    extra = {"knn_k": args.knn_k} if argv[0] == "rank" else {"batch_size": args.batch}
+    return _loop_config(args, interesting_above=args.interesting_above, **extra)
+
+
+def test_rank_and_simulate_take_a_loop_preset_and_options_win():
+    assert _loop_args(["rank", "s.h5"]) == LoopConfig()
+    hedge = _loop_args(["rank", "s.h5", "--preset", "loop-hedge", "--interesting-above", "4"])
+    assert (hedge.scorer, hedge.interesting_above) == ("portfolio", 4.0)
+    sim = _loop_args(["simulate", "s.h5", "--truth", "t", "--preset", "loop-known-targets", "--batch", "5"])
+    assert (sim.scorer, sim.batch_size, sim.xi) == ("gp", 5, 0.5)
+
+
+def test_a_training_preset_is_not_a_loop_preset(tmp_path, capsys, xdf_cutouts, monkeypatch):
+    assert main(["rank", str(tmp_path / "s.h5"), "--preset", "cpu-quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown preset 'cpu-quick'" in err and "loop-hedge" in err
+    assert main(["train", str(xdf_cutouts), "-o", str(tmp_path / "run"), "--preset", "loop-hedge"]) == 2
+    assert "cpu-quick" in capsys.readouterr().err
+    folder = tmp_path / "loop"
+    folder.mkdir()
+    (folder / "typo.toml").write_text("# a typo\nscorrer = 'gp'\n")
+    monkeypatch.setattr(presets, "_folder", lambda kind: folder)
+    with pytest.raises(ConfigError, match=r"preset typo: unknown loop option 'scorrer'; valid: .*scorer"):
+        loop_config(preset="typo")
 
 
 def test_the_runs_saved_config_loads_back_with_config(tmp_path, xdf_cutouts, capsys):
@@ -168,6 +220,9 @@ def test_docs_name_every_preset_and_example():
     training = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
     for name in NAMES:
         assert name in readme and name in training
+    active = (ROOT / "docs" / "active-learning.md").read_text(encoding="utf-8")
+    for name in LOOP_NAMES:
+        assert name in readme and name in active
     for example in ("catalogue.csv", "catalogue.vot", "explorer.ini"):
         assert example in readme and example in training
 
@@ -191,17 +246,19 @@ def test_presets_and_examples_install_with_the_wheel(tmp_path):
         z.extractall(tmp_path / "site")
     for name in NAMES:
         assert f"galexplorer/resources/presets/{name}.toml" in names
+    for name in LOOP_NAMES:
+        assert f"galexplorer/resources/presets/loop/{name}.toml" in names
     for example in ("catalogue.csv", "catalogue.vot", "explorer.ini", "stamps/XDF001.png"):
         assert f"galexplorer/resources/examples/{example}" in names
     site = tmp_path / "site"
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import galexplorer, pathlib\n"
-            "from galexplorer.ssl.presets import preset_names, load_preset\n"
+            "from galexplorer.presets import preset_names, load_preset\n"
             "assert pathlib.Path(galexplorer.__file__).is_relative_to(sys.argv[1]), galexplorer.__file__\n"
-            "print(','.join(preset_names())); print(load_preset('cpu-quick')['epochs'])\n"
+            "print(','.join(preset_names() + preset_names('loop'))); print(load_preset('cpu-quick')['epochs'])\n"
             "from importlib import resources\n"
             "print(resources.files('galexplorer').joinpath('resources', 'examples', 'catalogue.csv').is_file())\n")
     env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
     run = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, cwd=tmp_path,
                          env=env, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.split() == [",".join(NAMES), "30", "True"]
+    assert run.stdout.split() == [",".join(NAMES + LOOP_NAMES), "30", "True"]

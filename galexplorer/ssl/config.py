@@ -1,7 +1,7 @@
 """Training configuration: :class:`TrainConfig` and :class:`AugmentConfig`, loaded from TOML/JSON.
 
 Precedence, lowest first: the dataclass defaults, a shipped ``--preset NAME``
-(:mod:`galexplorer.ssl.presets`), a ``--config FILE`` (TOML or JSON), then the command-line
+(:mod:`galexplorer.presets`), a ``--config FILE`` (TOML or JSON), then the command-line
 options that were given. A file uses the option names (``batch_size`` or
 ``batch-size``) at the top level and an ``[augment]`` table for the augmentations::
 
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..presets import load_preset, parse_toml
 
 METHODS = ("byol", "nnclr", "simclr", "vicreg")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
@@ -321,26 +322,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     raise ConfigError(f"unknown config file type {suffix!r}", path, "use .toml or .json")
 
 
-def parse_toml(text: str, source: str | Path | None = None) -> dict[str, Any]:
-    """Parse TOML text (``source`` names it in errors).
-
-    Raises:
-        ConfigError: a syntax error, or Python 3.10 without the tomli package.
-    """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError:
-            raise ConfigError("reading TOML on Python 3.10 needs the tomli package", source,
-                              "pip install tomli, or write the config as JSON") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", source) from None
-
-
 def _given(options: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (options or {}).items() if v is not None}
 
@@ -353,7 +334,7 @@ def config_from_options(options: dict[str, Any] | None = None, config_file: str 
         options: :class:`TrainConfig` field names to values, None meaning "not given" (the
             command line's options).
         config_file: a file with the same options, or None.
-        preset: the name of a shipped preset (:mod:`galexplorer.ssl.presets`), or None.
+        preset: the name of a shipped training preset (:mod:`galexplorer.presets`), or None.
 
     Raises:
         ConfigError: an unknown preset, an unreadable file, an unknown option, a value of the
@@ -361,9 +342,7 @@ def config_from_options(options: dict[str, Any] | None = None, config_file: str 
     """
     cfg = TrainConfig()
     if preset:
-        from .presets import load_preset  # presets imports this module
-
-        cfg = _merge(cfg, load_preset(preset), f"preset {preset}")
+        cfg = _merge(cfg, load_preset(preset, "train"), f"preset {preset}")
     if config_file:
         cfg = _merge(cfg, load_config_file(config_file), config_file)
     return _merge(cfg, _given(options))
@@ -375,9 +354,7 @@ def resume_overrides(options: dict[str, Any] | None = None, config_file: str | P
     then the ``options`` given (None = not given); see :func:`galexplorer.ssl.trainer.train`."""
     out: dict[str, Any] = {}
     if preset:
-        from .presets import load_preset
-
-        out.update({_norm_key(k): v for k, v in load_preset(preset).items()})
+        out.update({_norm_key(k): v for k, v in load_preset(preset, "train").items()})
     if config_file:
         out.update({_norm_key(k): v for k, v in load_config_file(config_file).items()})
     out.update(_given(options))
