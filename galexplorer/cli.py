@@ -26,6 +26,7 @@ log = logging.getLogger("galexplorer")
 COMMANDS = {
     "ingest": "FITS, image folders or HDF5 cubes -> a cutouts HDF5 file",
     "train": "self-supervised training (SimCLR, BYOL, VICReg) of a ResNet",
+    "presets": "list the shipped training and loop presets, or print one (for --preset)",
     "embed": "encoder or your own embeddings -> store (PCA, UMAP, anomaly)",
     "info": "summarise a cutouts file or a store and its labels",
     "labels": "export the label journal's events (backup) or import/merge them",
@@ -127,7 +128,11 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"])
     p.add_argument("cutouts", metavar="CUTOUTS.h5")
     p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="folder for checkpoints and encoder")
-    p.add_argument("--config", metavar="FILE", help="TOML or JSON file with the same options")
+    p.add_argument("--preset", metavar="NAME",
+                   help="a shipped set of options (`galexplorer presets` lists them), e.g. cpu-quick; "
+                        "--config and the options given here win over it")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML or JSON file with the same options (RUN_DIR/config.json of a run is one)")
     p.add_argument("--method", choices=["byol", "nnclr", "simclr", "vicreg"], help="self-supervised method (default simclr)")
     p.add_argument("--backbone", choices=["resnet18", "resnet34", "resnet50"])
     p.add_argument("--epochs", type=_positive_int)
@@ -159,10 +164,35 @@ def _run_train(args) -> int:
     from .ssl.trainer import train
 
     options = {k: getattr(args, k) for k in _TRAIN_OPTIONS}
-    cfg = config_from_options(options, args.config)
+    cfg = config_from_options(options, args.config, args.preset)
     report = train(args.cutouts, args.output, cfg, resume=args.resume, init=args.init,
-                   overrides=resume_overrides(options, args.config) if args.resume else {})
+                   overrides=resume_overrides(options, args.config, args.preset) if args.resume else {})
     _say(args, report.summary())
+    return 0
+
+
+def _add_presets(sub) -> None:
+    p = sub.add_parser("presets", help=COMMANDS["presets"], description=COMMANDS["presets"],
+                       epilog="Use one with `galexplorer train CUTOUTS.h5 -o RUN --preset NAME` (training) or "
+                              "`galexplorer rank STORE.h5 --preset NAME` / `simulate ... --preset NAME` (loop); copy "
+                              "a training one (`galexplorer presets NAME > mine.toml`), edit it and pass --config mine.toml.")
+    p.add_argument("name", nargs="?", metavar="NAME", help="print this preset's TOML (default: list them all)")
+    p.set_defaults(run=_run_presets)
+
+
+def _run_presets(args) -> int:
+    from .presets import KINDS, preset_names, preset_summary, preset_text
+
+    if args.name:
+        print(preset_text(args.name), end="")
+        return 0
+    names = {kind: preset_names(kind) for kind in KINDS}
+    width = max(len(n) for ns in names.values() for n in ns)
+    lines = []
+    for kind, ns in names.items():
+        lines.append(f"{KINDS[kind][1]}:")
+        lines += [f"  {n:<{width}}  {preset_summary(n, kind)}" for n in ns]
+    _say(args, "\n".join(lines))
     return 0
 
 
@@ -326,32 +356,45 @@ def _run_open(args) -> int:
     return run_app(args.store, user=args.user, screenshot=args.screenshot)
 
 
+def _add_loop_options(p) -> None:
+    """The loop options of rank and simulate: None when not given (the preset's or the default applies)."""
+    p.add_argument("--preset", metavar="NAME",
+                   help="a shipped set of loop options (`galexplorer presets` lists them), e.g. loop-hedge; "
+                        "the options given here win over it")
+    p.add_argument("--scorer", choices=SCORERS, help=f"default {LoopConfig.scorer}")
+    p.add_argument("--acquisition", choices=ACQUISITIONS, help=f"default {LoopConfig.acquisition}")
+    p.add_argument("--xi", type=float, help=f"exploration trade-off of expected improvement (default {LoopConfig.xi:g})")
+    p.add_argument("--feature-scaling", choices=FEATURE_SCALINGS,
+                   help="standardise the PCA features with one factor (default) or whiten each component")
+    p.add_argument("--representation", choices=REPRESENTATIONS,
+                   help="what the scorer learns on: auto (the default: chosen at each refit by cross-validation "
+                        "on the labels), or always the embedding, morphology, pixels or combined")
+
+
+def _loop_config(args, **options) -> LoopConfig:
+    from .active.config import loop_config
+
+    given = {k: getattr(args, k) for k in ("scorer", "acquisition", "xi", "feature_scaling", "representation")}
+    return loop_config({**given, **options}, args.preset)
+
+
 def _add_rank(sub) -> None:
     p = sub.add_parser("rank", help=COMMANDS["rank"], description=COMMANDS["rank"])
     p.add_argument("store", metavar="STORE.h5")
-    p.add_argument("--scorer", choices=SCORERS, default=LoopConfig.scorer)
-    p.add_argument("--acquisition", choices=ACQUISITIONS, default=LoopConfig.acquisition)
-    p.add_argument("--xi", type=float, default=LoopConfig.xi, help="exploration trade-off of expected improvement")
-    p.add_argument("--feature-scaling", choices=FEATURE_SCALINGS, default=LoopConfig.feature_scaling,
-                   help="standardise the PCA features with one factor (default) or whiten each component")
+    _add_loop_options(p)
     p.add_argument("--user", help="rank with this user's labels only (default: consensus of all)")
-    p.add_argument("--knn-k", type=_positive_int, default=LoopConfig.knn_k, metavar="N",
+    p.add_argument("--knn-k", type=_positive_int, metavar="N",
                    help=f"neighbours of the knn label transfer (default {LoopConfig.knn_k})")
-    p.add_argument("--interesting-above", type=float, default=LoopConfig.interesting_above, metavar="X",
+    p.add_argument("--interesting-above", type=float, metavar="X",
                    help="a label >= X is a find (aad/pine anomalies, the portfolio's hits; "
                         f"default {LoopConfig.interesting_above:g})")
-    p.add_argument("--representation", choices=REPRESENTATIONS, default=LoopConfig.representation,
-                   help="what the scorer learns on: auto (chosen at each refit by cross-validation on the labels), "
-                        "or always the embedding, morphology, pixels or combined")
     p.set_defaults(run=_run_rank)
 
 
 def _run_rank(args) -> int:
     from .active.ranking import rank_store
 
-    config = LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi, knn_k=args.knn_k,
-                        interesting_above=args.interesting_above, feature_scaling=args.feature_scaling,
-                        representation=args.representation)
+    config = _loop_config(args, knn_k=args.knn_k, interesting_above=args.interesting_above)
     report = rank_store(args.store, config, user=args.user)
     _say(args, report.summary())
     return 0
@@ -385,19 +428,12 @@ def _add_simulate(sub) -> None:
     p.add_argument("--truth", required=True, metavar="COLUMN", help="catalogue column the oracle answers from")
     p.add_argument("--scale", type=float, default=float(MAX_SCORE),
                    help="map the column's range to 0..SCALE before rounding")
-    p.add_argument("--interesting-above", type=float, default=LoopConfig.interesting_above, metavar="X",
+    p.add_argument("--interesting-above", type=float, metavar="X",
                    help="an object is interesting when its oracle score is >= X "
                         f"(default: {LoopConfig.interesting_above:g})")
     p.add_argument("--budget", type=_positive_int, default=200, help="labels the oracle gives")
-    p.add_argument("--batch", type=_positive_int, default=LoopConfig.batch_size, help="labels between refits")
-    p.add_argument("--scorer", choices=SCORERS, default=LoopConfig.scorer)
-    p.add_argument("--acquisition", choices=ACQUISITIONS, default=LoopConfig.acquisition)
-    p.add_argument("--xi", type=float, default=LoopConfig.xi)
-    p.add_argument("--feature-scaling", choices=FEATURE_SCALINGS, default=LoopConfig.feature_scaling,
-                   help="standardise the PCA features with one factor (default) or whiten each component")
-    p.add_argument("--representation", choices=REPRESENTATIONS, default=LoopConfig.representation,
-                   help="what the scorer learns on: auto (chosen at each refit by cross-validation on the labels), "
-                        "or always the embedding, morphology, pixels or combined")
+    p.add_argument("--batch", type=_positive_int, help=f"labels between refits (default {LoopConfig.batch_size})")
+    _add_loop_options(p)
     p.add_argument("--seeds", type=_positive_int, default=1, help="repeat with K seeds (random baseline, ties)")
     p.add_argument("-o", "--output", metavar="curve.csv", help="curve CSV (a PNG plot is written beside it)")
     p.add_argument("--compare", action="store_true",
@@ -414,13 +450,10 @@ def _run_simulate(args) -> int:
     from .active.simulate import SimulateConfig, compare, simulate, write_compare, write_curve
     from .store import EmbeddingStore
 
-    above = args.interesting_above
-    cfg = SimulateConfig(truth=args.truth, scale=args.scale, interesting_above=above, budget=args.budget,
-                         batch=args.batch, seeds=args.seeds,
-                         loop=LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
-                                         batch_size=args.batch, interesting_above=above,
-                                         feature_scaling=args.feature_scaling,
-                                         representation=args.representation),
+    loop = _loop_config(args, batch_size=args.batch, interesting_above=args.interesting_above)
+    above = loop.interesting_above
+    cfg = SimulateConfig(truth=args.truth, scale=args.scale, interesting_above=above,
+                         budget=args.budget, batch=loop.batch_size, seeds=args.seeds, loop=loop,
                          refine_every=args.refine_every or 0)
     if args.refine_every and args.compare:
         raise ConfigError("--refine-every runs one loop; it does not combine with --compare")
@@ -518,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_ingest, _add_train, _add_embed, _add_info, _add_labels, _add_open, _add_rank,
+    for add in (_add_ingest, _add_train, _add_presets, _add_embed, _add_info, _add_labels, _add_open, _add_rank,
                 _add_export,
                 _add_simulate, _add_refine, _add_demo):
         add(sub)

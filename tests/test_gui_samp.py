@@ -35,8 +35,12 @@ def test_selection_is_broadcast_as_votable(qtbot, tmp_path, gui_settings, samp_h
     received = []
     listener = SAMPIntegratedClient(name="listener")
     listener.connect()
-    listener.bind_receive_notification("table.load.votable",
-                                       lambda key, sender, mtype, params, extra: received.append(params))
+
+    def on_call(key, sender, msg_id, mtype, params, extra):   # a call: the explorer waits for the answer
+        received.append(params)
+        listener.reply(msg_id, {"samp.status": "samp.ok", "samp.result": {}})
+
+    listener.bind_receive_call("table.load.votable", on_call)
     try:
         store = build_store(tmp_path / "store.h5", 120)
         w = open_window(qtbot, store, gui_settings)
@@ -52,6 +56,11 @@ def test_selection_is_broadcast_as_votable(qtbot, tmp_path, gui_settings, samp_h
         t = Table.read(path, format="votable")
         assert sorted(t["id"]) == sorted(ex.session.ids[5:17].tolist())
         assert {"ra", "dec", "score_mean"} <= set(t.colnames)
+        deadline = time.monotonic() + 10
+        while "sent 12 objects over SAMP to listener" not in w.statusBar().currentMessage() \
+                and time.monotonic() < deadline:
+            qtbot.wait(20)
+        assert w.statusBar().currentMessage() == "sent 12 objects over SAMP to listener"
         w.close()
     finally:
         listener.disconnect()

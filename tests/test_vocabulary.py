@@ -43,15 +43,19 @@ def test_the_stray_check_finds_a_copy():
 
 
 def test_cli_defaults_are_the_loop_config_defaults():
+    """rank and simulate leave unset options None and resolve them through loop_config (defaults <
+    --preset < options), so without options they run LoopConfig's defaults."""
     from galexplorer.active.config import LoopConfig
-    from galexplorer.cli import build_parser
+    from galexplorer.cli import _loop_config, build_parser
 
     parser = build_parser()
     for command in ("rank", "simulate"):
         args = parser.parse_args([command, "s.h5"] + (["--truth", "t"] if command == "simulate" else []))
-        for name in ("scorer", "acquisition", "xi", "feature_scaling", "interesting_above"):
-            assert getattr(args, name) == getattr(LoopConfig, name), (command, name)
-    assert parser.parse_args(["simulate", "s.h5", "--truth", "t"]).batch == LoopConfig.batch_size
+        cfg = _loop_config(args, interesting_above=args.interesting_above)
+        for name in ("scorer", "acquisition", "xi", "feature_scaling", "interesting_above", "batch_size"):
+            assert getattr(cfg, name) == getattr(LoopConfig, name), (command, name)
+    args = parser.parse_args(["simulate", "s.h5", "--truth", "t"])
+    assert _loop_config(args, batch_size=args.batch).batch_size == LoopConfig.batch_size
 
 
 def test_scale_colours_keys_and_buttons_cover_the_scale():

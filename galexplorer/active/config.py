@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..presets import load_preset
 from .registry import (
     ACQUISITIONS,
     DEFAULT_ACQUISITION,
@@ -99,4 +100,28 @@ class LoopConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-__all__ = ["LoopConfig"]
+def loop_config(options: dict | None = None, preset: str | None = None) -> LoopConfig:
+    """The loop's options from the defaults < a shipped loop ``preset`` < ``options``.
+
+    Args:
+        options: :class:`LoopConfig` field names to values, None meaning "not given" (the
+            command line's options).
+        preset: the name of a loop preset (``galexplorer/resources/presets/loop/``), or None.
+
+    Raises:
+        ConfigError: an unknown preset, an unknown option in it, or an invalid value.
+    """
+    names = {f.name for f in dataclasses.fields(LoopConfig)}
+    values: dict = {}
+    if preset:
+        for raw, value in load_preset(preset, "loop").items():
+            key = raw.strip().replace("-", "_")
+            if key not in names:
+                raise ConfigError(f"unknown loop option {raw!r}", f"preset {preset}",
+                                  f"valid: {', '.join(sorted(names))}")
+            values[key] = value
+    values.update({k: v for k, v in (options or {}).items() if v is not None})
+    return LoopConfig(**values)
+
+
+__all__ = ["LoopConfig", "loop_config"]

@@ -306,9 +306,6 @@ class CompareReport:
                                                  for k in self.ks)
                      + "".join(f"{frac:10.4f}" for _ in self.rws_ns)
                      + "".join(f"{'-' if m > c.budget else format(m * frac, '.1f'):>14s}" for m in FOUND_AT))
-        if self.refines:
-            lines.append(f"refined the encoder {len(self.refines)} times (at " + ", ".join(
-                f"{k} labels: {t:.0f} s" for k, t in self.refines) + ")")
         lines += [f"wrote {p}" for p in self.outputs]
         return "\n".join(lines)
 

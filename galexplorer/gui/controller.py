@@ -102,7 +102,7 @@ class Explorer(QtCore.QObject):
         self.searches.finished.connect(self._on_similar)
         self.searches.failed.connect(lambda tag, msg: self.failed.emit(msg))
         self.io.finished.connect(self._on_io_done)
-        self.io.failed.connect(lambda tag, msg: self.failed.emit(msg))
+        self.io.failed.connect(self._on_io_failed)
         self.io.progressed.connect(self.progressed)
         self._scores = {name: None for name in self.store.score_names}
 
@@ -483,8 +483,7 @@ class Explorer(QtCore.QObject):
         def job():
             path = folder / f"galexplorer-selection-{int(time.time() * 1000)}.xml"
             self.model.export(config, labelled, labels, excluded, path, "votable", indices)
-            sender.send_votable(path, f"galexplorer: {len(indices)} objects")
-            return len(indices)
+            return sender.send_votable(path, f"galexplorer: {len(indices)} objects", rows=len(indices))
 
         if self.io.submit(job, tag="samp") < 0:
             self.failed.emit(f"not sent over SAMP: {self.io.limit} exports and sends are already waiting; "
@@ -497,7 +496,13 @@ class Explorer(QtCore.QObject):
             path, rows = value
             self.message.emit(f"wrote {rows:,} ranked objects to {path}")
         elif tag == "samp":
-            self.message.emit(f"sent {value} objects over SAMP")
+            self.message.emit(value.summary())
+
+    def _on_io_failed(self, tag, message: str) -> None:
+        if tag == "samp":   # a hub or client that misbehaves: one line in the status bar, no dialog
+            self.message.emit(f"not sent over SAMP: {message}")
+        else:
+            self.failed.emit(message)
 
     # -- what to show --------------------------------------------------------------------------------
     def score_array(self, name: str) -> np.ndarray:

@@ -613,9 +613,9 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         from .samp import SampSender, hub_running
 
-        if not hub_running():
-            self.show_error("no SAMP hub is running; start TOPCAT, DS9 or Aladin (they start one) and try again",
-                            title="SAMP")
+        if not hub_running():   # one line in the status bar: a dialog would stop the labelling
+            self.statusBar().showMessage("not sent over SAMP: no SAMP hub is running; start TOPCAT, DS9 or "
+                                         "Aladin (they start one) and try again", 10000)
             return
         if self._samp is None:
             self._samp = SampSender()

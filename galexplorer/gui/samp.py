@@ -1,24 +1,46 @@
 """Send objects to TOPCAT, DS9 or Aladin over SAMP (``pyvo.samp``), when a hub is running.
 
 The explorer writes the objects as a VOTable (the same writer as ``galexplorer export``) and
-broadcasts ``table.load.votable``; for one object with a sky position it also broadcasts
-``coord.pointAt.sky``. Nothing here imports Qt: the main window runs these calls in a worker
-thread, because connecting to a hub is network I/O.
+sends ``table.load.votable`` to every client that takes it, as a SAMP *call*, so that each
+client's answer says whether it loaded the table; ``coord.pointAt.sky`` goes out as a
+notification. Nothing here imports Qt: the main window runs these calls in a worker thread,
+because connecting to a hub is network I/O.
+
+Misbehaving peers must not hang that worker, nor leave the explorer attached to a dead hub:
+
+* every call to the hub runs with a time limit (:data:`HUB_TIMEOUT_S`): pyvo's XML-RPC has none,
+  and a hub that stopped answering (suspended, hung) would otherwise block the worker forever —
+  and with it every export queued behind the send, and closing the window;
+* the answers are awaited for at most :data:`ANSWER_TIMEOUT_S`; a client that does not answer in
+  time, or that unregisters before answering, is named in the report instead of waited for;
+* after any failure the connection is dropped, so the next send joins whatever hub runs then.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import GalexplorerError
 
 log = logging.getLogger(__name__)
 
+#: seconds one call to the hub (connect, send, a client's name) may take
+HUB_TIMEOUT_S = 5.0
+#: seconds the clients have to answer a table
+ANSWER_TIMEOUT_S = 10.0
+#: how often, while waiting for answers, the hub is asked who is still registered
+POLL_S = 0.2
+
 
 class SampError(GalexplorerError):
-    """No SAMP hub, or the hub refused the message."""
+    """No SAMP hub, or the hub refused the message, did not answer, or went away."""
 
 
 def hub_lockfile() -> Path | None:
@@ -37,58 +59,252 @@ def hub_running() -> bool:
     return hub_lockfile() is not None
 
 
-class SampSender:
-    """A SAMP client that connects on first use and stays connected.
+@dataclass
+class SendReport:
+    """What became of one ``table.load.votable`` call.
 
-    Raises:
-        SampError: no hub is running, or it cannot be reached.
+    Attributes:
+        rows: objects in the table.
+        loaded: names of the clients that answered OK.
+        refused: (name, their error text) of the clients that answered with an error.
+        silent: names of the clients that did not answer within the time limit.
+        left: names of the clients that unregistered before answering.
     """
 
-    def __init__(self, name: str = "galexplorer"):
+    rows: int
+    loaded: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    silent: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+    answer_timeout: float = ANSWER_TIMEOUT_S
+
+    @property
+    def recipients(self) -> int:
+        return len(self.loaded) + len(self.refused) + len(self.silent) + len(self.left)
+
+    def summary(self) -> str:
+        """One line for the window's status bar."""
+        if not self.recipients:
+            return (f"not sent over SAMP: no client takes tables; start TOPCAT (or another table viewer) "
+                    f"and send the {self.rows:,} objects again")
+        parts = [f"sent {self.rows:,} objects over SAMP"
+                 + (f" to {', '.join(self.loaded)}" if self.loaded else ", but no client loaded them")]
+        parts += [f"{name} refused them ({why})" for name, why in self.refused]
+        if self.silent:
+            parts.append(f"{', '.join(self.silent)} did not answer within {self.answer_timeout:g} s")
+        if self.left:
+            parts.append(f"{', '.join(self.left)} disconnected before answering")
+        return "; ".join(parts)
+
+
+class SampSender:
+    """A SAMP client that connects on first use and stays connected until something fails.
+
+    Args:
+        name: the name other clients see.
+        timeout: seconds one call to the hub may take (default :data:`HUB_TIMEOUT_S`).
+        answer_timeout: seconds the clients have to answer a table (default :data:`ANSWER_TIMEOUT_S`).
+
+    Raises:
+        SampError: no hub is running, or it cannot be reached, refuses the message, does not
+            answer within ``timeout``, or goes away while the clients are answering.
+    """
+
+    def __init__(self, name: str = "galexplorer", timeout: float | None = None,
+                 answer_timeout: float | None = None):
         self.name = name
+        self.timeout = float(HUB_TIMEOUT_S if timeout is None else timeout)
+        self.answer_timeout = float(ANSWER_TIMEOUT_S if answer_timeout is None else answer_timeout)
         self._client = None
+        self._names: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._answers: dict[str, dict[str, dict]] = {}    # msg-tag -> responder id -> response
+        self._tags = 0
+
+    # -- calls with a time limit --------------------------------------------------------------
+    def _bounded(self, fn: Callable[[], Any], what: str, timeout: float | None = None) -> Any:
+        """``fn()`` in a helper thread, waited for at most ``timeout`` seconds (default: the
+        sender's).
+
+        The helper is a daemon thread: a call stuck on a socket that never answers is left to
+        end when that socket closes, and the connection it belonged to is dropped.
+        """
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:   # handed to the caller
+                box["error"] = exc
+
+        limit = self.timeout if timeout is None else float(timeout)
+        t = threading.Thread(target=run, name="samp-call", daemon=True)
+        t.start()
+        t.join(limit)
+        if t.is_alive():
+            self._drop()
+            raise SampError(f"the SAMP hub did not answer {what} within {limit:g} s",
+                            hint="it may have hung: restart the program that started it (TOPCAT, DS9, Aladin)")
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
 
     def _connect(self):
-        if self._client is not None and self._client.is_connected:
-            return self._client
+        if self._client is not None:
+            try:
+                self._bounded(self._client.ping, "a ping")
+                return self._client
+            except SampError:
+                raise
+            except Exception as exc:   # the hub went away since the last message: join today's, if any
+                log.info("SAMP hub gone (%s); connecting afresh", _short(exc))
+                self._drop()
         if not hub_running():
             raise SampError("no SAMP hub is running", hint="start TOPCAT, DS9 or Aladin (they start one), then try again")
         from pyvo.samp import SAMPIntegratedClient
 
         client = SAMPIntegratedClient(name=self.name, description="galexplorer explorer")
+        self._client = client       # so that a timeout below stops its receiving thread
         try:
-            client.connect()
+            self._bounded(client.connect, "the connection")
+        except SampError:
+            self._drop()
+            raise
         except Exception as exc:  # pyvo raises several kinds (SAMPHubError, OSError, ...)
-            raise SampError(f"cannot reach the SAMP hub ({exc})",
+            self._drop()
+            raise SampError(f"cannot reach the SAMP hub ({_short(exc)})",
                             hint="restart TOPCAT, DS9 or Aladin and try again") from None
-        self._client = client
         return client
 
-    def send_votable(self, path: str | Path, table_name: str) -> int:
-        """Broadcast ``table.load.votable`` for a VOTable file; returns the clients told."""
+    def _on_answer(self, private_key, responder_id, msg_tag, response) -> None:
+        # runs in pyvo's receiving thread
+        with self._lock:
+            if msg_tag in self._answers:
+                self._answers[msg_tag][responder_id] = response
+
+    def _name(self, client, client_id: str) -> str:
+        if client_id not in self._names:
+            try:
+                meta = self._bounded(lambda: client.get_metadata(client_id), "a client's name") or {}
+                self._names[client_id] = str(meta.get("samp.name") or client_id)
+            except SampError:
+                raise
+            except Exception:     # the client left: its id is all we have
+                return client_id
+        return self._names[client_id]
+
+    # -- messages -----------------------------------------------------------------------------
+    def send_votable(self, path: str | Path, table_name: str, rows: int = 0) -> SendReport:
+        """Call ``table.load.votable`` on every client that takes it and wait for the answers.
+
+        Returns:
+            a :class:`SendReport` (one line: :meth:`SendReport.summary`).
+        """
         client = self._connect()
         url = Path(path).resolve().as_uri()
         msg = {"samp.mtype": "table.load.votable", "samp.params": {"url": url, "name": table_name}}
+        with self._lock:
+            self._tags += 1
+            tag = f"galexplorer-{self._tags}"
+            self._answers[tag] = {}
         try:
-            sent = client.notify_all(msg)
-        except Exception as exc:
-            raise SampError(f"the SAMP hub refused the table ({exc})") from None
-        return len(sent) if hasattr(sent, "__len__") else 1
+            client.bind_receive_response(tag, self._on_answer)    # pyvo keys answers by tag; local
+            try:
+                # the names first: a client that leaves mid-send can no longer be asked its name
+                takers = self._bounded(lambda: client.get_subscribed_clients(msg["samp.mtype"]), "who takes tables")
+                for cid in takers or {}:
+                    self._name(client, cid)
+                sent = self._bounded(lambda: client.call_all(tag, msg), "the table")
+            except SampError:
+                raise
+            except Exception as exc:
+                self._drop()
+                raise SampError(f"the SAMP hub refused the table ({_short(exc)})") from None
+            return self._await(client, tag, dict(sent or {}), rows)
+        finally:
+            with self._lock:
+                self._answers.pop(tag, None)
+            if self._client is client:
+                try:
+                    client.unbind_receive_response(tag)          # local: no hub call
+                except Exception as exc:
+                    log.debug("SAMP unbind: %s", exc)
+
+    def _await(self, client, tag: str, sent: dict[str, str], rows: int) -> SendReport:
+        report = SendReport(rows=rows, answer_timeout=self.answer_timeout)
+        waiting = set(sent)
+        names = {cid: self._name(client, cid) for cid in waiting}
+        deadline = time.monotonic() + self.answer_timeout
+        while waiting:
+            with self._lock:
+                answered = {cid: r for cid, r in self._answers[tag].items() if cid in waiting}
+            for cid, response in answered.items():
+                waiting.discard(cid)
+                status = str(response.get("samp.status", "samp.ok"))
+                if status == "samp.error":
+                    err = response.get("samp.error", {}) or {}
+                    report.refused.append((names[cid], str(err.get("samp.errortxt", "an error"))))
+                else:
+                    report.loaded.append(names[cid])
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_S)
+            try:
+                present = set(self._bounded(client.get_registered_clients, "who is registered") or ())
+            except SampError:
+                raise
+            except Exception as exc:
+                self._drop()
+                raise SampError(f"the SAMP hub went away while the clients were loading the table "
+                                f"({_short(exc)})", hint="start TOPCAT, DS9 or Aladin again and resend") from None
+            for cid in sorted(waiting - present):
+                with self._lock:
+                    if cid in self._answers[tag]:
+                        continue       # answered, then left: counted on the next pass
+                waiting.discard(cid)
+                report.left.append(names[cid])
+        report.silent.extend(sorted(names[cid] for cid in waiting))
+        log.info("SAMP: %s", report.summary())
+        return report
 
     def point_at(self, ra: float, dec: float) -> None:
         """Broadcast ``coord.pointAt.sky`` (deg) so sky viewers pan to the object."""
         client = self._connect()
+        msg = {"samp.mtype": "coord.pointAt.sky", "samp.params": {"ra": f"{ra:.8f}", "dec": f"{dec:.8f}"}}
         try:
-            client.notify_all({"samp.mtype": "coord.pointAt.sky",
-                               "samp.params": {"ra": f"{ra:.8f}", "dec": f"{dec:.8f}"}})
+            self._bounded(lambda: client.notify_all(msg), "the position")
+        except SampError:
+            raise
         except Exception as exc:
-            raise SampError(f"the SAMP hub refused the position ({exc})") from None
+            self._drop()
+            raise SampError(f"the SAMP hub refused the position ({_short(exc)})") from None
+
+    # -- closing ------------------------------------------------------------------------------
+    def _drop(self) -> None:
+        """Forget the connection without talking to the hub (it may be dead or hung): stop the
+        client's receiving thread; the next message connects afresh."""
+        client, self._client = self._client, None
+        self._names.clear()
+        inner = getattr(client, "client", None)
+        if inner is not None and getattr(inner, "is_running", False):
+            try:
+                inner.stop(timeout=1.0)
+            except Exception as exc:
+                log.debug("SAMP client stop: %s", exc)
 
     def close(self) -> None:
-        if self._client is not None:
-            try:
-                if self._client.is_connected:
-                    self._client.disconnect()
-            except Exception as exc:  # closing must not fail the explorer's exit
-                log.debug("SAMP disconnect: %s", exc)
-            self._client = None
+        """Unregister (waiting at most a second: the window is closing) and stop; never raises."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            if client.is_connected:
+                self._bounded(client.disconnect, "the goodbye", timeout=min(1.0, self.timeout))
+        except Exception as exc:  # closing must not fail the explorer's exit
+            log.debug("SAMP disconnect: %s", exc)
+        self._drop()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

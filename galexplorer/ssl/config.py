@@ -1,7 +1,8 @@
 """Training configuration: :class:`TrainConfig` and :class:`AugmentConfig`, loaded from TOML/JSON.
 
-Precedence, lowest first: the dataclass defaults, a ``--config FILE`` (TOML or JSON), then the
-command-line options that were given. A file uses the option names (``batch_size`` or
+Precedence, lowest first: the dataclass defaults, a shipped ``--preset NAME``
+(:mod:`galexplorer.presets`), a ``--config FILE`` (TOML or JSON), then the command-line
+options that were given. A file uses the option names (``batch_size`` or
 ``batch-size``) at the top level and an ``[augment]`` table for the augmentations::
 
     method = "simclr"
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..presets import load_preset, parse_toml
 
 METHODS = ("byol", "nnclr", "simclr", "vicreg")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
@@ -316,18 +318,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"invalid JSON at line {exc.lineno}: {exc.msg}", path) from None
     if suffix == ".toml":
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            try:
-                import tomli as tomllib  # type: ignore[no-redef]
-            except ModuleNotFoundError:
-                raise ConfigError("reading TOML on Python 3.10 needs the tomli package", path,
-                                  "pip install tomli, or write the config as JSON") from None
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"invalid TOML: {exc}", path) from None
+        return parse_toml(text, path)
     raise ConfigError(f"unknown config file type {suffix!r}", path, "use .toml or .json")
 
 
@@ -335,29 +326,35 @@ def _given(options: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (options or {}).items() if v is not None}
 
 
-def config_from_options(options: dict[str, Any] | None = None, config_file: str | Path | None = None
-                        ) -> TrainConfig:
-    """The config from defaults < ``config_file`` (TOML/JSON) < ``options``.
+def config_from_options(options: dict[str, Any] | None = None, config_file: str | Path | None = None,
+                        preset: str | None = None) -> TrainConfig:
+    """The config from defaults < ``preset`` < ``config_file`` (TOML/JSON) < ``options``.
 
     Args:
         options: :class:`TrainConfig` field names to values, None meaning "not given" (the
             command line's options).
         config_file: a file with the same options, or None.
+        preset: the name of a shipped training preset (:mod:`galexplorer.presets`), or None.
 
     Raises:
-        ConfigError: an unreadable file, an unknown option, a value of the wrong type.
+        ConfigError: an unknown preset, an unreadable file, an unknown option, a value of the
+            wrong type.
     """
     cfg = TrainConfig()
+    if preset:
+        cfg = _merge(cfg, load_preset(preset, "train"), f"preset {preset}")
     if config_file:
         cfg = _merge(cfg, load_config_file(config_file), config_file)
     return _merge(cfg, _given(options))
 
 
-def resume_overrides(options: dict[str, Any] | None = None, config_file: str | Path | None = None
-                     ) -> dict[str, Any]:
-    """What a resumed run changes of its checkpoint's config: the file's options, then the
-    ``options`` given (None = not given); see :func:`galexplorer.ssl.trainer.train`."""
+def resume_overrides(options: dict[str, Any] | None = None, config_file: str | Path | None = None,
+                     preset: str | None = None) -> dict[str, Any]:
+    """What a resumed run changes of its checkpoint's config: the preset's options, the file's,
+    then the ``options`` given (None = not given); see :func:`galexplorer.ssl.trainer.train`."""
     out: dict[str, Any] = {}
+    if preset:
+        out.update({_norm_key(k): v for k, v in load_preset(preset, "train").items()})
     if config_file:
         out.update({_norm_key(k): v for k, v in load_config_file(config_file).items()})
     out.update(_given(options))
