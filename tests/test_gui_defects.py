@@ -78,3 +78,44 @@ def test_gallery_my_labels_lists_only_the_users_own_labels(qtbot, store, gui_set
     assert "alice" in ex.gallery_title
     w.gallery.mine.setChecked(False)
     w.close()
+
+
+LONG_READOUT = ("x 32, y 31   blue 0.9647  green 0.8123  red 0.7781  nir 0.6612   "
+                "(no pixel scale: ra/dec at the centre only)" * 3)
+
+
+def _dock_widths(w) -> dict[str, int]:
+    return {n: d.width() for n, d in w.docks.items() if d.isVisible()}
+
+
+def test_long_inspector_text_and_zoom_change_no_dock_width(qtbot, store, gui_settings):
+    """Issue #23 item 2: the pixel readout (and any long text) elides inside the dock; the
+    docks keep their widths and the map's toolbar keeps its Colour control."""
+    w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
+    w.explorer.open(3)
+    QtWidgets.QApplication.processEvents()
+    before = _dock_widths(w)
+    colour = w.scatter_panel.colour
+    assert colour.isVisible()
+    ins = w.inspector
+    ins.stamp.zoom_by(4.0)
+    ins.readout.setText(LONG_READOUT)
+    ins.title.setText("G" * 120)
+    ins.position.setText("ra 150.363047°   dec +2.584910°   " * 6)
+    for _ in range(5):
+        QtWidgets.QApplication.processEvents()
+    assert _dock_widths(w) == before
+    assert colour.isVisible()
+    # the readout is whole in its tooltip, elided on screen
+    assert ins.readout.toolTip().startswith("x 32, y 31")
+    assert ins.readout.width() <= ins.width()
+    w.close()
+
+
+def test_long_queue_option_text_does_not_widen_the_queue(qtbot, store, gui_settings):
+    """The queue's scorer and acquisition menus hold long names; they elide rather than set the
+    dock's minimum width (the map keeps the room its toolbar needs)."""
+    w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
+    assert w.docks["queue"].minimumSizeHint().width() <= 300
+    assert w.docks["inspector"].minimumSizeHint().width() <= 420
+    w.close()
