@@ -119,3 +119,74 @@ def test_long_queue_option_text_does_not_widen_the_queue(qtbot, store, gui_setti
     assert w.docks["queue"].minimumSizeHint().width() <= 300
     assert w.docks["inspector"].minimumSizeHint().width() <= 420
     w.close()
+
+
+def _bar_widgets(w):
+    """(action, widget) of every control of the map's tool bar (not the spacer or the counts)."""
+    panel = w.scatter_panel
+    bar = panel.toolbar
+    out = []
+    for a in bar.actions():
+        if a.isSeparator():
+            continue
+        widget = bar.widgetForAction(a)
+        if widget is panel.info or widget.objectName() == "BarSpacer":
+            continue
+        out.append((a, widget))
+    return out
+
+
+def _inside(widget, bar) -> bool:
+    r = QtCore.QRect(widget.mapTo(bar, QtCore.QPoint(0, 0)), widget.size())
+    return widget.isVisible() and bar.rect().contains(r)
+
+
+def test_every_toolbar_control_is_visible_at_1600(qtbot, store, gui_settings):
+    """Issue #23 item 3: at the default 1600×1000 every control of the map's tool bar — tools,
+    selection mode, colour menu, both limits, log and diverging, reset view, similar — lies
+    inside the tool bar, and the colour limits are wide enough for a value like 483.21."""
+    w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
+    bar = w.scatter_panel.toolbar
+    controls = _bar_widgets(w)
+    texts = {a.text() for a, _ in controls} | {getattr(c, "text", str)() for _, c in controls}
+    assert {"log", "diverging", "Reset view", "Find similar"} <= texts
+    hidden = [(a.text() or type(c).__name__) for a, c in controls if not _inside(c, bar)]
+    assert not hidden, f"tool bar controls cut off at 1600×1000: {hidden}"
+    p = w.scatter_panel
+    for edit in (p.lo, p.hi):
+        for text in ("483.21", "-12.345", "0.0012"):
+            edit.setText(text)
+            opt = QtWidgets.QStyleOptionFrame()
+            edit.initStyleOption(opt)
+            room = edit.style().subElementRect(QtWidgets.QStyle.SubElement.SE_LineEditContents, opt, edit)
+            m = edit.textMargins()
+            assert room.width() - m.left() - m.right() - 4 >= edit.fontMetrics().horizontalAdvance(text), text
+            assert edit.sizeHint().width() <= edit.width() + 1
+        edit.clear()
+    w.close()
+
+
+def test_toolbar_overflow_at_1366_reaches_every_control(qtbot, store, gui_settings):
+    """At 1366×768 what does not fit goes behind the tool bar's extension button, which
+    shows it inside the tool bar when pressed (every control stays reachable)."""
+    w = open_window(qtbot, store, gui_settings, size=(1366, 768))
+    w.scatter_panel.colour.setCurrentText("score: anomaly")    # continuous: log and diverging apply
+    bar = w.scatter_panel.toolbar
+    controls = _bar_widgets(w)
+    hidden = [c for _, c in controls if not _inside(c, bar)]
+    assert hidden, "the test needs a window too narrow for the whole tool bar"
+    ext = bar.findChild(QtWidgets.QToolButton, "qt_toolbar_ext_button")
+    assert ext is not None and ext.isVisible()
+    ext.click()
+    for _ in range(10):
+        QtWidgets.QApplication.processEvents()
+    qtbot.waitUntil(lambda: all(_inside(c, bar) for c in hidden), timeout=3000)
+    div = w.scatter_panel.diverging
+    assert div in hidden and div.isEnabled()
+    QtTest.QTest.mouseClick(div, QtCore.Qt.MouseButton.LeftButton)   # reachable: it takes a click
+    assert div.isChecked()
+    from galexplorer.gui.colouring import DIVERGING_MAP
+
+    assert w.scatter._spec.cmap == DIVERGING_MAP       # and it takes effect
+    ext.click()
+    w.close()
