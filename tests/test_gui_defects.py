@@ -190,3 +190,60 @@ def test_toolbar_overflow_at_1366_reaches_every_control(qtbot, store, gui_settin
     assert w.scatter._spec.cmap == DIVERGING_MAP       # and it takes effect
     ext.click()
     w.close()
+
+
+def _pixel(w, i: int) -> QtGui.QColor:
+    """The colour drawn at object ``i``'s centre in the map."""
+    from gui_qt import viewport_pos
+
+    xy = w.explorer.xy[i]
+    pos = viewport_pos(w.scatter, float(xy[0]), float(xy[1]))
+    img = w.scatter.viewport().grab().toImage()
+    dpr = img.devicePixelRatio()
+    return img.pixelColor(int(pos.x() * dpr), int(pos.y() * dpr))
+
+
+def test_colour_by_disputes_draws_disputed_objects_over_the_score_discs(qtbot, store, gui_settings):
+    """Issue #23 item 4: coloured by disputes, a disputed object shows red (and an agreed one
+    green) — not the score disc of its consensus, which used to be drawn over it."""
+    from galexplorer.labels import LabelJournal
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store) as s:
+        ids = list(s.ids)
+    disputed, agreed = [40, 41, 42], [50, 51, 52]
+    with LabelJournal.for_store(store, user="ann") as j:
+        for i in disputed:
+            j.score(ids[i], 4)
+        for i in agreed:
+            j.score(ids[i], 3)
+    with LabelJournal.for_store(store, user="bob") as j:
+        for i in disputed:
+            j.score(ids[i], 0)       # median 2: a teal score disc
+        for i in agreed:
+            j.score(ids[i], 3)       # a yellow-green score disc
+    w = open_window(qtbot, store, gui_settings, user="ann", size=(1600, 1000))
+    ex = w.explorer
+    assert ex.session.disputed[disputed].all() and not ex.session.disputed[agreed].any()
+    ex.open(0)
+    w.scatter_panel.colour.setCurrentText("disputed labels")
+    for _ in range(5):
+        QtWidgets.QApplication.processEvents()
+    sc = w.scatter
+    for i in disputed:
+        c = _pixel(w, i)
+        assert c.red() > c.green() + 60 and c.red() > c.blue() + 40, (i, c.name())
+    for i in agreed:
+        c = _pixel(w, i)
+        assert c.green() > c.red() + 60, (i, c.name())
+    # the order: score discs < agreed < disputed < queue, current, hover rings
+    assert sc.labelled_layer.zValue() < sc.agreed_layer.zValue() < sc.disputed_layer.zValue() \
+        < sc.queue_layer.zValue()
+    assert sc.disputed_layer.isVisible() and sc.disputed_layer.last_drawn >= len(disputed)
+    # another colouring: the score discs again, the dispute layers empty
+    w.scatter_panel.colour.setCurrentText("density")
+    QtWidgets.QApplication.processEvents()
+    assert sc.disputed_layer._points is None and sc.agreed_layer._points is None
+    c = _pixel(w, disputed[0])
+    assert not (c.red() > c.green() + 60)
+    w.close()

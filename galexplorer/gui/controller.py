@@ -27,7 +27,7 @@ from ..active.portfolio import save_state
 from ..active.session import LabellingSession, ModelState
 from ..errors import GalexplorerError
 from ..label_scale import MAX_SCORE, MIN_SCORE, SCORES
-from .colouring import ColourSpec, adjust, density_spec, spec_for
+from .colouring import DISPUTE_COLOURS, ColourSpec, adjust, density_spec, spec_for
 from .modelproc import ModelProcess
 from .selection import SelectionMode, combine
 from .workers import LatestOnlyRunner, QueuedRunner
@@ -163,6 +163,11 @@ class Explorer(QtCore.QObject):
         """``(rows, consensus labels)`` of the labelled objects."""
         idx = self.session.labelled_indices()
         return idx, self.session.labels[idx]
+
+    def disputes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, disputed)`` of the labelled objects: whether their labellers disagree."""
+        idx = self.session.labelled_indices()
+        return idx, self.session.disputed[idx]
 
     def note_of(self, i: int) -> str | None:
         return self.session.note_of(i)
@@ -567,7 +572,7 @@ class Explorer(QtCore.QObject):
             labelled = np.isfinite(self.session.labels)
             codes = np.where(d, 1, np.where(labelled, 0, -1)).astype(np.int32)
             return ColourSpec(name, "categorical", codes, categories=["agreed", "disputed"],
-                              colours=["#59c47d", "#e15759"])
+                              colours=list(DISPUTE_COLOURS))
         if name.startswith("score: "):
             key = name[len("score: "):]
             return spec_for(name, self.score_array(key), cmap="viridis")

@@ -19,7 +19,7 @@ from ..data.hdf5 import H5_SUFFIXES
 from ..errors import GalexplorerError
 from . import theme
 from .actions import BY_ACTION, MENUS, SHORTCUTS
-from .controller import Explorer
+from .controller import DISPUTED, LABEL, Explorer
 from .gallery import GalleryPanel
 from .inspector import Inspector
 from .keymap import ShortcutHelp, key_sequences
@@ -737,7 +737,7 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self._refresh_table()
         self.scatter.refresh_card()
-        if self.scatter_panel.colour.currentText() in ("your labels (consensus)", "disputed labels") or \
+        if self.scatter_panel.colour.currentText() in (LABEL, DISPUTED) or \
                 self.scatter_panel.colour.currentText().startswith("labels by "):
             self._on_colour(self.scatter_panel.colour.currentText())
         if self.docks["agreement"].isVisible():
@@ -847,6 +847,8 @@ class MainWindow(QtWidgets.QMainWindow):
         p.log.setEnabled(continuous)
         p.diverging.setEnabled(continuous)
         self.scatter.set_colour(spec)
+        empty = np.empty(0, np.int64)
+        self.scatter.set_disputes(*(self.explorer.disputes() if name == DISPUTED else (empty, empty)))
 
     def _update_counters(self) -> None:
         ex = self.explorer
