@@ -4,6 +4,7 @@ handlers, and the gallery's My labels lists only the user's own labels."""
 from __future__ import annotations
 
 import gui_qt
+import numpy as np
 import pytest
 from gui_qt import open_window
 from gui_stores import build_store
@@ -246,4 +247,88 @@ def test_colour_by_disputes_draws_disputed_objects_over_the_score_discs(qtbot, s
     assert sc.disputed_layer._points is None and sc.agreed_layer._points is None
     c = _pixel(w, disputed[0])
     assert not (c.red() > c.green() + 60)
+    w.close()
+
+
+@pytest.mark.parametrize("mean, std, text", [
+    (5.104, 1.06, "≥5 ± 1.06"), (-0.3, float("nan"), "≤0"), (3.271, 0.5, "3.27 ± 0.50"),
+    (5.004, float("nan"), "5.00"), (0.0, 0.1, "0.00 ± 0.10")])
+def test_format_prediction_keeps_the_0_to_5_scale(mean, std, text):
+    from galexplorer.label_scale import format_prediction
+
+    assert format_prediction(mean, std) == text
+
+
+def _fitted(w, qtbot):
+    """Score ten objects so a GP is fitted (the prior gives way to a model)."""
+    ex = w.explorer
+    for i in range(10):
+        ex.open(i)
+        assert ex.score(5 if i < 5 else 1)
+    assert ex.wait_idle(60)
+    qtbot.waitUntil(lambda: ex.state is not None and not ex.state.scorer.startswith("prior"), timeout=20000)
+    QtWidgets.QApplication.processEvents()
+
+
+def _header(w, name: str, role=QtCore.Qt.ItemDataRole.DisplayRole) -> str:
+    m = w.candidates.model
+    return m.headerData(m.column_names.index(name), QtCore.Qt.Orientation.Horizontal, role)
+
+
+def test_predictions_beyond_the_scale_are_shown_clipped(qtbot, store, gui_settings):
+    """Issue #23 item 5: a GP mean of 5.10 shows as "≥5" in the queue, the inspector, the hover
+    card and the table (the ranking keeps the exact value)."""
+    w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
+    _fitted(w, qtbot)
+    ex = w.explorer
+    i = int(ex.queue(5)[0])
+    ex.state.mean[i], ex.state.std[i] = 5.104, 1.06
+    assert w._queue_caption(i, None).endswith("model ≥5 ± 1.06")
+    assert dict(ex.details(i))["model score"] == "≥5 ± 1.06"
+    assert dict(ex.describe(i)[1])["model"] == "≥5 ± 1.06"
+    w._refresh_table()
+    m = w.candidates.model
+    row = int(np.flatnonzero(m._order[m._rows] == i)[0])
+    cell = m.index(row, m.column_names.index("score_mean"))
+    assert cell.data() == "≥5"
+    assert "5.104" in cell.data(QtCore.Qt.ItemDataRole.ToolTipRole)
+    w.close()
+
+
+def test_table_columns_say_prior_or_model(qtbot, store, gui_settings):
+    """Before any label the table's score column is the anomaly prior, named so (the status
+    says "no model yet"); after a fit it is the model's mean."""
+    w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
+    assert "no model yet" in w.explorer.counters()["model"]
+    head = _header(w, "score_mean")
+    assert "prior" in head and "anomaly" in head and "model" not in head
+    assert "score_mean" in _header(w, "score_mean", QtCore.Qt.ItemDataRole.ToolTipRole)
+    _fitted(w, qtbot)
+    head = _header(w, "score_mean")
+    assert "model" in head and "prior" not in head
+    assert "model" in _header(w, "score_std")
+    w.close()
+
+
+def test_another_labellers_scores_refresh_the_consensus_columns_at_once(qtbot, store, gui_settings):
+    """A second labeller's scores (another window, another process: the shared journal) reach
+    the table's label, n_labellers, disputed and rank columns within seconds, without a score
+    or a refit in this window."""
+    from galexplorer.labels import LabelJournal
+
+    w = open_window(qtbot, store, gui_settings, user="alice", size=(1600, 1000))
+    _fitted(w, qtbot)
+    ex = w.explorer
+    i = 2                                     # alice scored it 5
+    m = w.candidates.model
+    assert m.column("label")[i] == 5 and m.column("n_labellers")[i] == 1
+    rank_before = int(m.column("rank")[i])
+    refits = ex.refit_started_at
+    with LabelJournal.for_store(store, user="bob") as j:
+        j.score(ex.object_id(i), 0)
+    qtbot.waitUntil(lambda: m.column("n_labellers")[i] == 2, timeout=5000)
+    assert m.column("label")[i] == 2.5 and bool(m.column("disputed")[i])
+    assert int(m.column("rank")[i]) > rank_before        # ranked by its new consensus
+    assert ex.refit_started_at == refits                 # no refit was needed for that
+    assert "bob" in ex.session.users()
     w.close()

@@ -17,6 +17,7 @@ from ..active.registry import ACQUISITIONS, DEFAULT_ACQUISITION, DEFAULT_SCORER,
 from ..active.session import LabellingSession, open_store
 from ..data.hdf5 import H5_SUFFIXES
 from ..errors import GalexplorerError
+from ..label_scale import format_prediction
 from . import theme
 from .actions import BY_ACTION, MENUS, SHORTCUTS
 from .controller import DISPUTED, LABEL, Explorer
@@ -754,6 +755,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         cols, order = ex.table_columns()
         self.candidates.update_table(cols, order, self._range_columns(cols))
+        self.candidates.model.set_headers(ex.column_headers())
 
     def _on_queue(self) -> None:
         ex = self.explorer
@@ -770,6 +772,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         cols, order = ex.table_columns()
         self.candidates.set_table(cols, order, self._range_columns(cols))
+        self.candidates.model.set_headers(ex.column_headers())
         self._refresh_colour_options()
         self.queue.model.refresh()
         self.gallery.model.refresh()
@@ -876,8 +879,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s = ex.state
         if s is None or s.scorer.startswith("prior"):
             return f"{oid}\nfirst batch"
-        extra = f"model {s.mean[i]:.2f}" + (f" ± {s.std[i]:.2f}" if np.isfinite(s.std[i]) else "")
-        return f"{oid}\n{extra}"
+        return f"{oid}\nmodel {format_prediction(float(s.mean[i]), float(s.std[i]))}"
 
     def _gallery_caption(self, i: int, v) -> str:
         ex = self.explorer
