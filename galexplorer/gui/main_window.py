@@ -754,8 +754,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is None:
             return
         cols, order = ex.table_columns()
+        self.candidates.model.set_headers(ex.column_headers())   # first: the columns are sized to them
         self.candidates.update_table(cols, order, self._range_columns(cols))
-        self.candidates.model.set_headers(ex.column_headers())
 
     def _on_queue(self) -> None:
         ex = self.explorer
@@ -771,8 +771,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is None or ex.state is None:
             return
         cols, order = ex.table_columns()
+        self.candidates.model.set_headers(ex.column_headers())   # first: the columns are sized to them
         self.candidates.set_table(cols, order, self._range_columns(cols))
-        self.candidates.model.set_headers(ex.column_headers())
         self._refresh_colour_options()
         self.queue.model.refresh()
         self.gallery.model.refresh()
