@@ -47,9 +47,6 @@ class ElidedLabel(QtWidgets.QLabel):
         super().resizeEvent(ev)
         self._elide()
 
-    def is_elided(self) -> bool:
-        return super().text() != self._full
-
     def _elide(self) -> None:
         room = self.contentsRect().width() - 2 * self.margin()
         shown = self.fontMetrics().elidedText(self._full, self._mode, max(room, 0))
