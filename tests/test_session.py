@@ -82,3 +82,29 @@ def test_status_names_scorers_from_the_registry():
     assert scorer_label("gp-anomaly") == "GP (anomaly prior)" and scorer_label("aad") == SCORER_INFO["aad"]
     state = _state(np.arange(5.0), np.array([0]), np.array([3.0]), np.empty(0, np.int64))
     assert state.description.startswith("GP on 1 labels")
+
+
+def test_sync_if_changed_reads_another_labellers_scores(tmp_path):
+    """Issue #23 item 5: a session notices events recorded by another journal (another
+    labeller's window) and reloads the consensus; its own note is no news."""
+    from gui_stores import build_store
+
+    from galexplorer.active.session import LabellingSession, open_store
+    from galexplorer.labels import LabelJournal
+
+    path = build_store(tmp_path / "s.h5", 50, thumbnails=False)
+    ses = LabellingSession(open_store(path), user="alice")
+    try:
+        ses.open(3)
+        ses.score_current(5)
+        assert not ses.sync_if_changed()
+        ses.open(4)
+        ses.note("a ring?")
+        assert not ses.sync_if_changed()
+        with LabelJournal.for_store(path, user="bob") as j:
+            j.score(str(ses.ids[3]), 0)
+        assert ses.sync_if_changed()
+        assert ses.labels[3] == 2.5 and ses.n_labellers[3] == 2 and ses.disputed[3]
+        assert not ses.sync_if_changed()
+    finally:
+        ses.close()

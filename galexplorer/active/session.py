@@ -229,12 +229,22 @@ class LabellingSession:
     def sync_labels(self) -> None:
         """Reload consensus labels and exclusions from the journal (after any change), through
         the same :func:`~galexplorer.active.snapshot.label_snapshot` as ``galexplorer rank``."""
+        # read before the snapshot: an event recorded in between is read again, never missed
+        self._seen_seq = self.journal.last_seq()
         self.snapshot = label_snapshot(self.store, self.journal, strict=False)
         self.labels[:] = self.snapshot.label          # in place: widgets hold these arrays
         self.n_labellers[:] = self.snapshot.n_labellers
         self.disputed[:] = self.snapshot.disputed
         self.excluded[:] = self.snapshot.excluded_mask()
         self.refresh_ranking()
+
+    def sync_if_changed(self) -> bool:
+        """Reload the labels when the journal holds events this session has not read (another
+        labeller's scores, from another window or process); True when it did."""
+        if self.journal.last_seq() == self._seen_seq:
+            return False
+        self.sync_labels()
+        return True
 
     def refresh_ranking(self) -> None:
         """Rank by the latest model and the labels as they are now (see :func:`live_ranking`)."""
@@ -398,7 +408,10 @@ class LabellingSession:
         cur = self.current
         if cur is None or not text.strip():
             return None
-        return self.journal.note(self.ids[cur], text.strip())
+        ev = self.journal.note(self.ids[cur], text.strip())
+        if ev is not None and ev.seq == self._seen_seq + 1:
+            self._seen_seq = ev.seq   # our own note: nothing new for the labels
+        return ev
 
     def exclude(self, indices: Sequence[int]) -> list[Event]:
         """Exclude objects from ranking (artefacts); undoable."""

@@ -17,7 +17,7 @@ import math
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ..label_scale import MAX_SCORE, MIN_SCORE, SCORES
+from ..label_scale import MAX_SCORE, MIN_SCORE, SCORES, format_prediction
 from ..store.ondemand import as_text_value
 from . import theme
 from .colouring import SCORE_COLOURS
@@ -27,6 +27,7 @@ INDEX_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 PAGE = 64                 # rows of an on-disk column read at a time for the cells on screen
 PAGES_KEPT = 256
 ID_SCAN_MAX = 1_000_000   # above this, "filter ids…" matches the beginning of ids (sorted index)
+PREDICTION_COLUMNS = ("score_mean",)   # shown on the 0–5 scale ("≥5"); sorted by the exact value
 
 
 def on_disk(values) -> bool:
@@ -75,6 +76,7 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         self._pages: dict[tuple[str, int], np.ndarray] = {}   # on-disk cells of visible rows
         self._full: dict[str, np.ndarray] = {}   # on-disk columns read whole (sort / filter)
         self._id_key: tuple[object, np.ndarray] | None = None   # (id column, position in id order)
+        self.headers: dict[str, tuple[str, str]] = {}   # column name → (header text, tooltip)
 
     def _new_columns(self, columns: dict[str, np.ndarray]) -> None:
         """Forget what was read of on-disk columns that are replaced."""
@@ -221,9 +223,22 @@ class RankedTableModel(QtCore.QAbstractTableModel):
     def columnCount(self, parent=QtCore.QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._names)
 
+    def set_headers(self, headers: dict[str, tuple[str, str]]) -> None:
+        """Header text and tooltip of columns whose meaning changes (the score column holds the
+        anomaly prior before the first model); other columns show their name."""
+        if headers != self.headers:
+            self.headers = dict(headers)
+            self.headerDataChanged.emit(QtCore.Qt.Orientation.Horizontal, 0, max(0, len(self._names) - 1))
+
     def headerData(self, section, orientation, role=QtCore.Qt.ItemDataRole.DisplayRole):
-        if role == QtCore.Qt.ItemDataRole.DisplayRole and orientation == QtCore.Qt.Orientation.Horizontal:
-            return self._names[section] if section < len(self._names) else None
+        if orientation != QtCore.Qt.Orientation.Horizontal or not 0 <= section < len(self._names):
+            return None
+        name = self._names[section]
+        text, tip = self.headers.get(name, (name, name))
+        if role == QtCore.Qt.ItemDataRole.DisplayRole:
+            return text
+        if role == QtCore.Qt.ItemDataRole.ToolTipRole:
+            return tip
         return None
 
     def data(self, index: QtCore.QModelIndex, role=QtCore.Qt.ItemDataRole.DisplayRole):
@@ -236,10 +251,15 @@ class RankedTableModel(QtCore.QAbstractTableModel):
             if isinstance(v, (float, np.floating)):
                 if not math.isfinite(float(v)):
                     return ""
+                if name in PREDICTION_COLUMNS:
+                    return format_prediction(float(v), digits=3)
                 return f"{float(v):g}" if name == "label" else f"{float(v):.3f}"
             return elide_middle(str(v)) if name == "id" else str(v)
         if role == QtCore.Qt.ItemDataRole.ToolTipRole and name == "id":
             return str(v)          # the whole id (the cell elides a long one in the middle)
+        if role == QtCore.Qt.ItemDataRole.ToolTipRole and name in PREDICTION_COLUMNS and \
+                isinstance(v, (float, np.floating)) and not MIN_SCORE <= float(v) <= MAX_SCORE:
+            return f"predicted {float(v):.3f}, beyond the {MIN_SCORE}–{MAX_SCORE} scale (ranked by this value)"
         if role == QtCore.Qt.ItemDataRole.TextAlignmentRole:
             if isinstance(v, (int, float, np.integer, np.floating)):
                 return int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)

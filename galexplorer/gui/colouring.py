@@ -22,6 +22,7 @@ CATEGORY_COLOURS = [
 
 # Label colours 0..5: cool and quiet for "nothing here", hot for "look at this".
 SCORE_COLOURS = ["#6b7a90", "#3f8fd8", "#2ebfa5", "#b8d335", "#ffae34", "#ff4d5a"]
+DISPUTE_COLOURS = ("#59c47d", "#e15759")   # agreed, disputed (the "disputed labels" colouring)
 
 DENSITY = "density"
 PERCENTILES = (1.0, 99.0)   # default colour limits of a continuous column

@@ -26,8 +26,8 @@ from ..active.loop import LoopConfig
 from ..active.portfolio import save_state
 from ..active.session import LabellingSession, ModelState
 from ..errors import GalexplorerError
-from ..label_scale import MAX_SCORE, MIN_SCORE, SCORES
-from .colouring import ColourSpec, adjust, density_spec, spec_for
+from ..label_scale import MAX_SCORE, MIN_SCORE, SCORES, format_prediction
+from .colouring import DISPUTE_COLOURS, ColourSpec, adjust, density_spec, spec_for
 from .modelproc import ModelProcess
 from .selection import SelectionMode, combine
 from .workers import LatestOnlyRunner, QueuedRunner
@@ -40,6 +40,7 @@ MODEL_ACQ = "model: acquisition"
 LABEL = "your labels (consensus)"
 BY_USER = "labels by "          # + a labeller's name
 DISPUTED = "disputed labels"
+JOURNAL_POLL_MS = 1000          # how often the window looks for labels recorded elsewhere
 
 
 def fit_job(model: ModelProcess, config: LoopConfig, labelled: np.ndarray, labels: np.ndarray,
@@ -105,6 +106,10 @@ class Explorer(QtCore.QObject):
         self.io.failed.connect(self._on_io_failed)
         self.io.progressed.connect(self.progressed)
         self._scores = {name: None for name in self.store.score_names}
+        # other labellers' scores (another window or process on the same journal) show at once
+        self._journal_timer = QtCore.QTimer(self)
+        self._journal_timer.setInterval(JOURNAL_POLL_MS)
+        self._journal_timer.timeout.connect(self.poll_journal)
 
     # -- lifetime --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -112,10 +117,12 @@ class Explorer(QtCore.QObject):
         if self.session.current is not None:
             self.currentChanged.emit(self.session.current)
         self.request_refit(tag="startup")
+        self._journal_timer.start()
 
     def shutdown(self) -> None:
         """Stop the model's process (abandoning a running job: it only reads, and writes files
         atomically), end the worker threads, close the store and the journal."""
+        self._journal_timer.stop()
         self.model.close()
         for runner in (self.refits, self.searches, self.io):
             runner.shutdown()
@@ -163,6 +170,11 @@ class Explorer(QtCore.QObject):
         """``(rows, consensus labels)`` of the labelled objects."""
         idx = self.session.labelled_indices()
         return idx, self.session.labels[idx]
+
+    def disputes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, disputed)`` of the labelled objects: whether their labellers disagree."""
+        idx = self.session.labelled_indices()
+        return idx, self.session.disputed[idx]
 
     def note_of(self, i: int) -> str | None:
         return self.session.note_of(i)
@@ -337,6 +349,20 @@ class Explorer(QtCore.QObject):
         self.message.emit(f"redid: {_describe_events(evs)}")
         self._after_labels()
         self.currentChanged.emit(self.session.current)
+
+    def poll_journal(self) -> bool:
+        """Read labels recorded elsewhere since the last look (every :data:`JOURNAL_POLL_MS`):
+        the consensus, n_labellers, disputed and the live ranking follow at once; the model
+        takes them at its next refit. True when there were some."""
+        try:
+            news = self.session.sync_if_changed()
+        except GalexplorerError as exc:   # a journal locked or gone: try again at the next tick
+            log.warning("cannot read the label journal: %s", exc)
+            return False
+        if news:
+            self.message.emit("new labels in the journal (another labeller or window)")
+            self._after_labels(refit=False)
+        return news
 
     def _after_labels(self, refit: bool = True) -> None:
         self.labelsChanged.emit()
@@ -531,6 +557,28 @@ class Explorer(QtCore.QObject):
         order = ses.ranking if ses.ranking is not None else np.arange(n, dtype=np.int64)
         return cols, order
 
+    def column_headers(self) -> dict[str, tuple[str, str]]:
+        """(header, tooltip) of the table's model columns, by what they hold now: the anomaly
+        prior before the first model (the export's ``score_mean`` is then that prior too),
+        the model's prediction as of its last refit after."""
+        s = self.state
+        if s is None or s.scorer.startswith("prior"):
+            return {
+                "score_mean": ("prior: anomaly (0–5)",
+                               "score_mean: no model yet — the anomaly score rescaled onto 0–5, which "
+                               "orders the first batch (a model replaces it after the first labels)"),
+                "score_std": ("model ± (no model yet)", "score_std: the model's uncertainty (none yet)"),
+                "acquisition": ("acquisition (no model yet)", "acquisition: the model's pick value (none yet)"),
+            }
+        return {
+            "score_mean": ("model mean (0–5)",
+                           f"score_mean: the model's predicted score as of its last refit ({s.description}); "
+                           f"shown clipped to {MIN_SCORE}–{MAX_SCORE} (≥{MAX_SCORE}, ≤{MIN_SCORE}), ranked by "
+                           "the exact value; label, n_labellers, disputed and rank follow the labels at once"),
+            "score_std": ("model ±", "score_std: the model's uncertainty (one standard deviation)"),
+            "acquisition": ("acquisition", f"acquisition: the value the {self.config.acquisition} pick uses"),
+        }
+
     def colour_options(self) -> list[str]:
         opts = ["density"]
         if self.state is not None and not self.state.scorer.startswith("prior"):
@@ -572,7 +620,7 @@ class Explorer(QtCore.QObject):
             labelled = np.isfinite(self.session.labels)
             codes = np.where(d, 1, np.where(labelled, 0, -1)).astype(np.int32)
             return ColourSpec(name, "categorical", codes, categories=["agreed", "disputed"],
-                              colours=["#59c47d", "#e15759"])
+                              colours=list(DISPUTE_COLOURS))
         if name.startswith("score: "):
             key = name[len("score: "):]
             return spec_for(name, self.score_array(key), cmap="viridis")
@@ -588,8 +636,7 @@ class Explorer(QtCore.QObject):
         lines.append(("label", f"{lab:g}" if np.isfinite(lab) else "—"))
         s = self.state
         if s is not None and not s.scorer.startswith("prior"):
-            mean, std = s.mean[i], s.std[i]
-            lines.append(("model", f"{mean:.2f}" + (f" ± {std:.2f}" if np.isfinite(std) else "")))
+            lines.append(("model", format_prediction(float(s.mean[i]), float(s.std[i]))))
             lines.append(("rank", f"{int(ses.rank[i]):,}"))
         for name in ("anomaly", "cluster"):
             if name in self._scores:
@@ -607,8 +654,7 @@ class Explorer(QtCore.QObject):
         rows.append(("label (consensus)", float(lab) if np.isfinite(lab) else None))
         s = self.state
         if s is not None and not s.scorer.startswith("prior"):
-            std = f" ± {s.std[i]:.2f}" if np.isfinite(s.std[i]) else ""
-            rows.append(("model score", f"{s.mean[i]:.2f}{std}"))
+            rows.append(("model score", format_prediction(float(s.mean[i]), float(s.std[i]))))
             rows.append(("acquisition", float(s.acquisition[i]) if np.isfinite(s.acquisition[i]) else None))
             rows.append(("rank", f"{int(ses.rank[i]):,} of {len(ses.rank):,}"))
         for name in self.store.score_names:

@@ -16,6 +16,7 @@ from ..data.stretch import STRETCHES, to_rgb8
 from ..errors import GalexplorerError
 from . import theme
 from .colouring import SCORE_COLOURS
+from .elided import ElidedLabel
 from .thumbs import rgb_to_qimage
 
 COMPOSITE = "colour"
@@ -180,7 +181,7 @@ class LargeView(QtWidgets.QDialog):
         self.setObjectName("LargeView")
         lay = QtWidgets.QVBoxLayout(self)
         self.stamp = StampView(self)
-        self.readout = QtWidgets.QLabel("")
+        self.readout = ElidedLabel("", self)
         self.readout.setObjectName("Dim")
         lay.addWidget(self.stamp, 1)
         lay.addWidget(self.readout)
@@ -262,7 +263,8 @@ class Inspector(QtWidgets.QWidget):
         lay.setSpacing(8)
 
         head = QtWidgets.QHBoxLayout()
-        self.title = QtWidgets.QLabel("no object")
+        # long ids, positions and pixel readouts elide: no text may widen the dock (#23)
+        self.title = ElidedLabel("no object", self, QtCore.Qt.TextElideMode.ElideMiddle)
         self.title.setObjectName("InspectorTitle")
         self.title.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.state = QtWidgets.QLabel("")
@@ -270,14 +272,14 @@ class Inspector(QtWidgets.QWidget):
         head.addWidget(self.title, 1)
         head.addWidget(self.state)
         lay.addLayout(head)
-        self.position = QtWidgets.QLabel("")
+        self.position = ElidedLabel("", self)
         self.position.setObjectName("Dim")
         self.position.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.position)
 
         self.stamp = StampView(self)
         lay.addWidget(self.stamp, 5)
-        self.readout = QtWidgets.QLabel("")
+        self.readout = ElidedLabel("", self)
         self.readout.setObjectName("Dim")
         self.readout.setToolTip("the pixel under the cursor: position, value (per band), sky position")
         lay.addWidget(self.readout)

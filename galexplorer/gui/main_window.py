@@ -17,9 +17,10 @@ from ..active.registry import ACQUISITIONS, DEFAULT_ACQUISITION, DEFAULT_SCORER,
 from ..active.session import LabellingSession, open_store
 from ..data.hdf5 import H5_SUFFIXES
 from ..errors import GalexplorerError
+from ..label_scale import format_prediction
 from . import theme
 from .actions import BY_ACTION, MENUS, SHORTCUTS
-from .controller import Explorer
+from .controller import DISPUTED, LABEL, Explorer
 from .gallery import GalleryPanel
 from .inspector import Inspector
 from .keymap import ShortcutHelp, key_sequences
@@ -33,8 +34,10 @@ from .thumbs import ThumbnailCache
 log = logging.getLogger(__name__)
 
 TABLE_AFTER_PAINT_MS = 100   # at opening, the candidates table is filled this long after the map
-MODE_NAMES = [("replace", SelectionMode.REPLACE), ("add (Shift)", SelectionMode.ADD),
-              ("remove (Ctrl)", SelectionMode.REMOVE), ("intersect (Shift+Ctrl)", SelectionMode.INTERSECT)]
+# (name, mode, the key that gives it while dragging)
+MODE_NAMES = [("replace", SelectionMode.REPLACE, ""), ("add", SelectionMode.ADD, "Shift"),
+              ("remove", SelectionMode.REMOVE, "Ctrl"), ("intersect", SelectionMode.INTERSECT, "Shift+Ctrl")]
+LIMIT_SAMPLE = "-0000.00"   # the colour limit boxes show a value this wide whole (#23)
 
 
 class WelcomePage(QtWidgets.QWidget):
@@ -101,18 +104,43 @@ class AgreementPanel(QtWidgets.QWidget):
         self.table.resizeColumnsToContents()
 
 
-class ScatterPanel(QtWidgets.QWidget):
-    """The scatter with its toolbar (tools, selection mode, colour, view)."""
+class LimitEdit(QtWidgets.QLineEdit):
+    """A colour limit box as wide as a value like ``-0000.00`` needs (the style's frame and
+    padding included), so 483.21 shows whole rather than "4…"."""
+
+    def sizeHint(self) -> QtCore.QSize:
+        opt = QtWidgets.QStyleOptionFrame()
+        self.initStyleOption(opt)
+        inner = self.style().subElementRect(QtWidgets.QStyle.SubElement.SE_LineEditContents, opt, self)
+        m = self.textMargins()
+        overhead = self.width() - inner.width() + m.left() + m.right() + 4   # 4: QLineEdit's own margin
+        width = self.fontMetrics().horizontalAdvance(LIMIT_SAMPLE) + overhead
+        return QtCore.QSize(width, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        return self.sizeHint()
+
+
+class ScatterPanel(QtWidgets.QMainWindow):
+    """The scatter with its toolbar (tools, selection mode, colour, view).
+
+    A main window of its own (inside the explorer's) so that the tool bar overflows the Qt
+    way: when the map is too narrow for every control, the tool bar's extension button (») at
+    its right end shows the rest in extra rows of the tool bar, widgets included (a tool bar
+    outside a main window offers only its plain actions in a menu).
+    """
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        lay = QtWidgets.QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(0)
+        self.setWindowFlags(QtCore.Qt.WindowType.Widget)
+        self.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.PreventContextMenu)   # no bar toggle
         bar = QtWidgets.QToolBar(self)
         bar.setObjectName("ScatterBar")
         bar.setIconSize(QtCore.QSize(18, 18))
         bar.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonIconOnly)
+        bar.setMovable(False)
+        bar.setFloatable(False)
+        bar.toggleViewAction().setVisible(False)
         self.toolbar = bar
         self.view = ScatterView(self)
         self.colour = QtWidgets.QComboBox()
@@ -122,17 +150,18 @@ class ScatterPanel(QtWidgets.QWidget):
         self.colour.setMinimumContentsLength(21)   # "model: predicted score" whole
         self.colour.setToolTip("colour the map by density, the model, a score or a catalogue column")
         self.mode = QtWidgets.QComboBox()
-        self.mode.setMaximumWidth(150)
-        for text, mode in MODE_NAMES:
+        for k, (text, mode, key) in enumerate(MODE_NAMES):
             self.mode.addItem(text, mode)
+            if key:
+                self.mode.setItemData(k, f"{text} ({key} while dragging)", QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.mode.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.mode.setToolTip("how a new lasso or rectangle combines with the selection "
                              "(Shift adds, Ctrl removes, Shift+Ctrl intersects)")
-        self.lo = QtWidgets.QLineEdit()
-        self.hi = QtWidgets.QLineEdit()
+        self.lo = LimitEdit()
+        self.hi = LimitEdit()
         for w, text in ((self.lo, "low"), (self.hi, "high")):
             w.setObjectName(f"colour_{text}")
             w.setValidator(QtGui.QDoubleValidator(w))
-            w.setMaximumWidth(84)
             w.setToolTip(f"the colour bar's {text} end (empty: the {'1st' if text == 'low' else '99th'} "
                          "percentile); Enter applies")
         self.log = QtWidgets.QCheckBox("log")
@@ -143,8 +172,8 @@ class ScatterPanel(QtWidgets.QWidget):
         self.info.setObjectName("Dim")
         # the counts give way first when the window is narrow (the tool bar sets its minimum width)
         self.info.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
-        lay.addWidget(bar)
-        lay.addWidget(self.view, 1)
+        self.addToolBar(QtCore.Qt.ToolBarArea.TopToolBarArea, bar)
+        self.setCentralWidget(self.view)
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -298,7 +327,7 @@ class MainWindow(QtWidgets.QMainWindow):
             bar.addAction(a[name])
         bar.addWidget(self.scatter_panel.mode)
         bar.addSeparator()
-        bar.addWidget(QtWidgets.QLabel(" Colour "))
+        bar.addWidget(QtWidgets.QLabel("Colour"))
         bar.addWidget(self.scatter_panel.colour)
         for w in (self.scatter_panel.lo, self.scatter_panel.hi, self.scatter_panel.log,
                   self.scatter_panel.diverging):
@@ -307,9 +336,14 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.addAction(a["reset_view"])
         bar.addAction(a["similar"])
         spacer = QtWidgets.QWidget()
+        spacer.setObjectName("BarSpacer")
         spacer.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
         bar.addWidget(self.scatter_panel.info)
+        more = bar.findChild(QtWidgets.QToolButton, "qt_toolbar_ext_button")
+        if more is not None:   # Qt's overflow button: shown only when the map is too narrow
+            more.setIcon(theme.icon("more"))
+            more.setToolTip("more tools: the tool bar's controls that do not fit")
 
     def _make_status_bar(self) -> None:
         sb = self.statusBar()
@@ -704,7 +738,7 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self._refresh_table()
         self.scatter.refresh_card()
-        if self.scatter_panel.colour.currentText() in ("your labels (consensus)", "disputed labels") or \
+        if self.scatter_panel.colour.currentText() in (LABEL, DISPUTED) or \
                 self.scatter_panel.colour.currentText().startswith("labels by "):
             self._on_colour(self.scatter_panel.colour.currentText())
         if self.docks["agreement"].isVisible():
@@ -720,6 +754,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is None:
             return
         cols, order = ex.table_columns()
+        self.candidates.model.set_headers(ex.column_headers())   # first: the columns are sized to them
         self.candidates.update_table(cols, order, self._range_columns(cols))
 
     def _on_queue(self) -> None:
@@ -736,6 +771,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if ex is None or ex.state is None:
             return
         cols, order = ex.table_columns()
+        self.candidates.model.set_headers(ex.column_headers())   # first: the columns are sized to them
         self.candidates.set_table(cols, order, self._range_columns(cols))
         self._refresh_colour_options()
         self.queue.model.refresh()
@@ -814,6 +850,8 @@ class MainWindow(QtWidgets.QMainWindow):
         p.log.setEnabled(continuous)
         p.diverging.setEnabled(continuous)
         self.scatter.set_colour(spec)
+        empty = np.empty(0, np.int64)
+        self.scatter.set_disputes(*(self.explorer.disputes() if name == DISPUTED else (empty, empty)))
 
     def _update_counters(self) -> None:
         ex = self.explorer
@@ -841,8 +879,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s = ex.state
         if s is None or s.scorer.startswith("prior"):
             return f"{oid}\nfirst batch"
-        extra = f"model {s.mean[i]:.2f}" + (f" ± {s.std[i]:.2f}" if np.isfinite(s.std[i]) else "")
-        return f"{oid}\n{extra}"
+        return f"{oid}\nmodel {format_prediction(float(s.mean[i]), float(s.std[i]))}"
 
     def _gallery_caption(self, i: int, v) -> str:
         ex = self.explorer

@@ -13,6 +13,21 @@ SCORERS = list(SCORER_INFO.items())
 ACQUISITIONS = list(ACQUISITION_INFO.items())
 
 
+def _narrow(box: QtWidgets.QComboBox) -> None:
+    """A menu of long names that does not set its panel's width (#23): the box elides the
+    current name (whole in its tooltip), the open list shows every name whole."""
+    box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(12)
+    box.view().setMinimumWidth(box.view().sizeHintForColumn(0) + 24)
+    box.view().setTextElideMode(QtCore.Qt.TextElideMode.ElideNone)
+
+    def tip(_=None) -> None:
+        box.setToolTip(box.currentText())
+
+    box.currentIndexChanged.connect(tip)
+    tip()
+
+
 class QueuePanel(QtWidgets.QWidget):
     """Signals:
         opened(int): an object of the queue was clicked.
@@ -62,6 +77,7 @@ class QueuePanel(QtWidgets.QWidget):
         form.setColumnStretch(3, 1)
         lay.addLayout(form)
         for w in (self.scorer, self.acquisition):
+            _narrow(w)
             w.currentIndexChanged.connect(self._changed)
         for w in (self.xi, self.batch):
             w.valueChanged.connect(self._changed)

@@ -27,7 +27,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..label_scale import MAX_SCORE, MIN_SCORE
 from . import theme
-from .colouring import SCORE_COLOURS, ColourSpec, density_spec
+from .colouring import DISPUTE_COLOURS, SCORE_COLOURS, ColourSpec, density_spec
 from .density import (
     GRID_MIN_POINTS,
     OverviewGrid,
@@ -327,10 +327,15 @@ class ScatterView(pg.PlotWidget):
         self.excluded_layer = MarkerItem(SpriteAtlas([Sprite("cross", 7, None, theme.EXCLUDED, 1.3)]))
         self.labelled_layer = MarkerItem(SpriteAtlas(
             [Sprite("disc", 9, c, "#07090d", 1.4) for c in SCORE_COLOURS]))
+        # coloured by disputes: agreed and disputed labelled objects over their score discs,
+        # disputed on top (one layer each: a layer draws in x order, not in the order given)
+        self.agreed_layer, self.disputed_layer = (
+            MarkerItem(SpriteAtlas([Sprite("disc", 10, c, "#07090d", 1.4)])) for c in DISPUTE_COLOURS)
         self.queue_layer = MarkerItem(SpriteAtlas([Sprite("ring", 13, None, theme.QUEUED, 1.6)]))
         self.current_layer = MarkerItem(SpriteAtlas([Sprite("ring", 20, None, theme.CURRENT, 2.2)]))
         self.hover_layer = MarkerItem(SpriteAtlas([Sprite("ring", 15, None, theme.HOVER, 1.6)]))
         for z, item in enumerate([self.density, self.markers, self.excluded_layer, self.labelled_layer,
+                                  self.agreed_layer, self.disputed_layer,
                                   self.queue_layer, self.current_layer, self.hover_layer]):
             item.setZValue(z)
             self._vb.addItem(item, ignoreBounds=item is not self.density)
@@ -473,6 +478,16 @@ class ScatterView(pg.PlotWidget):
         self.labelled_layer.set_xy(self._xy[idx[o]], s[o])
         self._update_legend()
 
+    def set_disputes(self, indices: np.ndarray, disputed: np.ndarray) -> None:
+        """While the map is coloured by disputes: labelled objects ``indices`` drawn over their
+        score discs, green where the labellers agree and red where ``disputed`` (on top).
+        Empty ``indices`` clear both layers (any other colouring)."""
+        idx = np.asarray(indices, np.int64)
+        d = np.asarray(disputed, bool)
+        self.agreed_layer.set_xy(self._xy[idx[~d]])
+        self.disputed_layer.set_xy(self._xy[idx[d]])
+        self._update_legend()
+
     def set_excluded(self, indices: np.ndarray) -> None:
         self.excluded_layer.set_xy(self._xy[np.asarray(indices, np.int64)])
 
@@ -568,7 +583,9 @@ class ScatterView(pg.PlotWidget):
 
     # -- legend --------------------------------------------------------------------------------
     def _update_legend(self) -> None:
-        show_labels = self.labelled_layer._points is not None
+        # the score discs' key, unless the dispute layers cover them
+        show_labels = self.labelled_layer._points is not None and len(self.disputed_layer._sprite) == 0 \
+            and len(self.agreed_layer._sprite) == 0
         self.legend.set_spec(self._spec, self._lut, show_labels, markers=self.mode == "markers")
         self._place_legend()
 

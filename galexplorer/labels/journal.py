@@ -561,6 +561,12 @@ class LabelJournal:
         """The whole journal, oldest first."""
         return self._events()
 
+    def last_seq(self) -> int:
+        """The newest event's number (0 for an empty journal): it grows with every event any
+        user records, in any process, so a reader can tell cheaply that something changed."""
+        rows = self._query("SELECT COALESCE(MAX(seq), 0) FROM events")
+        return int(rows[0][0]) if rows else 0
+
     def history(self, object_id: str) -> list[Event]:
         """Every event about ``object_id``, oldest first (retractions included)."""
         return self._events("WHERE object_id = ?", (str(object_id),))
