@@ -59,8 +59,8 @@ WEAK = AugmentConfig(jitter_px=2, scale=False, blur=False, noise=False, gain=Fal
 class RefineConfig:
     """Options of a refine (saved in ``refine.json``)."""
 
-    epochs: int = 20
-    fixed_epochs: int = 6
+    epochs: int = 20          # at most; early stopping on the held-out labels
+    fixed_epochs: int = 6     # without a held-out set (fewer than MIN_FINDS_FOR_HOLDOUT finds), at most epochs
     patience: int = 4
     batch_size: int = 32
     unlabelled_ratio: int = 2
@@ -223,7 +223,7 @@ def _refine(encoder, meta, cut, images, rows, labels, y, cfg: RefineConfig, out_
         max_epochs, note = cfg.epochs, ""
     else:
         train_idx, hold_idx = np.arange(len(y)), np.empty(0, np.int64)
-        max_epochs = cfg.fixed_epochs
+        max_epochs = min(cfg.fixed_epochs, cfg.epochs)
         note = (f"only {n_pos} finds: no held-out set to stop on, so a fixed {max_epochs} epochs "
                 f"(early stopping from {MIN_FINDS_FOR_HOLDOUT} finds)")
     labelled_mask = np.zeros(cut.n, bool)
