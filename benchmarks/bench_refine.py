@@ -1,0 +1,96 @@
+"""What does `refine` cost and gain? (issue #22 item 2)
+
+For each domain and seed: the default encoder trained on it (``--epochs``), ``galexplorer embed``,
+then ``simulate`` (default loop, 200 labels in batches of 10, the ``oracle`` column) twice:
+without refine and with ``--refine-every`` (the encoder fine-tuned on the labels so far and the
+cutouts embedded again, as ``galexplorer refine`` does). Printed per run: found@200, its ratio to
+random order, recall@100 of the final ranking, the seconds of each refine (fine-tune + re-embed
+of every object) and of the refit that follows, and the ratio of found@200 with refine to
+without, in the same run.
+
+    python benchmarks/bench_refine.py --quick        # radio, 1 seed, 600 objects, refine every 100
+    python benchmarks/bench_refine.py                # 3 domains x 1 seed, 2000 objects, every 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_choose_representation import write_domain  # noqa: E402
+from bench_representation import COMMON  # noqa: E402
+
+
+def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
+    from galexplorer.active.loop import LoopConfig
+    from galexplorer.active.simulate import SimulateConfig, simulate
+    from galexplorer.cli import main as cli
+    from galexplorer.refining import store_refiner
+    from galexplorer.ssl.config import TrainConfig
+    from galexplorer.ssl.refine import RefineConfig
+    from galexplorer.ssl.trainer import train
+    from galexplorer.store import EmbeddingStore
+
+    cut, run_dir, store = work / f"{domain}-{seed}.h5", work / f"run-{domain}-{seed}", work / f"s-{domain}-{seed}.h5"
+    n_rare = write_domain(domain, args.n, seed, cut)
+    with contextlib.redirect_stdout(io.StringIO()):
+        train(cut, run_dir, TrainConfig.from_dict({**COMMON, "seed": seed, "epochs": args.epochs}))
+        assert cli(["embed", str(cut), "--run", str(run_dir), "-o", str(store), "--device", "cpu",
+                    "--seed", str(seed)]) == 0
+    out = {}
+    with EmbeddingStore(store) as s:
+        budget = min(args.budget, s.n)
+        for name, every in (("no refine", 0), (f"refine every {args.every}", args.every)):
+            cfg = SimulateConfig(truth="oracle", budget=budget, batch=10, seeds=20, refine_every=every,
+                                 loop=LoopConfig(seed=seed, representation=args.representation))
+            t0 = time.perf_counter()
+            refiner = store_refiner(work / f"refines-{domain}-{seed}", RefineConfig(seed=seed), device="cpu") \
+                if every else None
+            r = simulate(s, cfg, refine=refiner)
+            found = int(r.history[-1][1])
+            out[name] = {"found": found, "x_random": found / max(float(r.random.curve[budget - 1]), 1e-9),
+                         "recall100": r.loop.recall[100], "refines": r.refines, "seconds": time.perf_counter() - t0,
+                         "refit_after": [r.refit_seconds[k // 10] for k, _ in r.refines
+                                         if k // 10 < len(r.refit_seconds)]}
+    base = out["no refine"]["found"]
+    print(f"{domain} seed {seed}: {args.n if domain != 'xdf' else 'all'} objects, {n_rare} rare", flush=True)
+    for name, m in out.items():
+        rf = ", ".join(f"{k}: {t:.0f} s" for k, t in m["refines"]) or "-"
+        print(f"  {domain:8s} s{seed} {name:16s} found@{budget} {m['found']:3d} ({m['x_random']:.1f}x random, "
+              f"{m['found'] / max(base, 1):.2f}x no refine)  recall@100 {m['recall100']:.3f}  refines [{rf}]  "
+              f"refit after {', '.join(f'{t:.2f} s' for t in m['refit_after']) or '-'}", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--domains", nargs="+", default=["xdf", "radio", "optical"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--budget", type=int, default=200)
+    ap.add_argument("--every", type=int, default=50)
+    ap.add_argument("--representation", default="auto")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    logging.getLogger("galexplorer").setLevel(logging.WARNING)
+    if args.quick:
+        args.domains, args.seeds, args.n, args.epochs, args.every = ["radio"], [0], 600, 2, 100
+    with tempfile.TemporaryDirectory() as tmp:
+        for domain in args.domains:
+            for seed in args.seeds:
+                run(domain, seed, args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
