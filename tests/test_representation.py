@@ -189,3 +189,16 @@ def test_rank_and_simulate_take_the_option(store_with_features, capsys):
         main(["rank", str(store_with_features), "--representation", "wavelets"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_the_window_state_says_what_it_learns_on(store_with_features):
+    from galexplorer.active.loop import ActiveLoop
+    from galexplorer.active.session import model_state
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store_with_features) as s:
+        rows = np.arange(30)
+        r = ActiveLoop(s, LoopConfig(representation="morphology")).fit(rows, np.r_[np.zeros(25), np.full(5, 5.0)])
+        state = model_state(r)
+    assert state.representation == "morphology" and state.description.endswith("learns on morphology")
+    assert state.representation_reason == "morphology (fixed)"

@@ -121,6 +121,10 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              lambda w: w.reset_layout(), on="window", separator=True),
     Shortcut("refit", ("Ctrl+R",), "Refit now", "refit the model on all labels now", "Model", "Model",
              lambda ex: ex.request_refit("manual"), icon="refit"),
+    Shortcut("refine", (), "Refine the representation…",
+             "fine-tune the encoder on your labels and the unlabelled objects (galexplorer refine), then open "
+             "the new store with the same objects and labels", "Model", "Model",
+             lambda w: w.refine_representation(), on="window"),
     Shortcut("viewer", ("V",), "Open in sky viewer",
              "open the object's ra/dec in the external viewer (Legacy Surveys by default)", "Exploring",
              "Tools", lambda w: w.open_in_viewer(), on="window", needs="object"),

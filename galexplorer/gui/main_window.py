@@ -191,6 +191,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._help: ShortcutHelp | None = None
         self._samp = None
         self._samp_dir: tempfile.TemporaryDirectory | None = None
+        self.refine_job = None        # gui.refine.RefineJob while Model ▸ Refine runs
         self.setObjectName("MainWindow")
         self.setWindowTitle("galexplorer")
         self.setWindowIcon(theme.icon("galexplorer"))
@@ -613,6 +614,42 @@ class MainWindow(QtWidgets.QMainWindow):
     def refit_now(self) -> None:
         self.run_action("refit")
 
+    def refine_representation(self, output: str | Path | None = None) -> None:
+        """Model ▸ Refine the representation: ``galexplorer refine`` in its own process; when it
+        ends, the new store opens with the selection and the inspected object kept."""
+        from .refine import RefineJob, refined_path
+
+        ex = self.explorer
+        if ex is None:
+            return
+        if self.refine_job is not None and self.refine_job.running:
+            self.statusBar().showMessage("a refine is already running", 5000)
+            return
+        store = Path(ex.session.store.path)
+        out = Path(output) if output else refined_path(store)
+        job = RefineJob(store, out, user=None, parent=self)
+        self.refine_job = job
+        job.progressed.connect(lambda text: self.statusBar().showMessage(text, 30000))
+        job.failed.connect(lambda text: self.show_error(f"the refine failed: {text}", title="Refine"))
+        job.finished.connect(self._on_refined)
+        job.start()
+
+    def _on_refined(self, path: str) -> None:
+        ex = self.explorer
+        keep_sel = ex.selection.copy() if ex is not None else None
+        keep_cur = ex.current if ex is not None else None
+        n_before = ex.n if ex is not None else None
+        if not self.try_load(path):
+            return
+        ex = self.explorer
+        if n_before == ex.n:        # the same objects in the same order (refine re-embeds every cutout)
+            if keep_sel is not None and len(keep_sel):
+                ex.select(keep_sel)
+            if keep_cur is not None:
+                ex.open(int(keep_cur))
+        self.statusBar().showMessage(f"opened the refined store {Path(path).name}: the same objects and labels "
+                                     "(labels given during the refine are in the previous store's journal)", 15000)
+
     def open_in_viewer(self) -> None:
         ex = self.explorer
         if ex is None or ex.current is None:
@@ -869,6 +906,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.counters["selected"].setText(f"{n_sel:,} selected" if n_sel else "")
         self.counters["selected"].setVisible(bool(n_sel))
         self.counters["model"].setText(str(c["model"]))
+        state = ex.state
+        reason = getattr(state, "representation_reason", "") if state is not None else ""
+        self.counters["model"].setToolTip(f"learns on {reason}" if reason else "")
 
     # -- captions -------------------------------------------------------------------------------
     def _queue_caption(self, i: int, v) -> str:
@@ -951,6 +991,8 @@ class MainWindow(QtWidgets.QMainWindow):
             QtCore.QTimer.singleShot(0, lambda p=urls[0].toLocalFile(): self.try_load(p))
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
+        if self.refine_job is not None:
+            self.refine_job.cancel()      # no refine left running with nobody to open its store
         app = QtWidgets.QApplication.instance()
         app.removeEventFilter(self)
         try:

@@ -1,0 +1,87 @@
+"""#22 item 2 in the window: Model ▸ Refine the representation runs `galexplorer refine` beside the
+window, which keeps answering, then opens the new store with the selection and the inspected
+object kept."""
+
+from __future__ import annotations
+
+import time
+
+import gui_qt
+import numpy as np
+import pytest
+from gui_qt import open_window
+
+from galexplorer.gui.refine import progress_line, refined_path
+
+gui_settings = gui_qt.gui_settings
+
+
+def test_progress_lines_and_the_output_name(tmp_path):
+    assert progress_line("refine:  40%|####      | 2/5 [00:03<00:04]\r") == "refine 40%"
+    assert progress_line("x\rembedding:  80%|###| 40/48\rembedding: 100%|#| 48/48\n") == "embedding 100%"
+    assert progress_line("galexplorer: loading\n") is None
+    store = tmp_path / "s.h5"
+    assert refined_path(store) == tmp_path / "s-refined.h5"
+    (tmp_path / "s-refined.h5").write_bytes(b"")
+    assert refined_path(store) == tmp_path / "s-refined-2.h5"
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_refine_from_the_window(qtbot, tmp_path, xdf_cutouts, gui_settings):
+    from galexplorer.cli import main
+    from galexplorer.labels import LabelJournal
+    from galexplorer.store import EmbeddingStore
+
+    (tmp_path / "tiny.toml").write_text("proj_hidden = 32\nproj_dim = 16\npred_hidden = 32\nmonitor_objects = 16\n")
+    assert main(["-q", "train", str(xdf_cutouts), "-o", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "16",
+                 "--image-size", "16", "--device", "cpu", "--config", str(tmp_path / "tiny.toml")]) == 0
+    store = tmp_path / "s.h5"
+    assert main(["-q", "embed", str(xdf_cutouts), "--run", str(tmp_path / "run"), "-o", str(store), "--device",
+                 "cpu", "--projection", "pca"]) == 0
+    with EmbeddingStore(store) as s:
+        ids = [str(s.ids[i]) for i in range(s.n)]
+    with LabelJournal.for_store(store, user="tester") as j:
+        for i in range(3):
+            j.score(ids[i], 5)
+        for i in range(3, 16):
+            j.score(ids[i], 0)
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    ex.select(np.array([20, 21, 22]))
+    ex.open(30)
+    out = tmp_path / "refined.h5"
+    assert w.act["refine"].isEnabled()
+    w.refine_representation(out)
+    # the window keeps answering while the refine runs in its own process
+    gaps, last = [], time.perf_counter()
+    deadline = time.monotonic() + 240
+    while w.refine_job.running and time.monotonic() < deadline:
+        qtbot.wait(20)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+    qtbot.waitUntil(lambda: w.explorer is not ex and w.explorer is not None, timeout=60000)
+    assert not getattr(w, "last_error", None), w.last_error
+    assert max(gaps) < 0.5, f"the window stalled {max(gaps) * 1000:.0f} ms during the refine"
+    new = w.explorer
+    assert str(new.session.store.path) == str(out)
+    assert sorted(new.selection.tolist()) == [20, 21, 22] and new.current == 30
+    assert "refined" in w.windowTitle()
+    with LabelJournal.for_store(out, readonly=True) as j:
+        assert len(j.consensus().ids) == 16
+    w.close()
+
+
+@pytest.mark.gui
+def test_a_failing_refine_is_one_line_and_the_store_stays(qtbot, tmp_path, gui_settings):
+    from gui_stores import build_store
+
+    store = build_store(tmp_path / "plain.h5", n=60)
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    w.refine_representation(tmp_path / "out.h5")
+    qtbot.waitUntil(lambda: not w.refine_job.running and bool(getattr(w, "last_error", None)), timeout=60000)
+    assert w.explorer is ex                       # nothing switched
+    assert "the refine failed" in w.last_error and "\n" not in w.last_error
+    w.close()
