@@ -96,6 +96,24 @@ def operational_error(exc: sqlite3.OperationalError, path: str | Path) -> LabelE
                       "check the disk and the file's permissions, then try again")
 
 
+def recover_hint(path: str | Path) -> str:
+    """The advice every message about a damaged journal ends with."""
+    return (f"keep the file and recover what can be read with `galexplorer labels recover {path} "
+            "-o recovered.sqlite` (see docs/troubleshooting.md)")
+
+
+def integrity_problem(rows: Sequence[str]) -> str:
+    """The first of SQLite's ``integrity_check``/``quick_check`` complaints, on one line."""
+    lines = [ln.strip() for r in rows for ln in str(r).splitlines()
+             if ln.strip() and not ln.startswith("*** in database")]
+    return lines[0] if lines else "no details"
+
+
+def damaged(reason: str, path: str | Path) -> LabelError:
+    """The one-line error for a journal SQLite reports as damaged (a bad page, a bad header)."""
+    return LabelError(f"the label journal is damaged ({reason[:160]})", path, recover_hint(path))
+
+
 def readonly_uri(path: str | Path) -> str:
     """The SQLite URI opening ``path`` read-only; any folder name (``#``, ``?``, ``%``, spaces,
     non-ASCII) is percent-quoted so SQLite opens this very file."""
@@ -119,6 +137,14 @@ def _raw_label_count(path: Path) -> int | None:
             db.close()
     except (sqlite3.Error, UnicodeDecodeError):
         return None
+
+
+def _has_sqlite_header(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def wal_label_count(path: str | Path) -> int | None:
@@ -328,11 +354,13 @@ class LabelJournal:
                 uri = readonly_uri(self.path)
                 self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
                 self._db.text_factory = self._text
+                self._quick_check()
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                            timeout=BUSY_TIMEOUT_S)
                 self._db.text_factory = self._text
+                self._quick_check()
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
@@ -356,6 +384,18 @@ class LabelJournal:
             raise LabelError(f"label journal version {version} is newer than this galexplorer reads",
                              self.path, "upgrade galexplorer: pip install -U galexplorer")
 
+    def _quick_check(self) -> None:
+        """SQLite's ``quick_check`` (about 5 ms per 10^4 events): a damaged page is found when the
+        journal opens, before anything is written to it, not at some later read.
+
+        Raises:
+            sqlite3.DatabaseError: the file is damaged (read by :meth:`_unreadable`).
+        """
+        assert self._db is not None
+        found = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
+        if found != ["ok"]:
+            raise sqlite3.DatabaseError("quick_check: " + integrity_problem(found))
+
     def _unreadable(self, reason: str) -> LabelError:
         """Why the file does not read as a journal, saying where its labels may be; never advising
         to move aside a file (or a ``-wal``) that holds labels."""
@@ -372,14 +412,16 @@ class LabelJournal:
                               "once with `galexplorer open` to fold the -wal in; do not move either aside")
         held = _raw_label_count(self.path)
         if held is None:
+            if _has_sqlite_header(self.path):   # an SQLite file SQLite cannot read through: damaged
+                return damaged(reason, self.path)
             return LabelError(f"not a label journal ({reason}) and no -wal is beside it", self.path,
-                              "if it may hold labels keep it and try `sqlite3 FILE .recover`; otherwise "
-                              "move it aside and galexplorer will start a new journal")
+                              "if it may hold labels keep it and try `galexplorer labels recover FILE -o "
+                              "recovered.sqlite`; otherwise move it aside and galexplorer will start a new journal")
         if held:
             return LabelError(f"not a readable label journal ({reason}), yet it holds {held} labels "
                               "and no -wal is beside it", self.path,
-                              "keep the file; export its events with `sqlite3 FILE .dump`, or copy the -wal "
-                              "beside it if it was left behind")
+                              "keep the file; copy the -wal beside it if it was left behind, or recover its "
+                              "events with `galexplorer labels recover FILE -o recovered.sqlite`")
         return LabelError(f"not a label journal ({reason}); it holds no labels and no -wal is beside it",
                           self.path, "if this is a copy, copy FILE-wal beside it too; otherwise move the file "
                           "aside and galexplorer will start a new journal")
@@ -398,8 +440,7 @@ class LabelJournal:
             except sqlite3.OperationalError as exc:
                 raise operational_error(exc, self.path) from None
             except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:   # a damaged page or schema
-                raise LabelError(f"the label journal is damaged ({str(exc).splitlines()[0][:160]})", self.path,
-                                 "keep the file; try `sqlite3 FILE .recover`, or restore a `labels export`") from None
+                raise damaged(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from None
 
     @staticmethod
     def _text(raw: bytes) -> str:
@@ -464,6 +505,9 @@ class LabelJournal:
         except sqlite3.OperationalError as exc:
             self._rollback(db)
             raise operational_error(exc, self.path) from None
+        except sqlite3.DatabaseError as exc:   # a damaged page met while writing
+            self._rollback(db)
+            raise damaged(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from None
         except BaseException:
             self._rollback(db)
             raise
