@@ -57,10 +57,10 @@ from .config import TrainConfig
 from .data import BatchDataset, StampSource
 from .embed import Encoder, resolve_device
 from .evaluate import LabelledSet, evaluate, labelled_set
+from .nnclr import NNCLR
 from .normalize import BandStats, compute_band_stats
 from .runtime import retain_freed_memory
 from .schedule import cosine_tau, warmup_cosine, warmup_steps_for
-from .nnclr import NNCLR
 from .simclr import SimCLR
 from .vicreg import VICReg
 
