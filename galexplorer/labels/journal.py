@@ -21,15 +21,17 @@ import getpass
 import json
 import logging
 import math
+import random
 import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -38,11 +40,16 @@ from ..label_scale import MAX_SCORE, MIN_SCORE
 from ..store.atomic import atomic_output
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 JOURNAL_VERSION = 1
 SUFFIX = ".labels.sqlite"
 KINDS = ("score", "note", "exclude", "include", "retract")
 BUSY_TIMEOUT_S = 5.0  # how long to wait for another process's lock before giving up with a LabelError
+#: pauses between tries of one write when SQLite answers "locked"/"busy" at once (without waiting
+#: in its busy handler: a connection opening or folding the -wal in); jittered ×0.5–1.5, and all
+#: the tries of one write stay within BUSY_TIMEOUT_S
+RETRY_DELAYS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,6 +72,31 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
 CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'the label journal is append-only'); END;
 """
+
+
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's "database is locked" / "busy": another connection holds a lock; worth another try."""
+    low = str(exc).lower()
+    return "locked" in low or "busy" in low
+
+
+@dataclass
+class WriteStats:
+    """How this journal's writes went (for the benchmark and the log).
+
+    Attributes:
+        commits: write transactions committed.
+        retries: tries again after SQLite answered busy (see ``RETRY_DELAYS_S``).
+        max_commit_s: the longest write, from its first try to its commit, waits included.
+        total_commit_s: all writes together.
+        max_backoff_s: the longest time one write slept between its tries.
+    """
+
+    commits: int = 0
+    retries: int = 0
+    max_commit_s: float = 0.0
+    total_commit_s: float = 0.0
+    max_backoff_s: float = 0.0
 
 
 def operational_error(exc: sqlite3.OperationalError, path: str | Path) -> LabelError:
@@ -340,10 +372,13 @@ class LabelJournal:
             one line naming the file, the event not recorded.
     """
 
-    def __init__(self, path: str | Path, user: str | None = None, readonly: bool = False):
+    def __init__(self, path: str | Path, user: str | None = None, readonly: bool = False,
+                 busy_timeout_s: float | None = None):
         self.path = Path(path)
         self.user = user or default_user()
         self.readonly = readonly
+        self.busy_timeout_s = BUSY_TIMEOUT_S if busy_timeout_s is None else float(busy_timeout_s)
+        self.write_stats = WriteStats()
         self._lock = threading.RLock()
         self._redo: list[list[Event]] = []
         self._db: sqlite3.Connection | None = None
@@ -352,21 +387,17 @@ class LabelJournal:
         try:
             if readonly:
                 uri = readonly_uri(self.path)
-                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=self.busy_timeout_s)
                 self._db.text_factory = self._text
                 self._quick_check()
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                           timeout=BUSY_TIMEOUT_S)
+                                           timeout=self.busy_timeout_s)
                 self._db.text_factory = self._text
                 self._quick_check()
-                self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
-                self._db.executescript(_SCHEMA)
-                if self._raw_meta("version") is None:
-                    self._set_meta_now("version", str(JOURNAL_VERSION))
-                    self._set_meta_now("created", _now())
+                self._retrying(self._create)   # two windows may open a new store's journal at once
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             version = self._raw_meta("version")
             if version is not None and not str(version).isdigit():
@@ -383,6 +414,16 @@ class LabelJournal:
             self.close()
             raise LabelError(f"label journal version {version} is newer than this galexplorer reads",
                              self.path, "upgrade galexplorer: pip install -U galexplorer")
+
+    def _create(self) -> None:
+        """WAL mode, the tables and the version (each statement idempotent, so it may be retried)."""
+        assert self._db is not None
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        now = _now()
+        self._in_transaction(lambda db: db.executemany(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+            [("version", str(JOURNAL_VERSION)), ("created", now)]))
 
     def _quick_check(self) -> None:
         """SQLite's ``quick_check`` (about 5 ms per 10^4 events): a damaged page is found when the
@@ -457,10 +498,6 @@ class LabelJournal:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
-    def _set_meta_now(self, key: str, value: str) -> None:
-        assert self._db is not None
-        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         """Session state kept with the labels (e.g. the explorer's last object)."""
         value = self._meta(key)
@@ -468,11 +505,7 @@ class LabelJournal:
 
     def set_meta(self, key: str, value: str) -> None:
         self._writable()
-        with self._lock:
-            try:
-                self._set_meta_now(key, value)
-            except sqlite3.OperationalError as exc:
-                raise operational_error(exc, self.path) from None
+        self._write(lambda db: db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)))
 
     def _writable(self) -> None:
         if self.readonly or self._db is None:
@@ -484,33 +517,81 @@ class LabelJournal:
         assert self._db is not None
         if not rows:
             return []
-        with self._lock, self._transaction() as db:
+
+        def append(db: sqlite3.Connection) -> list[Event]:
             action = db.execute("SELECT COALESCE(MAX(action), 0) + 1 FROM events").fetchone()[0]
             t = _now()
             events = []
             for kind, oid, score, note, target in rows:
                 seq = self._insert(db, action, kind, oid, score, self.user, t, note, target)
                 events.append(Event(seq, action, kind, oid, score, self.user, t, note, target))
-        return events
+            return events
+        return self._write(append)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back on any error, SQLite's own as a LabelError."""
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(db)`` in one ``BEGIN IMMEDIATE`` transaction, tried again while another process
+        holds the journal (see :meth:`_retrying`); SQLite's errors as one-line LabelErrors.
+
+        Raises:
+            LabelError: locked past ``busy_timeout_s``, disk full, I/O error, damaged page; the
+                transaction rolled back, so nothing of this write is recorded.
+        """
+        with self._lock:
+            try:
+                return self._retrying(lambda: self._in_transaction(work))
+            except sqlite3.OperationalError as exc:
+                raise operational_error(exc, self.path) from None
+            except sqlite3.DatabaseError as exc:   # a damaged page met while writing
+                raise damaged(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from None
+
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """One write transaction; rolled back on any error, which propagates unchanged."""
         assert self._db is not None
         db = self._db
         try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
+            db.execute("BEGIN IMMEDIATE")   # the write lock first: no deadlock between two writers
+            result = work(db)
             db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            self._rollback(db)
-            raise operational_error(exc, self.path) from None
-        except sqlite3.DatabaseError as exc:   # a damaged page met while writing
-            self._rollback(db)
-            raise damaged(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from None
         except BaseException:
             self._rollback(db)
             raise
+        return result
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, again after a jittered pause (``RETRY_DELAYS_S``) each time SQLite says
+        busy, all within ``busy_timeout_s``: SQLite's own busy handler waits out the remaining time
+        on each try, and the pauses cover the answers it gives at once. Counted in ``write_stats``.
+
+        Raises:
+            sqlite3.OperationalError: still busy at the deadline, or any other SQLite error.
+        """
+        assert self._db is not None
+        start = time.monotonic()
+        deadline = start + self.busy_timeout_s
+        slept = 0.0
+        for tries in range(len(RETRY_DELAYS_S) + 1):
+            left = deadline - time.monotonic()
+            self._db.execute(f"PRAGMA busy_timeout = {max(int(left * 1000), 0)}")
+            try:
+                result = attempt()
+            except sqlite3.OperationalError as exc:
+                left = deadline - time.monotonic()
+                if not is_busy(exc) or tries == len(RETRY_DELAYS_S) or left <= 0:
+                    raise
+                pause = min(RETRY_DELAYS_S[tries] * random.uniform(0.5, 1.5), left)
+                time.sleep(pause)
+                slept += pause
+                self.write_stats.retries += 1
+                log.debug("%s: busy (%s); try %d after %.0f ms", self.path, exc, tries + 2, pause * 1000)
+                continue
+            took = time.monotonic() - start
+            st = self.write_stats
+            st.commits += 1
+            st.total_commit_s += took
+            st.max_commit_s = max(st.max_commit_s, took)
+            st.max_backoff_s = max(st.max_backoff_s, slept)
+            return result
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _insert(db: sqlite3.Connection, action: int, kind: str, object_id: str, score: int | None, user: str,
@@ -797,7 +878,11 @@ class LabelJournal:
                     todo.append(e)
             if not todo:
                 return 0, len(events)
-            with self._transaction() as db:
+            before = dict(merged)
+
+            def insert(db: sqlite3.Connection) -> None:
+                merged.clear()           # a retried transaction starts again from what was present
+                merged.update(before)
                 next_action = db.execute("SELECT COALESCE(MAX(action), 0) + 1 FROM events").fetchone()[0]
                 actions: dict[int, int] = {}
                 for e in todo:
@@ -806,6 +891,7 @@ class LabelJournal:
                     target = merged[e.target] if e.target is not None else None
                     merged[e.seq] = self._insert(db, actions[e.action], e.kind, e.object_id, e.score, e.user, e.time,
                                                  e.note, target)
+            self._write(insert)
         self.checkpoint()
         return len(todo), len(events) - len(todo)
 
