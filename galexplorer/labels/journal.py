@@ -111,8 +111,9 @@ def operational_error(exc: sqlite3.OperationalError, path: str | Path) -> LabelE
         return LabelError(f"the label journal is locked by another process ({text})", path,
                           "close the other galexplorer window or command using this store and try again")
     if "full" in low:
-        return LabelError(f"the disk is full; the label journal cannot grow ({text})", path,
-                          "free some space on this disk and try again; no recorded label was lost")
+        return LabelError(f"disk full: the label journal cannot grow ({text}); this label was not recorded", path,
+                          "free some space on this disk and go on labelling, no need to reopen; "
+                          "no recorded label was lost")
     if "readonly" in low or "read-only" in low:
         return LabelError(f"the label journal cannot be written: read-only file or folder ({text})", path,
                           "give yourself write permission on the file and its folder, "
