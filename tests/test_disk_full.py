@@ -155,3 +155,34 @@ def test_a_key_press_on_a_full_disk_says_so_in_the_window_and_does_not_advance(q
     key(w, QtCore.Qt.Key.Key_4)          # the same window goes on
     assert ex.current != here and ex.session.n_labelled == scored + 1
     w.close()
+
+
+def test_a_store_or_cutouts_file_that_does_not_fit_is_one_line_and_leaves_nothing(tmp_path, small_disk, capsys):
+    # before: the temporary file stayed, the error was HDF5's many-line text, and the
+    # interpreter could crash at exit closing the half-written file
+    import numpy as np
+    from astropy.io import fits
+
+    from galexplorer.errors import StoreError
+
+    emb, _, _ = planted(60)
+    old = write_store(small_disk / "s.h5", emb, {})        # fits; the next, bigger one does not
+    before = _digest(old)
+    big, _, _ = planted(20000, dim=16)
+    with pytest.raises(StoreError) as exc:
+        write_store(small_disk / "s.h5", big, {})
+    assert str(exc.value).startswith(f"{old}: disk full") and "\n" not in str(exc.value)
+    assert _digest(old) == before and sorted(p.name for p in small_disk.iterdir()) == ["s.h5"]
+    # ingest (the cutouts writer) through the command line
+    rng = np.random.default_rng(0)
+    (tmp_path / "in").mkdir()
+    for k in range(40):
+        fits.PrimaryHDU(rng.normal(0, 1, (3, 32, 32)).astype(np.float32)).writeto(tmp_path / "in" / f"o{k:03d}.fits")
+    filler = fill(small_disk)
+    code = main(["ingest", str(tmp_path / "in"), "-o", str(small_disk / "c.h5"), "--size", "32", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(
+        f"galexplorer ingest: error: {small_disk / 'c.h5'}: disk full"), err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin", "s.h5"]
+    filler.unlink()
+    assert main(["ingest", str(tmp_path / "in"), "-o", str(small_disk / "c.h5"), "--size", "32", "-q"]) == 0

@@ -209,6 +209,7 @@ def open_new_h5(tmp: Path, final: str | Path):
     try:
         return h5py.File(tmp, "w")
     except OSError as exc:
+        tmp.unlink(missing_ok=True)   # h5py may have created it before failing (a full disk)
         raise _cannot_write(exc, final) from None
 
 
@@ -248,6 +249,40 @@ def finish_output(tmp: Path, path: Path, ok: bool) -> None:
     if path.exists():
         log.info("replacing existing %s", path)
     rename_into_place(tmp, path)
+
+
+def end_h5_output(f: h5py.File, tmp: Path, final: str | Path, ok: bool, exc: BaseException | None = None) -> None:
+    """End an HDF5 write begun with :func:`prepare_output` and :func:`open_new_h5`: close ``f``,
+    then put ``tmp`` in place when ``ok``, else remove it.
+
+    Args:
+        exc: the exception that ended the write early, if any (from the writer's ``__exit__``).
+
+    Raises:
+        StoreError: the disk filled, while writing (``exc``) or in HDF5's last flush on close:
+            ``disk full: …``; the temporary file is removed and an older ``final`` is untouched.
+    """
+    try:
+        f.close()
+    except Exception as close_exc:   # h5py's final flush failed (a full disk): the file is incomplete
+        tmp.unlink(missing_ok=True)
+        if exc is not None and not is_disk_full(exc):
+            return                   # the first error is the one to report
+        if is_disk_full(close_exc) or (exc is not None and is_disk_full(exc)):
+            raise disk_full(final) from None
+        if isinstance(close_exc, OSError):
+            raise _cannot_write(close_exc, final) from None
+        raise
+    if exc is not None and is_disk_full(exc):
+        tmp.unlink(missing_ok=True)
+        raise disk_full(final) from None
+    try:
+        finish_output(tmp, Path(final), ok)
+    except OSError as fin_exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(fin_exc):
+            raise disk_full(final) from None
+        raise
 
 
 @contextmanager
