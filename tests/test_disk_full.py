@@ -186,3 +186,24 @@ def test_a_store_or_cutouts_file_that_does_not_fit_is_one_line_and_leaves_nothin
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin", "s.h5"]
     filler.unlink()
     assert main(["ingest", str(tmp_path / "in"), "-o", str(small_disk / "c.h5"), "--size", "32", "-q"]) == 0
+
+
+def test_a_training_checkpoint_that_does_not_fit_is_one_line_and_the_previous_one_is_intact(small_disk):
+    # before: torch's "unexpected pos 704 vs 598" RuntimeError ("internal error" in the CLI)
+    torch = pytest.importorskip("torch")
+    from galexplorer.errors import CheckpointError
+    from galexplorer.ssl.checkpoint import LATEST, save_checkpoint
+
+    run = small_disk / "run"
+    run.mkdir()
+    save_checkpoint(run, {"epoch": 1, "w": torch.zeros(1000)})
+    before = _digest(run / LATEST)
+    filler = fill(small_disk)
+    with pytest.raises(CheckpointError) as exc:
+        save_checkpoint(run, {"epoch": 2, "w": torch.zeros(200_000)})
+    assert str(exc.value).startswith(f"{run / LATEST}: disk full") and "--resume" in str(exc.value)
+    assert "\n" not in str(exc.value)
+    assert _digest(run / LATEST) == before and [p.name for p in run.iterdir()] == [LATEST]
+    filler.unlink()
+    save_checkpoint(run, {"epoch": 2, "w": torch.zeros(200_000)})
+    assert torch.load(run / LATEST, weights_only=True)["epoch"] == 2
