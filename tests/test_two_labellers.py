@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 
+import gui_qt
 import numpy as np
 import pytest
 from active_synthetic import planted, write_store
@@ -19,6 +20,8 @@ from galexplorer.labels import LabelJournal, journal_path
 from galexplorer.labels.journal import RETRY_DELAYS_S
 
 N_EACH = 500
+gui_settings = gui_qt.gui_settings
+no_leaks = gui_qt.no_leaks
 
 
 def run_labellers(path, users, n):
@@ -140,3 +143,50 @@ def test_two_sessions_see_each_others_labels_in_consensus_and_fit_inputs(tmp_pat
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.gui
+def test_a_window_refit_reads_the_other_labellers_labels_and_agreement_counts_both(qtbot, tmp_path, gui_settings,
+                                                                                    no_leaks):
+    # before: a refit (Ctrl+R, a new scorer) fitted on the labels as of this window's last change
+    from gui_qt import key, open_window
+    from gui_stores import build_store
+    from PySide6 import QtCore
+
+    store = build_store(tmp_path / "s.h5", 300)
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    first = ex.current
+    key(w, QtCore.Qt.Key.Key_4)                       # tester scores the first object
+    ben = LabelJournal.for_store(store, user="ben")   # another labeller's window, elsewhere
+    ids = [str(ex.session.ids[i]) for i in range(300)]
+    others = [i for i in range(300) if i != first][:5]
+    ben.score(ids[first], 2)
+    for i in others:
+        ben.score(ids[i], 5)
+    ben.close()
+    w.docks["agreement"].show()
+    w.docks["agreement"].raise_()
+    key(w, QtCore.Qt.Key.Key_R, QtCore.Qt.KeyboardModifier.ControlModifier)   # refit now
+    assert ex.wait_idle(60)
+    qtbot.waitUntil(lambda: not ex.refitting, timeout=60000)
+    labelled, labels, _ = ex.session.fit_inputs(ex.config.scorer)
+    assert set(others) | {first} <= set(labelled.tolist())                     # fitted on ben's labels too
+    assert ex.session.labels[first] == 3.0 and ex.session.n_labellers[first] == 2   # median of 4 and 2
+    assert ex.users() == ["tester", "ben"]
+    table = w.agreement.table
+    rows = {(table.item(r, 0).text(), table.item(r, 1).text()): table.item(r, 2).text()
+            for r in range(table.rowCount())}
+    assert rows == {("ben", "tester"): "1"}
+    w.close()
+
+
+def test_changed_elsewhere_sees_other_connections_commits_not_its_own(tmp_path):
+    a = LabelJournal(tmp_path / "j.sqlite", user="ana")
+    assert a.changed_elsewhere()              # the first call: nothing seen yet
+    a.score("x", 1)
+    assert not a.changed_elsewhere()          # its own write
+    with LabelJournal(tmp_path / "j.sqlite", user="ben") as b:
+        b.score("y", 2)
+    assert a.changed_elsewhere() and not a.changed_elsewhere()
+    a.close()

@@ -380,6 +380,7 @@ class LabelJournal:
         self.readonly = readonly
         self.busy_timeout_s = BUSY_TIMEOUT_S if busy_timeout_s is None else float(busy_timeout_s)
         self.write_stats = WriteStats()
+        self._data_version: int | None = None
         self._lock = threading.RLock()
         self._redo: list[list[Event]] = []
         self._db: sqlite3.Connection | None = None
@@ -895,6 +896,16 @@ class LabelJournal:
             self._write(insert)
         self.checkpoint()
         return len(todo), len(events) - len(todo)
+
+    def changed_elsewhere(self) -> bool:
+        """True when another connection (another labeller's window, a ``labels import``) has
+        committed since the last call (SQLite's ``PRAGMA data_version``; this journal's own
+        writes do not count). The first call answers True."""
+        if self._db is None:
+            return False
+        version = self._query("PRAGMA data_version")[0][0]
+        changed, self._data_version = version != self._data_version, version
+        return changed
 
     # -- lifetime ------------------------------------------------------------------------------
     def checkpoint(self) -> bool:
