@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import random
+import shlex
 import shutil
 import sqlite3
 import tempfile
@@ -131,7 +132,7 @@ def operational_error(exc: sqlite3.OperationalError, path: str | Path) -> LabelE
 
 def recover_hint(path: str | Path) -> str:
     """The advice every message about a damaged journal ends with."""
-    return (f"keep the file and recover what can be read with `galexplorer labels recover {path} "
+    return (f"keep the file and recover what can be read with `galexplorer labels recover {shlex.quote(str(path))} "
             "-o recovered.sqlite` (see docs/troubleshooting.md)")
 
 

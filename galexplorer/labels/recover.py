@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..errors import LabelError
 from ..label_scale import MAX_SCORE, MIN_SCORE
+from ..store.atomic import rename_into_place, temporary_sibling
 from .journal import (
     _SCHEMA,
     BUSY_TIMEOUT_S,
@@ -314,9 +315,7 @@ def _read_pages(copy: Path) -> list[tuple]:
 
 def _write_journal(events: list[Event], dest: Path, source: Path) -> None:
     """A new journal at ``dest`` holding ``events`` with their seq numbers (dest must not exist)."""
-    tmp = dest.with_name(f".{dest.name}.recovering")
-    for p in (tmp, Path(str(tmp) + "-journal")):
-        p.unlink(missing_ok=True)
+    tmp = temporary_sibling(dest)   # the writers' temporary name: a dead process's is cleaned up later
     try:
         db = sqlite3.connect(tmp, isolation_level=None)
         try:
@@ -335,8 +334,7 @@ def _write_journal(events: list[Event], dest: Path, source: Path) -> None:
         finally:
             db.close()
         if dest.exists():   # appeared meanwhile: never replace a file
-            raise LabelError("exists", dest, "give -o a new file name")
-        from ..store.atomic import rename_into_place
+            raise LabelError("already exists; recovery never overwrites a file", dest, "give -o a new file name")
         rename_into_place(tmp, dest)
     except sqlite3.OperationalError as exc:
         raise LabelError(f"cannot write the recovered journal ({_first_line(exc)})", dest,
