@@ -311,6 +311,19 @@ def _add_labels(sub) -> None:
     i.add_argument("sources", nargs="+", metavar="EVENTS.csv|EVENTS.json|OTHER.labels.sqlite")
     i.add_argument("--format", choices=["csv", "json", "sqlite"], help="default: from each file name")
     i.set_defaults(run=_run_labels_import)
+    c = actions.add_parser("check", help="check the journal (SQLite integrity_check), count events per user",
+                           description="check STORE.h5's journal (or a JOURNAL.sqlite) with SQLite's integrity "
+                                       "check, read-only; print the events per user and the last event. "
+                                       "Exit 0 when healthy, 2 (one line) when damaged")
+    c.add_argument("journal", metavar="STORE.h5|JOURNAL.sqlite")
+    c.set_defaults(run=_run_labels_check)
+    r = actions.add_parser("recover", help="copy every readable event of a damaged journal into a new one",
+                           description="read a damaged journal (through a copy; it is never changed) and write "
+                                       "every event that can still be read into a new journal, saying which "
+                                       "events were lost")
+    r.add_argument("journal", metavar="STORE.h5|JOURNAL.sqlite")
+    r.add_argument("-o", "--output", required=True, metavar="NEW.sqlite", help="the new journal (must not exist)")
+    r.set_defaults(run=_run_labels_recover)
 
 
 def _run_labels_export(args) -> int:
@@ -339,6 +352,27 @@ def _run_labels_import(args) -> int:
         for source in args.sources:
             added, present = journal.import_events(read_events(source, args.format), source)
             _say(args, f"{source}: {added} events added, {present} already present")
+    return 0
+
+
+def _run_labels_check(args) -> int:
+    from .errors import LabelError
+    from .labels.recover import check_journal, recover_hint
+
+    found = check_journal(args.journal)
+    if not found.ok:
+        raise LabelError(found.damage(), found.path, recover_hint(found.path))
+    print(found.summary())
+    return 0
+
+
+def _run_labels_recover(args) -> int:
+    from .labels.recover import recover_journal
+
+    rec = recover_journal(args.journal, args.output)
+    _say(args, rec.summary())
+    _say(args, f"next: move {rec.source} aside (keep it) and put {rec.output} in its place, "
+               "or merge it into another journal with `galexplorer labels import`")
     return 0
 
 

@@ -131,7 +131,7 @@ def test_after_a_refit_keys_follow_the_new_queue_and_ranks_agree_with_export(qtb
 def test_a_score_the_journal_refuses_shows_a_dialog_and_does_not_advance(qtbot, store, gui_settings):
     w = open_window(qtbot, store, gui_settings)
     ex = w.explorer
-    ex.session.journal._db.execute("PRAGMA busy_timeout = 200")   # fail fast in the test
+    ex.session.journal.busy_timeout_s = 0.2   # fail fast in the test
     here = ex.current
     other = sqlite3.connect(str(store) + ".labels.sqlite", isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")

@@ -388,7 +388,11 @@ class Explorer(QtCore.QObject):
 
     def request_refit(self, tag: str = "batch") -> None:
         """Refit on every label now, in the worker (a request made while one runs waits; only
-        the latest waits)."""
+        the latest waits). Labels another labeller committed meanwhile are read in first, so
+        the fit and the views have them."""
+        if self.session.journal.changed_elsewhere():
+            self.session.sync_labels()
+            self.labelsChanged.emit()
         labelled, labels, excluded = self.session.fit_inputs(self.config.scorer)
         self.refit_started_at = time.monotonic()
         self.refitStateChanged.emit(True, f"refitting {self.config.scorer} on {len(labelled)} labels…")

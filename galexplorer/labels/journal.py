@@ -21,15 +21,18 @@ import getpass
 import json
 import logging
 import math
+import random
+import shlex
 import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -38,11 +41,16 @@ from ..label_scale import MAX_SCORE, MIN_SCORE
 from ..store.atomic import atomic_output
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 JOURNAL_VERSION = 1
 SUFFIX = ".labels.sqlite"
 KINDS = ("score", "note", "exclude", "include", "retract")
 BUSY_TIMEOUT_S = 5.0  # how long to wait for another process's lock before giving up with a LabelError
+#: pauses between tries of one write when SQLite answers "locked"/"busy" at once (without waiting
+#: in its busy handler: a connection opening or folding the -wal in); jittered ×0.5–1.5, and all
+#: the tries of one write stay within BUSY_TIMEOUT_S
+RETRY_DELAYS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,6 +75,31 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
 """
 
 
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's "database is locked" / "busy": another connection holds a lock; worth another try."""
+    low = str(exc).lower()
+    return "locked" in low or "busy" in low
+
+
+@dataclass
+class WriteStats:
+    """How this journal's writes went (for the benchmark and the log).
+
+    Attributes:
+        commits: write transactions committed.
+        retries: tries again after SQLite answered busy (see ``RETRY_DELAYS_S``).
+        max_commit_s: the longest write, from its first try to its commit, waits included.
+        total_commit_s: all writes together.
+        max_backoff_s: the longest time one write slept between its tries.
+    """
+
+    commits: int = 0
+    retries: int = 0
+    max_commit_s: float = 0.0
+    total_commit_s: float = 0.0
+    max_backoff_s: float = 0.0
+
+
 def operational_error(exc: sqlite3.OperationalError, path: str | Path) -> LabelError:
     """A one-line :class:`LabelError` naming ``path`` for an ``sqlite3.OperationalError``.
 
@@ -79,8 +112,9 @@ def operational_error(exc: sqlite3.OperationalError, path: str | Path) -> LabelE
         return LabelError(f"the label journal is locked by another process ({text})", path,
                           "close the other galexplorer window or command using this store and try again")
     if "full" in low:
-        return LabelError(f"the disk is full; the label journal cannot grow ({text})", path,
-                          "free some space on this disk and try again; no recorded label was lost")
+        return LabelError(f"disk full: the label journal cannot grow ({text}); this label was not recorded", path,
+                          "free some space on this disk and go on labelling, no need to reopen; "
+                          "no recorded label was lost")
     if "readonly" in low or "read-only" in low:
         return LabelError(f"the label journal cannot be written: read-only file or folder ({text})", path,
                           "give yourself write permission on the file and its folder, "
@@ -94,6 +128,24 @@ def operational_error(exc: sqlite3.OperationalError, path: str | Path) -> LabelE
                           "check that the folder exists and that you may write in it")
     return LabelError(f"the label journal cannot be used ({text})", path,
                       "check the disk and the file's permissions, then try again")
+
+
+def recover_hint(path: str | Path) -> str:
+    """The advice every message about a damaged journal ends with."""
+    return (f"keep the file and recover what can be read with `galexplorer labels recover {shlex.quote(str(path))} "
+            "-o recovered.sqlite` (see docs/troubleshooting.md)")
+
+
+def integrity_problem(rows: Sequence[str]) -> str:
+    """The first of SQLite's ``integrity_check``/``quick_check`` complaints, on one line."""
+    lines = [ln.strip() for r in rows for ln in str(r).splitlines()
+             if ln.strip() and not ln.startswith("*** in database")]
+    return lines[0] if lines else "no details"
+
+
+def damaged(reason: str, path: str | Path) -> LabelError:
+    """The one-line error for a journal SQLite reports as damaged (a bad page, a bad header)."""
+    return LabelError(f"the label journal is damaged ({reason[:160]})", path, recover_hint(path))
 
 
 def readonly_uri(path: str | Path) -> str:
@@ -119,6 +171,14 @@ def _raw_label_count(path: Path) -> int | None:
             db.close()
     except (sqlite3.Error, UnicodeDecodeError):
         return None
+
+
+def _has_sqlite_header(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def wal_label_count(path: str | Path) -> int | None:
@@ -314,10 +374,14 @@ class LabelJournal:
             one line naming the file, the event not recorded.
     """
 
-    def __init__(self, path: str | Path, user: str | None = None, readonly: bool = False):
+    def __init__(self, path: str | Path, user: str | None = None, readonly: bool = False,
+                 busy_timeout_s: float | None = None):
         self.path = Path(path)
         self.user = user or default_user()
         self.readonly = readonly
+        self.busy_timeout_s = BUSY_TIMEOUT_S if busy_timeout_s is None else float(busy_timeout_s)
+        self.write_stats = WriteStats()
+        self._data_version: int | None = None
         self._lock = threading.RLock()
         self._redo: list[list[Event]] = []
         self._db: sqlite3.Connection | None = None
@@ -326,19 +390,17 @@ class LabelJournal:
         try:
             if readonly:
                 uri = readonly_uri(self.path)
-                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=self.busy_timeout_s)
                 self._db.text_factory = self._text
+                self._quick_check()
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                           timeout=BUSY_TIMEOUT_S)
+                                           timeout=self.busy_timeout_s)
                 self._db.text_factory = self._text
-                self._db.execute("PRAGMA journal_mode=WAL")
+                self._quick_check()
                 self._db.execute("PRAGMA synchronous=FULL")
-                self._db.executescript(_SCHEMA)
-                if self._raw_meta("version") is None:
-                    self._set_meta_now("version", str(JOURNAL_VERSION))
-                    self._set_meta_now("created", _now())
+                self._retrying(self._create)   # two windows may open a new store's journal at once
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             version = self._raw_meta("version")
             if version is not None and not str(version).isdigit():
@@ -356,6 +418,28 @@ class LabelJournal:
             raise LabelError(f"label journal version {version} is newer than this galexplorer reads",
                              self.path, "upgrade galexplorer: pip install -U galexplorer")
 
+    def _create(self) -> None:
+        """WAL mode, the tables and the version (each statement idempotent, so it may be retried)."""
+        assert self._db is not None
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        now = _now()
+        self._in_transaction(lambda db: db.executemany(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+            [("version", str(JOURNAL_VERSION)), ("created", now)]))
+
+    def _quick_check(self) -> None:
+        """SQLite's ``quick_check`` (about 5 ms per 10^4 events): a damaged page is found when the
+        journal opens, before anything is written to it, not at some later read.
+
+        Raises:
+            sqlite3.DatabaseError: the file is damaged (read by :meth:`_unreadable`).
+        """
+        assert self._db is not None
+        found = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
+        if found != ["ok"]:
+            raise sqlite3.DatabaseError("quick_check: " + integrity_problem(found))
+
     def _unreadable(self, reason: str) -> LabelError:
         """Why the file does not read as a journal, saying where its labels may be; never advising
         to move aside a file (or a ``-wal``) that holds labels."""
@@ -372,14 +456,16 @@ class LabelJournal:
                               "once with `galexplorer open` to fold the -wal in; do not move either aside")
         held = _raw_label_count(self.path)
         if held is None:
+            if _has_sqlite_header(self.path):   # an SQLite file SQLite cannot read through: damaged
+                return damaged(reason, self.path)
             return LabelError(f"not a label journal ({reason}) and no -wal is beside it", self.path,
-                              "if it may hold labels keep it and try `sqlite3 FILE .recover`; otherwise "
-                              "move it aside and galexplorer will start a new journal")
+                              "if it may hold labels keep it and try `galexplorer labels recover FILE -o "
+                              "recovered.sqlite`; otherwise move it aside and galexplorer will start a new journal")
         if held:
             return LabelError(f"not a readable label journal ({reason}), yet it holds {held} labels "
                               "and no -wal is beside it", self.path,
-                              "keep the file; export its events with `sqlite3 FILE .dump`, or copy the -wal "
-                              "beside it if it was left behind")
+                              "keep the file; copy the -wal beside it if it was left behind, or recover its "
+                              "events with `galexplorer labels recover FILE -o recovered.sqlite`")
         return LabelError(f"not a label journal ({reason}); it holds no labels and no -wal is beside it",
                           self.path, "if this is a copy, copy FILE-wal beside it too; otherwise move the file "
                           "aside and galexplorer will start a new journal")
@@ -398,8 +484,7 @@ class LabelJournal:
             except sqlite3.OperationalError as exc:
                 raise operational_error(exc, self.path) from None
             except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:   # a damaged page or schema
-                raise LabelError(f"the label journal is damaged ({str(exc).splitlines()[0][:160]})", self.path,
-                                 "keep the file; try `sqlite3 FILE .recover`, or restore a `labels export`") from None
+                raise damaged(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from None
 
     @staticmethod
     def _text(raw: bytes) -> str:
@@ -416,10 +501,6 @@ class LabelJournal:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
-    def _set_meta_now(self, key: str, value: str) -> None:
-        assert self._db is not None
-        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         """Session state kept with the labels (e.g. the explorer's last object)."""
         value = self._meta(key)
@@ -427,11 +508,7 @@ class LabelJournal:
 
     def set_meta(self, key: str, value: str) -> None:
         self._writable()
-        with self._lock:
-            try:
-                self._set_meta_now(key, value)
-            except sqlite3.OperationalError as exc:
-                raise operational_error(exc, self.path) from None
+        self._write(lambda db: db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)))
 
     def _writable(self) -> None:
         if self.readonly or self._db is None:
@@ -443,30 +520,81 @@ class LabelJournal:
         assert self._db is not None
         if not rows:
             return []
-        with self._lock, self._transaction() as db:
+
+        def append(db: sqlite3.Connection) -> list[Event]:
             action = db.execute("SELECT COALESCE(MAX(action), 0) + 1 FROM events").fetchone()[0]
             t = _now()
             events = []
             for kind, oid, score, note, target in rows:
                 seq = self._insert(db, action, kind, oid, score, self.user, t, note, target)
                 events.append(Event(seq, action, kind, oid, score, self.user, t, note, target))
-        return events
+            return events
+        return self._write(append)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back on any error, SQLite's own as a LabelError."""
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(db)`` in one ``BEGIN IMMEDIATE`` transaction, tried again while another process
+        holds the journal (see :meth:`_retrying`); SQLite's errors as one-line LabelErrors.
+
+        Raises:
+            LabelError: locked past ``busy_timeout_s``, disk full, I/O error, damaged page; the
+                transaction rolled back, so nothing of this write is recorded.
+        """
+        with self._lock:
+            try:
+                return self._retrying(lambda: self._in_transaction(work))
+            except sqlite3.OperationalError as exc:
+                raise operational_error(exc, self.path) from None
+            except sqlite3.DatabaseError as exc:   # a damaged page met while writing
+                raise damaged(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from None
+
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """One write transaction; rolled back on any error, which propagates unchanged."""
         assert self._db is not None
         db = self._db
         try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
+            db.execute("BEGIN IMMEDIATE")   # the write lock first: no deadlock between two writers
+            result = work(db)
             db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            self._rollback(db)
-            raise operational_error(exc, self.path) from None
         except BaseException:
             self._rollback(db)
             raise
+        return result
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, again after a jittered pause (``RETRY_DELAYS_S``) each time SQLite says
+        busy, all within ``busy_timeout_s``: SQLite's own busy handler waits out the remaining time
+        on each try, and the pauses cover the answers it gives at once. Counted in ``write_stats``.
+
+        Raises:
+            sqlite3.OperationalError: still busy at the deadline, or any other SQLite error.
+        """
+        assert self._db is not None
+        start = time.monotonic()
+        deadline = start + self.busy_timeout_s
+        slept = 0.0
+        for tries in range(len(RETRY_DELAYS_S) + 1):
+            left = deadline - time.monotonic()
+            self._db.execute(f"PRAGMA busy_timeout = {max(int(left * 1000), 0)}")
+            try:
+                result = attempt()
+            except sqlite3.OperationalError as exc:
+                left = deadline - time.monotonic()
+                if not is_busy(exc) or tries == len(RETRY_DELAYS_S) or left <= 0:
+                    raise
+                pause = min(RETRY_DELAYS_S[tries] * random.uniform(0.5, 1.5), left)
+                time.sleep(pause)
+                slept += pause
+                self.write_stats.retries += 1
+                log.debug("%s: busy (%s); try %d after %.0f ms", self.path, exc, tries + 2, pause * 1000)
+                continue
+            took = time.monotonic() - start
+            st = self.write_stats
+            st.commits += 1
+            st.total_commit_s += took
+            st.max_commit_s = max(st.max_commit_s, took)
+            st.max_backoff_s = max(st.max_backoff_s, slept)
+            return result
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _insert(db: sqlite3.Connection, action: int, kind: str, object_id: str, score: int | None, user: str,
@@ -759,7 +887,11 @@ class LabelJournal:
                     todo.append(e)
             if not todo:
                 return 0, len(events)
-            with self._transaction() as db:
+            before = dict(merged)
+
+            def insert(db: sqlite3.Connection) -> None:
+                merged.clear()           # a retried transaction starts again from what was present
+                merged.update(before)
                 next_action = db.execute("SELECT COALESCE(MAX(action), 0) + 1 FROM events").fetchone()[0]
                 actions: dict[int, int] = {}
                 for e in todo:
@@ -768,8 +900,19 @@ class LabelJournal:
                     target = merged[e.target] if e.target is not None else None
                     merged[e.seq] = self._insert(db, actions[e.action], e.kind, e.object_id, e.score, e.user, e.time,
                                                  e.note, target)
+            self._write(insert)
         self.checkpoint()
         return len(todo), len(events) - len(todo)
+
+    def changed_elsewhere(self) -> bool:
+        """True when another connection (another labeller's window, a ``labels import``) has
+        committed since the last call (SQLite's ``PRAGMA data_version``; this journal's own
+        writes do not count). The first call answers True."""
+        if self._db is None:
+            return False
+        version = self._query("PRAGMA data_version")[0][0]
+        changed, self._data_version = version != self._data_version, version
+        return changed
 
     # -- lifetime ------------------------------------------------------------------------------
     def checkpoint(self) -> bool:

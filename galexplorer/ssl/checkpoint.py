@@ -33,7 +33,7 @@ import torch
 
 from .. import __version__
 from ..errors import CheckpointError
-from ..store.atomic import rename_into_place, temporary_sibling
+from ..store.atomic import is_disk_full, rename_into_place, temporary_sibling
 from ..store.schema import now_iso
 
 log = logging.getLogger(__name__)
@@ -93,19 +93,29 @@ def sha256_file(path: str | Path) -> str:
 
 @contextmanager
 def replacing(path: Path) -> Iterator[Path]:
-    """Like :func:`atomic_output`, without its INFO line (run files are replaced every epoch)."""
+    """Like :func:`atomic_output`, without its INFO line (run files are replaced every epoch).
+
+    Raises:
+        CheckpointError: the disk filled (``disk full: …``); the previous file is intact.
+    """
     tmp = temporary_sibling(path)
     try:
         yield tmp
         rename_into_place(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        # torch's writer reports a full disk as a RuntimeError about stream positions; the
+        # OSError of the file it was writing is its context
+        if is_disk_full(exc) or (exc.__context__ is not None and is_disk_full(exc.__context__)):
+            raise CheckpointError("disk full: the file could not be written", path,
+                                  "free some space on this disk and go on with `galexplorer train --resume`; "
+                                  "the previous file is intact") from None
         raise
 
 
 def _save(obj: Any, path: Path) -> None:
-    with replacing(path) as tmp:
-        torch.save(obj, tmp)
+    with replacing(path) as tmp, open(tmp, "wb") as fh:   # a Python file: a full disk raises ENOSPC
+        torch.save(obj, fh)
 
 
 def _load(path: Path, what: str, fix: str, map_location="cpu") -> dict[str, Any]:

@@ -14,6 +14,7 @@ dead processes of this host (a SIGKILL or an OOM kill cannot clean up after itse
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -208,11 +209,30 @@ def open_new_h5(tmp: Path, final: str | Path):
     try:
         return h5py.File(tmp, "w")
     except OSError as exc:
+        tmp.unlink(missing_ok=True)   # h5py may have created it before failing (a full disk)
         raise _cannot_write(exc, final) from None
+
+
+#: the advice when a disk fills while an output is written
+DISK_FULL_FIX = "free some space on this disk (or choose another) and run it again; the old file, if any, is intact"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """The disk (or the user's quota) is full: ``ENOSPC``/``EDQUOT``, or HDF5's wording of it."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    return "no space left on device" in str(exc).lower() or "disk quota exceeded" in str(exc).lower()
+
+
+def disk_full(final: str | Path) -> StoreError:
+    """The one-line error for an output that did not fit on its disk (the temporary file is removed)."""
+    return StoreError("disk full: the file could not be written", final, DISK_FULL_FIX)
 
 
 def _cannot_write(exc: OSError, final: str | Path):
     """A one-line StoreError for an OS error while creating the temporary output file."""
+    if is_disk_full(exc):
+        return disk_full(final)
     text = str(exc)
     found = re.search(r"error message = '([^']*)'", text)   # HDF5's wording of the OS error
     reason = found.group(1) if found else (exc.strerror if isinstance(exc.strerror, str) and
@@ -231,6 +251,40 @@ def finish_output(tmp: Path, path: Path, ok: bool) -> None:
     rename_into_place(tmp, path)
 
 
+def end_h5_output(f: h5py.File, tmp: Path, final: str | Path, ok: bool, exc: BaseException | None = None) -> None:
+    """End an HDF5 write begun with :func:`prepare_output` and :func:`open_new_h5`: close ``f``,
+    then put ``tmp`` in place when ``ok``, else remove it.
+
+    Args:
+        exc: the exception that ended the write early, if any (from the writer's ``__exit__``).
+
+    Raises:
+        StoreError: the disk filled, while writing (``exc``) or in HDF5's last flush on close:
+            ``disk full: …``; the temporary file is removed and an older ``final`` is untouched.
+    """
+    try:
+        f.close()
+    except Exception as close_exc:   # h5py's final flush failed (a full disk): the file is incomplete
+        tmp.unlink(missing_ok=True)
+        if exc is not None and not is_disk_full(exc):
+            return                   # the first error is the one to report
+        if is_disk_full(close_exc) or (exc is not None and is_disk_full(exc)):
+            raise disk_full(final) from None
+        if isinstance(close_exc, OSError):
+            raise _cannot_write(close_exc, final) from None
+        raise
+    if exc is not None and is_disk_full(exc):
+        tmp.unlink(missing_ok=True)
+        raise disk_full(final) from None
+    try:
+        finish_output(tmp, Path(final), ok)
+    except OSError as fin_exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(fin_exc):
+            raise disk_full(final) from None
+        raise
+
+
 @contextmanager
 def atomic_output(path: str | Path, fix: str = OUTPUT_FIX) -> Iterator[Path]:
     """Yield a temporary path to write; rename it to ``path`` if the block completes (``fix``:
@@ -238,6 +292,10 @@ def atomic_output(path: str | Path, fix: str = OUTPUT_FIX) -> Iterator[Path]:
 
     On any exception (including ``KeyboardInterrupt``) the temporary file is removed and the
     exception propagates; an existing file at ``path`` is left untouched.
+
+    Raises:
+        StoreError: the disk filled while writing (``disk full: …``), or the temporary file
+            could not be created.
     """
     path = Path(path)
     tmp = prepare_output(path, fix)
@@ -245,12 +303,19 @@ def atomic_output(path: str | Path, fix: str = OUTPUT_FIX) -> Iterator[Path]:
         try:
             yield tmp
         except OSError as exc:
+            if is_disk_full(exc):   # from the writer's own file handle too, which names no file
+                raise disk_full(path) from None
             if exc.filename is not None and Path(exc.filename) == tmp:   # the temporary file itself
                 raise _cannot_write(exc, path) from None
             raise
         if not tmp.exists():
             raise FileNotFoundError(f"{tmp}: nothing was written")
-        finish_output(tmp, path, True)
+        try:
+            finish_output(tmp, path, True)
+        except OSError as exc:   # the fsync before the rename can be where a full disk shows
+            if is_disk_full(exc):
+                raise disk_full(path) from None
+            raise
     except BaseException:
         try:
             tmp.unlink()

@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import finish_output, open_new_h5, prepare_output
+from .atomic import end_h5_output, open_new_h5, prepare_output
 from .base import ObjectFile
 from .schema import (
     CUTOUTS_FORMAT,
@@ -73,6 +73,17 @@ class CutoutWriter:
     def __enter__(self) -> CutoutWriter:
         self._tmp = prepare_output(self.path)
         self._f = open_new_h5(self._tmp, self.path)
+        try:
+            self._create()
+        except BaseException as exc:   # no __exit__ follows a failed __enter__: end the write here
+            f, self._f = self._f, None
+            end_h5_output(f, self._tmp, self.path, False, exc)
+            raise
+        return self
+
+    def _create(self) -> None:
+        """The empty datasets and groups of a new cutouts file."""
+        assert self._f is not None
         c, s, t = len(self.bands), self.size, self.thumb_size
         k = self.chunk_objects
         f = self._f
@@ -87,7 +98,6 @@ class CutoutWriter:
         g["ra"].attrs["unit"] = "deg"
         g["dec"].attrs["unit"] = "deg"
         g.create_group("columns")
-        return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self._f is not None
@@ -99,13 +109,13 @@ class CutoutWriter:
             if ok:
                 write_attrs(self._f, root_attrs(CUTOUTS_FORMAT, bands=self.bands, size=self.size,
                                                 thumb_size=self.thumb_size, **self.attrs))
-        except BaseException:
-            ok = False
+        except BaseException as late:
+            ok, exc = False, late
             raise
         finally:
-            self._f.close()
-            self._f = None
-            finish_output(self._tmp, self.path, ok)
+            assert self._tmp is not None
+            f, self._f = self._f, None
+            end_h5_output(f, self._tmp, self.path, ok, exc)
 
     # -- writing --------------------------------------------------------------------------------
     def add(self, images: np.ndarray, ids: Sequence[str], ra: Sequence[float] | None = None,

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from .atomic import finish_output, open_new_h5, prepare_output
+from .atomic import end_h5_output, open_new_h5, prepare_output
 from .base import ObjectFile
 from .ondemand import ID_ORDER, id_order
 from .schema import (
@@ -67,12 +67,17 @@ class EmbeddingStoreWriter:
             raise StoreError("no objects to write", self.path)
         self._tmp = prepare_output(self.path)
         self._f = open_new_h5(self._tmp, self.path)
-        group = self._f.create_group("objects")
-        write_objects(group, self.objects)
-        order = id_order(self.objects.ids)
-        if order is not None:   # repeated ids get no index: readers then find and report them
-            group.create_dataset(ID_ORDER, data=order)
-            group[ID_ORDER].attrs["description"] = "rows in the order of their ids (code point order)"
+        try:
+            group = self._f.create_group("objects")
+            write_objects(group, self.objects)
+            order = id_order(self.objects.ids)
+            if order is not None:   # repeated ids get no index: readers then find and report them
+                group.create_dataset(ID_ORDER, data=order)
+                group[ID_ORDER].attrs["description"] = "rows in the order of their ids (code point order)"
+        except BaseException as exc:   # no __exit__ follows a failed __enter__: end the write here
+            f, self._f = self._f, None
+            end_h5_output(f, self._tmp, self.path, False, exc)
+            raise
         return self
 
     @property
@@ -152,14 +157,13 @@ class EmbeddingStoreWriter:
         try:
             if ok:
                 write_attrs(self.file, root_attrs(STORE_FORMAT, **self.attrs))
-        except BaseException:
-            ok = False
+        except BaseException as late:
+            ok, exc = False, late
             raise
         finally:
             assert self._f is not None and self._tmp is not None
-            self._f.close()
-            self._f = None
-            finish_output(self._tmp, self.path, ok)
+            f, self._f = self._f, None
+            end_h5_output(f, self._tmp, self.path, ok, exc)
 
 
 class EmbeddingStore(ObjectFile):
