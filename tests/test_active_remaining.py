@@ -9,6 +9,7 @@ from scipy.stats import binom
 from galexplorer.active.remaining import (
     EXACT_MAX,
     estimate_remaining,
+    fit_calibration,
     interesting_probability,
     poisson_binomial_interval,
 )
@@ -105,3 +106,55 @@ def test_interval_covers_the_truth_in_simulated_sets():
         est = estimate_remaining(mean, std, NONE, NONE, 3.0)
         covered += est.low <= truth <= est.high
     assert 0.85 <= covered / trials <= 0.97, covered / trials
+
+
+def test_calibration_recovers_a_known_map_and_corrects_the_estimate():
+    """Labels drawn with P(hit) = sigmoid(3z - 1): the fit finds (3, -1) and the calibrated
+    estimate matches the truth where Φ(z) does not."""
+    rng = np.random.default_rng(2)
+    z = rng.normal(-1, 1.5, 4000)
+    mean, std = 2.5 + z, np.ones_like(z)               # z = (mean - 2.5) / std
+    hit = rng.random(4000) < 1 / (1 + np.exp(-(3 * z - 1)))
+    cal = fit_calibration(mean, std, np.where(hit, 5.0, 0.0), 3.0)
+    assert cal.a == pytest.approx(3, abs=0.3) and cal.b == pytest.approx(-1, abs=0.2)
+    assert cal.n == 4000 and cal.hits == hit.sum()
+    # a fresh set from the same map: the calibrated count is right, the Gaussian's is not
+    z2 = rng.normal(-1, 1.5, 3000)
+    truth = int((rng.random(3000) < 1 / (1 + np.exp(-(3 * z2 - 1)))).sum())
+    est = estimate_remaining(2.5 + z2, np.ones(3000), NONE, NONE, 3.0, calibration=cal)
+    raw = estimate_remaining(2.5 + z2, np.ones(3000), NONE, NONE, 3.0)
+    assert est.method == "calibrated" and est.low <= truth <= est.high
+    assert abs(est.expected - truth) < 0.1 * truth < abs(raw.expected - truth)
+
+
+def test_calibration_stays_finite_when_labels_are_alike_or_separated():
+    z = np.linspace(-3, 3, 40)
+    none = fit_calibration(2.5 + z, np.ones(40), np.zeros(40), 3.0)
+    split = fit_calibration(2.5 + z, np.ones(40), np.where(z > 0, 5.0, 0.0), 3.0)
+    for cal in (none, split):
+        assert np.isfinite([cal.a, cal.b]).all() and np.all(np.isfinite(cal.cov))
+    assert none.b < 0 and split.a > 1.702       # no hits: lower; a clean split: steeper than Φ
+    with pytest.raises(ConfigError, match="positive stds"):
+        fit_calibration(np.zeros(3), np.zeros(3), np.zeros(3), 3.0)
+
+
+def test_no_stopping_hint_before_the_first_find():
+    cold = estimate_remaining(np.zeros(100), np.full(100, 0.3), np.array([0]), np.array([0.0]), 3.0)
+    assert cold.next_yield < 0.5 and not cold.stop
+
+
+def test_loop_result_estimate_on_a_planted_store(tmp_path):
+    from active_synthetic import planted_store
+
+    from galexplorer.active.loop import ActiveLoop, LoopConfig
+    from galexplorer.store import EmbeddingStore
+
+    path, rare, _ = planted_store(tmp_path / "s.h5", 600, rare=0.05)
+    with EmbeddingStore(path) as st:
+        loop = ActiveLoop(st, LoopConfig(scorer="gp"))
+        rows = loop.initial_batch()
+        est = loop.fit(rows, np.where(rare[rows], 5.0, 0.0)).remaining()
+        assert est.method == "calibrated" and est.calibration.n == len(rows)
+        assert est.n_unlabelled == 600 - len(rows) and est.batch_size == 10
+        with pytest.raises(ConfigError, match="uncertainty"):
+            ActiveLoop(st, LoopConfig(scorer="iforest")).fit(rows, np.zeros(len(rows))).remaining()

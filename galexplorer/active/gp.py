@@ -612,6 +612,21 @@ class GaussianProcessRegressor:
         run_chunks(len(rows), chunk, work, self.n_threads, desc)
         return out
 
+    def loo_predictions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Leave-one-out predictive mean and std of every labelled object, label units.
+
+        The closed form of Rasmussen & Williams (2006, eq. 5.12) at the fitted hyper-parameters
+        (and, with a prior-mean covariate, the fitted ``(a, b)`` held fixed):
+        ``μ₋ᵢ = yᵢ − αᵢ/[K⁻¹]ᵢᵢ``, ``σ²₋ᵢ = 1/[K⁻¹]ᵢᵢ`` (white noise included, as :meth:`predict_std`).
+
+        Returns:
+            ``(mean, std)``, each (n,) float64, in the order of the training labels.
+        """
+        self._check_fitted()
+        kinv_diag = np.einsum("ki,ki->i", self._Linv, self._Linv)      # K^-1 = L^-T L^-1
+        mean = (self.y_norm - self.alpha_ / kinv_diag) * self.y_std + self.y_mean
+        return mean, np.sqrt(1.0 / kinv_diag) * self.y_std
+
     def predict(self, X: np.ndarray, return_std: bool = False, mean_covariate: np.ndarray | None = None):
         """scikit-learn-style: mean, or (mean, std) for every row of ``X`` (float32)."""
         mean = self.predict_mean(X, mean_covariate=mean_covariate)
