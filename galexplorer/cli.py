@@ -358,6 +358,10 @@ def _add_export(sub) -> None:
     p.add_argument("--spreadsheet-safe", action="store_true",
                    help="CSV for a spreadsheet: prefix ' to text starting with = + - @ (default: values exact)")
     p.add_argument("--user", help="label columns from this user's labels (default: consensus of all)")
+    p.add_argument("--explain", action="store_true",
+                   help="add why each object ranks where it does: the prior (anomaly) part of its score and "
+                        "what the labels add, the labelled objects that pull it most, its anomaly percentile "
+                        "and nearest labelled neighbour (docs/active-learning.md)")
     p.set_defaults(run=_run_export)
 
 
@@ -365,7 +369,7 @@ def _run_export(args) -> int:
     from .export import export_store
 
     path, table = export_store(args.store, args.output, args.format, args.top, args.user,
-                               spreadsheet_safe=args.spreadsheet_safe)
+                               spreadsheet_safe=args.spreadsheet_safe, explain=args.explain)
     _say(args, f"wrote {len(table)} ranked objects ({table.meta.get('scorer')}, {table.meta.get('n_labels')} "
                f"label(s)) to {path}\nprovenance: {path}.json")
     return 0

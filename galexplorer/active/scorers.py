@@ -85,6 +85,10 @@ class ScoreModel:
         loo: ``f() -> (mean, std)`` leave-one-out predictions of the labelled objects (in the
             order of the labels fitted on), or None; the GP's (see
             :meth:`~.gp.GaussianProcessRegressor.loo_predictions`).
+        split: ``f(rows) -> (prior, prior_std, weights, residuals)``: the GP's prediction of
+            those rows split into its prior mean (m,), the prior's std, the (m, n) weights of
+            the labels and the (n,) labels less their prior mean (see
+            :meth:`~.gp.GaussianProcessRegressor.label_weights`), or None.
     """
 
     mean: np.ndarray
@@ -96,6 +100,7 @@ class ScoreModel:
     exact_mean: Callable[[], np.ndarray] | None = None
     select: Callable[..., BatchSelection] | None = None
     loo: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+    split: Callable[[np.ndarray], tuple[np.ndarray, float, np.ndarray, np.ndarray]] | None = None
 
     @property
     def has_std(self) -> bool:
@@ -188,6 +193,13 @@ class GPScorer(Scorer):
             mean, bound = exact_mean(std_bound=True)
             model = ScoreModel(mean=mean, std_bound=bound, exact_std=exact_std, info=info)
         model.loo = gp.loo_predictions
+
+        def split(rows):
+            rows = np.asarray(rows, dtype=np.int64)
+            return (gp.prior_mean(len(rows), None if h is None else h[rows]), gp.prior_std,
+                    gp.label_weights(X, rows), gp.residual_labels)
+
+        model.split = split
         return model
 
     def _covariate(self, X: np.ndarray) -> np.ndarray:
