@@ -158,3 +158,25 @@ def test_loop_result_estimate_on_a_planted_store(tmp_path):
         assert est.n_unlabelled == 600 - len(rows) and est.batch_size == 10
         with pytest.raises(ConfigError, match="uncertainty"):
             ActiveLoop(st, LoopConfig(scorer="iforest")).fit(rows, np.zeros(len(rows))).remaining()
+
+
+def test_calibrated_interval_is_the_same_binned_at_survey_scale():
+    """Past BIN_ABOVE objects the parameter draws sum over bins of z: the interval barely moves."""
+    import time
+
+    from galexplorer.active import remaining as rem
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(-3, 1.5, 300_000)
+    cal = rem.Calibration(2.5, -0.5, ((0.04, 0.0), (0.0, 0.02)), 100, 10)
+    t0 = time.perf_counter()
+    binned = rem._calibrated_interval(z, cal, 0.9, 0)
+    seconds = time.perf_counter() - t0
+    old = rem.BIN_ABOVE
+    try:
+        rem.BIN_ABOVE = 10 ** 9
+        full = rem._calibrated_interval(z, cal, 0.9, 0)
+    finally:
+        rem.BIN_ABOVE = old
+    assert abs(binned[0] - full[0]) <= 0.01 * full[0] + 2 and abs(binned[1] - full[1]) <= 0.01 * full[1] + 2
+    assert seconds < 2.0, seconds

@@ -55,6 +55,8 @@ STEP = 1.0
 A0, PRIOR_SD = 1.702, 1.0
 #: Draws of the calibration's parameters for the interval.
 DRAWS = 400
+#: Above this many objects the draws sum over BINS bins of z.
+BIN_ABOVE, BINS = 20_000, 4096
 
 
 @dataclass(frozen=True)
@@ -340,10 +342,21 @@ def _calibrated_interval(z: np.ndarray, cal: Calibration, level: float, seed: in
         raise ConfigError(f"the interval's level must be in (0, 1), got {level}")
     rng = np.random.default_rng(seed)
     draws = rng.multivariate_normal([cal.a, cal.b], np.asarray(cal.cov), DRAWS)
+    # past BIN_ABOVE objects, the sums run over BINS bins of z (each at its members' mean z,
+    # weighted by their number): DRAWS × BINS work instead of DRAWS × N (seconds at 10^6)
+    zs, weight = np.asarray(z, dtype=np.float64), None
+    if len(zs) > BIN_ABOVE:
+        edges = np.linspace(zs.min(), zs.max() + 1e-9, BINS + 1)
+        which = np.clip(np.searchsorted(edges, zs, side="right") - 1, 0, BINS - 1)
+        weight = np.bincount(which, minlength=BINS).astype(np.float64)
+        sums = np.bincount(which, weights=zs, minlength=BINS)
+        keep = weight > 0
+        zs, weight = sums[keep] / weight[keep], weight[keep]
     counts = np.empty(DRAWS)
     for i, (a, b) in enumerate(draws):
-        p = expit(a * z + b)
-        counts[i] = rng.normal(p.sum(), math.sqrt(float((p * (1 - p)).sum())))
+        p = expit(a * zs + b)
+        w = 1.0 if weight is None else weight
+        counts[i] = rng.normal(float((w * p).sum()), math.sqrt(float((w * p * (1 - p)).sum())))
     counts = np.clip(np.round(counts), 0, len(z))
     tail = (1 - level) / 2
     return int(np.quantile(counts, tail)), int(np.quantile(counts, 1 - tail))

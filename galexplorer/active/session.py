@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LabelError, StoreError
+from ..errors import GalexplorerError, LabelError, StoreError
 from ..label_scale import MAX_SCORE
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
@@ -92,6 +92,9 @@ class ModelState:
     labels: np.ndarray | None = None
     excluded: np.ndarray | None = None
     portfolio: dict | None = None     # the portfolio's state (shares per strategy), see active/portfolio.py
+    # interesting objects left (RemainingEstimate.as_dict(), see active/remaining.py), or None
+    # where the scorer has no uncertainty or the std of every object was not computed
+    remaining: dict | None = None
 
     @property
     def description(self) -> str:
@@ -127,7 +130,20 @@ def model_state(result) -> ModelState:
                       np.concatenate(parts), ranking, rank, int(result.n_labels), str(result.scorer),
                       float(result.seconds), np.asarray(result.labelled, np.int64),
                       np.asarray(result.labels, np.float32), np.asarray(result.excluded, np.int64),
-                      portfolio=result.portfolio)
+                      portfolio=result.portfolio, remaining=_remaining(result))
+
+
+def _remaining(result) -> dict | None:
+    """The fit's estimate of the interesting objects left, where it costs no more std passes
+    (the scorer has an uncertainty and every object's std is known), else None."""
+    model = result._model
+    if model is None or not model.has_std or result.n_labels == 0 or not result.std_complete:
+        return None
+    try:
+        return result.remaining().as_dict()
+    except GalexplorerError as exc:      # e.g. a degenerate fit: the window shows no estimate
+        log.info("no remaining-count estimate: %s", exc)
+        return None
 
 
 RERANK_LIMIT = 5000   # more changed objects than this: one full sort instead of insertions
