@@ -396,6 +396,9 @@ def _add_simulate(sub) -> None:
     p.add_argument("--compare", action="store_true",
                    help="run every scorer (and the default) with the same store and seeds; one table, one plot")
     p.add_argument("--scorers", metavar="A,B,...", help="with --compare: only these scorers (comma-separated)")
+    p.add_argument("--no-remaining", action="store_true",
+                   help="skip the estimate of the interesting objects left after each refit (it needs every "
+                        "object's std: seconds a refit at 10^6 objects)")
     p.set_defaults(run=_run_simulate)
 
 
@@ -405,7 +408,7 @@ def _run_simulate(args) -> int:
 
     above = args.interesting_above
     cfg = SimulateConfig(truth=args.truth, scale=args.scale, interesting_above=above, budget=args.budget,
-                         batch=args.batch, seeds=args.seeds,
+                         batch=args.batch, seeds=args.seeds, remaining=not args.no_remaining,
                          loop=LoopConfig(scorer=args.scorer, acquisition=args.acquisition, xi=args.xi,
                                          batch_size=args.batch, interesting_above=above,
                                          feature_scaling=args.feature_scaling))

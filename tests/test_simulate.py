@@ -104,6 +104,9 @@ def test_cli_simulate(store, tmp_path, capsys):
     assert "no remaining-count estimate" not in text and "interesting objects left" in text
     assert main(["simulate", str(path), "--truth", "truth", "--budget", "20", "--scorer", "iforest"]) == 0
     assert "no remaining-count estimate: the iforest scorer has no uncertainty" in capsys.readouterr().out
+    assert main(["simulate", str(path), "--truth", "truth", "--budget", "20", "--no-remaining", "-o", str(out)]) == 0
+    assert "interesting objects left" not in capsys.readouterr().out
+    assert pd.read_csv(out)["remaining_estimate"].isna().all()
     assert main(["simulate", str(path), "--truth", "kind", "--budget", "30"]) == 2
     err = capsys.readouterr().err
     assert "not numeric" in err and "Traceback" not in err
