@@ -443,6 +443,10 @@ def _add_export(sub) -> None:
     p.add_argument("--spreadsheet-safe", action="store_true",
                    help="CSV for a spreadsheet: prefix ' to text starting with = + - @ (default: values exact)")
     p.add_argument("--user", help="label columns from this user's labels (default: consensus of all)")
+    p.add_argument("--explain", action="store_true",
+                   help="add why each object ranks where it does: the prior (anomaly) part of its score and "
+                        "what the labels add, the labelled objects that pull it most, its anomaly percentile "
+                        "and nearest labelled neighbour (docs/active-learning.md)")
     p.set_defaults(run=_run_export)
 
 
@@ -450,7 +454,7 @@ def _run_export(args) -> int:
     from .export import export_store
 
     path, table = export_store(args.store, args.output, args.format, args.top, args.user,
-                               spreadsheet_safe=args.spreadsheet_safe)
+                               spreadsheet_safe=args.spreadsheet_safe, explain=args.explain)
     _say(args, f"wrote {len(table)} ranked objects ({table.meta.get('scorer')}, {table.meta.get('n_labels')} "
                f"label(s)) to {path}\nprovenance: {path}.json")
     return 0
@@ -477,6 +481,9 @@ def _add_simulate(sub) -> None:
                    help="refine the encoder on the labels so far after every N labels (as `galexplorer refine`) "
                         "and go on in the re-embedded store; the stores are temporary")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="for --refine-every")
+    p.add_argument("--no-remaining", action="store_true",
+                   help="skip the estimate of the interesting objects left after each refit (it needs every "
+                        "object's std: seconds a refit at 10^6 objects)")
     p.set_defaults(run=_run_simulate)
 
 
@@ -488,7 +495,7 @@ def _run_simulate(args) -> int:
     above = loop.interesting_above
     cfg = SimulateConfig(truth=args.truth, scale=args.scale, interesting_above=above,
                          budget=args.budget, batch=loop.batch_size, seeds=args.seeds, loop=loop,
-                         refine_every=args.refine_every or 0)
+                         refine_every=args.refine_every or 0, remaining=not args.no_remaining)
     if args.refine_every and args.compare:
         raise ConfigError("--refine-every runs one loop; it does not combine with --compare")
     with EmbeddingStore(args.store) as store:

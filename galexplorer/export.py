@@ -204,11 +204,14 @@ def write_ranked(table: RankedTable, path: str | Path, format: str | None = None
 
 
 def export_store(store_path: str | Path, output: str | Path, format: str | None = None, top: int | None = None,
-                 user: str | None = None, spreadsheet_safe: bool = False) -> tuple[Path, RankedTable]:
+                 user: str | None = None, spreadsheet_safe: bool = False, explain: bool = False
+                 ) -> tuple[Path, RankedTable]:
     """Export a store's ranked candidate list.
 
     Uses the saved ranking (``galexplorer rank``); without one, ranks now with the default
-    scorer (logged) without saving it.
+    scorer (logged) without saving it. With ``explain``, the columns of
+    :data:`~galexplorer.active.explain.EXPLAIN_COLUMNS` are added (why each object ranks where
+    it does: :func:`~galexplorer.active.explain.explain_table`, a refit on the current labels).
 
     Returns:
         ``(path, table)``; the table's id and catalogue columns read from the store, which is
@@ -224,6 +227,10 @@ def export_store(store_path: str | Path, output: str | Path, format: str | None 
     with EmbeddingStore(store_path) as store, LabelJournal.for_store(store_path, readonly=True) as journal:
         ranking = current_ranking(store, user=user)
         table = ranked_table(store, ranking, journal, user=user, top=top)
+        if explain:
+            from .active.explain import explain_table
+
+            table = explain_table(store, table, user=user)
         # written while the store is open: a --top table reads its rows' ids and columns now
         return write_ranked(table, output, fmt, spreadsheet_safe=spreadsheet_safe), table
 

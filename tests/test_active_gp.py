@@ -189,3 +189,24 @@ def test_prior_mean_slope_held_non_negative():
     assert free.mean_coef[1] < 0
     with pytest.raises(ConfigError, match="mean_covariate"):
         free.predict_mean(X)
+
+
+@pytest.mark.parametrize("covariate", [False, True])
+def test_leave_one_out_matches_refitting_without_each_point(covariate):
+    """The closed-form LOO mean and std equal a refit on n − 1 points at the same hyper-parameters."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(25, 3))
+    y = np.clip(2 + X[:, 0] + 0.3 * rng.normal(size=25), 0, 5)
+    h = rng.uniform(0, 5, 25) if covariate else None
+    gp = GaussianProcessRegressor().fit(X, y, mean_covariate=h)
+    mean, std = gp.loo_predictions()
+    for i in (0, 7, 24):
+        keep = np.arange(25) != i
+        # the same normalisation, hyper-parameters and prior-mean coefficients, without point i
+        other = GaussianProcessRegressor(normalize_y=False).fit(
+            X[keep], (y[keep] - gp.y_mean) / gp.y_std, hyper=gp.hyper, optimise=False,
+            mean_covariate=None if h is None else h[keep], mean_coef=gp.mean_coef if covariate else None)
+        m1 = other.predict_mean(X[i:i + 1], mean_covariate=None if h is None else h[i:i + 1])
+        s1 = other.predict_std(X[i:i + 1])
+        assert mean[i] == pytest.approx(float(m1[0]) * gp.y_std + gp.y_mean, abs=1e-4)
+        assert std[i] == pytest.approx(float(s1[0]) * gp.y_std, rel=1e-4)

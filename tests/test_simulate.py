@@ -10,7 +10,7 @@ from active_synthetic import planted_store, restore_cli_logging
 from galexplorer.active.loop import LoopConfig
 from galexplorer.active.metrics import precision_at_k, rank_weighted_score, recall_at_k
 from galexplorer.active.oracle import ColumnOracle
-from galexplorer.active.simulate import SimulateConfig, simulate, write_curve
+from galexplorer.active.simulate import REMAINING_COLUMNS, SimulateConfig, simulate, write_curve
 from galexplorer.cli import main
 from galexplorer.errors import ConfigError, StoreError
 from galexplorer.store import EmbeddingStore
@@ -58,9 +58,27 @@ def test_simulate_finds_rare_class(store, tmp_path):
     assert "recall@100" in text and "RWS(60)" in text
     csv, png = write_curve(report, tmp_path / "curve.csv")
     df = pd.read_csv(csv)
-    assert list(df.columns) == ["position", "found_by_loop", "found_random", "found_anomaly"]
+    assert list(df.columns) == ["position", "found_by_loop", "found_random", "found_anomaly", *REMAINING_COLUMNS]
     assert len(df) == 2000 and df["found_by_loop"].iloc[-1] == 40
     assert png.read_bytes()[:4] == b"\x89PNG"
+    # the remaining-count estimate at every refit (10, 20, ..., 60 labels), beside the truth
+    assert [r.labels for r in report.remaining] == [10, 20, 30, 40, 50, 60]
+    at = df.dropna(subset=["remaining_estimate"])
+    assert at["position"].tolist() == [10, 20, 30, 40, 50, 60]
+    for r, (_, row) in zip(report.remaining, at.iterrows()):
+        assert r.found + r.true == 40 == row["found_by_labelling"] + row["remaining_true"]
+        assert row["remaining_low"] <= row["remaining_estimate"] <= row["remaining_high"]
+        assert row["remaining_rel_error"] == pytest.approx((r.estimate.expected - r.true) / r.true, abs=1e-3)
+    assert "interesting objects left" in text and "true" in text
+
+
+def test_remaining_estimate_tracks_the_truth(store):
+    """On the planted set the GP's estimate after 60 labels is within a factor of 2 of the truth."""
+    path, _, _ = store
+    with EmbeddingStore(path) as st:
+        report = simulate(st, SimulateConfig(truth="truth", budget=60, batch=20, loop=LoopConfig(scorer="gp")))
+    last = report.remaining[-1]
+    assert last.true > 0 and 0.5 <= last.estimate.expected / last.true <= 2.0, (last.estimate, last.true)
 
 
 def test_bad_input(store, tmp_path):
@@ -83,6 +101,12 @@ def test_cli_simulate(store, tmp_path, capsys):
                  "--scorer", "knn", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "recall@10" in text and out.exists() and out.with_suffix(".png").exists()
+    assert "no remaining-count estimate" not in text and "interesting objects left" in text
+    assert main(["simulate", str(path), "--truth", "truth", "--budget", "20", "--scorer", "iforest"]) == 0
+    assert "no remaining-count estimate: the iforest scorer has no uncertainty" in capsys.readouterr().out
+    assert main(["simulate", str(path), "--truth", "truth", "--budget", "20", "--no-remaining", "-o", str(out)]) == 0
+    assert "interesting objects left" not in capsys.readouterr().out
+    assert pd.read_csv(out)["remaining_estimate"].isna().all()
     assert main(["simulate", str(path), "--truth", "kind", "--budget", "30"]) == 2
     err = capsys.readouterr().err
     assert "not numeric" in err and "Traceback" not in err

@@ -10,7 +10,7 @@ the map by the model, draws a lasso, hovers over a galaxy, and saves the window 
 panel as PNG files in OUT_DIR: ``window.png``, ``scatter.png``, ``inspector.png``,
 ``queue.png``, ``gallery.png``, ``candidates.png``, ``similar.png``, ``shortcuts.png``; and
 the views of a labelling afternoon: ``start-page.png``, ``colour-limits.png``,
-``inspector-zoom.png``, ``my-labels.png``, ``agreement.png`` (a second labeller, "colleague",
+``inspector-zoom.png``, ``my-labels.png``, ``remaining.png`` (found and estimated-left), ``agreement.png`` (a second labeller, "colleague",
 scores some objects first).
 """
 
@@ -114,6 +114,10 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
         ex.request_refit("manual")
         ex.wait_idle(300)
         settle(w)
+        w.remaining.toggle_plot()       # the status bar's estimate of what is left, and its history
+        settle(w)
+        written.append(save_screenshot(w.remaining.popup, out / "remaining.png"))
+        w.remaining.popup.hide()
         w.scatter_panel.colour.setCurrentText("model: predicted score")
         settle(w)
         sc = w.scatter

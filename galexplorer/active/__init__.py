@@ -12,6 +12,8 @@ Public API (what the CLI and the explorer call; all safe to call from a worker t
         # .complete_std() fills std for every object (slow for the GP at 10^6)
         # .complete_mean() the exact mean where the GP's pre-filter left the low-rank one
         #   (from 500 000 objects; .mean_complete says which)
+        # .remaining(threshold=None) -> RemainingEstimate: interesting objects left (expected,
+        #   interval, next batch's yield, stopping hint) from the posterior (active.remaining)
     loop.anomaly_prior() -> (N,) float32 0–5
 
     from galexplorer.active.snapshot import label_snapshot
@@ -33,5 +35,5 @@ Modules: ``features`` (standardised PCA features), ``kernels`` and ``gp`` (the r
 ``prefilter`` (the GP's batch at survey scale: a low-rank pass bounds every object, the exact
 GP runs on the candidates that could win),
 ``scorers`` (gp, knn, neighbour, iforest, lof), ``loop``, ``snapshot``, ``ranking``, ``oracle``,
-``metrics``, ``simulate``. See docs/active-learning.md.
+``metrics``, ``simulate``, ``remaining`` (how many interesting objects are left). See docs/active-learning.md.
 """

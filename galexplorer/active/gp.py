@@ -612,6 +612,56 @@ class GaussianProcessRegressor:
         run_chunks(len(rows), chunk, work, self.n_threads, desc)
         return out
 
+    def label_weights(self, X: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """The weights with which each labelled object's score enters the mean of the rows
+        ``index`` (the kriging weights ``w = K⁻¹k(x)``), float64, exact.
+
+        ``mean(x) = prior_mean(x) + Σⱼ wⱼ·(yⱼ − prior_mean(zⱼ))`` in label units: with
+        :meth:`prior_mean` and :attr:`residual_labels` the weights split a prediction into what
+        the prior says and what each label adds.
+
+        Args:
+            X: (N, k) features; index: (m,) rows of ``X``.
+
+        Returns:
+            (m, n) weights, one column per training label (in their order).
+        """
+        self._check_fitted()
+        rows = np.asarray(index, dtype=np.int64)
+        K = matern_block(scaled_augmented(np.asarray(X[rows]), self.hyper.length_scale, "left", np.float64),
+                         self._right_t64)
+        return (K @ self._W64) @ self._Linv        # k K^-1 = (k L^-T) L^-1; _W64 holds amplitude·e
+
+    def prior_mean(self, n: int, mean_covariate: np.ndarray | None = None) -> np.ndarray:
+        """The prior mean ``y_mean + y_std·(a + b·h)`` of ``n`` objects (label units), (n,) float64:
+        what the model predicts with no label near (the anomaly part for ``gp-anomaly``)."""
+        self._check_fitted()
+        a, b = self.mean_coef
+        hcov = self._covariate(mean_covariate, n)
+        norm = np.full(n, a) if hcov is None else a + b * np.asarray(hcov, dtype=np.float64)
+        return self.y_mean + self.y_std * norm
+
+    @property
+    def residual_labels(self) -> np.ndarray:
+        """(n,) the training labels less their prior mean, label units (what the weights multiply)."""
+        self._check_fitted()
+        return self.y_fit * self.y_std
+
+    def loo_predictions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Leave-one-out predictive mean and std of every labelled object, label units.
+
+        The closed form of Rasmussen & Williams (2006, eq. 5.12) at the fitted hyper-parameters
+        (and, with a prior-mean covariate, the fitted ``(a, b)`` held fixed):
+        ``μ₋ᵢ = yᵢ − αᵢ/[K⁻¹]ᵢᵢ``, ``σ²₋ᵢ = 1/[K⁻¹]ᵢᵢ`` (white noise included, as :meth:`predict_std`).
+
+        Returns:
+            ``(mean, std)``, each (n,) float64, in the order of the training labels.
+        """
+        self._check_fitted()
+        kinv_diag = np.einsum("ki,ki->i", self._Linv, self._Linv)      # K^-1 = L^-T L^-1
+        mean = (self.y_norm - self.alpha_ / kinv_diag) * self.y_std + self.y_mean
+        return mean, np.sqrt(1.0 / kinv_diag) * self.y_std
+
     def predict(self, X: np.ndarray, return_std: bool = False, mean_covariate: np.ndarray | None = None):
         """scikit-learn-style: mean, or (mean, std) for every row of ``X`` (float32)."""
         mean = self.predict_mean(X, mean_covariate=mean_covariate)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import LabelError, StoreError
+from ..errors import ConfigError, LabelError, StoreError
 from ..store import EmbeddingStore
 from .acquisition import (
     Acquisition,
@@ -44,6 +44,7 @@ from .features import LearningFeatures, learning_features
 from .ordering import ranking_order
 from .portfolio import ARM_SCORER, ARMS, POOL, Bandit, ranking_arm
 from .registry import PORTFOLIO
+from .remaining import STEP, RemainingEstimate, estimate_remaining, fit_calibration
 from .representation import RepresentationChoice, choose, load_sets
 from .scorers import IsolationForestScorer, NeighbourScorer, ScoreModel, Scorer, make_scorer, minmax_scale
 
@@ -152,6 +153,38 @@ class LoopResult:
             acq[~_eligible(len(self.mean), self.labelled, self.excluded)[missing]] = np.nan
             self.acquisition[missing] = acq
         return self
+
+    def remaining(self, threshold: float | None = None, calibrate: bool = True, **options) -> RemainingEstimate:
+        """How many interesting objects are left among the unlabelled ones, from this fit's
+        posterior (:func:`~galexplorer.active.remaining.estimate_remaining`); completes the std
+        of every object first (:meth:`complete_std`: N·n² flops for the GP).
+
+        Args:
+            threshold: interesting when the score is ``≥`` this (default: the config's
+                ``interesting_above``).
+            calibrate: map the posterior's ``z`` to probabilities by a calibration fitted on the
+                labelled objects' leave-one-out predictions (:func:`fit_calibration`; the GP
+                scorers), not by the Gaussian's ``Φ(z)``. Without it the estimate is several
+                times too high on the benchmark domains (docs/active-learning.md).
+            options: ``level``, ``stop_below``, ``step``, ``std_scale``, ``seed`` of :func:`estimate_remaining`.
+
+        Raises:
+            ConfigError: the scorer has no uncertainty (neighbour, iforest, lof, aad, pine, the
+                portfolio) or there are no labels yet.
+        """
+        m = self._model
+        if m is None or not m.has_std or self.n_labels == 0:
+            raise ConfigError(f"the remaining-count estimate needs a fitted scorer with an uncertainty "
+                              f"(gp, gp-anomaly, knn), not {self.scorer}")
+        self.complete_std()
+        t = self.config.interesting_above if threshold is None else float(threshold)
+        cal = None
+        if calibrate and m.loo is not None:
+            loo_mean, loo_std = m.loo()
+            cal = fit_calibration(loo_mean, loo_std, self.labels, t, options.get("step", STEP))
+        return estimate_remaining(self.mean, self.std, self.labelled, self.labels, t, excluded=self.excluded,
+                                  next_batch=self.next_batch, batch_size=self.config.batch_size,
+                                  calibration=cal, **options)
 
 
 def _eligible(n: int, labelled: np.ndarray, excluded: np.ndarray) -> np.ndarray:

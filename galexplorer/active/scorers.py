@@ -82,6 +82,13 @@ class ScoreModel:
         select: ``f(acquisition, k, candidates) -> BatchSelection``: the scorer's own exact
             batch selection (the GP's pre-filter), or None for
             :func:`~galexplorer.active.acquisition.select_batch`.
+        loo: ``f() -> (mean, std)`` leave-one-out predictions of the labelled objects (in the
+            order of the labels fitted on), or None; the GP's (see
+            :meth:`~.gp.GaussianProcessRegressor.loo_predictions`).
+        split: ``f(rows) -> (prior, prior_std, weights, residuals)``: the GP's prediction of
+            those rows split into its prior mean (m,), the prior's std, the (m, n) weights of
+            the labels and the (n,) labels less their prior mean (see
+            :meth:`~.gp.GaussianProcessRegressor.label_weights`), or None.
     """
 
     mean: np.ndarray
@@ -92,6 +99,8 @@ class ScoreModel:
     mean_error: np.ndarray | None = None
     exact_mean: Callable[[], np.ndarray] | None = None
     select: Callable[..., BatchSelection] | None = None
+    loo: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+    split: Callable[[np.ndarray], tuple[np.ndarray, float, np.ndarray, np.ndarray]] | None = None
 
     @property
     def has_std(self) -> bool:
@@ -179,9 +188,19 @@ class GPScorer(Scorer):
                                    mean_covariate=h)
 
         if len(X) >= self.prefilter_min_rows:
-            return self._prefiltered(gp, X, h, info, exact_std, exact_mean)
-        mean, bound = exact_mean(std_bound=True)
-        return ScoreModel(mean=mean, std_bound=bound, exact_std=exact_std, info=info)
+            model = self._prefiltered(gp, X, h, info, exact_std, exact_mean)
+        else:
+            mean, bound = exact_mean(std_bound=True)
+            model = ScoreModel(mean=mean, std_bound=bound, exact_std=exact_std, info=info)
+        model.loo = gp.loo_predictions
+
+        def split(rows):
+            rows = np.asarray(rows, dtype=np.int64)
+            return (gp.prior_mean(len(rows), None if h is None else h[rows]), gp.prior_std,
+                    gp.label_weights(X, rows), gp.residual_labels)
+
+        model.split = split
+        return model
 
     def _covariate(self, X: np.ndarray) -> np.ndarray:
         """The anomaly score scaled to 0–5, kept between refits (a pass over N saved each time)."""

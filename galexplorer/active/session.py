@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LabelError, StoreError
+from ..errors import GalexplorerError, LabelError, StoreError
 from ..label_scale import MAX_SCORE
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
@@ -94,6 +94,9 @@ class ModelState:
     portfolio: dict | None = None     # the portfolio's state (shares per strategy), see active/portfolio.py
     representation: str = "embedding"  # what the scorer learned on, and why (active/representation.py)
     representation_reason: str = ""
+    # interesting objects left (RemainingEstimate.as_dict(), see active/remaining.py), or None
+    # where the scorer has no uncertainty or the std of every object was not computed
+    remaining: dict | None = None
 
     @property
     def description(self) -> str:
@@ -130,7 +133,21 @@ def model_state(result) -> ModelState:
                       float(result.seconds), np.asarray(result.labelled, np.int64),
                       np.asarray(result.labels, np.float32), np.asarray(result.excluded, np.int64),
                       portfolio=result.portfolio, representation=result.representation,
-                      representation_reason=str(result.info.get("representation", {}).get("reason", "")))
+                      representation_reason=str(result.info.get("representation", {}).get("reason", "")),
+                      remaining=_remaining(result))
+
+
+def _remaining(result) -> dict | None:
+    """The fit's estimate of the interesting objects left, where it costs no more std passes
+    (the scorer has an uncertainty and every object's std is known), else None."""
+    model = result._model
+    if model is None or not model.has_std or result.n_labels == 0 or not result.std_complete:
+        return None
+    try:
+        return result.remaining().as_dict()
+    except GalexplorerError as exc:      # e.g. a degenerate fit: the window shows no estimate
+        log.info("no remaining-count estimate: %s", exc)
+        return None
 
 
 RERANK_LIMIT = 5000   # more changed objects than this: one full sort instead of insertions

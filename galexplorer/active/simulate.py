@@ -26,6 +26,7 @@ from ..store.atomic import atomic_output
 from .loop import ActiveLoop, LoopConfig, LoopResult
 from .metrics import found_curve, precision_at_k, rank_weighted_score, recall_at_k
 from .oracle import ColumnOracle
+from .remaining import RemainingEstimate, interesting_probability
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class SimulateConfig:
         refine_every: after every this many labels, refine the encoder on the labels so far and
             go on in the re-embedded store (``simulate --refine-every``; 0: never). Needs the
             ``refine`` function given to :func:`simulate`.
+        remaining: estimate the interesting objects left after every refit (needs the std of
+            every object: N·n² flops per refit for the GP, seconds at 10^6 objects).
     """
 
     truth: str
@@ -57,6 +60,40 @@ class SimulateConfig:
     seeds: int = 1
     loop: LoopConfig = field(default_factory=LoopConfig)
     refine_every: int = 0
+    remaining: bool = True
+
+
+@dataclass(frozen=True)
+class RemainingCheck:
+    """One refit's estimate of the interesting objects left, beside the truth the oracle knows.
+
+    Attributes:
+        labels: labels given at this refit.
+        found: interesting objects among them.
+        estimate: the posterior's :class:`RemainingEstimate`.
+        true: interesting objects among the unlabelled (from the truth column).
+        uncalibrated: the expected count from the Gaussian posterior's own probabilities
+            (``Σ Φ(z)``, no calibration), for comparison.
+    """
+
+    labels: int
+    found: int
+    estimate: RemainingEstimate
+    true: int
+    uncalibrated: float = float("nan")
+
+    @property
+    def error(self) -> float:
+        """Relative error ``(expected − true) / true`` (NaN when none is left)."""
+        return (self.estimate.expected - self.true) / self.true if self.true else float("nan")
+
+    @property
+    def covered(self) -> bool:
+        return self.estimate.low <= self.true <= self.estimate.high
+
+
+#: The goal of issue #23: the estimate within ±30% of the truth after this many labels.
+REMAINING_GOAL_LABELS, REMAINING_GOAL_ERROR = 100, 0.30
 
 
 @dataclass
@@ -83,6 +120,8 @@ class SimulationReport:
         result: the final :class:`LoopResult`.
         label_order: (n_labels,) int64 rows in the order the oracle labelled them.
         refit_seconds: wall time of every refit.
+        remaining: per refit, the estimate of the interesting objects left and the truth
+            (empty for scorers without an uncertainty).
     """
 
     config: SimulateConfig
@@ -101,6 +140,33 @@ class SimulationReport:
     label_order: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     refit_seconds: list[float] = field(default_factory=list)
     refines: list[tuple[int, float]] = field(default_factory=list)   # (labels, seconds) of each refine
+    remaining: list[RemainingCheck] = field(default_factory=list)
+
+    def remaining_table(self) -> list[str]:
+        """Lines: the remaining-count estimate against the truth at every refit."""
+        if not self.config.remaining:
+            return []
+        if not self.remaining:
+            return [f"(no remaining-count estimate: the {self.config.loop.scorer} scorer has no uncertainty)"]
+        lvl = f"{100 * self.remaining[0].estimate.level:.0f}%"
+        lines = [f"interesting objects left (score >= {self.config.interesting_above:g}) estimated from the "
+                 f"posterior after each refit, against the truth:",
+                 f"{'labels':>7s}{'found':>7s}{'estimate':>10s}{lvl + ' interval':>16s}{'true':>7s}{'error':>8s}"
+                 f"{'next batch':>11s}{'uncalibrated':>13s}"]
+        for r in self.remaining:
+            e = r.estimate
+            err = f"{100 * r.error:+.0f}%" if np.isfinite(r.error) else "-"
+            lines.append(f"{r.labels:7d}{r.found:7d}{e.expected:10.1f}{f'{e.low}-{e.high}':>16s}{r.true:7d}"
+                         f"{err:>8s}{e.next_yield:11.2f}{r.uncalibrated:13.1f}" + ("  stop" if e.stop else ""))
+        after = [r for r in self.remaining if r.labels >= REMAINING_GOAL_LABELS and np.isfinite(r.error)]
+        if after:
+            worst = max(abs(r.error) for r in after)
+            ok = worst <= REMAINING_GOAL_ERROR
+            lines.append(f"after {REMAINING_GOAL_LABELS} labels the largest error is {100 * worst:.0f}% "
+                         f"({'within' if ok else 'outside'} the ±{100 * REMAINING_GOAL_ERROR:.0f}% goal); "
+                         f"the interval covered the truth at {sum(r.covered for r in self.remaining)} of "
+                         f"{len(self.remaining)} refits")
+        return lines
 
     def summary(self) -> str:
         c = self.config
@@ -123,8 +189,23 @@ class SimulationReport:
         if self.refines:
             lines.append(f"refined the encoder {len(self.refines)} times (at " + ", ".join(
                 f"{k} labels: {t:.0f} s" for k, t in self.refines) + ")")
+        lines += self.remaining_table()
         lines += [f"wrote {p}" for p in self.outputs]
         return "\n".join(lines)
+
+
+def _remaining_check(result: LoopResult, interesting: np.ndarray) -> RemainingCheck | None:
+    """The refit's estimate beside the truth (None for a scorer without an uncertainty)."""
+    m = result._model
+    if m is None or not m.has_std or result.n_labels == 0:
+        return None
+    est = result.remaining()
+    free = np.ones(len(interesting), bool)
+    free[result.labelled] = False
+    free[result.excluded] = False
+    raw = interesting_probability(result.mean[free], result.std[free], est.threshold).sum()
+    return RemainingCheck(result.n_labels, int(interesting[result.labelled].sum()), est,
+                          int(interesting[free].sum()), float(raw))
 
 
 def _scores(name: str, order: np.ndarray, interesting: np.ndarray, ks, rws_ns) -> OrderingScores:
@@ -195,6 +276,7 @@ def simulate(store: EmbeddingStore, config: SimulateConfig, features=None, refin
     refined: list[EmbeddingStore] = []
     refines: list[tuple[int, float]] = []
     next_refine = c.refine_every or None
+    remaining = []
     while True:
         if next_refine is not None and len(labelled) >= next_refine and len(labelled) < c.budget:
             t_refine = time.perf_counter()
@@ -209,6 +291,11 @@ def simulate(store: EmbeddingStore, config: SimulateConfig, features=None, refin
             next_refine += c.refine_every
         result = loop.fit(labelled, labels, previous=result)
         refit_seconds.append(result.seconds)
+        check = _remaining_check(result, interesting) if c.remaining else None
+        if check is not None:
+            remaining.append(check)
+            log.info("simulate: %d labels, estimate %.1f left [%d-%d], true %d", check.labels,
+                     check.estimate.expected, check.estimate.low, check.estimate.high, check.true)
         if len(labelled) >= c.budget:
             break
         nxt = result.next_batch[: c.budget - len(labelled)]
@@ -232,7 +319,7 @@ def simulate(store: EmbeddingStore, config: SimulateConfig, features=None, refin
         r.close()
     return SimulationReport(c, loop_scores, random_scores, anomaly_scores, n, n_int, len(labelled), ks, rws_ns,
                             history, result, time.perf_counter() - t0, label_order=labelled.copy(),
-                            refit_seconds=refit_seconds, refines=refines)
+                            refit_seconds=refit_seconds, refines=refines, remaining=remaining)
 
 
 FOUND_AT = (50, 100, 200)
@@ -410,9 +497,12 @@ def _plot_compare(report: CompareReport, out: Path) -> None:
 
 
 def write_curve(report: SimulationReport, path: str | Path) -> list[Path]:
-    """Write the curve CSV (position, found_by_loop, found_random, found_anomaly) and a PNG beside it.
+    """Write the curve CSV and a PNG beside it.
 
-    Positions run from 1 to N (at most :data:`CURVE_MAX_ROWS`). Both files are written atomically.
+    Columns: ``position, found_by_loop, found_random, found_anomaly`` for positions 1 to N (at
+    most :data:`CURVE_MAX_ROWS`), then :data:`REMAINING_COLUMNS`, filled on the rows whose
+    position is the number of labels given at a refit (empty elsewhere, and for scorers without
+    an uncertainty). Both files are written atomically.
 
     Returns:
         The two paths.
@@ -424,15 +514,32 @@ def write_curve(report: SimulationReport, path: str | Path) -> list[Path]:
     with atomic_output(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh, lineterminator="\n")
-            w.writerow(["position", "found_by_loop", "found_random", "found_anomaly"])
+            w.writerow(["position", "found_by_loop", "found_random", "found_anomaly", *REMAINING_COLUMNS])
             rnd = report.random.curve[:m]
-            w.writerows(zip(range(1, m + 1), report.loop.curve[:m].astype(np.int64).tolist(),
-                            np.round(rnd, 6).tolist(), report.anomaly.curve[:m].astype(np.int64).tolist()))
+            at = {r.labels: r for r in report.remaining}
+            for i, row in enumerate(zip(report.loop.curve[:m].astype(np.int64).tolist(), np.round(rnd, 6).tolist(),
+                                        report.anomaly.curve[:m].astype(np.int64).tolist()), start=1):
+                w.writerow([i, *row, *_remaining_cells(at.get(i))])
     png = path.with_suffix(".png")
     with atomic_output(png) as tmp:
         _plot(report, m, tmp)
     report.outputs = [path, png]
     return [path, png]
+
+
+#: The curve CSV's columns of the remaining-count estimate (see :func:`write_curve`).
+REMAINING_COLUMNS = ("found_by_labelling", "remaining_estimate", "remaining_low", "remaining_high",
+                     "remaining_true", "remaining_rel_error", "next_batch_yield", "stop_hint",
+                     "remaining_uncalibrated")
+
+
+def _remaining_cells(r: RemainingCheck | None) -> list:
+    if r is None:
+        return [""] * len(REMAINING_COLUMNS)
+    e = r.estimate
+    err = round(r.error, 4) if np.isfinite(r.error) else ""
+    return [r.found, round(e.expected, 3), e.low, e.high, r.true, err, round(e.next_yield, 4), int(e.stop),
+            round(r.uncalibrated, 3)]
 
 
 def _plot(report: SimulationReport, m: int, out: Path) -> None:
@@ -441,8 +548,11 @@ def _plot(report: SimulationReport, m: int, out: Path) -> None:
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.4), dpi=120)
-    ax = fig.add_subplot()
+    panels = 2 if report.remaining else 1
+    fig = Figure(figsize=(6.4 * panels, 4.4), dpi=120)
+    ax = fig.add_subplot(1, panels, 1)
+    if report.remaining:
+        _plot_remaining(report, fig.add_subplot(1, 2, 2))
     x = np.arange(1, m + 1)
     ax.plot(x, np.minimum(x, report.n_interesting), color="0.7", ls=":", label="ideal")
     ax.plot(x, report.loop.curve[:m], lw=2, label=f"{report.config.loop.scorer} after {report.n_labels} labels")
@@ -458,3 +568,23 @@ def _plot(report: SimulationReport, m: int, out: Path) -> None:
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, format="png")
+
+
+def _plot_remaining(report: SimulationReport, ax) -> None:
+    """Found and estimated-remaining (with its interval) against labels given, and the truth."""
+    r = report.remaining
+    x = np.array([c.labels for c in r])
+    est = np.array([c.estimate.expected for c in r])
+    ax.plot(x, [c.found for c in r], marker="o", ms=3, lw=2, label="found (labelled interesting)")
+    ax.plot(x, est, marker="o", ms=3, color="C3", label="estimated remaining")
+    ax.fill_between(x, [c.estimate.low for c in r], [c.estimate.high for c in r], color="C3", alpha=0.2,
+                    label=f"{100 * r[0].estimate.level:.0f}% interval")
+    ax.plot(x, [c.true for c in r], color="k", ls="--", label="true remaining")
+    stops = [c.labels for c in r if c.estimate.stop]
+    if stops:
+        ax.axvline(stops[0], color="0.5", lw=0.8, ls=":", label="stopping hint")
+    ax.set_xlabel("labels given")
+    ax.set_ylabel("interesting objects")
+    ax.set_title("found, and left among the unlabelled", fontsize=10)
+    ax.set_ylim(0, report.n_interesting * 1.1)
+    ax.legend(loc="upper right", fontsize=8)

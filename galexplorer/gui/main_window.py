@@ -26,6 +26,7 @@ from .inspector import Inspector
 from .keymap import ShortcutHelp, key_sequences
 from .objectlist import elide_middle
 from .queue import QueuePanel
+from .remaining import RemainingIndicator
 from .scatter import ScatterView, Tool
 from .selection import SelectionMode
 from .settings import Settings, viewer_url
@@ -355,6 +356,8 @@ class MainWindow(QtWidgets.QMainWindow):
             lab.setProperty("counter", True)
             sb.addPermanentWidget(lab)
             self.counters[name] = lab
+        self.remaining = RemainingIndicator(self)      # interesting objects left (gui/remaining.py)
+        sb.addPermanentWidget(self.remaining)
         self.typing = QtWidgets.QLabel("keys go to the text field · Esc returns them to labelling")
         self.typing.setObjectName("TypingHint")
         self.typing.hide()
@@ -444,6 +447,8 @@ class MainWindow(QtWidgets.QMainWindow):
         ex.labelsChanged.connect(self._on_labels)
         ex.queueChanged.connect(self._on_queue)
         ex.modelChanged.connect(self._on_model)
+        self.remaining.reset()
+        ex.modelChanged.connect(lambda: self.remaining.update_state(ex.state))
         ex.refitStateChanged.connect(self._on_refit_state)
         ex.selectionChanged.connect(self._on_selection)
         ex.galleryChanged.connect(self._on_gallery)
@@ -484,6 +489,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._cutouts is not None:
             self._cutouts.close()
             self._cutouts = None
+        self.remaining.reset()
         self._set_loaded(False)
 
     def _set_loaded(self, on: bool) -> None:

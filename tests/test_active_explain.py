@@ -1,0 +1,106 @@
+"""Why an object ranks where it does (issue #23 item 10): the split, the pulls, the export columns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from active_synthetic import planted, planted_store, restore_cli_logging, write_store
+
+from galexplorer.active.explain import EXPLAIN_COLUMNS, anomaly_percentiles, explain
+from galexplorer.active.loop import ActiveLoop, LoopConfig
+from galexplorer.cli import main
+from galexplorer.errors import ConfigError
+from galexplorer.export import export_store
+from galexplorer.labels import LabelJournal
+from galexplorer.store import EmbeddingStore
+
+_cli_logging = pytest.fixture(autouse=True)(restore_cli_logging)
+
+
+@pytest.fixture(scope="module")
+def planted600(tmp_path_factory):
+    return planted_store(tmp_path_factory.mktemp("ex") / "s.h5", 600, rare=0.05)
+
+
+def _fit(path, rare, scorer):
+    st = EmbeddingStore(path)
+    loop = ActiveLoop(st, LoopConfig(scorer=scorer))
+    rows = np.r_[loop.initial_batch(), np.flatnonzero(rare)[:3]]
+    return st, loop, loop.fit(rows, np.where(rare[rows], 5.0, 0.0))
+
+
+@pytest.mark.parametrize("scorer", ["gp", "gp-anomaly"])
+def test_prior_plus_label_part_is_the_prediction(planted600, scorer):
+    path, rare, _ = planted600
+    st, loop, res = _fit(path, rare, scorer)
+    with st:
+        ex = explain(res, loop.X, loop.anomaly_prior(), np.arange(600))
+        np.testing.assert_allclose(ex.prior + ex.from_labels, res.mean, atol=2e-4)
+        # the pulls are the largest terms of the label part, strongest first, and each is weight × (label − prior)
+        top = np.abs(ex.pull_contributions)
+        assert (np.diff(top, axis=1) <= 1e-12).all()
+        assert np.isin(ex.pulls, res.labelled).all()
+        assert np.all(ex.prior_std > ex.std[np.argmax(res.mean)])    # labels shrink the ±
+        # a rare object's top pull is a labelled rare object (score 5), pulling it up
+        unl = np.setdiff1d(np.flatnonzero(rare), res.labelled)
+        i = int(np.argmax(res.mean[unl]))
+        e = explain(res, loop.X, loop.anomaly_prior(), unl[i:i + 1])
+        assert e.pull_labels[0, 0] == 5 and e.pull_contributions[0, 0] > 0 and e.from_labels[0] > 0
+        assert "from the labels" in e.describe(0)
+
+
+def test_contributions_match_the_weights_by_hand(planted600):
+    """weight_j = (K⁻¹k)_j computed directly from the fitted hyper-parameters."""
+    from galexplorer.active.gp import GaussianProcessRegressor
+
+    path, rare, _ = planted600
+    st, loop, res = _fit(path, rare, "gp")
+    with st:
+        X = loop.X.astype(np.float64)
+        Z = X[res.labelled]
+        gp = GaussianProcessRegressor().fit(Z, res.labels, hyper=None)
+        h = gp.hyper
+
+        def kern(A, B):
+            d = np.sqrt(((A[:, None, :] - B[None, :, :]) ** 2).sum(-1)) * np.sqrt(3) / h.length_scale
+            return h.amplitude * (1 + d) * np.exp(-d)
+
+        K = kern(Z, Z) + (h.noise + gp.jitter) * np.eye(len(Z))
+        w = np.linalg.solve(K, kern(X[:5], Z).T).T
+        np.testing.assert_allclose(gp.label_weights(loop.X, np.arange(5)), w, atol=1e-8)
+        np.testing.assert_allclose(w @ gp.residual_labels + gp.prior_mean(5), gp.predict_mean(loop.X[:5]), atol=1e-4)
+
+
+def test_percentile_neighbour_and_other_scorers(planted600):
+    np.testing.assert_allclose(anomaly_percentiles(np.array([3.0, 1.0, 2.0, 2.0])), [100, 0, 50, 50])
+    path, rare, _ = planted600
+    st, loop, res = _fit(path, rare, "knn")
+    with st:
+        lab = res.labelled[:2]
+        ex = explain(res, loop.X, loop.anomaly_prior(), lab)
+        np.testing.assert_array_equal(ex.nearest, lab)            # a labelled object is its own nearest
+        assert np.all(ex.nearest_distance < 1e-3) and np.isnan(ex.prior).all() and (ex.pulls == -1).all()
+        assert "predicted" in ex.describe(0) and "nearest labelled" in ex.describe(0)
+        with pytest.raises(ConfigError, match="rows to explain"):
+            explain(res, loop.X, loop.anomaly_prior(), np.array([600]))
+
+
+def test_export_explain_columns_and_cli(tmp_path, capsys):
+    emb, rare, truth = planted(300)
+    path = write_store(tmp_path / "s.h5", emb, {"truth": truth})
+    r = np.flatnonzero(rare)
+    with LabelJournal.for_store(path, user="u") as j:
+        j.score("obj00000", 0)
+        j.score(f"obj{r[0]:05d}", 5)
+        j.score(f"obj{r[1]:05d}", 5)
+    out, table = export_store(path, tmp_path / "x.csv", top=20, explain=True)
+    df = pd.read_csv(out)
+    assert list(df.columns[-len(EXPLAIN_COLUMNS):]) == list(EXPLAIN_COLUMNS) and len(df) == 20
+    np.testing.assert_allclose(df["score_prior"] + df["score_from_labels"], df["score_mean"], atol=1e-3)
+    assert set(df["pull_1_id"].dropna()) <= {"obj00000", f"obj{r[0]:05d}", f"obj{r[1]:05d}"}
+    assert df["anomaly_percentile"].between(0, 100).all() and df["nearest_labelled_id"].notna().all()
+    plain = pd.read_csv(export_store(path, tmp_path / "plain.csv", top=20)[0])
+    assert "score_prior" not in plain.columns                   # optional: only with --explain
+    assert main(["export", str(path), "-o", str(tmp_path / "c.csv"), "--top", "5", "--explain"]) == 0
+    assert "pull_3_contribution" in pd.read_csv(tmp_path / "c.csv").columns

@@ -1,0 +1,182 @@
+"""How many interesting objects are left (issue #23 item 11): the estimate from the posterior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from galexplorer.active.remaining import (
+    EXACT_MAX,
+    estimate_remaining,
+    fit_calibration,
+    interesting_probability,
+    poisson_binomial_interval,
+)
+from galexplorer.errors import ConfigError
+
+NONE = np.empty(0, np.int64)
+
+
+def test_probability_is_the_gaussian_tail_above_the_half_step():
+    # integer scores: a score >= 3 is a draw >= 2.5
+    p = interesting_probability(np.array([2.5, 3.5, 1.5, 2.5]), np.array([1.0, 1.0, 1.0, 0.0]), 3)
+    np.testing.assert_allclose(p, [0.5, 0.8413447, 0.1586553, 1.0], atol=1e-6)
+    # continuous scores (step 0), and a calibration that widens the std
+    assert interesting_probability(np.array([3.0]), np.array([1.0]), 3, step=0)[0] == pytest.approx(0.5)
+    wide = interesting_probability(np.array([4.5]), np.array([1.0]), 3, std_scale=2.0)[0]
+    assert wide == pytest.approx(0.8413447, abs=1e-6)
+    assert interesting_probability(np.array([2.0]), np.array([0.0]), 3)[0] == 0.0
+
+
+def test_all_half_gives_n_over_two_and_the_binomial_interval():
+    n = 400
+    est = estimate_remaining(np.full(n, 2.5), np.ones(n), NONE, NONE, 3.0)
+    assert est.expected == pytest.approx(n / 2)
+    assert est.method == "exact"
+    lo, hi = binom.ppf(0.05, n, 0.5), binom.ppf(0.95, n, 0.5)
+    assert (est.low, est.high) == (lo, hi)
+    assert est.n_unlabelled == n and est.found == 0
+
+
+def test_exact_interval_matches_the_binomial_and_normal_is_close():
+    p = np.full(EXACT_MAX + 1000, 0.02)         # too many for the convolution: the normal approximation
+    lo, hi, method = poisson_binomial_interval(p, 0.9)
+    assert method == "normal"
+    n = len(p)
+    assert abs(lo - binom.ppf(0.05, n, 0.02)) <= 2 and abs(hi - binom.ppf(0.95, n, 0.02)) <= 2
+    lo, hi, method = poisson_binomial_interval(np.full(300, 0.1), 0.8)
+    assert method == "exact" and (lo, hi) == (binom.ppf(0.1, 300, 0.1), binom.ppf(0.9, 300, 0.1))
+    # certain objects count, impossible ones do not
+    assert poisson_binomial_interval(np.r_[np.ones(7), np.zeros(50)])[:2] == (7, 7)
+
+
+def test_labelled_and_excluded_objects_are_not_estimated():
+    mean = np.full(10, 5.0)
+    std = np.full(10, 0.1)
+    std[[0, 1]] = np.nan                         # labelled: never read
+    est = estimate_remaining(mean, std, np.array([0, 1]), np.array([5.0, 1.0]), 3.0, excluded=np.array([2]))
+    assert est.found == 1 and est.n_unlabelled == 7 and est.expected == pytest.approx(7)
+    assert (est.low, est.high) == (7, 7)
+    with pytest.raises(ConfigError, match="finite std"):
+        estimate_remaining(mean, np.full(10, np.nan), NONE, NONE, 3.0)
+    with pytest.raises(ConfigError, match="level"):
+        poisson_binomial_interval(np.full(3, 0.5), level=1.0)
+
+
+def test_monotonic_in_mean_std_and_threshold():
+    rng = np.random.default_rng(0)
+    mean, std = rng.uniform(0, 5, 500), rng.uniform(0.2, 2, 500)
+    base = estimate_remaining(mean, std, NONE, NONE, 3.0)
+    higher = estimate_remaining(mean + 0.5, std, NONE, NONE, 3.0)
+    stricter = estimate_remaining(mean, std, NONE, NONE, 4.0)
+    assert higher.expected > base.expected > stricter.expected
+    assert higher.low >= base.low and higher.high >= base.high
+    # a wider std moves mass towards 0.5: more expected where most are below the cut
+    low_mean = np.full(500, 0.5)
+    assert (estimate_remaining(low_mean, np.full(500, 2.0), NONE, NONE, 3.0).expected
+            > estimate_remaining(low_mean, np.full(500, 1.0), NONE, NONE, 3.0).expected)
+    assert base.low <= base.expected <= base.high
+
+
+def test_next_batch_yield_and_stopping_hint():
+    mean = np.r_[np.full(5, 5.0), np.full(95, 0.0)]
+    std = np.full(100, 0.5)
+    est = estimate_remaining(mean, std, NONE, NONE, 3.0, next_batch=np.arange(10))
+    assert est.next_yield == pytest.approx(5.0, abs=1e-3) and not est.stop
+    assert "about 5 left" in est.hint
+    # without a batch: the k highest probabilities
+    assert estimate_remaining(mean, std, NONE, NONE, 3.0, batch_size=3).next_yield == pytest.approx(3.0, abs=1e-3)
+    dry = estimate_remaining(mean, std, np.arange(5), np.full(5, 5.0), 3.0, next_batch=np.arange(5, 15))
+    assert dry.found == 5 and dry.next_yield < 0.01 and dry.stop
+    assert "unlikely to pay" in dry.hint
+
+
+def test_interval_covers_the_truth_in_simulated_sets():
+    """Truths drawn from calibrated posteriors: the 90% interval covers them about 90% of the time."""
+    rng = np.random.default_rng(1)
+    covered = 0
+    trials = 300
+    for _ in range(trials):
+        n = 2000
+        mean = rng.normal(0.8, 1.2, n)
+        std = rng.uniform(0.3, 1.5, n)
+        score = rng.normal(mean, std)              # the labels a person would give
+        truth = int(np.count_nonzero(score >= 2.5))
+        est = estimate_remaining(mean, std, NONE, NONE, 3.0)
+        covered += est.low <= truth <= est.high
+    assert 0.85 <= covered / trials <= 0.97, covered / trials
+
+
+def test_calibration_recovers_a_known_map_and_corrects_the_estimate():
+    """Labels drawn with P(hit) = sigmoid(3z - 1): the fit finds (3, -1) and the calibrated
+    estimate matches the truth where Φ(z) does not."""
+    rng = np.random.default_rng(2)
+    z = rng.normal(-1, 1.5, 4000)
+    mean, std = 2.5 + z, np.ones_like(z)               # z = (mean - 2.5) / std
+    hit = rng.random(4000) < 1 / (1 + np.exp(-(3 * z - 1)))
+    cal = fit_calibration(mean, std, np.where(hit, 5.0, 0.0), 3.0)
+    assert cal.a == pytest.approx(3, abs=0.3) and cal.b == pytest.approx(-1, abs=0.2)
+    assert cal.n == 4000 and cal.hits == hit.sum()
+    # a fresh set from the same map: the calibrated count is right, the Gaussian's is not
+    z2 = rng.normal(-1, 1.5, 3000)
+    truth = int((rng.random(3000) < 1 / (1 + np.exp(-(3 * z2 - 1)))).sum())
+    est = estimate_remaining(2.5 + z2, np.ones(3000), NONE, NONE, 3.0, calibration=cal)
+    raw = estimate_remaining(2.5 + z2, np.ones(3000), NONE, NONE, 3.0)
+    assert est.method == "calibrated" and est.low <= truth <= est.high
+    assert abs(est.expected - truth) < 0.1 * truth < abs(raw.expected - truth)
+
+
+def test_calibration_stays_finite_when_labels_are_alike_or_separated():
+    z = np.linspace(-3, 3, 40)
+    none = fit_calibration(2.5 + z, np.ones(40), np.zeros(40), 3.0)
+    split = fit_calibration(2.5 + z, np.ones(40), np.where(z > 0, 5.0, 0.0), 3.0)
+    for cal in (none, split):
+        assert np.isfinite([cal.a, cal.b]).all() and np.all(np.isfinite(cal.cov))
+    assert none.b < 0 and split.a > 1.702       # no hits: lower; a clean split: steeper than Φ
+    with pytest.raises(ConfigError, match="positive stds"):
+        fit_calibration(np.zeros(3), np.zeros(3), np.zeros(3), 3.0)
+
+
+def test_no_stopping_hint_before_the_first_find():
+    cold = estimate_remaining(np.zeros(100), np.full(100, 0.3), np.array([0]), np.array([0.0]), 3.0)
+    assert cold.next_yield < 0.5 and not cold.stop
+
+
+def test_loop_result_estimate_on_a_planted_store(tmp_path):
+    from active_synthetic import planted_store
+
+    from galexplorer.active.loop import ActiveLoop, LoopConfig
+    from galexplorer.store import EmbeddingStore
+
+    path, rare, _ = planted_store(tmp_path / "s.h5", 600, rare=0.05)
+    with EmbeddingStore(path) as st:
+        loop = ActiveLoop(st, LoopConfig(scorer="gp"))
+        rows = loop.initial_batch()
+        est = loop.fit(rows, np.where(rare[rows], 5.0, 0.0)).remaining()
+        assert est.method == "calibrated" and est.calibration.n == len(rows)
+        assert est.n_unlabelled == 600 - len(rows) and est.batch_size == 10
+        with pytest.raises(ConfigError, match="uncertainty"):
+            ActiveLoop(st, LoopConfig(scorer="iforest")).fit(rows, np.zeros(len(rows))).remaining()
+
+
+def test_calibrated_interval_is_the_same_binned_at_survey_scale():
+    """Past BIN_ABOVE objects the parameter draws sum over bins of z: the interval barely moves."""
+    import time
+
+    from galexplorer.active import remaining as rem
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(-3, 1.5, 300_000)
+    cal = rem.Calibration(2.5, -0.5, ((0.04, 0.0), (0.0, 0.02)), 100, 10)
+    t0 = time.perf_counter()
+    binned = rem._calibrated_interval(z, cal, 0.9, 0)
+    seconds = time.perf_counter() - t0
+    old = rem.BIN_ABOVE
+    try:
+        rem.BIN_ABOVE = 10 ** 9
+        full = rem._calibrated_interval(z, cal, 0.9, 0)
+    finally:
+        rem.BIN_ABOVE = old
+    assert abs(binned[0] - full[0]) <= 0.01 * full[0] + 2 and abs(binned[1] - full[1]) <= 0.01 * full[1] + 2
+    assert seconds < 2.0, seconds
