@@ -87,6 +87,15 @@ def probes(emb: np.ndarray, labels: np.ndarray, rare: np.ndarray) -> dict[str, f
     return {"knn": float(knn), "lin": float(lin), "ap": float(average_precision_score(rare, p))}
 
 
+def _combined(emb: np.ndarray, morph: np.ndarray) -> np.ndarray:
+    """The embedding and the morphology side by side, each block scaled to unit total variance (as
+    the loop's ``combined`` representation)."""
+    def block(x):
+        x = (x - x.mean(axis=0)) / max(float(np.sqrt(np.var(x, axis=0).sum())), 1e-12)
+        return x
+    return np.hstack([block(emb.astype(np.float64)), block(morph.astype(np.float64))])
+
+
 def run_domain(domain: str, seed: int, args, work: Path) -> dict[str, dict[str, float]]:
     from galexplorer.ssl.backbones import resolve_stem
     from galexplorer.ssl.config import TrainConfig
@@ -98,6 +107,13 @@ def run_domain(domain: str, seed: int, args, work: Path) -> dict[str, dict[str, 
     print(f"{domain} seed {seed}: {len(stamps)} stamps {stamps.shape[1:]}, classes {list(names)}, "
           f"{int(rare.sum())} rare", flush=True)
     out = {"pca": probes(raw_pca(stamps), labels, rare)}
+    # the representations the loop can choose besides the embedding (#22 item 3): the morphology
+    # vector that embed stores, alone and beside the default encoder's embedding (as "combined")
+    from galexplorer.active.features import standardise
+    from galexplorer.data.morphfeatures import morphology_features
+
+    morph = standardise(morphology_features(stamps), "per-component")
+    out["morphology"] = probes(morph, labels, rare)
     base = {**COMMON, "seed": seed}
     stem = resolve_stem(TrainConfig.from_dict(base).stem, COMMON["image_size"], "cpu")
     out["random"] = probes(encoder_embeddings(cut, None, {**COMMON, "stem": stem}, stamps), labels, rare)
@@ -110,6 +126,8 @@ def run_domain(domain: str, seed: int, args, work: Path) -> dict[str, dict[str, 
         emb = encoder_embeddings(cut, latest_backbone(run), {**COMMON, "stem": st}, stamps)
         out[name] = probes(emb, labels, rare)
         out[name]["s"] = time.perf_counter() - t0
+        if name == "default":
+            out["default+morph"] = probes(_combined(emb, morph), labels, rare)
     for name, s in out.items():
         pca = out["pca"]
         print(f"  {domain:8s} s{seed} {name:16s} kNN {s['knn']:.3f}  linear {s['lin']:.3f}  rare AP {s['ap']:.3f}"
