@@ -184,11 +184,13 @@ def test_cutout_fits_has_the_pixels_and_the_inspectors_wcs(tmp_path):
 
     path, images = _cutouts_with_wcs(tmp_path / "c.h5")
     with CutoutStore(path) as cut:
-        out = write_cutout_fits(cut, 2, tmp_path / "obj2.fits", 53.12, -27.8, "obj2")
+        out = write_cutout_fits(cut, 2, tmp_path / "obj2.fits", 53.12, -27.8, "obj2", band=1)
         cd, crpix = cut.sky_geometry(2)
+        with pytest.raises(ValueError, match=r"band 2 out of range: the cutouts have 2 bands \(f606w, f814w\)"):
+            write_cutout_fits(cut, 2, tmp_path / "bad.fits", 53.12, -27.8, "obj2", band=2)
     with fits.open(out) as hdul:
-        assert [h.header.get("EXTNAME") for h in hdul] == ["f606w", "f814w"]
-        assert np.array_equal(hdul[0].data, images[2, 0]) and np.array_equal(hdul[1].data, images[2, 1])
+        assert len(hdul) == 1       # one HDU: Aladin never answers a call for a multi-extension file
+        assert hdul[0].header["FILTER"] == "f814w" and np.array_equal(hdul[0].data, images[2, 1])
         assert hdul[0].header["OBJECT"] == "obj2"
         wcs = WCS(hdul[0].header)
     ys, xs = np.mgrid[0:32:7, 0:32:5]
@@ -213,17 +215,19 @@ def test_cutout_goes_out_as_fits_then_the_position(qtbot, tmp_path, gui_settings
         w = open_window(qtbot, store, gui_settings)
         ex = w.explorer
         ex.open(3)
+        w.inspector.band.setCurrentIndex(2)          # the second band shown: that band is sent
         w.act["samp_cutout"].trigger()
         _wait_for(qtbot, lambda: viewer.images and viewer.points, "the image and the position")
         img = viewer.images[0]
         with fits.open(img["url"].removeprefix("file://")) as hdul:
             assert hdul[0].header["OBJECT"] == ex.object_id(3)
             assert hdul[0].header["CTYPE1"] == "RA---TAN"
+            assert hdul[0].header["FILTER"] == "f814w"
         ra, dec = ex.position(3)
         assert float(viewer.points[0]["ra"]) == pytest.approx(ra, abs=1e-8)
         assert float(viewer.points[0]["dec"]) == pytest.approx(dec, abs=1e-8)
         _wait_for(qtbot, lambda: w.statusBar().currentMessage()
-                  == f"sent cutout of {ex.object_id(3)} over SAMP to viewer", "the status line")
+                  == f"sent cutout of {ex.object_id(3)} (f814w) over SAMP to viewer", "the status line")
         w.close()
     finally:
         viewer.close()

@@ -522,19 +522,21 @@ class Explorer(QtCore.QObject):
         else:
             self.message.emit(f"sending {len(indices)} objects over SAMP…")
 
-    def send_cutout_samp(self, sender, i: int, cutouts, row: int, folder: Path) -> None:
-        """Send object ``i``'s cutout (cutouts file row ``row``) as a FITS image with its WCS
-        (``image.load.fits``), then its ra/dec (``coord.pointAt.sky``), from a worker thread."""
+    def send_cutout_samp(self, sender, i: int, cutouts, row: int, folder: Path, band: int = 0) -> None:
+        """Send band ``band`` of object ``i``'s cutout (cutouts file row ``row``) as a FITS image
+        with its WCS (``image.load.fits``), then its ra/dec (``coord.pointAt.sky``), from a
+        worker thread."""
         from ..store.cutout_fits import write_cutout_fits
 
         i = int(i)
         oid = self.object_id(i)
         ra, dec = self.position(i)
+        name = f"cutout of {oid} ({cutouts.bands[band]})"
 
         def job():
             path = folder / f"galexplorer-cutout-{i}-{int(time.time() * 1000)}.fits"
-            write_cutout_fits(cutouts, row, path, ra, dec, oid)
-            report = sender.send_image(path, f"cutout of {oid}")
+            write_cutout_fits(cutouts, row, path, ra, dec, oid, band=band)
+            report = sender.send_image(path, name)
             if np.isfinite(ra) and np.isfinite(dec):
                 sender.point_at(ra, dec)
             return report

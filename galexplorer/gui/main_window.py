@@ -714,7 +714,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def send_cutout_samp(self) -> None:
         """The inspected object's cutout to DS9 and Aladin (``image.load.fits``, with its WCS),
-        and its ra/dec (``coord.pointAt.sky``)."""
+        and its ra/dec (``coord.pointAt.sky``): the band the inspector shows, the first one
+        for the colour composite."""
         ex = self.explorer
         if ex is None or ex.current is None:
             return
@@ -731,7 +732,8 @@ class MainWindow(QtWidgets.QMainWindow):
         i = int(ex.current)
         rows = ex.store.cutouts_rows
         row = int(rows[i]) if rows is not None else i
-        ex.send_cutout_samp(self._samp_sender(), i, self._cutouts, row, Path(self._samp_dir.name))
+        band = max(self.inspector.band.currentIndex() - 1, 0)     # 0 in the box: the composite
+        ex.send_cutout_samp(self._samp_sender(), i, self._cutouts, row, Path(self._samp_dir.name), band)
 
     def _on_samp_highlight(self, i: int) -> None:
         """A row highlighted in TOPCAT: that object in the inspector."""

@@ -1,8 +1,9 @@
 """One object's cutout as a FITS file with its WCS, for DS9 and Aladin (``image.load.fits``).
 
-The primary HDU holds the first band, one ``ImageHDU`` per further band follows (``EXTNAME`` the
-band's name): viewers show the primary, and every band is there. Each HDU carries the same
-gnomonic (``RA---TAN``/``DEC--TAN``) WCS, built from the local WCS that ingest stored for the
+One band per file, in the primary HDU (``FILTER`` and ``EXTNAME`` the band's name): Aladin 12
+loads a multi-extension file as a folder of planes but never answers the SAMP call for it, so
+the sender would report it as silent; DS9 and Aladin show the primary HDU only anyway. The HDU
+carries a gnomonic (``RA---TAN``/``DEC--TAN``) WCS, built from the local WCS that ingest stored for the
 object (:meth:`~galexplorer.store.cutouts.CutoutStore.sky_geometry`: degrees per pixel and the
 0-based pixel of its ra/dec), so that a viewer's cursor reads the same ra/dec as galexplorer's
 inspector. Without a stored WCS, ``pixel_scale_arcsec`` gives north up and east left; without
@@ -42,19 +43,22 @@ def cutout_wcs_header(ra: float, dec: float, cd: np.ndarray, crpix: np.ndarray):
     return h
 
 
-def write_cutout_fits(cutouts, row: int, path: str | Path, ra: float, dec: float, object_id: str) -> Path:
-    """Write cutout ``row`` of ``cutouts`` (a :class:`~galexplorer.store.cutouts.CutoutStore`)
-    to ``path``, atomically.
+def write_cutout_fits(cutouts, row: int, path: str | Path, ra: float, dec: float, object_id: str,
+                      band: int = 0) -> Path:
+    """Write band ``band`` of cutout ``row`` of ``cutouts`` (a
+    :class:`~galexplorer.store.cutouts.CutoutStore`) to ``path``, atomically.
 
     Args:
         ra, dec: the object's position in degrees (NaN: unknown, no celestial WCS).
         object_id: written as ``OBJECT``.
+        band: index into the cutouts' bands.
 
     Returns:
         ``path``.
 
     Raises:
         StoreError: the cutouts file cannot be read, or ``path`` cannot be written.
+        ValueError: ``band`` is not one of the cutouts' bands.
     """
     from astropy.io import fits
 
@@ -75,16 +79,12 @@ def write_cutout_fits(cutouts, row: int, path: str | Path, ra: float, dec: float
     header["OBJECT"] = str(object_id)
     header["ORIGIN"] = "galexplorer"
     bands = list(getattr(cutouts, "bands", [])) or [f"band{i}" for i in range(len(image))]
-    hdus = []
-    for k, band in enumerate(bands):
-        hdr = header.copy()
-        hdr["EXTNAME"] = band
-        hdr["FILTER"] = band
-        hdus.append((fits.PrimaryHDU if k == 0 else fits.ImageHDU)(data=np.asarray(image[k], np.float32),
-                                                                    header=hdr))
+    if not 0 <= int(band) < len(image):
+        raise ValueError(f"band {band} out of range: the cutouts have {len(image)} bands ({', '.join(bands)})")
+    header["EXTNAME"] = header["FILTER"] = bands[int(band)]
     try:
         with atomic_output(path) as tmp:
-            fits.HDUList(hdus).writeto(tmp, overwrite=True)
+            fits.PrimaryHDU(data=np.asarray(image[int(band)], np.float32), header=header).writeto(tmp, overwrite=True)
     except OSError as exc:
         raise StoreError(f"cannot write the cutout: {exc.strerror or exc}", path,
                          "choose a folder you can write to") from None
