@@ -276,7 +276,7 @@ class Explorer:
         self.window.show()
         self.window.load(self.store)
         settle(self.window)
-        self.window.sampHighlighted.connect(self.highlighted.append)
+        self.window.sampHighlighted.connect(lambda i, who: self.highlighted.append((i, who)))
 
     @property
     def ex(self):
@@ -422,7 +422,7 @@ def run_topcat(desk: Desktop, probe: Probe, gx: Explorer, res: Result, shots: Pa
                        f"columns, every value")
 
     # a selection in galexplorer -> TOPCAT's row subset
-    chosen = order[[1, 3, 4, 8]] if len(order) > 8 else order[:2]
+    chosen = order[1::2][:4]                      # rows 1, 3, 5, 7 of the table
     ex.select(chosen)
     gx.pump(lambda: gx.status().startswith(("selected ", "not sent", "the selection")), "the row selection")
     res.sent.append(f"table.select.rowList ({len(chosen)} rows) -> {gx.status()!r}")
@@ -444,11 +444,12 @@ def run_topcat(desk: Desktop, probe: Probe, gx: Explorer, res: Result, shots: Pa
     desk.click(*TOPCAT_ACTIVATION_CLOSE, raise_window=activation)
     desk.click(*TOPCAT_TABLE_BUTTON, raise_window=main)
     browser = desk.window("Table Browser", 20)
-    k = 2
+    k = min(2, len(got) - 1)
     desk.click(TOPCAT_FIRST_ROW[0], TOPCAT_FIRST_ROW[1] + k * TOPCAT_ROW_HEIGHT, raise_window=browser)
     expect = int(ex.index_of(got[k]))
     gx.pump(lambda: ex.current == expect, f"TOPCAT's highlight of row {k} ({got[k]}) in galexplorer's inspector", 20)
-    res.received.append(f"table.highlight.row from TOPCAT (a click on {got[k]} in its table browser)")
+    gx.pump(lambda: gx.highlighted, "the highlight's sender")
+    res.received.append(f"table.highlight.row from {gx.highlighted[-1][1]} (a click on {got[k]} in its table browser)")
     if gx.window.inspector.index != expect:
         raise InteropError(f"the inspector shows {gx.window.inspector.index}, not {expect}")
     res.checked.append(f"galexplorer's inspector opened {got[k]}")
@@ -485,7 +486,8 @@ def run_image_viewer(desk: Desktop, probe: Probe, gx: Explorer, res: Result, sho
             raise InteropError("DS9's FITS header lacks our WCS or OBJECT: " + header[:300])
         res.checked.append(f"DS9 ds9.get file = {Path(path).name}; pan wcs = {pan[0]:.7f} {pan[1]:+.7f} "
                            f"(within 0.01\"); xpaget fits header: OBJECT {oid}, CTYPE1 RA---TAN")
-        if shots:
+        if shots:        # the 64 px stamp fills DS9's frame (DS9's own zoom, over SAMP)
+            probe.call(cid, "ds9.set", {"cmd": "zoom to fit"})
             desk.screenshot(shots / "samp-ds9.png", window=desk.window("SAOImage", 10))
     else:
         sky = probe.call(cid, "coord.get.sky", {})

@@ -131,6 +131,7 @@ def test_selection_and_highlight_go_both_ways(qtbot, tmp_path, gui_settings, sam
         viewer.highlight(row)
         _wait_for(qtbot, lambda: ex.current == 13, "the highlighted object in the inspector")
         assert w.inspector.index == 13
+        assert w.statusBar().currentMessage() == f"{ex.object_id(13)}: highlighted in viewer over SAMP"
         w.close()
     finally:
         viewer.close()

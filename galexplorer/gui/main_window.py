@@ -182,9 +182,9 @@ class MainWindow(QtWidgets.QMainWindow):
     cannot be used); ``open_store_dialog`` and drops go through :meth:`try_load`, which shows a
     dialog instead."""
 
-    #: a row of a table we sent was highlighted in another program (TOPCAT): the store index;
-    #: emitted from pyvo's receiving thread, delivered in the UI thread
-    sampHighlighted = QtCore.Signal(int)
+    #: a row of a table we sent was highlighted in another program (TOPCAT): the store index and
+    #: the program's name; emitted from pyvo's receiving thread, delivered in the UI thread
+    sampHighlighted = QtCore.Signal(int, str)
 
     def __init__(self, settings: Settings | None = None, user: str | None = None):
         super().__init__()
@@ -735,13 +735,13 @@ class MainWindow(QtWidgets.QMainWindow):
         band = max(self.inspector.band.currentIndex() - 1, 0)     # 0 in the box: the composite
         ex.send_cutout_samp(self._samp_sender(), i, self._cutouts, row, Path(self._samp_dir.name), band)
 
-    def _on_samp_highlight(self, i: int) -> None:
-        """A row highlighted in TOPCAT: that object in the inspector."""
+    def _on_samp_highlight(self, i: int, client: str) -> None:
+        """A row highlighted in TOPCAT (or another SAMP client): that object in the inspector."""
         ex = self.explorer
         if ex is None or not 0 <= i < ex.n:
             return
         ex.open(i)
-        self.statusBar().showMessage(f"{ex.object_id(i)}: highlighted in a SAMP client (TOPCAT)", 5000)
+        self.statusBar().showMessage(f"{ex.object_id(i)}: highlighted in {client} over SAMP", 5000)
 
     def export_dialog(self, subset: np.ndarray | None = None) -> None:
         ex = self.explorer

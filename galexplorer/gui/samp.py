@@ -134,7 +134,7 @@ class SampSender:
         self._tags = 0
         #: table-id -> (url, store index of each row) of the tables sent, the last one last
         self._tables: dict[str, tuple[str, np.ndarray]] = {}
-        self._on_highlight: Callable[[int], None] | None = None
+        self._on_highlight: Callable[[int, str], None] | None = None
 
     # -- calls with a time limit --------------------------------------------------------------
     def _bounded(self, fn: Callable[[], Any], what: str, timeout: float | None = None) -> Any:
@@ -202,10 +202,10 @@ class SampSender:
         client.bind_receive_call("table.highlight.row", self._on_highlight_call, declare=False)
         client.declare_subscriptions()
 
-    def on_highlight(self, callback: Callable[[int], None] | None) -> None:
-        """Have ``callback(store index)`` called when another program highlights a row of a table
-        this sender sent (``table.highlight.row``); it runs in pyvo's receiving thread. Takes
-        effect on the next connection (the first send)."""
+    def on_highlight(self, callback: Callable[[int, str], None] | None) -> None:
+        """Have ``callback(store index, the program's name)`` called when another program
+        highlights a row of a table this sender sent (``table.highlight.row``); it runs in pyvo's
+        receiving thread. Takes effect on the next connection (the first send)."""
         self._on_highlight = callback
 
     @property
@@ -234,19 +234,19 @@ class SampSender:
             return None
         return int(entry[1][row])
 
-    def _highlighted(self, params: dict) -> None:
+    def _highlighted(self, sender_id: str, params: dict) -> None:
         index = self.object_at(params)
         callback = self._on_highlight
         if index is None or callback is None:
             log.info("SAMP: a highlighted row not of our tables (%s)", params)
             return
-        callback(index)
+        callback(index, self._names.get(sender_id, sender_id))   # no hub call here: the name if known
 
     def _on_highlight_notification(self, private_key, sender_id, mtype, params, extra) -> None:
-        self._highlighted(params)
+        self._highlighted(sender_id, params)
 
     def _on_highlight_call(self, private_key, sender_id, msg_id, mtype, params, extra) -> None:
-        self._highlighted(params)
+        self._highlighted(sender_id, params)
         try:
             self._client.reply(msg_id, {"samp.status": "samp.ok", "samp.result": {}})
         except Exception as exc:   # the hub went away: nothing to answer
