@@ -190,8 +190,10 @@ class SampSender:
             raise SampError(f"cannot reach the SAMP hub ({_short(exc)})",
                             hint="restart TOPCAT, DS9 or Aladin and try again") from None
         if self._on_highlight is not None:
-            try:   # one hub call (declare subscriptions): a failure only loses the highlights
+            try:   # one hub call (declare subscriptions): a refusal only loses the highlights
                 self._bounded(self._subscribe_highlight, "the subscriptions")
+            except SampError:     # the hub hangs: the connection is dropped already
+                raise
             except Exception as exc:
                 log.info("SAMP: cannot take highlighted rows (%s)", _short(exc))
         return client
