@@ -397,6 +397,8 @@ class Result:
 
     def line(self) -> str:
         head = f"{self.client:<11} {self.seconds:5.1f} s"
+        if self.failed.startswith("skipped"):
+            return f"{head}  {self.failed}"
         if self.failed:
             return f"{head}  FAILED: {self.failed}\n{'':19}sent: {'; '.join(self.sent) or '-'}"
         return (f"{head}  sent: {'; '.join(self.sent)}\n{'':19}received: {'; '.join(self.received) or '-'}\n"
@@ -629,8 +631,10 @@ def main() -> int:
     for r in results:
         print(r.line())
     ok = sum(not r.failed for r in results)
-    print(f"{ok}/{len(results)} round trips checked from the programs' side in {time.monotonic() - t0:.0f} s "
-          f"(target: <= 180 s)")
+    skipped = sum(r.failed.startswith("skipped") for r in results)
+    print(f"{ok}/{len(results)} round trips checked from the programs' side"
+          + (f" ({skipped} skipped: not installed)" if skipped else "")
+          + f" in {time.monotonic() - t0:.0f} s (target: <= 180 s)")
     return 0 if ok == len(results) else 1
 
 
