@@ -512,8 +512,9 @@ class Explorer(QtCore.QObject):
 
         def job():
             path = folder / f"galexplorer-selection-{int(time.time() * 1000)}.xml"
-            self.model.export(config, labelled, labels, excluded, path, "votable", indices)
-            return sender.send_votable(path, f"galexplorer: {len(indices)} objects", rows=len(indices))
+            _, rows, order = self.model.export(config, labelled, labels, excluded, path, "votable", indices,
+                                               with_order=True)
+            return sender.send_votable(path, f"galexplorer: {rows} objects", rows=rows, order=order)
 
         if self.io.submit(job, tag="samp") < 0:
             self.failed.emit(f"not sent over SAMP: {self.io.limit} exports and sends are already waiting; "
@@ -521,15 +522,50 @@ class Explorer(QtCore.QObject):
         else:
             self.message.emit(f"sending {len(indices)} objects over SAMP…")
 
+    def send_cutout_samp(self, sender, i: int, cutouts, row: int, folder: Path, band: int = 0) -> None:
+        """Send band ``band`` of object ``i``'s cutout (cutouts file row ``row``) as a FITS image
+        with its WCS (``image.load.fits``), then its ra/dec (``coord.pointAt.sky``), from a
+        worker thread."""
+        from ..store.cutout_fits import write_cutout_fits
+
+        i = int(i)
+        oid = self.object_id(i)
+        ra, dec = self.position(i)
+        name = f"cutout of {oid} ({cutouts.bands[band]})"
+
+        def job():
+            path = folder / f"galexplorer-cutout-{i}-{int(time.time() * 1000)}.fits"
+            write_cutout_fits(cutouts, row, path, ra, dec, oid, band=band)
+            report = sender.send_image(path, name)
+            if np.isfinite(ra) and np.isfinite(dec):
+                sender.point_at(ra, dec)
+            return report
+
+        if self.io.submit(job, tag="samp") < 0:
+            self.failed.emit(f"not sent over SAMP: {self.io.limit} exports and sends are already waiting; "
+                             "try again when they are done")
+        else:
+            self.message.emit(f"sending the cutout of {oid} over SAMP…")
+
+    def select_samp(self, sender, indices: np.ndarray) -> None:
+        """Select these objects' rows in the table last sent over SAMP (``table.select.rowList``),
+        from a worker thread; the status bar says how many rows were named."""
+        indices = np.asarray(indices, np.int64)
+        if self.io.submit(lambda: sender.select_rows(indices), tag="samp-select") < 0:
+            self.message.emit("selection not sent over SAMP: the sends before it are still waiting")
+
     def _on_io_done(self, tag, value) -> None:
         if tag == "export":
             path, rows = value
             self.message.emit(f"wrote {rows:,} ranked objects to {path}")
         elif tag == "samp":
             self.message.emit(value.summary())
+        elif tag == "samp-select":
+            self.message.emit(f"selected {value:,} rows of the table sent over SAMP" if value else
+                              "the selection is not in the table sent over SAMP: send it (the SAMP button)")
 
     def _on_io_failed(self, tag, message: str) -> None:
-        if tag == "samp":   # a hub or client that misbehaves: one line in the status bar, no dialog
+        if tag in ("samp", "samp-select"):   # a hub or client that misbehaves: one line in the status bar
             self.message.emit(f"not sent over SAMP: {message}")
         else:
             self.failed.emit(message)

@@ -182,6 +182,10 @@ class MainWindow(QtWidgets.QMainWindow):
     cannot be used); ``open_store_dialog`` and drops go through :meth:`try_load`, which shows a
     dialog instead."""
 
+    #: a row of a table we sent was highlighted in another program (TOPCAT): the store index and
+    #: the program's name; emitted from pyvo's receiving thread, delivered in the UI thread
+    sampHighlighted = QtCore.Signal(int, str)
+
     def __init__(self, settings: Settings | None = None, user: str | None = None):
         super().__init__()
         self.settings = settings or Settings()
@@ -213,6 +217,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.central = QtWidgets.QStackedWidget(self)
         self.welcome = WelcomePage(self.settings.recent_files(), self)
         self.welcome.openRequested.connect(self.try_load)
+        self.sampHighlighted.connect(self._on_samp_highlight)
         self.central.addWidget(self.welcome)
         self.central.addWidget(self.scatter_panel)
         self.setCentralWidget(self.central)
@@ -489,6 +494,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._cutouts is not None:
             self._cutouts.close()
             self._cutouts = None
+        if self._samp is not None:      # its tables' rows name the objects of the store closed now
+            self._samp.forget_tables()
         self.remaining.reset()
         self._set_loaded(False)
 
@@ -688,16 +695,53 @@ class MainWindow(QtWidgets.QMainWindow):
         ex = self.explorer
         if ex is None or len(indices) == 0:
             return
-        from .samp import SampSender, hub_running
+        from .samp import hub_running
 
         if not hub_running():   # one line in the status bar: a dialog would stop the labelling
             self.statusBar().showMessage("not sent over SAMP: no SAMP hub is running; start TOPCAT, DS9 or "
                                          "Aladin (they start one) and try again", 10000)
             return
+        ex.send_samp(self._samp_sender(), np.asarray(indices, np.int64), Path(self._samp_dir.name))
+
+    def _samp_sender(self):
         if self._samp is None:
+            from .samp import SampSender
+
             self._samp = SampSender()
+            self._samp.on_highlight(self.sampHighlighted.emit)
             self._samp_dir = tempfile.TemporaryDirectory(prefix="galexplorer-samp-")
-        ex.send_samp(self._samp, np.asarray(indices, np.int64), Path(self._samp_dir.name))
+        return self._samp
+
+    def send_cutout_samp(self) -> None:
+        """The inspected object's cutout to DS9 and Aladin (``image.load.fits``, with its WCS),
+        and its ra/dec (``coord.pointAt.sky``): the band the inspector shows, the first one
+        for the colour composite."""
+        ex = self.explorer
+        if ex is None or ex.current is None:
+            return
+        from .samp import hub_running
+
+        if self._cutouts is None:
+            self.statusBar().showMessage("not sent over SAMP: this store has no cutouts file (only thumbnails)",
+                                         10000)
+            return
+        if not hub_running():
+            self.statusBar().showMessage("not sent over SAMP: no SAMP hub is running; start TOPCAT, DS9 or "
+                                         "Aladin (they start one) and try again", 10000)
+            return
+        i = int(ex.current)
+        rows = ex.store.cutouts_rows
+        row = int(rows[i]) if rows is not None else i
+        band = max(self.inspector.band.currentIndex() - 1, 0)     # 0 in the box: the composite
+        ex.send_cutout_samp(self._samp_sender(), i, self._cutouts, row, Path(self._samp_dir.name), band)
+
+    def _on_samp_highlight(self, i: int, client: str) -> None:
+        """A row highlighted in TOPCAT (or another SAMP client): that object in the inspector."""
+        ex = self.explorer
+        if ex is None or not 0 <= i < ex.n:
+            return
+        ex.open(i)
+        self.statusBar().showMessage(f"{ex.object_id(i)}: highlighted in {client} over SAMP", 5000)
 
     def export_dialog(self, subset: np.ndarray | None = None) -> None:
         ex = self.explorer
@@ -845,6 +889,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scatter.set_selection(ex.selection)
         self._update_enabled()
         self._update_counters()
+        if self._samp is not None and self._samp.has_tables and len(ex.selection):
+            ex.select_samp(self._samp, ex.selection)      # the same rows selected in TOPCAT
 
     def _on_gallery(self) -> None:
         ex = self.explorer

@@ -113,20 +113,23 @@ class ModelServer:
         return {f.name: getattr(state, f.name) for f in fields(state)}
 
     def export(self, config: dict, labelled, labels, excluded, path: str, fmt: str | None,
-                  subset=None) -> tuple[str, int]:
-        """The ranked list on the current labels, written as ``galexplorer export`` writes it."""
+                  subset=None, with_order: bool = False) -> tuple:
+        """The ranked list on the current labels, written as ``galexplorer export`` writes it;
+        with ``with_order``, the store index of each row written comes third."""
         from ..active.ranking import RankedTable, ranked_table
         from ..export import write_ranked
 
         result = self._current(config, labelled, labels, excluded)
         result.complete_std()
         table = ranked_table(self.store, result, self.journal)
+        order = np.asarray(result.order, np.int64)
         if subset is not None:
-            keep = np.isin(np.asarray(result.order, np.int64), np.asarray(subset, np.int64))
+            keep = np.isin(order, np.asarray(subset, np.int64))
             table = RankedTable({k: v[keep] for k, v in table.columns.items()}, dict(table.meta))
             table.meta["subset"] = f"{int(keep.sum())} objects chosen in the explorer"
+            order = order[keep]
         out = write_ranked(table, path, fmt)
-        return str(out), len(table)
+        return (str(out), len(table), order) if with_order else (str(out), len(table))
 
     def similar(self, rows, k: int):
         """The ``k`` objects most similar to ``rows`` (their mean), best first."""
@@ -334,14 +337,16 @@ class ModelProcess:
                                       excluded=excluded))
 
     def export(self, config, labelled: np.ndarray, labels: np.ndarray, excluded: np.ndarray, path: str | Path,
-               fmt: str | None = None, subset: np.ndarray | None = None) -> tuple[str, int]:
+               fmt: str | None = None, subset: np.ndarray | None = None, with_order: bool = False) -> tuple:
         """Write the ranked list (all objects or ``subset``) as ``galexplorer export`` does.
 
         Returns:
-            ``(path written, rows)``.
+            ``(path written, rows)``; with ``with_order``, ``(path, rows, order)``: the (rows,)
+            store index of each row written, in the file's order.
         """
         return self.call("export", config=config.to_dict(), labelled=labelled, labels=labels, excluded=excluded,
-                         path=str(path), fmt=fmt, subset=None if subset is None else np.asarray(subset, np.int64))
+                         path=str(path), fmt=fmt, subset=None if subset is None else np.asarray(subset, np.int64),
+                         with_order=bool(with_order))
 
     def similar(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` objects most similar to ``rows``: ``(indices, cosine similarities)``, best first."""

@@ -2,9 +2,13 @@
 
 The explorer writes the objects as a VOTable (the same writer as ``galexplorer export``) and
 sends ``table.load.votable`` to every client that takes it, as a SAMP *call*, so that each
-client's answer says whether it loaded the table; ``coord.pointAt.sky`` goes out as a
-notification. Nothing here imports Qt: the main window runs these calls in a worker thread,
-because connecting to a hub is network I/O.
+client's answer says whether it loaded the table; an object's cutout goes out the same way as a
+FITS image with its WCS (``image.load.fits``). ``coord.pointAt.sky`` and a selection of rows of a
+table already sent (``table.select.rowList``) go out as notifications. A row that another program
+highlights in a table we sent (``table.highlight.row``: a click in TOPCAT) comes back as the
+object's store index, to the callback given to :meth:`SampSender.on_highlight`. Nothing here
+imports Qt: the main window runs these calls in a worker thread, because connecting to a hub is
+network I/O, and the highlight callback runs in pyvo's receiving thread.
 
 Misbehaving peers must not hang that worker, nor leave the explorer attached to a dead hub:
 
@@ -27,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import GalexplorerError
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 HUB_TIMEOUT_S = 5.0
 #: seconds the clients have to answer a table
 ANSWER_TIMEOUT_S = 10.0
+#: tables sent whose rows a highlight can still name (the older ones are forgotten)
+KEEP_TABLES = 8
 #: how often, while waiting for answers, the hub is asked who is still registered
 POLL_S = 0.2
 
@@ -65,6 +73,7 @@ class SendReport:
 
     Attributes:
         rows: objects in the table.
+        what: what was sent, for the summary ("" for ``rows`` objects as a table).
         loaded: names of the clients that answered OK.
         refused: (name, their error text) of the clients that answered with an error.
         silent: names of the clients that did not answer within the time limit.
@@ -72,6 +81,7 @@ class SendReport:
     """
 
     rows: int
+    what: str = ""
     loaded: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
     silent: list[str] = field(default_factory=list)
@@ -84,10 +94,12 @@ class SendReport:
 
     def summary(self) -> str:
         """One line for the window's status bar."""
+        if self.what and not self.recipients:
+            return f"not sent over SAMP: no client takes images; start DS9 or Aladin and send {self.what} again"
         if not self.recipients:
             return (f"not sent over SAMP: no client takes tables; start TOPCAT (or another table viewer) "
                     f"and send the {self.rows:,} objects again")
-        parts = [f"sent {self.rows:,} objects over SAMP"
+        parts = [f"sent {self.what or f'{self.rows:,} objects'} over SAMP"
                  + (f" to {', '.join(self.loaded)}" if self.loaded else ", but no client loaded them")]
         parts += [f"{name} refused them ({why})" for name, why in self.refused]
         if self.silent:
@@ -120,6 +132,9 @@ class SampSender:
         self._lock = threading.Lock()
         self._answers: dict[str, dict[str, dict]] = {}    # msg-tag -> responder id -> response
         self._tags = 0
+        #: table-id -> (url, store index of each row) of the tables sent, the last one last
+        self._tables: dict[str, tuple[str, np.ndarray]] = {}
+        self._on_highlight: Callable[[int, str], None] | None = None
 
     # -- calls with a time limit --------------------------------------------------------------
     def _bounded(self, fn: Callable[[], Any], what: str, timeout: float | None = None) -> Any:
@@ -174,7 +189,70 @@ class SampSender:
             self._drop()
             raise SampError(f"cannot reach the SAMP hub ({_short(exc)})",
                             hint="restart TOPCAT, DS9 or Aladin and try again") from None
+        if self._on_highlight is not None:
+            try:   # one hub call (declare subscriptions): a refusal only loses the highlights
+                self._bounded(self._subscribe_highlight, "the subscriptions")
+            except SampError:     # the hub hangs: the connection is dropped already
+                raise
+            except Exception as exc:
+                log.info("SAMP: cannot take highlighted rows (%s)", _short(exc))
         return client
+
+    def _subscribe_highlight(self) -> None:
+        client = self._client
+        client.bind_receive_notification("table.highlight.row", self._on_highlight_notification, declare=False)
+        client.bind_receive_call("table.highlight.row", self._on_highlight_call, declare=False)
+        client.declare_subscriptions()
+
+    def on_highlight(self, callback: Callable[[int, str], None] | None) -> None:
+        """Have ``callback(store index, the program's name)`` called when another program
+        highlights a row of a table this sender sent (``table.highlight.row``); it runs in pyvo's
+        receiving thread. Takes effect on the next connection (the first send)."""
+        self._on_highlight = callback
+
+    @property
+    def has_tables(self) -> bool:
+        """Whether a table was sent (whose rows :meth:`select_rows` can select)."""
+        with self._lock:
+            return bool(self._tables)
+
+    def forget_tables(self) -> None:
+        """Forget the tables sent (another store is opened: their rows name other objects)."""
+        with self._lock:
+            self._tables.clear()
+
+    def object_at(self, params: dict) -> int | None:
+        """The store index of the row that a ``table.highlight.row`` message names (by
+        ``table-id``, else ``url``), or None when the table is not one of ours or the row is out
+        of range."""
+        table_id, url = str(params.get("table-id", "")), str(params.get("url", ""))
+        with self._lock:
+            entry = self._tables.get(table_id) or next((t for t in self._tables.values() if t[0] == url), None)
+        try:
+            row = int(params.get("row", -1))
+        except (TypeError, ValueError):
+            return None
+        if entry is None or not 0 <= row < len(entry[1]):
+            return None
+        return int(entry[1][row])
+
+    def _highlighted(self, sender_id: str, params: dict) -> None:
+        index = self.object_at(params)
+        callback = self._on_highlight
+        if index is None or callback is None:
+            log.info("SAMP: a highlighted row not of our tables (%s)", params)
+            return
+        callback(index, self._names.get(sender_id, sender_id))   # no hub call here: the name if known
+
+    def _on_highlight_notification(self, private_key, sender_id, mtype, params, extra) -> None:
+        self._highlighted(sender_id, params)
+
+    def _on_highlight_call(self, private_key, sender_id, msg_id, mtype, params, extra) -> None:
+        self._highlighted(sender_id, params)
+        try:
+            self._client.reply(msg_id, {"samp.status": "samp.ok", "samp.result": {}})
+        except Exception as exc:   # the hub went away: nothing to answer
+            log.debug("SAMP reply: %s", exc)
 
     def _on_answer(self, private_key, responder_id, msg_tag, response) -> None:
         # runs in pyvo's receiving thread
@@ -194,15 +272,46 @@ class SampSender:
         return self._names[client_id]
 
     # -- messages -----------------------------------------------------------------------------
-    def send_votable(self, path: str | Path, table_name: str, rows: int = 0) -> SendReport:
+    def send_votable(self, path: str | Path, table_name: str, rows: int = 0,
+                     order: np.ndarray | None = None) -> SendReport:
         """Call ``table.load.votable`` on every client that takes it and wait for the answers.
+
+        Args:
+            path: the VOTable.
+            table_name: the name the clients show.
+            rows: objects in it, for the report.
+            order: (rows,) the store index of each row, in the file's order: kept so that
+                :meth:`select_rows` and highlighted rows (:meth:`on_highlight`) can name them.
 
         Returns:
             a :class:`SendReport` (one line: :meth:`SendReport.summary`).
         """
-        client = self._connect()
         url = Path(path).resolve().as_uri()
-        msg = {"samp.mtype": "table.load.votable", "samp.params": {"url": url, "name": table_name}}
+        with self._lock:
+            self._tags += 1
+            table_id = f"galexplorer-table-{self._tags}"
+        if order is not None:
+            with self._lock:
+                self._tables[table_id] = (url, np.asarray(order, np.int64))
+                while len(self._tables) > KEEP_TABLES:
+                    del self._tables[next(iter(self._tables))]
+        params = {"url": url, "name": table_name, "table-id": table_id}
+        return self._call_all("table.load.votable", params, SendReport(rows=rows, answer_timeout=self.answer_timeout),
+                              "the table")
+
+    def send_image(self, path: str | Path, name: str) -> SendReport:
+        """Call ``image.load.fits`` (a FITS file with its WCS) on every client that takes it
+        (DS9, Aladin) and wait for the answers."""
+        with self._lock:
+            self._tags += 1
+            image_id = f"galexplorer-image-{self._tags}"
+        params = {"url": Path(path).resolve().as_uri(), "name": name, "image-id": image_id}
+        return self._call_all("image.load.fits", params,
+                              SendReport(rows=1, what=name, answer_timeout=self.answer_timeout), "the image")
+
+    def _call_all(self, mtype: str, params: dict, report: SendReport, what: str) -> SendReport:
+        client = self._connect()
+        msg = {"samp.mtype": mtype, "samp.params": params}
         with self._lock:
             self._tags += 1
             tag = f"galexplorer-{self._tags}"
@@ -211,16 +320,16 @@ class SampSender:
             client.bind_receive_response(tag, self._on_answer)    # pyvo keys answers by tag; local
             try:
                 # the names first: a client that leaves mid-send can no longer be asked its name
-                takers = self._bounded(lambda: client.get_subscribed_clients(msg["samp.mtype"]), "who takes tables")
+                takers = self._bounded(lambda: client.get_subscribed_clients(mtype), f"who takes {what}")
                 for cid in takers or {}:
                     self._name(client, cid)
-                sent = self._bounded(lambda: client.call_all(tag, msg), "the table")
+                sent = self._bounded(lambda: client.call_all(tag, msg), what)
             except SampError:
                 raise
             except Exception as exc:
                 self._drop()
-                raise SampError(f"the SAMP hub refused the table ({_short(exc)})") from None
-            return self._await(client, tag, dict(sent or {}), rows)
+                raise SampError(f"the SAMP hub refused {what} ({_short(exc)})") from None
+            return self._await(client, tag, dict(sent or {}), report, what)
         finally:
             with self._lock:
                 self._answers.pop(tag, None)
@@ -230,8 +339,37 @@ class SampSender:
                 except Exception as exc:
                     log.debug("SAMP unbind: %s", exc)
 
-    def _await(self, client, tag: str, sent: dict[str, str], rows: int) -> SendReport:
-        report = SendReport(rows=rows, answer_timeout=self.answer_timeout)
+    def select_rows(self, indices: np.ndarray) -> int:
+        """Broadcast ``table.select.rowList``: the rows of the last table sent that hold these
+        store indices (the others are not in it).
+
+        Returns:
+            the number of rows named (0: none of them is in the table; nothing is sent).
+
+        Raises:
+            SampError: no table was sent yet, or the hub refused or did not answer.
+        """
+        with self._lock:
+            if not self._tables:
+                raise SampError("no table was sent over SAMP yet", hint="send the objects first (the SAMP button)")
+            table_id = next(reversed(self._tables))
+            url, order = self._tables[table_id]
+        rows = np.flatnonzero(np.isin(order, np.asarray(indices, np.int64)))
+        if not len(rows):
+            return 0
+        client = self._connect()
+        msg = {"samp.mtype": "table.select.rowList",
+               "samp.params": {"table-id": table_id, "url": url, "row-list": [str(int(r)) for r in rows]}}
+        try:
+            self._bounded(lambda: client.notify_all(msg), "the selection")
+        except SampError:
+            raise
+        except Exception as exc:
+            self._drop()
+            raise SampError(f"the SAMP hub refused the selection ({_short(exc)})") from None
+        return len(rows)
+
+    def _await(self, client, tag: str, sent: dict[str, str], report: SendReport, what: str) -> SendReport:
         waiting = set(sent)
         names = {cid: self._name(client, cid) for cid in waiting}
         deadline = time.monotonic() + self.answer_timeout
@@ -255,7 +393,7 @@ class SampSender:
                 raise
             except Exception as exc:
                 self._drop()
-                raise SampError(f"the SAMP hub went away while the clients were loading the table "
+                raise SampError(f"the SAMP hub went away while the clients were loading {what} "
                                 f"({_short(exc)})", hint="start TOPCAT, DS9 or Aladin again and resend") from None
             for cid in sorted(waiting - present):
                 with self._lock:
