@@ -41,17 +41,6 @@ METHODS = ("umap", "pca")
 EXTENSIONS = ("knn", "transform")
 
 
-def umap_params_for(n: int) -> tuple[int, float]:
-    """UMAP's (n_neighbors, min_dist) for a map of ``n`` objects (provisional: 15, 0.01).
-
-    Raises:
-        ValueError: n < 1.
-    """
-    if n < 1:
-        raise ValueError(f"a map needs at least one object, got n={n}")
-    return 15, 0.01
-
-
 def _pca_2d(x: np.ndarray) -> np.ndarray:
     from .pca import fit_pca_model
 
