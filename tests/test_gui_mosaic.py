@@ -51,6 +51,7 @@ def test_key_toggles_the_mosaic_of_the_cells_representatives(qtbot, store, gui_s
     _press(w, "M")
     _settle(w)
     assert w.act["mosaic"].isChecked() and sc.mosaic.enabled and sc.mosaic_item.isVisible()
+    assert "mosaic" in sc.legend._title()
     cells = sc.mosaic.cells
     assert cells is not None and len(cells) > 10
     # the cells are those of the view, each with the object nearest its centre
@@ -77,6 +78,7 @@ def test_key_toggles_the_mosaic_of_the_cells_representatives(qtbot, store, gui_s
     assert w.explorer.current == i
     _press(w, "M")
     assert not sc.mosaic.enabled and not sc.mosaic_item.isVisible() and sc.mosaic.cells is None
+    assert "mosaic" not in sc.legend._title()
     w.close()
 
 

@@ -99,11 +99,14 @@ class LegendItem(QtWidgets.QGraphicsObject):
         self._lut: np.ndarray | None = None
         self._show_labels = False
         self._markers = False
+        self._mosaic = False
         self._size = QtCore.QSizeF(10, 10)
         self._font = QtGui.QFont(theme.font_family(), 9)
 
-    def set_spec(self, spec: ColourSpec, lut: np.ndarray | None, show_labels: bool, markers: bool = False) -> None:
+    def set_spec(self, spec: ColourSpec, lut: np.ndarray | None, show_labels: bool, markers: bool = False,
+                 mosaic: bool = False) -> None:
         self.prepareGeometryChange()
+        self._mosaic = mosaic
         self._spec, self._lut, self._show_labels = spec, lut, show_labels
         self._markers = markers
         fm = QtGui.QFontMetricsF(self._font)
@@ -123,9 +126,12 @@ class LegendItem(QtWidgets.QGraphicsObject):
 
     def _has_bar(self) -> bool:
         """A colour bar for continuous values and the density image (not for plain markers)."""
-        return self._spec.kind == "continuous" or (self._spec.kind == "density" and not self._markers)
+        return not self._mosaic and (self._spec.kind == "continuous"
+                                     or (self._spec.kind == "density" and not self._markers))
 
     def _title(self) -> str:
+        if self._mosaic:
+            return "▦ image mosaic: the object nearest each cell's centre"
         if self._spec.kind == "density":
             return "● one marker per object" if self._markers else "density of objects (log)"
         return self._spec.name
@@ -594,6 +600,7 @@ class ScatterView(pg.PlotWidget):
         """Show (or hide) the image mosaic: one thumbnail per cell of a grid over the view."""
         self.mosaic.thumbnails = self.thumbnails
         self.mosaic.set_enabled(on)
+        self._update_legend()
         if on:
             self._start_picker()
             self._redraw_mosaic()
@@ -616,7 +623,8 @@ class ScatterView(pg.PlotWidget):
         # the score discs' key, unless the dispute layers cover them
         show_labels = self.labelled_layer._points is not None and len(self.disputed_layer._sprite) == 0 \
             and len(self.agreed_layer._sprite) == 0
-        self.legend.set_spec(self._spec, self._lut, show_labels, markers=self.mode == "markers")
+        self.legend.set_spec(self._spec, self._lut, show_labels, markers=self.mode == "markers",
+                             mosaic=self.mosaic.enabled)
         self._place_legend()
 
     def _place_legend(self, *args) -> None:
