@@ -215,6 +215,10 @@ def _add_embed(sub) -> None:
     p.add_argument("--pca-variance", type=float, default=0.95, metavar="F",
                    help="keep the principal components that explain this fraction of variance")
     p.add_argument("--projection", choices=["umap", "pca"], default="umap")
+    p.add_argument("--umap-neighbors", type=int, metavar="K",
+                   help="UMAP's n_neighbors (default 15): larger keeps bigger groups together")
+    p.add_argument("--umap-min-dist", type=float, metavar="D",
+                   help="UMAP's min_dist (default 0.01): larger spreads tight chains and clumps apart")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard", type=_shard, metavar="i/n", help="embed only shard i of n")
     p.add_argument("--cluster", metavar="ADDRESS",
@@ -236,9 +240,11 @@ def _add_embed(sub) -> None:
 def _run_embed(args) -> int:
     from .explore.pipeline import EmbedConfig
 
+    umap = {k: v for k, v in (("umap_neighbors", args.umap_neighbors), ("umap_min_dist", args.umap_min_dist))
+            if v is not None}
     cfg = EmbedConfig(batch_size=args.batch_size, device=args.device, pca_variance=args.pca_variance,
                       projection=args.projection, seed=args.seed,
-                      pca_standardise=args.pca_standardise, features=args.features).validate()
+                      pca_standardise=args.pca_standardise, features=args.features, **umap).validate()
     if args.virtual and not args.merge:
         raise ConfigError("--virtual only applies to --merge")
     if args.shard and (args.merge or args.embeddings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import h5py
 import numpy as np
@@ -243,6 +244,18 @@ def test_cli(tmp_path, xdf_cutouts, capsys):
                  "--projection", "pca", "-q"]) == 0
     with EmbeddingStore(out) as s:
         assert s.dataset_attrs("projection")["method"] == "pca"
+    # UMAP's parameters from the command line reach the projection (and are recorded with it)
+    umap_out = tmp_path / "u.h5"
+    assert main(["embed", str(xdf_cutouts), "--embeddings", str(tmp_path / "emb.npy"), "-o", str(umap_out),
+                 "--umap-neighbors", "7", "--umap-min-dist", "0.3", "-q"]) == 0
+    with EmbeddingStore(umap_out) as s:
+        params = s.dataset_attrs("projection")["params"]
+        params = json.loads(params) if isinstance(params, str) else params
+        assert params["n_neighbors"] == 7 and params["min_dist"] == 0.3
+    code = main(["embed", str(xdf_cutouts), "--embeddings", str(tmp_path / "emb.npy"), "-o",
+                 str(tmp_path / "v.h5"), "--umap-neighbors", "1", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "umap_neighbors must be at least 2" in err and err.count("\n") == 0
     np.save(tmp_path / "bad.npy", EMB[:3])
     code = main(["embed", str(xdf_cutouts), "--embeddings", str(tmp_path / "bad.npy"), "-o",
                  str(tmp_path / "t.h5"), "-q"])

@@ -18,7 +18,7 @@ no_leaks = gui_qt.no_leaks
 
 # shortcuts that open no dialog, browser or second window (those have tests of their own)
 _SAFE = ("clear_selection", "previous", "next", "reset_view", "pan", "lasso", "rectangle", "centre",
-         "stretch", "band", "show_selection", "queue_head")
+         "stretch", "band", "show_selection", "queue_head", "mosaic")
 
 
 @pytest.fixture

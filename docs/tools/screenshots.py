@@ -11,7 +11,8 @@ panel as PNG files in OUT_DIR: ``window.png``, ``scatter.png``, ``inspector.png`
 ``queue.png``, ``gallery.png``, ``candidates.png``, ``similar.png``, ``shortcuts.png``; and
 the views of a labelling afternoon: ``start-page.png``, ``colour-limits.png``,
 ``inspector-zoom.png``, ``my-labels.png``, ``remaining.png`` (found and estimated-left), ``agreement.png`` (a second labeller, "colleague",
-scores some objects first).
+scores some objects first); and the image mosaic, ``mosaic.png`` and ``mosaic-export.png``
+(``--mosaic-only`` for these two alone).
 """
 
 from __future__ import annotations
@@ -189,6 +190,40 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
         written.append(save_screenshot(w._help, out / "shortcuts.png"))
         w._help.close()
         w.close()
+    written += mosaic_screenshots(store, out, size)
+    return written
+
+
+def mosaic_screenshots(store: str | Path, out: str | Path, size=(1600, 1000)) -> list[Path]:
+    """The image mosaic (View ▸ Image mosaic, ``M``) on the whole map and zoomed in twice:
+    ``mosaic.png`` (the map panel) and ``mosaic-export.png`` (View ▸ Save mosaic as PNG)."""
+    from PySide6 import QtCore
+
+    from galexplorer.gui.app import application, save_screenshot, settle
+    from galexplorer.gui.main_window import MainWindow
+    from galexplorer.gui.settings import Settings
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="galexplorer-shots-") as tmp:
+        QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp))
+        app = application()
+        copy = _copy_store(Path(store), Path(tmp))
+        w = MainWindow(Settings(), user="astronomer")
+        w.resize(*size)
+        w.show()
+        w.load(copy)
+        settle(w)
+        w.act["mosaic"].setChecked(True)
+        w.toggle_mosaic()
+        w.scatter.refresh()
+        _wait(app, 0.2)
+        w.scatter.mosaic.finish_loading()
+        _wait(app, 0.2)
+        written = [save_screenshot(w.scatter, out / "mosaic.png")]
+        w.save_mosaic(out / "mosaic-export.png")
+        written.append(out / "mosaic-export.png")
+        w.close()
     return written
 
 
@@ -198,8 +233,11 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--labels", type=int, default=30, help="objects to score before the screenshots")
     ap.add_argument("--oracle", metavar="COLUMN", help="catalogue column that plays the astronomer")
+    ap.add_argument("--mosaic-only", action="store_true", help="only the image mosaic's screenshots")
     args = ap.parse_args()
-    for p in make_screenshots(args.store, args.out, args.labels, oracle=args.oracle):
+    shots = mosaic_screenshots(args.store, args.out) if args.mosaic_only else \
+        make_screenshots(args.store, args.out, args.labels, oracle=args.oracle)
+    for p in shots:
         print(p)
 
 

@@ -34,7 +34,8 @@ class Shortcut:
             inspector), "target" (a selection, or an object in the inspector).
         icon: the icon's name (resources/icons), "" for none.
         separator: a separator goes before it in its menu.
-        checkable: a tool that stays on (pan, lasso, rectangle).
+        checkable: a tool that stays on (pan, lasso, rectangle): one of them is on at a time.
+        toggle: a switch on its own, on or off (the image mosaic).
     """
 
     action: str
@@ -49,6 +50,7 @@ class Shortcut:
     icon: str = ""
     separator: bool = False
     checkable: bool = False
+    toggle: bool = False
 
 
 def _score(s: int, meaning: str) -> Shortcut:
@@ -120,6 +122,11 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              lambda w: w.inspector.cycle_band(), on="window"),
     Shortcut("larger", ("F11",), "Larger view", "show the inspector's image in a large window (or double-click it)",
              "Exploring", "View", lambda w: w.inspector.show_large(), on="window", needs="object"),
+    Shortcut("mosaic", ("M",), "Image mosaic",
+             "tile the map with thumbnails: one per cell, the object nearest the cell's centre (again: off)",
+             "Exploring", "View", lambda w: w.toggle_mosaic(), on="window", toggle=True, separator=True),
+    Shortcut("save_mosaic", (), "Save mosaic as PNG…", "write the mosaic in view as a PNG image, thumbnails "
+             "at full resolution", "Exploring", "View", lambda w: w.save_mosaic_dialog(), on="window"),
     Shortcut("reset_layout", (), "Reset layout", "put every panel back where it started", "Exploring", "View",
              lambda w: w.reset_layout(), on="window", separator=True),
     Shortcut("refit", ("Ctrl+R",), "Refit now", "refit the model on all labels now", "Model", "Model",

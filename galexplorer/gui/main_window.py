@@ -277,7 +277,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 act.setToolTip(sc.description)
             if sc.icon:
                 act.setIcon(theme.icon(sc.icon))
-            act.setCheckable(sc.checkable)
+            act.setCheckable(sc.checkable or sc.toggle)
             act.triggered.connect(lambda _=False, sc=sc: self.run_action(sc.action))
             self.addAction(act)
             self.act[sc.action] = act
@@ -448,6 +448,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.inspector.set_stretch(self.settings.stretch_for(store.path))
         self.queue.set_config(config.scorer, config.acquisition, config.xi, config.batch_size)
         self.scatter.set_points(ex.xy)
+        if self.act["mosaic"].isChecked() and not self.thumbs.available:   # a store with no images
+            self.act["mosaic"].setChecked(False)
+            self.scatter.set_mosaic(False)
         ex.currentChanged.connect(self._on_current)
         ex.labelsChanged.connect(self._on_labels)
         ex.queueChanged.connect(self._on_queue)
@@ -623,6 +626,39 @@ class MainWindow(QtWidgets.QMainWindow):
     def centre_on_current(self) -> None:
         if self.explorer is not None and self.explorer.current is not None:
             self.scatter.zoom_to(self.explorer.current)
+
+    def toggle_mosaic(self) -> None:
+        """View ▸ Image mosaic (M): thumbnails tiling the map, or back to the points."""
+        on = self.act["mosaic"].isChecked()
+        if on and (self.thumbs is None or not self.thumbs.available):
+            self.act["mosaic"].setChecked(False)
+            self.statusBar().showMessage("no image mosaic: this store has no thumbnails and no linked cutouts", 8000)
+            return
+        self.scatter.set_mosaic(on)
+
+    def save_mosaic_dialog(self) -> None:
+        ex = self.explorer
+        if ex is None:
+            return
+        if not self.scatter.mosaic.enabled:
+            self.show_error("the mosaic is off: turn it on with View ▸ Image mosaic (M), then save it",
+                            title="Save mosaic")
+            return
+        start = str(Path(ex.store.path).with_suffix("").as_posix()) + "-mosaic.png"
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save mosaic as PNG", start, "PNG (*.png)")
+        if path:
+            self.save_mosaic(path)
+
+    def save_mosaic(self, path: str | Path) -> bool:
+        """Write the mosaic in view to ``path`` (PNG); a dialog says why when it cannot."""
+        layer = self.scatter.mosaic
+        try:
+            n, w, h = layer.save_png(str(path))
+        except (ValueError, OSError) as exc:
+            self.show_error(str(exc), title="Save mosaic")
+            return False
+        self.statusBar().showMessage(f"saved the mosaic of {n} objects ({w}×{h} px) to {path}", 8000)
+        return True
 
     def refit_now(self) -> None:
         self.run_action("refit")

@@ -29,6 +29,8 @@ class NearestIndex:
         self._tree: cKDTree | None = None
         self._thread: threading.Thread | None = None
         self._empty = False
+        self._xy = np.empty((0, 2), np.float64)
+        self._rows = np.empty(0, np.int64)
         if background is None:
             background = len(xy) > SYNC_BUILD_MAX
         if background:   # the float64 copy too: at 10^7 points it alone takes seconds
@@ -45,6 +47,21 @@ class NearestIndex:
         self._empty = len(self._xy) == 0
         # unbalanced, non-compact trees build ~2x faster and query as fast for 2-D points
         self._tree = cKDTree(self._xy, balanced_tree=False, compact_nodes=False) if len(self._xy) else None
+
+    @property
+    def tree(self) -> cKDTree | None:
+        """The tree on :attr:`points` (None until built, or with no finite point)."""
+        return self._tree
+
+    @property
+    def points(self) -> np.ndarray:
+        """(n, 2) float64 the finite points, in the tree's order."""
+        return self._xy
+
+    @property
+    def rows(self) -> np.ndarray:
+        """(n,) int64 the object index of each of :attr:`points`."""
+        return self._rows
 
     @property
     def ready(self) -> bool:

@@ -38,6 +38,7 @@ from .density import (
     render_rgba,
 )
 from .markers import MarkerItem, Sprite, SpriteAtlas
+from .mosaic_layer import MosaicItem, MosaicLayer, pixel_scale
 from .picking import NearestIndex
 from .selection import SelectionMode, in_polygon, in_rectangle
 from .thumbs import ThumbnailCache
@@ -98,11 +99,14 @@ class LegendItem(QtWidgets.QGraphicsObject):
         self._lut: np.ndarray | None = None
         self._show_labels = False
         self._markers = False
+        self._mosaic = False
         self._size = QtCore.QSizeF(10, 10)
         self._font = QtGui.QFont(theme.font_family(), 9)
 
-    def set_spec(self, spec: ColourSpec, lut: np.ndarray | None, show_labels: bool, markers: bool = False) -> None:
+    def set_spec(self, spec: ColourSpec, lut: np.ndarray | None, show_labels: bool, markers: bool = False,
+                 mosaic: bool = False) -> None:
         self.prepareGeometryChange()
+        self._mosaic = mosaic
         self._spec, self._lut, self._show_labels = spec, lut, show_labels
         self._markers = markers
         fm = QtGui.QFontMetricsF(self._font)
@@ -122,9 +126,12 @@ class LegendItem(QtWidgets.QGraphicsObject):
 
     def _has_bar(self) -> bool:
         """A colour bar for continuous values and the density image (not for plain markers)."""
-        return self._spec.kind == "continuous" or (self._spec.kind == "density" and not self._markers)
+        return not self._mosaic and (self._spec.kind == "continuous"
+                                     or (self._spec.kind == "density" and not self._markers))
 
     def _title(self) -> str:
+        if self._mosaic:
+            return "▦ image mosaic: the object nearest each cell's centre"
         if self._spec.kind == "density":
             return "● one marker per object" if self._markers else "density of objects (log)"
         return self._spec.name
@@ -334,7 +341,11 @@ class ScatterView(pg.PlotWidget):
         self.queue_layer = MarkerItem(SpriteAtlas([Sprite("ring", 13, None, theme.QUEUED, 1.6)]))
         self.current_layer = MarkerItem(SpriteAtlas([Sprite("ring", 20, None, theme.CURRENT, 2.2)]))
         self.hover_layer = MarkerItem(SpriteAtlas([Sprite("ring", 15, None, theme.HOVER, 1.6)]))
-        for z, item in enumerate([self.density, self.markers, self.excluded_layer, self.labelled_layer,
+        self.mosaic_item = MosaicItem()
+        self.mosaic = MosaicLayer(self.mosaic_item, parent=self)
+        self.mosaic_item.hide()
+        for z, item in enumerate([self.density, self.markers, self.mosaic_item, self.excluded_layer,
+                                  self.labelled_layer,
                                   self.agreed_layer, self.disputed_layer,
                                   self.queue_layer, self.current_layer, self.hover_layer]):
             item.setZValue(z)
@@ -374,6 +385,7 @@ class ScatterView(pg.PlotWidget):
         self._picker_pending = True
         self._selected_sorted = None
         self.selection = np.empty(0, np.int64)
+        self.mosaic.clear()
         self._colour_idx = np.zeros(len(self._xy), np.int32)
         self.set_colour(density_spec())
         self.markers.set_points(self._points, self._sprites())
@@ -577,16 +589,42 @@ class ScatterView(pg.PlotWidget):
         if self.mode != previous:
             self._update_legend()
         self.last_refresh_ms = (time.perf_counter() - t0) * 1e3
+        if self.mosaic.enabled:
+            self._redraw_mosaic()
         if self._picker_pending:   # after the paint this refresh asked for
             QtCore.QTimer.singleShot(0, self._start_picker)
         self.rendered.emit(self.mode)
+
+    # -- mosaic ------------------------------------------------------------------------------
+    def set_mosaic(self, on: bool) -> None:
+        """Show (or hide) the image mosaic: one thumbnail per cell of a grid over the view."""
+        self.mosaic.thumbnails = self.thumbnails
+        self.mosaic.set_enabled(on)
+        self._update_legend()
+        if on:
+            self._start_picker()
+            self._redraw_mosaic()
+
+    def _redraw_mosaic(self) -> None:
+        picker = self._picker
+        if picker is None or not picker.ready:   # the KD-tree is still building: try again soon
+            if self.mosaic.enabled:
+                QtCore.QTimer.singleShot(50, self._retry_mosaic)
+            return
+        self.mosaic.thumbnails = self.thumbnails
+        self.mosaic.redraw(picker, self.view_rect(), pixel_scale(self._vb))
+
+    def _retry_mosaic(self) -> None:
+        if self.mosaic.enabled:
+            self._redraw_mosaic()
 
     # -- legend --------------------------------------------------------------------------------
     def _update_legend(self) -> None:
         # the score discs' key, unless the dispute layers cover them
         show_labels = self.labelled_layer._points is not None and len(self.disputed_layer._sprite) == 0 \
             and len(self.agreed_layer._sprite) == 0
-        self.legend.set_spec(self._spec, self._lut, show_labels, markers=self.mode == "markers")
+        self.legend.set_spec(self._spec, self._lut, show_labels, markers=self.mode == "markers",
+                             mosaic=self.mosaic.enabled)
         self._place_legend()
 
     def _place_legend(self, *args) -> None:
@@ -629,6 +667,10 @@ class ScatterView(pg.PlotWidget):
         if self.picker is None or not self._vb.sceneBoundingRect().contains(scene_pos):
             return -1
         p = self._vb.mapSceneToView(scene_pos)
+        if self.mosaic.enabled:   # the thumbnail under the mouse, not a point hidden under it
+            i = self.mosaic.object_at(p.x(), p.y())
+            if i >= 0:
+                return i
         ux, uy = self._vb.viewPixelSize()   # data units per pixel
         if not (ux > 0 and uy > 0):
             return -1

@@ -79,6 +79,10 @@ class ThumbnailCache:
             self._cache.popitem(last=False)
         return pm
 
+    def peek(self, i: int) -> QtGui.QPixmap | None:
+        """The thumbnail of object ``i`` if it is cached (never reads the store)."""
+        return self._cache.get(int(i))
+
     def clear(self) -> None:
         self._cache.clear()
 
