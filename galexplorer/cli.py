@@ -10,6 +10,7 @@ Heavy libraries (torch, Qt, umap) are imported inside the subcommands that need 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -422,14 +423,35 @@ def _add_rank(sub) -> None:
     p.add_argument("--interesting-above", type=float, metavar="X",
                    help="a label >= X is a find (aad/pine anomalies, the portfolio's hits; "
                         f"default {LoopConfig.interesting_above:g})")
+    _add_cluster_option(p, "score every object (the GP's mean and std) in row blocks")
     p.set_defaults(run=_run_rank)
+
+
+def _add_cluster_option(p, what: str) -> None:
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help=f"{what} on a Dask cluster: tcp://host:port, a scheduler file, or local:N (N worker "
+                        "processes here); see docs/scaling.md")
+
+
+@contextlib.contextmanager
+def _on_cluster(args):
+    """The stages that stream over every object run on ``--cluster``'s workers inside this block."""
+    if not getattr(args, "cluster", None):
+        yield None
+        return
+    from .explore.cluster import connect, describe, scoring_on
+
+    with connect(args.cluster) as client, scoring_on(client):
+        log.info("scoring on the Dask cluster %s", describe(client))
+        yield client
 
 
 def _run_rank(args) -> int:
     from .active.ranking import rank_store
 
     config = _loop_config(args, knn_k=args.knn_k, interesting_above=args.interesting_above)
-    report = rank_store(args.store, config, user=args.user)
+    with _on_cluster(args):
+        report = rank_store(args.store, config, user=args.user)
     _say(args, report.summary())
     return 0
 
@@ -447,14 +469,16 @@ def _add_export(sub) -> None:
                    help="add why each object ranks where it does: the prior (anomaly) part of its score and "
                         "what the labels add, the labelled objects that pull it most, its anomaly percentile "
                         "and nearest labelled neighbour (docs/active-learning.md)")
+    _add_cluster_option(p, "format the table (and, without a saved ranking, score every object) in row blocks")
     p.set_defaults(run=_run_export)
 
 
 def _run_export(args) -> int:
     from .export import export_store
 
-    path, table = export_store(args.store, args.output, args.format, args.top, args.user,
-                               spreadsheet_safe=args.spreadsheet_safe, explain=args.explain)
+    with _on_cluster(args):
+        path, table = export_store(args.store, args.output, args.format, args.top, args.user,
+                                   spreadsheet_safe=args.spreadsheet_safe, explain=args.explain)
     _say(args, f"wrote {len(table)} ranked objects ({table.meta.get('scorer')}, {table.meta.get('n_labels')} "
                f"label(s)) to {path}\nprovenance: {path}.json")
     return 0
@@ -484,6 +508,7 @@ def _add_simulate(sub) -> None:
     p.add_argument("--no-remaining", action="store_true",
                    help="skip the estimate of the interesting objects left after each refit (it needs every "
                         "object's std: seconds a refit at 10^6 objects)")
+    _add_cluster_option(p, "score every object after each refit (the GP's mean and std) in row blocks")
     p.set_defaults(run=_run_simulate)
 
 
@@ -498,7 +523,7 @@ def _run_simulate(args) -> int:
                          refine_every=args.refine_every or 0, remaining=not args.no_remaining)
     if args.refine_every and args.compare:
         raise ConfigError("--refine-every runs one loop; it does not combine with --compare")
-    with EmbeddingStore(args.store) as store:
+    with _on_cluster(args), EmbeddingStore(args.store) as store:
         if args.refine_every:
             import tempfile
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import logging
 import re
@@ -31,6 +32,7 @@ import numpy as np
 from . import __version__, progress
 from .active.ranking import RankedTable, current_ranking, ranked_table
 from .errors import ConfigError
+from .explore.cluster import active_client, map_blocks
 from .labels import LabelJournal
 from .store import EmbeddingStore
 from .store.atomic import atomic_output, check_output
@@ -92,6 +94,38 @@ def _csv_cells(values: np.ndarray, spreadsheet_safe: bool = False) -> list[str]:
     return [neutralise(t) for t in text] if spreadsheet_safe else text
 
 
+def _csv_rows(cols: list, spreadsheet_safe: bool = False) -> str:
+    """The CSV text of one block of rows (``cols``: each column's values for those rows); run
+    here, or on a Dask worker with ``--cluster``."""
+    fh = io.StringIO()
+    csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\n").writerows(
+        zip(*[_csv_cells(v, spreadsheet_safe) for v in cols]))
+    return fh.getvalue()
+
+
+def _votable_rows(cols: list) -> str:
+    """The TABLEDATA rows of one block (as :func:`_csv_rows`)."""
+    return "".join("<TR><TD>" + "</TD><TD>".join(row) + "</TD></TR>\n"
+                   for row in zip(*[_votable_cells(v) for v in cols]))
+
+
+def _blocks_of_text(table: RankedTable, chunk: int, rows_text, desc: str, *options):
+    """The text of the table's row blocks in order: formatted here, or on the workers of the
+    enclosing ``--cluster`` (:func:`~galexplorer.explore.cluster.active_client`); either way the
+    same bytes. The client reads each block's columns from the store and writes the text."""
+    def block(a: int, b: int) -> tuple:
+        return ([np.asarray(v[a:b]) for v in table.columns.values()], *options)
+
+    client = active_client()
+    if client is None:
+        for a in progress.track(range(0, len(table), chunk), desc):
+            yield rows_text(*block(a, a + chunk))
+    else:
+        for _, _, text in map_blocks(client, rows_text, len(table), chunk, block, desc=f"{desc} on the cluster",
+                                     unit="row"):
+            yield text
+
+
 def _write_csv(table: RankedTable, path: Path, spreadsheet_safe: bool = False,
                chunk: int | None = None) -> None:
     # cells are made CHUNK_ROWS rows at a time: the text of all rows at once took ~1 kB per row
@@ -99,9 +133,8 @@ def _write_csv(table: RankedTable, path: Path, spreadsheet_safe: bool = False,
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
         w.writerow([neutralise(str(name)) if spreadsheet_safe else str(name) for name in table.names])
-        for a in progress.track(range(0, len(table), chunk), "export (CSV)"):
-            cols = [_csv_cells(v[a:a + chunk], spreadsheet_safe) for v in table.columns.values()]
-            w.writerows(zip(*cols))
+        for text in _blocks_of_text(table, chunk, _csv_rows, "export (CSV)", spreadsheet_safe):
+            fh.write(text)
 
 
 def _astropy_table(table: RankedTable):
@@ -154,9 +187,8 @@ def _write_votable(table: RankedTable, path: Path, chunk: int | None = None) -> 
     head = re.sub(r'arraysize="\d+"', 'arraysize="*"', text[:a])
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(head + "\n")
-        for start in progress.track(range(0, len(table), chunk), "export (VOTable)"):
-            cols = [_votable_cells(v[start:start + chunk]) for v in table.columns.values()]
-            fh.writelines("<TR><TD>" + "</TD><TD>".join(row) + "</TD></TR>\n" for row in zip(*cols))
+        for rows in _blocks_of_text(table, chunk, _votable_rows, "export (VOTable)"):
+            fh.write(rows)
         fh.write(text[b:])
 
 

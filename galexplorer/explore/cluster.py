@@ -15,10 +15,13 @@ galexplorer and can read the files the stage needs; each failure is a one-line
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .. import progress
 from ..errors import ConfigError
 
 CONNECT_TIMEOUT_S = 10
@@ -118,4 +121,70 @@ def describe(client) -> str:
     return f"{client.scheduler.address}, {n} worker{'s' if n != 1 else ''}"
 
 
-__all__ = ["parse_address", "check_workers", "connect", "describe"]
+_ACTIVE: contextvars.ContextVar = contextvars.ContextVar("galexplorer_cluster", default=None)
+
+
+@contextlib.contextmanager
+def scoring_on(client) -> Iterator[object]:
+    """Within the block, the stages that stream over every object (the GP's mean and std of all
+    N, the export's table) run in row blocks on ``client``'s workers (:func:`active_client`).
+    ``rank``/``export``/``simulate --cluster`` wrap their work in it; the refit stays here."""
+    token = _ACTIVE.set(client)
+    try:
+        yield client
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active_client():
+    """The client of the enclosing :func:`scoring_on` block, or None (run in this process)."""
+    return _ACTIVE.get()
+
+
+def worker_threads() -> int:
+    """Threads of the Dask worker this runs on (1 outside a worker): the block's own threads."""
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
+def map_blocks(client, func: Callable, n_rows: int, block_rows: int, block_args: Callable[[int, int], tuple],
+               shared: tuple = (), desc: str = "", unit: str = "obj") -> Iterator[tuple[int, int, object]]:
+    """Run ``func(*shared, *block_args(a, b))`` for the row blocks ``a:b`` of ``n_rows`` on the
+    workers; yield ``(a, b, result)`` in row order.
+
+    At most two blocks per worker are in flight, so the client holds O(workers × block) of
+    inputs and results whatever N is. ``shared`` are sent once (``client.scatter``, broadcast)
+    and passed to every task as futures. A worker lost mid-block: Dask reruns the block.
+
+    Args:
+        client: a ``distributed.Client``.
+        func: a module-level function (it is pickled by reference: the workers import it).
+        block_args: ``(a, b) -> tuple`` the block's own arguments, built here on the client.
+        shared: objects every block needs (a fitted model's state).
+        desc: progress-bar name ("" for none).
+    """
+    shared_f = [client.scatter(obj, broadcast=True, hash=False) for obj in shared]
+    window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    starts = list(range(0, n_rows, max(1, int(block_rows))))
+    pending: deque = deque()
+    with progress.Bar(desc, total=n_rows, unit=unit) if desc else contextlib.nullcontext() as bar:
+        for i, a in enumerate(starts):
+            b = min(a + block_rows, n_rows)
+            pending.append((a, b, client.submit(func, *shared_f, *block_args(a, b), pure=False)))
+            while pending and (len(pending) >= window or i == len(starts) - 1):
+                a0, b0, fut = pending.popleft()
+                result = fut.result()
+                fut.release()
+                if bar is not None:
+                    bar.update(b0 - a0)
+                yield a0, b0, result
+    for f in shared_f:
+        f.release()
+
+
+__all__ = ["parse_address", "check_workers", "connect", "describe", "scoring_on", "active_client",
+           "worker_threads", "map_blocks"]

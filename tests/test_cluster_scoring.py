@@ -1,0 +1,147 @@
+"""``rank``/``export``/``simulate --cluster``: the GP's mean and std of every object and the
+export's text, in row blocks on a LocalCluster of two workers, equal the single-process ones."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from active_synthetic import planted, restore_cli_logging, write_store
+
+pytest.importorskip("distributed")
+
+from galexplorer import export as export_mod  # noqa: E402
+from galexplorer.active import cluster_scoring  # noqa: E402
+from galexplorer.active.features import standardise  # noqa: E402
+from galexplorer.active.gp import GaussianProcessRegressor  # noqa: E402
+from galexplorer.active.loop import ActiveLoop, LoopConfig  # noqa: E402
+from galexplorer.cli import main  # noqa: E402
+from galexplorer.explore import cluster  # noqa: E402
+from galexplorer.labels import LabelJournal  # noqa: E402
+from galexplorer.store import EmbeddingStore  # noqa: E402
+from galexplorer.store.ranking import read_ranking  # noqa: E402
+
+_cli_logging = pytest.fixture(autouse=True)(restore_cli_logging)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with cluster.connect("local:2") as c:
+        yield c
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Every pass on the cluster, in several blocks, however small the test store; returns the
+    names of the block functions that ran on the workers."""
+    monkeypatch.setattr(cluster_scoring, "CLUSTER_MIN_ROWS", 0)
+    monkeypatch.setattr(cluster_scoring, "BLOCK_ROWS", 97)
+    monkeypatch.setattr(export_mod, "CHUNK_ROWS", 53)
+    ran: list[str] = []
+
+    def spy(real):
+        def map_blocks(client, func, *args, **kw):
+            ran.append(func.__name__)
+            yield from real(client, func, *args, **kw)
+        return map_blocks
+
+    monkeypatch.setattr(cluster_scoring, "map_blocks", spy(cluster_scoring.map_blocks))
+    monkeypatch.setattr(export_mod, "map_blocks", spy(export_mod.map_blocks))
+    return ran
+
+
+@pytest.fixture
+def labelled_store(tmp_path):
+    emb, rare, truth = planted(400)
+    path = write_store(tmp_path / "s.h5", emb, {"truth": truth,
+                                                "note": np.array(["=x", "a,b"] * 200, dtype=object)})
+    with LabelJournal.for_store(path, user="u") as j:
+        for i in list(range(0, 400, 23)) + [int(r) for r in np.flatnonzero(rare)[:3]]:
+            j.score(f"obj{i:05d}", int(round(5 * truth[i])))
+    return path
+
+
+def test_gp_mean_and_std_in_blocks_equal_one_process(client):
+    rng = np.random.default_rng(0)
+    X = standardise(rng.standard_normal((1000, 6)), "global")
+    rows = rng.choice(1000, 40, replace=False)
+    h = rng.uniform(0, 5, 1000).astype(np.float32)
+    gp = GaussianProcessRegressor().fit(X[rows], rng.uniform(0, 5, 40), mean_covariate=h[rows])
+    mean = cluster_scoring.predict_mean_on_cluster(client, gp, X, h, block_rows=128)
+    np.testing.assert_allclose(mean, gp.predict_mean(X, mean_covariate=h), rtol=1e-6, atol=1e-6)
+    some = rng.permutation(1000)[:700]
+    std = cluster_scoring.predict_std_on_cluster(client, gp, X, some, block_rows=128)
+    np.testing.assert_allclose(std, gp.predict_std(X, some), rtol=1e-6, atol=1e-7)
+
+
+def test_prefiltered_refit_completes_mean_and_std_on_the_cluster(client, labelled_store, small_blocks):
+    def fit(on):
+        with EmbeddingStore(labelled_store) as store, LabelJournal.for_store(labelled_store, readonly=True) as j:
+            from galexplorer.active.snapshot import label_snapshot
+
+            loop = ActiveLoop(store, LoopConfig(scorer="gp-anomaly"))
+            loop.scorer.prefilter_min_rows = 0          # the low-rank mean: completed in blocks
+            labelled, labels, excluded = label_snapshot(store, j).fit_inputs("gp-anomaly")
+            with cluster.scoring_on(on) if on else _null():
+                result = loop.fit(labelled, labels, excluded)
+                assert not result.mean_complete
+                return result.complete_std()
+
+    one, two = fit(None), fit(client)
+    np.testing.assert_allclose(two.mean, one.mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(two.std, one.std, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(two.order, one.order)
+    assert {"_mean_block", "_std_block"} <= set(small_blocks)
+
+
+def _null():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_rank_and_export_cli_on_a_cluster_equal_one_process(client, labelled_store, small_blocks, tmp_path):
+    store = str(labelled_store)
+    on = ["--cluster", client.scheduler.address]
+    assert main(["-q", "rank", store, "--scorer", "gp"]) == 0
+    with EmbeddingStore(store) as s:
+        one = read_ranking(s.path, s.uuid, s.n)
+    assert main(["-q", "export", store, "-o", str(tmp_path / "one.csv")]) == 0
+    assert main(["-q", "export", store, "-o", str(tmp_path / "one.xml")]) == 0
+    assert main(["-q", "rank", store, "--scorer", "gp"] + on) == 0
+    with EmbeddingStore(store) as s:
+        two = read_ranking(s.path, s.uuid, s.n)
+    np.testing.assert_allclose(two.mean, one.mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(two.std, one.std, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(two.rank, one.rank)
+    assert two.info["cluster"].endswith("2 workers") and "cluster" not in one.info
+    assert set(small_blocks) == {"_std_block"}   # below the pre-filter's size the refit's pass gives the mean
+    small_blocks.clear()
+    assert main(["-q", "export", store, "-o", str(tmp_path / "two.csv")] + on) == 0
+    assert main(["-q", "export", store, "-o", str(tmp_path / "two.xml")] + on) == 0
+    # the CSV text formatted on the workers is byte for byte the same (the mean/std columns may
+    # differ in their last float32 digit between the two rankings: compare the same ranking)
+    assert main(["-q", "export", store, "-o", str(tmp_path / "two-local.csv")]) == 0
+    assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "two-local.csv").read_bytes()
+    assert main(["-q", "export", store, "-o", str(tmp_path / "two-local.xml")]) == 0
+    assert (tmp_path / "two.xml").read_bytes() == (tmp_path / "two-local.xml").read_bytes()
+    assert small_blocks == ["_csv_rows", "_votable_rows"]
+    meta = json.loads((tmp_path / "two.csv.json").read_text())
+    assert meta["scorer_info"]["cluster"].endswith("2 workers")
+
+
+def test_simulate_cli_on_a_cluster_equals_one_process(client, labelled_store, small_blocks, tmp_path):
+    common = ["-q", "simulate", str(labelled_store), "--truth", "truth", "--budget", "30", "--batch", "10",
+              "--scorer", "gp"]
+    assert main(common + ["-o", str(tmp_path / "one.csv")]) == 0
+    assert main(common + ["-o", str(tmp_path / "two.csv"), "--cluster", client.scheduler.address]) == 0
+    assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
+    assert "_std_block" in small_blocks         # the remaining-count estimate's std of every object
+
+
+def test_rank_on_an_unreachable_scheduler_is_one_line_exit_2(monkeypatch, labelled_store, capsys):
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 1)
+    code = main(["rank", str(labelled_store), "--cluster", "tcp://127.0.0.1:9"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cannot reach the Dask scheduler" in err and len(err.splitlines()) == 1
