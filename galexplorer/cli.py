@@ -219,8 +219,9 @@ def _add_embed(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard", type=_shard, metavar="i/n", help="embed only shard i of n")
     p.add_argument("--cluster", metavar="ADDRESS",
-                   help="run the encoder on a Dask cluster: tcp://host:port, a scheduler file, or local:N "
-                        "(N worker processes here); see docs/scaling.md")
+                   help="run the encoder, and the anomaly, cluster and map placement of every object, in "
+                        "row blocks on a Dask cluster: tcp://host:port, a scheduler file, or local:N (N worker "
+                        "processes here); see docs/scaling.md")
     p.add_argument("--merge", nargs="+", metavar="SHARD.h5", help="join shard stores into -o")
     p.add_argument("--virtual", action="store_true",
                    help="with --merge: link the shards' arrays as HDF5 virtual datasets instead of copying "
@@ -267,9 +268,9 @@ def _run_embed(args) -> int:
         from .ssl.embed import embed_with_encoder
 
         if args.cluster:
-            from .explore.cluster import connect, describe
+            from .explore.cluster import connect, describe, scoring_on
 
-            with connect(args.cluster, [args.cutouts, args.run_dir]) as client:
+            with connect(args.cluster, [args.cutouts, args.run_dir]) as client, scoring_on(client):
                 cfg.cluster = describe(client)
                 report = embed_with_encoder(args.cutouts, args.run_dir, args.output, cfg, client=client)
         else:

@@ -145,3 +145,50 @@ def test_rank_on_an_unreachable_scheduler_is_one_line_exit_2(monkeypatch, labell
     code = main(["rank", str(labelled_store), "--cluster", "tcp://127.0.0.1:9"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "cannot reach the Dask scheduler" in err and len(err.splitlines()) == 1
+
+
+def _build(path, x, on, **options):
+    from galexplorer.explore.pipeline import EmbedConfig, build_store
+    from galexplorer.store import ObjectTable
+
+    n = len(x)
+    objects = ObjectTable(np.array([f"o{i}" for i in range(n)], dtype=object), np.zeros(n), np.zeros(n), {})
+    cfg = EmbedConfig(projection="umap", umap_fit_sample=600, n_clusters=6, cluster_fit_sample=500,
+                      iforest_trees=50, similarity_index="none", features="none", **options)
+    with cluster.scoring_on(on) if on else _null():
+        build_store(path, objects=objects, dim=x.shape[1], fill=x, config=cfg)
+
+
+@pytest.mark.slow     # two UMAP fits of 600 rows
+def test_embed_analysis_on_a_cluster_equals_one_process(client, tmp_path, monkeypatch):
+    from sklearn.manifold import trustworthiness
+
+    from galexplorer.explore import anomaly, clustering, projection
+
+    monkeypatch.setattr(anomaly, "SCORE_CHUNK", 331)          # several blocks per stage
+    monkeypatch.setattr(clustering, "PREDICT_CHUNK", 257)
+    monkeypatch.setattr(projection, "TRANSFORM_CHUNK", 299)
+    ran = []
+    real = cluster.map_blocks
+
+    def spy(c, func, *a, **kw):
+        ran.append(func.__name__)
+        yield from real(c, func, *a, **kw)
+
+    for mod in (anomaly, clustering, projection):
+        monkeypatch.setattr(mod, "map_blocks", spy)
+    emb, _, _ = planted(2000, dim=12)
+    _build(tmp_path / "one.h5", emb, None)
+    assert ran == []
+    _build(tmp_path / "two.h5", emb, client)
+    assert ran == ["_extend_block", "_score_block", "_predict_block"]
+    with EmbeddingStore(tmp_path / "one.h5") as a, EmbeddingStore(tmp_path / "two.h5") as b:
+        np.testing.assert_array_equal(b.score("anomaly"), a.score("anomaly"))      # exact
+        np.testing.assert_array_equal(b.score("cluster"), a.score("cluster"))
+        np.testing.assert_array_equal(b.pca, a.pca)
+        xa, xb = a.file["projection"][:], b.file["projection"][:]
+        feats = np.asarray(a.pca)
+    ev = np.arange(0, 2000, 2)
+    tw = [trustworthiness(feats[ev], xy[ev], n_neighbors=15) for xy in (xa, xb)]
+    assert abs(tw[0] - tw[1]) <= 0.01, tw
+    np.testing.assert_allclose(xb, xa, rtol=1e-5, atol=1e-5)      # in fact the same placement
