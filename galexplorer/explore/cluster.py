@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,9 +44,32 @@ def parse_address(address: str) -> tuple[str, object]:
     if "://" in address:
         return "tcp", address
     if Path(address).is_file():
+        _check_scheduler_file(address)
         return "file", address
+    if address.endswith((".json", ".yaml")) or os.sep in address:
+        raise ConfigError(f"--cluster {address}: no such scheduler file",
+                          hint="start the scheduler with `dask scheduler --scheduler-file FILE` (or dask-jobqueue, "
+                          "dask-mpi) on a filesystem this machine mounts, or give tcp://host:port")
     raise ConfigError(f"--cluster {address}: neither a scheduler address (tcp://host:port), an existing "
                       "scheduler file, nor local:N", hint="e.g. --cluster tcp://node1:8786 or --cluster local:4")
+
+
+def _check_scheduler_file(path: str) -> None:
+    """A scheduler file is JSON with the scheduler's ``address`` (Dask only asserts it).
+
+    Raises:
+        ConfigError: unreadable, not JSON, or no address in it.
+    """
+    import json
+
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"--cluster: not a Dask scheduler file ({type(exc).__name__})", path,
+                          "give the file `dask scheduler --scheduler-file` writes, or tcp://host:port") from None
+    if not isinstance(info, dict) or not isinstance(info.get("address"), str):
+        raise ConfigError("--cluster: not a Dask scheduler file (no scheduler address in it)", path,
+                          "give the file `dask scheduler --scheduler-file` writes, or tcp://host:port")
 
 
 def _worker_check(paths: list[str]) -> str | None:
@@ -71,9 +95,18 @@ def check_workers(client, paths: list[str | Path] = ()) -> int:
         raise ConfigError("the Dask cluster has no workers", hint="start workers (dask worker ADDRESS) and rerun")
     try:
         answers = client.run(_worker_check, [str(Path(p).resolve()) for p in paths])
-    except ModuleNotFoundError as exc:                 # the worker cannot unpickle our function
-        raise ConfigError(f"a Dask worker cannot import {exc.name}",
-                          hint="install galexplorer in the workers' environment") from None
+    except Exception as exc:        # noqa: BLE001 — a worker could not even run the check
+        # a worker without galexplorer cannot unpickle the check: Dask re-raises that as a plain
+        # Exception whose text holds the worker's ModuleNotFoundError
+        text = str(exc)
+        missing = re.search(r"No module named '([\w.]+)'", text)
+        if isinstance(exc, ModuleNotFoundError) or missing:
+            name = getattr(exc, "name", None) or (missing.group(1) if missing else "galexplorer")
+            raise ConfigError(f"a Dask worker cannot import {name}",
+                              hint="install galexplorer (the same version) in the workers' environment") from None
+        first = (text.strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ConfigError(f"a Dask worker failed the start-up check ({first})",
+                          hint="look at the worker's log; is its environment the client's?") from None
     for worker, why in sorted(answers.items()):
         if why is not None:
             hint = ("install galexplorer in the workers' environment" if "installed" in why else
