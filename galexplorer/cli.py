@@ -220,8 +220,8 @@ def _add_embed(sub) -> None:
     p.add_argument("--shard", type=_shard, metavar="i/n", help="embed only shard i of n")
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="run the encoder, and the anomaly, cluster and map placement of every object, in "
-                        "row blocks on a Dask cluster: tcp://host:port, a scheduler file, or local:N (N worker "
-                        "processes here); see docs/scaling.md")
+                        "row blocks on a Dask cluster (with --merge or --embeddings: those stages): tcp://host:port, "
+                        "a scheduler file, or local:N (N worker processes here); see docs/scaling.md")
     p.add_argument("--merge", nargs="+", metavar="SHARD.h5", help="join shard stores into -o")
     p.add_argument("--virtual", action="store_true",
                    help="with --merge: link the shards' arrays as HDF5 virtual datasets instead of copying "
@@ -245,23 +245,17 @@ def _run_embed(args) -> int:
         raise ConfigError("--virtual only applies to --merge")
     if args.shard and (args.merge or args.embeddings):
         raise ConfigError("--shard splits encoder embedding only (not --merge or --embeddings)")
-    if args.cluster and (args.merge or args.embeddings or args.shard):
-        raise ConfigError("--cluster runs the encoder only (not with --merge, --embeddings or --shard)")
-    if args.merge:
-        from .explore.merge import merge_shards
+    if args.cluster and args.shard:
+        raise ConfigError("--cluster embeds every row on the cluster; it does not combine with --shard",
+                          hint="drop --shard (shards are for machines that share no scheduler)")
+    if args.merge or args.embeddings:
+        # the embeddings are read here; the stages over every object run on --cluster's workers
+        with _on_cluster(args) as client:
+            if client is not None:
+                from .explore.cluster import describe
 
-        report = merge_shards(args.merge, args.output, config=cfg, virtual=args.virtual)
-    elif args.embeddings:
-        from .explore.external import ExternalEmbeddings, embed_from_file
-
-        if args.no_cutouts and args.cutouts:
-            raise ConfigError("give either CUTOUTS.h5 or --no-cutouts, not both")
-        if not args.no_cutouts and not args.cutouts:
-            raise ConfigError("no cutouts file given", hint="pass CUTOUTS.h5, or --no-cutouts with --catalog")
-        src = ExternalEmbeddings(path=args.embeddings, dataset=args.dataset, id_dataset=args.id_dataset,
-                                 id_column=args.id_column, feature_columns=args.feature_columns,
-                                 allow_missing=args.allow_missing, catalog=args.catalog)
-        report = embed_from_file(None if args.no_cutouts else args.cutouts, src, args.output, cfg)
+                cfg.cluster = describe(client)
+            report = _embed_merge_or_file(args, cfg)
     else:
         if not args.cutouts or not args.run_dir:
             raise ConfigError("embed needs CUTOUTS.h5 and --run RUN_DIR (or --embeddings FILE, or --merge)")
@@ -277,6 +271,24 @@ def _run_embed(args) -> int:
             report = embed_with_encoder(args.cutouts, args.run_dir, args.output, cfg, shard=args.shard)
     _say(args, report.summary())
     return 0
+
+
+def _embed_merge_or_file(args, cfg):
+    """``embed --merge`` or ``embed --embeddings``: the pipeline's report."""
+    if args.merge:
+        from .explore.merge import merge_shards
+
+        return merge_shards(args.merge, args.output, config=cfg, virtual=args.virtual)
+    from .explore.external import ExternalEmbeddings, embed_from_file
+
+    if args.no_cutouts and args.cutouts:
+        raise ConfigError("give either CUTOUTS.h5 or --no-cutouts, not both")
+    if not args.no_cutouts and not args.cutouts:
+        raise ConfigError("no cutouts file given", hint="pass CUTOUTS.h5, or --no-cutouts with --catalog")
+    src = ExternalEmbeddings(path=args.embeddings, dataset=args.dataset, id_dataset=args.id_dataset,
+                             id_column=args.id_column, feature_columns=args.feature_columns,
+                             allow_missing=args.allow_missing, catalog=args.catalog)
+    return embed_from_file(None if args.no_cutouts else args.cutouts, src, args.output, cfg)
 
 
 def _add_info(sub) -> None:

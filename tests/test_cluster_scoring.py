@@ -192,3 +192,21 @@ def test_embed_analysis_on_a_cluster_equals_one_process(client, tmp_path, monkey
     tw = [trustworthiness(feats[ev], xy[ev], n_neighbors=15) for xy in (xa, xb)]
     assert abs(tw[0] - tw[1]) <= 0.01, tw
     np.testing.assert_allclose(xb, xa, rtol=1e-5, atol=1e-5)      # in fact the same placement
+
+
+def test_embed_embeddings_file_on_a_cluster_equals_one_process(client, xdf_cutouts, tmp_path, monkeypatch):
+    from galexplorer.explore import anomaly, clustering
+    from galexplorer.info import describe as describe_file
+
+    monkeypatch.setattr(anomaly, "SCORE_CHUNK", 10)
+    monkeypatch.setattr(clustering, "PREDICT_CHUNK", 7)
+    np.save(tmp_path / "emb.npy", np.random.default_rng(0).normal(size=(48, 16)).astype(np.float32))
+    common = ["-q", "embed", str(xdf_cutouts), "--embeddings", str(tmp_path / "emb.npy"), "--projection", "pca"]
+    assert main(common + ["-o", str(tmp_path / "one.h5")]) == 0
+    assert main(common + ["-o", str(tmp_path / "two.h5"), "--cluster", client.scheduler.address]) == 0
+    with EmbeddingStore(tmp_path / "one.h5") as a, EmbeddingStore(tmp_path / "two.h5") as b:
+        np.testing.assert_array_equal(b.score("anomaly"), a.score("anomaly"))
+        np.testing.assert_array_equal(b.score("cluster"), a.score("cluster"))
+    assert describe_file(tmp_path / "two.h5")["cluster"].endswith("2 workers")
+    assert main(["-q", "embed", str(xdf_cutouts), "--run", "r", "-o", str(tmp_path / "x.h5"), "--shard", "0/2",
+                 "--cluster", "local:1"]) == 2
