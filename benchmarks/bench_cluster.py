@@ -78,6 +78,12 @@ def _features(n: int) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def _has_lsdb() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("lsdb") is not None
+
+
 def _warm_up() -> None:
     import faiss  # noqa: F401
     import sklearn.ensemble  # noqa: F401
@@ -138,9 +144,15 @@ def stages_child(n: int, cluster: str | None, out: str) -> None:
                              "score_std": results["GP std"], "anomaly": results["anomaly"],
                              "cluster": results["clusters"]})
         timed("export CSV", lambda: write_ranked(table, out, provenance=False))
+        if client is None and _has_lsdb():       # --hats, in this process only, against the CSV
+            from galexplorer.export import write_hats
+
+            table.columns["ra"], table.columns["dec"] = (rng.uniform(0, 360, n),
+                                                         np.degrees(np.arcsin(rng.uniform(-1, 1, n))))
+            timed("export HATS", lambda: write_hats(table, Path(out).with_suffix(".hats")))
         if client is not None:
             workers_mb = sorted(client.run(_rss_mb).values())
-    digest = {k: float(np.asarray(v, np.float64).sum()) for k, v in results.items() if k != "export CSV"}
+    digest = {k: float(np.asarray(v, np.float64).sum()) for k, v in results.items() if not k.startswith("export")}
     print(json.dumps({"seconds": seconds, "client_mb": _rss_mb(), "workers_mb": workers_mb, "digest": digest}))
 
 
@@ -158,10 +170,14 @@ def run_stages(n: int, workers: int, tmp: Path) -> None:
         rows = {"knn extension": 32768, "export CSV": 65536}.get(name, 65536)
         print(f"  {name:14s} single {a:7.2f} s ({1e6 * a / n:6.2f} µs/object, {a * rows / n:6.2f} s per block of "
               f"{rows}) | cluster {b:7.2f} s | ratio cluster/single {b / a:.2f}")
-    total_a, total_b = sum(one["seconds"].values()), sum(two["seconds"].values())
+    total_a = sum(v for k, v in one["seconds"].items() if k in STAGES)
+    total_b = sum(two["seconds"].values())
     print(f"  all            single {total_a:7.2f} s | cluster {total_b:7.2f} s | ratio {total_b / total_a:.2f}; "
           f"peak memory: single {one['client_mb']:.0f} MB, cluster client {two['client_mb']:.0f} MB (ratio "
           f"{two['client_mb'] / one['client_mb']:.2f}), workers {', '.join(f'{m:.0f}' for m in two['workers_mb'])} MB")
+    if "export HATS" in one["seconds"]:
+        h, c = one["seconds"]["export HATS"], one["seconds"]["export CSV"]
+        print(f"  export HATS    single {h:7.2f} s ({1e6 * h / n:6.2f} µs/object) | ratio HATS/CSV {h / c:.2f}")
     diff = {k: abs(one["digest"][k] - two["digest"][k]) / max(abs(one["digest"][k]), 1e-12) for k in one["digest"]}
     print(f"  same results: CSV byte-identical {same}; relative difference of the column sums "
           + ", ".join(f"{k} {v:.1e}" for k, v in diff.items()))

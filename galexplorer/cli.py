@@ -472,7 +472,11 @@ def _run_rank(args) -> int:
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help=COMMANDS["export"], description=COMMANDS["export"])
     p.add_argument("store", metavar="STORE.h5")
-    p.add_argument("-o", "--output", required=True, metavar="ranked.csv")
+    p.add_argument("-o", "--output", metavar="ranked.csv", help="the table as CSV or VOTable (.xml)")
+    p.add_argument("--hats", metavar="FOLDER",
+                   help="(also) write the table as a HATS catalogue: Parquet partitioned by HEALPix pixel, "
+                        "for LSDB to open and cross-match (needs the lsdb package: pip install "
+                        "\"galexplorer[hats]\"; see docs/scaling.md)")
     p.add_argument("--top", type=_positive_int, metavar="N", help="only the N best-ranked objects")
     p.add_argument("--format", choices=["csv", "votable"], help="default: from the file extension")
     p.add_argument("--spreadsheet-safe", action="store_true",
@@ -489,11 +493,14 @@ def _add_export(sub) -> None:
 def _run_export(args) -> int:
     from .export import export_store
 
+    if not args.output and not args.hats:
+        raise ConfigError("export needs -o ranked.csv, --hats FOLDER, or both")
     with _on_cluster(args):
         path, table = export_store(args.store, args.output, args.format, args.top, args.user,
-                                   spreadsheet_safe=args.spreadsheet_safe, explain=args.explain)
+                                   spreadsheet_safe=args.spreadsheet_safe, explain=args.explain, hats=args.hats)
+    written = [p for p in (args.output, args.hats) if p]
     _say(args, f"wrote {len(table)} ranked objects ({table.meta.get('scorer')}, {table.meta.get('n_labels')} "
-               f"label(s)) to {path}\nprovenance: {path}.json")
+               f"label(s)) to {' and '.join(written)}\nprovenance: {', '.join(p + '.json' for p in written)}")
     return 0
 
 
