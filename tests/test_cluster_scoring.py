@@ -210,3 +210,27 @@ def test_embed_embeddings_file_on_a_cluster_equals_one_process(client, xdf_cutou
     assert describe_file(tmp_path / "two.h5")["cluster"].endswith("2 workers")
     assert main(["-q", "embed", str(xdf_cutouts), "--run", "r", "-o", str(tmp_path / "x.h5"), "--shard", "0/2",
                  "--cluster", "local:1"]) == 2
+
+
+def _slow_sum(shared, block):
+    import time
+
+    time.sleep(0.2)
+    return float(np.sum(block) + shared)
+
+
+def test_blocks_survive_a_killed_worker():
+    import os
+    import signal
+
+    x = np.arange(4000, dtype=np.float64)
+    with cluster.connect("local:2") as c:
+        victim = sorted(c.scheduler_info()["workers"])[0]
+        pid = c.run(os.getpid, workers=[victim])[victim]
+        got = []
+        for a, b, s in cluster.map_blocks(c, _slow_sum, len(x), 250, lambda a, b: (x[a:b],), shared=(1.0,)):
+            if not got:
+                os.kill(pid, signal.SIGKILL)     # the other blocks in flight or queued
+            got.append((a, b, s))
+    assert [(a, b) for a, b, _ in got] == [(a, min(a + 250, 4000)) for a in range(0, 4000, 250)]
+    assert [s for _, _, s in got] == [float(np.sum(x[a:b]) + 1.0) for a, b, _ in got]

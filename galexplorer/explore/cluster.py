@@ -204,19 +204,23 @@ def map_blocks(client, func: Callable, n_rows: int, block_rows: int, block_args:
     window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
     starts = list(range(0, n_rows, max(1, int(block_rows))))
     pending: deque = deque()
-    with progress.Bar(desc, total=n_rows, unit=unit) if desc else contextlib.nullcontext() as bar:
-        for i, a in enumerate(starts):
-            b = min(a + block_rows, n_rows)
-            pending.append((a, b, client.submit(func, *shared_f, *block_args(a, b), pure=False)))
-            while pending and (len(pending) >= window or i == len(starts) - 1):
-                a0, b0, fut = pending.popleft()
-                result = fut.result()
-                fut.release()
-                if bar is not None:
-                    bar.update(b0 - a0)
-                yield a0, b0, result
-    for f in shared_f:
-        f.release()
+    try:
+        with progress.Bar(desc, total=n_rows, unit=unit) if desc else contextlib.nullcontext() as bar:
+            for i, a in enumerate(starts):
+                b = min(a + block_rows, n_rows)
+                pending.append((a, b, client.submit(func, *shared_f, *block_args(a, b), pure=False)))
+                while pending and (len(pending) >= window or i == len(starts) - 1):
+                    a0, b0, fut = pending.popleft()
+                    result = fut.result()
+                    fut.release()
+                    if bar is not None:
+                        bar.update(b0 - a0)
+                    yield a0, b0, result
+    finally:        # a failed block or an abandoned loop: nothing left running for it on the cluster
+        for _, _, fut in pending:
+            fut.cancel()
+        for f in shared_f:
+            f.release()
 
 
 __all__ = ["parse_address", "check_workers", "connect", "describe", "scoring_on", "active_client",
