@@ -7,10 +7,16 @@ analysis stages with ``--projection pca`` so the encoder dominates) and reports 
 and, for the cluster, each worker's (``client.run``). The ratio cluster/single is printed; on one
 2-core machine shared with other jobs the cluster cannot be faster, the figure is its overhead.
 
-Only ``embed`` runs on the cluster so far (``rank``/``export``/``simulate`` do not take --cluster yet).
+``--stages`` times the stages that run in row blocks on the workers after the encoder (issue
+#25 items 1-2), each against one process in the same run, on synthetic (N, 8) features: the
+isolation-forest scores, the mixture's labels, the projection's kNN extension (the UMAP fit on
+the sample stays on one machine: not timed here), the GP's exact mean and std of every object
+(300 labels; the refit stays on the client), and the export's CSV text. It prints each stage's
+seconds, the ratio cluster/single and the time of one block.
 
     python benchmarks/bench_cluster.py --n 10000 20000     # sizes as arguments
-    python benchmarks/bench_cluster.py --quick             # smoke test
+    python benchmarks/bench_cluster.py --stages --n 1000000
+    python benchmarks/bench_cluster.py --quick             # smoke test (both)
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_embed import write_cutouts, write_encoder  # noqa: E402
@@ -58,6 +66,123 @@ def child(cutouts: str, run_dir: str, out: str, cluster: str | None, batch: int)
     print(json.dumps({"seconds": seconds, "client_mb": _rss_mb(), "workers_mb": workers_mb}))
 
 
+STAGES = ("anomaly", "clusters", "knn extension", "GP mean", "GP std", "export CSV")
+
+
+def _features(n: int) -> np.ndarray:
+    """(n, 8) float32: six broad groups and 0.5% rare objects, like a store's PCA features."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, (6, 8))
+    x = centres[rng.integers(0, 6, n)] + rng.normal(0, 1, (n, 8))
+    x[rng.choice(n, max(1, n // 200), replace=False)] += 12.0
+    return x.astype(np.float32)
+
+
+def _has_lsdb() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("lsdb") is not None
+
+
+def _warm_up() -> None:
+    import faiss  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.mixture  # noqa: F401
+
+    import galexplorer.active.gp  # noqa: F401
+    import galexplorer.export  # noqa: F401
+
+
+def stages_child(n: int, cluster: str | None, out: str) -> None:
+    """Time every block stage once, here or on ``cluster`` (the same calls inside ``scoring_on``)."""
+    import contextlib
+
+    from galexplorer.active import cluster_scoring
+    from galexplorer.active.gp import GaussianProcessRegressor
+    from galexplorer.active.ranking import RankedTable
+    from galexplorer.explore.anomaly import isolation_forest_scores
+    from galexplorer.explore.clustering import bayesian_gmm_clusters
+    from galexplorer.explore.projection import knn_extend
+    from galexplorer.export import write_ranked
+
+    x = _features(n)
+    rng = np.random.default_rng(1)
+    fit_rows = np.sort(rng.choice(n, min(n, 20_000), replace=False))
+    rest = np.setdiff1d(np.arange(n), fit_rows)
+    fit_xy = x[fit_rows, :2] + rng.normal(0, 0.1, (len(fit_rows), 2)).astype(np.float32)
+    lab = rng.choice(n, 300, replace=False)
+    gp = GaussianProcessRegressor().fit(x[lab], np.clip(x[lab, 0], 0, 5))
+    seconds: dict[str, float] = {}
+    results: dict[str, np.ndarray] = {}
+    workers_mb: list[float] = []
+    with contextlib.ExitStack() as stack:
+        client = None
+        if cluster:
+            from galexplorer.explore.cluster import connect, scoring_on
+
+            client = stack.enter_context(connect(cluster))
+            stack.enter_context(scoring_on(client))
+            client.run(_warm_up)        # the workers' imports are start-up, reported apart from the stages
+
+        def timed(name, fn):
+            t0 = time.perf_counter()
+            results[name] = fn()
+            seconds[name] = time.perf_counter() - t0
+
+        timed("anomaly", lambda: isolation_forest_scores(x, n_trees=200, seed=0))
+        timed("clusters", lambda: bayesian_gmm_clusters(x, 20, fit_sample=20_000))
+        timed("knn extension", lambda: knn_extend(x[fit_rows], fit_xy, x, rest, 15))
+        if client is None:
+            timed("GP mean", lambda: gp.predict_mean(x))
+            timed("GP std", lambda: gp.predict_std(x))
+        else:
+            timed("GP mean", lambda: cluster_scoring.predict_mean_on_cluster(client, gp, x))
+            timed("GP std", lambda: cluster_scoring.predict_std_on_cluster(client, gp, x, np.arange(n)))
+        table = RankedTable({"id": np.array([f"obj{i:09d}" for i in range(n)], dtype=object),
+                             "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-90, 90, n),
+                             "rank": np.arange(1, n + 1), "score_mean": results["GP mean"],
+                             "score_std": results["GP std"], "anomaly": results["anomaly"],
+                             "cluster": results["clusters"]})
+        timed("export CSV", lambda: write_ranked(table, out, provenance=False))
+        if client is None and _has_lsdb():       # --hats, in this process only, against the CSV
+            from galexplorer.export import write_hats
+
+            table.columns["ra"], table.columns["dec"] = (rng.uniform(0, 360, n),
+                                                         np.degrees(np.arcsin(rng.uniform(-1, 1, n))))
+            timed("export HATS", lambda: write_hats(table, Path(out).with_suffix(".hats")))
+        if client is not None:
+            workers_mb = sorted(client.run(_rss_mb).values())
+    digest = {k: float(np.asarray(v, np.float64).sum()) for k, v in results.items() if not k.startswith("export")}
+    print(json.dumps({"seconds": seconds, "client_mb": _rss_mb(), "workers_mb": workers_mb, "digest": digest}))
+
+
+def run_stages(n: int, workers: int, tmp: Path) -> None:
+    res = {}
+    for mode in ("", f"local:{workers}"):
+        cmd = [sys.executable, __file__, "--stages-child", str(n), mode, str(tmp / f"ranked{mode[-1:]}.csv")]
+        run = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        res[mode] = json.loads(run.stdout.strip().splitlines()[-1])
+    one, two = res[""], res[f"local:{workers}"]
+    same = (tmp / "ranked.csv").read_bytes() == (tmp / f"ranked{workers}.csv").read_bytes()
+    print(f"N={n} block stages (8 features, 300 labels), single process vs local:{workers}:")
+    for name in STAGES:
+        a, b = one["seconds"][name], two["seconds"][name]
+        rows = {"knn extension": 32768, "export CSV": 65536}.get(name, 65536)
+        print(f"  {name:14s} single {a:7.2f} s ({1e6 * a / n:6.2f} µs/object, {a * rows / n:6.2f} s per block of "
+              f"{rows}) | cluster {b:7.2f} s | ratio cluster/single {b / a:.2f}")
+    total_a = sum(v for k, v in one["seconds"].items() if k in STAGES)
+    total_b = sum(two["seconds"].values())
+    print(f"  all            single {total_a:7.2f} s | cluster {total_b:7.2f} s | ratio {total_b / total_a:.2f}; "
+          f"peak memory: single {one['client_mb']:.0f} MB, cluster client {two['client_mb']:.0f} MB (ratio "
+          f"{two['client_mb'] / one['client_mb']:.2f}), workers {', '.join(f'{m:.0f}' for m in two['workers_mb'])} MB")
+    if "export HATS" in one["seconds"]:
+        h, c = one["seconds"]["export HATS"], one["seconds"]["export CSV"]
+        print(f"  export HATS    single {h:7.2f} s ({1e6 * h / n:6.2f} µs/object) | ratio HATS/CSV {h / c:.2f}")
+    diff = {k: abs(one["digest"][k] - two["digest"][k]) / max(abs(one["digest"][k]), 1e-12) for k in one["digest"]}
+    print(f"  same results: CSV byte-identical {same}; relative difference of the column sums "
+          + ", ".join(f"{k} {v:.1e}" for k, v in diff.items()))
+
+
 def run_mode(cutouts: Path, run_dir: Path, out: Path, cluster: str | None, batch: int) -> dict:
     cmd = [sys.executable, __file__, "--child", str(cutouts), str(run_dir), str(out), cluster or "", str(batch)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -71,15 +196,26 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="small sizes for the smoke test")
+    ap.add_argument("--stages", action="store_true", help="time the block stages after the encoder instead")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--stages-child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         c, r, o, cl, b = args.child
         child(c, r, o, cl or None, int(b))
         return
+    if args.stages_child:
+        n, cl, o = args.stages_child
+        stages_child(int(n), cl or None, o)
+        return
     sizes = [256] if args.quick else args.n
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if args.stages or args.quick:
+            for n in ([30_000] if args.quick else args.n):
+                run_stages(n, args.workers, tmp)
+            if args.stages:
+                return
         for n in sizes:
             cut, run = tmp / f"cut{n}.h5", tmp / f"run{n}"
             write_cutouts(cut, n, args.size)

@@ -10,6 +10,7 @@ Heavy libraries (torch, Qt, umap) are imported inside the subcommands that need 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -222,8 +223,9 @@ def _add_embed(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard", type=_shard, metavar="i/n", help="embed only shard i of n")
     p.add_argument("--cluster", metavar="ADDRESS",
-                   help="run the encoder on a Dask cluster: tcp://host:port, a scheduler file, or local:N "
-                        "(N worker processes here); see docs/scaling.md")
+                   help="run the encoder, and the anomaly, cluster and map placement of every object, in "
+                        "row blocks on a Dask cluster (with --merge or --embeddings: those stages): tcp://host:port, "
+                        "a scheduler file, or local:N (N worker processes here); see docs/scaling.md")
     p.add_argument("--merge", nargs="+", metavar="SHARD.h5", help="join shard stores into -o")
     p.add_argument("--virtual", action="store_true",
                    help="with --merge: link the shards' arrays as HDF5 virtual datasets instead of copying "
@@ -249,38 +251,50 @@ def _run_embed(args) -> int:
         raise ConfigError("--virtual only applies to --merge")
     if args.shard and (args.merge or args.embeddings):
         raise ConfigError("--shard splits encoder embedding only (not --merge or --embeddings)")
-    if args.cluster and (args.merge or args.embeddings or args.shard):
-        raise ConfigError("--cluster runs the encoder only (not with --merge, --embeddings or --shard)")
-    if args.merge:
-        from .explore.merge import merge_shards
+    if args.cluster and args.shard:
+        raise ConfigError("--cluster embeds every row on the cluster; it does not combine with --shard",
+                          hint="drop --shard (shards are for machines that share no scheduler)")
+    if args.merge or args.embeddings:
+        # the embeddings are read here; the stages over every object run on --cluster's workers
+        with _on_cluster(args) as client:
+            if client is not None:
+                from .explore.cluster import describe
 
-        report = merge_shards(args.merge, args.output, config=cfg, virtual=args.virtual)
-    elif args.embeddings:
-        from .explore.external import ExternalEmbeddings, embed_from_file
-
-        if args.no_cutouts and args.cutouts:
-            raise ConfigError("give either CUTOUTS.h5 or --no-cutouts, not both")
-        if not args.no_cutouts and not args.cutouts:
-            raise ConfigError("no cutouts file given", hint="pass CUTOUTS.h5, or --no-cutouts with --catalog")
-        src = ExternalEmbeddings(path=args.embeddings, dataset=args.dataset, id_dataset=args.id_dataset,
-                                 id_column=args.id_column, feature_columns=args.feature_columns,
-                                 allow_missing=args.allow_missing, catalog=args.catalog)
-        report = embed_from_file(None if args.no_cutouts else args.cutouts, src, args.output, cfg)
+                cfg.cluster = describe(client)
+            report = _embed_merge_or_file(args, cfg)
     else:
         if not args.cutouts or not args.run_dir:
             raise ConfigError("embed needs CUTOUTS.h5 and --run RUN_DIR (or --embeddings FILE, or --merge)")
         from .ssl.embed import embed_with_encoder
 
         if args.cluster:
-            from .explore.cluster import connect, describe
+            from .explore.cluster import connect, describe, scoring_on
 
-            with connect(args.cluster, [args.cutouts, args.run_dir]) as client:
+            with connect(args.cluster, [args.cutouts, args.run_dir]) as client, scoring_on(client):
                 cfg.cluster = describe(client)
                 report = embed_with_encoder(args.cutouts, args.run_dir, args.output, cfg, client=client)
         else:
             report = embed_with_encoder(args.cutouts, args.run_dir, args.output, cfg, shard=args.shard)
     _say(args, report.summary())
     return 0
+
+
+def _embed_merge_or_file(args, cfg):
+    """``embed --merge`` or ``embed --embeddings``: the pipeline's report."""
+    if args.merge:
+        from .explore.merge import merge_shards
+
+        return merge_shards(args.merge, args.output, config=cfg, virtual=args.virtual)
+    from .explore.external import ExternalEmbeddings, embed_from_file
+
+    if args.no_cutouts and args.cutouts:
+        raise ConfigError("give either CUTOUTS.h5 or --no-cutouts, not both")
+    if not args.no_cutouts and not args.cutouts:
+        raise ConfigError("no cutouts file given", hint="pass CUTOUTS.h5, or --no-cutouts with --catalog")
+    src = ExternalEmbeddings(path=args.embeddings, dataset=args.dataset, id_dataset=args.id_dataset,
+                             id_column=args.id_column, feature_columns=args.feature_columns,
+                             allow_missing=args.allow_missing, catalog=args.catalog)
+    return embed_from_file(None if args.no_cutouts else args.cutouts, src, args.output, cfg)
 
 
 def _add_info(sub) -> None:
@@ -428,14 +442,35 @@ def _add_rank(sub) -> None:
     p.add_argument("--interesting-above", type=float, metavar="X",
                    help="a label >= X is a find (aad/pine anomalies, the portfolio's hits; "
                         f"default {LoopConfig.interesting_above:g})")
+    _add_cluster_option(p, "score every object (the GP's mean and std) in row blocks")
     p.set_defaults(run=_run_rank)
+
+
+def _add_cluster_option(p, what: str) -> None:
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help=f"{what} on a Dask cluster: tcp://host:port, a scheduler file, or local:N (N worker "
+                        "processes here); see docs/scaling.md")
+
+
+@contextlib.contextmanager
+def _on_cluster(args):
+    """The stages that stream over every object run on ``--cluster``'s workers inside this block."""
+    if not getattr(args, "cluster", None):
+        yield None
+        return
+    from .explore.cluster import connect, describe, scoring_on
+
+    with connect(args.cluster) as client, scoring_on(client):
+        log.info("scoring on the Dask cluster %s", describe(client))
+        yield client
 
 
 def _run_rank(args) -> int:
     from .active.ranking import rank_store
 
     config = _loop_config(args, knn_k=args.knn_k, interesting_above=args.interesting_above)
-    report = rank_store(args.store, config, user=args.user)
+    with _on_cluster(args):
+        report = rank_store(args.store, config, user=args.user)
     _say(args, report.summary())
     return 0
 
@@ -443,7 +478,11 @@ def _run_rank(args) -> int:
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help=COMMANDS["export"], description=COMMANDS["export"])
     p.add_argument("store", metavar="STORE.h5")
-    p.add_argument("-o", "--output", required=True, metavar="ranked.csv")
+    p.add_argument("-o", "--output", metavar="ranked.csv", help="the table as CSV or VOTable (.xml)")
+    p.add_argument("--hats", metavar="FOLDER",
+                   help="(also) write the table as a HATS catalogue: Parquet partitioned by HEALPix pixel, "
+                        "for LSDB to open and cross-match (needs the lsdb package: pip install "
+                        "\"galexplorer[hats]\"; see docs/scaling.md)")
     p.add_argument("--top", type=_positive_int, metavar="N", help="only the N best-ranked objects")
     p.add_argument("--format", choices=["csv", "votable"], help="default: from the file extension")
     p.add_argument("--spreadsheet-safe", action="store_true",
@@ -453,16 +492,21 @@ def _add_export(sub) -> None:
                    help="add why each object ranks where it does: the prior (anomaly) part of its score and "
                         "what the labels add, the labelled objects that pull it most, its anomaly percentile "
                         "and nearest labelled neighbour (docs/active-learning.md)")
+    _add_cluster_option(p, "format the table (and, without a saved ranking, score every object) in row blocks")
     p.set_defaults(run=_run_export)
 
 
 def _run_export(args) -> int:
     from .export import export_store
 
-    path, table = export_store(args.store, args.output, args.format, args.top, args.user,
-                               spreadsheet_safe=args.spreadsheet_safe, explain=args.explain)
+    if not args.output and not args.hats:
+        raise ConfigError("export needs -o ranked.csv, --hats FOLDER, or both")
+    with _on_cluster(args):
+        path, table = export_store(args.store, args.output, args.format, args.top, args.user,
+                                   spreadsheet_safe=args.spreadsheet_safe, explain=args.explain, hats=args.hats)
+    written = [p for p in (args.output, args.hats) if p]
     _say(args, f"wrote {len(table)} ranked objects ({table.meta.get('scorer')}, {table.meta.get('n_labels')} "
-               f"label(s)) to {path}\nprovenance: {path}.json")
+               f"label(s)) to {' and '.join(written)}\nprovenance: {', '.join(p + '.json' for p in written)}")
     return 0
 
 
@@ -490,6 +534,7 @@ def _add_simulate(sub) -> None:
     p.add_argument("--no-remaining", action="store_true",
                    help="skip the estimate of the interesting objects left after each refit (it needs every "
                         "object's std: seconds a refit at 10^6 objects)")
+    _add_cluster_option(p, "score every object after each refit (the GP's mean and std) in row blocks")
     p.set_defaults(run=_run_simulate)
 
 
@@ -504,7 +549,7 @@ def _run_simulate(args) -> int:
                          refine_every=args.refine_every or 0, remaining=not args.no_remaining)
     if args.refine_every and args.compare:
         raise ConfigError("--refine-every runs one loop; it does not combine with --compare")
-    with EmbeddingStore(args.store) as store:
+    with _on_cluster(args), EmbeddingStore(args.store) as store:
         if args.refine_every:
             import tempfile
 

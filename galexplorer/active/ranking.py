@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..explore.cluster import active_client
+from ..explore.cluster import describe as describe_cluster
 from ..labels import LabelJournal
 from ..store import EmbeddingStore
 from ..store.ondemand import as_text, as_text_value
@@ -249,6 +251,7 @@ def rank_store(store_path: str | Path, config: LoopConfig | None = None, user: s
         if config.scorer == PORTFOLIO:      # the explorer's strategy history, from the journal
             loop.restore_portfolio(load_state(journal))
         result = loop.fit(labelled, labels, excluded)
+        _note_cluster(result)
         if full_std:
             result.complete_std()
         else:                               # the saved ranking is always the exact mean's
@@ -267,8 +270,16 @@ def current_ranking(store: EmbeddingStore, config: LoopConfig | None = None, use
     config = config or LoopConfig()
     with LabelJournal.for_store(store.path, readonly=True) as journal:
         labelled, labels, excluded = label_snapshot(store, journal, user=user).fit_inputs(config.scorer)
-    result = ActiveLoop(store, config).fit(labelled, labels, excluded).complete_std()
-    return Ranking.from_result(result, store.uuid)
+    result = ActiveLoop(store, config).fit(labelled, labels, excluded)
+    _note_cluster(result)
+    return Ranking.from_result(result.complete_std(), store.uuid)
+
+
+def _note_cluster(result: LoopResult) -> None:
+    """Record in the ranking's provenance the Dask cluster that scored every object (``--cluster``)."""
+    client = active_client()
+    if client is not None:
+        result.info["cluster"] = describe_cluster(client)
 
 
 __all__ = ["RankedTable", "RankReport", "ranked_table", "rank_store",

@@ -45,7 +45,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from ..explore.cluster import active_client
 from ..label_scale import MAX_SCORE
+from . import cluster_scoring
 from .acquisition import Acquisition, BatchSelection, select_batch
 from .gp import GaussianProcessRegressor, GPHyperparameters, run_chunks
 from .prefilter import PREFILTER_MIN_ROWS, low_rank_bound, select_batch_prefiltered
@@ -180,10 +182,18 @@ class GPScorer(Scorer):
             info["prior_mean"] = {"a": gp.y_mean + gp.y_std * a, "b": gp.y_std * b}
 
         def exact_std(rows):
+            client = active_client()         # --cluster: the long passes in blocks on the workers
+            if client is not None and len(rows) >= cluster_scoring.CLUSTER_MIN_ROWS:
+                return cluster_scoring.predict_std_on_cluster(client, gp, X, rows,
+                                                              block_rows=cluster_scoring.BLOCK_ROWS)
             return gp.predict_std(X, rows, desc="GP std" if len(rows) > 100_000 else None)
 
         def exact_mean(std_bound: bool = False):
             """The exact mean of every object (and the std's upper bound with ``std_bound``)."""
+            client = active_client()
+            if client is not None and not std_bound and len(X) >= cluster_scoring.CLUSTER_MIN_ROWS:
+                return cluster_scoring.predict_mean_on_cluster(client, gp, X, h,
+                                                               block_rows=cluster_scoring.BLOCK_ROWS)
             return gp.predict_mean(X, desc="GP mean" if len(X) > 200_000 else None, std_bound=std_bound,
                                    mean_covariate=h)
 

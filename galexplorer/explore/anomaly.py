@@ -11,6 +11,7 @@ import logging
 import numpy as np
 
 from .. import progress
+from .cluster import active_client, map_blocks
 from .validate import feature_matrix
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ def isolation_forest_scores(x: np.ndarray, n_trees: int = 200, seed: int = 0,
     """Isolation-forest anomaly score (Liu et al. 2008), as Astronomaly uses it.
 
     Each tree is fitted on ``max_samples`` (default min(256, N)) random rows, so fitting is
-    cheap at any N; scoring runs over all rows in chunks with a progress bar.
+    cheap at any N; scoring runs over all rows in chunks with a progress bar — on the workers
+    of the enclosing ``--cluster`` (:func:`~.cluster.scoring_on`), the same scores.
 
     Args:
         x: (N, D) features.
@@ -42,9 +44,20 @@ def isolation_forest_scores(x: np.ndarray, n_trees: int = 200, seed: int = 0,
     forest = IsolationForest(n_estimators=int(n_trees), max_samples=max_samples, random_state=seed)
     forest.fit(x)
     out = np.empty(len(x), np.float32)
+    client = active_client()
+    if client is not None:      # --cluster: the fitted forest sent once, the rows scored in blocks there
+        for a, b, score in map_blocks(client, _score_block, len(x), SCORE_CHUNK, lambda a, b: (x[a:b],),
+                                      shared=(forest,), desc="anomaly score (cluster)"):
+            out[a:b] = score
+        return out
     for a in progress.track(range(0, len(x), SCORE_CHUNK), "anomaly score"):
         out[a:a + SCORE_CHUNK] = -forest.score_samples(x[a:a + SCORE_CHUNK])
     return out
+
+
+def _score_block(forest, x: np.ndarray) -> np.ndarray:
+    """Runs on a Dask worker: the isolation-forest scores of one block of rows."""
+    return (-forest.score_samples(x)).astype(np.float32)
 
 
 def lof_scores(x: np.ndarray, n_neighbors: int = 50) -> np.ndarray:

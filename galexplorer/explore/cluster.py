@@ -15,10 +15,14 @@ galexplorer and can read the files the stage needs; each failure is a one-line
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
-from collections.abc import Iterator
+import re
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .. import progress
 from ..errors import ConfigError
 
 CONNECT_TIMEOUT_S = 10
@@ -40,9 +44,32 @@ def parse_address(address: str) -> tuple[str, object]:
     if "://" in address:
         return "tcp", address
     if Path(address).is_file():
+        _check_scheduler_file(address)
         return "file", address
+    if address.endswith((".json", ".yaml")) or os.sep in address:
+        raise ConfigError(f"--cluster {address}: no such scheduler file",
+                          hint="start the scheduler with `dask scheduler --scheduler-file FILE` (or dask-jobqueue, "
+                          "dask-mpi) on a filesystem this machine mounts, or give tcp://host:port")
     raise ConfigError(f"--cluster {address}: neither a scheduler address (tcp://host:port), an existing "
                       "scheduler file, nor local:N", hint="e.g. --cluster tcp://node1:8786 or --cluster local:4")
+
+
+def _check_scheduler_file(path: str) -> None:
+    """A scheduler file is JSON with the scheduler's ``address`` (Dask only asserts it).
+
+    Raises:
+        ConfigError: unreadable, not JSON, or no address in it.
+    """
+    import json
+
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"--cluster: not a Dask scheduler file ({type(exc).__name__})", path,
+                          "give the file `dask scheduler --scheduler-file` writes, or tcp://host:port") from None
+    if not isinstance(info, dict) or not isinstance(info.get("address"), str):
+        raise ConfigError("--cluster: not a Dask scheduler file (no scheduler address in it)", path,
+                          "give the file `dask scheduler --scheduler-file` writes, or tcp://host:port")
 
 
 def _worker_check(paths: list[str]) -> str | None:
@@ -68,9 +95,18 @@ def check_workers(client, paths: list[str | Path] = ()) -> int:
         raise ConfigError("the Dask cluster has no workers", hint="start workers (dask worker ADDRESS) and rerun")
     try:
         answers = client.run(_worker_check, [str(Path(p).resolve()) for p in paths])
-    except ModuleNotFoundError as exc:                 # the worker cannot unpickle our function
-        raise ConfigError(f"a Dask worker cannot import {exc.name}",
-                          hint="install galexplorer in the workers' environment") from None
+    except Exception as exc:        # noqa: BLE001 — a worker could not even run the check
+        # a worker without galexplorer cannot unpickle the check: Dask re-raises that as a plain
+        # Exception whose text holds the worker's ModuleNotFoundError
+        text = str(exc)
+        missing = re.search(r"No module named '([\w.]+)'", text)
+        if isinstance(exc, ModuleNotFoundError) or missing:
+            name = getattr(exc, "name", None) or (missing.group(1) if missing else "galexplorer")
+            raise ConfigError(f"a Dask worker cannot import {name}",
+                              hint="install galexplorer (the same version) in the workers' environment") from None
+        first = (text.strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ConfigError(f"a Dask worker failed the start-up check ({first})",
+                          hint="look at the worker's log; is its environment the client's?") from None
     for worker, why in sorted(answers.items()):
         if why is not None:
             hint = ("install galexplorer in the workers' environment" if "installed" in why else
@@ -118,4 +154,74 @@ def describe(client) -> str:
     return f"{client.scheduler.address}, {n} worker{'s' if n != 1 else ''}"
 
 
-__all__ = ["parse_address", "check_workers", "connect", "describe"]
+_ACTIVE: contextvars.ContextVar = contextvars.ContextVar("galexplorer_cluster", default=None)
+
+
+@contextlib.contextmanager
+def scoring_on(client) -> Iterator[object]:
+    """Within the block, the stages that stream over every object (the GP's mean and std of all
+    N, the export's table) run in row blocks on ``client``'s workers (:func:`active_client`).
+    ``rank``/``export``/``simulate --cluster`` wrap their work in it; the refit stays here."""
+    token = _ACTIVE.set(client)
+    try:
+        yield client
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active_client():
+    """The client of the enclosing :func:`scoring_on` block, or None (run in this process)."""
+    return _ACTIVE.get()
+
+
+def worker_threads() -> int:
+    """Threads of the Dask worker this runs on (1 outside a worker): the block's own threads."""
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
+def map_blocks(client, func: Callable, n_rows: int, block_rows: int, block_args: Callable[[int, int], tuple],
+               shared: tuple = (), desc: str = "", unit: str = "obj") -> Iterator[tuple[int, int, object]]:
+    """Run ``func(*shared, *block_args(a, b))`` for the row blocks ``a:b`` of ``n_rows`` on the
+    workers; yield ``(a, b, result)`` in row order.
+
+    At most two blocks per worker are in flight, so the client holds O(workers × block) of
+    inputs and results whatever N is. ``shared`` are sent once (``client.scatter``, broadcast)
+    and passed to every task as futures. A worker lost mid-block: Dask reruns the block.
+
+    Args:
+        client: a ``distributed.Client``.
+        func: a module-level function (it is pickled by reference: the workers import it).
+        block_args: ``(a, b) -> tuple`` the block's own arguments, built here on the client.
+        shared: objects every block needs (a fitted model's state).
+        desc: progress-bar name ("" for none).
+    """
+    shared_f = [client.scatter(obj, broadcast=True, hash=False) for obj in shared]
+    window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    starts = list(range(0, n_rows, max(1, int(block_rows))))
+    pending: deque = deque()
+    try:
+        with progress.Bar(desc, total=n_rows, unit=unit) if desc else contextlib.nullcontext() as bar:
+            for i, a in enumerate(starts):
+                b = min(a + block_rows, n_rows)
+                pending.append((a, b, client.submit(func, *shared_f, *block_args(a, b), pure=False)))
+                while pending and (len(pending) >= window or i == len(starts) - 1):
+                    a0, b0, fut = pending.popleft()
+                    result = fut.result()
+                    fut.release()
+                    if bar is not None:
+                        bar.update(b0 - a0)
+                    yield a0, b0, result
+    finally:        # a failed block or an abandoned loop: nothing left running for it on the cluster
+        for _, _, fut in pending:
+            fut.cancel()
+        for f in shared_f:
+            f.release()
+
+
+__all__ = ["parse_address", "check_workers", "connect", "describe", "scoring_on", "active_client",
+           "worker_threads", "map_blocks"]

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 
 from .. import progress
+from .cluster import active_client, map_blocks
 from .validate import feature_matrix
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ def bayesian_gmm_clusters(x: np.ndarray, n_components: int = 20, weight_concentr
 
     The mixture is fitted on a random sample of at most ``fit_sample`` rows (the Dirichlet-process
     prior switches unneeded components off, so the sample only has to contain every population),
-    then every row is assigned to its most probable component.
+    then every row is assigned to its most probable component (in blocks on the workers of the
+    enclosing ``--cluster``, :func:`~.cluster.scoring_on`: the same labels).
 
     Args:
         x: (N, D) features (normally the store's PCA features).
@@ -64,8 +66,14 @@ def bayesian_gmm_clusters(x: np.ndarray, n_components: int = 20, weight_concentr
             gmm.fit(fit_x)
             bar.update(1)
         labels = np.empty(n, np.int32)
-        for a in progress.track(range(0, n, PREDICT_CHUNK), "clustering"):
-            labels[a:a + PREDICT_CHUNK] = gmm.predict(np.asarray(x[a:a + PREDICT_CHUNK], dtype=np.float64))
+        client = active_client()
+        if client is not None:   # --cluster: the fitted mixture sent once, predicted in blocks there
+            for a, b, lab in map_blocks(client, _predict_block, n, PREDICT_CHUNK, lambda a, b: (x[a:b],),
+                                        shared=(gmm,), desc="clustering (cluster)"):
+                labels[a:b] = lab
+        else:
+            for a in progress.track(range(0, n, PREDICT_CHUNK), "clustering"):
+                labels[a:a + PREDICT_CHUNK] = gmm.predict(np.asarray(x[a:a + PREDICT_CHUNK], dtype=np.float64))
     if not gmm.converged_:
         log.info("Bayesian Gaussian mixture did not converge in %d iterations; using its last state",
                  max_iter)
@@ -74,3 +82,11 @@ def bayesian_gmm_clusters(x: np.ndarray, n_components: int = 20, weight_concentr
     relabel = np.empty(k, np.int32)
     relabel[order] = np.arange(k, dtype=np.int32)
     return relabel[labels]
+
+
+def _predict_block(gmm, x: np.ndarray) -> np.ndarray:
+    """Runs on a Dask worker: the mixture's labels of one block of rows (float64 per block only)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return gmm.predict(np.asarray(x, dtype=np.float64)).astype(np.int32)
