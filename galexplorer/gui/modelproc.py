@@ -195,6 +195,21 @@ REQUESTS = {"fit": ModelServer.fit, "export": ModelServer.export, "similar": Mod
             "ping": ModelServer.ping}
 
 
+def _release_free_memory() -> None:
+    """Give the memory freed by a request back to the system (glibc keeps it in its arenas,
+    one per thread that allocated; a long session's refits, each with its own worker threads,
+    otherwise creep upward: 275 → 338 MiB over 60 identical kNN refits, flat at 262 with it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import ctypes.util
+
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc (musl): nothing to do
+        pass
+
+
 def serve(conn, store_path: str) -> None:
     """The child's main loop: answer requests until told to stop or the window goes away."""
     try:
@@ -235,6 +250,7 @@ def serve(conn, store_path: str) -> None:
                 conn.send(answer)
             except (BrokenPipeError, OSError):
                 break
+            _release_free_memory()
     finally:
         if server is not None:
             server.close()
