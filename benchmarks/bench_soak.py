@@ -155,7 +155,7 @@ def soak(store: Path, args) -> dict:
     gc.freeze()      # the start-up objects, as run_app does
     samples, missed, kills = [], 0, 0
     period = 1.0 / args.rate
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     next_at = t0
     while acked[0] < args.presses:
         # pace the presses at the key-repeat rate, the event loop running meanwhile (at least
@@ -182,15 +182,18 @@ def soak(store: Path, args) -> dict:
         if n % args.sample == 0:
             wall, stall = ticks.take()
             me, model = proc_status("self"), proc_status(ex.model.pid) if ex.model.pid else proc_status(0)
-            samples.append({"labels": n, "s": time.perf_counter() - t0, "rss": me["rss"], "fds": me["fds"],
+            samples.append({"labels": n, "s": time.perf_counter() - t0, "cpu": time.process_time(), "rss": me["rss"], "fds": me["fds"],
                             "threads": me["threads"], "py_threads": threading.active_count(),
                             "model_rss": model["rss"], "model_fds": model["fds"],
                             "model_threads": model["threads"], "refits": ex.refits.runs, "fits": fitted[0],
                             "wall": wall, "stall": stall})
             s = samples[-1]
+            prev = samples[-2] if len(samples) > 1 else {"labels": 0, "cpu": cpu0}
+            s["cpu_ms"] = 1e3 * (s["cpu"] - prev["cpu"]) / (n - prev["labels"])
             print(f"  {n:>6} labels {s['s']:>7.0f} s  window {s['rss'] / 2**20:>6.0f} MiB  model "
                   f"{s['model_rss'] / 2**20:>6.0f} MiB  fds {s['fds']}/{s['model_fds']}  threads "
-                  f"{s['threads']}/{s['model_threads']}  refits {s['fits']}  stall {s['stall'] * 1e3:.0f} ms",
+                  f"{s['threads']}/{s['model_threads']}  refits {s['fits']}  stall {s['stall'] * 1e3:.0f} ms  "
+                  f"window CPU {s['cpu_ms']:.0f} ms/label",
                   flush=True)
     took = time.perf_counter() - t0
     ex.wait_idle(600)

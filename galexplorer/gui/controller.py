@@ -443,7 +443,7 @@ class Explorer(QtCore.QObject):
                           "(your labels are saved)")
         # after the runner has finished delivering (it may start a waiting refit, which then
         # runs in the new process: no second one is needed)
-        QtCore.QTimer.singleShot(0, self._refit_after_stop)
+        QtCore.QTimer.singleShot(0, self, self._refit_after_stop)   # dropped if the window closes first
 
     def _refit_after_stop(self) -> None:
         if not self.refits.busy and not self.model.closed:
