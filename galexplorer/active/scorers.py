@@ -264,6 +264,7 @@ class KNNTransferScorer(Scorer):
 
     name = "knn"
     FLOOR = 1e-3
+    CHUNK_BYTES = 32 * 2**20   # per chunk of rows: similarities (float32) and their order (int64)
 
     def __init__(self, unit_vectors: np.ndarray | Callable[[], np.ndarray] | None = None, k: int = 4):
         if int(k) < 1:
@@ -304,7 +305,11 @@ class KNNTransferScorer(Scorer):
             mean[a:b] = m
             std[a:b] = np.sqrt(np.maximum((s * (y - m[:, None]) ** 2).sum(axis=1) / w, 0))
 
-        run_chunks(n, 8192, work, n_threads=_threads(), desc="kNN transfer" if n > 200_000 else None)
+        # a chunk holds (rows, n_labelled) similarities and their argpartition: rows shrink as
+        # labels grow, so a long session's working set stays bounded (8192 rows at 10^4
+        # labels held ~1 GB per thread)
+        rows = int(np.clip(self.CHUNK_BYTES // (16 * max(L.shape[1], 1)), 256, 8192))
+        run_chunks(n, rows, work, n_threads=_threads(), desc="kNN transfer" if n > 200_000 else None)
         return ScoreModel(mean=mean, std_bound=std, exact_std=lambda rows: std[rows], info={"k": k},
                           std_is_exact=True)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from ..active.session import LabellingSession, ModelState
 from ..errors import GalexplorerError
 from ..label_scale import MAX_SCORE, MIN_SCORE, SCORES, format_prediction
 from .colouring import DISPUTE_COLOURS, ColourSpec, adjust, density_spec, spec_for
-from .modelproc import ModelProcess
+from .modelproc import ModelProcess, ModelProcessError
 from .selection import SelectionMode, combine
 from .workers import LatestOnlyRunner, QueuedRunner
 
@@ -43,10 +43,26 @@ DISPUTED = "disputed labels"
 JOURNAL_POLL_MS = 1000          # how often the window looks for labels recorded elsewhere
 
 
+@dataclass(frozen=True)
+class ModelStopped:
+    """A refit that did not finish because the model's process died or failed.
+
+    Attributes:
+        reason: what happened, one line ("the model's process stopped (killed by SIGKILL)").
+        given_up: it failed too many times in a row and is not restarted.
+    """
+
+    reason: str
+    given_up: bool
+
+
 def fit_job(model: ModelProcess, config: LoopConfig, labelled: np.ndarray, labels: np.ndarray,
-            excluded: np.ndarray) -> ModelState:
+            excluded: np.ndarray) -> ModelState | ModelStopped:
     """A refit in the model's process (runs in a worker thread, which just waits for it)."""
-    return model.fit(config, labelled, labels, excluded)
+    try:
+        return model.fit(config, labelled, labels, excluded)
+    except ModelProcessError as exc:
+        return ModelStopped(exc.reason, exc.given_up)
 
 
 class Explorer(QtCore.QObject):
@@ -210,7 +226,8 @@ class Explorer(QtCore.QObject):
             self.currentChanged.emit(self.session.current)
             self.queueChanged.emit()
         else:
-            self.message.emit("no next object yet: the queue refills after the refit")
+            self.message.emit(self._stopped_line() if self.model.given_up else
+                              "no next object yet: the queue refills after the refit")
 
     def go_to_queue(self) -> None:
         """Space: the head of the queue (the model's new batch after a refit)."""
@@ -389,7 +406,14 @@ class Explorer(QtCore.QObject):
     def request_refit(self, tag: str = "batch") -> None:
         """Refit on every label now, in the worker (a request made while one runs waits; only
         the latest waits). Labels another labeller committed meanwhile are read in first, so
-        the fit and the views have them."""
+        the fit and the views have them. After the model's process failed too many times in a
+        row only a refit the user asks for (``tag="manual"``, Ctrl+R) starts a new one."""
+        if self.model.given_up:
+            if tag != "manual":
+                self.refitStateChanged.emit(self.refits.busy, self._stopped_line())
+                return
+            self.model.restart()
+            self.message.emit("starting a new model process…")
         if self.session.journal.changed_elsewhere():
             self.session.sync_labels()
             self.labelsChanged.emit()
@@ -402,7 +426,33 @@ class Explorer(QtCore.QObject):
     def refitting(self) -> bool:
         return self.refits.busy
 
-    def _on_fitted(self, tag, state: ModelState) -> None:
+    def _stopped_line(self) -> str:
+        return (f"no refits: the model's process stopped {self.model.failures} times in a row; "
+                "your labels are saved; Ctrl+R tries again")
+
+    def _on_model_stopped(self, stopped: ModelStopped) -> None:
+        """The model's process died or failed during a refit: say so in the status bar and
+        refit again in a new one, or, when it failed too often in a row, say that once (a
+        dialog) and stop refitting until the user asks."""
+        if stopped.given_up:
+            self.refitStateChanged.emit(self.refits.busy, self._stopped_line())
+            self.failed.emit(f"{stopped.reason}; it stopped {self.model.failures} times in a row and is not "
+                             "restarted; your labels are saved; press Ctrl+R (Model > Refit now) to try again")
+            return
+        self.message.emit(f"{stopped.reason} during the refit; started a new one and refitting again "
+                          "(your labels are saved)")
+        # after the runner has finished delivering (it may start a waiting refit, which then
+        # runs in the new process: no second one is needed)
+        QtCore.QTimer.singleShot(0, self, self._refit_after_stop)   # dropped if the window closes first
+
+    def _refit_after_stop(self) -> None:
+        if not self.refits.busy and not self.model.closed:
+            self.request_refit(tag="restart")
+
+    def _on_fitted(self, tag, state: ModelState | ModelStopped) -> None:
+        if isinstance(state, ModelStopped):
+            self._on_model_stopped(state)
+            return
         self.state = state
         if state.portfolio:   # the strategies' shares and history, kept with the labels
             save_state(self.session.journal, state.portfolio)
@@ -713,6 +763,7 @@ class Explorer(QtCore.QObject):
         return {"objects": ses.n, "scored": ses.n_labelled, "queue": ses.batch_left(),
                 "since_refit": ses.since_refit, "batch": ses.batch_size,
                 "model": "refitting…" if self.refits.busy else
+                "stopped (Ctrl+R tries again)" if self.model.given_up else
                 (self.state.description if self.state is not None else "starting…")}
 
 
