@@ -1,12 +1,14 @@
 """What does `refine` cost and gain? (issue #22 item 2)
 
 For each domain and seed: the default encoder trained on it (``--epochs``), ``galexplorer embed``,
-then ``simulate`` (default loop, 200 labels in batches of 10, the ``oracle`` column) twice:
-without refine and with ``--refine-every`` (the encoder fine-tuned on the labels so far and the
+then ``simulate`` (200 labels in batches of 10, the ``oracle`` column) for each representation
+(``auto``, the default, and ``embedding``, which shows what refining does to the embedding itself)
+twice: without refine and with ``--refine-every`` (the encoder fine-tuned on the labels so far and the
 cutouts embedded again, as ``galexplorer refine`` does). Printed per run: found@200, its ratio to
 random order, recall@100 of the final ranking, the seconds of each refine (fine-tune + re-embed
 of every object) and of the refit that follows, and the ratio of found@200 with refine to
-without, in the same run.
+without (same representation, same run). A refine point reached before the first find waits
+for the next batch.
 
     python benchmarks/bench_refine.py --quick        # radio, 1 seed, 600 objects, refine every 100
     python benchmarks/bench_refine.py                # 3 domains x 1 seed, 2000 objects, every 50
@@ -48,9 +50,11 @@ def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
     out = {}
     with EmbeddingStore(store) as s:
         budget = min(args.budget, s.n)
-        for name, every in (("no refine", 0), (f"refine every {args.every}", args.every)):
+        runs = [(f"{rep}, {'no refine' if not every else f'refine every {args.every}'}", rep, every)
+                for rep in args.representations for every in (0, args.every)]
+        for name, rep, every in runs:
             cfg = SimulateConfig(truth="oracle", budget=budget, batch=10, seeds=20, refine_every=every,
-                                 loop=LoopConfig(seed=seed, representation=args.representation))
+                                 loop=LoopConfig(seed=seed, representation=rep))
             t0 = time.perf_counter()
             refiner = store_refiner(work / f"refines-{domain}-{seed}", RefineConfig(seed=seed), device="cpu") \
                 if every else None
@@ -59,12 +63,13 @@ def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
             out[name] = {"found": found, "x_random": found / max(float(r.random.curve[budget - 1]), 1e-9),
                          "recall100": r.loop.recall[100], "refines": r.refines, "seconds": time.perf_counter() - t0,
                          "refit_after": [r.refit_seconds[k // 10] for k, _ in r.refines
-                                         if k // 10 < len(r.refit_seconds)]}
-    base = out["no refine"]["found"]
+                                         if k // 10 < len(r.refit_seconds)],
+                         "base": f"{rep}, no refine"}
     print(f"{domain} seed {seed}: {args.n if domain != 'xdf' else 'all'} objects, {n_rare} rare", flush=True)
     for name, m in out.items():
+        base = out[m["base"]]["found"]
         rf = ", ".join(f"{k}: {t:.0f} s" for k, t in m["refines"]) or "-"
-        print(f"  {domain:8s} s{seed} {name:16s} found@{budget} {m['found']:3d} ({m['x_random']:.1f}x random, "
+        print(f"  {domain:8s} s{seed} {name:29s} found@{budget} {m['found']:3d} ({m['x_random']:.1f}x random, "
               f"{m['found'] / max(base, 1):.2f}x no refine)  recall@100 {m['recall100']:.3f}  refines [{rf}]  "
               f"refit after {', '.join(f'{t:.2f} s' for t in m['refit_after']) or '-'}", flush=True)
     return out
@@ -78,7 +83,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--every", type=int, default=50)
-    ap.add_argument("--representation", default="auto")
+    ap.add_argument("--representations", nargs="+", default=["auto", "embedding"],
+                    help="the loop's representation in each pair of runs (embedding: refine's own effect)")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     logging.getLogger("galexplorer").setLevel(logging.WARNING)

@@ -151,3 +151,35 @@ def test_simulate_refine_every(built, capsys):
     assert "refined the encoder 1 times (at 20 labels" in out
     with h5py.File(d / "s.h5", "r") as f:      # the original store is untouched
         assert "refined_from" not in f.attrs
+
+
+def test_simulate_waits_to_refine_until_labels_have_both_sides(tmp_path, caplog):
+    """A refine point reached before any find is put off to the next batch, not an error:
+    refining learns finds against the rest."""
+    import logging
+
+    from active_synthetic import planted_store
+
+    from galexplorer.active.loop import LoopConfig
+    from galexplorer.active.simulate import SimulateConfig, simulate
+    from galexplorer.store import EmbeddingStore
+
+    path, _, _ = planted_store(tmp_path / "p.h5", n=600, rare=0.01, seed=3)
+    calls = []
+
+    def refine(store, rows, labels):
+        y = np.asarray(labels) >= 3
+        if y.all() or not y.any():          # what the real refine_encoder refuses
+            raise ConfigError("refining needs labels on both sides of 3")
+        calls.append(len(rows))
+        return EmbeddingStore(store.path)
+
+    cfg = SimulateConfig(truth="truth", budget=80, batch=10, refine_every=10,
+                         loop=LoopConfig(seed=0, representation="embedding"))
+    with EmbeddingStore(path) as s, caplog.at_level(logging.INFO, logger="galexplorer"):
+        r = simulate(s, cfg, refine=refine)
+    found = dict(r.history)
+    assert found[10] == 0 and found[80] > 0, f"the test needs a first find after the first refine point: {found}"
+    first_find = min(n for n, k in r.history if k > 0)
+    assert "waits for labels on both sides" in caplog.text
+    assert calls and calls[0] == first_find and [k for k, _ in r.refines] == calls

@@ -278,7 +278,13 @@ def simulate(store: EmbeddingStore, config: SimulateConfig, features=None, refin
     next_refine = c.refine_every or None
     remaining = []
     while True:
-        if next_refine is not None and len(labelled) >= next_refine and len(labelled) < c.budget:
+        finds = int((labels >= c.interesting_above).sum())
+        if (next_refine is not None and len(labelled) >= next_refine and len(labelled) < c.budget
+                and not 0 < finds < len(labels)):
+            # refining learns finds against the rest: with one side only, wait for the next batch
+            log.info("simulate: refine at %d labels waits for labels on both sides of %g (%d finds so far)",
+                     len(labelled), c.interesting_above, finds)
+        elif next_refine is not None and len(labelled) >= next_refine and len(labelled) < c.budget:
             t_refine = time.perf_counter()
             new = refine(refined[-1] if refined else store, labelled, labels)
             refines.append((len(labelled), time.perf_counter() - t_refine))
