@@ -183,3 +183,33 @@ def test_simulate_waits_to_refine_until_labels_have_both_sides(tmp_path, caplog)
     first_find = min(n for n, k in r.history if k > 0)
     assert "waits for labels on both sides" in caplog.text
     assert calls and calls[0] == first_find and [k for k, _ in r.refines] == calls
+
+
+def test_simulate_refines_at_the_next_multiple_after_a_wait(tmp_path):
+    from active_synthetic import planted_store
+
+    from galexplorer.active.loop import LoopConfig
+    from galexplorer.active.simulate import SimulateConfig, simulate
+    from galexplorer.store import EmbeddingStore
+
+    path, _, _ = planted_store(tmp_path / "p.h5", n=600, rare=0.01, seed=3)
+    calls = []
+
+    def refine(store, rows, labels):
+        calls.append(len(rows))
+        return EmbeddingStore(store.path)
+
+    cfg = SimulateConfig(truth="truth", budget=100, batch=10, refine_every=25,
+                         loop=LoopConfig(seed=0, representation="embedding"))
+    with EmbeddingStore(path) as s:
+        r = simulate(s, cfg, refine=refine)
+    first_find = min(n for n, k in r.history if k > 0)
+    assert first_find > 25, r.history
+    assert calls[0] == first_find
+    expected, at = [first_find], first_find
+    while True:   # then the first label count at or past the next multiple of 25 (labels come in tens)
+        at = -(-((at // 25 + 1) * 25) // 10) * 10
+        if at >= 100:
+            break
+        expected.append(at)
+    assert calls == expected and len(calls) >= 2

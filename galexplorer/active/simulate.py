@@ -294,7 +294,7 @@ def simulate(store: EmbeddingStore, config: SimulateConfig, features=None, refin
             refined.append(new)
             loop = ActiveLoop(new, loop_cfg)
             result = None
-            next_refine += c.refine_every
+            next_refine = (len(labelled) // c.refine_every + 1) * c.refine_every   # the next multiple
         result = loop.fit(labelled, labels, previous=result)
         refit_seconds.append(result.seconds)
         check = _remaining_check(result, interesting) if c.remaining else None
