@@ -1,4 +1,5 @@
-"""Every action of the explorer, in one table: menus, toolbar, shortcuts and the ``?`` help.
+"""Every action of the explorer, in one table: menus, toolbar, shortcuts, panel buttons and the
+``?`` help.
 
 This module does not import Qt: the table can be read, tested and documented without a display
 (``tests/test_docs.py`` imports it to check the user guide). ``keymap.py`` adds the Qt parts (key
@@ -6,8 +7,9 @@ sequences, the ``?`` dialog).
 
 Each row says what the action is called, its keys, its menu, when it is enabled and what it
 calls — a method of the controller (:class:`~.controller.Explorer`), or of the window for the
-few that open a dialog or change the view. The main window builds its ``QAction`` objects, menus
-and toolbar from :data:`SHORTCUTS`; the ``?`` dialog lists the rows with keys, and
+few that open a dialog or change the view. :mod:`.window_actions` builds the window's ``QAction``
+objects and menus from :data:`SHORTCUTS`, and every panel button runs its row through
+``window.run_action`` (and its enable check); the ``?`` dialog lists the rows with keys, and
 ``docs/user-guide.md`` is checked against them by the tests, so none of these can disagree.
 """
 

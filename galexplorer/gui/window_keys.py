@@ -14,13 +14,19 @@ class TextFieldKeys(QtCore.QObject):
     def __init__(self, window):
         super().__init__(window)
         self.window = window
+        self._installed = False
 
     def install(self) -> None:
         app = QtWidgets.QApplication.instance()
         app.focusChanged.connect(self._on_focus)
         app.installEventFilter(self)
+        self._installed = True
 
     def remove(self) -> None:
+        """Idempotent: a window can be closed twice (by the user, then by its owner)."""
+        if not self._installed:
+            return
+        self._installed = False
         app = QtWidgets.QApplication.instance()
         app.removeEventFilter(self)
         try:
