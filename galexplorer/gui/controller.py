@@ -10,6 +10,11 @@ in the model's own process (:mod:`.modelproc`). Requests to that process go thro
 slot, so a burst of requests runs only the latest, and the UI thread never waits. Exports and
 SAMP sends go through a :class:`~.workers.QueuedRunner` instead: every one runs, in order, or
 is refused with a message.
+
+Its collaborators each hold one concern: the gallery's content (:mod:`.gallery_content`), the
+map's colour choices (:class:`~.colouring.MapColours`), the texts about an object
+(:mod:`.object_text`), exports and SAMP sends (:mod:`.output_jobs`) and similarity searches
+(:mod:`.similar_search`).
 """
 
 from __future__ import annotations
