@@ -156,7 +156,9 @@ def window_child(store: str, png: str, t0: float, n_hover: int, hover_only: bool
     n = window.explorer.n
     ts = time.perf_counter()
     cols, order = window.explorer.table_columns()
-    panel.set_table(cols, order, window._range_columns(cols))
+    from galexplorer.gui.window_views import range_columns
+
+    panel.set_table(cols, order, range_columns(cols))
     first = [model.data(model.index(r, c)) for r in range(40) for c in range(model.columnCount())]
     out["table_first_ms"] = (time.perf_counter() - ts) * 1e3
     target = min(5_000_000, n // 2)

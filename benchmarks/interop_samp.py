@@ -309,7 +309,7 @@ class Explorer:
 
     def last_table(self) -> tuple[str, np.ndarray]:
         """(url, store index per row) of the last table galexplorer sent."""
-        s = self.window._samp
+        s = self.window.samp.sender
         with s._lock:
             url, order = s._tables[next(reversed(s._tables))]
         return url, order
@@ -511,7 +511,7 @@ def run_image_viewer(desk: Desktop, probe: Probe, gx: Explorer, res: Result, sho
         width = re.search(r"Width\s+(\d+)", block)
         pixres = re.search(r"PixelRes\s+([\d.]+)mas", block)
         if not (plane and kind and kind.group(1) == "Image" and url and f"galexplorer-cutout-{obj}-" in url.group(1)
-                and width and int(width.group(1)) == gx.window._cutouts.size and pixres):
+                and width and int(width.group(1)) == gx.window.cutouts.size and pixres):
             raise InteropError(f"Aladin's status shows no image plane of our cutout of {oid}: " + report[:600])
         res.checked.append(f"Aladin coord.get.sky = {got[0]:.5f} {got[1]:+.5f}; Aladin's status: plane "
                            f"\"{plane.group(1)}\", {width.group(1)} px, {pixres.group(1)} mas/px")

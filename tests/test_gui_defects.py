@@ -75,8 +75,8 @@ def test_gallery_my_labels_lists_only_the_users_own_labels(qtbot, store, gui_set
     assert ex.wait_idle(60)
     w.gallery.mine.setChecked(True)
     QtWidgets.QApplication.processEvents()
-    assert sorted(ex.gallery_indices.tolist()) == mine
-    assert "alice" in ex.gallery_title
+    assert sorted(ex.gallery.indices.tolist()) == mine
+    assert "alice" in ex.gallery.title
     w.gallery.mine.setChecked(False)
     w.close()
 
@@ -283,10 +283,10 @@ def test_predictions_beyond_the_scale_are_shown_clipped(qtbot, store, gui_settin
     ex = w.explorer
     i = int(ex.queue(5)[0])
     ex.state.mean[i], ex.state.std[i] = 5.104, 1.06
-    assert w._queue_caption(i, None).endswith("model ≥5 ± 1.06")
+    assert w.views.queue_caption(i, None).endswith("model ≥5 ± 1.06")
     assert dict(ex.details(i))["model score"] == "≥5 ± 1.06"
     assert dict(ex.describe(i)[1])["model"] == "≥5 ± 1.06"
-    w._refresh_table()
+    w.views.refresh_table()
     m = w.candidates.model
     row = int(np.flatnonzero(m._order[m._rows] == i)[0])
     cell = m.index(row, m.column_names.index("score_mean"))

@@ -277,7 +277,7 @@ def test_colour_limits_and_gallery_order_elided_ids_and_framed_map(qtbot, store,
     ex.find_similar(20)
     assert ex.wait_idle(60)
     assert w.gallery.order.currentData() == "similarity"
-    assert np.all(np.diff(ex.gallery_values) <= 1e-6)
+    assert np.all(np.diff(ex.gallery.values) <= 1e-6)
     w.gallery.order.setCurrentIndex(w.gallery.order.findData("rank"))
     assert np.all(np.diff(ex.session.rank[w.gallery.indices]) > 0)
     # ids elided in the middle, whole in the tooltip
@@ -287,12 +287,14 @@ def test_colour_limits_and_gallery_order_elided_ids_and_framed_map(qtbot, store,
     assert elide_middle(long_id) == "DESI-J1…urvey-id" and elide_middle("G0000012") == "G0000012"
     i = int(w.gallery.indices[0])
     ex.session.ids.load()[i] = long_id   # the ids are read on demand; load() keeps them in memory
-    assert w._gallery_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
-    assert w._queue_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
-    assert w._tooltip(i, None).startswith(long_id)
+    assert w.views.gallery_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
+    assert w.views.queue_caption(i, None).splitlines()[0] == "DESI-J1…urvey-id"
+    assert w.views.tooltip(i, None).startswith(long_id)
     # ... and in the candidates table: elided in the cell, whole on hover, found by a filter on any part
     cols, order = ex.table_columns()
-    w.candidates.update_table(cols, order, w._range_columns(cols))
+    from galexplorer.gui.window_views import range_columns
+
+    w.candidates.update_table(cols, order, range_columns(cols))
     m = w.candidates.model
     row = int(np.flatnonzero(m.visible_indices == i)[0])
     cell = m.index(row, m.column_names.index("id"))
@@ -336,7 +338,7 @@ def test_several_labellers_agreement_disputed_and_switching_user(qtbot, store, g
     # the agreement panel: ann/bob, 40 objects in common, sklearn's weighted kappa
     w.docks["agreement"].show()
     w.docks["agreement"].raise_()
-    w._on_agreement()
+    w.views.on_agreement()
     t = w.agreement.table
     assert [t.item(0, c).text() for c in range(3)] == ["ann", "bob", "40"]
     expect = cohen_kappa_score(ann, bob, weights="quadratic", labels=list(range(6)))
@@ -408,7 +410,7 @@ def test_my_labels_view_counts_and_filters(qtbot, store, gui_settings):
     g = w.gallery
     assert g.mine.isChecked()          # "In gallery" above shows the same view: the toggle says so
     g.mine.click()
-    assert not g.mine.isChecked() and ex.gallery_kind != "labelled" and len(g.indices) == len(ex.selection)
+    assert not g.mine.isChecked() and ex.gallery.kind != "labelled" and len(g.indices) == len(ex.selection)
     g.mine.click()
     own = ex.session.user_labels("ann")
     mine = np.flatnonzero(np.isfinite(own))
@@ -423,7 +425,7 @@ def test_my_labels_view_counts_and_filters(qtbot, store, gui_settings):
     assert len(g.indices) == expect[5] and (ex.session.labels[g.indices] == 5).all()
     c.mine.setChecked(False)
     g.mine.click()
-    assert not g.mine.isChecked() and ex.gallery_kind != "labelled" and len(g.indices) == len(ex.selection)
+    assert not g.mine.isChecked() and ex.gallery.kind != "labelled" and len(g.indices) == len(ex.selection)
     w.close()
 
 

@@ -118,7 +118,7 @@ def test_save_mosaic_as_png(qtbot, store, gui_settings, tmp_path, monkeypatch):
     rgb = _pixels(img)
     assert np.array_equal(rgb[2:2 + t, c:c + t], w.thumbs.rgb(int(cells.index[k])))
     # a folder that does not exist: a message naming the file, no traceback
-    assert not w.save_mosaic(tmp_path / "missing" / "m.png")
+    assert not w.dialogs.save_mosaic(tmp_path / "missing" / "m.png")
     assert "missing" in w.last_error and "writable" in w.last_error
     w.close()
 

@@ -52,11 +52,11 @@ def test_refine_from_the_window(qtbot, tmp_path, xdf_cutouts, gui_settings):
     ex.open(30)
     out = tmp_path / "refined.h5"
     assert w.act["refine"].isEnabled()
-    w.refine_representation(out)
+    w.refinement.start(out)
     # the window keeps answering while the refine runs in its own process
     gaps, last = [], time.perf_counter()
     deadline = time.monotonic() + 240
-    while w.refine_job.running and time.monotonic() < deadline:
+    while w.refinement.job.running and time.monotonic() < deadline:
         qtbot.wait(20)
         now = time.perf_counter()
         gaps.append(now - last)
@@ -80,8 +80,8 @@ def test_a_failing_refine_is_one_line_and_the_store_stays(qtbot, tmp_path, gui_s
     store = build_store(tmp_path / "plain.h5", n=60)
     w = open_window(qtbot, store, gui_settings)
     ex = w.explorer
-    w.refine_representation(tmp_path / "out.h5")
-    qtbot.waitUntil(lambda: not w.refine_job.running and bool(getattr(w, "last_error", None)), timeout=60000)
+    w.refinement.start(tmp_path / "out.h5")
+    qtbot.waitUntil(lambda: not w.refinement.job.running and bool(getattr(w, "last_error", None)), timeout=60000)
     assert w.explorer is ex                       # nothing switched
     assert "the refine failed" in w.last_error and "\n" not in w.last_error
     w.close()

@@ -318,11 +318,11 @@ def test_help_note_table_and_bulk_actions(qtbot, store, gui_settings, monkeypatc
     assert ex.current == target
     # a rectangle selection scored 0 in bulk, then undone in one step
     ex.select(np.arange(20, 30))
-    w.gallery.scoreAll.emit(w.gallery.targets(), 0)
+    w.gallery.scoreAll.emit(0)
     assert len(journal_scores(store)) == 10
     key(w, Key.Key_Z, Mod.ControlModifier)
     assert journal_scores(store) == {}
-    w.gallery.excludeAll.emit(w.gallery.targets())
+    w.gallery.excludeAll.emit()
     assert ex.session.excluded[20:30].all()
     w.close()
 

@@ -180,7 +180,7 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
         written.append(save_screenshot(w.docks["candidates"], out / "my-labels.png"))
         w.candidates.mine.setChecked(False)
         w.docks["agreement"].raise_()
-        w._on_agreement()
+        w.views.on_agreement()
         _wait(app, 0.2)
         written.append(save_screenshot(w.docks["agreement"], out / "agreement.png"))
         w.docks["candidates"].raise_()
@@ -221,7 +221,7 @@ def mosaic_screenshots(store: str | Path, out: str | Path, size=(1600, 1000)) ->
         w.scatter.mosaic.finish_loading()
         _wait(app, 0.2)
         written = [save_screenshot(w.scatter, out / "mosaic.png")]
-        w.save_mosaic(out / "mosaic-export.png")
+        w.dialogs.save_mosaic(out / "mosaic-export.png")
         written.append(out / "mosaic-export.png")
         w.close()
     return written

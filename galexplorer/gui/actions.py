@@ -1,4 +1,5 @@
-"""Every action of the explorer, in one table: menus, toolbar, shortcuts and the ``?`` help.
+"""Every action of the explorer, in one table: menus, toolbar, shortcuts, panel buttons and the
+``?`` help.
 
 This module does not import Qt: the table can be read, tested and documented without a display
 (``tests/test_docs.py`` imports it to check the user guide). ``keymap.py`` adds the Qt parts (key
@@ -6,14 +7,17 @@ sequences, the ``?`` dialog).
 
 Each row says what the action is called, its keys, its menu, when it is enabled and what it
 calls — a method of the controller (:class:`~.controller.Explorer`), or of the window for the
-few that open a dialog or change the view. The main window builds its ``QAction`` objects, menus
-and toolbar from :data:`SHORTCUTS`; the ``?`` dialog lists the rows with keys, and
+few that open a dialog or change the view. :mod:`.window_actions` builds the window's ``QAction``
+objects and menus from :data:`SHORTCUTS`, and every panel button runs its row through
+``window.run_action`` (and its enable check); the ``?`` dialog lists the rows with keys, and
 ``docs/user-guide.md`` is checked against them by the tests, so none of these can disagree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..label_scale import SCORES
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,8 @@ class Shortcut:
             ``handler(window)`` when ``on`` is "window".
         on: "controller" or "window".
         needs: enabled when: "always", "store" (a store is open), "object" (an object is in the
-            inspector), "target" (a selection, or an object in the inspector).
+            inspector), "target" (a selection, or an object in the inspector), "gallery" (the
+            gallery shows objects).
         icon: the icon's name (resources/icons), "" for none.
         separator: a separator goes before it in its menu.
         checkable: a tool that stays on (pan, lasso, rectangle): one of them is on at a time.
@@ -59,14 +64,21 @@ def _score(s: int, meaning: str) -> Shortcut:
                     "Label", lambda ex, s=s: ex.score(s), needs="object")
 
 
+def _score_shown(s: int) -> Shortcut:
+    return Shortcut(f"gallery_score_{s}", (), f"Score all {s}",
+                    f"give the gallery's picked objects (or all it shows) score {s}, as one undo step",
+                    "Exploring", "", lambda w, s=s: w.explorer.score_many(w.gallery.targets(), s), on="window",
+                    needs="gallery")
+
+
 SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("open", ("Ctrl+O",), "Open store…", "open another store", "Files", "File",
-             lambda w: w.open_store_dialog(), on="window", needs="always", icon="open"),
+             lambda w: w.dialogs.open_store(), on="window", needs="always", icon="open"),
     Shortcut("labeller", (), "Labeller…", "label as another person (the window reopens the store as them)",
-             "Files", "File", lambda w: w.switch_user_dialog(), on="window"),
+             "Files", "File", lambda w: w.dialogs.switch_user(), on="window"),
     Shortcut("export", ("Ctrl+E",), "Export ranked list…",
              "write the ranked candidates as CSV or VOTable (as `galexplorer export`)", "Files", "File",
-             lambda w: w.export_dialog(), on="window", icon="export", separator=True),
+             lambda w: w.dialogs.export(), on="window", icon="export", separator=True),
     Shortcut("quit", ("Ctrl+Q",), "Quit", "close the explorer (everything is already saved)", "Files", "File",
              lambda w: w.close(), on="window", needs="always", separator=True),
     _score(0, "nothing of interest"),
@@ -85,7 +97,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("skip", ("S",), "Skip", "leave this object unscored and take it out of the queue", "Labelling",
              "Label", lambda ex: ex.skip(), needs="object"),
     Shortcut("note", ("N",), "Note…", "write a note about this object (kept with the labels)", "Labelling",
-             "Label", lambda w: w.write_note(), on="window", needs="object"),
+             "Label", lambda w: w.dialogs.write_note(), on="window", needs="object"),
     Shortcut("exclude", ("X",), "Exclude as artefact",
              "exclude the selection (or this object) from the ranking", "Labelling", "Label",
              lambda ex: ex.exclude_target(), needs="target"),
@@ -108,10 +120,10 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              "Select", lambda w: w.find_similar(), on="window", needs="target", icon="similar"),
     Shortcut("samp", (), "Send selection over SAMP",
              "send the selection (or this object) to TOPCAT, DS9 or Aladin", "Exploring", "Select",
-             lambda w: w.send_samp(w.explorer.target()), on="window", needs="target"),
+             lambda w: w.samp.send(w.explorer.target()), on="window", needs="target"),
     Shortcut("samp_cutout", (), "Send cutout over SAMP",
              "send this object's cutout (FITS with its WCS) to DS9 or Aladin and pan them to it", "Exploring",
-             "Select", lambda w: w.send_cutout_samp(), on="window", needs="object"),
+             "Select", lambda w: w.samp.send_cutout(), on="window", needs="object"),
     Shortcut("reset_view", ("Home",), "Reset view", "show the whole map", "Exploring", "View",
              lambda w: w.scatter.reset_view(), on="window", icon="home"),
     Shortcut("centre", ("C",), "Centre on object", "centre the map on the object in the inspector", "Exploring",
@@ -126,7 +138,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              "tile the map with thumbnails: one per cell, the object nearest the cell's centre (again: off)",
              "Exploring", "View", lambda w: w.toggle_mosaic(), on="window", toggle=True, separator=True),
     Shortcut("save_mosaic", (), "Save mosaic as PNG…", "write the mosaic in view as a PNG image, thumbnails "
-             "at full resolution", "Exploring", "View", lambda w: w.save_mosaic_dialog(), on="window"),
+             "at full resolution", "Exploring", "View", lambda w: w.dialogs.save_mosaic_as(), on="window"),
     Shortcut("reset_layout", (), "Reset layout", "put every panel back where it started", "Exploring", "View",
              lambda w: w.reset_layout(), on="window", separator=True),
     Shortcut("refit", ("Ctrl+R",), "Refit now", "refit the model on all labels now", "Model", "Model",
@@ -134,12 +146,22 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("refine", (), "Refine the representation…",
              "fine-tune the encoder on your labels and the unlabelled objects (galexplorer refine), then open "
              "the new store with the same objects and labels", "Model", "Model",
-             lambda w: w.refine_representation(), on="window"),
+             lambda w: w.refinement.start(), on="window"),
     Shortcut("viewer", ("V",), "Open in sky viewer",
              "open the object's ra/dec in the external viewer (Legacy Surveys by default)", "Exploring",
-             "Tools", lambda w: w.open_in_viewer(), on="window", needs="object"),
+             "Tools", lambda w: w.sky.open(), on="window", needs="object"),
     Shortcut("viewer_url", (), "Sky viewer URL…", "choose the sky viewer's URL template", "Exploring", "Tools",
-             lambda w: w.edit_viewer_url(), on="window", needs="always"),
+             lambda w: w.sky.edit_url(), on="window", needs="always"),
+    # the gallery's bulk buttons: on its picked objects, or all it shows; in no menu
+    *(_score_shown(s) for s in SCORES),
+    Shortcut("gallery_exclude", (), "Artefacts", "exclude the gallery's objects from the ranking", "Exploring", "",
+             lambda w: w.explorer.exclude(w.gallery.targets()), on="window", needs="gallery"),
+    Shortcut("gallery_include", (), "Include", "take the gallery's objects back into the ranking", "Exploring", "",
+             lambda w: w.explorer.include(w.gallery.targets()), on="window", needs="gallery"),
+    Shortcut("gallery_export", (), "Export…", "write the gallery's objects to CSV or VOTable", "Exploring", "",
+             lambda w: w.dialogs.export(subset=w.gallery.targets()), on="window", needs="gallery"),
+    Shortcut("gallery_samp", (), "SAMP", "send the gallery's objects to TOPCAT, DS9 or Aladin", "Exploring", "",
+             lambda w: w.samp.send(w.gallery.targets()), on="window", needs="gallery"),
     Shortcut("help", ("?", "F1"), "Keyboard shortcuts", "show this list", "Help", "Help",
              lambda w: w.show_help(), on="window", needs="always"),
 )

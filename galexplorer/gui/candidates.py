@@ -300,6 +300,25 @@ class CandidatesPanel(QtWidgets.QWidget):
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(8, 6, 8, 6)
         lay.setSpacing(6)
+        lay.addLayout(self._make_filter_bar())
+        lay.addLayout(self._make_label_bar())
+        lay.addWidget(self.counts)
+        self._label_view_toggled(False)
+        self.model = RankedTableModel(self)
+        self.table = self._make_table()
+        lay.addWidget(self.table, 1)
+        # typing filters after a pause, so 10^6 ids are not scanned per key press
+        self._timer = QtCore.QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(250)
+        self._timer.timeout.connect(self.apply_filter)
+        self.text.textChanged.connect(self._timer.start)
+        for w in (self.lo, self.hi):
+            w.textChanged.connect(self._timer.start)
+        self.column.currentIndexChanged.connect(self._timer.start)
+
+    def _make_filter_bar(self) -> QtWidgets.QHBoxLayout:
+        """The filters: id text, a column's range, disputed only; the count shown and Export…"""
         bar = QtWidgets.QHBoxLayout()
         self.text = QtWidgets.QLineEdit()
         self.text.setPlaceholderText("filter ids…")
@@ -330,8 +349,11 @@ class CandidatesPanel(QtWidgets.QWidget):
         bar.addWidget(self.disputed)
         bar.addWidget(self.count)
         bar.addWidget(self.export)
-        lay.addLayout(bar)
-        # My labels: everything labelled, filtered by score, labeller, note text (and "disputed")
+        return bar
+
+    def _make_label_bar(self) -> QtWidgets.QHBoxLayout:
+        """My labels: everything labelled, filtered by score, labeller, note text (and "disputed");
+        the counts per score go in ``self.counts``, a line of their own below."""
         mine = QtWidgets.QHBoxLayout()
         self.mine = QtWidgets.QCheckBox("My labels")
         self.mine.setToolTip("show only labelled objects, with counts per score")
@@ -355,43 +377,31 @@ class CandidatesPanel(QtWidgets.QWidget):
             mine.addWidget(w)
         mine.addWidget(self.note_text, 1)
         mine.addWidget(self.in_gallery)
-        lay.addLayout(mine)
-        lay.addWidget(self.counts)
         self.mine.toggled.connect(self._label_view_toggled)
         for w in (self.score, self.user):
             w.currentIndexChanged.connect(lambda _: self.labelViewChanged.emit())
         self.note_text.textChanged.connect(lambda _: self.labelViewChanged.emit())
-        self._label_view_toggled(False)
+        return mine
 
-        self.model = RankedTableModel(self)
-        self.table = QtWidgets.QTableView(self)
-        self.table.setModel(self.model)
-        self.table.setSortingEnabled(True)
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
-        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(28)
-        self.table.setIconSize(QtCore.QSize(24, 24))
-        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)   # a narrowed column keeps both ends
-        self.table.horizontalHeader().setHighlightSections(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
+    def _make_table(self) -> QtWidgets.QTableView:
+        table = QtWidgets.QTableView(self)
+        table.setModel(self.model)
+        table.setSortingEnabled(True)
+        table.setAlternatingRowColors(True)
+        table.setShowGrid(False)
+        table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.verticalHeader().hide()
+        table.verticalHeader().setDefaultSectionSize(28)
+        table.setIconSize(QtCore.QSize(24, 24))
+        table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)   # a narrowed column keeps both ends
+        table.horizontalHeader().setHighlightSections(False)
+        table.horizontalHeader().setStretchLastSection(True)
         # size columns from the first rows only: Qt would otherwise ask for 1000 rows' text
-        self.table.horizontalHeader().setResizeContentsPrecision(30)
-        self.table.doubleClicked.connect(self._open)
-        lay.addWidget(self.table, 1)
-
-        # typing filters after a pause, so 10^6 ids are not scanned per key press
-        self._timer = QtCore.QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(250)
-        self._timer.timeout.connect(self.apply_filter)
-        self.text.textChanged.connect(self._timer.start)
-        for w in (self.lo, self.hi):
-            w.textChanged.connect(self._timer.start)
-        self.column.currentIndexChanged.connect(self._timer.start)
+        table.horizontalHeader().setResizeContentsPrecision(30)
+        table.doubleClicked.connect(self._open)
+        return table
 
     def _label_view_toggled(self, on: bool) -> None:
         for w in (self.score, self.user, self.note_text, self.in_gallery):

@@ -1,5 +1,8 @@
 """What the scatter is coloured by (no Qt): density, a score, a catalogue column, the model.
 
+:class:`ColourSource` is one choice of the map's Colour box, typed; :class:`MapColours` lists a
+store's choices and makes the spec of each.
+
 A :class:`ColourSpec` turns one per-object array into what the scatter needs: either a
 continuous value with a fixed display range (so colours do not change while panning), or
 category codes with a palette and a legend.
@@ -10,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..label_scale import MAX_SCORE, MIN_SCORE
 
 MAX_CATEGORIES = 20
 
@@ -146,3 +151,104 @@ def adjust(spec: ColourSpec, scale: str = "linear", diverging: bool = False,
     if not hi > lo:
         hi = lo + 1e-6 * max(1.0, abs(lo))
     return ColourSpec(name, "continuous", v, (lo, hi), cmap=cmap, scale=scale, auto_range=auto)
+
+
+# -- what the map can be coloured by ---------------------------------------------------------------
+_MODEL_OUTPUTS = {"mean": ("model: predicted score", "plasma"), "std": ("model: uncertainty", "viridis"),
+                  "acquisition": ("model: acquisition", "plasma")}
+
+
+@dataclass(frozen=True)
+class ColourSource:
+    """One entry of the map's Colour box: what it colours by, typed (never parsed back from its
+    label).
+
+    Attributes:
+        kind: "density", "model" (``key``: "mean", "std" or "acquisition"), "labels" (the
+            consensus), "user" (``key``: a labeller's name), "disputed", "score" (``key``: a
+            score of the store) or "column" (``key``: a catalogue column).
+        key: which one, for the kinds that have several.
+    """
+
+    kind: str
+    key: str = ""
+
+    @property
+    def label(self) -> str:
+        """The text the Colour box shows (and the colour spec's name)."""
+        if self.kind == "model":
+            return _MODEL_OUTPUTS[self.key][0]
+        return {"density": DENSITY, "labels": "your labels (consensus)", "user": f"labels by {self.key}",
+                "disputed": "disputed labels", "score": f"score: {self.key}",
+                "column": f"column: {self.key}"}[self.kind]
+
+    @property
+    def follows_labels(self) -> bool:
+        """Its colours change with every score (redrawn at once, not at the next refit)."""
+        return self.kind in ("labels", "user", "disputed")
+
+
+DENSITY_SOURCE = ColourSource("density")
+
+
+class MapColours:
+    """What one store's map can be coloured by, and the colour spec of each choice.
+
+    Args:
+        session: the :class:`~galexplorer.active.session.LabellingSession` (labels, labellers,
+            disputes).
+        score_array: ``score_array(name)`` → the store's (N,) score ``name``.
+        model_state: ``model_state()`` → the latest ``ModelState``, or None before the first fit.
+    """
+
+    def __init__(self, session, score_array, model_state):
+        self.session = session
+        self.store = session.store
+        self.score_array = score_array
+        self.model_state = model_state
+
+    def _has_model(self) -> bool:
+        s = self.model_state()
+        return s is not None and not s.scorer.startswith("prior")
+
+    def sources(self) -> list[ColourSource]:
+        """The Colour box's entries, in order: density, the model's outputs (once there is a
+        model), the labels (consensus, per labeller, disputes), the store's scores and columns."""
+        out = [DENSITY_SOURCE]
+        if self._has_model():
+            out += [ColourSource("model", "mean"), ColourSource("model", "acquisition")]
+            if np.isfinite(self.model_state().std).any():
+                out.insert(2, ColourSource("model", "std"))
+        out.append(ColourSource("labels"))
+        out += [ColourSource("user", u) for u in self.session.users()]
+        out.append(ColourSource("disputed"))
+        out += [ColourSource("score", s) for s in self.store.score_names]
+        out += [ColourSource("column", c) for c in self.store.column_names]
+        return out
+
+    def spec(self, source: ColourSource, scale: str = "linear", diverging: bool = False,
+             limits: tuple[float | None, float | None] = (None, None)) -> ColourSpec:
+        """What to colour the map by: a continuous column between its 1st and 99th percentiles
+        unless ``limits`` say otherwise, on a linear or log ``scale``, with a sequential or a
+        ``diverging`` map."""
+        return adjust(self._spec(source), scale, diverging, limits)
+
+    def _spec(self, source: ColourSource) -> ColourSpec:
+        kind, key, name = source.kind, source.key, source.label
+        ses, state = self.session, self.model_state()
+        if kind == "model" and state is not None:
+            return spec_for(name, getattr(state, key), cmap=_MODEL_OUTPUTS[key][1])
+        if kind in ("labels", "user"):
+            spec = spec_for(name, ses.labels if kind == "labels" else ses.user_labels(key), cmap="plasma")
+            spec.vrange = (float(MIN_SCORE), float(MAX_SCORE))
+            return spec
+        if kind == "disputed":
+            labelled = np.isfinite(ses.labels)
+            codes = np.where(ses.disputed, 1, np.where(labelled, 0, -1)).astype(np.int32)
+            return ColourSpec(name, "categorical", codes, categories=["agreed", "disputed"],
+                              colours=list(DISPUTE_COLOURS))
+        if kind == "score":
+            return spec_for(name, self.score_array(key), cmap="viridis")
+        if kind == "column":
+            return spec_for(name, self.store.column(key), cmap="viridis")
+        return density_spec()

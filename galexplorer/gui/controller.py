@@ -10,6 +10,11 @@ in the model's own process (:mod:`.modelproc`). Requests to that process go thro
 slot, so a burst of requests runs only the latest, and the UI thread never waits. Exports and
 SAMP sends go through a :class:`~.workers.QueuedRunner` instead: every one runs, in order, or
 is refused with a message.
+
+Its collaborators each hold one concern: the gallery's content (:mod:`.gallery_content`), the
+map's colour choices (:class:`~.colouring.MapColours`), the texts about an object
+(:mod:`.object_text`), exports and SAMP sends (:mod:`.output_jobs`) and similarity searches
+(:mod:`.similar_search`).
 """
 
 from __future__ import annotations
@@ -26,20 +31,17 @@ from ..active.loop import LoopConfig
 from ..active.portfolio import save_state
 from ..active.session import LabellingSession, ModelState
 from ..errors import GalexplorerError
-from ..label_scale import MAX_SCORE, MIN_SCORE, SCORES, format_prediction
-from .colouring import DISPUTE_COLOURS, ColourSpec, adjust, density_spec, spec_for
+from .colouring import MapColours
+from .gallery_content import GalleryContent, label_view
 from .modelproc import ModelProcess, ModelProcessError
+from .object_text import ObjectText
+from .output_jobs import OutputJobs
 from .selection import SelectionMode, combine
-from .workers import LatestOnlyRunner, QueuedRunner
+from .similar_search import SimilarSearch
+from .workers import LatestOnlyRunner
 
 log = logging.getLogger(__name__)
 
-MODEL_MEAN = "model: predicted score"
-MODEL_STD = "model: uncertainty"
-MODEL_ACQ = "model: acquisition"
-LABEL = "your labels (consensus)"
-BY_USER = "labels by "          # + a labeller's name
-DISPUTED = "disputed labels"
 JOURNAL_POLL_MS = 1000          # how often the window looks for labels recorded elsewhere
 
 
@@ -103,25 +105,19 @@ class Explorer(QtCore.QObject):
         self.model = ModelProcess(self.store.path)
         self.state: ModelState | None = None
         self.selection = np.empty(0, np.int64)
-        self.gallery_indices = np.empty(0, np.int64)
-        self.gallery_values: np.ndarray | None = None
-        self.gallery_title = ""
-        self.gallery_kind = "empty"
-        self.gallery_order = "rank"      # "rank" (best first) or "similarity" (similar objects)
-        self._gallery_given: tuple[np.ndarray, np.ndarray | None] = (np.empty(0, np.int64), None)
+        self.gallery = GalleryContent(lambda: self.session.rank, self.galleryChanged.emit)
         self.refit_started_at: float | None = None
         self.refits = LatestOnlyRunner("refit", self)
-        self.searches = LatestOnlyRunner("similarity", self)
-        self.io = QueuedRunner("io", self)
+        self.similar = SimilarSearch(self)
+        self.searches = self.similar.runner
+        self.outputs = OutputJobs(self)
+        self.io = self.outputs.io
         self.refits.finished.connect(self._on_fitted)
         self.refits.failed.connect(self._on_fit_failed)
         self.refits.progressed.connect(self.progressed)
-        self.searches.finished.connect(self._on_similar)
-        self.searches.failed.connect(lambda tag, msg: self.failed.emit(msg))
-        self.io.finished.connect(self._on_io_done)
-        self.io.failed.connect(self._on_io_failed)
-        self.io.progressed.connect(self.progressed)
         self._scores = {name: None for name in self.store.score_names}
+        self.colours = MapColours(session, self.score_array, lambda: self.state)
+        self.text = ObjectText(session, self.score_array, lambda: self.state, lambda: self.config.acquisition)
         # other labellers' scores (another window or process on the same journal) show at once
         self._journal_timer = QtCore.QTimer(self)
         self._journal_timer.setInterval(JOURNAL_POLL_MS)
@@ -281,37 +277,9 @@ class Explorer(QtCore.QObject):
 
     def label_view(self, score: int | None = None, user: str | None = None, note: str = "",
                    disputed: bool = False) -> tuple[np.ndarray, dict[int, int]]:
-        """My labels: every labelled object, filtered by score (the user's when ``user`` is
-        given, else the consensus), by labeller, by note text (case-insensitive) and by
-        "disputed".
-
-        Returns:
-            ``(mask, counts)``: (N,) bool objects kept; ``{score: objects}`` among them.
-        """
-        ses = self.session
-        labels = ses.user_labels(user) if user else ses.labels
-        mask = np.isfinite(labels)
-        if score is not None:
-            mask &= labels == score
-        if disputed:
-            mask &= ses.disputed
-        text = note.strip().lower()
-        if text:
-            hit = np.zeros(ses.n, bool)
-            found = [oid for oid, body in ses.journal.notes().items() if text in body.lower()]
-            rows = ses.index.rows_of(found)
-            hit[rows[rows >= 0]] = True
-            mask &= hit
-        kept = np.rint(labels[mask]).astype(np.int64)
-        counts = {s: int(np.count_nonzero(kept == s)) for s in SCORES}
-        return mask, counts
-
-    def show_labelled(self, mask: np.ndarray, what: str = "labelled", counts: dict[int, int] | None = None) -> None:
-        """The objects of a label view in the gallery (by rank), with the counts per score in
-        the title when given."""
-        idx = np.flatnonzero(mask)
-        per = "  ·  " + "  ".join(f"{s}: {n:,}" for s, n in counts.items()) if counts else ""
-        self.show_gallery(idx, f"{what.capitalize()} · {len(idx):,}{per}", None, "labelled")
+        """My labels: ``(mask, counts)`` of the labelled objects kept by the filters
+        (:func:`~.gallery_content.label_view`)."""
+        return label_view(self.session, score, user, note, disputed)
 
     def users(self) -> list[str]:
         return self.session.users()
@@ -483,142 +451,24 @@ class Explorer(QtCore.QObject):
         if len(self.selection):
             self.selection = np.empty(0, np.int64)
             self.selectionChanged.emit()
-            if self.gallery_kind == "selection":
-                self.show_gallery(np.empty(0, np.int64), "", None, "empty")
+            if self.gallery.kind == "selection":
+                self.gallery.show(np.empty(0, np.int64), "", None, "empty")
 
     def show_selection(self) -> None:
         n = len(self.selection)
         title = f"Selection · {n:,} object{'s' if n != 1 else ''}" if n else ""
-        self.show_gallery(self.selection, title, None, "selection" if n else "empty")
-
-    def show_gallery(self, indices: np.ndarray, title: str, values: np.ndarray | None, kind: str) -> None:
-        """Show objects in the gallery: similar objects by similarity, a selection by rank."""
-        self._gallery_given = (np.asarray(indices, np.int64), None if values is None else np.asarray(values))
-        self.gallery_title = title
-        self.gallery_kind = kind
-        self.gallery_order = "similarity" if kind == "similar" else "rank"
-        self._order_gallery()
-
-    def order_gallery(self, by: str) -> None:
-        """Order the gallery by ``"rank"`` (the live ranking, best first) or ``"similarity"``
-        (most similar first; a selection has no similarity and stays by rank)."""
-        if by not in ("rank", "similarity"):
-            raise ValueError(f"unknown gallery order {by!r}")
-        self.gallery_order = by
-        self._order_gallery()
-
-    def _order_gallery(self) -> None:
-        idx, values = self._gallery_given
-        rank = self.session.rank
-        if (self.gallery_order == "rank" or values is None) and rank is not None and len(idx):
-            o = np.argsort(rank[idx], kind="stable")
-            idx, values = idx[o], None if values is None else values[o]
-        self.gallery_indices, self.gallery_values = idx, values
-        self.galleryChanged.emit()
+        self.gallery.show(self.selection, title, None, "selection" if n else "empty")
 
     def find_similar(self, k: int = 24) -> None:
-        """The ``k`` objects most similar to the selection (when there is one) or to the object
-        in the inspector, shown in the gallery (computed in a worker)."""
-        if len(self.selection):
-            rows = self.selection
-        elif self.session.current is not None:
-            rows = np.array([self.session.current], np.int64)
-        else:
-            self.message.emit("nothing to search from: open an object or select some")
-            return
-        if not (self.store.has("embeddings") or self.store.has("pca")):
-            self.failed.emit(f"{self.store.path}: the store has no embeddings to search; "
-                             "build it with `galexplorer embed`")
-            return
-        self.message.emit("searching for similar objects…")
-        self.searches.submit(lambda: (rows, *self.model.similar(rows, int(k))), tag="similar")
-
-    def _on_similar(self, tag, answer) -> None:
-        rows, idx, sim = answer
-        what = self.session.ids[rows[0]] if len(rows) == 1 else f"the {len(rows)} selected objects"
-        self.show_gallery(idx, f"Similar to {what} · {len(idx)}", sim, "similar")
-        self.message.emit(f"{len(idx)} objects similar to {what}")
+        """The ``k`` objects most similar to the selection or to the inspected object, in the
+        gallery (:class:`~.similar_search.SimilarSearch`)."""
+        self.similar.find(k)
 
     # -- export ------------------------------------------------------------------------------------
     def export(self, path: str | Path, fmt: str | None = None, subset: np.ndarray | None = None) -> bool:
         """Write the ranked list (all objects, or ``subset``) on the current labels, as
-        ``galexplorer export`` does; in the model's process."""
-        labelled, labels, excluded = self.session.fit_inputs(self.config.scorer)
-        config = self.config
-        ahead = self.io.waiting + (1 if self.io.busy else 0)
-        if self.io.submit(lambda: self.model.export(config, labelled, labels, excluded, path, fmt, subset), tag="export") < 0:
-            self.failed.emit(f"{path}: not written: {self.io.limit} exports and sends are already waiting; "
-                             "try again when they are done")
-            return False
-        self.message.emit(f"writing {path}…" + (f" (after {ahead} waiting)" if ahead else ""))
-        return True
-
-    def send_samp(self, sender, indices: np.ndarray, folder: Path) -> None:
-        """Broadcast objects as a VOTable over SAMP (written by the model's process, sent from a
-        worker thread)."""
-        labelled, labels, excluded = self.session.fit_inputs(self.config.scorer)
-        indices = np.asarray(indices, np.int64)
-        config = self.config
-
-        def job():
-            path = folder / f"galexplorer-selection-{int(time.time() * 1000)}.xml"
-            _, rows, order = self.model.export(config, labelled, labels, excluded, path, "votable", indices,
-                                               with_order=True)
-            return sender.send_votable(path, f"galexplorer: {rows} objects", rows=rows, order=order)
-
-        if self.io.submit(job, tag="samp") < 0:
-            self.failed.emit(f"not sent over SAMP: {self.io.limit} exports and sends are already waiting; "
-                             "try again when they are done")
-        else:
-            self.message.emit(f"sending {len(indices)} objects over SAMP…")
-
-    def send_cutout_samp(self, sender, i: int, cutouts, row: int, folder: Path, band: int = 0) -> None:
-        """Send band ``band`` of object ``i``'s cutout (cutouts file row ``row``) as a FITS image
-        with its WCS (``image.load.fits``), then its ra/dec (``coord.pointAt.sky``), from a
-        worker thread."""
-        from ..store.cutout_fits import write_cutout_fits
-
-        i = int(i)
-        oid = self.object_id(i)
-        ra, dec = self.position(i)
-        name = f"cutout of {oid} ({cutouts.bands[band]})"
-
-        def job():
-            path = folder / f"galexplorer-cutout-{i}-{int(time.time() * 1000)}.fits"
-            write_cutout_fits(cutouts, row, path, ra, dec, oid, band=band)
-            report = sender.send_image(path, name)
-            if np.isfinite(ra) and np.isfinite(dec):
-                sender.point_at(ra, dec)
-            return report
-
-        if self.io.submit(job, tag="samp") < 0:
-            self.failed.emit(f"not sent over SAMP: {self.io.limit} exports and sends are already waiting; "
-                             "try again when they are done")
-        else:
-            self.message.emit(f"sending the cutout of {oid} over SAMP…")
-
-    def select_samp(self, sender, indices: np.ndarray) -> None:
-        """Select these objects' rows in the table last sent over SAMP (``table.select.rowList``),
-        from a worker thread; the status bar says how many rows were named."""
-        indices = np.asarray(indices, np.int64)
-        if self.io.submit(lambda: sender.select_rows(indices), tag="samp-select") < 0:
-            self.message.emit("selection not sent over SAMP: the sends before it are still waiting")
-
-    def _on_io_done(self, tag, value) -> None:
-        if tag == "export":
-            path, rows = value
-            self.message.emit(f"wrote {rows:,} ranked objects to {path}")
-        elif tag == "samp":
-            self.message.emit(value.summary())
-        elif tag == "samp-select":
-            self.message.emit(f"selected {value:,} rows of the table sent over SAMP" if value else
-                              "the selection is not in the table sent over SAMP: send it (the SAMP button)")
-
-    def _on_io_failed(self, tag, message: str) -> None:
-        if tag in ("samp", "samp-select"):   # a hub or client that misbehaves: one line in the status bar
-            self.message.emit(f"not sent over SAMP: {message}")
-        else:
-            self.failed.emit(message)
+        ``galexplorer export`` does (:meth:`.output_jobs.OutputJobs.export`)."""
+        return self.outputs.export(path, fmt, subset)
 
     # -- what to show --------------------------------------------------------------------------------
     def score_array(self, name: str) -> np.ndarray:
@@ -647,113 +497,13 @@ class Explorer(QtCore.QObject):
         order = ses.ranking if ses.ranking is not None else np.arange(n, dtype=np.int64)
         return cols, order
 
-    def column_headers(self) -> dict[str, tuple[str, str]]:
-        """(header, tooltip) of the table's model columns, by what they hold now: the anomaly
-        prior before the first model (the export's ``score_mean`` is then that prior too),
-        the model's prediction as of its last refit after."""
-        s = self.state
-        if s is None or s.scorer.startswith("prior"):
-            return {
-                "score_mean": ("prior: anomaly (0–5)",
-                               "score_mean: no model yet — the anomaly score rescaled onto 0–5, which "
-                               "orders the first batch (a model replaces it after the first labels)"),
-                "score_std": ("model ± (no model yet)", "score_std: the model's uncertainty (none yet)"),
-                "acquisition": ("acquisition (no model yet)", "acquisition: the model's pick value (none yet)"),
-            }
-        return {
-            "score_mean": ("model mean (0–5)",
-                           f"score_mean: the model's predicted score as of its last refit ({s.description}); "
-                           f"shown clipped to {MIN_SCORE}–{MAX_SCORE} (≥{MAX_SCORE}, ≤{MIN_SCORE}), ranked by "
-                           "the exact value; label, n_labellers, disputed and rank follow the labels at once"),
-            "score_std": ("model ±", "score_std: the model's uncertainty (one standard deviation)"),
-            "acquisition": ("acquisition", f"acquisition: the value the {self.config.acquisition} pick uses"),
-        }
-
-    def colour_options(self) -> list[str]:
-        opts = ["density"]
-        if self.state is not None and not self.state.scorer.startswith("prior"):
-            opts += [MODEL_MEAN, MODEL_ACQ]
-            if np.isfinite(self.state.std).any():
-                opts.insert(2, MODEL_STD)
-        opts.append(LABEL)
-        opts += [BY_USER + u for u in self.session.users()]
-        opts.append(DISPUTED)
-        opts += [f"score: {s}" for s in self.store.score_names]
-        opts += [f"column: {c}" for c in self.store.column_names]
-        return opts
-
-    def colour_spec(self, name: str, scale: str = "linear", diverging: bool = False,
-                    limits: tuple[float | None, float | None] = (None, None)) -> ColourSpec:
-        """What to colour the map by: ``name`` from :meth:`colour_options`; a continuous column
-        between its 1st and 99th percentiles unless ``limits`` say otherwise, on a linear or
-        log ``scale``, with a sequential or a ``diverging`` map."""
-        return adjust(self._colour_spec(name), scale, diverging, limits)
-
-    def _colour_spec(self, name: str) -> ColourSpec:
-        s = self.state
-        if name == MODEL_MEAN and s is not None:
-            return spec_for(name, s.mean, cmap="plasma")
-        if name == MODEL_STD and s is not None:
-            return spec_for(name, s.std, cmap="viridis")
-        if name == MODEL_ACQ and s is not None:
-            return spec_for(name, s.acquisition, cmap="plasma")
-        if name == LABEL:
-            spec = spec_for(name, self.session.labels, cmap="plasma")
-            spec.vrange = (float(MIN_SCORE), float(MAX_SCORE))
-            return spec
-        if name.startswith(BY_USER):
-            spec = spec_for(name, self.session.user_labels(name[len(BY_USER):]), cmap="plasma")
-            spec.vrange = (float(MIN_SCORE), float(MAX_SCORE))
-            return spec
-        if name == DISPUTED:
-            d = self.session.disputed
-            labelled = np.isfinite(self.session.labels)
-            codes = np.where(d, 1, np.where(labelled, 0, -1)).astype(np.int32)
-            return ColourSpec(name, "categorical", codes, categories=["agreed", "disputed"],
-                              colours=list(DISPUTE_COLOURS))
-        if name.startswith("score: "):
-            key = name[len("score: "):]
-            return spec_for(name, self.score_array(key), cmap="viridis")
-        if name.startswith("column: "):
-            return spec_for(name, self.store.column(name[len("column: "):]), cmap="viridis")
-        return density_spec()
-
     def describe(self, i: int) -> tuple[str, list[tuple[str, str]]]:
-        """Id and key values of object ``i`` for the hover card (cheap: array lookups only)."""
-        ses = self.session
-        lines: list[tuple[str, str]] = []
-        lab = ses.labels[i]
-        lines.append(("label", f"{lab:g}" if np.isfinite(lab) else "—"))
-        s = self.state
-        if s is not None and not s.scorer.startswith("prior"):
-            lines.append(("model", format_prediction(float(s.mean[i]), float(s.std[i]))))
-            lines.append(("rank", f"{int(ses.rank[i]):,}"))
-        for name in ("anomaly", "cluster"):
-            if name in self._scores:
-                v = self.score_array(name)[i]
-                lines.append((name, f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)))
-        if ses.excluded[i]:
-            lines.append(("excluded", "artefact"))
-        return str(ses.ids[i]), lines
+        """Id and key values of object ``i`` for the hover card (:class:`~.object_text.ObjectText`)."""
+        return self.text.describe(i)
 
     def details(self, i: int) -> list[tuple[str, object]]:
         """Rows of the inspector's table for object ``i``."""
-        ses = self.session
-        rows: list[tuple[str, object]] = []
-        lab = ses.labels[i]
-        rows.append(("label (consensus)", float(lab) if np.isfinite(lab) else None))
-        s = self.state
-        if s is not None and not s.scorer.startswith("prior"):
-            rows.append(("model score", format_prediction(float(s.mean[i]), float(s.std[i]))))
-            rows.append(("acquisition", float(s.acquisition[i]) if np.isfinite(s.acquisition[i]) else None))
-            rows.append(("rank", f"{int(ses.rank[i]):,} of {len(ses.rank):,}"))
-        for name in self.store.score_names:
-            v = self.score_array(name)[i]
-            rows.append((name, v.item() if hasattr(v, "item") else v))
-        for name in self.store.column_names:   # this row only, read from the store
-            v = self.store.values_at(name, [i])[0]
-            rows.append((name, v.item() if hasattr(v, "item") else v))
-        return rows
+        return self.text.details(i)
 
     def position(self, i: int) -> tuple[float, float]:
         return float(self.store.values_at("ra", [i])[0]), float(self.store.values_at("dec", [i])[0])

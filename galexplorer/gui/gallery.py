@@ -13,21 +13,24 @@ from .objectlist import ObjectListModel, ObjectListView
 class GalleryPanel(QtWidgets.QWidget):
     """Signals:
         opened(int): an object was clicked (to show in the inspector).
-        scoreAll(object, int): give these objects (int64 indices) this score.
-        excludeAll(object): exclude these objects from the ranking.
-        includeAll(object): take them back into the ranking.
-        exportAll(object): export these objects.
-        broadcast(object): send these objects to TOPCAT/DS9/Aladin over SAMP.
+        scoreAll(int): give the targets (:meth:`targets`) this score.
+        excludeAll(): exclude the targets from the ranking.
+        includeAll(): take them back into the ranking.
+        exportAll(): export the targets.
+        broadcast(): send the targets to TOPCAT/DS9/Aladin over SAMP.
+
+    The bulk buttons only ask: the window runs the action table's ``gallery_*`` rows (and their
+    enable check), which read :meth:`targets`.
         labelViewToggled(bool): the My labels toggle (on: the labelled objects; off: back to
             the selection).
     """
 
     opened = QtCore.Signal(int)
-    scoreAll = QtCore.Signal(object, int)
-    excludeAll = QtCore.Signal(object)
-    includeAll = QtCore.Signal(object)
-    exportAll = QtCore.Signal(object)
-    broadcast = QtCore.Signal(object)
+    scoreAll = QtCore.Signal(int)
+    excludeAll = QtCore.Signal()
+    includeAll = QtCore.Signal()
+    exportAll = QtCore.Signal()
+    broadcast = QtCore.Signal()
     orderChanged = QtCore.Signal(str)
     labelViewToggled = QtCore.Signal(bool)
 
@@ -65,7 +68,7 @@ class GalleryPanel(QtWidgets.QWidget):
         menu = QtWidgets.QMenu(self.score_button)
         for s in SCORES:
             act = menu.addAction(f"{s}")
-            act.triggered.connect(lambda _=False, s=s: self.scoreAll.emit(self.targets(), s))
+            act.triggered.connect(lambda _=False, s=s: self.scoreAll.emit(s))
         self.score_button.setMenu(menu)
         self.score_button.setToolTip("give the shown (or the picked) objects one score, as one undo step")
         bar.addWidget(self.score_button)
@@ -78,7 +81,7 @@ class GalleryPanel(QtWidgets.QWidget):
             b = QtWidgets.QToolButton()
             b.setText(text)
             b.setToolTip(tip)
-            b.clicked.connect(lambda _=False, sig=sig: sig.emit(self.targets()))
+            b.clicked.connect(lambda _=False, sig=sig: sig.emit())
             bar.addWidget(b)
             self.buttons[name] = b
         lay.addLayout(bar)

@@ -262,21 +262,8 @@ class Inspector(QtWidgets.QWidget):
         lay.setContentsMargins(10, 8, 10, 8)
         lay.setSpacing(8)
 
-        head = QtWidgets.QHBoxLayout()
-        # long ids, positions and pixel readouts elide: no text may widen the dock (#23)
-        self.title = ElidedLabel("no object", self, QtCore.Qt.TextElideMode.ElideMiddle)
-        self.title.setObjectName("InspectorTitle")
-        self.title.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.state = QtWidgets.QLabel("")
-        self.state.setObjectName("StateChip")
-        head.addWidget(self.title, 1)
-        head.addWidget(self.state)
-        lay.addLayout(head)
-        self.position = ElidedLabel("", self)
-        self.position.setObjectName("Dim")
-        self.position.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addLayout(self._make_head())
         lay.addWidget(self.position)
-
         self.stamp = StampView(self)
         lay.addWidget(self.stamp, 5)
         self.readout = ElidedLabel("", self)
@@ -290,7 +277,33 @@ class Inspector(QtWidgets.QWidget):
         self.pixel_scale: float | None = None    # arcsec per pixel, when the cutouts say (older files)
         self.sky: tuple[np.ndarray, np.ndarray] | None = None   # the object's (cd, crpix) from ingest
         self.large: LargeView | None = None
+        lay.addLayout(self._make_display_controls())
+        self.scores = ScoreButtons(self)
+        self.scores.scored.connect(self.scored)
+        lay.addWidget(self.scores)
+        lay.addLayout(self._make_buttons())
+        self.details = self._make_details()
+        lay.addWidget(self.details, 3)
+        self.set_enabled(False)
 
+    def _make_head(self) -> QtWidgets.QHBoxLayout:
+        """The id and its state chip (and the position line below them, ``self.position``)."""
+        head = QtWidgets.QHBoxLayout()
+        # long ids, positions and pixel readouts elide: no text may widen the dock (#23)
+        self.title = ElidedLabel("no object", self, QtCore.Qt.TextElideMode.ElideMiddle)
+        self.title.setObjectName("InspectorTitle")
+        self.title.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.state = QtWidgets.QLabel("")
+        self.state.setObjectName("StateChip")
+        head.addWidget(self.title, 1)
+        head.addWidget(self.state)
+        self.position = ElidedLabel("", self)
+        self.position.setObjectName("Dim")
+        self.position.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        return head
+
+    def _make_display_controls(self) -> QtWidgets.QHBoxLayout:
+        """Stretch and band."""
         ctl = QtWidgets.QHBoxLayout()
         self.stretch = QtWidgets.QComboBox()
         self.stretch.addItems(list(STRETCHES))
@@ -306,12 +319,10 @@ class Inspector(QtWidgets.QWidget):
         ctl.addWidget(self.stretch, 1)
         ctl.addWidget(QtWidgets.QLabel("Band"))
         ctl.addWidget(self.band, 1)
-        lay.addLayout(ctl)
+        return ctl
 
-        self.scores = ScoreButtons(self)
-        self.scores.scored.connect(self.scored)
-        lay.addWidget(self.scores)
-
+    def _make_buttons(self) -> QtWidgets.QHBoxLayout:
+        """The buttons under the scores: each only emits its signal (the window runs the action)."""
         nav = QtWidgets.QHBoxLayout()
         nav.setSpacing(4)
         self.buttons: dict[str, QtWidgets.QPushButton] = {}
@@ -328,21 +339,22 @@ class Inspector(QtWidgets.QWidget):
             b.clicked.connect(sig)
             nav.addWidget(b, 0 if name in ("previous", "next") else 1)
             self.buttons[name] = b
-        lay.addLayout(nav)
+        return nav
 
-        self.details = QtWidgets.QTableWidget(0, 2, self)
-        self.details.setObjectName("Details")
-        self.details.horizontalHeader().hide()
-        self.details.verticalHeader().hide()
-        self.details.setShowGrid(False)
-        self.details.setAlternatingRowColors(True)
-        self.details.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.details.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
-        self.details.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.details.horizontalHeader().setStretchLastSection(True)
-        self.details.verticalHeader().setDefaultSectionSize(22)
-        lay.addWidget(self.details, 3)
-        self.set_enabled(False)
+    def _make_details(self) -> QtWidgets.QTableWidget:
+        """The object's values, one row each."""
+        details = QtWidgets.QTableWidget(0, 2, self)
+        details.setObjectName("Details")
+        details.horizontalHeader().hide()
+        details.verticalHeader().hide()
+        details.setShowGrid(False)
+        details.setAlternatingRowColors(True)
+        details.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        details.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
+        details.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        details.horizontalHeader().setStretchLastSection(True)
+        details.verticalHeader().setDefaultSectionSize(22)
+        return details
 
     # -- sources -------------------------------------------------------------------------------
     def set_sources(self, cutouts, thumbnails, cutouts_rows: np.ndarray | None = None) -> None:

@@ -273,6 +273,19 @@ def mode_from_modifiers(mods, default: SelectionMode = SelectionMode.REPLACE) ->
     return default
 
 
+def _style_plot(pi, vb) -> None:
+    """The map's axes: thin, dim, ticks inside; no pyqtgraph buttons or menu; equal aspect."""
+    pi.hideButtons()
+    pi.setMenuEnabled(False)
+    for name in ("left", "bottom"):
+        ax = pi.getAxis(name)
+        ax.setPen(pg.mkPen(theme.BORDER_LIGHT))
+        ax.setTextPen(pg.mkPen(theme.TEXT_DIM))
+        ax.setStyle(tickLength=-4)
+    vb.setAspectLocked(True)
+    vb.setDefaultPadding(0.03)
+
+
 class ScatterView(pg.PlotWidget):
     """The projection, drawn as density or markers, with overlays, hover card and lasso.
 
@@ -302,16 +315,7 @@ class ScatterView(pg.PlotWidget):
         self.last_refresh_ms = 0.0
         self._marker_size = 6.0
 
-        pi = self.getPlotItem()
-        pi.hideButtons()
-        pi.setMenuEnabled(False)
-        for name in ("left", "bottom"):
-            ax = pi.getAxis(name)
-            ax.setPen(pg.mkPen(theme.BORDER_LIGHT))
-            ax.setTextPen(pg.mkPen(theme.TEXT_DIM))
-            ax.setStyle(tickLength=-4)
-        self._vb.setAspectLocked(True)
-        self._vb.setDefaultPadding(0.03)
+        _style_plot(self.getPlotItem(), self._vb)
 
         self._points: SortedPoints | None = None
         self._grid: OverviewGrid | None = None
@@ -326,6 +330,27 @@ class ScatterView(pg.PlotWidget):
         self._selected_sorted: np.ndarray | None = None
         self.selection = np.empty(0, np.int64)
 
+        self._make_layers()
+
+        self.card = HoverCard()
+        self.scene().addItem(self.card)
+        self.legend = LegendItem()
+        self.scene().addItem(self.legend)
+
+        self._refresh_pending = False
+        self._hover_pending = False
+        self._hover_scene_pos: QtCore.QPointF | None = None
+        self.hovered_index = -1
+        self._vb.sigRangeChanged.connect(self._schedule_refresh)
+        self._vb.sigResized.connect(self._schedule_refresh)
+        self._vb.sigResized.connect(self._place_legend)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.setMouseTracking(True)
+        self._update_legend()
+
+    def _make_layers(self) -> None:
+        """The items drawn over one another: density or markers, the mosaic, the overlays of
+        excluded, labelled, disputed, queued, current and hovered objects, the selection's outline."""
         self.density = DensityItem()
         self.density.setZValue(0)
         self.markers = MarkerItem()
@@ -356,22 +381,6 @@ class ScatterView(pg.PlotWidget):
         self._region.setZValue(50)
         self._vb.addItem(self._region, ignoreBounds=True)
         self._region.hide()
-
-        self.card = HoverCard()
-        self.scene().addItem(self.card)
-        self.legend = LegendItem()
-        self.scene().addItem(self.legend)
-
-        self._refresh_pending = False
-        self._hover_pending = False
-        self._hover_scene_pos: QtCore.QPointF | None = None
-        self.hovered_index = -1
-        self._vb.sigRangeChanged.connect(self._schedule_refresh)
-        self._vb.sigResized.connect(self._schedule_refresh)
-        self._vb.sigResized.connect(self._place_legend)
-        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        self.setMouseTracking(True)
-        self._update_legend()
 
     # -- data ----------------------------------------------------------------------------------
     def set_points(self, xy: np.ndarray) -> None:
