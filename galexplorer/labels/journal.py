@@ -94,8 +94,12 @@ class LabelJournal:
 
     @property
     def busy_timeout_s(self) -> float:
-        """How long a write waits for another process's lock, retries included."""
+        """How long a write waits for another process's lock, retries included (settable)."""
         return self._conn.busy_timeout_s
+
+    @busy_timeout_s.setter
+    def busy_timeout_s(self, seconds: float) -> None:
+        self._conn.busy_timeout_s = float(seconds)
 
     @property
     def write_stats(self) -> WriteStats:
