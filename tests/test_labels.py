@@ -292,3 +292,21 @@ def test_cli_exits_2_on_a_locked_journal(tmp_path, capsys, short_busy_timeout):
         other.close()
     err = capsys.readouterr().err
     assert code == 2 and "locked by another process" in err and "internal error" not in err
+
+
+def test_busy_timeout_set_after_opening_bounds_the_wait(tmp_path):
+    """``busy_timeout_s`` is settable on an open journal (the explorer's tests shorten it)."""
+    j = LabelJournal(tmp_path / "j.sqlite", user="ana")
+    j.busy_timeout_s = 0.2
+    other = sqlite3.connect(j.path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        t = time.monotonic()
+        with pytest.raises(LabelError, match="locked by another process"):
+            j.score("x", 1)
+        assert time.monotonic() - t < 2.0   # not the 5 s default
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert j.busy_timeout_s == 0.2 and j.score("x", 1).score == 1
+    j.close()

@@ -45,41 +45,27 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.linalg import lapack
-from scipy.optimize import minimize
 
 from .. import progress
 from ..errors import ConfigError
+from .gp_bound import bound_columns
+from .gp_likelihood import (
+    BOUNDS,
+    GPHyperparameters,
+    gls_coef,
+    hyperparameter_starts,
+    lml_and_grad,
+    maximise_likelihood,
+)
+from .gp_precision import PRECISIONS, choose_precision
 from .kernels import SQRT3, matern_block, pairwise_distances64, scaled_augmented
 
+__all__ = ["BOUNDS", "ChunkBuffers", "GPHyperparameters", "GaussianProcessRegressor", "default_threads", "run_chunks"]
+
 log = logging.getLogger(__name__)
-
-BOUNDS = (1e-5, 1e5)  # scikit-learn's default bounds for each hyper-parameter
-
-
-@dataclass(frozen=True)
-class GPHyperparameters:
-    """Kernel ``amplitude · Matern(length_scale, ν=1.5) + White(noise)``, in normalised label units."""
-
-    amplitude: float = 1.0
-    length_scale: float = 1.0
-    noise: float = 1.0
-
-    @property
-    def theta(self) -> np.ndarray:
-        """(3,) float64 natural logs, in scikit-learn's order (amplitude, length scale, noise)."""
-        return np.log([self.amplitude, self.length_scale, self.noise])
-
-    @classmethod
-    def from_theta(cls, theta: np.ndarray) -> GPHyperparameters:
-        a, ell, s = (float(v) for v in np.exp(theta))
-        return cls(a, ell, s)
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 def default_threads() -> int:
@@ -130,57 +116,6 @@ def run_chunks(n_rows: int, chunk_rows: int, work: Callable[[int, int], None], n
             bar.close()
 
 
-def _lml_and_grad(theta: np.ndarray, R: np.ndarray, y: np.ndarray, jitter: float) -> tuple[float, np.ndarray]:
-    """Log marginal likelihood and its gradient in log hyper-parameters (float64)."""
-    amp, ell, noise = np.exp(theta)
-    d = R * (SQRT3 / ell)
-    e = np.exp(-d)
-    M = (1.0 + d) * e
-    K = amp * M
-    K.flat[:: len(K) + 1] += noise + jitter
-    L, info = lapack.dpotrf(K, lower=1, clean=1)
-    if info != 0:  # not positive definite at these values: as scikit-learn, -inf and no direction
-        return -np.inf, np.zeros(3)
-    alpha, _ = lapack.dpotrs(L, y, lower=1)
-    lml = -0.5 * float(y @ alpha) - float(np.log(np.diag(L)).sum()) - 0.5 * len(y) * math.log(2 * math.pi)
-    # dLML/dθ = ½ (αᵀ ∂K α − tr(K⁻¹ ∂K)). dpotri leaves K⁻¹ in the lower triangle and zeros above
-    # (dpotrf cleaned them), so for symmetric ∂K: tr(K⁻¹ ∂K) = 2 Σ low∘∂K − Σ diag(K⁻¹)·diag(∂K).
-    low, _ = lapack.dpotri(L, lower=1)
-    diag_inv = np.diag(low).copy()
-    D = d * d
-    D *= e                                   # ∂M/∂log ℓ = d² e^{-d}
-    Ma, Da = M @ alpha, D @ alpha
-    tr_m = 2.0 * float(np.einsum("ij,ij->", low, M)) - float(diag_inv.sum())      # diag(M) = 1
-    tr_d = 2.0 * float(np.einsum("ij,ij->", low, D))                             # diag(D) = 0
-    g_amp = 0.5 * (float(alpha @ Ma) - tr_m) * amp
-    g_ell = 0.5 * (float(alpha @ Da) - tr_d) * amp
-    g_noise = 0.5 * (float(alpha @ alpha) - float(diag_inv.sum())) * noise
-    return lml, np.array([g_amp, g_ell, g_noise])
-
-
-def _gls_coef(theta: np.ndarray, R: np.ndarray, y: np.ndarray, h: np.ndarray, jitter: float,
-              nonnegative_slope: bool) -> tuple[float, float] | None:
-    """The ``(a, b)`` of the prior mean ``a + b·h`` that maximise the likelihood at ``theta``
-    (generalised least squares), or None where the kernel matrix is not positive definite."""
-    amp, ell, noise = np.exp(theta)
-    d = R * (SQRT3 / ell)
-    K = amp * (1.0 + d) * np.exp(-d)
-    K.flat[:: len(K) + 1] += noise + jitter
-    L, info = lapack.dpotrf(K, lower=1, clean=1)
-    if info != 0:
-        return None
-    H = np.column_stack([np.ones(len(y)), h, y])
-    S, _ = lapack.dpotrs(L, H, lower=1)                  # K^-1 [1, h, y]
-    A = H[:, :2].T @ S[:, :2]
-    c = H[:, :2].T @ S[:, 2]
-    det = A[0, 0] * A[1, 1] - A[0, 1] ** 2
-    if det > 1e-12 * max(A[0, 0] * A[1, 1], 1e-300):
-        a, b = np.linalg.solve(A, c)
-        if b >= 0 or not nonnegative_slope:
-            return float(a), float(b)
-    return float(c[0] / A[0, 0]), 0.0                    # constant h, or the slope held at 0
-
-
 class GaussianProcessRegressor:
     """GP regression with a Matern-3/2 + white-noise kernel, fitted by maximum marginal likelihood.
 
@@ -212,7 +147,7 @@ class GaussianProcessRegressor:
                  n_threads: int | None = None, nonnegative_slope: bool = True):
         if n_restarts < 0:
             raise ConfigError(f"n_restarts must be >= 0, got {n_restarts}")
-        if precision not in ("auto", "float32", "mixed", "float64"):
+        if precision not in PRECISIONS:
             raise ConfigError(f"precision must be auto, float32, mixed or float64, not {precision!r}")
         self.precision = precision
         self.tolerance = float(tolerance)
@@ -270,7 +205,7 @@ class GaussianProcessRegressor:
         h = self.hyper
         self.mean_coef = self._coef(h.theta, R) or (0.0, 0.0)
         self.y_fit = self._residual(self.mean_coef)
-        self.log_marginal_likelihood_value = _lml_and_grad(h.theta, R, self.y_fit, self.jitter)[0]
+        self.log_marginal_likelihood_value = lml_and_grad(h.theta, R, self.y_fit, self.jitter)[0]
         self._factorise(R)
         # the cross kernel is computed divided by e (see kernels.matern_block): fold amplitude·e in
         alpha_e = self.alpha_ * (h.amplitude * math.e)
@@ -342,36 +277,12 @@ class GaussianProcessRegressor:
 
     def _choose_precision(self, X: np.ndarray, alpha_e: np.ndarray) -> None:
         """The float32 paths' rounding bounds (``float32_error``, ``mixed_error``) and the mode
-        and dtypes of the prediction that keep within ``tolerance``."""
-        h = self.hyper
-        # Rounding model of the float32 paths (calibrated against float64 in the tests): each
-        # kernel value carries about an ulp of relative error (exp, divide), nearly independently
-        # from label to label, so an object's error is a random sum of scale
-        # u = eps·|α·amplitude·e|₂·y_std and the largest over N objects grows as sqrt(2 ln N)
-        # (5.3 at 10^6). The largest seen over 2·10^4 objects (sqrt(2 ln N) = 4.5) is 0.7 u with a
-        # float64 sum and 2 u with a float32 sum; we allow 1.6 u and 5 u. Next to a labelled
-        # point the squared distance |x|² + |z|² − 2x·z loses about eps·|z|² (scaled units),
-        # which moves the kernel by half that: a term in max|α·amplitude·e|.
-        eps = float(np.finfo(np.float32).eps)
-        unit = eps * float(np.linalg.norm(alpha_e)) * self.y_std
-        zs2 = float(np.max(np.sum((X * (SQRT3 / h.length_scale)) ** 2, axis=1)))
-        near = 1.5 * eps * zs2 * float(np.abs(alpha_e).max()) * self.y_std
-        # That error decays as exp(-d) with the distance d (kernel units): recomputing the
-        # squared distance exactly for the few pairs closer than tau_d bounds it by tolerance/4.
-        self._near_d2 = 0.0
-        if near > self.tolerance / 4:
-            self._near_d2 = math.log(4.0 * near / self.tolerance) ** 2
-            near = self.tolerance / 4
-        self.float32_error = 5.0 * unit + near
-        self.mixed_error = 1.6 * unit + near
-        if self.precision == "auto":
-            self.mode = ("float32" if self.float32_error <= self.tolerance else
-                         "mixed" if self.mixed_error <= self.tolerance else "float64")
-        else:
-            self.mode = self.precision
+        and dtypes of the prediction that keep within ``tolerance`` (:func:`.gp_precision.choose_precision`)."""
+        p = choose_precision(X, alpha_e, self.hyper.length_scale, self.y_std, self.tolerance, self.precision)
+        self.float32_error, self.mixed_error, self._near_d2 = p.float32_error, p.mixed_error, p.near_d2
+        self.mode = p.mode
         # dtype of the kernel block, and of the columns it is multiplied with (the sum)
-        self.dtype = np.dtype(np.float64 if self.mode == "float64" else np.float32)
-        self._sum_dtype = np.dtype(np.float32 if self.mode == "float32" else np.float64)
+        self.dtype, self._sum_dtype = p.dtype, p.sum_dtype
 
     def _coef(self, theta: np.ndarray, R: np.ndarray) -> tuple[float, float] | None:
         """The prior mean's ``(a, b)`` at ``theta``: fixed, fitted (GLS), or (0, 0) without a covariate."""
@@ -379,7 +290,7 @@ class GaussianProcessRegressor:
             return (0.0, 0.0)
         if self._fixed_coef is not None:
             return self._fixed_coef
-        return _gls_coef(theta, R, self.y_norm, self._h_train, self.jitter, self.nonnegative_slope)
+        return gls_coef(theta, R, self.y_norm, self._h_train, self.jitter, self.nonnegative_slope)
 
     def _residual(self, coef: tuple[float, float]) -> np.ndarray:
         if self._h_train is None:
@@ -387,49 +298,12 @@ class GaussianProcessRegressor:
         return self.y_norm - coef[0] - coef[1] * self._h_train
 
     def _optimise(self, R: np.ndarray, warm: GPHyperparameters | None) -> GPHyperparameters:
-        lo, hi = math.log(BOUNDS[0]), math.log(BOUNDS[1])
-        starts = [GPHyperparameters().theta]
-        # scikit-learn's start (length scale 1) is flat when the labelled points lie much further
-        # apart than 1 (standardised features in tens of dimensions: distances ~ sqrt(2k)): the
-        # kernel is ~0 between every pair, the gradient vanishes, and the fit never moves. A start
-        # at the median distance between labelled points puts the kernel where the data are.
-        off_diagonal = R[np.triu_indices(len(R), 1)]
-        typical = float(np.median(off_diagonal[off_diagonal > 0])) if np.any(off_diagonal > 0) else 1.0
-        if not 0.5 < typical < 2.0:
-            starts.append(GPHyperparameters(length_scale=float(np.clip(typical, *BOUNDS))).theta)
-        if warm is not None:
-            starts.insert(0, np.clip(warm.theta, lo, hi))
-        rng = np.random.default_rng(self.seed)
-        starts += [rng.uniform(lo, hi, 3) for _ in range(self.n_restarts)]
-        profile = self._h_train is not None and self._fixed_coef is None
+        def residual_at(theta: np.ndarray) -> np.ndarray | None:
+            coef = self._coef(theta, R)   # with a fitted prior mean: the best (a, b) at theta
+            return None if coef is None else self._residual(coef)
 
-        def objective(theta):
-            if profile:   # the likelihood maximised over (a, b) at theta; envelope theorem for the gradient
-                coef = self._coef(theta, R)
-                if coef is None:
-                    return 1e25, np.zeros(3)
-                y = self._residual(coef)
-            else:
-                y = self._residual(self._coef(theta, R))
-            lml, grad = _lml_and_grad(theta, R, y, self.jitter)
-            if not np.isfinite(lml):
-                return 1e25, np.zeros(3)
-            return -lml, -grad
-
-        from threadpoolctl import threadpool_limits
-
-        best_theta, best = None, -np.inf
-        # n x n work at n <= a few thousand: multi-threaded BLAS only adds latency (and is
-        # catastrophically slow when other processes hold the cores)
-        with threadpool_limits(1):
-            for theta0 in starts:
-                res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=[(lo, hi)] * 3)
-                if -res.fun > best:
-                    best, best_theta = -res.fun, res.x
-        if best_theta is None:
-            raise ConfigError("the GP hyper-parameter search failed at every start",
-                              hint="check the labels and features for duplicates")
-        return GPHyperparameters.from_theta(best_theta)
+        starts = hyperparameter_starts(R, warm, self.n_restarts, self.seed)
+        return maximise_likelihood(R, residual_at, starts, self.jitter)
 
     def log_marginal_likelihood(self, hyper: GPHyperparameters | None = None) -> float:
         """Log marginal likelihood of the training labels (normalised) at ``hyper`` (default: fitted)."""
@@ -437,7 +311,7 @@ class GaussianProcessRegressor:
         h = hyper or self.hyper
         R = pairwise_distances64(self.X_train)
         coef = self._coef(h.theta, R) if hyper is not None else self.mean_coef
-        return _lml_and_grad(h.theta, R, self._residual(coef or (0.0, 0.0)), self.jitter)[0]
+        return lml_and_grad(h.theta, R, self._residual(coef or (0.0, 0.0)), self.jitter)[0]
 
     def _check_fitted(self) -> None:
         if self.hyper is None:
@@ -519,36 +393,19 @@ class GaussianProcessRegressor:
         return np.asarray(mean_covariate)
 
     def _bound_basis(self, X: np.ndarray, rank: int, sample: int = 4096) -> np.ndarray:
-        """Columns ``W`` (n, rank + 1) for the bound: ``|(k/c)·W|² ≤ kᵀK⁻¹k`` (``c`` = amplitude·e,
-        the scale the kernel block is computed in).
-
-        The variance reduction of an object is ``|z|²`` with ``z = L⁻¹k`` (``K = LLᵀ``). For any
-        orthonormal ``U`` (n, r), ``|Uᵀz|² ≤ |z|²``, so ``prior − |Uᵀz|²`` bounds the variance
-        from above. ``U`` is taken as the leading principal directions of ``z`` over a sample of
-        the objects (plus the direction of ``L⁻¹y``, whose projection is the mean), so the bound
-        is tight where the data are; ``W = L⁻ᵀU`` turns it into one product with ``k``.
-        """
+        """Columns ``W`` (n, rank + 1) for the bound ``|(k/c)·W|² ≤ kᵀK⁻¹k`` (``c`` = amplitude·e),
+        from the directions of ``sample`` objects of ``X`` (:func:`.gp_bound.bound_columns`); kept
+        for the next pass."""
         if self._bound_cols is not None and self._bound_cols.shape[1] == rank + 1:
             return self._bound_cols
         from threadpoolctl import threadpool_limits
 
         h = self.hyper
         c = h.amplitude * math.e
-        n_lab = len(self.alpha_)
         rows = np.unique(np.linspace(0, len(X) - 1, min(len(X), sample)).astype(np.int64))
         with threadpool_limits(1):
             Ks = matern_block(scaled_augmented(X[rows], h.length_scale, "left", np.float64), self._right_t64) * c
-            Z = Ks @ self._Linv.T                                    # rows of z = L^-1 k
-            u_mean = self._Linv @ self.y_fit                         # z . u_mean = normalised mean
-            C = Z.T @ Z
-            w, U = np.linalg.eigh(C)
-            r = max(1, min(int(rank), n_lab))
-            basis = np.column_stack([u_mean, U[:, ::-1][:, :r]])
-            Q, _ = np.linalg.qr(basis)
-            W = self._Linv.T @ Q * c                                 # k/c . W = Q^T z
-        cols = W
-        if cols.shape[1] < rank + 1:  # fewer labels than the rank: pad with zero columns
-            cols = np.column_stack([cols, np.zeros((n_lab, rank + 1 - cols.shape[1]))])
+            cols = bound_columns(Ks, self._Linv, self.y_fit, rank, c)
         self._bound_cols = np.ascontiguousarray(cols.astype(self._sum_dtype))
         return self._bound_cols
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -267,34 +268,97 @@ def simulate(store: EmbeddingStore, config: SimulateConfig, features=None, refin
                                      "interesting_above": c.interesting_above})
     if c.refine_every and refine is None:
         raise ConfigError("refine_every needs a refine function (galexplorer.refining.store_refiner)")
-    loop = ActiveLoop(store, loop_cfg, features=features)
+    refiner = _Refiner(refine, c.refine_every, c.interesting_above, c.budget)
+    run = _label_until_budget(store, c, ActiveLoop(store, loop_cfg, features=features), oracle, interesting,
+                              refiner)
+    result = run.result
+    # the final ranking is scored on the exact mean of every object (the GP's pre-filter, at
+    # survey scale, leaves the low-rank mean outside the candidates it kept)
+    result.complete_mean()
+    ks = sorted({k for k in (10, 50, 100, c.budget) if k <= n})
+    rws_ns = sorted({min(c.budget, n), min(n_int, n)})
+    loop_scores = _scores("loop", result.order, interesting, ks, rws_ns)
+    random_scores = _random_scores(interesting, ks, rws_ns, c.seeds, c.loop.seed)
+    anomaly = (ActiveLoop(store, loop_cfg, features=features) if refiner.stores else run.loop).anomaly_prior()
+    anomaly_order = np.lexsort((np.arange(n), -anomaly.astype(np.float64)))
+    anomaly_scores = _scores("anomaly", anomaly_order, interesting, ks, rws_ns)
+    for r in refiner.stores:
+        r.close()
+    return SimulationReport(c, loop_scores, random_scores, anomaly_scores, n, n_int, len(run.labelled), ks,
+                            rws_ns, run.history, result, time.perf_counter() - t0,
+                            label_order=run.labelled.copy(), refit_seconds=run.refit_seconds,
+                            refines=refiner.times, remaining=run.remaining)
+
+
+@dataclass
+class _Refiner:
+    """``simulate --refine-every``: once the labels reach the next multiple of ``every``, refine
+    the encoder on them and go on in the re-embedded store."""
+
+    refine: Callable[[EmbeddingStore, np.ndarray, np.ndarray], EmbeddingStore] | None
+    every: int
+    interesting_above: float
+    budget: int
+    stores: list[EmbeddingStore] = field(default_factory=list)  # the refined stores, oldest first
+    times: list[tuple[int, float]] = field(default_factory=list)  # (labels, seconds) of each refine
+    next_at: int | None = None
+
+    def __post_init__(self) -> None:
+        self.next_at = self.every or None
+
+    def __call__(self, store: EmbeddingStore, labelled: np.ndarray, labels: np.ndarray) -> EmbeddingStore | None:
+        """The refined store when a refine is due and done now, else None.
+
+        Raises:
+            ConfigError: the refined store holds another number of objects.
+        """
+        if self.next_at is None or len(labelled) < self.next_at or len(labelled) >= self.budget:
+            return None
+        finds = int((labels >= self.interesting_above).sum())
+        if not 0 < finds < len(labels):
+            # refining learns finds against the rest: with one side only, wait for the next batch
+            log.info("simulate: refine at %d labels waits for labels on both sides of %g (%d finds so far)",
+                     len(labelled), self.interesting_above, finds)
+            return None
+        t_refine = time.perf_counter()
+        new = self.refine(self.stores[-1] if self.stores else store, labelled, labels)
+        self.times.append((len(labelled), time.perf_counter() - t_refine))
+        if new.n != store.n:
+            new.close()
+            raise ConfigError(f"the refined store holds {new.n} objects, not {store.n}", new.path)
+        self.stores.append(new)
+        self.next_at = (len(labelled) // self.every + 1) * self.every   # the next multiple
+        return new
+
+
+@dataclass
+class _LabelRun:
+    """What the oracle's labelling gave: the last loop and fit, the labels and the per-refit records."""
+
+    loop: ActiveLoop
+    result: LoopResult
+    labelled: np.ndarray
+    history: list[tuple[int, int]]
+    refit_seconds: list[float]
+    remaining: list[RemainingCheck]
+
+
+def _label_until_budget(store: EmbeddingStore, c: SimulateConfig, loop: ActiveLoop, oracle: ColumnOracle,
+                        interesting: np.ndarray, refiner: _Refiner) -> _LabelRun:
+    """The explorer's loop with the oracle as the person: the first batch, then fit → next batch →
+    oracle, until ``c.budget`` labels (or nothing left to propose)."""
+    loop_cfg = loop.config
     labelled = loop.initial_batch()[: c.budget]
     labels = oracle(labelled)
     history = [(len(labelled), int(interesting[labelled].sum()))]
     result = None
     refit_seconds = []
-    refined: list[EmbeddingStore] = []
-    refines: list[tuple[int, float]] = []
-    next_refine = c.refine_every or None
     remaining = []
     while True:
-        finds = int((labels >= c.interesting_above).sum())
-        if (next_refine is not None and len(labelled) >= next_refine and len(labelled) < c.budget
-                and not 0 < finds < len(labels)):
-            # refining learns finds against the rest: with one side only, wait for the next batch
-            log.info("simulate: refine at %d labels waits for labels on both sides of %g (%d finds so far)",
-                     len(labelled), c.interesting_above, finds)
-        elif next_refine is not None and len(labelled) >= next_refine and len(labelled) < c.budget:
-            t_refine = time.perf_counter()
-            new = refine(refined[-1] if refined else store, labelled, labels)
-            refines.append((len(labelled), time.perf_counter() - t_refine))
-            if new.n != n:
-                new.close()
-                raise ConfigError(f"the refined store holds {new.n} objects, not {n}", new.path)
-            refined.append(new)
+        new = refiner(store, labelled, labels)
+        if new is not None:
             loop = ActiveLoop(new, loop_cfg)
             result = None
-            next_refine = (len(labelled) // c.refine_every + 1) * c.refine_every   # the next multiple
         result = loop.fit(labelled, labels, previous=result)
         refit_seconds.append(result.seconds)
         check = _remaining_check(result, interesting) if c.remaining else None
@@ -311,21 +375,7 @@ def simulate(store: EmbeddingStore, config: SimulateConfig, features=None, refin
         labels = np.concatenate([labels, oracle(nxt)])
         history.append((len(labelled), int(interesting[labelled].sum())))
         log.debug("simulate: %d labels, %d interesting found", *history[-1])
-    # the final ranking is scored on the exact mean of every object (the GP's pre-filter, at
-    # survey scale, leaves the low-rank mean outside the candidates it kept)
-    result.complete_mean()
-    ks = sorted({k for k in (10, 50, 100, c.budget) if k <= n})
-    rws_ns = sorted({min(c.budget, n), min(n_int, n)})
-    loop_scores = _scores("loop", result.order, interesting, ks, rws_ns)
-    random_scores = _random_scores(interesting, ks, rws_ns, c.seeds, c.loop.seed)
-    anomaly = ActiveLoop(store, loop_cfg, features=features).anomaly_prior() if refined else loop.anomaly_prior()
-    anomaly_order = np.lexsort((np.arange(n), -anomaly.astype(np.float64)))
-    anomaly_scores = _scores("anomaly", anomaly_order, interesting, ks, rws_ns)
-    for r in refined:
-        r.close()
-    return SimulationReport(c, loop_scores, random_scores, anomaly_scores, n, n_int, len(labelled), ks, rws_ns,
-                            history, result, time.perf_counter() - t0, label_order=labelled.copy(),
-                            refit_seconds=refit_seconds, refines=refines, remaining=remaining)
+    return _LabelRun(loop, result, labelled, history, refit_seconds, remaining)
 
 
 FOUND_AT = (50, 100, 200)

@@ -112,9 +112,6 @@ def _m20(light: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> float:
 
 def stamp_features(stamp: np.ndarray) -> np.ndarray:
     """The :func:`feature_names` numbers of one (C, S, S) or (S, S) stamp, float64."""
-    from scipy import ndimage
-    from skimage.measure import moments_central, moments_hu, moments_normalized
-
     x = np.asarray(stamp, np.float64)
     if x.ndim == 2:
         x = x[None]
@@ -128,15 +125,37 @@ def stamp_features(stamp: np.ndarray) -> np.ndarray:
         noise = float(np.std(border))
     light = np.clip(img, 0, None)
     out = np.zeros(len(feature_names(n_bands)))
-    peak = float(light.max())
-    if not peak > 0:
+    if not float(light.max()) > 0:
         return out
+    col = 9 * len(ISOPHOTES)
+    out[:col], masks = _isophote_features(img, light, noise)
+    # CAS, Gini-M20, Hu on the light of the 10% isophote
+    seg = masks[0.1] if masks[0.1].any() else light > 0
+    out[col:col + 17] = _structure_features(light, seg)
+    col += 17
+    if n_bands > 1:
+        out[col:col + n_bands] = _band_shares(x, seg)
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _isophote_features(img: np.ndarray, light: np.ndarray, noise: float) -> tuple[np.ndarray, dict]:
+    """Nine numbers per isophote of :data:`ISOPHOTES` (pieces, separation of the two largest,
+    largest's share, log area, shape, light share), and each isophote's (S, S) bool mask.
+
+    Args:
+        img: (S, S) the band sum less the border's median; light: ``img`` clipped at 0 (its
+            maximum > 0); noise: the border's robust standard deviation.
+    """
+    from scipy import ndimage
+
+    h, w = img.shape
+    peak = float(light.max())
     size = float(max(h, w))
     yy, xx = np.indices((h, w), dtype=np.float64)
     total = light.sum()
-    col = 0
+    out = np.zeros(9 * len(ISOPHOTES))
     masks = {}
-    for f in ISOPHOTES:
+    for i, f in enumerate(ISOPHOTES):
         mask = img > max(f * peak, 2 * noise)
         lab, n = ndimage.label(mask)
         if n:
@@ -155,12 +174,23 @@ def stamp_features(stamp: np.ndarray) -> np.ndarray:
                 sep = 0.0
             area = float(mask.sum())
             el, sol, oc, os_ = _shape(mask, yy, xx)
-            out[col:col + 9] = (len(keep), sep, areas_k.max() / area, np.log10(area / (h * w)), el, sol, oc, os_,
-                                light[mask].sum() / total)
+            out[9 * i:9 * i + 9] = (len(keep), sep, areas_k.max() / area, np.log10(area / (h * w)), el, sol, oc,
+                                    os_, light[mask].sum() / total)
         masks[f] = mask
-        col += 9
-    # CAS, Gini-M20, Hu on the light of the 10% isophote
-    seg = masks[0.1] if masks[0.1].any() else light > 0
+    return out, masks
+
+
+def _structure_features(light: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """17 numbers of the (S, S) light inside the segment ``seg``: concentration, asymmetry,
+    smoothness, Gini, M20, seven Hu moments, r20, r50, r80 (in stamp sizes), the peak's offset
+    from the centre and the light share in the 2-pixel edge."""
+    from scipy import ndimage
+    from skimage.measure import moments_central, moments_hu, moments_normalized
+
+    h, w = light.shape
+    size = float(max(h, w))
+    yy, xx = np.indices((h, w), dtype=np.float64)
+    total = light.sum()
     seg_light = np.where(seg, light, 0.0)
     cy, cx = (seg_light * yy).sum() / seg_light.sum(), (seg_light * xx).sum() / seg_light.sum()
     r = np.hypot(yy - cy, xx - cx)
@@ -182,17 +212,20 @@ def stamp_features(stamp: np.ndarray) -> np.ndarray:
     edge = np.zeros((h, w), bool)
     edge[:2], edge[-2:], edge[:, :2], edge[:, -2:] = True, True, True, True
     edge_light = light[edge].sum() / total
-    out[col:col + 5] = (conc, asym, smooth, gini, m20)
-    out[col + 5:col + 12] = hu
-    out[col + 12:col + 17] = (r20 / size, r50 / size, r80 / size, offset, edge_light)
-    col += 17
-    if n_bands > 1:
-        band = np.clip(x - np.median(np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1),
-                                     axis=1)[:, None, None], 0, None)
-        share = band[:, seg].sum(axis=1)
-        share = share / max(share.sum(), 1e-12)
-        out[col:col + n_bands] = np.log10(share + 1e-3)
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+    out = np.zeros(17)
+    out[:5] = (conc, asym, smooth, gini, m20)
+    out[5:12] = hu
+    out[12:17] = (r20 / size, r50 / size, r80 / size, offset, edge_light)
+    return out
+
+
+def _band_shares(x: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """(C,) log10 of each band's share of the (sky-subtracted, clipped) light inside ``seg``."""
+    band = np.clip(x - np.median(np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1),
+                                 axis=1)[:, None, None], 0, None)
+    share = band[:, seg].sum(axis=1)
+    share = share / max(share.sum(), 1e-12)
+    return np.log10(share + 1e-3)
 
 
 def morphology_features(stamps: np.ndarray, progress=None) -> np.ndarray:

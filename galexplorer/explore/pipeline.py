@@ -263,30 +263,17 @@ def build_store(output: str | Path, *, objects: ObjectTable, dim: int, fill: Emb
     """
     config.validate()
     output = Path(output)
-    n = len(objects)
     if int(dim) < 1:
         raise InputError(f"embedding dimension must be at least 1, got {dim}")
     dim = int(dim)
     attrs: dict[str, Any] = {"config": config.to_dict()}
     if cutouts is not None:
-        rows = _resolve_rows(rows, cutouts.n)
-        n_rows = len(range(cutouts.n)[rows]) if isinstance(rows, slice) else len(rows)
-        if n == cutouts.n and n_rows != n:
-            objects = objects.subset(rows)
-            n = len(objects)
-        if n_rows != n:
-            raise StoreError(f"{n} objects for {n_rows} cutout rows", output)
+        objects, rows = _match_cutouts(objects, rows, cutouts, output)
         attrs.update(cutouts_path=str(Path(cutouts.path).resolve()), cutouts_uuid=cutouts.uuid,
                      bands=list(cutouts.bands))
+    n = len(objects)
     if shard is not None:
-        if isinstance(rows, slice):
-            span = [rows.start, rows.stop]
-        elif cutouts is None and rows is None:
-            span = [0, n]
-        else:
-            raise ConfigError("a shard must be a contiguous block of rows (a slice)")
-        attrs.update(shard=f"{shard[0]}/{shard[1]}", shard_rows=span,
-                     cutouts_n=cutouts.n if cutouts is not None else None)
+        attrs.update(_shard_attrs(shard, rows, cutouts, n))
     attrs.update(store_attrs or {})
     if cutouts is not None:
         attrs["cutouts_path"] = cutouts_link(cutouts.path, output)
@@ -305,18 +292,7 @@ def build_store(output: str | Path, *, objects: ObjectTable, dim: int, fill: Emb
                     w.copy_thumbnails(cutouts.thumbnails, rows=rows)
         emb = w.create("embeddings", (n, dim), np.float32, attrs=embedding_attrs,
                        chunks=embedding_chunks(n, dim))
-        filled = None
-        with _Timer(report, "embeddings"):
-            if isinstance(fill, np.ndarray):
-                for a in progress.track(range(0, n, SCAN_ROWS), "embeddings"):
-                    emb[a:a + SCAN_ROWS] = fill[a:a + SCAN_ROWS]
-            else:
-                filled = fill(emb)
-        if isinstance(filled, CovarianceAccumulator) and shard is None:
-            acc = filled
-        else:
-            with _Timer(report, "check"):
-                acc = scan_embeddings(emb, objects.ids, accumulate=shard is None)
+        acc = _fill_embeddings(emb, fill, objects, report, accumulate=shard is None)
         if shard is None:
             analyse(w, emb, config, report, acc)
             if cutouts is not None:
@@ -324,6 +300,55 @@ def build_store(output: str | Path, *, objects: ObjectTable, dim: int, fill: Emb
     if shard is None:
         write_similarity_index(output, config, report)
     return report
+
+
+def _match_cutouts(objects: ObjectTable, rows: slice | np.ndarray | None, cutouts: CutoutStore,
+                   output: Path) -> tuple[ObjectTable, slice | np.ndarray]:
+    """The objects and cutouts rows of the store: a full-length table is subset with ``rows``.
+
+    Raises:
+        StoreError: the objects do not fit the cutouts rows.
+    """
+    rows = _resolve_rows(rows, cutouts.n)
+    n = len(objects)
+    n_rows = len(range(cutouts.n)[rows]) if isinstance(rows, slice) else len(rows)
+    if n == cutouts.n and n_rows != n:
+        objects = objects.subset(rows)
+        n = len(objects)
+    if n_rows != n:
+        raise StoreError(f"{n} objects for {n_rows} cutout rows", output)
+    return objects, rows
+
+
+def _shard_attrs(shard: tuple[int, int], rows: slice | np.ndarray | None, cutouts: CutoutStore | None,
+                 n: int) -> dict[str, Any]:
+    """The root attributes that mark a store as shard i of k (``merge_shards`` reads them)."""
+    if isinstance(rows, slice):
+        span = [rows.start, rows.stop]
+    elif cutouts is None and rows is None:
+        span = [0, n]
+    else:
+        raise ConfigError("a shard must be a contiguous block of rows (a slice)")
+    return {"shard": f"{shard[0]}/{shard[1]}", "shard_rows": span,
+            "cutouts_n": cutouts.n if cutouts is not None else None}
+
+
+def _fill_embeddings(emb: h5py.Dataset, fill: EmbeddingFiller | np.ndarray, objects: ObjectTable, report: EmbedReport,
+                     accumulate: bool) -> CovarianceAccumulator | None:
+    """Write the (N, D) ``embeddings`` dataset from the array or the filler, and check every row is
+    finite; returns the covariance accumulated on the way (None when not ``accumulate``)."""
+    n = len(objects)
+    filled = None
+    with _Timer(report, "embeddings"):
+        if isinstance(fill, np.ndarray):
+            for a in progress.track(range(0, n, SCAN_ROWS), "embeddings"):
+                emb[a:a + SCAN_ROWS] = fill[a:a + SCAN_ROWS]
+        else:
+            filled = fill(emb)
+    if isinstance(filled, CovarianceAccumulator) and accumulate:
+        return filled
+    with _Timer(report, "check"):
+        return scan_embeddings(emb, objects.ids, accumulate=accumulate)
 
 
 def write_feature_sets(w: EmbeddingStoreWriter, cutouts: CutoutStore, rows: np.ndarray, config: EmbedConfig,

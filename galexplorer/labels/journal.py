@@ -15,22 +15,11 @@ again. Everything else is derived:
 
 from __future__ import annotations
 
-import csv
-import datetime as _dt
 import getpass
-import json
 import logging
-import math
-import random
-import shlex
-import shutil
 import sqlite3
-import tempfile
 import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,262 +27,31 @@ import numpy as np
 
 from ..errors import LabelError
 from ..label_scale import MAX_SCORE, MIN_SCORE
-from ..store.atomic import atomic_output
+from .connection import (
+    BUSY_TIMEOUT_S,
+    JOURNAL_VERSION,
+    RETRY_DELAYS_S,
+    JournalConnection,
+    WriteStats,
+    insert_event,
+    operational_error,
+    utc_now,
+    wal_label_count,
+    wal_path,
+)
+from .consensus import Consensus, consensus_of
+from .events import EVENT_FIELDS, KINDS, Event, check_score, event_format, read_events, write_events
+from .merging import check_importable, match_present
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-JOURNAL_VERSION = 1
 SUFFIX = ".labels.sqlite"
-KINDS = ("score", "note", "exclude", "include", "retract")
-BUSY_TIMEOUT_S = 5.0  # how long to wait for another process's lock before giving up with a LabelError
-#: pauses between tries of one write when SQLite answers "locked"/"busy" at once (without waiting
-#: in its busy handler: a connection opening or folding the -wal in); jittered ×0.5–1.5, and all
-#: the tries of one write stay within BUSY_TIMEOUT_S
-RETRY_DELAYS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-    action    INTEGER NOT NULL,
-    kind      TEXT    NOT NULL CHECK (kind IN ('score', 'note', 'exclude', 'include', 'retract')),
-    object_id TEXT    NOT NULL,
-    score     INTEGER CHECK (score IS NULL OR (score BETWEEN 0 AND 5)),
-    user      TEXT    NOT NULL,
-    time      TEXT    NOT NULL,
-    note      TEXT,
-    target    INTEGER REFERENCES events(seq)
-);
-CREATE INDEX IF NOT EXISTS events_object ON events(object_id);
-CREATE INDEX IF NOT EXISTS events_action ON events(action);
-CREATE INDEX IF NOT EXISTS events_target ON events(target);
-CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
-    BEGIN SELECT RAISE(ABORT, 'the label journal is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
-    BEGIN SELECT RAISE(ABORT, 'the label journal is append-only'); END;
-"""
-
-
-def is_busy(exc: sqlite3.OperationalError) -> bool:
-    """SQLite's "database is locked" / "busy": another connection holds a lock; worth another try."""
-    low = str(exc).lower()
-    return "locked" in low or "busy" in low
-
-
-@dataclass
-class WriteStats:
-    """How this journal's writes went (for the benchmark and the log).
-
-    Attributes:
-        commits: write transactions committed.
-        retries: tries again after SQLite answered busy (see ``RETRY_DELAYS_S``).
-        max_commit_s: the longest write, from its first try to its commit, waits included.
-        total_commit_s: all writes together.
-        max_backoff_s: the longest time one write slept between its tries.
-    """
-
-    commits: int = 0
-    retries: int = 0
-    max_commit_s: float = 0.0
-    total_commit_s: float = 0.0
-    max_backoff_s: float = 0.0
-
-
-def operational_error(exc: sqlite3.OperationalError, path: str | Path) -> LabelError:
-    """A one-line :class:`LabelError` naming ``path`` for an ``sqlite3.OperationalError``.
-
-    The event being recorded when it happened was not recorded (its transaction rolled back);
-    every event acknowledged before it is in the journal.
-    """
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    low = text.lower()
-    if "locked" in low or "busy" in low:
-        return LabelError(f"the label journal is locked by another process ({text})", path,
-                          "close the other galexplorer window or command using this store and try again")
-    if "full" in low:
-        return LabelError(f"disk full: the label journal cannot grow ({text}); this label was not recorded", path,
-                          "free some space on this disk and go on labelling, no need to reopen; "
-                          "no recorded label was lost")
-    if "readonly" in low or "read-only" in low:
-        return LabelError(f"the label journal cannot be written: read-only file or folder ({text})", path,
-                          "give yourself write permission on the file and its folder, "
-                          "or copy the store somewhere writable")
-    if "i/o" in low:
-        return LabelError(f"an I/O error occurred while using the label journal ({text})", path,
-                          "check the disk or network share and try again; "
-                          "back up the journal as docs/store-format.md says")
-    if "unable to open" in low:
-        return LabelError(f"the label journal cannot be opened ({text})", path,
-                          "check that the folder exists and that you may write in it")
-    return LabelError(f"the label journal cannot be used ({text})", path,
-                      "check the disk and the file's permissions, then try again")
-
-
-def recover_hint(path: str | Path) -> str:
-    """The advice every message about a damaged journal ends with."""
-    return (f"keep the file and recover what can be read with `galexplorer labels recover {shlex.quote(str(path))} "
-            "-o recovered.sqlite` (see docs/troubleshooting.md)")
-
-
-def integrity_problem(rows: Sequence[str]) -> str:
-    """The first of SQLite's ``integrity_check``/``quick_check`` complaints, on one line."""
-    lines = [ln.strip() for r in rows for ln in str(r).splitlines()
-             if ln.strip() and not ln.startswith("*** in database")]
-    return lines[0] if lines else "no details"
-
-
-def damaged(reason: str, path: str | Path) -> LabelError:
-    """The one-line error for a journal SQLite reports as damaged (a bad page, a bad header)."""
-    return LabelError(f"the label journal is damaged ({reason[:160]})", path, recover_hint(path))
-
-
-def readonly_uri(path: str | Path) -> str:
-    """The SQLite URI opening ``path`` read-only; any folder name (``#``, ``?``, ``%``, spaces,
-    non-ASCII) is percent-quoted so SQLite opens this very file."""
-    return Path(path).resolve().as_uri() + "?mode=ro"
-
-
-def wal_path(path: str | Path) -> Path:
-    """The write-ahead log beside a journal: labels since the last checkpoint live only there."""
-    return Path(str(path) + "-wal")
-
-
-def _raw_label_count(path: Path) -> int | None:
-    """Score events in ``path`` read as plain SQLite (0: no events table; None: not SQLite)."""
-    try:
-        db = sqlite3.connect(readonly_uri(path), uri=True, timeout=BUSY_TIMEOUT_S)
-        try:
-            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchall():
-                return 0
-            return int(db.execute("SELECT COUNT(*) FROM events WHERE kind = 'score'").fetchone()[0])
-        finally:
-            db.close()
-    except (sqlite3.Error, UnicodeDecodeError):
-        return None
-
-
-def _has_sqlite_header(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        return False
-
-
-def wal_label_count(path: str | Path) -> int | None:
-    """Score events held by ``path`` together with its ``-wal`` (read from copies, so nothing
-    beside ``path`` changes); None when they do not read as a journal."""
-    path = Path(path)
-    with tempfile.TemporaryDirectory(prefix="galexplorer-wal-") as tmp:
-        copy = Path(tmp) / "journal.sqlite"
-        try:
-            shutil.copyfile(path, copy)
-            shutil.copyfile(wal_path(path), wal_path(copy))
-        except OSError:
-            return None
-        try:
-            db = sqlite3.connect(copy, timeout=BUSY_TIMEOUT_S)
-            try:
-                return int(db.execute("SELECT COUNT(*) FROM events WHERE kind = 'score'").fetchone()[0])
-            finally:
-                db.close()
-        except (sqlite3.Error, UnicodeDecodeError):
-            return None
-
-
-EVENT_FIELDS = ("seq", "action", "kind", "object_id", "score", "user", "time", "note", "target")
-EVENTS_FORMAT = "galexplorer label events"
-
-
-def event_format(path: str | Path, fmt: str | None = None) -> str:
-    """``csv``, ``json`` or ``sqlite`` (a journal), from ``fmt`` or the file name."""
-    if fmt:
-        return fmt
-    name = str(path).lower()
-    if name.endswith(".json"):
-        return "json"
-    if name.endswith((".sqlite", ".sqlite3", ".db")):
-        return "sqlite"
-    if name.endswith((".csv", ".txt")):
-        return "csv"
-    raise LabelError("cannot tell the format from the file name", path,
-                     "name it .csv, .json or .sqlite (a journal), or give --format")
-
-
-def write_events(events: Sequence[Event], dest: str | Path, fmt: str | None = None) -> Path:
-    """Write every event (retractions included) as CSV or JSON; values exactly as stored.
-
-    The file appears complete or not at all (written beside ``dest``, then renamed).
-    """
-    dest = Path(dest)
-    fmt = event_format(dest, fmt)
-    if fmt not in ("csv", "json"):
-        raise LabelError(f"events are exported as csv or json, not {fmt}", dest, "name the file .csv or .json")
-    rows = [{f: getattr(e, f) for f in EVENT_FIELDS} for e in events]
-    try:
-        with atomic_output(dest) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-            if fmt == "json":
-                json.dump({"format": EVENTS_FORMAT, "version": JOURNAL_VERSION, "events": rows}, fh,
-                          indent=1, ensure_ascii=False)
-            else:
-                w = csv.DictWriter(fh, fieldnames=EVENT_FIELDS, lineterminator="\n")
-                w.writeheader()
-                w.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
-    except OSError as exc:
-        raise LabelError(f"cannot write the events ({exc.strerror or exc})", dest,
-                         "choose a folder you can write to") from None
-    return dest
-
-
-def _event_from(row: dict, where: str | Path, n: int) -> Event:
-    def opt_int(v):
-        return None if v is None or v == "" else int(v)
-    try:
-        missing = [f for f in EVENT_FIELDS if f not in row]
-        if missing:
-            raise LabelError(f"event {n} lacks {', '.join(missing)}", where,
-                             f"export events with `galexplorer labels export`; fields: {', '.join(EVENT_FIELDS)}")
-        note = row["note"]
-        return Event(int(row["seq"]), int(row["action"]), str(row["kind"]), str(row["object_id"]),
-                     opt_int(row["score"]), str(row["user"]), str(row["time"]),
-                     None if note is None or (note == "" and row["kind"] != "note") else str(note),
-                     opt_int(row["target"]))
-    except (TypeError, ValueError) as exc:
-        raise LabelError(f"event {n} is malformed ({exc})", where,
-                         "give a file written by `galexplorer labels export`") from None
-
-
-def read_events(source: str | Path, fmt: str | None = None) -> list[Event]:
-    """Events from a ``labels export`` CSV/JSON file or from another journal (``.sqlite``).
-
-    Raises:
-        LabelError: missing, unreadable or not a file of label events.
-    """
-    source = Path(source)
-    fmt = event_format(source, fmt)
-    if not source.is_file():
-        raise LabelError("no such file", source, "give a file written by `galexplorer labels export` or a journal")
-    if fmt == "sqlite":
-        with LabelJournal(source, readonly=True) as other:
-            return other.events()
-    try:
-        with open(source, encoding="utf-8", newline="") as fh:
-            if fmt == "json":
-                doc = json.load(fh)
-                if not isinstance(doc, dict) or doc.get("format") != EVENTS_FORMAT or \
-                        not isinstance(doc.get("events"), list):
-                    raise LabelError("not a label-events JSON file", source,
-                                     "give a file written by `galexplorer labels export`")
-                rows = doc["events"]
-            else:
-                rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
-        raise LabelError(f"cannot read label events ({str(exc).splitlines()[0] if str(exc) else exc})", source,
-                         "give a file written by `galexplorer labels export`") from None
-    if not all(isinstance(r, dict) for r in rows):
-        raise LabelError("not a list of label events", source, "give a file written by `galexplorer labels export`")
-    return [_event_from(r, source, i + 1) for i, r in enumerate(rows)]
+# with the names callers import from here that now live in connection.py, events.py and consensus.py
+__all__ = ["BUSY_TIMEOUT_S", "EVENT_FIELDS", "JOURNAL_VERSION", "KINDS", "RETRY_DELAYS_S", "SUFFIX", "Consensus",
+           "Event", "LabelJournal", "WriteStats", "check_score", "default_user", "event_format", "journal_path",
+           "operational_error", "read_events", "wal_label_count", "wal_path", "write_events"]
 
 
 def journal_path(store_path: str | Path) -> Path:
@@ -306,57 +64,6 @@ def default_user() -> str:
         return getpass.getuser() or "user"
     except Exception:  # no login name (some containers)
         return "user"
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def check_score(score) -> int:
-    """Return ``score`` as an int in 0..5 or raise LabelError."""
-    if isinstance(score, (bool, np.bool_)) or not isinstance(score, (int, np.integer, float, np.floating)):
-        raise LabelError(f"score {score!r} is not a number; scores are integers 0 to 5")
-    if float(score) != int(score) or not MIN_SCORE <= int(score) <= MAX_SCORE:
-        raise LabelError(f"score {score!r} is outside 0–5; scores are integers 0 to 5")
-    return int(score)
-
-
-@dataclass(frozen=True)
-class Event:
-    """One row of the journal."""
-
-    seq: int
-    action: int
-    kind: str
-    object_id: str
-    score: int | None
-    user: str
-    time: str
-    note: str | None
-    target: int | None
-
-
-@dataclass
-class Consensus:
-    """Consensus labels, one row per labelled object.
-
-    Attributes:
-        ids: (M,) object ids (str), sorted.
-        score: (M,) float64 median of the users' current scores.
-        n_labellers: (M,) int.
-        disputed: (M,) bool, more than ⌈N/2⌉ distinct scores among N labellers.
-    """
-
-    ids: np.ndarray
-    score: np.ndarray
-    n_labellers: np.ndarray
-    disputed: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def as_dict(self) -> dict[str, float]:
-        return dict(zip(self.ids.tolist(), self.score.tolist()))
 
 
 class LabelJournal:
@@ -379,96 +86,37 @@ class LabelJournal:
         self.path = Path(path)
         self.user = user or default_user()
         self.readonly = readonly
-        self.busy_timeout_s = BUSY_TIMEOUT_S if busy_timeout_s is None else float(busy_timeout_s)
-        self.write_stats = WriteStats()
+        self._conn = JournalConnection(self.path, readonly,
+                                       BUSY_TIMEOUT_S if busy_timeout_s is None else float(busy_timeout_s))
         self._data_version: int | None = None
-        self._lock = threading.RLock()
         self._redo: list[list[Event]] = []
-        self._db: sqlite3.Connection | None = None
-        if readonly and not self.path.exists():
-            return
-        try:
-            if readonly:
-                uri = readonly_uri(self.path)
-                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=self.busy_timeout_s)
-                self._db.text_factory = self._text
-                self._quick_check()
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                           timeout=self.busy_timeout_s)
-                self._db.text_factory = self._text
-                self._quick_check()
-                self._db.execute("PRAGMA synchronous=FULL")
-                self._retrying(self._create)   # two windows may open a new store's journal at once
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            version = self._raw_meta("version")
-            if version is not None and not str(version).isdigit():
-                raise sqlite3.DatabaseError(f"version {version!r} is not a number")
-        except sqlite3.OperationalError as exc:
-            self.close()
-            if "no such table" not in str(exc):
-                raise operational_error(exc, self.path) from None
-            raise self._unreadable(str(exc)) from None
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:   # the latter: damaged schema text
-            self.close()
-            raise self._unreadable(str(exc)) from None
-        if version is not None and int(version) > JOURNAL_VERSION:
-            self.close()
-            raise LabelError(f"label journal version {version} is newer than this galexplorer reads",
-                             self.path, "upgrade galexplorer: pip install -U galexplorer")
+        self._conn.open()
 
-    def _create(self) -> None:
-        """WAL mode, the tables and the version (each statement idempotent, so it may be retried)."""
-        assert self._db is not None
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        now = _now()
-        self._in_transaction(lambda db: db.executemany(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-            [("version", str(JOURNAL_VERSION)), ("created", now)]))
+    @property
+    def busy_timeout_s(self) -> float:
+        """How long a write waits for another process's lock, retries included (settable)."""
+        return self._conn.busy_timeout_s
 
-    def _quick_check(self) -> None:
-        """SQLite's ``quick_check`` (about 5 ms per 10^4 events): a damaged page is found when the
-        journal opens, before anything is written to it, not at some later read.
+    @busy_timeout_s.setter
+    def busy_timeout_s(self, seconds: float) -> None:
+        self._conn.busy_timeout_s = float(seconds)
 
-        Raises:
-            sqlite3.DatabaseError: the file is damaged (read by :meth:`_unreadable`).
-        """
-        assert self._db is not None
-        found = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
-        if found != ["ok"]:
-            raise sqlite3.DatabaseError("quick_check: " + integrity_problem(found))
+    @property
+    def write_stats(self) -> WriteStats:
+        """How this journal's writes went (commits, retries, the longest wait)."""
+        return self._conn.write_stats
 
-    def _unreadable(self, reason: str) -> LabelError:
-        """Why the file does not read as a journal, saying where its labels may be; never advising
-        to move aside a file (or a ``-wal``) that holds labels."""
-        wal = wal_path(self.path)
-        if wal.exists() and wal.stat().st_size > 0:
-            held = wal_label_count(self.path)
-            if held is None:
-                return LabelError(f"not a label journal ({reason}); {wal.name} beside it cannot be read either",
-                                  self.path, "keep both files; a copy of a journal needs its -wal beside it, "
-                                  "see docs/store-format.md")
-            return LabelError(f"the journal's tables are in {wal.name} beside it ({held} labels), "
-                              f"which could not be read with it ({reason})", self.path,
-                              "keep both files together (and the -shm if present) and open the store "
-                              "once with `galexplorer open` to fold the -wal in; do not move either aside")
-        held = _raw_label_count(self.path)
-        if held is None:
-            if _has_sqlite_header(self.path):   # an SQLite file SQLite cannot read through: damaged
-                return damaged(reason, self.path)
-            return LabelError(f"not a label journal ({reason}) and no -wal is beside it", self.path,
-                              "if it may hold labels keep it and try `galexplorer labels recover FILE -o "
-                              "recovered.sqlite`; otherwise move it aside and galexplorer will start a new journal")
-        if held:
-            return LabelError(f"not a readable label journal ({reason}), yet it holds {held} labels "
-                              "and no -wal is beside it", self.path,
-                              "keep the file; copy the -wal beside it if it was left behind, or recover its "
-                              "events with `galexplorer labels recover FILE -o recovered.sqlite`")
-        return LabelError(f"not a label journal ({reason}); it holds no labels and no -wal is beside it",
-                          self.path, "if this is a copy, copy FILE-wal beside it too; otherwise move the file "
-                          "aside and galexplorer will start a new journal")
+    @property
+    def _db(self) -> sqlite3.Connection | None:
+        return self._conn.db
+
+    @_db.setter
+    def _db(self, db: sqlite3.Connection | None) -> None:   # tests put a failing connection in its place
+        self._conn.db = db
+
+    @property
+    def _lock(self) -> threading.RLock:
+        return self._conn.lock
 
     @classmethod
     def for_store(cls, store_path: str | Path, user: str | None = None, readonly: bool = False) -> LabelJournal:
@@ -476,26 +124,7 @@ class LabelJournal:
 
     # -- plumbing ------------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
-        if self._db is None:
-            return []
-        with self._lock:
-            try:
-                return self._db.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
-                raise operational_error(exc, self.path) from None
-            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:   # a damaged page or schema
-                raise damaged(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from None
-
-    @staticmethod
-    def _text(raw: bytes) -> str:
-        """SQLite text as str; bytes that are not UTF-8 (a damaged file) are replaced, not raised."""
-        return raw.decode("utf-8", "replace")
-
-    def _raw_meta(self, key: str) -> str | None:
-        """:meth:`_meta` letting SQLite's own errors through (for the checks on open)."""
-        assert self._db is not None
-        rows = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchall()
-        return rows[0][0] if rows else None
+        return self._conn.query(sql, params)
 
     def _meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -523,94 +152,18 @@ class LabelJournal:
 
         def append(db: sqlite3.Connection) -> list[Event]:
             action = db.execute("SELECT COALESCE(MAX(action), 0) + 1 FROM events").fetchone()[0]
-            t = _now()
+            t = utc_now()
             events = []
             for kind, oid, score, note, target in rows:
-                seq = self._insert(db, action, kind, oid, score, self.user, t, note, target)
+                seq = insert_event(db, action, kind, oid, score, self.user, t, note, target)
                 events.append(Event(seq, action, kind, oid, score, self.user, t, note, target))
             return events
         return self._write(append)
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """``work(db)`` in one ``BEGIN IMMEDIATE`` transaction, tried again while another process
-        holds the journal (see :meth:`_retrying`); SQLite's errors as one-line LabelErrors.
-
-        Raises:
-            LabelError: locked past ``busy_timeout_s``, disk full, I/O error, damaged page; the
-                transaction rolled back, so nothing of this write is recorded.
-        """
-        with self._lock:
-            try:
-                return self._retrying(lambda: self._in_transaction(work))
-            except sqlite3.OperationalError as exc:
-                raise operational_error(exc, self.path) from None
-            except sqlite3.DatabaseError as exc:   # a damaged page met while writing
-                raise damaged(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.path) from None
-
-    def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """One write transaction; rolled back on any error, which propagates unchanged."""
-        assert self._db is not None
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")   # the write lock first: no deadlock between two writers
-            result = work(db)
-            db.execute("COMMIT")
-        except BaseException:
-            self._rollback(db)
-            raise
-        return result
-
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        """``attempt()``, again after a jittered pause (``RETRY_DELAYS_S``) each time SQLite says
-        busy, all within ``busy_timeout_s``: SQLite's own busy handler waits out the remaining time
-        on each try, and the pauses cover the answers it gives at once. Counted in ``write_stats``.
-
-        Raises:
-            sqlite3.OperationalError: still busy at the deadline, or any other SQLite error.
-        """
-        assert self._db is not None
-        start = time.monotonic()
-        deadline = start + self.busy_timeout_s
-        slept = 0.0
-        for tries in range(len(RETRY_DELAYS_S) + 1):
-            left = deadline - time.monotonic()
-            self._db.execute(f"PRAGMA busy_timeout = {max(int(left * 1000), 0)}")
-            try:
-                result = attempt()
-            except sqlite3.OperationalError as exc:
-                left = deadline - time.monotonic()
-                if not is_busy(exc) or tries == len(RETRY_DELAYS_S) or left <= 0:
-                    raise
-                pause = min(RETRY_DELAYS_S[tries] * random.uniform(0.5, 1.5), left)
-                time.sleep(pause)
-                slept += pause
-                self.write_stats.retries += 1
-                log.debug("%s: busy (%s); try %d after %.0f ms", self.path, exc, tries + 2, pause * 1000)
-                continue
-            took = time.monotonic() - start
-            st = self.write_stats
-            st.commits += 1
-            st.total_commit_s += took
-            st.max_commit_s = max(st.max_commit_s, took)
-            st.max_backoff_s = max(st.max_backoff_s, slept)
-            return result
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    def _insert(db: sqlite3.Connection, action: int, kind: str, object_id: str, score: int | None, user: str,
-                time: str, note: str | None, target: int | None) -> int:
-        cur = db.execute("INSERT INTO events (action, kind, object_id, score, user, time, note, target) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (action, kind, object_id, score, user, time, note, target))
-        return int(cur.lastrowid)
-
-    @staticmethod
-    def _rollback(db: sqlite3.Connection) -> None:
-        """Roll back a failed transaction; a failing rollback must not hide the first error."""
-        if db.in_transaction:
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                log.debug("rollback failed", exc_info=True)
+        """``work(db)`` in one write transaction, tried again while another process holds the
+        journal (:meth:`JournalConnection.write`)."""
+        return self._conn.write(work)
 
     # -- recording -----------------------------------------------------------------------------
     def score(self, object_id: str, score: int, note: str | None = None) -> Event:
@@ -745,15 +298,7 @@ class LabelJournal:
 
     def consensus(self) -> Consensus:
         """Median of the users' current labels per object, with the disputed flag."""
-        per_object: dict[str, list[int]] = {}
-        for (oid, _), s in sorted(self.all_current().items()):
-            per_object.setdefault(oid, []).append(s)
-        ids = np.array(sorted(per_object), dtype=object)
-        scores = [per_object[i] for i in ids]
-        n = np.array([len(s) for s in scores], dtype=int)
-        med = np.array([float(np.median(s)) for s in scores], dtype=np.float64)
-        disputed = np.array([len(set(s)) > math.ceil(len(s) / 2) for s in scores], dtype=bool)
-        return Consensus(ids, med, n, disputed)
+        return consensus_of(self.all_current())
 
     def notes(self, user: str | None = None) -> dict[str, str]:
         """Latest note per object (of ``user``, or of anyone when None)."""
@@ -844,47 +389,10 @@ class LabelJournal:
         """
         self._writable()
         assert self._db is not None
-        where = source if source is not None else self.path
         events = sorted(events, key=lambda e: e.seq)
-        by_seq = {e.seq: e for e in events}
-        for e in events:
-            if e.kind not in KINDS:
-                raise LabelError(f"event {e.seq} has unknown kind {e.kind!r}; kinds are {', '.join(KINDS)}", where)
-            if (e.kind == "score") != (e.score is not None):
-                raise LabelError(f"event {e.seq} ({e.kind}) has score {e.score!r}", where,
-                                 "only score events carry a score")
-            if e.score is not None:
-                check_score(e.score)
-            if (e.kind == "retract") != (e.target is not None) or (e.target is not None and e.target not in by_seq):
-                raise LabelError(f"event {e.seq} ({e.kind}) has target {e.target!r}", where,
-                                 "a retract names the seq of an earlier event in the same file")
-
-        def keyer(table: dict[int, Event]):
-            memo: dict[int, tuple] = {}
-
-            def key(e: Event) -> tuple:
-                if e.seq not in memo:
-                    target = key(table[e.target]) if e.target is not None and e.target in table else None
-                    memo[e.seq] = (e.user, e.time, e.kind, e.object_id, e.score, e.note, target)
-                return memo[e.seq]
-            return key
-
+        check_importable(events, source if source is not None else self.path)
         with self._lock:
-            mine = self._events()
-            key_mine, key_new = keyer({e.seq: e for e in mine}), keyer(by_seq)
-            present: dict[tuple, list[int]] = {}
-            for e in mine:
-                present.setdefault(key_mine(e), []).append(e.seq)
-            counts = Counter({k: len(v) for k, v in present.items()})
-            merged: dict[int, int] = {}   # source seq -> seq here
-            todo: list[Event] = []
-            for e in events:
-                k = key_new(e)
-                if counts[k] > 0:
-                    counts[k] -= 1
-                    merged[e.seq] = present[k][len(present[k]) - counts[k] - 1]
-                else:
-                    todo.append(e)
+            merged, todo = match_present(self._events(), events)
             if not todo:
                 return 0, len(events)
             before = dict(merged)
@@ -898,7 +406,7 @@ class LabelJournal:
                     if e.action not in actions:
                         actions[e.action] = next_action + len(actions)
                     target = merged[e.target] if e.target is not None else None
-                    merged[e.seq] = self._insert(db, actions[e.action], e.kind, e.object_id, e.score, e.user, e.time,
+                    merged[e.seq] = insert_event(db, actions[e.action], e.kind, e.object_id, e.score, e.user, e.time,
                                                  e.note, target)
             self._write(insert)
         self.checkpoint()
@@ -923,30 +431,10 @@ class LabelJournal:
         Returns:
             True when the whole log was folded in (False: another connection was reading).
         """
-        if self.readonly or self._db is None:
-            return False
-        with self._lock:
-            try:
-                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            except sqlite3.OperationalError as exc:
-                raise operational_error(exc, self.path) from None
-        if busy:
-            log.debug("%s: checkpoint incomplete (another process is reading)", self.path)
-        return not busy
+        return self._conn.checkpoint()
 
     def close(self) -> None:
-        with self._lock:
-            if self._db is not None and not self.readonly:
-                try:
-                    self.checkpoint()
-                except (LabelError, sqlite3.Error) as exc:   # labels are still in the -wal; close anyway
-                    log.warning("%s", exc)
-            if self._db is not None:
-                db, self._db = self._db, None
-                try:
-                    db.close()
-                except sqlite3.OperationalError as exc:
-                    raise operational_error(exc, self.path) from None
+        self._conn.close()
 
     def __enter__(self) -> LabelJournal:
         return self

@@ -29,17 +29,8 @@ from pathlib import Path
 from ..errors import LabelError
 from ..label_scale import MAX_SCORE, MIN_SCORE
 from ..store.atomic import rename_into_place, temporary_sibling
-from .journal import (
-    _SCHEMA,
-    BUSY_TIMEOUT_S,
-    JOURNAL_VERSION,
-    KINDS,
-    Event,
-    journal_path,
-    readonly_uri,
-    recover_hint,
-    wal_path,
-)
+from .connection import _SCHEMA, BUSY_TIMEOUT_S, JOURNAL_VERSION, readonly_uri, recover_hint, wal_path
+from .journal import KINDS, Event, journal_path
 from .pagescan import scan_rows
 
 log = logging.getLogger(__name__)

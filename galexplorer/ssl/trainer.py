@@ -347,8 +347,82 @@ def train(cutouts: str | Path, run_dir: str | Path, config: TrainConfig | None =
         distributed.shutdown()
 
 
-def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_after, device: torch.device,
-           info: distributed.DistInfo) -> TrainReport:
+@dataclass
+class _Cutouts:
+    """What the run reads from the cutouts file before it builds anything."""
+
+    path: Path
+    bands: list[str]
+    n: int
+    stamp: int
+    uuid: str | None
+    labels: np.ndarray | None  # the --eval-column values, or None
+    stats: BandStats
+
+
+@dataclass
+class _Plan:
+    """The fixed numbers of the run: device, precision, batch and schedule lengths."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    device: torch.device
+    info: distributed.DistInfo
+    amp: bool
+    batch: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup: int
+
+
+@dataclass
+class _State:
+    """The model and everything a step changes; a checkpoint holds all of it (``--resume``)."""
+
+    model: nn.Module  # wrapped in DistributedDataParallel under torchrun
+    inner: nn.Module  # the unwrapped model: its backbone, target update and state_dict
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    aug_gen: torch.Generator
+    start_epoch: int = 0
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"value": -math.inf, "epoch": 0})
+
+
+@dataclass
+class _Data:
+    """The stamps the steps read, and how they are drawn and augmented."""
+
+    source: StampSource
+    sampler: torch.utils.data.DistributedSampler
+    loader: torch.utils.data.DataLoader
+    augment: AstroAugment
+
+
+@dataclass
+class _Epoch:
+    """What one epoch's steps gave."""
+
+    row: dict[str, Any]  # its metrics.csv row (rank 0 adds the probes' figures)
+    loss: float  # mean loss over the steps and processes
+    speed: float  # images per second, all processes together
+
+
+@dataclass
+class _Probes:
+    """Rank 0's fixed measurements after each epoch: collapse monitor, view retrieval, kNN/linear."""
+
+    rows: np.ndarray  # the monitor stamps (rows of the cutouts file)
+    eval_set: LabelledSet | None
+    reference: list[float] | None  # the untrained network's effective rank and pca95
+    monitor: CollapseMonitor
+    retrieval_views: torch.Tensor | None  # one fixed augmented view per monitor stamp (rank 0 only)
+
+
+def _read_cutouts(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt: dict[str, Any] | None,
+                  device: torch.device) -> tuple[TrainConfig, _Cutouts]:
+    """Check the cutouts file against the options (and the checkpoint); resolve image size and stem."""
     with CutoutStore(cutouts) as cut:
         bands, n, stamp = list(cut.bands), cut.n, cut.size
         uuid = cut.uuid
@@ -371,30 +445,42 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
             stats = BandStats.from_dict(ckpt["stats"])
         else:
             stats = compute_band_stats(cut, cfg.stats_objects, cfg.seed)
-    per_rank = math.ceil(n / info.world_size)
+    return cfg, _Cutouts(cutouts, bands, n, stamp, uuid, labels, stats)
+
+
+def _plan(cfg: TrainConfig, data: _Cutouts, run_dir: Path, device: torch.device,
+          info: distributed.DistInfo) -> _Plan:
+    """Batch size per process (at most the stamps each holds), steps per epoch and warm-up."""
+    per_rank = math.ceil(data.n / info.world_size)
     batch = min(cfg.batch_size, per_rank)
     if batch < 2:
-        raise InputError(f"{n} stamp(s) are too few to train on ({info.world_size} process(es))", cutouts,
+        raise InputError(f"{data.n} stamp(s) are too few to train on ({info.world_size} process(es))", data.path,
                          "self-supervised training needs at least 2 stamps per process")
     if batch < cfg.batch_size:
         log.info("only %d stamps per process: batch size %d instead of %d", per_rank, batch, cfg.batch_size)
     steps_per_epoch = per_rank // batch
-    total_steps = steps_per_epoch * cfg.epochs
-    warmup = warmup_steps_for(cfg.warmup_epochs, cfg.epochs, steps_per_epoch)
-    amp = _precision(cfg.precision, device)
+    return _Plan(cfg, run_dir, device, info, amp=_precision(cfg.precision, device), batch=batch,
+                 steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * cfg.epochs,
+                 warmup=warmup_steps_for(cfg.warmup_epochs, cfg.epochs, steps_per_epoch))
 
-    # -- the run folder ----------------------------------------------------------------------------
-    if info.is_main:
+
+def _prepare_run_dir(plan: _Plan, resuming: bool) -> None:
+    """Rank 0 clears an old run (unless resuming) and writes config.json; the others wait."""
+    run_dir = plan.run_dir
+    if plan.info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if ckpt is None and any((run_dir / f).exists() for f in RUN_FILES):
+        if not resuming and any((run_dir / f).exists() for f in RUN_FILES):
             clear_run(run_dir)
             log.info("%s already held a run: starting afresh and replacing it (use --resume to continue one)",
                      run_dir)
         with replacing(run_dir / "config.json") as tmp:
-            tmp.write_text(cfg.to_json(), encoding="utf-8")
+            tmp.write_text(plan.cfg.to_json(), encoding="utf-8")
     distributed.barrier()
 
-    # -- model, optimiser, schedule ----------------------------------------------------------------
+
+def _build_state(plan: _Plan, bands: list[str], init: str | Path | None, ckpt: dict[str, Any] | None) -> _State:
+    """Model, optimiser, schedule and augmentation generator: fresh (seeded), or from the checkpoint."""
+    cfg, device, info = plan.cfg, plan.device, plan.info
     _seed_everything(cfg.seed)
     model = _build_model(cfg, len(bands))
     if init and ckpt is None:
@@ -405,195 +491,263 @@ def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_afte
     elif info.enabled:
         log.info("SyncBatchNorm needs CUDA; on CPU each process normalises over its own batch")
     optimizer = make_optimizer(model, cfg)
+    total_steps, warmup = plan.total_steps, plan.warmup
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(min(s, total_steps - 1), total_steps, warmup))
     aug_gen = torch.Generator(device=device)
     aug_gen.manual_seed(cfg.seed * 1_000_003 + info.rank + 1)
-    start_epoch, step = 0, 0
-    history: list[dict[str, Any]] = []
-    best = {"value": -math.inf, "epoch": 0}
+    state = _State(model, model, optimizer, scheduler, aug_gen)
     if ckpt is not None:
-        try:
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"the checkpoint does not fit this model ({str(exc).splitlines()[0][:120]})",
-                                  run_dir / LATEST, "start a new run") from None
-        start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
-        history = list(ckpt.get("metrics", []))
-        best = dict(ckpt.get("best", best))
-        set_rng_state(ckpt["rng"], aug_gen)
-        per_rank = ckpt["rng"].get("augment_ranks", [])
-        if len(per_rank) == info.world_size:
-            aug_gen.set_state(per_rank[info.rank].cpu())
-        elif info.enabled:  # another number of processes: a fresh, distinct stream per process
-            aug_gen.manual_seed(cfg.seed * 1_000_003 + info.rank + 1 + 7919 * start_epoch)
-        log.info("resuming %s after epoch %d (step %d)", run_dir, start_epoch, step)
-    inner = model
+        _restore(state, ckpt, plan)
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        state.model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return state
 
-    # -- data --------------------------------------------------------------------------------------
-    source = StampSource(cutouts)
+
+def _restore(state: _State, ckpt: dict[str, Any], plan: _Plan) -> None:
+    """Load weights, optimiser, schedule, counters and every random stream from the checkpoint."""
+    info = plan.info
+    try:
+        state.model.load_state_dict(ckpt["model"])
+        state.optimizer.load_state_dict(ckpt["optimizer"])
+        state.scheduler.load_state_dict(ckpt["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"the checkpoint does not fit this model ({str(exc).splitlines()[0][:120]})",
+                              plan.run_dir / LATEST, "start a new run") from None
+    state.start_epoch, state.step = int(ckpt["epoch"]), int(ckpt["step"])
+    state.history = list(ckpt.get("metrics", []))
+    state.best = dict(ckpt.get("best", state.best))
+    set_rng_state(ckpt["rng"], state.aug_gen)
+    per_rank = ckpt["rng"].get("augment_ranks", [])
+    if len(per_rank) == info.world_size:
+        state.aug_gen.set_state(per_rank[info.rank].cpu())
+    elif info.enabled:  # another number of processes: a fresh, distinct stream per process
+        state.aug_gen.manual_seed(plan.cfg.seed * 1_000_003 + info.rank + 1 + 7919 * state.start_epoch)
+    log.info("resuming %s after epoch %d (step %d)", plan.run_dir, state.start_epoch, state.step)
+
+
+def _build_data(plan: _Plan, data: _Cutouts) -> _Data:
+    cfg, device, info = plan.cfg, plan.device, plan.info
+    source = StampSource(data.path)
     dataset = BatchDataset(source)
     sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
                                                   shuffle=True, seed=cfg.seed, drop_last=False)
     loader = torch.utils.data.DataLoader(
-        dataset, sampler=torch.utils.data.BatchSampler(sampler, batch, drop_last=True), batch_size=None,
+        dataset, sampler=torch.utils.data.BatchSampler(sampler, plan.batch, drop_last=True), batch_size=None,
         num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
-    augment = AstroAugment(cfg.augment, cfg.image_size, stats.median, stats.mad)
-    monitor_rows = np.sort(np.random.default_rng(cfg.seed).choice(n, min(n, cfg.monitor_objects), replace=False))
-    eval_set: LabelledSet | None = labelled_set(labels, cfg.eval_column, cfg.eval_objects, cfg.seed) \
-        if labels is not None else None
+    augment = AstroAugment(cfg.augment, cfg.image_size, data.stats.median, data.stats.mad)
+    return _Data(source, sampler, loader, augment)
+
+
+def _encoder(plan: _Plan, state: _State, data: _Cutouts) -> Encoder:
+    return Encoder(state.inner.backbone, data.stats.median, data.stats.mad, plan.cfg.image_size).to(plan.device)
+
+
+def _build_probes(plan: _Plan, state: _State, data: _Cutouts, stamps: _Data,
+                  ckpt: dict[str, Any] | None) -> _Probes:
+    """The monitor stamps, the labelled set, the collapse monitor's reference and the retrieval views."""
+    cfg, device = plan.cfg, plan.device
+    rows = np.sort(np.random.default_rng(cfg.seed).choice(data.n, min(data.n, cfg.monitor_objects),
+                                                          replace=False))
+    eval_set: LabelledSet | None = labelled_set(data.labels, cfg.eval_column, cfg.eval_objects, cfg.seed) \
+        if data.labels is not None else None
     reference = ckpt.get("monitor_reference") if ckpt is not None else None
     retrieval_views = None
-    if info.is_main and reference is None:
+    if plan.info.is_main and reference is None:
         # the starting value the monitor compares with: the untrained network on the probe set
-        start = collapse_stats(_embed_rows(Encoder(inner.backbone, stats.median, stats.mad, cfg.image_size)
-                                           .to(device), source, monitor_rows, device, amp))
+        start = collapse_stats(_embed_rows(_encoder(plan, state, data), stamps.source, rows, device, plan.amp))
         reference = [start.effective_rank, start.pca95]
         log.info("before training: effective rank %.1f, %d PCA components for 95%% of the variance",
                  *reference)
     monitor = CollapseMonitor(reference=None if reference is None else (float(reference[0]), int(reference[1])))
-    if info.is_main:
+    if plan.info.is_main:
         # one fixed augmented view per monitor stamp, from its own generator: the training
         # streams (and so --resume) are untouched
         view_gen = torch.Generator(device=device)
         view_gen.manual_seed(cfg.seed * 7919 + 17)
         with torch.no_grad():
-            retrieval_views = augment(torch.from_numpy(source.read(monitor_rows)).to(device), view_gen,
-                                      normalise=True)
-    encoder_meta = {"bands": bands, "method": cfg.method, "image_size": cfg.image_size, "stamp_size": stamp,
-                    "normalization": stats.to_dict(), "config": cfg.to_dict(),
-                    "cutouts_path": str(cutouts.resolve()), "cutouts_uuid": uuid}
+            retrieval_views = stamps.augment(torch.from_numpy(stamps.source.read(rows)).to(device), view_gen,
+                                             normalise=True)
+    return _Probes(rows, eval_set, reference, monitor, retrieval_views)
+
+
+def _raise_bad_pixels(cutouts: Path, rows: torch.Tensor, bad: torch.Tensor) -> None:
+    with CutoutStore(cutouts) as cut:
+        ids = [str(cut.ids[r]) for r in rows[bad].tolist()[:3]]
+    raise InputError(f"NaN or inf pixels in object(s) {', '.join(ids)}", cutouts,
+                     "replace or drop them (galexplorer ingest replaces NaN by the sky level)")
+
+
+def _step(plan: _Plan, state: _State, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+    """One optimiser step on a pair of views; a CUDA out-of-memory becomes a ConfigError naming a batch size."""
+    device, optimizer = plan.device, state.optimizer
+    try:
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=plan.amp):
+            loss = state.model(v1, v2)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    except torch.cuda.OutOfMemoryError:
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        raise _oom_error(plan.batch, plan.cfg, device) from None
+    return loss
+
+
+def _train_epoch(plan: _Plan, state: _State, stamps: _Data, cutouts: Path, epoch: int) -> _Epoch:
+    """The steps of one epoch, with rank 0's progress bar."""
+    cfg, device, info = plan.cfg, plan.device, plan.info
+    stamps.sampler.set_epoch(epoch)
+    state.model.train()
+    t0 = time.perf_counter()
+    loss_sum = torch.zeros((), device=device)
+    images, lr, tau = 0, state.optimizer.param_groups[0]["lr"], None
+    bar = progress.Bar(f"epoch {epoch + 1}/{cfg.epochs}", total=plan.steps_per_epoch, unit="step") \
+        if info.is_main else None
+    try:
+        for i, (x, rows, bad) in enumerate(stamps.loader):
+            if bool(bad.any()):
+                _raise_bad_pixels(cutouts, rows, bad)
+            x = x.to(device, non_blocking=True)
+            with torch.no_grad():
+                v1 = stamps.augment(x, state.aug_gen, normalise=True)
+                v2 = stamps.augment(x, state.aug_gen, normalise=True)
+            lr = state.optimizer.param_groups[0]["lr"]
+            loss = _step(plan, state, v1, v2)
+            state.scheduler.step()
+            state.step += 1
+            if cfg.method == "byol":
+                tau = cosine_tau(state.step, plan.total_steps, cfg.tau_base)
+                state.inner.update_target(tau)
+            loss_sum += loss.detach()
+            images += x.shape[0]
+            if bar is not None:
+                bar.update(1)
+                if i % 10 == 0 or i + 1 == plan.steps_per_epoch:
+                    elapsed = time.perf_counter() - t0
+                    bar.set_postfix(loss=f"{loss.item():.4f}",
+                                    img_s=f"{images * info.world_size / max(elapsed, 1e-9):.1f}")
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - t0
+    mean_loss = float(distributed.all_reduce_mean(loss_sum / max(plan.steps_per_epoch, 1)))
+    speed = images * info.world_size / max(seconds, 1e-9)
+    if not math.isfinite(mean_loss):
+        raise ConfigError(f"the loss became {mean_loss} in epoch {epoch + 1} (training diverged)",
+                          hint=f"lower --lr (now {cfg.lr}); the last good checkpoint is kept in {plan.run_dir}")
+    row = {"epoch": epoch + 1, "step": state.step, "loss": round(mean_loss, 6), "lr": lr,
+           "tau": None if tau is None else round(tau, 6), "images_per_s": round(speed, 2),
+           "seconds": round(seconds, 2)}
+    return _Epoch(row, mean_loss, speed)
+
+
+def _measure(plan: _Plan, state: _State, data: _Cutouts, stamps: _Data, probes: _Probes,
+             result: _Epoch) -> tuple[bool, float]:
+    """Rank 0 after an epoch: collapse statistics, view retrieval and (with labels) kNN and linear
+    accuracy, added to the epoch's row. Returns (collapsed this epoch, view retrieval)."""
+    cfg, device, amp = plan.cfg, plan.device, plan.amp
+    row, mean_loss = result.row, result.loss
+    epoch = row["epoch"]
+    enc = _encoder(plan, state, data)
+    emb = _embed_rows(enc, stamps.source, probes.rows, device, amp)
+    cs = probes.monitor.check(emb, epoch)
+    retrieval = view_retrieval(state.inner.backbone, probes.retrieval_views, emb)
+    row.update(embedding_std=round(cs.embedding_std, 5), effective_rank=round(cs.effective_rank, 3),
+               pca95=cs.pca95, view_retrieval=round(retrieval, 4))
+    if probes.eval_set is not None:
+        knn, lin = evaluate(_embed_rows(enc, stamps.source, probes.eval_set.rows, device, amp), probes.eval_set,
+                            cfg.seed)
+        row.update(knn_acc=round(knn, 4), linear_acc=round(lin, 4))
+        log.info("epoch %d: loss %.4f, kNN accuracy %.3f, linear probe %.3f", epoch, mean_loss, knn, lin)
+    else:
+        log.info("epoch %d: loss %.4f, %.1f images/s, effective rank %.1f, %d PCA components, view "
+                 "retrieval %.3f", epoch, mean_loss, result.speed, cs.effective_rank, cs.pca95, retrieval)
+    return cs.collapsed, retrieval
+
+
+def _save_epoch(plan: _Plan, state: _State, data: _Cutouts, probes: _Probes, result: _Epoch,
+                retrieval: float, aug_states: list, replicas: list) -> None:
+    """Rank 0: the checkpoint, metrics.csv and, when the epoch is the best so far, encoder.pt."""
+    cfg, row = plan.cfg, result.row
+    epoch = row["epoch"]
+    state.history.append(row)
+    # the best epoch by a label-free measure (not the loss, which can fall while the
+    # representation collapses; not the kNN accuracy, which needs labels a survey lacks)
+    # a tie goes to the later epoch: on small or faint sets retrieval can sit at the same
+    # value for many epochs (the demo's stays at chance), and then the longer-trained weights
+    # are the better guess than the first epoch's
+    score = retrieval
+    is_best = score >= state.best["value"]
+    if is_best:
+        state.best = {"value": float(score), "epoch": epoch}
+    save_checkpoint(plan.run_dir, {
+        "config": cfg.to_json(), "bands": data.bands, "stats": data.stats.to_dict(), "epoch": epoch,
+        "step": state.step, "model": state.inner.state_dict(), "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(), "rng": {**rng_state(state.aug_gen), "augment_ranks": aug_states},
+        "metrics": state.history, "best": state.best, "cutouts_uuid": data.uuid, "stamp_size": data.stamp,
+        "replicas": replicas, "monitor_reference": probes.reference,
+    }, best=is_best)
+    _write_metrics(plan.run_dir, state.history)
+    if is_best:
+        encoder_meta = {"bands": data.bands, "method": cfg.method, "image_size": cfg.image_size,
+                        "stamp_size": data.stamp, "normalization": data.stats.to_dict(), "config": cfg.to_dict(),
+                        "cutouts_path": str(data.path.resolve()), "cutouts_uuid": data.uuid}
+        save_encoder(plan.run_dir, state.inner.backbone, {**encoder_meta, "epoch": epoch, "loss": result.loss,
+                                                          "selected_by": "view_retrieval",
+                                                          "view_retrieval": retrieval})
+
+
+def _train(cutouts: Path, run_dir: Path, cfg: TrainConfig, ckpt, init, stop_after, device: torch.device,
+           info: distributed.DistInfo) -> TrainReport:
+    cfg, data = _read_cutouts(cutouts, run_dir, cfg, ckpt, device)
+    plan = _plan(cfg, data, run_dir, device, info)
+    _prepare_run_dir(plan, resuming=ckpt is not None)
+    state = _build_state(plan, data.bands, init, ckpt)
+    stamps = _build_data(plan, data)
+    probes = _build_probes(plan, state, data, stamps, ckpt)
     if info.is_main:
         log.info("training %s/%s (%s stem) on %d stamps of %d bands, %d px crops: %d epochs x %d steps of %d "
-                 "on %s%s%s", cfg.method, cfg.backbone, cfg.stem, n, len(bands), cfg.image_size, cfg.epochs,
-                 steps_per_epoch, batch, device, f" x{info.world_size} processes" if info.enabled else "",
-                 ", bf16" if amp else "")
+                 "on %s%s%s", cfg.method, cfg.backbone, cfg.stem, data.n, len(data.bands), cfg.image_size,
+                 cfg.epochs, plan.steps_per_epoch, plan.batch, device,
+                 f" x{info.world_size} processes" if info.enabled else "", ", bf16" if plan.amp else "")
 
-    # -- epochs ------------------------------------------------------------------------------------
     done_now = 0
     collapsed = False
     last_loss = last_speed = None
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(state.start_epoch, cfg.epochs):
         if stop_after is not None and done_now >= stop_after:
             break
-        sampler.set_epoch(epoch)
-        model.train()
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        images, lr, tau = 0, optimizer.param_groups[0]["lr"], None
-        bar = progress.Bar(f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, unit="step") \
-            if info.is_main else None
-        try:
-            for i, (x, rows, bad) in enumerate(loader):
-                if bool(bad.any()):
-                    with CutoutStore(cutouts) as cut:
-                        ids = [str(cut.ids[r]) for r in rows[bad].tolist()[:3]]
-                    raise InputError(f"NaN or inf pixels in object(s) {', '.join(ids)}", cutouts,
-                                     "replace or drop them (galexplorer ingest replaces NaN by the sky level)")
-                x = x.to(device, non_blocking=True)
-                with torch.no_grad():
-                    v1 = augment(x, aug_gen, normalise=True)
-                    v2 = augment(x, aug_gen, normalise=True)
-                lr = optimizer.param_groups[0]["lr"]
-                try:
-                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                        loss = model(v1, v2)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                except torch.cuda.OutOfMemoryError:
-                    optimizer.zero_grad(set_to_none=True)
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                    raise _oom_error(batch, cfg, device) from None
-                scheduler.step()
-                step += 1
-                if cfg.method == "byol":
-                    tau = cosine_tau(step, total_steps, cfg.tau_base)
-                    inner.update_target(tau)
-                loss_sum += loss.detach()
-                images += x.shape[0]
-                if bar is not None:
-                    bar.update(1)
-                    if i % 10 == 0 or i + 1 == steps_per_epoch:
-                        elapsed = time.perf_counter() - t0
-                        bar.set_postfix(loss=f"{loss.item():.4f}",
-                                        img_s=f"{images * info.world_size / max(elapsed, 1e-9):.1f}")
-        finally:
-            if bar is not None:
-                bar.close()
-        seconds = time.perf_counter() - t0
-        mean_loss = float(distributed.all_reduce_mean(loss_sum / max(steps_per_epoch, 1)))
-        speed = images * info.world_size / max(seconds, 1e-9)
-        if not math.isfinite(mean_loss):
-            raise ConfigError(f"the loss became {mean_loss} in epoch {epoch + 1} (training diverged)",
-                              hint=f"lower --lr (now {cfg.lr}); the last good checkpoint is kept in {run_dir}")
-        row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "loss": round(mean_loss, 6), "lr": lr,
-                               "tau": None if tau is None else round(tau, 6), "images_per_s": round(speed, 2),
-                               "seconds": round(seconds, 2)}
+        result = _train_epoch(plan, state, stamps, cutouts, epoch)
         # every process's augmentation stream goes into the checkpoint, so --resume continues each
-        aug_states = distributed.all_gather_object(aug_gen.get_state())
+        aug_states = distributed.all_gather_object(state.aug_gen.get_state())
         # every process's weights, to check that DDP kept the replicas identical
-        replicas = distributed.all_gather_object(distributed.parameter_fingerprint(inner))
+        replicas = distributed.all_gather_object(distributed.parameter_fingerprint(state.inner))
         if len(set(replicas)) > 1:
             log.warning("the %d processes hold different weights after epoch %d", len(replicas), epoch + 1)
         if info.is_main:
-            enc = Encoder(inner.backbone, stats.median, stats.mad, cfg.image_size).to(device)
-            emb = _embed_rows(enc, source, monitor_rows, device, amp)
-            cs = monitor.check(emb, epoch + 1)
-            collapsed = collapsed or cs.collapsed
-            retrieval = view_retrieval(inner.backbone, retrieval_views, emb)
-            row.update(embedding_std=round(cs.embedding_std, 5), effective_rank=round(cs.effective_rank, 3),
-                       pca95=cs.pca95, view_retrieval=round(retrieval, 4))
-            if eval_set is not None:
-                knn, lin = evaluate(_embed_rows(enc, source, eval_set.rows, device, amp), eval_set, cfg.seed)
-                row.update(knn_acc=round(knn, 4), linear_acc=round(lin, 4))
-                log.info("epoch %d: loss %.4f, kNN accuracy %.3f, linear probe %.3f", epoch + 1, mean_loss, knn, lin)
-            else:
-                log.info("epoch %d: loss %.4f, %.1f images/s, effective rank %.1f, %d PCA components, view "
-                         "retrieval %.3f", epoch + 1, mean_loss, speed, cs.effective_rank, cs.pca95, retrieval)
-            history.append(row)
-            # the best epoch by a label-free measure (not the loss, which can fall while the
-            # representation collapses; not the kNN accuracy, which needs labels a survey lacks)
-            # a tie goes to the later epoch: on small or faint sets retrieval can sit at the same
-            # value for many epochs (the demo's stays at chance), and then the longer-trained weights
-            # are the better guess than the first epoch's
-            score = retrieval
-            is_best = score >= best["value"]
-            if is_best:
-                best = {"value": float(score), "epoch": epoch + 1}
-            save_checkpoint(run_dir, {
-                "config": cfg.to_json(), "bands": bands, "stats": stats.to_dict(), "epoch": epoch + 1,
-                "step": step, "model": inner.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": {**rng_state(aug_gen), "augment_ranks": aug_states}, "metrics": history,
-                "best": best, "cutouts_uuid": uuid, "stamp_size": stamp, "replicas": replicas,
-                "monitor_reference": reference,
-            }, best=is_best)
-            _write_metrics(run_dir, history)
-            if is_best:
-                save_encoder(run_dir, inner.backbone, {**encoder_meta, "epoch": epoch + 1, "loss": mean_loss,
-                                                       "selected_by": "view_retrieval",
-                                                       "view_retrieval": retrieval})
+            collapsed_now, retrieval = _measure(plan, state, data, stamps, probes, result)
+            collapsed = collapsed or collapsed_now
+            _save_epoch(plan, state, data, probes, result, retrieval, aug_states, replicas)
         distributed.barrier()
         done_now += 1
-        last_loss, last_speed = mean_loss, speed
-    source.close()
+        last_loss, last_speed = result.loss, result.speed
+    stamps.source.close()
     encoder_path = run_dir / "encoder.pt"
-    epochs_done = start_epoch + done_now
+    epochs_done = state.start_epoch + done_now
+    monitor = probes.monitor
     monitor.finish(epochs_done)
     note = ""
     if done_now == 0 and ckpt is not None:
         note = f"nothing to do: the run already finished its {cfg.epochs} epochs (raise --epochs to go on)"
     return TrainReport(run_dir, epochs_done, cfg.epochs, last_loss, last_speed,
-                       encoder_path if encoder_path.exists() else None, collapsed, history, info.is_main, note,
-                       best_epoch=best["epoch"] or None, dimensional_collapse=monitor.dimensional,
-                       dimensional_epochs=list(monitor.dimensional_epochs), dimensional_at_end=monitor.dimensional_now)
+                       encoder_path if encoder_path.exists() else None, collapsed, state.history, info.is_main,
+                       note, best_epoch=state.best["epoch"] or None, dimensional_collapse=monitor.dimensional,
+                       dimensional_epochs=list(monitor.dimensional_epochs),
+                       dimensional_at_end=monitor.dimensional_now)
 
 
 __all__ = ["TrainReport", "train", "BEST", "LATEST"]
