@@ -97,7 +97,7 @@ def test_the_numbers_shown_are_explains_and_a_thumbnail_inspects_its_object(qtbo
         assert not b.icon().isNull()
     assert panel.nearest.row == int(e.nearest[0]) and np.isfinite(labels[panel.nearest.row])
     # every control of the panel is visible at 1600×1000
-    for widget in (panel.heading, panel.prediction, panel.prior, panel.from_labels, panel.percentile,
+    for widget in (panel.heading, panel.prediction, panel.prior, panel.from_labels, panel.percentile, panel.model,
                    *panel.pulls, panel.nearest):
         assert _inside(widget, w), widget.objectName() or widget.text()
     # the UI thread's share of an answer (thumbnails and text) stays far below a stall

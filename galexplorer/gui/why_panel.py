@@ -54,7 +54,7 @@ class ObjectButton(QtWidgets.QToolButton):
         self.row: int | None = None
         self.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
         self.setIconSize(QtCore.QSize(THUMB, THUMB))
-        self.setFixedWidth(THUMB + 48)
+        self.setFixedWidth(THUMB + 56)
         self.setAutoRaise(True)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)     # keys stay with labelling
         self.clicked.connect(lambda: self.row is not None and self.opened.emit(self.row))
@@ -114,7 +114,11 @@ class WhyPanel(QtWidgets.QWidget):
         self.note = ElidedLabel("", self)
         self.note.setObjectName("Dim")
         self.percentile = ElidedLabel("", self)
-        for w in (self.heading, self.prediction, self.prior, self.from_labels, self.note, self.percentile):
+        self.percentile.setToolTip("the share of objects with a lower anomaly score (0–100)")
+        self.model = ElidedLabel("", self)
+        self.model.setObjectName("Dim")
+        for w in (self.heading, self.prediction, self.prior, self.from_labels, self.note, self.percentile,
+                  self.model):
             col.addWidget(w)
         col.addStretch(1)
         return col
@@ -123,6 +127,8 @@ class WhyPanel(QtWidgets.QWidget):
         grid = QtWidgets.QGridLayout()
         grid.setHorizontalSpacing(4)
         self.pulls_title = QtWidgets.QLabel("labels that pull it most")
+        self.pulls_title.setToolTip("the labelled objects whose weight × (score − the prior there) adds most to "
+                                    "this prediction (these terms sum to what the labels add)")
         self.nearest_title = QtWidgets.QLabel("nearest labelled")
         for label in (self.pulls_title, self.nearest_title):
             label.setObjectName("Dim")
@@ -202,6 +208,8 @@ class WhyPanel(QtWidgets.QWidget):
         for b in [*self.pulls, self.nearest]:
             b.clear()
         self.note.setText("")
+        self.note.setVisible(False)
+        self.model.setText("")
         self.prior.setText("")
         self.from_labels.setText("")
         self.percentile.setText("")
@@ -211,13 +219,13 @@ class WhyPanel(QtWidgets.QWidget):
             self.heading.setText("no object")
             self.prediction.setText(answer.reason)
             return
-        model = scorer_label(answer.scorer) + f" on {answer.n_labels} labels" if answer.has_model else ""
-        self.heading.setText(" · ".join(t for t in (self._name(answer.row), model) if t))
+        self.heading.setText(self._name(answer.row))
+        if answer.has_model:
+            self.model.setText(f"model: {scorer_label(answer.scorer)} on {answer.n_labels} labels")
         if e is None:
             self.prediction.setText(answer.reason)
             return
-        self.percentile.setText(f"anomaly percentile {e.anomaly_percentile[0]:.1f}: more anomalous than "
-                                f"{e.anomaly_percentile[0]:.0f}% of the objects")
+        self.percentile.setText(f"anomaly percentile {e.anomaly_percentile[0]:.1f}")
         self._show_nearest(e)
         if not answer.has_model:
             self.prediction.setText("no model yet: the first batch follows the anomaly order")
@@ -231,7 +239,7 @@ class WhyPanel(QtWidgets.QWidget):
         prior = float(e.prior[0])
         self.prior.setText(f"= {prior_name(answer.scorer)}  {format_prediction(prior, float(e.prior_std[0]))}")
         self.from_labels.setText(f"{'+' if e.from_labels[0] >= 0 else '−'} what the labels add  "
-                                 f"{_signed(float(e.from_labels[0]))}")
+                                 f"{abs(float(e.from_labels[0])):.2f}")
         self._note_scale(mean, prior, float(e.from_labels[0]))
         self._show_pulls(e)
 
@@ -245,6 +253,7 @@ class WhyPanel(QtWidgets.QWidget):
         parts = f" ({prior:.2f} {_signed(added)})" if math.isfinite(prior) else ""
         self.note.setText(f"the model's mean is {mean:.2f}{parts}, beyond the {MIN_SCORE}–{MAX_SCORE} scale "
                           "(ranked by it)")
+        self.note.setVisible(True)
 
     def _pixmap(self, row: int):
         from .thumbs import placeholder
@@ -258,7 +267,7 @@ class WhyPanel(QtWidgets.QWidget):
             if row < 0:
                 continue
             name = self._name(row)
-            b.show_object(row, self._pixmap(row), f"{elide_middle(name, ID_CHARS)}\nscore {y:g} · {_signed(c)}",
+            b.show_object(row, self._pixmap(row), f"{elide_middle(name, ID_CHARS)}\n★{y:g} · {_signed(c)}",
                           f"{name}: score {y:g}; weight {w:.3g} × (its score − the prior there) = {_signed(c)} "
                           "to this prediction\nclick to inspect it")
             shown += 1
@@ -269,7 +278,7 @@ class WhyPanel(QtWidgets.QWidget):
         if row < 0:
             return
         name = self._name(row)
-        self.nearest.show_object(row, self._pixmap(row), f"{elide_middle(name, ID_CHARS)}\nscore "
+        self.nearest.show_object(row, self._pixmap(row), f"{elide_middle(name, ID_CHARS)}\n★"
                                  f"{e.nearest_label[0]:g} · d {e.nearest_distance[0]:.2g}",
                                  f"{name}: the nearest labelled object in the features the model learns on "
                                  f"(distance {e.nearest_distance[0]:.3g}), score {e.nearest_label[0]:g}\n"
