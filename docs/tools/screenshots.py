@@ -12,7 +12,8 @@ panel as PNG files in OUT_DIR: ``window.png``, ``scatter.png``, ``inspector.png`
 the views of a labelling afternoon: ``start-page.png``, ``colour-limits.png``,
 ``inspector-zoom.png``, ``my-labels.png``, ``remaining.png`` (found and estimated-left), ``agreement.png`` (a second labeller, "colleague",
 scores some objects first); and the image mosaic, ``mosaic.png`` and ``mosaic-export.png``
-(``--mosaic-only`` for these two alone).
+(``--mosaic-only`` for these two alone); and the Why here panel, ``why.png``
+(``--why-only`` for it alone).
 """
 
 from __future__ import annotations
@@ -64,6 +65,64 @@ def _wait(app, seconds: float) -> None:
         time.sleep(0.01)
 
 
+def _label_session(app, w, n_labels: int, column: str | None) -> None:
+    """Score ``n_labels`` objects of the queue as the stand-in astronomer would (``column``'s rank,
+    or the anomaly score's, scaled to 0–5), then refit and wait for it."""
+    ex = w.explorer
+    prior = (ex.store.column(column) if column else ex.score_array("anomaly")).astype(np.float64)
+    rank = prior.argsort().argsort() / max(len(prior) - 1, 1)
+    oracle = np.clip(np.round(5 * rank ** 2), 0, 5).astype(int)   # a few 5s, many 0-1s
+    for _ in range(n_labels):
+        i = ex.current
+        if i is None:
+            break
+        # what the score keys do (key events need an active window, which a bare X server
+        # without a window manager never gives)
+        ex.score(int(oracle[i]))
+        app.processEvents()
+        if ex.refitting:
+            ex.wait_idle(120)
+    ex.request_refit("manual")
+    ex.wait_idle(300)
+
+
+def why_screenshot(store: str | Path, out: str | Path, n_labels: int = 30, size=(1600, 1000),
+                   oracle: str | None = None) -> list[Path]:
+    """``why.png``: the Why here panel (W) on the unlabelled object the model likes best, after
+    the scripted labelling session."""
+    from PySide6 import QtCore
+
+    from galexplorer.gui.app import application, save_screenshot, settle
+    from galexplorer.gui.main_window import MainWindow
+    from galexplorer.gui.settings import Settings
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="galexplorer-shots-") as tmp:
+        tmp = Path(tmp)
+        QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp))
+        app = application()
+        copy = _copy_store(Path(store), tmp)
+        w = MainWindow(Settings(), user="astronomer")
+        w.resize(*size)
+        w.show()
+        w.load(copy)
+        settle(w)
+        _label_session(app, w, n_labels, oracle)
+        settle(w)
+        ex = w.explorer
+        free = np.flatnonzero(~np.isfinite(ex.session.labels))
+        ex.open(int(free[np.argmax(ex.state.mean[free])]) if len(free) else 0)
+        w.run_action("why")
+        deadline = time.monotonic() + 30
+        while (w.why.answer is None or w.why.answer.explanation is None) and time.monotonic() < deadline:
+            _wait(app, 0.05)
+        settle(w)
+        written = [save_screenshot(w.docks["why"], out / "why.png")]
+        w.close()
+    return written
+
+
 def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, size=(1600, 1000),
                      oracle: str | None = None) -> list[Path]:
     """Run the scripted session and save the screenshots.
@@ -99,21 +158,7 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
         w.load(copy)
         settle(w)
         ex = w.explorer
-        prior = (ex.store.column(oracle) if oracle else ex.score_array("anomaly")).astype(np.float64)
-        rank = prior.argsort().argsort() / max(len(prior) - 1, 1)
-        oracle = np.clip(np.round(5 * rank ** 2), 0, 5).astype(int)   # a few 5s, many 0-1s
-        for _ in range(n_labels):
-            i = ex.current
-            if i is None:
-                break
-            # what the score keys do (key events need an active window, which a bare X server
-            # without a window manager never gives)
-            ex.score(int(oracle[i]))
-            app.processEvents()
-            if ex.refitting:
-                ex.wait_idle(120)
-        ex.request_refit("manual")
-        ex.wait_idle(300)
+        _label_session(app, w, n_labels, oracle)
         settle(w)
         w.remaining.toggle_plot()       # the status bar's estimate of what is left, and its history
         settle(w)
@@ -191,6 +236,7 @@ def make_screenshots(store: str | Path, out: str | Path, n_labels: int = 30, siz
         w._help.close()
         w.close()
     written += mosaic_screenshots(store, out, size)
+    written += why_screenshot(store, out, n_labels, size, column)
     return written
 
 
@@ -234,8 +280,10 @@ def main() -> None:
     ap.add_argument("--labels", type=int, default=30, help="objects to score before the screenshots")
     ap.add_argument("--oracle", metavar="COLUMN", help="catalogue column that plays the astronomer")
     ap.add_argument("--mosaic-only", action="store_true", help="only the image mosaic's screenshots")
+    ap.add_argument("--why-only", action="store_true", help="only the Why here panel's screenshots")
     args = ap.parse_args()
     shots = mosaic_screenshots(args.store, args.out) if args.mosaic_only else \
+        why_screenshot(args.store, args.out, args.labels, oracle=args.oracle) if args.why_only else \
         make_screenshots(args.store, args.out, args.labels, oracle=args.oracle)
     for p in shots:
         print(p)

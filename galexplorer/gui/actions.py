@@ -143,6 +143,10 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              lambda w: w.reset_layout(), on="window", separator=True),
     Shortcut("refit", ("Ctrl+R",), "Refit now", "refit the model on all labels now", "Model", "Model",
              lambda ex: ex.request_refit("manual"), icon="refit"),
+    Shortcut("why", ("W",), "Why here",
+             "why the object in the inspector ranks where it does: its score split into the anomaly prior and "
+             "what the labels add, the labels that pull it most, its anomaly percentile and nearest labelled "
+             "neighbour", "Model", "Model", lambda w: w.why.reveal(), on="window", needs="object"),
     Shortcut("refine", (), "Refine the representation…",
              "fine-tune the encoder on your labels and the unlabelled objects (galexplorer refine), then open "
              "the new store with the same objects and labels", "Model", "Model",

@@ -13,8 +13,8 @@ is refused with a message.
 
 Its collaborators each hold one concern: the gallery's content (:mod:`.gallery_content`), the
 map's colour choices (:class:`~.colouring.MapColours`), the texts about an object
-(:mod:`.object_text`), exports and SAMP sends (:mod:`.output_jobs`) and similarity searches
-(:mod:`.similar_search`).
+(:mod:`.object_text`), exports and SAMP sends (:mod:`.output_jobs`), similarity searches
+(:mod:`.similar_search`) and the Why-here explanations (:mod:`.why_here`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .object_text import ObjectText
 from .output_jobs import OutputJobs
 from .selection import SelectionMode, combine
 from .similar_search import SimilarSearch
+from .why_here import WhyHere
 from .workers import LatestOnlyRunner
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class Explorer(QtCore.QObject):
         self.refits = LatestOnlyRunner("refit", self)
         self.similar = SimilarSearch(self)
         self.searches = self.similar.runner
+        self.why = WhyHere(self)
         self.outputs = OutputJobs(self)
         self.io = self.outputs.io
         self.refits.finished.connect(self._on_fitted)
@@ -136,7 +138,7 @@ class Explorer(QtCore.QObject):
         atomically), end the worker threads, close the store and the journal."""
         self._journal_timer.stop()
         self.model.close()
-        for runner in (self.refits, self.searches, self.io):
+        for runner in (self.refits, self.searches, self.io, self.why.runner):
             runner.shutdown()
         self.session.close()
 
@@ -144,7 +146,7 @@ class Explorer(QtCore.QObject):
         """Tests and screenshots: wait until no job runs."""
         deadline = time.monotonic() + timeout
         ok = True
-        for runner in (self.refits, self.searches, self.io):
+        for runner in (self.refits, self.searches, self.io, self.why.runner):
             ok = runner.wait(max(0.0, deadline - time.monotonic())) and ok
         return ok
 

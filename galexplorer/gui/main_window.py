@@ -35,6 +35,7 @@ from .scatter_panel import ScatterPanel
 from .settings import Settings
 from .start_page import WelcomePage
 from .thumbs import ThumbnailCache
+from .why_panel import WhyPanel
 from .window_actions import WindowActions
 from .window_dialogs import WindowDialogs
 from .window_keys import TextFieldKeys
@@ -107,6 +108,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.gallery = GalleryPanel(self.views.gallery_caption, self.views.tooltip, self)
         self.candidates = CandidatesPanel(self)
         self.agreement = AgreementPanel(self)
+        self.why = WhyPanel(self)
         self.central = QtWidgets.QStackedWidget(self)
         self.welcome = WelcomePage(self.settings.recent_files(), self)
         self.welcome.openRequested.connect(self.try_load)
@@ -124,6 +126,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.splitDockWidget(self.docks["gallery"], self.docks["candidates"], QtCore.Qt.Orientation.Horizontal)
         self._dock("agreement", "Agreement", self.agreement, area.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["candidates"], self.docks["agreement"])
+        self._dock("why", "Why here", self.why, area.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["candidates"], self.docks["why"])
         self.docks["candidates"].raise_()
         self.docks["agreement"].visibilityChanged.connect(lambda on: on and self.views.on_agreement())
         self._default_state = None

@@ -6,10 +6,11 @@ explorer, compete with the window for Python's interpreter lock: measured here, 
 window keeps its interpreter to itself; the child also runs at a lower scheduling priority.
 
 The child opens the store and its label journal (read-only: it sees every label the window
-has committed), keeps the learning features, the latest fit (the GP warm start) and the
-similarity index between requests, and calls the same library functions as the command line:
-:class:`~galexplorer.active.loop.ActiveLoop`, :func:`~galexplorer.active.ranking.ranked_table`,
-:func:`~galexplorer.export.write_ranked`, :class:`~galexplorer.explore.similarity.SimilarityIndex`.
+has committed), keeps the learning features, the latest fit (the GP warm start), the fit the
+window shows (for "Why here") and the similarity index between requests, and calls the same
+library functions as the command line: :class:`~galexplorer.active.loop.ActiveLoop`,
+:func:`~galexplorer.active.ranking.ranked_table`, :func:`~galexplorer.export.write_ranked`,
+:func:`~galexplorer.active.explain.explain`, :class:`~galexplorer.explore.similarity.SimilarityIndex`.
 The child is a fresh interpreter (``python -m galexplorer.gui.modelproc``); requests and
 answers travel over a socket pair between these two processes only, as
 ``multiprocessing.connection`` messages (NumPy arrays and plain values; nothing is stored).
@@ -103,6 +104,7 @@ class ModelServer:
         self.journal = LabelJournal.for_store(store_path, readonly=True)
         self.loop = None
         self.result = None
+        self.shown = None       # the latest ``fit`` request's result: what the window shows
         self.inputs: tuple | None = None
         self.similarity = None
 
@@ -158,6 +160,7 @@ class ModelServer:
         if len(result.mean) * max(result.n_labels, 1) ** 2 <= COMPLETE_STD_FLOPS:
             result.complete_std()   # cheap here: every object gets its exact uncertainty
         state = model_state(result)
+        self.shown = result
         return {f.name: getattr(state, f.name) for f in fields(state)}
 
     def export(self, config: dict, labelled, labels, excluded, path: str, fmt: str | None,
@@ -188,6 +191,28 @@ class ModelServer:
         idx, sim = self.similarity.query(np.asarray(rows, np.int64), k=int(k), exclude_query=True)
         return idx, sim
 
+    def explain(self, row: int, labelled, labels, top: int) -> dict | None:
+        """Why ``row`` ranks where it does (:func:`~galexplorer.active.explain.explain`) by the
+        fit the window shows, as plain values: the :class:`~galexplorer.active.explain.Explanation`
+        fields (arrays of one row) with ``scorer`` and ``n_labels``. None when the window's fit
+        (its ``labelled``, ``labels``) is not the latest ``fit`` here: a newer one is on its way
+        to the window, which asks again when it lands."""
+        from ..active.explain import explain
+
+        r = self.shown
+        if r is None or not (np.array_equal(r.labelled, np.asarray(labelled, np.int64))
+                             and np.array_equal(r.labels, np.asarray(labels, np.float32))):
+            return None
+        ex = explain(r, self._features_of(r), self.loop.anomaly_prior(), np.array([int(row)], np.int64), int(top))
+        return {"scorer": str(r.scorer), "n_labels": int(r.n_labels),
+                **{f.name: getattr(ex, f.name) for f in fields(ex)}}
+
+    def _features_of(self, result) -> np.ndarray:
+        """(N, k) the features ``result`` learned on (its nearest labelled neighbour is found there)."""
+        if result.representation == "embedding":
+            return self.loop.X
+        return self.loop.representations().get(result.representation, self.loop.X)
+
     def ping(self) -> int:
         return os.getpid()
 
@@ -195,7 +220,7 @@ class ModelServer:
 #: every request the model process answers: the wire name and the server's method (the
 #: client, :class:`ModelProcess`, has one typed method for each)
 REQUESTS = {"fit": ModelServer.fit, "export": ModelServer.export, "similar": ModelServer.similar,
-            "ping": ModelServer.ping}
+            "explain": ModelServer.explain, "ping": ModelServer.ping}
 
 
 def _release_free_memory() -> None:
@@ -481,6 +506,23 @@ class ModelProcess:
     def similar(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` objects most similar to ``rows``: ``(indices, cosine similarities)``, best first."""
         return self.call("similar", rows=np.asarray(rows, np.int64), k=int(k))
+
+    def explain(self, row: int, labelled: np.ndarray, labels: np.ndarray, top: int | None = None):
+        """Why ``row`` ranks where it does, by the fit on ``labelled``/``labels`` (a
+        :class:`~galexplorer.active.session.ModelState`'s): ``(Explanation, scorer, n_labels)``,
+        or None when the model's process holds a newer fit than that (ask again when it lands).
+
+        Raises:
+            ConfigError: a row outside the store.
+        """
+        from ..active.explain import TOP_PULLS, Explanation
+
+        answer = self.call("explain", row=int(row), labelled=np.asarray(labelled, np.int64),
+                           labels=np.asarray(labels, np.float32), top=int(top or TOP_PULLS))
+        if answer is None:
+            return None
+        scorer, n_labels = answer.pop("scorer"), answer.pop("n_labels")
+        return Explanation(**answer), scorer, n_labels
 
     def ping(self) -> int:
         """The child's process id (starting it if needed)."""

@@ -70,6 +70,7 @@ class ExplorerViews:
         c.labelViewChanged.connect(self.on_label_view)
         c.disputed.toggled.connect(lambda _: self.on_label_view())
         c.labelGalleryRequested.connect(self.label_view_in_gallery)
+        w.why.opened.connect(lambda i: self._ex(lambda ex: ex.open(i)))
 
     def _connect_colour_controls(self) -> None:
         panel = self.window.scatter_panel
@@ -97,6 +98,7 @@ class ExplorerViews:
         ex.message.connect(lambda text: w.statusBar().showMessage(text, 6000))
         ex.failed.connect(w.show_error)
         ex.progressed.connect(w.status.on_progress)
+        w.why.bind(ex, w.thumbs)
         self.refresh_colour_options()
         w.candidates.set_users(ex.users())
         self.on_labels()
