@@ -104,3 +104,31 @@ def test_export_explain_columns_and_cli(tmp_path, capsys):
     assert "score_prior" not in plain.columns                   # optional: only with --explain
     assert main(["export", str(path), "-o", str(tmp_path / "c.csv"), "--top", "5", "--explain"]) == 0
     assert "pull_3_contribution" in pd.read_csv(tmp_path / "c.csv").columns
+
+
+def test_explain_finds_the_nearest_labelled_in_the_features_the_fit_learned_on(tmp_path):
+    """`export --explain` and the window's Why here name the same nearest labelled object: both
+    search the representation the fit used (here morphology), not always the embedding."""
+    import h5py
+
+    emb, rare, truth = planted(300)
+    path = write_store(tmp_path / "s.h5", emb, {"truth": truth})
+    other = np.random.default_rng(5).standard_normal((300, 6)).astype(np.float32)   # unlike the embedding
+    with h5py.File(path, "a") as f:
+        f.create_dataset("features/morphology", data=other)
+    r = np.flatnonzero(rare)
+    with LabelJournal.for_store(path, user="u") as j:
+        for i, s in ((0, 0), (1, 0), (2, 1), (r[0], 5), (r[1], 5)):
+            j.score(f"obj{i:05d}", s)
+    assert main(["rank", str(path), "--representation", "morphology"]) == 0
+    df = pd.read_csv(export_store(path, tmp_path / "x.csv", explain=True)[0])
+    with EmbeddingStore(path) as st:
+        loop = ActiveLoop(st, LoopConfig(representation="morphology"))
+        lab = np.array([0, 1, 2, r[0], r[1]])
+        res = loop.fit(lab, np.array([0, 0, 1, 5, 5], float))
+        assert res.representation == "morphology"
+        rows = np.array([int(i[3:]) for i in df["id"]])
+        want = explain(res, loop.learned_features(res), loop.anomaly_prior(), rows)
+        in_embedding = explain(res, loop.X, loop.anomaly_prior(), rows)
+    np.testing.assert_allclose(df["nearest_labelled_distance"], want.nearest_distance, rtol=1e-5)
+    assert not np.allclose(want.nearest_distance, in_embedding.nearest_distance)

@@ -193,7 +193,7 @@ def explain_table(store, table, user: str | None = None, top: int = TOP_PULLS):
     with LabelJournal.for_store(store.path, readonly=True) as journal:
         labelled, labels, excluded = label_snapshot(store, journal, user=user).fit_inputs(config.scorer)
     result = loop.fit(labelled, labels, excluded)
-    ex = explain(result, loop.X, loop.anomaly_prior(), order, top)
+    ex = explain(result, loop.learned_features(result), loop.anomaly_prior(), order, top)
     ids = store.column_view("id")
     lab_sorted = np.sort(np.asarray(result.labelled, dtype=np.int64))
     lab_ids = np.array([as_text_value(v) for v in ids[lab_sorted]], dtype=object) if len(lab_sorted) else \

@@ -286,6 +286,13 @@ class ActiveLoop:
                              "build it with `galexplorer embed --features all`, or use --representation auto")
         return sets[want], RepresentationChoice(want, reason=f"{want} (fixed)")
 
+    def learned_features(self, result: LoopResult) -> np.ndarray:
+        """(N, k) the features ``result`` learned on (``result.representation``): where its
+        nearest labelled neighbours are found (the window's Why here and ``export --explain``)."""
+        if result.representation == "embedding":
+            return self.X
+        return self.representations().get(result.representation, self.X)
+
     @property
     def unit_vectors(self) -> np.ndarray | None:
         """The normalised vectors kNN uses, if loaded yet (pass them to a new loop to reuse them)."""

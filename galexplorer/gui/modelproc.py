@@ -203,15 +203,9 @@ class ModelServer:
         if r is None or not (np.array_equal(r.labelled, np.asarray(labelled, np.int64))
                              and np.array_equal(r.labels, np.asarray(labels, np.float32))):
             return None
-        ex = explain(r, self._features_of(r), self.loop.anomaly_prior(), np.array([int(row)], np.int64), int(top))
+        ex = explain(r, self.loop.learned_features(r), self.loop.anomaly_prior(), np.array([int(row)], np.int64), int(top))
         return {"scorer": str(r.scorer), "n_labels": int(r.n_labels),
                 **{f.name: getattr(ex, f.name) for f in fields(ex)}}
-
-    def _features_of(self, result) -> np.ndarray:
-        """(N, k) the features ``result`` learned on (its nearest labelled neighbour is found there)."""
-        if result.representation == "embedding":
-            return self.loop.X
-        return self.loop.representations().get(result.representation, self.loop.X)
 
     def ping(self) -> int:
         return os.getpid()
