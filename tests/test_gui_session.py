@@ -299,3 +299,24 @@ def test_window_writes_its_geometry_report_when_asked(qtbot, store, gui_settings
     qtbot.waitUntil(lambda: json.loads(path.read_text(encoding="utf-8"))["hidden"] != [], timeout=5000)
     reporter.stop()
     w.close()
+
+
+def test_status_bar_says_how_many_scores_are_yours_beside_everyones(qtbot, store, gui_settings):
+    """Found by the Xvfb session: carol, with 3 labels, read "37 scored" beside "labeller:
+    carol" — the count is every labeller's; her own now shows beside it."""
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store) as s:
+        ids = list(s.ids)
+    with LabelJournal.for_store(store, user="alice") as j:
+        for oid in ids[10:20]:
+            j.score(oid, 4)
+    w = open_window(qtbot, store, gui_settings, user="carol", size=SIZE)
+    scored = w.status.counters["scored"]
+    assert scored.text() == "10 scored · 0 yours"
+    for i in (3, 4):
+        w.explorer.open(i)
+        assert w.explorer.score(2)
+    settle(w)
+    assert scored.text() == "12 scored · 2 yours"
+    w.close()
