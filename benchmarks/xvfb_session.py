@@ -25,7 +25,10 @@ Screenshots of the whole screen (ImageMagick ``import``) go to ``--screenshots``
 The store is built from the test suite's real XDF stamps (``tests/gui_stores.build_store``,
 offline, a few seconds), or given with ``--store``.
 
-Needs: ``apt-get install xvfb xdotool imagemagick``.
+Needs: ``apt-get install xvfb xdotool imagemagick`` and the libraries of Qt's xcb platform
+plugin (Debian: ``libxcb-cursor0 libxcb-keysyms1 libxcb-icccm4 libxcb-image0 libxcb-render-util0
+libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0``); ``$BROWSER`` is set to ``true`` for the
+explorer, so V (the sky viewer) starts no browser.
 Run:   python benchmarks/xvfb_session.py [--store STORE.h5] [--screenshots DIR] [--labels 30]
 """
 
@@ -424,8 +427,8 @@ def run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--store", help="the store to open (default: 400 objects of real XDF stamps, built here)")
-    p.add_argument("--screenshots", default=str(ROOT / "benchmarks" / "results" / "xvfb_session"),
-                   help="folder for the screenshots (default: benchmarks/results/xvfb_session)")
+    p.add_argument("--screenshots", default=str(Path(tempfile.gettempdir()) / "galexplorer-xvfb-session"),
+                   help="folder for the screenshots (default: galexplorer-xvfb-session in the temporary folder)")
     p.add_argument("--labels", type=int, default=30, help="labels the first labeller gives (default 30)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (stderr files, geometry reports)")
     p.add_argument("--under-xvfb", action="store_true", help=argparse.SUPPRESS)

@@ -320,3 +320,24 @@ def test_status_bar_says_how_many_scores_are_yours_beside_everyones(qtbot, store
     settle(w)
     assert scored.text() == "12 scored · 2 yours"
     w.close()
+
+
+@pytest.mark.interop
+def test_the_xvfb_session_script_passes(tmp_path):
+    """``benchmarks/xvfb_session.py``: the same session in a real process under Xvfb, driven by
+    xdotool (opt-in, like the other Xvfb tests: ``python -m pytest -m interop``)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    missing = [exe for exe in ("xvfb-run", "xdotool", "import") if shutil.which(exe) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}: apt-get install xvfb xdotool imagemagick")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "xvfb_session.py"
+    run = subprocess.run([sys.executable, str(script), "--screenshots", str(tmp_path / "shots")],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "stderr bytes: {'alice': 0, 'bob': 0}" in run.stdout
+    assert "controls hidden: 0" in run.stdout
+    assert len(list((tmp_path / "shots").glob("*.png"))) >= 7
