@@ -204,7 +204,7 @@ def test_scripted_session_leaves_stderr_empty_and_every_control_visible(qtbot, s
     bob_given = label(bob, [4, 4, 1, 0, 5])
     check_step(bob, capfd, "bob's labels")
     assert mine(store, "bob") == bob_given
-    assert ex.poll_journal()
+    ex.poll_journal()              # (its timer may have read them already, while bob labelled)
     check_step(w, capfd, "alice's window after bob's labels")
     for oid, s in bob_given.items():
         i = ex.index_of(oid)
