@@ -34,11 +34,11 @@ def xdf_cutouts(tmp_path_factory) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """``interop`` tests start TOPCAT, DS9 and Aladin: only when asked for (``-m interop``), never
-    in the README's test command or CI."""
+    """``interop`` tests start real programs under Xvfb (TOPCAT, DS9, Aladin, the explorer): only
+    when asked for (``-m interop``), never in the README's test command or CI."""
     if "interop" in (config.option.markexpr or ""):
         return
-    skip = pytest.mark.skip(reason="opt-in: runs the real TOPCAT, DS9 and Aladin; python -m pytest -m interop")
+    skip = pytest.mark.skip(reason="opt-in: runs real programs under Xvfb; python -m pytest -m interop")
     for item in items:
         if "interop" in item.keywords:
             item.add_marker(skip)

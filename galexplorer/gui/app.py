@@ -140,6 +140,9 @@ def run_app(store: str | Path | None = None, user: str | None = None,
         log.info("wrote %s", path)
         return 0
     window.show()
+    from .geometry_report import start_from_environment
+
+    window.geometry_reporter = start_from_environment(window)   # $GALEXPLORER_GEOMETRY: scripted checks
     if store and not window.try_load(store):
         # the dialog said what is wrong and what fixes it; a dead window would only mislead
         window.close()

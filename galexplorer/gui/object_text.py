@@ -32,6 +32,12 @@ class ObjectText:
         s = self.model_state()
         return None if s is None or s.scorer.startswith("prior") else s
 
+    def score_discs_caption(self) -> str:
+        """What the map's score discs show: the consensus of everyone's current scores, which
+        are the user's own only while nobody else has labelled."""
+        n = len(self.session.users())
+        return "your scores" if n == 1 else f"scores (consensus of {n} labellers)"
+
     def describe(self, i: int) -> tuple[str, list[tuple[str, str]]]:
         """Id and key values of object ``i`` for the hover card (cheap: array lookups only)."""
         ses = self.session

@@ -98,14 +98,16 @@ class LegendItem(QtWidgets.QGraphicsObject):
         self._spec: ColourSpec = density_spec()
         self._lut: np.ndarray | None = None
         self._show_labels = False
+        self.labels_caption = "your scores"     # whose scores the discs are (set_spec)
         self._markers = False
         self._mosaic = False
         self._size = QtCore.QSizeF(10, 10)
         self._font = QtGui.QFont(theme.font_family(), 9)
 
     def set_spec(self, spec: ColourSpec, lut: np.ndarray | None, show_labels: bool, markers: bool = False,
-                 mosaic: bool = False) -> None:
+                 mosaic: bool = False, labels_caption: str = "") -> None:
         self.prepareGeometryChange()
+        self.labels_caption = labels_caption or "your scores"
         self._mosaic = mosaic
         self._spec, self._lut, self._show_labels = spec, lut, show_labels
         self._markers = markers
@@ -121,6 +123,7 @@ class LegendItem(QtWidgets.QGraphicsObject):
             h += lh * len(shown) + (lh if len(spec.categories) > 12 else 0)
         if show_labels:
             h += lh + 18
+            w = max(w, fm.horizontalAdvance(self.labels_caption) + 20)
         self._size = QtCore.QSizeF(w, h + 6)
         self.update()
 
@@ -184,7 +187,7 @@ class LegendItem(QtWidgets.QGraphicsObject):
         if self._show_labels:
             y += 4
             p.setPen(QtGui.QColor(theme.TEXT_DIM))
-            p.drawText(QtCore.QPointF(10, y + fm.ascent()), "your scores")
+            p.drawText(QtCore.QPointF(10, y + fm.ascent()), self.labels_caption)
             y += lh
             step = (w - 20) / 6
             for s, colour in enumerate(SCORE_COLOURS):
@@ -312,6 +315,7 @@ class ScatterView(pg.PlotWidget):
         self.describe: Callable[[int], tuple[str, list[tuple[str, str]]]] | None = None
         self.thumbnails: ThumbnailCache | None = None
         self.mode = "density"
+        self._labels_caption = "your scores"     # whose scores the discs are (set_labelled)
         self.last_refresh_ms = 0.0
         self._marker_size = 6.0
 
@@ -490,8 +494,10 @@ class ScatterView(pg.PlotWidget):
         self.markers.set_sprites(self._sprites())
         self._schedule_refresh()
 
-    def set_labelled(self, indices: np.ndarray, scores: np.ndarray) -> None:
-        """Labelled objects, drawn on top in their score's colour (scores 0–5)."""
+    def set_labelled(self, indices: np.ndarray, scores: np.ndarray, caption: str = "your scores") -> None:
+        """Labelled objects, drawn on top in their score's colour (scores 0–5); ``caption`` heads
+        their key in the legend (whose scores they are)."""
+        self._labels_caption = caption
         idx = np.asarray(indices, np.int64)
         s = np.clip(np.rint(np.asarray(scores, np.float64)), MIN_SCORE, MAX_SCORE).astype(np.int32)
         # draw low scores first so interesting (high) ones stay on top where they overlap
@@ -633,7 +639,7 @@ class ScatterView(pg.PlotWidget):
         show_labels = self.labelled_layer._points is not None and len(self.disputed_layer._sprite) == 0 \
             and len(self.agreed_layer._sprite) == 0
         self.legend.set_spec(self._spec, self._lut, show_labels, markers=self.mode == "markers",
-                             mosaic=self.mosaic.enabled)
+                             mosaic=self.mosaic.enabled, labels_caption=self._labels_caption)
         self._place_legend()
 
     def _place_legend(self, *args) -> None:

@@ -55,12 +55,14 @@ class ScatterPanel(QtWidgets.QMainWindow):
         self.toolbar = bar
         self.view = ScatterView(self)
         self.colour = QtWidgets.QComboBox()
+        self.colour.setObjectName("colour")
         self.colour.setMinimumWidth(150)
         self.colour.setMaximumWidth(240)
         self.colour.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.colour.setMinimumContentsLength(21)   # "model: predicted score" whole
         self.colour.setToolTip("colour the map by density, the model, a score or a catalogue column")
         self.mode = QtWidgets.QComboBox()
+        self.mode.setObjectName("selection_mode")
         for k, (text, mode, key) in enumerate(MODE_NAMES):
             self.mode.addItem(text, mode)
             if key:

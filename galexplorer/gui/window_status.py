@@ -53,7 +53,9 @@ class WindowStatus:
         c = ex.counters()
         self.counters["labeller"].setText(f"labeller: {ex.user}")
         self.counters["objects"].setText(f"{c['objects']:,} objects")
-        self.counters["scored"].setText(f"{c['scored']:,} scored")
+        # "scored" counts every labeller's objects: say which are yours once others have labelled
+        mine = f" · {c['yours']:,} yours" if c["yours"] != c["scored"] else ""
+        self.counters["scored"].setText(f"{c['scored']:,} scored{mine}")
         self.counters["queue"].setText(f"{c['queue']} in batch")
         self.counters["since_refit"].setText(f"{c['since_refit']}/{c['batch']} to refit")
         n_sel = len(ex.selection)

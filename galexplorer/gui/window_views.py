@@ -99,7 +99,8 @@ class ExplorerViews:
         ex.failed.connect(w.show_error)
         ex.progressed.connect(w.status.on_progress)
         w.why.bind(ex, w.thumbs)
-        self.refresh_colour_options()
+        # the map of a newly opened store starts by density: colour it as the box still says
+        self.refresh_colour_options(redraw=True)
         w.candidates.set_users(ex.users())
         self.on_labels()
         self.on_queue()
@@ -125,7 +126,7 @@ class ExplorerViews:
         ex = w.explorer
         if ex is None:
             return
-        w.scatter.set_labelled(*ex.labelled())
+        w.scatter.set_labelled(*ex.labelled(), caption=ex.text.score_discs_caption())
         w.scatter.set_excluded(np.flatnonzero(ex.excluded))
         w.gallery.model.refresh()
         if ex.state is None:
@@ -197,9 +198,10 @@ class ExplorerViews:
         w.update_enabled()
 
     # -- colour -----------------------------------------------------------------------------------
-    def refresh_colour_options(self) -> None:
+    def refresh_colour_options(self, redraw: bool = False) -> None:
         """The Colour box's entries (typed sources as the items' data), keeping the choice when
-        it is still offered; a model colouring is redrawn with the new model."""
+        it is still offered; a model colouring is redrawn with the new model (any colouring with
+        ``redraw``: the map was reset)."""
         ex = self.window.explorer
         box = self.window.scatter_panel.colour
         current = box.currentText()
@@ -212,7 +214,7 @@ class ExplorerViews:
         box.setCurrentText(current if current in labels else DENSITY_SOURCE.label)
         box.blockSignals(False)
         chosen = box.currentData()
-        if ex is not None and (current not in labels or chosen.kind == "model" or not current):
+        if ex is not None and (redraw or current not in labels or chosen.kind == "model" or not current):
             self.on_colour()
 
     def on_colour_choice(self, _text: str = "") -> None:
