@@ -1,7 +1,7 @@
 """FITS images: which HDU holds the pixels, band names from the header, and the sky WCS.
 
 A file may be plain (``.fits``, ``.fit``, ``.fts``), gzipped (``.fits.gz``) or tile-compressed
-(``.fz``, ``.fits.fz``). The image is the one in ``hdu`` when given, else the primary HDU if it
+(``.fz``, ``.fits.fz``); the suffixes are ``registry.FITS``'s. The image is the one in ``hdu`` when given, else the primary HDU if it
 holds an image, else the first image extension. Its axes are read as (H, W) = one band,
 (C, H, W) = C bands of one object, or (N, C, H, W) = N objects (leading axes of length 1 are
 dropped).
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from . import registry
 
 log = logging.getLogger(__name__)
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
 # errors astropy raises for files that are not FITS, or damaged or truncated ones
 READ_ERRORS = (OSError, ValueError, TypeError, IndexError, KeyError, EOFError)
 
@@ -34,11 +34,6 @@ def read_error_text(exc: BaseException) -> str:
         return "the pixel data is shorter than its header says: truncated?"
     first = text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
     return first[:200]
-
-
-def is_fits(path: str | Path) -> bool:
-    name = str(path).lower()
-    return name.endswith(FITS_SUFFIXES)
 
 
 def _hdu_label(hdu_spec: int | str | None) -> str:
@@ -255,3 +250,6 @@ def read_fits(path: str | Path, hdu: int | str | None = None) -> FitsImage:
         raise InputError(f"not a readable FITS file ({read_error_text(exc)})", path,
                          "check the file, or remove it from the inputs") from None
     return FitsImage(path=path, data=data, bands=bands, header=header)
+
+
+registry.register_reader("fits", "ingest", read_fits)

@@ -15,13 +15,9 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from . import registry
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 RGB_BANDS = ["b", "g", "r"]
-
-
-def is_image(path: str | Path) -> bool:
-    return str(path).lower().endswith(IMAGE_SUFFIXES)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -51,3 +47,6 @@ def read_image(path: str | Path) -> np.ndarray:
         return out[None]
     # OpenCV already gives blue, green, red: exactly galexplorer's blue-to-red band order
     return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+registry.register_reader("image", "ingest", read_image)
