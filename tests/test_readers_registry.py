@@ -87,6 +87,8 @@ def test_without_sniffing_a_folder_file_is_not_opened(tmp_path):
     _fits_image(tmp_path / "image.dat")
     assert inputs.kind_of(tmp_path / "image.dat") is None       # a folder's files: by name only
     assert inputs.kind_of(tmp_path / "image.dat", sniff=True) == "fits"
+    with pytest.raises(InputError, match=r"unknown file type '\.dat' \(its name fits no format\); give FITS"):
+        registry.identify(tmp_path / "image.dat", "ingest", sniff=False)
     with pytest.raises(InputError, match="no image files in this folder.*looked for .fits"):
         inputs.find_inputs([tmp_path])
 

@@ -206,10 +206,12 @@ def identify(path: str | Path, purpose: str, *, sniff: bool = True, fallback: st
         return found
     if fallback is not None:
         return _format(fallback)
+    what = PURPOSES.get(purpose, f"{purpose} format")
     suffix = "".join(Path(path).suffixes[-2:]) or "(no extension)"
-    how = "its name or its first bytes" if sniff else "its name"
-    raise InputError(f"unknown {PURPOSES.get(purpose, purpose + ' format')} {suffix!r} (not recognised by {how})",
-                     path, f"give {describe(purpose)}")
+    if not sniff:
+        raise InputError(f"unknown {what} {suffix!r} (its name fits no format)", path, f"give {describe(purpose)}")
+    raise InputError(f"unknown {what} {suffix!r} (neither its name nor its first bytes fit a format)", path,
+                     f"give {describe(purpose)}")
 
 
 def identify_or_none(path: str | Path, purpose: str, *, sniff: bool = True) -> Format | None:

@@ -5,7 +5,8 @@ feature tables: any (N, D) representation becomes the same store that ``embed --
 (thumbnails from the cutouts, PCA, 2-D projection, anomaly score, clusters), through the same
 :func:`galexplorer.explore.pipeline.build_store`.
 
-Formats (chosen by the file extension):
+Formats (chosen by the file's suffix, else its first bytes: ``data/registry.py``, where the readers
+below register for the ``embeddings`` purpose):
 
 * ``.npy``: one (N, D) numeric array, rows in the order of the cutouts file (memory-mapped);
 * HDF5 (``.h5 .hdf5 .hdf .he5``): a 2-D numeric dataset (``--dataset``) and optionally a 1-D id
