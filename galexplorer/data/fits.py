@@ -1,8 +1,9 @@
 """FITS images: which HDU holds the pixels, band names from the header, and the sky WCS.
 
 A file may be plain (``.fits``, ``.fit``, ``.fts``), gzipped (``.fits.gz``) or tile-compressed
-(``.fz``, ``.fits.fz``); the suffixes are ``registry.FITS``'s. The image is the one in ``hdu`` when given, else the primary HDU if it
-holds an image, else the first image extension. Its axes are read as (H, W) = one band,
+(``.fz``, ``.fits.fz``): the suffixes are ``registry.FITS``'s, where :func:`read_fits` is
+registered as ingest's FITS reader. The image is the one in ``hdu`` when given, else the primary
+HDU if it holds an image, else the first image extension. Its axes are read as (H, W) = one band,
 (C, H, W) = C bands of one object, or (N, C, H, W) = N objects (leading axes of length 1 are
 dropped).
 """
