@@ -162,3 +162,30 @@ def test_the_embeddings_command_reads_an_npy_file_named_otherwise(tmp_path):
     with EmbeddingStore(tmp_path / "store.h5") as s:
         assert s.load_embeddings().shape == (40, 6) and list(s.ids) == ids
         assert s.dataset_attrs("embeddings")["source_format"] == "npy"
+
+
+def test_ingest_reads_a_format_registered_in_a_test(tmp_path):
+    """A new single-file format for ingest: its Format and a reader giving FileStamps, nothing else."""
+    from galexplorer.data.ingest import IngestConfig, ingest
+    from galexplorer.data.stamps import FileStamps
+    from galexplorer.store.cutouts import CutoutStore
+
+    fmt = registry.register_format(registry.Format("raw-test", "raw float32", ("images",), (".rawtest",),
+                                                   magic=(b"RAWT",)))
+
+    def read_raw(path, hdu=None, dataset=None, position=True):
+        pixels = np.frombuffer(Path(path).read_bytes()[4:], np.float32).reshape(1, 1, 16, 16)
+        return FileStamps(Path(path), pixels.copy(), ["r"], named=True, ra=10.0, dec=-5.0)
+
+    rng = np.random.default_rng(1)
+    for name in ("a.rawtest", "b.data"):           # b: recognised by its first bytes
+        (tmp_path / name).write_bytes(b"RAWT" + rng.normal(size=(16, 16)).astype(np.float32).tobytes())
+    registry.register_reader(fmt.name, "ingest", read_raw)
+    try:
+        ingest([tmp_path / "a.rawtest", tmp_path / "b.data"], tmp_path / "cut.h5", IngestConfig(size=16))
+    finally:
+        registry.unregister_format(fmt.name)
+    with CutoutStore(tmp_path / "cut.h5") as cut:
+        assert list(cut.ids) == ["a", "b"]
+        assert cut.bands == ["r"]
+        np.testing.assert_allclose(cut.objects.ra, [10.0, 10.0])

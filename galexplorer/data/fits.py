@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import registry
+from .stamps import FileStamps
 
 log = logging.getLogger(__name__)
 
@@ -253,4 +254,49 @@ def read_fits(path: str | Path, hdu: int | str | None = None) -> FitsImage:
     return FitsImage(path=path, data=data, bands=bands, header=header)
 
 
-registry.register_reader("fits", "ingest", read_fits)
+def sky_cd(radec, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(n, 2, 2) local WCS matrix at 0-based pixels (x, y): degrees per pixel, by central differences.
+
+    Row 0 is the eastward offset (Δra·cos dec), row 1 the northward (Δdec); column 0 per pixel
+    in x (column), column 1 per pixel in y (row). ``radec(x, y)`` gives ICRS (ra, dec) arrays.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    ra0, dec0 = radec(x, y)
+    cosd = np.cos(np.radians(dec0))
+    cd = np.empty((len(x), 2, 2))
+    for j, (dx, dy) in enumerate(((0.5, 0.0), (0.0, 0.5))):
+        ra1, dec1 = radec(x + dx, y + dy)
+        ra2, dec2 = radec(x - dx, y - dy)
+        cd[:, 0, j] = (np.mod(ra1 - ra2 + 180.0, 360.0) - 180.0) * cosd
+        cd[:, 1, j] = dec1 - dec2
+    return cd
+
+
+def fits_sky(img: FitsImage) -> tuple[np.ndarray, tuple[float, float]]:
+    """The local WCS of a per-object FITS image at its centre (the pixel of its ra/dec)."""
+    def radec(xs, ys):
+        pts = [header_radec(img.header, float(a), float(b), img.path) for a, b in zip(xs, ys)]
+        return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+
+    h, w = img.data.shape[-2:]
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    return sky_cd(radec, np.array([cx]), np.array([cy]))[0], (cx, cy)
+
+
+def read_fits_stamps(path: str | Path, hdu: int | str | None = None, dataset: str | None = None,
+                     position: bool = True) -> FileStamps:
+    """Ingest's FITS reader (``registry``): the image whole, its header's band names and, with
+    ``position``, the centre's ra/dec and local WCS (``dataset`` is HDF5's and ignored).
+
+    Raises:
+        InputError: as :func:`read_fits`.
+    """
+    img = read_fits(path, hdu)
+    stamps = FileStamps(img.path, img.data, img.bands, named=True)
+    if position:
+        stamps.ra, stamps.dec = img.centre_radec()     # NaN without a WCS
+        stamps.sky = fits_sky(img) if np.isfinite(stamps.ra) else None
+    return stamps
+
+
+registry.register_reader("fits", "ingest", read_fits_stamps)

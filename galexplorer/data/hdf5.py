@@ -199,4 +199,11 @@ def open_cube(path: str | Path, dataset: str | None = None) -> H5Cube:
     return cube
 
 
-registry.register_reader("hdf5", "ingest", open_cube)
+def open_cube_for_ingest(path: str | Path, hdu: int | str | None = None, dataset: str | None = None,
+                         position: bool = True) -> H5Cube:
+    """Ingest's HDF5 reader (``registry``): the cube, read later in batches (``hdu`` and
+    ``position`` do not apply: ids and ra/dec come from the cube's own datasets)."""
+    return open_cube(path, dataset)
+
+
+registry.register_reader("hdf5", "ingest", open_cube_for_ingest)

@@ -99,7 +99,8 @@ def register_identifier(name: str, identifier: Identifier) -> None:
 
 def register_reader(name: str, purpose: str, reader: Callable[..., Any]) -> None:
     """Register ``reader`` as how ``purpose`` reads format ``name`` (its signature is the
-    purpose's: ingest's ``read_fits(path, hdu)``, the embeddings' ``open(path, src, staging)``, ...).
+    purpose's: ingest's ``read(path, hdu=None, dataset=None, position=True)`` (``data/stamps.py``),
+    the embeddings' ``open(path, src, staging)``, the catalogue's ``read(path, fmt)``).
     Registering again replaces the reader.
 
     Raises:
