@@ -31,6 +31,7 @@ import numpy as np
 
 from . import __version__, progress
 from .active.ranking import RankedTable, current_ranking, ranked_table
+from .data import registry
 from .errors import ConfigError
 from .explore.cluster import active_client, map_blocks
 from .labels import LabelJournal
@@ -58,7 +59,7 @@ def format_for(path: str | Path, fmt: str | None = None) -> str:
     suffix = Path(path).suffix.lower()
     if suffix in (".csv", ".txt", ""):
         return "csv"
-    if suffix in (".xml", ".vot", ".votable"):
+    if suffix in registry.VOTABLE.suffixes:      # the one list of VOTable suffixes
         return "votable"
     raise ConfigError(f"cannot tell the format from the extension {suffix!r}", path,
                       "use .csv or .xml/.vot, or pass --format csv|votable")

@@ -450,9 +450,9 @@ def test_preprocess_crops_to_central_source(tmp_path):
 
 def test_interrupt_leaves_nothing(tmp_path, monkeypatch, capsys):
     write_cubes(tmp_path / "in", 6)
-    import galexplorer.data.ingest as mod
+    from galexplorer.data import registry
 
-    real = mod.read_fits
+    real = registry.get_reader("fits", "ingest")
     calls = []
 
     def flaky(*a, **k):
@@ -461,7 +461,7 @@ def test_interrupt_leaves_nothing(tmp_path, monkeypatch, capsys):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(mod, "read_fits", flaky)
+    monkeypatch.setitem(registry._READERS, ("fits", "ingest"), flaky)   # ingest reads through the registry
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(KeyboardInterrupt):

@@ -1,5 +1,6 @@
 """Each vocabulary is defined once (issue #24 item 2): the 0–5 scale, scorer and acquisition
-names, the loop's defaults on the command line, HDF5 suffixes. These tests grep the package for
+names, the loop's defaults on the command line, HDF5 suffixes, every input format's suffixes
+(data/registry.py). These tests grep the package for
 stray copies, so a second definition fails here rather than drifting apart later."""
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ STRAY = [
     ("the 0–5 scale as a clip to 0, 5", r"clip\(.*,\s*0(\.0)?\s*,\s*5(\.0)?\s*\)", None),
     ("the top of the scale as a 5.0 default", r"(scale|top)\s*:\s*float\s*=\s*5(\.0)?\b", None),
     ("the acquisition names as a literal list", r"[\"']ei[\"'].*[\"']ucb[\"']", "active/registry.py"),
-    ("the HDF5 suffixes", r"[\"']\.hdf5[\"']", "data/hdf5.py"),
+    ("the HDF5 suffixes", r"[\"']\.hdf5[\"']", "data/registry.py"),
+    ("an input format's suffixes", r"[\"']\.(fits|fit|fts|fz|npy|parquet|pq|jpe?g|tiff?|vot|votable|ecsv|ipac|tbl)"
+     r"(\.gz|\.fz)?[\"']", "data/registry.py"),
     ("the score bounds", r"MIN_SCORE\s*,\s*MAX_SCORE\s*=|MAX_SCORE\s*=\s*5", "label_scale.py"),
 ]
 
@@ -40,6 +43,11 @@ def test_the_stray_check_finds_a_copy():
     """The grep above is not vacuous: it finds the copies this issue removed."""
     old = 'ACQUISITIONS = [("ei", "expected improvement"), ("ucb", "upper confidence bound")]\nfor s in range(6):'
     assert re.search(STRAY[0][1], old) and re.search(STRAY[3][1], old)
+    suffixes = next(s[1] for s in STRAY if s[0] == "an input format's suffixes")
+    for copy in ('NPY_EXT = (".npy",)', 'PARQUET_EXT = (".parquet", ".pq")', '    ".fits.gz": "fits",',
+                 "IMAGE_SUFFIXES = ('.png', '.jpg')"):
+        assert re.search(suffixes, copy), copy
+    assert not re.search(suffixes, 'path.with_suffix(".png")')   # an output's name is not a reader's
 
 
 def test_cli_defaults_are_the_loop_config_defaults():

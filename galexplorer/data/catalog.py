@@ -2,8 +2,9 @@
 
 Formats: CSV (comma, tab or semicolon separated, sniffed from the header line; UTF-8, optional
 BOM) read by galexplorer so that ids stay exactly as written; FITS binary tables, VOTable, ECSV
-and IPAC tables read with ``astropy.table.Table.read`` (by extension — ``.fits``/``.fit``/
-``.fits.gz``, ``.vot``/``.votable``/``.xml``, ``.ecsv``, ``.tbl``/``.ipac`` — or by content).
+and IPAC tables read with ``astropy.table.Table.read``, recognised by ``data/registry.py`` (by
+suffix — ``.fits``/``.fit``/``.fits.gz``, ``.vot``/``.votable``/``.xml``, ``.ecsv``,
+``.tbl``/``.ipac`` — or by content); any other file is read as CSV.
 
 Column names are matched case-insensitively (surrounding spaces ignored) against the one table
 :data:`COLUMN_NAMES`, which HDF5 cubes and external embedding tables use too:
@@ -29,6 +30,7 @@ columns are left out). Values and names are stripped of surrounding spaces.
 from __future__ import annotations
 
 import csv
+import gzip
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from . import registry
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +62,7 @@ X_NAMES = COLUMN_NAMES["x"]
 Y_NAMES = COLUMN_NAMES["y"]
 PATH_NAMES = COLUMN_NAMES["path"]
 
-#: file name endings read with ``astropy.table.Table.read`` (and its format name)
-TABLE_FORMATS: dict[str, str] = {
-    ".fits": "fits", ".fit": "fits", ".fits.gz": "fits", ".fts": "fits",
-    ".vot": "votable", ".votable": "votable", ".xml": "votable", ".vo": "votable",
-    ".ecsv": "ascii.ecsv", ".tbl": "ascii.ipac", ".ipac": "ascii.ipac",
-}
+PURPOSE = "catalog"        # the registry's purpose: the readers at the end of this module
 
 
 def find_column(names: list[str], role: str) -> str | None:
@@ -78,29 +76,9 @@ def find_column(names: list[str], role: str) -> str | None:
 def sniff_delimiter(header_line: str, path: str | Path | None = None) -> str:
     """The separator of a delimited text file from its header line: tab for ``.tsv``, else
     whichever of comma, tab and semicolon occurs most (comma on a tie)."""
-    if path is not None and str(path).lower().endswith((".tsv", ".tsv.gz")):
+    if path is not None and str(path).lower().endswith(registry.TAB_SEPARATED):
         return "\t"
     return max([",", "\t", ";"], key=header_line.count) if header_line else ","
-
-
-def table_format(path: str | Path) -> str | None:
-    """The ``Table.read`` format of a catalogue file, or None for CSV-like text (our own reader)."""
-    name = str(path).lower()
-    for ending, fmt in TABLE_FORMATS.items():
-        if name.endswith(ending):
-            return fmt
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(512)
-    except OSError:
-        return None
-    if head.startswith(b"SIMPLE  ="):
-        return "fits"
-    if head.lstrip().startswith(b"<?xml") or b"<VOTABLE" in head:
-        return "votable"
-    if head.startswith(b"# %ECSV"):
-        return "ascii.ecsv"
-    return None
 
 
 _FIX = "a catalogue is a CSV file with a header row, e.g. id,ra,dec,z"
@@ -251,22 +229,22 @@ def _angle_factor(unit: str | None, column: str, path: Path) -> float:
     return float(q.to(u.deg))
 
 
-def _read_table(path: Path, fmt: str) -> tuple[list[str], list[list[str] | np.ndarray], dict[str, str | None]]:
+def _read_table(path: Path, fmt: registry.Format
+                ) -> tuple[list[str], list[list[str] | np.ndarray], dict[str, str | None]]:
     """A FITS binary table, VOTable, ECSV or IPAC table through ``astropy.table.Table.read``:
     (column names, columns as int64/float64 arrays or lists of str, units)."""
     import warnings
 
     from astropy.table import Table
 
-    label = {"fits": "FITS", "votable": "VOTable", "ascii.ecsv": "ECSV", "ascii.ipac": "IPAC"}.get(fmt, fmt)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # unit and VOTable-schema warnings of real-world files
-            table = Table.read(path, format=fmt)
+            table = Table.read(path, format=fmt.astropy)
     except Exception as exc:  # astropy raises many kinds for a damaged or foreign file
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot be read as a {label} table ({first})", path,
-                         "give a FITS binary table, VOTable, ECSV, IPAC table or CSV with a header row") from None
+        raise InputError(f"cannot be read as a {fmt.title} table ({first})", path,
+                         f"give a table with a header row: {registry.describe(PURPOSE)}") from None
     header: list[str] = []
     cols: list[list[str] | np.ndarray] = []
     units: dict[str, str | None] = {}
@@ -289,7 +267,44 @@ def _read_table(path: Path, fmt: str) -> tuple[list[str], list[list[str] | np.nd
         header.append(str(name).strip())
         cols.append(col)
         units[header[-1]] = str(c.unit) if c.unit is not None else None
+    if not header or not len(cols[0]):
+        raise InputError("the catalogue is empty", path, _FIX)
     return header, cols, units
+
+
+def _read_csv(path: Path, fmt: registry.Format
+              ) -> tuple[list[str], list[list[str] | np.ndarray], dict[str, str | None]]:
+    """A delimited text file (comma, tab or semicolon; UTF-8, optional BOM; gzipped when its name
+    ends in ``.gz``), values as written:
+    (column names, columns as lists of str, no units)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open   # .csv.gz, .tsv.gz
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as fh:
+            sample = fh.read(65536)
+            fh.seek(0)
+            first = sample.splitlines()[0] if sample else ""
+            delim = sniff_delimiter(first, path)
+            rows = list(csv.reader(fh, delimiter=delim))
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
+        raise InputError("the catalogue is not UTF-8 text", path, _FIX) from None
+    except csv.Error as exc:
+        raise InputError(f"not a readable CSV file ({exc})", path, _FIX) from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise InputError("the catalogue is empty", path, _FIX)
+    header = [h.strip() for h in rows[0]]
+    body = rows[1:]
+    lower = [h.lower() for h in header]
+    dup = sorted({h for h in lower if lower.count(h) > 1})
+    if dup:
+        raise InputError(f"duplicate column names {', '.join(dup)} (compared without case)", path,
+                         "rename the columns so every name is unique")
+    for k, r in enumerate(body):
+        if len(r) != len(header):
+            raise InputError(f"row {k + 2} has {len(r)} values but the header has {len(header)} columns",
+                             path, "quote values that contain the separator")
+    cols: list[list[str] | np.ndarray] = [[r[j].strip() for r in body] for j in range(len(header))]
+    return header, cols, {}
 
 
 def _texts(col: list[str] | np.ndarray) -> list[str]:
@@ -334,39 +349,10 @@ def read_catalog(path: str | Path, id_column: str | None = None, ra_column: str 
     if not path.is_file():
         raise InputError("no such catalogue file" if not path.exists() else "is a folder, not a catalogue",
                          path, _FIX)
-    fmt = table_format(path)
-    if fmt is not None:
-        header, cols, units = _read_table(path, fmt)
-        if not header or not len(cols[0]):
-            raise InputError("the catalogue is empty", path, _FIX)
-        return _build(path, header, cols, units, id_column, ra_column, dec_column)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            sample = fh.read(65536)
-            fh.seek(0)
-            first = sample.splitlines()[0] if sample else ""
-            delim = sniff_delimiter(first, path)
-            rows = list(csv.reader(fh, delimiter=delim))
-    except UnicodeDecodeError:
-        raise InputError("the catalogue is not UTF-8 text", path, _FIX) from None
-    except csv.Error as exc:
-        raise InputError(f"not a readable CSV file ({exc})", path, _FIX) from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise InputError("the catalogue is empty", path, _FIX)
-    header = [h.strip() for h in rows[0]]
-    body = rows[1:]
-    lower = [h.lower() for h in header]
-    dup = sorted({h for h in lower if lower.count(h) > 1})
-    if dup:
-        raise InputError(f"duplicate column names {', '.join(dup)} (compared without case)", path,
-                         "rename the columns so every name is unique")
-    for k, r in enumerate(body):
-        if len(r) != len(header):
-            raise InputError(f"row {k + 2} has {len(r)} values but the header has {len(header)} columns",
-                             path, "quote values that contain the separator")
-    cols: list[list[str] | np.ndarray] = [[r[j].strip() for r in body] for j in range(len(header))]
-    return _build(path, header, cols, {}, id_column, ra_column, dec_column)
+    # by suffix, else by its first bytes; anything else is read as delimited text
+    fmt = registry.identify(path, PURPOSE, fallback="csv")
+    header, cols, units = registry.get_reader(fmt.name, PURPOSE)(path, fmt)
+    return _build(path, header, cols, units, id_column, ra_column, dec_column)
 
 
 def _build(path: Path, header: list[str], cols: list[list[str] | np.ndarray], units: dict[str, str | None],
@@ -448,3 +434,9 @@ def _build(path: Path, header: list[str], cols: list[list[str] | np.ndarray], un
     cat = Catalog(path=path, ids=ids, ra=ra, dec=dec, x=xs, y=ys, paths=paths, columns=columns, names=names)
     log.debug("catalogue %s: %d rows, roles %s, columns %s", path, cat.n, names, list(columns))
     return cat
+
+
+registry.register_reader("fits", PURPOSE, _read_table)
+registry.register_reader("csv", PURPOSE, _read_csv)
+for _name in ("votable", "ecsv", "ipac"):
+    registry.register_reader(_name, PURPOSE, _read_table)

@@ -1,8 +1,9 @@
 """FITS images: which HDU holds the pixels, band names from the header, and the sky WCS.
 
 A file may be plain (``.fits``, ``.fit``, ``.fts``), gzipped (``.fits.gz``) or tile-compressed
-(``.fz``, ``.fits.fz``). The image is the one in ``hdu`` when given, else the primary HDU if it
-holds an image, else the first image extension. Its axes are read as (H, W) = one band,
+(``.fz``, ``.fits.fz``): the suffixes are ``registry.FITS``'s, where :func:`read_fits` is
+registered as ingest's FITS reader. The image is the one in ``hdu`` when given, else the primary
+HDU if it holds an image, else the first image extension. Its axes are read as (H, W) = one band,
 (C, H, W) = C bands of one object, or (N, C, H, W) = N objects (leading axes of length 1 are
 dropped).
 """
@@ -17,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from . import registry
+from .stamps import FileStamps
 
 log = logging.getLogger(__name__)
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
 # errors astropy raises for files that are not FITS, or damaged or truncated ones
 READ_ERRORS = (OSError, ValueError, TypeError, IndexError, KeyError, EOFError)
 
@@ -34,11 +36,6 @@ def read_error_text(exc: BaseException) -> str:
         return "the pixel data is shorter than its header says: truncated?"
     first = text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
     return first[:200]
-
-
-def is_fits(path: str | Path) -> bool:
-    name = str(path).lower()
-    return name.endswith(FITS_SUFFIXES)
 
 
 def _hdu_label(hdu_spec: int | str | None) -> str:
@@ -255,3 +252,51 @@ def read_fits(path: str | Path, hdu: int | str | None = None) -> FitsImage:
         raise InputError(f"not a readable FITS file ({read_error_text(exc)})", path,
                          "check the file, or remove it from the inputs") from None
     return FitsImage(path=path, data=data, bands=bands, header=header)
+
+
+def sky_cd(radec, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(n, 2, 2) local WCS matrix at 0-based pixels (x, y): degrees per pixel, by central differences.
+
+    Row 0 is the eastward offset (Δra·cos dec), row 1 the northward (Δdec); column 0 per pixel
+    in x (column), column 1 per pixel in y (row). ``radec(x, y)`` gives ICRS (ra, dec) arrays.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    ra0, dec0 = radec(x, y)
+    cosd = np.cos(np.radians(dec0))
+    cd = np.empty((len(x), 2, 2))
+    for j, (dx, dy) in enumerate(((0.5, 0.0), (0.0, 0.5))):
+        ra1, dec1 = radec(x + dx, y + dy)
+        ra2, dec2 = radec(x - dx, y - dy)
+        cd[:, 0, j] = (np.mod(ra1 - ra2 + 180.0, 360.0) - 180.0) * cosd
+        cd[:, 1, j] = dec1 - dec2
+    return cd
+
+
+def fits_sky(img: FitsImage) -> tuple[np.ndarray, tuple[float, float]]:
+    """The local WCS of a per-object FITS image at its centre (the pixel of its ra/dec)."""
+    def radec(xs, ys):
+        pts = [header_radec(img.header, float(a), float(b), img.path) for a, b in zip(xs, ys)]
+        return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+
+    h, w = img.data.shape[-2:]
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    return sky_cd(radec, np.array([cx]), np.array([cy]))[0], (cx, cy)
+
+
+def read_fits_stamps(path: str | Path, hdu: int | str | None = None, dataset: str | None = None,
+                     position: bool = True) -> FileStamps:
+    """Ingest's FITS reader (``registry``): the image whole, its header's band names and, with
+    ``position``, the centre's ra/dec and local WCS (``dataset`` is HDF5's and ignored).
+
+    Raises:
+        InputError: as :func:`read_fits`.
+    """
+    img = read_fits(path, hdu)
+    stamps = FileStamps(img.path, img.data, img.bands, named=True)
+    if position:
+        stamps.ra, stamps.dec = img.centre_radec()     # NaN without a WCS
+        stamps.sky = fits_sky(img) if np.isfinite(stamps.ra) else None
+    return stamps
+
+
+registry.register_reader("fits", "ingest", read_fits_stamps)

@@ -24,18 +24,15 @@ import h5py
 import numpy as np
 
 from ..errors import InputError
+from . import registry
 from .catalog import COLUMN_NAMES
 
 log = logging.getLogger(__name__)
 
-H5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+H5_SUFFIXES = registry.HDF5.suffixes   # the file dialog's and drop's filter (gui/)
 IMAGE_NAMES = ("images", "cutouts", "stamps", "data", "imgs", "x", "X")
 ID_NAMES = ("objects/id", *COLUMN_NAMES["id"])   # the one table of names, in data/catalog.py
 _FIX = "give an HDF5 file with an (N, C, H, W), (N, H, W, C) or (N, H, W) image dataset"
-
-
-def is_hdf5(path: str | Path) -> bool:
-    return str(path).lower().endswith(H5_SUFFIXES)
 
 
 def _as_text(dset: h5py.Dataset) -> np.ndarray:
@@ -200,3 +197,13 @@ def open_cube(path: str | Path, dataset: str | None = None) -> H5Cube:
         cube.bands = None
     log.debug("%s: %s %s, %d objects, ids %s", path, cube.dataset, cube.layout, cube.n, cube.ids is not None)
     return cube
+
+
+def open_cube_for_ingest(path: str | Path, hdu: int | str | None = None, dataset: str | None = None,
+                         position: bool = True) -> H5Cube:
+    """Ingest's HDF5 reader (``registry``): the cube, read later in batches (``hdu`` and
+    ``position`` do not apply: ids and ra/dec come from the cube's own datasets)."""
+    return open_cube(path, dataset)
+
+
+registry.register_reader("hdf5", "ingest", open_cube_for_ingest)

@@ -15,13 +15,10 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from . import registry
+from .stamps import FileStamps
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 RGB_BANDS = ["b", "g", "r"]
-
-
-def is_image(path: str | Path) -> bool:
-    return str(path).lower().endswith(IMAGE_SUFFIXES)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -51,3 +48,18 @@ def read_image(path: str | Path) -> np.ndarray:
         return out[None]
     # OpenCV already gives blue, green, red: exactly galexplorer's blue-to-red band order
     return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+def read_image_stamps(path: str | Path, hdu: int | str | None = None, dataset: str | None = None,
+                      position: bool = True) -> FileStamps:
+    """Ingest's PNG/JPEG/TIFF reader (``registry``): one object, grey = 1 band, colour = b, g, r
+    (a channel order, not band names); no position (``hdu``, ``dataset`` do not apply).
+
+    Raises:
+        InputError: as :func:`read_image`.
+    """
+    data = read_image(path)[None]
+    return FileStamps(Path(path), data, RGB_BANDS if data.shape[1] == 3 else None, named=False)
+
+
+registry.register_reader("image", "ingest", read_image_stamps)

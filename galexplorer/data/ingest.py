@@ -21,13 +21,14 @@ import numpy as np
 from .. import progress
 from ..errors import ConfigError, InputError
 from ..store.cutouts import CutoutWriter
+from . import registry
 from .catalog import Catalog, read_catalog
-from .fits import read_fits
-from .hdf5 import H5Cube, open_cube
-from .images import RGB_BANDS, read_image
+from .fits import sky_cd
+from .hdf5 import H5Cube
 from .inputs import BandGroup, InputFile, find_inputs, group_by_band
 from .mosaic import EDGE, NO_POSITION, OUTSIDE, PLACED, MosaicSet
 from .preprocess import CentralCropConfig, central_source_crop, repair_bad_pixels, resample
+from .stamps import FileStamps
 from .thumbnails import make_thumbnails
 
 log = logging.getLogger(__name__)
@@ -544,7 +545,7 @@ def _open_cubes(units: list, dataset: str | None, report: IngestReport) -> tuple
     for u in units:
         if isinstance(u, InputFile) and u.kind == "hdf5":
             try:
-                cubes[u.path] = open_cube(u.path, dataset)
+                cubes[u.path] = registry.get_reader(u.kind, "ingest")(u.path, dataset=dataset)
             except InputError:
                 if u.explicit:
                     raise
@@ -572,20 +573,14 @@ def _read_cube(run: _Run, u: InputFile, cube: H5Cube, place, bar) -> None:
 
 
 def _read_file(run: _Run, u: InputFile, place) -> None:
-    """The stamps of one FITS or image file; an unreadable file found in a folder is skipped.
+    """The stamps of one file read whole (FITS, image: its format's ingest reader in the registry);
+    an unreadable file found in a folder is skipped.
 
     Raises:
         InputError: a file named on the command line cannot be read.
     """
     try:
-        if u.kind == "fits":
-            img = read_fits(u.path, run.cfg.hdu)
-            data, names = img.data, img.bands
-            ra, dec = img.centre_radec()
-            sky = _fits_sky(img) if np.isfinite(ra) else None
-        else:
-            data, ra, dec, sky = read_image(u.path)[None], np.nan, np.nan, None
-            names = RGB_BANDS if data.shape[1] == 3 else None
+        stamps: FileStamps = registry.get_reader(u.kind, "ingest")(u.path, hdu=run.cfg.hdu)
     except InputError:
         if u.explicit:
             raise
@@ -593,13 +588,14 @@ def _read_file(run: _Run, u: InputFile, place) -> None:
         log.debug("skipped %s: not readable", u.path)
         return
     run.report.n_files += 1
-    index = run.band_index(data.shape[1], names, u.path, named=u.kind == "fits")
+    data = stamps.data
+    index = run.band_index(data.shape[1], stamps.bands, u.path, named=stamps.named)
     for i in range(len(data)):
         key = u.stem if len(data) == 1 else f"{u.stem}_{i}"
         found = place(key, u.path, None)
         if found is not None:
-            run.add(data[i] if index is None else data[i][index], found[0], ra, dec, found[1],
-                    str(u.path), sky=sky)
+            run.add(data[i] if index is None else data[i][index], found[0], stamps.ra, stamps.dec, found[1],
+                    str(u.path), sky=stamps.sky)
 
 
 def _read_group(run: _Run, group: BandGroup, place) -> None:
@@ -613,15 +609,11 @@ def _read_group(run: _Run, group: BandGroup, place) -> None:
         f = group.files[b]
         if f.kind == "hdf5":
             raise InputError("per-band files must be FITS or image files, not HDF5", f.path)
-        try:
-            if f.kind == "fits":
-                img = read_fits(f.path, cfg.hdu)
-                data = img.data
-                if first is None and img.has_wcs:
-                    ra, dec = img.centre_radec()
-                    sky = _fits_sky(img) if np.isfinite(ra) else None
-            else:
-                data = read_image(f.path)[None]
+        try:   # the object's position: the first band's file's
+            stamps: FileStamps = registry.get_reader(f.kind, "ingest")(f.path, hdu=cfg.hdu, position=first is None)
+            data = stamps.data
+            if first is None:
+                ra, dec, sky = stamps.ra, stamps.dec, stamps.sky
         except InputError:
             if f.explicit:
                 raise
@@ -646,37 +638,6 @@ def _read_group(run: _Run, group: BandGroup, place) -> None:
 
 
 # -- sky geometry of each stamp (ra/dec under the inspector's cursor) ---------------------------
-def sky_cd(radec, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """(n, 2, 2) local WCS matrix at 0-based pixels (x, y): degrees per pixel, by central differences.
-
-    Row 0 is the eastward offset (Δra·cos dec), row 1 the northward (Δdec); column 0 per pixel
-    in x (column), column 1 per pixel in y (row). ``radec(x, y)`` gives ICRS (ra, dec) arrays.
-    """
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    ra0, dec0 = radec(x, y)
-    cosd = np.cos(np.radians(dec0))
-    cd = np.empty((len(x), 2, 2))
-    for j, (dx, dy) in enumerate(((0.5, 0.0), (0.0, 0.5))):
-        ra1, dec1 = radec(x + dx, y + dy)
-        ra2, dec2 = radec(x - dx, y - dy)
-        cd[:, 0, j] = (np.mod(ra1 - ra2 + 180.0, 360.0) - 180.0) * cosd
-        cd[:, 1, j] = dec1 - dec2
-    return cd
-
-
-def _fits_sky(img) -> tuple[np.ndarray, tuple[float, float]]:
-    """The local WCS of a per-object FITS image at its centre (the pixel of its ra/dec)."""
-    from .fits import header_radec
-
-    def radec(xs, ys):
-        pts = [header_radec(img.header, float(a), float(b), img.path) for a, b in zip(xs, ys)]
-        return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
-
-    h, w = img.data.shape[-2:]
-    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-    return sky_cd(radec, np.array([cx]), np.array([cy]))[0], (cx, cy)
-
-
 def _mosaic_skies(ms: MosaicSet, placement, rows: np.ndarray, cut: int) -> list:
     """The local WCS of each placed stamp, at the object's position in it; None without a WCS."""
     from .fits import pixel_to_icrs

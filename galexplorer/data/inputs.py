@@ -8,13 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
-from .fits import FITS_SUFFIXES, is_fits
-from .hdf5 import H5_SUFFIXES, is_hdf5
-from .images import IMAGE_SUFFIXES, is_image
+from . import fits, hdf5, images, registry  # noqa: F401 - importing them registers ingest's readers
 
 log = logging.getLogger(__name__)
 
-ALL_SUFFIXES = FITS_SUFFIXES + IMAGE_SUFFIXES + H5_SUFFIXES
+PURPOSE = "ingest"
 
 
 @dataclass
@@ -44,22 +42,18 @@ class BandGroup:
 
 def file_stem(path: Path) -> str:
     """The file name without its image suffixes: ``a.fits.gz`` -> ``a``, ``b.fz`` -> ``b``."""
-    name = path.name
-    low = name.lower()
-    for suffix in sorted(ALL_SUFFIXES, key=len, reverse=True):
-        if low.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
+    stripped = registry.strip_suffix(path.name, purpose=PURPOSE)
+    return stripped if stripped != path.name else path.stem
 
 
-def kind_of(path: Path) -> str | None:
-    if is_fits(path):
-        return "fits"
-    if is_image(path):
-        return "image"
-    if is_hdf5(path):
-        return "hdf5"
-    return None
+def kind_of(path: Path, sniff: bool = False) -> str | None:
+    """The registry's name of the file's ingest format ("fits", "image", "hdf5"), or None.
+
+    By suffix; with ``sniff`` also by the first bytes when no suffix fits (named files only: a
+    folder's other files are not opened).
+    """
+    fmt = registry.identify_or_none(path, PURPOSE, sniff=sniff)
+    return fmt.name if fmt is not None else None
 
 
 def find_inputs(inputs: list[str | Path], exclude: set[Path] | None = None) -> tuple[list[InputFile], int]:
@@ -67,7 +61,9 @@ def find_inputs(inputs: list[str | Path], exclude: set[Path] | None = None) -> t
 
     Folders are searched recursively and their files sorted by path, so the same folder always
     gives the same order; hidden files (``.name``) are skipped; files of unknown type inside a
-    folder are ignored and counted. ``exclude`` (resolved paths) are skipped, e.g. the output.
+    folder (by suffix: they are not opened) are ignored and counted. A named file is recognised
+    by its suffix, else by its first bytes (``registry.identify``). ``exclude`` (resolved paths)
+    are skipped, e.g. the output.
 
     Returns:
         ``(files, n_ignored)``.
@@ -101,12 +97,9 @@ def find_inputs(inputs: list[str | Path], exclude: set[Path] | None = None) -> t
                     found += 1
             if found == 0:
                 raise InputError("no image files in this folder", p,
-                                 f"looked for {', '.join(ALL_SUFFIXES)}")
+                                 f"looked for {', '.join(registry.suffixes(PURPOSE))}")
         else:
-            kind = kind_of(p)
-            if kind is None:
-                raise InputError("unknown file type", p,
-                                 f"give FITS, PNG/JPEG/TIFF or HDF5 files ({', '.join(ALL_SUFFIXES)})")
+            kind = registry.identify(p, PURPOSE).name   # by suffix, else by its first bytes
             if p.resolve() in exclude:
                 raise InputError("this is the output file; it cannot also be an input", p,
                                  "choose another -o")

@@ -5,7 +5,8 @@ feature tables: any (N, D) representation becomes the same store that ``embed --
 (thumbnails from the cutouts, PCA, 2-D projection, anomaly score, clusters), through the same
 :func:`galexplorer.explore.pipeline.build_store`.
 
-Formats (chosen by the file extension):
+Formats (chosen by the file's suffix, else its first bytes: ``data/registry.py``, where the readers
+below register for the ``embeddings`` purpose):
 
 * ``.npy``: one (N, D) numeric array, rows in the order of the cutouts file (memory-mapped);
 * HDF5 (``.h5 .hdf5 .hdf .he5``): a 2-D numeric dataset (``--dataset``) and optionally a 1-D id
@@ -51,20 +52,15 @@ import h5py
 import numpy as np
 
 from .. import progress
-from ..data.catalog import COLUMN_NAMES, TABLE_FORMATS, sniff_delimiter
-from ..data.hdf5 import H5_SUFFIXES
+from ..data import registry
+from ..data.catalog import COLUMN_NAMES, sniff_delimiter
 from ..errors import ConfigError, InputError
 from ..store.atomic import remove_stale_temporaries, temporary_prefix
 from ..store.schema import ObjectTable
 
 log = logging.getLogger(__name__)
 
-NPY_EXT = (".npy",)
-HDF5_EXT = H5_SUFFIXES
-PARQUET_EXT = (".parquet", ".pq")
-CSV_EXT = (".csv", ".csv.gz", ".tsv", ".txt")
-TABLE_EXT = tuple(TABLE_FORMATS)        # FITS, VOTable, ECSV, IPAC: astropy's Table.read
-FORMATS = "one of .npy, .h5/.hdf5, .parquet, .csv, .fits, .vot/.xml, .ecsv"
+PURPOSE = "embeddings"      # the registry's purpose: readers below register for it
 
 # the one table of recognised id / ra / dec names (data/catalog.py), lower case
 ID_NAMES, RA_NAMES, DEC_NAMES = COLUMN_NAMES["id"], COLUMN_NAMES["ra"], COLUMN_NAMES["dec"]
@@ -120,16 +116,6 @@ class _Opened:
     dec: np.ndarray | None = None
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     close: Callable[[], None] = lambda: None
-
-
-def _fmt_of(path: Path) -> str:
-    name = path.name.lower()
-    for fmt, exts in (("npy", NPY_EXT), ("hdf5", HDF5_EXT), ("parquet", PARQUET_EXT), ("csv", CSV_EXT),
-                      ("table", TABLE_EXT)):
-        if any(name.endswith(e) for e in exts):
-            return fmt
-    raise InputError(f"unknown embeddings format {path.suffix or '(no extension)'!r}", path,
-                     f"give {FORMATS}")
 
 
 def _as_ids(values: np.ndarray) -> np.ndarray:
@@ -415,7 +401,10 @@ class _Staging:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _open_table(path: Path, src: ExternalEmbeddings, fmt: str, staging: _Staging) -> _Opened:
+def _open_table(path: Path, src: ExternalEmbeddings, staging: _Staging, fmt: str, astropy: str | None = None
+                ) -> _Opened:
+    """A Parquet (``fmt`` "parquet"), CSV ("csv") or astropy-read table ("table", ``astropy`` its
+    ``Table.read`` format), streamed into ``staging``."""
     import pyarrow as pa
 
     for opt, name in ((src.dataset, "--dataset"), (src.id_dataset, "--id-dataset")):
@@ -435,7 +424,7 @@ def _open_table(path: Path, src: ExternalEmbeddings, fmt: str, staging: _Staging
             keep = [c for c in (id_col, ra, dec) if c]
             batches = pf.iter_batches(batch_size=READ_ROWS, columns=keep + feats)
         elif fmt == "table":
-            table = _astropy_as_arrow(path)
+            table = _astropy_as_arrow(path, astropy)
             names = list(table.schema.names)
             types = {c: _arrow_kind(table.schema.field(c).type) for c in names}
             n = table.num_rows
@@ -492,14 +481,13 @@ def _open_table(path: Path, src: ExternalEmbeddings, fmt: str, staging: _Staging
     return _Opened(fmt, a, dim, ids, read, record, ra=ra_v, dec=dec_v)
 
 
-def _astropy_as_arrow(path: Path):
+def _astropy_as_arrow(path: Path, fmt: str):
     """A FITS/VOTable/ECSV/IPAC table as a pyarrow table; vector columns spread into NAME_k."""
     import warnings
 
     import pyarrow as pa
     from astropy.table import Table
 
-    fmt = next(f for ext, f in TABLE_FORMATS.items() if path.name.lower().endswith(ext))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -638,10 +626,7 @@ def _check_unique(ids: np.ndarray, path: Path, what: str) -> None:
 
 def _stem(value: str) -> str:
     name = value.replace("\\", "/").rsplit("/", 1)[-1]
-    for ext in (".fits.gz", ".fits.fz", ".fits", ".fit", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return name
+    return registry.strip_suffix(name, names=("fits", "image", "npy"))
 
 
 def match_ids(want: np.ndarray, have: np.ndarray, allow_missing: bool, path: Path, want_what: str
@@ -724,17 +709,16 @@ def embed_from_file(cutouts: str | Path | None, src: ExternalEmbeddings, output:
     config.validate()
     path, output = Path(src.path), Path(output)
     _check_paths(cutouts, src, path, output)
-    fmt = _fmt_of(path)
+    read = registry.get_reader(registry.identify(path, PURPOSE).name, PURPOSE)   # suffix, else first bytes
     staging = _Staging(output)
     cut = None
     opened: _Opened | None = None
     try:
-        opened = _open_npy(path, src) if fmt == "npy" else _open_hdf5(path, src) if fmt == "hdf5" else \
-            _open_table(path, src, fmt, staging)
+        opened = read(path, src, staging)
         if opened.ids is not None:
             _check_unique(opened.ids, path, "embeddings file")
         cut = CutoutStore(cutouts) if cutouts is not None else None
-        objects, keep, src_rows, info, notes = _objects_in_store_order(opened, src, cut, fmt, path)
+        objects, keep, src_rows, info, notes = _objects_in_store_order(opened, src, cut, opened.fmt, path)
         # HDF5 read out of order is slow: stage it once, sequentially
         if opened.sequential and len(src_rows) > 1 and np.any(np.diff(src_rows) < 0):
             opened = _stage_sequential(opened, staging, path)
@@ -773,9 +757,9 @@ def embed_from_file(cutouts: str | Path | None, src: ExternalEmbeddings, output:
 def _check_paths(cutouts, src: ExternalEmbeddings, path: Path, output: Path) -> None:
     """The embeddings file exists and is a file; the options fit; the output overwrites no input."""
     if not path.exists():
-        raise InputError("no such embeddings file", path, f"check the path; {FORMATS}")
+        raise InputError("no such embeddings file", path, f"check the path; give {registry.describe(PURPOSE)}")
     if path.is_dir():
-        raise InputError("is a folder, not an embeddings file", path, FORMATS)
+        raise InputError("is a folder, not an embeddings file", path, f"give {registry.describe(PURPOSE)}")
     if cutouts is not None and src.catalog:
         raise ConfigError("--catalog is for stores without a cutouts file (--no-cutouts); the cutouts file "
                           "already holds the catalogue")
@@ -846,5 +830,29 @@ def _stage_sequential(opened: _Opened, staging: _Staging, path: Path) -> _Opened
     return _Opened(opened.fmt, opened.n, opened.dim, opened.ids, read, opened.record, ra=opened.ra,
                    dec=opened.dec)
 
+
+# -- the readers of the embeddings purpose: open(path, src, staging) -> _Opened -----------------
+
+def _read_npy(path: Path, src: ExternalEmbeddings, staging: _Staging) -> _Opened:
+    return _open_npy(path, src)
+
+
+def _read_hdf5(path: Path, src: ExternalEmbeddings, staging: _Staging) -> _Opened:
+    return _open_hdf5(path, src)
+
+
+def _table_reader(fmt: str, astropy: str | None = None) -> Callable[..., _Opened]:
+    def read(path: Path, src: ExternalEmbeddings, staging: _Staging) -> _Opened:
+        return _open_table(path, src, staging, fmt, astropy)
+
+    return read
+
+
+registry.register_reader("npy", PURPOSE, _read_npy)
+registry.register_reader("hdf5", PURPOSE, _read_hdf5)
+registry.register_reader("parquet", PURPOSE, _table_reader("parquet"))
+registry.register_reader("csv", PURPOSE, _table_reader("csv"))
+for _name in ("fits", "votable", "ecsv", "ipac"):     # astropy's Table.read; "table" in the store's record
+    registry.register_reader(_name, PURPOSE, _table_reader("table", registry.get_format(_name).astropy))
 
 __all__ = ["ExternalEmbeddings", "embed_from_file", "match_ids"]
