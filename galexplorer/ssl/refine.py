@@ -402,13 +402,18 @@ def _training_augment(meta: dict) -> AugmentConfig:
 
 def _init_head(head: nn.Linear, backbone, encoder, images, rows: np.ndarray, y: np.ndarray, device) -> None:
     """Set the head to a balanced logistic regression of ``y`` on the frozen embeddings."""
-    from sklearn.linear_model import LogisticRegression
-
     backbone.eval()
     with torch.inference_mode():
         z = np.concatenate([backbone(encoder.preprocess(images(rows[a:a + 256]).to(device))).float().cpu().numpy()
                             for a in range(0, len(rows), 256)])
     backbone.train()
+    fit_logistic(head, z, y)
+
+
+def fit_logistic(head: nn.Linear, z: np.ndarray, y: np.ndarray) -> None:
+    """Set a (dim -> 1) linear head to a balanced logistic regression of ``y`` (n,) bool on ``z`` (n, dim)."""
+    from sklearn.linear_model import LogisticRegression
+
     lr = LogisticRegression(C=0.1, class_weight="balanced", max_iter=2000).fit(z, y)
     with torch.no_grad():
         head.weight.copy_(torch.as_tensor(lr.coef_, dtype=torch.float32))
