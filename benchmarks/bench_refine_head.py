@@ -10,11 +10,12 @@ does, without labels), from:
 * ``planted``: 32-d features whose rare class hides in directions of small variance
   (``tests/active_synthetic.planted_quiet``), the case the head is for.
 
-For each: ``simulate`` (200 labels in batches of 10, the ``oracle`` column, the loop on the
-embedding) without refine (both stores) and with ``--refine-every 50`` (a head refined on the labels so far and
+For each store: ``simulate`` (200 labels in batches of 10, the ``oracle`` column, the loop on the
+embedding) without refine and with ``--refine-every 50`` (a head refined on the labels so far and
 the store rebuilt), in the same run. Printed: found@200, its ratio to random order, recall@100 of
-the final ranking, the ratio with refine / without, and the seconds of each refine (head training
-+ store rebuild). Then the head training alone at 10^5 objects (``--timing``).
+the final ranking, each run's ratio to its reference (the same store without refine; the
+standardised store against the plain one), and the seconds of each refine (head training + store
+rebuild, the map included). Then the head training alone at 10^5 objects (``--timing``).
 
     python benchmarks/bench_refine_head.py --quick        # planted + radio, 1 seed, 1000 objects
     python benchmarks/bench_refine_head.py                # 3 sets x 1 seed, 2000 objects, + timing
@@ -79,9 +80,11 @@ def run(kind: str, seed: int, args, work: Path) -> dict[str, dict]:
 
     store, std, n_rare = own_store(kind, args.n, seed, work)
     out = {}
-    runs = [("no refine", store, 0), ("no refine, standardised", std, 0), (f"refine every {args.every}", store,
-                                                                           args.every)]
-    for name, path, every in runs:
+    every = args.every
+    runs = [("no refine", store, 0, "no refine"), (f"refine every {every}", store, every, "no refine"),
+            ("standardised", std, 0, "no refine"),
+            (f"standardised, refine every {every}", std, every, "standardised")]
+    for name, path, every, base in runs:
         with EmbeddingStore(path) as s:
             budget = min(args.budget, s.n)
             dim = s.embeddings.shape[1]
@@ -94,13 +97,13 @@ def run(kind: str, seed: int, args, work: Path) -> dict[str, dict]:
             found = int(r.history[-1][1])
             out[name] = {"found": found, "x_random": found / max(float(r.random.curve[budget - 1]), 1e-9),
                          "recall100": r.loop.recall[100], "refines": r.refines, "seconds": time.perf_counter() - t0,
-                         "kind": refiner.kind if refiner else None}
+                         "kind": refiner.kind if refiner else None, "base": base}
     print(f"{kind} seed {seed}: {args.n} objects, {n_rare} rare, {dim}-d own embeddings", flush=True)
-    base = out["no refine"]
     for name, m in out.items():
+        base = out[m["base"]]
         rf = ", ".join(f"{k}: {t:.1f} s" for k, t in m["refines"]) or "-"
-        print(f"  {kind:8s} s{seed} {name:24s} found@{budget} {m['found']:3d} ({m['x_random']:.1f}x random, "
-              f"{m['found'] / max(base['found'], 1):.2f}x no refine)  recall@100 {m['recall100']:.3f} "
+        print(f"  {kind:8s} s{seed} {name:35s} found@{budget} {m['found']:3d} ({m['x_random']:.1f}x random, "
+              f"{m['found'] / max(base['found'], 1):.2f}x {m['base']})  recall@100 {m['recall100']:.3f} "
               f"({m['recall100'] / max(base['recall100'], 1e-9):.2f}x)  refines [{rf}]"
               + (f"  ({m['kind']})" if m["kind"] else ""), flush=True)
     return out

@@ -106,7 +106,7 @@ def sources(store: EmbeddingStore, cutouts: str | Path | None = None, run: str |
     attrs = store.dataset_attrs("embeddings") if store.has("embeddings") else {}
     if refine_kind(store) == "head":
         raise StoreError("this store holds your own embeddings: there is no encoder to refine", store.path,
-                         "refine_store refines a head on them instead")
+                         "`galexplorer refine` refines a small head on them instead (without --run)")
     cut = Path(cutouts) if cutouts else store.cutouts_path
     if cut is None or not Path(cut).exists():
         raise StoreError("the store's cutouts file is not available", store.path,
@@ -326,7 +326,7 @@ class StoreRefiner:
         out = self.work / f"refined-{self.k}.h5"
         embed_cfg = _embed_config(store)
         embed_cfg.device = self.device
-        prov = {"store": str(store.path), "uuid": store.uuid, "n_labels": int(len(rows))}
+        prov = {"store": str(store.path), "uuid": store.uuid, "n_labels": int(len(rows)), "kind": self.kind}
         rows = np.asarray(rows, np.int64)
         if self.kind == "head":
             rep, _, _ = _refine_head_into(self._sources, self.work / f"head-{self.k}", out, rows, labels,

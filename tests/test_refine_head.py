@@ -210,3 +210,4 @@ def test_simulate_refine_every_on_own_embeddings(tmp_path, capsys):
     assert "small head" in out and "times (at" in out
     with h5py.File(store, "r") as f:
         assert "refined_from" not in f.attrs
+

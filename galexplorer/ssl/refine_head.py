@@ -396,9 +396,9 @@ def load_head(out_dir: str | Path, device: str = "cpu") -> tuple[FeatureHead, di
     try:
         meta = json.loads((out_dir / HEAD_CONFIG).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CheckpointError(f"no {HEAD_CONFIG} in the head folder", out_dir, fix) from None
+        raise CheckpointError("no head.json in the head folder", out_dir, fix) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CheckpointError(f"{HEAD_CONFIG} is not valid JSON", out_dir / HEAD_CONFIG, fix) from None
+        raise CheckpointError("head.json is not valid JSON", out_dir / HEAD_CONFIG, fix) from None
     if not isinstance(meta, dict) or meta.get("format") != HEAD_FORMAT:
         raise CheckpointError("not a galexplorer feature head", out_dir / HEAD_CONFIG, fix)
     head = FeatureHead(int(meta["in_dim"]), int(meta["hidden"]), int(meta["dim"]))
@@ -406,7 +406,7 @@ def load_head(out_dir: str | Path, device: str = "cpu") -> tuple[FeatureHead, di
         state = torch.load(out_dir / HEAD_WEIGHTS, map_location="cpu", weights_only=True)
         head.load_state_dict(state)
     except (FileNotFoundError, RuntimeError, EOFError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"cannot read {HEAD_WEIGHTS} ({type(exc).__name__})", out_dir / HEAD_WEIGHTS,
+        raise CheckpointError(f"cannot read head.pt ({type(exc).__name__})", out_dir / HEAD_WEIGHTS,
                               fix) from None
     return head.to(device).eval(), meta
 
