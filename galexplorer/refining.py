@@ -27,6 +27,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from .errors import ConfigError, StoreError
 from .labels.journal import journal_path
 from .store import EmbeddingStore
 from .store.atomic import check_output
+
+if TYPE_CHECKING:
+    from .ssl.refine_head import HeadRefineConfig
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +214,8 @@ def refine_store(store_path: str | Path, output: str | Path, *, cutouts=None, ru
         embed_cfg.device = device
     refine_dir = Path(str(output) + ".refine")
     if kind == "head":
+        if resume:
+            log.info("refine: a head on your own embeddings takes seconds; --resume starts it again")
         hcfg = head_config or head_config_from(cfg)
         rep, emb, notes = _refine_head_into(base, refine_dir, output, rows, labels, hcfg, embed_cfg, provenance, cut)
         return RefineStoreReport(output, rep, emb, copy_journal(store_path, output), "head", notes)
@@ -237,7 +243,7 @@ def _journal_labels(store: EmbeddingStore, store_path, user: str | None) -> tupl
     return rows, labels
 
 
-def head_config_from(cfg) -> object:
+def head_config_from(cfg) -> HeadRefineConfig:
     """A :class:`~galexplorer.ssl.refine_head.HeadRefineConfig` that shares an encoder refine's
     threshold, seed, device and semi-supervised options (the rest are the head's own defaults)."""
     from .ssl.refine_head import HeadRefineConfig
@@ -250,7 +256,6 @@ def _refine_head_into(base: Path, head_dir: Path, output: Path, rows, labels, hc
                       cutouts=None):
     """Refine a head on ``base``'s embeddings and write the store of its output to ``output``;
     returns (HeadRefineReport, EmbedReport, notes)."""
-    from .ssl.refine import labels_hash
     from .ssl.refine_head import embed_with_head, refine_head
 
     notes = []
@@ -258,7 +263,7 @@ def _refine_head_into(base: Path, head_dir: Path, output: Path, rows, labels, hc
         record = {"store": str(base.resolve()), "uuid": feats.uuid}
         rep = refine_head(feats.embeddings, rows, labels, head_dir, hcfg, provenance=record)
         provenance = {**provenance, "kind": "head", "head": str(head_dir.resolve()), "base_store": record["store"],
-                      "labels_hash": labels_hash(rows, labels)}
+                      "labels_hash": _hash(rows, labels)}
         cut = _head_cutouts(feats, cutouts)
         if cut is None and feats.cutouts_path is not None:
             notes.append(f"the cutouts file {feats.cutouts_path} is not available: the new store has no thumbnails "
@@ -277,6 +282,9 @@ def _head_cutouts(store: EmbeddingStore, cutouts=None):
     or it is gone (then the new store has no thumbnails)."""
     from .store import CutoutStore
 
+    if cutouts and store.cutouts_path is None:
+        raise ConfigError("this store was built without a cutouts file (--no-cutouts)", store.path,
+                          "leave out --cutouts")
     path = Path(cutouts) if cutouts else store.cutouts_path
     if path is None or not path.exists():
         if cutouts:

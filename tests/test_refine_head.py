@@ -149,6 +149,8 @@ def test_bad_inputs_give_one_line_and_exit_2(planted, tmp_path, capsys):
     fails(["refine", str(bare), "-o", str(tmp_path / "o.h5")], "no embeddings dataset")
     # --run on a store of own embeddings
     fails(["refine", str(store), "-o", str(tmp_path / "o.h5"), "--run", str(tmp_path)], "own embeddings", "--run")
+    # --cutouts for a store built without one
+    fails(["refine", str(store), "-o", str(tmp_path / "o.h5"), "--cutouts", str(store)], "without a cutouts file")
     # a refined store whose original is gone
     assert main(["-q", "refine", str(store), "-o", str(tmp_path / "r.h5"), "--device", "cpu"]) == 0
     with h5py.File(tmp_path / "r.h5", "r+") as f:
