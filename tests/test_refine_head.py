@@ -213,3 +213,19 @@ def test_simulate_refine_every_on_own_embeddings(tmp_path, capsys):
     with h5py.File(store, "r") as f:
         assert "refined_from" not in f.attrs
 
+
+
+def test_with_fewer_than_four_finds_the_head_is_not_trained(tmp_path):
+    """Nothing held out to stop on: the head keeps its start (the PCA of the standardised
+    features) and the report says why."""
+    from galexplorer.ssl.refine_head import load_head, refine_head
+
+    x, rare = planted_quiet(300, dim=16, seed=6, rare=0.05)
+    rows = np.r_[np.flatnonzero(rare)[:3], np.flatnonzero(~rare)[:30]]
+    labels = np.where(rare[rows], 5.0, 0.0)
+    rep = refine_head(x, rows, labels, tmp_path / "h")
+    assert rep.epochs_run == 0 and rep.best_epoch == 0 and "too few" in rep.note and "3 finds" in rep.note
+    head, _ = load_head(tmp_path / "h")
+    assert np.allclose(head.mlp[-1].weight.detach().numpy(), 0)       # the MLP is still zero
+    w = head.base.weight.detach().numpy()[:16]
+    assert np.allclose(w @ w.T, np.eye(16), atol=1e-5)                  # P: the principal axes
