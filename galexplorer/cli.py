@@ -558,9 +558,14 @@ def _run_simulate(args) -> int:
 
             rcfg = RefineConfig(interesting_above=above, device=args.device)
             with tempfile.TemporaryDirectory(prefix="galexplorer-refine-") as work:
-                report = simulate(store, cfg, refine=store_refiner(work, config=rcfg, device=args.device))
+                refiner = store_refiner(work, config=rcfg, device=args.device)
+                report = simulate(store, cfg, refine=refiner)
             if args.output:
                 write_curve(report, args.output)
+            if refiner.kind == "head":
+                _say(args, report.summary() + "\nnote: this store holds your own embeddings, so each refine "
+                     "trained a small head on them, not an encoder")
+                return 0
         elif args.compare:
             scorers = [s.strip() for s in args.scorers.split(",") if s.strip()] if args.scorers else None
             report = compare(store, cfg, scorers=scorers, seeds=args.seeds)
@@ -577,31 +582,37 @@ def _run_simulate(args) -> int:
 def _add_refine(sub) -> None:
     p = sub.add_parser("refine", help=COMMANDS["refine"], description=COMMANDS["refine"] + ": the labels of "
                        "STORE.h5's journal teach its encoder (FixMatch-style pseudo-labels on the unlabelled "
-                       "objects), then the cutouts are embedded again into -o with the same ids and journal")
+                       "objects), then the cutouts are embedded again into -o with the same ids and journal; "
+                       "a store of your own embeddings (embed --embeddings) has no encoder: a small head is "
+                       "refined on the embeddings instead")
     p.add_argument("store", metavar="STORE.h5")
     p.add_argument("-o", "--output", required=True, metavar="STORE2.h5")
     p.add_argument("--cutouts", metavar="CUTOUTS.h5", help="default: the cutouts file the store was built from")
     p.add_argument("--run", dest="run_dir", metavar="RUN_DIR",
                    help="default: the run folder the store was embedded with")
     p.add_argument("--user", help="refine on this user's labels only (default: consensus of all)")
-    p.add_argument("--epochs", type=_positive_int, help="at most this many epochs (default 20, early stopping)")
+    p.add_argument("--epochs", type=_positive_int,
+                   help="at most this many epochs (default 20 for an encoder, 100 for the head refined on a store "
+                        "of your own embeddings; early stopping)")
     p.add_argument("--interesting-above", type=float, default=LoopConfig.interesting_above, metavar="X",
                    help=f"a label >= X is a find, the positive class (default {LoopConfig.interesting_above:g})")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted refine into the same -o")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted refine into the same -o "
+                   "(an encoder's; a head on your own embeddings takes seconds and starts again)")
     p.set_defaults(run=_run_refine)
 
 
 def _run_refine(args) -> int:
-    from .refining import refine_store
+    from .refining import head_config_from, refine_store
     from .ssl.refine import RefineConfig
 
     cfg = RefineConfig(interesting_above=args.interesting_above, seed=args.seed, device=args.device)
+    head = head_config_from(cfg)
     if args.epochs:
-        cfg.epochs = args.epochs
+        cfg.epochs = head.epochs = args.epochs
     report = refine_store(args.store, args.output, cutouts=args.cutouts, run=args.run_dir, config=cfg.validate(),
-                          user=args.user, resume=args.resume)
+                          head_config=head.validate(), user=args.user, resume=args.resume)
     _say(args, report.summary())
     return 0
 

@@ -62,6 +62,43 @@ def planted_store(path: Path, n: int = 1000, **kw) -> tuple[Path, np.ndarray, np
     return path, is_rare, truth
 
 
+def planted_quiet(n: int = 1500, dim: int = 32, rare: float = 0.03, seed: int = 0, shift: float = 0.3):
+    """(features (n, dim) float32, is_rare (n,) bool): loud nuisance in 6 dimensions (over 95% of
+    the variance) and quiet noise in the rest, where the rare class is shifted along one direction
+    (2 standard deviations of the quiet noise). The PCA at 95% that a store keeps drops the quiet
+    dimensions, so the loop cannot see the rare class there; labels can teach a head to."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim)) * 0.15
+    x[:, :6] = rng.standard_normal((n, 6)) * np.array([4, 3, 3, 2, 2, 1.5])
+    n_rare = max(1, int(round(rare * n)))
+    is_rare = np.zeros(n, bool)
+    is_rare[rng.choice(n, n_rare, replace=False)] = True
+    direction = np.zeros(dim)
+    direction[6:12] = rng.standard_normal(6)
+    x[is_rare] += shift * direction / np.linalg.norm(direction)
+    return (x + 3).astype(np.float32), is_rare
+
+
+def own_embeddings_store(path: Path, emb: np.ndarray, columns: dict | None = None, *extra: str) -> Path:
+    """A store of "your own embeddings" as `galexplorer embed --no-cutouts --catalog --embeddings`
+    builds it (a PCA map, no UMAP compile)."""
+    import csv
+
+    from galexplorer.cli import main
+
+    n = len(emb)
+    np.save(path.with_suffix(".npy"), emb)
+    cols = columns or {}
+    with open(path.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "ra", "dec", *cols])
+        for i in range(n):
+            w.writerow([f"obj{i:05d}", 53.16 + i * 1e-5, -27.79, *(cols[c][i] for c in cols)])
+    assert main(["-q", "embed", "--no-cutouts", "--catalog", str(path.with_suffix(".csv")), "--embeddings",
+                 str(path.with_suffix(".npy")), "-o", str(path), "--projection", "pca", *extra]) == 0
+    return path
+
+
 def restore_cli_logging():
     """Generator for a fixture: `galexplorer.cli.main` points the package logger at the stderr of
     the moment (pytest's capture, closed after the test); put the logger back afterwards."""

@@ -85,3 +85,33 @@ def test_a_failing_refine_is_one_line_and_the_store_stays(qtbot, tmp_path, gui_s
     assert w.explorer is ex                       # nothing switched
     assert "the refine failed" in w.last_error and "\n" not in w.last_error
     w.close()
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_refine_from_the_window_on_own_embeddings(qtbot, tmp_path, gui_settings):
+    """On a store of your own embeddings the same action refines a small head (the command does;
+    the window needs nothing else) and opens the new store with the selection kept."""
+    from active_synthetic import own_embeddings_store, planted_quiet
+
+    from galexplorer.labels import LabelJournal
+
+    x, rare = planted_quiet(400, seed=1, rare=0.05)
+    store = own_embeddings_store(tmp_path / "own.h5", x)
+    with LabelJournal.for_store(store, user="tester") as j:
+        for i in np.flatnonzero(rare)[:6]:
+            j.score(f"obj{i:05d}", 5)
+        for i in np.flatnonzero(~rare)[:30]:
+            j.score(f"obj{i:05d}", 0)
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    ex.select(np.array([3, 4]))
+    out = tmp_path / "own-refined.h5"
+    w.refine_representation(out)
+    qtbot.waitUntil(lambda: w.explorer is not ex and w.explorer is not None, timeout=120000)
+    assert not getattr(w, "last_error", None), w.last_error
+    assert str(w.explorer.session.store.path) == str(out)
+    assert sorted(w.explorer.selection.tolist()) == [3, 4]
+    with LabelJournal.for_store(out, readonly=True) as j:
+        assert len(j.consensus().ids) == 36
+    w.close()

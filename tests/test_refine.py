@@ -107,12 +107,12 @@ def test_bad_inputs_give_one_line_and_exit_2(built, tmp_path, xdf_cutouts, capsy
     assert main(["refine", str(tmp_path / "nolab.h5"), "-o", str(tmp_path / "o.h5")]) == 2
     err = capsys.readouterr().err.strip()
     assert "no labels" in err and len(err.splitlines()) == 1
-    # a store of your own embeddings
+    # a store of your own embeddings with --run (it refines a head, see test_refine_head.py)
     np.save(tmp_path / "e.npy", np.random.default_rng(0).normal(size=(48, 4)).astype(np.float32))
     assert main(["embed", str(xdf_cutouts), "--embeddings", str(tmp_path / "e.npy"), "-o", str(tmp_path / "ext.h5"),
                  "--projection", "pca", "--features", "none"]) == 0
     capsys.readouterr()
-    assert main(["refine", str(tmp_path / "ext.h5"), "-o", str(tmp_path / "o.h5")]) == 2
+    assert main(["refine", str(tmp_path / "ext.h5"), "-o", str(tmp_path / "o.h5"), "--run", str(d / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert "own embeddings" in err and len(err.splitlines()) == 1
     # a run that is not the store's

@@ -208,128 +208,187 @@ def refine_encoder(cutouts_path: str | Path, run_dir: str | Path, out_dir: str |
         cut.close()
 
 
+@dataclass
+class HoldoutPlan:
+    """Which labelled objects train and which are held out to stop on, and for how many epochs.
+
+    Attributes:
+        train_idx, hold_idx: indices into the labels (hold_idx empty without a held-out set).
+        max_epochs: at most this many epochs.
+        note: why there is no held-out set ("" when there is one).
+    """
+
+    train_idx: np.ndarray
+    hold_idx: np.ndarray
+    max_epochs: int
+    note: str = ""
+
+
+def holdout_plan(y: np.ndarray, holdout: float, epochs: int, fixed_epochs: int,
+                 rng: np.random.Generator) -> HoldoutPlan:
+    """A stratified ``holdout`` fraction of ``y`` (bool, the finds) kept out when there are at least
+    :data:`MIN_FINDS_FOR_HOLDOUT` finds; else every label trains for ``min(fixed_epochs, epochs)``."""
+    n_pos = int(np.sum(y))
+    if n_pos >= MIN_FINDS_FOR_HOLDOUT:
+        train_idx, hold_idx = _split(y, holdout, rng)
+        return HoldoutPlan(train_idx, hold_idx, epochs)
+    max_epochs = min(fixed_epochs, epochs)
+    return HoldoutPlan(np.arange(len(y)), np.empty(0, np.int64), max_epochs,
+                       f"only {n_pos} finds: no held-out set to stop on, so a fixed {max_epochs} epochs "
+                       f"(early stopping from {MIN_FINDS_FOR_HOLDOUT} finds)")
+
+
+class _EncoderRefine:
+    """One FixMatch fine-tuning of a backbone with a linear head (see the module's docstring)."""
+
+    def __init__(self, encoder, meta, cut, images, rows, labels, y, cfg: RefineConfig, out_dir: Path, device):
+        self.encoder, self.meta, self.images = encoder, meta, images
+        self.rows, self.y, self.cfg, self.out_dir, self.device = rows, y, cfg, out_dir, device
+        self.backbone = encoder.backbone
+        self.head = nn.Linear(encoder.dim, 1).to(device)
+        median, mad = encoder.median.flatten().cpu().numpy(), encoder.mad.flatten().cpu().numpy()
+        self.weak = AstroAugment(WEAK, encoder.image_size, median, mad)
+        self.strong = AstroAugment(_training_augment(meta), encoder.image_size, median, mad)
+        self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.plan = holdout_plan(y, cfg.holdout, cfg.epochs, cfg.fixed_epochs, self.rng)
+        labelled_mask = np.zeros(cut.n, bool)
+        labelled_mask[rows] = True
+        self.unlabelled = np.flatnonzero(~labelled_mask)
+        train_y = y[self.plan.train_idx]
+        self.pos_weight = torch.tensor([(~train_y).sum() / max(train_y.sum(), 1)], device=device)
+        self.opt = torch.optim.AdamW([{"params": self.backbone.parameters(), "lr": cfg.lr},
+                                      {"params": self.head.parameters(), "lr": cfg.head_lr}],
+                                     weight_decay=cfg.weight_decay)
+        self.key = labels_hash(rows, labels)
+        self.ck_path = out_dir / REFINE_CHECKPOINT
+        # the head starts as a logistic fit on the frozen embeddings, so the first epochs refine the
+        # representation instead of teaching a random head
+        _init_head(self.head, self.backbone, encoder, images, rows[self.plan.train_idx], train_y, device)
+        self.start_ap = self.holdout_ap()
+        self.history: list[float] = []
+        self.pseudo: list[float] = []
+        self.best_epoch, self.best_ap, self.best_state = 0, self.start_ap, copy.deepcopy(self.backbone.state_dict())
+        self.first = 0
+
+    def holdout_ap(self) -> float:
+        hold = self.plan.hold_idx
+        if len(hold) == 0:
+            return float("nan")
+        self.backbone.eval()
+        with torch.inference_mode():
+            x = self.images(self.rows[hold]).to(self.device)
+            s = self.head(self.backbone(self.encoder.preprocess(x))).squeeze(1).float().cpu().numpy()
+        self.backbone.train()
+        return _average_precision(s, self.y[hold])
+
+    def resume(self) -> None:
+        """Continue from the checkpoint in the output folder (the same labels only)."""
+        ck = _load(self.ck_path, "refine checkpoint", "start again without --resume")
+        if ck.get("format") != REFINE_FORMAT or ck.get("labels_hash") != self.key:
+            raise ConfigError("the refine checkpoint here was made from other labels", self.ck_path,
+                              "start again without --resume, or use another output")
+        self.backbone.load_state_dict(ck["backbone"])
+        self.head.load_state_dict(ck["head"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.gen.set_state(ck["generator"])
+        self.history, self.pseudo = list(ck["history"]), list(ck["pseudo"])
+        self.best_epoch, self.best_ap, self.best_state = int(ck["best_epoch"]), float(ck["best_ap"]), ck["best_state"]
+        self.first = int(ck["epoch"])
+        self.rng = np.random.default_rng([self.cfg.seed, self.first])
+        log.info("resuming the refine at epoch %d of %d", self.first + 1, self.plan.max_epochs)
+
+    def step(self, idx: np.ndarray) -> tuple[int, int]:
+        """One optimiser step on labelled objects ``idx`` (indices into the labels) and unlabelled
+        ones; returns (confident pseudo-labels, unlabelled objects seen)."""
+        cfg, dev, weak, strong, gen = self.cfg, self.device, self.weak, self.strong, self.gen
+        xl = self.images(self.rows[idx]).to(dev)
+        yl = torch.as_tensor(self.y[idx], dtype=torch.float32, device=dev)
+        views = [weak.apply(xl, weak.sample(len(xl), xl.shape[1], gen, dev), gen, normalise=True)]
+        n_u = min(len(self.unlabelled), cfg.unlabelled_ratio * len(idx))
+        if n_u:
+            xu = self.images(np.sort(self.rng.choice(self.unlabelled, n_u, replace=False))).to(dev)
+            with torch.no_grad():
+                wu = weak.apply(xu, weak.sample(n_u, xu.shape[1], gen, dev), gen, normalise=True)
+                p = torch.sigmoid(self.head(self.backbone(wu)).squeeze(1))
+            mask = (p >= cfg.confidence) | (p <= 1 - cfg.confidence)
+            views.append(strong.apply(xu, strong.sample(n_u, xu.shape[1], gen, dev), gen, normalise=True))
+        logits = self.head(self.backbone(torch.cat(views))).squeeze(1)
+        loss = F.binary_cross_entropy_with_logits(logits[:len(idx)], yl, pos_weight=self.pos_weight)
+        kept = 0
+        if n_u:
+            lu = F.binary_cross_entropy_with_logits(logits[len(idx):], (p >= 0.5).float(), reduction="none")
+            loss = loss + cfg.unlabelled_weight * (lu * mask.float()).mean()
+            kept = int(mask.sum())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return kept, n_u
+
+    def epoch(self, epoch: int) -> None:
+        """One pass over the training labels, then the held-out AP, the best state and the checkpoint."""
+        order = self.rng.permutation(self.plan.train_idx)
+        b = self.cfg.batch_size
+        kept = seen = 0
+        for s in range(max(1, math.ceil(len(order) / b))):
+            k, n = self.step(order[s * b:(s + 1) * b])
+            kept, seen = kept + k, seen + n
+        self.pseudo.append(kept / max(seen, 1))
+        ap = self.holdout_ap()
+        self.history.append(ap)
+        if len(self.plan.hold_idx) == 0 or (np.isfinite(ap) and ap > self.best_ap + 1e-6):
+            self.best_epoch, self.best_ap, self.best_state = epoch + 1, ap, copy.deepcopy(self.backbone.state_dict())
+        log.info("refine epoch %d: held-out AP %.3f, %.0f%% of the unlabelled confident", epoch + 1, ap,
+                 100 * self.pseudo[-1])
+        _save({"format": REFINE_FORMAT, "labels_hash": self.key, "epoch": epoch + 1,
+               "backbone": self.backbone.state_dict(), "head": self.head.state_dict(),
+               "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(), "history": self.history,
+               "pseudo": self.pseudo, "best_epoch": self.best_epoch, "best_ap": self.best_ap,
+               "best_state": self.best_state}, self.ck_path)
+
+    def run(self) -> bool:
+        """The epochs (with a progress bar) until the last or early stopping; True when stopped early."""
+        self.backbone.train()
+        with progress.Bar("refine", total=self.plan.max_epochs, unit="epoch") as bar:
+            bar.update(self.first)
+            for epoch in range(self.first, self.plan.max_epochs):
+                self.epoch(epoch)
+                bar.update(1)
+                if len(self.plan.hold_idx) and epoch + 1 - max(self.best_epoch, self.first) >= self.cfg.patience:
+                    return True
+        return False
+
+    def save(self, stopped: bool, t0: float, run_dir) -> RefineReport:
+        """Write the best backbone as a run folder (+ ``refine.json``) and return the report."""
+        note = self.plan.note
+        if self.best_epoch == 0:
+            note = (note + "; " if note else "") + ("no epoch beat the encoder on the held-out labels: it is kept "
+                                                    "unchanged")
+        self.backbone.load_state_dict(self.best_state)
+        self.backbone.eval()
+        report = RefineReport(self.out_dir, len(self.rows), int(self.y.sum()), len(self.history), self.best_epoch,
+                              self.history, self.start_ap, self.pseudo, time.perf_counter() - t0, stopped,
+                              self.first, note)
+        cfg = self.cfg.to_dict()
+        keep = {k: v for k, v in self.meta.items() if k not in (
+            "format", "version", "galexplorer_version", "created", "sha256", "backbone", "in_channels", "stem", "dim")}
+        save_encoder(self.out_dir, self.backbone, {**keep, "refined_from": {
+            "run": str(Path(run_dir).resolve()), "sha256": self.meta.get("sha256")},
+            "refine": {"config": cfg, "labels_hash": self.key}})
+        (self.out_dir / "refine.json").write_text(json.dumps({"config": cfg, "report": report.to_dict(),
+                                                              "labels_hash": self.key}, indent=2, default=float),
+                                                  encoding="utf-8")
+        return report
+
+
 def _refine(encoder, meta, cut, images, rows, labels, y, cfg: RefineConfig, out_dir: Path, resume: bool,
             device, t0: float, run_dir) -> RefineReport:
-    backbone = encoder.backbone
-    head = nn.Linear(encoder.dim, 1).to(device)
-    median, mad = encoder.median.flatten().cpu().numpy(), encoder.mad.flatten().cpu().numpy()
-    weak = AstroAugment(WEAK, encoder.image_size, median, mad)
-    strong = AstroAugment(_training_augment(meta), encoder.image_size, median, mad)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    n_pos = int(y.sum())
-    if n_pos >= MIN_FINDS_FOR_HOLDOUT:
-        train_idx, hold_idx = _split(y, cfg.holdout, rng)
-        max_epochs, note = cfg.epochs, ""
-    else:
-        train_idx, hold_idx = np.arange(len(y)), np.empty(0, np.int64)
-        max_epochs = min(cfg.fixed_epochs, cfg.epochs)
-        note = (f"only {n_pos} finds: no held-out set to stop on, so a fixed {max_epochs} epochs "
-                f"(early stopping from {MIN_FINDS_FOR_HOLDOUT} finds)")
-    labelled_mask = np.zeros(cut.n, bool)
-    labelled_mask[rows] = True
-    unlabelled = np.flatnonzero(~labelled_mask)
-    pos_weight = torch.tensor([(~y[train_idx]).sum() / max(y[train_idx].sum(), 1)], device=device)
-    opt = torch.optim.AdamW([{"params": backbone.parameters(), "lr": cfg.lr},
-                             {"params": head.parameters(), "lr": cfg.head_lr}], weight_decay=cfg.weight_decay)
-    key = labels_hash(rows, labels)
-
-    def holdout_ap() -> float:
-        if len(hold_idx) == 0:
-            return float("nan")
-        backbone.eval()
-        with torch.inference_mode():
-            x = images(rows[hold_idx]).to(device)
-            s = head(backbone(encoder.preprocess(x))).squeeze(1).float().cpu().numpy()
-        backbone.train()
-        return _average_precision(s, y[hold_idx])
-
-    # the head starts as a logistic fit on the frozen embeddings, so the first epochs refine the
-    # representation instead of teaching a random head
-    _init_head(head, backbone, encoder, images, rows[train_idx], y[train_idx], device)
-    start_ap = holdout_ap()
-    history: list[float] = []
-    pseudo: list[float] = []
-    best_epoch, best_ap, best_state, first = 0, start_ap, copy.deepcopy(backbone.state_dict()), 0
-    ck_path = out_dir / REFINE_CHECKPOINT
+    job = _EncoderRefine(encoder, meta, cut, images, rows, labels, y, cfg, out_dir, device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if resume and ck_path.exists():
-        ck = _load(ck_path, "refine checkpoint", "start again without --resume")
-        if ck.get("format") != REFINE_FORMAT or ck.get("labels_hash") != key:
-            raise ConfigError("the refine checkpoint here was made from other labels", ck_path,
-                              "start again without --resume, or use another output")
-        backbone.load_state_dict(ck["backbone"])
-        head.load_state_dict(ck["head"])
-        opt.load_state_dict(ck["optimizer"])
-        gen.set_state(ck["generator"])
-        history, pseudo = list(ck["history"]), list(ck["pseudo"])
-        best_epoch, best_ap, best_state = int(ck["best_epoch"]), float(ck["best_ap"]), ck["best_state"]
-        first = int(ck["epoch"])
-        rng = np.random.default_rng([cfg.seed, first])
-        log.info("resuming the refine at epoch %d of %d", first + 1, max_epochs)
-    backbone.train()
-    b = cfg.batch_size
-    stopped = False
-    with progress.Bar("refine", total=max_epochs, unit="epoch") as bar:
-        bar.update(first)
-        for epoch in range(first, max_epochs):
-            order = rng.permutation(train_idx)
-            steps = max(1, math.ceil(len(order) / b))
-            kept = seen = 0
-            for s in range(steps):
-                idx = order[s * b:(s + 1) * b]
-                xl = images(rows[idx]).to(device)
-                yl = torch.as_tensor(y[idx], dtype=torch.float32, device=device)
-                views = [weak.apply(xl, weak.sample(len(xl), xl.shape[1], gen, device), gen, normalise=True)]
-                n_u = min(len(unlabelled), cfg.unlabelled_ratio * len(idx))
-                if n_u:
-                    xu = images(np.sort(rng.choice(unlabelled, n_u, replace=False))).to(device)
-                    with torch.no_grad():
-                        wu = weak.apply(xu, weak.sample(n_u, xu.shape[1], gen, device), gen, normalise=True)
-                        p = torch.sigmoid(head(backbone(wu)).squeeze(1))
-                    mask = (p >= cfg.confidence) | (p <= 1 - cfg.confidence)
-                    views.append(strong.apply(xu, strong.sample(n_u, xu.shape[1], gen, device), gen,
-                                              normalise=True))
-                logits = head(backbone(torch.cat(views))).squeeze(1)
-                loss = F.binary_cross_entropy_with_logits(logits[:len(idx)], yl, pos_weight=pos_weight)
-                if n_u:
-                    lu = F.binary_cross_entropy_with_logits(logits[len(idx):], (p >= 0.5).float(), reduction="none")
-                    loss = loss + cfg.unlabelled_weight * (lu * mask.float()).mean()
-                    kept += int(mask.sum())
-                    seen += n_u
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            pseudo.append(kept / max(seen, 1))
-            ap = holdout_ap()
-            history.append(ap)
-            improved = len(hold_idx) == 0 or (np.isfinite(ap) and ap > best_ap + 1e-6)
-            if improved:
-                best_epoch, best_ap, best_state = epoch + 1, ap, copy.deepcopy(backbone.state_dict())
-            log.info("refine epoch %d: held-out AP %.3f, %.0f%% of the unlabelled confident", epoch + 1, ap,
-                     100 * pseudo[-1])
-            _save({"format": REFINE_FORMAT, "labels_hash": key, "epoch": epoch + 1, "backbone": backbone.state_dict(),
-                   "head": head.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                   "history": history, "pseudo": pseudo, "best_epoch": best_epoch, "best_ap": best_ap,
-                   "best_state": best_state}, ck_path)
-            bar.update(1)
-            if len(hold_idx) and epoch + 1 - max(best_epoch, first) >= cfg.patience:
-                stopped = True
-                break
-    if best_epoch == 0:
-        note = (note + "; " if note else "") + "no epoch beat the encoder on the held-out labels: it is kept unchanged"
-    backbone.load_state_dict(best_state)
-    backbone.eval()
-    report = RefineReport(out_dir, len(rows), int(y.sum()), len(history), best_epoch, history, start_ap, pseudo,
-                          time.perf_counter() - t0, stopped, first, note)
-    keep = {k: v for k, v in meta.items() if k not in ("format", "version", "galexplorer_version", "created", "sha256",
-                                                        "backbone", "in_channels", "stem", "dim")}
-    save_encoder(out_dir, backbone, {**keep, "refined_from": {"run": str(Path(run_dir).resolve()),
-                                                              "sha256": meta.get("sha256")},
-                                     "refine": {"config": cfg.to_dict(), "labels_hash": key}})
-    (out_dir / "refine.json").write_text(json.dumps({"config": cfg.to_dict(), "report": report.to_dict(),
-                                                     "labels_hash": key}, indent=2, default=float), encoding="utf-8")
-    return report
+    if resume and job.ck_path.exists():
+        job.resume()
+    stopped = job.run()
+    return job.save(stopped, t0, run_dir)
 
 
 def _training_augment(meta: dict) -> AugmentConfig:
@@ -343,13 +402,18 @@ def _training_augment(meta: dict) -> AugmentConfig:
 
 def _init_head(head: nn.Linear, backbone, encoder, images, rows: np.ndarray, y: np.ndarray, device) -> None:
     """Set the head to a balanced logistic regression of ``y`` on the frozen embeddings."""
-    from sklearn.linear_model import LogisticRegression
-
     backbone.eval()
     with torch.inference_mode():
         z = np.concatenate([backbone(encoder.preprocess(images(rows[a:a + 256]).to(device))).float().cpu().numpy()
                             for a in range(0, len(rows), 256)])
     backbone.train()
+    fit_logistic(head, z, y)
+
+
+def fit_logistic(head: nn.Linear, z: np.ndarray, y: np.ndarray) -> None:
+    """Set a (dim -> 1) linear head to a balanced logistic regression of ``y`` (n,) bool on ``z`` (n, dim)."""
+    from sklearn.linear_model import LogisticRegression
+
     lr = LogisticRegression(C=0.1, class_weight="balanced", max_iter=2000).fit(z, y)
     with torch.no_grad():
         head.weight.copy_(torch.as_tensor(lr.coef_, dtype=torch.float32))
