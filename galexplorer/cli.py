@@ -562,10 +562,6 @@ def _run_simulate(args) -> int:
                 report = simulate(store, cfg, refine=refiner)
             if args.output:
                 write_curve(report, args.output)
-            if refiner.kind == "head":
-                _say(args, report.summary() + "\nnote: this store holds your own embeddings, so each refine "
-                     "trained a small head on them, not an encoder")
-                return 0
         elif args.compare:
             scorers = [s.strip() for s in args.scorers.split(",") if s.strip()] if args.scorers else None
             report = compare(store, cfg, scorers=scorers, seeds=args.seeds)

@@ -16,10 +16,7 @@ MAX_FUNCTION_LINES = 80
 MAX_CLASS_LINES = 450
 
 # (path relative to the repository, qualified name): allowed over the limit for now.
-ALLOWED_FOR_NOW = {
-    # #24 item 5: being split on branch headrefine
-    ("galexplorer/ssl/refine.py", "_refine"),
-}
+ALLOWED_FOR_NOW: set[tuple[str, str]] = set()   # empty: every function and class is within the limits
 
 
 def oversized(source: str, path: str) -> list[tuple[str, str, int, int]]:

@@ -209,7 +209,7 @@ def test_simulate_refine_every_on_own_embeddings(tmp_path, capsys):
     assert main(["simulate", str(store), "--truth", "truth", "--scale", "5", "--budget", "60", "--batch", "10",
                  "--refine-every", "20", "--device", "cpu", "--representation", "embedding", "--no-remaining"]) == 0
     out = capsys.readouterr().out
-    assert "small head" in out and "times (at" in out
+    assert "refined a small head on your embeddings (not an encoder)" in out and "refined the encoder" not in out
     with h5py.File(store, "r") as f:
         assert "refined_from" not in f.attrs
 

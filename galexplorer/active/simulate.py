@@ -141,6 +141,7 @@ class SimulationReport:
     label_order: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     refit_seconds: list[float] = field(default_factory=list)
     refines: list[tuple[int, float]] = field(default_factory=list)   # (labels, seconds) of each refine
+    refined: str = "encoder"      # what each refine trained: the encoder, or a small head on own embeddings
     remaining: list[RemainingCheck] = field(default_factory=list)
 
     def remaining_table(self) -> list[str]:
@@ -188,7 +189,8 @@ class SimulationReport:
         lines.append(f"in the first {k}: the loop found {int(self.loop.curve[k - 1])}, random "
                      f"{base:.1f} ({ratio:.1f}x), anomaly order {int(self.anomaly.curve[k - 1])}")
         if self.refines:
-            lines.append(f"refined the encoder {len(self.refines)} times (at " + ", ".join(
+            what = "the encoder" if self.refined == "encoder" else "a small head on your embeddings (not an encoder)"
+            lines.append(f"refined {what} {len(self.refines)} times (at " + ", ".join(
                 f"{k} labels: {t:.0f} s" for k, t in self.refines) + ")")
         lines += self.remaining_table()
         lines += [f"wrote {p}" for p in self.outputs]
@@ -287,7 +289,8 @@ def simulate(store: EmbeddingStore, config: SimulateConfig, features=None, refin
     return SimulationReport(c, loop_scores, random_scores, anomaly_scores, n, n_int, len(run.labelled), ks,
                             rws_ns, run.history, result, time.perf_counter() - t0,
                             label_order=run.labelled.copy(), refit_seconds=run.refit_seconds,
-                            refines=refiner.times, remaining=run.remaining)
+                            refines=refiner.times, refined=getattr(refine, "kind", None) or "encoder",
+                            remaining=run.remaining)
 
 
 @dataclass
