@@ -97,3 +97,51 @@ def test_large_view_opens_at_the_inspectors_zoom(qtbot, store, gui_settings):
     assert large.stamp.zoom == 1.0
     large.close()
     w.close()
+
+
+MODEL_LINES = ("GP (anomaly prior) on 34 labels (0.0 s); learns on embedding",
+               "portfolio on 120 labels (12.3 s); this batch: ei 40%, ucb 35%, thompson 25%; learns on pca",
+               "refitting gp on 34 labels…")
+
+
+def _lines(label: QtWidgets.QLabel, width: int) -> list[str]:
+    """The lines a word-wrapped label draws its text in at ``width`` pixels (as Qt's TextWordWrap
+    lays it out)."""
+    text = QtWidgets.QLabel.text(label)          # what is drawn, not StatusLine's text()
+    out = []
+    for paragraph in text.split("\n"):
+        layout = QtGui.QTextLayout(paragraph, label.font())
+        option = QtGui.QTextOption()
+        option.setWrapMode(QtGui.QTextOption.WrapMode.WordWrap)
+        layout.setTextOption(option)
+        layout.beginLayout()
+        while (line := layout.createLine()).isValid():
+            line.setLineWidth(width)
+            out.append(paragraph[line.textStart():line.textStart() + line.textLength()])
+        layout.endLayout()
+    return out
+
+
+def test_queue_model_line_breaks_between_its_parts(qtbot, store, gui_settings):
+    """Issue #23 item 8: "GP … on 34 labels (0.0 s)" wrapped mid-parenthesis in the queue. It
+    breaks at "; " and between words outside parentheses, at any width of the queue, and a long
+    line never widens the queue's dock."""
+    w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
+    status = w.queue.status
+    before = w.docks["queue"].width()
+    for text in MODEL_LINES:
+        w.queue.set_busy(False, text)
+        _pump()
+        assert status.text() == text and status.toolTip() == text
+        assert w.docks["queue"].width() == before
+        widths = [status.contentsRect().width(), *range(160, 480, 7)]
+        for width in widths:
+            lines = _lines(status, width)
+            inside = [ln for ln in lines if ln.count("(") != ln.count(")")]
+            assert not inside, f"{text!r} at {width} px breaks inside parentheses: {lines}"
+        if "; " in text:        # one line per clause
+            assert len(_lines(status, 2000)) == text.count("; ") + 1
+    w.queue.set_busy(False, "x" * 400)
+    _pump()
+    assert w.docks["queue"].width() == before
+    w.close()
