@@ -27,6 +27,7 @@ INDEX_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 PAGE = 64                 # rows of an on-disk column read at a time for the cells on screen
 PAGES_KEPT = 256
 ID_SCAN_MAX = 1_000_000   # above this, "filter ids…" matches the beginning of ids (sorted index)
+ROW_PX = 24               # a table row's height (its stamp is 2 px smaller)
 PREDICTION_COLUMNS = ("score_mean",)   # shown on the 0–5 scale ("≥5"); sorted by the exact value
 
 
@@ -72,7 +73,7 @@ class RankedTableModel(QtCore.QAbstractTableModel):
         self.only: set[str] = set()     # boolean columns a row must have True ("disputed")
         self.mask: np.ndarray | None = None   # (N,) bool in store order: rows kept (My labels)
         self.thumbnails = None          # a ThumbnailCache: small stamps beside the ids
-        self.icon_px = 24
+        self.icon_px = ROW_PX - 2
         self._pages: dict[tuple[str, int], np.ndarray] = {}   # on-disk cells of visible rows
         self._full: dict[str, np.ndarray] = {}   # on-disk columns read whole (sort / filter)
         self._id_key: tuple[object, np.ndarray] | None = None   # (id column, position in id order)
@@ -393,8 +394,9 @@ class CandidatesPanel(QtWidgets.QWidget):
         table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         table.verticalHeader().hide()
-        table.verticalHeader().setDefaultSectionSize(28)
-        table.setIconSize(QtCore.QSize(24, 24))
+        # 24-px rows (22-px stamps): ten rows fit the default layout's bottom row (#23)
+        table.verticalHeader().setDefaultSectionSize(ROW_PX)
+        table.setIconSize(QtCore.QSize(ROW_PX - 2, ROW_PX - 2))
         table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)   # a narrowed column keeps both ends
         table.horizontalHeader().setHighlightSections(False)
         table.horizontalHeader().setStretchLastSection(True)

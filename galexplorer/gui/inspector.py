@@ -64,6 +64,17 @@ class StampView(QtWidgets.QWidget):
         self.centre = None if self._image is None else (self._image.width() / 2, self._image.height() / 2)
         self.update()
 
+    def set_view(self, zoom: float, centre: tuple[float, float] | None) -> None:
+        """Show the same part of the image as another view (``zoom`` and ``centre``, in image
+        pixels) — the large view opens where the inspector was."""
+        if self._image is None:
+            return
+        self.zoom = min(max(float(zoom), 1.0), self.MAX_ZOOM)
+        if centre is not None:
+            self.centre = (float(centre[0]), float(centre[1]))
+        self._clamp()
+        self.update()
+
     def view_box(self) -> tuple[float, float, float, float]:
         """``(x0, y0, x1, y1)``: the part of the image shown, in image pixels."""
         if self._image is None or self.centre is None:
@@ -533,9 +544,9 @@ class Inspector(QtWidgets.QWidget):
             self.large = LargeView(self)
             self.large.stamp.hovered.connect(lambda x, y: self.large.readout.setText(self.pixel_text(x, y)))
         self.large.setWindowTitle(f"{self.title.text()} — galexplorer")
-        self._new_object = True
         self.large.show()
-        self._redraw()
+        self._redraw()      # the same object: the inspector keeps its zoom and pan ...
+        self.large.stamp.set_view(self.stamp.zoom, self.stamp.centre)   # ... and the large view opens at them
         self.large.raise_()
 
     # -- keyboard helpers ----------------------------------------------------------------------

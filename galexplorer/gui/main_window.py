@@ -45,6 +45,9 @@ from .window_tools import Refinement, SkyViewer
 from .window_views import ExplorerViews
 
 log = logging.getLogger(__name__)
+#: the bottom row's height in the default layout: the candidates table's 10 rows (24 px each),
+#: its two filter lines, header, scroll bar and tabs; the gallery's two rows of thumbnails
+BOTTOM_ROW_PX = 420
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -144,11 +147,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.docks[name] = dock
 
     def _size_docks(self) -> None:
-        """The default layout at 1600×1000 (View ▸ Reset layout goes back to it)."""
+        """The default layout at 1600×1000 (View ▸ Reset layout goes back to it): the bottom row
+        is tall enough for 10 rows of the candidates table and two rows of the gallery (#23);
+        the map keeps the full width its tool bar needs and about 920×470 pixels."""
         self.resize(1600, 1000)
         horizontal, vertical = QtCore.Qt.Orientation.Horizontal, QtCore.Qt.Orientation.Vertical
         self.resizeDocks([self.docks["queue"], self.docks["inspector"]], [270, 400], horizontal)
-        self.resizeDocks([self.docks["gallery"]], [300], vertical)
+        self.resizeDocks([self.docks["gallery"]], [BOTTOM_ROW_PX], vertical)
         self.resizeDocks([self.docks["gallery"], self.docks["candidates"]], [700, 900], horizontal)
         self._default_state = self.saveState()
 

@@ -28,6 +28,44 @@ def _narrow(box: QtWidgets.QComboBox) -> None:
     tip()
 
 
+NBSP = "\u00a0"
+
+
+def break_points(text: str) -> str:
+    """``text`` as the status line shows it: one line per clause (split at "; "), and no line
+    break inside parentheses ("GP (anomaly prior) on 34 labels (0.0 s)" never ends a line at
+    "(0.0"): their spaces become non-breaking."""
+    out, depth = [], 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        out.append(NBSP if ch == " " and depth > 0 else ch)
+    return "\n".join("".join(out).split("; "))
+
+
+class StatusLine(QtWidgets.QLabel):
+    """The model line under "Refit now" (the text is made by ``active.session``): it wraps only
+    at the sensible points of :func:`break_points` and never sets the panel's width (a part
+    longer than the panel is cut, and whole in the tooltip). ``text()`` is the text as set."""
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(parent)
+        self._full = ""
+        self.setWordWrap(True)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def text(self) -> str:
+        return self._full
+
+    def setText(self, text: str) -> None:
+        self._full = str(text)
+        super().setText(break_points(self._full))
+        self.setToolTip(self._full)
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(0, super().minimumSizeHint().height())
+
+
 class QueuePanel(QtWidgets.QWidget):
     """Signals:
         opened(int): an object of the queue was clicked.
@@ -95,9 +133,8 @@ class QueuePanel(QtWidgets.QWidget):
         row.addWidget(self.refit)
         row.addWidget(self.progress, 1)
         lay.addLayout(row)
-        self.status = QtWidgets.QLabel("no model yet")
+        self.status = StatusLine("no model yet")
         self.status.setObjectName("Dim")
-        self.status.setWordWrap(True)
         lay.addWidget(self.status)
 
         self.model = ObjectListModel(caption, tooltip, self)

@@ -20,7 +20,7 @@ APPLICATION = "explorer"
 MAX_RECENT = 10
 DEFAULT_VIEWER_URL = ("https://www.legacysurvey.org/viewer?ra={ra:.6f}&dec={dec:.6f}"
                       "&layer=ls-dr10&zoom=16&mark={ra:.6f},{dec:.6f}")
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2   # 2: the taller bottom row of #23 (a layout saved before it is not restored)
 
 
 def viewer_url(template: str, ra: float, dec: float, object_id: str = "") -> str:
