@@ -140,10 +140,15 @@ def main() -> None:
     logging.getLogger("galexplorer").setLevel(logging.WARNING)
     if args.quick:
         args.sets, args.seeds, args.n, args.timing = ["planted", "radio"], [0], 1000, 0
+    ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.sets:
             for seed in args.seeds:
-                run(kind, seed, args, Path(tmp))
+                out = run(kind, seed, args, Path(tmp))
+                ratios += [(kind, seed, name, m["found"] / max(out[m["base"]]["found"], 1))
+                           for name, m in out.items() if name != m["base"] and "refine" in name]
+    print("ratio of found@budget with the head refine to the same run without it: "
+          + ", ".join(f"{k} s{s} {n.split(',')[0]} {r:.2f}" for k, s, n, r in ratios), flush=True)
     if args.timing:
         timing(args.timing, [32, 512])
 

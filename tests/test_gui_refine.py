@@ -107,7 +107,7 @@ def test_refine_from_the_window_on_own_embeddings(qtbot, tmp_path, gui_settings)
     ex = w.explorer
     ex.select(np.array([3, 4]))
     out = tmp_path / "own-refined.h5"
-    w.refine_representation(out)
+    w.refinement.start(out)
     qtbot.waitUntil(lambda: w.explorer is not ex and w.explorer is not None, timeout=120000)
     assert not getattr(w, "last_error", None), w.last_error
     assert str(w.explorer.session.store.path) == str(out)
