@@ -8,10 +8,13 @@ from scipy.stats import binom, norm
 
 from galexplorer.active.remaining import (
     EXACT_MAX,
+    Calibration,
+    YieldCheck,
     estimate_remaining,
     fit_calibration,
     interesting_probability,
     poisson_binomial_interval,
+    yield_factor,
 )
 from galexplorer.errors import ConfigError
 
@@ -191,6 +194,66 @@ def test_loop_result_estimate_on_a_planted_store(tmp_path):
         assert est.n_unlabelled == 600 - len(rows) and est.batch_size == 10
         with pytest.raises(ConfigError, match="uncertainty"):
             ActiveLoop(st, LoopConfig(scorer="iforest")).fit(rows, np.zeros(len(rows))).remaining()
+
+
+def test_yield_factor_is_the_gamma_posterior_of_the_last_batches():
+    checks = [YieldCheck(10, 9.0, 0), YieldCheck(20, 4.0, 1), YieldCheck(30, 6.0, 2)]
+    assert yield_factor(checks) == (0.5 + 3, 0.5 + 10.0)           # the last two only
+    assert yield_factor(checks, batches=3, prior=1.0) == (1.0 + 3, 1.0 + 19.0)
+    assert yield_factor([]) == (0.5, 0.5)
+    with pytest.raises(ConfigError, match="prior"):
+        yield_factor(checks, prior=0)
+
+
+def test_yield_checks_correct_a_calibration_that_overstates_the_unlabelled_hit_rate():
+    """The selection bias: the calibration (fitted where the labels are) says Φ(2z), the
+    unlabelled objects' real rate is a third of it. Batches proposed from them brought a third
+    of what they were expected to: with those checks the estimate is within 30% of the truth and
+    the interval covers it; without, it is three times the truth and the interval misses."""
+    rng = np.random.default_rng(3)
+    cal = Calibration(2.0, 0.0, ((0.01, 0.0), (0.0, 0.01)), 200, 60)
+    z = rng.normal(-1.2, 0.5, 3000)
+    truth = float(cal.probability(z).sum()) / 3
+    checks = [YieldCheck(90, 6.0, 2), YieldCheck(100, 5.5, 2)]
+    mean, std = 2.5 + z, np.ones_like(z)
+    fixed = estimate_remaining(mean, std, NONE, NONE, 3.0, calibration=cal, yield_checks=checks)
+    plain = estimate_remaining(mean, std, NONE, NONE, 3.0, calibration=cal)
+    assert fixed.yield_factor == pytest.approx(4.5 / 12.0) and plain.yield_factor == 1.0
+    assert abs(fixed.expected - truth) < 0.3 * truth < 0.3 * abs(plain.expected - truth) * 3 / 2
+    assert fixed.low <= truth <= fixed.high and not plain.low <= truth <= plain.high
+    assert fixed.as_dict()["yield_factor"] == pytest.approx(0.375)
+
+
+def test_the_loop_chain_records_each_proposed_batch_and_its_hits(tmp_path):
+    """fit(previous=...) checks the previous fit's batch: its calibrated expected yield at that
+    fit and the hits its labels brought; remaining() applies the last two."""
+    from active_synthetic import planted_store
+
+    from galexplorer.active.loop import ActiveLoop, LoopConfig
+    from galexplorer.store import EmbeddingStore
+
+    path, rare, _ = planted_store(tmp_path / "s.h5", 600, rare=0.05)
+    with EmbeddingStore(path) as st:
+        loop = ActiveLoop(st, LoopConfig(scorer="gp"))
+        rows = loop.initial_batch()
+        result = loop.fit(rows, np.where(rare[rows], 5.0, 0.0))
+        assert result.yield_checks == ()
+        expected = []
+        for _ in range(3):
+            proposed = result.next_batch
+            cal = fit_calibration(*result._model.loo(), result.labels, 3.0)
+            std = result._model.exact_std(proposed)
+            expected.append(float(cal.probability((result.mean[proposed] - 2.5) / std).sum()))
+            rows = np.concatenate([rows, proposed])
+            result = loop.fit(rows, np.where(rare[rows], 5.0, 0.0), previous=result)
+        checks = result.yield_checks
+        assert [c.labels for c in checks] == [10, 20, 30]
+        assert [c.hits for c in checks] == [int(rare[rows[10 * i:10 * i + 10]].sum()) for i in (1, 2, 3)]
+        np.testing.assert_allclose([c.expected for c in checks], expected, rtol=1e-4, atol=1e-6)
+        shape, rate = yield_factor(checks)
+        assert result.remaining().yield_factor == pytest.approx(shape / rate)
+        # another threshold than the one the checks were measured at: no correction
+        assert result.remaining(threshold=4.0).yield_factor == 1.0
 
 
 def test_calibrated_interval_is_the_same_binned_at_survey_scale():

@@ -60,6 +60,49 @@ A0, PRIOR_SD = 1.0, 3.0
 DRAWS = 400
 #: Above this many objects the draws sum over BINS bins of z.
 BIN_ABOVE, BINS = 20_000, 4096
+#: The yield check: the last this many proposed batches, and the weight of the prior ``ρ ~ Gamma(α, α)``.
+YIELD_BATCHES, YIELD_PRIOR = 2, 0.5
+
+
+@dataclass(frozen=True)
+class YieldCheck:
+    """One proposed batch, once labelled: how many interesting objects the fit that proposed it
+    expected among its labelled rows (the calibrated ``Σ pᵢ``) and how many there were.
+
+    Attributes:
+        labels: labels given when the batch was proposed.
+        expected: the calibrated expected number of interesting objects among its rows.
+        hits: interesting objects among them.
+    """
+
+    labels: int
+    expected: float
+    hits: int
+
+
+def yield_factor(checks, batches: int = YIELD_BATCHES, prior: float = YIELD_PRIOR) -> tuple[float, float]:
+    """The posterior ``Gamma(shape, rate)`` of the factor ``ρ`` by which the calibrated
+    probabilities over- or under-state the hits of the last ``batches`` proposed batches.
+
+    ``hits ~ Poisson(ρ · expected)`` with the prior ``ρ ~ Gamma(prior, prior)`` (mean 1): the
+    posterior is ``Gamma(prior + Σ hits, prior + Σ expected)``, mean ``(Σ hits + prior) /
+    (Σ expected + prior)``. Those batches were chosen from the unlabelled objects by the fit's own
+    ``μ`` and ``σ``, so their hits measure the calibration where the leave-one-out fit is biased
+    (the labelled objects' hit rate at a given ``z`` is higher than the unlabelled ones').
+
+    Args:
+        checks: :class:`YieldCheck` in the order the batches were proposed.
+
+    Returns:
+        ``(shape, rate)``; ``(prior, prior)`` without checks.
+
+    Raises:
+        ConfigError: batches < 1 or prior ≤ 0.
+    """
+    if batches < 1 or not prior > 0:
+        raise ConfigError(f"the yield check needs batches >= 1 and prior > 0, got {batches}, {prior}")
+    recent = list(checks)[-batches:]
+    return prior + sum(c.hits for c in recent), prior + sum(c.expected for c in recent)
 
 
 @dataclass(frozen=True)
@@ -172,6 +215,8 @@ class RemainingEstimate:
             parameters, each with its Poisson-binomial count).
         std_scale: the calibration factor applied to the std.
         calibration: the calibration of the probabilities, or None (the Gaussian's own).
+        yield_factor: the factor ``ρ`` the calibrated probabilities were multiplied by (the
+            posterior mean of :func:`yield_factor`; 1 without yield checks).
     """
 
     threshold: float
@@ -187,6 +232,7 @@ class RemainingEstimate:
     method: str
     std_scale: float = 1.0
     calibration: Calibration | None = None
+    yield_factor: float = 1.0
 
     @property
     def stop(self) -> bool:
@@ -211,7 +257,7 @@ class RemainingEstimate:
                 "stop": self.stop, "method": self.method, "std_scale": self.std_scale,
                 "calibration": None if self.calibration is None else
                 {"a": self.calibration.a, "b": self.calibration.b, "n": self.calibration.n,
-                 "hits": self.calibration.hits}}
+                 "hits": self.calibration.hits}, "yield_factor": self.yield_factor}
 
 
 def interesting_probability(mean: np.ndarray, std: np.ndarray, threshold: float, step: float = STEP,
@@ -285,7 +331,7 @@ def estimate_remaining(mean: np.ndarray, std: np.ndarray, labelled: np.ndarray, 
                        threshold: float, excluded: np.ndarray | None = None, next_batch: np.ndarray | None = None,
                        batch_size: int = 10, level: float = LEVEL, stop_below: float = STOP_BELOW,
                        step: float = STEP, std_scale: float = 1.0, calibration: Calibration | None = None,
-                       seed: int = 0) -> RemainingEstimate:
+                       seed: int = 0, yield_checks=()) -> RemainingEstimate:
     """Estimate how many unlabelled, not excluded objects have a score ``≥ threshold``.
 
     Args:
@@ -305,6 +351,9 @@ def estimate_remaining(mean: np.ndarray, std: np.ndarray, labelled: np.ndarray, 
             :data:`DRAWS` draws of its parameters, a count from the Poisson-binomial of those
             probabilities (normal approximation), and the interval is the draws' quantiles.
         seed: of those draws.
+        yield_checks: :class:`YieldCheck` of the batches labelled so far (with a calibration
+            only): the calibrated probabilities are multiplied by ``ρ``, the posterior mean of
+            :func:`yield_factor` (at most 1 each), and the interval's draws also draw ``ρ``.
 
     Returns:
         :class:`RemainingEstimate`.
@@ -324,12 +373,15 @@ def estimate_remaining(mean: np.ndarray, std: np.ndarray, labelled: np.ndarray, 
         free[np.asarray(excluded, dtype=np.int64)] = False
     rows = np.flatnonzero(free)
     p_free = interesting_probability(mean[rows], np.asarray(std)[rows], threshold, step, std_scale)
+    rho = 1.0
     if calibration is None:
         low, high, method = poisson_binomial_interval(p_free, level)
     else:
         z = _z(mean[rows], np.asarray(std)[rows], threshold, step, std_scale)
-        p_free = calibration.probability(z)
-        low, high = _calibrated_interval(z, calibration, level, seed)
+        shape, rate = yield_factor(yield_checks) if len(yield_checks) else (1.0, 1.0)
+        rho = shape / rate
+        p_free = np.minimum(rho * calibration.probability(z), 1.0)
+        low, high = _calibrated_interval(z, calibration, level, seed, (shape, rate) if len(yield_checks) else None)
         method = "calibrated"
     p = np.zeros(n)
     p[rows] = p_free
@@ -344,7 +396,7 @@ def estimate_remaining(mean: np.ndarray, std: np.ndarray, labelled: np.ndarray, 
                              expected=float(p_free.sum()), low=low, high=high, level=float(level),
                              n_unlabelled=len(rows), next_yield=next_yield, batch_size=k,
                              stop_below=float(stop_below), method=method, std_scale=float(std_scale),
-                             calibration=calibration)
+                             calibration=calibration, yield_factor=float(rho))
 
 
 def _z(mean: np.ndarray, std: np.ndarray, threshold: float, step: float, std_scale: float) -> np.ndarray:
@@ -357,9 +409,11 @@ def _z(mean: np.ndarray, std: np.ndarray, threshold: float, step: float, std_sca
     return np.clip(z, -50, 50)
 
 
-def _calibrated_interval(z: np.ndarray, cal: Calibration, level: float, seed: int) -> tuple[int, int]:
+def _calibrated_interval(z: np.ndarray, cal: Calibration, level: float, seed: int,
+                         factor: tuple[float, float] | None = None) -> tuple[int, int]:
     """Quantiles of the count over draws of the calibration's parameters (each draw: a normal
-    approximation of its Poisson-binomial, rounded, at least 0)."""
+    approximation of its Poisson-binomial, rounded, at least 0), and of the yield factor ``ρ``
+    from its Gamma ``(shape, rate)`` when given."""
     if not 0 < level < 1:
         raise ConfigError(f"the interval's level must be in (0, 1), got {level}")
     rng = np.random.default_rng(seed)
@@ -375,9 +429,10 @@ def _calibrated_interval(z: np.ndarray, cal: Calibration, level: float, seed: in
         sums = np.bincount(which, weights=zs, minlength=BINS)
         keep = weight > 0
         zs, weight = sums[keep] / weight[keep], weight[keep]
+    rhos = np.ones(DRAWS) if factor is None else rng.gamma(factor[0], 1.0 / factor[1], DRAWS)
     counts = np.empty(DRAWS)
     for i, (a, b) in enumerate(draws):
-        p = cal.probability(zs, a, b)
+        p = np.minimum(rhos[i] * cal.probability(zs, a, b), 1.0)
         w = 1.0 if weight is None else weight
         counts[i] = rng.normal(float((w * p).sum()), math.sqrt(float((w * p * (1 - p)).sum())))
     counts = np.clip(np.round(counts), 0, len(z))
