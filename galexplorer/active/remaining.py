@@ -18,9 +18,11 @@ it on the labelled objects by leave-one-out). Then
   normal approximation (variance ``Σ pᵢ(1 − pᵢ)``, continuity-corrected). It ignores the
   correlations of the posterior between objects and the model's own error. With a
   :class:`Calibration` (:func:`fit_calibration`, from the labelled objects' leave-one-out
-  predictions) ``pᵢ = Φ(a·zᵢ + b)`` instead of ``Φ(zᵢ)``, and the interval also carries the
-  calibration's uncertainty (draws of ``a, b``). docs/active-learning.md gives what the
-  benchmark measured;
+  predictions) ``pᵢ = Φ(a·zᵢ + b)`` instead of ``Φ(zᵢ)``, times the factor ``ρ`` by which the
+  last proposed batches brought fewer (or more) finds than that calibration expected of them
+  (:class:`YieldCheck`, :func:`yield_factor`), and the interval also carries the uncertainty
+  of both (draws of ``a, b`` and ``ρ``). docs/active-learning.md gives what the benchmark
+  measured;
 * **expected yield of the next batch**: ``Σ pᵢ`` over the objects the acquisition picks next
   (or, without a batch, the ``k`` highest ``pᵢ``: an upper bound on any batch of ``k``);
 * **stopping hint**: that yield below ``stop_below`` (default 0.5: the next batch is expected
