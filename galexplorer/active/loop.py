@@ -44,7 +44,7 @@ from .features import LearningFeatures, learning_features
 from .ordering import ranking_order
 from .portfolio import ARM_SCORER, ARMS, POOL, Bandit, ranking_arm
 from .registry import PORTFOLIO
-from .remaining import STEP, RemainingEstimate, estimate_remaining, fit_calibration
+from .remaining import STEP, RemainingEstimate, YieldCheck, _z, estimate_remaining, fit_calibration
 from .representation import RepresentationChoice, choose, load_sets
 from .scorers import IsolationForestScorer, NeighbourScorer, ScoreModel, Scorer, make_scorer, minmax_scale
 
@@ -74,6 +74,10 @@ class LoopResult:
         info: the scorer's fitted parameters (JSON-able); ``info["representation"]`` says which
             representation it learned on and why (:class:`.representation.RepresentationChoice`).
         config: the :class:`LoopConfig`.
+        yield_checks: for every batch a fit of this chain (``fit(previous=...)``) proposed and
+            the labels now include, its calibrated expected yield beside the hits it brought
+            (:class:`~galexplorer.active.remaining.YieldCheck`, oldest first): what
+            :meth:`remaining` corrects its calibration by.
     """
 
     mean: np.ndarray
@@ -91,6 +95,7 @@ class LoopResult:
     best: float
     info: dict = field(default_factory=dict)
     config: LoopConfig = field(default_factory=LoopConfig)
+    yield_checks: tuple[YieldCheck, ...] = ()
     _model: ScoreModel | None = field(default=None, repr=False)
     _acq: Acquisition | None = field(default=None, repr=False)
     _mean_model: ScoreModel | None = field(default=None, repr=False)
@@ -164,8 +169,10 @@ class LoopResult:
                 ``interesting_above``).
             calibrate: map the posterior's ``z`` to probabilities by a calibration fitted on the
                 labelled objects' leave-one-out predictions (:func:`fit_calibration`; the GP
-                scorers), not by the Gaussian's ``Φ(z)``. Without it the estimate is several
-                times too high on the benchmark domains (docs/active-learning.md).
+                scorers), not by the Gaussian's ``Φ(z)``, and correct it by the hits of the last
+                proposed batches against their calibrated expected yield (:attr:`yield_checks`).
+                Without it the estimate is several times too high on the benchmark domains
+                (docs/active-learning.md).
             options: ``level``, ``stop_below``, ``step``, ``std_scale``, ``seed`` of :func:`estimate_remaining`.
 
         Raises:
@@ -178,13 +185,36 @@ class LoopResult:
                               f"(gp, gp-anomaly, knn), not {self.scorer}")
         self.complete_std()
         t = self.config.interesting_above if threshold is None else float(threshold)
-        cal = None
+        cal, checks = None, ()
         if calibrate and m.loo is not None:
             loo_mean, loo_std = m.loo()
             cal = fit_calibration(loo_mean, loo_std, self.labels, t, options.get("step", STEP))
+            if t == self.config.interesting_above and options.get("step", STEP) == STEP:
+                checks = self.yield_checks          # measured at the config's threshold and grid
         return estimate_remaining(self.mean, self.std, self.labelled, self.labels, t, excluded=self.excluded,
                                   next_batch=self.next_batch, batch_size=self.config.batch_size,
-                                  calibration=cal, **options)
+                                  calibration=cal, yield_checks=checks, **options)
+
+    def proposed_yield(self, labelled: np.ndarray, labels: np.ndarray) -> YieldCheck | None:
+        """The check of this fit's proposed batch once (part of) it is labelled: the calibrated
+        expected number of interesting objects (score ≥ the config's ``interesting_above``)
+        among the rows of :attr:`next_batch` that ``labelled`` now holds, and how many of their
+        ``labels`` are. None when none of it is labelled or the scorer has no leave-one-out
+        calibration (only the GP scorers have one)."""
+        m = self._model
+        if m is None or m.loo is None or self.n_labels == 0 or not len(self.next_batch):
+            return None
+        got = np.isin(labelled, self.next_batch)
+        rows = np.asarray(labelled)[got]
+        if not len(rows):
+            return None
+        std = self.std[rows].astype(np.float64)
+        if np.isnan(std).any():                  # an explore batch: chosen without the std
+            std = np.asarray(m.exact_std(rows), dtype=np.float64)
+        t = self.config.interesting_above
+        cal = fit_calibration(*m.loo(), self.labels, t)
+        expected = float(cal.probability(_z(self.mean[rows], std, t, STEP, 1.0)).sum())
+        return YieldCheck(self.n_labels, expected, int(np.count_nonzero(np.asarray(labels)[got] >= t)))
 
 
 def _eligible(n: int, labelled: np.ndarray, excluded: np.ndarray) -> np.ndarray:
@@ -402,13 +432,17 @@ class ActiveLoop:
         batch, std, acquisition, acq, acq_name = self._choose(model, c.acquisition, best, labelled, eligible,
                                                              candidates, c.batch_size)
         order = ranking_order(model.mean, labelled, labels, excluded)
+        checks = ()
+        if previous is not None and previous.config.interesting_above == c.interesting_above:
+            check = previous.proposed_yield(labelled, labels)
+            checks = previous.yield_checks + ((check,) if check is not None else ())
         seconds = time.perf_counter() - t0
         log.info("%s fitted on %d labels in %.2f s", c.scorer, len(labelled), seconds)
         return LoopResult(mean=model.mean, std=std, acquisition=acquisition, next_batch=batch, order=order,
                           scorer=c.scorer, acquisition_name=acq_name, n_labels=len(labelled), seconds=seconds,
                           labelled=labelled, labels=labels, excluded=excluded, best=best,
                           info={**model.info, "representation": rep.to_dict()},
-                          config=c, _model=model, _acq=acq, _mean_model=model)
+                          config=c, yield_checks=checks, _model=model, _acq=acq, _mean_model=model)
 
     def _choose(self, model: ScoreModel, acquisition_name: str, best: float, labelled: np.ndarray,
                 eligible: np.ndarray, candidates: np.ndarray, k: int):
