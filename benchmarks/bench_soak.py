@@ -161,6 +161,11 @@ class Tracer:
               f"grew: {', '.join(f'{k} +{v}' for k, v in grew) or 'none'}")
         for st in snap.compare_to(self.snap, "lineno")[:6]:
             print(f"    {st.size_diff / 2**10:+8.0f} KiB {st.count_diff:+6d}  {st.traceback[0]}")
+        from PySide6 import QtCore, QtWidgets
+
+        scenes = {v.scene() for v in self.w.findChildren(QtWidgets.QGraphicsView) if v.scene() is not None}
+        print(f"    Qt: {len(self.w.findChildren(QtCore.QObject)):,} QObjects under the window, "
+              f"{sum(len(sc.items()) for sc in scenes):,} items in {len(scenes)} scenes")
         th = self.w.thumbs
         if th is not None:
             print(f"    thumbnails: {len(th._cache):,} pixmaps, {getattr(th, 'nbytes', 0) / 2**20:.1f} MiB; "
