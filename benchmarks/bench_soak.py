@@ -26,7 +26,7 @@ n×n matrices, so its memory grows with the labels by design; ``--scorer gp-anom
 at fewer presses.
 
 usage: python benchmarks/bench_soak.py [--quick] [--n 100000] [--presses 10000] [--batch 10]
-       [--sample 500] [--rate 30] [--scorer NAME] [--kill-every K]
+       [--sample 500] [--rate 30] [--scorer NAME] [--kill-every K] [--trace]
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from ..active.session import LabellingSession, ModelState
 from ..errors import GalexplorerError
 from .colouring import MapColours
 from .gallery_content import GalleryContent, label_view
-from .modelproc import ModelProcess, ModelProcessError, release_free_memory
+from .modelproc import ModelProcess, ModelProcessError
 from .object_text import ObjectText
 from .output_jobs import OutputJobs
 from .selection import SelectionMode, combine
@@ -438,9 +438,6 @@ class Explorer(QtCore.QObject):
         self.queueChanged.emit()
         if not self.refits.busy:
             self.refitStateChanged.emit(False, self.state.description)
-        # the last refit's (N,) arrays and the views' redraws are freed now: hand the pages back,
-        # or glibc keeps them and the window's RSS creeps over hours of refits
-        release_free_memory()
 
     def _on_fit_failed(self, tag, message: str) -> None:
         self.refitStateChanged.emit(self.refits.busy, f"refit failed: {message}")

@@ -221,7 +221,7 @@ def release_free_memory() -> None:
     """Give the memory freed by a request back to the system (glibc keeps it in its arenas,
     one per thread that allocated; a long session's refits, each with its own worker threads,
     otherwise creep upward: 275 → 338 MiB over 60 identical kNN refits, flat at 262 with it).
-    The window calls it too, after a refit's result has replaced the last one."""
+    The window calls it too, before each refit (:meth:`ModelProcess.fit`)."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -483,6 +483,9 @@ class ModelProcess:
         """
         from ..active.session import ModelState
 
+        # the window's side: the last refit's (N,) arrays and the views' redraws were freed when
+        # its result landed; hand their pages back here, in the worker thread, not in the UI's
+        release_free_memory()
         return ModelState(**self.call("fit", config=config.to_dict(), labelled=labelled, labels=labels,
                                       excluded=excluded))
 
