@@ -26,7 +26,7 @@ n×n matrices, so its memory grows with the labels by design; ``--scorer gp-anom
 at fewer presses.
 
 usage: python benchmarks/bench_soak.py [--quick] [--n 100000] [--presses 10000] [--batch 10]
-       [--sample 500] [--rate 30] [--scorer NAME] [--kill-every K]
+       [--sample 500] [--rate 30] [--scorer NAME] [--kill-every K] [--trace]
 """
 
 from __future__ import annotations
@@ -116,6 +116,64 @@ class Ticks:
         return out
 
 
+def heap_in_use() -> int:
+    """Bytes malloc has handed out and not had back (glibc ``mallinfo2``), or 0 where unknown:
+    RSS growing while this stays flat is freed memory the allocator keeps, not live objects."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        class Mallinfo2(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallinfo2.restype = Mallinfo2
+        m = libc.mallinfo2()
+        return int(m.uordblks + m.hblkhd)
+    except (OSError, AttributeError):
+        return 0
+
+
+class Tracer:
+    """``--trace``: what grew in the window's process between two samples: live Python objects
+    by type, the Python allocations by line (``tracemalloc``: numpy arrays included), the
+    thumbnail cache, and malloc's bytes in use against the RSS."""
+
+    def __init__(self, window):
+        import tracemalloc
+
+        self.w = window
+        tracemalloc.start(1)
+        self.snap = tracemalloc.take_snapshot()
+        self.types = self._types()
+
+    @staticmethod
+    def _types() -> Counter:
+        return Counter(type(o).__name__ for o in gc.get_objects())
+
+    def take(self) -> None:
+        import tracemalloc
+
+        snap, types = tracemalloc.take_snapshot(), self._types()
+        grew = [(k, v) for k, v in (types - self.types).most_common(8)]
+        print(f"    objects: {sum(types.values()):,} ({sum(types.values()) - sum(self.types.values()):+,}); "
+              f"grew: {', '.join(f'{k} +{v}' for k, v in grew) or 'none'}")
+        for st in snap.compare_to(self.snap, "lineno")[:6]:
+            print(f"    {st.size_diff / 2**10:+8.0f} KiB {st.count_diff:+6d}  {st.traceback[0]}")
+        from PySide6 import QtCore, QtWidgets
+
+        scenes = {v.scene() for v in self.w.findChildren(QtWidgets.QGraphicsView) if v.scene() is not None}
+        print(f"    Qt: {len(self.w.findChildren(QtCore.QObject)):,} QObjects under the window, "
+              f"{sum(len(sc.items()) for sc in scenes):,} items in {len(scenes)} scenes")
+        th = self.w.thumbs
+        if th is not None:
+            print(f"    thumbnails: {len(th._cache):,} pixmaps, {getattr(th, 'nbytes', 0) / 2**20:.1f} MiB; "
+                  f"malloc in use {heap_in_use() / 2**20:.0f} MiB, traced {tracemalloc.get_traced_memory()[0] / 2**20:.0f} MiB",
+                  flush=True)
+        self.snap, self.types = snap, types
+
+
 def make_store(folder: Path, n: int) -> Path:
     from gui_stores import build_store
 
@@ -153,6 +211,7 @@ def soak(store: Path, args) -> dict:
     ticks.timer.start()
     gc.collect()
     gc.freeze()      # the start-up objects, as run_app does
+    tracer = Tracer(w) if args.trace else None
     samples, missed, kills = [], 0, 0
     period = 1.0 / args.rate
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -183,7 +242,7 @@ def soak(store: Path, args) -> dict:
             wall, stall = ticks.take()
             me, model = proc_status("self"), proc_status(ex.model.pid) if ex.model.pid else proc_status(0)
             samples.append({"labels": n, "s": time.perf_counter() - t0, "cpu": time.process_time(), "rss": me["rss"], "fds": me["fds"],
-                            "threads": me["threads"], "py_threads": threading.active_count(),
+                            "threads": me["threads"], "heap": heap_in_use(), "py_threads": threading.active_count(),
                             "model_rss": model["rss"], "model_fds": model["fds"],
                             "model_threads": model["threads"], "refits": ex.refits.runs, "fits": fitted[0],
                             "wall": wall, "stall": stall})
@@ -191,10 +250,12 @@ def soak(store: Path, args) -> dict:
             prev = samples[-2] if len(samples) > 1 else {"labels": 0, "cpu": cpu0}
             s["cpu_ms"] = 1e3 * (s["cpu"] - prev["cpu"]) / (n - prev["labels"])
             print(f"  {n:>6} labels {s['s']:>7.0f} s  window {s['rss'] / 2**20:>6.0f} MiB  model "
-                  f"{s['model_rss'] / 2**20:>6.0f} MiB  fds {s['fds']}/{s['model_fds']}  threads "
+                  f"{s['model_rss'] / 2**20:>6.0f} MiB  window malloc {s['heap'] / 2**20:.0f} MiB  fds {s['fds']}/{s['model_fds']}  threads "
                   f"{s['threads']}/{s['model_threads']}  refits {s['fits']}  stall {s['stall'] * 1e3:.0f} ms  "
                   f"window CPU {s['cpu_ms']:.0f} ms/label",
                   flush=True)
+            if tracer is not None:
+                tracer.take()
     took = time.perf_counter() - t0
     ex.wait_idle(600)
     ticks.timer.stop()
@@ -290,6 +351,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=KEY_REPEAT_HZ, help="key presses per second")
     ap.add_argument("--scorer", default="knn", help="the model (default knn; see the module's docstring)")
     ap.add_argument("--kill-every", type=int, default=0, help="kill -9 the model process every K labels")
+    ap.add_argument("--trace", action="store_true",
+                    help="print what grew in the window between samples (slow: tracemalloc)")
     args = ap.parse_args()
     if args.quick:
         args.n, args.presses, args.sample = 10_000, 1_000, 100

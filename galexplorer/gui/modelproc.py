@@ -217,10 +217,11 @@ REQUESTS = {"fit": ModelServer.fit, "export": ModelServer.export, "similar": Mod
             "explain": ModelServer.explain, "ping": ModelServer.ping}
 
 
-def _release_free_memory() -> None:
+def release_free_memory() -> None:
     """Give the memory freed by a request back to the system (glibc keeps it in its arenas,
     one per thread that allocated; a long session's refits, each with its own worker threads,
-    otherwise creep upward: 275 → 338 MiB over 60 identical kNN refits, flat at 262 with it)."""
+    otherwise creep upward: 275 → 338 MiB over 60 identical kNN refits, flat at 262 with it).
+    The window calls it too, before each refit (:meth:`ModelProcess.fit`)."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -272,7 +273,7 @@ def serve(conn, store_path: str) -> None:
                 conn.send(answer)
             except (BrokenPipeError, OSError):
                 break
-            _release_free_memory()
+            release_free_memory()
     finally:
         if server is not None:
             server.close()
@@ -482,6 +483,9 @@ class ModelProcess:
         """
         from ..active.session import ModelState
 
+        # the window's side: the last refit's (N,) arrays and the views' redraws were freed when
+        # its result landed; hand their pages back here, in the worker thread, not in the UI's
+        release_free_memory()
         return ModelState(**self.call("fit", config=config.to_dict(), labelled=labelled, labels=labels,
                                       excluded=excluded))
 

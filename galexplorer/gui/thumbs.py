@@ -1,7 +1,9 @@
 """Thumbnails as cached QPixmaps, for the hover card, the queue and the gallery.
 
 Pixmaps are made once per object and kept in a least-recently-used cache, so moving the mouse
-back and forth over the same points never reads the store again.
+back and forth over the same points never reads the store again. The cache is bounded in bytes
+(:data:`CACHE_BYTES`), not in pixmaps: a 64-pixel thumbnail holds four times the memory of a
+32-pixel one, and a count bound of 4,096 held 64 MiB of 64-pixel stamps.
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ import numpy as np
 from PySide6 import QtCore, QtGui
 
 log = logging.getLogger(__name__)
+
+#: bytes of pixmaps the cache keeps: 1,024 thumbnails of 64 pixels (RGB32, 16 KiB each), more
+#: than the mosaic's cells on a 2560x1440 plot (cells span 64-128 screen pixels), or 4,096 of 32
+CACHE_BYTES = 16 * 2**20
+
+
+def pixmap_bytes(pm: QtGui.QPixmap) -> int:
+    """The pixel memory a pixmap holds (width x height x depth)."""
+    return pm.width() * pm.height() * max(pm.depth(), 8) // 8
 
 
 def rgb_to_qimage(rgb: np.ndarray) -> QtGui.QImage:
@@ -30,17 +41,32 @@ class ThumbnailCache:
         cutouts: the linked :class:`~galexplorer.store.CutoutStore` (used when the store has
             no thumbnails), or None.
         cutouts_rows: (N,) the cutouts row of each store object, or None for row to row.
-        capacity: pixmaps kept.
+        max_bytes: pixel memory kept (the least recently used pixmaps go first); at least the
+            newest pixmap is always kept.
+
+    Raises:
+        ValueError: ``max_bytes`` is not positive.
     """
 
-    def __init__(self, thumbnails=None, cutouts=None, capacity: int = 4096, cutouts_rows=None):
+    def __init__(self, thumbnails=None, cutouts=None, max_bytes: int = CACHE_BYTES, cutouts_rows=None):
+        if not max_bytes > 0:
+            raise ValueError(f"the thumbnail cache's budget must be positive, not {max_bytes} bytes")
         self._thumbs = thumbnails
         self._cutouts = cutouts
         self._rows = cutouts_rows
         self._cache: OrderedDict[int, QtGui.QPixmap] = OrderedDict()
-        self.capacity = capacity
+        self.max_bytes = int(max_bytes)
+        self.nbytes = 0          # pixel memory of the pixmaps held now
         self.size = int(thumbnails.shape[1]) if thumbnails is not None else 64
         self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    @property
+    def capacity(self) -> int:
+        """Thumbnails of this store's size (RGB32) that the budget holds."""
+        return max(1, self.max_bytes // (self.size * self.size * 4))
 
     @property
     def available(self) -> bool:
@@ -75,8 +101,9 @@ class ThumbnailCache:
         else:
             pm = QtGui.QPixmap.fromImage(rgb_to_qimage(rgb))
         self._cache[i] = pm
-        if len(self._cache) > self.capacity:
-            self._cache.popitem(last=False)
+        self.nbytes += pixmap_bytes(pm)
+        while self.nbytes > self.max_bytes and len(self._cache) > 1:
+            self.nbytes -= pixmap_bytes(self._cache.popitem(last=False)[1])
         return pm
 
     def peek(self, i: int) -> QtGui.QPixmap | None:
@@ -85,6 +112,7 @@ class ThumbnailCache:
 
     def clear(self) -> None:
         self._cache.clear()
+        self.nbytes = 0
 
 
 def placeholder(size: int) -> QtGui.QPixmap:
