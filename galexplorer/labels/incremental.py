@@ -80,7 +80,6 @@ class LiveLabels:
         self._retracted: set[int] = set()                           # seqs some retract targets
         self._current: dict[str, dict[str, int]] = {}               # object -> {user: current score}
         self._per_user: Counter[str] = Counter()                    # user -> objects they label now
-        self._consensus: dict[str, tuple[float, int, bool]] = {}
         self._excluded: set[str] = set()
 
     # -- reading -----------------------------------------------------------------------------
@@ -108,8 +107,6 @@ class LiveLabels:
         for key in keys:
             self._settle(key)
         touched.labelled = {oid for oid, _ in keys}
-        for oid in touched.labelled:
-            self._recount(oid)
         for oid in touched.marked:
             self._remark(oid)
         return touched
@@ -170,13 +167,6 @@ class LiveLabels:
             if not users:
                 del self._current[oid]
 
-    def _recount(self, oid: str) -> None:
-        users = self._current.get(oid)
-        if users:
-            self._consensus[oid] = median_consensus(list(users.values()))
-        else:
-            self._consensus.pop(oid, None)
-
     def _remark(self, oid: str) -> None:
         marks = self._marks.get(oid)
         if marks and marks[max(marks)] == "exclude":
@@ -186,8 +176,10 @@ class LiveLabels:
 
     # -- what it holds -------------------------------------------------------------------------
     def consensus_of(self, object_id: str) -> tuple[float, int, bool] | None:
-        """``(median, n_labellers, disputed)`` of one object, None when nobody labels it now."""
-        return self._consensus.get(object_id)
+        """``(median, n_labellers, disputed)`` of one object, None when nobody labels it now
+        (computed when asked: the session asks only for the objects a read touched)."""
+        users = self._current.get(object_id)
+        return median_consensus(list(users.values())) if users else None
 
     def is_excluded(self, object_id: str) -> bool:
         return object_id in self._excluded
@@ -218,7 +210,7 @@ class LiveLabels:
 
     def labelled_objects(self) -> list[str]:
         """Objects with a consensus now."""
-        return list(self._consensus)
+        return list(self._current)
 
 
 __all__ = ["LiveLabels", "Touched", "median_consensus"]
