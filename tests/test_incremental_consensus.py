@@ -166,7 +166,7 @@ def test_damaged_rows_are_skipped_as_the_full_read_skips_them(small_store, tmp_p
         ses.close()
 
 
-def test_a_retraction_read_before_its_target_still_retracts_it(tmp_path):
+def test_a_retraction_read_before_its_target_or_twice_is_applied_as_the_full_read_does(tmp_path):
     """A reordered (damaged, recovered) file: the rule is 'no retract targets it', wherever the
     retract is."""
     class Journal:
@@ -187,6 +187,12 @@ def test_a_retraction_read_before_its_target_still_retracts_it(tmp_path):
     j.evs.append(Event(2, 2, "score", "a", 5, "u", "t", None, None))
     live.read_new()
     assert live.consensus_of("a") is None and live.count("u") == 0
+    # two retractions of one score (a file merged by hand): the second changes nothing
+    j.evs += [Event(3, 3, "score", "a", 4, "u", "t", None, None), Event(4, 4, "retract", "a", None, "u", "t", None, 3)]
+    live.read_new()
+    j.evs += [Event(5, 5, "retract", "a", None, "u", "t", None, 3), Event(6, 6, "score", "a", 1, "v", "t", None, None)]
+    live.read_new()
+    assert live.consensus_of("a") == (1.0, 1, False) and live.users() == {"v"}
 
 
 def _journal_with(store, n_labels: int) -> None:

@@ -124,11 +124,11 @@ class LiveLabels:
                 return 0
             self._retracted.add(e.target)
             owner = self._owner.get(e.target)
-            if isinstance(owner, tuple):
-                self._scores[owner].pop(e.target, None)
+            if isinstance(owner, tuple):   # a second retraction of one event finds it gone
+                self._scores.get(owner, {}).pop(e.target, None)
                 keys.add(owner)
             elif owner is not None:
-                self._marks[owner].pop(e.target, None)
+                self._marks.get(owner, {}).pop(e.target, None)
                 marked.add(owner)
             return 0
         if e.kind not in ("score", "exclude", "include"):
@@ -157,15 +157,17 @@ class LiveLabels:
         had = user in users
         if seqs:
             users[user] = seqs[max(seqs)]
-            self._per_user[user] += not had
-        else:
-            users.pop(user, None)
-            if had:
-                self._per_user[user] -= 1
-                if not self._per_user[user]:
-                    del self._per_user[user]
-            if not users:
-                del self._current[oid]
+            if not had:
+                self._per_user[user] += 1
+            return
+        self._scores.pop(key, None)   # every score of theirs retracted: nothing to fall back on
+        users.pop(user, None)
+        if had:
+            self._per_user[user] -= 1
+            if not self._per_user[user]:
+                del self._per_user[user]
+        if not users:
+            del self._current[oid]
 
     def _remark(self, oid: str) -> None:
         marks = self._marks.get(oid)
