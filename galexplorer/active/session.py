@@ -28,7 +28,7 @@ from ..label_scale import MAX_SCORE
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
 from .registry import scorer_label
-from .snapshot import label_snapshot
+from .snapshot import LabelSnapshot, LiveSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -224,10 +224,13 @@ class LabellingSession:
         self.n = len(self.ids)
         self.index = store.object_ids.index
         self.xy = np.asarray(store.projection, dtype=np.float32)
-        self.labels = np.full(self.n, np.nan, np.float32)
-        self.n_labellers = np.zeros(self.n, np.int32)   # users who scored each object
-        self.disputed = np.zeros(self.n, bool)          # the users disagree (see LabelJournal.consensus)
-        self.excluded = np.zeros(self.n, bool)
+        # the labels kept up to date from the journal's new events only (issue #27 item 4);
+        # its arrays are updated in place: widgets hold them
+        self.live = LiveSnapshot(store, self.journal)
+        self.labels = self.live.label
+        self.n_labellers = self.live.n_labellers   # users who scored each object
+        self.disputed = self.live.disputed         # the users disagree (see LabelJournal.consensus)
+        self.excluded = self.live.excluded
         self.model: ModelState | None = None
         self.batch_size = int(batch_size)
         self.since_refit = 0
@@ -243,25 +246,30 @@ class LabellingSession:
         self._restore()
 
     # -- labels --------------------------------------------------------------------------------
-    def sync_labels(self) -> None:
-        """Reload consensus labels and exclusions from the journal (after any change), through
-        the same :func:`~galexplorer.active.snapshot.label_snapshot` as ``galexplorer rank``."""
-        # read before the snapshot: an event recorded in between is read again, never missed
-        self._seen_seq = self.journal.last_seq()
-        self.snapshot = label_snapshot(self.store, self.journal, strict=False)
-        self.labels[:] = self.snapshot.label          # in place: widgets hold these arrays
-        self.n_labellers[:] = self.snapshot.n_labellers
-        self.disputed[:] = self.snapshot.disputed
-        self.excluded[:] = self.snapshot.excluded_mask()
+    def sync_labels(self) -> bool:
+        """Bring consensus labels and exclusions up to date with the journal (after any change):
+        only the events recorded since the last sync are read and only the objects they touch
+        are recomputed (:class:`~galexplorer.active.snapshot.LiveSnapshot`), giving what
+        :func:`~galexplorer.active.snapshot.label_snapshot` (``galexplorer rank``) gives.
+
+        Returns:
+            True when there were new events.
+        """
+        news = self.live.update()
         self.refresh_ranking()
+        return news
+
+    @property
+    def snapshot(self) -> LabelSnapshot:
+        """The labels now, as ``label_snapshot`` gives them (arrays shared, not copied)."""
+        return self.live.snapshot()
 
     def sync_if_changed(self) -> bool:
-        """Reload the labels when the journal holds events this session has not read (another
+        """Read the labels when the journal holds events this session has not read (another
         labeller's scores, from another window or process); True when it did."""
-        if self.journal.last_seq() == self._seen_seq:
+        if self.journal.last_seq() == self.live.live.seen_seq:
             return False
-        self.sync_labels()
-        return True
+        return self.sync_labels()
 
     def refresh_ranking(self) -> None:
         """Rank by the latest model and the labels as they are now (see :func:`live_ranking`)."""
@@ -276,14 +284,16 @@ class LabellingSession:
 
     def users(self) -> list[str]:
         """Everyone with a current score in the journal (this session's user first)."""
-        names = {u for _, u in self.journal.all_current()}
+        names = self.live.live.users()
         return [self.user] + sorted(names - {self.user})
 
     def user_labels(self, user: str) -> np.ndarray:
         """(N,) float32 one user's current scores (NaN where that user gave none)."""
         out = np.full(self.n, np.nan, np.float32)
-        idx, score = self.journal.labels_for(self.ids, user=user, strict=False)
-        out[idx] = score
+        theirs = self.live.live.current(user)
+        rows = self.index.rows_of(list(theirs))
+        known = rows >= 0
+        out[rows[known]] = np.fromiter(theirs.values(), np.float32, len(theirs))[known]
         return out
 
     def agreement(self):
@@ -291,7 +301,7 @@ class LabellingSession:
         (:func:`galexplorer.labels.agreement.pairwise_agreement`)."""
         from ..labels.agreement import pairwise_agreement
 
-        return pairwise_agreement(self.journal.all_current())
+        return pairwise_agreement(self.live.live.all_current())
 
     @property
     def n_labelled(self) -> int:
@@ -299,7 +309,12 @@ class LabellingSession:
 
     def my_label(self, i: int) -> int | None:
         """This user's current label of object ``i`` (None when not labelled by them)."""
-        return self.journal.label_of(self.ids[i], self.user)
+        return self.live.live.label_of(self.ids[i], self.user)
+
+    @property
+    def n_mine(self) -> int:
+        """Objects this session's user labels now (the status bar's "yours")."""
+        return self.live.live.count(self.user)
 
     def note_of(self, i: int) -> str | None:
         """The latest note on object ``i`` by anyone (None when there is none)."""
@@ -426,8 +441,8 @@ class LabellingSession:
         if cur is None or not text.strip():
             return None
         ev = self.journal.note(self.ids[cur], text.strip())
-        if ev is not None and ev.seq == self._seen_seq + 1:
-            self._seen_seq = ev.seq   # our own note: nothing new for the labels
+        if ev is not None:
+            self.live.live.skip_own(ev)   # our own note: nothing new for the labels
         return ev
 
     def exclude(self, indices: Sequence[int]) -> list[Event]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..labels import LabelJournal
+from ..labels.incremental import LiveLabels
 from ..store import EmbeddingStore
 from .registry import skips_disputed
 
@@ -91,6 +92,78 @@ def label_snapshot(store: EmbeddingStore, journal: LabelJournal, user: str | Non
     return LabelSnapshot(label, n_lab, disputed, excluded)
 
 
+class LiveSnapshot:
+    """The journal's labels as rows of a store, kept up to date in place: what
+    :func:`label_snapshot` gives (``strict=False``), at the cost of the events recorded since
+    the last :meth:`update` rather than of every label (:class:`~galexplorer.labels.incremental.LiveLabels`).
+
+    Args:
+        store: the store whose rows the arrays follow.
+        journal: its label journal (every user's events are read).
+
+    Attributes:
+        label: (N,) float32 consensus score, NaN where unlabelled; n_labellers: (N,) int32;
+        disputed: (N,) bool; excluded: (N,) bool. Updated in place (widgets hold them).
+        live: the :class:`LiveLabels` behind them (per-user current labels, counts).
+    """
+
+    def __init__(self, store: EmbeddingStore, journal: LabelJournal):
+        self.ids = store.object_ids
+        n = len(self.ids)
+        self.label = np.full(n, np.nan, np.float32)
+        self.n_labellers = np.zeros(n, np.int32)
+        self.disputed = np.zeros(n, bool)
+        self.excluded = np.zeros(n, bool)
+        self.journal = journal
+        self.live = LiveLabels(journal)
+
+    def update(self) -> bool:
+        """Read the events recorded since the last call and update the rows they touch.
+
+        Returns:
+            True when there were new events (of any kind, any user).
+
+        Raises:
+            LabelError: SQLite failed.
+        """
+        touched = self.live.read_new()
+        if touched.reset:
+            self.label[:] = np.nan
+            self.n_labellers[:] = 0
+            self.disputed[:] = False
+            self.excluded[:] = False
+            touched.labelled.update(self.live.labelled_objects())
+            touched.marked.update(self.live.excluded())
+        if touched.labelled:
+            self._set_labels(sorted(touched.labelled))
+        if touched.marked:
+            self._set_excluded(sorted(touched.marked))
+        return bool(touched)
+
+    def _set_labels(self, oids: list[str]) -> None:
+        rows = _rows(self.ids, oids, self.journal, strict=False)
+        for oid, row in zip(oids, rows.tolist()):
+            if row < 0:
+                continue
+            got = self.live.consensus_of(oid)
+            self.label[row], self.n_labellers[row], self.disputed[row] = (np.nan, 0, False) if got is None else got
+
+    def _set_excluded(self, oids: list[str]) -> None:
+        rows = self.ids.rows_of(oids)
+        unknown = [o for o, r in zip(oids, rows.tolist()) if r < 0 and self.live.is_excluded(o)]
+        if unknown:
+            log.warning("%d excluded object(s) are not in the store (e.g. %r); ignored", len(unknown), unknown[0])
+        for oid, row in zip(oids, rows.tolist()):
+            if row >= 0:
+                self.excluded[row] = self.live.is_excluded(oid)
+
+    def snapshot(self) -> LabelSnapshot:
+        """The arrays as a :class:`LabelSnapshot` (they are shared, not copied:
+        :meth:`LabelSnapshot.fit_inputs` makes fresh arrays)."""
+        return LabelSnapshot(self.label, self.n_labellers, self.disputed,
+                             np.flatnonzero(self.excluded).astype(np.int64))
+
+
 def _rows(ids, labelled_ids: list[str], journal: LabelJournal, strict: bool) -> np.ndarray:
     """Store rows of labelled ids (-1 where absent), raising or logging as ``labels_for`` does."""
     rows = ids.rows_of(labelled_ids)
@@ -100,4 +173,4 @@ def _rows(ids, labelled_ids: list[str], journal: LabelJournal, strict: bool) -> 
     return rows
 
 
-__all__ = ["LabelSnapshot", "label_snapshot"]
+__all__ = ["LabelSnapshot", "LiveSnapshot", "label_snapshot"]

@@ -512,7 +512,7 @@ class Explorer(QtCore.QObject):
 
     def counters(self) -> dict[str, object]:
         ses = self.session
-        return {"objects": ses.n, "scored": ses.n_labelled, "yours": len(ses.journal.current(ses.user)),
+        return {"objects": ses.n, "scored": ses.n_labelled, "yours": ses.n_mine,
                 "queue": ses.batch_left(),
                 "since_refit": ses.since_refit, "batch": ses.batch_size,
                 "model": "refitting…" if self.refits.busy else

@@ -242,6 +242,11 @@ class LabelJournal:
         """The whole journal, oldest first."""
         return self._events()
 
+    def events_after(self, seq: int) -> list[Event]:
+        """Events newer than ``seq``, oldest first (a range of the primary key: costs what it
+        returns, not what the journal holds; see :class:`~.incremental.LiveLabels`)."""
+        return self._events("WHERE seq > ?", (int(seq),))
+
     def last_seq(self) -> int:
         """The newest event's number (0 for an empty journal): it grows with every event any
         user records, in any process, so a reader can tell cheaply that something changed."""
