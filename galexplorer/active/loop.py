@@ -11,9 +11,12 @@
 
 :meth:`ActiveLoop.fit` is pure given its arguments (the same inputs give the same result) and
 safe to call from a worker thread while the caller keeps labelling: it reads only the
-features computed in ``__init__`` and the arrays it is given, and writes nothing back (the
-portfolio's history continues from ``previous``, or from a state given once to
-:meth:`ActiveLoop.restore_portfolio`).
+features computed in ``__init__`` and the arrays it is given, and writes nothing on the loop
+(the only writes are per-store caches filled once on first use, under a lock: the candidate
+representations, kNN's unit vectors, the anomaly score). The portfolio is a strategy of its own
+(:class:`~galexplorer.active.portfolio.Portfolio`): its history continues from ``previous``, or
+from a state given once to :meth:`ActiveLoop.restore_portfolio`, which the strategy holds; the
+new state is in the result. The result is a :class:`~galexplorer.active.result.LoopResult`.
 
 What a GP refit computes (honestly): the hyper-parameters, the predictive **mean of every
 object**, and the exact predictive **std only where the acquisition needs it** — for the
