@@ -145,7 +145,7 @@ def test_explorer_state_shows_the_shares(planted):
 
 def test_neighbour_arm_on_a_pool_proposes_the_same(planted, monkeypatch):
     """Scoring only the most anomalous objects keeps NeighbourScore's proposals exact."""
-    import galexplorer.active.loop as loop_module
+    import galexplorer.active.portfolio as portfolio_module
 
     path, rare, _ = planted
     rng = np.random.default_rng(3)
@@ -153,7 +153,7 @@ def test_neighbour_arm_on_a_pool_proposes_the_same(planted, monkeypatch):
     labels = np.where(rare[labelled], 5.0, rng.integers(0, 3, len(labelled)).astype(float))
     proposals = []
     for pool in (10**9, 300, 50):
-        monkeypatch.setattr(loop_module, "POOL", pool)
+        monkeypatch.setattr(portfolio_module, "POOL", pool)
         with EmbeddingStore(path) as store:
             r = ActiveLoop(store, LoopConfig(scorer="portfolio", batch_size=20, seed=5)).fit(labelled, labels)
         proposals.append({h["arm"]: h["rows"] for h in r.portfolio["history"]})

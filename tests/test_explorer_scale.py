@@ -223,11 +223,11 @@ def test_top_n_reads_only_its_rows_and_equals_the_head_of_the_full_export(small,
 
 
 def test_ranking_top_is_the_head_of_the_order():
-    from galexplorer.store.ranking import Ranking
+    from galexplorer.store.ranking import Ranking, Scores
 
     rng = np.random.default_rng(0)
     rank = rng.permutation(1000) + 1
-    r = Ranking(*(np.zeros(1000, np.float32),) * 3, rank, "s", "ei", 0.5, 0, "", "u")
+    r = Ranking(Scores(*(np.zeros(1000, np.float32),) * 3, "s", "ei", 0), rank, 0.5, "", "u")
     for k in (0, 1, 17, 1000, 5000):
         np.testing.assert_array_equal(r.top(k), r.order[:k])
     r.rank[:2] = 1    # not a permutation (a damaged sidecar): still the head of the order

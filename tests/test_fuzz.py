@@ -140,7 +140,7 @@ NAMES = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_chara
 def seeds(tmp_path_factory):
     from galexplorer.labels import LabelJournal
     from galexplorer.store import CutoutWriter, EmbeddingStoreWriter, ObjectTable
-    from galexplorer.store.ranking import Ranking, ranking_path, write_ranking
+    from galexplorer.store.ranking import Ranking, Scores, ranking_path, write_ranking
 
     d = tmp_path_factory.mktemp("seeds")
     rng = np.random.default_rng(0)
@@ -167,8 +167,8 @@ def seeds(tmp_path_factory):
 
     with EmbeddingStore(d / "store.h5") as s:
         uuid = s.uuid
-    r = Ranking(rng.random(5).astype(np.float32), rng.random(5).astype(np.float32),
-                rng.random(5).astype(np.float32), np.arange(1, 6), "gp", "ei", 0.5, 2, "h", uuid)
+    r = Ranking(Scores(rng.random(5).astype(np.float32), rng.random(5).astype(np.float32),
+                       rng.random(5).astype(np.float32), "gp", "ei", 2), np.arange(1, 6), 0.5, "h", uuid)
     write_ranking(d / "store.h5", r)
     with LabelJournal.for_store(d / "store.h5", user="u") as j:
         j.score("o1", 4)

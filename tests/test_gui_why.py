@@ -216,7 +216,7 @@ def test_the_model_process_explains_the_fit_the_window_shows(store):
         assert got["scorer"] == "gp-anomaly" and got["n_labels"] == len(labelled)
         for f in ("mean", "prior", "from_labels", "pulls", "pull_contributions", "nearest", "anomaly_percentile"):
             np.testing.assert_array_equal(got[f], getattr(want, f))
-        assert got["mean"][0] == pytest.approx(state["mean"][11], abs=1e-5)
+        assert got["mean"][0] == pytest.approx(state["scores"].mean[11], abs=1e-5)
         # an export that refits on newer labels does not change what the window's fit explains
         srv.export(cfg.to_dict(), labelled[:-1], labels[:-1], np.empty(0, np.int64), str(store) + ".csv", None)
         np.testing.assert_array_equal(srv.explain(11, state["labelled"], state["labels"], TOP_PULLS)["mean"],

@@ -234,7 +234,7 @@ def test_the_explorer_model_process_shows_the_exact_mean_after_a_prefiltered_ref
         exact = ActiveLoop(_Store(h), config, features=feats)
         exact.scorer.prefilter_min_rows = N + 1
         ex = exact.fit(lab, y, excluded)
-        np.testing.assert_allclose(state["mean"], ex.mean, atol=1e-5)
+        np.testing.assert_allclose(state["scores"].mean, ex.mean, atol=1e-5)
         np.testing.assert_array_equal(np.sort(state["next_batch"]), np.sort(ex.next_batch))
         # the window's ranking follows the exact mean (up to ties within float32 rounding)
         unlabelled = np.asarray(state["ranking"])[~np.isin(state["ranking"], lab)]

@@ -7,6 +7,7 @@ import pytest
 
 from galexplorer.active.ordering import ranking_order
 from galexplorer.active.session import ModelState, live_ranking
+from galexplorer.store.ranking import Scores
 
 
 def _state(mean, labelled, labels, excluded) -> ModelState:
@@ -14,8 +15,8 @@ def _state(mean, labelled, labels, excluded) -> ModelState:
     ranking = ranking_order(mean, labelled, labels, excluded)
     rank = np.empty(n, np.int32)
     rank[ranking] = np.arange(1, n + 1)
-    return ModelState(mean, mean * np.nan, mean * np.nan, np.empty(0, np.int64), ranking, ranking, rank,
-                      len(labelled), "gp", 0.0, labelled, labels, excluded)
+    return ModelState(Scores(mean, mean * np.nan, mean * np.nan, "gp", "ei", len(labelled)), np.empty(0, np.int64),
+                      ranking, ranking, rank, 0.0, labelled, labels, excluded)
 
 
 def test_live_ranking_is_ranking_order_on_the_labels_now():

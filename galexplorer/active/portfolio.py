@@ -34,17 +34,33 @@ The state is the list of past proposals (which arm proposed which rows, at which
 JSON-able list kept in ``LoopResult.info["portfolio"]`` and, in the explorer, in the label
 journal's session state (:func:`save_state` / :func:`load_state`), so the shares survive a
 restart.
+
+:class:`Portfolio` is the strategy :class:`~galexplorer.active.loop.ActiveLoop` runs for
+``scorer="portfolio"``: it holds the arms' scorers, the bandit and the state a fit without a
+``previous`` result resumes from, and its :meth:`Portfolio.fit` returns the
+:class:`~galexplorer.active.result.LoopResult` with the new state in it. Adding an arm touches
+this module only: a name in :data:`ARMS` and its scorer in :data:`ARM_SCORER`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..store.ranking import Scores
+from .acquisition import top_k
+from .config import LoopConfig
+from .ordering import ranking_order
+from .registry import PORTFOLIO
+from .representation import RepresentationChoice
+from .result import LoopResult, eligible_mask
+from .scorers import IsolationForestScorer, NeighbourScorer, ScoreModel, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +159,155 @@ def ranking_arm(posteriors: dict[str, ArmPosterior], arms: tuple[str, ...] = ARM
     (ties: the first in ``arms``, i.e. the GP)."""
     means = [posteriors[a].mean for a in arms]
     return arms[int(np.argmax(means))]
+
+
+@dataclass
+class _Plan:
+    """One refit's draw: the state it continues, the posteriors, shares, slots and ranking arm."""
+
+    history: list
+    refit: int
+    post: dict
+    shares: dict
+    slots: dict
+    rank_arm: str
+    warm: dict
+
+
+class Portfolio:
+    """The portfolio strategy of :class:`~galexplorer.active.loop.ActiveLoop` (see the module).
+
+    Args:
+        make: a scorer from its registry name, with the loop's options (``ActiveLoop``'s factory).
+        config: the loop's options (seed, batch size, acquisition, ``interesting_above``).
+        anomaly_raw: the store's isolation-forest score, reused by the ``anomaly`` and
+            ``neighbour`` arms (None: fitted on first use).
+        state: a saved state (``LoopResult.info["portfolio"]``) that fits without ``previous``
+            continue from; see :meth:`restore`.
+    """
+
+    def __init__(self, make: Callable[[str], Scorer], config: LoopConfig, anomaly_raw: np.ndarray | None = None,
+                 state: dict | None = None):
+        self.config = config
+        iforest = IsolationForestScorer(n_trees=config.iforest_trees, seed=config.seed, raw=anomaly_raw)
+        shared = {"anomaly": iforest, "neighbour": NeighbourScorer(iforest, seed=config.seed)}
+        self.arms: dict[str, Scorer] = {a: shared[a] if a in shared else make(ARM_SCORER[a]) for a in ARMS}
+        self.bandit = Bandit(ARMS)
+        self.state = state
+
+    @property
+    def scorer(self) -> Scorer:
+        """What "needs labels" means for the portfolio: the GP arm."""
+        return self.arms["gp"]
+
+    def restore(self, state: dict | None) -> None:
+        """Start fits without ``previous`` from a saved state (e.g. from :func:`load_state`)."""
+        self.state = state
+
+    def fit(self, loop, X: np.ndarray, rep: RepresentationChoice, labelled: np.ndarray, labels: np.ndarray,
+            excluded: np.ndarray, previous: LoopResult | None, t0: float) -> LoopResult:
+        """One refit: Thompson shares, each arm with slots fitted and proposing its best not yet
+        taken, the ranking from the arm with the best posterior hit rate. Writes nothing back: the
+        new state is ``result.info["portfolio"]``.
+
+        Args:
+            loop: the :class:`~galexplorer.active.loop.ActiveLoop` (its ``choose_batch``,
+                ``anomaly_prior`` and ``n``).
+            X, rep: the features this refit learns on, and why.
+            labelled, labels, excluded: checked fit inputs (``check_labels``).
+            previous: the last result (its state and warm starts), or None.
+            t0: ``time.perf_counter()`` when the fit began.
+        """
+        c, n = self.config, loop.n
+        plan = self._plan(labelled, labels, previous, rep)
+        free = eligible_mask(n, labelled, excluded)
+        best = float(labels.max())
+        models: dict[str, ScoreModel] = {}
+        seconds: dict[str, float] = {}
+        batch_parts, proposals = [], []
+        acquisition = np.full(n, np.nan, np.float32)
+        rank_std = None
+        pool = None
+        for arm in ARMS:
+            if plan.slots[arm] == 0 and arm != plan.rank_arm:
+                continue
+            ta = time.perf_counter()
+            if arm in ("neighbour", "aad") and arm != plan.rank_arm and n > POOL:
+                # only proposing: score the POOL most anomalous objects (see the module's notes)
+                if pool is None:
+                    pool = top_k(loop.anomaly_prior(), POOL)
+                model = self.arms[arm].fit(X, labelled, labels, warm=plan.warm.get(arm), rows=pool)
+                if arm == "neighbour":
+                    model = self._neighbour_exact(loop, model, pool, labelled, labels, free, plan.slots[arm], X)
+            else:
+                model = self.arms[arm].fit(X, labelled, labels, warm=plan.warm.get(arm))
+            models[arm] = model
+            if plan.slots[arm]:
+                part, std, acq_values, _, _ = loop.choose_batch(model, c.acquisition if arm == "gp" else "mean",
+                                                                best, labelled, free, np.flatnonzero(free),
+                                                                plan.slots[arm])
+                free[part] = False
+                acquisition[part] = acq_values[part]
+                batch_parts.append(part)
+                proposals.append({"refit": plan.refit, "arm": arm, "rows": part.tolist()})
+                if arm == plan.rank_arm:
+                    rank_std = std
+            seconds[arm] = time.perf_counter() - ta
+        batch = np.concatenate(batch_parts) if batch_parts else np.empty(0, np.int64)
+        model = models[plan.rank_arm]
+        std = rank_std if rank_std is not None else np.full(n, np.nan, np.float32)
+        info = {"portfolio": self._state(plan, proposals, models, seconds), "representation": rep.to_dict()}
+        total = time.perf_counter() - t0
+        log.info("portfolio fitted on %d labels in %.2f s: slots %s, ranking by %s (%s)", len(labelled), total,
+                 ", ".join(f"{a} {k}" for a, k in plan.slots.items() if k), plan.rank_arm,
+                 ", ".join(f"{a} {t:.2f} s" for a, t in seconds.items()))
+        return LoopResult(scores=Scores(model.mean, std, acquisition, PORTFOLIO, "portfolio", len(labelled)),
+                          next_batch=batch, order=ranking_order(model.mean, labelled, labels, excluded),
+                          seconds=total, labelled=labelled, labels=labels, excluded=excluded, best=best,
+                          info=info, config=c, _mean_model=model)
+
+    def _plan(self, labelled: np.ndarray, labels: np.ndarray, previous: LoopResult | None,
+              rep: RepresentationChoice) -> _Plan:
+        """The state this refit continues (``previous``'s, else the restored one) and its draw."""
+        c = self.config
+        state = previous.info.get("portfolio") if previous is not None and previous.scorer == PORTFOLIO else None
+        state = state if state is not None else self.state   # restored, never written by a fit
+        history = list(state["history"]) if state else []
+        refit = 1 + max((int(h["refit"]) for h in history), default=0)
+        post = self.bandit.posteriors(history, labelled, labels, c.interesting_above)
+        rng = np.random.default_rng([int(c.seed), len(labelled)])
+        shares = self.bandit.shares(post, rng)
+        slots = self.bandit.allocate(shares, c.batch_size, rng)
+        same = previous is not None and previous.representation == rep.used
+        warm = (state or {}).get("arm_info", {}) if same or previous is None else {}
+        return _Plan(history, refit, post, shares, slots, ranking_arm(post), warm)
+
+    @staticmethod
+    def _state(plan: _Plan, proposals: list, models: dict, seconds: dict) -> dict:
+        """The state after a refit (``LoopResult.info["portfolio"]``), JSON-able."""
+        return {"history": plan.history + proposals, "shares": plan.shares, "slots": plan.slots,
+                "ranking_arm": plan.rank_arm, "hit_rate": {a: p.mean for a, p in plan.post.items()},
+                "hits": {a: p.hits for a, p in plan.post.items()},
+                "tries": {a: p.tries for a, p in plan.post.items()},
+                "arm_info": {a: m.info for a, m in models.items()}, "arm_seconds": seconds}
+
+    def _neighbour_exact(self, loop, model: ScoreModel, pool: np.ndarray, labelled, labels, free: np.ndarray,
+                         k: int, X: np.ndarray) -> ScoreModel:
+        """NeighbourScore never exceeds the anomaly score: the pool's top ``k`` are the top ``k`` of
+        all objects when the k-th of them is at least the anomaly score of every object outside
+        the pool; otherwise score everything."""
+        anomaly = loop.anomaly_prior()
+        outside = np.ones(loop.n, bool)
+        outside[pool] = False
+        outside &= free
+        cand = pool[free[pool]]
+        if not outside.any() or len(cand) < k:
+            return model
+        kth = np.partition(model.mean[cand], len(cand) - k)[len(cand) - k]
+        if kth >= float(anomaly[outside].max()):
+            return model
+        log.debug("NeighbourScore: the pool was not enough, scoring every object")
+        return self.arms["neighbour"].fit(X, labelled, labels)
 
 
 def save_state(journal, state: dict) -> None:

@@ -27,6 +27,7 @@ from ..errors import GalexplorerError, LabelError, StoreError
 from ..label_scale import MAX_SCORE
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
+from ..store.ranking import HoldsScores, Scores
 from .registry import scorer_label
 from .snapshot import LabelSnapshot, LiveSnapshot
 
@@ -59,34 +60,27 @@ def open_store(path: str | Path) -> EmbeddingStore:
 
 
 @dataclass
-class ModelState:
+class ModelState(HoldsScores):
     """The latest scorer output shown by the explorer (arrays in store order).
 
     Attributes:
-        mean: (N,) float32 the model's predicted score.
-        std: (N,) float32 its uncertainty (NaN where not computed or not available).
-        acquisition: (N,) float32 acquisition value (NaN where not computed).
+        scores: the fit's :class:`~galexplorer.store.ranking.Scores`, float32 (``mean``, ``std``,
+            ``acquisition``, ``scorer``, ``acquisition_name``, ``n_labels`` read through to it).
         next_batch: (k,) int64 the batch the acquisition picked.
         queue_order: (M,) int64 what to show next, best first: the batch, then the rest by
             acquisition, then by predicted score.
         ranking: (N,) int64 every object, best first (the candidates table's order).
         rank: (N,) int32 1-based position of each object in ``ranking``.
-        n_labels: labels the model was fitted on.
-        scorer: the scorer's name ("prior:anomaly" before there are labels).
         seconds: the fit's wall time.
         labelled, labels, excluded: the fit's inputs ((n,) int64 rows, (n,) float32 scores,
             (m,) int64 rows), so labels given since can be ranked without a refit.
     """
 
-    mean: np.ndarray
-    std: np.ndarray
-    acquisition: np.ndarray
+    scores: Scores
     next_batch: np.ndarray
     queue_order: np.ndarray
     ranking: np.ndarray
     rank: np.ndarray
-    n_labels: int
-    scorer: str
     seconds: float = 0.0
     labelled: np.ndarray | None = None
     labels: np.ndarray | None = None
@@ -127,10 +121,8 @@ def model_state(result) -> ModelState:
     ranking = np.asarray(result.order, np.int64)
     rank = np.empty(n, np.int32)
     rank[ranking] = np.arange(1, n + 1, dtype=np.int32)
-    return ModelState(np.asarray(result.mean, np.float32), np.asarray(result.std, np.float32),
-                      np.asarray(result.acquisition, np.float32), np.asarray(result.next_batch, np.int64),
-                      np.concatenate(parts), ranking, rank, int(result.n_labels), str(result.scorer),
-                      float(result.seconds), np.asarray(result.labelled, np.int64),
+    return ModelState(result.scores.float32(), np.asarray(result.next_batch, np.int64),
+                      np.concatenate(parts), ranking, rank, float(result.seconds), np.asarray(result.labelled, np.int64),
                       np.asarray(result.labels, np.float32), np.asarray(result.excluded, np.int64),
                       portfolio=result.portfolio, representation=result.representation,
                       representation_reason=str(result.info.get("representation", {}).get("reason", "")),

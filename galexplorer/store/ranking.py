@@ -78,28 +78,86 @@ def labels_hash(labelled: np.ndarray, labels: np.ndarray, excluded: np.ndarray |
     return h.hexdigest()[:16]
 
 
-@dataclass
-class Ranking:
-    """A ranking read back from its sidecar (or built from a :class:`~galexplorer.active.loop.LoopResult`).
+@dataclass(frozen=True)
+class Scores:
+    """A scorer's output for N objects (arrays in store order): the per-object arrays that a fit
+    (:class:`~galexplorer.active.loop.LoopResult`), the window's model
+    (:class:`~galexplorer.active.session.ModelState`) and a saved :class:`Ranking` hold.
+
+    The order of the objects is not here: it follows from ``mean`` and the labels by the one
+    ranking rule (:func:`galexplorer.active.ordering.ranking_keys`). Frozen: the arrays are never
+    rebound, though a fit fills the NaNs of ``std``/``acquisition`` in place when asked for the
+    exact values (``LoopResult.complete_std``).
 
     Attributes:
-        mean, std, acquisition: (N,) float32.
-        rank: (N,) int64, 1 = best.
-        scorer, acquisition_name: names; xi: EI's trade-off; n_labels: labels fitted on.
-        labels_hash: :func:`labels_hash` of those labels.
-        store_uuid: uuid of the store it belongs to.
-        created: ISO time.
-        config, info: JSON-able dicts (loop options; fitted parameters).
+        mean: (N,) float32 the scorer's predicted score (0–5 scale).
+        std: (N,) float32 its standard deviation; NaN where not computed or not defined.
+        acquisition: (N,) float32 acquisition value; NaN where not computed and for labelled or
+            excluded objects.
+        scorer: the scorer's name (``"prior:anomaly"`` before any label).
+        acquisition_name: the acquisition that chose the batch (``ei``, ``mean``, ``initial``, ...).
+        n_labels: labels the scorer was fitted on.
+
+    Raises:
+        ValueError: the arrays differ in length.
     """
 
     mean: np.ndarray
     std: np.ndarray
     acquisition: np.ndarray
-    rank: np.ndarray
     scorer: str
     acquisition_name: str
-    xi: float
     n_labels: int
+
+    def __post_init__(self):
+        n = len(self.mean)
+        for name in ("std", "acquisition"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"scores: {name} has {len(getattr(self, name))} rows, mean has {n}")
+
+    @property
+    def n(self) -> int:
+        """N, the objects scored."""
+        return len(self.mean)
+
+    def float32(self) -> Scores:
+        """These scores with float32 arrays (the same arrays where they already are)."""
+        return Scores(*(np.asarray(a, np.float32) for a in (self.mean, self.std, self.acquisition)),
+                      str(self.scorer), str(self.acquisition_name), int(self.n_labels))
+
+
+class HoldsScores:
+    """``mean``, ``std``, ``acquisition``, ``scorer``, ``acquisition_name`` and ``n_labels`` of a
+    class's :class:`Scores` field ``scores``, read-only (one definition for every holder)."""
+
+    scores: Scores
+
+    mean = property(lambda self: self.scores.mean, doc="(N,) float32, see :class:`Scores`.")
+    std = property(lambda self: self.scores.std, doc="(N,) float32, see :class:`Scores`.")
+    acquisition = property(lambda self: self.scores.acquisition, doc="(N,) float32, see :class:`Scores`.")
+    scorer = property(lambda self: self.scores.scorer, doc="The scorer's name.")
+    acquisition_name = property(lambda self: self.scores.acquisition_name, doc="The batch's acquisition.")
+    n_labels = property(lambda self: self.scores.n_labels, doc="Labels fitted on.")
+
+
+@dataclass
+class Ranking(HoldsScores):
+    """A ranking read back from its sidecar (or built from a :class:`~galexplorer.active.loop.LoopResult`).
+
+    Attributes:
+        scores: the :class:`Scores` (``mean``, ``std``, ``acquisition``, ``scorer``,
+            ``acquisition_name``, ``n_labels`` read through to them).
+        rank: (N,) int64, 1 = best.
+        xi: EI's trade-off.
+        labels_hash: :func:`labels_hash` of the labels fitted on.
+        store_uuid: uuid of the store it belongs to.
+        created: ISO time.
+        config, info: JSON-able dicts (loop options; fitted parameters).
+    """
+
+    scores: Scores
+    rank: np.ndarray
+    xi: float
     labels_hash: str
     store_uuid: str
     created: str = ""
@@ -126,8 +184,7 @@ class Ranking:
         rank = np.empty(len(result.order), np.int64)
         rank[result.order] = np.arange(1, len(result.order) + 1)
         cfg = result.config.to_dict() if hasattr(result.config, "to_dict") else dict(result.config or {})
-        return cls(result.mean, result.std, result.acquisition, rank, result.scorer, result.acquisition_name,
-                   float(cfg.get("xi", float("nan"))), int(result.n_labels),
+        return cls(result.scores, rank, float(cfg.get("xi", float("nan"))),
                    labels_hash(result.labelled, result.labels, result.excluded), store_uuid,
                    config=cfg, info=dict(result.info))
 
@@ -194,9 +251,9 @@ def read_ranking(store_path: str | Path, store_uuid: str | None = None, n: int |
         if n is not None and len(arrays["rank"]) != n:
             log.warning("%s has %d rows but the store %d; ignoring it", path, len(arrays["rank"]), n)
             return None
-        return Ranking(arrays["mean"].astype(np.float32), arrays["std"].astype(np.float32),
-                       arrays["acquisition"].astype(np.float32), arrays["rank"].astype(np.int64),
-                       read_attr(f, "scorer", ""), read_attr(f, "acquisition", ""),
-                       float(read_attr(f, "xi", float("nan"))), int(read_attr(f, "n_labels", 0)),
+        scores = Scores(arrays["mean"].astype(np.float32), arrays["std"].astype(np.float32),
+                        arrays["acquisition"].astype(np.float32), read_attr(f, "scorer", ""),
+                        read_attr(f, "acquisition", ""), int(read_attr(f, "n_labels", 0)))
+        return Ranking(scores, arrays["rank"].astype(np.int64), float(read_attr(f, "xi", float("nan"))),
                        read_attr(f, "labels_hash", ""), found_uuid, read_attr(f, "created", ""),
                        read_json_attr(f, "config", {}) or {}, read_json_attr(f, "info", {}) or {})
