@@ -28,6 +28,7 @@ import numpy as np
 from .. import progress
 from ..errors import InputError
 from .ann import faiss_threads
+from .cluster import active_client, map_blocks, read_rows, shared_rows, worker_threads
 from .topk import top_k_positions
 
 log = logging.getLogger(__name__)
@@ -224,8 +225,12 @@ def build_ann_index(embeddings, store_path, store_uuid: str, seed: int = 0, kind
         with progress.Bar("similarity index (train)", 1) as bar:
             index.train(normalise_rows(_RowsView(embeddings, train)))
             bar.update(1)
-        for a in progress.track(range(0, n, chunk_rows), "similarity index (add)"):
-            index.add(normalise_rows(embeddings[a:a + chunk_rows]))
+        client = active_client()
+        if client is not None:      # --cluster: the rows' codes computed in blocks on the workers
+            _add_encoded_on_cluster(client, index, embeddings, chunk_rows)
+        else:
+            for a in progress.track(range(0, n, chunk_rows), "similarity index (add)"):
+                index.add(normalise_rows(embeddings[a:a + chunk_rows]))
         path = ann_path(store_path)
         with atomic_output(path) as tmp:
             faiss.write_index(index, str(tmp))
@@ -235,6 +240,42 @@ def build_ann_index(embeddings, store_path, store_uuid: str, seed: int = 0, kind
         tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
     log.info("similarity index %s: %s over %d rows", path, factory, n)
     return path
+
+
+def _add_encoded_on_cluster(client, index, embeddings, chunk_rows: int) -> None:
+    """Fill the trained, empty IVF ``index`` with every row of ``embeddings``: the trained index
+    is sent to every worker once, each block's rows are normalised, assigned to their cell and
+    scalar-quantised there (faiss ``sa_encode``: the cell number and the codes), and the client
+    appends the codes in row order (``add_sa_codes``, a copy into the cells' lists). The workers
+    read their rows from the store when they can (:func:`~.cluster.shared_rows`), else the client
+    sends them. The same faiss code runs on the same rows: the index equals one process's."""
+    import faiss
+    import h5py
+
+    blob = faiss.serialize_index(index)
+    source = shared_rows(client, embeddings) if isinstance(embeddings, h5py.Dataset) else None
+    if source is not None:
+        blocks = map_blocks(client, _encode_stored_block, embeddings.shape[0], chunk_rows,
+                            lambda a, b: (*source, a, b), shared=(blob,), desc="similarity index (encode, cluster)")
+    else:
+        blocks = map_blocks(client, _encode_block, embeddings.shape[0], chunk_rows,
+                            lambda a, b: (np.asarray(embeddings[a:b]),), shared=(blob,),
+                            desc="similarity index (encode, cluster: rows sent)")
+    for _, _, codes in blocks:
+        index.add_sa_codes(codes)
+
+
+def _encode_block(blob: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Runs on a Dask worker: the (n, sa_code_size) uint8 codes of one block of rows for the
+    trained index in ``blob`` (its cell number and its scalar-quantised vector)."""
+    with faiss_threads(worker_threads()) as faiss:
+        index = faiss.deserialize_index(blob)
+        return index.sa_encode(normalise_rows(rows))
+
+
+def _encode_stored_block(blob: np.ndarray, path: str, name: str, a: int, b: int) -> np.ndarray:
+    """Runs on a Dask worker: :func:`_encode_block` of the store's rows ``a:b``, read here."""
+    return _encode_block(blob, read_rows(path, name, a, b))
 
 
 class _RowsView:
