@@ -196,8 +196,9 @@ def build_ann_index(embeddings, store_path, store_uuid: str, seed: int = 0, kind
     query reads. That is why ``"auto"`` means SQ8 at every size: smaller codes cost recall
     (recall@20 after the exact re-rank, 2·10^5 × 128 synthetic rows: SQ8 0.975, SQ6 0.83, SQ4
     0.47, PQ32 0.63 after 297 s of training; docs/scaling.md). The rows are read, normalised
-    and added ``chunk_rows`` at a time: memory is the index, not the matrix. Both files are
-    written atomically; the JSON names the store's uuid so a stale index is ignored.
+    and added ``chunk_rows`` at a time: memory is the index, not the matrix. Within ``--cluster``
+    (:func:`~.cluster.scoring_on`) the index is trained here and the blocks of rows are encoded
+    on the workers (:func:`_add_encoded_on_cluster`): the same file. Both files are written atomically; the JSON names the store's uuid so a stale index is ignored.
 
     Args:
         embeddings: (N, D) array or h5py dataset.
@@ -213,18 +214,8 @@ def build_ann_index(embeddings, store_path, store_uuid: str, seed: int = 0, kind
     from ..store.atomic import atomic_output
 
     n, d = embeddings.shape
-    if kind == "auto":
-        kind = "sq8"
-    cells = int(max(1, min(math.sqrt(n), n // 64, ANN_MAX_CELLS)))
-    codes = "SQ8" if kind == "sq8" else "SQ4"
-    factory = f"IVF{cells},{codes}"
     with faiss_threads(None) as faiss:
-        index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
-        faiss.extract_index_ivf(index).cp.seed = int(seed)
-        train = np.unique(np.linspace(0, n - 1, min(n, 64 * cells)).astype(np.int64))
-        with progress.Bar("similarity index (train)", 1) as bar:
-            index.train(normalise_rows(_RowsView(embeddings, train)))
-            bar.update(1)
+        index, factory, n_train = _train_ann_index(embeddings, seed, kind)
         client = active_client()
         if client is not None:      # --cluster: the rows' codes computed in blocks on the workers
             _add_encoded_on_cluster(client, index, embeddings, chunk_rows)
@@ -235,11 +226,28 @@ def build_ann_index(embeddings, store_path, store_uuid: str, seed: int = 0, kind
         with atomic_output(path) as tmp:
             faiss.write_index(index, str(tmp))
     meta = {"store_uuid": store_uuid, "n": int(n), "dim": int(d), "factory": factory, "metric": "inner product",
-            "seed": int(seed), "normalised": True, "train_rows": int(len(train))}
+            "seed": int(seed), "normalised": True, "train_rows": n_train}
     with atomic_output(Path(str(path) + ".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
     log.info("similarity index %s: %s over %d rows", path, factory, n)
     return path
+
+
+def _train_ann_index(embeddings, seed: int, kind: str) -> tuple[object, str, int]:
+    """The trained, empty IVF index of :func:`build_ann_index`, its factory string and the
+    number of rows it was trained on (64 a cell, spread evenly over the store)."""
+    import faiss
+
+    n, d = embeddings.shape
+    cells = int(max(1, min(math.sqrt(n), n // 64, ANN_MAX_CELLS)))
+    factory = f"IVF{cells},{'SQ4' if kind == 'sq4' else 'SQ8'}"
+    index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    faiss.extract_index_ivf(index).cp.seed = int(seed)
+    train = np.unique(np.linspace(0, n - 1, min(n, 64 * cells)).astype(np.int64))
+    with progress.Bar("similarity index (train)", 1) as bar:
+        index.train(normalise_rows(_RowsView(embeddings, train)))
+        bar.update(1)
+    return index, factory, int(len(train))
 
 
 def _add_encoded_on_cluster(client, index, embeddings, chunk_rows: int) -> None:
