@@ -269,10 +269,26 @@ def embed_child(source: str, out: str, cluster: str | None) -> None:
         digest = {"pca": float(np.asarray(s.pca, np.float64).sum()),
                   "anomaly": float(np.asarray(s.score("anomaly"), np.float64).sum()),
                   "cluster": float(np.asarray(s.score("cluster"), np.float64).sum())}
+    digest["index file"] = _index_cells(similarity.ann_path(out), n, out + ".cells.npy")
+    print(json.dumps({"seconds": seconds, "client_mb": _rss_mb(), "workers_mb": workers_mb, "digest": digest}))
+
+
+def _index_cells(path: Path, n: int, cells_out: str) -> str:
+    """Save the cell of every row of the IVF index at ``path`` to ``cells_out``; return the
+    file's sha1 (first 12 digits)."""
     import hashlib
 
-    digest["index sha1"] = hashlib.sha1(similarity.ann_path(out).read_bytes()).hexdigest()[:12]
-    print(json.dumps({"seconds": seconds, "client_mb": _rss_mb(), "workers_mb": workers_mb, "digest": digest}))
+    import faiss
+
+    index = faiss.read_index(str(path))
+    ivf = faiss.extract_index_ivf(index)       # a view into ``index``: keep that alive
+    cells = np.full(n, -1, np.int32)
+    for c in range(ivf.nlist):
+        size = ivf.invlists.list_size(c)
+        if size:
+            cells[faiss.rev_swig_ptr(ivf.invlists.get_ids(c), size).copy()] = c
+    np.save(cells_out, cells)
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
 
 
 EMBED_STAGES = ("embeddings", "check", "pca", "projection", "anomaly", "clustering", "similarity index (train)",
@@ -287,7 +303,7 @@ def run_embed_stages(n: int, workers: int, tmp: Path) -> None:
         cmd = [sys.executable, __file__, "--embed-child", str(source), str(tmp / f"store{mode[-1:]}.h5"), mode]
         run = subprocess.run(cmd, capture_output=True, text=True)
         if run.returncode:
-            sys.exit(run.stderr[-3000:])
+            sys.exit(f"the {mode or 'single'} child failed (exit {run.returncode}): {run.stderr[-3000:]}")
         res[mode] = json.loads(run.stdout.strip().splitlines()[-1])
     one, two = res[""], res[f"local:{workers}"]
     print(f"N={n} embed's analysis of ({n}, {EMBED_DIM}) embeddings, single process vs local:{workers} "
@@ -299,6 +315,12 @@ def run_embed_stages(n: int, workers: int, tmp: Path) -> None:
     print(f"  peak memory: single {one['client_mb']:.0f} MB, cluster client {two['client_mb']:.0f} MB (ratio "
           f"{two['client_mb'] / one['client_mb']:.2f}), workers {', '.join(f'{m:.0f}' for m in two['workers_mb'])} MB")
     print("  same results: " + ", ".join(f"{k} {one['digest'][k] == two['digest'][k]}" for k in one["digest"]))
+    # faiss assigns a row that lies within rounding of two cells by its BLAS partition (the
+    # threads, the block): such rows may land in the other cell, as between one process's runs
+    # with one and with two threads
+    cells = [np.load(tmp / f"store{m[-1:]}.h5.cells.npy") for m in ("", f"local:{workers}")]
+    moved = int(np.sum(cells[0] != cells[1]))
+    print(f"  similarity index: {moved} of {n} rows ({moved / n:.2e}) in another cell (ties within rounding)")
 
 
 def run_mode(cutouts: Path, run_dir: Path, out: Path, cluster: str | None, batch: int) -> dict:

@@ -292,6 +292,7 @@ def test_similarity_index_encoded_on_workers_equals_one_process(client, tmp_path
     import h5py
 
     from galexplorer.explore import similarity
+    from galexplorer.explore.ann import faiss_threads
 
     if rows_from == "client sends the rows":
         monkeypatch.setattr(similarity, "shared_rows", lambda client, dataset: None)
@@ -308,7 +309,10 @@ def test_similarity_index_encoded_on_workers_equals_one_process(client, tmp_path
         f.create_dataset("embeddings", data=emb.astype(np.float32), chunks=(256, 16))
     blobs = []
     for on in (None, client):
-        with h5py.File(tmp_path / "s.h5", "r") as f, cluster.scoring_on(on) if on else _null():
+        # one faiss thread here, as on each worker: a row within rounding of two cells goes to
+        # the one that faiss's BLAS partition (threads x block) picks; the same partition, the same cell
+        with h5py.File(tmp_path / "s.h5", "r") as f, cluster.scoring_on(on) if on else _null(), \
+                faiss_threads(1):
             path = similarity.build_ann_index(f["embeddings"], tmp_path / f"{len(blobs)}.h5", "u", seed=3,
                                               chunk_rows=1009)
         blobs.append(path.read_bytes())

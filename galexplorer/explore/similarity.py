@@ -198,7 +198,8 @@ def build_ann_index(embeddings, store_path, store_uuid: str, seed: int = 0, kind
     0.47, PQ32 0.63 after 297 s of training; docs/scaling.md). The rows are read, normalised
     and added ``chunk_rows`` at a time: memory is the index, not the matrix. Within ``--cluster``
     (:func:`~.cluster.scoring_on`) the index is trained here and the blocks of rows are encoded
-    on the workers (:func:`_add_encoded_on_cluster`): the same file. Both files are written atomically; the JSON names the store's uuid so a stale index is ignored.
+    on the workers (:func:`_add_encoded_on_cluster`): the same index (see there). Both files are
+    written atomically; the JSON names the store's uuid so a stale index is ignored.
 
     Args:
         embeddings: (N, D) array or h5py dataset.
@@ -256,7 +257,10 @@ def _add_encoded_on_cluster(client, index, embeddings, chunk_rows: int) -> None:
     scalar-quantised there (faiss ``sa_encode``: the cell number and the codes), and the client
     appends the codes in row order (``add_sa_codes``, a copy into the cells' lists). The workers
     read their rows from the store when they can (:func:`~.cluster.shared_rows`), else the client
-    sends them. The same faiss code runs on the same rows: the index equals one process's."""
+    sends them. The same faiss code runs on the same rows, so the cells and codes are one
+    process's, except for a row within rounding of two cells: faiss picks between them by its
+    BLAS partition (threads x block), as one process does differently with one and with two
+    threads (114 of 10^5 rows of bench_cluster's data); with the same threads, the same file."""
     import faiss
     import h5py
 
