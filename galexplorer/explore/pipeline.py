@@ -514,7 +514,7 @@ def pca_transform(emb: h5py.Dataset | np.ndarray, model: PCAModel) -> np.ndarray
 
 def _transform_block(model: PCAModel, rows: np.ndarray) -> np.ndarray:
     """Runs on a Dask worker: the scores of rows sent by the client, in the same sub-blocks as
-    one process (so the same BLAS calls give the same rounding)."""
+    one process (``PCA_BLOCK_ROWS`` is a multiple of ``SCAN_ROWS``: the same BLAS calls)."""
     return np.concatenate([model.transform(rows[a:a + SCAN_ROWS]) for a in range(0, len(rows), SCAN_ROWS)])
 
 
