@@ -14,8 +14,17 @@ the sample stays on one machine: not timed here), the GP's exact mean and std of
 (300 labels; the refit stays on the client), and the export's CSV text. It prints each stage's
 seconds, the ratio cluster/single and the time of one block.
 
+``--embed-stages`` times ``embed``'s analysis of (N, 128) embeddings (synthetic, rank ~12, as
+``bench_survey.py``'s) read from an HDF5 file, as ``embed --embeddings`` runs it: the store built
+by ``build_store`` with the default UMAP projection and the SQ8 similarity index, one process
+against ``local:2`` in the same run, each in a fresh process. It prints each stage's seconds
+(check + covariance, the PCA transform, projection, anomaly, clusters, the similarity index
+split into its training and its filling) with the ratio cluster/single, the client's peak
+memory against the single process's, the workers' peaks, and whether the results are equal.
+
     python benchmarks/bench_cluster.py --n 10000 20000     # sizes as arguments
     python benchmarks/bench_cluster.py --stages --n 1000000
+    python benchmarks/bench_cluster.py --embed-stages --n 1000000
     python benchmarks/bench_cluster.py --quick             # smoke test (both)
 """
 
@@ -183,6 +192,137 @@ def run_stages(n: int, workers: int, tmp: Path) -> None:
           + ", ".join(f"{k} {v:.1e}" for k, v in diff.items()))
 
 
+EMBED_DIM = 128
+
+
+def write_embeddings(path: Path, n: int, seed: int = 0) -> None:
+    """(n, 128) float32 embeddings of rank ~12 + noise (``bench_survey.make_data``'s), in an HDF5
+    file, written 2^17 rows at a time."""
+    import h5py
+    from bench_survey import CHUNK, LATENT, draw_latent
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3.0, (6, LATENT))
+    rare_centre = rng.normal(0, 3.0, LATENT) + 6.0
+    mix = rng.normal(0, 1 / np.sqrt(LATENT), (LATENT, EMBED_DIM)).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        emb = f.create_dataset("embeddings", (n, EMBED_DIM), np.float32, chunks=(2048, EMBED_DIM))
+        for a in range(0, n, CHUNK):
+            m = min(CHUNK, n - a)
+            z, _ = draw_latent(m, rng, centres, rare_centre)
+            x = rng.standard_normal((m, EMBED_DIM), dtype=np.float32) * np.float32(0.05)
+            x += z.astype(np.float32) @ mix
+            emb[a:a + m] = x
+
+
+def embed_child(source: str, out: str, cluster: str | None) -> None:
+    """Build a store from the embeddings in ``source`` (one process, or within ``scoring_on``
+    of ``cluster``) and print JSON: the stage times, peak memory, and digests of the results."""
+    import contextlib
+
+    import h5py
+
+    from galexplorer.explore import similarity
+    from galexplorer.explore.pipeline import EmbedConfig, build_store
+    from galexplorer.store import EmbeddingStore, ObjectTable
+
+    with h5py.File(source, "r") as f:
+        n = int(f["embeddings"].shape[0])
+    objects = ObjectTable(np.array([f"g{i}" for i in range(n)], dtype=object), np.zeros(n), np.zeros(n), {})
+
+    def fill(emb):
+        with h5py.File(source, "r") as f:
+            for a in range(0, n, 1 << 16):
+                emb[a:a + (1 << 16)] = f["embeddings"][a:a + (1 << 16)]
+
+    train_s: list[float] = []
+    real_train = similarity._train_ann_index
+
+    def timed_train(*a, **kw):
+        t0 = time.perf_counter()
+        out = real_train(*a, **kw)
+        train_s.append(time.perf_counter() - t0)
+        return out
+
+    similarity._train_ann_index = timed_train
+    cfg = EmbedConfig(similarity_index="sq8", features="none")
+    workers_mb: list[float] = []
+    with contextlib.ExitStack() as stack:
+        client = None
+        if cluster:
+            from galexplorer.explore.cluster import connect, describe, scoring_on
+
+            client = stack.enter_context(connect(cluster))
+            stack.enter_context(scoring_on(client))
+            client.run(_warm_up)
+            cfg.cluster = describe(client)
+        t0 = time.perf_counter()
+        report = build_store(out, objects=objects, dim=EMBED_DIM, fill=fill, config=cfg)
+        total = time.perf_counter() - t0
+        if client is not None:
+            workers_mb = sorted(client.run(_rss_mb).values())
+    seconds = dict(report.seconds)
+    seconds["similarity index (train)"] = train_s[0]
+    seconds["similarity index (fill)"] = seconds["similarity index"] - train_s[0]
+    seconds["total"] = total
+    with EmbeddingStore(out) as s:
+        digest = {"pca": float(np.asarray(s.pca, np.float64).sum()),
+                  "anomaly": float(np.asarray(s.score("anomaly"), np.float64).sum()),
+                  "cluster": float(np.asarray(s.score("cluster"), np.float64).sum())}
+    digest["index file"] = _index_cells(similarity.ann_path(out), n, out + ".cells.npy")
+    print(json.dumps({"seconds": seconds, "client_mb": _rss_mb(), "workers_mb": workers_mb, "digest": digest}))
+
+
+def _index_cells(path: Path, n: int, cells_out: str) -> str:
+    """Save the cell of every row of the IVF index at ``path`` to ``cells_out``; return the
+    file's sha1 (first 12 digits)."""
+    import hashlib
+
+    import faiss
+
+    index = faiss.read_index(str(path))
+    ivf = faiss.extract_index_ivf(index)       # a view into ``index``: keep that alive
+    cells = np.full(n, -1, np.int32)
+    for c in range(ivf.nlist):
+        size = ivf.invlists.list_size(c)
+        if size:
+            cells[faiss.rev_swig_ptr(ivf.invlists.get_ids(c), size).copy()] = c
+    np.save(cells_out, cells)
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+
+
+EMBED_STAGES = ("embeddings", "check", "pca", "projection", "anomaly", "clustering", "similarity index (train)",
+                "similarity index (fill)", "total")
+
+
+def run_embed_stages(n: int, workers: int, tmp: Path) -> None:
+    source = tmp / f"emb{n}.h5"
+    subprocess.run([sys.executable, __file__, "--write-embeddings", str(source), str(n)], check=True)
+    res = {}
+    for mode in ("", f"local:{workers}"):
+        cmd = [sys.executable, __file__, "--embed-child", str(source), str(tmp / f"store{mode[-1:]}.h5"), mode]
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        if run.returncode:
+            sys.exit(f"the {mode or 'single'} child failed (exit {run.returncode}): {run.stderr[-3000:]}")
+        res[mode] = json.loads(run.stdout.strip().splitlines()[-1])
+    one, two = res[""], res[f"local:{workers}"]
+    print(f"N={n} embed's analysis of ({n}, {EMBED_DIM}) embeddings, single process vs local:{workers} "
+          "(PCA transform, projection's extension, anomaly, clusters, the index's encoding on the workers):")
+    for name in EMBED_STAGES:
+        a, b = one["seconds"].get(name, 0.0), two["seconds"].get(name, 0.0)
+        print(f"  {name:26s} single {a:7.2f} s | cluster {b:7.2f} s | ratio cluster/single "
+              f"{b / a if a else float('nan'):.2f}")
+    print(f"  peak memory: single {one['client_mb']:.0f} MB, cluster client {two['client_mb']:.0f} MB (ratio "
+          f"{two['client_mb'] / one['client_mb']:.2f}), workers {', '.join(f'{m:.0f}' for m in two['workers_mb'])} MB")
+    print("  same results: " + ", ".join(f"{k} {one['digest'][k] == two['digest'][k]}" for k in one["digest"]))
+    # faiss assigns a row that lies within rounding of two cells by its BLAS partition (the
+    # threads, the block): such rows may land in the other cell, as between one process's runs
+    # with one and with two threads
+    cells = [np.load(tmp / f"store{m[-1:]}.h5.cells.npy") for m in ("", f"local:{workers}")]
+    moved = int(np.sum(cells[0] != cells[1]))
+    print(f"  similarity index: {moved} of {n} rows ({moved / n:.2e}) in another cell (ties within rounding)")
+
+
 def run_mode(cutouts: Path, run_dir: Path, out: Path, cluster: str | None, batch: int) -> dict:
     cmd = [sys.executable, __file__, "--child", str(cutouts), str(run_dir), str(out), cluster or "", str(batch)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -197,9 +337,20 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="small sizes for the smoke test")
     ap.add_argument("--stages", action="store_true", help="time the block stages after the encoder instead")
+    ap.add_argument("--embed-stages", action="store_true",
+                    help="time embed's analysis stages of (N, 128) embeddings instead")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     ap.add_argument("--stages-child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--embed-child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--write-embeddings", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.write_embeddings:
+        write_embeddings(Path(args.write_embeddings[0]), int(args.write_embeddings[1]))
+        return
+    if args.embed_child:
+        s, o, cl = args.embed_child
+        embed_child(s, o, cl or None)
+        return
     if args.child:
         c, r, o, cl, b = args.child
         child(c, r, o, cl or None, int(b))
@@ -211,6 +362,10 @@ def main() -> None:
     sizes = [256] if args.quick else args.n
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if args.embed_stages:
+            for n in ([3000] if args.quick else args.n):
+                run_embed_stages(n, args.workers, tmp)
+            return
         if args.stages or args.quick:
             for n in ([30_000] if args.quick else args.n):
                 run_stages(n, args.workers, tmp)

@@ -163,11 +163,12 @@ def _build(path, x, on, **options):
 def test_embed_analysis_on_a_cluster_equals_one_process(client, tmp_path, monkeypatch):
     from sklearn.manifold import trustworthiness
 
-    from galexplorer.explore import anomaly, clustering, projection
+    from galexplorer.explore import anomaly, clustering, pipeline, projection
 
     monkeypatch.setattr(anomaly, "SCORE_CHUNK", 331)          # several blocks per stage
     monkeypatch.setattr(clustering, "PREDICT_CHUNK", 257)
     monkeypatch.setattr(projection, "TRANSFORM_CHUNK", 299)
+    monkeypatch.setattr(pipeline, "PCA_BLOCK_ROWS", 313)
     ran = []
     real = cluster.map_blocks
 
@@ -175,13 +176,13 @@ def test_embed_analysis_on_a_cluster_equals_one_process(client, tmp_path, monkey
         ran.append(func.__name__)
         yield from real(c, func, *a, **kw)
 
-    for mod in (anomaly, clustering, projection):
+    for mod in (anomaly, clustering, projection, pipeline):
         monkeypatch.setattr(mod, "map_blocks", spy)
     emb, _, _ = planted(2000, dim=12)
     _build(tmp_path / "one.h5", emb, None)
     assert ran == []
     _build(tmp_path / "two.h5", emb, client)
-    assert ran == ["_extend_block", "_score_block", "_predict_block"]
+    assert ran == ["_transform_stored_block", "_extend_block", "_score_block", "_predict_block"]
     with EmbeddingStore(tmp_path / "one.h5") as a, EmbeddingStore(tmp_path / "two.h5") as b:
         np.testing.assert_array_equal(b.score("anomaly"), a.score("anomaly"))      # exact
         np.testing.assert_array_equal(b.score("cluster"), a.score("cluster"))
@@ -192,6 +193,53 @@ def test_embed_analysis_on_a_cluster_equals_one_process(client, tmp_path, monkey
     tw = [trustworthiness(feats[ev], xy[ev], n_neighbors=15) for xy in (xa, xb)]
     assert abs(tw[0] - tw[1]) <= 0.01, tw
     np.testing.assert_allclose(xb, xa, rtol=1e-5, atol=1e-5)      # in fact the same placement
+
+
+@pytest.mark.parametrize("rows_from", ["workers read the store", "client sends the rows"])
+def test_pca_transform_in_blocks_equals_one_process(client, tmp_path, monkeypatch, rows_from):
+    """The PCA transform of a store still being written (open here for writing), in blocks on
+    the workers: each reads its rows from the store, or (no shared filesystem) is sent them."""
+    import h5py
+
+    from galexplorer.explore import pipeline
+    from galexplorer.explore.pca import CovarianceAccumulator
+
+    monkeypatch.setattr(pipeline, "PCA_BLOCK_ROWS", 700)
+    if rows_from == "client sends the rows":
+        monkeypatch.setattr(pipeline, "shared_rows", lambda client, dataset: None)
+    ran = []
+    real = cluster.map_blocks
+
+    def spy(c, func, *a, **kw):
+        ran.append(func.__name__)
+        yield from real(c, func, *a, **kw)
+
+    monkeypatch.setattr(pipeline, "map_blocks", spy)
+    x = np.random.default_rng(1).normal(size=(3001, 24)).astype(np.float32) * np.arange(1, 25, dtype=np.float32)
+    acc = CovarianceAccumulator(24)
+    acc.add(x)
+    model = acc.fit(0.9, True, None)
+    with h5py.File(tmp_path / "s.h5.tmp", "w") as f:
+        emb = f.create_dataset("embeddings", data=x, chunks=(512, 24))
+        one = pipeline.pca_transform(emb, model)
+        with cluster.scoring_on(client):
+            two = pipeline.pca_transform(emb, model)
+        f.create_dataset("after", data=[1])         # the store is still writable after the workers read it
+    assert ran == ["_transform_stored_block" if rows_from == "workers read the store" else "_transform_block"]
+    assert one.shape == (3001, model.n_components) and one.dtype == np.float32
+    np.testing.assert_array_equal(two, one)
+
+
+def test_shared_rows_is_none_when_a_worker_reads_other_rows(client, tmp_path, monkeypatch):
+    """A worker that cannot open the file, or sees other bytes there (a stale copy on its own
+    disk), makes the client send the rows."""
+    import h5py
+
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        dset = f.create_dataset("embeddings", data=np.arange(40, dtype=np.float32).reshape(10, 4))
+        assert cluster.shared_rows(client, dset) == (str((tmp_path / "a.h5").resolve()), "/embeddings")
+        monkeypatch.setattr(cluster, "_rows_digest", lambda path, name, at: "another file")
+        assert cluster.shared_rows(client, dset) is None
 
 
 def test_embed_embeddings_file_on_a_cluster_equals_one_process(client, xdf_cutouts, tmp_path, monkeypatch):
@@ -234,3 +282,41 @@ def test_blocks_survive_a_killed_worker():
             got.append((a, b, s))
     assert [(a, b) for a, b, _ in got] == [(a, min(a + 250, 4000)) for a in range(0, 4000, 250)]
     assert [s for _, _, s in got] == [float(np.sum(x[a:b]) + 1.0) for a, b, _ in got]
+
+
+@pytest.mark.parametrize("rows_from", ["workers read the store", "client sends the rows"])
+def test_similarity_index_encoded_on_workers_equals_one_process(client, tmp_path, monkeypatch, rows_from):
+    """The IVF-SQ8 index trained here, its rows encoded in blocks on the workers and appended in
+    order: the same index file, byte for byte, as one process's ``add``."""
+    import faiss
+    import h5py
+
+    from galexplorer.explore import similarity
+    from galexplorer.explore.ann import faiss_threads
+
+    if rows_from == "client sends the rows":
+        monkeypatch.setattr(similarity, "shared_rows", lambda client, dataset: None)
+    ran = []
+    real = cluster.map_blocks
+
+    def spy(c, func, *a, **kw):
+        ran.append(func.__name__)
+        yield from real(c, func, *a, **kw)
+
+    monkeypatch.setattr(similarity, "map_blocks", spy)
+    emb, _, _ = planted(6000, dim=16)
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f.create_dataset("embeddings", data=emb.astype(np.float32), chunks=(256, 16))
+    blobs = []
+    for on in (None, client):
+        # one faiss thread here, as on each worker: a row within rounding of two cells goes to
+        # the one that faiss's BLAS partition (threads x block) picks; the same partition, the same cell
+        with h5py.File(tmp_path / "s.h5", "r") as f, cluster.scoring_on(on) if on else _null(), \
+                faiss_threads(1):
+            path = similarity.build_ann_index(f["embeddings"], tmp_path / f"{len(blobs)}.h5", "u", seed=3,
+                                              chunk_rows=1009)
+        blobs.append(path.read_bytes())
+    assert ran == ["_encode_stored_block" if rows_from == "workers read the store" else "_encode_block"]
+    index = faiss.read_index(str(path))
+    assert index.ntotal == 6000 and faiss.extract_index_ivf(index).nlist == 77
+    assert blobs[1] == blobs[0]

@@ -223,5 +223,63 @@ def map_blocks(client, func: Callable, n_rows: int, block_rows: int, block_args:
             f.release()
 
 
+def _rows_digest(path: str, name: str, at: list[int]) -> str | None:
+    """Runs on a worker (and on the client): a digest of the dataset's shape and of the rows
+    ``at``, read from the file at ``path``; None when the worker cannot open it."""
+    import h5py
+
+    try:
+        # the client holds the file open for writing: HDF5's lock would refuse a reader, and
+        # the client writes nothing to it while the workers read (it flushed before asking)
+        with h5py.File(path, "r", locking=False) as f:
+            return _digest(f[name], at)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _digest(dataset, at: list[int]) -> str:
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha1(repr(tuple(dataset.shape)).encode())
+    for i in at:
+        h.update(np.ascontiguousarray(dataset[i:i + 1]).tobytes())
+    return h.hexdigest()
+
+
+def shared_rows(client, dataset) -> tuple[str, str] | None:
+    """``(path, name)`` of an HDF5 ``dataset`` when every worker reads the same rows from it as
+    this process (a shared filesystem, or ``local:N``), else None: the rows must then travel with
+    each block from the client.
+
+    The file is flushed (and synced, for network filesystems) first, so a store this process is
+    still writing can be read by the workers; the caller must write nothing to it until they are
+    done. A few rows (first, middle, last) and the shape are compared, by digest, on every worker.
+    """
+    f = dataset.file
+    f.flush()
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        os.fsync(f.id.get_vfd_handle())
+    path, name, n = str(Path(f.filename).resolve()), dataset.name, int(dataset.shape[0])
+    at = sorted({0, n // 2, max(n - 1, 0)}) if n else []
+    want = _digest(dataset, at)
+    try:
+        answers = client.run(_rows_digest, path, name, at)
+    except Exception:       # noqa: BLE001 — a worker that cannot even answer: send the rows
+        return None
+    return (path, name) if answers and all(v == want for v in answers.values()) else None
+
+
+def read_rows(path: str, name: str, a: int, b: int):
+    """Runs on a worker: rows ``a:b`` of the dataset ``name`` in the HDF5 file ``path`` (opened
+    without HDF5's lock: see :func:`shared_rows`)."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "r", locking=False) as f:
+        return np.asarray(f[name][a:b])
+
+
 __all__ = ["parse_address", "check_workers", "connect", "describe", "scoring_on", "active_client",
-           "worker_threads", "map_blocks"]
+           "worker_threads", "map_blocks", "shared_rows", "read_rows"]

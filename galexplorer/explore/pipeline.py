@@ -33,7 +33,8 @@ from ..errors import ConfigError, InputError, StoreError
 from ..store.cutouts import CutoutStore
 from ..store.embeddings import EmbeddingStoreWriter
 from ..store.schema import ObjectTable
-from .pca import CovarianceAccumulator, check_variance
+from .cluster import active_client, map_blocks, read_rows, shared_rows
+from .pca import CovarianceAccumulator, PCAModel, check_variance
 from .projection import EXTENSIONS, METHODS, UMAP_FIT_SAMPLE
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ workers accumulate them), and then the store pipeline does not read the embeddin
 
 CHUNK_BYTES = 1 << 20       # HDF5 chunk of the embeddings: ~1 MiB
 SCAN_ROWS = 8192            # rows per read when checking and accumulating
+PCA_BLOCK_ROWS = 65536      # rows per block of the PCA transform on --cluster's workers
 SIMILARITY_INDEXES = ("auto", "sq8", "sq4", "none")
 
 
@@ -436,9 +438,7 @@ def analyse(w: EmbeddingStoreWriter, emb: h5py.Dataset, config: EmbedConfig, rep
         if acc is None:
             acc = scan_embeddings(emb, w.objects.ids, desc="PCA (covariance)")
         model = acc.fit(config.pca_variance, config.pca_standardise, config.pca_max_components)
-        feats = np.empty((n, model.n_components), np.float32)
-        for a in progress.track(range(0, n, SCAN_ROWS), "PCA (transform)"):
-            feats[a:a + SCAN_ROWS] = model.transform(emb[a:a + SCAN_ROWS])
+        feats = pca_transform(emb, model)
         info = model.info()
         w.write("pca", feats, attrs={**info, "explained_variance_ratio": np.asarray(
             model.explained_variance_ratio, np.float64), "explained_variance": np.asarray(
@@ -482,6 +482,45 @@ def analyse(w: EmbeddingStoreWriter, emb: h5py.Dataset, config: EmbedConfig, rep
                        "seed": config.seed},
             "description": "cluster label, 0 = the largest cluster"})
     report.n_clusters_used = int(len(np.unique(labels)))
+
+
+def pca_transform(emb: h5py.Dataset | np.ndarray, model: PCAModel) -> np.ndarray:
+    """The (N, k) float32 principal-component scores of every row of the (N, D) ``emb``.
+
+    Within ``--cluster`` (:func:`~.cluster.scoring_on`) the rows are projected in blocks of
+    ``PCA_BLOCK_ROWS`` on the workers, the model sent to each once; each worker reads its rows
+    from the store itself when every worker can (:func:`~.cluster.shared_rows`: a shared
+    filesystem or ``local:N``), else the client sends them with the block. Either way the same
+    ``model.transform`` runs on the same rows: the scores equal one process's.
+    """
+    n = emb.shape[0]
+    feats = np.empty((n, model.n_components), np.float32)
+    client = active_client()
+    if client is None:
+        for a in progress.track(range(0, n, SCAN_ROWS), "PCA (transform)"):
+            feats[a:a + SCAN_ROWS] = model.transform(emb[a:a + SCAN_ROWS])
+        return feats
+    source = shared_rows(client, emb) if isinstance(emb, h5py.Dataset) else None
+    if source is not None:
+        blocks = map_blocks(client, _transform_stored_block, n, PCA_BLOCK_ROWS, lambda a, b: (*source, a, b),
+                            shared=(model,), desc="PCA (transform, cluster)")
+    else:
+        blocks = map_blocks(client, _transform_block, n, PCA_BLOCK_ROWS, lambda a, b: (np.asarray(emb[a:b]),),
+                            shared=(model,), desc="PCA (transform, cluster: rows sent)")
+    for a, b, scores in blocks:
+        feats[a:b] = scores
+    return feats
+
+
+def _transform_block(model: PCAModel, rows: np.ndarray) -> np.ndarray:
+    """Runs on a Dask worker: the scores of rows sent by the client, in the same sub-blocks as
+    one process (``PCA_BLOCK_ROWS`` is a multiple of ``SCAN_ROWS``: the same BLAS calls)."""
+    return np.concatenate([model.transform(rows[a:a + SCAN_ROWS]) for a in range(0, len(rows), SCAN_ROWS)])
+
+
+def _transform_stored_block(model: PCAModel, path: str, name: str, a: int, b: int) -> np.ndarray:
+    """Runs on a Dask worker: the scores of the store's rows ``a:b``, read here."""
+    return _transform_block(model, read_rows(path, name, a, b))
 
 
 def _write_model(w: EmbeddingStoreWriter, model) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 from .. import progress
 from ..errors import InputError
 from .ann import faiss_threads
+from .cluster import active_client, map_blocks, read_rows, shared_rows, worker_threads
 from .topk import top_k_positions
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,9 @@ def build_ann_index(embeddings, store_path, store_uuid: str, seed: int = 0, kind
     query reads. That is why ``"auto"`` means SQ8 at every size: smaller codes cost recall
     (recall@20 after the exact re-rank, 2·10^5 × 128 synthetic rows: SQ8 0.975, SQ6 0.83, SQ4
     0.47, PQ32 0.63 after 297 s of training; docs/scaling.md). The rows are read, normalised
-    and added ``chunk_rows`` at a time: memory is the index, not the matrix. Both files are
+    and added ``chunk_rows`` at a time: memory is the index, not the matrix. Within ``--cluster``
+    (:func:`~.cluster.scoring_on`) the index is trained here and the blocks of rows are encoded
+    on the workers (:func:`_add_encoded_on_cluster`): the same index (see there). Both files are
     written atomically; the JSON names the store's uuid so a stale index is ignored.
 
     Args:
@@ -212,29 +215,79 @@ def build_ann_index(embeddings, store_path, store_uuid: str, seed: int = 0, kind
     from ..store.atomic import atomic_output
 
     n, d = embeddings.shape
-    if kind == "auto":
-        kind = "sq8"
-    cells = int(max(1, min(math.sqrt(n), n // 64, ANN_MAX_CELLS)))
-    codes = "SQ8" if kind == "sq8" else "SQ4"
-    factory = f"IVF{cells},{codes}"
     with faiss_threads(None) as faiss:
-        index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
-        faiss.extract_index_ivf(index).cp.seed = int(seed)
-        train = np.unique(np.linspace(0, n - 1, min(n, 64 * cells)).astype(np.int64))
-        with progress.Bar("similarity index (train)", 1) as bar:
-            index.train(normalise_rows(_RowsView(embeddings, train)))
-            bar.update(1)
-        for a in progress.track(range(0, n, chunk_rows), "similarity index (add)"):
-            index.add(normalise_rows(embeddings[a:a + chunk_rows]))
+        index, factory, n_train = _train_ann_index(embeddings, seed, kind)
+        client = active_client()
+        if client is not None:      # --cluster: the rows' codes computed in blocks on the workers
+            _add_encoded_on_cluster(client, index, embeddings, chunk_rows)
+        else:
+            for a in progress.track(range(0, n, chunk_rows), "similarity index (add)"):
+                index.add(normalise_rows(embeddings[a:a + chunk_rows]))
         path = ann_path(store_path)
         with atomic_output(path) as tmp:
             faiss.write_index(index, str(tmp))
     meta = {"store_uuid": store_uuid, "n": int(n), "dim": int(d), "factory": factory, "metric": "inner product",
-            "seed": int(seed), "normalised": True, "train_rows": int(len(train))}
+            "seed": int(seed), "normalised": True, "train_rows": n_train}
     with atomic_output(Path(str(path) + ".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
     log.info("similarity index %s: %s over %d rows", path, factory, n)
     return path
+
+
+def _train_ann_index(embeddings, seed: int, kind: str) -> tuple[object, str, int]:
+    """The trained, empty IVF index of :func:`build_ann_index`, its factory string and the
+    number of rows it was trained on (64 a cell, spread evenly over the store)."""
+    import faiss
+
+    n, d = embeddings.shape
+    cells = int(max(1, min(math.sqrt(n), n // 64, ANN_MAX_CELLS)))
+    factory = f"IVF{cells},{'SQ4' if kind == 'sq4' else 'SQ8'}"
+    index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    faiss.extract_index_ivf(index).cp.seed = int(seed)
+    train = np.unique(np.linspace(0, n - 1, min(n, 64 * cells)).astype(np.int64))
+    with progress.Bar("similarity index (train)", 1) as bar:
+        index.train(normalise_rows(_RowsView(embeddings, train)))
+        bar.update(1)
+    return index, factory, int(len(train))
+
+
+def _add_encoded_on_cluster(client, index, embeddings, chunk_rows: int) -> None:
+    """Fill the trained, empty IVF ``index`` with every row of ``embeddings``: the trained index
+    is sent to every worker once, each block's rows are normalised, assigned to their cell and
+    scalar-quantised there (faiss ``sa_encode``: the cell number and the codes), and the client
+    appends the codes in row order (``add_sa_codes``, a copy into the cells' lists). The workers
+    read their rows from the store when they can (:func:`~.cluster.shared_rows`), else the client
+    sends them. The same faiss code runs on the same rows, so the cells and codes are one
+    process's, except for a row within rounding of two cells: faiss picks between them by its
+    BLAS partition (threads x block), as one process does differently with one and with two
+    threads (114 of 10^5 rows of bench_cluster's data); with the same threads, the same file."""
+    import faiss
+    import h5py
+
+    blob = faiss.serialize_index(index)
+    source = shared_rows(client, embeddings) if isinstance(embeddings, h5py.Dataset) else None
+    if source is not None:
+        blocks = map_blocks(client, _encode_stored_block, embeddings.shape[0], chunk_rows,
+                            lambda a, b: (*source, a, b), shared=(blob,), desc="similarity index (encode, cluster)")
+    else:
+        blocks = map_blocks(client, _encode_block, embeddings.shape[0], chunk_rows,
+                            lambda a, b: (np.asarray(embeddings[a:b]),), shared=(blob,),
+                            desc="similarity index (encode, cluster: rows sent)")
+    for _, _, codes in blocks:
+        index.add_sa_codes(codes)
+
+
+def _encode_block(blob: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Runs on a Dask worker: the (n, sa_code_size) uint8 codes of one block of rows for the
+    trained index in ``blob`` (its cell number and its scalar-quantised vector)."""
+    with faiss_threads(worker_threads()) as faiss:
+        index = faiss.deserialize_index(blob)
+        return index.sa_encode(normalise_rows(rows))
+
+
+def _encode_stored_block(blob: np.ndarray, path: str, name: str, a: int, b: int) -> np.ndarray:
+    """Runs on a Dask worker: :func:`_encode_block` of the store's rows ``a:b``, read here."""
+    return _encode_block(blob, read_rows(path, name, a, b))
 
 
 class _RowsView:
