@@ -269,3 +269,35 @@ def test_the_window_keeps_responding_while_objects_are_explained(qtbot, tmp_path
     print(msg)
     assert phase["stall"] < 0.100 and phase["cpu"] < 0.100, msg
     w.close()
+
+
+def test_thumbnails_grow_with_the_dock_and_stay_inside_it(qtbot):
+    """A short dock shows 64-px thumbnails; a taller one larger ones (scaled up, pixels square),
+    never cut off by the panel's edges nor squeezing the numbers' column below two fifths."""
+    from PySide6 import QtGui
+
+    from galexplorer.gui.why_panel import MAX_THUMB, THUMB
+
+    panel = WhyPanel()
+    qtbot.addWidget(panel)
+    source = QtGui.QPixmap(64, 64)
+    source.fill(QtGui.QColor("red"))
+    for b in [*panel.pulls, panel.nearest]:
+        b.show_object(1, source, "G1\n★5 · +0.5", "tip")
+    sides = {}
+    for height in (110, 270, 600):
+        panel.resize(900, height)
+        panel.show()
+        qtbot.waitExposed(panel)
+        QtWidgets.QApplication.processEvents()
+        b = panel.pulls[0]
+        sides[height] = b.iconSize().width()
+        assert THUMB <= sides[height] <= MAX_THUMB
+        assert b.icon().actualSize(QtCore.QSize(999, 999)).width() == sides[height]   # scaled up, not left small
+        for btn in [*panel.pulls, panel.nearest]:
+            r = QtCore.QRect(btn.mapTo(panel, QtCore.QPoint(0, 0)), btn.size())
+            assert panel.rect().contains(r), (height, r, panel.rect())
+        assert panel.heading.width() >= 0.35 * panel.width()
+    assert sides[110] == THUMB
+    assert sides[270] > 1.4 * THUMB            # the screenshot's dock: the thumbnails were 64 px there
+    assert sides[600] >= sides[270]

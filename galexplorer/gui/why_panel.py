@@ -26,7 +26,9 @@ from .elided import ElidedLabel
 from .objectlist import elide_middle
 from .why_here import WhyAnswer
 
-THUMB = 64          # thumbnail side, pixels
+THUMB = 64          # smallest thumbnail side, pixels
+MAX_THUMB = 192     # largest: the dock's height decides in between
+BUTTON_W = THUMB + 56   # a button's least width: its two caption lines (an id, the score)
 ID_CHARS = 14       # characters of an id under a thumbnail
 
 
@@ -52,17 +54,34 @@ class ObjectButton(QtWidgets.QToolButton):
         super().__init__(parent)
         self.setObjectName(name)
         self.row: int | None = None
+        self.source = None      # the thumbnail at its own size; the icon is it scaled to ``side``
         self.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
-        self.setIconSize(QtCore.QSize(THUMB, THUMB))
-        self.setFixedWidth(THUMB + 56)
+        self.set_side(THUMB)
         self.setAutoRaise(True)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)     # keys stay with labelling
         self.clicked.connect(lambda: self.row is not None and self.opened.emit(self.row))
         self.clear()
 
+    def set_side(self, side: int) -> None:
+        """Show the thumbnail ``side`` pixels wide (scaled up from the stored thumbnail: QIcon
+        only ever scales down; pixels stay square, no smoothing, as in the inspector)."""
+        self.side = int(side)
+        self.setIconSize(QtCore.QSize(self.side, self.side))
+        self.setFixedWidth(max(self.side + 12, BUTTON_W))
+        if self.source is not None:
+            self._set_icon()
+
+    def _set_icon(self) -> None:
+        pm = self.source
+        if max(pm.width(), pm.height()) != self.side:
+            pm = pm.scaled(self.side, self.side, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+                           QtCore.Qt.TransformationMode.FastTransformation)
+        self.setIcon(pm)
+
     def show_object(self, row: int, pixmap, caption: str, tip: str) -> None:
         self.row = int(row)
-        self.setIcon(pixmap)
+        self.source = pixmap
+        self._set_icon()
         self.setText(caption)
         self.setToolTip(tip)
         self.setEnabled(True)
@@ -70,6 +89,7 @@ class ObjectButton(QtWidgets.QToolButton):
 
     def clear(self) -> None:
         self.row = None
+        self.source = None
         self.setText("")
         self.setToolTip("")
         self.hide()
@@ -177,6 +197,23 @@ class WhyPanel(QtWidgets.QWidget):
         if ex.current is not None and ex.state is not None:
             self._waiting(ex.current)
         ex.why.request(ex.current)
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        self.fit_thumbnails()
+
+    def fit_thumbnails(self) -> None:
+        """Make the thumbnails as large as the panel allows (:data:`THUMB`…:data:`MAX_THUMB`):
+        the height less the title and the two caption lines, and the four of them in at most
+        three fifths of the width (the numbers keep the rest)."""
+        m = self.layout().contentsMargins()
+        line = self.fontMetrics().lineSpacing()
+        tall = self.height() - m.top() - m.bottom() - self.pulls_title.sizeHint().height() - 2 * line - 24
+        wide = (0.6 * (self.width() - m.left() - m.right())) / 4 - 16
+        side = int(max(THUMB, min(MAX_THUMB, tall, wide)))
+        for b in [*self.pulls, self.nearest]:
+            if b.side != side:
+                b.set_side(side)
 
     def in_view(self) -> bool:
         """Shown, and not a tab behind another dock's."""
