@@ -8,6 +8,7 @@ helpers here are no-ops.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from dataclasses import dataclass
@@ -54,9 +55,43 @@ def init_distributed(device_type: str) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def data_parallel_group():
+    """A process group of its own for DistributedDataParallel (and SyncBatchNorm); collective.
+
+    Why not the default group: a DDP wrapper keeps its group alive inside torch, so
+    ``destroy_process_group`` cannot free it and its gloo worker threads live until the process
+    dies. Those threads must then never hold the last reference to a Python-owned tensor: one
+    that drops it after the interpreter began finalizing cannot take the GIL, and the process
+    aborts with "terminate called without an active exception" after a correct run. DDP's
+    bucket all-reduces carry only tensors made in C++, so its group is safe to leave; our own
+    collectives (gathers, ``all_gather_object``, barriers), whose tensors Python made, stay on
+    the default group, which :func:`shutdown` really destroys, joining its threads.
+
+    Returns:
+        The new group (every process must call this, in the same order), or None in one process.
+    """
+    if world_size() == 1:
+        return None
+    return dist.new_group()
+
+
+def shutdown(*, synchronise: bool = True) -> None:
+    """Leave the process group (a no-op in one process).
+
+    Waits for every process first (``synchronise``), so that none tears down while another
+    still communicates with it, then destroys every group; the default group's worker threads
+    are joined here, while the interpreter is fully alive (see :func:`data_parallel_group`).
+
+    Args:
+        synchronise: False on an error path: the other processes may never reach the barrier.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if synchronise and dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()
+    # an object in a reference cycle that still held the default group would keep its threads
+    gc.collect()
 
 
 def world_size() -> int:

@@ -342,9 +342,13 @@ def train(cutouts: str | Path, run_dir: str | Path, config: TrainConfig | None =
         logging.getLogger("galexplorer").setLevel(logging.WARNING)
         progress.configure(enabled=False)
     try:
-        return _train(Path(cutouts), run_dir, config, ckpt, init, stop_after, device, info)
-    finally:
-        distributed.shutdown()
+        report = _train(Path(cutouts), run_dir, config, ckpt, init, stop_after, device, info)
+    except BaseException:
+        # no barrier: the other processes may be mid-epoch and would never meet it
+        distributed.shutdown(synchronise=False)
+        raise
+    distributed.shutdown()
+    return report
 
 
 @dataclass
@@ -486,8 +490,9 @@ def _build_state(plan: _Plan, bands: list[str], init: str | Path | None, ckpt: d
     if init and ckpt is None:
         _load_init(model, init, cfg, bands)
     model.to(device)
+    group = distributed.data_parallel_group()  # DDP's own group: see that function for why
     if info.enabled and device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model, process_group=group)
     elif info.enabled:
         log.info("SyncBatchNorm needs CUDA; on CPU each process normalises over its own batch")
     optimizer = make_optimizer(model, cfg)
@@ -502,7 +507,7 @@ def _build_state(plan: _Plan, bands: list[str], init: str | Path | None, ckpt: d
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        state.model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        state.model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, process_group=group)
     return state
 
 
