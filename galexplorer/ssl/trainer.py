@@ -490,9 +490,8 @@ def _build_state(plan: _Plan, bands: list[str], init: str | Path | None, ckpt: d
     if init and ckpt is None:
         _load_init(model, init, cfg, bands)
     model.to(device)
-    group = distributed.data_parallel_group()  # DDP's own group: see that function for why
     if info.enabled and device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model, process_group=group)
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     elif info.enabled:
         log.info("SyncBatchNorm needs CUDA; on CPU each process normalises over its own batch")
     optimizer = make_optimizer(model, cfg)
@@ -507,7 +506,7 @@ def _build_state(plan: _Plan, bands: list[str], init: str | Path | None, ckpt: d
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        state.model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, process_group=group)
+        state.model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     return state
 
 
