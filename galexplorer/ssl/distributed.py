@@ -7,12 +7,14 @@ helpers here are no-ops.
 
 Our own collectives (the gathers, :func:`all_gather_object`, :func:`barrier`) run on a group of
 their own, not on the default group that DistributedDataParallel uses. Why: once a DDP wrapper
-has existed, torch keeps the default group alive, so ``destroy_process_group`` cannot free it
-and its gloo worker threads live until the process dies. Those threads must then never hold
+has existed, torch keeps the default group alive (measured with torch 2.14; a DDP on another
+group leaves that one freeable), so ``destroy_process_group`` cannot free it and its gloo
+worker threads live until the process dies. Those threads must then never hold
 the last reference to a tensor that Python made: one that drops it as the interpreter
 finalizes waits for the GIL and is killed there, and the process aborts with "terminate called
-without an active exception" after a correct run. DDP's bucket all-reduces carry only tensors
-made in C++; the tensors Python makes travel on our group, which :func:`shutdown` frees,
+without an active exception" after a correct run. DDP's traffic is its start-up broadcast,
+long finished by then, and bucket all-reduces of buffers made in C++; the tensors Python makes
+at the end of a run travel on our group, which :func:`shutdown` frees,
 joining its threads while the interpreter is fully alive.
 """
 
