@@ -342,9 +342,13 @@ def train(cutouts: str | Path, run_dir: str | Path, config: TrainConfig | None =
         logging.getLogger("galexplorer").setLevel(logging.WARNING)
         progress.configure(enabled=False)
     try:
-        return _train(Path(cutouts), run_dir, config, ckpt, init, stop_after, device, info)
-    finally:
-        distributed.shutdown()
+        report = _train(Path(cutouts), run_dir, config, ckpt, init, stop_after, device, info)
+    except BaseException:
+        # no barrier: the other processes may be mid-epoch and would never meet it
+        distributed.shutdown(synchronise=False)
+        raise
+    distributed.shutdown()
+    return report
 
 
 @dataclass
