@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from galexplorer.errors import ConfigError
@@ -70,3 +71,11 @@ def test_each_keeps_its_defaults_and_its_own_checks():
             cls(confidence=0.5, holdout=0.9).validate()
         with pytest.raises(ConfigError, match="^holdout"):
             cls(holdout=0.5, lr=0).validate()
+
+
+@pytest.mark.parametrize("cls", [RefineConfig, HeadRefineConfig])
+def test_finds_are_the_labels_at_the_threshold_and_need_both_sides(cls):
+    np.testing.assert_array_equal(cls(interesting_above=3).finds(np.array([5.0, 0, 3, 2.9])), [1, 0, 1, 0])
+    for labels in ([5.0, 4.0], [0.0, 1.0, 2.0]):
+        with pytest.raises(ConfigError, match="^refining needs labels on both sides of 3: "):
+            cls().finds(np.array(labels))

@@ -163,12 +163,7 @@ def refine_encoder(cutouts_path: str | Path, run_dir: str | Path, out_dir: str |
     t0 = time.perf_counter()
     rows = np.asarray(rows, np.int64)
     labels = np.asarray(labels, np.float32)
-    y = labels >= cfg.interesting_above
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ConfigError(f"refining needs labels on both sides of {cfg.interesting_above:g}: "
-                          f"{n_pos} finds and {n_neg} others so far",
-                          hint="label more objects (a few finds and a few ordinary ones) first")
+    y = cfg.finds(labels)
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)

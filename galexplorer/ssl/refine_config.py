@@ -15,6 +15,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ..errors import ConfigError
 
 
@@ -66,6 +68,20 @@ class FixMatchConfig:
 
     def _validate_own(self) -> None:
         """A subclass's checks of its rates and other options (after the shared ones)."""
+
+    def finds(self, labels: np.ndarray) -> np.ndarray:
+        """(n,) bool: which of the (n,) 0-5 ``labels`` are finds (>= ``interesting_above``).
+
+        Raises:
+            ConfigError: no finds, or no other labels, to learn the difference from.
+        """
+        y = np.asarray(labels) >= self.interesting_above
+        n_pos, n_neg = int(y.sum()), int((~y).sum())
+        if n_pos == 0 or n_neg == 0:
+            raise ConfigError(f"refining needs labels on both sides of {self.interesting_above:g}: "
+                              f"{n_pos} finds and {n_neg} others so far",
+                              hint="label more objects (a few finds and a few ordinary ones) first")
+        return y
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -227,12 +227,7 @@ def refine_head(features, rows: np.ndarray, labels: np.ndarray, out_dir: str | P
     cfg = (config or HeadRefineConfig()).validate()
     t0 = time.perf_counter()
     rows, labels = np.asarray(rows, np.int64), np.asarray(labels, np.float32)
-    y = labels >= cfg.interesting_above
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ConfigError(f"refining needs labels on both sides of {cfg.interesting_above:g}: "
-                          f"{n_pos} finds and {n_neg} others so far",
-                          hint="label more objects (a few finds and a few ordinary ones) first")
+    y = cfg.finds(labels)
     n = int(features.shape[0])
     if rows.min(initial=0) < 0 or rows.max(initial=-1) >= n or len(np.unique(rows)) != len(rows):
         raise ConfigError(f"labelled rows must be distinct rows of the embeddings' 0..{n - 1}")
