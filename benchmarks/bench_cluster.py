@@ -31,6 +31,7 @@ memory against the single process's, the workers' peaks, and whether the results
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
@@ -102,10 +103,27 @@ def _warm_up() -> None:
     import galexplorer.export  # noqa: F401
 
 
+@contextlib.contextmanager
+def scoring_client(cluster: str | None):
+    """The client of ``cluster`` within ``scoring_on``, its workers' imports done (start-up is
+    reported apart from the stages); None, for one process, when ``cluster`` is None or ""."""
+    if not cluster:
+        yield None
+        return
+    from galexplorer.explore.cluster import connect, scoring_on
+
+    with connect(cluster) as client, scoring_on(client):
+        client.run(_warm_up)
+        yield client
+
+
+def _workers_mb(client) -> list[float]:
+    """Each worker's peak memory, MB (none for one process)."""
+    return [] if client is None else sorted(client.run(_rss_mb).values())
+
+
 def stages_child(n: int, cluster: str | None, out: str) -> None:
     """Time every block stage once, here or on ``cluster`` (the same calls inside ``scoring_on``)."""
-    import contextlib
-
     from galexplorer.active import cluster_scoring
     from galexplorer.active.gp import GaussianProcessRegressor
     from galexplorer.active.ranking import RankedTable
@@ -123,15 +141,7 @@ def stages_child(n: int, cluster: str | None, out: str) -> None:
     gp = GaussianProcessRegressor().fit(x[lab], np.clip(x[lab, 0], 0, 5))
     seconds: dict[str, float] = {}
     results: dict[str, np.ndarray] = {}
-    workers_mb: list[float] = []
-    with contextlib.ExitStack() as stack:
-        client = None
-        if cluster:
-            from galexplorer.explore.cluster import connect, scoring_on
-
-            client = stack.enter_context(connect(cluster))
-            stack.enter_context(scoring_on(client))
-            client.run(_warm_up)        # the workers' imports are start-up, reported apart from the stages
+    with scoring_client(cluster) as client:
 
         def timed(name, fn):
             t0 = time.perf_counter()
@@ -159,8 +169,7 @@ def stages_child(n: int, cluster: str | None, out: str) -> None:
             table.columns["ra"], table.columns["dec"] = (rng.uniform(0, 360, n),
                                                          np.degrees(np.arcsin(rng.uniform(-1, 1, n))))
             timed("export HATS", lambda: write_hats(table, Path(out).with_suffix(".hats")))
-        if client is not None:
-            workers_mb = sorted(client.run(_rss_mb).values())
+        workers_mb = _workers_mb(client)
     digest = {k: float(np.asarray(v, np.float64).sum()) for k, v in results.items() if not k.startswith("export")}
     print(json.dumps({"seconds": seconds, "client_mb": _rss_mb(), "workers_mb": workers_mb, "digest": digest}))
 
@@ -218,8 +227,6 @@ def write_embeddings(path: Path, n: int, seed: int = 0) -> None:
 def embed_child(source: str, out: str, cluster: str | None) -> None:
     """Build a store from the embeddings in ``source`` (one process, or within ``scoring_on``
     of ``cluster``) and print JSON: the stage times, peak memory, and digests of the results."""
-    import contextlib
-
     import h5py
 
     from galexplorer.explore import similarity
@@ -246,21 +253,15 @@ def embed_child(source: str, out: str, cluster: str | None) -> None:
 
     similarity._train_ann_index = timed_train
     cfg = EmbedConfig(similarity_index="sq8", features="none")
-    workers_mb: list[float] = []
-    with contextlib.ExitStack() as stack:
-        client = None
-        if cluster:
-            from galexplorer.explore.cluster import connect, describe, scoring_on
+    with scoring_client(cluster) as client:
+        if client is not None:
+            from galexplorer.explore.cluster import describe
 
-            client = stack.enter_context(connect(cluster))
-            stack.enter_context(scoring_on(client))
-            client.run(_warm_up)
             cfg.cluster = describe(client)
         t0 = time.perf_counter()
         report = build_store(out, objects=objects, dim=EMBED_DIM, fill=fill, config=cfg)
         total = time.perf_counter() - t0
-        if client is not None:
-            workers_mb = sorted(client.run(_rss_mb).values())
+        workers_mb = _workers_mb(client)
     seconds = dict(report.seconds)
     seconds["similarity index (train)"] = train_s[0]
     seconds["similarity index (fill)"] = seconds["similarity index"] - train_s[0]

@@ -31,13 +31,33 @@ from bench_choose_representation import write_domain  # noqa: E402
 from bench_representation import COMMON  # noqa: E402
 
 
-def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
+def simulate_refining(store, seed: int, representation: str, every: int, refines_dir: Path, budget: int) -> dict:
+    """``simulate`` on the open ``store`` (``budget`` labels in batches of 10, the ``oracle`` column,
+    20 random orders, the loop on ``representation``), refining every ``every`` labels (0: never)
+    with ``store_refiner(refines_dir)``. Returns found@budget, its ratio to random order,
+    recall@100, each refine's (labels, seconds), the seconds of the refit after each, the
+    refine's kind (None without refine) and the run's seconds."""
     from galexplorer.active.loop import LoopConfig
     from galexplorer.active.simulate import SimulateConfig, simulate
-    from galexplorer.cli import main as cli
     from galexplorer.refining import store_refiner
-    from galexplorer.ssl.config import TrainConfig
     from galexplorer.ssl.refine import RefineConfig
+
+    cfg = SimulateConfig(truth="oracle", budget=budget, batch=10, seeds=20, refine_every=every,
+                         loop=LoopConfig(seed=seed, representation=representation))
+    t0 = time.perf_counter()
+    refiner = store_refiner(refines_dir, RefineConfig(seed=seed), device="cpu") if every else None
+    r = simulate(store, cfg, refine=refiner)
+    found = int(r.history[-1][1])
+    return {"found": found, "x_random": found / max(float(r.random.curve[budget - 1]), 1e-9),
+            "recall100": r.loop.recall[100], "refines": r.refines, "seconds": time.perf_counter() - t0,
+            "refit_after": [r.refit_seconds[k // cfg.batch] for k, _ in r.refines
+                            if k // cfg.batch < len(r.refit_seconds)],
+            "kind": refiner.kind if refiner else None}
+
+
+def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
+    from galexplorer.cli import main as cli
+    from galexplorer.ssl.config import TrainConfig
     from galexplorer.ssl.trainer import train
     from galexplorer.store import EmbeddingStore
 
@@ -53,17 +73,7 @@ def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
         runs = [(f"{rep}, {'no refine' if not every else f'refine every {args.every}'}", rep, every)
                 for rep in args.representations for every in (0, args.every)]
         for name, rep, every in runs:
-            cfg = SimulateConfig(truth="oracle", budget=budget, batch=10, seeds=20, refine_every=every,
-                                 loop=LoopConfig(seed=seed, representation=rep))
-            t0 = time.perf_counter()
-            refiner = store_refiner(work / f"refines-{domain}-{seed}", RefineConfig(seed=seed), device="cpu") \
-                if every else None
-            r = simulate(s, cfg, refine=refiner)
-            found = int(r.history[-1][1])
-            out[name] = {"found": found, "x_random": found / max(float(r.random.curve[budget - 1]), 1e-9),
-                         "recall100": r.loop.recall[100], "refines": r.refines, "seconds": time.perf_counter() - t0,
-                         "refit_after": [r.refit_seconds[k // 10] for k, _ in r.refines
-                                         if k // 10 < len(r.refit_seconds)],
+            out[name] = {**simulate_refining(s, seed, rep, every, work / f"refines-{domain}-{seed}", budget),
                          "base": f"{rep}, no refine"}
     print(f"{domain} seed {seed}: {args.n if domain != 'xdf' else 'all'} objects, {n_rare} rare", flush=True)
     for name, m in out.items():

@@ -40,6 +40,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from active_synthetic import planted_quiet  # noqa: E402
 from bench_choose_representation import write_domain  # noqa: E402
+from bench_refine import simulate_refining  # noqa: E402
 
 
 def own_store(kind: str, n: int, seed: int, work: Path) -> tuple[Path, Path, int]:
@@ -72,10 +73,6 @@ def own_store(kind: str, n: int, seed: int, work: Path) -> tuple[Path, Path, int
 
 
 def run(kind: str, seed: int, args, work: Path) -> dict[str, dict]:
-    from galexplorer.active.loop import LoopConfig
-    from galexplorer.active.simulate import SimulateConfig, simulate
-    from galexplorer.refining import store_refiner
-    from galexplorer.ssl.refine import RefineConfig
     from galexplorer.store import EmbeddingStore
 
     store, std, n_rare = own_store(kind, args.n, seed, work)
@@ -88,16 +85,8 @@ def run(kind: str, seed: int, args, work: Path) -> dict[str, dict]:
         with EmbeddingStore(path) as s:
             budget = min(args.budget, s.n)
             dim = s.embeddings.shape[1]
-            cfg = SimulateConfig(truth="oracle", budget=budget, batch=10, seeds=20, refine_every=every,
-                                 loop=LoopConfig(seed=seed, representation="embedding"))
-            refiner = store_refiner(work / f"refines-{kind}-{seed}", RefineConfig(seed=seed), device="cpu") \
-                if every else None
-            t0 = time.perf_counter()
-            r = simulate(s, cfg, refine=refiner)
-            found = int(r.history[-1][1])
-            out[name] = {"found": found, "x_random": found / max(float(r.random.curve[budget - 1]), 1e-9),
-                         "recall100": r.loop.recall[100], "refines": r.refines, "seconds": time.perf_counter() - t0,
-                         "kind": refiner.kind if refiner else None, "base": base}
+            out[name] = {**simulate_refining(s, seed, "embedding", every, work / f"refines-{kind}-{seed}", budget),
+                         "base": base}
     print(f"{kind} seed {seed}: {args.n} objects, {n_rare} rare, {dim}-d own embeddings", flush=True)
     for name, m in out.items():
         base = out[m["base"]]

@@ -49,6 +49,15 @@ def no_leaks(qapp):
     assert not windows, f"windows left open: {[type(w).__name__ for w in windows]}"
 
 
+@pytest.fixture
+def store(request, tmp_path):
+    """A fresh store of :func:`gui_stores.build_store` (labels start empty in every test) of the
+    test module's ``STORE_OBJECTS`` objects (300 when it sets none), for :func:`open_window`."""
+    from gui_stores import build_store
+
+    return build_store(tmp_path / "store.h5", getattr(request.module, "STORE_OBJECTS", 300))
+
+
 def open_window(qtbot, store, settings, user: str = "tester", size=(1400, 900)):
     """A real main window on ``store``, shown and settled (first fit done)."""
     from galexplorer.gui.app import application, settle

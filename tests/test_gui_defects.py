@@ -7,7 +7,6 @@ import gui_qt
 import numpy as np
 import pytest
 from gui_qt import open_window
-from gui_stores import build_store
 from PySide6 import QtCore, QtGui, QtTest, QtWidgets
 
 from galexplorer.gui.actions import SHORTCUTS
@@ -15,15 +14,12 @@ from galexplorer.gui.actions import SHORTCUTS
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
 gui_settings = gui_qt.gui_settings
 no_leaks = gui_qt.no_leaks
+store = gui_qt.store
+STORE_OBJECTS = 300   # objects in the store fixture's store (gui_qt.store)
 
 # shortcuts that open no dialog, browser or second window (those have tests of their own)
 _SAFE = ("clear_selection", "previous", "next", "reset_view", "pan", "lasso", "rectangle", "centre",
          "stretch", "band", "show_selection", "queue_head", "mosaic")
-
-
-@pytest.fixture
-def store(tmp_path):
-    return build_store(tmp_path / "store.h5", 300)
 
 
 def _press(w, seq: str) -> None:

@@ -21,12 +21,9 @@ from galexplorer.labels import LabelJournal
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
 gui_settings = gui_qt.gui_settings
 no_leaks = gui_qt.no_leaks
+store = gui_qt.store
+STORE_OBJECTS = 600   # objects in the store fixture's store (gui_qt.store)
 Key = QtCore.Qt.Key
-
-
-@pytest.fixture
-def store(tmp_path):
-    return build_store(tmp_path / "store.h5", 600)
 
 
 def _score_key(w, s: int) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gui_qt
 import pytest
 from gui_qt import open_window
-from gui_stores import build_store
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from galexplorer.gui.geometry_report import toolbar_controls
@@ -15,11 +14,8 @@ from galexplorer.gui.geometry_report import toolbar_controls
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
 gui_settings = gui_qt.gui_settings
 no_leaks = gui_qt.no_leaks
-
-
-@pytest.fixture
-def store(tmp_path):
-    return build_store(tmp_path / "store.h5", 300)
+store = gui_qt.store
+STORE_OBJECTS = 300   # objects in the store fixture's store (gui_qt.store)
 
 
 def _pump(n: int = 10) -> None:

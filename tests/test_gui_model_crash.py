@@ -15,7 +15,6 @@ import gui_qt
 import numpy as np
 import pytest
 from gui_qt import key, open_window
-from gui_stores import build_store
 from PySide6 import QtCore
 
 from galexplorer.gui.modelproc import FAULT_ENV, MAX_FAILURES_IN_A_ROW
@@ -24,12 +23,9 @@ from galexplorer.labels import LabelJournal
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
 gui_settings = gui_qt.gui_settings
 no_leaks = gui_qt.no_leaks
+store = gui_qt.store
+STORE_OBJECTS = 400   # objects in the store fixture's store (gui_qt.store)
 Key = QtCore.Qt.Key
-
-
-@pytest.fixture
-def store(tmp_path):
-    return build_store(tmp_path / "store.h5", 400)
 
 
 @pytest.fixture

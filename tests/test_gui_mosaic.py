@@ -16,11 +16,8 @@ from galexplorer.gui.mosaic import choose_cells_brute
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
 gui_settings = gui_qt.gui_settings
 no_leaks = gui_qt.no_leaks
-
-
-@pytest.fixture
-def store(tmp_path):
-    return build_store(tmp_path / "store.h5", 2000)
+store = gui_qt.store
+STORE_OBJECTS = 2000   # objects in the store fixture's store (gui_qt.store)
 
 
 def _press(w, seq: str) -> None:

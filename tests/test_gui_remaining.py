@@ -7,7 +7,6 @@ import gui_qt
 import numpy as np
 import pytest
 from gui_qt import key, open_window
-from gui_stores import build_store
 from PySide6 import QtCore
 
 from galexplorer.gui.remaining import RemainingIndicator, RemainingPoint, indicator_text
@@ -15,12 +14,9 @@ from galexplorer.gui.remaining import RemainingIndicator, RemainingPoint, indica
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
 gui_settings = gui_qt.gui_settings
 no_leaks = gui_qt.no_leaks
+store = gui_qt.store
+STORE_OBJECTS = 600   # objects in the store fixture's store (gui_qt.store)
 Key = QtCore.Qt.Key
-
-
-@pytest.fixture
-def store(tmp_path):
-    return build_store(tmp_path / "store.h5", 600)
 
 
 def _label_batch(w, n: int = 10) -> None:

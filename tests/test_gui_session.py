@@ -11,7 +11,6 @@ import gui_qt
 import numpy as np
 import pytest
 from gui_qt import open_window
-from gui_stores import build_store
 from PySide6 import QtCore, QtGui, QtTest, QtWidgets
 
 from galexplorer.gui.actions import SHORTCUTS
@@ -22,12 +21,9 @@ from galexplorer.labels import LabelJournal
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
 gui_settings = gui_qt.gui_settings
 no_leaks = gui_qt.no_leaks
+store = gui_qt.store
+STORE_OBJECTS = 300   # objects in the store fixture's store (gui_qt.store)
 SIZE = (1600, 1000)
-
-
-@pytest.fixture
-def store(tmp_path):
-    return build_store(tmp_path / "store.h5", 300)
 
 
 @pytest.fixture

@@ -24,12 +24,9 @@ from galexplorer.label_scale import format_prediction
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
 gui_settings = gui_qt.gui_settings
 no_leaks = gui_qt.no_leaks
+store = gui_qt.store
+STORE_OBJECTS = 600   # objects in the store fixture's store (gui_qt.store)
 Key = QtCore.Qt.Key
-
-
-@pytest.fixture
-def store(tmp_path):
-    return build_store(tmp_path / "store.h5", 600)
 
 
 def _label_batch(w, n: int = 10) -> None:

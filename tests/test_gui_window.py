@@ -19,6 +19,8 @@ from galexplorer.labels import LabelJournal
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("no_leaks")]
 gui_settings = gui_qt.gui_settings   # fixtures shared by the GUI tests
 no_leaks = gui_qt.no_leaks
+store = gui_qt.store
+STORE_OBJECTS = 600   # objects in the store fixture's store (gui_qt.store)
 Key = QtCore.Qt.Key
 Mod = QtCore.Qt.KeyboardModifier
 
@@ -27,12 +29,6 @@ Mod = QtCore.Qt.KeyboardModifier
 def xdf_store(tmp_path_factory, xdf_cutouts):
     """48 real XDF galaxies, linked to their 3-band cutouts."""
     return build_store(tmp_path_factory.mktemp("xdf") / "xdf.h5", 48, cutouts=xdf_cutouts)
-
-
-@pytest.fixture
-def store(tmp_path):
-    """A fresh 600-object store (labels start empty in every test)."""
-    return build_store(tmp_path / "store.h5", 600)
 
 
 def journal_scores(path, user="tester") -> dict:

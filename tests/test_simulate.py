@@ -110,3 +110,20 @@ def test_cli_simulate(store, tmp_path, capsys):
     assert main(["simulate", str(path), "--truth", "kind", "--budget", "30"]) == 2
     err = capsys.readouterr().err
     assert "not numeric" in err and "Traceback" not in err
+
+
+def test_the_anomaly_baseline_is_ordered_by_the_ranking_rule(store):
+    """#24: the anomaly baseline's order comes from the one ranking rule, and is the order the
+    simulation's own ``np.lexsort`` gave (decreasing prior, ties by row), ties and -0.0 included."""
+    from galexplorer.active.loop import ActiveLoop
+    from galexplorer.active.simulate import anomaly_order
+
+    rng = np.random.default_rng(0)
+    tied = rng.choice(np.float32([0.0, -0.0, 1.25, 2.5, 5.0]), 5000)
+    tied[::7] = rng.uniform(0, 5, len(tied[::7])).astype(np.float32)
+    with EmbeddingStore(store[0]) as s:
+        prior = ActiveLoop(s, LoopConfig(seed=3)).anomaly_prior()
+    for p in (tied, prior, np.zeros(50, np.float32)):
+        before = np.lexsort((np.arange(len(p)), -p.astype(np.float64)))
+        np.testing.assert_array_equal(anomaly_order(p), before)
+    assert anomaly_order(tied).dtype == np.int64

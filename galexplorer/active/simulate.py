@@ -27,6 +27,7 @@ from ..store.atomic import atomic_output
 from .loop import ActiveLoop, LoopConfig, LoopResult
 from .metrics import found_curve, precision_at_k, rank_weighted_score, recall_at_k
 from .oracle import ColumnOracle
+from .ordering import ranking_order
 from .remaining import RemainingEstimate, interesting_probability
 
 log = logging.getLogger(__name__)
@@ -218,6 +219,12 @@ def _scores(name: str, order: np.ndarray, interesting: np.ndarray, ks, rws_ns) -
                           found_curve(order, interesting).astype(np.float64))
 
 
+def anomaly_order(prior: np.ndarray) -> np.ndarray:
+    """The anomaly baseline's order: the ranking rule (:func:`~galexplorer.active.ordering.ranking_order`)
+    on the (N,) anomaly prior with no labels, that is by decreasing prior, ties by row. (N,) int64."""
+    return ranking_order(prior, np.empty(0, np.int64), np.empty(0, np.float32))
+
+
 def _random_scores(interesting: np.ndarray, ks, rws_ns, seeds: int, seed0: int) -> OrderingScores:
     n = len(interesting)
     recs, precs, rwss, curves = [], [], [], []
@@ -282,8 +289,7 @@ def simulate(store: EmbeddingStore, config: SimulateConfig, features=None, refin
     loop_scores = _scores("loop", result.order, interesting, ks, rws_ns)
     random_scores = _random_scores(interesting, ks, rws_ns, c.seeds, c.loop.seed)
     anomaly = (ActiveLoop(store, loop_cfg, features=features) if refiner.stores else run.loop).anomaly_prior()
-    anomaly_order = np.lexsort((np.arange(n), -anomaly.astype(np.float64)))
-    anomaly_scores = _scores("anomaly", anomaly_order, interesting, ks, rws_ns)
+    anomaly_scores = _scores("anomaly", anomaly_order(anomaly), interesting, ks, rws_ns)
     for r in refiner.stores:
         r.close()
     return SimulationReport(c, loop_scores, random_scores, anomaly_scores, n, n_int, len(run.labelled), ks,

@@ -45,6 +45,7 @@ from .augment import AstroAugment
 from .checkpoint import _load, _save, check_fits, save_encoder
 from .config import AugmentConfig, TrainConfig
 from .embed import load_encoder, resolve_device
+from .refine_config import FixMatchConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,40 +57,15 @@ WEAK = AugmentConfig(jitter_px=2, scale=False, blur=False, noise=False, gain=Fal
 
 
 @dataclass
-class RefineConfig:
-    """Options of a refine (saved in ``refine.json``)."""
+class RefineConfig(FixMatchConfig):
+    """Options of a refine (saved in ``refine.json``): :class:`FixMatchConfig`'s, with its
+    defaults, and the linear head's learning rate."""
 
-    epochs: int = 20          # at most; early stopping on the held-out labels
-    fixed_epochs: int = 6     # without a held-out set (fewer than MIN_FINDS_FOR_HOLDOUT finds), at most epochs
-    patience: int = 4
-    batch_size: int = 32
-    unlabelled_ratio: int = 2
-    confidence: float = 0.95
-    unlabelled_weight: float = 1.0
-    lr: float = 1e-4
     head_lr: float = 1e-3
-    weight_decay: float = 1e-4
-    holdout: float = 0.25
-    interesting_above: float = 3.0
-    seed: int = 0
-    device: str = "auto"
 
-    def validate(self) -> RefineConfig:
-        for name in ("epochs", "fixed_epochs", "patience", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"refine {name} must be >= 1, got {getattr(self, name)!r}")
-        if self.unlabelled_ratio < 0:
-            raise ConfigError(f"unlabelled_ratio must be >= 0, got {self.unlabelled_ratio!r}")
-        if not 0.5 < self.confidence < 1:
-            raise ConfigError(f"confidence must be in (0.5, 1), got {self.confidence!r}")
-        if not 0 < self.holdout < 0.5:
-            raise ConfigError(f"holdout must be in (0, 0.5), got {self.holdout!r}")
+    def _validate_own(self) -> None:
         if self.lr <= 0 or self.head_lr <= 0:
             raise ConfigError("learning rates must be > 0")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -187,12 +163,7 @@ def refine_encoder(cutouts_path: str | Path, run_dir: str | Path, out_dir: str |
     t0 = time.perf_counter()
     rows = np.asarray(rows, np.int64)
     labels = np.asarray(labels, np.float32)
-    y = labels >= cfg.interesting_above
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ConfigError(f"refining needs labels on both sides of {cfg.interesting_above:g}: "
-                          f"{n_pos} finds and {n_neg} others so far",
-                          hint="label more objects (a few finds and a few ordinary ones) first")
+    y = cfg.finds(labels)
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)

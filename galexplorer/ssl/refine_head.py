@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import json
 import logging
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -56,6 +55,7 @@ from .refine import (
     holdout_plan,
     labels_hash,
 )
+from .refine_config import FixMatchConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,12 @@ READ_ROWS = 8192
 
 
 @dataclass
-class HeadRefineConfig:
-    """Options of a head refine (saved in ``head.json``)."""
+class HeadRefineConfig(FixMatchConfig):
+    """Options of a head refine (saved in ``head.json``): :class:`FixMatchConfig`'s, with a
+    head's defaults, and the head's shape and feature-space views."""
+
+    _NAME: ClassVar[str] = "head refine"
+    _COUNTS: ClassVar[tuple[str, ...]] = ("hidden", "dim", "epochs", "patience", "batch_size", "min_steps")
 
     hidden: int = 256
     dim: int = 64                 # the new representation's dimension
@@ -80,43 +84,20 @@ class HeadRefineConfig:
     batch_size: int = 64
     min_steps: int = 10           # optimiser steps per epoch at least (a few hundred labels fill 3-4 batches)
     unlabelled_ratio: int = 4
-    confidence: float = 0.95
-    unlabelled_weight: float = 1.0
     weak_noise: float = 0.1       # in standard deviations of each feature
     strong_noise: float = 0.5
     strong_dropout: float = 0.2
     lr: float = 1e-3
-    weight_decay: float = 1e-4
-    holdout: float = 0.25
-    interesting_above: float = 3.0
-    seed: int = 0
-    device: str = "auto"
 
-    def validate(self) -> HeadRefineConfig:
-        for name in ("hidden", "dim", "epochs", "patience", "batch_size", "min_steps"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"head refine {name} must be >= 1, got {getattr(self, name)!r}")
+    def _validate_counts(self) -> None:
         if int(self.fixed_epochs) < 0:
             raise ConfigError(f"head refine fixed_epochs must be >= 0, got {self.fixed_epochs!r}")
-        if self.unlabelled_ratio < 0:
-            raise ConfigError(f"unlabelled_ratio must be >= 0, got {self.unlabelled_ratio!r}")
-        if not 0.5 < self.confidence < 1:
-            raise ConfigError(f"confidence must be in (0.5, 1), got {self.confidence!r}")
-        if not 0 < self.holdout < 0.5:
-            raise ConfigError(f"holdout must be in (0, 0.5), got {self.holdout!r}")
+
+    def _validate_own(self) -> None:
         if not 0 <= self.strong_dropout < 1 or self.weak_noise < 0 or self.strong_noise < 0:
             raise ConfigError("strong_dropout must be in [0, 1) and the noise levels >= 0")
         if self.lr <= 0:
             raise ConfigError("the learning rate must be > 0")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> HeadRefineConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
 
 
 @dataclass
@@ -246,12 +227,7 @@ def refine_head(features, rows: np.ndarray, labels: np.ndarray, out_dir: str | P
     cfg = (config or HeadRefineConfig()).validate()
     t0 = time.perf_counter()
     rows, labels = np.asarray(rows, np.int64), np.asarray(labels, np.float32)
-    y = labels >= cfg.interesting_above
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ConfigError(f"refining needs labels on both sides of {cfg.interesting_above:g}: "
-                          f"{n_pos} finds and {n_neg} others so far",
-                          hint="label more objects (a few finds and a few ordinary ones) first")
+    y = cfg.finds(labels)
     n = int(features.shape[0])
     if rows.min(initial=0) < 0 or rows.max(initial=-1) >= n or len(np.unique(rows)) != len(rows):
         raise ConfigError(f"labelled rows must be distinct rows of the embeddings' 0..{n - 1}")
