@@ -55,13 +55,56 @@ def write_domain(domain: str, n: int, seed: int, path: Path) -> int:
     return int(dom.rare.sum())
 
 
-def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
+def compare(store: Path, representations, seed: int, budget: int) -> tuple[int, dict[str, dict]]:
+    """Run ``simulate``'s default loop on ``store`` once per representation; return the number
+    of objects and, per representation, found@budget, its ratio to random order, recall@100, the
+    representation the last refit used and the median refit time."""
     from galexplorer.active.loop import LoopConfig
     from galexplorer.active.simulate import SimulateConfig, simulate
+    from galexplorer.store import EmbeddingStore
+
+    out = {}
+    with EmbeddingStore(store) as s:
+        n = s.n
+        budget = min(budget, n)
+        for rep in representations:
+            cfg = SimulateConfig(truth="oracle", budget=budget, batch=10, seeds=20, remaining=False,
+                                 loop=LoopConfig(seed=seed, representation=rep))
+            r = simulate(s, cfg)
+            found = int(r.history[-1][1])
+            rand = float(r.random.curve[budget - 1])
+            out[rep] = {"found": found, "x_random": found / max(rand, 1e-9), "recall100": r.loop.recall[100],
+                        "used": r.result.representation, "refit_s": float(np.median(r.refit_seconds))}
+    return n, out
+
+
+def print_runs(domain: str, seed: int, budget: int, out: dict[str, dict]) -> None:
+    for rep, m in out.items():
+        print(f"  {domain:8s} s{seed} {rep:10s} found@{budget} {m['found']:3d} ({m['x_random']:.1f}x random)  "
+              f"recall@100 {m['recall100']:.3f}  ended on {m['used']:10s}  refit {m['refit_s']:.2f} s   "
+              f"found/embedding {m['found'] / max(out['embedding']['found'], 1):.2f}" if "embedding" in out else "",
+              flush=True)
+
+
+def print_means(results: dict[tuple[str, str], list[dict]], against: tuple[str, ...] = ("embedding",)) -> None:
+    """Mean over seeds per domain and representation, with the ratio of its found to that of each
+    representation in ``against`` (same runs)."""
+    print(f"\nmean over seeds (ratio of found to {' / '.join(f'the {a}' for a in against)}'s, same runs):")
+    for (domain, rep), runs in results.items():
+        f = np.mean([r["found"] for r in runs])
+        ratios = " ".join(f"{f / max(np.mean([r['found'] for r in results[(domain, a)]]), 1e-9):.2f}"
+                          for a in against if (domain, a) in results)
+        print(f"  {domain:8s} {rep:10s} found {f:6.1f} ({ratios})  "
+              f"x random {np.mean([r['x_random'] for r in runs]):.1f}  "
+              f"recall@100 {np.mean([r['recall100'] for r in runs]):.3f}  "
+              f"refit {np.median([r['refit_s'] for r in runs]):.2f} s  "
+              f"ended on {', '.join(sorted({r['used'] for r in runs}))}")
+
+
+def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
     from galexplorer.cli import main as cli
     from galexplorer.ssl.config import TrainConfig
     from galexplorer.ssl.trainer import train
-    from galexplorer.store import EmbeddingStore
 
     cut, run_dir, store = work / f"{domain}-{seed}.h5", work / f"run-{domain}-{seed}", work / f"s-{domain}-{seed}.h5"
     n_rare = write_domain(domain, args.n, seed, cut)
@@ -73,24 +116,9 @@ def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
         assert cli(["embed", str(cut), "--run", str(run_dir), "-o", str(store), "--device", "cpu",
                     "--seed", str(seed)]) == 0
     t_embed = time.perf_counter() - t0
-    out = {}
-    with EmbeddingStore(store) as s:
-        n = s.n
-        budget = min(args.budget, n)
-        for rep in args.representations:
-            cfg = SimulateConfig(truth="oracle", budget=budget, batch=10, seeds=20,
-                                 loop=LoopConfig(seed=seed, representation=rep))
-            r = simulate(s, cfg)
-            found = int(r.history[-1][1])
-            rand = float(r.random.curve[budget - 1])
-            out[rep] = {"found": found, "x_random": found / max(rand, 1e-9), "recall100": r.loop.recall[100],
-                        "used": r.result.representation, "refit_s": float(np.median(r.refit_seconds))}
+    n, out = compare(store, args.representations, seed, args.budget)
     print(f"{domain} seed {seed}: {n} objects, {n_rare} rare; train {t_train:.0f} s, embed {t_embed:.0f} s", flush=True)
-    for rep, m in out.items():
-        print(f"  {domain:8s} s{seed} {rep:10s} found@{budget} {m['found']:3d} ({m['x_random']:.1f}x random)  "
-              f"recall@100 {m['recall100']:.3f}  ended on {m['used']:10s}  refit {m['refit_s']:.2f} s   "
-              f"found/embedding {m['found'] / max(out['embedding']['found'], 1):.2f}" if "embedding" in out else "",
-              flush=True)
+    print_runs(domain, seed, min(args.budget, n), out)
     return out
 
 
@@ -117,16 +145,7 @@ def main() -> None:
             for seed in args.seeds:
                 for rep, m in run(domain, seed, args, Path(tmp)).items():
                     results.setdefault((domain, rep), []).append(m)
-    print("\nmean over seeds (ratio of found to the embedding's, same runs):")
-    for (domain, rep), runs in results.items():
-        f = np.mean([r["found"] for r in runs])
-        e = np.mean([r["found"] for r in results[(domain, "embedding")]])
-        print(f"  {domain:8s} {rep:10s} found {f:6.1f} ({f / max(e, 1e-9):.2f})  "
-              f"x random {np.mean([r['x_random'] for r in runs]):.1f}  "
-              f"recall@100 {np.mean([r['recall100'] for r in runs]):.3f}  "
-              f"refit {np.median([r['refit_s'] for r in runs]):.2f} s  "
-              f"ended on {', '.join(sorted({r['used'] for r in runs}))}")
-
+    print_means(results)
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,8 @@ BENCHES = sorted(p.name for p in (ROOT / "benchmarks").glob("bench_*.py"))
 
 def test_every_benchmark_is_checked():
     assert set(BENCHES) >= {"bench_ingest.py", "bench_train.py", "bench_embed.py", "bench_active.py",
-                            "bench_scatter.py", "bench_projection.py"}
+                            "bench_scatter.py", "bench_projection.py",
+                            "bench_auto_representation.py"}
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from galexplorer.active.config import LoopConfig
-from galexplorer.active.representation import MIN_LABELS, choose, load_sets
+from galexplorer.active.representation import MARGIN, MIN_LABELS, choose, load_sets
 from galexplorer.data.morphfeatures import feature_names, morphology_features, stamp_features
 from galexplorer.errors import ConfigError, StoreError
 
@@ -95,13 +95,37 @@ def test_choose_keeps_the_embedding_with_too_few_labels_or_a_tie():
     assert only.used == "embedding" and "no other representation" in only.reason
 
 
-def test_before_any_find_the_choice_follows_the_common_scores():
+def test_before_three_finds_the_default_is_kept_whatever_predicts_the_common_scores():
+    """#22: before the finds can be compared, the common classes' 0-1 scores used to pick the set
+    (a ridge's rank correlation) - on a raw-pixel-PCA radio store that moved the loop to morphology,
+    where it found 1 rare object of 60. Now the default stays: combined where the store has it."""
     rng = np.random.default_rng(1)
     n = 200
     cls = rng.integers(0, 2, n)
-    sets = {"embedding": rng.normal(size=(n, 5)), "pixels": rng.normal(size=(n, 5)) + 3 * cls[:, None]}
-    c = choose(sets, np.arange(60), cls[:60].astype(float), 3.0)    # scores 0 and 1 only, no find
-    assert c.used == "pixels" and "rank correlation" in c.reason
+    emb = rng.normal(size=(n, 5))
+    morph = rng.normal(size=(n, 5)) + 3 * cls[:, None]        # predicts the 0/1 scores perfectly
+    rows, labels = np.arange(60), cls[:60].astype(float)      # scores 0 and 1 only, no find
+    c = choose({"embedding": emb, "morphology": morph}, rows, labels, 3.0)
+    assert c.used == "embedding" and "too few labels" in c.reason and not c.scores
+    with_combined = {"embedding": emb, "morphology": morph, "combined": np.hstack([emb, morph])}
+    c = choose(with_combined, rows, labels, 3.0)
+    assert c.used == "combined" and "combined (too few labels" in c.reason
+    labels[:2] = 5.0                                          # two finds: still too few
+    assert choose(with_combined, rows, labels, 3.0).used == "combined"
+
+
+def test_with_finds_another_set_must_beat_combined_by_the_margin():
+    sets, rare = _sets()
+    rows = np.arange(120)
+    labels = np.where(rare[rows], 5.0, 0.0)
+    # morphology separates the finds: it beats combined (which carries the noise embedding too)?
+    # Only by more than MARGIN; a combined that equals morphology is kept (ties keep the default).
+    same = {**sets, "combined": sets["morphology"].copy()}
+    c = choose(same, rows, labels, 3.0)
+    assert c.used == "combined" and c.scores["combined"] == pytest.approx(c.scores["morphology"])
+    noise = {**sets, "combined": sets["embedding"].copy()}
+    c = choose(noise, rows, labels, 3.0)
+    assert c.used == "morphology" and c.scores["morphology"] > c.scores["combined"] + MARGIN
 
 
 def test_bad_representation_names():

@@ -7,15 +7,21 @@ was not tuned to, the embedding may separate the rare class no better than raw p
 morphology separates a class defined by shape well (see docs/active-learning.md, "Which
 representation"). So at each refit, with ``LoopConfig.representation = "auto"``:
 
-1. every available set, and ``combined`` (the embedding and the morphology side by side, each
-   block scaled to the same total variance), is scored by stratified k-fold cross-validation
-   (k = min(5, finds, non-finds)) of a class-balanced logistic regression of "interesting"
-   (label ≥ ``interesting_above``) on the labelled objects: the average precision of the
-   out-of-fold decision values;
-2. the best is used when it beats the embedding's by more than :data:`MARGIN` (otherwise the
-   embedding: noise in a handful of folds must not flip the representation at every refit);
-3. with fewer than :data:`MIN_LABELS` labels, or fewer than :data:`MIN_CLASS` finds or non-finds,
-   the embedding is kept and the reason is said.
+1. the default is ``combined`` (the embedding and the morphology side by side, each block scaled
+   to the same total variance) when the store has morphology, else the embedding
+   (:func:`default_for`): combined was the best fixed set, or tied, on every domain measured,
+   trained encoder or raw-pixel PCA;
+2. with at least :data:`MIN_CLASS` finds (label ≥ ``interesting_above``) and as many non-finds,
+   every available set is scored by stratified k-fold cross-validation (k = min(5, finds,
+   non-finds)) of a class-balanced logistic regression of "interesting" on the labelled objects:
+   the average precision of the out-of-fold decision values;
+3. the best is used when it beats the default's by more than :data:`MARGIN` (otherwise the
+   default: noise in a handful of folds must not flip the representation at every refit);
+4. with fewer finds, or fewer than :data:`MIN_LABELS` labels, the default is kept and the reason
+   is said. (Before any find, the sets used to be compared by how well they predict the common
+   classes' 0-1 scores; that says nothing about the rare class, and on a raw-pixel-PCA radio
+   store it moved the loop to morphology, where it found 1 of 60 rare objects against 48 for
+   combined - issue #22, benchmarks/bench_auto_representation.py.)
 
 The choice, the scores and the reason go into ``LoopResult.info["representation"]`` (the status
 bar and the export's ``.json`` show them). A fixed ``representation`` skips the comparison.
@@ -35,6 +41,7 @@ from .registry import REPRESENTATIONS
 log = logging.getLogger(__name__)
 
 DEFAULT = "embedding"
+COMBINED = "combined"
 MIN_LABELS = 20
 MIN_CLASS = 3
 MARGIN = 0.02
@@ -90,7 +97,7 @@ def load_sets(store, embedding: np.ndarray) -> dict[str, np.ndarray]:
         if X.shape[1] and len(X) == len(embedding):
             sets[name] = standardise(X, scaling)
     if "morphology" in sets:
-        sets["combined"] = np.hstack([_block(embedding), _block(sets["morphology"])]) * np.float32(
+        sets[COMBINED] = np.hstack([_block(embedding), _block(sets["morphology"])]) * np.float32(
             np.sqrt((embedding.shape[1] + sets["morphology"].shape[1]) / 2))
     return sets
 
@@ -108,46 +115,33 @@ def cross_validated_ap(X: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
     return float(average_precision_score(y, oof))
 
 
-def cross_validated_rank(X: np.ndarray, scores: np.ndarray, seed: int = 0) -> float:
-    """Spearman correlation of the out-of-fold predictions of a ridge regression of the scores."""
-    from scipy.stats import spearmanr
-    from sklearn.linear_model import RidgeCV
-    from sklearn.model_selection import KFold, cross_val_predict
-
-    cv = KFold(min(5, len(scores)), shuffle=True, random_state=seed)
-    oof = cross_val_predict(RidgeCV(alphas=(0.1, 1.0, 10.0, 100.0)), X, scores, cv=cv)
-    rho = spearmanr(oof, scores).statistic
-    return float(rho) if np.isfinite(rho) else 0.0
+def default_for(sets: dict[str, np.ndarray]) -> str:
+    """The set kept until the labels can compare the sets: ``combined`` where the store has it."""
+    return COMBINED if COMBINED in sets else DEFAULT
 
 
 def choose(sets: dict[str, np.ndarray], labelled: np.ndarray, labels: np.ndarray, threshold: float,
            seed: int = 0) -> RepresentationChoice:
     """Compare the sets by cross-validation on the labels (see the module docstring)."""
-    scores_0_5 = np.asarray(labels, np.float64)
-    y = scores_0_5 >= threshold
+    default = default_for(sets)
+    y = np.asarray(labels, np.float64) >= threshold
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if len(sets) == 1:
         return RepresentationChoice(DEFAULT, reason="embedding (the store has no other representation; "
                                                     "`galexplorer embed --features auto` writes them)")
-    values, counts = np.unique(np.round(scores_0_5), return_counts=True)
-    by_finds = n_pos >= MIN_CLASS and n_neg >= MIN_CLASS
-    if len(labelled) < MIN_LABELS or not (by_finds or (counts >= MIN_CLASS).sum() >= 2):
-        return RepresentationChoice(DEFAULT, reason=(
-            f"embedding (too few labels to compare representations: {len(labelled)} labels, {n_pos} finds; "
-            f"needs {MIN_LABELS} labels and {MIN_CLASS} each of two scores)"))
+    if len(labelled) < MIN_LABELS or n_pos < MIN_CLASS or n_neg < MIN_CLASS:
+        return RepresentationChoice(default, reason=(
+            f"{default} (too few labels to compare representations: {len(labelled)} labels, {n_pos} finds; "
+            f"needs {MIN_LABELS} labels, {MIN_CLASS} finds and {MIN_CLASS} others)"))
     rows = np.asarray(labelled, np.int64)
     if len(rows) > MAX_CV_ROWS:
         pick = np.random.default_rng(seed).choice(len(rows), MAX_CV_ROWS, replace=False)
-        rows, y, scores_0_5 = rows[pick], y[pick], scores_0_5[pick]
-    if by_finds:
-        what = "cross-validated AP of the finds"
-        scores = {name: cross_validated_ap(X[rows], y, seed) for name, X in sets.items()}
-    else:
-        what = f"cross-validated rank correlation of the scores ({n_pos} finds so far)"
-        scores = {name: cross_validated_rank(X[rows], scores_0_5, seed) for name, X in sets.items()}
-    best = max(scores, key=lambda k: (scores[k], k == DEFAULT))
-    if best != DEFAULT and scores[best] <= scores[DEFAULT] + MARGIN:
-        best = DEFAULT
+        rows, y = rows[pick], y[pick]
+    what = "cross-validated AP of the finds"
+    scores = {name: cross_validated_ap(X[rows], y, seed) for name, X in sets.items()}
+    best = max(scores, key=lambda k: (scores[k], k == default))
+    if best != default and scores[best] <= scores[default] + MARGIN:
+        best = default
     listing = ", ".join(f"{k} {v:.2f}" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
     log.info("representation: %s (%s: %s)", best, what, listing)
     return RepresentationChoice(best, scores, f"{best} ({what}: {listing})")
