@@ -108,3 +108,14 @@ def drag(scatter, points_xy: np.ndarray, modifiers=QtCore.Qt.KeyboardModifier.No
 def key(widget, k, modifiers=QtCore.Qt.KeyboardModifier.NoModifier) -> None:
     QtTest.QTest.keyClick(widget, k, modifiers)
     QtWidgets.QApplication.processEvents()
+
+
+def runqueue_wait() -> float:
+    """Seconds the calling thread has waited for a core (Linux ``schedstat``), or 0.0 where
+    unknown. A wall-clock gap in the UI thread less this is the stall the window would show
+    with a core free (see tests/test_gui_responsive.py)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0

@@ -27,6 +27,7 @@ import gui_qt
 import numpy as np
 import pytest
 from gui_qt import open_window
+from gui_qt import runqueue_wait as _runqueue_wait
 from gui_stores import build_store
 from PySide6 import QtCore
 
@@ -54,15 +55,6 @@ def big_store(tmp_path_factory):
         for r in rows:
             j.score(ids[r], 4 if cluster[r] == 0 else int(rng.integers(0, 3)))
     return path
-
-
-def _runqueue_wait() -> float:
-    """Seconds the calling thread has waited for a core (Linux), or 0.0 where unknown."""
-    try:
-        with open("/proc/thread-self/schedstat", "rb") as fh:
-            return int(fh.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _phase(qtbot, ticks: list, seconds: float | None = None, until=None) -> dict:
