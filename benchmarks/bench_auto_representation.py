@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_choose_representation import REPRESENTATIONS as ALL_REPRESENTATIONS  # noqa: E402
 from bench_choose_representation import compare, print_means, print_runs  # noqa: E402
 from bench_remaining import domain_store  # noqa: E402
 
@@ -41,7 +42,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="objects per synthetic domain (xdf: n // 100 per class)")
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--representations", nargs="+", default=list(REPRESENTATIONS),
-                    choices=("embedding", "auto", "combined", "morphology", "pixels"))
+                    choices=ALL_REPRESENTATIONS)
     ap.add_argument("--quick", action="store_true", help="radio, 600 objects, one seed (smoke test)")
     args = ap.parse_args()
     logging.getLogger("galexplorer").setLevel(logging.WARNING)

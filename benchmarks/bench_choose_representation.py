@@ -147,5 +147,6 @@ def main() -> None:
                     results.setdefault((domain, rep), []).append(m)
     print_means(results)
 
+
 if __name__ == "__main__":
     main()

@@ -26,8 +26,7 @@ import time
 import gui_qt
 import numpy as np
 import pytest
-from gui_qt import open_window
-from gui_qt import runqueue_wait as _runqueue_wait
+from gui_qt import open_window, runqueue_wait
 from gui_stores import build_store
 from PySide6 import QtCore
 
@@ -95,7 +94,7 @@ def test_ui_thread_never_blocked_during_a_refit(qtbot, qapp, big_store, gui_sett
     ticks: list[tuple[float, float, float]] = []
     timer = QtCore.QTimer()
     timer.setInterval(10)
-    timer.timeout.connect(lambda: ticks.append((time.perf_counter(), time.thread_time(), _runqueue_wait())))
+    timer.timeout.connect(lambda: ticks.append((time.perf_counter(), time.thread_time(), runqueue_wait())))
     # colour by the model, so the new result also repaints the map
     w.scatter_panel.colour.setCurrentText("model: predicted score")
     gc.collect()
