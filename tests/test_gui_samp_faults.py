@@ -19,10 +19,10 @@ import time
 import gui_qt
 import numpy as np
 import pytest
-from gui_qt import open_window
+from gui_qt import open_window, runqueue_wait
 from gui_stores import build_store
 from PySide6 import QtCore
-from test_gui_responsive import _phase, _runqueue_wait
+from test_gui_responsive import _phase
 
 from galexplorer.gui import samp
 from galexplorer.gui.samp import SampError, SampSender
@@ -270,7 +270,7 @@ def test_ui_does_not_stall_while_sending_1e5_rows(qtbot, tmp_path, gui_settings,
     ticks: list[tuple[float, float, float]] = []
     timer = QtCore.QTimer()
     timer.setInterval(10)
-    timer.timeout.connect(lambda: ticks.append((time.perf_counter(), time.thread_time(), _runqueue_wait())))
+    timer.timeout.connect(lambda: ticks.append((time.perf_counter(), time.thread_time(), runqueue_wait())))
     gc.collect()
     gc.freeze()
     timer.start()
