@@ -14,6 +14,8 @@ from galexplorer.active.remaining import (
     fit_calibration,
     interesting_probability,
     poisson_binomial_interval,
+    _truncated_gamma_draws,
+    truncated_yield_factor,
     yield_factor,
 )
 from galexplorer.errors import ConfigError
@@ -218,10 +220,60 @@ def test_yield_checks_correct_a_calibration_that_overstates_the_unlabelled_hit_r
     mean, std = 2.5 + z, np.ones_like(z)
     fixed = estimate_remaining(mean, std, NONE, NONE, 3.0, calibration=cal, yield_checks=checks)
     plain = estimate_remaining(mean, std, NONE, NONE, 3.0, calibration=cal)
-    assert fixed.yield_factor == pytest.approx(4.5 / 12.0) and plain.yield_factor == 1.0
+    assert fixed.yield_factor == pytest.approx(_truncated_gamma_mean(4.5, 12.0, 1.0)) and plain.yield_factor == 1.0
     assert abs(fixed.expected - truth) < 0.3 * truth < 0.3 * abs(plain.expected - truth) * 3 / 2
     assert fixed.low <= truth <= fixed.high and not plain.low <= truth <= plain.high
-    assert fixed.as_dict()["yield_factor"] == pytest.approx(0.375)
+    assert fixed.as_dict()["yield_factor"] == pytest.approx(0.372, abs=1e-3)
+
+
+def _truncated_gamma_mean(shape: float, rate: float, upper: float) -> float:
+    """E[ρ | ρ ≤ upper] for ρ ~ Gamma(shape, rate), by quadrature (the reference)."""
+    from scipy.integrate import quad
+    from scipy.stats import gamma
+
+    g = gamma(shape, scale=1 / rate)
+    return quad(lambda x: x * g.pdf(x), 0, upper)[0] / g.cdf(upper)
+
+
+@pytest.mark.parametrize("shape, rate", [(0.5, 0.5), (4.5, 12.0), (3.5, 2.5), (12.5, 6.0), (1.5, 0.7)])
+def test_truncated_yield_factor_is_the_mean_of_the_gamma_below_one(shape, rate):
+    got = truncated_yield_factor(shape, rate)
+    assert got == pytest.approx(_truncated_gamma_mean(shape, rate, 1.0), rel=1e-6)
+    assert got <= min(1.0, shape / rate)
+    draws = _truncated_gamma_draws(np.random.default_rng(0), shape, rate, 1.0, 20000)
+    assert draws.max() <= 1.0 and draws.mean() == pytest.approx(got, abs=0.01)
+
+
+def test_truncated_yield_factor_limits_and_errors():
+    # the mass far below one: the plain posterior mean; far above: one
+    assert truncated_yield_factor(2.5, 50.5) == pytest.approx(2.5 / 50.5, rel=1e-9)
+    assert truncated_yield_factor(200.5, 20.5) == 1.0
+    assert (_truncated_gamma_draws(np.random.default_rng(0), 200.5, 20.5, 1.0, 5) == 1.0).all()
+    with pytest.raises(ConfigError, match="shape, rate and upper"):
+        truncated_yield_factor(0.0, 1.0)
+
+
+def test_batches_that_beat_the_calibration_do_not_scale_up_the_tail():
+    """The other direction: the calibration (fitted where the labels are) is right about the
+    unlabelled objects, and the last two batches - the very top of the ranking - brought twice
+    what it expected. The yield factor only corrects the one-way selection bias (ρ ≤ 1), so the
+    estimate stays within 30% of the truth and its interval covers it; the plain Gamma mean
+    (ρ ≈ 1.9) would have put it at almost twice the truth, outside its own interval's reach."""
+    rng = np.random.default_rng(5)
+    cal = Calibration(1.5, -0.3, ((0.01, 0.0), (0.0, 0.01)), 200, 60)
+    z = rng.normal(-1.5, 0.6, 4000)
+    truth = float(cal.probability(z).sum())
+    checks = [YieldCheck(90, 3.0, 6), YieldCheck(100, 3.5, 7)]
+    shape, rate = yield_factor(checks)
+    assert shape / rate > 1.8                                   # what the untruncated factor was
+    est = estimate_remaining(2.5 + z, np.ones_like(z), NONE, NONE, 3.0, calibration=cal, yield_checks=checks)
+    assert est.yield_factor <= 1.0
+    assert abs(est.expected - truth) < 0.3 * truth
+    assert est.low <= truth <= est.high < shape / rate * truth
+    plain = estimate_remaining(2.5 + z, np.ones_like(z), NONE, NONE, 3.0, calibration=cal, yield_checks=checks,
+                               yield_max=None)
+    assert plain.yield_factor == pytest.approx(shape / rate) and plain.expected > 1.5 * truth
+    assert not plain.low <= truth <= plain.high
 
 
 def test_the_loop_chain_records_each_proposed_batch_and_its_hits(tmp_path):
@@ -251,7 +303,7 @@ def test_the_loop_chain_records_each_proposed_batch_and_its_hits(tmp_path):
         assert [c.hits for c in checks] == [int(rare[rows[10 * i:10 * i + 10]].sum()) for i in (1, 2, 3)]
         np.testing.assert_allclose([c.expected for c in checks], expected, rtol=1e-4, atol=1e-6)
         shape, rate = yield_factor(checks)
-        assert result.remaining().yield_factor == pytest.approx(shape / rate)
+        assert result.remaining().yield_factor == pytest.approx(truncated_yield_factor(shape, rate))
         # another threshold than the one the checks were measured at: no correction
         assert result.remaining(threshold=4.0).yield_factor == 1.0
 

@@ -37,7 +37,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_ndtr, ndtr
+from scipy.special import gammainc, gammaincinv, log_ndtr, ndtr
 
 from ..errors import ConfigError
 
@@ -64,6 +64,11 @@ DRAWS = 400
 BIN_ABOVE, BINS = 20_000, 4096
 #: The yield check: the last this many proposed batches, and the weight of the prior ``ρ ~ Gamma(α, α)``.
 YIELD_BATCHES, YIELD_PRIOR = 2, 0.5
+#: The prior's upper bound on ``ρ``: the selection bias only goes one way (the labelled objects'
+#: hit rate at a given ``z`` is at least the unlabelled ones'), so the calibration may overstate
+#: the unlabelled objects' rate but is not scaled up (a batch that hits more than expected says
+#: the top of the ranking is better than calibrated, not the tail, where most of the sum lies).
+YIELD_MAX = 1.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,32 @@ def yield_factor(checks, batches: int = YIELD_BATCHES, prior: float = YIELD_PRIO
         raise ConfigError(f"the yield check needs batches >= 1 and prior > 0, got {batches}, {prior}")
     recent = list(checks)[-batches:]
     return prior + sum(c.hits for c in recent), prior + sum(c.expected for c in recent)
+
+
+def truncated_yield_factor(shape: float, rate: float, upper: float = YIELD_MAX) -> float:
+    """The posterior mean of ``ρ ~ Gamma(shape, rate)`` restricted to ``ρ ≤ upper``:
+    ``(shape / rate) · P(shape + 1, rate·upper) / P(shape, rate·upper)`` with ``P`` the
+    regularised lower incomplete gamma function; ``upper`` when (numerically) all the mass lies
+    above it.
+
+    Raises:
+        ConfigError: shape, rate or upper ≤ 0.
+    """
+    if not (shape > 0 and rate > 0 and upper > 0):
+        raise ConfigError(f"the yield factor needs shape, rate and upper > 0, got {shape}, {rate}, {upper}")
+    below = float(gammainc(shape, rate * upper))
+    if below < 1e-12:
+        return float(upper)
+    return float(min(shape / rate * gammainc(shape + 1, rate * upper) / below, upper))
+
+
+def _truncated_gamma_draws(rng: np.random.Generator, shape: float, rate: float, upper: float, n: int) -> np.ndarray:
+    """``n`` draws of ``Gamma(shape, rate)`` restricted to ``≤ upper`` (by its inverse cdf)."""
+    below = float(gammainc(shape, rate * upper))
+    if below < 1e-12:
+        return np.full(n, float(upper))
+    u = rng.uniform(0.0, below, n)
+    return np.minimum(gammaincinv(shape, u) / rate, upper)
 
 
 @dataclass(frozen=True)
@@ -333,7 +364,7 @@ def estimate_remaining(mean: np.ndarray, std: np.ndarray, labelled: np.ndarray, 
                        threshold: float, excluded: np.ndarray | None = None, next_batch: np.ndarray | None = None,
                        batch_size: int = 10, level: float = LEVEL, stop_below: float = STOP_BELOW,
                        step: float = STEP, std_scale: float = 1.0, calibration: Calibration | None = None,
-                       seed: int = 0, yield_checks=()) -> RemainingEstimate:
+                       seed: int = 0, yield_checks=(), yield_max: float | None = YIELD_MAX) -> RemainingEstimate:
     """Estimate how many unlabelled, not excluded objects have a score ``≥ threshold``.
 
     Args:
@@ -355,7 +386,10 @@ def estimate_remaining(mean: np.ndarray, std: np.ndarray, labelled: np.ndarray, 
         seed: of those draws.
         yield_checks: :class:`YieldCheck` of the batches labelled so far (with a calibration
             only): the calibrated probabilities are multiplied by ``ρ``, the posterior mean of
-            :func:`yield_factor` (at most 1 each), and the interval's draws also draw ``ρ``.
+            :func:`yield_factor` restricted to ``ρ ≤ yield_max`` (:func:`truncated_yield_factor`;
+            each probability at most 1), and the interval's draws also draw ``ρ`` from it.
+        yield_max: the upper bound of ``ρ`` (:data:`YIELD_MAX`); None: the plain Gamma posterior
+            (the estimator before the bound, for comparison).
 
     Returns:
         :class:`RemainingEstimate`.
@@ -381,9 +415,13 @@ def estimate_remaining(mean: np.ndarray, std: np.ndarray, labelled: np.ndarray, 
     else:
         z = _z(mean[rows], np.asarray(std)[rows], threshold, step, std_scale)
         shape, rate = yield_factor(yield_checks) if len(yield_checks) else (1.0, 1.0)
-        rho = shape / rate
+        if not len(yield_checks):
+            rho = 1.0
+        else:
+            rho = shape / rate if yield_max is None else truncated_yield_factor(shape, rate, yield_max)
         p_free = np.minimum(rho * calibration.probability(z), 1.0)
-        low, high = _calibrated_interval(z, calibration, level, seed, (shape, rate) if len(yield_checks) else None)
+        low, high = _calibrated_interval(z, calibration, level, seed,
+                                         (shape, rate, yield_max) if len(yield_checks) else None)
         method = "calibrated"
     p = np.zeros(n)
     p[rows] = p_free
@@ -412,10 +450,11 @@ def _z(mean: np.ndarray, std: np.ndarray, threshold: float, step: float, std_sca
 
 
 def _calibrated_interval(z: np.ndarray, cal: Calibration, level: float, seed: int,
-                         factor: tuple[float, float] | None = None) -> tuple[int, int]:
+                         factor: tuple[float, float, float | None] | None = None) -> tuple[int, int]:
     """Quantiles of the count over draws of the calibration's parameters (each draw: a normal
     approximation of its Poisson-binomial, rounded, at least 0), and of the yield factor ``ρ``
-    from its Gamma ``(shape, rate)`` when given."""
+    from its Gamma ``(shape, rate)`` restricted to ``≤ upper`` (None: unrestricted) when
+    ``factor = (shape, rate, upper)`` is given."""
     if not 0 < level < 1:
         raise ConfigError(f"the interval's level must be in (0, 1), got {level}")
     rng = np.random.default_rng(seed)
@@ -431,7 +470,12 @@ def _calibrated_interval(z: np.ndarray, cal: Calibration, level: float, seed: in
         sums = np.bincount(which, weights=zs, minlength=BINS)
         keep = weight > 0
         zs, weight = sums[keep] / weight[keep], weight[keep]
-    rhos = np.ones(DRAWS) if factor is None else rng.gamma(factor[0], 1.0 / factor[1], DRAWS)
+    if factor is None:
+        rhos = np.ones(DRAWS)
+    elif factor[2] is None:
+        rhos = rng.gamma(factor[0], 1.0 / factor[1], DRAWS)
+    else:
+        rhos = _truncated_gamma_draws(rng, factor[0], factor[1], factor[2], DRAWS)
     counts = np.empty(DRAWS)
     for i, (a, b) in enumerate(draws):
         p = np.minimum(rhos[i] * cal.probability(zs, a, b), 1.0)
