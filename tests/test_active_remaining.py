@@ -10,11 +10,11 @@ from galexplorer.active.remaining import (
     EXACT_MAX,
     Calibration,
     YieldCheck,
+    _truncated_gamma_draws,
     estimate_remaining,
     fit_calibration,
     interesting_probability,
     poisson_binomial_interval,
-    _truncated_gamma_draws,
     truncated_yield_factor,
     yield_factor,
 )

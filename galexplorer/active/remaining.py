@@ -18,10 +18,11 @@ it on the labelled objects by leave-one-out). Then
   normal approximation (variance ``Σ pᵢ(1 − pᵢ)``, continuity-corrected). It ignores the
   correlations of the posterior between objects and the model's own error. With a
   :class:`Calibration` (:func:`fit_calibration`, from the labelled objects' leave-one-out
-  predictions) ``pᵢ = Φ(a·zᵢ + b)`` instead of ``Φ(zᵢ)``, times the factor ``ρ`` by which the
-  last proposed batches brought fewer (or more) finds than that calibration expected of them
-  (:class:`YieldCheck`, :func:`yield_factor`), and the interval also carries the uncertainty
-  of both (draws of ``a, b`` and ``ρ``). docs/active-learning.md gives what the benchmark
+  predictions) ``pᵢ = Φ(a·zᵢ + b)`` instead of ``Φ(zᵢ)``, times the factor ``ρ ≤ 1`` by which
+  the last proposed batches brought fewer finds than that calibration expected of them
+  (:class:`YieldCheck`, :func:`yield_factor`, :func:`truncated_yield_factor`: the selection
+  bias only goes that way), and the interval also carries the uncertainty of both (draws of
+  ``a, b`` and ``ρ``). docs/active-learning.md gives what the benchmark
   measured;
 * **expected yield of the next batch**: ``Σ pᵢ`` over the objects the acquisition picks next
   (or, without a batch, the ``k`` highest ``pᵢ``: an upper bound on any batch of ``k``);
@@ -101,7 +102,8 @@ def yield_factor(checks, batches: int = YIELD_BATCHES, prior: float = YIELD_PRIO
         checks: :class:`YieldCheck` in the order the batches were proposed.
 
     Returns:
-        ``(shape, rate)``; ``(prior, prior)`` without checks.
+        ``(shape, rate)``; ``(prior, prior)`` without checks. The estimate uses its mean below 1
+        (:func:`truncated_yield_factor`).
 
     Raises:
         ConfigError: batches < 1 or prior ≤ 0.
