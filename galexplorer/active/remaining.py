@@ -416,14 +416,13 @@ def estimate_remaining(mean: np.ndarray, std: np.ndarray, labelled: np.ndarray, 
         low, high, method = poisson_binomial_interval(p_free, level)
     else:
         z = _z(mean[rows], np.asarray(std)[rows], threshold, step, std_scale)
-        shape, rate = yield_factor(yield_checks) if len(yield_checks) else (1.0, 1.0)
-        if not len(yield_checks):
-            rho = 1.0
-        else:
+        rho, factor = 1.0, None
+        if len(yield_checks):
+            shape, rate = yield_factor(yield_checks)
             rho = shape / rate if yield_max is None else truncated_yield_factor(shape, rate, yield_max)
+            factor = (shape, rate, yield_max)
         p_free = np.minimum(rho * calibration.probability(z), 1.0)
-        low, high = _calibrated_interval(z, calibration, level, seed,
-                                         (shape, rate, yield_max) if len(yield_checks) else None)
+        low, high = _calibrated_interval(z, calibration, level, seed, factor)
         method = "calibrated"
     p = np.zeros(n)
     p[rows] = p_free
