@@ -181,6 +181,12 @@ def test_embed_analysis_on_a_cluster_equals_one_process(client, tmp_path, monkey
     emb, _, _ = planted(2000, dim=12)
     _build(tmp_path / "one.h5", emb, None)
     assert ran == []
+
+    def not_here(*a, **kw):
+        raise AssertionError("the UMAP fit ran on the client")
+
+    # the workers import their own projection module: only the client's copy refuses to fit
+    monkeypatch.setattr(projection, "_fit_sample_layout", not_here)
     _build(tmp_path / "two.h5", emb, client)
     assert ran == ["_transform_stored_block", "_extend_block", "_score_block", "_predict_block"]
     with EmbeddingStore(tmp_path / "one.h5") as a, EmbeddingStore(tmp_path / "two.h5") as b:
@@ -193,6 +199,7 @@ def test_embed_analysis_on_a_cluster_equals_one_process(client, tmp_path, monkey
     tw = [trustworthiness(feats[ev], xy[ev], n_neighbors=15) for xy in (xa, xb)]
     assert abs(tw[0] - tw[1]) <= 0.01, tw
     np.testing.assert_allclose(xb, xa, rtol=1e-5, atol=1e-5)      # in fact the same placement
+    np.testing.assert_array_equal(xb, xa)     # the fit on a worker: the same function on the same rows
 
 
 @pytest.mark.parametrize("rows_from", ["workers read the store", "client sends the rows"])
