@@ -10,7 +10,7 @@ and, for the cluster, each worker's (``client.run``). The ratio cluster/single i
 ``--stages`` times the stages that run in row blocks on the workers after the encoder (issue
 #25 items 1-2), each against one process in the same run, on synthetic (N, 8) features: the
 isolation-forest scores, the mixture's labels, the projection's kNN extension (the UMAP fit on
-the sample stays on one machine: not timed here), the GP's exact mean and std of every object
+the sample, on one worker under ``--cluster``: not timed here), the GP's exact mean and std of every object
 (300 labels; the refit stays on the client), and the export's CSV text. It prints each stage's
 seconds, the ratio cluster/single and the time of one block.
 
@@ -264,16 +264,20 @@ def embed_child(source: str, out: str, cluster: str | None) -> None:
         total = time.perf_counter() - t0
         client_mb = _rss_mb()       # build_store's peak, not the checks below (they read the index back whole)
         workers_mb = _workers_mb(client)
+        # local:N's scheduler is a process of its own (once the client's): reported beside the client
+        scheduler_mb = None if client is None else client.run_on_scheduler(_rss_mb)
     seconds = dict(report.seconds)
     seconds["similarity index (train)"] = train_s[0]
     seconds["similarity index (fill)"] = seconds["similarity index"] - train_s[0]
     seconds["total"] = total
     with EmbeddingStore(out) as s:
         digest = {"pca": float(np.asarray(s.pca, np.float64).sum()),
+                  "projection": float(np.asarray(s.file["projection"][:], np.float64).sum()),
                   "anomaly": float(np.asarray(s.score("anomaly"), np.float64).sum()),
                   "cluster": float(np.asarray(s.score("cluster"), np.float64).sum())}
     digest["index file"] = _index_cells(similarity.ann_path(out), n, out + ".cells.npy")
-    print(json.dumps({"seconds": seconds, "client_mb": client_mb, "workers_mb": workers_mb, "digest": digest}))
+    print(json.dumps({"seconds": seconds, "client_mb": client_mb, "workers_mb": workers_mb,
+                      "scheduler_mb": scheduler_mb, "digest": digest}))
 
 
 def _index_cells(path: Path, n: int, cells_out: str) -> str:
@@ -316,7 +320,8 @@ def run_embed_stages(n: int, workers: int, tmp: Path) -> None:
         print(f"  {name:26s} single {a:7.2f} s | cluster {b:7.2f} s | ratio cluster/single "
               f"{b / a if a else float('nan'):.2f}")
     print(f"  peak memory through build_store: single {one['client_mb']:.0f} MB, cluster client {two['client_mb']:.0f} MB (ratio "
-          f"{two['client_mb'] / one['client_mb']:.2f}), workers {', '.join(f'{m:.0f}' for m in two['workers_mb'])} MB")
+          f"{two['client_mb'] / one['client_mb']:.2f}), workers {', '.join(f'{m:.0f}' for m in two['workers_mb'])} MB"
+          + (f", scheduler {two['scheduler_mb']:.0f} MB" if two.get("scheduler_mb") else ""))
     print("  same results: " + ", ".join(f"{k} {one['digest'][k] == two['digest'][k]}" for k in one["digest"]))
     # faiss assigns a row that lies within rounding of two cells by its BLAS partition (the
     # threads, the block): such rows may land in the other cell, as between one process's runs
