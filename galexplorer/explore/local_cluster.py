@@ -6,8 +6,11 @@ worker --nworkers N`` process, whose nannies start and restart the N worker proc
 child processes, and the client only connects to them. They are stopped on leaving
 :func:`local_processes`, however it is left (an error, Ctrl+C): SIGTERM, then SIGKILL after
 ``STOP_TIMEOUT_S``. On Linux each child also gets SIGTERM when the process that started it dies
-(``PR_SET_PDEATHSIG``), so a client killed with SIGKILL leaves no scheduler or workers behind;
-a worker process whose nanny is gone exits by itself (Dask watches its parent).
+(``PR_SET_PDEATHSIG``: tied to the thread that started them, so enter :func:`local_processes`
+in the thread that runs the stages, as the CLI does), so a client killed with SIGKILL leaves no
+scheduler or workers behind; a worker process whose nanny is gone exits by itself (Dask watches
+its parent). The children run in a session of their own: Ctrl+C reaches only the client, which
+then stops them in order.
 
 The children inherit this process's ``sys.path`` (as ``PYTHONPATH``), as LocalCluster's spawned
 workers do, so they import the same galexplorer and any module a task's function lives in.
