@@ -275,6 +275,7 @@ def embed_child(source: str, out: str, cluster: str | None) -> None:
                   "projection": float(np.asarray(s.file["projection"][:], np.float64).sum()),
                   "anomaly": float(np.asarray(s.score("anomaly"), np.float64).sum()),
                   "cluster": float(np.asarray(s.score("cluster"), np.float64).sum())}
+        np.save(out + ".xy.npy", s.file["projection"][:])
     digest["index file"] = _index_cells(similarity.ann_path(out), n, out + ".cells.npy")
     print(json.dumps({"seconds": seconds, "client_mb": client_mb, "workers_mb": workers_mb,
                       "scheduler_mb": scheduler_mb, "digest": digest}))
@@ -329,6 +330,20 @@ def run_embed_stages(n: int, workers: int, tmp: Path) -> None:
     cells = [np.load(tmp / f"store{m[-1:]}.h5.cells.npy") for m in ("", f"local:{workers}")]
     moved = int(np.sum(cells[0] != cells[1]))
     print(f"  similarity index: {moved} of {n} rows ({moved / n:.2e}) in another cell (ties within rounding)")
+    xy = [np.load(tmp / f"store{m[-1:]}.h5.xy.npy") for m in ("", f"local:{workers}")]
+    off = np.abs(xy[0] - xy[1]).max(axis=1)
+    span = float(np.ptp(xy[0], axis=0).max())
+    # the acceptance for the layout (issue #25): trustworthiness within 0.01, on 5 000 evenly spaced rows
+    import h5py
+    from sklearn.manifold import trustworthiness
+
+    ev = np.unique(np.linspace(0, n - 1, min(n, 5000)).astype(np.int64))
+    with h5py.File(tmp / "store.h5", "r") as f:
+        feats = f["pca"][ev]
+    tw = [trustworthiness(feats, layout[ev], n_neighbors=15) for layout in xy]
+    print(f"  projection: {int(np.sum(off > 0))} of {n} rows placed elsewhere, the farthest by {off.max():.2e} "
+          f"({off.max() / span:.1e} of the layout's extent); trustworthiness (15 neighbours, {len(ev)} rows) "
+          f"single {tw[0]:.4f}, cluster {tw[1]:.4f}, difference {abs(tw[0] - tw[1]):.4f} (acceptance <= 0.01)")
 
 
 def run_mode(cutouts: Path, run_dir: Path, out: Path, cluster: str | None, batch: int) -> dict:
