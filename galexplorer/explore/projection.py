@@ -130,7 +130,9 @@ def _umap(x: np.ndarray, n_neighbors: int, min_dist: float, fit_sample: int, see
     with progress.Bar(f"projection (UMAP fit on {len(fit_rows)})", 1) as bar:
         if client is not None and extend == "knn":
             # --cluster: the fit on one worker, so the client never loads umap, numba and LLVM
-            # (~300 MB at 10^6 objects, docs/scaling.md); the same function on the same rows
+            # (~160 MB of the client's peak at 10^6 objects, docs/scaling.md); the same function
+            # on the same rows (its layout may still differ from one process's: UMAP's fit is not
+            # reproducible across processes on every data set, docs/scaling.md)
             layout, index_bytes, version = client.submit(_fit_on_worker, *fit_args, threads, pure=False).result()
             reducer = None
             index = _deserialize_index(index_bytes)
