@@ -10,7 +10,7 @@ and, for the cluster, each worker's (``client.run``). The ratio cluster/single i
 ``--stages`` times the stages that run in row blocks on the workers after the encoder (issue
 #25 items 1-2), each against one process in the same run, on synthetic (N, 8) features: the
 isolation-forest scores, the mixture's labels, the projection's kNN extension (the UMAP fit on
-the sample stays on one machine: not timed here), the GP's exact mean and std of every object
+the sample, on one worker under ``--cluster``: not timed here), the GP's exact mean and std of every object
 (300 labels; the refit stays on the client), and the export's CSV text. It prints each stage's
 seconds, the ratio cluster/single and the time of one block.
 
@@ -264,16 +264,21 @@ def embed_child(source: str, out: str, cluster: str | None) -> None:
         total = time.perf_counter() - t0
         client_mb = _rss_mb()       # build_store's peak, not the checks below (they read the index back whole)
         workers_mb = _workers_mb(client)
+        # local:N's scheduler is a process of its own (once the client's): reported beside the client
+        scheduler_mb = None if client is None else client.run_on_scheduler(_rss_mb)
     seconds = dict(report.seconds)
     seconds["similarity index (train)"] = train_s[0]
     seconds["similarity index (fill)"] = seconds["similarity index"] - train_s[0]
     seconds["total"] = total
     with EmbeddingStore(out) as s:
         digest = {"pca": float(np.asarray(s.pca, np.float64).sum()),
+                  "projection": float(np.asarray(s.file["projection"][:], np.float64).sum()),
                   "anomaly": float(np.asarray(s.score("anomaly"), np.float64).sum()),
                   "cluster": float(np.asarray(s.score("cluster"), np.float64).sum())}
+        np.save(out + ".xy.npy", s.file["projection"][:])
     digest["index file"] = _index_cells(similarity.ann_path(out), n, out + ".cells.npy")
-    print(json.dumps({"seconds": seconds, "client_mb": client_mb, "workers_mb": workers_mb, "digest": digest}))
+    print(json.dumps({"seconds": seconds, "client_mb": client_mb, "workers_mb": workers_mb,
+                      "scheduler_mb": scheduler_mb, "digest": digest}))
 
 
 def _index_cells(path: Path, n: int, cells_out: str) -> str:
@@ -316,7 +321,8 @@ def run_embed_stages(n: int, workers: int, tmp: Path) -> None:
         print(f"  {name:26s} single {a:7.2f} s | cluster {b:7.2f} s | ratio cluster/single "
               f"{b / a if a else float('nan'):.2f}")
     print(f"  peak memory through build_store: single {one['client_mb']:.0f} MB, cluster client {two['client_mb']:.0f} MB (ratio "
-          f"{two['client_mb'] / one['client_mb']:.2f}), workers {', '.join(f'{m:.0f}' for m in two['workers_mb'])} MB")
+          f"{two['client_mb'] / one['client_mb']:.2f}), workers {', '.join(f'{m:.0f}' for m in two['workers_mb'])} MB"
+          + (f", scheduler {two['scheduler_mb']:.0f} MB" if two.get("scheduler_mb") else ""))
     print("  same results: " + ", ".join(f"{k} {one['digest'][k] == two['digest'][k]}" for k in one["digest"]))
     # faiss assigns a row that lies within rounding of two cells by its BLAS partition (the
     # threads, the block): such rows may land in the other cell, as between one process's runs
@@ -324,6 +330,20 @@ def run_embed_stages(n: int, workers: int, tmp: Path) -> None:
     cells = [np.load(tmp / f"store{m[-1:]}.h5.cells.npy") for m in ("", f"local:{workers}")]
     moved = int(np.sum(cells[0] != cells[1]))
     print(f"  similarity index: {moved} of {n} rows ({moved / n:.2e}) in another cell (ties within rounding)")
+    xy = [np.load(tmp / f"store{m[-1:]}.h5.xy.npy") for m in ("", f"local:{workers}")]
+    off = np.abs(xy[0] - xy[1]).max(axis=1)
+    span = float(np.ptp(xy[0], axis=0).max())
+    # the acceptance for the layout (issue #25): trustworthiness within 0.01, on 5 000 evenly spaced rows
+    import h5py
+    from sklearn.manifold import trustworthiness
+
+    ev = np.unique(np.linspace(0, n - 1, min(n, 5000)).astype(np.int64))
+    with h5py.File(tmp / "store.h5", "r") as f:
+        feats = f["pca"][ev]
+    tw = [trustworthiness(feats, layout[ev], n_neighbors=15) for layout in xy]
+    print(f"  projection: {int(np.sum(off > 0))} of {n} rows placed elsewhere, the farthest by {off.max():.2e} "
+          f"({off.max() / span:.1e} of the layout's extent); trustworthiness (15 neighbours, {len(ev)} rows) "
+          f"single {tw[0]:.4f}, cluster {tw[1]:.4f}, difference {abs(tw[0] - tw[1]):.4f} (acceptance <= 0.01)")
 
 
 def run_mode(cutouts: Path, run_dir: Path, out: Path, cluster: str | None, batch: int) -> dict:

@@ -181,6 +181,12 @@ def test_embed_analysis_on_a_cluster_equals_one_process(client, tmp_path, monkey
     emb, _, _ = planted(2000, dim=12)
     _build(tmp_path / "one.h5", emb, None)
     assert ran == []
+
+    def not_here(*a, **kw):
+        raise AssertionError("the UMAP fit ran on the client")
+
+    # the workers import their own projection module: only the client's copy refuses to fit
+    monkeypatch.setattr(projection, "_fit_sample_layout", not_here)
     _build(tmp_path / "two.h5", emb, client)
     assert ran == ["_transform_stored_block", "_extend_block", "_score_block", "_predict_block"]
     with EmbeddingStore(tmp_path / "one.h5") as a, EmbeddingStore(tmp_path / "two.h5") as b:

@@ -5,9 +5,10 @@
 - ``tcp://host:port`` (or ``tls://``, ``ucx://``): a running ``dask scheduler``;
 - a path to a scheduler file (``dask scheduler --scheduler-file FILE``, as dask-jobqueue and
   ``dask-mpi`` write them);
-- ``local:N``: a LocalCluster of N worker processes with one thread each, on this machine.
+- ``local:N``: a scheduler and N worker processes with one thread each, on this machine, all
+  started (and stopped) by :func:`connect` as child processes (:mod:`.local_cluster`).
 
-:func:`connect` opens the client (and the LocalCluster), then checks that every worker imports
+:func:`connect` opens the client (and starts the ``local:N`` processes), then checks that every worker imports
 galexplorer and can read the files the stage needs; each failure is a one-line
 :class:`~galexplorer.errors.ConfigError` (CLI exit 2), never a traceback from Dask.
 """
@@ -118,7 +119,7 @@ def check_workers(client, paths: list[str | Path] = ()) -> int:
 @contextlib.contextmanager
 def connect(address: str, paths: list[str | Path] = ()) -> Iterator[object]:
     """A checked ``distributed.Client`` for ``address`` (see the module doc); closed on exit,
-    with its LocalCluster for ``local:N``.
+    and for ``local:N`` its scheduler and workers stopped (no process left, whatever the exit).
 
     Raises:
         ConfigError: dask.distributed not installed, bad address, scheduler unreachable, or a
@@ -131,11 +132,16 @@ def connect(address: str, paths: list[str | Path] = ()) -> Iterator[object]:
         raise ConfigError("--cluster needs dask.distributed", hint='pip install "dask[distributed]"') from None
     with contextlib.ExitStack() as stack:
         try:
-            if kind == "local":
-                cluster = stack.enter_context(distributed.LocalCluster(
-                    n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0",
-                    worker_dashboard_address=None))
-                client = stack.enter_context(distributed.Client(cluster))
+            if kind == "local":      # scheduler and workers in child processes: not in the client's memory
+                from .local_cluster import START_TIMEOUT_S, local_processes
+
+                scheduler = stack.enter_context(local_processes(value))
+                client = stack.enter_context(distributed.Client(scheduler, timeout=START_TIMEOUT_S))
+                try:
+                    client.wait_for_workers(value, timeout=START_TIMEOUT_S)
+                except TimeoutError:
+                    raise ConfigError(f"--cluster {address}: the Dask workers did not start within "
+                                      f"{START_TIMEOUT_S} s", hint="is the machine overloaded? try again") from None
             elif kind == "file":
                 client = stack.enter_context(distributed.Client(scheduler_file=value, timeout=CONNECT_TIMEOUT_S))
             else:

@@ -108,9 +108,6 @@ def project_2d(x: np.ndarray, method: str = "umap", n_neighbors: int = 15, min_d
 def _umap(x: np.ndarray, n_neighbors: int, min_dist: float, fit_sample: int, seed: int,
           deterministic: bool, transform_chunk: int, info: dict[str, Any], extend: str = "knn",
           threads: int | None = None) -> np.ndarray:
-    import umap  # imported here: numba compilation makes it slow to import
-
-    cache_umap_compilation()
     n = len(x)
     k = int(min(n_neighbors, n - 1))
     sample = n > fit_sample
@@ -121,52 +118,94 @@ def _umap(x: np.ndarray, n_neighbors: int, min_dist: float, fit_sample: int, see
     # and UMAP.transform needs UMAP's own NN-descent index
     faiss_graph = extend == "knn" and len(fit_rows) >= UMAP_EXACT_ROWS
     info.update(n_neighbors=k, min_dist=float(min_dist), seed=int(seed), deterministic=bool(deterministic),
-                fit_rows=int(len(fit_rows)), transformed_rows=int(n - len(fit_rows)),
-                umap_version=umap.__version__, metric="euclidean",
+                fit_rows=int(len(fit_rows)), transformed_rows=int(n - len(fit_rows)), metric="euclidean",
                 knn_graph="faiss" if faiss_graph else "umap")
-    index = None
-    precomputed: tuple = (None, None, None)
-    if faiss_graph:
-        from .ann import build_index
-
-        fit_x = np.ascontiguousarray(x[fit_rows], dtype=np.float32)
-        with progress.Bar(f"projection (kNN graph of {len(fit_rows)})", 1) as bar:
-            index = build_index(fit_x, "l2", seed=seed, threads=threads)
-            precomputed = sample_knn_graph(index, fit_x, k, threads=threads)
-            bar.update(1)
-    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, n_components=2, metric="euclidean",
-                        random_state=seed if deterministic else None, n_jobs=1 if deterministic else -1,
-                        transform_seed=seed, init="spectral" if len(fit_rows) > k + 2 else "random",
-                        low_memory=True, precomputed_knn=precomputed,
-                        # transform() on umap's exact small-data path calls a numba metric per pair
-                        # from Python (~5 ms per object); the approximate index is ~100x faster
-                        force_approximation_algorithm=sample and extend == "transform")
+    fit_x = x[fit_rows]
+    # force_approximation_algorithm: transform() on umap's exact small-data path calls a numba
+    # metric per pair from Python (~5 ms per object); the approximate index is ~100x faster
+    fit_args = (fit_x, k, float(min_dist), int(seed), bool(deterministic), faiss_graph,
+                sample and extend == "transform")
     out = np.empty((n, 2), np.float32)
-    with warnings.catch_warnings():
-        # umap warns about n_jobs with a seed, disconnected graphs in tiny data, numba's TBB,
-        # a precomputed graph without its NN-descent index (transform is not used then), ...
-        warnings.simplefilter("ignore")
-        with progress.Bar(f"projection (UMAP fit on {len(fit_rows)})", 1) as bar:
-            out[fit_rows] = reducer.fit_transform(x[fit_rows])
-            bar.update(1)
-        if sample and extend == "knn":
-            info.update(extend="knn")
-            rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
-            out[rest] = knn_extend(x[fit_rows], out[fit_rows], x, rest, k, seed=seed, threads=threads,
-                                   index=index)
-        elif sample:
-            info.update(extend="transform")
-            rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
-            with progress.Bar("projection (UMAP transform)", len(rest), unit="obj") as bar:
-                for a in range(0, len(rest), transform_chunk):
-                    rows = rest[a:a + transform_chunk]
-                    out[rows] = reducer.transform(x[rows])
-                    bar.update(len(rows))
+    client = active_client()
+    with progress.Bar(f"projection (UMAP fit on {len(fit_rows)})", 1) as bar:
+        if client is not None and extend == "knn":
+            # --cluster: the fit on one worker, so the client never loads umap, numba and LLVM
+            # (~160 MB of the client's peak at 10^6 objects, docs/scaling.md); the same function
+            # on the same rows (its layout may still differ from one process's: UMAP's fit is not
+            # reproducible across processes on every data set, docs/scaling.md)
+            layout, index_bytes, version = client.submit(_fit_on_worker, *fit_args, threads, pure=False).result()
+            reducer = None
+            index = _deserialize_index(index_bytes)
+        else:
+            reducer, layout, index, version = _fit_sample_layout(*fit_args, threads)
+        out[fit_rows] = layout
+        bar.update(1)
+    info["umap_version"] = version
+    if sample and extend == "knn":
+        info.update(extend="knn")
+        rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
+        out[rest] = knn_extend(x[fit_rows], out[fit_rows], x, rest, k, seed=seed, threads=threads, index=index)
+    elif sample:
+        info.update(extend="transform")
+        rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
+        with warnings.catch_warnings(), progress.Bar("projection (UMAP transform)", len(rest), unit="obj") as bar:
+            warnings.simplefilter("ignore")
+            for a in range(0, len(rest), transform_chunk):
+                rows = rest[a:a + transform_chunk]
+                out[rows] = reducer.transform(x[rows])
+                bar.update(len(rows))
     if not np.isfinite(out).all():  # a degenerate layout (e.g. all points identical)
         log.warning("UMAP gave a non-finite layout; using the first two principal components")
         info.update(method="pca", requested="umap", note="UMAP layout was not finite")
         return _pca_2d(x)
     return out
+
+
+def _fit_sample_layout(fit_x: np.ndarray, k: int, min_dist: float, seed: int, deterministic: bool,
+                       faiss_graph: bool, force_approximation: bool, threads: int | None = None) -> tuple:
+    """UMAP fitted on the (m, D) sample ``fit_x``: ``(reducer, (m, 2) float32 layout, the faiss
+    index of the sample or None, umap's version)``; the neighbour graph from faiss when
+    ``faiss_graph``."""
+    import umap  # imported here: numba compilation makes it slow to import
+
+    cache_umap_compilation()
+    index = None
+    precomputed: tuple = (None, None, None)
+    if faiss_graph:
+        from .ann import build_index
+
+        fit_x32 = np.ascontiguousarray(fit_x, dtype=np.float32)
+        index = build_index(fit_x32, "l2", seed=seed, threads=threads)
+        precomputed = sample_knn_graph(index, fit_x32, k, threads=threads)
+    reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, n_components=2, metric="euclidean",
+                        random_state=seed if deterministic else None, n_jobs=1 if deterministic else -1,
+                        transform_seed=seed, init="spectral" if len(fit_x) > k + 2 else "random",
+                        low_memory=True, precomputed_knn=precomputed,
+                        force_approximation_algorithm=force_approximation)
+    with warnings.catch_warnings():
+        # umap warns about n_jobs with a seed, disconnected graphs in tiny data, numba's TBB,
+        # a precomputed graph without its NN-descent index (transform is not used then), ...
+        warnings.simplefilter("ignore")
+        layout = reducer.fit_transform(fit_x)
+    return reducer, np.asarray(layout, np.float32), index, umap.__version__
+
+
+def _fit_on_worker(*args) -> tuple:
+    """Runs on a Dask worker: :func:`_fit_sample_layout`, its index as bytes (the reducer stays there)."""
+    _, layout, index, version = _fit_sample_layout(*args)
+    if index is None:
+        return layout, None, version
+    import faiss
+
+    return layout, faiss.serialize_index(index), version
+
+
+def _deserialize_index(index_bytes):
+    if index_bytes is None:
+        return None
+    import faiss
+
+    return faiss.deserialize_index(index_bytes)
 
 
 def sample_knn_graph(index, fit_x: np.ndarray, k: int, threads: int | None = None

@@ -260,7 +260,9 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
     retain_freed_memory()
     cut = CutoutStore(cutouts_path)
     try:
-        device = resolve_device(getattr(config, "device", "auto"))
+        # on a cluster the workers resolve --device and load the encoder themselves: the client
+        # rebuilds it on the CPU only to check the checkpoint, and does not keep it (see below)
+        device = resolve_device(getattr(config, "device", "auto") if client is None else "cpu")
         encoder, meta = load_encoder(run_dir, device)
         check_fits(meta, Path(run_dir) / "encoder.json", bands=list(cut.bands))
         if cut.size < encoder.image_size:
@@ -275,8 +277,12 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
                 ConfigError("the cutouts file holds no objects", cutouts_path)
         batch = int(getattr(config, "batch_size", 256))
         precision = getattr(config, "precision", "auto")
+        image_size, dim = int(encoder.image_size), int(encoder.dim)
         log.info("embedding %d stamps with %s/%s (%s stem, %d px, %d-d) on %s", b - a, meta["method"],
-                 meta["backbone"], meta["stem"], encoder.image_size, encoder.dim, device)
+                 meta["backbone"], meta["stem"], image_size, dim,
+                 device if client is None else "the cluster's workers")
+        if client is not None:
+            del encoder     # its weights are not held here through the run (the workers load theirs)
 
         def fill(dset: h5py.Dataset):
             if client is None:
@@ -287,13 +293,13 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
         train_cfg = meta.get("config", {})
         embedding_attrs = {"method": meta["method"], "backbone": meta["backbone"],
                            "checkpoint_sha256": meta["sha256"], "config": train_cfg,
-                           "image_size": int(encoder.image_size), "source": "encoder",
+                           "image_size": image_size, "source": "encoder",
                            "stem": meta["stem"], "epoch": meta.get("epoch"),
                            "run_dir": str(Path(run_dir).resolve()), "refined_from": meta.get("refined_from")}
         store_attrs = {"cutouts_path": str(Path(cutouts_path).resolve()), "cutouts_uuid": cut.uuid,
                        "bands": list(cut.bands), **(extra_attrs or {})}
         rows = np.arange(a, b)
-        return build_store(output, objects=cut.objects.subset(rows), dim=encoder.dim, fill=fill,
+        return build_store(output, objects=cut.objects.subset(rows), dim=dim, fill=fill,
                            config=config, cutouts=cut, rows=slice(a, b), embedding_attrs=embedding_attrs,
                            store_attrs=store_attrs, shard=shard,
                            source=f"{meta['method']}/{meta['backbone']} encoder of {Path(run_dir).name}")
