@@ -45,6 +45,7 @@ usage: python benchmarks/bench_soak.py [--quick] [--n 100000] [--presses 10000] 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import signal
@@ -129,9 +130,10 @@ class Ticks:
         return out
 
 
-def heap_in_use() -> int:
-    """Bytes malloc has handed out and not had back (glibc ``mallinfo2``), or 0 where unknown:
-    RSS growing while this stays flat is freed memory the allocator keeps, not live objects."""
+@functools.cache
+def _mallinfo2():
+    """glibc's ``mallinfo2`` as a ctypes function, loaded once (a new ``CDLL`` at each sample
+    left its ctypes classes in the window's process, what the trace measures), or None."""
     try:
         import ctypes
         import ctypes.util
@@ -142,16 +144,26 @@ def heap_in_use() -> int:
 
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallinfo2.restype = Mallinfo2
-        m = libc.mallinfo2()
-        return int(m.uordblks + m.hblkhd)
+        return libc.mallinfo2
     except (OSError, AttributeError):
+        return None
+
+
+def heap_in_use() -> int:
+    """Bytes malloc has handed out and not had back (glibc ``mallinfo2``), or 0 where unknown:
+    RSS growing while this stays flat is freed memory the allocator keeps, not live objects."""
+    mallinfo2 = _mallinfo2()
+    if mallinfo2 is None:
         return 0
+    m = mallinfo2()
+    return int(m.uordblks + m.hblkhd)
 
 
 def pymalloc_bytes() -> int:
     """Bytes in Python's small-object allocator's arenas now (CPython), or 0 where unknown:
     memory mapped by Python itself for objects up to 512 bytes, which ``mallinfo2`` does not
-    count (``sys._debugmallocstats`` writes its figures to the C ``stderr``)."""
+    count (``sys._debugmallocstats`` writes its figures to the C ``stderr``; it writes none while
+    ``tracemalloc`` hooks the allocator, so ``--trace`` runs show "n/a")."""
     import re
 
     if not hasattr(sys, "_debugmallocstats"):
@@ -171,6 +183,11 @@ def pymalloc_bytes() -> int:
         os.close(saved)
     m = re.search(r"^(\d+) arenas \* (\d+) bytes/arena", text, re.M)
     return int(m.group(1)) * int(m.group(2)) if m else 0
+
+
+def mib(nbytes: int, unit: str = " MiB") -> str:
+    """``nbytes`` in MiB, or "n/a" for 0 (unknown)."""
+    return f"{nbytes / 2**20:.0f}{unit}" if nbytes else "n/a"
 
 
 class Tracer:
@@ -207,7 +224,7 @@ class Tracer:
         th = self.w.thumbs
         if th is not None:
             print(f"    thumbnails: {len(th._cache):,} pixmaps, {getattr(th, 'nbytes', 0) / 2**20:.1f} MiB; "
-                  f"malloc in use {heap_in_use() / 2**20:.0f} MiB, pymalloc arenas {pymalloc_bytes() / 2**20:.0f} MiB, "
+                  f"malloc in use {heap_in_use() / 2**20:.0f} MiB, "
                   f"traced {tracemalloc.get_traced_memory()[0] / 2**20:.0f} MiB",
                   flush=True)
         self.snap, self.types = snap, types
@@ -296,7 +313,7 @@ def soak(store: Path, args) -> dict:
             s["cpu_ms"] = 1e3 * (s["cpu"] - prev["cpu"]) / (n - prev["labels"])
             print(f"  {n:>6} labels {s['s']:>7.0f} s  window {s['rss'] / 2**20:>6.0f} MiB  model "
                   f"{s['model_rss'] / 2**20:>6.0f} MiB  window malloc {s['heap'] / 2**20:.0f} MiB pymalloc "
-                  f"{s['pymalloc'] / 2**20:.0f} MiB thumbnails {s['thumbs'] / 2**20:.1f}/{s['thumbs_max'] / 2**20:.0f} MiB"
+                  f"{mib(s['pymalloc'])} thumbnails {s['thumbs'] / 2**20:.1f}/{s['thumbs_max'] / 2**20:.0f} MiB"
                   f"{' (full)' if s['thumbs_full'] else ''}  fds {s['fds']}/{s['model_fds']}  threads "
                   f"{s['threads']}/{s['model_threads']}  refits {s['fits']}  stall {s['stall'] * 1e3:.0f} ms  "
                   f"window CPU {s['cpu_ms']:.0f} ms/label",
@@ -353,7 +370,7 @@ def report(r: dict, args) -> bool:
         print(f"| {x['labels']:,}{' (warm-up: caches full)' if k == wi else ''} | {x['s']:.0f} | "
               f"{x['rss'] / 2**20:.0f} | {x['rss'] / w0['rss']:.3f} | {rw} | "
               f"{x['thumbs'] / 2**20:.1f}{' full' if x['thumbs_full'] else ''} | {x['heap'] / 2**20:.0f} | "
-              f"{x['pymalloc'] / 2**20:.0f} | {x['model_rss'] / 2**20:.0f} | {mr:.3f} | {x['fds']}/{x['model_fds']} | "
+              f"{mib(x['pymalloc'], '')} | {x['model_rss'] / 2**20:.0f} | {mr:.3f} | {x['fds']}/{x['model_fds']} | "
               f"{x['threads']}/{x['model_threads']} | {x['fits']} | {x['stall'] * 1e3:.0f} ({x['wall'] * 1e3:.0f}) |")
     last = s[-1]
     grow_w = last["rss"] / w0["rss"] - 1
