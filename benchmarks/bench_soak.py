@@ -389,7 +389,8 @@ def report(r: dict, args) -> bool:
     if ww is None:
         print(f"warm-up: the window's bounded caches never filled in this run (thumbnail cache "
               f"{last['thumbs'] / 2**20:.1f} of {last['thumbs_max'] / 2**20:.0f} MiB, history {last['history']} of "
-              f"{last['history_max']} at the end): the window's growth after the warm-up is not judged")
+              f"{last['history_max']} at the end)")
+        verdict = "not judged (no sample after the warm-up)"
     else:
         after_w = last["rss"] / ww["rss"] - 1
         peak_after = max(x["rss"] for x in s[wi:]) / ww["rss"] - 1
@@ -397,10 +398,10 @@ def report(r: dict, args) -> bool:
               f"thumbnail cache {ww['thumbs'] / 2**20:.1f} of {ww['thumbs_max'] / 2**20:.0f} MiB, history "
               f"{ww['history']} of {ww['history_max']} objects); after it the window's RSS x{1 + after_w:.3f} "
               f"(peak x{1 + peak_after:.3f}) against that sample, over {last['labels'] - ww['labels']:,} labels")
-        print(f"goal <= x{1 + GROWTH_GOAL:.2f} after the warm-up: window {'met' if peak_after <= GROWTH_GOAL else 'NOT met'}"
-              f" (x{1 + peak_after:.3f} at its peak); model {'met' if model_ok else 'NOT met'} (x{1 + peak_m:.3f} "
-              f"against the first sample: it has no cache to fill)"
-              + (" (a killed process restarts small: the model's figure is not a growth)" if args.kill_every else ""))
+        verdict = f"{'met' if peak_after <= GROWTH_GOAL else 'NOT met'} (x{1 + peak_after:.3f} at its peak)"
+    print(f"goal <= x{1 + GROWTH_GOAL:.2f} after the warm-up: window {verdict}; model "
+          f"{'met' if model_ok else 'NOT met'} (x{1 + peak_m:.3f} against the first sample: it has no cache to fill)"
+          + (" (a killed process restarts small: the model's figure is not a growth)" if args.kill_every else ""))
     print(f"second half ({mid['labels']:,} -> {last['labels']:,} labels): window RSS x{1 + half_w:.3f}, "
           f"model RSS x{1 + half_m:.3f} (a leak keeps growing here; a working set that settled does not)")
     print(f"longest UI stall after the warm-up: {stall * 1e3:.0f} ms less core wait, {wall * 1e3:.0f} ms wall-clock "
