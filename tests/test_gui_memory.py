@@ -29,16 +29,17 @@ def test_thumbnail_cache_stays_under_its_byte_budget(qapp, side):
     fits = budget // (side * side * 4)
     assert cache.capacity == fits
     for i in range(600):
+        assert cache.full == (i >= fits)      # full once it holds its budget, and stays full
         cache.pixmap(i)
         assert cache.nbytes <= budget
-    assert len(cache) == fits
+    assert len(cache) == fits and cache.full
     assert cache.nbytes == sum(pixmap_bytes(cache.peek(i)) for i in range(600 - fits, 600))
     assert cache.peek(600 - fits - 1) is None and cache.peek(599) is not None   # the oldest went first
     cache.pixmap(600 - fits)                         # used again: now the newest, kept
     cache.pixmap(0)
     assert cache.peek(600 - fits) is not None and cache.peek(600 - fits + 1) is None
     cache.clear()
-    assert len(cache) == 0 and cache.nbytes == 0
+    assert len(cache) == 0 and cache.nbytes == 0 and not cache.full
 
 
 def test_the_default_budget_is_bytes_not_a_count(qapp):

@@ -254,3 +254,86 @@ def test_a_press_reads_only_the_new_events_and_costs_the_same_at_50_and_5000_lab
     # a few one-row answers (the last seq, the undo's lookups are not in a press)
     assert rows[5000] == rows[50] and rows[5000] <= 8, rows
     assert times[5000] < 2 * times[50], {k: f"{1000 * v:.2f} ms" for k, v in times.items()}
+
+
+def _fake_journal(tmp_path):
+    class Journal:
+        path = tmp_path / "j.sqlite"
+        evs: list = []
+
+        def last_seq(self):
+            return max((e.seq for e in self.evs), default=0)
+
+        def events_after(self, seq):
+            return [e for e in self.evs if e.seq > seq]
+
+    return Journal()
+
+
+def test_forty_users_rescores_and_a_middle_retraction_keep_each_users_newest_score(tmp_path):
+    """Users are held as numbers packed beside the score: past 32 users the packed code leaves
+    the small-int range, and a retracted score that was not the newest changes nothing."""
+    from galexplorer.labels import Event
+    j = _fake_journal(tmp_path)
+    live = LiveLabels(j)
+    seq = 0
+    for u in range(40):
+        for s in (u % 6, (u + 1) % 6, (u + 2) % 6):   # each user scores "a" three times
+            seq += 1
+            j.evs.append(Event(seq, seq, "score", "a", s, f"user{u}", "t", None, None))
+    live.read_new()
+    assert live.users() == {f"user{u}" for u in range(40)}
+    assert all(live.label_of("a", f"user{u}") == (u + 2) % 6 for u in range(40))
+    assert live.all_current() == {("a", f"user{u}"): (u + 2) % 6 for u in range(40)}
+    # user39's second score (seq 119) retracted: still their third; then the third (seq 120): the first
+    j.evs += [Event(121, 121, "retract", "a", None, "user39", "t", None, 119)]
+    live.read_new()
+    assert live.label_of("a", "user39") == 41 % 6
+    j.evs += [Event(122, 122, "retract", "a", None, "user39", "t", None, 120)]
+    live.read_new()
+    assert live.label_of("a", "user39") == 39 % 6 and live.count("user39") == 1
+    j.evs += [Event(123, 123, "retract", "a", None, "user39", "t", None, 118)]
+    live.read_new()
+    assert live.label_of("a", "user39") is None and live.count("user39") == 0
+    assert live.consensus_of("a")[1] == 39 and live.current("user39") == {}
+
+
+def test_an_exclusion_retracted_falls_back_on_the_older_mark(tmp_path):
+    from galexplorer.labels import Event
+    j = _fake_journal(tmp_path)
+    live = LiveLabels(j)
+    j.evs = [Event(1, 1, "exclude", "a", None, "u", "t", None, None),
+             Event(2, 2, "include", "a", None, "u", "t", None, None),
+             Event(3, 3, "score", "a", 2, "u", "t", None, None)]
+    live.read_new()
+    assert not live.is_excluded("a") and live.consensus_of("a") == (2.0, 1, False)
+    j.evs.append(Event(4, 4, "retract", "a", None, "u", "t", None, 2))
+    assert live.read_new().marked == {"a"}
+    assert live.is_excluded("a") and live.consensus_of("a") == (2.0, 1, False)
+
+
+def test_live_labels_hold_a_quarter_kib_a_label_not_objects_per_label(tmp_path):
+    """10^4 labels of one user, each event row with its own copies of the strings (as SQLite
+    gives them): what stays held, per label (was ~670 bytes: dicts and tuples per label)."""
+    import gc
+    import tracemalloc
+
+    from galexplorer.labels import Event
+    j = _fake_journal(tmp_path)
+    live = LiveLabels(j)
+    n = 10_000
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for a in range(0, n, 100):   # read in batches, as a window's presses and polls do
+            j.evs = [Event(s, s, "score", "".join(["obj", str(s).zfill(6)]), s % 6, "".join(["an", "a"]),
+                           "t", None, None) for s in range(a + 1, a + 101)]
+            live.read_new()
+        j.evs = []
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert live.count("ana") == n and live.label_of("obj000007", "ana") == 1
+    assert held / n < 300, f"{held / n:.0f} bytes a label"

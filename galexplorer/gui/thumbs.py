@@ -69,6 +69,13 @@ class ThumbnailCache:
         return max(1, self.max_bytes // (self.size * self.size * 4))
 
     @property
+    def full(self) -> bool:
+        """The pixmaps held fill the byte budget: the next new thumbnail evicts an old one. From
+        then on the cache holds :attr:`max_bytes` less at most one thumbnail, however long the
+        session (``benchmarks/bench_soak.py`` judges memory growth after this warm-up)."""
+        return self.nbytes + self.size * self.size * 4 > self.max_bytes
+
+    @property
     def available(self) -> bool:
         return self._thumbs is not None or self._cutouts is not None
 

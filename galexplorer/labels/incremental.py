@@ -61,6 +61,11 @@ def median_consensus(scores: list[int]) -> tuple[float, int, bool]:
 class LiveLabels:
     """Every user's current labels, the consensus and exclusions of one journal, updated in place.
 
+    What it holds is one small tuple per object, not objects per label: a soak of 10^4 labels
+    held ~0.67 KiB a label as a dict per (object, user), another per object, a key tuple and a
+    fresh copy of the user's name from every event row; now ~0.2 KiB (the object's id, its
+    tuple and one ``seq -> object`` entry for retractions), users kept once as small numbers.
+
     Args:
         journal: the :class:`~.journal.LabelJournal` to follow (any user's events are read).
 
@@ -74,12 +79,14 @@ class LiveLabels:
 
     def _clear(self) -> None:
         self.seen_seq = 0
-        self._scores: dict[tuple[str, str], dict[int, int]] = {}   # (object, user) -> {seq: score} in effect
-        self._marks: dict[str, dict[int, str]] = {}                # object -> {seq: exclude|include} in effect
-        self._owner: dict[int, tuple[str, str] | str] = {}          # seq of a score or mark -> its key
-        self._retracted: set[int] = set()                           # seqs some retract targets
-        self._current: dict[str, dict[str, int]] = {}               # object -> {user: current score}
-        self._per_user: Counter[str] = Counter()                    # user -> objects they label now
+        self._user_no: dict[str, int] = {}     # user -> number, the one copy of each name
+        self._user_names: list[str] = []       # number -> user
+        # object -> the scores in effect as a flat (seq, code, seq, code, ...), code = user * 8 + score
+        self._scores: dict[str, tuple[int, ...]] = {}
+        self._marks: dict[str, tuple[int, ...]] = {}   # object -> (seq, 1 exclude | 0 include, ...) in effect
+        self._owner: dict[int, str] = {}       # seq of a score or mark in effect -> its object
+        self._retracted: set[int] = set()      # seqs some retract targets
+        self._per_user: Counter[str] = Counter()   # user -> objects they label now
         self._excluded: set[str] = set()
 
     # -- reading -----------------------------------------------------------------------------
@@ -95,18 +102,18 @@ class LiveLabels:
             self._clear()
             touched.reset = True
         events = self.journal.events_after(self.seen_seq)
-        keys: set[tuple[str, str]] = set()
+        before: dict[str, set[int]] = {}   # object -> users labelling it before this read
         damaged = 0
         for e in events:
-            damaged += self._apply(e, keys, touched.marked)
+            damaged += self._apply(e, before, touched.marked)
         if damaged:
             log.warning("%s: %d damaged event(s) ignored", self.journal.path, damaged)
         if events:
             self.seen_seq = max(self.seen_seq, events[-1].seq)
         touched.events = len(events)
-        for key in keys:
-            self._settle(key)
-        touched.labelled = {oid for oid, _ in keys}
+        for oid, had in before.items():
+            self._settle(oid, had)
+        touched.labelled = set(before)
         for oid in touched.marked:
             self._remark(oid)
         return touched
@@ -117,19 +124,22 @@ class LiveLabels:
         if event.kind == "note" and event.seq == self.seen_seq + 1:
             self.seen_seq = event.seq
 
-    def _apply(self, e: Event, keys: set, marked: set) -> int:
+    def _apply(self, e: Event, before: dict[str, set[int]], marked: set) -> int:
         """One event into the state; returns 1 for a damaged row (skipped), else 0."""
         if e.kind == "retract":
             if e.target is None:
                 return 0
             self._retracted.add(e.target)
-            owner = self._owner.get(e.target)
-            if isinstance(owner, tuple):   # a second retraction of one event finds it gone
-                self._scores.get(owner, {}).pop(e.target, None)
-                keys.add(owner)
-            elif owner is not None:
-                self._marks.get(owner, {}).pop(e.target, None)
-                marked.add(owner)
+            oid = self._owner.pop(e.target, None)   # a second retraction of one event finds it gone
+            if oid is None:
+                return 0
+            if oid in self._scores and e.target in self._scores[oid][::2]:
+                if oid not in before:
+                    before[oid] = set(self._current_of(oid))
+                self._scores[oid] = _without(self._scores[oid], e.target)
+            else:
+                self._marks[oid] = _without(self._marks.get(oid, ()), e.target)
+                marked.add(oid)
             return 0
         if e.kind not in ("score", "exclude", "include"):
             return 0
@@ -138,40 +148,52 @@ class LiveLabels:
             return 1
         if e.seq in self._retracted:   # retracted before it was read (a damaged, reordered file)
             return 0
+        oid = e.object_id
         if e.kind == "score":
-            key = (e.object_id, e.user)
-            self._scores.setdefault(key, {})[e.seq] = e.score
-            self._owner[e.seq] = key
-            keys.add(key)
+            if oid not in before:
+                before[oid] = set(self._current_of(oid))
+            user = self._user_no.get(e.user)
+            if user is None:
+                user = self._user_no[e.user] = len(self._user_names)
+                self._user_names.append(e.user)
+            self._scores[oid] = self._scores.get(oid, ()) + (e.seq, user * 8 + e.score)
         else:
-            self._marks.setdefault(e.object_id, {})[e.seq] = e.kind
-            self._owner[e.seq] = e.object_id
-            marked.add(e.object_id)
+            self._marks[oid] = self._marks.get(oid, ()) + (e.seq, int(e.kind == "exclude"))
+            marked.add(oid)
+        self._owner[e.seq] = oid
         return 0
 
-    def _settle(self, key: tuple[str, str]) -> None:
-        """The current label of one (object, user): their newest score still in effect."""
-        oid, user = key
-        seqs = self._scores.get(key)
-        users = self._current.setdefault(oid, {})
-        had = user in users
-        if seqs:
-            users[user] = seqs[max(seqs)]
-            if not had:
-                self._per_user[user] += 1
-            return
-        self._scores.pop(key, None)   # every score of theirs retracted: nothing to fall back on
-        users.pop(user, None)
-        if had:
-            self._per_user[user] -= 1
-            if not self._per_user[user]:
-                del self._per_user[user]
-        if not users:
-            del self._current[oid]
+    def _current_of(self, oid: str) -> dict[int, int]:
+        """``{user number: score}``: each user's newest score of ``oid`` still in effect."""
+        flat = self._scores.get(oid, ())
+        newest: dict[int, tuple[int, int]] = {}
+        for seq, code in zip(flat[::2], flat[1::2]):
+            user = code >> 3
+            if user not in newest or seq > newest[user][0]:
+                newest[user] = (seq, code & 7)
+        return {user: score for user, (_, score) in newest.items()}
+
+    def _settle(self, oid: str, had: set[int]) -> None:
+        """The per-user counts after the scores of ``oid`` changed (``had``: who labelled it)."""
+        now = set(self._current_of(oid))
+        if not now:
+            self._scores.pop(oid, None)   # every score retracted: nothing to fall back on
+        for user in now - had:
+            self._per_user[self._user_names[user]] += 1
+        for user in had - now:
+            name = self._user_names[user]
+            self._per_user[name] -= 1
+            if not self._per_user[name]:
+                del self._per_user[name]
 
     def _remark(self, oid: str) -> None:
-        marks = self._marks.get(oid)
-        if marks and marks[max(marks)] == "exclude":
+        flat = self._marks.get(oid)
+        if not flat:
+            self._marks.pop(oid, None)
+            self._excluded.discard(oid)
+            return
+        newest = max(range(0, len(flat), 2), key=flat.__getitem__)
+        if flat[newest + 1]:
             self._excluded.add(oid)
         else:
             self._excluded.discard(oid)
@@ -180,8 +202,8 @@ class LiveLabels:
     def consensus_of(self, object_id: str) -> tuple[float, int, bool] | None:
         """``(median, n_labellers, disputed)`` of one object, None when nobody labels it now
         (computed when asked: the session asks only for the objects a read touched)."""
-        users = self._current.get(object_id)
-        return median_consensus(list(users.values())) if users else None
+        scores = list(self._current_of(object_id).values())
+        return median_consensus(scores) if scores else None
 
     def is_excluded(self, object_id: str) -> bool:
         return object_id in self._excluded
@@ -192,7 +214,8 @@ class LiveLabels:
 
     def label_of(self, object_id: str, user: str) -> int | None:
         """One user's current label of one object, or None."""
-        return self._current.get(object_id, {}).get(user)
+        number = self._user_no.get(user)
+        return None if number is None else self._current_of(object_id).get(number)
 
     def count(self, user: str) -> int:
         """Objects ``user`` labels now (``len(journal.current(user))``)."""
@@ -204,15 +227,29 @@ class LiveLabels:
 
     def current(self, user: str) -> dict[str, int]:
         """As :meth:`LabelJournal.current`: ``{object_id: score}`` of one user."""
-        return {oid: users[user] for oid, users in self._current.items() if user in users}
+        number = self._user_no.get(user)
+        if number is None:
+            return {}
+        out = {}
+        for oid in self._scores:
+            score = self._current_of(oid).get(number)
+            if score is not None:
+                out[oid] = score
+        return out
 
     def all_current(self) -> dict[tuple[str, str], int]:
         """As :meth:`LabelJournal.all_current`: ``{(object_id, user): score}``."""
-        return {(oid, u): s for oid, users in self._current.items() for u, s in users.items()}
+        names = self._user_names
+        return {(oid, names[u]): s for oid in self._scores for u, s in self._current_of(oid).items()}
 
     def labelled_objects(self) -> list[str]:
         """Objects with a consensus now."""
-        return list(self._current)
+        return list(self._scores)
+
+
+def _without(flat: tuple[int, ...], seq: int) -> tuple[int, ...]:
+    """A flat ``(seq, value, seq, value, ...)`` less the pair of ``seq``."""
+    return tuple(x for pair in zip(flat[::2], flat[1::2]) if pair[0] != seq for x in pair)
 
 
 __all__ = ["LiveLabels", "Touched", "median_consensus"]
