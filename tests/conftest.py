@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
-import numpy as np
-import pytest
+# Under pytest-xdist (``-n 2``) every worker process would start one BLAS/OpenMP/numba thread per
+# core: two workers on 2 cores then run four busy threads that preempt each other. One thread a
+# worker, set before numpy, torch, faiss or numba load (a value the caller set is kept).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).parent))
