@@ -290,6 +290,35 @@ def test_blocks_survive_a_killed_worker():
     assert [s for _, _, s in got] == [float(np.sum(x[a:b]) + 1.0) for a, b, _ in got]
 
 
+def test_blocks_survive_a_worker_lost_with_the_only_copy_of_the_shared_input():
+    """Dask's memory manager may keep a broadcast input on one worker only: losing that worker
+    cancels every block needing it ("already forgotten"). map_blocks sends the input again."""
+    import os
+    import signal
+
+    x = np.arange(4000, dtype=np.float64)
+    with cluster.connect("local:2") as c:
+        victim = sorted(c.scheduler_info()["workers"])[0]
+        pid = c.run(os.getpid, workers=[victim])[victim]
+        real_scatter, sent = c.scatter, []
+
+        def scatter_to_the_victim(obj, **kw):      # the first time, one copy, on the victim
+            sent.append(obj)
+            if len(sent) == 1:
+                return real_scatter(obj, workers=[victim], hash=False)
+            return real_scatter(obj, **kw)
+
+        c.scatter = scatter_to_the_victim
+        got = []
+        for a, b, s in cluster.map_blocks(c, _slow_sum, len(x), 250, lambda a, b: (x[a:b],), shared=(1.0,)):
+            if not got:
+                os.kill(pid, signal.SIGKILL)
+            got.append((a, b, s))
+    assert len(sent) >= 2                         # it was sent again
+    assert [(a, b) for a, b, _ in got] == [(a, min(a + 250, 4000)) for a in range(0, 4000, 250)]
+    assert [s for _, _, s in got] == [float(np.sum(x[a:b]) + 1.0) for a, b, _ in got]
+
+
 @pytest.mark.parametrize("rows_from", ["workers read the store", "client sends the rows"])
 def test_similarity_index_encoded_on_workers_equals_one_process(client, tmp_path, monkeypatch, rows_from):
     """The IVF-SQ8 index trained here, its rows encoded in blocks on the workers and appended in

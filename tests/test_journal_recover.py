@@ -56,9 +56,21 @@ def _events(path):
         return j.events()
 
 
+@pytest.fixture(scope="module")
+def _labelled_template(tmp_path_factory):
+    """The 1,500-event store, written once a module (each commit is a disk sync: seconds)."""
+    folder = tmp_path_factory.mktemp("labelled")
+    store, ids = _labelled_store(folder)
+    return folder, store.name, ids
+
+
 @pytest.fixture
-def labelled(tmp_path):
-    store, ids = _labelled_store(tmp_path)
+def labelled(_labelled_template, tmp_path):
+    """A fresh copy of the template's store and journal (with its -wal, if any) for each test."""
+    folder, name, ids = _labelled_template
+    for f in folder.iterdir():
+        shutil.copyfile(f, tmp_path / f.name)
+    store = tmp_path / name
     good = tmp_path / "good.sqlite"
     shutil.copyfile(journal_path(store), good)
     return store, ids, _events(good)

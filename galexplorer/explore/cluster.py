@@ -21,10 +21,13 @@ import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 from .. import progress
 from ..errors import ConfigError
+
+_RESENDS = 3          # times map_blocks sends its shared inputs again after a lost worker took them
 
 CONNECT_TIMEOUT_S = 10
 
@@ -197,7 +200,9 @@ def map_blocks(client, func: Callable, n_rows: int, block_rows: int, block_args:
 
     At most two blocks per worker are in flight, so the client holds O(workers × block) of
     inputs and results whatever N is. ``shared`` are sent once (``client.scatter``, broadcast)
-    and passed to every task as futures. A worker lost mid-block: Dask reruns the block.
+    and passed to every task as futures. A worker lost mid-block: Dask reruns the block; lost
+    with the last copy of a shared input, the inputs are sent again and the blocks in flight
+    resubmitted (up to ``_RESENDS`` times).
 
     Args:
         client: a ``distributed.Client``.
@@ -207,17 +212,35 @@ def map_blocks(client, func: Callable, n_rows: int, block_rows: int, block_args:
         desc: progress-bar name ("" for none).
     """
     shared_f = [client.scatter(obj, broadcast=True, hash=False) for obj in shared]
+
+    def submit(a: int, b: int):
+        return client.submit(func, *shared_f, *block_args(a, b), pure=False)
+
     window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
     starts = list(range(0, n_rows, max(1, int(block_rows))))
     pending: deque = deque()
+    resent = 0
     try:
         with progress.Bar(desc, total=n_rows, unit=unit) if desc else contextlib.nullcontext() as bar:
             for i, a in enumerate(starts):
-                b = min(a + block_rows, n_rows)
-                pending.append((a, b, client.submit(func, *shared_f, *block_args(a, b), pure=False)))
+                pending.append((a, min(a + block_rows, n_rows), submit(a, min(a + block_rows, n_rows))))
                 while pending and (len(pending) >= window or i == len(starts) - 1):
-                    a0, b0, fut = pending.popleft()
-                    result = fut.result()
+                    a0, b0, fut = pending[0]
+                    try:
+                        result = fut.result()
+                    except CancelledError:
+                        # Dask's memory manager keeps one copy of a broadcast input: a worker lost
+                        # with it takes every block that needs it along. Send the inputs again and
+                        # resubmit what is in flight (a few times; a closed client fails each time).
+                        resent += 1
+                        if resent > _RESENDS:
+                            raise
+                        for f in [*shared_f, *(f1 for _, _, f1 in pending)]:
+                            f.cancel()
+                        shared_f[:] = [client.scatter(obj, broadcast=True, hash=False) for obj in shared]
+                        pending = deque((a1, b1, submit(a1, b1)) for a1, b1, _ in pending)
+                        continue
+                    pending.popleft()
                     fut.release()
                     if bar is not None:
                         bar.update(b0 - a0)
