@@ -306,7 +306,7 @@ def write_hats(table: RankedTable, directory: str | Path, partition_rows: int | 
                 raise ConfigError(f"more than {rows} objects fall in one HEALPix pixel of order "
                                   f"{HATS_HIGHEST_ORDER}, the finest partition", directory,
                                   "export CSV and partition it with hats-import") from None
-            catalog.to_hats(tmp, catalog_name=directory.name, progress_bar=False)
+            catalog.write_catalog(tmp, catalog_name=directory.name, progress_bar=False)
             bar.update(1)
         os.replace(tmp, directory)
     except BaseException:

@@ -273,6 +273,7 @@ def _slow_sum(shared, block):
     return float(np.sum(block) + shared)
 
 
+@pytest.mark.slow
 def test_blocks_survive_a_killed_worker():
     import os
     import signal
@@ -290,6 +291,7 @@ def test_blocks_survive_a_killed_worker():
     assert [s for _, _, s in got] == [float(np.sum(x[a:b]) + 1.0) for a, b, _ in got]
 
 
+@pytest.mark.slow
 def test_blocks_survive_a_worker_lost_with_the_only_copy_of_the_shared_input():
     """Dask's memory manager may keep a broadcast input on one worker only: losing that worker
     cancels every block needing it ("already forgotten"). map_blocks sends the input again."""

@@ -26,6 +26,7 @@ def store(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_hats_partitions_the_sky(tmp_path):
     lsdb = pytest.importorskip("lsdb")
     from galexplorer.active.ranking import RankedTable
@@ -46,6 +47,7 @@ def test_hats_partitions_the_sky(tmp_path):
     assert max(per) <= 300 and sum(per) == n
 
 
+@pytest.mark.slow
 def test_hats_catalogue_holds_the_ranked_table(store, tmp_path):
     lsdb = pytest.importorskip("lsdb")
 

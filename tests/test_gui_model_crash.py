@@ -106,6 +106,7 @@ def test_kill_9_mid_refit_restarts_the_model_and_loses_no_label(qtbot, store, gu
     w.close()
 
 
+@pytest.mark.slow
 def test_an_exception_in_the_model_process_restarts_it(qtbot, store, gui_settings, faults):
     w = open_window(qtbot, store, gui_settings)
     ex = w.explorer
@@ -126,6 +127,7 @@ def test_an_exception_in_the_model_process_restarts_it(qtbot, store, gui_setting
     w.close()
 
 
+@pytest.mark.slow
 def test_three_failures_in_a_row_are_reported_not_restarted_forever(qtbot, store, gui_settings, faults):
     assert MAX_FAILURES_IN_A_ROW == 3
     w = open_window(qtbot, store, gui_settings)
@@ -162,6 +164,7 @@ def test_three_failures_in_a_row_are_reported_not_restarted_forever(qtbot, store
     w.close()
 
 
+@pytest.mark.slow
 def test_the_counter_resets_after_a_successful_refit(qtbot, store, gui_settings, faults):
     """Two failures, a good refit, two failures: never three in a row, so never given up."""
     w = open_window(qtbot, store, gui_settings)

@@ -121,6 +121,7 @@ def mine(store, user: str) -> dict[str, int]:
         return j.current(user)
 
 
+@pytest.mark.slow
 def test_scripted_session_leaves_stderr_empty_and_every_control_visible(qtbot, store, gui_settings, capfd,
                                                                        no_browser):
     w = open_window(qtbot, store, gui_settings, user="alice", size=SIZE)

@@ -232,6 +232,7 @@ def test_the_model_process_explains_the_fit_the_window_shows(store):
         srv.close()
 
 
+@pytest.mark.slow
 def test_the_window_keeps_responding_while_objects_are_explained(qtbot, tmp_path, gui_settings):
     """Stepping through objects with the panel in view (a request and an answer each) never
     holds the UI thread 100 ms: the explanation is the model process's work, the window only

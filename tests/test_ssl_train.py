@@ -74,7 +74,7 @@ def _further_steps(run_dir, cutouts, method: str, steps: int = 8) -> list[float]
     return losses
 
 
-@pytest.mark.parametrize("method", ["byol", "simclr"])
+@pytest.mark.parametrize("method", [pytest.param("byol", marks=pytest.mark.slow), "simclr"])
 def test_two_epochs_on_real_stamps(tmp_path, xdf_cutouts, method):
     run = tmp_path / "run"
     report = train(xdf_cutouts, run, tiny(method=method))
@@ -98,7 +98,7 @@ def test_two_epochs_on_real_stamps(tmp_path, xdf_cutouts, method):
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("method", ["byol", "simclr"])
+@pytest.mark.parametrize("method", [pytest.param("byol", marks=pytest.mark.slow), "simclr"])
 def test_resume_after_one_epoch_equals_two_epochs(tmp_path, xdf_cutouts, method):
     cfg = tiny(method=method)
     train(xdf_cutouts, tmp_path / "full", cfg)
