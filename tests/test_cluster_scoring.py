@@ -73,6 +73,8 @@ def test_gp_mean_and_std_in_blocks_equal_one_process(client):
     some = rng.permutation(1000)[:700]
     std = cluster_scoring.predict_std_on_cluster(client, gp, X, some, block_rows=128)
     np.testing.assert_allclose(std, gp.predict_std(X, some), rtol=1e-6, atol=1e-7)
+    every = cluster_scoring.predict_std_on_cluster(client, gp, X, block_rows=128)     # rows None: all
+    np.testing.assert_allclose(every, gp.predict_std(X), rtol=1e-6, atol=1e-7)
 
 
 def test_prefiltered_refit_completes_mean_and_std_on_the_cluster(client, labelled_store, small_blocks):

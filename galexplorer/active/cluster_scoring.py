@@ -52,17 +52,22 @@ def predict_mean_on_cluster(client, gp, X: np.ndarray, mean_covariate: np.ndarra
     return out
 
 
-def predict_std_on_cluster(client, gp, X: np.ndarray, rows: np.ndarray, block_rows: int = BLOCK_ROWS
-                           ) -> np.ndarray:
-    """:meth:`GaussianProcessRegressor.predict_std` of ``X[rows]``, in blocks on the workers.
+def predict_std_on_cluster(client, gp, X: np.ndarray, rows: np.ndarray | None = None,
+                           block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """:meth:`GaussianProcessRegressor.predict_std` of ``X[rows]`` (every row when ``rows`` is None:
+    no index array, each block a slice), in blocks on the workers.
 
     Returns:
         (len(rows),) float32, in label units.
     """
-    rows = np.asarray(rows, dtype=np.int64)
-    out = np.empty(len(rows), np.float32)
-    for a, b, s in map_blocks(client, _std_block, len(rows), block_rows, lambda a, b: (X[rows[a:b]],),
-                              shared=(gp,), desc="GP std (cluster)" if len(rows) > 100_000 else ""):
+    if rows is None:
+        n, block = len(X), (lambda a, b: (np.ascontiguousarray(X[a:b]),))
+    else:
+        rows = np.asarray(rows, dtype=np.int64)
+        n, block = len(rows), (lambda a, b: (X[rows[a:b]],))
+    out = np.empty(n, np.float32)
+    for a, b, s in map_blocks(client, _std_block, n, block_rows, block,
+                              shared=(gp,), desc="GP std (cluster)" if n > 100_000 else ""):
         out[a:b] = s
     return out
 
