@@ -11,7 +11,7 @@ the loop can choose among them by cross-validation on the labels (issue #22 item
   prints; on a single-band domain a learned embedding does not always beat it.
 
 Both are computed from the cutouts in blocks (memory flat in N) with a progress bar. The
-morphology costs about 4–5 ms a stamp on one core (2 ms before issue #22's added numbers), so ``embed`` computes it by default only up to
+morphology costs about 3.5–4.5 ms a stamp on one core (2–2.7 ms before issue #22's added numbers), so ``embed`` computes it by default only up to
 :data:`AUTO_LIMIT` objects (``--features`` chooses).
 """
 
