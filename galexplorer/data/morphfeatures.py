@@ -39,8 +39,8 @@ representation"). Per stamp, on the summed bands minus the border median:
   isophote (two hosts of different colours, a blue tail) - C + 1 numbers.
 
 That is 60 numbers for one band and 61 + 2C for C bands. About 3.5-4.5 ms a 40-pixel stamp on one
-core (2-2.7 ms without the issue #22 numbers), deterministic; stamps with no light get zeros. statmorph measures the same quantities with
-more care but wants a PSF and ~0.1 s a stamp.
+core (2-2.7 ms without the issue #22 numbers), deterministic; stamps with no light get zeros.
+statmorph measures the same quantities with more care but wants a PSF and ~0.1 s a stamp.
 """
 
 from __future__ import annotations
