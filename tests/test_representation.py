@@ -28,9 +28,17 @@ def test_feature_vector_shape_names_and_determinism():
     rng = np.random.default_rng(0)
     stamps = (rng.normal(0, 0.01, (5, 3, 40, 40)) + _blob()).astype(np.float32)
     f = morphology_features(stamps)
-    assert f.shape == (5, len(feature_names(3))) == (5, 53 + 3)
+    # 53 + C as before issue #22, then 7 rotation-residual / multimode numbers, C band asymmetries
+    # and the colour dispersion
+    assert f.shape == (5, len(feature_names(3))) == (5, 53 + 3 + 7 + 3 + 1)
     assert np.isfinite(f).all() and np.array_equal(f, morphology_features(stamps))
-    assert morphology_features(stamps[:, 0]).shape == (5, 53)          # (N, S, S) is one band
+    assert morphology_features(stamps[:, 0]).shape == (5, 60)          # (N, S, S) is one band
+    names = feature_names(3)
+    assert names[53:56] == ["band0_log_share", "band1_log_share", "band2_log_share"]   # the old columns stay
+    assert names[56:] == ["shape_asymmetry10", "shape_asymmetry3", "outer_asymmetry", "outer_residual",
+                          "multimode", "intensity", "deviation", "band0_asymmetry", "band1_asymmetry",
+                          "band2_asymmetry", "colour_dispersion"]
+    assert feature_names(1)[53:] == names[56:63] and len(set(names)) == len(names)
     with pytest.raises(ValueError, match="stamps"):
         morphology_features(np.zeros((40, 40)))
 
@@ -51,8 +59,59 @@ def test_features_measure_shape_not_brightness():
     assert ft[_col("hu1")] == pytest.approx(fl[_col("hu1")], abs=1e-6)
 
 
+def _tail(noise=0.0, seed=0):
+    """A round host with a one-sided curved tail of faint knots (a tidal tail, a head-tail jet)."""
+    img = _blob(sy=3, sx=3) + sum(0.1 * _blob(cy=20 + 0.02 * k * k, cx=22 + k, sy=1.2, sx=1.2) for k in range(1, 16))
+    return img + np.random.default_rng(seed).normal(0, noise, img.shape)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.01])
+def test_rotation_residual_numbers_see_a_one_sided_tail(noise):
+    rng = np.random.default_rng(3)
+    sym = _blob(sy=1.5, sx=8.0) + rng.normal(0, noise, (40, 40))        # elongated but symmetric
+    off = _blob(cy=13, cx=26) + rng.normal(0, noise, (40, 40))           # symmetric about a point off the centre
+    f_sym, f_off, f_tail = stamp_features(sym), stamp_features(off), stamp_features(_tail(noise))
+    for name in ("shape_asymmetry10", "shape_asymmetry3", "outer_asymmetry"):
+        # (noise ragged the edge of a small source's 3% isophote: ~0.1 on the 3-sigma level)
+        assert f_sym[_col(name)] < 0.12 and f_off[_col(name)] < 0.12, name
+        assert f_tail[_col(name)] > max(0.15, 2 * f_sym[_col(name)], 2 * f_off[_col(name)]), name
+    assert f_tail[_col("outer_residual")] > 0.1 > 0.01 > f_sym[_col("outer_residual")]
+    # without noise a symmetric source is exactly symmetric about its (half-pixel) asymmetry centre
+    if noise == 0:
+        assert f_sym[_col("shape_asymmetry10")] == 0 and f_off[_col("outer_asymmetry")] == 0
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.01])
+def test_multimode_intensity_and_deviation(noise):
+    rng = np.random.default_rng(4)
+    one = stamp_features(_blob() + rng.normal(0, noise, (40, 40)))
+    two = stamp_features(_blob(cx=12) + _blob(cx=28) + rng.normal(0, noise, (40, 40)))
+    weak = stamp_features(_blob(cx=12) + 0.3 * _blob(cx=28) + rng.normal(0, noise, (40, 40)))
+    assert one[_col("multimode")] < 0.05 and one[_col("intensity")] < 0.05 and one[_col("deviation")] < 0.05
+    assert two[_col("multimode")] > 0.9 and two[_col("intensity")] > 0.9
+    assert 0.2 < weak[_col("intensity")] < 0.4 and weak[_col("multimode")] < two[_col("multimode")]
+    # D: the brightest peak sits on one blob, far from the pair's centroid (half the separation,
+    # 8 px, over sqrt(area / pi))
+    assert two[_col("deviation")] > 0.5 > one[_col("deviation")]
+
+
+def test_band_asymmetry_and_colour_dispersion():
+    names = feature_names(2)
+    host = _blob(sy=3, sx=3)
+    grey = np.stack([host, host])                                        # one colour everywhere
+    tail = _tail() - host                                                # the tail alone
+    blue_tail = np.stack([host + tail, host])                            # the tail only in band 0
+    fg, fb = stamp_features(grey), stamp_features(blue_tail)
+    assert fg[names.index("colour_dispersion")] == pytest.approx(0, abs=1e-9)
+    assert fb[names.index("colour_dispersion")] > 0.05
+    assert fg[names.index("band0_asymmetry")] == pytest.approx(0, abs=1e-9)
+    assert fb[names.index("band0_asymmetry")] > 0.1 > fb[names.index("band1_asymmetry")]
+
+
 def test_empty_and_bad_stamps_give_zeros_not_nan():
     assert not stamp_features(np.zeros((40, 40))).any()
+    assert not stamp_features(np.zeros((3, 40, 40))).any() and len(stamp_features(np.zeros((3, 40, 40)))) == 67
+    assert not stamp_features(np.full((2, 40, 40), 7.0)).any()          # a flat sky: no light above it
     bad = _blob()
     bad[3, 3], bad[5, 7] = np.nan, np.inf
     assert np.isfinite(stamp_features(bad)).all()
@@ -153,7 +212,7 @@ def test_embed_writes_morphology_and_pixel_features(store_with_features, xdf_cut
 
     with h5py.File(store_with_features, "r") as f:
         m, p = f["features/morphology"], f["features/pixels"]
-        assert m.shape == (48, 56) and p.shape[0] == 48 and 1 <= p.shape[1] <= 32
+        assert m.shape == (48, len(feature_names(3))) == (48, 67) and p.shape[0] == 48 and 1 <= p.shape[1] <= 32
         assert np.isfinite(m[:]).all() and np.isfinite(p[:]).all() and m[:].std(axis=0).max() > 0
         assert list(m.attrs["columns"].astype(str))[:2] == feature_names(3)[:2]
     with EmbeddingStore(store_with_features) as s:

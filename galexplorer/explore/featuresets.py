@@ -2,7 +2,8 @@
 the loop can choose among them by cross-validation on the labels (issue #22 item 3):
 
 * ``features/morphology`` — :func:`galexplorer.data.morphfeatures.morphology_features` of every
-  cutout (53 numbers for one band, + one a band): isophote shapes, CAS, Gini–M20, Hu moments;
+  cutout (60 numbers for one band, 61 + 2C for C bands): isophote shapes, CAS, Gini–M20, Hu moments,
+  rotation residuals and multimode (shape and outer asymmetry, Freeman's M, I, D), colours;
 * ``features/pixels`` — raw-pixel PCA: every cutout reduced to 16×16 pixels a band (area
   average), each band arcsinh-stretched by the median and MAD of a sample of the stamps
   (the standard deviation where the MAD is 0, as on an empty radio sky), and the leading principal
@@ -10,7 +11,7 @@ the loop can choose among them by cross-validation on the labels (issue #22 item
   prints; on a single-band domain a learned embedding does not always beat it.
 
 Both are computed from the cutouts in blocks (memory flat in N) with a progress bar. The
-morphology costs about 2 ms a stamp on one core, so ``embed`` computes it by default only up to
+morphology costs about 3.5–4.5 ms a stamp on one core (2–2.7 ms before issue #22's added numbers), so ``embed`` computes it by default only up to
 :data:`AUTO_LIMIT` objects (``--features`` chooses).
 """
 
@@ -116,7 +117,9 @@ def compute_feature_sets(cutouts, rows: np.ndarray, sets: tuple[str, ...], seed:
         out["morphology"] = (morph, {
             "method": "galexplorer.data.morphfeatures", "columns": names,
             "description": "isophote shapes at 50/25/10/3% of the peak, CAS, Gini-M20, Hu moments, radii, "
-                           "edge light, band shares (see docs/active-learning.md)"})
+                           "edge light, band shares, shape/outer asymmetry, outer residual, multimode, "
+                           "intensity, deviation, band asymmetries, colour dispersion "
+                           "(see docs/active-learning.md)"})
     if "pixels" in sets:
         rng = np.random.default_rng(seed)
         sample_rows = np.sort(rng.choice(rows, size=min(n, STATS_SAMPLE), replace=False))
