@@ -55,8 +55,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _no_windows_left(request):
     """Every main window a Qt test made is closed and deleted, with its menus, popups and docks,
-    when the test ends (pytest-qt's own deleteLater waits for an event loop that may never run
-    again). Left alive, earlier tests' ~760 top-level widgets cost a later test's event loop
+    when the test ends (pytest-qt closes them and calls deleteLater, yet they stayed alive; why
+    was not traced). Left alive, earlier tests' ~760 top-level widgets cost a later test's event loop
     0.6–1 s of UI-thread CPU at a moment (measured: the refine's and SAMP's stall tests failed on
     it in the full suite and in tests/test_gui_*.py, never alone): a user has one window."""
     if "qtbot" not in request.fixturenames:
