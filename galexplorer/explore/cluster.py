@@ -223,7 +223,8 @@ def map_blocks(client, func: Callable, n_rows: int, block_rows: int, block_args:
     try:
         with progress.Bar(desc, total=n_rows, unit=unit) if desc else contextlib.nullcontext() as bar:
             for i, a in enumerate(starts):
-                pending.append((a, min(a + block_rows, n_rows), submit(a, min(a + block_rows, n_rows))))
+                b = min(a + block_rows, n_rows)
+                pending.append((a, b, submit(a, b)))
                 while pending and (len(pending) >= window or i == len(starts) - 1):
                     a0, b0, fut = pending[0]
                     try:
