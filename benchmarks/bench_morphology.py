@@ -7,7 +7,8 @@ and, for several bands, each band's asymmetry and the colour dispersion. For eac
 ``--xdf-per-class`` injected objects of each of four rare classes) and each seed, one run scores:
 
 * ``old``: the first 53 (+ C band shares) columns - the vector before issue #22 (the script
-  checks on a sample that they equal what ``main``'s module computes, when git can show it);
+  checks on a sample that they equal what the module at ``OLD_REVISION``, the commit before
+  issue #22's numbers, computes, when git can show it);
 * ``new``: every column; ``added``: the added columns alone;
 * ``pca``: raw-pixel PCA (30 components of the arcsinh-normalised 32-px centre, as
   bench_domains.py).
@@ -17,7 +18,7 @@ out of fold): ``lin AP`` - average precision of the rare class from a logistic r
 ``kNN AP`` - the same from a distance-weighted 10-nearest-neighbour vote; ``kNN`` / ``linear`` -
 accuracy of all classes from 5-NN and the logistic regression. Every line ends with new/old and
 new/PCA ratios of the same run, and the cost in ms a stamp of the old module (from ``git show
-main:...``) and of the new one, timed on the same stamps one after the other.
+OLD_REVISION:...``) and of the new one, timed on the same stamps one after the other.
 
     python benchmarks/bench_morphology.py                     # 3 domains x seeds 0 1 2, 600 objects
     python benchmarks/bench_morphology.py --quick             # radio, seed 0, 200 objects
@@ -38,45 +39,44 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_domains import domain_set  # noqa: E402
+from bench_domains import domain_set, probes  # noqa: E402
 from bench_representation import raw_pca  # noqa: E402
 
 REPS = ("old", "new", "added", "pca")
 METRICS = ("lin_ap", "knn_ap", "knn", "lin")
 COST_SAMPLE = 200
+#: the last commit before issue #22's added numbers (main itself has them since they were merged)
+OLD_REVISION = "c4981bb398d81df5343bab8f20b643702d06b694"
 
 
 def old_module() -> types.ModuleType | None:
-    """``main``'s morphfeatures module (the 53-column one), or None where git cannot show it."""
+    """The morphfeatures module at :data:`OLD_REVISION` (the 53-column one), or None where git
+    cannot show it."""
     root = Path(__file__).resolve().parent.parent
     try:
-        src = subprocess.run(["git", "-C", str(root), "show", "main:galexplorer/data/morphfeatures.py"],
+        src = subprocess.run(["git", "-C", str(root), "show", f"{OLD_REVISION}:galexplorer/data/morphfeatures.py"],
                              capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     mod = types.ModuleType("morphfeatures_main")
-    exec(compile(src, "morphfeatures_main", "exec"), mod.__dict__)   # noqa: S102 - our own file at main
+    exec(compile(src, "morphfeatures_main", "exec"), mod.__dict__)   # noqa: S102 - our own file, an older commit
     return mod
 
 
 def scores(x: np.ndarray, labels: np.ndarray, rare: np.ndarray) -> dict[str, float]:
-    from sklearn.linear_model import LogisticRegression
+    """bench_domains.py's probes (5-NN and logistic accuracy, the logistic rare-class AP) and the
+    rare-class AP of a distance-weighted 10-NN vote, on the same folds."""
     from sklearn.metrics import average_precision_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_val_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
+    p = probes(x, labels, rare)
     x = (x - x.mean(axis=0)) / max(float(x.std()), 1e-12)
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    lin_model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-    p_lin = cross_val_predict(lin_model, x, rare.astype(int), cv=cv, method="predict_proba")[:, 1]
     p_knn = cross_val_predict(KNeighborsClassifier(10, weights="distance"), x, rare.astype(int), cv=cv,
                               method="predict_proba")[:, 1]
-    return {"lin_ap": float(average_precision_score(rare, p_lin)),
-            "knn_ap": float(average_precision_score(rare, p_knn)),
-            "knn": float(cross_val_score(KNeighborsClassifier(5), x, labels, cv=cv).mean()),
-            "lin": float(cross_val_score(lin_model, x, labels, cv=cv).mean())}
+    return {"lin_ap": p["ap"], "knn_ap": float(average_precision_score(rare, p_knn)), "knn": p["knn"],
+            "lin": p["lin"]}
 
 
 def cost(stamps: np.ndarray, old) -> tuple[float, float]:
@@ -116,7 +116,7 @@ def run(domain: str, seed: int, args, old) -> dict[str, dict[str, float]]:
         ref = old.morphology_features(stamps[:COST_SAMPLE])
         same = np.array_equal(ref, new[:COST_SAMPLE, :n_old])
         if not same:
-            print(f"  WARNING: the first {n_old} columns differ from main's on {domain} s{seed}", flush=True)
+            print(f"  WARNING: the first {n_old} columns differ from {OLD_REVISION[:7]}'s on {domain} s{seed}", flush=True)
     ms_old, ms_new = cost(stamps, old)
     reps = {"old": standardise(new[:, :n_old]), "new": standardise(new), "added": standardise(new[:, n_old:]),
             "pca": raw_pca(stamps)}
@@ -159,7 +159,7 @@ def main() -> None:
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}, {os.cpu_count()} cores", flush=True)
     old = old_module()
     if old is None:
-        print("# git cannot show main's module: no old cost, no column check", flush=True)
+        print(f"# git cannot show {OLD_REVISION[:7]}'s module: no old cost, no column check", flush=True)
     results: dict[str, list[dict]] = {}
     for domain in args.domains:
         for seed in args.seeds:
