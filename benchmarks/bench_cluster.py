@@ -393,7 +393,7 @@ def main() -> None:
                 run_embed_stages(n, args.workers, tmp)
             return
         if args.stages or args.quick:
-            for n in ([30_000] if args.quick else args.n):
+            for n in ([8_000] if args.quick else args.n):
                 run_stages(n, args.workers, tmp)
             if args.stages:
                 return

@@ -100,7 +100,7 @@ def main() -> None:
     from galexplorer.explore.projection import project_2d
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="two sizes, a small grid (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="one size, a small grid (smoke test)")
     ap.add_argument("--demo-store", help="a built demo store (galexplorer demo): adds its encoder features")
     ap.add_argument("--json", help="write every result here")
     ap.add_argument("--demo-maps", metavar="OUT.png", help="with --demo-store: only draw the demo's map at a "
@@ -118,7 +118,7 @@ def main() -> None:
         with open(args.from_json) as f:
             summarise([{k: (tuple(v) if isinstance(v, list) else v) for k, v in r.items()} for r in json.load(f)])
         return
-    sizes = (300, 1000) if args.quick else SIZES
+    sizes = (300,) if args.quick else SIZES
     cases = [("xdf", 374)] + [(d, n) for d in ("radio", "optical") for n in sizes]
     if args.demo_store and os.path.exists(args.demo_store):
         cases.insert(1, ("xdf-encoder", 374))

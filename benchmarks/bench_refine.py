@@ -10,7 +10,7 @@ of every object) and of the refit that follows, and the ratio of found@200 with 
 without (same representation, same run). A refine point reached before the first find waits
 for the next batch.
 
-    python benchmarks/bench_refine.py --quick        # radio, 1 seed, 600 objects, refine every 100
+    python benchmarks/bench_refine.py --quick        # radio, 1 seed, 600 objects, refine every 100, auto only
     python benchmarks/bench_refine.py                # 3 domains x 1 seed, 2000 objects, every 50
 """
 
@@ -100,6 +100,7 @@ def main() -> None:
     logging.getLogger("galexplorer").setLevel(logging.WARNING)
     if args.quick:
         args.domains, args.seeds, args.n, args.epochs, args.every = ["radio"], [0], 600, 2, 100
+        args.representations = ["auto"]
     with tempfile.TemporaryDirectory() as tmp:
         for domain in args.domains:
             for seed in args.seeds:

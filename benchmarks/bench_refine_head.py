@@ -17,7 +17,7 @@ the final ranking, each run's ratio to its reference (the same store without ref
 standardised store against the plain one), and the seconds of each refine (head training + store
 rebuild, the map included). Then the head training alone at 10^5 objects (``--timing``).
 
-    python benchmarks/bench_refine_head.py --quick        # planted + radio, 1 seed, 1000 objects
+    python benchmarks/bench_refine_head.py --quick        # radio, 1 seed, 1000 objects
     python benchmarks/bench_refine_head.py                # 3 sets x 1 seed, 2000 objects, + timing
 """
 
@@ -128,7 +128,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.getLogger("galexplorer").setLevel(logging.WARNING)
     if args.quick:
-        args.sets, args.seeds, args.n, args.timing = ["planted", "radio"], [0], 1000, 0
+        args.sets, args.seeds, args.n, args.timing = ["radio"], [0], 1000, 0
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.sets:

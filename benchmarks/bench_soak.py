@@ -427,7 +427,7 @@ def report(r: dict, args) -> bool:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="1,000 presses on 10^4 objects, a sample every 100")
+    ap.add_argument("--quick", action="store_true", help="500 presses on 10^4 objects, a sample every 50")
     ap.add_argument("--n", type=int, default=100_000, help="objects in the store")
     ap.add_argument("--presses", type=int, default=10_000, help="score key presses")
     ap.add_argument("--batch", type=int, default=10, help="labels between refits")
@@ -438,8 +438,11 @@ def main() -> int:
     ap.add_argument("--trace", action="store_true",
                     help="print what grew in the window between samples (slow: tracemalloc)")
     args = ap.parse_args()
-    if args.quick:
-        args.n, args.presses, args.sample = 10_000, 1_000, 100
+    if args.quick:      # small sizes, unless given on the command line
+        given = set(sys.argv[1:])
+        args.n = args.n if "--n" in given else 10_000
+        args.presses = args.presses if "--presses" in given else 500
+        args.sample = args.sample if "--sample" in given else 50
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         tmp = Path(tmp)
         os.environ["GALEXPLORER_SETTINGS_DIR"] = str(tmp / "settings")
