@@ -12,7 +12,9 @@ the fraction of those refits within ±30% (the issue's goal) and how often the i
 the truth, for the default estimator and, on the very same refits, the candidates it is compared
 with: ``plain rho`` (the yield factor's plain Gamma posterior, not restricted to ρ ≤ 1: the
 default before), ``probit only`` (no yield check) and ``logistic`` (the first version), with the
-ratio of the median |errors| (default / candidate).
+ratio of the median |errors| (default / candidate). Beside them, what the default would score if
+its own probabilities were exactly right (the truth a draw of their Poisson-binomial count): the
+part of the error that no calibration of this model can remove, at this many objects left.
 
     python benchmarks/bench_remaining.py                          # radio, optical, xdf; seeds 0 1 2
     python benchmarks/bench_remaining.py --domains radio --n 1000 --seeds 0 --budget 120
@@ -83,6 +85,54 @@ def previous_estimate(result, threshold: float) -> float:
     return float(expit(w[0] * _z(result.mean[free], result.std[free], threshold, 1.0, 1.0) + w[1]).sum())
 
 
+def default_probabilities(result, est) -> np.ndarray:
+    """The default estimate's probability of each unlabelled, not excluded object (its ``Σ`` is
+    ``est.expected``): the calibrated probit times the yield factor, at most 1."""
+    from galexplorer.active.remaining import _z
+
+    free = np.ones(len(result.mean), bool)
+    free[result.labelled] = False
+    free[result.excluded] = False
+    z = _z(result.mean[free], result.std[free], est.threshold, 1.0, est.std_scale)
+    return np.minimum(est.yield_factor * est.calibration.probability(z), 1.0)
+
+
+def count_pmf(p: np.ndarray) -> np.ndarray:
+    """The distribution of ``Σ Bernoulli(pᵢ)`` (independent), by convolution."""
+    p = p[(p > 1e-9)]
+    pmf = np.zeros(len(p) + 1)
+    pmf[0] = 1.0
+    for i, q in enumerate(p):
+        pmf[1:i + 2] = pmf[1:i + 2] * (1 - q) + pmf[:i + 1] * q
+        pmf[0] *= 1 - q
+    return pmf
+
+
+def exact_floor(pmfs: list[np.ndarray], expected: list[float], draws: int = 400, seed: int = 0) -> str:
+    """What the same estimate would score if its probabilities were exactly right: the truth then
+    is a draw of the count ``X`` from each refit's Poisson-binomial, and the estimate ``E = Σ p``
+    is within ±30% when ``E/1.3 ≤ X ≤ E/0.7``. Gives the expected share of refits within ±30%
+    and the median over draws of the median |error| (refits with X = 0 left out, as the truth's
+    are). A floor set by the count's own randomness at this model's sharpness: a sharper model
+    (probabilities nearer 0 and 1) lowers it."""
+    rng = np.random.default_rng(seed)
+    within, medians = [], []
+    for pmf, e in zip(pmfs, expected):
+        k = np.arange(len(pmf))
+        ok = (k > 0) & (k >= e / (1 + GOAL)) & (k <= e / (1 - GOAL))
+        within.append(pmf[ok].sum() / max(pmf[1:].sum(), 1e-300))
+    for _ in range(draws):
+        errs = []
+        for pmf, e in zip(pmfs, expected):
+            x = rng.choice(len(pmf), p=pmf / pmf.sum())
+            if x > 0:
+                errs.append(abs(e - x) / x)
+        if errs:
+            medians.append(np.median(errs))
+    return (f"if its probabilities were exact: within ±{100 * GOAL:.0f}% at {np.mean(within):.0%} of these refits "
+            f"(expected), median |error| {100 * np.median(medians):.0f}%")
+
+
 #: The estimators compared with the default on the same refits (see the module's docstring).
 CANDIDATES = ("plain rho", "probit only", "logistic")
 
@@ -131,32 +181,37 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--batch", type=int, default=10)
-    ap.add_argument("--quick", action="store_true", help="radio only, 400 objects, one seed, 60 labels (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="radio only, 400 objects, one seed, 110 labels (smoke test)")
     args = ap.parse_args()
     if args.quick:
-        args.domains, args.n, args.seeds, args.budget = ["radio"], 400, [0], 60
+        args.domains, args.n, args.seeds, args.budget = ["radio"], 400, [0], 110
 
     import galexplorer.active.simulate as sim
     from galexplorer.store import EmbeddingStore
 
     alternatives: dict[int, dict] = {}     # labels -> the candidates at that refit, this run
+    floors: dict[int, np.ndarray] = {}     # labels -> the count's distribution under the default's p
     check = sim._remaining_check
 
     def both(result, interesting):
         out = check(result, interesting)
         if out is not None:
             alternatives[out.labels] = candidates(result, out.estimate)
+            if out.estimate.calibration is not None:
+                floors[out.labels] = count_pmf(default_probabilities(result, out.estimate))
         return out
 
     sim._remaining_check = both          # the candidates on the very refits the loop makes
     by_seed: dict[int, list] = {}
     by_domain: dict[str, list] = {}
     every: list[tuple] = []
+    floor_rows: list[tuple] = []           # (domain, seed, check, pmf) after GOAL_LABELS labels
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.domains:
             for seed in args.seeds:
                 t0 = time.perf_counter()
                 alternatives.clear()
+                floors.clear()
                 store = domain_store(name, args.n, seed, Path(tmp))
                 with EmbeddingStore(store) as st:
                     rep = sim.simulate(st, sim.SimulateConfig(truth="oracle", budget=min(args.budget, st.n),
@@ -171,6 +226,10 @@ def main() -> None:
                 after = [(r, alternatives[r.labels]) for r in rep.remaining
                          if r.labels >= GOAL_LABELS and r.true > 0]
                 by_seed.setdefault(seed, []).extend(after)
+                floor_rows.extend((name, seed, r, floors[r.labels]) for r, _ in after if r.labels in floors)
+                if after:
+                    print("  " + exact_floor([floors[r.labels] for r, _ in after if r.labels in floors],
+                                             [r.estimate.expected for r, _ in after if r.labels in floors]))
                 by_domain.setdefault(name, []).extend(after)
                 print("  " + summary(after, f"after {GOAL_LABELS} labels").replace("\n", "\n  ") + "\n", flush=True)
     sim._remaining_check = check
@@ -185,6 +244,13 @@ def main() -> None:
         print(summary(held, f"other seeds, after {GOAL_LABELS} labels"))
     rows = [r for rs in by_seed.values() for r in rs]
     print(summary(rows, f"all, after {GOAL_LABELS} labels"))
+    for name in by_domain:
+        sel = [(r, f) for d, _, r, f in floor_rows if d == name]
+        if sel:
+            print(f"{name}, the default " + exact_floor([f for _, f in sel], [r.estimate.expected for r, _ in sel]))
+    if floor_rows:
+        print("all, the default " + exact_floor([f for *_, f in floor_rows],
+                                                [r.estimate.expected for _, _, r, _ in floor_rows]))
     print(summary(every, "every refit, from the first"))
     if rows:
         worst = max(abs(r.error) for r, _ in rows)
