@@ -176,6 +176,27 @@ def test_calibration_stays_finite_when_labels_are_alike_or_separated():
         fit_calibration(np.zeros(3), np.zeros(3), np.zeros(3), 3.0)
 
 
+def test_a_single_find_at_a_low_z_gives_no_falling_calibration_and_the_estimate_lies_in_its_interval():
+    """bench_remaining's radio seed 0 at 80-100 labels: one find, at a low z, among many labels
+    near the top. The unconstrained probit fell (a ≈ -0.16): every unremarkable object got a
+    per-cent chance, the expected count was 43 while its interval's draws (cut at a ≥ 0) gave
+    0-40 — an estimate outside its own 90% interval. Now the fit is flat at worst and the
+    estimate lies inside its interval."""
+    rng = np.random.default_rng(0)
+    zl = np.concatenate([rng.uniform(-0.5, 2.0, 79), [-2.5]])
+    labels = np.zeros(80)
+    labels[-1] = 5.0                                    # the one find, where the model expected least
+    cal = fit_calibration(2.5 + zl, np.ones(80), labels, 3.0)
+    assert cal.a >= 0 and np.isfinite(cal.b) and np.all(np.isfinite(cal.cov))
+    zu = np.concatenate([rng.normal(-3.0, 0.5, 1900), rng.normal(0.0, 0.5, 20)])
+    est = estimate_remaining(2.5 + zu, np.ones(len(zu)), NONE, NONE, 3.0, calibration=cal)
+    assert est.low <= est.expected <= est.high, (est.low, est.expected, est.high)
+    # where the labels really rise with z, the slope is unchanged by the bound
+    z = rng.normal(0, 1, 400)
+    hit = rng.random(400) < norm.cdf(1.5 * z)
+    assert fit_calibration(2.5 + z, np.ones(400), np.where(hit, 5.0, 0.0), 3.0).a == pytest.approx(1.5, abs=0.4)
+
+
 def test_no_stopping_hint_before_the_first_find():
     cold = estimate_remaining(np.zeros(100), np.full(100, 0.3), np.array([0]), np.array([0.0]), 3.0)
     assert cold.next_yield < 0.5 and not cold.stop

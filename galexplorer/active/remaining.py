@@ -172,7 +172,10 @@ def fit_calibration(loo_mean: np.ndarray, loo_std: np.ndarray, labels: np.ndarra
     the uncalibrated Gaussian, and what keeps the fit finite when the labels are all alike or
     perfectly separated — by Newton's method (the probit log-likelihood is concave); the
     covariance is the inverse Hessian at the optimum. Leave-one-out predictions are honest (no
-    object predicts itself). The labelled objects' hit rate at a given ``z`` is higher than the
+    object predicts itself). The slope is kept ``a ≥ 0`` (where the unconstrained optimum falls,
+    the best ``b`` with ``a = 0``): a probability that falls as the predicted score rises would
+    put most of the expected count on the objects the model is surest are uninteresting (and the
+    interval's draws, cut at ``a ≥ 0``, would not contain the estimate). The labelled objects' hit rate at a given ``z`` is higher than the
     unlabelled ones' (the acquisition picks near the finds): docs/active-learning.md measures
     what that leaves.
 
@@ -208,18 +211,27 @@ def fit_calibration(loo_mean: np.ndarray, loo_std: np.ndarray, labels: np.ndarra
         curv = lam * (lam + v)                          # −d² log Φ(v)/dv², in (0, 1]
         return grad, (X * curv[:, None]).T @ X + prior_prec
 
-    w = prior_mean.copy()
-    f = objective(w)
-    for _ in range(100):
-        grad, H = grad_hess(w)
-        delta = np.linalg.solve(H, grad)
-        step_len = 1.0
-        while step_len > 1e-6 and objective(w - step_len * delta) > f + 1e-12:
-            step_len /= 2                              # damped: Newton may overshoot far from the optimum
-        w = w - step_len * delta
+    def newton(w: np.ndarray, free: np.ndarray) -> np.ndarray:
         f = objective(w)
-        if np.abs(step_len * delta).max() < 1e-9:
-            break
+        for _ in range(100):
+            grad, H = grad_hess(w)
+            delta = np.zeros(2)
+            delta[free] = np.linalg.solve(H[np.ix_(free, free)], grad[free])
+            step_len = 1.0
+            while step_len > 1e-6 and objective(w - step_len * delta) > f + 1e-12:
+                step_len /= 2                              # damped: Newton may overshoot far from the optimum
+            w = w - step_len * delta
+            f = objective(w)
+            if np.abs(step_len * delta).max() < 1e-9:
+                break
+        return w
+
+    w = newton(prior_mean.copy(), np.array([True, True]))
+    if w[0] < 0:
+        # the hit rate never falls as the predicted score rises (the interval's draws assume it
+        # too): a falling fit - one find at a low z among many labels - is replaced by the best
+        # flat one, a = 0 (the concave objective's optimum on that boundary)
+        w = newton(np.array([0.0, w[1]]), np.array([False, True]))
     cov = np.linalg.inv(grad_hess(w)[1])
     return Calibration(float(w[0]), float(w[1]), ((float(cov[0, 0]), float(cov[0, 1])),
                                                   (float(cov[1, 0]), float(cov[1, 1]))),
