@@ -47,6 +47,7 @@ def random_until_first_find(ramp: int = 0):
     ``min(1, m / ramp)`` after ``m`` find-less batches past the spanning one, the rest the
     default's first picks. Returns the function that undoes it."""
     from galexplorer.active.loop import ActiveLoop
+    from galexplorer.active.result import eligible_mask
 
     fit = ActiveLoop.fit
 
@@ -58,11 +59,8 @@ def random_until_first_find(ramp: int = 0):
             m = len(scores) // max(self.config.batch_size, 1) - 1
             n_random = k if ramp == 0 else int(round(k * min(1.0, m / ramp)))
             keep = result.next_batch[:k - n_random]
-            free = np.ones(self.n, bool)
-            free[np.asarray(labelled, np.int64)] = False
+            free = eligible_mask(self.n, result.labelled, result.excluded)   # as checked by the fit
             free[keep] = False
-            if excluded is not None and len(excluded):
-                free[np.asarray(excluded, np.int64)] = False
             rows = np.flatnonzero(free)
             rng = np.random.default_rng(self.config.seed * 1000 + len(scores))
             picks = rng.choice(rows, min(n_random, len(rows)), replace=False)

@@ -121,20 +121,21 @@ class _Sets:
         return self._sets[name]
 
 
-def loop_default(emb: np.ndarray, stamps: np.ndarray, labels: np.ndarray, rare: np.ndarray) -> dict:
+def loop_default(emb: np.ndarray, feature_sets: dict[str, np.ndarray], labels: np.ndarray, rare: np.ndarray) -> dict:
     """What the loop learns on by default (``--representation auto``), built by the loop's own
     code: ``combined`` before the labels can compare the sets, and the set ``auto`` chooses with
     every object labelled (interesting = the rare class). The embedding enters as the loop sees
-    it: its principal components to 95% of the variance, one scale (``learning_features``)."""
+    it: its principal components to 95% of the variance, one scale (``learning_features``);
+    ``feature_sets`` are the store's ``morphology`` and ``pixels`` as ``embed`` writes them
+    (unscaled: ``load_sets`` scales them)."""
     from sklearn.decomposition import PCA
 
     from galexplorer.active.features import standardise
     from galexplorer.active.representation import choose, load_sets
-    from galexplorer.data.morphfeatures import morphology_features
 
     learn = standardise(PCA(0.95, svd_solver="full", random_state=0).fit_transform(emb.astype(np.float64)),
                         "global")
-    sets = load_sets(_Sets({"morphology": morphology_features(stamps), "pixels": raw_pca(stamps)}), learn)
+    sets = load_sets(_Sets(feature_sets), learn)
     picked = choose(sets, np.arange(len(labels)), rare.astype(np.float64) * 5, threshold=3.0)
     print(f"    auto with every label chose {picked.used}: {picked.reason}", flush=True)
     return {"combined (loop)": probes(sets["combined"], labels, rare),
@@ -151,13 +152,15 @@ def run_domain(domain: str, seed: int, args, work: Path) -> dict[str, dict[str, 
     write(cut, stamps, labels)
     print(f"{domain} seed {seed}: {len(stamps)} stamps {stamps.shape[1:]}, classes {list(names)}, "
           f"{int(rare.sum())} rare", flush=True)
-    out = {"pca": probes(raw_pca(stamps), labels, rare)}
+    pixels = raw_pca(stamps)
+    out = {"pca": probes(pixels, labels, rare)}
     # the representations the loop can choose besides the embedding (#22 item 3): the morphology
     # vector that embed stores, alone and beside the default encoder's embedding (as "combined")
     from galexplorer.active.features import standardise
     from galexplorer.data.morphfeatures import morphology_features
 
-    morph = standardise(morphology_features(stamps), "per-component")
+    morph_raw = morphology_features(stamps)
+    morph = standardise(morph_raw, "per-component")
     out["morphology"] = probes(morph, labels, rare)
     base = {**COMMON, "seed": seed}
     stem = resolve_stem(TrainConfig.from_dict(base).stem, COMMON["image_size"], "cpu")
@@ -173,7 +176,7 @@ def run_domain(domain: str, seed: int, args, work: Path) -> dict[str, dict[str, 
         out[name]["s"] = time.perf_counter() - t0
         if name == "default":
             out["default+morph"] = probes(_combined(emb, morph), labels, rare)
-            out.update(loop_default(emb, stamps, labels, rare))
+            out.update(loop_default(emb, {"morphology": morph_raw, "pixels": pixels}, labels, rare))
     for name, s in out.items():
         pca = out["pca"]
         print(f"  {domain:8s} s{seed} {name:16s} kNN {s['knn']:.3f}  linear {s['lin']:.3f}  rare AP {s['ap']:.3f}"

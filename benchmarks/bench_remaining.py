@@ -68,6 +68,7 @@ def previous_estimate(result, threshold: float) -> float:
     from scipy.special import expit
 
     from galexplorer.active.remaining import _z
+    from galexplorer.active.result import eligible_mask
 
     loo_mean, loo_std = result._model.loo()
     y = (result.labels >= threshold).astype(np.float64)
@@ -79,33 +80,31 @@ def previous_estimate(result, threshold: float) -> float:
         w = w - delta
         if np.abs(delta).max() < 1e-9:
             break
-    free = np.ones(len(result.mean), bool)
-    free[result.labelled] = False
-    free[result.excluded] = False
+    free = eligible_mask(len(result.mean), result.labelled, result.excluded)
     return float(expit(w[0] * _z(result.mean[free], result.std[free], threshold, 1.0, 1.0) + w[1]).sum())
 
 
 def default_probabilities(result, est) -> np.ndarray:
-    """The default estimate's probability of each unlabelled, not excluded object (its ``Σ`` is
-    ``est.expected``): the calibrated probit times the yield factor, at most 1."""
+    """The default estimate's probability of each unlabelled, not excluded object: the calibrated
+    probit times the yield factor, at most 1 (as ``estimate_remaining`` computes them; their sum is
+    checked against ``est.expected``)."""
     from galexplorer.active.remaining import _z
+    from galexplorer.active.result import eligible_mask
 
-    free = np.ones(len(result.mean), bool)
-    free[result.labelled] = False
-    free[result.excluded] = False
+    free = eligible_mask(len(result.mean), result.labelled, result.excluded)
     z = _z(result.mean[free], result.std[free], est.threshold, 1.0, est.std_scale)
-    return np.minimum(est.yield_factor * est.calibration.probability(z), 1.0)
+    p = np.minimum(est.yield_factor * est.calibration.probability(z), 1.0)
+    if not np.isclose(p.sum(), est.expected, rtol=1e-9, atol=1e-9):
+        raise RuntimeError(f"the default's probabilities sum to {p.sum()}, its estimate is {est.expected}: "
+                           "this benchmark no longer computes them as estimate_remaining does")
+    return p
 
 
 def count_pmf(p: np.ndarray) -> np.ndarray:
-    """The distribution of ``Σ Bernoulli(pᵢ)`` (independent), by convolution."""
-    p = p[(p > 1e-9)]
-    pmf = np.zeros(len(p) + 1)
-    pmf[0] = 1.0
-    for i, q in enumerate(p):
-        pmf[1:i + 2] = pmf[1:i + 2] * (1 - q) + pmf[:i + 1] * q
-        pmf[0] *= 1 - q
-    return pmf
+    """The distribution of the count ``Σ Bernoulli(pᵢ)`` (the probabilities that are ~0 left out)."""
+    from galexplorer.active.remaining import P_EPS, poisson_binomial_pmf
+
+    return poisson_binomial_pmf(p[p > P_EPS])
 
 
 def exact_floor(pmfs: list[np.ndarray], expected: list[float], draws: int = 400, seed: int = 0) -> str:

@@ -428,21 +428,19 @@ def report(r: dict, args) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="500 presses on 10^4 objects, a sample every 50")
-    ap.add_argument("--n", type=int, default=100_000, help="objects in the store")
-    ap.add_argument("--presses", type=int, default=10_000, help="score key presses")
+    ap.add_argument("--n", type=int, help="objects in the store (100,000; --quick: 10,000)")
+    ap.add_argument("--presses", type=int, help="score key presses (10,000; --quick: 500)")
     ap.add_argument("--batch", type=int, default=10, help="labels between refits")
-    ap.add_argument("--sample", type=int, default=500, help="labels between samples")
+    ap.add_argument("--sample", type=int, help="labels between samples (500; --quick: 50)")
     ap.add_argument("--rate", type=float, default=KEY_REPEAT_HZ, help="key presses per second")
     ap.add_argument("--scorer", default="knn", help="the model (default knn; see the module's docstring)")
     ap.add_argument("--kill-every", type=int, default=0, help="kill -9 the model process every K labels")
     ap.add_argument("--trace", action="store_true",
                     help="print what grew in the window between samples (slow: tracemalloc)")
     args = ap.parse_args()
-    if args.quick:      # small sizes, unless given on the command line
-        given = set(sys.argv[1:])
-        args.n = args.n if "--n" in given else 10_000
-        args.presses = args.presses if "--presses" in given else 500
-        args.sample = args.sample if "--sample" in given else 50
+    for name, full, quick in (("n", 100_000, 10_000), ("presses", 10_000, 500), ("sample", 500, 50)):
+        if getattr(args, name) is None:      # not given on the command line
+            setattr(args, name, quick if args.quick else full)
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         tmp = Path(tmp)
         os.environ["GALEXPLORER_SETTINGS_DIR"] = str(tmp / "settings")

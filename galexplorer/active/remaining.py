@@ -332,6 +332,18 @@ def interesting_probability(mean: np.ndarray, std: np.ndarray, threshold: float,
     return ndtr(_z(mean, std, threshold, step, std_scale))
 
 
+def poisson_binomial_pmf(p: np.ndarray) -> np.ndarray:
+    """The distribution of ``Σ Bernoulli(pᵢ)`` (independent), (len(p) + 1,) float64, by
+    convolution (O(n²): for up to a few thousand probabilities)."""
+    p = np.asarray(p, dtype=np.float64).ravel()
+    pmf = np.zeros(len(p) + 1)
+    pmf[0] = 1.0
+    for i, q in enumerate(p):       # pmf of the first i+1 Bernoullis
+        pmf[1:i + 2] = pmf[1:i + 2] * (1 - q) + pmf[:i + 1] * q
+        pmf[0] *= 1 - q
+    return pmf
+
+
 def poisson_binomial_interval(p: np.ndarray, level: float = LEVEL) -> tuple[int, int, str]:
     """Central ``level`` interval of ``Σ Bernoulli(pᵢ)`` (independent).
 
@@ -356,12 +368,7 @@ def poisson_binomial_interval(p: np.ndarray, level: float = LEVEL) -> tuple[int,
     if len(mid) == 0:
         return sure, sure, "exact"
     if len(mid) <= EXACT_MAX:
-        pmf = np.zeros(len(mid) + 1)
-        pmf[0] = 1.0
-        for i, q in enumerate(mid):       # pmf of the first i+1 Bernoullis
-            pmf[1:i + 2] = pmf[1:i + 2] * (1 - q) + pmf[:i + 1] * q
-            pmf[0] *= 1 - q
-        cdf = np.cumsum(pmf)
+        cdf = np.cumsum(poisson_binomial_pmf(mid))
         low = int(np.searchsorted(cdf, tail, side="right"))                # first k with P(X <= k) > tail
         high = int(np.searchsorted(cdf, 1 - tail - 1e-12, side="left"))    # first k with P(X <= k) >= 1 - tail
         return sure + low, sure + min(high, len(mid)), "exact"

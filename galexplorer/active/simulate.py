@@ -29,6 +29,7 @@ from .metrics import found_curve, precision_at_k, rank_weighted_score, recall_at
 from .oracle import ColumnOracle
 from .ordering import ranking_order
 from .remaining import RemainingEstimate, interesting_probability
+from .result import eligible_mask
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +205,7 @@ def _remaining_check(result: LoopResult, interesting: np.ndarray) -> RemainingCh
     if m is None or not m.has_std or result.n_labels == 0:
         return None
     est = result.remaining()
-    free = np.ones(len(interesting), bool)
-    free[result.labelled] = False
-    free[result.excluded] = False
+    free = eligible_mask(len(interesting), result.labelled, result.excluded)
     raw = interesting_probability(result.mean[free], result.std[free], est.threshold).sum()
     return RemainingCheck(result.n_labels, int(interesting[result.labelled].sum()), est,
                           int(interesting[free].sum()), float(raw))
