@@ -5,17 +5,17 @@ objects, rare class 3%) and ``xdf`` (846 stamps, 80 injected) - and seed, the st
 bench_remaining.py (raw-pixel PCA, the ``oracle`` column) and the default loop (``auto``,
 gp-anomaly, EI, batches of 10, the spanning first batch) to 200 labels, as ``simulate`` runs it.
 A fourth domain, ``lowrank``, is bench_discovery.py's store (a) at 2·10^4 objects: a 0.5% rare
-cluster that the anomaly score does find (the case the default's anomaly prior is for).
-Beside the default, on the very same stores, two candidate starts while no label is ≥
-``interesting_above`` (after the spanning batch; from the first find on, the default loop):
+cluster (unusual to the anomaly score in seed 0 only: the case the anomaly prior is for).
+The **default** start is ``random-share`` (:mod:`galexplorer.active.cold_start`: after ``m``
+find-less batches past the spanning one, a share ``min(1, m / 3)`` of the batch is random, the
+rest the model's first picks). On the very same stores, beside it:
 
-* **random until the first find**: each batch a seeded random draw of the unlabelled objects;
-* **growing random share**: after ``m`` find-less batches, a share ``min(1, m / 3)`` of the batch
-  is random and the rest the default's own first picks.
+* **model only** (``--cold-start model``, the default until 2026-12-06): every pick by the acquisition;
+* **random until the first find** (injected here by wrapping ``ActiveLoop.fit``, not an option):
+  each batch after the spanning one a seeded random draw while no label is ``interesting_above``.
 
 Printed per run and per domain: the labels at the first find, found@100, found@200, recall@100
-of the final ranking, and each candidate's ratio to the default of the same run. The candidates
-are injected here by wrapping ``ActiveLoop.fit``; neither is the default.
+of the final ranking, and each start's ratio to the model-only start of the same run.
 
     python benchmarks/bench_cold_start.py                      # radio, optical, xdf, lowrank; seeds 0-5
     python benchmarks/bench_cold_start.py --quick              # radio, 600 objects, seed 0, 100 labels
@@ -35,17 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_remaining import domain_store  # noqa: E402
 
-STARTS = ("default", "random until the first find", "growing random share")
-#: "growing random share": after m find-less batches past the spanning one, a share min(1, m / RAMP)
-#: of the batch is random, the rest the default's own picks
-RAMP = 3
+STARTS = ("default: random share", "model only", "random until the first find")
+REFERENCE = "model only"
 
 
-def random_until_first_find(ramp: int = 0):
-    """Wrap ``ActiveLoop.fit`` so that, while no label is interesting, the next batch is (part) a
-    seeded random draw of the unlabelled, not excluded objects: all of it (``ramp`` 0), or a share
-    ``min(1, m / ramp)`` after ``m`` find-less batches past the spanning one, the rest the
-    default's first picks. Returns the function that undoes it."""
+def random_until_first_find():
+    """Wrap ``ActiveLoop.fit`` so that, while no label is interesting, the next batch (after the
+    spanning one) is a seeded random draw of the unlabelled, not excluded objects. Returns the
+    function that undoes it."""
     from galexplorer.active.loop import ActiveLoop
     from galexplorer.active.result import eligible_mask
 
@@ -56,15 +53,9 @@ def random_until_first_find(ramp: int = 0):
         scores = np.asarray(labels, np.float64)
         if len(scores) and not (scores >= self.config.interesting_above).any():
             k = len(result.next_batch)
-            m = len(scores) // max(self.config.batch_size, 1) - 1
-            n_random = k if ramp == 0 else int(round(k * min(1.0, m / ramp)))
-            keep = result.next_batch[:k - n_random]
-            free = eligible_mask(self.n, result.labelled, result.excluded)   # as checked by the fit
-            free[keep] = False
-            rows = np.flatnonzero(free)
+            rows = np.flatnonzero(eligible_mask(self.n, result.labelled, result.excluded))
             rng = np.random.default_rng(self.config.seed * 1000 + len(scores))
-            picks = rng.choice(rows, min(n_random, len(rows)), replace=False)
-            result.next_batch = np.concatenate([keep, picks]).astype(np.int64)
+            result.next_batch = rng.choice(rows, min(k, len(rows)), replace=False).astype(np.int64)
         return result
 
     ActiveLoop.fit = wrapped
@@ -73,15 +64,16 @@ def random_until_first_find(ramp: int = 0):
 
 def run(store: Path, budget: int, start: str) -> dict:
     import galexplorer.active.simulate as sim
+    from galexplorer.active.config import LoopConfig
     from galexplorer.store import EmbeddingStore
 
-    undo = ((lambda: None) if start == "default" else
-            random_until_first_find(RAMP if start == "growing random share" else 0))
+    undo = random_until_first_find() if start == "random until the first find" else (lambda: None)
+    loop = LoopConfig() if start.startswith("default") else LoopConfig(cold_start="model")
     try:
         with EmbeddingStore(store) as st:
             truth = "oracle" if "oracle" in st.column_names else "truth"
             rep = sim.simulate(st, sim.SimulateConfig(truth=truth, budget=min(budget, st.n), batch=10,
-                                                      remaining=False))
+                                                      remaining=False, loop=loop))
     finally:
         undo()
     found = dict(rep.history)
@@ -125,16 +117,16 @@ def main() -> None:
                 store = (lowrank_store(args.n_lowrank, seed, Path(tmp)) if name == "lowrank"
                          else domain_store(name, args.n, seed, Path(tmp)))
                 got = {start: run(store, args.budget, start) for start in STARTS}
-                base = got["default"]
+                base = got[REFERENCE]
                 for start, r in got.items():
                     table.setdefault((name, start), []).append(r)
                     print(f"{name:8s} s{seed} {start:28s} first find at {r['first']} labels, found@100 "
                           f"{r['found100']:3d}, found@{args.budget} {r['found']:3d} of {r['interesting']}, recall@100 "
-                          f"{r['recall100']:.3f} | ratio to default: found@100 {_ratio(r['found100'], base['found100'])}"
+                          f"{r['recall100']:.3f} | ratio to model only: found@100 {_ratio(r['found100'], base['found100'])}"
                           f", found@{args.budget} {_ratio(r['found'], base['found'])}", flush=True)
-    print(f"\nmeans over seeds {args.seeds} (ratio to the default of the same runs):")
+    print(f"\nmeans over seeds {args.seeds} (ratio to the model-only start of the same runs):")
     for (name, start), rs in table.items():
-        base = table[(name, "default")]
+        base = table[(name, REFERENCE)]
         mean = lambda key, rows: float(np.mean([r[key] if r[key] is not None else args.budget for r in rows]))  # noqa: E731
         print(f"  {name:8s} {start:28s} first find {mean('first', rs):5.1f} labels (no find: counted as "
               f"{args.budget}), found@100 {mean('found100', rs):5.1f} (ratio {mean('found100', rs) / max(mean('found100', base), 1e-9):.2f}), "

@@ -18,7 +18,14 @@ import time
 
 from . import __version__, progress
 from .active.config import LoopConfig
-from .active.registry import ACQUISITIONS, FEATURE_SCALINGS, REPRESENTATIONS, SCORERS
+from .active.registry import (
+    ACQUISITIONS,
+    COLD_STARTS,
+    DEFAULT_COLD_START,
+    FEATURE_SCALINGS,
+    REPRESENTATIONS,
+    SCORERS,
+)
 from .errors import ConfigError, GalexplorerError
 from .label_scale import MAX_SCORE
 
@@ -423,12 +430,16 @@ def _add_loop_options(p) -> None:
     p.add_argument("--representation", choices=REPRESENTATIONS,
                    help="what the scorer learns on: auto (the default: chosen at each refit by cross-validation "
                         "on the labels), or always the embedding, morphology, pixels or combined")
+    p.add_argument("--cold-start", choices=tuple(COLD_STARTS),
+                   help=f"until the first find: {DEFAULT_COLD_START} (the default: a growing share of each batch "
+                        "drawn at random) or model (every pick by the acquisition)")
 
 
 def _loop_config(args, **options) -> LoopConfig:
     from .active.config import loop_config
 
-    given = {k: getattr(args, k) for k in ("scorer", "acquisition", "xi", "feature_scaling", "representation")}
+    given = {k: getattr(args, k) for k in ("scorer", "acquisition", "xi", "feature_scaling", "representation",
+                                           "cold_start")}
     return loop_config({**given, **options}, args.preset)
 
 

@@ -308,3 +308,28 @@ def test_thumbnails_grow_with_the_dock_and_stay_inside_it(qtbot):
     assert sides[110] == THUMB
     assert sides[270] > 1.4 * THUMB            # the screenshot's dock: the thumbnails were 64 px there
     assert sides[600] >= sides[270]
+
+
+def test_a_random_pick_of_the_cold_start_says_why_it_is_in_the_queue(qtbot, store, gui_settings, capfd):
+    """40 labels and no find: the next batch is drawn at random (galexplorer.active.cold_start);
+    the queue's status line says so, and so does Why here for such an object (not for others)."""
+    w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
+    ex = w.explorer
+    for _ in range(40):
+        key(w, Key.Key_1)
+    _fitted_on_all(qtbot, w, 40)
+    state = ex.state
+    assert len(state.random_picks) == 10 and set(state.random_picks) == set(state.next_batch)
+    assert "no score ≥ 3 in 40 labels yet: this batch is drawn at random" in w.queue.status.text()
+    panel = _open_why(qtbot, w)
+    pick = int(state.random_picks[0])
+    ex.open(pick)
+    a = _answered(qtbot, w, pick)
+    assert a.picked.startswith("in the queue as a random pick: no score ≥ 3 in 40 labels yet")
+    assert panel.picked.text() == a.picked and _inside(panel.picked, w)
+    labelled = int(state.labelled[0])
+    ex.open(labelled)
+    _answered(qtbot, w, labelled)
+    assert panel.answer.picked == "" and not panel.picked.isVisible()
+    w.close()
+    assert capfd.readouterr().err == ""

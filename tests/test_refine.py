@@ -173,8 +173,9 @@ def test_simulate_waits_to_refine_until_labels_have_both_sides(tmp_path, caplog)
         calls.append(len(rows))
         return EmbeddingStore(store.path)
 
+    # the model-only cold start: its first find on this store comes after the first refine point
     cfg = SimulateConfig(truth="truth", budget=80, batch=10, refine_every=10,
-                         loop=LoopConfig(seed=0, representation="embedding"))
+                         loop=LoopConfig(seed=0, representation="embedding", cold_start="model"))
     with EmbeddingStore(path) as s, caplog.at_level(logging.INFO, logger="galexplorer"):
         r = simulate(s, cfg, refine=refine)
     found = dict(r.history)
@@ -198,8 +199,8 @@ def test_simulate_refines_at_the_next_multiple_after_a_wait(tmp_path):
         calls.append(len(rows))
         return EmbeddingStore(store.path)
 
-    cfg = SimulateConfig(truth="truth", budget=100, batch=10, refine_every=25,
-                         loop=LoopConfig(seed=0, representation="embedding"))
+    cfg = SimulateConfig(truth="truth", budget=100, batch=10, refine_every=25,   # first find past 25 labels
+                         loop=LoopConfig(seed=0, representation="embedding", cold_start="model"))
     with EmbeddingStore(path) as s:
         r = simulate(s, cfg, refine=refine)
     first_find = min(n for n, k in r.history if k > 0)

@@ -12,7 +12,9 @@ from ..errors import ConfigError
 from ..presets import load_preset
 from .registry import (
     ACQUISITIONS,
+    COLD_STARTS,
     DEFAULT_ACQUISITION,
+    DEFAULT_COLD_START,
     DEFAULT_REPRESENTATION,
     DEFAULT_SCORER,
     FEATURE_SCALINGS,
@@ -48,6 +50,10 @@ class LoopConfig:
             representation with the best cross-validated average precision on the labels so far;
             see :mod:`galexplorer.active.representation`), ``embedding``, ``morphology``,
             ``pixels`` or ``combined``.
+        cold_start: what the next batch holds while no label is ≥ ``interesting_above``:
+            ``random-share`` (after the spanning batch, a growing share drawn at random; see
+            :mod:`galexplorer.active.cold_start`) or ``model`` (the acquisition alone). Not
+            applied to the portfolio, which hedges by itself.
     """
 
     scorer: str = DEFAULT_SCORER
@@ -67,6 +73,7 @@ class LoopConfig:
     full_std: bool = False
     interesting_above: float = 3.0
     representation: str = DEFAULT_REPRESENTATION
+    cold_start: str = DEFAULT_COLD_START
 
     def __post_init__(self) -> None:
         if self.scorer not in SCORERS:
@@ -85,6 +92,8 @@ class LoopConfig:
         from .representation import check_representation
 
         check_representation(self.representation)
+        if self.cold_start not in COLD_STARTS:
+            raise ConfigError(f"unknown cold start {self.cold_start!r}; choose one of {', '.join(COLD_STARTS)}")
         if self.knn_space not in ("embeddings", "features"):
             raise ConfigError(f"knn_space must be 'embeddings' or 'features', not {self.knn_space!r}")
 

@@ -42,6 +42,7 @@ from .acquisition import (
     spanning_batch,
     top_k,
 )
+from .cold_start import mix_random
 from .config import LoopConfig
 from .features import LearningFeatures, learning_features
 from .ordering import ranking_order
@@ -260,6 +261,11 @@ class ActiveLoop:
             log.info("the %s scorer has no uncertainty: the next batch is its highest scores", c.scorer)
         batch, std, acquisition, acq, acq_name = self.choose_batch(model, c.acquisition, best, labelled, eligible,
                                                                   candidates, c.batch_size)
+        batch, cold = mix_random(batch, labels, eligible, c.cold_start, c.interesting_above, c.batch_size, c.seed)
+        info = {**model.info, "representation": rep.to_dict()}
+        if cold is not None:
+            info["cold_start"] = cold.to_dict()
+            log.info("%s", cold.reason)
         order = ranking_order(model.mean, labelled, labels, excluded)
         checks = ()
         if previous is not None and previous.config.interesting_above == c.interesting_above:
@@ -270,8 +276,7 @@ class ActiveLoop:
         return LoopResult(scores=Scores(model.mean, std, acquisition, c.scorer, acq_name, len(labelled)),
                           next_batch=batch, order=order, seconds=seconds,
                           labelled=labelled, labels=labels, excluded=excluded, best=best,
-                          info={**model.info, "representation": rep.to_dict()},
-                          config=c, yield_checks=checks, _model=model, _acq=acq, _mean_model=model)
+                          info=info, config=c, yield_checks=checks, _model=model, _acq=acq, _mean_model=model)
 
     def choose_batch(self, model: ScoreModel, acquisition_name: str, best: float, labelled: np.ndarray,
                      eligible: np.ndarray, candidates: np.ndarray, k: int):

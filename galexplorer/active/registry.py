@@ -74,6 +74,14 @@ FEATURE_SCALINGS: tuple[str, ...] = ("global", "per-component")
 REPRESENTATIONS: tuple[str, ...] = ("auto", "embedding", "morphology", "pixels", "combined")
 DEFAULT_REPRESENTATION = "auto"
 
+#: What the next batch holds while no label is a find (see :mod:`galexplorer.active.cold_start`):
+#: name -> description.
+COLD_STARTS: dict[str, str] = {
+    "random-share": "until the first find, a growing share of each batch is drawn at random",
+    "model": "every pick by the acquisition, finds or not",
+}
+DEFAULT_COLD_START = "random-share"
+
 #: The name of the portfolio (galexplorer.active.portfolio), not a single scorer.
 PORTFOLIO = "portfolio"
 #: The scorer of ``rank``, ``simulate`` and the explorer when none is chosen.

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..store.ranking import HoldsScores, Scores
 from .acquisition import Acquisition
+from .cold_start import ColdStart
 from .config import LoopConfig
 from .ordering import ranking_order
 from .remaining import STEP, RemainingEstimate, YieldCheck, _z, estimate_remaining, fit_calibration
@@ -68,6 +69,14 @@ class LoopResult(HoldsScores):
     _model: ScoreModel | None = field(default=None, repr=False)
     _acq: Acquisition | None = field(default=None, repr=False)
     _mean_model: ScoreModel | None = field(default=None, repr=False)
+
+    @property
+    def cold_start(self) -> ColdStart | None:
+        """Which picks of ``next_batch`` were drawn at random because no label is a find yet
+        (:mod:`.cold_start`), or None."""
+        d = self.info.get("cold_start")
+        return None if d is None else ColdStart(np.asarray(d["random"], np.int64), int(d["batch"]), int(d["n_labels"]),
+                                                float(d["threshold"]))
 
     @property
     def representation(self) -> str:

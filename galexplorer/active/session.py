@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +91,9 @@ class ModelState(HoldsScores):
     # interesting objects left (RemainingEstimate.as_dict(), see active/remaining.py), or None
     # where the scorer has no uncertainty or the std of every object was not computed
     remaining: dict | None = None
+    # the rows of next_batch drawn at random (no find yet: active/cold_start.py), and why
+    random_picks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    cold_start_reason: str = ""
 
     @property
     def description(self) -> str:
@@ -100,7 +103,12 @@ class ModelState(HoldsScores):
         if self.portfolio:
             text = f"portfolio on {self.n_labels} labels ({self.seconds:.1f} s); this batch: " + ", ".join(
                 f"{a} {100 * v:.0f}%" for a, v in self.portfolio["shares"].items())
-        return f"{text}; learns on {self.representation}"
+        text = f"{text}; learns on {self.representation}"
+        return f"{text}; {self.cold_start_reason}" if self.cold_start_reason else text
+
+    def picked_at_random(self, row: int) -> bool:
+        """Whether ``row`` is in the queue as a random pick of the cold start."""
+        return bool(len(self.random_picks)) and int(row) in set(self.random_picks.tolist())
 
 
 def model_state(result) -> ModelState:
@@ -119,6 +127,7 @@ def model_state(result) -> ModelState:
         taken[block] = True
         parts.append(block)
     ranking = np.asarray(result.order, np.int64)
+    cold = result.cold_start
     rank = np.empty(n, np.int32)
     rank[ranking] = np.arange(1, n + 1, dtype=np.int32)
     return ModelState(result.scores.float32(), np.asarray(result.next_batch, np.int64),
@@ -126,7 +135,9 @@ def model_state(result) -> ModelState:
                       np.asarray(result.labels, np.float32), np.asarray(result.excluded, np.int64),
                       portfolio=result.portfolio, representation=result.representation,
                       representation_reason=str(result.info.get("representation", {}).get("reason", "")),
-                      remaining=_remaining(result))
+                      remaining=_remaining(result),
+                      random_picks=cold.random if cold is not None else np.empty(0, np.int64),
+                      cold_start_reason=cold.reason if cold is not None else "")
 
 
 def _remaining(result) -> dict | None:

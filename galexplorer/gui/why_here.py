@@ -27,6 +27,8 @@ class WhyAnswer:
         scorer: the model's scorer ("prior:anomaly" before the first labels).
         n_labels: the labels it was fitted on.
         reason: why there is no explanation ("no model yet", an error), or "".
+        picked: why the object is in the queue when the model did not pick it (a random pick of
+            the cold start, :mod:`galexplorer.active.cold_start`), or "".
     """
 
     row: int | None
@@ -34,6 +36,7 @@ class WhyAnswer:
     scorer: str = ""
     n_labels: int = 0
     reason: str = ""
+    picked: str = ""
 
     @property
     def has_model(self) -> bool:
@@ -87,7 +90,10 @@ class WhyHere(QtCore.QObject):
                                               "explanation returns with the next refit (Ctrl+R)"))
             return      # else the refit running now lands, and its request follows
         explanation, scorer, n_labels = answer
-        self.explained.emit(WhyAnswer(tag[0], explanation, scorer, n_labels))
+        row, state = tag
+        picked = (f"in the queue as a random pick: {state.cold_start_reason}"
+                  if state.picked_at_random(row) else "")
+        self.explained.emit(WhyAnswer(row, explanation, scorer, n_labels, picked=picked))
 
     def _on_failed(self, tag, message: str) -> None:
         if self._fits_now(tag):

@@ -137,8 +137,10 @@ class WhyPanel(QtWidgets.QWidget):
         self.percentile.setToolTip("the share of objects with a lower anomaly score (0–100)")
         self.model = ElidedLabel("", self)
         self.model.setObjectName("Dim")
+        self.picked = ElidedLabel("", self)      # a random pick of the cold start says so
+        self.picked.setObjectName("Dim")
         for w in (self.heading, self.prediction, self.prior, self.from_labels, self.note, self.percentile,
-                  self.model):
+                  self.model, self.picked):
             col.addWidget(w)
         col.addStretch(1)
         return col
@@ -247,6 +249,8 @@ class WhyPanel(QtWidgets.QWidget):
         self.note.setText("")
         self.note.setVisible(False)
         self.model.setText("")
+        self.picked.setText(answer.picked)
+        self.picked.setVisible(bool(answer.picked))
         self.prior.setText("")
         self.from_labels.setText("")
         self.percentile.setText("")
