@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from galexplorer.active.registry import DEFAULT_SCORER, SCORERS
+from galexplorer.active.config import LoopConfig
+from galexplorer.active.registry import COLD_STARTS, DEFAULT_COLD_START, DEFAULT_SCORER, SCORERS
 from galexplorer.active.simulate import SimulateConfig, compare, write_compare
 from galexplorer.store import EmbeddingStore, EmbeddingStoreWriter, ObjectTable
 
@@ -129,8 +130,10 @@ def build(workdir: Path, name: str, n: int, maker, **kw) -> Path:
     return path
 
 
-def run_store(label: str, path: Path, seeds: int, scorers, budget: int, out: Path) -> dict:
-    cfg = SimulateConfig(truth="truth", scale=5.0, interesting_above=4.0, budget=budget, batch=10)
+def run_store(label: str, path: Path, seeds: int, scorers, budget: int, out: Path,
+              cold_start: str = DEFAULT_COLD_START) -> dict:
+    cfg = SimulateConfig(truth="truth", scale=5.0, interesting_above=4.0, budget=budget, batch=10,
+                         loop=LoopConfig(cold_start=cold_start))
     with EmbeddingStore(path) as st:
         report = compare(st, cfg, scorers=scorers, seeds=seeds)
     write_compare(report, out / f"discovery_{label}.csv")
@@ -177,6 +180,8 @@ def main() -> None:
     p.add_argument("--out", default=".", help="where the curves (CSV + PNG) are written")
     p.add_argument("--quick", action="store_true", help="small sizes for the smoke test")
     p.add_argument("--build-only", action="store_true", help="build the stores, run nothing")
+    p.add_argument("--cold-start", choices=tuple(COLD_STARTS), default=DEFAULT_COLD_START,
+                   help="the loop's cold start (galexplorer.active.cold_start); model: the start before 2026-12-06")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(message)s")
@@ -189,7 +194,8 @@ def main() -> None:
     workdir = Path(a.workdir or tmp.name)
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"bench_discovery: stores {a.stores}, n_a={a.n_a}, n_b={a.n_b}, n_c={a.n_c}, seeds={a.seeds}, "
-          f"budget={a.budget}, scorers {','.join(scorers)}; default = {DEFAULT_SCORER}", flush=True)
+          f"budget={a.budget}, scorers {','.join(scorers)}; default = {DEFAULT_SCORER}; cold start {a.cold_start}",
+          flush=True)
     results = []
     want = set(a.stores.split(","))
     if a.build_only:
@@ -201,12 +207,13 @@ def main() -> None:
         return
     if "a" in want:
         results.append(run_store("a", build(workdir, "a", a.n_a, lowrank, rare=0.005), a.seeds, scorers,
-                                 a.budget, out))
+                                 a.budget, out, a.cold_start))
     if "b" in want:
         results.append(run_store("b", build(workdir, "b", a.n_b, lowrank, rare=0.03, seed=1), a.seeds, scorers,
-                                 a.budget, out))
+                                 a.budget, out, a.cold_start))
     if "c" in want:
-        results.append(run_store("c", build(workdir, "c", a.n_c, xdf_injected), a.seeds, scorers, a.budget, out))
+        results.append(run_store("c", build(workdir, "c", a.n_c, xdf_injected), a.seeds, scorers, a.budget, out,
+                                 a.cold_start))
     print(f"\nsummary (default = {DEFAULT_SCORER}):")
     for r in results:
         if "default_recall" in r:

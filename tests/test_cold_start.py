@@ -93,3 +93,14 @@ def test_simulate_takes_the_option(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["simulate", str(path), "--truth", "truth", "--cold-start", "often"])
     assert e.value.code == 2
+
+
+def test_rank_says_which_of_the_next_batch_are_random(tmp_path):
+    from galexplorer.active.ranking import RankReport
+
+    path, is_rare, _ = planted_store(tmp_path / "p.h5", n=300, rare=0.02, seed=1)
+    dull = np.flatnonzero(~is_rare)[:30]
+    with EmbeddingStore(path) as st:
+        r = ActiveLoop(st, LoopConfig(seed=0, representation="embedding")).fit(dull, np.zeros(30))
+    text = RankReport(path, None, r, 0.1).summary()
+    assert "no score ≥ 3 in 30 labels yet: 7 of this batch at random, 3 by the model" in text

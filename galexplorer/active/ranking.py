@@ -217,6 +217,8 @@ class RankReport:
                          f"noise {h['noise']:.3g} (normalised units)")
         if len(r.next_batch):
             lines.append(f"next to label ({r.acquisition_name}): {len(r.next_batch)} objects")
+            if r.cold_start is not None:
+                lines.append(r.cold_start.reason)
         if self.sidecar:
             lines.append(f"wrote {self.sidecar}")
         return "\n".join(lines)
