@@ -325,7 +325,7 @@ def test_a_random_pick_of_the_cold_start_says_why_it_is_in_the_queue(qtbot, stor
     pick = int(state.random_picks[0])
     ex.open(pick)
     a = _answered(qtbot, w, pick)
-    assert a.picked.startswith("in the queue as a random pick: no score ≥ 3 in 40 labels yet")
+    assert a.picked == "picked at random: no find (≥ 3) in 40 labels"
     assert panel.picked.text() == a.picked and _inside(panel.picked, w)
     labelled = int(state.labelled[0])
     ex.open(labelled)

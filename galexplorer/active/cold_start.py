@@ -54,6 +54,11 @@ class ColdStart:
         return (f"{head}: {len(self.random)} of this batch at random, {self.batch - len(self.random)} "
                 "by the model (cold start)")
 
+    @property
+    def short(self) -> str:
+        """One random pick's reason in a few words (Why here)."""
+        return f"picked at random: no find (≥ {self.threshold:g}) in {self.n_labels} labels"
+
     def to_dict(self) -> dict:
         return {"random": [int(r) for r in self.random], "batch": self.batch, "n_labels": self.n_labels,
                 "threshold": self.threshold}

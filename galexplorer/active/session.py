@@ -91,9 +91,11 @@ class ModelState(HoldsScores):
     # interesting objects left (RemainingEstimate.as_dict(), see active/remaining.py), or None
     # where the scorer has no uncertainty or the std of every object was not computed
     remaining: dict | None = None
-    # the rows of next_batch drawn at random (no find yet: active/cold_start.py), and why
+    # the rows of next_batch drawn at random (no find yet: active/cold_start.py), why (the status
+    # line) and the same in a few words (Why here)
     random_picks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     cold_start_reason: str = ""
+    random_pick_reason: str = ""
 
     @property
     def description(self) -> str:
@@ -137,7 +139,8 @@ def model_state(result) -> ModelState:
                       representation_reason=str(result.info.get("representation", {}).get("reason", "")),
                       remaining=_remaining(result),
                       random_picks=cold.random if cold is not None else np.empty(0, np.int64),
-                      cold_start_reason=cold.reason if cold is not None else "")
+                      cold_start_reason=cold.reason if cold is not None else "",
+                      random_pick_reason=cold.short if cold is not None else "")
 
 
 def _remaining(result) -> dict | None:
