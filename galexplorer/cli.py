@@ -431,8 +431,8 @@ def _add_loop_options(p) -> None:
                    help="what the scorer learns on: auto (the default: chosen at each refit by cross-validation "
                         "on the labels), or always the embedding, morphology, pixels or combined")
     p.add_argument("--cold-start", choices=tuple(COLD_STARTS),
-                   help=f"until the first find: {DEFAULT_COLD_START} (the default: a growing share of each batch "
-                        "drawn at random) or model (every pick by the acquisition)")
+                   help=f"until the first find: {DEFAULT_COLD_START} (the default: every pick by the acquisition) "
+                        "or random-share (a growing share of each batch drawn at random)")
 
 
 def _loop_config(args, **options) -> LoopConfig:

@@ -1,5 +1,6 @@
-"""The cold start (galexplorer.active.cold_start): until the first find, a growing share of each
-batch is drawn at random; the loop, the window's status line and the CLI say so."""
+"""The cold start (galexplorer.active.cold_start): with ``cold_start="random-share"``, until the
+first find a growing share of each batch is drawn at random; the loop, the window's status line
+and the CLI say so. The default is ``model`` (every pick by the acquisition)."""
 
 from __future__ import annotations
 
@@ -56,8 +57,8 @@ def test_the_loop_mixes_random_picks_until_the_first_find_and_says_which(tmp_pat
     path, is_rare, _ = planted_store(tmp_path / "p.h5", n=400, rare=0.02, seed=1)
     dull = np.flatnonzero(~is_rare)[:40]
     with EmbeddingStore(path) as st:
-        loop = ActiveLoop(st, LoopConfig(seed=0, representation="embedding"))
-        model_only = ActiveLoop(st, LoopConfig(seed=0, representation="embedding", cold_start="model"))
+        loop = ActiveLoop(st, LoopConfig(seed=0, representation="embedding", cold_start="random-share"))
+        model_only = ActiveLoop(st, LoopConfig(seed=0, representation="embedding"))
         r = loop.fit(dull, np.ones(40))
         m = model_only.fit(dull, np.ones(40))
         cold = r.cold_start
@@ -77,9 +78,9 @@ def test_the_loop_mixes_random_picks_until_the_first_find_and_says_which(tmp_pat
 
 
 def test_the_option_reaches_the_config_and_a_bad_one_is_refused():
-    assert LoopConfig().cold_start == "random-share"
-    assert loop_config({"cold_start": "model"}).cold_start == "model"
-    assert LoopConfig.from_dict({"scorer": "gp"}).cold_start == "random-share"   # a config saved before it
+    assert LoopConfig().cold_start == "model"
+    assert loop_config({"cold_start": "random-share"}).cold_start == "random-share"
+    assert LoopConfig.from_dict({"scorer": "gp"}).cold_start == "model"   # a config saved before it
     with pytest.raises(ConfigError, match="unknown cold start 'often'"):
         LoopConfig(cold_start="often")
 
@@ -88,8 +89,10 @@ def test_simulate_takes_the_option(tmp_path, capsys):
     from galexplorer.cli import main
 
     path, _, _ = planted_store(tmp_path / "p.h5", n=300, rare=0.02, seed=2)
-    assert main(["simulate", str(path), "--truth", "truth", "--budget", "30", "--cold-start", "model",
-                 "--no-remaining"]) == 0
+    out = tmp_path / "curve.csv"
+    assert main(["simulate", str(path), "--truth", "truth", "--budget", "40", "--cold-start", "random-share",
+                 "--no-remaining", "-o", str(out)]) == 0
+    assert out.exists()
     with pytest.raises(SystemExit) as e:
         main(["simulate", str(path), "--truth", "truth", "--cold-start", "often"])
     assert e.value.code == 2
@@ -101,6 +104,7 @@ def test_rank_says_which_of_the_next_batch_are_random(tmp_path):
     path, is_rare, _ = planted_store(tmp_path / "p.h5", n=300, rare=0.02, seed=1)
     dull = np.flatnonzero(~is_rare)[:30]
     with EmbeddingStore(path) as st:
-        r = ActiveLoop(st, LoopConfig(seed=0, representation="embedding")).fit(dull, np.zeros(30))
+        r = ActiveLoop(st, LoopConfig(seed=0, representation="embedding", cold_start="random-share")).fit(
+            dull, np.zeros(30))
     text = RankReport(path, None, r, 0.1).summary()
     assert "no score ≥ 3 in 30 labels yet: 7 of this batch at random, 3 by the model" in text

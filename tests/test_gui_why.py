@@ -311,10 +311,14 @@ def test_thumbnails_grow_with_the_dock_and_stay_inside_it(qtbot):
 
 
 def test_a_random_pick_of_the_cold_start_says_why_it_is_in_the_queue(qtbot, store, gui_settings, capfd):
-    """40 labels and no find: the next batch is drawn at random (galexplorer.active.cold_start);
-    the queue's status line says so, and so does Why here for such an object (not for others)."""
+    """Model ▸ Random picks until the first find on, 40 labels and no find: the next batch is
+    drawn at random (galexplorer.active.cold_start); the queue's status line says so, and so does
+    Why here for such an object (not for others). Off again, the model picks every object."""
     w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
     ex = w.explorer
+    assert ex.config.cold_start == "model" and not w.act["random_start"].isChecked()   # the default
+    w.act["random_start"].trigger()
+    assert ex.config.cold_start == "random-share" and gui_settings.cold_start == "random-share"
     for _ in range(40):
         key(w, Key.Key_1)
     _fitted_on_all(qtbot, w, 40)
@@ -331,5 +335,10 @@ def test_a_random_pick_of_the_cold_start_says_why_it_is_in_the_queue(qtbot, stor
     ex.open(labelled)
     _answered(qtbot, w, labelled)
     assert panel.answer.picked == "" and not panel.picked.isVisible()
+    w.act["random_start"].trigger()                                  # off: a refit, no random picks
+    assert ex.config.cold_start == "model" and gui_settings.cold_start == "model"
+    assert ex.wait_idle(120)
+    qtbot.waitUntil(lambda: ex.state is not state and ex.state.n_labels == 40, timeout=20000)
+    assert len(ex.state.random_picks) == 0 and "at random" not in w.queue.status.text()
     w.close()
     assert capfd.readouterr().err == ""

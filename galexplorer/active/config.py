@@ -51,9 +51,10 @@ class LoopConfig:
             see :mod:`galexplorer.active.representation`), ``embedding``, ``morphology``,
             ``pixels`` or ``combined``.
         cold_start: what the next batch holds while no label is ≥ ``interesting_above``:
-            ``random-share`` (after the spanning batch, a growing share drawn at random; see
-            :mod:`galexplorer.active.cold_start`) or ``model`` (the acquisition alone). Not
-            applied to the portfolio, which hedges by itself.
+            ``model`` (the default: the acquisition alone) or ``random-share`` (after the
+            spanning batch, a growing share drawn at random; see
+            :mod:`galexplorer.active.cold_start`). Not applied to the portfolio, which hedges
+            by itself.
     """
 
     scorer: str = DEFAULT_SCORER

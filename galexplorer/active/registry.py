@@ -80,7 +80,7 @@ COLD_STARTS: dict[str, str] = {
     "random-share": "until the first find, a growing share of each batch is drawn at random",
     "model": "every pick by the acquisition, finds or not",
 }
-DEFAULT_COLD_START = "random-share"
+DEFAULT_COLD_START = "model"
 
 #: The name of the portfolio (galexplorer.active.portfolio), not a single scorer.
 PORTFOLIO = "portfolio"

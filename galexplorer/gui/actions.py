@@ -147,6 +147,10 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              "why the object in the inspector ranks where it does: its score split into the anomaly prior and "
              "what the labels add, the labels that pull it most, its anomaly percentile and nearest labelled "
              "neighbour", "Model", "Model", lambda w: w.why.reveal(), on="window", needs="object"),
+    Shortcut("random_start", (), "Random picks until the first find",
+             "until your first score ≥ 3, draw a growing share of each batch at random (3 of 10 after the "
+             "second batch without a find, then 7, then all): for data where the anomaly order misses your class",
+             "Model", "Model", lambda w: w.toggle_cold_start(), on="window", needs="always", toggle=True),
     Shortcut("refine", (), "Refine the representation…",
              "fine-tune the encoder on your labels and the unlabelled objects (galexplorer refine), then open "
              "the new store with the same objects and labels", "Model", "Model",

@@ -358,16 +358,16 @@ class Explorer(QtCore.QObject):
             self.request_refit()
 
     # -- the loop ----------------------------------------------------------------------------------
-    def set_config(self, scorer: str, acquisition: str, xi: float, batch_size: int) -> None:
-        """New loop options: they apply at the next refit (started now if the scorer changed)."""
+    def set_config(self, scorer: str, acquisition: str, xi: float, batch_size: int, cold_start: str | None = None) -> None:
+        """New loop options: they apply at the next refit (started now if what picks changed)."""
         try:
             config = replace(self.config, scorer=scorer, acquisition=acquisition, xi=float(xi),
-                             batch_size=int(batch_size))
+                             batch_size=int(batch_size), cold_start=cold_start or self.config.cold_start)
         except GalexplorerError as exc:
             self.failed.emit(str(exc))
             return
-        changed_model = (config.scorer, config.acquisition, config.xi) != \
-            (self.config.scorer, self.config.acquisition, self.config.xi)
+        picks = ("scorer", "acquisition", "xi", "cold_start")
+        changed_model = any(getattr(config, k) != getattr(self.config, k) for k in picks)
         self.config = config
         self.session.batch_size = config.batch_size
         if changed_model and self.state is not None:

@@ -89,6 +89,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._make_docks()
         self.window_actions = WindowActions(self)
         self.act = self.window_actions.act
+        self.act["random_start"].setChecked(self.settings.cold_start == "random-share")
         self.window_actions.make_menus(self.menuBar(), self.docks, self._fill_recent)
         self.scatter_panel.add_tools(self.act)
         self.status = WindowStatus(self)
@@ -190,7 +191,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s = self.settings
         config = LoopConfig(scorer=s.scorer if s.scorer in SCORERS else DEFAULT_SCORER,
                             acquisition=s.acquisition if s.acquisition in ACQUISITIONS else DEFAULT_ACQUISITION,
-                            xi=s.xi, batch_size=s.batch_size)
+                            xi=s.xi, batch_size=s.batch_size, cold_start=s.cold_start)
         ex = Explorer(session, config, self)
         self.explorer = ex
         self._show_sources(store)
@@ -304,6 +305,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage("no image mosaic: this store has no thumbnails and no linked cutouts", 8000)
             return
         self.scatter.set_mosaic(on)
+
+    def toggle_cold_start(self) -> None:
+        """Model ▸ Random picks until the first find: the cold start of this and later sessions."""
+        mode = "random-share" if self.act["random_start"].isChecked() else "model"
+        self.settings.cold_start = mode
+        ex = self.explorer
+        if ex is not None:
+            ex.set_config(ex.config.scorer, ex.config.acquisition, ex.config.xi, ex.config.batch_size, mode)
 
     def reset_layout(self) -> None:
         if self._default_state is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from ..active.registry import DEFAULT_ACQUISITION, DEFAULT_SCORER
+from ..active.registry import COLD_STARTS, DEFAULT_ACQUISITION, DEFAULT_COLD_START, DEFAULT_SCORER
 
 ORGANISATION = "galexplorer"
 APPLICATION = "explorer"
@@ -126,6 +126,16 @@ class Settings:
     @acquisition.setter
     def acquisition(self, value: str) -> None:
         self.q.setValue("loop/acquisition", value)
+
+    @property
+    def cold_start(self) -> str:
+        """The loop's cold start (Model ▸ Random picks until the first find)."""
+        value = str(self._get("loop/cold_start", DEFAULT_COLD_START))
+        return value if value in COLD_STARTS else DEFAULT_COLD_START
+
+    @cold_start.setter
+    def cold_start(self, value: str) -> None:
+        self.q.setValue("loop/cold_start", value)
 
     @property
     def xi(self) -> float:
