@@ -186,8 +186,9 @@ def main() -> None:
                 base = got[REFERENCE]
                 for start, r in got.items():
                     table.setdefault((name, start), []).append({**r, "budget": budget})
+                    last = f", found@{budget} {r['found']:3d}" if budget != 100 else ""
                     print(f"{name:8s} s{seed} {start:10s} first find at {r['first']} labels, found@50 {r['found50']:3d}, "
-                          f"found@100 {r['found100']:3d}, found@{budget} {r['found']:3d} of {r['interesting']}, "
+                          f"found@100 {r['found100']:3d}{last} of {r['interesting']}, "
                           f"recall@100 {r['recall100']:.3f} | ratio to model: found@100 "
                           f"{_ratio(r['found100'], base['found100'])}, found@{budget} {_ratio(r['found'], base['found'])}",
                           flush=True)
