@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import re
 from collections import deque
@@ -29,7 +30,12 @@ from ..errors import ConfigError
 
 _RESENDS = 3          # times map_blocks sends its shared inputs again after a lost worker took them
 
+log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10
+#: how long closing a client may take (distributed's default is twice its connect timeout: two
+#: minutes for a local cluster, a Ctrl+C that hangs); past it the client is left and the local
+#: processes are stopped anyway
+CLOSE_TIMEOUT_S = 10
 
 
 def parse_address(address: str) -> tuple[str, object]:
@@ -119,6 +125,19 @@ def check_workers(client, paths: list[str | Path] = ()) -> int:
     return len(workers)
 
 
+def _closing(stack: contextlib.ExitStack, client):
+    """``client``, closed when ``stack`` unwinds within :data:`CLOSE_TIMEOUT_S` (a close that
+    times out is left to the interpreter's exit, with a log line)."""
+    def close() -> None:
+        try:
+            client.close(timeout=CLOSE_TIMEOUT_S)
+        except (TimeoutError, OSError) as exc:
+            log.warning("the Dask client did not close within %d s (%s): left", CLOSE_TIMEOUT_S, exc)
+
+    stack.callback(close)
+    return client
+
+
 @contextlib.contextmanager
 def connect(address: str, paths: list[str | Path] = ()) -> Iterator[object]:
     """A checked ``distributed.Client`` for ``address`` (see the module doc); closed on exit,
@@ -139,16 +158,16 @@ def connect(address: str, paths: list[str | Path] = ()) -> Iterator[object]:
                 from .local_cluster import START_TIMEOUT_S, local_processes
 
                 scheduler = stack.enter_context(local_processes(value))
-                client = stack.enter_context(distributed.Client(scheduler, timeout=START_TIMEOUT_S))
+                client = _closing(stack, distributed.Client(scheduler, timeout=START_TIMEOUT_S))
                 try:
                     client.wait_for_workers(value, timeout=START_TIMEOUT_S)
                 except TimeoutError:
                     raise ConfigError(f"--cluster {address}: the Dask workers did not start within "
                                       f"{START_TIMEOUT_S} s", hint="is the machine overloaded? try again") from None
             elif kind == "file":
-                client = stack.enter_context(distributed.Client(scheduler_file=value, timeout=CONNECT_TIMEOUT_S))
+                client = _closing(stack, distributed.Client(scheduler_file=value, timeout=CONNECT_TIMEOUT_S))
             else:
-                client = stack.enter_context(distributed.Client(value, timeout=CONNECT_TIMEOUT_S))
+                client = _closing(stack, distributed.Client(value, timeout=CONNECT_TIMEOUT_S))
         except (OSError, TimeoutError, ValueError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
             raise ConfigError(f"--cluster {address}: cannot reach the Dask scheduler ({first})",
