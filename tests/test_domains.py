@@ -42,3 +42,17 @@ def test_domain_writes_a_cutouts_file(tmp_path):
     assert np.allclose(st.read(np.arange(40)), d.stamps)
     with pytest.raises(ValueError, match="unknown domain"):
         make_domain("xray")
+
+
+def test_lens_arcs_carry_no_more_light_off_centre_than_a_companion():
+    """Lensed arcs and a pair's companion put the same share of light at the same distances, so
+    what identifies a lens is the arcs' shape, not extra light off the centre."""
+    d = make_domain("lens", 600, seed=2, size=40)
+    s = d.stamps[:, 0]
+    yy, xx = np.mgrid[0:40, 0:40]
+    ring = (np.hypot(yy - 19.5, xx - 19.5) >= 3.5) & (np.hypot(yy - 19.5, xx - 19.5) <= 11)
+    off = (s * ring).sum(axis=(1, 2)) / s.sum(axis=(1, 2))
+    pair = off[d.labels == d.class_names.index("pair")]
+    q10, q90 = np.quantile(pair, [0.1, 0.9])
+    assert d.bands == ["i"] and d.class_names[-1] == "lens"
+    assert q10 < np.median(off[d.rare]) < q90

@@ -12,6 +12,13 @@
 * ``optical`` - three bands (g, r, i) with sky noise: Sérsic hosts, ``elliptical`` (n 2.5-4,
   red) and ``disc`` (n 0.7-1.5, bluer), and the rare ``merger`` (two overlapping hosts plus a
   curved tidal tail), scaled to a total flux drawn from the same distribution as the hosts'.
+* ``lens`` - one band with sky noise, strong-lens-like: ``elliptical`` and ``disc`` Sérsic hosts,
+  ``pair`` (an elliptical with a compact companion 4-12 px away) and the rare ``lens`` (an
+  elliptical with lensed arcs on a circle of radius 4-10 px around its centre: one arc, two
+  opposite arcs, or a full ring of uneven brightness). The companion and the arcs carry the same
+  share of the light (20-50% of the host's) at the same distances, so extra light off the centre does not
+  identify the rare class: its tangential, curved shape does. The arcs are faint against the
+  host, the hardest contrast of the domains.
 
 The rare class is ~3% of the objects (``rare_fraction``). Each object also has an oracle score on
 the 0-5 label scale (:mod:`galexplorer.label_scale`): the rare class scores the maximum, common
@@ -32,9 +39,11 @@ from ..label_scale import MAX_SCORE, MIN_SCORE
 
 RADIO_CLASSES = ("compact", "double", "plume", "bent")
 OPTICAL_CLASSES = ("elliptical", "disc", "merger")
+LENS_CLASSES = ("elliptical", "disc", "pair", "lens")
 #: oracle score of each class (the rare one, last, scores MAX_SCORE)
 ORACLE = {"compact": MIN_SCORE, "double": MIN_SCORE + 1, "plume": MIN_SCORE, "bent": MAX_SCORE,
-          "elliptical": MIN_SCORE, "disc": MIN_SCORE + 1, "merger": MAX_SCORE}
+          "elliptical": MIN_SCORE, "disc": MIN_SCORE + 1, "merger": MAX_SCORE,
+          "pair": MIN_SCORE + 1, "lens": MAX_SCORE}
 RARE_FRACTION = 0.03
 
 
@@ -215,6 +224,57 @@ def optical_set(n: int = 600, seed: int = 0, size: int = 48, rare_fraction: floa
     return _finish("optical", stamps, labels, OPTICAL_CLASSES, ["g", "r", "i"])
 
 
+def _lens_object(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One ``lens``-domain galaxy before scaling, PSF and noise: (size, size)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    c = (size - 1) / 2 + rng.uniform(-1, 1, 2)
+    if kind == "disc":
+        return _sersic(yy, xx, c[0], c[1], rng.uniform(2.0, size / 6), rng.uniform(0.7, 1.5),
+                       rng.uniform(0.25, 1.0), rng.uniform(0, math.pi))
+    host = _sersic(yy, xx, c[0], c[1], rng.uniform(1.5, size / 8), rng.uniform(2.5, 4.0), rng.uniform(0.5, 1.0),
+                   rng.uniform(0, math.pi))
+    if kind == "elliptical":
+        return host
+    share = rng.uniform(0.2, 0.5)                    # of the host's light, companion or arcs alike
+    radius = rng.uniform(4.0, 10.0)
+    if kind == "pair":
+        ang = rng.uniform(0, 2 * math.pi)
+        d = np.array([math.sin(ang), math.cos(ang)]) * rng.uniform(4.0, 12.0)
+        comp = _sersic(yy, xx, *(c + d), rng.uniform(0.7, 1.5), 1.0, rng.uniform(0.5, 1.0), rng.uniform(0, math.pi))
+        return host + share * comp
+    shape = rng.choice(["arc", "two arcs", "ring"])
+    spans = {"arc": [rng.uniform(1.0, 2.5)], "two arcs": [rng.uniform(0.7, 1.6)] * 2, "ring": [2 * math.pi]}[shape]
+    start = rng.uniform(0, 2 * math.pi)
+    comps: list[tuple] = []
+    for k, span in enumerate(spans):
+        phi0 = start + k * math.pi - span / 2
+
+        def along(t, phi0=phi0, span=span):
+            phi = phi0 + span * t
+            return radius * math.sin(phi), radius * math.cos(phi)
+
+        knots = max(4, int(span * radius / 1.5))
+        comps += [(y, x, sa, sc, a, f * rng.uniform(0.4, 1.0))
+                  for y, x, sa, sc, a, f in _chain(c[0], c[1], along, knots, rng.uniform(0.5, 1.0), 1.0, 1.0)]
+    arcs = _blobs(size, comps, beam=0.3)
+    return host + share * arcs / arcs.sum()
+
+
+def lens_set(n: int = 600, seed: int = 0, size: int = 48, rare_fraction: float = RARE_FRACTION) -> DomainSet:
+    """The ``lens`` domain (see the module docstring): (n, 1, size, size), one band with a Gaussian
+    PSF (sigma 1.2 px) and sky noise sigma 1; total flux 300-5000, log-uniform, in every class."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    labels = _draw_labels(n, len(LENS_CLASSES), rare_fraction, rng)
+    stamps = np.empty((n, 1, size, size), np.float32)
+    for i, lab in enumerate(labels):
+        img = _lens_object(LENS_CLASSES[lab], size, rng)
+        img *= math.exp(rng.uniform(math.log(300), math.log(5000))) / img.sum()
+        stamps[i, 0] = gaussian_filter(img, sigma=1.2) + rng.normal(0, 1, img.shape)
+    return _finish("lens", stamps, labels, LENS_CLASSES, ["i"])
+
+
 def _finish(name: str, stamps: np.ndarray, labels: np.ndarray, classes: tuple[str, ...],
             bands: list[str]) -> DomainSet:
     ids = [f"{name.upper()}{i:05d}" for i in range(len(labels))]
@@ -223,7 +283,7 @@ def _finish(name: str, stamps: np.ndarray, labels: np.ndarray, classes: tuple[st
 
 
 #: the synthetic domains by name
-DOMAINS = {"radio": radio_set, "optical": optical_set}
+DOMAINS = {"radio": radio_set, "optical": optical_set, "lens": lens_set}
 
 
 def make_domain(name: str, n: int = 600, seed: int = 0, size: int = 48,
