@@ -1,7 +1,7 @@
 """The loop's cold start on the benchmark domains: how many labels before the first rare find?
 
-For each domain - ``radio``, ``optical`` (:func:`galexplorer.data.domains.make_domain`, 2,000
-objects, rare class 3%) and ``xdf`` (846 stamps, 80 injected) - and seed, the store of
+For each domain - ``radio``, ``optical``, ``lens`` (:func:`galexplorer.data.domains.make_domain`,
+2,000 objects, rare class 3%) and ``xdf`` (846 stamps, 80 injected) - and seed, the store of
 bench_remaining.py (raw-pixel PCA, the ``oracle`` column) and the default loop (``auto``,
 gp-anomaly, EI, batches of 10, the spanning first batch) to 200 labels, as ``simulate`` runs it.
 ``lowrank`` is bench_discovery.py's store (a) at 2·10^4 objects (a 0.5% rare cluster; unusual to
@@ -150,7 +150,8 @@ def _ratio(a, b) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--domains", nargs="+", default=["radio", "optical", "xdf", "lowrank", "disc-a", "disc-b"])
+    ap.add_argument("--domains", nargs="+",
+                    default=["radio", "optical", "xdf", "lens", "lowrank", "disc-a", "disc-b"])
     ap.add_argument("--starts", nargs="+", choices=STARTS, default=["model", "share", "random"])
     ap.add_argument("--n-lowrank", type=int, default=20_000, help="objects of the lowrank store")
     ap.add_argument("--n", type=int, default=2000, help="objects per synthetic domain")

@@ -1,7 +1,7 @@
 """Does the default encoder beat raw pixels on domains unlike the XDF? (issue #22 item 1)
 
 For each domain - ``xdf`` (the real XDF stamps with injected rare classes, as bench_representation.py
-builds them), ``radio`` and ``optical`` (:mod:`galexplorer.data.domains`) - and each seed, a cutouts
+builds them), ``radio``, ``optical`` and ``lens`` (:mod:`galexplorer.data.domains`) - and each seed, a cutouts
 file is written, the default encoder (``TrainConfig()`` with the benchmark's CPU sizes) and each
 candidate recipe trained on it, and every representation scored by:
 
@@ -187,7 +187,7 @@ def run_domain(domain: str, seed: int, args, work: Path) -> dict[str, dict[str, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--domains", nargs="+", default=["xdf", "radio", "optical"])
+    ap.add_argument("--domains", nargs="+", default=["xdf", "radio", "optical", "lens"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--n", type=int, default=600, help="objects per synthetic domain (xdf: all its stamps)")
     ap.add_argument("--epochs", type=int, default=5)
