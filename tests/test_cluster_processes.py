@@ -67,8 +67,11 @@ def test_no_process_left_after_an_error_in_the_run():
     assert _gone_within(pids, 5) == []
 
 
+# Ctrl+C as a terminal gives it: a suite started as a background job (`cmd &`) passes SIGINT on
+# ignored, and Python then installs no KeyboardInterrupt handler; the child restores it
 CHILD = """
-import os, sys, time
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from galexplorer.explore import cluster
 with cluster.connect("local:1") as client:
     pids = [os.getpid(), *client.run(os.getpid).values()]
