@@ -63,8 +63,13 @@ class ColdStart:
         return f"picked at random: no find (≥ {self.threshold:g}) in {self.n_labels} labels"
 
     def to_dict(self) -> dict:
+        """JSON-able (a fit's ``info``); :meth:`from_dict` reads it back."""
         return {"random": [int(r) for r in self.random], "batch": self.batch, "n_labels": self.n_labels,
                 "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ColdStart:
+        return cls(np.asarray(d["random"], np.int64), int(d["batch"]), int(d["n_labels"]), float(d["threshold"]))
 
 
 def random_share(n_labels: int, batch_size: int) -> float:

@@ -75,8 +75,7 @@ class LoopResult(HoldsScores):
         """Which picks of ``next_batch`` were drawn at random because no label is a find yet
         (:mod:`.cold_start`), or None."""
         d = self.info.get("cold_start")
-        return None if d is None else ColdStart(np.asarray(d["random"], np.int64), int(d["batch"]), int(d["n_labels"]),
-                                                float(d["threshold"]))
+        return None if d is None else ColdStart.from_dict(d)
 
     @property
     def representation(self) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from ..label_scale import MAX_SCORE
 from ..labels import Event, LabelJournal
 from ..store import EmbeddingStore
 from ..store.ranking import HoldsScores, Scores
+from .cold_start import ColdStart
 from .registry import scorer_label
 from .snapshot import LabelSnapshot, LiveSnapshot
 
@@ -91,11 +92,8 @@ class ModelState(HoldsScores):
     # interesting objects left (RemainingEstimate.as_dict(), see active/remaining.py), or None
     # where the scorer has no uncertainty or the std of every object was not computed
     remaining: dict | None = None
-    # the rows of next_batch drawn at random (no find yet: active/cold_start.py), why (the status
-    # line) and the same in a few words (Why here)
-    random_picks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    cold_start_reason: str = ""
-    random_pick_reason: str = ""
+    # which rows of next_batch were drawn at random (no find yet, active/cold_start.py), or None
+    cold_start: ColdStart | None = None
 
     @property
     def description(self) -> str:
@@ -106,11 +104,16 @@ class ModelState(HoldsScores):
             text = f"portfolio on {self.n_labels} labels ({self.seconds:.1f} s); this batch: " + ", ".join(
                 f"{a} {100 * v:.0f}%" for a, v in self.portfolio["shares"].items())
         text = f"{text}; learns on {self.representation}"
-        return f"{text}; {self.cold_start_reason}" if self.cold_start_reason else text
+        return f"{text}; {self.cold_start.reason}" if self.cold_start is not None else text
+
+    @property
+    def random_picks(self) -> np.ndarray:
+        """(r,) int64 the rows of ``next_batch`` drawn at random by the cold start (empty: none)."""
+        return self.cold_start.random if self.cold_start is not None else np.empty(0, np.int64)
 
     def picked_at_random(self, row: int) -> bool:
         """Whether ``row`` is in the queue as a random pick of the cold start."""
-        return bool(len(self.random_picks)) and int(row) in set(self.random_picks.tolist())
+        return bool(np.isin(int(row), self.random_picks))
 
 
 def model_state(result) -> ModelState:
@@ -129,7 +132,6 @@ def model_state(result) -> ModelState:
         taken[block] = True
         parts.append(block)
     ranking = np.asarray(result.order, np.int64)
-    cold = result.cold_start
     rank = np.empty(n, np.int32)
     rank[ranking] = np.arange(1, n + 1, dtype=np.int32)
     return ModelState(result.scores.float32(), np.asarray(result.next_batch, np.int64),
@@ -137,10 +139,7 @@ def model_state(result) -> ModelState:
                       np.asarray(result.labels, np.float32), np.asarray(result.excluded, np.int64),
                       portfolio=result.portfolio, representation=result.representation,
                       representation_reason=str(result.info.get("representation", {}).get("reason", "")),
-                      remaining=_remaining(result),
-                      random_picks=cold.random if cold is not None else np.empty(0, np.int64),
-                      cold_start_reason=cold.reason if cold is not None else "",
-                      random_pick_reason=cold.short if cold is not None else "")
+                      remaining=_remaining(result), cold_start=result.cold_start)
 
 
 def _remaining(result) -> dict | None:

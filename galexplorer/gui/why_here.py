@@ -91,7 +91,7 @@ class WhyHere(QtCore.QObject):
             return      # else the refit running now lands, and its request follows
         explanation, scorer, n_labels = answer
         row, state = tag
-        picked = state.random_pick_reason if state.picked_at_random(row) else ""
+        picked = state.cold_start.short if state.picked_at_random(row) else ""
         self.explained.emit(WhyAnswer(row, explanation, scorer, n_labels, picked=picked))
 
     def _on_failed(self, tag, message: str) -> None:
