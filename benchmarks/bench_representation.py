@@ -213,8 +213,9 @@ def raw_pca(stamps: np.ndarray, size: int = 32, k: int = 30) -> np.ndarray:
     return PCA(k, random_state=0).fit_transform(x).astype(np.float32)
 
 
-def encoder_embeddings(cutouts: Path, state: dict | None, cfg: dict, stamps: np.ndarray) -> np.ndarray:
-    """Embeddings from a backbone state dict (None: random initialisation, seed 0)."""
+def encoder_embeddings(cutouts: Path, state: dict | None, cfg: dict, stamps: np.ndarray, views: int = 1) -> np.ndarray:
+    """Embeddings from a backbone state dict (None: random initialisation, seed 0), averaged over
+    ``views`` symmetric views of each stamp as ``embed --views`` does (1: the stamp as it is)."""
     import torch
 
     from galexplorer.ssl.backbones import build_backbone
@@ -228,7 +229,7 @@ def encoder_embeddings(cutouts: Path, state: dict | None, cfg: dict, stamps: np.
         backbone.load_state_dict(state)
     with CutoutStore(cutouts) as cut:
         stats = compute_band_stats(cut, 1000, 0)
-    enc = Encoder(backbone, stats.median, stats.mad, cfg["image_size"]).eval()
+    enc = Encoder(backbone, stats.median, stats.mad, cfg["image_size"], views).eval()
     return embed_array(enc, stamps)
 
 

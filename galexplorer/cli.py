@@ -243,6 +243,10 @@ def _add_embed(sub) -> None:
     p.add_argument("--features", choices=["auto", "all", "none"], default="auto",
                    help="also write raw-pixel PCA and morphology features from the cutouts, for the loop to "
                         "choose among by cross-validation (auto: morphology only up to 200,000 objects)")
+    p.add_argument("--views", type=int, choices=[1, 4, 8], default=8,
+                   help="average the encoder's embedding over this many views of each stamp: 8 = its "
+                        "rotations by 90 degrees and their mirror images (the default: a galaxy and its "
+                        "rotated copy embed alike), 4 = the rotations, 1 = as it is (8 times faster)")
     p.set_defaults(run=_run_embed)
 
 
@@ -253,7 +257,8 @@ def _run_embed(args) -> int:
             if v is not None}
     cfg = EmbedConfig(batch_size=args.batch_size, device=args.device, pca_variance=args.pca_variance,
                       projection=args.projection, seed=args.seed,
-                      pca_standardise=args.pca_standardise, features=args.features, **umap).validate()
+                      pca_standardise=args.pca_standardise, features=args.features, views=args.views,
+                      **umap).validate()
     if args.virtual and not args.merge:
         raise ConfigError("--virtual only applies to --merge")
     if args.shard and (args.merge or args.embeddings):

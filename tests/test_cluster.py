@@ -68,8 +68,8 @@ def test_worker_without_galexplorer_is_a_clear_error(client, monkeypatch):
         cluster.check_workers(client)
 
 
-def _single(run_dir, cut, a, b):
-    enc, _ = ssl_embed.load_encoder(run_dir, "cpu")
+def _single(run_dir, cut, a, b, views=1):
+    enc, _ = ssl_embed.load_encoder(run_dir, "cpu", views)
     out = np.empty((b - a, enc.dim), np.float32)
     ssl_embed.encode_rows(enc, cut, a, b, out, batch_size=16)
     return out
@@ -92,10 +92,10 @@ def test_cluster_embedding_equals_one_process_even_with_a_worker_killed(client, 
             super().__setitem__(key, value)
 
     with CutoutStore(xdf_cutouts) as cut:
-        ref = _single(run_dir, cut, 4, 44)
+        ref = _single(run_dir, cut, 4, 44, views=8)      # the workers average the same 8 views
         out = np.zeros_like(ref).view(KillOnFirstWrite)
         acc = ssl_embed.encode_rows_on_cluster(client, run_dir, sha, cut, 4, 44, out, batch_size=16,
-                                               device="cpu", block_rows=5)
+                                               device="cpu", block_rows=5, views=8)
     assert KillOnFirstWrite.killed and victim not in client.scheduler_info()["workers"]
     np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-5, atol=1e-6)
     one = CovarianceAccumulator(ref.shape[1])      # the workers' merged moments = one pass here

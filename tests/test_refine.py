@@ -28,7 +28,7 @@ def built(tmp_path_factory, xdf_cutouts):
     assert main(["-q", "train", str(xdf_cutouts), "-o", str(d / "run"), "--epochs", "1", "--batch-size", "16",
                  "--image-size", "16", "--device", "cpu", "--config", str(d / "tiny.toml")]) == 0
     assert main(["-q", "embed", str(xdf_cutouts), "--run", str(d / "run"), "-o", str(d / "s.h5"), "--device", "cpu",
-                 "--projection", "pca"]) == 0
+                 "--projection", "pca", "--views", "4"]) == 0
     with EmbeddingStore(d / "s.h5") as s:
         ids = [str(s.ids[i]) for i in range(s.n)]
         peak = np.asarray(s.column("peak"), float)
@@ -58,6 +58,7 @@ def test_refine_writes_a_store_with_the_same_ids_and_journal(built, xdf_cutouts)
         assert prov["uuid"] == old.uuid and prov["n_labels"] == 16
         emb_attrs = s.dataset_attrs("embeddings")
         assert emb_attrs["run_dir"].endswith("refined.h5.refine")
+        assert emb_attrs["views"] == old.dataset_attrs("embeddings")["views"] == 4     # embedded as the store was
         assert not np.allclose(s.load_embeddings(), old.load_embeddings())    # the encoder changed
         assert s.feature_set_names == ["morphology", "pixels"]
     with LabelJournal.for_store(out, readonly=True) as j:

@@ -52,6 +52,47 @@ def test_filler_streams_into_a_dataset_and_matches_in_memory(run_dir, xdf_cutout
     assert np.isfinite(got).all()
 
 
+def test_eight_views_embed_a_stamp_its_rotations_and_its_mirror_image_alike(run_dir, xdf_cutouts):
+    with CutoutStore(xdf_cutouts) as cut:
+        x = cut.read(slice(0, 6)).astype(np.float32)
+    assert x.shape[-1] == 32                       # a 24-px centre crop of 32: rotating commutes with it
+    turned = [np.ascontiguousarray(np.rot90(x, k, axes=(2, 3))) for k in (1, 2, 3)]
+    mirrored = [np.ascontiguousarray(t[..., ::-1]) for t in [x, *turned]]
+    one, four, eight = (load_encoder(run_dir, views=v)[0] for v in (1, 4, 8))
+    assert (one.views, four.views, eight.views) == (1, 4, 8)
+    z8, z4, z1 = embed_array(eight, x), embed_array(four, x), embed_array(one, x)
+    for t in turned + mirrored:
+        np.testing.assert_allclose(embed_array(eight, t), z8, rtol=1e-4, atol=1e-5)
+    for t in turned:
+        np.testing.assert_allclose(embed_array(four, t), z4, rtol=1e-4, atol=1e-5)
+    # the average is what makes it so: one view is not invariant, four are not under a mirror
+    assert not np.allclose(embed_array(one, turned[0]), z1, rtol=1e-3, atol=1e-4)
+    assert not np.allclose(embed_array(four, mirrored[0]), z4, rtol=1e-3, atol=1e-4)
+    # and it is the mean of the single views
+    views = [x, *turned, *mirrored]
+    np.testing.assert_allclose(z8, np.mean([embed_array(one, v) for v in views], axis=0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("views", [0, 3, 16, 2.0, True, "8"])
+def test_views_other_than_1_4_8_are_a_clear_error(run_dir, views):
+    from galexplorer.errors import ConfigError
+    from galexplorer.explore.pipeline import EmbedConfig
+
+    with pytest.raises(ConfigError, match="views must be one of 1, 4, 8"):
+        load_encoder(run_dir, views=views)
+    with pytest.raises(ConfigError, match="views must be one of 1, 4, 8"):
+        EmbedConfig(views=views).validate()
+
+
+def test_a_store_written_before_views_existed_reads_as_one_view():
+    from galexplorer.explore.pipeline import EmbedConfig, config_from_store_attrs
+
+    assert EmbedConfig().views == 8
+    assert config_from_store_attrs(json.dumps({"seed": 3})).views == 1
+    assert config_from_store_attrs({"seed": 3, "views": 4}).views == 4
+    assert config_from_store_attrs("not json").views == 1
+
+
 def test_shard_rows():
     assert [shard_rows(10, (i, 3)) for i in range(3)] == [slice(0, 3), slice(3, 6), slice(6, 10)]
     assert shard_rows(10, None) == slice(0, 10)
@@ -72,10 +113,28 @@ def test_embed_cli_writes_a_valid_store(run_dir, xdf_cutouts, tmp_path):
     meta = json.loads((run_dir / "encoder.json").read_text())
     assert attrs["method"] == "byol" and attrs["backbone"] == "resnet18" and attrs["source"] == "encoder"
     assert attrs["checkpoint_sha256"] == meta["sha256"] and attrs["image_size"] == 24
+    assert attrs["views"] == 8                   # the default: rotations and mirror images averaged
     with CutoutStore(xdf_cutouts) as cut:
         assert ids == list(cut.ids)
-        enc, _ = load_encoder(run_dir)
+        enc, _ = load_encoder(run_dir, views=8)
         np.testing.assert_allclose(emb, embed_array(enc, cut.read(slice(0, 48))), rtol=1e-4, atol=1e-5)
+
+
+def test_embed_cli_one_view(run_dir, xdf_cutouts, tmp_path, capsys):
+    out = tmp_path / "store1.h5"
+    assert main(["-q", "embed", str(xdf_cutouts), "--run", str(run_dir), "-o", str(out), "--projection", "pca",
+                 "--device", "cpu", "--views", "1"]) == 0
+    with EmbeddingStore(out) as s, CutoutStore(xdf_cutouts) as cut:
+        assert s.dataset_attrs("embeddings")["views"] == 1
+        from galexplorer.explore.pipeline import config_from_store_attrs
+
+        assert config_from_store_attrs(s.attrs.get("config")).views == 1     # refine re-embeds with it
+        np.testing.assert_allclose(s.load_embeddings(), embed_array(load_encoder(run_dir)[0], cut.read(slice(0, 48))),
+                                   rtol=1e-4, atol=1e-5)
+    with pytest.raises(SystemExit) as exc:
+        main(["-q", "embed", str(xdf_cutouts), "--run", str(run_dir), "-o", str(tmp_path / "x.h5"), "--views", "3"])
+    assert exc.value.code == 2 and "--views" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_embed_shard(run_dir, xdf_cutouts, tmp_path):
@@ -84,7 +143,7 @@ def test_embed_shard(run_dir, xdf_cutouts, tmp_path):
                  "--device", "cpu", "--shard", "1/2"]) == 0
     with EmbeddingStore(out) as s, CutoutStore(xdf_cutouts) as cut:
         assert list(s.ids) == list(cut.ids[24:48])
-        enc, _ = load_encoder(run_dir)
+        enc, _ = load_encoder(run_dir, views=8)
         np.testing.assert_allclose(s.load_embeddings(), embed_array(enc, cut.read(slice(24, 48))),
                                    rtol=1e-4, atol=1e-5)
 

@@ -48,6 +48,20 @@ CHUNK_BYTES = 1 << 20       # HDF5 chunk of the embeddings: ~1 MiB
 SCAN_ROWS = 8192            # rows per read when checking and accumulating
 PCA_BLOCK_ROWS = 65536      # rows per block of the PCA transform on --cluster's workers
 SIMILARITY_INDEXES = ("auto", "sq8", "sq4", "none")
+#: how many views of a stamp the embedding may average (:class:`galexplorer.ssl.embed.Encoder`'s ``views``): 1 (the
+#: stamp as it is), 4 (its four 90-degree rotations) or 8 (those and their mirror images: the
+#: symmetries of the pixel grid, the dihedral group D4)
+VIEWS = (1, 4, 8)
+
+
+def check_views(views) -> int:
+    """``views`` as an int, or a :class:`ConfigError` when it is not one of :data:`VIEWS`."""
+    if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or int(views) not in VIEWS:
+        raise ConfigError(f"views must be one of {', '.join(map(str, VIEWS))}, got {views!r}",
+                          hint="8 averages the rotations and mirror images of each stamp; 1 embeds it as it is")
+    return int(views)
+
+
 
 
 @dataclass
@@ -80,6 +94,9 @@ class EmbedConfig:
         features: the representations besides the embedding written from the cutouts for the
             loop to choose among (:mod:`galexplorer.explore.featuresets`): "auto" (raw-pixel PCA,
             and morphology up to 200 000 objects), "all" or "none".
+        views: the encoder's embedding is the mean over this many symmetric views of each stamp
+            (:data:`VIEWS`: 8 = its four 90-degree rotations and their mirror images; 1 = the
+            stamp as it is; encoder only). A store written before this option held 1 view.
     """
 
     batch_size: int = 256
@@ -101,10 +118,12 @@ class EmbedConfig:
     similarity_index: str = "auto"
     cluster: str | None = None
     features: str = "auto"
+    views: int = 8
 
     def validate(self) -> EmbedConfig:
         """Raise :class:`ConfigError` for an invalid value; return self."""
         check_variance(self.pca_variance)
+        check_views(self.views)
         if self.projection not in METHODS:
             raise ConfigError(f"unknown projection {self.projection!r}", hint=f"use one of {', '.join(METHODS)}")
         if self.similarity_index not in SIMILARITY_INDEXES:
@@ -537,10 +556,11 @@ def _write_model(w: EmbeddingStoreWriter, model) -> None:
 
 
 def config_from_store_attrs(value: Any) -> EmbedConfig:
-    """The :class:`EmbedConfig` recorded in a store's ``config`` attribute (JSON)."""
+    """The :class:`EmbedConfig` recorded in a store's ``config`` attribute (JSON); a store
+    written before ``views`` existed embedded 1 view, and says so."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
             value = {}
-    return EmbedConfig.from_dict(value if isinstance(value, dict) else {})
+    return EmbedConfig.from_dict({"views": 1, **(value if isinstance(value, dict) else {})})

@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import progress
 from ..errors import CheckpointError, ConfigError, InputError
+from ..explore.pipeline import check_views
 from ..store import CutoutStore
 from .backbones import ResNetEncoder
 from .checkpoint import check_fits, read_encoder_files
@@ -41,15 +42,20 @@ class Encoder(nn.Module):
         backbone: the trained :class:`ResNetEncoder`.
         median, mad: (C,) band statistics of the training set (data units).
         image_size: the crop side the backbone was trained on, pixels.
+        views: average the backbone's output over this many symmetric views of the crop (one of
+            :data:`~galexplorer.explore.pipeline.VIEWS`): the sky has no preferred orientation, and the average is exactly the
+            same for a stamp and its rotations by 90 degrees (and, with 8, its mirror image). It
+            costs ``views`` forward passes.
 
     ``forward(x)`` takes (B, C, S, S) float32 stamps in data units, S >= image_size, and returns
     (B, D) float32.
     """
 
-    def __init__(self, backbone: ResNetEncoder, median, mad, image_size: int):
+    def __init__(self, backbone: ResNetEncoder, median, mad, image_size: int, views: int = 1):
         super().__init__()
         self.backbone = backbone
         self.image_size = int(image_size)
+        self.views = check_views(views)
         self.register_buffer("median", torch.as_tensor(np.asarray(median), dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("mad", torch.as_tensor(np.asarray(mad), dtype=torch.float32).view(1, -1, 1, 1))
 
@@ -62,7 +68,16 @@ class Encoder(nn.Module):
         return normalize(center_crop(x, self.image_size), self.median, self.mad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.preprocess(x)).float()
+        x = self.preprocess(x)
+        if self.views == 1:
+            return self.backbone(x).float()
+        total = None
+        for k in range(4):                  # one view at a time: memory as for one pass
+            turned = torch.rot90(x, k, dims=(2, 3))
+            for view in ((turned, turned.flip(3)) if self.views == 8 else (turned,)):
+                z = self.backbone(view).float()
+                total = z if total is None else total + z
+        return total / self.views
 
 
 def resolve_device(pref: str) -> torch.device:
@@ -76,12 +91,14 @@ def resolve_device(pref: str) -> torch.device:
     return torch.device(pref)
 
 
-def load_encoder(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Encoder, dict[str, Any]]:
+def load_encoder(run_dir: str | Path, device: str | torch.device = "cpu",
+                 views: int = 1) -> tuple[Encoder, dict[str, Any]]:
     """Rebuild the encoder of a training run, in eval mode on ``device``.
 
     Args:
         run_dir: the run folder holding ``encoder.pt`` and ``encoder.json``.
         device: where to put it ('cpu', 'cuda', 'auto' or a torch.device).
+        views: the views its embedding averages (:class:`Encoder`).
 
     Returns:
         (encoder, meta): the :class:`Encoder` and the metadata of ``encoder.json``: bands,
@@ -92,6 +109,7 @@ def load_encoder(run_dir: str | Path, device: str | torch.device = "cpu") -> tup
         CheckpointError: missing, corrupt or mismatched files.
     """
     dev = resolve_device(device) if isinstance(device, str) else device
+    views = check_views(views)
     payload, meta = read_encoder_files(run_dir)
     path = Path(run_dir) / "encoder.pt"
     try:
@@ -101,7 +119,7 @@ def load_encoder(run_dir: str | Path, device: str | torch.device = "cpu") -> tup
         if len(norm["median"]) != backbone.in_channels or len(meta["bands"]) != backbone.in_channels:
             raise CheckpointError("encoder.json's bands or normalisation do not fit the encoder's "
                                   f"{backbone.in_channels} input bands", Path(run_dir))
-        enc = Encoder(backbone, norm["median"], norm["mad"], int(meta["image_size"]))
+        enc = Encoder(backbone, norm["median"], norm["mad"], int(meta["image_size"]), views)
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"the encoder cannot be rebuilt ({first})", path,
@@ -171,21 +189,21 @@ def encode_rows(encoder: Encoder, cut: CutoutStore, start: int, stop: int, out, 
             bar.update(len(x))
 
 
-_WORKER_ENCODERS: dict[tuple[str, str, str], Encoder] = {}
+_WORKER_ENCODERS: dict[tuple[str, str, str, int], Encoder] = {}
 CLUSTER_BLOCK_ROWS = 4096       # rows per Dask task when embedding on a cluster
 
 
 def _encode_block(run_dir: str, sha256: str, device: str, cutouts_path: str, a: int, b: int, batch_size: int,
-                  precision: str):
+                  precision: str, views: int = 1):
     """Runs on a Dask worker: the (b - a, D) embeddings of cutouts rows a:b and their moments (for
     the PCA). The encoder is read once per worker process (cached by checkpoint hash)."""
     from ..explore.distributed import block_moments
 
-    key = (run_dir, sha256, device)
+    key = (run_dir, sha256, device, views)
     if key not in _WORKER_ENCODERS:
         torch.set_num_threads(1)
         _WORKER_ENCODERS.clear()
-        _WORKER_ENCODERS[key] = load_encoder(run_dir, device)[0]
+        _WORKER_ENCODERS[key] = load_encoder(run_dir, device, views)[0]
     enc = _WORKER_ENCODERS[key]
     out = np.empty((b - a, enc.dim), np.float32)
     with CutoutStore(cutouts_path) as cut:
@@ -199,7 +217,7 @@ def _encode_block(run_dir: str, sha256: str, device: str, cutouts_path: str, a: 
 
 def encode_rows_on_cluster(client, run_dir: str | Path, sha256: str, cut: CutoutStore, start: int, stop: int,
                            out, batch_size: int = 256, precision: str = "auto", device: str = "auto",
-                           block_rows: int | None = None):
+                           block_rows: int | None = None, views: int = 1):
     """:func:`encode_rows` with the blocks of ``block_rows`` rows run on the Dask cluster of
     ``client``; the client writes them into ``out`` in order, keeping at most two blocks per
     worker in flight (its memory stays flat in N). A worker lost mid-block: Dask reruns the block.
@@ -221,7 +239,7 @@ def encode_rows_on_cluster(client, run_dir: str | Path, sha256: str, cut: Cutout
     with progress.Bar("embedding on the cluster", total=stop - start, unit="img") as bar:
         for i, a in enumerate(starts):
             b = min(a + block_rows, stop)
-            pending.append((a, client.submit(_encode_block, *args, a, b, batch_size, precision, pure=False,
+            pending.append((a, client.submit(_encode_block, *args, a, b, batch_size, precision, views, pure=False,
                                              key=f"galexplorer-embed-{sha256[:12]}-{a}-{b}")))
             while pending and (len(pending) >= window or i == len(starts) - 1):
                 a0, fut = pending.popleft()
@@ -263,7 +281,8 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
         # on a cluster the workers resolve --device and load the encoder themselves: the client
         # rebuilds it on the CPU only to check the checkpoint, and does not keep it (see below)
         device = resolve_device(getattr(config, "device", "auto") if client is None else "cpu")
-        encoder, meta = load_encoder(run_dir, device)
+        views = check_views(getattr(config, "views", 1))
+        encoder, meta = load_encoder(run_dir, device, views)
         check_fits(meta, Path(run_dir) / "encoder.json", bands=list(cut.bands))
         if cut.size < encoder.image_size:
             raise CheckpointError(f"the encoder crops {encoder.image_size} px but the stamps are "
@@ -278,8 +297,8 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
         batch = int(getattr(config, "batch_size", 256))
         precision = getattr(config, "precision", "auto")
         image_size, dim = int(encoder.image_size), int(encoder.dim)
-        log.info("embedding %d stamps with %s/%s (%s stem, %d px, %d-d) on %s", b - a, meta["method"],
-                 meta["backbone"], meta["stem"], image_size, dim,
+        log.info("embedding %d stamps with %s/%s (%s stem, %d px, %d-d, %d view%s) on %s", b - a, meta["method"],
+                 meta["backbone"], meta["stem"], image_size, dim, views, "" if views == 1 else "s",
                  device if client is None else "the cluster's workers")
         if client is not None:
             del encoder     # its weights are not held here through the run (the workers load theirs)
@@ -288,13 +307,13 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
             if client is None:
                 return encode_rows(encoder, cut, a, b, dset, batch_size=batch, precision=precision)
             return encode_rows_on_cluster(client, run_dir, meta["sha256"], cut, a, b, dset, batch_size=batch,
-                                       precision=precision, device=getattr(config, "device", "auto"))
+                                       precision=precision, device=getattr(config, "device", "auto"), views=views)
 
         train_cfg = meta.get("config", {})
         embedding_attrs = {"method": meta["method"], "backbone": meta["backbone"],
                            "checkpoint_sha256": meta["sha256"], "config": train_cfg,
                            "image_size": image_size, "source": "encoder",
-                           "stem": meta["stem"], "epoch": meta.get("epoch"),
+                           "stem": meta["stem"], "epoch": meta.get("epoch"), "views": views,
                            "run_dir": str(Path(run_dir).resolve()), "refined_from": meta.get("refined_from")}
         store_attrs = {"cutouts_path": str(Path(cutouts_path).resolve()), "cutouts_uuid": cut.uuid,
                        "bands": list(cut.bands), **(extra_attrs or {})}
