@@ -10,7 +10,8 @@ candidate recipe trained on it, and every representation scored by:
 * ``ap``: average precision of the rare class from the linear probe's out-of-fold probabilities.
 
 Representations: each recipe, raw-pixel PCA (30 components of the arcsinh-normalised centre) and
-the random (untrained) network; with the default recipe also what the loop learns on by default
+the random (untrained) network, the networks' embeddings averaged over ``--views`` views of each
+stamp as ``embed`` does (its default, 8: the rotations and mirror images); with the default recipe also what the loop learns on by default
 (``combined (loop)``: the embedding beside the morphology vector, and ``auto (loop)``: the set the
 loop's ``auto`` picks with every object labelled), built by the loop's own code. Each line ends with
 the ratio of its kNN accuracy and AP to the PCA of the same domain and seed, measured in the same
@@ -164,14 +165,15 @@ def run_domain(domain: str, seed: int, args, work: Path) -> dict[str, dict[str, 
     out["morphology"] = probes(morph, labels, rare)
     base = {**COMMON, "seed": seed}
     stem = resolve_stem(TrainConfig.from_dict(base).stem, COMMON["image_size"], "cpu")
-    out["random"] = probes(encoder_embeddings(cut, None, {**COMMON, "stem": stem}, stamps), labels, rare)
+    views = args.views
+    out["random"] = probes(encoder_embeddings(cut, None, {**COMMON, "stem": stem}, stamps, views), labels, rare)
     for name in args.recipes:
         cfg = TrainConfig.from_dict({**base, **RECIPES[name], "epochs": args.epochs})
         run = work / f"run-{domain}-{seed}-{name.replace(' ', '_').replace('/', '_')}"
         t0 = time.perf_counter()
         train(cut, run, cfg)
         st = resolve_stem(cfg.stem, COMMON["image_size"], "cpu")
-        emb = encoder_embeddings(cut, latest_backbone(run), {**COMMON, "stem": st}, stamps)
+        emb = encoder_embeddings(cut, latest_backbone(run), {**COMMON, "stem": st}, stamps, views)
         out[name] = probes(emb, labels, rare)
         out[name]["s"] = time.perf_counter() - t0
         if name == "default":
@@ -186,12 +188,16 @@ def run_domain(domain: str, seed: int, args, work: Path) -> dict[str, dict[str, 
 
 
 def main() -> None:
+    from galexplorer.explore.pipeline import EmbedConfig
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--domains", nargs="+", default=["xdf", "radio", "optical", "lens"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--n", type=int, default=600, help="objects per synthetic domain (xdf: all its stamps)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--recipes", nargs="+", default=["default"], choices=list(RECIPES))
+    ap.add_argument("--views", type=int, choices=[1, 4, 8], default=EmbedConfig().views,
+                    help="views each network embedding averages, as embed --views (default: embed's)")
     ap.add_argument("--quick", action="store_true", help="smoke test: radio only, 1 seed, 120 objects, 1 epoch")
     args = ap.parse_args()
     if args.quick:
