@@ -65,6 +65,8 @@ def describe(path: str | Path) -> dict[str, Any]:
             e = store.dataset_attrs("embeddings")
             info["embeddings"] = {"dim": int(store.embeddings.shape[1]), "method": e.get("method"),
                                   "backbone": e.get("backbone"), "source": e.get("source")}
+            if e.get("source") == "encoder":       # stores before embed --views held 1 view
+                info["embeddings"]["views"] = int(e.get("views") or 1)
         if store.has("pca"):
             p = store.dataset_attrs("pca")
             evr = p.get("explained_variance_ratio")
@@ -93,6 +95,11 @@ def _saved_cluster(config: Any) -> str | None:
     return config.get("cluster") if isinstance(config, dict) else None
 
 
+def _views(views) -> str:
+    """", 8 views averaged" for an encoder's embedding (see ``embed --views``), else ""."""
+    return "" if views is None else (", 1 view" if views == 1 else f", {views} views averaged")
+
+
 def format_description(info: dict[str, Any]) -> str:
     """Human-readable lines for ``galexplorer info``."""
     lines = [f"{info['path']}: galexplorer {'cutouts file' if info['kind'] == 'cutouts' else 'embedding store'}"
@@ -107,7 +114,8 @@ def format_description(info: dict[str, Any]) -> str:
     else:
         emb = info.get("embeddings")
         lines.append(f"  embeddings   {emb['dim']}-d ({emb.get('method') or emb.get('source') or '?'}"
-                     f"{', ' + emb['backbone'] if emb.get('backbone') else ''})" if emb else "  embeddings   none")
+                     f"{', ' + emb['backbone'] if emb.get('backbone') else ''}"
+                     f"{_views(emb.get('views'))})" if emb else "  embeddings   none")
         pca = info.get("pca")
         if pca:
             ev = f", {pca['explained_variance']:.1%} of variance" if pca.get("explained_variance") else ""

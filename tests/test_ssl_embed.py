@@ -98,7 +98,7 @@ def test_shard_rows():
     assert shard_rows(10, None) == slice(0, 10)
 
 
-def test_embed_cli_writes_a_valid_store(run_dir, xdf_cutouts, tmp_path):
+def test_embed_cli_writes_a_valid_store(run_dir, xdf_cutouts, tmp_path, capsys):
     out = tmp_path / "store.h5"
     code = main(["-q", "embed", str(xdf_cutouts), "--run", str(run_dir), "-o", str(out), "--projection", "pca",
                  "--device", "cpu", "--batch-size", "16"])
@@ -114,6 +114,7 @@ def test_embed_cli_writes_a_valid_store(run_dir, xdf_cutouts, tmp_path):
     assert attrs["method"] == "byol" and attrs["backbone"] == "resnet18" and attrs["source"] == "encoder"
     assert attrs["checkpoint_sha256"] == meta["sha256"] and attrs["image_size"] == 24
     assert attrs["views"] == 8                   # the default: rotations and mirror images averaged
+    assert main(["info", str(out)]) == 0 and "512-d (byol, resnet18, 8 views averaged)" in capsys.readouterr().out
     with CutoutStore(xdf_cutouts) as cut:
         assert ids == list(cut.ids)
         enc, _ = load_encoder(run_dir, views=8)
@@ -131,6 +132,9 @@ def test_embed_cli_one_view(run_dir, xdf_cutouts, tmp_path, capsys):
         assert config_from_store_attrs(s.attrs.get("config")).views == 1     # refine re-embeds with it
         np.testing.assert_allclose(s.load_embeddings(), embed_array(load_encoder(run_dir)[0], cut.read(slice(0, 48))),
                                    rtol=1e-4, atol=1e-5)
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "(byol, resnet18, 1 view)" in capsys.readouterr().out          # info says how it was embedded
     with pytest.raises(SystemExit) as exc:
         main(["-q", "embed", str(xdf_cutouts), "--run", str(run_dir), "-o", str(tmp_path / "x.h5"), "--views", "3"])
     assert exc.value.code == 2 and "--views" in capsys.readouterr().err
