@@ -23,7 +23,7 @@ Then the mean over seeds of each figure and the ratio 8 views / 1 view of the sa
 the encoder pass alone: stamps a second through the default backbone at 32 px (random weights,
 one band, 2000 stamps) with 1 and 8 views, and their ratio.
 
-    python benchmarks/bench_views.py --quick       # ~2 min: radio, 1 seed, 600 objects, 2 epochs
+    python benchmarks/bench_views.py --quick       # ~30 s: radio, 1 seed, 400 objects, 1 epoch, 120 labels
     python benchmarks/bench_views.py               # 4 domains x 2 seeds, 1500 objects
 """
 
@@ -113,6 +113,7 @@ def measure(store_path: Path, labels, rare, seed: int, budget: int) -> dict[str,
         out["anomaly100"] = float(rare[top].sum()) / (100 * rare.mean())
         out["found_auto"], out["recall_auto"] = loop(s, seed, "auto", budget)
         out["found_embedding"], out["recall_embedding"] = loop(s, seed, "embedding", budget)
+    out["budget"] = budget
     return out
 
 
@@ -146,7 +147,7 @@ def _line(m: dict[str, float]) -> str:
     text = f"kNN {m['knn']:.3f}  linear {m['lin']:.3f}  AP {m['ap']:.3f}"
     if "like10" in m:
         text += (f"  like-this@10 {m['like10']:.3f}  anomaly@100 {m['anomaly100']:.2f}x random  "
-                 f"found@200 auto {m['found_auto']:.1f} / embedding {m['found_embedding']:.1f}  "
+                 f"found@{m['budget']:.0f} auto {m['found_auto']:.1f} / embedding {m['found_embedding']:.1f}  "
                  f"recall@100 auto {m['recall_auto']:.3f} / embedding {m['recall_embedding']:.3f}  "
                  f"embed {m['embed_s']:.1f} s")
     return text
@@ -159,12 +160,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1500, help="objects per synthetic domain (xdf: all its stamps)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--budget", type=int, default=200)
-    ap.add_argument("--quick", action="store_true", help="smoke test: radio, 1 seed, 600 objects, 2 epochs")
+    ap.add_argument("--quick", action="store_true", help="smoke test: radio, 1 seed, 400 objects, 1 epoch, 120 labels")
     args = ap.parse_args()
     logging.getLogger("galexplorer").setLevel(logging.WARNING)
     if args.quick:
-        args.domains, args.seeds, args.n, args.epochs = ["radio"], [0], 600, 2
-    throughput(500 if args.quick else 2000)
+        args.domains, args.seeds, args.n, args.epochs, args.budget = ["radio"], [0], 400, 1, 120
+    throughput(200 if args.quick else 2000)
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for domain in args.domains:
