@@ -243,7 +243,7 @@ def _add_embed(sub) -> None:
     p.add_argument("--features", choices=["auto", "all", "none"], default="auto",
                    help="also write raw-pixel PCA and morphology features from the cutouts, for the loop to "
                         "choose among by cross-validation (auto: morphology only up to 200,000 objects)")
-    p.add_argument("--views", type=int, choices=[1, 4, 8], default=8,
+    p.add_argument("--views", type=int, choices=[1, 4, 8],
                    help="average the encoder's embedding over this many views of each stamp: 8 = its "
                         "rotations by 90 degrees and their mirror images (the default: a galaxy and its "
                         "rotated copy embed alike), 4 = the rotations, 1 = as it is (8 times faster)")
@@ -253,12 +253,11 @@ def _add_embed(sub) -> None:
 def _run_embed(args) -> int:
     from .explore.pipeline import EmbedConfig
 
-    umap = {k: v for k, v in (("umap_neighbors", args.umap_neighbors), ("umap_min_dist", args.umap_min_dist))
-            if v is not None}
+    given = {k: v for k, v in (("umap_neighbors", args.umap_neighbors), ("umap_min_dist", args.umap_min_dist),
+                               ("views", args.views)) if v is not None}     # else EmbedConfig's defaults
     cfg = EmbedConfig(batch_size=args.batch_size, device=args.device, pca_variance=args.pca_variance,
                       projection=args.projection, seed=args.seed,
-                      pca_standardise=args.pca_standardise, features=args.features, views=args.views,
-                      **umap).validate()
+                      pca_standardise=args.pca_standardise, features=args.features, **given).validate()
     if args.virtual and not args.merge:
         raise ConfigError("--virtual only applies to --merge")
     if args.shard and (args.merge or args.embeddings):

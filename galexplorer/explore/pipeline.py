@@ -62,8 +62,6 @@ def check_views(views) -> int:
     return int(views)
 
 
-
-
 @dataclass
 class EmbedConfig:
     """Options of ``galexplorer embed`` after the encoder (saved as JSON in the store's ``config``).

@@ -107,9 +107,9 @@ def load_encoder(run_dir: str | Path, device: str | torch.device = "cpu",
 
     Raises:
         CheckpointError: missing, corrupt or mismatched files.
+        ConfigError: ``views`` not one of :data:`~galexplorer.explore.pipeline.VIEWS`.
     """
     dev = resolve_device(device) if isinstance(device, str) else device
-    views = check_views(views)
     payload, meta = read_encoder_files(run_dir)
     path = Path(run_dir) / "encoder.pt"
     try:
@@ -281,8 +281,8 @@ def embed_with_encoder(cutouts_path: str | Path, run_dir: str | Path, output: st
         # on a cluster the workers resolve --device and load the encoder themselves: the client
         # rebuilds it on the CPU only to check the checkpoint, and does not keep it (see below)
         device = resolve_device(getattr(config, "device", "auto") if client is None else "cpu")
-        views = check_views(getattr(config, "views", 1))
-        encoder, meta = load_encoder(run_dir, device, views)
+        encoder, meta = load_encoder(run_dir, device, getattr(config, "views", 1))
+        views = encoder.views
         check_fits(meta, Path(run_dir) / "encoder.json", bands=list(cut.bands))
         if cut.size < encoder.image_size:
             raise CheckpointError(f"the encoder crops {encoder.image_size} px but the stamps are "
