@@ -130,10 +130,15 @@ def build(workdir: Path, name: str, n: int, maker, **kw) -> Path:
     return path
 
 
+#: the loop's view of the embedding (``--loop-features``): the default, or the one before issue #22's
+#: measurement (the components that explain 95% of the variance, one scale)
+LOOP_FEATURES = {"default": {}, "before": {"pca_components": None, "feature_scaling": "global"}}
+
+
 def run_store(label: str, path: Path, seeds: int, scorers, budget: int, out: Path,
-              cold_start: str = DEFAULT_COLD_START) -> dict:
+              cold_start: str = DEFAULT_COLD_START, features: str = "default") -> dict:
     cfg = SimulateConfig(truth="truth", scale=5.0, interesting_above=4.0, budget=budget, batch=10,
-                         loop=LoopConfig(cold_start=cold_start))
+                         loop=LoopConfig(cold_start=cold_start, **LOOP_FEATURES[features]))
     with EmbeddingStore(path) as st:
         report = compare(st, cfg, scorers=scorers, seeds=seeds)
     write_compare(report, out / f"discovery_{label}.csv")
@@ -182,6 +187,9 @@ def main() -> None:
     p.add_argument("--build-only", action="store_true", help="build the stores, run nothing")
     p.add_argument("--cold-start", choices=tuple(COLD_STARTS), default=DEFAULT_COLD_START,
                    help="the loop's cold start (galexplorer.active.cold_start); model: the start before 2026-12-06")
+    p.add_argument("--loop-features", choices=tuple(LOOP_FEATURES), default="default",
+                   help="the loop's features: the default (32 leading components, each to unit variance) or "
+                        "before (the components to 95%% of the variance, one scale)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(message)s")
@@ -194,7 +202,8 @@ def main() -> None:
     workdir = Path(a.workdir or tmp.name)
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"bench_discovery: stores {a.stores}, n_a={a.n_a}, n_b={a.n_b}, n_c={a.n_c}, seeds={a.seeds}, "
-          f"budget={a.budget}, scorers {','.join(scorers)}; default = {DEFAULT_SCORER}; cold start {a.cold_start}",
+          f"budget={a.budget}, scorers {','.join(scorers)}; default = {DEFAULT_SCORER}; cold start {a.cold_start}; "
+          f"loop features {a.loop_features} {LOOP_FEATURES[a.loop_features] or LoopConfig().features_key()}",
           flush=True)
     results = []
     want = set(a.stores.split(","))
@@ -207,13 +216,13 @@ def main() -> None:
         return
     if "a" in want:
         results.append(run_store("a", build(workdir, "a", a.n_a, lowrank, rare=0.005), a.seeds, scorers,
-                                 a.budget, out, a.cold_start))
+                                 a.budget, out, a.cold_start, a.loop_features))
     if "b" in want:
         results.append(run_store("b", build(workdir, "b", a.n_b, lowrank, rare=0.03, seed=1), a.seeds, scorers,
-                                 a.budget, out, a.cold_start))
+                                 a.budget, out, a.cold_start, a.loop_features))
     if "c" in want:
         results.append(run_store("c", build(workdir, "c", a.n_c, xdf_injected), a.seeds, scorers, a.budget, out,
-                                 a.cold_start))
+                                 a.cold_start, a.loop_features))
     print(f"\nsummary (default = {DEFAULT_SCORER}):")
     for r in results:
         if "default_recall" in r:

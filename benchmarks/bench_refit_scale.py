@@ -11,10 +11,11 @@ the 490 of a previous fit, whose hyper-parameters are the warm start (as the exp
 every object, then the bound-pruned ``select_batch``), at the smaller size.
 
 Data, store-like: a 12-d latent space with make_data's structure in benchmarks/bench_survey.py
-(six clusters, a continuum, a 0.1% rare population far from the rest), projected on the leading
-principal components that keep 95% of the variance (fitted on a 10^5 sample: 7 components, as
-``embed``'s PCA of bench_survey's 128-d embeddings gives) and standardised as the loop does
-(``global`` scaling). The anomaly covariate of ``gp-anomaly`` is the squared norm of the features
+(six clusters, a continuum, a 0.1% rare population far from the rest), mixed into 128-d
+embeddings with noise as bench_survey writes them, and projected on their 32 leading principal
+components, each scaled to unit variance, as the loop's default does (``--components K``: another
+number; ``--components 0``: the loop before issue #22's ``pca_components``, the latent's components
+that keep 95% of the variance, 7, on one scale). PCA fitted on a 10^5 sample. The anomaly covariate of ``gp-anomaly`` is the squared norm of the features
 (a stand-in for the isolation-forest score ``embed`` writes, which takes minutes at 10^7); the
 store is a stand-in that serves that score (the features are passed in). Labels: 490 random
 objects scored 0–1 and 10 rare ones scored 5 (500 labels).
@@ -40,22 +41,36 @@ import threading
 import time
 
 import numpy as np
-from bench_survey import LATENT, draw_latent  # the same synthetic survey as bench_survey.py
+from bench_survey import DIM, LATENT, draw_latent  # the same synthetic survey as bench_survey.py
 
 
-def features(n: int, seed: int = 0, chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
-    """((n, k) float32 standardised PCA features, (n,) bool rare), built chunk by chunk."""
+def features(n: int, seed: int = 0, chunk: int = 1 << 20, components: int | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """((n, k) float32 standardised PCA features, (n,) bool rare), built chunk by chunk.
+
+    ``components`` None: the latent space's principal components that keep 95% of the variance,
+    one scale (the loop's features before issue #22's ``pca_components``). A number K: the K leading
+    principal components of bench_survey's 128-d embeddings (the latent mixed into 128 dimensions
+    plus noise), each scaled to unit variance (the loop's default since then, ``LoopConfig()``).
+    """
     from galexplorer.explore.pca import fit_pca
 
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 3.0, (6, LATENT))
     rare_centre = rng.normal(0, 3.0, LATENT) + 6.0
+    mix = rng.normal(0, 1 / np.sqrt(LATENT), (LATENT, DIM))
 
     def latent(m: int, r: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        return draw_latent(m, r, centres, rare_centre)   # bench_survey's synthetic survey
+        z, is_rare = draw_latent(m, r, centres, rare_centre)   # bench_survey's synthetic survey
+        if components is None:
+            return z, is_rare
+        return z @ mix + 0.05 * r.standard_normal((m, DIM)), is_rare
 
     sample, _ = latent(100_000, np.random.default_rng(seed + 1))
-    _, info = fit_pca(sample.astype(np.float32), variance=0.95)
+    if components is None:
+        _, info = fit_pca(sample.astype(np.float32), variance=0.95)
+    else:
+        _, info = fit_pca(sample.astype(np.float32), variance=1.0, max_components=components)
     comps = np.asarray(info["components"], dtype=np.float64)
     centre = sample.mean(axis=0)
     k = len(comps)
@@ -65,9 +80,10 @@ def features(n: int, seed: int = 0, chunk: int = 1 << 20) -> tuple[np.ndarray, n
         m = min(chunk, n - a)
         z, rare[a:a + m] = latent(m, rng)
         X[a:a + m] = (z - centre) @ comps.T
-    # the loop's "global" standardisation, in place (features.standardise makes a copy)
+    # the loop's standardisation, in place (features.standardise makes a copy)
     X -= X.mean(axis=0, dtype=np.float64).astype(np.float32)
-    X *= np.float32(1.0 / np.sqrt(np.mean(X.var(axis=0, dtype=np.float64))))
+    var = X.var(axis=0, dtype=np.float64)
+    X *= (1.0 / np.sqrt(var if components else np.full_like(var, np.mean(var)))).astype(np.float32)
     return X, rare
 
 
@@ -113,12 +129,12 @@ def peak_during(fn):
     return out, max(peak[0], rss_gb())
 
 
-def run_size(n: int, repeats: int, reference: bool, prefilter_from: int) -> dict:
+def run_size(n: int, repeats: int, reference: bool, prefilter_from: int, components: int | None) -> dict:
     from galexplorer.active.features import LearningFeatures
     from galexplorer.active.loop import ActiveLoop, LoopConfig
 
     t0 = time.perf_counter()
-    X, rare = features(n)
+    X, rare = features(n, components=components)
     anomaly = np.einsum("ij,ij->i", X, X).astype(np.float32)
     print(f"N={n:,}: {X.shape[1]} features, {int(rare.sum())} rare, built in {time.perf_counter() - t0:.0f} s",
           flush=True)
@@ -171,13 +187,22 @@ def main() -> None:
     ap.add_argument("--prefilter-from", type=int, default=PREFILTER_MIN_ROWS,
                     help="objects from which the pre-filter is used (default: the scorer's)")
     ap.add_argument("--quick", action="store_true", help="small sizes, pre-filter from 10^4 (smoke test)")
+    ap.add_argument("--components", type=int, default=None,
+                    help="the loop's features: K leading components of 128-d embeddings, each to unit variance "
+                         "(default: LoopConfig's, 32); 0: the latent's components to 95%% of the variance, one scale "
+                         "(the loop before issue #22's pca_components)")
     args = ap.parse_args()
+    from galexplorer.active.config import LoopConfig
+
+    components = LoopConfig().pca_components if args.components is None else (args.components or None)
     if args.quick:
         args.sizes, args.repeats, args.prefilter_from = "20000,60000", 1, 10_000
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"GP refit, production path (gp-anomaly, EI, batch 10, 500 labels); pre-filter from "
-          f"{args.prefilter_from:,} objects; {os.cpu_count()} cores", flush=True)
-    rows = [run_size(n, args.repeats, i == 0, args.prefilter_from) for i, n in enumerate(sizes)]
+          f"{args.prefilter_from:,} objects; features: "
+          f"{f'{components} components, each to unit variance' if components else 'components to 95%, one scale'}; "
+          f"{os.cpu_count()} cores", flush=True)
+    rows = [run_size(n, args.repeats, i == 0, args.prefilter_from, components) for i, n in enumerate(sizes)]
     ref = rows[0]
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (the machine's other work shares its cores)")
     print("\n| N | refit (median) | CPU time | vs exact path | extra memory | process peak | rare in batch | kept | "

@@ -429,8 +429,12 @@ def _add_loop_options(p) -> None:
     p.add_argument("--scorer", choices=SCORERS, help=f"default {LoopConfig.scorer}")
     p.add_argument("--acquisition", choices=ACQUISITIONS, help=f"default {LoopConfig.acquisition}")
     p.add_argument("--xi", type=float, help=f"exploration trade-off of expected improvement (default {LoopConfig.xi:g})")
+    p.add_argument("--pca-components", type=_positive_int, metavar="K",
+                   help=f"the scorer learns on the embedding's K leading principal components "
+                        f"(default {LoopConfig.pca_components})")
     p.add_argument("--feature-scaling", choices=FEATURE_SCALINGS,
-                   help="standardise the PCA features with one factor (default) or whiten each component")
+                   help=f"scale each of the K components to unit variance (per-component) or all with one "
+                        f"factor, keeping the PCA's geometry (global) (default {LoopConfig.feature_scaling})")
     p.add_argument("--representation", choices=REPRESENTATIONS,
                    help="what the scorer learns on: auto (the default: chosen at each refit by cross-validation "
                         "on the labels), or always the embedding, morphology, pixels or combined")
@@ -442,8 +446,8 @@ def _add_loop_options(p) -> None:
 def _loop_config(args, **options) -> LoopConfig:
     from .active.config import loop_config
 
-    given = {k: getattr(args, k) for k in ("scorer", "acquisition", "xi", "feature_scaling", "representation",
-                                           "cold_start")}
+    given = {k: getattr(args, k) for k in ("scorer", "acquisition", "xi", "pca_components", "feature_scaling",
+                                           "representation", "cold_start")}
     return loop_config({**given, **options}, args.preset)
 
 

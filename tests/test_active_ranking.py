@@ -98,6 +98,27 @@ def test_cli_rank(store, capsys, tmp_path):
         rank_store(tmp_path / "missing.h5")
 
 
+def test_cli_rank_pca_components_saved_with_the_ranking(store, capsys):
+    path, rare, _ = store
+    ids = [f"obj{i:05d}" for i in range(300)]
+    with LabelJournal.for_store(path, user="ann") as j:
+        for i in [*np.flatnonzero(rare)[:2], *np.flatnonzero(~rare)[:12]]:
+            j.score(ids[int(i)], 5 if rare[i] else 0)
+    assert main(["-q", "rank", str(path), "--scorer", "gp", "--pca-components", "5"]) == 0
+    with EmbeddingStore(path) as st:
+        r = read_ranking(path, st.uuid, st.n)
+    assert r.config["pca_components"] == 5 and r.config["feature_scaling"] == "per-component"
+    assert r.info["features"]["n_features"] == 5 and r.info["features"]["scaling"] == "per-component"
+    assert main(["rank", str(path)]) == 0                 # the default: 32, more than the 16 the store has
+    with EmbeddingStore(path) as st:
+        r = read_ranking(path, st.uuid, st.n)
+    assert r.config["pca_components"] == 32 and r.info["features"]["n_features"] == 16
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["rank", str(path), "--pca-components", "0"])
+    assert exc.value.code == 2 and "--pca-components: expected a positive integer" in capsys.readouterr().err
+
+
 def test_damaged_sidecar_is_an_error_and_rank_replaces_it(store):
     path, _, _ = store
     ranking_path(path).write_text("not hdf5")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -15,6 +16,7 @@ from .registry import (
     COLD_STARTS,
     DEFAULT_ACQUISITION,
     DEFAULT_COLD_START,
+    DEFAULT_PCA_COMPONENTS,
     DEFAULT_REPRESENTATION,
     DEFAULT_SCORER,
     FEATURE_SCALINGS,
@@ -37,7 +39,9 @@ class LoopConfig:
         knn_k: neighbours of the kNN label transfer.
         knn_space: ``embeddings`` (cosine of the raw embeddings, as Gondhalekar et al.) or
             ``features`` (cosine of the learning features; no embeddings loaded).
-        pca_variance: variance fraction the learning features keep.
+        pca_components: the leading principal components of the embedding the scorer learns on
+            (all of them when the embedding has fewer); None: as many as ``pca_variance`` needs.
+        pca_variance: variance fraction the learning features keep when ``pca_components`` is None.
         feature_scaling: ``global`` (one factor for all components, keeps the PCA's geometry) or
             ``per-component`` (whitening); see :mod:`galexplorer.active.features`.
         iforest_trees, lof_neighbors: the anomaly detectors' sizes (Astronomaly: 200, 50).
@@ -65,8 +69,9 @@ class LoopConfig:
     seed: int = 0
     knn_k: int = 4
     knn_space: str = "embeddings"
+    pca_components: int | None = DEFAULT_PCA_COMPONENTS
     pca_variance: float = 0.95
-    feature_scaling: str = "global"
+    feature_scaling: str = "per-component"
     iforest_trees: int = 200
     lof_neighbors: int = 50
     gp_restarts: int = 0
@@ -90,6 +95,8 @@ class LoopConfig:
         if self.feature_scaling not in FEATURE_SCALINGS:
             raise ConfigError(f"feature scaling must be one of {', '.join(FEATURE_SCALINGS)}, "
                               f"not {self.feature_scaling!r}")
+        if self.pca_components is not None:
+            check_components(self.pca_components)
         from .representation import check_representation
 
         check_representation(self.representation)
@@ -97,6 +104,10 @@ class LoopConfig:
             raise ConfigError(f"unknown cold start {self.cold_start!r}; choose one of {', '.join(COLD_STARTS)}")
         if self.knn_space not in ("embeddings", "features"):
             raise ConfigError(f"knn_space must be 'embeddings' or 'features', not {self.knn_space!r}")
+
+    def features_key(self) -> tuple:
+        """The options that decide the learning features (equal keys: the same features)."""
+        return self.pca_components, self.pca_variance, self.feature_scaling
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -108,6 +119,14 @@ class LoopConfig:
     def from_dict(cls, d: dict) -> LoopConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def check_components(components) -> int:
+    """``components`` (the loop's number of PCA components) as an int >= 1, or a one-line ConfigError."""
+    if isinstance(components, bool) or not isinstance(components, numbers.Integral) or components < 1:
+        raise ConfigError(f"the number of PCA components must be a whole number >= 1, got {components!r}",
+                          hint=f"the default is {DEFAULT_PCA_COMPONENTS}")
+    return int(components)
 
 
 def loop_config(options: dict | None = None, preset: str | None = None) -> LoopConfig:
@@ -134,4 +153,4 @@ def loop_config(options: dict | None = None, preset: str | None = None) -> LoopC
     return LoopConfig(**values)
 
 
-__all__ = ["LoopConfig", "loop_config"]
+__all__ = ["LoopConfig", "check_components", "loop_config"]

@@ -101,7 +101,8 @@ class ActiveLoop:
                  features: LearningFeatures | None = None, unit_vectors: np.ndarray | None = None):
         self.store = store
         self.config = config or LoopConfig()
-        self.features = features or learning_features(store, self.config.pca_variance, self.config.feature_scaling)
+        self.features = features or learning_features(store, self.config.pca_variance, self.config.feature_scaling,
+                                                      self.config.pca_components)
         self.X = self.features.X
         self.n = len(self.X)
         self._lock = threading.Lock()
@@ -262,7 +263,7 @@ class ActiveLoop:
         batch, std, acquisition, acq, acq_name = self.choose_batch(model, c.acquisition, best, labelled, eligible,
                                                                   candidates, c.batch_size)
         batch, cold = mix_random(batch, labels, eligible, c.cold_start, c.interesting_above, c.batch_size, c.seed)
-        info = {**model.info, "representation": rep.to_dict()}
+        info = {**model.info, "features": dict(self.features.info), "representation": rep.to_dict()}
         if cold is not None:
             info["cold_start"] = cold.to_dict()
             log.info("%s", cold.reason)

@@ -69,6 +69,8 @@ ACQUISITIONS: tuple[str, ...] = tuple(ACQUISITION_INFO)
 DEFAULT_ACQUISITION = "ei"
 #: How the learning features are standardised (see :mod:`galexplorer.active.features`).
 FEATURE_SCALINGS: tuple[str, ...] = ("global", "per-component")
+#: Leading principal components of the embedding the loop learns on (``LoopConfig.pca_components``).
+DEFAULT_PCA_COMPONENTS = 32
 
 #: What the scorer learns on (see :mod:`galexplorer.active.representation`); ``auto`` chooses at each refit.
 REPRESENTATIONS: tuple[str, ...] = ("auto", "embedding", "morphology", "pixels", "combined")

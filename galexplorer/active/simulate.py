@@ -486,7 +486,8 @@ def compare(store: EmbeddingStore, config: SimulateConfig, scorers=None, seeds: 
         raise ConfigError(f"unknown scorer(s) {', '.join(unknown)}; choose from {', '.join(SCORERS)}")
     if seeds < 1:
         raise ConfigError("--seeds must be >= 1")
-    features = learning_features(store, config.loop.pca_variance, config.loop.feature_scaling)
+    features = learning_features(store, config.loop.pca_variance, config.loop.feature_scaling,
+                                 config.loop.pca_components)
     rows = []
     n_int = n_obj = 0
     ks, rws_ns = [], []

@@ -127,8 +127,7 @@ class ModelServer:
         if self.loop is None:
             self.loop = ActiveLoop(self.store, cfg)
         elif self.loop.config != cfg:
-            same_features = (self.loop.config.pca_variance, self.loop.config.feature_scaling) == \
-                (cfg.pca_variance, cfg.feature_scaling)
+            same_features = self.loop.config.features_key() == cfg.features_key()
             self.loop = ActiveLoop(self.store, cfg, features=self.loop.features if same_features else None,
                                    unit_vectors=self.loop.unit_vectors)
         if self.loop.portfolio_state is None:   # the portfolio resumes from the journal's session state

@@ -1,0 +1,224 @@
+"""How the loop sees the embedding: 32 leading principal components, each to unit variance (issue #22).
+
+Before this benchmark the loop learned on the principal components of the embedding that explain
+95% of its variance, scaled with one factor (``pca_components=None, feature_scaling="global"``).
+For the networks of the benchmark domains that is 1-5 components (size and flux); the shape
+information the rare classes differ by lies further down the spectrum. The default is now the 32
+leading components, each scaled to unit variance (``LoopConfig()``: ``pca_components=32,
+feature_scaling="per-component"``).
+
+For each domain (``xdf``, ``radio``, ``optical``, ``lens``) and seed: a cutouts file with the
+domain's own ``oracle`` column (5 for the rare class, 0-1 for the common ones), the default encoder
+trained on it (``TrainConfig()`` at the benchmark's CPU sizes, ``--epochs``), ``galexplorer embed``
+with its defaults (8 views; it also writes the raw-pixel PCA and the morphology features), and a
+second store of the **random network** (the same backbone untrained, its embeddings averaged over
+the same views, ``embed --embeddings``). Then ``simulate``'s default loop (gp-anomaly, ei, 200
+labels in batches of 10) on:
+
+* ``now`` and ``before`` (the two ways of seeing the embedding above), each with
+  ``--representation auto`` (the default: the embedding beside the morphology, or the best of the
+  sets by cross-validation) and ``embedding`` (the embedding alone: what the loop has on data
+  where morphology does not help);
+* the references, in the same run: the loop on the raw-pixel PCA (``pixels``), on the random
+  network's store (``now``, auto and embedding), and random order.
+
+Printed per run: found@50/100/end (rare objects among the first 50, 100 and all ``--budget`` labels) and recall@100
+of the final ranking; then the means over seeds with the ratios ``now / before`` and ``now`` to raw
+pixels, to the random network and to random order.
+
+    python benchmarks/bench_loop_features.py --quick            # ~1 min: radio, 1 seed, 400 objects
+    python benchmarks/bench_loop_features.py --seeds 0 1 2 3 4  # 4 domains x 5 seeds, 1500 objects (~45 min)
+
+``--work DIR`` keeps the cutouts, runs and stores there and reuses those already built by this
+script (same recipe), so a run can be extended by seeds.
+
+``--start-cost N`` measures instead what the 32 components cost when the loop starts (the explorer's
+model process, ``rank``, ``simulate``): a store of N objects with 512-d embeddings (rank 24, a
+decaying spectrum) whose PCA kept the components for 95% of the variance, as ``embed`` writes it,
+and the seconds of ``learning_features`` with the default (a PCA of the embeddings streamed from
+the file) beside reading the store's PCA (the reference, the loop before), median of 3.
+
+    python benchmarks/bench_loop_features.py --start-cost 1000000   # ~2 GB of embeddings on disk
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_choose_representation import write_domain  # noqa: E402
+from bench_representation import COMMON, encoder_embeddings  # noqa: E402
+
+VIEWS = {"now": {}, "before": {"pca_components": None, "feature_scaling": "global"}}
+#: (label, store, view, representation) of every loop run on a domain and seed
+LOOPS = (("now auto", "trained", "now", "auto"), ("before auto", "trained", "before", "auto"),
+         ("now embedding", "trained", "now", "embedding"), ("before embedding", "trained", "before", "embedding"),
+         ("raw pixels", "trained", "now", "pixels"),
+         ("random net auto", "random", "now", "auto"), ("random net embedding", "random", "now", "embedding"))
+
+
+def build(domain: str, seed: int, args, work: Path) -> tuple[Path, Path, int]:
+    """The trained network's and the random network's stores of a domain and seed (reused when built)."""
+    from galexplorer.cli import main as cli
+    from galexplorer.ssl.config import TrainConfig
+    from galexplorer.ssl.trainer import train
+    from galexplorer.store import CutoutStore
+
+    tag = f"{domain}-{seed}-n{args.n}-e{args.epochs}"
+    cut, run_dir = work / f"{tag}.h5", work / f"run-{tag}"
+    trained, random_net = work / f"s-{tag}.h5", work / f"r-{tag}.h5"
+    quiet = (contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()))
+    if not trained.exists():
+        write_domain(domain, args.n, seed, cut)
+        with quiet[0], quiet[1]:
+            train(cut, run_dir, TrainConfig.from_dict({**COMMON, "seed": seed, "epochs": args.epochs}))
+            assert cli(["-q", "embed", str(cut), "--run", str(run_dir), "-o", str(trained), "--device", "cpu",
+                        "--seed", str(seed)]) == 0
+    if not random_net.exists():
+        from galexplorer.explore.pipeline import EmbedConfig
+        from galexplorer.ssl.backbones import resolve_stem
+
+        stem = resolve_stem(TrainConfig.from_dict(COMMON).stem, COMMON["image_size"], "cpu")
+        with CutoutStore(cut) as c:
+            stamps = c.images[:]
+        emb = encoder_embeddings(cut, None, {**COMMON, "stem": stem}, stamps, EmbedConfig().views)
+        np.save(work / f"r-{tag}.npy", emb)
+        with quiet[0], quiet[1]:
+            assert cli(["-q", "embed", str(cut), "--embeddings", str(work / f"r-{tag}.npy"), "-o",
+                        str(random_net), "--seed", str(seed)]) == 0
+    with CutoutStore(cut) as c:
+        return trained, random_net, int(np.sum(c.column("oracle") >= 3))
+
+
+def loops(stores: dict[str, Path], seed: int, budget: int) -> dict[str, dict[str, float]]:
+    from galexplorer.active.config import LoopConfig
+    from galexplorer.active.simulate import SimulateConfig, simulate
+    from galexplorer.store import EmbeddingStore
+
+    out = {}
+    for label, which, view, rep in LOOPS:
+        with EmbeddingStore(stores[which]) as s:
+            budget = min(budget, s.n)
+            cfg = SimulateConfig(truth="oracle", budget=budget, batch=10, seeds=20, remaining=False,
+                                 loop=LoopConfig(seed=seed, representation=rep, **VIEWS[view]))
+            t0 = time.perf_counter()
+            r = simulate(s, cfg)
+        found = dict((int(a), int(b)) for a, b in r.history)
+        out[label] = {"f50": found.get(50, np.nan), "f100": found.get(100, np.nan), "f200": int(r.history[-1][1]),
+                      "recall100": float(r.loop.recall[100]), "seconds": time.perf_counter() - t0,
+                      "features": r.result.info.get("features", {}).get("n_features", np.nan)}
+        if label == "now auto":
+            out["random order"] = {"f50": float(r.random.curve[min(50, budget) - 1]),
+                                   "f100": float(r.random.curve[min(100, budget) - 1]),
+                                   "f200": float(r.random.curve[budget - 1]), "recall100": float("nan")}
+    return out
+
+
+def start_cost(n: int, work: Path, dim: int = 512, repeats: int = 3) -> None:
+    """Seconds of the loop's features at start: 32 components computed again vs the store's PCA."""
+    from galexplorer.active.features import learning_features
+    from galexplorer.explore.pca import fit_pca_model
+    from galexplorer.store import EmbeddingStore, EmbeddingStoreWriter, ObjectTable
+
+    path = work / f"start-{n}.h5"
+    rng = np.random.default_rng(0)
+    mix = rng.normal(0, 1, (24, dim)).astype(np.float32) * np.geomspace(3, 0.05, 24, dtype=np.float32)[:, None]
+    t0 = time.perf_counter()
+    ids = np.array([f"o{i}" for i in range(n)], dtype=object)
+    with EmbeddingStoreWriter(path, ObjectTable(ids, np.zeros(n), np.zeros(n), {})) as w:
+        d = w.create("embeddings", (n, dim), np.float32)
+        chunk = 1 << 16
+        for a in range(0, n, chunk):
+            m = min(chunk, n - a)
+            d[a:a + m] = rng.standard_normal((m, 24), dtype=np.float32) @ mix + \
+                0.01 * rng.standard_normal((m, dim), dtype=np.float32)
+        model = fit_pca_model(d, variance=0.95)          # what embed keeps
+        pca = np.concatenate([model.transform(d[a:a + chunk]) for a in range(0, n, chunk)])
+        w.write("pca", pca, attrs={"explained_variance_ratio": np.asarray(model.explained_variance_ratio)})
+    print(f"start cost: store of {n:,} x {dim} embeddings built in {time.perf_counter() - t0:.0f} s", flush=True)
+    ref_name = f"the store's pca ({model.n_components} components to 95%, one scale)"
+    times: dict[str, list[float]] = {ref_name: [], "32 components, per component": []}
+    with EmbeddingStore(path) as s:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            learning_features(s, 0.95, "global")
+            times[ref_name].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            f = learning_features(s, 0.95, "per-component", 32)
+            times["32 components, per component"].append(time.perf_counter() - t0)
+    ref = float(np.median(times[ref_name]))
+    for name, t in times.items():
+        print(f"  learning features at start, {name}: {np.median(t):.2f} s (runs {', '.join(f'{x:.2f}' for x in t)}); "
+              f"ratio {np.median(t) / ref:.1f}x", flush=True)
+    print(f"  ({f.n_features} components, source {f.source})")
+    path.unlink()
+
+
+def _fmt(m: dict[str, float]) -> str:
+    return (f"found@50/100/end {m['f50']:5.1f} {m['f100']:5.1f} {m['f200']:5.1f}  "
+            f"recall@100 {m['recall100']:.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--domains", nargs="+", default=["xdf", "radio", "optical", "lens"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--n", type=int, default=1500, help="objects per synthetic domain (xdf: all its stamps)")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--budget", type=int, default=200)
+    ap.add_argument("--work", type=Path, help="keep (and reuse) cutouts, runs and stores here")
+    ap.add_argument("--quick", action="store_true", help="radio, 1 seed, 400 objects, 1 epoch, 120 labels")
+    ap.add_argument("--start-cost", type=int, metavar="N", help="time the features at the loop's start at N objects")
+    args = ap.parse_args()
+    logging.getLogger("galexplorer").setLevel(logging.WARNING)
+    if args.start_cost:
+        with tempfile.TemporaryDirectory() as tmp:
+            start_cost(args.start_cost, args.work or Path(tmp))
+        return
+    if args.quick:
+        args.domains, args.seeds, args.n, args.epochs, args.budget = ["radio"], [0], 400, 1, 120
+    results: dict[tuple[str, str], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for domain in args.domains:
+            for seed in args.seeds:
+                t0 = time.perf_counter()
+                trained, random_net, n_rare = build(domain, seed, args, work)
+                out = loops({"trained": trained, "random": random_net}, seed, args.budget)
+                print(f"{domain} seed {seed}: {n_rare} rare; stores and loops {time.perf_counter() - t0:.0f} s; "
+                      f"learning features now {out['now auto']['features']}, before {out['before auto']['features']}",
+                      flush=True)
+                for label, m in out.items():
+                    print(f"  {domain:8s} s{seed} {label:21s} {_fmt(m)}", flush=True)
+                    results.setdefault((domain, label), []).append(m)
+    print(f"\nmeans over seeds {args.seeds} ({args.budget} labels in batches of 10):")
+    for domain in args.domains:
+        mean = {label: {k: float(np.mean([r[k] for r in results[(domain, label)]]))
+                        for k in ("f50", "f100", "f200", "recall100")}
+                for label in [x[0] for x in LOOPS] + ["random order"]}
+        for label, m in mean.items():
+            print(f"  {domain:8s} {label:21s} {_fmt(m)}")
+
+        def ratio(a: str, b: str, mean=mean) -> str:
+            return f"{mean[a]['f200'] / max(mean[b]['f200'], 1e-9):.2f}x"
+
+        print(f"  {domain:8s} found@{args.budget}: auto now/before {ratio('now auto', 'before auto')}, "
+              f"embedding now/before {ratio('now embedding', 'before embedding')}; "
+              f"now auto vs raw pixels {ratio('now auto', 'raw pixels')}, vs random net "
+              f"{ratio('now auto', 'random net auto')}, vs random order {ratio('now auto', 'random order')}; "
+              f"embedding alone vs random net {ratio('now embedding', 'random net embedding')}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
