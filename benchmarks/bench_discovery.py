@@ -130,9 +130,11 @@ def build(workdir: Path, name: str, n: int, maker, **kw) -> Path:
     return path
 
 
-#: the loop's view of the embedding (``--loop-features``): the default, or the one before issue #22's
-#: measurement (the components that explain 95% of the variance, one scale)
-LOOP_FEATURES = {"default": {}, "before": {"pca_components": None, "feature_scaling": "global"}}
+#: the loop's view of the embedding (``--loop-features``): the default; ``narrow`` (the components that
+#: explain 95% of the variance on one scale, without ``auto``'s wide candidates); ``wide`` (every set
+#: on the wide view of benchmarks/bench_loop_features.py)
+LOOP_FEATURES = {"default": {}, "narrow": {"auto_wide": False},
+                 "wide": {"pca_components": 32, "feature_scaling": "per-component", "auto_wide": False}}
 
 
 def run_store(label: str, path: Path, seeds: int, scorers, budget: int, out: Path,
@@ -188,8 +190,9 @@ def main() -> None:
     p.add_argument("--cold-start", choices=tuple(COLD_STARTS), default=DEFAULT_COLD_START,
                    help="the loop's cold start (galexplorer.active.cold_start); model: the start before 2026-12-06")
     p.add_argument("--loop-features", choices=tuple(LOOP_FEATURES), default="default",
-                   help="the loop's features: the default (32 leading components, each to unit variance) or "
-                        "before (the components to 95%% of the variance, one scale)")
+                   help="the loop's features: the default; narrow (the components to 95%% of the variance, one "
+                        "scale, no wide candidates for auto); wide (at most 32 components above the noise floor, "
+                        "each to unit variance)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(message)s")
@@ -203,7 +206,7 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"bench_discovery: stores {a.stores}, n_a={a.n_a}, n_b={a.n_b}, n_c={a.n_c}, seeds={a.seeds}, "
           f"budget={a.budget}, scorers {','.join(scorers)}; default = {DEFAULT_SCORER}; cold start {a.cold_start}; "
-          f"loop features {a.loop_features} {LOOP_FEATURES[a.loop_features] or LoopConfig().features_key()}",
+          f"loop features {a.loop_features} {LOOP_FEATURES[a.loop_features] or 'LoopConfig()'}",
           flush=True)
     results = []
     want = set(a.stores.split(","))

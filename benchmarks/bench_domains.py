@@ -126,16 +126,21 @@ def loop_default(emb: np.ndarray, feature_sets: dict[str, np.ndarray], labels: n
     """What the loop learns on by default (``--representation auto``), built by the loop's own
     code: ``combined`` before the labels can compare the sets, and the set ``auto`` chooses with
     every object labelled (interesting = the rare class). The embedding enters as the loop sees
-    it: its principal components to 95% of the variance, one scale (``learning_features``);
+    it (``learning_features`` with ``LoopConfig()``'s options: since 2026-12-07 its 32 leading
+    principal components, each to unit variance; before, the components to 95% of the variance on
+    one scale);
     ``feature_sets`` are the store's ``morphology`` and ``pixels`` as ``embed`` writes them
     (unscaled: ``load_sets`` scales them)."""
     from sklearn.decomposition import PCA
 
+    from galexplorer.active.config import LoopConfig
     from galexplorer.active.features import standardise
     from galexplorer.active.representation import choose, load_sets
 
-    learn = standardise(PCA(0.95, svd_solver="full", random_state=0).fit_transform(emb.astype(np.float64)),
-                        "global")
+    cfg = LoopConfig()
+    k = min(cfg.pca_components, *emb.shape) if cfg.pca_components else cfg.pca_variance
+    learn = standardise(PCA(k, svd_solver="full", random_state=0).fit_transform(emb.astype(np.float64)),
+                        cfg.feature_scaling)
     sets = load_sets(_Sets(feature_sets), learn)
     picked = choose(sets, np.arange(len(labels)), rare.astype(np.float64) * 5, threshold=3.0)
     print(f"    auto with every label chose {picked.used}: {picked.reason}", flush=True)

@@ -1,11 +1,13 @@
-"""How the loop sees the embedding: 32 leading principal components, each to unit variance (issue #22).
+"""How the loop sees the embedding: the default beside a wider view, 32 components each to unit variance (#22).
 
-Before this benchmark the loop learned on the principal components of the embedding that explain
-95% of its variance, scaled with one factor (``pca_components=None, feature_scaling="global"``).
-For the networks of the benchmark domains that is 1-5 components (size and flux); the shape
-information the rare classes differ by lies further down the spectrum. The default is now the 32
-leading components, each scaled to unit variance (``LoopConfig()``: ``pca_components=32,
-feature_scaling="per-component"``).
+By default the loop learns on the principal components of the embedding that explain 95% of its
+variance, scaled with one factor (``LoopConfig()``: ``pca_components=None,
+feature_scaling="global"``). For the networks of the benchmark domains that is 1-5 components (size
+and flux); the shape information the rare classes differ by lies further down the spectrum. The
+**wide** view: at most 32 leading components, those above the embedding's noise floor, each scaled
+to unit variance (``pca_components=32, feature_scaling="per-component"``; ``rank``/``simulate
+--pca-components 32 --feature-scaling per-component``). It is not the default: see
+bench_discovery.py ``--loop-features wide`` and docs/active-learning.md.
 
 For each domain (``xdf``, ``radio``, ``optical``, ``lens``) and seed: a cutouts file with the
 domain's own ``oracle`` column (5 for the rare class, 0-1 for the common ones), the default encoder
@@ -15,16 +17,18 @@ second store of the **random network** (the same backbone untrained, its embeddi
 the same views, ``embed --embeddings``). Then ``simulate``'s default loop (gp-anomaly, ei, 200
 labels in batches of 10) on:
 
-* ``now`` and ``before`` (the two ways of seeing the embedding above), each with
-  ``--representation auto`` (the default: the embedding beside the morphology, or the best of the
-  sets by cross-validation) and ``embedding`` (the embedding alone: what the loop has on data
-  where morphology does not help);
+* ``narrow auto`` (``--representation auto``, the default representation, on the default view,
+  without the wide candidates: the loop's default before ``auto_wide``), ``auto + wide
+  candidates`` (``auto_wide=True``: once the labels can compare the sets, ``auto`` also weighs
+  ``wide`` and ``combined-wide``), ``wide auto`` (every set built on the wide view);
+* ``narrow embedding`` and ``wide embedding``: the embedding alone, what the loop has on data
+  where morphology does not help;
 * the references, in the same run: the loop on the raw-pixel PCA (``pixels``), on the random
-  network's store (``now``, auto and embedding), and random order.
+  network's store (wide view, auto and embedding), and random order.
 
-Printed per run: found@50/100/end (rare objects among the first 50, 100 and all ``--budget`` labels) and recall@100
-of the final ranking; then the means over seeds with the ratios ``now / before`` and ``now`` to raw
-pixels, to the random network and to random order.
+Printed per run: found@50/100/end (rare objects among the first 50, 100 and all ``--budget``
+labels) and recall@100 of the final ranking; then the means over seeds with the ratios to
+``narrow auto`` and of ``wide auto`` to raw pixels, to the random network and to random order.
 
     python benchmarks/bench_loop_features.py --quick            # ~1 min: radio, 1 seed, 400 objects
     python benchmarks/bench_loop_features.py --seeds 0 1 2 3 4  # 4 domains x 5 seeds, 1500 objects (~45 min)
@@ -32,11 +36,12 @@ pixels, to the random network and to random order.
 ``--work DIR`` keeps the cutouts, runs and stores there and reuses those already built by this
 script (same recipe), so a run can be extended by seeds.
 
-``--start-cost N`` measures instead what the 32 components cost when the loop starts (the explorer's
+``--start-cost N`` measures instead what the wide view costs when the loop starts (the explorer's
 model process, ``rank``, ``simulate``): a store of N objects with 512-d embeddings (rank 24, a
 decaying spectrum) whose PCA kept the components for 95% of the variance, as ``embed`` writes it,
-and the seconds of ``learning_features`` with the default (a PCA of the embeddings streamed from
-the file) beside reading the store's PCA (the reference, the loop before), median of 3.
+and the seconds of ``learning_features`` with the wide view (the spectrum from at most 10^5 rows,
+then a PCA of the embeddings streamed from the file) beside the default, reading the store's PCA
+(the reference), median of 3.
 
     python benchmarks/bench_loop_features.py --start-cost 1000000   # ~2 GB of embeddings on disk
 """
@@ -59,12 +64,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_choose_representation import write_domain  # noqa: E402
 from bench_representation import COMMON, encoder_embeddings  # noqa: E402
 
-VIEWS = {"now": {}, "before": {"pca_components": None, "feature_scaling": "global"}}
-#: (label, store, view, representation) of every loop run on a domain and seed
-LOOPS = (("now auto", "trained", "now", "auto"), ("before auto", "trained", "before", "auto"),
-         ("now embedding", "trained", "now", "embedding"), ("before embedding", "trained", "before", "embedding"),
-         ("raw pixels", "trained", "now", "pixels"),
-         ("random net auto", "random", "now", "auto"), ("random net embedding", "random", "now", "embedding"))
+NARROW = {"auto_wide": False}                          # the default view, auto without the wide candidates
+WIDE = {"pca_components": 32, "feature_scaling": "per-component", "auto_wide": False}
+#: (label, store, loop options, representation) of every loop run on a domain and seed
+LOOPS = (("narrow auto", "trained", NARROW, "auto"),
+         ("auto + wide candidates", "trained", {"auto_wide": True}, "auto"),
+         ("wide auto", "trained", WIDE, "auto"),
+         ("narrow embedding", "trained", NARROW, "embedding"), ("wide embedding", "trained", WIDE, "embedding"),
+         ("raw pixels", "trained", NARROW, "pixels"),
+         ("random net auto", "random", WIDE, "auto"), ("random net embedding", "random", WIDE, "embedding"))
 
 
 def build(domain: str, seed: int, args, work: Path) -> tuple[Path, Path, int]:
@@ -106,18 +114,19 @@ def loops(stores: dict[str, Path], seed: int, budget: int) -> dict[str, dict[str
     from galexplorer.store import EmbeddingStore
 
     out = {}
-    for label, which, view, rep in LOOPS:
+    for label, which, options, rep in LOOPS:
         with EmbeddingStore(stores[which]) as s:
             budget = min(budget, s.n)
             cfg = SimulateConfig(truth="oracle", budget=budget, batch=10, seeds=20, remaining=False,
-                                 loop=LoopConfig(seed=seed, representation=rep, **VIEWS[view]))
+                                 loop=LoopConfig(seed=seed, representation=rep, **options))
             t0 = time.perf_counter()
             r = simulate(s, cfg)
         found = dict((int(a), int(b)) for a, b in r.history)
         out[label] = {"f50": found.get(50, np.nan), "f100": found.get(100, np.nan), "f200": int(r.history[-1][1]),
                       "recall100": float(r.loop.recall[100]), "seconds": time.perf_counter() - t0,
-                      "features": r.result.info.get("features", {}).get("n_features", np.nan)}
-        if label == "now auto":
+                      "features": r.result.info.get("features", {}).get("n_features", np.nan),
+                      "used": r.result.representation}
+        if label == "narrow auto":
             out["random order"] = {"f50": float(r.random.curve[min(50, budget) - 1]),
                                    "f100": float(r.random.curve[min(100, budget) - 1]),
                                    "f200": float(r.random.curve[budget - 1]), "recall100": float("nan")}
@@ -197,7 +206,8 @@ def main() -> None:
                 trained, random_net, n_rare = build(domain, seed, args, work)
                 out = loops({"trained": trained, "random": random_net}, seed, args.budget)
                 print(f"{domain} seed {seed}: {n_rare} rare; stores and loops {time.perf_counter() - t0:.0f} s; "
-                      f"learning features now {out['now auto']['features']}, before {out['before auto']['features']}",
+                      f"learning features wide {out['wide auto']['features']}, narrow {out['narrow auto']['features']}; "
+                      f"auto + wide candidates ended on {out['auto + wide candidates']['used']}",
                       flush=True)
                 for label, m in out.items():
                     print(f"  {domain:8s} s{seed} {label:21s} {_fmt(m)}", flush=True)
@@ -213,11 +223,12 @@ def main() -> None:
         def ratio(a: str, b: str, mean=mean) -> str:
             return f"{mean[a]['f200'] / max(mean[b]['f200'], 1e-9):.2f}x"
 
-        print(f"  {domain:8s} found@{args.budget}: auto now/before {ratio('now auto', 'before auto')}, "
-              f"embedding now/before {ratio('now embedding', 'before embedding')}; "
-              f"now auto vs raw pixels {ratio('now auto', 'raw pixels')}, vs random net "
-              f"{ratio('now auto', 'random net auto')}, vs random order {ratio('now auto', 'random order')}; "
-              f"embedding alone vs random net {ratio('now embedding', 'random net embedding')}", flush=True)
+        print(f"  {domain:8s} found@{args.budget}: auto + wide candidates / narrow auto "
+              f"{ratio('auto + wide candidates', 'narrow auto')}, wide auto / narrow auto "
+              f"{ratio('wide auto', 'narrow auto')}, embedding wide/narrow {ratio('wide embedding', 'narrow embedding')}; "
+              f"wide auto vs raw pixels {ratio('wide auto', 'raw pixels')}, vs random net "
+              f"{ratio('wide auto', 'random net auto')}, vs random order {ratio('wide auto', 'random order')}; "
+              f"wide embedding alone vs random net {ratio('wide embedding', 'random net embedding')}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ the 490 of a previous fit, whose hyper-parameters are the warm start (as the exp
 every object, then the bound-pruned ``select_batch``), at the smaller size.
 
 Data, store-like: a 12-d latent space with make_data's structure in benchmarks/bench_survey.py
-(six clusters, a continuum, a 0.1% rare population far from the rest), mixed into 128-d
-embeddings with noise as bench_survey writes them, and projected on their 32 leading principal
-components, each scaled to unit variance, as the loop's default does (``--components K``: another
-number; ``--components 0``: the loop before issue #22's ``pca_components``, the latent's components
-that keep 95% of the variance, 7, on one scale). PCA fitted on a 10^5 sample. The anomaly covariate of ``gp-anomaly`` is the squared norm of the features
+(six clusters, a continuum, a 0.1% rare population far from the rest), projected on the
+leading principal components that keep 95% of the variance (7), standardised with one factor as
+the loop's default does; ``--components K``: the latent mixed into 128-d embeddings with noise as
+bench_survey writes them, projected on their K leading principal components, each scaled to unit
+variance (the loop's wide view, ``--pca-components K --feature-scaling per-component``). PCA
+fitted on a 10^5 sample. The anomaly covariate of ``gp-anomaly`` is the squared norm of the features
 (a stand-in for the isolation-forest score ``embed`` writes, which takes minutes at 10^7); the
 store is a stand-in that serves that score (the features are passed in). Labels: 490 random
 objects scored 0–1 and 10 rare ones scored 5 (500 labels).
@@ -188,13 +189,12 @@ def main() -> None:
                     help="objects from which the pre-filter is used (default: the scorer's)")
     ap.add_argument("--quick", action="store_true", help="small sizes, pre-filter from 10^4 (smoke test)")
     ap.add_argument("--components", type=int, default=None,
-                    help="the loop's features: K leading components of 128-d embeddings, each to unit variance "
-                         "(default: LoopConfig's, 32); 0: the latent's components to 95%% of the variance, one scale "
-                         "(the loop before issue #22's pca_components)")
+                    help="the loop's wide view: K leading components of 128-d embeddings, each to unit variance "
+                         "(default: LoopConfig's, the latent's components to 95%% of the variance, one scale)")
     args = ap.parse_args()
     from galexplorer.active.config import LoopConfig
 
-    components = LoopConfig().pca_components if args.components is None else (args.components or None)
+    components = args.components or LoopConfig().pca_components
     if args.quick:
         args.sizes, args.repeats, args.prefilter_from = "20000,60000", 1, 10_000
     sizes = [int(s) for s in args.sizes.split(",")]

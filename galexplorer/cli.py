@@ -430,14 +430,16 @@ def _add_loop_options(p) -> None:
     p.add_argument("--acquisition", choices=ACQUISITIONS, help=f"default {LoopConfig.acquisition}")
     p.add_argument("--xi", type=float, help=f"exploration trade-off of expected improvement (default {LoopConfig.xi:g})")
     p.add_argument("--pca-components", type=_positive_int, metavar="K",
-                   help=f"the scorer learns on the embedding's K leading principal components "
-                        f"(default {LoopConfig.pca_components})")
+                   help="learn on at most K leading principal components of the embedding, those above its "
+                        "noise floor (e.g. 32 with --feature-scaling per-component; default: the components "
+                        "that explain 95%% of the variance)")
     p.add_argument("--feature-scaling", choices=FEATURE_SCALINGS,
-                   help=f"scale each of the K components to unit variance (per-component) or all with one "
-                        f"factor, keeping the PCA's geometry (global) (default {LoopConfig.feature_scaling})")
+                   help=f"scale the components with one factor, keeping the PCA's geometry (global), or each "
+                        f"to unit variance (per-component) (default {LoopConfig.feature_scaling})")
     p.add_argument("--representation", choices=REPRESENTATIONS,
                    help="what the scorer learns on: auto (the default: chosen at each refit by cross-validation "
-                        "on the labels), or always the embedding, morphology, pixels or combined")
+                        "on the labels), or always the embedding, morphology, pixels, combined, or the "
+                        "embedding's wide view (wide; combined-wide beside the morphology)")
     p.add_argument("--cold-start", choices=tuple(COLD_STARTS),
                    help=f"until the first find: {DEFAULT_COLD_START} (the default: every pick by the acquisition) "
                         "or random-share (a growing share of each batch drawn at random)")

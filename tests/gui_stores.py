@@ -68,11 +68,7 @@ def build_store(path: str | Path, n: int = 400, *, thumbnails: bool = True, thum
     feats[:, 2] += (c == 0) * 2.0
     var = np.sort(rng.uniform(0.2, 1.0, dim))[::-1]
     ratio = (var / var.sum()).tolist()
-    rng.normal(0, 0.3, (n, 8))      # (once 8 noise dimensions of the embeddings; kept so the draws after it stay)
-    # the embeddings are the learning features themselves: the loop learns on their leading
-    # components (LoopConfig.pca_components), so extra noise dimensions would blur the clusters the
-    # map shows, and "pca" would not be what the loop learns on
-    emb = feats.copy()
+    emb = np.hstack([feats, rng.normal(0, 0.3, (n, 8))]).astype(np.float32)
     anomaly = (np.linalg.norm(feats, axis=1) / 5).astype(np.float32)
     with EmbeddingStoreWriter(path, objects, attrs=attrs) as w:
         if thumbnails:

@@ -33,21 +33,35 @@ def _store(tmp_path, emb, **kw):
 
 
 def test_leading_components_recomputed_when_the_store_kept_fewer(tmp_path):
-    from galexplorer.active.features import learning_features
+    from galexplorer.active.features import above_floor, learning_features
     from galexplorer.explore.pca import fit_pca
     from galexplorer.store import EmbeddingStore
 
     rng = np.random.default_rng(0)
-    emb = (rng.standard_normal((400, 12)) * np.r_[20, 10, np.full(10, 0.5)]).astype(np.float32)
+    emb = (rng.standard_normal((400, 64)) * np.geomspace(30, 0.01, 64)).astype(np.float32)  # a network-like decay
     with EmbeddingStore(_store(tmp_path, emb)) as store:
-        assert store.pca.shape[1] == 2                      # the store's PCA kept 95%: 2 components
-        f = learning_features(store, components=8, scaling="per-component")
-        everything = learning_features(store, components=50)
-    assert f.X.shape == (400, 8) and f.source == "pca of embeddings"
-    ref, info = fit_pca(emb, variance=1.0, max_components=8)
+        assert store.pca.shape[1] < 20                      # the store's PCA kept 95%: fewer components
+        f = learning_features(store, components=20, scaling="per-component")
+        wide = learning_features(store, components=64)
+    assert f.X.shape == (400, 20) and f.source == "pca of embeddings"
+    ref, info = fit_pca(emb, variance=1.0, max_components=20)
     np.testing.assert_allclose(np.abs(f.X), np.abs((ref - ref.mean(0)) / ref.std(0)), atol=1e-3)
     assert f.variance_kept == pytest.approx(float(np.sum(info["explained_variance_ratio"])), rel=1e-6)
-    assert everything.X.shape == (400, 12)                 # never more than the embedding has
+    _, full = fit_pca(emb, variance=1.0)
+    assert 20 < wide.n_features == above_floor(full["explained_variance"], 64, 400) < 64   # never the noise floor
+
+
+def test_the_noise_floor_of_a_spectrum():
+    from galexplorer.active.features import above_floor
+
+    low_rank = np.r_[[9.0, 5, 3, 2, 1.5, 1, 0.8, 0.6], np.full(24, 0.01)]       # rank 8 + isotropic noise
+    assert above_floor(low_rank * (1 + 0.02 * np.random.default_rng(0).standard_normal(32)), 32, 10**5) == 8
+    assert above_floor(np.full(16, 2.0), 16, 1000) == 16                          # flat: nothing to cut
+    assert above_floor(np.geomspace(1, 1e-6, 512), 512, 2000) > 150                # a decaying spectrum
+    assert above_floor(np.r_[1.0, 0.5], 512, 2000) == 2                           # directions not given count as 0
+    # few rows widen pure noise's eigenvalues (Marchenko-Pastur): the same spectrum keeps fewer
+    spread = np.geomspace(1, 0.01, 64)
+    assert above_floor(spread, 64, 100) < above_floor(spread, 64, 10**6)
 
 
 def test_leading_components_from_the_store_pca_when_it_has_them(tmp_path):
@@ -90,42 +104,22 @@ def test_pca_components_bad_values_are_one_line_errors(bad):
         check_components(bad)
 
 
-def test_the_loop_sees_a_rare_class_outside_the_95_percent(tmp_path):
-    """The rare class lives in quiet dimensions the 95% PCA drops: with the default 32 leading
-    components the loop finds it, with the old variance rule it cannot."""
+def test_the_wide_view_sees_a_rare_class_outside_the_95_percent(tmp_path):
+    """The rare class lives in quiet dimensions the 95% PCA drops: the wide view (32 components
+    above the noise floor, each to unit variance) finds it, the default cannot."""
     from active_synthetic import planted_quiet
 
     from galexplorer.active.config import LoopConfig
     from galexplorer.active.simulate import SimulateConfig, simulate
     from galexplorer.store import EmbeddingStore
 
-    x, rare = planted_quiet(n=900, dim=24, shift=1.2, seed=3)
+    x, rare = planted_quiet(n=900, dim=24, shift=1.5, seed=3)
     path = _store(tmp_path, x, columns={"truth": np.where(rare, 5, 0).astype(np.int64)})
     found = {}
     with EmbeddingStore(path) as store:
-        for name, cfg in (("default", LoopConfig(scorer="gp")),
-                          ("variance rule", LoopConfig(scorer="gp", pca_components=None))):
+        for name, cfg in (("wide", LoopConfig(scorer="gp", pca_components=32, feature_scaling="per-component")),
+                          ("default", LoopConfig(scorer="gp"))):
             r = simulate(store, SimulateConfig(truth="truth", budget=120, batch=10, seeds=1, remaining=False,
                                                loop=cfg))
             found[name] = int(r.history[-1][1])
-    assert found["default"] >= found["variance rule"] + 5, found
-
-
-def test_leading_components_of_a_large_store_are_fitted_on_a_spread_sample(tmp_path, monkeypatch):
-    """Past FIT_ROWS rows the loop's PCA is fitted on blocks spread over the file, then applied to
-    every row: the components agree with the full PCA's, and every row is projected."""
-    import galexplorer.active.features as features
-    from galexplorer.explore.pca import fit_pca
-    from galexplorer.store import EmbeddingStore
-
-    monkeypatch.setattr(features, "FIT_ROWS", 20_000)
-    rng = np.random.default_rng(4)
-    n = 8192 * 6 + 100
-    emb = (rng.standard_normal((n, 10)) * np.r_[40, 9, 6, 4, 3, 2, 1.5, 1, 0.7, 0.5]).astype(np.float32)
-    emb[n // 2:, 0] += 5.0                                  # the file's halves differ: the sample must span both
-    with EmbeddingStore(_store(tmp_path, emb)) as store:
-        f = features.learning_features(store, components=6)
-    assert "fitted on 16,484 of 49,252 rows" in f.source and f.X.shape == (n, 6)   # blocks 0, 3 and the last
-    full, _ = fit_pca(emb, variance=1.0, max_components=6)
-    for j in range(6):
-        assert abs(np.corrcoef(f.X[:, j], full[:, j])[0, 1]) > 0.999, j
+    assert found["wide"] >= found["default"] + 5, found

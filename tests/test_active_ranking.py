@@ -104,15 +104,18 @@ def test_cli_rank_pca_components_saved_with_the_ranking(store, capsys):
     with LabelJournal.for_store(path, user="ann") as j:
         for i in [*np.flatnonzero(rare)[:2], *np.flatnonzero(~rare)[:12]]:
             j.score(ids[int(i)], 5 if rare[i] else 0)
-    assert main(["-q", "rank", str(path), "--scorer", "gp", "--pca-components", "5"]) == 0
+    assert main(["-q", "rank", str(path), "--scorer", "gp", "--pca-components", "5",
+                 "--feature-scaling", "per-component"]) == 0
     with EmbeddingStore(path) as st:
         r = read_ranking(path, st.uuid, st.n)
+        stored = st.pca.shape[1]
     assert r.config["pca_components"] == 5 and r.config["feature_scaling"] == "per-component"
     assert r.info["features"]["n_features"] == 5 and r.info["features"]["scaling"] == "per-component"
-    assert main(["rank", str(path)]) == 0                 # the default: 32, more than the 16 the store has
+    assert main(["rank", str(path)]) == 0                 # the default: the store's components to 95%, one scale
     with EmbeddingStore(path) as st:
         r = read_ranking(path, st.uuid, st.n)
-    assert r.config["pca_components"] == 32 and r.info["features"]["n_features"] == 16
+    assert r.config["pca_components"] is None and r.config["feature_scaling"] == "global"
+    assert r.info["features"]["n_features"] == stored and r.info["features"]["source"] == "store pca"
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         main(["rank", str(path), "--pca-components", "0"])

@@ -91,9 +91,7 @@ def test_prefiltered_refit_completes_mean_and_std_on_the_cluster(client, labelle
                 return result.complete_std()
 
     one, two = fit(None), fit(client)
-    # float32 passes over differently sized blocks: equal well within the GP's own float32
-    # tolerance (1e-4 label units, galexplorer.active.gp), and the same order
-    np.testing.assert_allclose(two.mean, one.mean, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(two.mean, one.mean, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(two.std, one.std, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(two.order, one.order)
     assert {"_mean_block", "_std_block"} <= set(small_blocks)

@@ -200,11 +200,8 @@ def test_simulate_refines_at_the_next_multiple_after_a_wait(tmp_path):
         calls.append(len(rows))
         return EmbeddingStore(store.path)
 
-    # first find past 25 labels: on the loop's features before pca_components (the 95% PCA, one
-    # scale) this store's rare class is found late; the default 32 whitened components find it at 20
-    cfg = SimulateConfig(truth="truth", budget=100, batch=10, refine_every=25,
-                         loop=LoopConfig(seed=0, representation="embedding", cold_start="model",
-                                         pca_components=None, feature_scaling="global"))
+    cfg = SimulateConfig(truth="truth", budget=100, batch=10, refine_every=25,   # first find past 25 labels
+                         loop=LoopConfig(seed=0, representation="embedding", cold_start="model"))
     with EmbeddingStore(path) as s:
         r = simulate(s, cfg, refine=refine)
     first_find = min(n for n, k in r.history if k > 0)

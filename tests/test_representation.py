@@ -236,7 +236,9 @@ def test_the_loop_reports_and_uses_its_representation(store_with_features):
         labels = np.where(peak[rows] > np.quantile(peak, 0.8), 5.0, 0.0)
         auto = ActiveLoop(s, LoopConfig()).fit(rows, labels)
         sets = ActiveLoop(s, LoopConfig()).representations()
-        assert set(sets) == {"embedding", "morphology", "pixels", "combined"}
+        base = {"embedding", "morphology", "pixels", "combined"}
+        assert set(sets) == base | ({"wide", "combined-wide"} if LoopConfig().auto_wide else set())
+        assert set(ActiveLoop(s, LoopConfig(auto_wide=False)).representations()) == base
         info = auto.info["representation"]
         assert info["used"] == auto.representation and info["used"] in sets and info["reason"]
         assert set(info["cv_average_precision"]) == set(sets)
@@ -245,6 +247,27 @@ def test_the_loop_reports_and_uses_its_representation(store_with_features):
         emb = ActiveLoop(s, LoopConfig(representation="embedding")).fit(rows, labels)
         assert not np.allclose(fixed.mean, emb.mean)      # it did learn on something else
     assert load_sets(type("S", (), {})(), np.zeros((3, 2), np.float32)).keys() == {"embedding"}
+
+
+def test_the_wide_view_as_a_candidate_and_as_a_fixed_representation(store_with_features):
+    from galexplorer.active.features import learning_features
+    from galexplorer.active.loop import ActiveLoop
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store_with_features) as s:
+        wide = learning_features(s, 0.95, "per-component", 32).X
+        sets = ActiveLoop(s, LoopConfig(auto_wide=True)).representations()
+        np.testing.assert_array_equal(sets["wide"], wide)
+        assert sets["wide"].shape[1] == sets["embedding"].shape[1] == 6  # 6 flat directions: all kept by both
+        assert sets["combined-wide"].shape[1] == wide.shape[1] + sets["morphology"].shape[1]
+        peak = np.asarray(s.column("peak"), float)
+        rows = np.arange(40)
+        labels = np.where(peak[rows] > np.quantile(peak, 0.8), 5.0, 0.0)
+        fixed = ActiveLoop(s, LoopConfig(representation="wide", auto_wide=False)).fit(rows, labels)
+        assert fixed.representation == "wide" and fixed.info["representation"]["reason"] == "wide (fixed)"
+        # a loop whose own features are already the wide view uses them for "wide"
+        same = ActiveLoop(s, LoopConfig(representation="wide", pca_components=32, feature_scaling="per-component"))
+        assert same.representations()["wide"] is same.X
 
 
 def test_a_fixed_representation_the_store_lacks_is_a_clear_error(tmp_path, xdf_cutouts):
@@ -259,8 +282,10 @@ def test_a_fixed_representation_the_store_lacks_is_a_clear_error(tmp_path, xdf_c
     with EmbeddingStore(path) as s:
         with pytest.raises(StoreError, match="no morphology representation"):
             ActiveLoop(s, LoopConfig(representation="morphology")).fit(np.arange(30), np.r_[np.zeros(25), np.full(5, 5.0)])
-        r = ActiveLoop(s, LoopConfig()).fit(np.arange(30), np.r_[np.zeros(25), np.full(5, 5.0)])
+        r = ActiveLoop(s, LoopConfig(auto_wide=False)).fit(np.arange(30), np.r_[np.zeros(25), np.full(5, 5.0)])
         assert r.representation == "embedding" and "no other representation" in r.info["representation"]["reason"]
+        r = ActiveLoop(s, LoopConfig(auto_wide=True)).fit(np.arange(30), np.r_[np.zeros(25), np.full(5, 5.0)])
+        assert set(r.info["representation"]["cv_average_precision"]) == {"embedding", "wide"}
 
 
 def test_rank_and_simulate_take_the_option(store_with_features, capsys):

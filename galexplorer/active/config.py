@@ -16,11 +16,11 @@ from .registry import (
     COLD_STARTS,
     DEFAULT_ACQUISITION,
     DEFAULT_COLD_START,
-    DEFAULT_PCA_COMPONENTS,
     DEFAULT_REPRESENTATION,
     DEFAULT_SCORER,
     FEATURE_SCALINGS,
     SCORERS,
+    WIDE_PCA_COMPONENTS,
 )
 
 
@@ -39,8 +39,9 @@ class LoopConfig:
         knn_k: neighbours of the kNN label transfer.
         knn_space: ``embeddings`` (cosine of the raw embeddings, as Gondhalekar et al.) or
             ``features`` (cosine of the learning features; no embeddings loaded).
-        pca_components: the leading principal components of the embedding the scorer learns on
-            (all of them when the embedding has fewer); None: as many as ``pca_variance`` needs.
+        pca_components: at most this many leading principal components of the embedding, those
+            above its noise floor (the wider view, e.g. 32 with ``feature_scaling="per-component"``:
+            see docs/active-learning.md); None (the default): as many as ``pca_variance`` needs.
         pca_variance: variance fraction the learning features keep when ``pca_components`` is None.
         feature_scaling: ``global`` (one factor for all components, keeps the PCA's geometry) or
             ``per-component`` (whitening); see :mod:`galexplorer.active.features`.
@@ -54,6 +55,9 @@ class LoopConfig:
             representation with the best cross-validated average precision on the labels so far;
             see :mod:`galexplorer.active.representation`), ``embedding``, ``morphology``,
             ``pixels`` or ``combined``.
+        auto_wide: with ``representation="auto"``, also compare the embedding's wide view
+            (``wide``, and ``combined-wide`` beside the morphology; see
+            :mod:`galexplorer.active.representation`) once the labels can compare the sets.
         cold_start: what the next batch holds while no label is ≥ ``interesting_above``:
             ``model`` (the default: the acquisition alone) or ``random-share`` (after the
             spanning batch, a growing share drawn at random; see
@@ -69,9 +73,9 @@ class LoopConfig:
     seed: int = 0
     knn_k: int = 4
     knn_space: str = "embeddings"
-    pca_components: int | None = DEFAULT_PCA_COMPONENTS
+    pca_components: int | None = None
     pca_variance: float = 0.95
-    feature_scaling: str = "per-component"
+    feature_scaling: str = "global"
     iforest_trees: int = 200
     lof_neighbors: int = 50
     gp_restarts: int = 0
@@ -79,6 +83,7 @@ class LoopConfig:
     full_std: bool = False
     interesting_above: float = 3.0
     representation: str = DEFAULT_REPRESENTATION
+    auto_wide: bool = False
     cold_start: str = DEFAULT_COLD_START
 
     def __post_init__(self) -> None:
@@ -125,7 +130,7 @@ def check_components(components) -> int:
     """``components`` (the loop's number of PCA components) as an int >= 1, or a one-line ConfigError."""
     if isinstance(components, bool) or not isinstance(components, numbers.Integral) or components < 1:
         raise ConfigError(f"the number of PCA components must be a whole number >= 1, got {components!r}",
-                          hint=f"the default is {DEFAULT_PCA_COMPONENTS}")
+                          hint=f"e.g. {WIDE_PCA_COMPONENTS}, or none for the components that explain 95% of the variance")
     return int(components)
 
 

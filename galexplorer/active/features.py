@@ -4,25 +4,26 @@ The store's ``pca`` (written by ``galexplorer embed``) holds the principal-compo
 the centred embeddings, not whitened, with the explained-variance ratio of each component in
 its attributes. How many components the loop keeps (``LoopConfig``):
 
-* ``components`` (``pca_components``, 32 by default): the leading ``components`` of them (all, when
-  the embedding has fewer). ``embed`` keeps only the components that explain 95% of the variance,
-  which for a trained network is 1-5 (size and flux: the directions of largest variance); the
-  shape a rare class differs by lies further down the spectrum. So when the store's PCA holds
-  fewer than asked for, the PCA is computed again from the embeddings, streamed from the file in
-  chunks (one pass for the covariance, one for the projection).
-* ``components=None``: as many as explain ``variance`` of the total (the loop before issue #22's
-  measurement, ``benchmarks/bench_loop_features.py``).
+* ``components=None`` (the default, ``pca_components``): as many as explain ``variance`` of the
+  total (95%). For a trained network that is 1-5 (size and flux: the directions of largest
+  variance).
+* ``components=K`` (the **wide** view measured by ``benchmarks/bench_loop_features.py``, K = 32):
+  at most K leading components, those above the embedding's noise floor (:func:`above_floor`).
+  The spectrum comes from the embeddings (at most :data:`FIT_ROWS` rows, in blocks spread over
+  the file); the store's own PCA is used when it kept as many components, else the embeddings
+  are projected again, streamed from the file in chunks. Not the default: it finds more with the
+  embedding alone on every benchmark domain, but delays the first find on bench_discovery's
+  low-rank stores (docs/active-learning.md, "How the loop works").
 
 Then standardised, one of two ways (``scaling``):
 
-* ``per-component`` (the default): each column to unit variance (whitening), so the 32
-  components weigh alike and a direction of small variance that separates your finds is not
-  drowned by size and flux. With many more components (100+, as 95% of a network's variance
-  can need) the low-variance ones would swamp the distances (measured on the demo: see
-  docs/active-learning.md); 32 is the cap that keeps that in check.
-* ``global``: centre every column and divide all of them by one factor, so that the mean column
-  variance is 1. Distances stay those of the embedding space (restricted to the kept
-  components), and one isotropic length scale has a known order of magnitude.
+* ``global`` (the default): centre every column and divide all of them by one factor, so that
+  the mean column variance is 1. Distances stay those of the embedding space (restricted to the
+  kept components), and one isotropic length scale has a known order of magnitude.
+* ``per-component``: each column to unit variance (whitening), so a direction of small variance
+  that separates your finds is not drowned by size and flux. With 100+ components (95% of a
+  network's variance can need that) the low-variance ones swamp the distances (measured on the
+  demo: see docs/active-learning.md); the wide view caps them at 32 above the noise floor.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ SCALINGS = ("global", "per-component")
 
 #: rows the loop's own PCA is fitted on at most (``components`` more than the store's PCA kept)
 FIT_ROWS = 100_000
+#: a component is above the noise floor when its variance is more than this times the median
+#: variance of all directions of the embedding (:func:`above_floor`)
+NOISE_FACTOR = 2.0
 
 
 def standardise(X: np.ndarray, scaling: str = "per-component") -> np.ndarray:
@@ -157,27 +161,22 @@ def learning_features(store: EmbeddingStore, variance: float = 0.95, scaling: st
 
 
 def _leading(store: EmbeddingStore, k: int, scaling: str) -> LearningFeatures:
-    """The ``k`` leading principal components: the store's own when its PCA kept as many (or the
-    embedding has no more), else a PCA of the embeddings streamed from the file in chunks."""
-    have_pca = store.has("pca")
-    if have_pca:
-        pca = store.pca
-        ratio = store.dataset_attrs("pca").get("explained_variance_ratio")
-        ratio = np.asarray(ratio, dtype=np.float64).ravel() if ratio is not None else None
-        dims = store.embeddings.shape[1] if store.has("embeddings") else pca.shape[1]
-        if pca.shape[1] >= min(k, dims) or not store.has("embeddings"):
-            kk = min(k, pca.shape[1])
-            kept = float(ratio[:kk].sum()) if ratio is not None and len(ratio) == pca.shape[1] else float("nan")
-            return _finish(pca[:, :kk], kept, "store pca", store, scaling)
-        log.info("%s: the stored PCA keeps %d components, fewer than the %d asked for; computing the PCA "
-                 "again", store.path, pca.shape[1], k)
-    if not store.has("embeddings"):
-        raise StoreError("the store has no embeddings and no PCA to learn from", store.path, FIX)
+    """At most ``k`` leading principal components, those above the noise floor (:func:`above_floor`):
+    the store's own PCA when it kept as many, else a PCA of the embeddings streamed from the file."""
     from ..explore.pca import CHUNK_ROWS, CovarianceAccumulator
 
+    pca_attrs = store.dataset_attrs("pca") if store.has("pca") else {}
+    if not store.has("embeddings"):
+        if not store.has("pca"):
+            raise StoreError("the store has no embeddings and no PCA to learn from", store.path, FIX)
+        pca = store.pca                         # no spectrum to find the floor in: the store's components
+        ratio = np.asarray(pca_attrs.get("explained_variance_ratio") or [np.nan] * pca.shape[1], np.float64)
+        kk = min(k, pca.shape[1])
+        return _finish(pca[:, :kk], float(ratio[:kk].sum()) if len(ratio) == pca.shape[1] else float("nan"),
+                       "store pca", store, scaling)
     data = store.embeddings
     n = data.shape[0]
-    # the components from at most FIT_ROWS rows, in blocks spread evenly over the file (all rows when
+    # the spectrum from at most FIT_ROWS rows, in blocks spread evenly over the file (all rows when
     # there are fewer): the leading 32 of a 512-d covariance are settled long before 10^5 rows, and
     # the full pass would cost tens of seconds at 10^6 objects before the first fit
     starts = np.arange(0, n, CHUNK_ROWS)
@@ -189,12 +188,20 @@ def _leading(store: EmbeddingStore, k: int, scaling: str) -> LearningFeatures:
         if not np.isfinite(block).all():
             raise StoreError("the embeddings hold NaN or infinite values", store.path, FIX)
         acc.add(block)
-    model = acc.fit(variance=1.0, max_components=k)
+    standardised = bool(pca_attrs.get("standardised", False))     # the same space as the store's PCA
+    model = acc.fit(variance=1.0, standardise=standardised)
+    keep = min(k, above_floor(model.explained_variance, data.shape[1], acc.n))
+    ratio = model.explained_variance_ratio[:keep]
+    if store.has("pca") and store.pca.shape[1] >= keep:
+        return _finish(store.pca[:, :keep], float(ratio.sum()), "store pca", store, scaling)
+    if store.has("pca"):
+        log.info("%s: the stored PCA keeps %d components, fewer than the %d the loop learns on; computing "
+                 "the PCA again", store.path, store.pca.shape[1], keep)
     # the projection in float32 (a quarter of PCAModel.transform's float64 time; the features are
     # float32 and standardised afterwards anyway)
     mean = model.mean.astype(np.float32)
-    weights = np.ascontiguousarray((model.components / model.scale).T, dtype=np.float32)
-    coords = np.empty((n, model.n_components), np.float32)
+    weights = np.ascontiguousarray((model.components[:keep] / model.scale).T, dtype=np.float32)
+    coords = np.empty((n, keep), np.float32)
     for a in range(0, n, CHUNK_ROWS):
         block = np.asarray(data[a:a + CHUNK_ROWS], np.float32)
         if not np.isfinite(block).all():
@@ -202,7 +209,28 @@ def _leading(store: EmbeddingStore, k: int, scaling: str) -> LearningFeatures:
         block -= mean
         np.matmul(block, weights, out=coords[a:a + CHUNK_ROWS])
     info = "pca of embeddings" if n <= FIT_ROWS else f"pca of embeddings (fitted on {acc.n:,} of {n:,} rows)"
-    return _finish(coords, float(np.sum(model.explained_variance_ratio)), info, store, scaling)
+    return _finish(coords, float(ratio.sum()), info, store, scaling)
+
+
+def above_floor(eigenvalues: np.ndarray, dims: int, rows: int) -> int:
+    """How many leading components stand above the noise floor.
+
+    Embeddings of low rank plus isotropic noise have a flat tail of near-equal eigenvalues at the
+    noise level; each scaled to unit variance, those directions of pure noise would weigh as much
+    as the signal (bench_discovery's low-rank stores: the loop found 2 rare objects in 100 labels
+    instead of 61). The floor is the median variance of all ``dims`` directions (those beyond
+    ``eigenvalues`` count as 0) times :data:`NOISE_FACTOR` times ``(1 + sqrt(dims / rows))²``, the
+    Marchenko–Pastur widening of pure noise's eigenvalues estimated from ``rows`` rows. A network's
+    spectrum decays without such a floor (on the benchmark domains the median of its 512
+    directions is ~10^-6 of the first, its 32nd ~10^-5), so there all 32 are kept. When no
+    direction stands above the floor (a flat spectrum: features already whitened), every
+    direction is kept.
+    """
+    lam = np.zeros(max(int(dims), len(eigenvalues)))
+    lam[:len(eigenvalues)] = np.clip(np.asarray(eigenvalues, np.float64), 0, None)
+    floor = NOISE_FACTOR * (1 + np.sqrt(len(lam) / max(int(rows), 1))) ** 2 * float(np.median(lam))
+    above = int(np.sum(lam > floor))
+    return above if above else int(np.sum(lam > 0)) or 1
 
 
 def _finish(X: np.ndarray, kept: float, source: str, store: EmbeddingStore, scaling: str) -> LearningFeatures:

@@ -47,7 +47,7 @@ from .config import LoopConfig
 from .features import LearningFeatures, learning_features
 from .ordering import ranking_order
 from .portfolio import Portfolio
-from .registry import PORTFOLIO
+from .registry import PORTFOLIO, WIDE_PCA_COMPONENTS
 from .representation import RepresentationChoice, choose, load_sets
 from .result import LoopResult, eligible_mask
 from .scorers import ScoreModel, Scorer, make_scorer, minmax_scale
@@ -123,8 +123,21 @@ class ActiveLoop:
         """The candidate representations (see :mod:`.representation`), loaded on first use."""
         with self._lock:
             if self._sets is None:
-                self._sets = load_sets(self.store, self.X)
+                self._sets = load_sets(self.store, self.X, self._wide())
             return self._sets
+
+    def _wide(self) -> np.ndarray | None:
+        """The embedding's wide view, a candidate of ``auto`` (``LoopConfig.auto_wide``) and the fixed
+        ``wide``/``combined-wide`` (the base features when they are that view already); None when
+        not asked for or the store has no embeddings."""
+        c = self.config
+        wanted = c.representation in ("wide", "combined-wide") or (c.representation == "auto" and c.auto_wide)
+        has = getattr(self.store, "has", None)             # stand-ins for a store (benchmarks, tests)
+        if not wanted or has is None or not has("embeddings"):
+            return None
+        if c.pca_components == WIDE_PCA_COMPONENTS and c.feature_scaling == "per-component":
+            return self.X
+        return learning_features(self.store, c.pca_variance, "per-component", WIDE_PCA_COMPONENTS).X
 
     def _representation(self, labelled: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, RepresentationChoice]:
         """The features this refit learns on (``config.representation``), and why."""

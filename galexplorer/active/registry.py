@@ -69,11 +69,13 @@ ACQUISITIONS: tuple[str, ...] = tuple(ACQUISITION_INFO)
 DEFAULT_ACQUISITION = "ei"
 #: How the learning features are standardised (see :mod:`galexplorer.active.features`).
 FEATURE_SCALINGS: tuple[str, ...] = ("global", "per-component")
-#: Leading principal components of the embedding the loop learns on (``LoopConfig.pca_components``).
-DEFAULT_PCA_COMPONENTS = 32
+#: The wider view of the embedding measured for ``LoopConfig.pca_components`` (not the default:
+#: benchmarks/bench_loop_features.py and bench_discovery.py --loop-features wide).
+WIDE_PCA_COMPONENTS = 32
 
 #: What the scorer learns on (see :mod:`galexplorer.active.representation`); ``auto`` chooses at each refit.
-REPRESENTATIONS: tuple[str, ...] = ("auto", "embedding", "morphology", "pixels", "combined")
+REPRESENTATIONS: tuple[str, ...] = ("auto", "embedding", "morphology", "pixels", "combined", "wide",
+                                    "combined-wide")
 DEFAULT_REPRESENTATION = "auto"
 
 #: What the next batch holds while no label is a find (see :mod:`galexplorer.active.cold_start`):

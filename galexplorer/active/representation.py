@@ -23,6 +23,12 @@ representation"). So at each refit, with ``LoopConfig.representation = "auto"``:
    store it moved the loop to morphology, where it found 1 of 60 rare objects against 48 for
    combined - issue #22, benchmarks/bench_auto_representation.py.)
 
+With ``LoopConfig.auto_wide`` the candidates also hold the embedding's **wide view** (``wide``: at
+most 32 leading principal components above the noise floor, each to unit variance; and
+``combined-wide``, it beside the morphology). They never replace the default before the labels
+can compare the sets, so the cold start is the default view's (the wide view alone loses it on
+benchmarks/bench_discovery.py's low-rank store); both can also be fixed with ``representation``.
+
 The choice, the scores and the reason go into ``LoopResult.info["representation"]`` (the status
 bar and the export's ``.json`` show them). A fixed ``representation`` skips the comparison.
 """
@@ -42,6 +48,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT = "embedding"
 COMBINED = "combined"
+WIDE = "wide"
+COMBINED_WIDE = "combined-wide"
 MIN_LABELS = 20
 MIN_CLASS = 3
 MARGIN = 0.02
@@ -78,12 +86,16 @@ def _block(X: np.ndarray) -> np.ndarray:
     return X / np.float32(np.sqrt(total) if total > 0 else 1.0)
 
 
-def load_sets(store, embedding: np.ndarray) -> dict[str, np.ndarray]:
+def load_sets(store, embedding: np.ndarray, wide: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The candidate sets of a store: ``embedding`` (the learning features given), and each of
     ``features/morphology`` (per column standardised), ``features/pixels`` (one scale, keeping the
-    PCA's geometry) and ``combined`` that the store holds. Columns with NaN/inf are dropped with a
-    log line (a store written by another tool)."""
+    PCA's geometry) and ``combined`` that the store holds; with ``wide`` (the embedding's wide
+    view, :data:`~.registry.WIDE_PCA_COMPONENTS` components each to unit variance) also ``wide``
+    and, beside the morphology, ``combined-wide``. Columns with NaN/inf are dropped with a log
+    line (a store written by another tool)."""
     sets = {DEFAULT: embedding}
+    if wide is not None and len(wide) == len(embedding):
+        sets[WIDE] = wide
     have = getattr(store, "feature_set_names", [])     # stand-ins for a store (tests, external tools)
     for name, scaling in (("morphology", "per-component"), ("pixels", "global")):
         if name not in have:
@@ -97,8 +109,10 @@ def load_sets(store, embedding: np.ndarray) -> dict[str, np.ndarray]:
         if X.shape[1] and len(X) == len(embedding):
             sets[name] = standardise(X, scaling)
     if "morphology" in sets:
-        sets[COMBINED] = np.hstack([_block(embedding), _block(sets["morphology"])]) * np.float32(
-            np.sqrt((embedding.shape[1] + sets["morphology"].shape[1]) / 2))
+        for name, emb in ((COMBINED, embedding), (COMBINED_WIDE, sets.get(WIDE))):
+            if emb is not None:
+                sets[name] = np.hstack([_block(emb), _block(sets["morphology"])]) * np.float32(
+                    np.sqrt((emb.shape[1] + sets["morphology"].shape[1]) / 2))
     return sets
 
 
