@@ -223,7 +223,7 @@ def main() -> None:
         def ratio(a: str, b: str, mean=mean) -> str:
             return f"{mean[a]['f200'] / max(mean[b]['f200'], 1e-9):.2f}x"
 
-        print(f"  {domain:8s} found@{args.budget}: auto + wide candidates / narrow auto "
+        print(f"  {domain:8s} found@{args.budget} ratios: auto + wide candidates / narrow auto "
               f"{ratio('auto + wide candidates', 'narrow auto')}, wide auto / narrow auto "
               f"{ratio('wide auto', 'narrow auto')}, embedding wide/narrow {ratio('wide embedding', 'narrow embedding')}; "
               f"wide auto vs raw pixels {ratio('wide auto', 'raw pixels')}, vs random net "

@@ -282,6 +282,9 @@ def test_a_fixed_representation_the_store_lacks_is_a_clear_error(tmp_path, xdf_c
     with EmbeddingStore(path) as s:
         with pytest.raises(StoreError, match="no morphology representation"):
             ActiveLoop(s, LoopConfig(representation="morphology")).fit(np.arange(30), np.r_[np.zeros(25), np.full(5, 5.0)])
+        with pytest.raises(StoreError, match="no combined-wide representation.*needs the store's embeddings"):
+            ActiveLoop(s, LoopConfig(representation="combined-wide")).fit(np.arange(30),
+                                                                         np.r_[np.zeros(25), np.full(5, 5.0)])
         r = ActiveLoop(s, LoopConfig(auto_wide=False)).fit(np.arange(30), np.r_[np.zeros(25), np.full(5, 5.0)])
         assert r.representation == "embedding" and "no other representation" in r.info["representation"]["reason"]
         r = ActiveLoop(s, LoopConfig(auto_wide=True)).fit(np.arange(30), np.r_[np.zeros(25), np.full(5, 5.0)])

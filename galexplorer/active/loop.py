@@ -149,8 +149,11 @@ class ActiveLoop:
             choice = choose(sets, labelled, labels, self.config.interesting_above, self.config.seed)
             return sets[choice.used], choice
         if want not in sets:
+            fix = ("the wide view needs the store's embeddings (and combined-wide its morphology features, "
+                   "`galexplorer embed --features all`)" if "wide" in want else
+                   "build it with `galexplorer embed --features all`")
             raise StoreError(f"the store has no {want} representation (it has: {', '.join(sets)})", self.store.path,
-                             "build it with `galexplorer embed --features all`, or use --representation auto")
+                             f"{fix}, or use --representation auto")
         return sets[want], RepresentationChoice(want, reason=f"{want} (fixed)")
 
     def learned_features(self, result: LoopResult) -> np.ndarray:
