@@ -139,10 +139,9 @@ def learning_features(store: EmbeddingStore, variance: float = 0.95, scaling: st
         check_components(components)
         return _leading(store, int(components), scaling)
     if store.has("pca"):
-        ratio = store.dataset_attrs("pca").get("explained_variance_ratio")
-        ratio = np.asarray(ratio, dtype=np.float64).ravel() if ratio is not None else None
         pca = store.pca
-        if ratio is None or len(ratio) != pca.shape[1]:
+        ratio = _stored_ratio(store, pca.shape[1])
+        if ratio is None:
             log.info("%s: the PCA has no explained-variance ratios; using all %d components",
                      store.path, pca.shape[1])
             return _finish(pca, float("nan"), "store pca", store, scaling)
@@ -165,14 +164,13 @@ def _leading(store: EmbeddingStore, k: int, scaling: str) -> LearningFeatures:
     the store's own PCA when it kept as many, else a PCA of the embeddings streamed from the file."""
     from ..explore.pca import CHUNK_ROWS, CovarianceAccumulator
 
-    pca_attrs = store.dataset_attrs("pca") if store.has("pca") else {}
+    stored = store.file["pca"].shape[1] if store.has("pca") else 0      # its width, without reading it
     if not store.has("embeddings"):
-        if not store.has("pca"):
+        if not stored:
             raise StoreError("the store has no embeddings and no PCA to learn from", store.path, FIX)
-        pca = store.pca                         # no spectrum to find the floor in: the store's components
-        ratio = np.asarray(pca_attrs.get("explained_variance_ratio") or [np.nan] * pca.shape[1], np.float64)
-        kk = min(k, pca.shape[1])
-        return _finish(pca[:, :kk], float(ratio[:kk].sum()) if len(ratio) == pca.shape[1] else float("nan"),
+        ratio = _stored_ratio(store, stored)    # no spectrum to find the floor in: the store's components
+        kk = min(k, stored)
+        return _finish(store.pca[:, :kk], float("nan") if ratio is None else float(ratio[:kk].sum()),
                        "store pca", store, scaling)
     data = store.embeddings
     n = data.shape[0]
@@ -188,15 +186,15 @@ def _leading(store: EmbeddingStore, k: int, scaling: str) -> LearningFeatures:
         if not np.isfinite(block).all():
             raise StoreError("the embeddings hold NaN or infinite values", store.path, FIX)
         acc.add(block)
-    standardised = bool(pca_attrs.get("standardised", False))     # the same space as the store's PCA
+    standardised = bool(stored and store.dataset_attrs("pca").get("standardised", False))  # the store PCA's space
     model = acc.fit(variance=1.0, standardise=standardised)
     keep = min(k, above_floor(model.explained_variance, data.shape[1], acc.n))
     ratio = model.explained_variance_ratio[:keep]
-    if store.has("pca") and store.pca.shape[1] >= keep:
+    if stored >= keep:
         return _finish(store.pca[:, :keep], float(ratio.sum()), "store pca", store, scaling)
-    if store.has("pca"):
+    if stored:
         log.info("%s: the stored PCA keeps %d components, fewer than the %d the loop learns on; computing "
-                 "the PCA again", store.path, store.pca.shape[1], keep)
+                 "the PCA again", store.path, stored, keep)
     # the projection in float32 (a quarter of PCAModel.transform's float64 time; the features are
     # float32 and standardised afterwards anyway)
     mean = model.mean.astype(np.float32)
@@ -210,6 +208,19 @@ def _leading(store: EmbeddingStore, k: int, scaling: str) -> LearningFeatures:
         np.matmul(block, weights, out=coords[a:a + CHUNK_ROWS])
     info = "pca of embeddings" if n <= FIT_ROWS else f"pca of embeddings (fitted on {acc.n:,} of {n:,} rows)"
     return _finish(coords, float(ratio.sum()), info, store, scaling)
+
+
+def _stored_ratio(store: EmbeddingStore, width: int) -> np.ndarray | None:
+    """The explained-variance ratio of each of the store PCA's ``width`` columns, or None when the
+    store does not record one per column."""
+    ratio = store.dataset_attrs("pca").get("explained_variance_ratio")
+    ratio = np.asarray(ratio, dtype=np.float64).ravel() if ratio is not None else None
+    return ratio if ratio is not None and len(ratio) == width else None
+
+
+def for_loop(store: EmbeddingStore, config) -> LearningFeatures:
+    """The learning features a :class:`~galexplorer.active.config.LoopConfig` asks for."""
+    return learning_features(store, config.pca_variance, config.feature_scaling, config.pca_components)
 
 
 def above_floor(eigenvalues: np.ndarray, dims: int, rows: int) -> int:

@@ -44,7 +44,7 @@ from .acquisition import (
 )
 from .cold_start import mix_random
 from .config import LoopConfig
-from .features import LearningFeatures, learning_features
+from .features import LearningFeatures, for_loop, learning_features
 from .ordering import ranking_order
 from .portfolio import Portfolio
 from .registry import PORTFOLIO, WIDE_PCA_COMPONENTS
@@ -101,8 +101,7 @@ class ActiveLoop:
                  features: LearningFeatures | None = None, unit_vectors: np.ndarray | None = None):
         self.store = store
         self.config = config or LoopConfig()
-        self.features = features or learning_features(store, self.config.pca_variance, self.config.feature_scaling,
-                                                      self.config.pca_components)
+        self.features = features or for_loop(store, self.config)
         self.X = self.features.X
         self.n = len(self.X)
         self._lock = threading.Lock()

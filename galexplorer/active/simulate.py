@@ -476,7 +476,7 @@ def compare(store: EmbeddingStore, config: SimulateConfig, scorers=None, seeds: 
     Raises:
         ConfigError: an unknown scorer, seeds < 1, or what :func:`simulate` raises.
     """
-    from .features import learning_features
+    from .features import for_loop
     from .registry import DEFAULT_SCORER, SCORERS
 
     t0 = time.perf_counter()
@@ -486,8 +486,7 @@ def compare(store: EmbeddingStore, config: SimulateConfig, scorers=None, seeds: 
         raise ConfigError(f"unknown scorer(s) {', '.join(unknown)}; choose from {', '.join(SCORERS)}")
     if seeds < 1:
         raise ConfigError("--seeds must be >= 1")
-    features = learning_features(store, config.loop.pca_variance, config.loop.feature_scaling,
-                                 config.loop.pca_components)
+    features = for_loop(store, config.loop)
     rows = []
     n_int = n_obj = 0
     ks, rws_ns = [], []
