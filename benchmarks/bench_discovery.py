@@ -132,9 +132,11 @@ def build(workdir: Path, name: str, n: int, maker, **kw) -> Path:
 
 #: the loop's view of the embedding (``--loop-features``): the default; ``narrow`` (the components that
 #: explain 95% of the variance on one scale, without ``auto``'s wide candidates); ``wide`` (every set
-#: on the wide view of benchmarks/bench_loop_features.py)
+#: on the wide view of benchmarks/bench_loop_features.py); ``widen1``/``widen3``: the default view until
+#: the first (third) find, then its wide view (``LoopConfig.widen_after``)
 LOOP_FEATURES = {"default": {}, "narrow": {"auto_wide": False},
-                 "wide": {"pca_components": 32, "feature_scaling": "per-component", "auto_wide": False}}
+                 "wide": {"pca_components": 32, "feature_scaling": "per-component", "auto_wide": False},
+                 "widen1": {"widen_after": 1}, "widen3": {"widen_after": 3}}
 
 
 def run_store(label: str, path: Path, seeds: int, scorers, budget: int, out: Path,

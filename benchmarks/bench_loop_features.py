@@ -20,7 +20,9 @@ labels in batches of 10) on:
 * ``narrow auto`` (``--representation auto``, the default representation, on the default view,
   without the wide candidates: the loop's default before ``auto_wide``), ``auto + wide
   candidates`` (``auto_wide=True``: once the labels can compare the sets, ``auto`` also weighs
-  ``wide`` and ``combined-wide``), ``wide auto`` (every set built on the wide view);
+  ``wide`` and ``combined-wide``), ``wide auto`` (every set built on the wide view), ``widen after 1
+  find`` / ``3 finds`` (``widen_after``: the default view until that many finds, then the wide view
+  as the set kept by default);
 * ``narrow embedding`` and ``wide embedding``: the embedding alone, what the loop has on data
   where morphology does not help;
 * the references, in the same run: the loop on the raw-pixel PCA (``pixels``), on the random
@@ -33,6 +35,7 @@ labels) and recall@100 of the final ranking; then the means over seeds with the 
     python benchmarks/bench_loop_features.py --quick            # ~1 min: radio, 1 seed, 400 objects
     python benchmarks/bench_loop_features.py --seeds 0 1 2 3 4  # 4 domains x 5 seeds, 1500 objects (~45 min)
 
+``--loops NAME ...`` runs only those loops (and ``narrow auto``, the reference).
 ``--work DIR`` keeps the cutouts, runs and stores there and reuses those already built by this
 script (same recipe), so a run can be extended by seeds.
 
@@ -70,6 +73,8 @@ WIDE = {"pca_components": 32, "feature_scaling": "per-component", "auto_wide": F
 LOOPS = (("narrow auto", "trained", NARROW, "auto"),
          ("auto + wide candidates", "trained", {"auto_wide": True}, "auto"),
          ("wide auto", "trained", WIDE, "auto"),
+         ("widen after 1 find", "trained", {"widen_after": 1}, "auto"),
+         ("widen after 3 finds", "trained", {"widen_after": 3}, "auto"),
          ("narrow embedding", "trained", NARROW, "embedding"), ("wide embedding", "trained", WIDE, "embedding"),
          ("raw pixels", "trained", NARROW, "pixels"),
          ("random net auto", "random", WIDE, "auto"), ("random net embedding", "random", WIDE, "embedding"))
@@ -108,13 +113,15 @@ def build(domain: str, seed: int, args, work: Path) -> tuple[Path, Path, int]:
         return trained, random_net, int(np.sum(c.column("oracle") >= 3))
 
 
-def loops(stores: dict[str, Path], seed: int, budget: int) -> dict[str, dict[str, float]]:
+def loops(stores: dict[str, Path], seed: int, budget: int, only: list[str] | None = None) -> dict[str, dict[str, float]]:
     from galexplorer.active.config import LoopConfig
     from galexplorer.active.simulate import SimulateConfig, simulate
     from galexplorer.store import EmbeddingStore
 
     out = {}
     for label, which, options, rep in LOOPS:
+        if only and label not in only and label != "narrow auto":
+            continue
         with EmbeddingStore(stores[which]) as s:
             budget = min(budget, s.n)
             cfg = SimulateConfig(truth="oracle", budget=budget, batch=10, seeds=20, remaining=False,
@@ -186,6 +193,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--work", type=Path, help="keep (and reuse) cutouts, runs and stores here")
+    ap.add_argument("--loops", nargs="+", choices=[x[0] for x in LOOPS], metavar="LOOP",
+                    help="run only these loops (and narrow auto, the reference; quote names with spaces)")
     ap.add_argument("--quick", action="store_true", help="radio, 1 seed, 400 objects, 1 epoch, 120 labels")
     ap.add_argument("--start-cost", type=int, metavar="N", help="time the features at the loop's start at N objects")
     args = ap.parse_args()
@@ -204,11 +213,12 @@ def main() -> None:
             for seed in args.seeds:
                 t0 = time.perf_counter()
                 trained, random_net, n_rare = build(domain, seed, args, work)
-                out = loops({"trained": trained, "random": random_net}, seed, args.budget)
+                out = loops({"trained": trained, "random": random_net}, seed, args.budget, args.loops)
+                feats = ", ".join(f"{k} {m['features']}" for k, m in out.items() if "features" in m and k.endswith("auto"))
+                ended = ", ".join(f"{k} ended on {out[k]['used']}" for k in out if "used" in out[k] and k.startswith(("auto", "widen")))
                 print(f"{domain} seed {seed}: {n_rare} rare; stores and loops {time.perf_counter() - t0:.0f} s; "
-                      f"learning features wide {out['wide auto']['features']}, narrow {out['narrow auto']['features']}; "
-                      f"auto + wide candidates ended on {out['auto + wide candidates']['used']}",
-                      flush=True)
+                      f"learning features {feats}; "
+                      f"{ended}", flush=True)
                 for label, m in out.items():
                     print(f"  {domain:8s} s{seed} {label:21s} {_fmt(m)}", flush=True)
                     results.setdefault((domain, label), []).append(m)
@@ -216,19 +226,27 @@ def main() -> None:
     for domain in args.domains:
         mean = {label: {k: float(np.mean([r[k] for r in results[(domain, label)]]))
                         for k in ("f50", "f100", "f200", "recall100")}
-                for label in [x[0] for x in LOOPS] + ["random order"]}
+                for label in [x[0] for x in LOOPS] + ["random order"] if (domain, label) in results}
         for label, m in mean.items():
             print(f"  {domain:8s} {label:21s} {_fmt(m)}")
 
-        def ratio(a: str, b: str, mean=mean) -> str:
-            return f"{mean[a]['f200'] / max(mean[b]['f200'], 1e-9):.2f}x"
+        def ratio(a: str, b: str, mean=mean) -> str | None:
+            if a not in mean or b not in mean:
+                return None
+            return f"{a} / {b} {mean[a]['f200'] / max(mean[b]['f200'], 1e-9):.2f}x"
 
-        print(f"  {domain:8s} found@{args.budget} ratios: auto + wide candidates / narrow auto "
-              f"{ratio('auto + wide candidates', 'narrow auto')}, wide auto / narrow auto "
-              f"{ratio('wide auto', 'narrow auto')}, embedding wide/narrow {ratio('wide embedding', 'narrow embedding')}; "
-              f"wide auto vs raw pixels {ratio('wide auto', 'raw pixels')}, vs random net "
-              f"{ratio('wide auto', 'random net auto')}, vs random order {ratio('wide auto', 'random order')}; "
-              f"wide embedding alone vs random net {ratio('wide embedding', 'random net embedding')}", flush=True)
+        pairs = [(x[0], "narrow auto") for x in LOOPS if x[0] != "narrow auto" and x[2] is not NARROW
+                 and x[1] == "trained" and x[3] == "auto"]
+        pairs += [("wide embedding", "narrow embedding"), ("wide auto", "raw pixels"), ("wide auto", "random net auto"),
+                  ("wide auto", "random order"), ("wide embedding", "random net embedding"),
+                  ("widen after 1 find", "random net auto"), ("widen after 1 find", "random order")]
+        shown = [r for r in (ratio(a, b) for a, b in pairs) if r]
+        per_seed = {label: [r["f200"] for r in results[(domain, label)]] for label in mean if label != "random order"}
+        print(f"  {domain:8s} found@{args.budget} ratios: " + "; ".join(shown), flush=True)
+        for label in per_seed:
+            if label != "narrow auto" and "narrow auto" in per_seed:
+                d = np.subtract(per_seed[label], per_seed["narrow auto"])
+                print(f"  {domain:8s} {label:21s} vs narrow auto per seed: {' '.join(f'{x:+.0f}' for x in d)}")
 
 
 if __name__ == "__main__":

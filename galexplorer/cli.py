@@ -440,6 +440,9 @@ def _add_loop_options(p) -> None:
                    help="what the scorer learns on: auto (the default: chosen at each refit by cross-validation "
                         "on the labels), or always the embedding, morphology, pixels, combined, or the "
                         "embedding's wide view (wide; combined-wide beside the morphology)")
+    p.add_argument("--widen-after", type=_positive_int, metavar="N",
+                   help="with --representation auto: once N labels are finds, learn by default on the "
+                        "embedding's wide view (combined-wide; default: never)")
     p.add_argument("--cold-start", choices=tuple(COLD_STARTS),
                    help=f"until the first find: {DEFAULT_COLD_START} (the default: every pick by the acquisition) "
                         "or random-share (a growing share of each batch drawn at random)")
@@ -449,7 +452,7 @@ def _loop_config(args, **options) -> LoopConfig:
     from .active.config import loop_config
 
     given = {k: getattr(args, k) for k in ("scorer", "acquisition", "xi", "pca_components", "feature_scaling",
-                                           "representation", "cold_start")}
+                                           "representation", "widen_after", "cold_start")}
     return loop_config({**given, **options}, args.preset)
 
 

@@ -270,6 +270,50 @@ def test_the_wide_view_as_a_candidate_and_as_a_fixed_representation(store_with_f
         assert same.representations()["wide"] is same.X
 
 
+def test_widen_after_moves_the_default_to_the_wide_view_at_the_finds():
+    """LoopConfig.widen_after: the default view until that many finds (the cold start is the
+    default's), then combined-wide (or wide without morphology) is the set kept by default."""
+    from galexplorer.active.representation import candidates
+
+    rng = np.random.default_rng(3)
+    n = 200
+    sets = {k: rng.normal(size=(n, 4)) for k in ("embedding", "morphology", "combined", "wide", "combined-wide")}
+    rows, labels = np.arange(40), np.zeros(40)
+    labels[:1] = 5.0                                                 # one find
+    assert choose(candidates(sets, labels, 3.0), rows, labels, 3.0).used == "combined"
+    narrow = candidates(sets, labels, 3.0, widen_after=2)
+    assert "wide" not in narrow and "combined-wide" not in narrow   # not yet: the wide sets are not candidates
+    assert choose(narrow, rows, labels, 3.0, widen_after=2).used == "combined"
+    c = choose(candidates(sets, labels, 3.0, widen_after=1), rows, labels, 3.0, widen_after=1)
+    assert c.used == "combined-wide" and "the wide view after 1 find;" in c.reason and not c.scores
+    no_morph = {"embedding": sets["embedding"], "wide": sets["wide"]}
+    assert choose(no_morph, rows, labels, 3.0, widen_after=1).used == "wide"
+    assert choose({"embedding": sets["embedding"]}, rows, labels, 3.0, widen_after=1).used == "embedding"
+    labels[:6] = 5.0                                                 # enough finds to compare: wide sets compete
+    c = choose(candidates(sets, labels, 3.0, widen_after=3), rows, labels, 3.0, widen_after=3)
+    assert {"wide", "combined-wide"} <= set(c.scores)
+    assert c.used == "combined-wide" or c.scores[c.used] > c.scores["combined-wide"] + MARGIN
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ConfigError, match="widen_after must be a whole number"):
+            LoopConfig(widen_after=bad)
+
+
+def test_the_loop_widens_after_its_first_find(store_with_features):
+    from galexplorer.active.loop import ActiveLoop
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store_with_features) as s:
+        loop = ActiveLoop(s, LoopConfig(widen_after=1))
+        rows = np.arange(30)
+        before = loop.fit(rows, np.zeros(30))
+        assert before.representation == "combined"
+        assert set(before.info["representation"]["cv_average_precision"]) == set()
+        after = loop.fit(rows, np.r_[np.zeros(29), 5.0])
+        assert after.representation == "combined-wide" and "wide view after 1 find" in after.info["representation"]["reason"]
+        assert not np.allclose(before.mean, after.mean)
+        assert LoopConfig.from_dict(LoopConfig(widen_after=1).to_dict()).widen_after == 1
+
+
 def test_a_fixed_representation_the_store_lacks_is_a_clear_error(tmp_path, xdf_cutouts):
     from galexplorer.active.loop import ActiveLoop
     from galexplorer.cli import main
@@ -300,6 +344,31 @@ def test_rank_and_simulate_take_the_option(store_with_features, capsys):
         main(["rank", str(store_with_features), "--representation", "wavelets"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["rank", str(store_with_features), "--widen-after", "0"])
+    assert exc.value.code == 2 and "--widen-after: expected a positive integer" in capsys.readouterr().err
+
+
+def test_rank_saves_widen_after_with_the_ranking(store_with_features, tmp_path):
+    import shutil
+
+    from galexplorer.cli import main
+    from galexplorer.labels import LabelJournal
+    from galexplorer.store import EmbeddingStore
+    from galexplorer.store.ranking import read_ranking
+
+    path = tmp_path / "w.h5"
+    shutil.copy(store_with_features, path)
+    with EmbeddingStore(path) as st:
+        ids, peak = list(st.ids), np.asarray(st.column("peak"), float)
+    with LabelJournal.for_store(path, user="ann") as j:
+        for i in range(30):
+            j.score(str(ids[i]), 5 if peak[i] == peak[:30].max() else 0)
+    assert main(["-q", "rank", str(path), "--widen-after", "1"]) == 0
+    with EmbeddingStore(path) as st:
+        r = read_ranking(path, st.uuid, st.n)
+    assert r.config["widen_after"] == 1
+    assert r.info["representation"]["used"] == "combined-wide"
 
 
 def test_the_window_state_says_what_it_learns_on(store_with_features):

@@ -58,6 +58,10 @@ class LoopConfig:
         auto_wide: with ``representation="auto"``, also compare the embedding's wide view
             (``wide``, and ``combined-wide`` beside the morphology; see
             :mod:`galexplorer.active.representation`) once the labels can compare the sets.
+        widen_after: with ``representation="auto"``, once the labels hold this many finds, the
+            set kept by default moves to the embedding's wide view (``combined`` →
+            ``combined-wide``, ``embedding`` → ``wide``) and the wide sets become candidates; None:
+            never. The cold start, before the finds, is the default view's either way.
         cold_start: what the next batch holds while no label is ≥ ``interesting_above``:
             ``model`` (the default: the acquisition alone) or ``random-share`` (after the
             spanning batch, a growing share drawn at random; see
@@ -84,6 +88,7 @@ class LoopConfig:
     interesting_above: float = 3.0
     representation: str = DEFAULT_REPRESENTATION
     auto_wide: bool = False
+    widen_after: int | None = None
     cold_start: str = DEFAULT_COLD_START
 
     def __post_init__(self) -> None:
@@ -102,6 +107,11 @@ class LoopConfig:
                               f"not {self.feature_scaling!r}")
         if self.pca_components is not None:
             check_components(self.pca_components)
+        if self.widen_after is not None and (isinstance(self.widen_after, bool)
+                                             or not isinstance(self.widen_after, numbers.Integral)
+                                             or self.widen_after < 1):
+            raise ConfigError(f"widen_after must be a whole number of finds >= 1, got {self.widen_after!r}",
+                              hint="e.g. 1 (widen at the first find), or none to keep the default view")
         from .representation import check_representation
 
         check_representation(self.representation)

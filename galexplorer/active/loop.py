@@ -48,7 +48,7 @@ from .features import LearningFeatures, for_loop, learning_features
 from .ordering import ranking_order
 from .portfolio import Portfolio
 from .registry import PORTFOLIO, WIDE_PCA_COMPONENTS
-from .representation import RepresentationChoice, choose, load_sets
+from .representation import RepresentationChoice, candidates, choose, load_sets
 from .result import LoopResult, eligible_mask
 from .scorers import ScoreModel, Scorer, make_scorer, minmax_scale
 
@@ -126,11 +126,12 @@ class ActiveLoop:
             return self._sets
 
     def _wide(self) -> np.ndarray | None:
-        """The embedding's wide view, a candidate of ``auto`` (``LoopConfig.auto_wide``) and the fixed
+        """The embedding's wide view, a candidate of ``auto`` (``LoopConfig.auto_wide``, ``widen_after``) and the fixed
         ``wide``/``combined-wide`` (the base features when they are that view already); None when
         not asked for or the store has no embeddings."""
         c = self.config
-        wanted = c.representation in ("wide", "combined-wide") or (c.representation == "auto" and c.auto_wide)
+        wanted = c.representation in ("wide", "combined-wide") or (
+            c.representation == "auto" and (c.auto_wide or c.widen_after is not None))
         has = getattr(self.store, "has", None)             # stand-ins for a store (benchmarks, tests)
         if not wanted or has is None or not has("embeddings"):
             return None
@@ -145,7 +146,9 @@ class ActiveLoop:
             return self.X, RepresentationChoice("embedding", reason="embedding (fixed)")
         sets = self.representations()
         if want == "auto":
-            choice = choose(sets, labelled, labels, self.config.interesting_above, self.config.seed)
+            c = self.config
+            sets = candidates(sets, labels, c.interesting_above, c.auto_wide, c.widen_after)
+            choice = choose(sets, labelled, labels, c.interesting_above, c.seed, c.widen_after)
             return sets[choice.used], choice
         if want not in sets:
             fix = ("the wide view needs the store's embeddings (and combined-wide its morphology features, "

@@ -28,6 +28,10 @@ most 32 leading principal components above the noise floor, each to unit varianc
 ``combined-wide``, it beside the morphology). They never replace the default before the labels
 can compare the sets, so the cold start is the default view's (the wide view alone loses it on
 benchmarks/bench_discovery.py's low-rank store); both can also be fixed with ``representation``.
+With ``LoopConfig.widen_after = N`` the set kept by default becomes the wide one (``combined-wide``,
+or ``wide`` without morphology) once N labels are finds, and the wide sets become candidates then
+(:func:`candidates`): the cold start is the default view's, the search after it the wide view's
+(measured in benchmarks/bench_loop_features.py; not the default, docs/active-learning.md).
 
 The choice, the scores and the reason go into ``LoopResult.info["representation"]`` (the status
 bar and the export's ``.json`` show them). A fixed ``representation`` skips the comparison.
@@ -129,23 +133,43 @@ def cross_validated_ap(X: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
     return float(average_precision_score(y, oof))
 
 
-def default_for(sets: dict[str, np.ndarray]) -> str:
-    """The set kept until the labels can compare the sets: ``combined`` where the store has it."""
-    return COMBINED if COMBINED in sets else DEFAULT
+def default_for(sets: dict[str, np.ndarray], finds: int = 0, widen_after: int | None = None) -> str:
+    """The set kept until the labels can compare the sets: ``combined`` where the store has it;
+    with ``widen_after`` and at least that many ``finds``, its wide view (``combined-wide``, or
+    ``wide`` on a store without morphology) where the sets hold it."""
+    base = COMBINED if COMBINED in sets else DEFAULT
+    if widen_after is not None and finds >= widen_after:
+        wide = COMBINED_WIDE if base == COMBINED else WIDE
+        if wide in sets:
+            return wide
+    return base
+
+
+def candidates(sets: dict[str, np.ndarray], labels: np.ndarray, threshold: float, auto_wide: bool = False,
+               widen_after: int | None = None) -> dict[str, np.ndarray]:
+    """The sets ``auto`` compares: the wide ones only with ``auto_wide`` or once the loop has
+    widened (``widen_after`` finds)."""
+    finds = int(np.sum(np.asarray(labels, np.float64) >= threshold))
+    if auto_wide or (widen_after is not None and finds >= widen_after):
+        return sets
+    return {k: v for k, v in sets.items() if k not in (WIDE, COMBINED_WIDE)}
 
 
 def choose(sets: dict[str, np.ndarray], labelled: np.ndarray, labels: np.ndarray, threshold: float,
-           seed: int = 0) -> RepresentationChoice:
-    """Compare the sets by cross-validation on the labels (see the module docstring)."""
-    default = default_for(sets)
+           seed: int = 0, widen_after: int | None = None) -> RepresentationChoice:
+    """Compare the sets by cross-validation on the labels (see the module docstring); with
+    ``widen_after``, the default moves to its wide view after that many finds."""
     y = np.asarray(labels, np.float64) >= threshold
     n_pos, n_neg = int(y.sum()), int((~y).sum())
+    default = default_for(sets, n_pos, widen_after)
     if len(sets) == 1:
         return RepresentationChoice(DEFAULT, reason="embedding (the store has no other representation; "
                                                     "`galexplorer embed --features auto` writes them)")
     if len(labelled) < MIN_LABELS or n_pos < MIN_CLASS or n_neg < MIN_CLASS:
+        widened = f"the wide view after {widen_after} find{'s' if widen_after != 1 else ''}; " \
+            if default in (WIDE, COMBINED_WIDE) and widen_after is not None else ""
         return RepresentationChoice(default, reason=(
-            f"{default} (too few labels to compare representations: {len(labelled)} labels, {n_pos} finds; "
+            f"{default} ({widened}too few labels to compare representations: {len(labelled)} labels, {n_pos} finds; "
             f"needs {MIN_LABELS} labels, {MIN_CLASS} finds and {MIN_CLASS} others)"))
     rows = np.asarray(labelled, np.int64)
     if len(rows) > MAX_CV_ROWS:
