@@ -50,6 +50,9 @@ RECIPES = {
     "nnclr": {"method": "nnclr", "queue_size": 1024},
     "byol": {"method": "byol"},
     "vicreg": {"method": "vicreg"},
+    # SimCLR's NT-Xent temperature (the default 0.1; SimCLR's CIFAR runs used 0.5)
+    "temperature 0.2": {"temperature": 0.2},
+    "temperature 0.5": {"temperature": 0.5},
 }
 
 

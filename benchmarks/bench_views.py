@@ -17,7 +17,9 @@ beside raw-pixel PCA of the same stamps (the reference, measured in the same run
 * ``anomaly@100``: rare objects among the 100 highest anomaly scores (the loop's prior), as a
   ratio to what random order finds (100 x the rare fraction);
 * ``found@200`` / ``recall@100``: ``simulate``'s loop (200 labels in batches of 10, the
-  ``oracle`` column), with ``--representation auto`` (the default) and ``embedding``.
+  ``oracle`` column: the domain's own, 5 for the rare class and 0-1 for the common ones; before
+  2026-12-07 it was 5 and 0), with ``--representation auto`` (the default) and
+  ``embedding``.
 
 Then the mean over seeds of each figure and the ratio 8 views / 1 view of the same run. First,
 the encoder pass alone: stamps a second through the default backbone at 32 px (random weights,
@@ -72,10 +74,13 @@ def throughput(n: int) -> None:
 
 def write(domain: str, n: int, seed: int, path: Path):
     """The domain's cutouts with ``kind`` and ``oracle`` columns; (labels, rare, stamps)."""
-    from galexplorer.data.domains import DomainSet, write_domain_cutouts
+    from galexplorer.data.domains import ORACLE, DomainSet, write_domain_cutouts
 
     stamps, labels, rare, names = domain_set(domain, n, seed)
-    oracle = np.where(rare, 5, 0).astype(np.int64)
+    # the domain's own oracle (the rare class 5, the common ones 0-1, as bench_loop_features.py);
+    # XDF's classes have no oracle of their own: 5 for the injected rare ones, 0 for the rest
+    oracle = (np.array([ORACLE[names[k]] for k in labels], np.int64) if domain != "xdf"
+              else np.where(rare, 5, 0).astype(np.int64))
     dom = DomainSet(name=domain, stamps=stamps, ids=[f"{domain}{i:05d}" for i in range(len(labels))],
                     labels=np.asarray(labels, np.int64), class_names=tuple(names), oracle=oracle,
                     bands=[f"b{i}" for i in range(stamps.shape[1])])

@@ -310,6 +310,35 @@ def test_thumbnails_grow_with_the_dock_and_stay_inside_it(qtbot):
     assert sides[600] >= sides[270]
 
 
+def test_widen_the_view_after_the_first_find_from_the_model_menu(qtbot, store, gui_settings, capfd):
+    """Model ▸ Widen the view after the first find: LoopConfig.widen_after = 1, kept in the
+    settings; before a find the loop learns on the default set, after it on the wide view, and
+    the status line says why. Off again: the default set."""
+    w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
+    ex = w.explorer
+    assert ex.config.widen_after is None and not w.act["widen_view"].isChecked()      # the default
+    w.act["widen_view"].trigger()
+    assert ex.config.widen_after == 1 and gui_settings.widen_after == 1
+    for _ in range(20):
+        key(w, Key.Key_0)
+    _fitted_on_all(qtbot, w, 20)
+    assert "wide" not in ex.state.representation
+    key(w, Key.Key_5)
+    for _ in range(9):
+        key(w, Key.Key_0)
+    _fitted_on_all(qtbot, w, 30)
+    assert ex.state.representation in ("combined-wide", "wide")
+    assert "the wide view after 1 find" in ex.state.representation_reason
+    w.act["widen_view"].trigger()
+    assert ex.config.widen_after is None and gui_settings.widen_after is None
+    state = ex.state
+    assert ex.wait_idle(120)
+    qtbot.waitUntil(lambda: ex.state is not state and ex.state.n_labels == 30, timeout=20000)
+    assert "wide" not in ex.state.representation
+    w.close()
+    assert capfd.readouterr().err == ""
+
+
 def test_a_random_pick_of_the_cold_start_says_why_it_is_in_the_queue(qtbot, store, gui_settings, capfd):
     """Model ▸ Random picks until the first find on, 40 labels and no find: the next batch is
     drawn at random (galexplorer.active.cold_start); the queue's status line says so, and so does

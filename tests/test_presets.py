@@ -207,12 +207,13 @@ def test_settings_example_is_what_the_explorer_reads():
     assert q.status() == QtCore.QSettings.Status.NoError
     # every key is read from the file (none falls back to a default)
     assert set(q.allKeys()) == {"viewer_url", "loop/scorer", "loop/acquisition", "loop/xi", "loop/batch_size",
-                                "similar/k", "inspector/stretch"}
+                                "loop/cold_start", "loop/widen_after", "similar/k", "inspector/stretch"}
     s = Settings(q)
     assert isinstance(q.value("viewer_url"), str)        # not split into a list at its comma
     assert viewer_url(s.viewer_url, 53.1, -27.8, "XDF001").count("53.100000") == 2
     assert s.scorer in SCORERS and s.acquisition in ACQUISITIONS and s.stretch in STRETCHES
     assert (s.xi, s.batch_size, s.similar_k) == (0.5, 10, 24)
+    assert s.cold_start == "model" and s.widen_after is None            # the defaults, written out
 
 
 def test_docs_name_every_preset_and_example():

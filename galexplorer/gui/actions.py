@@ -151,6 +151,11 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              "until your first score ≥ 3, draw a growing share of each batch at random (3 of 10 after the "
              "second batch without a find, then 7, then all): for data where the anomaly order misses your class",
              "Model", "Model", lambda w: w.toggle_cold_start(), on="window", needs="always", toggle=True),
+    Shortcut("widen_view", (), "Widen the view after the first find",
+             "after your first score ≥ 3, learn on the embedding's wide view (up to 32 principal components, "
+             "each to unit variance, beside the morphology numbers) instead of the few that hold 95% of its "
+             "variance: for a rare class that differs in shape more than in size or flux", "Model", "Model",
+             lambda w: w.toggle_widen_view(), on="window", needs="always", toggle=True),
     Shortcut("refine", (), "Refine the representation…",
              "fine-tune the encoder on your labels and the unlabelled objects (galexplorer refine), then open "
              "the new store with the same objects and labels", "Model", "Model",

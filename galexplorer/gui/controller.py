@@ -358,15 +358,18 @@ class Explorer(QtCore.QObject):
             self.request_refit()
 
     # -- the loop ----------------------------------------------------------------------------------
-    def set_config(self, scorer: str, acquisition: str, xi: float, batch_size: int, cold_start: str | None = None) -> None:
-        """New loop options: they apply at the next refit (started now if what picks changed)."""
+    def set_config(self, scorer: str, acquisition: str, xi: float, batch_size: int, cold_start: str | None = None,
+                   widen_after: int | None | object = ...) -> None:
+        """New loop options: they apply at the next refit (started now if what picks changed).
+        ``cold_start`` None and ``widen_after`` left out keep the current ones."""
         try:
             config = replace(self.config, scorer=scorer, acquisition=acquisition, xi=float(xi),
-                             batch_size=int(batch_size), cold_start=cold_start or self.config.cold_start)
+                             batch_size=int(batch_size), cold_start=cold_start or self.config.cold_start,
+                             widen_after=self.config.widen_after if widen_after is ... else widen_after)
         except GalexplorerError as exc:
             self.failed.emit(str(exc))
             return
-        picks = ("scorer", "acquisition", "xi", "cold_start")
+        picks = ("scorer", "acquisition", "xi", "cold_start", "widen_after")
         changed_model = any(getattr(config, k) != getattr(self.config, k) for k in picks)
         self.config = config
         self.session.batch_size = config.batch_size

@@ -90,6 +90,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.window_actions = WindowActions(self)
         self.act = self.window_actions.act
         self.act["random_start"].setChecked(self.settings.cold_start == "random-share")
+        self.act["widen_view"].setChecked(self.settings.widen_after is not None)
         self.window_actions.make_menus(self.menuBar(), self.docks, self._fill_recent)
         self.scatter_panel.add_tools(self.act)
         self.status = WindowStatus(self)
@@ -191,7 +192,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s = self.settings
         config = LoopConfig(scorer=s.scorer if s.scorer in SCORERS else DEFAULT_SCORER,
                             acquisition=s.acquisition if s.acquisition in ACQUISITIONS else DEFAULT_ACQUISITION,
-                            xi=s.xi, batch_size=s.batch_size, cold_start=s.cold_start)
+                            xi=s.xi, batch_size=s.batch_size, cold_start=s.cold_start, widen_after=s.widen_after)
         ex = Explorer(session, config, self)
         self.explorer = ex
         self._show_sources(store)
@@ -313,6 +314,16 @@ class MainWindow(QtWidgets.QMainWindow):
         ex = self.explorer
         if ex is not None:
             ex.set_config(ex.config.scorer, ex.config.acquisition, ex.config.xi, ex.config.batch_size, mode)
+
+    def toggle_widen_view(self) -> None:
+        """Model ▸ Widen the view after the first find: ``LoopConfig.widen_after`` 1 (or None) for
+        this and later sessions."""
+        widen = 1 if self.act["widen_view"].isChecked() else None
+        self.settings.widen_after = widen
+        ex = self.explorer
+        if ex is not None:
+            c = ex.config
+            ex.set_config(c.scorer, c.acquisition, c.xi, c.batch_size, widen_after=widen)
 
     def reset_layout(self) -> None:
         if self._default_state is not None:

@@ -138,6 +138,17 @@ class Settings:
         self.q.setValue("loop/cold_start", value)
 
     @property
+    def widen_after(self) -> int | None:
+        """Finds after which the loop widens its view (Model ▸ Widen the view after the first
+        find: 1); None: never (the default)."""
+        value = self._get("loop/widen_after", 0, int)
+        return value if value >= 1 else None
+
+    @widen_after.setter
+    def widen_after(self, value: int | None) -> None:
+        self.q.setValue("loop/widen_after", int(value or 0))
+
+    @property
     def xi(self) -> float:
         return self._get("loop/xi", 0.5, float)
 
