@@ -45,6 +45,7 @@ RECIPES = {
     "no noise": {"augment": {"noise": False}},
     "no blur": {"augment": {"blur": False}},
     "no jitter/scale": {"augment": {"jitter": False, "scale": False}},
+    "no gain": {"augment": {"gain": False}},
     "standard stem": {"stem": "standard"},
     # the other methods with the default augmentations (#22 item 4: NNCLR beside SimCLR, BYOL, VICReg)
     "nnclr": {"method": "nnclr", "queue_size": 1024},
