@@ -296,6 +296,8 @@ def test_widen_after_moves_the_default_to_the_wide_view_at_the_finds():
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ConfigError, match="widen_after must be a whole number"):
             LoopConfig(widen_after=bad)
+    with pytest.raises(ConfigError, match="widen_after applies to the representation auto, not 'combined'"):
+        LoopConfig(widen_after=1, representation="combined")
 
 
 def test_the_loop_widens_after_its_first_find(store_with_features):

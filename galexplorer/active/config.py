@@ -115,6 +115,10 @@ class LoopConfig:
         from .representation import check_representation
 
         check_representation(self.representation)
+        if self.widen_after is not None and self.representation != "auto":
+            raise ConfigError(f"widen_after applies to the representation auto, not {self.representation!r}",
+                              hint="use --representation auto with --widen-after, or a fixed wide view: "
+                                   "--representation wide or combined-wide")
         if self.cold_start not in COLD_STARTS:
             raise ConfigError(f"unknown cold start {self.cold_start!r}; choose one of {', '.join(COLD_STARTS)}")
         if self.knn_space not in ("embeddings", "features"):
