@@ -174,11 +174,24 @@ def test_before_the_first_fit_lands_no_number_is_shown(qtbot):
     assert stub.why.runner.runs == 0                    # nothing was asked of a model that is not there
 
 
+def test_the_queue_panel_options_reach_the_loop_and_the_settings(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings)
+    ex = w.explorer
+    before = ex.config
+    k = w.queue.scorer.findData("knn")
+    assert k >= 0 and before.scorer != "knn"
+    w.queue.scorer.setCurrentIndex(k)
+    w.queue.batch.setValue(7)
+    assert ex.config.scorer == "knn" and ex.config.batch_size == 7
+    assert ex.session.batch_size == 7 and w.settings.scorer == "knn"
+    assert ex.config.cold_start == before.cold_start and ex.config.widen_after == before.widen_after
+
+
 def test_a_scorer_without_a_gp_shows_the_percentile_and_neighbour_and_says_why_no_split(
         qtbot, store, gui_settings, capfd):
     w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
     ex = w.explorer
-    ex.set_config("knn", ex.config.acquisition, ex.config.xi, ex.config.batch_size)
+    ex.set_config(scorer="knn")
     _label_batch(w, 10)
     ex.request_refit("manual")
     assert ex.wait_idle(60)

@@ -358,14 +358,11 @@ class Explorer(QtCore.QObject):
             self.request_refit()
 
     # -- the loop ----------------------------------------------------------------------------------
-    def set_config(self, scorer: str, acquisition: str, xi: float, batch_size: int, cold_start: str | None = None,
-                   widen_after: int | None | object = ...) -> None:
-        """New loop options: they apply at the next refit (started now if what picks changed).
-        ``cold_start`` None and ``widen_after`` left out keep the current ones."""
+    def set_config(self, **changes) -> None:
+        """New loop options (``LoopConfig`` fields by name; those left out keep their values):
+        they apply at the next refit, started now if what picks changed."""
         try:
-            config = replace(self.config, scorer=scorer, acquisition=acquisition, xi=float(xi),
-                             batch_size=int(batch_size), cold_start=cold_start or self.config.cold_start,
-                             widen_after=self.config.widen_after if widen_after is ... else widen_after)
+            config = replace(self.config, **changes)
         except GalexplorerError as exc:
             self.failed.emit(str(exc))
             return

@@ -313,7 +313,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.cold_start = mode
         ex = self.explorer
         if ex is not None:
-            ex.set_config(ex.config.scorer, ex.config.acquisition, ex.config.xi, ex.config.batch_size, mode)
+            ex.set_config(cold_start=mode)
 
     def toggle_widen_view(self) -> None:
         """Model ▸ Widen the view after the first find: ``LoopConfig.widen_after`` 1 (or None) for
@@ -322,8 +322,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.widen_after = widen
         ex = self.explorer
         if ex is not None:
-            c = ex.config
-            ex.set_config(c.scorer, c.acquisition, c.xi, c.batch_size, widen_after=widen)
+            ex.set_config(widen_after=widen)
 
     def reset_layout(self) -> None:
         if self._default_state is not None:

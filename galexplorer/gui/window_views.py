@@ -295,7 +295,7 @@ class ExplorerViews:
         c = w.queue.config()
         w.settings.scorer, w.settings.acquisition = c["scorer"], c["acquisition"]
         w.settings.xi, w.settings.batch_size = c["xi"], c["batch_size"]
-        self._ex(lambda ex: ex.set_config(c["scorer"], c["acquisition"], c["xi"], c["batch_size"]))
+        self._ex(lambda ex: ex.set_config(**c))
         w.status.update_counters()
 
     # -- captions (the text itself comes from the controller) -------------------------------------
