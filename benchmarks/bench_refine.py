@@ -11,7 +11,8 @@ without (same representation, same run). A refine point reached before the first
 for the next batch.
 
     python benchmarks/bench_refine.py --quick        # radio, 1 seed, 600 objects, refine every 100, auto only
-    python benchmarks/bench_refine.py                # 3 domains x 1 seed, 2000 objects, every 50
+    python benchmarks/bench_refine.py                # 4 domains x 1 seed, 2000 objects, every 50
+    python benchmarks/bench_refine.py --seeds 0 1 2 --representations auto   # the acceptance run, ~45 min
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -87,7 +90,7 @@ def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--domains", nargs="+", default=["xdf", "radio", "optical"])
+    ap.add_argument("--domains", nargs="+", default=["xdf", "radio", "optical", "lens"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=5)
@@ -101,10 +104,35 @@ def main() -> None:
     if args.quick:
         args.domains, args.seeds, args.n, args.epochs, args.every = ["radio"], [0], 600, 2, 100
         args.representations = ["auto"]
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for domain in args.domains:
             for seed in args.seeds:
-                run(domain, seed, args, Path(tmp))
+                results[domain, seed] = run(domain, seed, args, Path(tmp))
+    summarise(results, args.domains, args.seeds)
+
+
+def summarise(results: dict, domains: list[str], seeds: list[int]) -> None:
+    """Mean over seeds of each run's found@budget, its ratio to random order and recall@100, the
+    ratio with refine / without (same representation, same seeds), and issue #22's end-to-end
+    goals with refine: recall@100 >= 0.70 and found >= 4x random (the means; per seed in brackets)."""
+    print(f"\nmean over seeds {', '.join(map(str, seeds))} (ratio: with refine / without, same run):")
+    for domain in domains:
+        names = list(results[domain, seeds[0]])
+        for name in names:
+            rows = [results[domain, seed][name] for seed in seeds]
+            found = np.mean([m["found"] for m in rows])
+            base = np.mean([results[domain, seed][rows[0]["base"]]["found"] for seed in seeds])
+            xr = np.mean([m["x_random"] for m in rows])
+            rec = np.mean([m["recall100"] for m in rows])
+            per_found = " ".join(str(m["found"]) for m in rows)
+            per_recall = " ".join(f"{m['recall100']:.2f}" for m in rows)
+            line = (f"  {domain:8s} {name:29s} found {found:5.1f} ({xr:.1f}x random, {found / max(base, 1e-9):.2f}x "
+                    f"no refine)  recall@100 {rec:.3f}  [per seed: found {per_found}; recall {per_recall}]")
+            if "refine every" in name:
+                met = rec >= 0.70 and xr >= 4.0
+                line += f"  goals (recall@100 >= 0.70, >= 4x random): {'met' if met else 'not met'}"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":
