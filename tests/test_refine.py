@@ -92,6 +92,20 @@ def test_resume_continues_from_the_last_epoch(built, xdf_cutouts):
         assert s.n == 48
 
 
+def test_with_too_few_finds_the_epoch_line_says_so_not_nan(built, xdf_cutouts, caplog):
+    import logging
+
+    from galexplorer.ssl.refine import RefineConfig, refine_encoder
+
+    d, _ = built
+    labels = np.r_[np.full(3, 5.0), np.zeros(13)]
+    with caplog.at_level(logging.INFO, logger="galexplorer"):
+        refine_encoder(xdf_cutouts, d / "run", d / "few", np.arange(16), labels,
+                       RefineConfig(epochs=1, fixed_epochs=1, device="cpu"))
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refine epoch")]
+    assert epochs and all("no held-out finds to score" in m and "nan" not in m for m in epochs)
+
+
 def test_labels_on_one_side_only_are_a_clear_error(built, xdf_cutouts):
     from galexplorer.ssl.refine import RefineConfig, refine_encoder
 

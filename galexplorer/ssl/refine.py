@@ -309,8 +309,8 @@ class _EncoderRefine:
         self.history.append(ap)
         if len(self.plan.hold_idx) == 0 or (np.isfinite(ap) and ap > self.best_ap + 1e-6):
             self.best_epoch, self.best_ap, self.best_state = epoch + 1, ap, copy.deepcopy(self.backbone.state_dict())
-        log.info("refine epoch %d: held-out AP %.3f, %.0f%% of the unlabelled confident", epoch + 1, ap,
-                 100 * self.pseudo[-1])
+        held = f"held-out AP {ap:.3f}" if np.isfinite(ap) else "no held-out finds to score"
+        log.info("refine epoch %d: %s, %.0f%% of the unlabelled confident", epoch + 1, held, 100 * self.pseudo[-1])
         _save({"format": REFINE_FORMAT, "labels_hash": self.key, "epoch": epoch + 1,
                "backbone": self.backbone.state_dict(), "head": self.head.state_dict(),
                "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(), "history": self.history,
