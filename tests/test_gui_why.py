@@ -174,6 +174,41 @@ def test_before_the_first_fit_lands_no_number_is_shown(qtbot):
     assert stub.why.runner.runs == 0                    # nothing was asked of a model that is not there
 
 
+def test_a_label_changed_or_undone_since_the_fit_is_never_shown_as_if_it_held(qtbot, store, gui_settings):
+    w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
+    ex = w.explorer
+    _label_batch(w, 12)
+    _fitted_on_all(qtbot, w, 12)
+    panel = _open_why(qtbot, w)
+    a = _answered(qtbot, w, ex.current)
+    assert "changed since" not in panel.note.text()
+    assert not any(b.row is not None and "now" in b.text() for b in [*panel.pulls, panel.nearest])
+    # the strongest pull is scored again, differently: the same answer, shown again, says so
+    r = int(a.explanation.pulls[0][0])
+    before = float(ex.session.labels[r])
+    ex.open(r)
+    key(w, Key.Key_1 if before == 5 else Key.Key_5)
+    assert float(ex.session.labels[r]) != before
+    panel.show_answer(a)
+    assert "★5 now" in panel.pulls[0].text() or "★1 now" in panel.pulls[0].text()
+    assert "changed since this fit (12 now)" in panel.note.text() and "Ctrl+R" in panel.note.text()
+    assert panel.note.isVisible() and _inside(panel.note, w)
+    # the change undone: the label is the fit's again, and nothing is marked
+    ex.undo()
+    assert float(ex.session.labels[r]) == before
+    panel.show_answer(a)
+    assert "now" not in panel.pulls[0].text() and "changed since" not in panel.note.text()
+    # a label of the batch undone: 11 labels now, and that object, where shown, is "unscored now"
+    labelled = set(np.flatnonzero(np.isfinite(ex.session.labels)).tolist())
+    ex.undo()
+    gone = labelled - set(np.flatnonzero(np.isfinite(ex.session.labels)).tolist())
+    assert ex.session.n_labelled == 11 and len(gone) == 1
+    panel.show_answer(a)
+    assert "changed since this fit (11 now)" in panel.note.text()
+    for b in [*panel.pulls, panel.nearest]:
+        assert (b.row in gone) == ("unscored now" in b.text()), b.text()
+
+
 def test_the_queue_panel_options_reach_the_loop_and_the_settings(qtbot, store, gui_settings):
     w = open_window(qtbot, store, gui_settings)
     ex = w.explorer

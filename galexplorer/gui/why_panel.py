@@ -263,6 +263,8 @@ class WhyPanel(QtWidgets.QWidget):
         self.heading.setText(self._name(answer.row))
         if answer.has_model:
             self.model.setText(f"model: {scorer_label(answer.scorer)} on {answer.n_labels} labels")
+            if not self._labels_as_fitted(answer):
+                self._add_note(f"labels changed since this fit ({self.ex.session.n_labelled} now): Ctrl+R refits")
         if e is None:
             self.prediction.setText(answer.reason)
             return
@@ -292,8 +294,12 @@ class WhyPanel(QtWidgets.QWidget):
         if on_scale(mean) and on_scale(prior):
             return
         parts = f" ({prior:.2f} {_signed(added)})" if math.isfinite(prior) else ""
-        self.note.setText(f"the model's mean is {mean:.2f}{parts}, beyond the {MIN_SCORE}–{MAX_SCORE} scale "
-                          "(ranked by it)")
+        self._add_note(f"the model's mean is {mean:.2f}{parts}, beyond the {MIN_SCORE}–{MAX_SCORE} scale "
+                       "(ranked by it)")
+
+    def _add_note(self, text: str) -> None:
+        """One more line below the numbers (the notes so far kept, joined)."""
+        self.note.setText("; ".join(t for t in (self.note.text(), text) if t))
         self.note.setVisible(True)
 
     def _pixmap(self, row: int):
@@ -301,16 +307,43 @@ class WhyPanel(QtWidgets.QWidget):
 
         return self.thumbnails.pixmap(int(row)) if self.thumbnails is not None else placeholder(THUMB)
 
+    def _label_now(self, row: int) -> float:
+        """Object ``row``'s consensus score now (NaN: unscored), to set beside the fit's."""
+        ex = self.ex
+        return float(ex.session.labels[int(row)]) if ex is not None and shiboken6.isValid(ex) else math.nan
+
+    def _as_fitted(self, row: int, fitted: float) -> str:
+        """"" when the object's label is still the one the fit used, else what it is now
+        (an undone or changed label is never shown as if it held)."""
+        now = self._label_now(row)
+        if now == fitted:
+            return ""
+        return "unscored now" if math.isnan(now) else f"★{now:g} now"
+
+    def _labels_as_fitted(self, answer: WhyAnswer) -> bool:
+        """Whether the labels shown (pulls, nearest) and their count are still those of the fit."""
+        ex, e = self.ex, answer.explanation
+        if ex is None or not shiboken6.isValid(ex) or e is None:
+            return True
+        if ex.session.n_labelled != answer.n_labels:
+            return False
+        shown = [(r, y) for r, y in zip(e.pulls[0], e.pull_labels[0]) if r >= 0]
+        if e.nearest[0] >= 0:
+            shown.append((e.nearest[0], e.nearest_label[0]))
+        return not any(self._as_fitted(r, float(y)) for r, y in shown)
+
     def _show_pulls(self, e) -> None:
         shown = 0
         for b, row, y, w, c in zip(self.pulls, e.pulls[0], e.pull_labels[0], e.pull_weights[0],
                                    e.pull_contributions[0]):
             if row < 0:
                 continue
-            name = self._name(row)
-            b.show_object(row, self._pixmap(row), f"{elide_middle(name, ID_CHARS)}\n★{y:g} · {_signed(c)}",
+            name, changed = self._name(row), self._as_fitted(row, float(y))
+            b.show_object(row, self._pixmap(row),
+                          f"{elide_middle(name, ID_CHARS)}\n★{y:g} · {_signed(c)}" + (f"\n{changed}" if changed else ""),
                           f"{name}: score {y:g}; weight {w:.3g} × (its score − the prior there) = {_signed(c)} "
-                          "to this prediction\nclick to inspect it")
+                          "to this prediction" + (f"\nits label changed since this fit ({changed}): the next refit "
+                                                  "uses that" if changed else "") + "\nclick to inspect it")
             shown += 1
         self.pulls_title.setVisible(shown > 0)
 
@@ -318,10 +351,12 @@ class WhyPanel(QtWidgets.QWidget):
         row = int(e.nearest[0])
         if row < 0:
             return
-        name = self._name(row)
+        name, y = self._name(row), float(e.nearest_label[0])
+        changed = self._as_fitted(row, y)
         self.nearest.show_object(row, self._pixmap(row), f"{elide_middle(name, ID_CHARS)}\n★"
-                                 f"{e.nearest_label[0]:g} · d {e.nearest_distance[0]:.2g}",
+                                 f"{y:g} · d {e.nearest_distance[0]:.2g}" + (f"\n{changed}" if changed else ""),
                                  f"{name}: the nearest labelled object in the features the model learns on "
-                                 f"(distance {e.nearest_distance[0]:.3g}), score {e.nearest_label[0]:g}\n"
-                                 "click to inspect it")
+                                 f"(distance {e.nearest_distance[0]:.3g}), score {y:g}"
+                                 + (f"\nits label changed since this fit ({changed})" if changed else "")
+                                 + "\nclick to inspect it")
         self.nearest_title.setVisible(True)
