@@ -79,11 +79,31 @@ def test_percentile_neighbour_and_other_scorers(planted600):
     with st:
         lab = res.labelled[:2]
         ex = explain(res, loop.X, loop.anomaly_prior(), lab)
-        np.testing.assert_array_equal(ex.nearest, lab)            # a labelled object is its own nearest
-        assert np.all(ex.nearest_distance < 1e-3) and np.isnan(ex.prior).all() and (ex.pulls == -1).all()
+        # a labelled object's nearest labelled neighbour is the closest *other* labelled object
+        X = np.asarray(loop.X, np.float64)
+        for i, row in enumerate(lab):
+            others = res.labelled[res.labelled != row]
+            d = np.linalg.norm(X[others] - X[row], axis=1)
+            assert ex.nearest[i] == others[np.argmin(d)] and ex.nearest[i] != row
+            assert ex.nearest_distance[i] == pytest.approx(d.min(), rel=1e-5, abs=1e-6)
+            assert ex.nearest_label[i] == res.labels[res.labelled == ex.nearest[i]][0]
+        assert np.isnan(ex.prior).all() and (ex.pulls == -1).all()
         assert "predicted" in ex.describe(0) and "nearest labelled" in ex.describe(0)
         with pytest.raises(ConfigError, match="rows to explain"):
             explain(res, loop.X, loop.anomaly_prior(), np.array([600]))
+
+
+def test_the_only_label_has_no_labelled_neighbour_and_the_others_have_it():
+    from types import SimpleNamespace
+
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]])
+    res = SimpleNamespace(labelled=np.array([1]), labels=np.array([5.0]), mean=np.zeros(3),
+                          std=np.ones(3), _model=None)
+    ex = explain(res, X, np.array([0.1, 0.2, 0.3]), np.arange(3))
+    assert list(ex.nearest) == [1, -1, 1]                   # the label itself has none: it is the only one
+    assert np.isnan(ex.nearest_distance[1]) and np.isnan(ex.nearest_label[1])
+    np.testing.assert_allclose(ex.nearest_distance[[0, 2]], [1.0, 4.0])
+    assert "nearest labelled" not in ex.describe(1) and "nearest labelled" in ex.describe(0)
 
 
 def test_export_explain_columns_and_cli(tmp_path, capsys):

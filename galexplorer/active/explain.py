@@ -12,7 +12,8 @@ For objects of a fitted :class:`~.loop.LoopResult`:
   labels add), with their weight and score;
 * **anomaly percentile**: the share of objects with a lower anomaly score (0–100);
 * **nearest labelled neighbour**: the closest labelled object in the learning features, its
-  distance and its label.
+  distance and its label (for a labelled object, the closest *other* one: itself at distance 0
+  says nothing; none when it is the only label).
 
 Scorers other than the GP have no split (NaN and no pulls); the percentile and the neighbour
 are given for every scorer. No Qt, no torch.
@@ -151,10 +152,12 @@ def explain(result, X: np.ndarray, anomaly: np.ndarray, rows: np.ndarray, top: i
             ex.pull_contributions[sl, :kk] = np.take_along_axis(C, idx, axis=1)
         Xr = np.asarray(X[r], dtype=np.float64)
         d2 = np.einsum("ij,ij->i", Xr, Xr)[:, None] + z2[None, :] - 2.0 * Xr @ Z.T
+        d2[r[:, None] == labelled[None, :]] = np.inf          # a labelled object's neighbour is another one
         j = np.argmin(d2, axis=1)
-        ex.nearest[sl] = labelled[j]
-        ex.nearest_distance[sl] = np.sqrt(np.maximum(d2[np.arange(len(r)), j], 0.0))
-        ex.nearest_label[sl] = labels[j]
+        has = np.isfinite(d2[np.arange(len(r)), j])
+        ex.nearest[sl] = np.where(has, labelled[j], -1)
+        ex.nearest_distance[sl] = np.where(has, np.sqrt(np.maximum(d2[np.arange(len(r)), j], 0.0)), np.nan)
+        ex.nearest_label[sl] = np.where(has, labels[j], np.nan)
     return ex
 
 
