@@ -222,6 +222,31 @@ def test_the_queue_panel_options_reach_the_loop_and_the_settings(qtbot, store, g
     assert ex.config.cold_start == before.cold_start and ex.config.widen_after == before.widen_after
 
 
+def test_disputed_labels_a_fit_leaves_out_are_not_taken_for_a_change(qtbot, store, gui_settings):
+    """kNN is fitted without disputed objects: the labels it took are fewer than the labelled
+    objects, and that is not "labels changed since this fit"."""
+    from galexplorer.labels import LabelJournal
+    from galexplorer.store import EmbeddingStore
+
+    with EmbeddingStore(store) as s:
+        ids = list(s.ids)
+    for user, score in (("ann", 4), ("bob", 0)):
+        with LabelJournal.for_store(store, user=user) as j:
+            for i in (40, 41, 42):
+                j.score(ids[i], score)
+    w = open_window(qtbot, store, gui_settings, user="ann", size=(1600, 1000))
+    ex = w.explorer
+    ex.set_config(scorer="knn")
+    _label_batch(w, 10)
+    ex.request_refit("manual")
+    assert ex.wait_idle(60)
+    qtbot.waitUntil(lambda: ex.state.scorer == "knn" and ex.state.n_labels == 10, timeout=10000)
+    assert ex.session.n_labelled == 13
+    panel = _open_why(qtbot, w)
+    _answered(qtbot, w, ex.current)
+    assert "changed since" not in panel.note.text()
+
+
 def test_a_scorer_without_a_gp_shows_the_percentile_and_neighbour_and_says_why_no_split(
         qtbot, store, gui_settings, capfd):
     w = open_window(qtbot, store, gui_settings, size=(1600, 1000))

@@ -263,8 +263,9 @@ class WhyPanel(QtWidgets.QWidget):
         self.heading.setText(self._name(answer.row))
         if answer.has_model:
             self.model.setText(f"model: {scorer_label(answer.scorer)} on {answer.n_labels} labels")
-            if not self._labels_as_fitted(answer):
-                self._add_note(f"labels changed since this fit ({self.ex.session.n_labelled} now): Ctrl+R refits")
+            n_now = self._labels_as_fitted(answer)
+            if n_now is not None:
+                self._add_note(f"labels changed since this fit ({n_now} now): Ctrl+R refits")
         if e is None:
             self.prediction.setText(answer.reason)
             return
@@ -320,17 +321,18 @@ class WhyPanel(QtWidgets.QWidget):
             return ""
         return "unscored now" if math.isnan(now) else f"★{now:g} now"
 
-    def _labels_as_fitted(self, answer: WhyAnswer) -> bool:
-        """Whether the labels shown (pulls, nearest) and their count are still those of the fit."""
+    def _labels_as_fitted(self, answer: WhyAnswer) -> int | None:
+        """None while the labels shown (pulls, nearest) and the labels a fit would take are still
+        those of the fit; else how many labels a fit would take now."""
         ex, e = self.ex, answer.explanation
         if ex is None or not shiboken6.isValid(ex) or e is None:
-            return True
-        if ex.session.n_labelled != answer.n_labels:
-            return False
+            return None
+        n_now = len(ex.session.fit_inputs(answer.scorer)[0])     # disputed objects left out as the fit does
         shown = [(r, y) for r, y in zip(e.pulls[0], e.pull_labels[0]) if r >= 0]
         if e.nearest[0] >= 0:
             shown.append((e.nearest[0], e.nearest_label[0]))
-        return not any(self._as_fitted(r, float(y)) for r, y in shown)
+        changed = n_now != answer.n_labels or any(self._as_fitted(r, float(y)) for r, y in shown)
+        return n_now if changed else None
 
     def _show_pulls(self, e) -> None:
         shown = 0
