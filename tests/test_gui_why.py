@@ -46,6 +46,16 @@ def _fitted_on_all(qtbot, w, n: int, timeout: int = 20000) -> None:
     qtbot.waitUntil(lambda: ex.state is not None and ex.state.n_labels == n, timeout=timeout)
 
 
+def _fitted_knn_on_a_batch(qtbot, w) -> None:
+    """Switch the loop to kNN (no GP: no split), label a batch of 10 and wait for that fit."""
+    ex = w.explorer
+    ex.set_config(scorer="knn")
+    _label_batch(w, 10)
+    ex.request_refit("manual")
+    assert ex.wait_idle(60)
+    qtbot.waitUntil(lambda: ex.state.scorer == "knn" and ex.state.n_labels == 10, timeout=10000)
+
+
 def _answered(qtbot, w, row: int, timeout: int = 10000) -> WhyAnswer:
     """Wait for the panel's answer about ``row`` (an explanation, or a reason with no "…")."""
     panel = w.why
@@ -236,11 +246,7 @@ def test_disputed_labels_a_fit_leaves_out_are_not_taken_for_a_change(qtbot, stor
                 j.score(ids[i], score)
     w = open_window(qtbot, store, gui_settings, user="ann", size=(1600, 1000))
     ex = w.explorer
-    ex.set_config(scorer="knn")
-    _label_batch(w, 10)
-    ex.request_refit("manual")
-    assert ex.wait_idle(60)
-    qtbot.waitUntil(lambda: ex.state.scorer == "knn" and ex.state.n_labels == 10, timeout=10000)
+    _fitted_knn_on_a_batch(qtbot, w)
     assert ex.session.n_labelled == 13
     panel = _open_why(qtbot, w)
     _answered(qtbot, w, ex.current)
@@ -251,11 +257,7 @@ def test_a_scorer_without_a_gp_shows_the_percentile_and_neighbour_and_says_why_n
         qtbot, store, gui_settings, capfd):
     w = open_window(qtbot, store, gui_settings, size=(1600, 1000))
     ex = w.explorer
-    ex.set_config(scorer="knn")
-    _label_batch(w, 10)
-    ex.request_refit("manual")
-    assert ex.wait_idle(60)
-    qtbot.waitUntil(lambda: ex.state.scorer == "knn" and ex.state.n_labels == 10, timeout=10000)
+    _fitted_knn_on_a_batch(qtbot, w)
     panel = _open_why(qtbot, w)
     a = _answered(qtbot, w, ex.current)
     assert a.scorer == "knn" and a.has_model

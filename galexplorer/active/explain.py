@@ -154,9 +154,10 @@ def explain(result, X: np.ndarray, anomaly: np.ndarray, rows: np.ndarray, top: i
         d2 = np.einsum("ij,ij->i", Xr, Xr)[:, None] + z2[None, :] - 2.0 * Xr @ Z.T
         d2[r[:, None] == labelled[None, :]] = np.inf          # a labelled object's neighbour is another one
         j = np.argmin(d2, axis=1)
-        has = np.isfinite(d2[np.arange(len(r)), j])
+        best = d2[np.arange(len(r)), j]
+        has = np.isfinite(best)
         ex.nearest[sl] = np.where(has, labelled[j], -1)
-        ex.nearest_distance[sl] = np.where(has, np.sqrt(np.maximum(d2[np.arange(len(r)), j], 0.0)), np.nan)
+        ex.nearest_distance[sl] = np.where(has, np.sqrt(np.maximum(best, 0.0)), np.nan)
         ex.nearest_label[sl] = np.where(has, labels[j], np.nan)
     return ex
 

@@ -263,7 +263,7 @@ class WhyPanel(QtWidgets.QWidget):
         self.heading.setText(self._name(answer.row))
         if answer.has_model:
             self.model.setText(f"model: {scorer_label(answer.scorer)} on {answer.n_labels} labels")
-            n_now = self._labels_as_fitted(answer)
+            n_now = self._labels_now_if_changed(answer)
             if n_now is not None:
                 self._add_note(f"labels changed since this fit ({n_now} now): Ctrl+R refits")
         if e is None:
@@ -321,7 +321,7 @@ class WhyPanel(QtWidgets.QWidget):
             return ""
         return "unscored now" if math.isnan(now) else f"★{now:g} now"
 
-    def _labels_as_fitted(self, answer: WhyAnswer) -> int | None:
+    def _labels_now_if_changed(self, answer: WhyAnswer) -> int | None:
         """None while the labels shown (pulls, nearest) and the labels a fit would take are still
         those of the fit; else how many labels a fit would take now."""
         ex, e = self.ex, answer.explanation
