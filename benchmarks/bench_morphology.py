@@ -1,14 +1,16 @@
-"""Do issue #22's added morphology numbers separate a rare class defined by shape better? (issue #22)
+"""Do added morphology numbers separate a rare class defined by shape better? (issue #22)
 
-:mod:`galexplorer.data.morphfeatures` gained rotation-residual numbers (shape asymmetry, outer
-asymmetry, the outer residual's largest piece), Freeman et al.'s multimode / intensity / deviation
-and, for several bands, each band's asymmetry and the colour dispersion. For each domain
-(``radio``, ``optical`` from :mod:`galexplorer.data.domains`; ``xdf``: the real XDF stamps with
-``--xdf-per-class`` injected objects of each of four rare classes) and each seed, one run scores:
+:mod:`galexplorer.data.morphfeatures` gained, with issue #22, rotation-residual numbers (shape
+asymmetry, outer asymmetry, the outer residual's largest piece), Freeman et al.'s multimode /
+intensity / deviation and, for several bands, each band's asymmetry and the colour dispersion
+(``--old-revision c4981bb``), then the 11 residual-arc numbers (the default ``--old-revision``,
+the commit before them). For each domain (``radio``, ``optical``, ``lens`` from
+:mod:`galexplorer.data.domains`; ``xdf``: the real XDF stamps with ``--xdf-per-class`` injected
+objects of each of four rare classes) and each seed, one run scores:
 
-* ``old``: the first 53 (+ C band shares) columns - the vector before issue #22 (the script
-  checks on a sample that they equal what the module at ``OLD_REVISION``, the commit before
-  issue #22's numbers, computes, when git can show it);
+* ``old``: the first columns, as many as the module at ``--old-revision`` has - the vector before
+  the added numbers (the script checks on a sample that they equal what that module computes, when
+  git can show it; without git it needs ``--old-columns``);
 * ``new``: every column; ``added``: the added columns alone;
 * ``pca``: raw-pixel PCA (30 components of the arcsinh-normalised 32-px centre, as
   bench_domains.py).
@@ -45,16 +47,15 @@ from bench_representation import raw_pca  # noqa: E402
 REPS = ("old", "new", "added", "pca")
 METRICS = ("lin_ap", "knn_ap", "knn", "lin")
 COST_SAMPLE = 200
-#: the last commit before issue #22's added numbers (main itself has them since they were merged)
-OLD_REVISION = "c4981bb398d81df5343bab8f20b643702d06b694"
+#: the last commit before the residual-arc numbers (c4981bb: the last before issue #22's first added ones)
+OLD_REVISION = "7961185"
 
 
-def old_module() -> types.ModuleType | None:
-    """The morphfeatures module at :data:`OLD_REVISION` (the 53-column one), or None where git
-    cannot show it."""
+def old_module(revision: str) -> types.ModuleType | None:
+    """The morphfeatures module at ``revision``, or None where git cannot show it."""
     root = Path(__file__).resolve().parent.parent
     try:
-        src = subprocess.run(["git", "-C", str(root), "show", f"{OLD_REVISION}:galexplorer/data/morphfeatures.py"],
+        src = subprocess.run(["git", "-C", str(root), "show", f"{revision}:galexplorer/data/morphfeatures.py"],
                              capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -108,7 +109,8 @@ def run(domain: str, seed: int, args, old) -> dict[str, dict[str, float]]:
     else:
         stamps, labels, rare, _ = domain_set(domain, args.n, seed)
     n_bands = stamps.shape[1]
-    n_old = 53 + (n_bands if n_bands > 1 else 0)
+    n_old = len(old.feature_names(n_bands)) if old is not None else args.old_columns[n_bands > 1] + (
+        2 * n_bands if n_bands > 1 else 0)
     t0 = time.perf_counter()
     new = morphology_features(stamps)
     t_new = time.perf_counter() - t0
@@ -116,7 +118,8 @@ def run(domain: str, seed: int, args, old) -> dict[str, dict[str, float]]:
         ref = old.morphology_features(stamps[:COST_SAMPLE])
         same = np.array_equal(ref, new[:COST_SAMPLE, :n_old])
         if not same:
-            print(f"  WARNING: the first {n_old} columns differ from {OLD_REVISION[:7]}'s on {domain} s{seed}", flush=True)
+            print(f"  WARNING: the first {n_old} columns differ from {args.old_revision[:7]}'s on {domain} s{seed}",
+                  flush=True)
     ms_old, ms_new = cost(stamps, old)
     reps = {"old": standardise(new[:, :n_old]), "new": standardise(new), "added": standardise(new[:, n_old:]),
             "pca": raw_pca(stamps)}
@@ -146,20 +149,25 @@ def line(domain: str, seed: str, name: str, out: dict[str, dict[str, float]]) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--domains", nargs="+", default=["radio", "optical", "xdf"])
+    ap.add_argument("--domains", nargs="+", default=["radio", "optical", "lens", "xdf"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--n", type=int, default=600, help="objects per synthetic domain")
     ap.add_argument("--xdf-per-class", type=int, default=20,
                     help="injected objects per rare class on the XDF (4 classes; ~770 real stamps)")
     ap.add_argument("--quick", action="store_true", help="smoke test: radio, seed 0, 200 objects")
+    ap.add_argument("--old-revision", default=OLD_REVISION,
+                    help="the commit whose morphfeatures module is 'old' (default: the last before the "
+                         "residual-arc numbers; c4981bb: the last before issue #22's)")
+    ap.add_argument("--old-columns", type=int, nargs=2, default=[60, 61], metavar=("ONE_BAND", "C_BANDS_LESS_2C"),
+                    help="without git: how many columns 'old' has for one band, and for C bands less 2C")
     args = ap.parse_args()
     if args.quick:
         args.domains, args.seeds, args.n = ["radio"], [0], 200
     print(f"# python {' '.join(sys.argv)}\n# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}, {os.cpu_count()} cores", flush=True)
-    old = old_module()
+    old = old_module(args.old_revision)
     if old is None:
-        print(f"# git cannot show {OLD_REVISION[:7]}'s module: no old cost, no column check", flush=True)
+        print(f"# git cannot show {args.old_revision[:7]}'s module: no old cost, no column check", flush=True)
     results: dict[str, list[dict]] = {}
     for domain in args.domains:
         for seed in args.seeds:

@@ -29,16 +29,20 @@ def test_feature_vector_shape_names_and_determinism():
     stamps = (rng.normal(0, 0.01, (5, 3, 40, 40)) + _blob()).astype(np.float32)
     f = morphology_features(stamps)
     # 53 + C as before issue #22, then 7 rotation-residual / multimode numbers, C band asymmetries
-    # and the colour dispersion
-    assert f.shape == (5, len(feature_names(3))) == (5, 53 + 3 + 7 + 3 + 1)
+    # and the colour dispersion, then the 11 residual-arc numbers
+    assert f.shape == (5, len(feature_names(3))) == (5, 53 + 3 + 7 + 3 + 1 + 11)
     assert np.isfinite(f).all() and np.array_equal(f, morphology_features(stamps))
-    assert morphology_features(stamps[:, 0]).shape == (5, 60)          # (N, S, S) is one band
+    assert morphology_features(stamps[:, 0]).shape == (5, 71)          # (N, S, S) is one band
     names = feature_names(3)
     assert names[53:56] == ["band0_log_share", "band1_log_share", "band2_log_share"]   # the old columns stay
-    assert names[56:] == ["shape_asymmetry10", "shape_asymmetry3", "outer_asymmetry", "outer_residual",
-                          "multimode", "intensity", "deviation", "band0_asymmetry", "band1_asymmetry",
-                          "band2_asymmetry", "colour_dispersion"]
-    assert feature_names(1)[53:] == names[56:63] and len(set(names)) == len(names)
+    assert names[56:67] == ["shape_asymmetry10", "shape_asymmetry3", "outer_asymmetry", "outer_residual",
+                            "multimode", "intensity", "deviation", "band0_asymmetry", "band1_asymmetry",
+                            "band2_asymmetry", "colour_dispersion"]
+    assert names[67:] == feature_names(1)[60:] == ["resid_share", "resid_coverage", "resid_log_tangential",
+                                                   "resid_radius", "piece_tangential", "piece_radial_spread",
+                                                   "arc_span", "arc_log_snr", "ring_log_snr", "resid_log_peak_snr",
+                                                   "arc_span_radius"]
+    assert feature_names(1)[53:60] == names[56:63] and len(set(names)) == len(names)
     with pytest.raises(ValueError, match="stamps"):
         morphology_features(np.zeros((40, 40)))
 
@@ -108,9 +112,44 @@ def test_band_asymmetry_and_colour_dispersion():
     assert fb[names.index("band0_asymmetry")] > 0.1 > fb[names.index("band1_asymmetry")]
 
 
+def _host_with(extra: str, noise: float, seed: int = 5, size: int = 48) -> np.ndarray:
+    """An elongated host (sigma 2.5 x 1.6 px) with, at 8 px from its centre and 40% of its light:
+    an ``arc`` (a third of a circle), a ``ring`` (a full circle, uneven), a compact ``companion``
+    or nothing; plus Gaussian noise."""
+    c = (size - 1) / 2
+    host = _blob(size, c, c, 2.5, 1.6)
+    out = host.copy()
+    if extra != "none":
+        span = {"arc": 2 * np.pi / 3, "ring": 2 * np.pi, "companion": 0.0}[extra]
+        knots = [_blob(size, c + 8 * np.sin(t), c + 8 * np.cos(t), 1.2, 1.2, 1.0 + 0.5 * np.sin(3 * t))
+                 for t in (np.linspace(0.3, 0.3 + span, 24, endpoint=False) if span else [0.3])]
+        light = np.sum(knots, axis=0)
+        out += 0.4 * host.sum() * light / light.sum()
+    return out + np.random.default_rng(seed).normal(0, noise, out.shape)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_residual_arc_numbers_tell_an_arc_or_ring_from_a_companion(seed):
+    """Light the host does not explain, at the same radius and share: along a circle (arc, ring)
+    or compact (a companion). The arc numbers must tell them apart (each number alone is noisy:
+    the asserted margins hold on every noise draw tried); a plain host leaves little."""
+    names = ("resid_share", "resid_coverage", "resid_log_tangential", "piece_tangential", "arc_span")
+    v = {(k, noise): dict(zip(names, stamp_features(_host_with(k, noise, seed))[[_col(n) for n in names]]))
+         for k in ("none", "companion", "arc", "ring") for noise in (0.02, 0.05)}
+    for noise in (0.02, 0.05):
+        arc, comp = v["arc", noise], v["companion", noise]
+        assert arc["piece_tangential"] > 0.5 > 0.3 > comp["piece_tangential"], noise      # long axis along the circle
+        assert arc["resid_log_tangential"] > comp["resid_log_tangential"] + 0.15, noise
+        assert arc["resid_coverage"] > 1.5 * comp["resid_coverage"] and arc["arc_span"] > comp["arc_span"], noise
+    ring, arc, comp, none = v["ring", 0.02], v["arc", 0.02], v["companion", 0.02], v["none", 0.02]
+    # a full ring, which the median of its own annulus would absorb, stays in the residual
+    assert ring["resid_coverage"] > 3 * comp["resid_coverage"] and ring["arc_span"] > arc["arc_span"]
+    assert none["resid_share"] < 0.1 < arc["resid_share"] < comp["resid_share"]
+
+
 def test_empty_and_bad_stamps_give_zeros_not_nan():
     assert not stamp_features(np.zeros((40, 40))).any()
-    assert not stamp_features(np.zeros((3, 40, 40))).any() and len(stamp_features(np.zeros((3, 40, 40)))) == 67
+    assert not stamp_features(np.zeros((3, 40, 40))).any() and len(stamp_features(np.zeros((3, 40, 40)))) == 78
     assert not stamp_features(np.full((2, 40, 40), 7.0)).any()          # a flat sky: no light above it
     bad = _blob()
     bad[3, 3], bad[5, 7] = np.nan, np.inf
@@ -212,7 +251,7 @@ def test_embed_writes_morphology_and_pixel_features(store_with_features, xdf_cut
 
     with h5py.File(store_with_features, "r") as f:
         m, p = f["features/morphology"], f["features/pixels"]
-        assert m.shape == (48, len(feature_names(3))) == (48, 67) and p.shape[0] == 48 and 1 <= p.shape[1] <= 32
+        assert m.shape == (48, len(feature_names(3))) == (48, 78) and p.shape[0] == 48 and 1 <= p.shape[1] <= 32
         assert np.isfinite(m[:]).all() and np.isfinite(p[:]).all() and m[:].std(axis=0).max() > 0
         assert list(m.attrs["columns"].astype(str))[:2] == feature_names(3)[:2]
     with EmbeddingStore(store_with_features) as s:
