@@ -10,9 +10,16 @@ of every object) and of the refit that follows, and the ratio of found@200 with 
 without (same representation, same run). A refine point reached before the first find waits
 for the next batch.
 
+With ``--before-arcs`` the loop without refine also runs on a copy of the same store whose morphology
+feature set holds only the columns before the residual-arc numbers (``galexplorer.data.morphfeatures``,
+added 2026-12-07): the same encoder and embedding, so the ratio new / before-arcs is the arc
+numbers' effect on the loop, measured in the same run. (Not with refine: each refine embeds the
+cutouts again with today's morphology, arc numbers included.)
+
     python benchmarks/bench_refine.py --quick        # radio, 1 seed, 600 objects, refine every 100, auto only
     python benchmarks/bench_refine.py                # 4 domains x 1 seed, 2000 objects, every 50
     python benchmarks/bench_refine.py --seeds 0 1 2 --representations auto   # the acceptance run, ~45 min
+    python benchmarks/bench_refine.py --seeds 0 1 2 --representations auto --before-arcs   # ~55 min
 """
 
 from __future__ import annotations
@@ -58,6 +65,29 @@ def simulate_refining(store, seed: int, representation: str, every: int, refines
             "kind": refiner.kind if refiner else None}
 
 
+def before_arcs_copy(store: Path, out: Path) -> Path:
+    """A copy of the embedding store ``store`` whose ``features/morphology`` keeps only the columns
+    before the residual-arc numbers (the vector before 2026-12-07)."""
+    import shutil
+
+    import h5py
+
+    from galexplorer.data.morphfeatures import _ARCS
+
+    shutil.copyfile(store, out)
+    with h5py.File(out, "r+") as f:
+        ds = f["features/morphology"]
+        names = [str(c) for c in ds.attrs["columns"].astype(str)]
+        keep = [i for i, c in enumerate(names) if c not in _ARCS]
+        data, attrs = ds[:, keep], dict(ds.attrs)
+        del f["features/morphology"]
+        new = f["features"].create_dataset("morphology", data=data)
+        for k, v in attrs.items():
+            new.attrs[k] = v
+        new.attrs["columns"] = [names[i] for i in keep]
+    return out
+
+
 def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
     from galexplorer.cli import main as cli
     from galexplorer.ssl.config import TrainConfig
@@ -71,20 +101,28 @@ def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
         assert cli(["embed", str(cut), "--run", str(run_dir), "-o", str(store), "--device", "cpu",
                     "--seed", str(seed)]) == 0
     out = {}
-    with EmbeddingStore(store) as s:
-        budget = min(args.budget, s.n)
-        runs = [(f"{rep}, {'no refine' if not every else f'refine every {args.every}'}", rep, every)
-                for rep in args.representations for every in (0, args.every)]
-        for name, rep, every in runs:
-            out[name] = {**simulate_refining(s, seed, rep, every, work / f"refines-{domain}-{seed}", budget),
-                         "base": f"{rep}, no refine"}
+    stores = [("", store)]
+    if args.before_arcs:
+        stores.append((", before arcs", before_arcs_copy(store, work / f"s-{domain}-{seed}-before-arcs.h5")))
+    for tag, path in stores:
+        with EmbeddingStore(path) as s:
+            budget = min(args.budget, s.n)
+            runs = [(f"{rep}, {'no refine' if not every else f'refine every {args.every}'}", rep, every)
+                    for rep in args.representations for every in ((0,) if tag else (0, args.every))]
+            for name, rep, every in runs:
+                out[name + tag] = {**simulate_refining(s, seed, rep, every, work / f"refines-{domain}-{seed}{tag}",
+                                                       budget),
+                                   "base": f"{rep}, no refine{tag}", "arcs": name if tag else None}
     print(f"{domain} seed {seed}: {args.n if domain != 'xdf' else 'all'} objects, {n_rare} rare", flush=True)
     for name, m in out.items():
         base = out[m["base"]]["found"]
         rf = ", ".join(f"{k}: {t:.0f} s" for k, t in m["refines"]) or "-"
-        print(f"  {domain:8s} s{seed} {name:29s} found@{budget} {m['found']:3d} ({m['x_random']:.1f}x random, "
+        vs = f", {out[m['arcs']]['found'] / max(m['found'], 1):.2f}x before arcs" if m["arcs"] else ""
+        print(f"  {domain:8s} s{seed} {name:42s} found@{budget} {m['found']:3d} ({m['x_random']:.1f}x random, "
               f"{m['found'] / max(base, 1):.2f}x no refine)  recall@100 {m['recall100']:.3f}  refines [{rf}]  "
-              f"refit after {', '.join(f'{t:.2f} s' for t in m['refit_after']) or '-'}", flush=True)
+              f"refit after {', '.join(f'{t:.2f} s' for t in m['refit_after']) or '-'}"
+              + (f"   (new/before arcs: found {out[m['arcs']]['found']}/{m['found']}, recall@100 "
+                 f"{out[m['arcs']]['recall100']:.3f}/{m['recall100']:.3f}{vs})" if m["arcs"] else ""), flush=True)
     return out
 
 
@@ -99,6 +137,8 @@ def main() -> None:
     ap.add_argument("--representations", nargs="+", default=["auto", "embedding"],
                     help="the loop's representation in each pair of runs (embedding: refine's own effect)")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--before-arcs", action="store_true",
+                    help="also run every pair on the store's morphology before the residual-arc numbers")
     args = ap.parse_args()
     logging.getLogger("galexplorer").setLevel(logging.WARNING)
     if args.quick:
@@ -127,8 +167,12 @@ def summarise(results: dict, domains: list[str], seeds: list[int]) -> None:
             rec = np.mean([m["recall100"] for m in rows])
             per_found = " ".join(str(m["found"]) for m in rows)
             per_recall = " ".join(f"{m['recall100']:.2f}" for m in rows)
-            line = (f"  {domain:8s} {name:29s} found {found:5.1f} ({xr:.1f}x random, {found / max(base, 1e-9):.2f}x "
+            line = (f"  {domain:8s} {name:42s} found {found:5.1f} ({xr:.1f}x random, {found / max(base, 1e-9):.2f}x "
                     f"no refine)  recall@100 {rec:.3f}  [per seed: found {per_found}; recall {per_recall}]")
+            if rows[0].get("arcs"):
+                new = [results[domain, seed][rows[0]["arcs"]] for seed in seeds]
+                line += (f"  new/before arcs: found {np.mean([m['found'] for m in new]) / max(found, 1e-9):.2f}x, "
+                         f"recall@100 {np.mean([m['recall100'] for m in new]):.3f}/{rec:.3f}")
             if "refine every" in name:
                 met = rec >= 0.70 and xr >= 4.0
                 line += f"  goals (recall@100 >= 0.70, >= 4x random): {'met' if met else 'not met'}"
