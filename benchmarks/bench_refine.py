@@ -108,7 +108,7 @@ def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
         with EmbeddingStore(path) as s:
             budget = min(args.budget, s.n)
             runs = [(f"{rep}, {'no refine' if not every else f'refine every {args.every}'}", rep, every)
-                    for rep in args.representations for every in ((0,) if tag else (0, args.every))]
+                    for rep in args.representations for every in ((0,) if tag or not args.every else (0, args.every))]
             for name, rep, every in runs:
                 out[name + tag] = {**simulate_refining(s, seed, rep, every, work / f"refines-{domain}-{seed}{tag}",
                                                        budget),
@@ -133,7 +133,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--budget", type=int, default=200)
-    ap.add_argument("--every", type=int, default=50)
+    ap.add_argument("--every", type=int, default=50, help="refine every N labels (0: only the loops without refine)")
     ap.add_argument("--representations", nargs="+", default=["auto", "embedding"],
                     help="the loop's representation in each pair of runs (embedding: refine's own effect)")
     ap.add_argument("--quick", action="store_true")
