@@ -2,7 +2,7 @@
 
 A store can hold, besides the learning features of its embedding (:mod:`.features`), the
 representations ``embed`` computed from the cutouts (:mod:`galexplorer.explore.featuresets`):
-``morphology`` (60 hand-made shape numbers, + 2 a band) and ``pixels`` (raw-pixel PCA). On data the encoder
+``morphology`` (71 hand-made shape numbers, + 2 a band and 1 for several) and ``pixels`` (raw-pixel PCA). On data the encoder
 was not tuned to, the embedding may separate the rare class no better than raw pixels, while
 morphology separates a class defined by shape well (see docs/active-learning.md, "Which
 representation"). So at each refit, with ``LoopConfig.representation = "auto"``:

@@ -52,8 +52,8 @@ representation"). Per stamp, on the summed bands minus the border median:
   the best ring's mean S/N (a full ring), the log of the largest cell's S/N, and the run's length
   times its ring's radius (in stamp sizes) - 11 numbers.
 
-That is 71 numbers for one band and 72 + 2C for C bands. About 6-7 ms a 48-pixel stamp on one
-core (2-2.7 ms without the issue #22 numbers, 3.5-4.5 ms without the residual-arc ones),
+That is 71 numbers for one band and 72 + 2C for C bands. About 5-6 ms a 40-pixel stamp on one
+core (2-2.7 ms without the issue #22 numbers, 3.5-4.3 ms without the residual-arc ones),
 deterministic; stamps with no light get zeros.
 statmorph measures the same quantities with more care but wants a PSF and ~0.1 s a stamp.
 """

@@ -2,8 +2,9 @@
 the loop can choose among them by cross-validation on the labels (issue #22 item 3):
 
 * ``features/morphology`` — :func:`galexplorer.data.morphfeatures.morphology_features` of every
-  cutout (60 numbers for one band, 61 + 2C for C bands): isophote shapes, CAS, Gini–M20, Hu moments,
-  rotation residuals and multimode (shape and outer asymmetry, Freeman's M, I, D), colours;
+  cutout (71 numbers for one band, 72 + 2C for C bands): isophote shapes, CAS, Gini–M20, Hu moments,
+  rotation residuals and multimode (shape and outer asymmetry, Freeman's M, I, D), colours, and the
+  host-subtracted residual along circles about the host (arcs, rings, tails);
 * ``features/pixels`` — raw-pixel PCA: every cutout reduced to 16×16 pixels a band (area
   average), each band arcsinh-stretched by the median and MAD of a sample of the stamps
   (the standard deviation where the MAD is 0, as on an empty radio sky), and the leading principal
@@ -118,8 +119,8 @@ def compute_feature_sets(cutouts, rows: np.ndarray, sets: tuple[str, ...], seed:
             "method": "galexplorer.data.morphfeatures", "columns": names,
             "description": "isophote shapes at 50/25/10/3% of the peak, CAS, Gini-M20, Hu moments, radii, "
                            "edge light, band shares, shape/outer asymmetry, outer residual, multimode, "
-                           "intensity, deviation, band asymmetries, colour dispersion "
-                           "(see docs/active-learning.md)"})
+                           "intensity, deviation, band asymmetries, colour dispersion, the host-subtracted "
+                           "residual along circles (arcs, rings, tails) (see docs/active-learning.md)"})
     if "pixels" in sets:
         rng = np.random.default_rng(seed)
         sample_rows = np.sort(rng.choice(rows, size=min(n, STATS_SAMPLE), replace=False))
