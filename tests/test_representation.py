@@ -288,6 +288,37 @@ def test_the_loop_reports_and_uses_its_representation(store_with_features):
     assert load_sets(type("S", (), {})(), np.zeros((3, 2), np.float32)).keys() == {"embedding"}
 
 
+def test_a_store_written_before_the_arc_numbers_still_serves_the_loop(store_with_features, tmp_path):
+    """Stores keep the morphology vector they were written with: one from before the residual-arc
+    numbers (the first 67 columns for 3 bands) is used as it is, and its columns mean what they did."""
+    import shutil
+
+    from galexplorer.active.loop import ActiveLoop
+    from galexplorer.store import EmbeddingStore
+
+    old = tmp_path / "old.h5"
+    shutil.copyfile(store_with_features, old)
+    with h5py.File(old, "r+") as f:
+        full = f["features/morphology"][:]
+        attrs = dict(f["features/morphology"].attrs)
+        del f["features/morphology"]
+        ds = f["features"].create_dataset("morphology", data=full[:, :67])
+        for k, v in attrs.items():
+            ds.attrs[k] = v
+        ds.attrs["columns"] = feature_names(3)[:67]
+    with EmbeddingStore(old) as s:
+        sets = ActiveLoop(s, LoopConfig(representation="morphology")).representations()
+        assert sets["morphology"].shape == (48, 67)
+        peak = np.asarray(s.column("peak"), float)
+        rows = np.arange(40)
+        labels = np.where(peak[rows] > np.quantile(peak, 0.8), 5.0, 0.0)
+        fit = ActiveLoop(s, LoopConfig(representation="morphology")).fit(rows, labels)
+        assert fit.representation == "morphology" and np.isfinite(fit.mean).all()
+    with EmbeddingStore(store_with_features) as s:
+        new = ActiveLoop(s, LoopConfig(representation="morphology")).representations()["morphology"]
+        assert new.shape == (48, 78)
+
+
 def test_the_wide_view_as_a_candidate_and_as_a_fixed_representation(store_with_features):
     from galexplorer.active.features import learning_features
     from galexplorer.active.loop import ActiveLoop
