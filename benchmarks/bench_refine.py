@@ -72,13 +72,13 @@ def before_arcs_copy(store: Path, out: Path) -> Path:
 
     import h5py
 
-    from galexplorer.data.morphfeatures import _ARCS
+    from galexplorer.data.morphfeatures import ARC_NAMES
 
     shutil.copyfile(store, out)
     with h5py.File(out, "r+") as f:
         ds = f["features/morphology"]
         names = [str(c) for c in ds.attrs["columns"].astype(str)]
-        keep = [i for i, c in enumerate(names) if c not in _ARCS]
+        keep = [i for i, c in enumerate(names) if c not in ARC_NAMES]
         data, attrs = ds[:, keep], dict(ds.attrs)
         del f["features/morphology"]
         new = f["features"].create_dataset("morphology", data=data)
