@@ -98,7 +98,8 @@ def feature_names(n_bands: int = 1) -> list[str]:
 
 
 def _moments(mask: np.ndarray, yy: np.ndarray, xx: np.ndarray):
-    """Centroid and the second central moments of a boolean mask."""
+    """Centroid (cy, cx) and the second central moments (myy, mxx, mxy) of a boolean mask (each
+    pixel counts once) or of a map of non-negative weights (light)."""
     w = mask.astype(np.float64)
     m = w.sum()
     cy, cx = (w * yy).sum() / m, (w * xx).sum() / m
@@ -410,10 +411,10 @@ def _freeman(lit: np.ndarray, detect: np.ndarray) -> tuple[float, float, float]:
     return float(multimode), intensity, deviation
 
 
-def _host_model(img: np.ndarray, light: np.ndarray, noise: float):
-    """The smooth host the residual-arc numbers subtract: its centre (cy, cx), each pixel's
-    elliptical radius (pixels, the ellipse of the light above 25% of the peak, area-preserving) and
-    the model, the median of each one-pixel elliptical annulus made non-increasing outwards."""
+def _host_model(img: np.ndarray, light: np.ndarray, noise: float, yy: np.ndarray, xx: np.ndarray):
+    """The smooth host the residual-arc numbers subtract: its centre (cy, cx) and the model, the
+    median of each one-pixel elliptical annulus (the ellipse of the light above 25% of the peak,
+    area-preserving) made non-increasing outwards. ``yy``, ``xx``: the stamp's pixel indices."""
     from scipy import ndimage
 
     peak = float(light.max())
@@ -421,14 +422,11 @@ def _host_model(img: np.ndarray, light: np.ndarray, noise: float):
     lab, n = ndimage.label(core, _CROSS)
     if n > 1:
         core = lab == lab[np.unravel_index(int(np.argmax(light)), light.shape)]
-    yy, xx = np.indices(img.shape, dtype=np.float64)
-    wgt = np.where(core, light, 0.0)
-    m = wgt.sum()
+    cy, cx, myy, mxx, mxy = _moments(np.where(core, light, 0.0), yy, xx)
     # rounded, so that round-off (a brighter copy of the stamp) cannot move a pixel across a bin edge
-    cy, cx = round(float((wgt * yy).sum() / m), 6), round(float((wgt * xx).sum() / m), 6)
+    cy, cx = round(float(cy), 6), round(float(cx), 6)
     dy, dx = yy - cy, xx - cx
-    cov = np.array([[(wgt * dy * dy).sum(), (wgt * dy * dx).sum()],
-                    [(wgt * dy * dx).sum(), (wgt * dx * dx).sum()]]) / m + 0.25 * np.eye(2)
+    cov = np.array([[myy, mxy], [mxy, mxx]]) + 0.25 * np.eye(2)
     inv = np.linalg.inv(cov / np.sqrt(np.linalg.det(cov)))
     re = np.sqrt(np.maximum(inv[0, 0] * dy * dy + 2 * inv[0, 1] * dy * dx + inv[1, 1] * dx * dx, 0.0))
     rbin = np.floor(re).astype(np.int64)
@@ -464,9 +462,9 @@ def _arc_features(img: np.ndarray, light: np.ndarray, noise: float) -> np.ndarra
         kept = img[img > 0]
         noise = max(float(kept.min()) / 3 if kept.size else 0.0, 1e-6 * float(light.max()))
     out = np.zeros(len(ARC_NAMES))
-    cy, cx, model = _host_model(img, light, noise)
-    resid = img - model
     yy, xx = np.indices(img.shape, dtype=np.float64)
+    cy, cx, model = _host_model(img, light, noise, yy, xx)
+    resid = img - model
     r, phi = np.hypot(yy - cy, xx - cx), np.arctan2(yy - cy, xx - cx)
     angle = ((phi + np.pi) / (2 * np.pi) * ARC_ANGLES).astype(np.int64) % ARC_ANGLES
     # polar grid: each cell's residual over its noise, summed over three neighbouring angles
@@ -492,7 +490,8 @@ def _arc_features(img: np.ndarray, light: np.ndarray, noise: float) -> np.ndarra
         return out
     flux = ndimage.sum_labels(np.clip(sm, 0, None), lab, np.arange(1, n + 1))
     keep = np.flatnonzero(flux >= 0.1 * flux.max()) + 1
-    rw = np.where(np.isin(lab, keep), np.clip(resid, 0, None), 0.0)
+    positive = np.clip(resid, 0, None)
+    rw = np.where(np.isin(lab, keep), positive, 0.0)
     if not rw.sum() > 0:
         return out
     r_mean = (rw * r).sum() / rw.sum()
@@ -501,22 +500,20 @@ def _arc_features(img: np.ndarray, light: np.ndarray, noise: float) -> np.ndarra
     coverage = float((per_angle > 0.25 * per_angle.max()).sum()) / ARC_ANGLES
     length = coverage * 2 * np.pi * r_mean / (2.355 * r_std + 1.0)
     out[:4] = (rw.sum() / light.sum(), coverage, np.log10(max(length, 1e-3)), r_mean / size)
-    out[4:6] = _piece_shape(np.where(lab == keep[np.argmax(flux[keep - 1])], np.clip(resid, 0, None), 0.0),
-                            r, cy, cx)
+    out[4:6] = _piece_shape(np.where(lab == keep[np.argmax(flux[keep - 1])], positive, 0.0), r, cy, cx, yy, xx)
     return out
 
 
-def _piece_shape(pw: np.ndarray, r: np.ndarray, cy: float, cx: float) -> tuple[float, float]:
+def _piece_shape(pw: np.ndarray, r: np.ndarray, cy: float, cx: float, yy: np.ndarray, xx: np.ndarray
+                 ) -> tuple[float, float]:
     """A residual piece's (S, S) light ``pw``: its elongation signed + when its long axis is
-    tangential about the host (cy, cx), - when radial; and its radial spread over its radius."""
+    tangential about the host (cy, cx), - when radial; and its radial spread over its radius
+    (``r``: each pixel's distance from the host; ``yy``, ``xx``: the pixel indices)."""
     m = pw.sum()
     if not m > 0:
         return 0.0, 0.0
-    yy, xx = np.indices(pw.shape, dtype=np.float64)
-    py, px = (pw * yy).sum() / m, (pw * xx).sum() / m
-    dy, dx = yy - py, xx - px
-    ev, evec = np.linalg.eigh(np.array([[(pw * dy * dy).sum(), (pw * dy * dx).sum()],
-                                        [(pw * dy * dx).sum(), (pw * dx * dx).sum()]]) / m)
+    py, px, myy, mxx, mxy = _moments(pw, yy, xx)
+    ev, evec = np.linalg.eigh(np.array([[myy, mxy], [mxy, mxx]]))
     elong = 1.0 - np.sqrt(max(ev[0], 1e-9) / max(ev[1], 1e-9))
     radial = np.array([py - cy, px - cx])
     norm = float(np.linalg.norm(radial))
