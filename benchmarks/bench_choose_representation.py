@@ -16,6 +16,8 @@ embedding's in the same run.
 
     python benchmarks/bench_choose_representation.py --quick          # ~2 min: radio, 1 seed, 600 objects
     python benchmarks/bench_choose_representation.py                  # 3 domains x 3 seeds, 2000 objects
+    python benchmarks/bench_choose_representation.py --domains radio radio-crowded --representations auto pixels
+                                            # a domain clean and crowded (field sources added), same objects
 """
 
 from __future__ import annotations
@@ -80,9 +82,9 @@ def compare(store: Path, representations, seed: int, budget: int) -> tuple[int, 
 
 def print_runs(domain: str, seed: int, budget: int, out: dict[str, dict]) -> None:
     for rep, m in out.items():
+        vs = f"   found/embedding {m['found'] / max(out['embedding']['found'], 1):.2f}" if "embedding" in out else ""
         print(f"  {domain:8s} s{seed} {rep:10s} found@{budget} {m['found']:3d} ({m['x_random']:.1f}x random)  "
-              f"recall@100 {m['recall100']:.3f}  ended on {m['used']:10s}  refit {m['refit_s']:.2f} s   "
-              f"found/embedding {m['found'] / max(out['embedding']['found'], 1):.2f}" if "embedding" in out else "",
+              f"recall@100 {m['recall100']:.3f}  ended on {m['used']:10s}  refit {m['refit_s']:.2f} s" + vs,
               flush=True)
 
 
@@ -99,6 +101,23 @@ def print_means(results: dict[tuple[str, str], list[dict]], against: tuple[str, 
               f"recall@100 {np.mean([r['recall100'] for r in runs]):.3f}  "
               f"refit {np.median([r['refit_s'] for r in runs]):.2f} s  "
               f"ended on {', '.join(sorted({r['used'] for r in runs}))}")
+
+
+def print_crowding(results: dict[tuple[str, str], list[dict]]) -> None:
+    """For each domain run both clean and crowded (``NAME`` and ``NAME-crowded``, the same objects
+    with unrelated field sources added), per representation: found@budget and recall@100 crowded
+    against clean, mean over seeds, and their ratio (same run)."""
+    pairs = sorted({(d, r) for d, r in results if f"{d}-crowded" in {k for k, _ in results}
+                    and (f"{d}-crowded", r) in results})
+    if not pairs:
+        return
+    print("\ncrowded against clean (the same objects, field sources added), mean over seeds:")
+    for d, rep in pairs:
+        clean, crowded = results[(d, rep)], results[(f"{d}-crowded", rep)]
+        fc, fx = np.mean([r["found"] for r in clean]), np.mean([r["found"] for r in crowded])
+        rc, rx = np.mean([r["recall100"] for r in clean]), np.mean([r["recall100"] for r in crowded])
+        print(f"  {d:8s} {rep:10s} found {fc:5.1f} -> {fx:5.1f} ({fx / max(fc, 1e-9):.2f}x)   "
+              f"recall@100 {rc:.3f} -> {rx:.3f}   [crowded per seed: found {' '.join(str(r['found']) for r in crowded)}]")
 
 
 def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
@@ -146,6 +165,7 @@ def main() -> None:
                 for rep, m in run(domain, seed, args, Path(tmp)).items():
                     results.setdefault((domain, rep), []).append(m)
     print_means(results)
+    print_crowding(results)
 
 
 if __name__ == "__main__":

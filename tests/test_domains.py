@@ -56,3 +56,24 @@ def test_lens_arcs_carry_no_more_light_off_centre_than_a_companion():
     q10, q90 = np.quantile(pair, [0.1, 0.9])
     assert d.bands == ["i"] and d.class_names[-1] == "lens"
     assert q10 < np.median(off[d.rare]) < q90
+
+
+@pytest.mark.parametrize("name", ["radio", "optical", "lens"])
+def test_crowded_variant_adds_only_field_sources_to_the_same_objects(name):
+    """The crowded variant is the clean domain, draw for draw (same classes, same targets, same
+    noise), plus unrelated sources: it is never fainter anywhere, differs on most stamps, and its
+    field sources are drawn alike for every class."""
+    clean, crowded = make_domain(name, 300, seed=5, size=40), make_domain(f"{name}-crowded", 300, seed=5, size=40)
+    assert np.array_equal(clean.labels, crowded.labels) and np.array_equal(clean.oracle, crowded.oracle)
+    assert crowded.ids[0].startswith(name.upper() + "-CROWDED") and crowded.bands == clean.bands
+    extra = (crowded.stamps - clean.stamps).sum(axis=(1, 2, 3))
+    assert (crowded.stamps >= clean.stamps - 1e-4).all()
+    touched = extra > 1.0
+    assert 0.6 < touched.mean() < 0.95                      # Poisson(1.5): 78% of stamps have a source
+    # the field does not tell the rare class: its share of touched stamps is that of the others
+    assert abs(touched[clean.rare].mean() - touched[~clean.rare].mean()) < 0.3
+    # the target stays the central source: the field keeps 3 px away from the centre
+    c = 20
+    centre = crowded.stamps[:, :, c - 1:c + 1, c - 1:c + 1].sum(axis=(1, 2, 3))
+    base = clean.stamps[:, :, c - 1:c + 1, c - 1:c + 1].sum(axis=(1, 2, 3))
+    assert np.median(centre - base) < 0.05 * np.median(np.abs(base) + 1)

@@ -20,6 +20,15 @@
   identify the rare class: its tangential, curved shape does. The arcs are faint against the
   host, the hardest contrast of the domains.
 
+Each domain also comes **crowded** (``radio-crowded``, ``optical-crowded``, ``lens-crowded``): the
+same objects, draw for draw, with unrelated field sources added to the sky around them, as every
+real survey cutout has (a Poisson number per stamp, :data:`CROWDING` on average, anywhere at least
+3 px from the centre, from a generator of their own so the target and its noise are those of the
+clean domain): beam-sized point sources in radio (peak 5-60 sigma, added before the clipping),
+small Sérsic galaxies of random colour in optical and lens (a tenth to twice the faintest
+target's flux, before the PSF). They are drawn alike for every class, so they never identify the
+rare one: they are what a representation must ignore.
+
 The rare class is ~3% of the objects (``rare_fraction``). Each object also has an oracle score on
 the 0-5 label scale (:mod:`galexplorer.label_scale`): the rare class scores the maximum, common
 classes 0 or 1 (:data:`ORACLE`). :func:`make_domain` is deterministic for a seed;
@@ -31,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +55,8 @@ ORACLE = {"compact": MIN_SCORE, "double": MIN_SCORE + 1, "plume": MIN_SCORE, "be
           "elliptical": MIN_SCORE, "disc": MIN_SCORE + 1, "merger": MAX_SCORE,
           "pair": MIN_SCORE + 1, "lens": MAX_SCORE}
 RARE_FRACTION = 0.03
+#: mean number of unrelated field sources on a stamp of the crowded variants
+CROWDING = 1.5
 
 
 @dataclass
@@ -154,18 +166,68 @@ def _radio_source(kind: str, size: int, rng: np.random.Generator) -> list[tuple]
     return comps
 
 
-def radio_set(n: int = 600, seed: int = 0, size: int = 48, rare_fraction: float = RARE_FRACTION) -> DomainSet:
+def _field_positions(size: int, crowding: float, frng: np.random.Generator) -> np.ndarray:
+    """(k, 2) positions (y, x) of a Poisson(``crowding``) number of unrelated field sources,
+    uniform over the stamp but at least 3 px from its centre (the target is the central source)."""
+    k = int(frng.poisson(crowding)) if crowding > 0 else 0
+    pos = np.empty((k, 2))
+    c = (size - 1) / 2
+    for j in range(k):
+        while True:
+            p = frng.uniform(0, size - 1, 2)
+            if math.hypot(p[0] - c, p[1] - c) >= 3.0:
+                break
+        pos[j] = p
+    return pos
+
+
+def _radio_field(size: int, beam: float, crowding: float, frng: np.random.Generator) -> np.ndarray:
+    """Unrelated beam-sized radio sources (peak 5-60 sigma, log-uniform), before the noise."""
+    img = np.zeros((size, size))
+    for y, x in _field_positions(size, crowding, frng):
+        src = _blobs(size, [(y, x, frng.uniform(0.1, 1.0), frng.uniform(0.1, 0.8), frng.uniform(0, math.pi), 1.0)],
+                     beam=beam)
+        img += src * math.exp(frng.uniform(math.log(5), math.log(60))) / max(src.max(), 1e-12)
+    return img
+
+
+def _galaxy_field(size: int, bands: int, crowding: float, flux_min: float, frng: np.random.Generator) -> np.ndarray:
+    """Unrelated small Sérsic galaxies of random colour, (bands, size, size), before the PSF: each
+    a tenth to twice ``flux_min`` (the faintest target's flux) in total, log-uniform."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    img = np.zeros((bands, size, size))
+    for y, x in _field_positions(size, crowding, frng):
+        prof = _sersic(yy, xx, y, x, frng.uniform(0.7, 2.5), frng.uniform(1.0, 4.0), frng.uniform(0.4, 1.0),
+                       frng.uniform(0, math.pi))
+        colour = frng.uniform(0.5, 1.3, bands) if bands > 1 else np.ones(1)
+        flux = flux_min * math.exp(frng.uniform(math.log(0.1), math.log(2.0)))
+        img += (flux * colour / colour.mean())[:, None, None] * prof[None]
+    return img
+
+
+def _field_rng(seed: int) -> np.random.Generator:
+    """The field sources' own generator: the targets and their noise stay those of the clean domain."""
+    return np.random.default_rng([seed, 0x6669656C64])
+
+
+def radio_set(n: int = 600, seed: int = 0, size: int = 48, rare_fraction: float = RARE_FRACTION,
+              crowding: float = 0.0) -> DomainSet:
     """The ``radio`` domain (see the module docstring): (n, 1, size, size), noise sigma 1 before
-    pixels below 3 sigma are set to 0; peak fluxes 8-300 sigma, log-uniform, in every class."""
-    rng = np.random.default_rng(seed)
+    pixels below 3 sigma are set to 0; peak fluxes 8-300 sigma, log-uniform, in every class.
+    ``crowding`` > 0: that many unrelated field sources a stamp on average (``radio-crowded``)."""
+    rng, frng = np.random.default_rng(seed), _field_rng(seed)
     labels = _draw_labels(n, len(RADIO_CLASSES), rare_fraction, rng)
     stamps = np.empty((n, 1, size, size), np.float32)
     for i, lab in enumerate(labels):
-        img = _blobs(size, _radio_source(RADIO_CLASSES[lab], size, rng), beam=rng.uniform(1.0, 1.8))
+        comps = _radio_source(RADIO_CLASSES[lab], size, rng)
+        beam = rng.uniform(1.0, 1.8)                  # drawn after the source, as always
+        img = _blobs(size, comps, beam=beam)
         img *= math.exp(rng.uniform(math.log(8), math.log(300))) / max(img.max(), 1e-12)
+        if crowding > 0:
+            img += _radio_field(size, beam, crowding, frng)
         img += rng.normal(0, 1, img.shape)
         stamps[i, 0] = np.where(img > 3.0, img, 0.0)
-    return _finish("radio", stamps, labels, RADIO_CLASSES, ["radio"])
+    return _finish("radio-crowded" if crowding > 0 else "radio", stamps, labels, RADIO_CLASSES, ["radio"])
 
 
 def _sersic(yy, xx, y, x, re, n, q, angle) -> np.ndarray:
@@ -208,20 +270,24 @@ def _optical_object(kind: str, size: int, rng: np.random.Generator) -> np.ndarra
     return img
 
 
-def optical_set(n: int = 600, seed: int = 0, size: int = 48, rare_fraction: float = RARE_FRACTION) -> DomainSet:
+def optical_set(n: int = 600, seed: int = 0, size: int = 48, rare_fraction: float = RARE_FRACTION,
+                crowding: float = 0.0) -> DomainSet:
     """The ``optical`` domain (see the module docstring): (n, 3, size, size) g, r, i with a Gaussian
-    PSF (sigma 1 px) and sky noise sigma 1; total r flux 100-3000, log-uniform, in every class."""
+    PSF (sigma 1 px) and sky noise sigma 1; total r flux 100-3000, log-uniform, in every class.
+    ``crowding`` > 0: that many unrelated field galaxies a stamp on average (``optical-crowded``)."""
     from scipy.ndimage import gaussian_filter
 
-    rng = np.random.default_rng(seed)
+    rng, frng = np.random.default_rng(seed), _field_rng(seed)
     labels = _draw_labels(n, len(OPTICAL_CLASSES), rare_fraction, rng)
     stamps = np.empty((n, 3, size, size), np.float32)
     for i, lab in enumerate(labels):
         img = _optical_object(OPTICAL_CLASSES[lab], size, rng)
         img *= math.exp(rng.uniform(math.log(100), math.log(3000))) / img[1].sum()
+        if crowding > 0:
+            img = img + _galaxy_field(size, 3, crowding, 100.0, frng)
         img = gaussian_filter(img, sigma=(0, 1.0, 1.0))
         stamps[i] = img + rng.normal(0, 1, img.shape)
-    return _finish("optical", stamps, labels, OPTICAL_CLASSES, ["g", "r", "i"])
+    return _finish("optical-crowded" if crowding > 0 else "optical", stamps, labels, OPTICAL_CLASSES, ["g", "r", "i"])
 
 
 def _lens_object(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -260,19 +326,23 @@ def _lens_object(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return host + share * arcs / arcs.sum()
 
 
-def lens_set(n: int = 600, seed: int = 0, size: int = 48, rare_fraction: float = RARE_FRACTION) -> DomainSet:
+def lens_set(n: int = 600, seed: int = 0, size: int = 48, rare_fraction: float = RARE_FRACTION,
+             crowding: float = 0.0) -> DomainSet:
     """The ``lens`` domain (see the module docstring): (n, 1, size, size), one band with a Gaussian
-    PSF (sigma 1.2 px) and sky noise sigma 1; total flux 300-5000, log-uniform, in every class."""
+    PSF (sigma 1.2 px) and sky noise sigma 1; total flux 300-5000, log-uniform, in every class.
+    ``crowding`` > 0: that many unrelated field galaxies a stamp on average (``lens-crowded``)."""
     from scipy.ndimage import gaussian_filter
 
-    rng = np.random.default_rng(seed)
+    rng, frng = np.random.default_rng(seed), _field_rng(seed)
     labels = _draw_labels(n, len(LENS_CLASSES), rare_fraction, rng)
     stamps = np.empty((n, 1, size, size), np.float32)
     for i, lab in enumerate(labels):
         img = _lens_object(LENS_CLASSES[lab], size, rng)
         img *= math.exp(rng.uniform(math.log(300), math.log(5000))) / img.sum()
+        if crowding > 0:
+            img = img + _galaxy_field(size, 1, crowding, 300.0, frng)[0]
         stamps[i, 0] = gaussian_filter(img, sigma=1.2) + rng.normal(0, 1, img.shape)
-    return _finish("lens", stamps, labels, LENS_CLASSES, ["i"])
+    return _finish("lens-crowded" if crowding > 0 else "lens", stamps, labels, LENS_CLASSES, ["i"])
 
 
 def _finish(name: str, stamps: np.ndarray, labels: np.ndarray, classes: tuple[str, ...],
@@ -282,8 +352,11 @@ def _finish(name: str, stamps: np.ndarray, labels: np.ndarray, classes: tuple[st
     return DomainSet(name, stamps, ids, labels, classes, oracle, bands)
 
 
-#: the synthetic domains by name
-DOMAINS = {"radio": radio_set, "optical": optical_set, "lens": lens_set}
+#: the synthetic domains by name: each clean, and crowded with unrelated field sources
+DOMAINS = {"radio": radio_set, "optical": optical_set, "lens": lens_set,
+           "radio-crowded": partial(radio_set, crowding=CROWDING),
+           "optical-crowded": partial(optical_set, crowding=CROWDING),
+           "lens-crowded": partial(lens_set, crowding=CROWDING)}
 
 
 def make_domain(name: str, n: int = 600, seed: int = 0, size: int = 48,
