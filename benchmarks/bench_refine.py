@@ -14,12 +14,16 @@ With ``--before-arcs`` the loop without refine also runs on a copy of the same s
 feature set holds only the columns before the residual-arc numbers (``galexplorer.data.morphfeatures``,
 added 2026-12-07): the same encoder and embedding, so the ratio new / before-arcs is the arc
 numbers' effect on the loop, measured in the same run. (Not with refine: each refine embeds the
-cutouts again with today's morphology, arc numbers included.)
+cutouts again with today's morphology, arc numbers included.) ``--no-mask`` does the same with a copy
+whose morphology is measured again without masking the unrelated sources in the stamp
+(``morphfeatures.target_mask``, added the same evening); the domains ``radio-crowded``,
+``optical-crowded`` and ``lens-crowded`` are the clean ones with field sources added.
 
     python benchmarks/bench_refine.py --quick        # radio, 1 seed, 600 objects, refine every 100, auto only
     python benchmarks/bench_refine.py                # 4 domains x 1 seed, 2000 objects, every 50
     python benchmarks/bench_refine.py --seeds 0 1 2 --representations auto   # the acceptance run, ~45 min
     python benchmarks/bench_refine.py --seeds 0 1 2 --representations auto --before-arcs   # ~55 min
+    python benchmarks/bench_refine.py --domains radio radio-crowded --seeds 0 --representations auto --every 0 --no-mask
 """
 
 from __future__ import annotations
@@ -88,6 +92,29 @@ def before_arcs_copy(store: Path, out: Path) -> Path:
     return out
 
 
+def no_mask_copy(store: Path, cutouts: Path, out: Path) -> Path:
+    """A copy of the embedding store ``store`` whose ``features/morphology`` is measured again on
+    the ``cutouts`` without masking the unrelated sources (``morphfeatures.target_mask``, added
+    2026-12-07): the vector before that change, same columns."""
+    import shutil
+    from unittest import mock
+
+    import h5py
+
+    from galexplorer.data import morphfeatures
+    from galexplorer.store import CutoutStore
+
+    shutil.copyfile(store, out)
+    cut = CutoutStore(cutouts)
+    with mock.patch.object(morphfeatures, "target_mask", lambda img, noise: None):
+        morph = morphfeatures.morphology_features(cut.read(np.arange(cut.n)))
+    with h5py.File(out, "r+") as f:
+        ds = f["features/morphology"]
+        assert ds.shape == morph.shape, (ds.shape, morph.shape)
+        ds[...] = morph
+    return out
+
+
 def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
     from galexplorer.cli import main as cli
     from galexplorer.ssl.config import TrainConfig
@@ -104,6 +131,8 @@ def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
     stores = [("", store)]
     if args.before_arcs:
         stores.append((", before arcs", before_arcs_copy(store, work / f"s-{domain}-{seed}-before-arcs.h5")))
+    if args.no_mask:
+        stores.append((", no mask", no_mask_copy(store, cut, work / f"s-{domain}-{seed}-no-mask.h5")))
     for tag, path in stores:
         with EmbeddingStore(path) as s:
             budget = min(args.budget, s.n)
@@ -112,16 +141,17 @@ def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
             for name, rep, every in runs:
                 out[name + tag] = {**simulate_refining(s, seed, rep, every, work / f"refines-{domain}-{seed}{tag}",
                                                        budget),
-                                   "base": f"{rep}, no refine{tag}", "arcs": name if tag else None}
+                                   "base": f"{rep}, no refine{tag}", "arcs": name if tag else None, "tag": tag}
     print(f"{domain} seed {seed}: {args.n if domain != 'xdf' else 'all'} objects, {n_rare} rare", flush=True)
     for name, m in out.items():
         base = out[m["base"]]["found"]
         rf = ", ".join(f"{k}: {t:.0f} s" for k, t in m["refines"]) or "-"
-        vs = f", {out[m['arcs']]['found'] / max(m['found'], 1):.2f}x before arcs" if m["arcs"] else ""
+        tag = m["tag"].lstrip(", ") if m["arcs"] else ""
+        vs = f", {out[m['arcs']]['found'] / max(m['found'], 1):.2f}x {tag}" if m["arcs"] else ""
         print(f"  {domain:8s} s{seed} {name:42s} found@{budget} {m['found']:3d} ({m['x_random']:.1f}x random, "
               f"{m['found'] / max(base, 1):.2f}x no refine)  recall@100 {m['recall100']:.3f}  refines [{rf}]  "
               f"refit after {', '.join(f'{t:.2f} s' for t in m['refit_after']) or '-'}"
-              + (f"   (new/before arcs: found {out[m['arcs']]['found']}/{m['found']}, recall@100 "
+              + (f"   (new/{tag}: found {out[m['arcs']]['found']}/{m['found']}, recall@100 "
                  f"{out[m['arcs']]['recall100']:.3f}/{m['recall100']:.3f}{vs})" if m["arcs"] else ""), flush=True)
     return out
 
@@ -139,6 +169,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--before-arcs", action="store_true",
                     help="also run every pair on the store's morphology before the residual-arc numbers")
+    ap.add_argument("--no-mask", action="store_true",
+                    help="also run the loop without refine on the store's morphology measured without masking "
+                         "the unrelated sources (the vector before 2026-12-07's evening)")
     args = ap.parse_args()
     logging.getLogger("galexplorer").setLevel(logging.WARNING)
     if args.quick:
@@ -171,7 +204,8 @@ def summarise(results: dict, domains: list[str], seeds: list[int]) -> None:
                     f"no refine)  recall@100 {rec:.3f}  [per seed: found {per_found}; recall {per_recall}]")
             if rows[0].get("arcs"):
                 new = [results[domain, seed][rows[0]["arcs"]] for seed in seeds]
-                line += (f"  new/before arcs: found {np.mean([m['found'] for m in new]) / max(found, 1e-9):.2f}x, "
+                line += (f"  new/{rows[0]['tag'].lstrip(', ')}: found "
+                         f"{np.mean([m['found'] for m in new]) / max(found, 1e-9):.2f}x, "
                          f"recall@100 {np.mean([m['recall100'] for m in new]):.3f}/{rec:.3f}")
             if "refine every" in name:
                 met = rec >= 0.70 and xr >= 4.0
