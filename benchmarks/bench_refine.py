@@ -106,7 +106,7 @@ def no_mask_copy(store: Path, cutouts: Path, out: Path) -> Path:
 
     shutil.copyfile(store, out)
     cut = CutoutStore(cutouts)
-    with mock.patch.object(morphfeatures, "target_mask", lambda img, noise: None):
+    with mock.patch.object(morphfeatures, "target_mask", lambda *a, **k: None):
         morph = morphfeatures.morphology_features(cut.read(np.arange(cut.n)))
     with h5py.File(out, "r+") as f:
         ds = f["features/morphology"]

@@ -87,6 +87,10 @@ DETECT_SMOOTH = 1.0
 #: ... above this many border noise (on a sky clipped to 0, above 0); its pieces other than the
 #: one nearest the centre are masked before every number is measured
 DETECT_LEVEL = 1.0
+#: on a sky clipped to 0 (its border's MAD is 0: radio cutouts cleaned below ~3 sigma), where one
+#: source's components are often detached (lobes, hot spots, knots), a detached piece holding at
+#: least this share of the detected light is kept as part of the target
+CLIPPED_KEEP_SHARE = 0.25
 
 
 def feature_names(n_bands: int = 1) -> list[str]:
@@ -167,27 +171,29 @@ def _m20(light: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> float:
     return float(np.log10(max(mi.ravel()[order[:k]].sum(), 1e-12 * mtot) / mtot))
 
 
-def _sky(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """The band sum of (C, S, S) ``x`` less its border's median, and the border's robust noise
-    (its standard deviation where the MAD is 0, as on a sky clipped to 0)."""
+def _sky(x: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    """The band sum of (C, S, S) ``x`` less its border's median, the border's robust noise (its
+    standard deviation where the MAD is 0) and whether the MAD is 0 (a sky clipped to 0)."""
     img = x.sum(axis=0)
     border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
     img = img - np.median(border)
     noise = 1.4826 * float(np.median(np.abs(border - np.median(border))))
-    if noise <= 0:
+    clipped = not noise > 0
+    if clipped:
         noise = float(np.std(border))
-    return img, noise
+    return img, noise, clipped
 
 
-def target_mask(img: np.ndarray, noise: float) -> np.ndarray | None:
+def target_mask(img: np.ndarray, noise: float, keep_share: float | None = None) -> np.ndarray | None:
     """Where the target is, and not an unrelated source: False on the pixels of every piece of the
     detection map (``img`` smoothed by :data:`DETECT_SMOOTH` px, above :data:`DETECT_LEVEL` x
-    ``noise``, 4-connected) except the piece nearest the stamp's centre; True elsewhere (the
-    target's piece and the undetected sky). None when there is nothing to mask (one piece or none).
+    ``noise``, 4-connected) except the piece nearest the stamp's centre and, with ``keep_share``,
+    the pieces holding at least that share of the detected light; True elsewhere (the kept pieces
+    and the undetected sky). None when there is nothing to mask (one piece or none).
 
-    A neighbour that touches the target's piece is not separated (no deblending), and a part of
-    the target detached from its centre - a radio lobe beyond a gap, an arc off a faint host - is
-    masked with the neighbours: measured over the benchmark domains, clean and crowded, in
+    A neighbour that touches the target's piece is not separated (no deblending), and a faint part
+    of the target detached from its centre (a knot beyond a gap, an arc off a faint host) is masked
+    with the neighbours: measured over the benchmark domains, clean and crowded, in
     docs/active-learning.md ("Unrelated sources in the stamp").
     """
     from scipy import ndimage
@@ -202,24 +208,30 @@ def target_mask(img: np.ndarray, noise: float) -> np.ndarray | None:
     h, w = img.shape
     ys, xs = np.nonzero(lab)
     j = int(np.argmin((ys - (h - 1) / 2) ** 2 + (xs - (w - 1) / 2) ** 2))
-    return (lab == 0) | (lab == lab[ys[j], xs[j]])
+    keep = np.zeros(n + 1, bool)
+    keep[0] = keep[lab[ys[j], xs[j]]] = True
+    if keep_share is not None:
+        flux = ndimage.sum_labels(np.clip(img, 0, None), lab, index=np.arange(n + 1))
+        keep[1:] |= flux[1:] >= keep_share * flux[1:].sum()
+    return keep[lab]
 
 
 def stamp_features(stamp: np.ndarray) -> np.ndarray:
     """The :func:`feature_names` numbers of one (C, S, S) or (S, S) stamp, float64, after the
     unrelated sources are masked (:func:`target_mask`: their pixels set to each band's border
-    median, i.e. to the sky)."""
+    median, i.e. to the sky; on a clipped sky, detached pieces of a quarter of the light or more
+    are kept, :data:`CLIPPED_KEEP_SHARE`)."""
     x = np.asarray(stamp, np.float64)
     if x.ndim == 2:
         x = x[None]
     x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     n_bands, h, w = x.shape
-    img, noise = _sky(x)
-    keep = target_mask(img, noise)
+    img, noise, clipped = _sky(x)
+    keep = target_mask(img, noise, CLIPPED_KEEP_SHARE if clipped else None)
     if keep is not None:
         sky = np.median(np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1), axis=1)
         x = np.where(keep[None], x, sky[:, None, None])
-        img, noise = _sky(x)
+        img = _sky(x)[0]            # the noise is the image's, whatever is masked
     light = np.clip(img, 0, None)
     out = np.zeros(len(feature_names(n_bands)))
     if not float(light.max()) > 0:
