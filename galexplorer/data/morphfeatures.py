@@ -91,6 +91,9 @@ DETECT_LEVEL = 1.0
 #: source's components are often detached (lobes, hot spots, knots), a detached piece holding at
 #: least this share of the detected light is kept as part of the target
 CLIPPED_KEEP_SHARE = 0.25
+#: a detached piece spread over at least this share of the circle about the centre (of
+#: ARC_ANGLES angles) surrounds the target - an Einstein ring, a wide lensed arc, a shell - and is kept
+SURROUND_SHARE = 0.25
 
 
 def feature_names(n_bands: int = 1) -> list[str]:
@@ -188,12 +191,14 @@ def target_mask(img: np.ndarray, noise: float, keep_share: float | None = None) 
     """Where the target is, and not an unrelated source: False on the pixels of every piece of the
     detection map (``img`` smoothed by :data:`DETECT_SMOOTH` px, above :data:`DETECT_LEVEL` x
     ``noise``, 4-connected) except the piece nearest the stamp's centre and, with ``keep_share``,
-    the pieces holding at least that share of the detected light; True elsewhere (the kept pieces
-    and the undetected sky). None when there is nothing to mask (one piece or none).
+    the pieces holding at least that share of the detected light, and the pieces that surround the
+    centre (spread over :data:`SURROUND_SHARE` of the circle about it or more: a ring, a wide arc);
+    True elsewhere (the kept pieces and the undetected sky). None when there is nothing to mask (one
+    piece or none).
 
     A neighbour that touches the target's piece is not separated (no deblending), and a faint part
-    of the target detached from its centre (a knot beyond a gap, an arc off a faint host) is masked
-    with the neighbours: measured over the benchmark domains, clean and crowded, in
+    of the target detached from its centre (a knot beyond a gap, a short arc off a faint host) is
+    masked with the neighbours: measured over the benchmark domains, clean and crowded, in
     docs/active-learning.md ("Unrelated sources in the stamp").
     """
     from scipy import ndimage
@@ -210,6 +215,11 @@ def target_mask(img: np.ndarray, noise: float, keep_share: float | None = None) 
     j = int(np.argmin((ys - (h - 1) / 2) ** 2 + (xs - (w - 1) / 2) ** 2))
     keep = np.zeros(n + 1, bool)
     keep[0] = keep[lab[ys[j], xs[j]]] = True
+    angle = np.arctan2(ys - (h - 1) / 2, xs - (w - 1) / 2)
+    sector = ((angle + np.pi) / (2 * np.pi) * ARC_ANGLES).astype(np.int64) % ARC_ANGLES
+    hit = np.zeros((n + 1) * ARC_ANGLES, bool)
+    hit[lab[ys, xs] * ARC_ANGLES + sector] = True
+    keep |= hit.reshape(n + 1, ARC_ANGLES).mean(axis=1) >= SURROUND_SHARE
     if keep_share is not None:
         flux = ndimage.sum_labels(np.clip(img, 0, None), lab, index=np.arange(n + 1))
         keep[1:] |= flux[1:] >= keep_share * flux[1:].sum()
