@@ -1,6 +1,12 @@
 """A fixed vector of morphology numbers for every stamp: the hand-made representation the loop can
 choose instead of (or beside) the learned one (issue #22 item 3).
 
+First the unrelated sources are masked (:func:`target_mask`): the pieces of the detection map (the
+band sum smoothed by 1 px, above one border noise) other than the one nearest the centre are set
+to the sky, unless they surround the centre (a quarter of the circle about it: a ring, a wide arc)
+or, on a sky clipped to 0, hold a quarter of the detected light (a radio lobe past a gap).
+Touching neighbours are not deblended.
+
 A rare class defined by shape - a bent jet, a ring, a tidal tail - is what a classical
 morphologist measures with a few dozen numbers, and on data nobody tuned the network to, those
 numbers separate it as well as the embedding does (see docs/active-learning.md, "Which

@@ -120,7 +120,8 @@ def compute_feature_sets(cutouts, rows: np.ndarray, sets: tuple[str, ...], seed:
             "description": "isophote shapes at 50/25/10/3% of the peak, CAS, Gini-M20, Hu moments, radii, "
                            "edge light, band shares, shape/outer asymmetry, outer residual, multimode, "
                            "intensity, deviation, band asymmetries, colour dispersion, the host-subtracted "
-                           "residual along circles (arcs, rings, tails) (see docs/active-learning.md)"})
+                           "residual along circles (arcs, rings, tails); detached unrelated sources masked "
+                           "first (see docs/active-learning.md)"})
     if "pixels" in sets:
         rng = np.random.default_rng(seed)
         sample_rows = np.sort(rng.choice(rows, size=min(n, STATS_SAMPLE), replace=False))
