@@ -14,6 +14,7 @@ same run).
 
     python benchmarks/bench_mask.py                      # 7 sets x seeds 0 1 2, 2000 objects (~35 min)
     python benchmarks/bench_mask.py --domains lens lens-crowded --seeds 0
+    python benchmarks/bench_mask.py --quick               # smoke test: radio-crowded, 1 seed, 300 objects
 """
 
 from __future__ import annotations
@@ -67,14 +68,17 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--n", type=int, default=2000, help="objects per synthetic domain (xdf: all its stamps)")
     ap.add_argument("--budget", type=int, default=200)
+    ap.add_argument("--quick", action="store_true", help="smoke test: radio-crowded, seed 0, 300 objects, 60 labels")
     args = ap.parse_args()
+    if args.quick:
+        args.domains, args.seeds, args.n, args.budget = ["radio-crowded"], [0], 300, 60
     logging.getLogger("galexplorer").setLevel(logging.WARNING)
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for domain in args.domains:
             for seed in args.seeds:
                 results.setdefault(domain, []).append(run(domain, seed, args, Path(tmp)))
-    print(f"\nmean over seeds {', '.join(map(str, args.seeds))} (masked / unmasked: same stores, same run):")
+    print(f"\nmean over seeds {', '.join(map(str, args.seeds))} (ratio masked / unmasked: same stores, same run):")
     for domain, runs in results.items():
         mean = {name: {k: float(np.mean([r[name][k] for r in runs])) for k in ("found", "x_random", "recall100")}
                 for name, _ in RUNS}
