@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_choose_representation import compare  # noqa: E402
 from bench_refine import no_mask_copy  # noqa: E402
 from bench_remaining import domain_store  # noqa: E402
 
@@ -36,26 +37,12 @@ DOMAINS = ["radio", "radio-crowded", "optical", "optical-crowded", "lens", "lens
 RUNS = (("masked", "auto"), ("unmasked", "auto"), ("pixels", "pixels"))
 
 
-def loop(path: Path, representation: str, seed: int, budget: int) -> dict:
-    from galexplorer.active.loop import LoopConfig
-    from galexplorer.active.simulate import SimulateConfig, simulate
-    from galexplorer.store import EmbeddingStore
-
-    with EmbeddingStore(path) as s:
-        cfg = SimulateConfig(truth="oracle", budget=min(budget, s.n), batch=10, seeds=20, remaining=False,
-                             loop=LoopConfig(seed=seed, representation=representation))
-        r = simulate(s, cfg)
-    found = int(r.history[-1][1])
-    return {"found": found, "x_random": found / max(float(r.random.curve[cfg.budget - 1]), 1e-9),
-            "recall100": r.loop.recall[100], "used": r.result.representation}
-
-
 def run(domain: str, seed: int, args, work: Path) -> dict[str, dict]:
     store = domain_store(domain, args.n, seed, work)
     cut = work / f"{domain}-{seed}-cutouts.h5"
     stores = {"masked": store, "unmasked": no_mask_copy(store, cut, work / f"{domain}-{seed}-unmasked.h5"),
               "pixels": store}
-    out = {name: loop(stores[name], rep, seed, args.budget) for name, rep in RUNS}
+    out = {name: compare(stores[name], [rep], seed, args.budget)[1][rep] for name, rep in RUNS}
     for name, m in out.items():
         print(f"  {domain:15s} s{seed} {name:8s} found@{args.budget} {m['found']:3d} ({m['x_random']:.1f}x random)  "
               f"recall@100 {m['recall100']:.3f}  ended on {m['used']}", flush=True)

@@ -180,6 +180,16 @@ def _m20(light: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> float:
     return float(np.log10(max(mi.ravel()[order[:k]].sum(), 1e-12 * mtot) / mtot))
 
 
+def _sectors(phi: np.ndarray) -> np.ndarray:
+    """The index (0 .. ARC_ANGLES - 1) of the angular bin of each angle ``phi`` (radians, -pi..pi)."""
+    return ((phi + np.pi) / (2 * np.pi) * ARC_ANGLES).astype(np.int64) % ARC_ANGLES
+
+
+def _border_medians(x: np.ndarray) -> np.ndarray:
+    """(C,) each band's median over the stamp's border pixels: its sky level."""
+    return np.median(np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1), axis=1)
+
+
 def _sky(x: np.ndarray) -> tuple[np.ndarray, float, bool]:
     """The band sum of (C, S, S) ``x`` less its border's median, the border's robust noise (its
     standard deviation where the MAD is 0) and whether the MAD is 0 (a sky clipped to 0)."""
@@ -221,8 +231,7 @@ def target_mask(img: np.ndarray, noise: float, keep_share: float | None = None) 
     j = int(np.argmin((ys - (h - 1) / 2) ** 2 + (xs - (w - 1) / 2) ** 2))
     keep = np.zeros(n + 1, bool)
     keep[0] = keep[lab[ys[j], xs[j]]] = True
-    angle = np.arctan2(ys - (h - 1) / 2, xs - (w - 1) / 2)
-    sector = ((angle + np.pi) / (2 * np.pi) * ARC_ANGLES).astype(np.int64) % ARC_ANGLES
+    sector = _sectors(np.arctan2(ys - (h - 1) / 2, xs - (w - 1) / 2))
     hit = np.zeros((n + 1) * ARC_ANGLES, bool)
     hit[lab[ys, xs] * ARC_ANGLES + sector] = True
     keep |= hit.reshape(n + 1, ARC_ANGLES).mean(axis=1) >= SURROUND_SHARE
@@ -245,8 +254,7 @@ def stamp_features(stamp: np.ndarray) -> np.ndarray:
     img, noise, clipped = _sky(x)
     keep = target_mask(img, noise, CLIPPED_KEEP_SHARE if clipped else None)
     if keep is not None:
-        sky = np.median(np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1), axis=1)
-        x = np.where(keep[None], x, sky[:, None, None])
+        x = np.where(keep[None], x, _border_medians(x)[:, None, None])
         img = _sky(x)[0]            # the noise is the image's, whatever is masked
     light = np.clip(img, 0, None)
     out = np.zeros(len(feature_names(n_bands)))
@@ -355,8 +363,7 @@ def _structure_features(light: np.ndarray, seg: np.ndarray) -> np.ndarray:
 
 def _band_light(x: np.ndarray) -> np.ndarray:
     """(C, S, S) each band less its border's median, clipped at 0."""
-    return np.clip(x - np.median(np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1),
-                                 axis=1)[:, None, None], 0, None)
+    return np.clip(x - _border_medians(x)[:, None, None], 0, None)
 
 
 def _band_shares(band: np.ndarray, seg: np.ndarray) -> np.ndarray:
@@ -539,7 +546,7 @@ def _arc_features(img: np.ndarray, light: np.ndarray, noise: float) -> np.ndarra
     cy, cx, model = _host_model(img, light, noise, yy, xx)
     resid = img - model
     r, phi = np.hypot(yy - cy, xx - cx), np.arctan2(yy - cy, xx - cx)
-    angle = ((phi + np.pi) / (2 * np.pi) * ARC_ANGLES).astype(np.int64) % ARC_ANGLES
+    angle = _sectors(phi)
     # polar grid: each cell's residual over its noise, summed over three neighbouring angles
     width = max((0.4 * size - 2.0) / ARC_RINGS, 0.5)
     ring = np.floor((r - 2.0) / width).astype(np.int64)
